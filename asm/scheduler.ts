@@ -1,0 +1,4 @@
+// Scheduler core: placeholder entry until the placement pipeline lands.
+export function version(): i32 {
+  return 1;
+}
