@@ -1,0 +1,112 @@
+import { stringify as toYaml } from 'yaml';
+import type { KubeObject } from '../api-types/index.js';
+import { age, nodeStatusText, podStatusText, renderTable } from './printers.js';
+
+type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** kubectl-style `describe`: common metadata, a section per kind, then the object's Events. */
+export function describeObject(o: Obj, events: Obj[], now = Date.now()): string {
+  const lines: string[] = [];
+  const field = (k: string, v: unknown, indent = 0) => lines.push(`${' '.repeat(indent)}${`${k}:`.padEnd(Math.max(20 - indent, k.length + 2))}${v === undefined || v === '' ? '<none>' : String(v)}`);
+  const map = (k: string, m: Record<string, string> | undefined) => {
+    const entries = Object.entries(m ?? {});
+    if (entries.length === 0) return field(k, '<none>');
+    entries.forEach(([kk, vv], i) => lines.push(`${(i === 0 ? `${k}:` : '').padEnd(20)}${kk}=${vv}`));
+  };
+  field('Name', o.metadata.name);
+  if (o.metadata.namespace) field('Namespace', o.metadata.namespace);
+  map('Labels', o.metadata.labels);
+  map('Annotations', o.metadata.annotations);
+  field('CreationTimestamp', o.metadata.creationTimestamp);
+  switch (o.kind) {
+    case 'Pod': describePod(o, field, lines); break;
+    case 'Deployment': describeDeployment(o, field, lines); break;
+    case 'Node': describeNode(o, field, lines); break;
+    default:
+      for (const key of ['spec', 'data', 'status'] as const) {
+        if (o[key] === undefined) continue;
+        lines.push(`${key[0]!.toUpperCase()}${key.slice(1)}:`);
+        lines.push(...toYaml(key === 'data' && o.kind === 'Secret' ? Object.fromEntries(Object.keys(o.data ?? {}).map((k) => [k, '<hidden>'])) : o[key]).trimEnd().split('\n').map((l) => `  ${l}`));
+      }
+  }
+  lines.push('Events:');
+  if (events.length === 0) lines.push('  <none>');
+  else {
+    const rows = events.map((e) => [e.type ?? '', e.reason ?? '', age(e.lastTimestamp ?? e.metadata.creationTimestamp, now), e.source?.component ?? '', e.message ?? '']);
+    lines.push(...renderTable(['Type', 'Reason', 'Age', 'From', 'Message'], rows).trimEnd().split('\n').map((l) => `  ${l}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+type Field = (k: string, v: unknown, indent?: number) => void;
+
+function describePod(p: Obj, field: Field, lines: string[]): void {
+  field('Node', p.spec?.nodeName);
+  field('Status', podStatusText(p));
+  field('IP', p.status?.podIP);
+  field('GPUs', p.metadata.annotations?.['flotilla.io/assigned-gpus']);
+  lines.push('Containers:');
+  for (const c of p.spec?.containers ?? []) {
+    const cs = (p.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === c.name);
+    lines.push(`  ${c.name}:`);
+    field('Image', c.image, 4);
+    if (c.command) field('Command', c.command.join(' '), 4);
+    if (c.args) field('Args', c.args.join(' '), 4);
+    const state = cs?.state ? Object.keys(cs.state)[0] : undefined;
+    const detail = state ? cs.state[state] : undefined;
+    field('State', state ? `${state[0]!.toUpperCase()}${state.slice(1)}${detail?.reason ? ` (${detail.reason})` : ''}${detail?.exitCode !== undefined ? ` exit code ${detail.exitCode}` : ''}` : 'Waiting', 4);
+    if (detail?.message) field('Message', detail.message, 4);
+    field('Ready', cs?.ready ? 'True' : 'False', 4);
+    field('Restart Count', cs?.restartCount ?? 0, 4);
+    const limits = Object.entries(c.resources?.limits ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+    if (limits) field('Limits', limits, 4);
+    const requests = Object.entries(c.resources?.requests ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+    if (requests) field('Requests', requests, 4);
+  }
+  conditions(p.status?.conditions, lines);
+}
+
+function describeDeployment(d: Obj, field: Field, lines: string[]): void {
+  const s = d.status ?? {};
+  field('Selector', Object.entries(d.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(','));
+  field('Replicas', `${d.spec?.replicas ?? 0} desired | ${s.updatedReplicas ?? 0} updated | ${s.replicas ?? 0} total | ${s.availableReplicas ?? 0} available | ${s.unavailableReplicas ?? 0} unavailable`);
+  field('StrategyType', d.spec?.strategy?.type);
+  const ru = d.spec?.strategy?.rollingUpdate;
+  if (ru) field('RollingUpdateStrategy', `${ru.maxUnavailable ?? '25%'} max unavailable, ${ru.maxSurge ?? '25%'} max surge`);
+  lines.push('Pod Template:');
+  for (const c of d.spec?.template?.spec?.containers ?? []) {
+    lines.push(`  ${c.name}:`);
+    field('Image', c.image, 4);
+    const ports = (c.ports ?? []).map((p: { containerPort: number; protocol?: string }) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).join(', ');
+    if (ports) field('Ports', ports, 4);
+  }
+  conditions(s.conditions, lines);
+}
+
+function describeNode(n: Obj, field: Field, lines: string[]): void {
+  field('Status', nodeStatusText(n));
+  field('Unschedulable', n.spec?.unschedulable ? 'true' : 'false');
+  const taints = (n.spec?.taints ?? []).map((t: { key: string; value?: string; effect: string }) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ');
+  field('Taints', taints);
+  lines.push('Addresses:');
+  for (const a of n.status?.addresses ?? []) field(a.type, a.address, 2);
+  for (const key of ['capacity', 'allocatable'] as const) {
+    lines.push(`${key[0]!.toUpperCase()}${key.slice(1)}:`);
+    for (const [k, v] of Object.entries(n.status?.[key] ?? {})) field(k, v, 2);
+  }
+  lines.push('GPUs:');
+  const gpus = n.status?.gpus ?? [];
+  if (gpus.length === 0) lines.push('  <none>');
+  for (const g of gpus) lines.push(`  ${g.index}: ${g.vendor} ${g.model} ${g.memory} ${g.health} ${g.uuid}`);
+  const info = n.status?.nodeInfo ?? {};
+  lines.push('System Info:');
+  for (const [k, v] of Object.entries(info)) field(k, v, 2);
+  conditions(n.status?.conditions, lines);
+}
+
+function conditions(list: { type: string; status: string; reason?: string; message?: string }[] | undefined, lines: string[]): void {
+  lines.push('Conditions:');
+  if (!list || list.length === 0) { lines.push('  <none>'); return; }
+  const rows = list.map((c) => [c.type, c.status, c.reason ?? '', c.message ?? '']);
+  lines.push(...renderTable(['Type', 'Status', 'Reason', 'Message'], rows).trimEnd().split('\n').map((l) => `  ${l}`));
+}

@@ -1,0 +1,359 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { apiPath, resourceByCliName } from '../api-types/index.js';
+import type { KubeObject, ResourceInfo } from '../api-types/index.js';
+import { ApiClient, ApiClientError } from '../client/client.js';
+import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
+import type { FlagSpec, ParsedArgs } from './args.js';
+import { resolveClientConfig, writeClientConfig, DEFAULT_SERVER } from './config.js';
+import { readManifests, ManifestError } from './manifests.js';
+import { formatObjects, parseOutputFormat } from './printers.js';
+import { describeObject } from './describe.js';
+
+/** Where a command writes; tests pass their own. */
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  readStdin: () => string;
+  isTty: boolean;
+}
+
+const processIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+  readStdin: () => readFileSync(0, 'utf8'),
+  isTty: Boolean(process.stdout.isTTY),
+};
+
+const connection: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }];
+const nsFlags: FlagSpec[] = [{ name: 'namespace', short: 'n', kind: 'string' }, { name: 'all-namespaces', short: 'A', kind: 'boolean' }];
+
+interface Command {
+  summary: string;
+  usage: string;
+  flags: FlagSpec[];
+  run: (args: ParsedArgs, io: Io, signal: AbortSignal) => Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  up: {
+    summary: 'run an all-in-one cluster (server + local agent) in the foreground',
+    usage: 'flotilla up [--data DIR] [--listen HOST:PORT]',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }],
+    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true }),
+  },
+  server: {
+    summary: 'run a control-plane member',
+    usage: 'flotilla server --data DIR --listen HOST:PORT',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }],
+    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false }),
+  },
+  apply: {
+    summary: 'create or update objects from files, folders or stdin (-f -)',
+    usage: 'flotilla apply -f FILE|DIR|- [-f ...] [-R] [-n NAMESPACE]',
+    flags: [...connection, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'namespace', short: 'n', kind: 'string' }],
+    run: apply,
+  },
+  get: {
+    summary: 'list objects, or show some by name',
+    usage: 'flotilla get TYPE [NAME...] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector F] [-n NS | -A] [-w]',
+    flags: [...connection, ...nsFlags, { name: 'output', short: 'o', kind: 'string' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'field-selector', kind: 'string' }, { name: 'watch', short: 'w', kind: 'boolean' }, { name: 'no-headers', kind: 'boolean' }],
+    run: get,
+  },
+  describe: {
+    summary: 'show an object in detail, with its events',
+    usage: 'flotilla describe TYPE NAME [-n NS]',
+    flags: [...connection, ...nsFlags],
+    run: describe,
+  },
+  delete: {
+    summary: 'delete objects named in files, by name, or by label selector',
+    usage: 'flotilla delete (-f FILE|DIR | TYPE NAME... | TYPE -l SELECTOR) [-n NS] [--ignore-not-found]',
+    flags: [...connection, ...nsFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'ignore-not-found', kind: 'boolean' }],
+    run: remove,
+  },
+  scale: {
+    summary: 'set the replica count of a Deployment, ReplicaSet or StatefulSet',
+    usage: 'flotilla scale TYPE/NAME --replicas N [-n NS]',
+    flags: [...connection, { name: 'namespace', short: 'n', kind: 'string' }, { name: 'replicas', kind: 'string' }],
+    run: scale,
+  },
+  version: {
+    summary: 'print the client and server versions',
+    usage: 'flotilla version [--client]',
+    flags: [...connection, { name: 'client', kind: 'boolean' }],
+    run: version,
+  },
+};
+
+export const CLIENT_VERSION = '0.1.0';
+
+/** Runs the CLI; resolves to the exit code. Only this module reads argv and the environment. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    io.out(helpText());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    io.err(`flotilla: unknown command "${name}"\n\n${helpText()}`);
+    return 2;
+  }
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(`${command.summary}\n\nUsage: ${command.usage}\n`);
+      return 0;
+    }
+    return await command.run(parseArgs(rest, command.flags), io, controller.signal);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`flotilla ${name}: ${err.message}\nUsage: ${command.usage}\n`);
+      return 2;
+    }
+    if (err instanceof ManifestError || err instanceof ApiClientError) {
+      io.err(`flotilla ${name}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function helpText(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return `flotilla: a container orchestrator for edge and bare-metal fleets\n\nCommands:\n${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width + 2)}${c.summary}`).join('\n')}\n\nRun "flotilla COMMAND --help" for a command's flags.\n`;
+}
+
+function clientFor(a: ParsedArgs, io: Io): ApiClient {
+  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
+  return new ApiClient(cfg.server, cfg.token);
+}
+
+function resourceArg(name: string | undefined): ResourceInfo {
+  if (!name) throw new UsageError('a resource type is required (e.g. pods, deployments, nodes)');
+  const r = resourceByCliName(name);
+  if (!r) throw new UsageError(`the server doesn't have a resource type "${name}"`);
+  return r;
+}
+
+function namespaceOf(a: ParsedArgs): string {
+  return stringFlag(a, 'namespace') ?? 'default';
+}
+
+function objectPath(r: ResourceInfo, o: { metadata: { name: string; namespace?: string } }): string {
+  return apiPath(r, r.namespaced ? o.metadata.namespace ?? 'default' : undefined, o.metadata.name);
+}
+
+function qualifiedName(r: ResourceInfo, name: string): string {
+  return `${r.group ? `${r.singular}.${r.group}` : r.singular}/${name}`;
+}
+
+async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts: { writeConfig: boolean }): Promise<number> {
+  const { run } = await import('../server/run.js');
+  const listen = stringFlag(a, 'listen') ?? new URL(DEFAULT_SERVER).host;
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be HOST:PORT, got "${listen}"`);
+  const dataDir = resolve(stringFlag(a, 'data') ?? '.flotilla');
+  await run(signal, { dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }, (info) => {
+    let configNote = '';
+    if (opts.writeConfig) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
+    io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir})\nAdmin token: ${info.adminTokenPath}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
+  });
+  return 0;
+}
+
+async function apply(a: ParsedArgs, io: Io): Promise<number> {
+  const files = listFlag(a, 'filename');
+  if (files.length === 0) throw new UsageError('-f FILE|DIR|- is required');
+  const ns = stringFlag(a, 'namespace');
+  const manifests = readManifests(files, { readStdin: io.readStdin, recursive: boolFlag(a, 'recursive'), ...(ns ? { namespace: ns } : {}) });
+  const client = clientFor(a, io);
+  let failed = 0;
+  try {
+    for (const m of manifests) {
+      const path = objectPath(m.resource, m.object);
+      const label = qualifiedName(m.resource, m.object.metadata.name);
+      try {
+        let current: KubeObject | undefined;
+        try {
+          current = await client.request<KubeObject>('GET', path);
+        } catch (err) {
+          if (!(err instanceof ApiClientError && err.code === 404)) throw err;
+        }
+        if (!current) {
+          await client.request('POST', apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined), m.object);
+          io.out(`${label} created\n`);
+          continue;
+        }
+        // Replace what the manifest declares; keep what the server and controllers own.
+        const desired = { ...m.object, metadata: { ...m.object.metadata, resourceVersion: current.metadata.resourceVersion } } as KubeObject & Record<string, unknown>;
+        if ('status' in current) desired.status = (current as Record<string, unknown>).status;
+        const updated = await client.request<KubeObject>('PUT', path, desired);
+        io.out(`${label} ${updated.metadata.resourceVersion === current.metadata.resourceVersion ? 'unchanged' : 'configured'}\n`);
+      } catch (err) {
+        if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+        failed++;
+        io.err(`${m.source}: ${label}: ${err.message}\n`);
+      }
+    }
+  } finally {
+    client.close();
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+function listPath(r: ResourceInfo, a: ParsedArgs, extra: Record<string, string | undefined> = {}): string {
+  const all = boolFlag(a, 'all-namespaces');
+  const base = apiPath(r, r.namespaced && !all ? namespaceOf(a) : undefined);
+  const q = new URLSearchParams();
+  const sel = stringFlag(a, 'selector');
+  const fsel = stringFlag(a, 'field-selector');
+  if (sel) q.set('labelSelector', sel);
+  if (fsel) q.set('fieldSelector', fsel);
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) q.set(k, v);
+  const qs = q.toString();
+  return qs ? `${base}?${qs}` : base;
+}
+
+async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
+  const format = parseOutputFormat(stringFlag(a, 'output'));
+  const [typeArg, ...names] = a.positionals;
+  const r = resourceArg(typeArg);
+  const withNamespace = boolFlag(a, 'all-namespaces') && r.namespaced;
+  const client = clientFor(a, io);
+  try {
+    let items: KubeObject[];
+    let revision = '0';
+    if (names.length > 0) {
+      items = [];
+      for (const n of names) items.push(await client.request<KubeObject>('GET', apiPath(r, r.namespaced ? namespaceOf(a) : undefined, n)));
+    } else {
+      const list = await client.request<{ items: KubeObject[]; metadata: { resourceVersion: string } }>('GET', listPath(r, a));
+      items = list.items;
+      revision = list.metadata.resourceVersion;
+    }
+    const opts = { withNamespace, single: names.length === 1, noHeaders: boolFlag(a, 'no-headers') };
+    if (items.length === 0 && (format === 'table' || format === 'wide')) {
+      io.err(boolFlag(a, 'all-namespaces') || !r.namespaced ? 'No resources found\n' : `No resources found in ${namespaceOf(a)} namespace.\n`);
+    } else {
+      io.out(formatObjects(r, items as never, format, opts));
+    }
+    if (!boolFlag(a, 'watch')) return 0;
+    const wanted = new Set(names);
+    await client.watch<KubeObject>(listPath(r, a, { watch: 'true', resourceVersion: revision === '0' ? undefined : revision }), (e) => {
+      if (e.type === 'ERROR') throw new ApiClientError(String((e.object as unknown as { message?: string }).message ?? 'watch failed'), 410, 'Expired');
+      if (wanted.size > 0 && !wanted.has(e.object.metadata.name)) return;
+      io.out(formatObjects(r, [e.object] as never, format, { ...opts, noHeaders: true, single: true }));
+    }, signal);
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+async function describe(a: ParsedArgs, io: Io): Promise<number> {
+  const [typeArg, ...names] = a.positionals;
+  const r = resourceArg(typeArg);
+  const client = clientFor(a, io);
+  try {
+    const objects: KubeObject[] = [];
+    if (names.length > 0) {
+      for (const n of names) objects.push(await client.request<KubeObject>('GET', apiPath(r, r.namespaced ? namespaceOf(a) : undefined, n)));
+    } else {
+      objects.push(...(await client.request<{ items: KubeObject[] }>('GET', listPath(r, a))).items);
+    }
+    const out: string[] = [];
+    for (const o of objects) {
+      const q = new URLSearchParams({ fieldSelector: `involvedObject.name=${o.metadata.name},involvedObject.kind=${o.kind}` });
+      const eventsPath = `${apiPath(resourceByCliName('events')!, o.metadata.namespace ?? 'default')}?${q}`;
+      const events = (await client.request<{ items: KubeObject[] }>('GET', eventsPath)).items;
+      out.push(describeObject(o as never, events as never));
+    }
+    io.out(out.join('\n\n'));
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+async function remove(a: ParsedArgs, io: Io): Promise<number> {
+  const files = listFlag(a, 'filename');
+  const ignoreMissing = boolFlag(a, 'ignore-not-found');
+  const targets: { r: ResourceInfo; namespace: string | undefined; name: string; source?: string }[] = [];
+  const client = clientFor(a, io);
+  try {
+    if (files.length > 0) {
+      if (a.positionals.length > 0) throw new UsageError('give either -f or TYPE NAME, not both');
+      const ns = stringFlag(a, 'namespace');
+      for (const m of readManifests(files, { readStdin: io.readStdin, recursive: boolFlag(a, 'recursive'), ...(ns ? { namespace: ns } : {}) })) {
+        targets.push({ r: m.resource, namespace: m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined, name: m.object.metadata.name, source: m.source });
+      }
+    } else {
+      const [typeArg, ...names] = a.positionals;
+      const r = resourceArg(typeArg);
+      if (names.length === 0 && !stringFlag(a, 'selector')) throw new UsageError('name the objects to delete, or select them with -l');
+      if (names.length > 0) for (const name of names) targets.push({ r, namespace: r.namespaced ? namespaceOf(a) : undefined, name });
+      else {
+        for (const o of (await client.request<{ items: KubeObject[] }>('GET', listPath(r, a))).items) {
+          targets.push({ r, namespace: o.metadata.namespace, name: o.metadata.name });
+        }
+        if (targets.length === 0) io.err('No resources found\n');
+      }
+    }
+    let failed = 0;
+    for (const t of targets) {
+      try {
+        await client.request('DELETE', apiPath(t.r, t.namespace, t.name));
+        io.out(`${qualifiedName(t.r, t.name)} deleted\n`);
+      } catch (err) {
+        if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+        if (err.code === 404 && ignoreMissing) continue;
+        failed++;
+        io.err(`${t.source ? `${t.source}: ` : ''}${err.message}\n`);
+      }
+    }
+    return failed > 0 ? 1 : 0;
+  } finally {
+    client.close();
+  }
+}
+
+async function scale(a: ParsedArgs, io: Io): Promise<number> {
+  const replicasText = stringFlag(a, 'replicas');
+  if (replicasText === undefined || !/^\d+$/.test(replicasText)) throw new UsageError(`--replicas must be a non-negative integer${replicasText === undefined ? '' : `, got "${replicasText}"`}`);
+  const [first, second] = a.positionals;
+  const [typeArg, name] = first?.includes('/') ? first.split('/', 2) : [first, second];
+  const r = resourceArg(typeArg);
+  if (!r.subresources.includes('scale')) throw new UsageError(`${r.plural} cannot be scaled`);
+  if (!name) throw new UsageError('name the object to scale (TYPE/NAME)');
+  const client = clientFor(a, io);
+  try {
+    await client.request('PATCH', `${apiPath(r, namespaceOf(a), name)}/scale`, { spec: { replicas: Number(replicasText) } }, { contentType: 'application/merge-patch+json' });
+    io.out(`${qualifiedName(r, name)} scaled\n`);
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+async function version(a: ParsedArgs, io: Io): Promise<number> {
+  io.out(`Client Version: v${CLIENT_VERSION}\n`);
+  if (boolFlag(a, 'client')) return 0;
+  const client = clientFor(a, io);
+  try {
+    const v = await client.request<{ gitVersion: string; platform: string }>('GET', '/version');
+    io.out(`Server Version: ${v.gitVersion} (${v.platform})\n`);
+    return 0;
+  } finally {
+    client.close();
+  }
+}

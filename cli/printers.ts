@@ -1,0 +1,105 @@
+import { stringify as toYaml } from 'yaml';
+import type { KubeObject, ResourceInfo } from '../api-types/index.js';
+
+type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Column = [header: string, value: (o: Obj, now: number) => string];
+
+export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
+
+export function parseOutputFormat(text: string | undefined): OutputFormat {
+  if (text === undefined) return 'table';
+  if (['wide', 'yaml', 'json', 'name'].includes(text)) return text as OutputFormat;
+  throw new Error(`unknown output format "${text}" (expected one of: wide, yaml, json, name)`);
+}
+
+/** Kubernetes-style age: 45s, 12m, 5h, 3d. */
+export function age(timestamp: string | undefined, now: number): string {
+  if (!timestamp) return '<unknown>';
+  const s = Math.max(0, Math.floor((now - Date.parse(timestamp)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+export function podStatusText(p: Obj): string {
+  if (p.metadata.deletionTimestamp) return 'Terminating';
+  for (const cs of p.status?.containerStatuses ?? []) {
+    if (cs.state?.waiting?.reason && cs.state.waiting.reason !== 'PodInitializing') return cs.state.waiting.reason;
+    if (cs.state?.terminated?.reason && p.status?.phase !== 'Succeeded') return cs.state.terminated.reason;
+  }
+  if (p.status?.reason) return p.status.reason;
+  return p.status?.phase ?? 'Pending';
+}
+
+function podReady(p: Obj): string {
+  const total = (p.spec?.containers ?? []).length;
+  const ready = (p.status?.containerStatuses ?? []).filter((c: { ready?: boolean }) => c.ready).length;
+  return `${ready}/${total}`;
+}
+
+export function nodeStatusText(n: Obj): string {
+  const ready = (n.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+  let s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
+  if (n.spec?.unschedulable) s += ',SchedulingDisabled';
+  return s;
+}
+
+const name: Column = ['NAME', (o) => o.metadata.name];
+const ageCol: Column = ['AGE', (o, now) => age(o.metadata.creationTimestamp, now)];
+const count = (v: unknown): string => String(typeof v === 'number' ? v : 0);
+
+/** Columns per resource plural: [normal, extra columns for -o wide]. */
+const tables: Record<string, [Column[], Column[]]> = {
+  pods: [[name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String((p.status?.containerStatuses ?? []).reduce((n: number, c: { restartCount?: number }) => n + (c.restartCount ?? 0), 0))], ageCol],
+    [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.['flotilla.io/assigned-gpus'] ?? '<none>']]],
+  deployments: [[name, ['READY', (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`], ['UP-TO-DATE', (d) => count(d.status?.updatedReplicas)], ['AVAILABLE', (d) => count(d.status?.availableReplicas)], ageCol],
+    [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
+  replicasets: [[name, ['DESIRED', (r) => count(r.spec?.replicas)], ['CURRENT', (r) => count(r.status?.replicas)], ['READY', (r) => count(r.status?.readyReplicas)], ageCol],
+    [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
+  nodes: [[name, ['STATUS', nodeStatusText], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.split('/')[1]).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']],
+    [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a: { type: string }) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.['kubernetes.io/arch'] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]]],
+  services: [[name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP ?? '<none>'], ['EXTERNAL-IP', (s) => (s.spec?.externalIPs ?? []).join(',') || '<none>'], ['PORT(S)', (s) => (s.spec?.ports ?? []).map((p: { port: number; nodePort?: number; protocol?: string }) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>'], ageCol],
+    [['SELECTOR', (s) => Object.entries(s.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>']]],
+  configmaps: [[name, ['DATA', (c) => String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length)], ageCol], []],
+  secrets: [[name, ['TYPE', (s) => s.type ?? 'Opaque'], ['DATA', (s) => String(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }).length)], ageCol], []],
+  namespaces: [[name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol], []],
+  events: [[['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']], []],
+};
+
+function containers(o: Obj): { name: string; image: string }[] {
+  return o.spec?.template?.spec?.containers ?? [];
+}
+
+function selector(o: Obj): string {
+  return Object.entries(o.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+function gpuSummary(n: Obj): string {
+  const gpus: { model: string; memory: string }[] = n.status?.gpus ?? [];
+  if (gpus.length === 0) return '<none>';
+  const byModel = new Map<string, number>();
+  for (const g of gpus) byModel.set(`${g.model} ${g.memory}`, (byModel.get(`${g.model} ${g.memory}`) ?? 0) + 1);
+  return [...byModel].map(([m, k]) => `${k}x ${m}`).join(', ');
+}
+
+/** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects). */
+export function formatObjects(resource: ResourceInfo, items: Obj[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean }): string {
+  if (format === 'json' || format === 'yaml') {
+    const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } };
+    return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc);
+  }
+  const qualified = resource.group ? `${resource.singular}.${resource.group}` : resource.singular;
+  if (format === 'name') return items.map((o) => `${qualified}/${o.metadata.name}\n`).join('');
+  const [cols, wide] = tables[resource.plural] ?? [[name, ageCol], []];
+  const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: Obj) => o.metadata.namespace ?? ''] as Column] : []), ...cols, ...(format === 'wide' ? wide : [])];
+  const now = opts.now ?? Date.now();
+  const rows = items.map((o) => columns.map(([, f]) => f(o, now)));
+  return renderTable(columns.map(([h]) => h), rows, opts.noHeaders ?? false);
+}
+
+export function renderTable(headers: string[], rows: string[][], noHeaders = false): string {
+  const all = noHeaders ? rows : [headers, ...rows];
+  const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + (all.length ? '\n' : '');
+}

@@ -1,0 +1,81 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
+import { allResources } from '../../api-types/index.js';
+import { bearerAuth } from './auth.js';
+import type { Authenticator } from './auth.js';
+import { resourceRoutes } from './resources.js';
+import type { ResourceDeps } from './resources.js';
+import { ApiError, statusResponse } from './status.js';
+import { openApiDocument } from './openapi.js';
+
+export interface AppDeps extends ResourceDeps {
+  authenticate: Authenticator;
+  version: { flotilla: string; gitVersion: string };
+  /** Ready to serve: the store is open and (in a cluster) a leader is known. */
+  ready: () => boolean;
+  /** Request bodies above this many bytes get 413. */
+  maxBodyBytes?: number;
+  /** Extra authenticated routes mounted at the root (cluster status, agent proxy...). */
+  extraRoutes?: Hono[];
+}
+
+const PUBLIC_PATHS = ['/healthz', '/livez', '/readyz', '/version'] as const;
+
+/** Builds the API server application; it never listens (see server/run.ts for that). */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  const metrics = apiMetrics(deps);
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return statusResponse(c, err.failure);
+    metrics.internalErrors.inc();
+    console.error(err);
+    return statusResponse(c, { code: 500, reason: 'InternalError', message: `internal error: ${err instanceof Error ? err.message : String(err)}` });
+  });
+  app.notFound((c) => statusResponse(c, { code: 404, reason: 'NotFound', message: `the server could not find the requested resource: ${c.req.method} ${c.req.path}` }));
+
+  app.use('*', async function requestMetrics(c, next) {
+    const end = metrics.duration.startTimer();
+    await next();
+    const labels = { method: c.req.method, code: String(c.res.status) };
+    metrics.requests.inc(labels);
+    end(labels);
+  });
+  app.use('*', bodyLimit({
+    maxSize: deps.maxBodyBytes ?? 3 * 1024 * 1024,
+    onError: (c) => statusResponse(c, { code: 413, reason: 'RequestEntityTooLarge', message: `request body larger than the limit of ${deps.maxBodyBytes ?? 3 * 1024 * 1024} bytes` }),
+  }));
+
+  app.get('/healthz', (c) => c.text('ok'));
+  app.get('/livez', (c) => c.text('ok'));
+  app.get('/readyz', (c) => (deps.ready() ? c.text('ok') : c.text('not ready', 503)));
+  app.get('/version', (c) => c.json({ ...deps.version, platform: `${process.platform}/${process.arch}` }));
+
+  app.use('*', bearerAuth({ authenticate: deps.authenticate, publicPaths: PUBLIC_PATHS }));
+
+  app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
+  app.get('/openapi.json', (c) => c.json(openApiDocument(deps.version.flotilla)));
+  app.get('/api', (c) => c.json({ kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] }));
+  app.get('/apis', (c) => {
+    const groups = [...new Set(allResources.filter((r) => r.group !== '').map((r) => `${r.group}/${r.version}`))];
+    return c.json({
+      kind: 'APIGroupList', apiVersion: 'v1',
+      groups: groups.map((gv) => ({ name: gv.split('/')[0], versions: [{ groupVersion: gv, version: gv.split('/')[1] }], preferredVersion: { groupVersion: gv, version: gv.split('/')[1] } })),
+    });
+  });
+  for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
+  app.route('/', resourceRoutes(deps));
+  return app;
+}
+
+function apiMetrics(deps: AppDeps) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({ name: 'flotilla_http_requests_total', help: 'API requests by method and status code', labelNames: ['method', 'code'], registers: [registry] });
+  const duration = new Histogram({ name: 'flotilla_http_request_duration_seconds', help: 'API request latency', labelNames: ['method', 'code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
+  const internalErrors = new Counter({ name: 'flotilla_http_internal_errors_total', help: 'Requests that failed with 500', registers: [registry] });
+  new Gauge({ name: 'flotilla_store_revision', help: 'Revision of the newest applied write', registers: [registry], collect() { this.set(deps.store.revision()); } });
+  new Gauge({ name: 'flotilla_watchers', help: 'Open watch streams', registers: [registry], collect() { this.set(deps.store.hub.watcherCount); } });
+  return { registry, requests, duration, internalErrors };
+}

@@ -1,0 +1,66 @@
+// The state machine's vocabulary: stored objects, the commands that change them, and what applying a command
+// returns. Commands carry everything that must be identical on every replica (uid, timestamps): applying the
+// same commands in the same order to the same state gives the same result everywhere.
+
+export interface StoredMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
+  [field: string]: unknown;
+}
+
+export interface StoredObject {
+  apiVersion: string;
+  kind: string;
+  metadata: StoredMeta;
+  [field: string]: unknown;
+}
+
+/** A resource key names one collection: the plural for the core group ("pods"), plural.group otherwise ("deployments.apps"). */
+export type ResourceKey = string;
+
+export type Command =
+  | { op: 'create'; resource: ResourceKey; object: StoredObject; uid: string; now: string }
+  /** Replaces the object. A non-empty metadata.resourceVersion is a precondition (409 when stale). The main
+   *  resource keeps the stored status; the status subresource changes only status. */
+  | { op: 'update'; resource: ResourceKey; object: StoredObject; subresource?: 'status' }
+  | { op: 'delete'; resource: ResourceKey; namespace: string; name: string; preconditions?: { uid?: string; resourceVersion?: string } };
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface StatusDetails { name?: string; kind?: string; group?: string; causes?: { field: string; message: string }[] }
+
+/** A failed command, shaped like a Kubernetes Status so the API can return it unchanged. */
+export interface Failure { code: number; reason: string; message: string; details?: StatusDetails }
+
+export type ApplyResult =
+  | { ok: true; type: EventType; object: StoredObject }
+  | { ok: false; failure: Failure };
+
+export interface WatchEvent {
+  revision: number;
+  resource: ResourceKey;
+  namespace: string;
+  type: EventType;
+  object: StoredObject;
+}
+
+export class StoreError extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
+}
+
+/** Thrown by watch when the requested revision is older than the retained history window (HTTP 410 Gone). */
+export class GoneError extends StoreError {
+  constructor(requested: number, oldest: number) {
+    super({ code: 410, reason: 'Expired', message: `too old resource version: ${requested} (${oldest})` });
+  }
+}
