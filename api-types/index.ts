@@ -1,1 +1,5 @@
-export {};
+// The object model shared by the server, the agent, the scheduler and the CLI.
+export * from './meta.js';
+export * from './objects.js';
+export * from './resources.js';
+export * from './quantity.js';

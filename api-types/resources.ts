@@ -1,0 +1,96 @@
+// The one table of served resources, and the lookups the API router, the client and the CLI use.
+
+export type Subresource = 'status' | 'scale';
+
+export interface ResourceInfo {
+  /** '' for the core group. */
+  group: string;
+  version: string;
+  /** "v1" for core, else "GROUP/VERSION". */
+  apiVersion: string;
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: readonly string[];
+  namespaced: boolean;
+  subresources: readonly Subresource[];
+}
+
+function resource(
+  group: string, version: string, kind: string, plural: string, shortNames: readonly string[],
+  namespaced: boolean, subresources: readonly Subresource[],
+): ResourceInfo {
+  return Object.freeze({
+    group, version, apiVersion: group === '' ? version : `${group}/${version}`, kind, plural,
+    singular: kind.toLowerCase(), shortNames: Object.freeze([...shortNames]), namespaced,
+    subresources: Object.freeze([...subresources]),
+  });
+}
+
+/** Every served resource. Binding is only a subresource body (pods/{name}/binding), so it is not listed. */
+export const allResources: readonly ResourceInfo[] = Object.freeze([
+  resource('', 'v1', 'Namespace', 'namespaces', ['ns'], false, ['status']),
+  resource('', 'v1', 'Node', 'nodes', ['no'], false, ['status']),
+  resource('', 'v1', 'Pod', 'pods', ['po'], true, ['status']),
+  resource('', 'v1', 'Service', 'services', ['svc'], true, ['status']),
+  resource('', 'v1', 'ConfigMap', 'configmaps', ['cm'], true, []),
+  resource('', 'v1', 'Secret', 'secrets', [], true, []),
+  resource('', 'v1', 'Event', 'events', ['ev'], true, []),
+  resource('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status', 'scale']),
+  resource('apps', 'v1', 'ReplicaSet', 'replicasets', ['rs'], true, ['status', 'scale']),
+  resource('apps', 'v1', 'DaemonSet', 'daemonsets', ['ds'], true, ['status']),
+  resource('apps', 'v1', 'StatefulSet', 'statefulsets', ['sts'], true, ['status', 'scale']),
+  resource('batch', 'v1', 'Job', 'jobs', [], true, ['status']),
+  resource('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers', ['hpa'], true, ['status']),
+  resource('coordination.k8s.io', 'v1', 'Lease', 'leases', [], true, []),
+]);
+
+/** Kinds that are valid request bodies without being served resources. */
+export const bindingResource: ResourceInfo = resource('', 'v1', 'Binding', 'bindings', [], true, []);
+
+const byPath = new Map(allResources.map((r) => [`${r.group}/${r.version}/${r.plural}`, r]));
+const byKind = new Map([...allResources, bindingResource].map((r) => [`${r.apiVersion}/${r.kind}`, r]));
+const byCliName = new Map<string, ResourceInfo>();
+for (const r of allResources) {
+  for (const name of [r.plural, r.singular, r.kind.toLowerCase(), ...r.shortNames]) byCliName.set(name, r);
+  if (r.group !== '') {
+    byCliName.set(`${r.plural}.${r.group}`, r);
+    byCliName.set(`${r.singular}.${r.group}`, r);
+    byCliName.set(`${r.plural}.${r.version}.${r.group}`, r);
+  }
+}
+
+/** The resource served at /api/v1/PLURAL (group '') or /apis/GROUP/VERSION/PLURAL. */
+export function resourceFor(group: string, version: string, plural: string): ResourceInfo | undefined {
+  return byPath.get(`${group}/${version}/${plural}`);
+}
+
+/** The resource for a manifest's apiVersion and kind (Binding included). Case-sensitive, as in Kubernetes. */
+export function resourceForKind(apiVersion: string, kind: string): ResourceInfo | undefined {
+  return byKind.get(`${apiVersion}/${kind}`);
+}
+
+/**
+ * The resource a CLI user means: plural, singular, short name (po, deploy, rs, svc, cm, ns, no, ev, ...),
+ * the Kind in any case, or "plural.group" / "plural.version.group" (deployments.apps). Case-insensitive.
+ */
+export function resourceByCliName(name: string): ResourceInfo | undefined {
+  return byCliName.get(name.toLowerCase());
+}
+
+/**
+ * The URL path of a collection or an object: /api/v1[/namespaces/NS]/PLURAL[/NAME] for the core group,
+ * /apis/GROUP/VERSION[/namespaces/NS]/PLURAL[/NAME] otherwise. For a namespaced resource without a namespace
+ * the path lists across all namespaces. Giving a namespace for a cluster-scoped resource is an error.
+ * Segments are URI-encoded.
+ */
+export function apiPath(r: ResourceInfo, namespace?: string, name?: string): string {
+  if (namespace !== undefined && !r.namespaced) {
+    throw new Error(`apiPath: ${r.plural} are cluster-scoped and take no namespace (got "${namespace}")`);
+  }
+  let path = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
+  if (namespace !== undefined) path += `/namespaces/${encodeURIComponent(namespace)}`;
+  path += `/${r.plural}`;
+  if (name !== undefined) path += `/${encodeURIComponent(name)}`;
+  return path;
+}
