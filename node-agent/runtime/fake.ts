@@ -1,0 +1,257 @@
+// FakeRuntime: a ContainerRuntime held entirely in memory, for hollow nodes (thousands of containers in one
+// process) and for tests of the pod worker. What a container "does" is scripted per image with setBehaviour;
+// an image without a script runs until stopped. Only timers with unref() are used, so an idle fake never
+// keeps the process alive.
+import {
+  ContainerNotFoundError,
+  ImagePullError,
+  type ContainerConfig,
+  type ContainerEvent,
+  type ContainerRuntime,
+  type ContainerStats,
+  type ContainerStatus,
+  type ContainerSummary,
+  type ExecResult,
+  type LogLine,
+  type LogOptions,
+  type PullProgress,
+  type SandboxConfig,
+  LABEL_RESTART_COUNT,
+} from './types.js';
+
+export interface FakeBehaviour {
+  /** The main process ends by itself this many ms after start, with exitCode (default 0). */
+  exitAfterMs?: number;
+  exitCode?: number;
+  /** The exit after exitAfterMs is an out-of-memory kill (exit code 137, oomKilled). */
+  oom?: boolean;
+  /** Written to stdout at start. */
+  output?: string[];
+  /** Answers exec; without it exec fails with exit code 126. */
+  exec?: (command: string[]) => ExecResult;
+  /** Ignores SIGTERM, so stop waits the whole grace period before the kill. */
+  ignoresTerm?: boolean;
+  /** Memory the process reports in stats. */
+  memoryBytes?: number;
+}
+
+interface FakeContainer {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  state: ContainerSummary['state'];
+  exitCode: number | null;
+  oomKilled: boolean;
+  startedAt?: string;
+  finishedAt?: string;
+  startedMs: number;
+  ip?: string;
+  log: LogLine[];
+  timer?: NodeJS.Timeout;
+  behaviour: FakeBehaviour;
+  /** Woken on every new log line and on exit: followers of logs wait on it. */
+  changed: Set<() => void>;
+}
+
+const UNPULLABLE = /^127\.0\.0\.1:1\//;
+
+export class FakeRuntime implements ContainerRuntime {
+  private readonly images = new Set<string>();
+  private readonly failingPulls = new Map<string, string>();
+  private readonly behaviours = new Map<string, FakeBehaviour>();
+  private readonly containers = new Map<string, FakeContainer>();
+  private readonly watchers = new Set<{ labels: Record<string, string>; onEvent: (e: ContainerEvent) => void }>();
+  private nextId = 1;
+  /** Pulls performed (not counting images already present): lets tests see back-off at work. */
+  pullAttempts = 0;
+
+  constructor(options: { images?: string[] } = {}) {
+    for (const image of options.images ?? []) this.images.add(image);
+  }
+
+  /** Pulls of this image fail with this message. Images on 127.0.0.1:1 always fail. */
+  failPull(image: string, message = `pull access denied for ${image}`): void {
+    this.failingPulls.set(image, message);
+  }
+
+  setBehaviour(image: string, behaviour: FakeBehaviour): void {
+    this.behaviours.set(image, behaviour);
+  }
+
+  async ensureImage(image: string, onProgress?: PullProgress, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    if (!image || /\s/.test(image)) throw new ImagePullError(image, 'InvalidImageName', `invalid image name "${image}"`);
+    if (this.images.has(image)) return;
+    this.pullAttempts++;
+    const failure = this.failingPulls.get(image) ?? (UNPULLABLE.test(image) ? `dial tcp 127.0.0.1:1: connect: connection refused` : undefined);
+    if (failure !== undefined) throw new ImagePullError(image, 'ErrImagePull', failure);
+    onProgress?.({ status: 'Pulling fs layer', layer: 'fake' });
+    onProgress?.({ status: 'Download complete', layer: 'fake', current: 1, total: 1 });
+    this.images.add(image);
+  }
+
+  async runSandbox(config: SandboxConfig): Promise<string> {
+    const c = this.add(config.name, config.image, config.labels, {});
+    c.ip = `10.88.${(this.nextId >> 8) & 255}.${this.nextId & 255}`;
+    this.start(c);
+    return c.id;
+  }
+
+  async createContainer(config: ContainerConfig): Promise<string> {
+    if (!this.images.has(config.image)) throw new Error(`no such image: ${config.image}`);
+    const sandbox = this.containers.get(config.sandboxId);
+    if (!sandbox) throw new Error(`sandbox ${config.sandboxId} not found`);
+    const c = this.add(config.name, config.image, config.labels, this.behaviours.get(config.image) ?? {});
+    c.ip = sandbox.ip;
+    return c.id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    const c = this.get(id);
+    if (c.state === 'running') return;
+    this.start(c);
+  }
+
+  async stopContainer(id: string, graceSeconds: number): Promise<void> {
+    const c = this.get(id);
+    if (c.state !== 'running') return;
+    if (c.behaviour.ignoresTerm) await new Promise((r) => setTimeout(r, graceSeconds * 1000).unref());
+    if (c.state === 'running') this.exit(c, c.behaviour.ignoresTerm ? 137 : 143, false);
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    const c = this.containers.get(id);
+    if (!c) return;
+    if (c.state === 'running') this.exit(c, 137, false);
+    this.containers.delete(id);
+    this.emit(c, 'destroy');
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    const out: ContainerSummary[] = [];
+    for (const c of this.containers.values()) {
+      if (matches(c.labels, labels)) out.push({ id: c.id, name: c.name, image: c.image, state: c.state, labels: { ...c.labels } });
+    }
+    return out;
+  }
+
+  async inspectContainer(id: string): Promise<ContainerStatus> {
+    const c = this.get(id);
+    const status: ContainerStatus = {
+      id: c.id, name: c.name, image: c.image, state: c.state, labels: { ...c.labels },
+      exitCode: c.exitCode, oomKilled: c.oomKilled, restartCount: Number(c.labels[LABEL_RESTART_COUNT] ?? 0),
+    };
+    if (c.startedAt) status.startedAt = c.startedAt;
+    if (c.finishedAt) status.finishedAt = c.finishedAt;
+    if (c.ip) status.ip = c.ip;
+    return status;
+  }
+
+  async *logs(id: string, options: LogOptions = {}): AsyncIterable<LogLine> {
+    const c = this.get(id);
+    let next = options.tail === undefined ? 0 : Math.max(0, c.log.length - options.tail);
+    for (;;) {
+      while (next < c.log.length) yield c.log[next++]!;
+      if (!options.follow || c.state !== 'running' || options.signal?.aborted) return;
+      await new Promise<void>((resolve) => {
+        const wake = () => { c.changed.delete(wake); options.signal?.removeEventListener('abort', wake); resolve(); };
+        c.changed.add(wake);
+        options.signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+
+  async exec(id: string, command: string[]): Promise<ExecResult> {
+    const c = this.get(id);
+    if (c.state !== 'running') throw new Error(`container ${id} is not running`);
+    const handler = c.behaviour.exec;
+    if (!handler) return { exitCode: 126, stdout: '', stderr: `fake runtime: no exec script for image ${c.image}: ${command.join(' ')}\n` };
+    return handler(command);
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    const c = this.get(id);
+    const ranMs = c.state === 'running' ? Date.now() - c.startedMs : 0;
+    return { cpuNanos: ranMs * 1000, memoryBytes: c.state === 'running' ? c.behaviour.memoryBytes ?? 1 << 20 : 0 };
+  }
+
+  async watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
+    const watcher = { labels, onEvent };
+    this.watchers.add(watcher);
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    this.watchers.delete(watcher);
+  }
+
+  /** Appends a line to a running container's stdout, as if its process had written it. */
+  write(id: string, line: string, stream: LogLine['stream'] = 'stdout'): void {
+    const c = this.get(id);
+    c.log.push({ stream, line });
+    this.wake(c);
+  }
+
+  private add(name: string, image: string, labels: Record<string, string>, behaviour: FakeBehaviour): FakeContainer {
+    for (const c of this.containers.values()) {
+      if (c.name === name) throw new Error(`container name "${name}" is already in use by ${c.id}`);
+    }
+    const id = (this.nextId++).toString(16).padStart(12, '0');
+    const c: FakeContainer = {
+      id, name, image, labels: { ...labels }, state: 'created', exitCode: null, oomKilled: false,
+      startedMs: 0, log: [], behaviour, changed: new Set(),
+    };
+    this.containers.set(id, c);
+    return c;
+  }
+
+  private start(c: FakeContainer): void {
+    c.state = 'running';
+    c.startedMs = Date.now();
+    c.startedAt = new Date(c.startedMs).toISOString();
+    c.exitCode = null;
+    c.oomKilled = false;
+    delete c.finishedAt;
+    for (const line of c.behaviour.output ?? []) c.log.push({ stream: 'stdout', line });
+    this.emit(c, 'start');
+    const after = c.behaviour.exitAfterMs;
+    if (after !== undefined) {
+      c.timer = setTimeout(() => {
+        if (c.state === 'running') this.exit(c, c.behaviour.oom ? 137 : c.behaviour.exitCode ?? 0, c.behaviour.oom === true);
+      }, after).unref();
+    }
+  }
+
+  private exit(c: FakeContainer, code: number, oom: boolean): void {
+    clearTimeout(c.timer);
+    c.state = 'exited';
+    c.exitCode = code;
+    c.oomKilled = oom;
+    c.finishedAt = new Date().toISOString();
+    if (oom) this.emit(c, 'oom');
+    this.emit(c, 'die');
+    this.wake(c);
+  }
+
+  private wake(c: FakeContainer): void {
+    for (const wake of [...c.changed]) wake();
+  }
+
+  private emit(c: FakeContainer, type: ContainerEvent['type']): void {
+    for (const w of this.watchers) {
+      if (matches(c.labels, w.labels)) w.onEvent({ id: c.id, labels: { ...c.labels }, type });
+    }
+  }
+
+  private get(id: string): FakeContainer {
+    const c = this.containers.get(id);
+    if (!c) throw new ContainerNotFoundError(id);
+    return c;
+  }
+}
+
+function matches(labels: Record<string, string>, wanted: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(wanted)) if (labels[k] !== v) return false;
+  return true;
+}

@@ -1,0 +1,162 @@
+// ContainerRuntime: the slim, pod-sandbox oriented container interface the agent drives (a small CRI).
+// DockerRuntime implements it on the Docker Engine, FakeRuntime in memory for hollow nodes and tests.
+// Both are held to the same behaviour by test/agent/runtime-contract.ts.
+
+/** Labels the agent puts on everything it creates; it lists and touches only objects carrying its node label. */
+export const LABEL_NODE = 'io.flotilla.node';
+export const LABEL_NAMESPACE = 'io.flotilla.namespace';
+export const LABEL_POD = 'io.flotilla.pod';
+export const LABEL_POD_UID = 'io.flotilla.pod-uid';
+export const LABEL_CONTAINER = 'io.flotilla.container';
+/** How many times the agent restarted this container name in this pod before creating this one. */
+export const LABEL_RESTART_COUNT = 'io.flotilla.restart-count';
+/** Value of LABEL_CONTAINER on a pod's sandbox (the holder of its network namespace). */
+export const SANDBOX_CONTAINER_NAME = 'POD';
+
+export type PullProgress = (event: { status: string; layer?: string; current?: number; total?: number }) => void;
+
+/** An image could not be made present. `reason` is what a Kubernetes user sees in the waiting state. */
+export class ImagePullError extends Error {
+  constructor(
+    readonly image: string,
+    readonly reason: 'ErrImagePull' | 'InvalidImageName',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImagePullError';
+  }
+}
+
+/** The container id names nothing this runtime knows (never created, or removed). */
+export class ContainerNotFoundError extends Error {
+  constructor(readonly id: string) {
+    super(`container ${id} not found`);
+    this.name = 'ContainerNotFoundError';
+  }
+}
+
+export interface PortMapping {
+  containerPort: number;
+  hostPort: number;
+  protocol: 'TCP' | 'UDP';
+  hostIP?: string;
+}
+
+export interface SandboxConfig {
+  /** Docker-safe unique name; the runtime does not invent names so that a retry after a crash collides. */
+  name: string;
+  image: string;
+  /** The sandbox's process; the pause image's own command when omitted. */
+  command?: string[];
+  hostname: string;
+  /** hostPort mappings are published on the sandbox, because it owns the network namespace. */
+  ports: PortMapping[];
+  labels: Record<string, string>;
+}
+
+export interface Mount {
+  hostPath: string;
+  containerPath: string;
+  readOnly: boolean;
+}
+
+export interface ContainerConfig {
+  name: string;
+  image: string;
+  /** Replaces the image entrypoint when set (Kubernetes `command`). */
+  entrypoint?: string[];
+  /** Replaces the image cmd when set (Kubernetes `args`). */
+  cmd?: string[];
+  env: Record<string, string>;
+  workingDir?: string;
+  mounts: Mount[];
+  /** CPU limit in billionths of a core (Docker NanoCpus). */
+  nanoCpus?: number;
+  /** Memory limit in bytes; swap is limited to the same figure so the limit is real. */
+  memoryBytes?: number;
+  /** GPUs by UUID, passed to the runtime exactly (no counting, no choosing). */
+  gpuDeviceIds?: string[];
+  /** Sandbox whose network namespace this container joins. */
+  sandboxId: string;
+  labels: Record<string, string>;
+}
+
+export type ContainerStateName = 'created' | 'running' | 'exited';
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  image: string;
+  state: ContainerStateName;
+  labels: Record<string, string>;
+}
+
+export interface ContainerStatus extends ContainerSummary {
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** ISO 8601; absent while never started. */
+  startedAt?: string;
+  finishedAt?: string;
+  /** From LABEL_RESTART_COUNT: the count survives agent restarts because it is stored on the container. */
+  restartCount: number;
+  /** IP address in the container's network namespace (sandboxes only; members share it). */
+  ip?: string;
+  error?: string;
+}
+
+export interface LogOptions {
+  follow?: boolean;
+  /** Last N lines only. */
+  tail?: number;
+  /** Only lines written at or after this time (unix seconds). */
+  since?: number;
+  signal?: AbortSignal;
+}
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ContainerStats {
+  /** Cumulative CPU time in nanoseconds. */
+  cpuNanos: number;
+  memoryBytes: number;
+}
+
+export interface ContainerEvent {
+  id: string;
+  labels: Record<string, string>;
+  /** 'die' covers every exit (including OOM kills and stops); 'start' every start. */
+  type: 'start' | 'die' | 'oom' | 'destroy';
+}
+
+export interface ContainerRuntime {
+  /** Makes the image present locally, pulling it when missing. Throws ImagePullError. */
+  ensureImage(image: string, onProgress?: PullProgress, signal?: AbortSignal): Promise<void>;
+  /** Creates and starts the holder of a pod's network namespace; resolves with its id. */
+  runSandbox(config: SandboxConfig): Promise<string>;
+  /** Creates (does not start) a container joined to config.sandboxId; resolves with its id. */
+  createContainer(config: ContainerConfig): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  /** SIGTERM, then SIGKILL after graceSeconds. Stopping a stopped container is not an error. */
+  stopContainer(id: string, graceSeconds: number): Promise<void>;
+  /** Removes the container, killing it first if it runs. Removing a missing one is not an error. */
+  removeContainer(id: string): Promise<void>;
+  /** Containers (sandboxes included) whose labels contain every given pair. */
+  listContainers(labels: Record<string, string>): Promise<ContainerSummary[]>;
+  /** Throws ContainerNotFoundError. */
+  inspectContainer(id: string): Promise<ContainerStatus>;
+  /** Ends when the container's output ends (no follow), the container stops (follow), or the signal aborts. */
+  logs(id: string, options?: LogOptions): AsyncIterable<LogLine>;
+  exec(id: string, command: string[], options?: { signal?: AbortSignal }): Promise<ExecResult>;
+  stats(id: string): Promise<ContainerStats>;
+  /** Calls onEvent for containers whose labels contain every given pair, until the signal aborts. */
+  watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void>;
+}
