@@ -7,6 +7,7 @@ import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js
 import type { FlagSpec, ParsedArgs } from './args.js';
 import { resolveClientConfig, writeClientConfig, DEFAULT_SERVER } from './config.js';
 import { readManifests, ManifestError } from './manifests.js';
+import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat } from './printers.js';
 import { describeObject } from './describe.js';
 
@@ -149,8 +150,8 @@ function namespaceOf(a: ParsedArgs): string {
   return stringFlag(a, 'namespace') ?? 'default';
 }
 
-function objectPath(r: ResourceInfo, o: { metadata: { name: string; namespace?: string } }): string {
-  return apiPath(r, r.namespaced ? o.metadata.namespace ?? 'default' : undefined, o.metadata.name);
+function objectPath(m: Manifest): string {
+  return apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined, m.name);
 }
 
 function qualifiedName(r: ResourceInfo, name: string): string {
@@ -180,8 +181,8 @@ async function apply(a: ParsedArgs, io: Io): Promise<number> {
   let failed = 0;
   try {
     for (const m of manifests) {
-      const path = objectPath(m.resource, m.object);
-      const label = qualifiedName(m.resource, m.object.metadata.name);
+      const path = objectPath(m);
+      const label = qualifiedName(m.resource, m.name);
       try {
         let current: KubeObject | undefined;
         try {
@@ -251,7 +252,7 @@ async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> 
     const wanted = new Set(names);
     await client.watch<KubeObject>(listPath(r, a, { watch: 'true', resourceVersion: revision === '0' ? undefined : revision }), (e) => {
       if (e.type === 'ERROR') throw new ApiClientError(String((e.object as unknown as { message?: string }).message ?? 'watch failed'), 410, 'Expired');
-      if (wanted.size > 0 && !wanted.has(e.object.metadata.name)) return;
+      if (wanted.size > 0 && !wanted.has(e.object.metadata.name ?? '')) return;
       io.out(formatObjects(r, [e.object] as never, format, { ...opts, noHeaders: true, single: true }));
     }, signal);
     return 0;
@@ -295,7 +296,7 @@ async function remove(a: ParsedArgs, io: Io): Promise<number> {
       if (a.positionals.length > 0) throw new UsageError('give either -f or TYPE NAME, not both');
       const ns = stringFlag(a, 'namespace');
       for (const m of readManifests(files, { readStdin: io.readStdin, recursive: boolFlag(a, 'recursive'), ...(ns ? { namespace: ns } : {}) })) {
-        targets.push({ r: m.resource, namespace: m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined, name: m.object.metadata.name, source: m.source });
+        targets.push({ r: m.resource, namespace: m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined, name: m.name, source: m.source });
       }
     } else {
       const [typeArg, ...names] = a.positionals;
@@ -304,7 +305,7 @@ async function remove(a: ParsedArgs, io: Io): Promise<number> {
       if (names.length > 0) for (const name of names) targets.push({ r, namespace: r.namespaced ? namespaceOf(a) : undefined, name });
       else {
         for (const o of (await client.request<{ items: KubeObject[] }>('GET', listPath(r, a))).items) {
-          targets.push({ r, namespace: o.metadata.namespace, name: o.metadata.name });
+          targets.push({ r, namespace: o.metadata.namespace, name: o.metadata.name ?? '' });
         }
         if (targets.length === 0) io.err('No resources found\n');
       }

@@ -7,6 +7,8 @@ import type { KubeObject, ResourceInfo } from '../api-types/index.js';
 export interface Manifest {
   /** Where the object came from, for messages: "examples/web.yaml document 2". */
   source: string;
+  /** metadata.name, which every manifest must have (apply and delete address objects by name). */
+  name: string;
   object: KubeObject;
   resource: ResourceInfo;
 }
@@ -83,8 +85,9 @@ function parseFile(name: string, text: string, namespace: string | undefined, ou
       const at = items.length > 1 || item !== obj ? `${where} item ${j + 1}` : where;
       const withNs = namespace && item && typeof item === 'object' ? withNamespace(item as Record<string, unknown>, namespace) : item;
       const v = validateObject(withNs);
-      if (!v.ok) errors.push(...v.issues.map((issue) => `${at}: ${issue.path}: ${issue.message}`));
-      else out.push({ source: at, object: v.object, resource: v.resource });
+      if (!v.ok) errors.push(...v.issues.map((issue: { path: string; message: string }) => `${at}: ${issue.path}: ${issue.message}`));
+      else if (!v.object.metadata.name) errors.push(`${at}: metadata.name: required (generateName alone cannot be applied)`);
+      else out.push({ source: at, name: v.object.metadata.name, object: v.object, resource: v.resource });
     });
   });
 }

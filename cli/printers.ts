@@ -45,7 +45,7 @@ export function nodeStatusText(n: Obj): string {
   return s;
 }
 
-const name: Column = ['NAME', (o) => o.metadata.name];
+const name: Column = ['NAME', (o) => o.metadata.name ?? ''];
 const ageCol: Column = ['AGE', (o, now) => age(o.metadata.creationTimestamp, now)];
 const count = (v: unknown): string => String(typeof v === 'number' ? v : 0);
 

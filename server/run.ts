@@ -8,6 +8,7 @@ import { staticTokens } from './api/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { LocalProposer } from './store/proposer.js';
 import type { Proposer } from './store/proposer.js';
+import { ObjectService } from './objects.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -41,9 +42,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
   try {
     await bootstrap(store, proposer);
     const app = createApp({
-      store, proposer,
+      objects: new ObjectService(store, proposer),
       readBarrier: async () => {},
-      now: () => new Date(),
       authenticate: staticTokens({ [adminToken]: { name: 'admin', role: 'admin' } }),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       ready: () => true,

@@ -6,7 +6,8 @@ import { bearerAuth } from './auth.js';
 import type { Authenticator } from './auth.js';
 import { resourceRoutes } from './resources.js';
 import type { ResourceDeps } from './resources.js';
-import { ApiError, statusResponse } from './status.js';
+import { statusResponse } from './status.js';
+import { StoreError } from '../store/types.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AppDeps extends ResourceDeps {
@@ -28,7 +29,7 @@ export function createApp(deps: AppDeps): Hono {
   const metrics = apiMetrics(deps);
 
   app.onError((err, c) => {
-    if (err instanceof ApiError) return statusResponse(c, err.failure);
+    if (err instanceof StoreError) return statusResponse(c, err.failure);
     metrics.internalErrors.inc();
     console.error(err);
     return statusResponse(c, { code: 500, reason: 'InternalError', message: `internal error: ${err instanceof Error ? err.message : String(err)}` });
@@ -75,7 +76,7 @@ function apiMetrics(deps: AppDeps) {
   const requests = new Counter({ name: 'flotilla_http_requests_total', help: 'API requests by method and status code', labelNames: ['method', 'code'], registers: [registry] });
   const duration = new Histogram({ name: 'flotilla_http_request_duration_seconds', help: 'API request latency', labelNames: ['method', 'code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
   const internalErrors = new Counter({ name: 'flotilla_http_internal_errors_total', help: 'Requests that failed with 500', registers: [registry] });
-  new Gauge({ name: 'flotilla_store_revision', help: 'Revision of the newest applied write', registers: [registry], collect() { this.set(deps.store.revision()); } });
-  new Gauge({ name: 'flotilla_watchers', help: 'Open watch streams', registers: [registry], collect() { this.set(deps.store.hub.watcherCount); } });
+  new Gauge({ name: 'flotilla_store_revision', help: 'Revision of the newest applied write', registers: [registry], collect() { this.set(deps.objects.store.revision()); } });
+  new Gauge({ name: 'flotilla_watchers', help: 'Open watch streams', registers: [registry], collect() { this.set(deps.objects.store.hub.watcherCount); } });
   return { registry, requests, duration, internalErrors };
 }

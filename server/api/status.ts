@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { StoreError } from '../store/types.js';
 import type { Failure } from '../store/types.js';
 
 /** The Kubernetes `Status` object for a failure. */
@@ -10,13 +11,4 @@ export function statusResponse(c: Context, f: Failure): Response {
   return c.json(statusBody(f), f.code as 400);
 }
 
-/** A request that cannot be served, carrying the Status to answer with. */
-export class ApiError extends Error {
-  constructor(readonly failure: Failure) {
-    super(failure.message);
-  }
-}
-
-export const badRequest = (message: string): ApiError => new ApiError({ code: 400, reason: 'BadRequest', message });
-export const notFound = (message: string): ApiError => new ApiError({ code: 404, reason: 'NotFound', message });
-export const methodNotAllowed = (message: string): ApiError => new ApiError({ code: 405, reason: 'MethodNotAllowed', message });
+export const methodNotAllowed = (message: string): StoreError => new StoreError({ code: 405, reason: 'MethodNotAllowed', message });

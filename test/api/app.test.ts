@@ -8,6 +8,7 @@ import { createApp } from '../../server/api/app.js';
 import { staticTokens } from '../../server/api/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
+import { ObjectService } from '../../server/objects.js';
 
 const TOKEN = 'test-token-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-api-'));
@@ -17,7 +18,7 @@ for (const name of ['default', 'other']) {
   await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } });
 }
 const app = createApp({
-  store, proposer, readBarrier: async () => {}, now: () => new Date('2026-02-03T04:05:06Z'),
+  objects: new ObjectService(store, proposer, () => new Date('2026-02-03T04:05:06Z')), readBarrier: async () => {},
   authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
   version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, ready: () => true, maxBodyBytes: 64 * 1024,
 });

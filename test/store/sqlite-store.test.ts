@@ -146,7 +146,7 @@ test('state and revision survive closing and reopening the file; the history win
   const again = new SqliteStore({ path });
   assert.is(again.revision(), rev);
   assert.equal(again.get('configmaps', 'default', 'a')?.data, { a: '1' });
-  assert.throws(() => again.hub.watch('configmaps', undefined, rev - 1, () => {}), GoneError);
+  assert.throws(() => again.hub.watch('configmaps', undefined, rev - 1, () => {}), (e: unknown) => e instanceof GoneError);
   again.close();
 });
 

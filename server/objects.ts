@@ -1,0 +1,125 @@
+import { randomUUID, randomBytes } from 'node:crypto';
+import { validateObject, applyDefaults } from '../api-types/index.js';
+import type { ResourceInfo } from '../api-types/index.js';
+import type { SqliteStore } from './store/sqlite-store.js';
+import type { Proposer } from './store/proposer.js';
+import { StoreError } from './store/types.js';
+import type { Command, StoredObject } from './store/types.js';
+import { mergePatch } from './api/merge-patch.js';
+
+/** How often a conflicting merge patch is retried against the newest object before giving up with 409. */
+const PATCH_ATTEMPTS = 5;
+
+export const badRequest = (message: string): StoreError => new StoreError({ code: 400, reason: 'BadRequest', message });
+export const notFound = (message: string): StoreError => new StoreError({ code: 404, reason: 'NotFound', message });
+export const invalid = (kind: string, name: string, causes: { field: string; message: string }[]): StoreError => new StoreError({
+  code: 422, reason: 'Invalid',
+  message: `${kind} "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}`,
+  details: { name, kind, causes },
+});
+
+/** The store's key for a resource: the plural, qualified by the group outside the core group. */
+export function resourceKey(r: ResourceInfo): string {
+  return r.group ? `${r.plural}.${r.group}` : r.plural;
+}
+
+/**
+ * Every write to cluster objects, from the API and from in-process controllers alike: admission (validation,
+ * defaults, server-owned fields) and then a command through the proposer. Failures throw StoreError carrying a
+ * Kubernetes Status. Reads go to the local replica; callers needing linearizable reads pass through readBarrier.
+ */
+export class ObjectService {
+  constructor(readonly store: SqliteStore, readonly proposer: Proposer, readonly now: () => Date = () => new Date()) {}
+
+  get(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined {
+    return this.store.get(resourceKey(r), r.namespaced ? namespace ?? '' : '', name);
+  }
+
+  mustGet(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject {
+    const o = this.get(r, namespace, name);
+    if (!o) throw notFound(`${r.plural} "${name}" not found`);
+    return o;
+  }
+
+  list(r: ResourceInfo, namespace?: string): { items: StoredObject[]; revision: number } {
+    return this.store.list(resourceKey(r), r.namespaced ? namespace : undefined);
+  }
+
+  /**
+   * Validates a whole object for resource `r` in `namespace` (named `name` when the path names it) and
+   * applies defaults. A body whose kind, apiVersion, namespace or name disagree with the target is refused.
+   */
+  admit(r: ResourceInfo, namespace: string | undefined, input: unknown, name?: string): StoredObject {
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) throw badRequest('the request body must be a JSON object');
+    const raw = input as Record<string, unknown>;
+    const meta = (raw.metadata && typeof raw.metadata === 'object' ? raw.metadata : {}) as Record<string, unknown>;
+    if (raw.kind !== undefined && raw.kind !== r.kind) throw badRequest(`the body's kind "${String(raw.kind)}" does not match ${r.plural} (${r.kind})`);
+    if (raw.apiVersion !== undefined && raw.apiVersion !== r.apiVersion) throw badRequest(`the body's apiVersion "${String(raw.apiVersion)}" does not match ${r.apiVersion}`);
+    if (r.namespaced && namespace && meta.namespace !== undefined && meta.namespace !== namespace) {
+      throw badRequest(`the namespace of the object (${String(meta.namespace)}) does not match the namespace on the request (${namespace})`);
+    }
+    if (name !== undefined && meta.name !== undefined && meta.name !== name) throw badRequest(`the name of the object (${String(meta.name)}) does not match the name on the URL (${name})`);
+    const full = {
+      ...raw, apiVersion: r.apiVersion, kind: r.kind,
+      metadata: { ...meta, ...(r.namespaced ? { namespace } : {}), ...(name !== undefined ? { name } : {}) },
+    };
+    const v = validateObject(full);
+    if (!v.ok) throw invalid(r.kind, String(full.metadata.name ?? ''), v.issues.map((i: { path: string; message: string }) => ({ field: i.path, message: i.message })));
+    return applyDefaults(v.object) as unknown as StoredObject;
+  }
+
+  async create(r: ResourceInfo, namespace: string | undefined, input: unknown): Promise<StoredObject> {
+    if (r.namespaced && !namespace) throw badRequest(`${r.plural} are namespaced: create them in a namespace`);
+    if (r.namespaced && !this.store.get('namespaces', '', namespace!)) throw notFound(`namespaces "${namespace}" not found`);
+    const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
+    const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
+    const object = this.admit(r, namespace, named);
+    return this.#commit({ op: 'create', resource: resourceKey(r), object, uid: randomUUID(), now: this.now().toISOString() });
+  }
+
+  /** Replaces an object; a resourceVersion in the body is a precondition. */
+  async replace(r: ResourceInfo, namespace: string | undefined, name: string, input: unknown): Promise<StoredObject> {
+    return this.#commit({ op: 'update', resource: resourceKey(r), object: this.admit(r, namespace, input, name) });
+  }
+
+  /** Replaces only the status of an object (validated within the whole object). */
+  async replaceStatus(r: ResourceInfo, namespace: string | undefined, name: string, status: unknown, resourceVersion?: string): Promise<StoredObject> {
+    const current = this.mustGet(r, namespace, name);
+    const object = this.admit(r, namespace, { ...current, status, metadata: { ...current.metadata, resourceVersion: resourceVersion ?? '' } }, name);
+    object.metadata.resourceVersion = resourceVersion ?? '';
+    return this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' });
+  }
+
+  /**
+   * Applies a JSON merge patch to the newest object. Unless the patch pins metadata.resourceVersion, a
+   * concurrent write is resolved by patching again (as kubectl patch does); a pinned one gets 409.
+   */
+  async patch(r: ResourceInfo, namespace: string | undefined, name: string, delta: unknown, subresource?: 'status'): Promise<StoredObject> {
+    if (delta === null || typeof delta !== 'object' || Array.isArray(delta)) throw badRequest('a merge patch must be a JSON object');
+    const pinned = (delta as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion !== undefined;
+    for (let attempt = 1; ; attempt++) {
+      const current = this.mustGet(r, namespace, name);
+      const merged = mergePatch(current, delta) as StoredObject;
+      const object = this.admit(r, namespace, merged, name);
+      object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
+      const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
+      if (result.ok) return result.object;
+      if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
+    }
+  }
+
+  async delete(r: ResourceInfo, namespace: string | undefined, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<StoredObject> {
+    return this.#commit({ op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, ...(preconditions ? { preconditions } : {}) });
+  }
+
+  async #commit(command: Command): Promise<StoredObject> {
+    const result = await this.proposer.propose(command);
+    if (!result.ok) throw new StoreError(result.failure);
+    return result.object;
+  }
+}
+
+function randomSuffix(): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  return Array.from(randomBytes(5), (b) => alphabet[b % alphabet.length]).join('');
+}
