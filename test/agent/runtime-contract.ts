@@ -1,0 +1,190 @@
+// The behaviour every ContainerRuntime must have, run against FakeRuntime (runtime-fake.test.ts) and
+// DockerRuntime (runtime-docker.docker.test.ts). A harness says how to express each "program" on its runtime:
+// a shell line in flotilla/testbox for Docker, a scripted behaviour for the fake.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  ContainerNotFoundError,
+  ImagePullError,
+  LABEL_RESTART_COUNT,
+  type ContainerConfig,
+  type ContainerEvent,
+  type ContainerRuntime,
+} from '../../node-agent/runtime/types.js';
+
+export type Program = Pick<ContainerConfig, 'image' | 'entrypoint' | 'cmd'>;
+
+export interface RuntimeHarness {
+  runtime: ContainerRuntime;
+  /** Labels unique to this run; everything the suite creates carries them, and cleanup removes by them. */
+  labels: Record<string, string>;
+  sandbox: { image: string; command?: string[] };
+  programs: {
+    /** Runs until stopped. */
+    sleep(): Program;
+    /** Exits with this code after a short while (well under a second). */
+    exit(code: number): Program;
+    /** Writes these lines to stdout, then runs until stopped. */
+    print(lines: string[]): Program;
+    /** Grows its memory until killed; run under an 8 MiB limit. */
+    memoryHog(): Program;
+  };
+  /** Runs in exec: writes "out" to stdout, "err" to stderr, exits 3. */
+  execCommand: string[];
+  cleanup(): Promise<void>;
+}
+
+/** Polls until check returns a value other than undefined; fails after limitMs (a bound, not a timing claim). */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, limitMs = 20000): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function runtimeContract(name: string, newHarness: () => Promise<RuntimeHarness>): void {
+  const test = suite<{ h: RuntimeHarness }>(`ContainerRuntime contract: ${name}`);
+  let serial = 0;
+
+  test.before.each(async (ctx) => {
+    ctx.h = await newHarness();
+  });
+  test.after.each(async (ctx) => {
+    await ctx.h.cleanup();
+  });
+
+  async function pod(h: RuntimeHarness) {
+    const n = `${process.pid}-${++serial}`;
+    const sandboxId = await h.runtime.runSandbox({
+      name: `flotilla-contract-${n}-pod`, image: h.sandbox.image, ...(h.sandbox.command ? { command: h.sandbox.command } : {}),
+      hostname: `contract-${n}`, ports: [], labels: { ...h.labels, role: 'sandbox' },
+    });
+    const container = async (program: Program, extra: Partial<ContainerConfig> = {}) => {
+      const id = await h.runtime.createContainer({
+        name: `flotilla-contract-${n}-${++serial}`, env: {}, mounts: [], sandboxId,
+        labels: { ...h.labels, role: 'app', [LABEL_RESTART_COUNT]: '2' }, ...program, ...extra,
+      });
+      await h.runtime.startContainer(id);
+      return id;
+    };
+    return { sandboxId, container };
+  }
+
+  const exited = (h: RuntimeHarness, id: string) =>
+    eventually(`container ${id} exits`, async () => {
+      const s = await h.runtime.inspectContainer(id);
+      return s.state === 'exited' ? s : undefined;
+    });
+
+  test('an image that is present is ensured; an unreachable registry gives ErrImagePull', async ({ h }) => {
+    await h.runtime.ensureImage(h.programs.sleep().image);
+    try {
+      await h.runtime.ensureImage('127.0.0.1:1/none:1');
+      assert.unreachable('pull from 127.0.0.1:1 succeeded');
+    } catch (err) {
+      assert.instance(err, ImagePullError);
+      assert.is((err as ImagePullError).reason, 'ErrImagePull');
+      assert.ok((err as Error).message.length > 0);
+    }
+  });
+
+  test('sandbox and container run, are listed by label and inspected with the restart count label', async ({ h }) => {
+    const { sandboxId, container } = await pod(h);
+    const id = await container(h.programs.sleep());
+    const listed = await h.runtime.listContainers(h.labels);
+    assert.equal(listed.map((c) => c.id).sort(), [sandboxId, id].sort());
+    assert.equal((await h.runtime.listContainers({ ...h.labels, role: 'app' })).map((c) => c.id), [id]);
+    assert.equal(await h.runtime.listContainers({ ...h.labels, role: 'nobody' }), []);
+    const s = await h.runtime.inspectContainer(id);
+    assert.is(s.state, 'running');
+    assert.is(s.exitCode, null);
+    assert.is(s.restartCount, 2);
+    assert.ok(s.startedAt && !Number.isNaN(Date.parse(s.startedAt)));
+    assert.ok((await h.runtime.inspectContainer(sandboxId)).ip, 'sandbox has an IP address');
+  });
+
+  test('a container that exits reports its exit code', async ({ h }) => {
+    const { container } = await pod(h);
+    const s = await exited(h, await container(h.programs.exit(3)));
+    assert.is(s.exitCode, 3);
+    assert.is(s.oomKilled, false);
+    assert.ok(s.finishedAt);
+  });
+
+  test('logs: all lines, tail, and follow that ends when the container stops', async ({ h }) => {
+    const { container } = await pod(h);
+    const id = await container(h.programs.print(['one', 'two', 'three']));
+    await eventually('three lines logged', async () => {
+      const lines: string[] = [];
+      for await (const l of h.runtime.logs(id)) lines.push(l.line);
+      return lines.length === 3 ? lines : undefined;
+    }).then((lines) => assert.equal(lines, ['one', 'two', 'three']));
+    const tail: string[] = [];
+    for await (const l of h.runtime.logs(id, { tail: 1 })) tail.push(l.line);
+    assert.equal(tail, ['three']);
+    const followed: string[] = [];
+    const follow = (async () => {
+      for await (const l of h.runtime.logs(id, { follow: true })) followed.push(l.line);
+    })();
+    await h.runtime.stopContainer(id, 1);
+    await follow;
+    assert.equal(followed, ['one', 'two', 'three']);
+  });
+
+  test('exec returns stdout, stderr and the exit code', async ({ h }) => {
+    const { container } = await pod(h);
+    const id = await container(h.programs.sleep());
+    const r = await h.runtime.exec(id, h.execCommand);
+    assert.equal(r, { exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  test('stop, remove, and removal of what is gone', async ({ h }) => {
+    const { container } = await pod(h);
+    const id = await container(h.programs.sleep());
+    await h.runtime.stopContainer(id, 1);
+    assert.is((await h.runtime.inspectContainer(id)).state, 'exited');
+    await h.runtime.stopContainer(id, 1);
+    await h.runtime.removeContainer(id);
+    await h.runtime.removeContainer(id);
+    try {
+      await h.runtime.inspectContainer(id);
+      assert.unreachable('inspect of a removed container succeeded');
+    } catch (err) {
+      assert.instance(err, ContainerNotFoundError);
+    }
+  });
+
+  test('events: start and die of labelled containers reach the watcher', async ({ h }) => {
+    const events: ContainerEvent[] = [];
+    const ac = new AbortController();
+    const watching = h.runtime.watchEvents({ ...h.labels, role: 'app' }, (e) => events.push(e), ac.signal);
+    await new Promise((r) => setTimeout(r, 200)); // let the event stream open before acting
+    const { container } = await pod(h);
+    const id = await container(h.programs.exit(0));
+    await eventually('die event', () => (events.some((e) => e.id === id && e.type === 'die') ? true : undefined));
+    ac.abort();
+    await watching;
+    assert.ok(events.some((e) => e.id === id && e.type === 'start'));
+    assert.not.ok(events.some((e) => e.id !== id), 'only the labelled container is reported');
+  });
+
+  test('a memory limit is enforced: the process is OOM-killed', async ({ h }) => {
+    const { container } = await pod(h);
+    const s = await exited(h, await container(h.programs.memoryHog(), { memoryBytes: 8 << 20 }));
+    assert.is(s.oomKilled, true);
+    assert.is(s.exitCode, 137);
+  });
+
+  test('stats report CPU time and memory of a running container', async ({ h }) => {
+    const { container } = await pod(h);
+    const id = await container(h.programs.sleep());
+    const s = await h.runtime.stats(id);
+    assert.ok(s.memoryBytes > 0, `memory ${s.memoryBytes}`);
+    assert.ok(s.cpuNanos >= 0);
+  });
+
+  test.run();
+}
