@@ -3,3 +3,5 @@ export * from './meta.js';
 export * from './objects.js';
 export * from './resources.js';
 export * from './quantity.js';
+export * from './names.js';
+export * from './selector.js';
