@@ -74,11 +74,12 @@ export class RaftLog {
   applied: number;
 
   constructor(readonly storage: Storage, readonly maxApplyingBytes = Number.MAX_SAFE_INTEGER) {
-    const first = storage.firstIndex();
     const last = storage.lastIndex();
     this.unstable = new Unstable(last + 1);
-    this.committed = first - 1;
-    this.applied = first - 1;
+    // Entries up to the snapshot are in the state machine's snapshot, even if the log keeps some of them.
+    const base = Math.max(storage.firstIndex() - 1, storage.snapshot().meta.index);
+    this.committed = base;
+    this.applied = base;
   }
 
   firstIndex(): number {

@@ -23,9 +23,11 @@ export class SnapshotOutOfDateError extends Error {
 
 /**
  * Read side used by the Raft core. Contract (shared by every implementation, tested by one contract suite):
- * - the log holds the contiguous range [firstIndex(), lastIndex()]; firstIndex() = snapshot index + 1;
- * - term(snapshot index) answers the snapshot term (the log is "anchored" there);
- * - an index below that throws CompactedError, above lastIndex() throws UnavailableError.
+ * - the log holds the contiguous range [firstIndex(), lastIndex()]; firstIndex() - 1 is the anchor, whose term
+ *   term() still answers (the snapshot index, or the last compacted entry when compaction keeps a tail behind
+ *   the snapshot: snapshot index + 1 >= firstIndex());
+ * - term() below the anchor throws CompactedError, above lastIndex() throws UnavailableError;
+ * - entries(lo, ...) with lo < firstIndex() throws CompactedError.
  */
 export interface Storage {
   initialState(): { hardState: HardState; confState: ConfState };

@@ -19,6 +19,11 @@ export interface SimOptions {
   clients?: number;
   /** Probability scale of every fault (0 = a perfect network and no crashes). */
   faults?: number;
+  /**
+   * 'durable' (default): what save() wrote survives a crash. 'losesVote': a crash forgets the vote, like a disk
+   * that acknowledges writes it never made durable; used to show that the invariant checks catch the damage.
+   */
+  disk?: 'durable' | 'losesVote';
 }
 
 export interface SimResult {
@@ -138,6 +143,10 @@ export class Simulator {
     this.trace.add(`${this.now} crash ${m.id} ${why}`);
     this.stats.crashes++;
     m.node = undefined;
+    if (this.options.disk === 'losesVote') {
+      const { hardState } = m.storage.initialState();
+      m.storage.save({ entries: [], hardState: { ...hardState, vote: 0 } });
+    }
     m.downUntil = this.now + 5 + this.rng.int(60);
   }
 
@@ -151,6 +160,7 @@ export class Simulator {
     this.partition = undefined;
     for (const m of this.members.values()) if (!m.node && !m.retired) { this.start(m); this.trace.add(`${this.now} restart ${m.id}`); }
     for (let i = 0; i < 200; i++) this.step(false);
+    for (let c = 0; c < this.clients.length; c++) this.abandon(c);
     this.checkLogMatching(true);
     const check = checkKvHistory(this.history);
     if (!check.ok) this.violations.push(`history of key ${check.key} is not linearizable`);
@@ -345,11 +355,7 @@ export class Simulator {
     for (let c = 0; c < this.clients.length; c++) {
       const pending = this.clients[c];
       if (pending) {
-        if (this.now >= pending.deadline) {
-          // Outcome unknown: a put may still apply later; a get has no effect and is dropped.
-          if (pending.kind === 'put') this.history.push({ client: c, kind: 'put', key: pending.key, value: pending.value, call: pending.call, ret: Infinity });
-          this.clients[c] = undefined;
-        }
+        if (this.now >= pending.deadline) this.abandon(c);
         continue;
       }
       if (!this.rng.chance(0.3)) continue;
@@ -370,6 +376,15 @@ export class Simulator {
         this.opsFailed++;
       }
     }
+  }
+
+  /** The client gives up: a put's outcome is unknown (it may apply later); a get has no effect and is dropped. */
+  private abandon(client: number): void {
+    const pending = this.clients[client];
+    if (pending?.kind === 'put') {
+      this.history.push({ client, kind: 'put', key: pending.key, value: pending.value, call: pending.call, ret: Infinity });
+    }
+    this.clients[client] = undefined;
   }
 
   private complete(client: number, op: ClientOp, value: string): void {
