@@ -5,3 +5,4 @@ export * from './resources.js';
 export * from './quantity.js';
 export * from './names.js';
 export * from './selector.js';
+export * from './validate.js';

@@ -147,6 +147,7 @@ export interface Probe {
   exec?: ExecAction;
   httpGet?: HTTPGetAction;
   tcpSocket?: TCPSocketAction;
+  grpc?: { port: number; service?: string };
   initialDelaySeconds?: number;
   timeoutSeconds?: number;
   periodSeconds?: number;
@@ -159,6 +160,7 @@ export interface LifecycleHandler {
   exec?: ExecAction;
   httpGet?: HTTPGetAction;
   tcpSocket?: TCPSocketAction;
+  sleep?: { seconds: number };
 }
 
 export interface SecurityContext {
@@ -189,6 +191,7 @@ export interface Container {
   lifecycle?: { postStart?: LifecycleHandler; preStop?: LifecycleHandler };
   securityContext?: SecurityContext;
   stdin?: boolean;
+  stdinOnce?: boolean;
   tty?: boolean;
   terminationMessagePath?: string;
   terminationMessagePolicy?: 'File' | 'FallbackToLogsOnError';
@@ -270,7 +273,10 @@ export interface PodSpec {
   subdomain?: string;
   dnsPolicy?: 'ClusterFirst' | 'ClusterFirstWithHostNet' | 'Default' | 'None';
   serviceAccountName?: string;
-  securityContext?: { runAsUser?: number; runAsGroup?: number; runAsNonRoot?: boolean; fsGroup?: number };
+  automountServiceAccountToken?: boolean;
+  securityContext?: {
+    runAsUser?: number; runAsGroup?: number; runAsNonRoot?: boolean; fsGroup?: number; supplementalGroups?: number[];
+  };
   imagePullSecrets?: { name: string }[];
 }
 
@@ -320,6 +326,7 @@ export interface PodStatus {
   message?: string;
   reason?: string;
   hostIP?: string;
+  hostIPs?: { ip: string }[];
   podIP?: string;
   podIPs?: { ip: string }[];
   startTime?: string;
@@ -470,6 +477,7 @@ export interface Event extends KubeObject {
   reportingComponent?: string;
   reportingInstance?: string;
   action?: string;
+  related?: ObjectReference;
 }
 
 export interface LeaseSpec {
@@ -491,6 +499,7 @@ export interface Lease extends KubeObject {
 export interface ServicePort {
   name?: string;
   protocol?: 'TCP' | 'UDP' | 'SCTP';
+  appProtocol?: string;
   port: number;
   targetPort?: IntOrString;
   nodePort?: number;
@@ -509,6 +518,8 @@ export interface ServiceSpec {
   internalTrafficPolicy?: 'Cluster' | 'Local';
   loadBalancerIP?: string;
   publishNotReadyAddresses?: boolean;
+  ipFamilies?: ('IPv4' | 'IPv6')[];
+  ipFamilyPolicy?: 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
 }
 
 export interface ServiceStatus {

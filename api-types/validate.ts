@@ -1,0 +1,1123 @@
+// Strict schemas for every kind, the validation entry point, Kubernetes defaults and the generation rule.
+//
+// Contract: unknown fields are refused (never dropped), one issue per field, with a path that reads like
+// `spec.template.spec.containers[0].resources.limits.memory` (keys that are not identifiers are quoted:
+// `metadata.labels["app.kubernetes.io/name"]`). Server-set metadata and status are accepted so that objects
+// read from the server validate again unchanged.
+import { z } from 'zod';
+import type { KubeObject, ObjectMeta } from './meta.js';
+import { dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
+import {
+  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
+  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
+} from './objects.js';
+import type { Container, PodSpec, Probe, ServicePort } from './objects.js';
+import { parseQuantity } from './quantity.js';
+import { allResources, bindingResource, resourceForKind } from './resources.js';
+import type { ResourceInfo } from './resources.js';
+import { labelSelectorFromSpec, matchesLabels } from './selector.js';
+
+type Ctx = z.core.$RefinementCtx;
+type PathPart = string | number;
+
+function issue(ctx: Ctx, path: PathPart[], message: string): void {
+  ctx.addIssue({ code: 'custom', message, path });
+}
+
+// ---- scalars -------------------------------------------------------------------------------------------
+
+const str = z.string();
+const int = z.number().int();
+const nonNegInt = z.number().int().min(0, { error: 'must be greater than or equal to 0' });
+const posInt = z.number().int().min(1, { error: 'must be greater than or equal to 1' });
+const bool = z.boolean();
+const strList = z.array(z.string());
+const port = z.number().int().min(1, { error: 'must be between 1 and 65535' }).max(65535, { error: 'must be between 1 and 65535' });
+const intOrString = z.union([int, str], { error: 'must be an integer or a string' });
+/** RFC 3339 time. */
+const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.g. 2024-01-02T03:04:05Z' });
+/**
+ * A time that may be null, meaning unset as in Kubernetes (`kubectl create --dry-run -o yaml` writes
+ * `creationTimestamp: null`); the parsed object carries undefined instead, so its type stays `string`.
+ */
+const nullableTime = time.nullable().optional().transform((v) => v ?? undefined);
+const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
+
+const quantity = z.union([z.string(), z.number()], { error: 'must be a quantity such as "500m", "2Gi" or 1' })
+  .superRefine((v, ctx) => {
+    try { parseQuantity(v); } catch (e) { issue(ctx, [], (e as Error).message); }
+  });
+
+function safeMilli(q: string | number): bigint | undefined {
+  try { return parseQuantity(q).milli; } catch { return undefined; }
+}
+
+function named(rule: (s: string) => string | undefined) {
+  return z.string().superRefine((v, ctx) => {
+    const why = rule(v);
+    if (why !== undefined) issue(ctx, [], why);
+  });
+}
+const dnsLabel = named(dns1123LabelError);
+const dnsSubdomain = named(dns1123SubdomainError);
+
+/** IANA service name, as used for named ports: at most 15 of [a-z0-9-], at least one letter, no "--". */
+function portNameError(v: string): string | undefined {
+  if (v.length === 0 || v.length > 15) return `"${v}" must be 1 to 15 characters`;
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v) || v.includes('--') || !/[a-z]/.test(v)) {
+    return `"${v}" must be lowercase alphanumerics or '-', contain a letter, and not start, end or repeat '-'`;
+  }
+  return undefined;
+}
+const portName = named(portNameError);
+const intOrPortName = z.union([port, portName], { error: 'must be a port number (1..65535) or a port name' });
+
+/** Amounts of a resource (requests, limits, capacity, GPU memory) are never negative. */
+const amount = quantity.superRefine((v, ctx) => {
+  const milli = safeMilli(v);
+  if (milli !== undefined && milli < 0n) issue(ctx, [], `must be greater than or equal to 0 (got ${JSON.stringify(v)})`);
+});
+
+const resourceList = z.record(z.string(), amount).superRefine((m, ctx) => {
+  for (const key of Object.keys(m)) {
+    const why = labelKeyError(key);
+    if (why !== undefined) issue(ctx, [key], `invalid resource name: ${why}`);
+  }
+});
+
+const labels = z.record(z.string(), z.string()).superRefine((m, ctx) => {
+  for (const [key, value] of Object.entries(m)) {
+    const why = labelKeyError(key) ?? labelValueError(value);
+    if (why !== undefined) issue(ctx, [key], why);
+  }
+});
+
+const annotations = z.record(z.string(), z.string()).superRefine((m, ctx) => {
+  for (const key of Object.keys(m)) {
+    const why = labelKeyError(key);
+    if (why !== undefined) issue(ctx, [key], why);
+  }
+});
+
+/** The Flotilla pod annotations must be usable by the scheduler: checked wherever a pod's metadata is. */
+const podAnnotations = annotations.superRefine((m, ctx) => {
+  const memory = m[ANNOTATION_GPU_MEMORY_MIN];
+  if (memory !== undefined) {
+    try { parseQuantity(memory); } catch (e) { issue(ctx, [ANNOTATION_GPU_MEMORY_MIN], (e as Error).message); }
+  }
+  const model = m[ANNOTATION_GPU_MODEL];
+  if (model !== undefined) {
+    try { new RegExp(model); } catch (e) { issue(ctx, [ANNOTATION_GPU_MODEL], `not a valid regular expression: ${(e as Error).message}`); }
+  }
+  const sharing = m[ANNOTATION_GPU_SHARING];
+  if (sharing !== undefined && sharing !== 'shared') issue(ctx, [ANNOTATION_GPU_SHARING], `must be "shared" (got "${sharing}")`);
+  const placement = m[ANNOTATION_PLACEMENT];
+  if (placement !== undefined && placement !== 'binpack' && placement !== 'spread') {
+    issue(ctx, [ANNOTATION_PLACEMENT], `must be "binpack" or "spread" (got "${placement}")`);
+  }
+  const arch = m[ANNOTATION_IMAGE_ARCH];
+  if (arch !== undefined && !/^[a-z0-9]+(,[a-z0-9]+)*$/.test(arch)) {
+    issue(ctx, [ANNOTATION_IMAGE_ARCH], `must be a comma-separated list of architectures like "amd64,arm64" (got "${arch}")`);
+  }
+});
+
+// ---- metadata ------------------------------------------------------------------------------------------
+
+const ownerReference = z.strictObject({
+  apiVersion: str, kind: str, name: str, uid: str, controller: bool.optional(), blockOwnerDeletion: bool.optional(),
+});
+
+interface MetaRules {
+  /** Rule for metadata.name; undefined for pod template metadata, where the name is not used. */
+  name?: (s: string) => string | undefined;
+  namespaced: boolean;
+  pod: boolean;
+}
+
+function metadataSchema(rules: MetaRules) {
+  return z.strictObject({
+    name: str.optional(),
+    generateName: str.optional(),
+    namespace: str.optional(),
+    uid: str.optional(),
+    resourceVersion: str.optional(),
+    generation: nonNegInt.optional(),
+    creationTimestamp: nullableTime,
+    deletionTimestamp: time.optional(),
+    deletionGracePeriodSeconds: nonNegInt.optional(),
+    labels: labels.optional(),
+    annotations: (rules.pod ? podAnnotations : annotations).optional(),
+    ownerReferences: z.array(ownerReference).optional(),
+    finalizers: strList.optional(),
+  }).superRefine((m, ctx) => {
+    if (rules.name !== undefined) {
+      if (m.name !== undefined) {
+        const why = rules.name(m.name);
+        if (why !== undefined) issue(ctx, ['name'], why);
+      } else if (m.generateName === undefined) {
+        issue(ctx, ['name'], 'name or generateName is required');
+      }
+    }
+    if (m.namespace !== undefined) {
+      if (!rules.namespaced) issue(ctx, ['namespace'], 'not allowed on a cluster-scoped kind');
+      else {
+        const why = dns1123LabelError(m.namespace);
+        if (why !== undefined) issue(ctx, ['namespace'], why);
+      }
+    }
+  });
+}
+
+const templateMetadata = metadataSchema({ namespaced: true, pod: true });
+
+// ---- shared pieces -------------------------------------------------------------------------------------
+
+const condition = z.strictObject({
+  type: str,
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: str.optional(),
+  message: str.optional(),
+  lastTransitionTime: time.optional(),
+  lastHeartbeatTime: time.optional(),
+  lastProbeTime: nullableTime,
+  lastUpdateTime: time.optional(),
+  observedGeneration: nonNegInt.optional(),
+});
+const conditions = z.array(condition);
+
+const objectReference = z.strictObject({
+  apiVersion: str.optional(), kind: str.optional(), namespace: str.optional(), name: str.optional(),
+  uid: str.optional(), resourceVersion: str.optional(), fieldPath: str.optional(),
+});
+
+const labelSelectorSpec = z.strictObject({
+  matchLabels: labels.optional(),
+  matchExpressions: z.array(z.strictObject({
+    key: str,
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+    values: strList.optional(),
+  })).optional(),
+}).superRefine((s, ctx) => {
+  (s.matchExpressions ?? []).forEach((e, i) => {
+    if ((e.operator === 'In' || e.operator === 'NotIn') && (e.values ?? []).length === 0) {
+      issue(ctx, ['matchExpressions', i, 'values'], `must be non-empty for operator ${e.operator}`);
+    }
+    if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && (e.values ?? []).length > 0) {
+      issue(ctx, ['matchExpressions', i, 'values'], `must be empty for operator ${e.operator}`);
+    }
+    const why = labelKeyError(e.key);
+    if (why !== undefined) issue(ctx, ['matchExpressions', i, 'key'], why);
+    (e.values ?? []).forEach((v, j) => {
+      const bad = labelValueError(v);
+      if (bad !== undefined) issue(ctx, ['matchExpressions', i, 'values', j], bad);
+    });
+  });
+});
+
+// ---- Pod -----------------------------------------------------------------------------------------------
+
+/** Extended resources (GPUs) come in whole units, and a request, when given, equals the limit. */
+const WHOLE_UNIT_RESOURCES = new Set([GPU_RESOURCE_NVIDIA, GPU_RESOURCE_AMD]);
+
+const resourceRequirements = z.strictObject({
+  limits: resourceList.optional(),
+  requests: resourceList.optional(),
+}).superRefine((r, ctx) => {
+  for (const [where, list] of [['limits', r.limits], ['requests', r.requests]] as const) {
+    for (const [key, value] of Object.entries(list ?? {})) {
+      if (!WHOLE_UNIT_RESOURCES.has(key)) continue;
+      const milli = safeMilli(value);
+      if (milli !== undefined && milli % 1000n !== 0n) {
+        issue(ctx, [where, key], `must be a whole number of GPUs (got ${JSON.stringify(value)})`);
+      }
+    }
+  }
+  for (const [key, request] of Object.entries(r.requests ?? {})) {
+    const limit = r.limits?.[key];
+    if (limit === undefined) continue;
+    const req = safeMilli(request);
+    const lim = safeMilli(limit);
+    if (req === undefined || lim === undefined) continue;
+    if (WHOLE_UNIT_RESOURCES.has(key) && req !== lim) {
+      issue(ctx, ['requests', key], `must equal the limit (${String(limit)}) for ${key}`);
+    } else if (req > lim) {
+      issue(ctx, ['requests', key], `must be less than or equal to the ${key} limit (${String(limit)})`);
+    }
+  }
+});
+
+const execAction = z.strictObject({ command: strList.optional() });
+const httpGetAction = z.strictObject({
+  path: str.optional(),
+  port: intOrPortName,
+  host: str.optional(),
+  scheme: z.enum(['HTTP', 'HTTPS']).optional(),
+  httpHeaders: z.array(z.strictObject({ name: str, value: str })).optional(),
+});
+const tcpSocketAction = z.strictObject({ port: intOrPortName, host: str.optional() });
+const grpcAction = z.strictObject({ port, service: str.optional() });
+
+const PROBE_HANDLERS = ['exec', 'httpGet', 'tcpSocket', 'grpc'] as const;
+
+const probe = z.strictObject({
+  exec: execAction.optional(),
+  httpGet: httpGetAction.optional(),
+  tcpSocket: tcpSocketAction.optional(),
+  grpc: grpcAction.optional(),
+  initialDelaySeconds: nonNegInt.optional(),
+  timeoutSeconds: posInt.optional(),
+  periodSeconds: posInt.optional(),
+  successThreshold: posInt.optional(),
+  failureThreshold: posInt.optional(),
+  terminationGracePeriodSeconds: posInt.optional(),
+}).superRefine((p, ctx) => {
+  const given = PROBE_HANDLERS.filter((h) => p[h] !== undefined);
+  if (given.length !== 1) {
+    issue(ctx, [], `must specify exactly one handler of exec, httpGet, tcpSocket, grpc (got ${given.length === 0 ? 'none' : given.join(', ')})`);
+  }
+});
+
+const lifecycleHandler = z.strictObject({
+  exec: execAction.optional(),
+  httpGet: httpGetAction.optional(),
+  tcpSocket: tcpSocketAction.optional(),
+  sleep: z.strictObject({ seconds: nonNegInt }).optional(),
+});
+
+const keySelector = z.strictObject({ name: str.optional(), key: str, optional: bool.optional() });
+
+const envVar = z.strictObject({
+  name: z.string().min(1, { error: 'must not be empty' }),
+  value: str.optional(),
+  valueFrom: z.strictObject({
+    configMapKeyRef: keySelector.optional(),
+    secretKeyRef: keySelector.optional(),
+    fieldRef: z.strictObject({ apiVersion: str.optional(), fieldPath: str }).optional(),
+    resourceFieldRef: z.strictObject({ containerName: str.optional(), resource: str, divisor: quantity.optional() }).optional(),
+  }).superRefine((v, ctx) => {
+    const n = [v.configMapKeyRef, v.secretKeyRef, v.fieldRef, v.resourceFieldRef].filter((x) => x !== undefined).length;
+    if (n !== 1) issue(ctx, [], 'must specify exactly one of configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef');
+  }).optional(),
+}).superRefine((e, ctx) => {
+  if (e.value !== undefined && e.valueFrom !== undefined) issue(ctx, ['valueFrom'], 'may not be given together with value');
+});
+
+const envFromSource = z.strictObject({
+  prefix: str.optional(),
+  configMapRef: z.strictObject({ name: str.optional(), optional: bool.optional() }).optional(),
+  secretRef: z.strictObject({ name: str.optional(), optional: bool.optional() }).optional(),
+});
+
+const containerPort = z.strictObject({
+  name: portName.optional(),
+  containerPort: port,
+  hostPort: port.optional(),
+  hostIP: str.optional(),
+  protocol: protocol.optional(),
+});
+
+const securityContext = z.strictObject({
+  privileged: bool.optional(),
+  runAsUser: nonNegInt.optional(),
+  runAsGroup: nonNegInt.optional(),
+  runAsNonRoot: bool.optional(),
+  readOnlyRootFilesystem: bool.optional(),
+  allowPrivilegeEscalation: bool.optional(),
+  capabilities: z.strictObject({ add: strList.optional(), drop: strList.optional() }).optional(),
+});
+
+const container = z.strictObject({
+  name: dnsLabel,
+  image: z.string().min(1, { error: 'must not be empty' }),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
+  command: strList.optional(),
+  args: strList.optional(),
+  workingDir: str.optional(),
+  env: z.array(envVar).optional(),
+  envFrom: z.array(envFromSource).optional(),
+  ports: z.array(containerPort).optional(),
+  resources: resourceRequirements.optional(),
+  volumeMounts: z.array(z.strictObject({
+    name: str, mountPath: z.string().min(1, { error: 'must not be empty' }), readOnly: bool.optional(), subPath: str.optional(),
+  })).optional(),
+  livenessProbe: probe.optional(),
+  readinessProbe: probe.optional(),
+  startupProbe: probe.optional(),
+  lifecycle: z.strictObject({ postStart: lifecycleHandler.optional(), preStop: lifecycleHandler.optional() }).optional(),
+  securityContext: securityContext.optional(),
+  stdin: bool.optional(),
+  stdinOnce: bool.optional(),
+  tty: bool.optional(),
+  terminationMessagePath: str.optional(),
+  terminationMessagePolicy: z.enum(['File', 'FallbackToLogsOnError']).optional(),
+});
+
+const keyToPath = z.strictObject({ key: str, path: str, mode: nonNegInt.optional() });
+
+const volume = z.strictObject({
+  name: dnsLabel,
+  emptyDir: z.strictObject({ medium: z.enum(['', 'Memory']).optional(), sizeLimit: amount.optional() }).optional(),
+  hostPath: z.strictObject({ path: str, type: str.optional() }).optional(),
+  configMap: z.strictObject({
+    name: str.optional(), items: z.array(keyToPath).optional(), defaultMode: nonNegInt.optional(), optional: bool.optional(),
+  }).optional(),
+  secret: z.strictObject({
+    secretName: str.optional(), items: z.array(keyToPath).optional(), defaultMode: nonNegInt.optional(), optional: bool.optional(),
+  }).optional(),
+  persistentVolumeClaim: z.strictObject({ claimName: str, readOnly: bool.optional() }).optional(),
+}).superRefine((v, ctx) => {
+  const sources = ['emptyDir', 'hostPath', 'configMap', 'secret', 'persistentVolumeClaim'] as const;
+  const given = sources.filter((s) => v[s] !== undefined);
+  if (given.length !== 1) {
+    issue(ctx, [], `must specify exactly one volume source of ${sources.join(', ')} (got ${given.length === 0 ? 'none' : given.join(', ')})`);
+  }
+});
+
+const nodeSelectorRequirement = z.strictObject({
+  key: str, operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']), values: strList.optional(),
+});
+const nodeSelectorTerm = z.strictObject({
+  matchExpressions: z.array(nodeSelectorRequirement).optional(),
+  matchFields: z.array(nodeSelectorRequirement).optional(),
+});
+const podAffinityTerm = z.strictObject({
+  labelSelector: labelSelectorSpec.optional(),
+  namespaces: strList.optional(),
+  topologyKey: z.string().min(1, { error: 'must not be empty' }),
+});
+const weight = z.number().int().min(1, { error: 'must be between 1 and 100' }).max(100, { error: 'must be between 1 and 100' });
+const podAffinity = z.strictObject({
+  requiredDuringSchedulingIgnoredDuringExecution: z.array(podAffinityTerm).optional(),
+  preferredDuringSchedulingIgnoredDuringExecution: z.array(z.strictObject({ weight, podAffinityTerm })).optional(),
+});
+const affinity = z.strictObject({
+  nodeAffinity: z.strictObject({
+    requiredDuringSchedulingIgnoredDuringExecution: z.strictObject({ nodeSelectorTerms: z.array(nodeSelectorTerm) }).optional(),
+    preferredDuringSchedulingIgnoredDuringExecution: z.array(z.strictObject({ weight, preference: nodeSelectorTerm })).optional(),
+  }).optional(),
+  podAffinity: podAffinity.optional(),
+  podAntiAffinity: podAffinity.optional(),
+});
+
+const toleration = z.strictObject({
+  key: str.optional(),
+  operator: z.enum(['Exists', 'Equal']).optional(),
+  value: str.optional(),
+  effect: z.enum(['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+  tolerationSeconds: int.optional(),
+});
+
+const podSpec = z.strictObject({
+  containers: z.array(container).min(1, { error: 'must have at least one container' }),
+  initContainers: z.array(container).optional(),
+  volumes: z.array(volume).optional(),
+  restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).optional(),
+  terminationGracePeriodSeconds: nonNegInt.optional(),
+  activeDeadlineSeconds: posInt.optional(),
+  nodeName: str.optional(),
+  nodeSelector: labels.optional(),
+  affinity: affinity.optional(),
+  tolerations: z.array(toleration).optional(),
+  schedulerName: str.optional(),
+  priority: int.optional(),
+  priorityClassName: str.optional(),
+  hostNetwork: bool.optional(),
+  hostPID: bool.optional(),
+  hostIPC: bool.optional(),
+  hostname: dnsLabel.optional(),
+  subdomain: dnsLabel.optional(),
+  dnsPolicy: z.enum(['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']).optional(),
+  serviceAccountName: str.optional(),
+  automountServiceAccountToken: bool.optional(),
+  securityContext: z.strictObject({
+    runAsUser: nonNegInt.optional(), runAsGroup: nonNegInt.optional(), runAsNonRoot: bool.optional(),
+    fsGroup: nonNegInt.optional(), supplementalGroups: z.array(nonNegInt).optional(),
+  }).optional(),
+  imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
+}).superRefine((spec, ctx) => {
+  // Container names are unique across init and app containers; volume names are unique; mounts name a volume.
+  const seen = new Set<string>();
+  const volumes = new Set<string>();
+  (spec.volumes ?? []).forEach((v, i) => {
+    if (volumes.has(v.name)) issue(ctx, ['volumes', i, 'name'], `duplicate volume name "${v.name}"`);
+    volumes.add(v.name);
+  });
+  for (const field of ['initContainers', 'containers'] as const) {
+    (spec[field] ?? []).forEach((c, i) => {
+      if (seen.has(c.name)) issue(ctx, [field, i, 'name'], `duplicate container name "${c.name}"`);
+      seen.add(c.name);
+      (c.volumeMounts ?? []).forEach((m, j) => {
+        if (!volumes.has(m.name)) issue(ctx, [field, i, 'volumeMounts', j, 'name'], `no volume named "${m.name}" in spec.volumes`);
+      });
+    });
+  }
+});
+
+const containerState = z.strictObject({
+  waiting: z.strictObject({ reason: str.optional(), message: str.optional() }).optional(),
+  running: z.strictObject({ startedAt: time.optional() }).optional(),
+  terminated: z.strictObject({
+    exitCode: int, signal: int.optional(), reason: str.optional(), message: str.optional(),
+    startedAt: time.optional(), finishedAt: time.optional(), containerID: str.optional(),
+  }).optional(),
+}).superRefine((s, ctx) => {
+  const n = [s.waiting, s.running, s.terminated].filter((x) => x !== undefined).length;
+  if (n > 1) issue(ctx, [], 'at most one of waiting, running, terminated may be set');
+});
+
+const containerStatus = z.strictObject({
+  name: str,
+  state: containerState.optional(),
+  lastState: containerState.optional(),
+  ready: bool,
+  restartCount: nonNegInt,
+  image: str,
+  imageID: str.optional(),
+  containerID: str.optional(),
+  started: bool.optional(),
+});
+
+const podStatus = z.strictObject({
+  phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown']).optional(),
+  conditions: conditions.optional(),
+  message: str.optional(),
+  reason: str.optional(),
+  hostIP: str.optional(),
+  hostIPs: z.array(z.strictObject({ ip: str })).optional(),
+  podIP: str.optional(),
+  podIPs: z.array(z.strictObject({ ip: str })).optional(),
+  startTime: time.optional(),
+  containerStatuses: z.array(containerStatus).optional(),
+  initContainerStatuses: z.array(containerStatus).optional(),
+  qosClass: z.enum(['Guaranteed', 'Burstable', 'BestEffort']).optional(),
+  nominatedNodeName: str.optional(),
+});
+
+const podTemplate = z.strictObject({ metadata: templateMetadata.optional(), spec: podSpec });
+
+// ---- kind schemas --------------------------------------------------------------------------------------
+
+/** Builds the schema of one kind: apiVersion and kind literals, metadata by the kind's rules, and its fields. */
+function kindSchema<T extends z.core.$ZodLooseShape>(r: ResourceInfo, nameRule: (s: string) => string | undefined, fields: T) {
+  return z.strictObject({
+    apiVersion: z.literal(r.apiVersion),
+    kind: z.literal(r.kind),
+    metadata: metadataSchema({ name: nameRule, namespaced: r.namespaced, pod: r.kind === 'Pod' }),
+    ...fields,
+  });
+}
+
+/** A workload's selector must be non-empty and select its own template, else it would create pods forever. */
+function checkSelectsTemplate(
+  ctx: Ctx,
+  spec: { selector?: z.infer<typeof labelSelectorSpec>; template?: { metadata?: { labels?: Record<string, string> } } },
+): void {
+  if (spec.selector === undefined || spec.template === undefined) return;
+  const s = spec.selector;
+  if (Object.keys(s.matchLabels ?? {}).length === 0 && (s.matchExpressions ?? []).length === 0) {
+    issue(ctx, ['spec', 'selector'], 'must not be empty');
+    return;
+  }
+  try {
+    if (!matchesLabels(labelSelectorFromSpec(s), spec.template.metadata?.labels)) {
+      issue(ctx, ['spec', 'template', 'metadata', 'labels'], '`selector` does not match template `labels`');
+    }
+  } catch {
+    // The selector's own errors are reported by labelSelectorSpec.
+  }
+}
+
+function checkRestartPolicy(ctx: Ctx, template: { spec: { restartPolicy?: string } } | undefined, allowed: readonly string[], kind: string): void {
+  const policy = template?.spec.restartPolicy ?? 'Always';
+  if (!allowed.includes(policy)) {
+    issue(ctx, ['spec', 'template', 'spec', 'restartPolicy'], `must be ${allowed.join(' or ')} for a ${kind} (got ${policy})`);
+  }
+}
+
+function info(kind: string): ResourceInfo {
+  const r = kind === 'Binding' ? bindingResource : allResources.find((x) => x.kind === kind);
+  if (r === undefined) throw new Error(`no resource for kind ${kind}`);
+  return r;
+}
+
+const rollingUpdate = z.strictObject({ maxUnavailable: intOrString.optional(), maxSurge: intOrString.optional() });
+
+const serviceSpec = z.strictObject({
+  type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
+  selector: labels.optional(),
+  ports: z.array(z.strictObject({
+    name: portName.optional(),
+    protocol: protocol.optional(),
+    appProtocol: str.optional(),
+    port,
+    targetPort: intOrPortName.optional(),
+    nodePort: port.optional(),
+  })).optional(),
+  clusterIP: str.optional(),
+  clusterIPs: strList.optional(),
+  externalIPs: strList.optional(),
+  externalName: str.optional(),
+  sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+  externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+  internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+  loadBalancerIP: str.optional(),
+  publishNotReadyAddresses: bool.optional(),
+  ipFamilies: z.array(z.enum(['IPv4', 'IPv6'])).optional(),
+  ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack', 'RequireDualStack']).optional(),
+}).superRefine((s, ctx) => {
+  const ports = s.ports ?? [];
+  const names = new Set<string>();
+  const keys = new Set<string>();
+  ports.forEach((p, i) => {
+    if (ports.length > 1 && p.name === undefined) issue(ctx, ['ports', i, 'name'], 'is required when a service has more than one port');
+    if (p.name !== undefined) {
+      if (names.has(p.name)) issue(ctx, ['ports', i, 'name'], `duplicate port name "${p.name}"`);
+      names.add(p.name);
+    }
+    const key = `${p.port}/${p.protocol ?? 'TCP'}`;
+    if (keys.has(key)) issue(ctx, ['ports', i, 'port'], `duplicate port ${key}`);
+    keys.add(key);
+    if (p.nodePort !== undefined && s.type !== 'NodePort' && s.type !== 'LoadBalancer') {
+      issue(ctx, ['ports', i, 'nodePort'], 'may only be set when type is NodePort or LoadBalancer');
+    }
+  });
+  if (s.type === 'ExternalName' && !s.externalName) issue(ctx, ['externalName'], 'is required when type is ExternalName');
+});
+
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+const configKeys = (ctx: Ctx, field: string, data: Record<string, string> | undefined): void => {
+  for (const key of Object.keys(data ?? {})) {
+    if (key.length > 253 || !CONFIG_KEY.test(key) || key === '.' || key === '..') {
+      issue(ctx, [field, key], `invalid key "${key}": must be at most 253 of alphanumerics, '-', '_' or '.'`);
+    }
+  }
+};
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const base64Values = (ctx: Ctx, field: string, data: Record<string, string> | undefined): void => {
+  for (const [key, value] of Object.entries(data ?? {})) {
+    if (!BASE64.test(value)) issue(ctx, [field, key], 'must be base64-encoded');
+  }
+};
+
+const metricTarget = z.strictObject({
+  type: z.enum(['Utilization', 'Value', 'AverageValue']),
+  value: quantity.optional(),
+  averageValue: quantity.optional(),
+  averageUtilization: posInt.optional(),
+});
+const metricIdentifier = z.strictObject({ name: str, selector: labelSelectorSpec.optional() });
+const hpaScalingRules = z.strictObject({
+  stabilizationWindowSeconds: nonNegInt.optional(),
+  selectPolicy: z.enum(['Max', 'Min', 'Disabled']).optional(),
+  policies: z.array(z.strictObject({ type: z.enum(['Pods', 'Percent']), value: posInt, periodSeconds: posInt })).optional(),
+});
+
+const schemas = {
+  Namespace: kindSchema(info('Namespace'), dns1123LabelError, {
+    spec: z.strictObject({ finalizers: strList.optional() }).optional(),
+    status: z.strictObject({ phase: z.enum(['Active', 'Terminating']).optional(), conditions: conditions.optional() }).optional(),
+  }),
+  Node: kindSchema(info('Node'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      podCIDR: str.optional(),
+      podCIDRs: strList.optional(),
+      providerID: str.optional(),
+      unschedulable: bool.optional(),
+      taints: z.array(z.strictObject({
+        key: str, value: str.optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']), timeAdded: time.optional(),
+      })).optional(),
+    }).optional(),
+    status: z.strictObject({
+      capacity: resourceList.optional(),
+      allocatable: resourceList.optional(),
+      conditions: conditions.optional(),
+      addresses: z.array(z.strictObject({
+        type: z.enum(['Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS']), address: str,
+      })).optional(),
+      nodeInfo: z.strictObject({
+        machineID: str.optional(), systemUUID: str.optional(), bootID: str.optional(), kernelVersion: str.optional(),
+        osImage: str.optional(), containerRuntimeVersion: str.optional(), kubeletVersion: str.optional(),
+        kubeProxyVersion: str.optional(), operatingSystem: str.optional(), architecture: str.optional(),
+      }).optional(),
+      daemonEndpoints: z.strictObject({ kubeletEndpoint: z.strictObject({ Port: port }).optional() }).optional(),
+      images: z.array(z.strictObject({ names: strList.optional(), sizeBytes: nonNegInt.optional() })).optional(),
+      gpus: z.array(z.strictObject({
+        index: nonNegInt,
+        uuid: z.string().min(1, { error: 'must not be empty' }),
+        vendor: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'must be a lowercase vendor name such as "nvidia", "amd", "intel"' }),
+        model: str,
+        memory: amount,
+        health: z.enum(['Healthy', 'Unhealthy']),
+        busId: str.optional(),
+        driver: str.optional(),
+      })).superRefine((gpus, ctx) => {
+        const uuids = new Set<string>();
+        gpus.forEach((g, i) => {
+          if (uuids.has(g.uuid)) issue(ctx, [i, 'uuid'], `duplicate GPU uuid "${g.uuid}"`);
+          uuids.add(g.uuid);
+        });
+      }).optional(),
+      hardware: z.strictObject({
+        piModel: str.optional(),
+        jetsonModel: str.optional(),
+        temperatureC: z.number().optional(),
+        throttled: bool.optional(),
+        undervoltage: bool.optional(),
+        cpuModel: str.optional(),
+      }).optional(),
+    }).optional(),
+  }),
+  Pod: kindSchema(info('Pod'), dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),
+  Binding: kindSchema(info('Binding'), dns1123SubdomainError, {
+    target: objectReference.superRefine((t, ctx) => { if (!t.name) issue(ctx, ['name'], 'is required'); }),
+  }),
+  Service: kindSchema(info('Service'), dns1123LabelError, {
+    spec: serviceSpec.optional(),
+    status: z.strictObject({
+      loadBalancer: z.strictObject({
+        ingress: z.array(z.strictObject({ ip: str.optional(), hostname: str.optional() })).optional(),
+      }).optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }),
+  ConfigMap: kindSchema(info('ConfigMap'), dns1123SubdomainError, {
+    data: z.record(z.string(), z.string()).optional(),
+    binaryData: z.record(z.string(), z.string()).optional(),
+    immutable: bool.optional(),
+  }).superRefine((o, ctx) => {
+    configKeys(ctx, 'data', o.data);
+    configKeys(ctx, 'binaryData', o.binaryData);
+    base64Values(ctx, 'binaryData', o.binaryData);
+    for (const key of Object.keys(o.binaryData ?? {})) {
+      if (o.data?.[key] !== undefined) issue(ctx, ['binaryData', key], `duplicate of key "${key}" in data`);
+    }
+  }),
+  Secret: kindSchema(info('Secret'), dns1123SubdomainError, {
+    type: str.optional(),
+    data: z.record(z.string(), z.string()).optional(),
+    stringData: z.record(z.string(), z.string()).optional(),
+    immutable: bool.optional(),
+  }).superRefine((o, ctx) => {
+    configKeys(ctx, 'data', o.data);
+    configKeys(ctx, 'stringData', o.stringData);
+    base64Values(ctx, 'data', o.data);
+  }),
+  Event: kindSchema(info('Event'), dns1123SubdomainError, {
+    involvedObject: objectReference,
+    reason: str.optional(),
+    message: str.optional(),
+    type: z.enum(['Normal', 'Warning']).optional(),
+    source: z.strictObject({ component: str.optional(), host: str.optional() }).optional(),
+    firstTimestamp: nullableTime,
+    lastTimestamp: nullableTime,
+    eventTime: nullableTime,
+    count: nonNegInt.optional(),
+    reportingComponent: str.optional(),
+    reportingInstance: str.optional(),
+    action: str.optional(),
+    related: objectReference.optional(),
+  }),
+  Lease: kindSchema(info('Lease'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      holderIdentity: str.optional(),
+      leaseDurationSeconds: posInt.optional(),
+      acquireTime: time.optional(),
+      renewTime: time.optional(),
+      leaseTransitions: nonNegInt.optional(),
+    }).optional(),
+  }),
+  Deployment: kindSchema(info('Deployment'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      replicas: nonNegInt.optional(),
+      selector: labelSelectorSpec,
+      template: podTemplate,
+      strategy: z.strictObject({ type: z.enum(['RollingUpdate', 'Recreate']).optional(), rollingUpdate: rollingUpdate.optional() })
+        .superRefine((s, ctx) => {
+          if (s.type === 'Recreate' && s.rollingUpdate !== undefined) issue(ctx, ['rollingUpdate'], 'may not be set when type is Recreate');
+        }).optional(),
+      minReadySeconds: nonNegInt.optional(),
+      revisionHistoryLimit: nonNegInt.optional(),
+      progressDeadlineSeconds: posInt.optional(),
+      paused: bool.optional(),
+    }),
+    status: z.strictObject({
+      observedGeneration: nonNegInt.optional(),
+      replicas: nonNegInt.optional(),
+      updatedReplicas: nonNegInt.optional(),
+      readyReplicas: nonNegInt.optional(),
+      availableReplicas: nonNegInt.optional(),
+      unavailableReplicas: nonNegInt.optional(),
+      collisionCount: nonNegInt.optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }).superRefine((o, ctx) => {
+    checkSelectsTemplate(ctx, o.spec);
+    checkRestartPolicy(ctx, o.spec.template, ['Always'], 'Deployment');
+  }),
+  ReplicaSet: kindSchema(info('ReplicaSet'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      replicas: nonNegInt.optional(),
+      selector: labelSelectorSpec,
+      template: podTemplate.optional(),
+      minReadySeconds: nonNegInt.optional(),
+    }),
+    status: z.strictObject({
+      replicas: nonNegInt,
+      fullyLabeledReplicas: nonNegInt.optional(),
+      readyReplicas: nonNegInt.optional(),
+      availableReplicas: nonNegInt.optional(),
+      observedGeneration: nonNegInt.optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }).superRefine((o, ctx) => {
+    checkSelectsTemplate(ctx, o.spec);
+    if (o.spec.template !== undefined) checkRestartPolicy(ctx, o.spec.template, ['Always'], 'ReplicaSet');
+  }),
+  DaemonSet: kindSchema(info('DaemonSet'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      selector: labelSelectorSpec,
+      template: podTemplate,
+      updateStrategy: z.strictObject({ type: z.enum(['RollingUpdate', 'OnDelete']).optional(), rollingUpdate: rollingUpdate.optional() }).optional(),
+      minReadySeconds: nonNegInt.optional(),
+      revisionHistoryLimit: nonNegInt.optional(),
+    }),
+    status: z.strictObject({
+      currentNumberScheduled: nonNegInt,
+      numberMisscheduled: nonNegInt,
+      desiredNumberScheduled: nonNegInt,
+      numberReady: nonNegInt,
+      observedGeneration: nonNegInt.optional(),
+      updatedNumberScheduled: nonNegInt.optional(),
+      numberAvailable: nonNegInt.optional(),
+      numberUnavailable: nonNegInt.optional(),
+      collisionCount: nonNegInt.optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }).superRefine((o, ctx) => {
+    checkSelectsTemplate(ctx, o.spec);
+    checkRestartPolicy(ctx, o.spec.template, ['Always'], 'DaemonSet');
+  }),
+  StatefulSet: kindSchema(info('StatefulSet'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      replicas: nonNegInt.optional(),
+      selector: labelSelectorSpec,
+      template: podTemplate,
+      serviceName: str.optional(),
+      podManagementPolicy: z.enum(['OrderedReady', 'Parallel']).optional(),
+      updateStrategy: z.strictObject({
+        type: z.enum(['RollingUpdate', 'OnDelete']).optional(),
+        rollingUpdate: z.strictObject({ partition: nonNegInt.optional(), maxUnavailable: intOrString.optional() }).optional(),
+      }).optional(),
+      volumeClaimTemplates: z.array(z.strictObject({
+        apiVersion: str.optional(),
+        kind: str.optional(),
+        metadata: templateMetadata.optional(),
+        spec: z.strictObject({
+          accessModes: z.array(z.enum(['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'])).optional(),
+          resources: resourceRequirements.optional(),
+          storageClassName: str.optional(),
+          volumeMode: z.enum(['Filesystem', 'Block']).optional(),
+        }),
+      })).optional(),
+      minReadySeconds: nonNegInt.optional(),
+      revisionHistoryLimit: nonNegInt.optional(),
+    }),
+    status: z.strictObject({
+      replicas: nonNegInt,
+      observedGeneration: nonNegInt.optional(),
+      readyReplicas: nonNegInt.optional(),
+      currentReplicas: nonNegInt.optional(),
+      updatedReplicas: nonNegInt.optional(),
+      availableReplicas: nonNegInt.optional(),
+      currentRevision: str.optional(),
+      updateRevision: str.optional(),
+      collisionCount: nonNegInt.optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }).superRefine((o, ctx) => {
+    checkSelectsTemplate(ctx, o.spec);
+    checkRestartPolicy(ctx, o.spec.template, ['Always'], 'StatefulSet');
+  }),
+  Job: kindSchema(info('Job'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      template: podTemplate,
+      parallelism: nonNegInt.optional(),
+      completions: nonNegInt.optional(),
+      backoffLimit: nonNegInt.optional(),
+      activeDeadlineSeconds: posInt.optional(),
+      ttlSecondsAfterFinished: nonNegInt.optional(),
+      completionMode: z.enum(['NonIndexed', 'Indexed']).optional(),
+      suspend: bool.optional(),
+      selector: labelSelectorSpec.optional(),
+      manualSelector: bool.optional(),
+    }),
+    status: z.strictObject({
+      active: nonNegInt.optional(),
+      succeeded: nonNegInt.optional(),
+      failed: nonNegInt.optional(),
+      ready: nonNegInt.optional(),
+      startTime: time.optional(),
+      completionTime: time.optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }).superRefine((o, ctx) => {
+    checkRestartPolicy(ctx, o.spec.template, ['OnFailure', 'Never'], 'Job');
+  }),
+  HorizontalPodAutoscaler: kindSchema(info('HorizontalPodAutoscaler'), dns1123SubdomainError, {
+    spec: z.strictObject({
+      scaleTargetRef: z.strictObject({ apiVersion: str.optional(), kind: str, name: str }),
+      minReplicas: posInt.optional(),
+      maxReplicas: posInt,
+      metrics: z.array(z.strictObject({
+        type: z.enum(['Resource', 'Pods', 'Object', 'External', 'ContainerResource']),
+        resource: z.strictObject({ name: str, target: metricTarget }).optional(),
+        containerResource: z.strictObject({ name: str, container: str, target: metricTarget }).optional(),
+        pods: z.strictObject({ metric: metricIdentifier, target: metricTarget }).optional(),
+        object: z.strictObject({
+          describedObject: z.strictObject({ apiVersion: str.optional(), kind: str, name: str }),
+          metric: metricIdentifier,
+          target: metricTarget,
+        }).optional(),
+        external: z.strictObject({ metric: metricIdentifier, target: metricTarget }).optional(),
+      }).superRefine((m, ctx) => {
+        const field = ({ Resource: 'resource', Pods: 'pods', Object: 'object', External: 'external', ContainerResource: 'containerResource' } as const)[m.type];
+        if (m[field] === undefined) issue(ctx, [field], `is required when type is ${m.type}`);
+      })).optional(),
+      behavior: z.strictObject({ scaleUp: hpaScalingRules.optional(), scaleDown: hpaScalingRules.optional() }).optional(),
+    }).superRefine((s, ctx) => {
+      if (s.minReplicas !== undefined && s.minReplicas > s.maxReplicas) {
+        issue(ctx, ['minReplicas'], `must be less than or equal to maxReplicas (${s.maxReplicas})`);
+      }
+    }),
+    status: z.strictObject({
+      observedGeneration: nonNegInt.optional(),
+      lastScaleTime: time.optional(),
+      currentReplicas: nonNegInt.optional(),
+      desiredReplicas: nonNegInt,
+      currentMetrics: z.array(z.unknown()).optional(),
+      conditions: conditions.optional(),
+    }).optional(),
+  }),
+} satisfies Record<string, z.ZodType>;
+
+// ---- validation ----------------------------------------------------------------------------------------
+
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+export type ValidationResult =
+  | { ok: true; object: KubeObject; resource: ResourceInfo }
+  | { ok: false; issues: ValidationIssue[] };
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** `['spec','containers',0,'name']` -> `spec.containers[0].name`; odd keys are quoted: `labels["a.b/c"]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (typeof part === 'string' && IDENTIFIER.test(part)) out += out === '' ? part : `.${part}`;
+    else out += `[${JSON.stringify(String(part))}]`;
+  }
+  return out;
+}
+
+function toIssues(error: z.ZodError): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  for (const i of error.issues) {
+    if (i.code === 'unrecognized_keys') {
+      for (const key of i.keys) issues.push({ path: formatPath([...i.path, key]), message: `unknown field "${key}"` });
+    } else if (i.code === 'invalid_type' && i.message.endsWith('received undefined')) {
+      issues.push({ path: formatPath(i.path), message: 'required field is missing' });
+    } else {
+      issues.push({ path: formatPath(i.path), message: i.message });
+    }
+  }
+  return issues;
+}
+
+/**
+ * Validates a manifest or a stored object of any served kind (and Binding bodies). On success `object` is
+ * the parsed copy (nothing dropped, nothing defaulted) and `resource` its table entry.
+ */
+export function validateObject(input: unknown): ValidationResult {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, issues: [{ path: '', message: `expected an object with apiVersion and kind, got ${Array.isArray(input) ? 'a list' : input === null ? 'null' : typeof input}` }] };
+  }
+  const { apiVersion, kind } = input as { apiVersion?: unknown; kind?: unknown };
+  const resource = typeof apiVersion === 'string' && typeof kind === 'string' ? resourceForKind(apiVersion, kind) : undefined;
+  if (resource === undefined) {
+    const known = [...allResources, bindingResource].map((r) => `${r.apiVersion}/${r.kind}`).join(', ');
+    const what = typeof kind !== 'string' ? 'kind is missing' : typeof apiVersion !== 'string'
+      ? `apiVersion is missing for kind "${kind}"` : `unknown kind "${kind}" in apiVersion "${apiVersion}"`;
+    return { ok: false, issues: [{ path: 'kind', message: `${what}; served kinds: ${known}` }] };
+  }
+  const schema = schemas[resource.kind as keyof typeof schemas];
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) };
+  return { ok: true, object: parsed.data as unknown as KubeObject, resource };
+}
+
+// ---- defaults ------------------------------------------------------------------------------------------
+
+/** Always for ":latest" or no tag, IfNotPresent for any other tag or a digest (the Kubernetes rule). */
+export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
+  if (image.includes('@')) return 'IfNotPresent';
+  const lastSegment = image.slice(image.lastIndexOf('/') + 1);
+  const colon = lastSegment.lastIndexOf(':');
+  return colon < 0 || lastSegment.slice(colon + 1) === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
+function defaultProbe(p: Probe | undefined): void {
+  if (p === undefined) return;
+  p.timeoutSeconds ??= 1;
+  p.periodSeconds ??= 10;
+  p.successThreshold ??= 1;
+  p.failureThreshold ??= 3;
+  if (p.httpGet !== undefined) {
+    p.httpGet.path ??= '/';
+    p.httpGet.scheme ??= 'HTTP';
+  }
+}
+
+function defaultContainer(c: Container): void {
+  c.imagePullPolicy ??= defaultPullPolicy(c.image);
+  for (const p of c.ports ?? []) p.protocol ??= 'TCP';
+  defaultProbe(c.livenessProbe);
+  defaultProbe(c.readinessProbe);
+  defaultProbe(c.startupProbe);
+}
+
+/** `restartPolicy` is left alone for Jobs, which must say OnFailure or Never themselves. */
+function defaultPodSpec(spec: PodSpec | undefined, restartPolicy: boolean): void {
+  if (spec === undefined) return;
+  if (restartPolicy) spec.restartPolicy ??= 'Always';
+  spec.terminationGracePeriodSeconds ??= 30;
+  spec.dnsPolicy ??= 'ClusterFirst';
+  for (const c of spec.containers ?? []) defaultContainer(c);
+  for (const c of spec.initContainers ?? []) defaultContainer(c);
+}
+
+type Spec = Record<string, unknown> & {
+  template?: { spec?: PodSpec };
+  strategy?: { type?: string; rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string } };
+  updateStrategy?: { type?: string; rollingUpdate?: Record<string, number | string> };
+};
+
+/**
+ * Returns a new object with the Kubernetes defaults filled in; fields already set are kept. Meant for
+ * objects that passed validateObject.
+ */
+export function applyDefaults(object: KubeObject): KubeObject {
+  const o = structuredClone(object) as KubeObject & { spec?: Spec };
+  const resource = resourceForKind(o.apiVersion, o.kind);
+  o.metadata ??= {} as ObjectMeta;
+  if (resource?.namespaced && o.kind !== 'Binding') o.metadata.namespace ??= 'default';
+  const spec = o.spec;
+  switch (o.kind) {
+    case 'Pod':
+      defaultPodSpec(spec as unknown as PodSpec, true);
+      break;
+    case 'Deployment':
+      if (spec === undefined) break;
+      spec.replicas ??= 1;
+      spec.strategy ??= {};
+      spec.strategy.type ??= 'RollingUpdate';
+      if (spec.strategy.type === 'RollingUpdate') {
+        spec.strategy.rollingUpdate ??= {};
+        spec.strategy.rollingUpdate.maxUnavailable ??= '25%';
+        spec.strategy.rollingUpdate.maxSurge ??= '25%';
+      }
+      spec.revisionHistoryLimit ??= 10;
+      spec.progressDeadlineSeconds ??= 600;
+      defaultPodSpec(spec.template?.spec, true);
+      break;
+    case 'ReplicaSet':
+      if (spec === undefined) break;
+      spec.replicas ??= 1;
+      defaultPodSpec(spec.template?.spec, true);
+      break;
+    case 'DaemonSet':
+      if (spec === undefined) break;
+      spec.updateStrategy ??= {};
+      spec.updateStrategy.type ??= 'RollingUpdate';
+      if (spec.updateStrategy.type === 'RollingUpdate') {
+        spec.updateStrategy.rollingUpdate ??= {};
+        spec.updateStrategy.rollingUpdate.maxUnavailable ??= 1;
+        spec.updateStrategy.rollingUpdate.maxSurge ??= 0;
+      }
+      spec.revisionHistoryLimit ??= 10;
+      defaultPodSpec(spec.template?.spec, true);
+      break;
+    case 'StatefulSet':
+      if (spec === undefined) break;
+      spec.replicas ??= 1;
+      spec.podManagementPolicy ??= 'OrderedReady';
+      spec.updateStrategy ??= {};
+      spec.updateStrategy.type ??= 'RollingUpdate';
+      if (spec.updateStrategy.type === 'RollingUpdate') {
+        spec.updateStrategy.rollingUpdate ??= {};
+        spec.updateStrategy.rollingUpdate.partition ??= 0;
+      }
+      spec.revisionHistoryLimit ??= 10;
+      defaultPodSpec(spec.template?.spec, true);
+      break;
+    case 'Job':
+      if (spec === undefined) break;
+      spec.parallelism ??= 1;
+      spec.completions ??= 1;
+      spec.backoffLimit ??= 6;
+      spec.completionMode ??= 'NonIndexed';
+      spec.suspend ??= false;
+      defaultPodSpec(spec.template?.spec, false);
+      break;
+    case 'HorizontalPodAutoscaler':
+      if (spec === undefined) break;
+      spec.minReplicas ??= 1;
+      spec.metrics ??= [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } }];
+      break;
+    case 'Service': {
+      o.spec ??= {};
+      const s = o.spec as { type?: string; sessionAffinity?: string; ports?: ServicePort[] };
+      s.type ??= 'ClusterIP';
+      s.sessionAffinity ??= 'None';
+      for (const p of s.ports ?? []) {
+        p.protocol ??= 'TCP';
+        p.targetPort ??= p.port;
+      }
+      break;
+    }
+    case 'Secret':
+      o.type ??= 'Opaque';
+      break;
+  }
+  return o;
+}
+
+// ---- generation ----------------------------------------------------------------------------------------
+
+/** Key-order-independent JSON, so that equal objects compare equal whatever order their keys came in. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'undefined';
+}
+
+const NOT_SPEC = new Set(['apiVersion', 'kind', 'metadata', 'status']);
+
+/**
+ * Whether an update changes the desired state, which bumps metadata.generation: every top-level field other
+ * than apiVersion, kind, metadata and status (spec for most kinds; data, binaryData, stringData, type and
+ * immutable for ConfigMap and Secret). Metadata-only and status-only updates keep the generation.
+ */
+export function specChanged(before: KubeObject, after: KubeObject): boolean {
+  const desired = (o: KubeObject): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(o).filter(([k]) => !NOT_SPEC.has(k)));
+  return canonical(desired(before)) !== canonical(desired(after));
+}
