@@ -104,6 +104,19 @@ test('real H100 recording: nvidia-smi wins over the clinfo-derived controller an
   assert.ok(csv.includes(inv.gpus[0]?.uuid ?? 'missing'));
 });
 
+test('display-only rule: AMD APU graphics and Intel integrated graphics are skipped, Intel Arc counts', () => {
+  const raw = fixture('x86-server-nogpu');
+  raw.graphics.controllers = [
+    { vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'Cezanne [Radeon Vega Series / Radeon Vega Mobile Series]', bus: 'Onboard', busAddress: '05:00.0', vram: 512, vramDynamic: true },
+    { vendor: 'Intel Corporation', model: 'CometLake-S GT2 [UHD Graphics 630]', bus: 'Onboard', busAddress: '00:02.0', vram: 256, vramDynamic: false },
+    { vendor: 'Intel Corporation', model: 'DG2 [Arc A770]', bus: 'PCIe', busAddress: '03:00.0', vram: 16384, vramDynamic: false },
+  ];
+  const inv = normaliseInventory(raw);
+  assert.equal(inv.gpus, [{ index: 0, uuid: '0000:03:00.0', vendor: 'intel', model: 'DG2 [Arc A770]', memory: '16Gi', health: 'Healthy', busId: '0000:03:00.0' }]);
+  assert.equal(inv.capacity, { cpu: '128', memory: '263849568Ki', pods: '110' }, 'Intel GPUs have no capacity key in the shared shape');
+  assert.is(inv.labels['flotilla.io/gpu.vendor'], 'intel');
+});
+
 test('reserved amounts come off allocatable only', () => {
   const inv: NodeInventory = normaliseInventory(fixture('rpi4'), { reserved: { cpu: '500m', memory: '256Mi' }, maxPods: 40, hostname: 'Kitchen-Pi' });
   assert.equal(inv.capacity, { cpu: '4', memory: '3885652Ki', pods: '40' });
