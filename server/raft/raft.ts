@@ -361,6 +361,8 @@ export class Raft {
       case 'MsgHeartbeatResp':
         pr.recentActive = true;
         pr.probeSent = false;
+        // Appends may have been lost: let one more through so that a rejection resets the pipeline.
+        if (pr.state === 'replicate' && pr.isPaused()) pr.inflight.shift();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         if (m.context !== undefined) this.ackRead(m.context, m.from);
         return;
