@@ -38,7 +38,11 @@ export interface MdnsDiscoveryOptions {
   onWarning?: WarningSink;
 }
 
-/** The addresses a socket works with; `interfaceAddress` is set when one interface was chosen. */
+/**
+ * The addresses a socket works with: those advertised in A records (every IPv4 address of a chosen interface,
+ * or only the chosen address), and `interfaceAddress`, the one multicast is joined and sent on, when an
+ * interface was chosen.
+ */
 interface Link {
   addresses: string[];
   interfaceAddress?: string;
@@ -231,7 +235,10 @@ function currentLink(spec: string | undefined): Link | undefined {
   for (const [name, addrs] of all) {
     const v4 = (addrs ?? []).filter((a) => a.family === 'IPv4');
     const chosen = isIPv4(spec) ? v4.find((a) => a.address === spec) : name === spec ? v4[0] : undefined;
-    if (chosen) return { addresses: [chosen.address], interfaceAddress: chosen.address, subnets: v4.map((a) => ({ address: a.address, netmask: a.netmask })) };
+    if (chosen) {
+      const addresses = isIPv4(spec) ? [chosen.address] : v4.map((a) => a.address).sort();
+      return { addresses, interfaceAddress: chosen.address, subnets: v4.map((a) => ({ address: a.address, netmask: a.netmask })) };
+    }
   }
   return undefined;
 }

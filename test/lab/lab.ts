@@ -49,7 +49,7 @@ export interface LabProcess extends ChildProcess {
   output(): string;
   /** Resolves with the output once `pattern` matches it; rejects after timeoutMs or when the process exits first. */
   waitFor(pattern: RegExp, timeoutMs: number): Promise<string>;
-  /** Resolves once the process has ended, with its exit code or the signal that ended it. */
+  /** Resolves once the process has ended, with its exit code or the signal that ended it (keeps the suite alive until then). */
   exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -184,13 +184,19 @@ export async function createLab(options: LabOptions): Promise<Lab> {
       const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
         child.on('close', (code, signal) => { for (const l of listeners) l(); resolve({ code, signal }); });
       });
+      // Unreferenced so that a forgotten process never keeps the suite alive; exited() references them again
+      // because a caller awaiting the end must not see the event loop run dry first.
+      const pipes = [child.stdout, child.stderr] as unknown as ({ ref(): void; unref(): void } | null)[];
       child.unref();
-      (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
-      (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+      for (const p of pipes) p?.unref();
       const proc = Object.assign(child, {
         host: h,
         output: () => output,
-        exited: () => ended,
+        exited: () => {
+          child.ref();
+          for (const p of pipes) p?.ref();
+          return ended;
+        },
         waitFor(pattern: RegExp, timeoutMs: number): Promise<string> {
           return new Promise<string>((resolve, reject) => {
             const check = () => {
@@ -246,4 +252,31 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     },
   };
   return lab;
+}
+
+/** Set (to the host's name) in the environment of a suite that reRunInLabHost started inside a lab host. */
+export const LAB_HOST_ENV = 'FLOTILLA_LAB_HOST';
+
+/**
+ * For suites whose code must itself run inside a namespace (a socket cannot change namespace): called from the
+ * suite's top level with import.meta.url, it builds a lab, runs the same compiled file again inside host 1,
+ * forwards that run's output (so the test runner reads its uvu totals) and exit code, destroys the lab and
+ * returns true: the outer process must then skip its tests. Inside the host it returns false at once.
+ */
+export async function reRunInLabHost(fileUrl: string, options: LabOptions): Promise<boolean> {
+  if (process.env[LAB_HOST_ENV] !== undefined) return false;
+  const lab = await createLab(options);
+  try {
+    const inner = lab.spawn(1, process.execPath, ['--enable-source-maps', new URL(fileUrl).pathname], {
+      env: { ...process.env, [LAB_HOST_ENV]: lab.host(1).name },
+    });
+    inner.stdout?.on('data', (d: Buffer) => process.stdout.write(d));
+    inner.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
+    const { code, signal } = await inner.exited();
+    process.exitCode = code ?? 1;
+    if (signal) process.stderr.write(`lab: the suite inside ${lab.host(1).name} was killed by ${signal}\n`);
+  } finally {
+    await lab.destroy();
+  }
+  return true;
 }
