@@ -46,9 +46,9 @@ const commands: Record<string, Command> = {
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true }),
   },
   server: {
-    summary: 'run a control-plane member',
-    usage: 'flotilla server --data DIR --listen HOST:PORT',
-    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }],
+    summary: 'run a control-plane member (a new cluster, or --join one)',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL --token CLUSTER_SECRET]',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' }, { name: 'token', kind: 'string' }],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false }),
   },
   apply: {
@@ -164,10 +164,15 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be HOST:PORT, got "${listen}"`);
   const dataDir = resolve(stringFlag(a, 'data') ?? '.flotilla');
-  await run(signal, { dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }, (info) => {
+  const join = stringFlag(a, 'join');
+  const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
+  if (join && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
+  const advertise = stringFlag(a, 'advertise');
+  await run(signal, { dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(join ? { join } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}) }, (info) => {
     let configNote = '';
-    if (opts.writeConfig) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
-    io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir})\nAdmin token: ${info.adminTokenPath}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
+    if (opts.writeConfig && info.adminToken) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
+    const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
+    io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
   });
   return 0;
 }

@@ -2,70 +2,97 @@ import { mkdirSync, existsSync, readFileSync, writeFileSync, chmodSync } from 'n
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Context } from 'hono';
 import { serve } from '@hono/node-server';
 import { createApp } from './api/app.js';
-import { staticTokens } from './api/auth.js';
+import type { Identity } from './api/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
-import { LocalProposer } from './store/proposer.js';
 import type { Proposer } from './store/proposer.js';
 import { ObjectService } from './objects.js';
+import { ClusterMember } from './cluster/cluster.js';
+import { ensureToken, storeTokenAuthenticator } from './tokens.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
 export interface ServerConfig {
-  /** Holds state.db and admin-token; created when missing. */
+  /** Holds state.db, raft.db, cluster.json, cluster-secret and (first member) admin-token; created when missing. */
   dataDir: string;
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
+  /** URL other members use for this one; default http://HOST:PORT. */
+  advertiseUrl?: string;
+  /** Join the cluster that this member URL belongs to, presenting `token` (its cluster secret). */
+  join?: string;
+  token?: string;
   maxBodyBytes?: number;
+  /** Raft tick; elections take 10 to 20 ticks. */
+  tickMs?: number;
+  /** Entries between state-machine snapshots. */
+  snapshotEvery?: number;
 }
 
 export interface ServerInfo {
   url: string;
-  adminToken: string;
-  adminTokenPath: string;
+  /** The admin token and its file; only the member that created the cluster has them. */
+  adminToken?: string;
+  adminTokenPath?: string;
+  clusterId: string;
+  memberId: number;
 }
 
 /** Namespaces that exist in every cluster, as in Kubernetes. */
 const BOOTSTRAP_NAMESPACES = ['default', 'kube-system', 'kube-node-lease'];
 
 /**
- * Runs one API server until `signal` aborts; resolves after it has closed, rejects on a start-up error.
- * `onReady` is called once it listens.
+ * Runs one API server (a Raft member) until `signal` aborts; resolves after it closed, rejects on a start-up
+ * error. `onReady` is called once it listens and has joined or bootstrapped its cluster.
  */
 export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (info: ServerInfo) => void): Promise<void> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const { token: adminToken, path: adminTokenPath } = ensureAdminToken(config.dataDir);
   const store = new SqliteStore({ path: join(config.dataDir, 'state.db') });
-  const proposer = new LocalProposer(store);
+  let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
+  const server = serve({ fetch: (req) => handler(req), hostname: config.host, port: config.port });
   try {
-    await bootstrap(store, proposer);
-    const app = createApp({
-      objects: new ObjectService(store, proposer),
-      readBarrier: async () => {},
-      authenticate: staticTokens({ [adminToken]: { name: 'admin', role: 'admin' } }),
-      version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
-      ready: () => true,
-      ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
-    });
-    const server = serve({ fetch: app.fetch, hostname: config.host, port: config.port });
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
     });
     const port = (server.address() as AddressInfo).port;
-    onReady?.({ url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`, adminToken, adminTokenPath });
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    const cluster = await ClusterMember.open({
+      dataDir: config.dataDir, advertiseUrl: config.advertiseUrl ?? url,
+      ...(config.join ? { join: config.join } : {}), ...(config.token ? { secret: config.token } : {}),
+      ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
+    }, store);
+    const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
+    const objects = new ObjectService(store, cluster.member);
+    const tokenAuth = storeTokenAuthenticator(store);
+    const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;
+    const app = createApp({
+      objects,
+      readBarrier: () => cluster.member.readBarrier(),
+      authenticate: (token) => (cluster.isClusterSecret(token) ? { name: `member`, role: 'peer' } : tokenAuth(token)),
+      version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
+      ready: () => cluster.member.leader !== 0,
+      extraRoutes: [cluster.routes(roleOf)],
+      ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
     });
+    handler = app.fetch;
+    cluster.onLeadership((leading) => {
+      if (leading) void bootstrap(store, cluster.member, cluster, admin?.token).catch((err) => console.error(`bootstrap: ${err instanceof Error ? err.message : String(err)}`));
+    });
+    const running = cluster.run(signal);
+    await waitForLeader(cluster, signal);
+    if (admin) await waitFor(() => store.get('secrets', 'kube-system', 'flotilla-tokens') !== undefined, signal);
+    onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });
+    await running;
+  } finally {
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       // Open watch streams would hold close() forever.
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
     });
-  } finally {
     store.close();
   }
 }
@@ -84,7 +111,9 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
   return { token, path };
 }
 
-async function bootstrap(store: SqliteStore, proposer: Proposer): Promise<void> {
+/** What a leader makes sure of: the built-in namespaces, the admin token's digest, its own member record. */
+async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
+  await cluster.registerSelf();
   for (const name of BOOTSTRAP_NAMESPACES) {
     if (store.get('namespaces', '', name)) continue;
     const r = await proposer.propose({
@@ -92,5 +121,17 @@ async function bootstrap(store: SqliteStore, proposer: Proposer): Promise<void> 
       object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } },
     });
     if (!r.ok && r.failure.code !== 409) throw new Error(`creating namespace ${name}: ${r.failure.message}`);
+  }
+  if (adminToken) await ensureToken(store, proposer, 'admin', adminToken, 'admin');
+}
+
+async function waitForLeader(cluster: ClusterMember, signal: AbortSignal): Promise<void> {
+  await waitFor(() => cluster.member.leader !== 0, signal);
+}
+
+async function waitFor(cond: () => boolean, signal: AbortSignal): Promise<void> {
+  while (!cond()) {
+    if (signal.aborted) return;
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

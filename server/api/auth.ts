@@ -2,7 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { statusResponse } from './status.js';
 
-export interface Identity { name: string; role: 'admin' | 'node' }
+export interface Identity { name: string; role: 'admin' | 'node' | 'peer' }
 
 /** Maps a bearer token to who presents it; undefined for an unknown token. */
 export type Authenticator = (token: string) => Identity | undefined;

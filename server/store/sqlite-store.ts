@@ -1,3 +1,4 @@
+import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
 import { WatchHub } from './watch.js';
@@ -19,10 +20,10 @@ export interface SqliteStoreOptions {
  * the commands, never on the clock, so every replica that applies the same commands agrees.
  */
 export class SqliteStore {
-  readonly db: DB;
+  db!: DB;
   readonly hub: WatchHub;
-  #revision: number;
-  readonly #stmt: {
+  #revision = 0;
+  #stmt!: {
     get: Statement<[string, string, string], { body: string }>;
     listAll: Statement<[string], { body: string }>;
     listNs: Statement<[string, string], { body: string }>;
@@ -30,10 +31,15 @@ export class SqliteStore {
     del: Statement<[string, string, string]>;
     setRev: Statement<[number]>;
   };
-  readonly #applyTx: (batch: { command: Command; revision: number }[]) => { results: ApplyResult[]; events: WatchEvent[] };
+  #applyTx!: (batch: { command: Command; revision: number }[]) => { results: ApplyResult[]; events: WatchEvent[] };
 
-  constructor(opts: SqliteStoreOptions) {
-    this.db = new Database(opts.path);
+  constructor(readonly opts: SqliteStoreOptions) {
+    this.#open();
+    this.hub = new WatchHub(this.#revision, opts.historyWindow ?? 10_000);
+  }
+
+  #open(): void {
+    this.db = new Database(this.opts.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.exec(`
@@ -52,7 +58,6 @@ export class SqliteStore {
       setRev: this.db.prepare("UPDATE meta SET value = ? WHERE key = 'revision'"),
     };
     this.#revision = (this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value;
-    this.hub = new WatchHub(this.#revision, opts.historyWindow ?? 10_000);
     this.#applyTx = this.db.transaction((batch: { command: Command; revision: number }[]) => {
       const results: ApplyResult[] = [];
       const events: WatchEvent[] = [];
@@ -68,6 +73,19 @@ export class SqliteStore {
       this.#stmt.setRev.run(this.#revision);
       return { results, events };
     });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot file (a copy made by snapshotTo on some member). Watches end:
+   * their clients list again, since the changes between the two states are not known one by one.
+   */
+  restoreFrom(snapshotPath: string): void {
+    this.db.close();
+    for (const suffix of ['-wal', '-shm']) rmSync(`${this.opts.path}${suffix}`, { force: true });
+    copyFileSync(snapshotPath, `${this.opts.path}.restoring`);
+    renameSync(`${this.opts.path}.restoring`, this.opts.path);
+    this.#open();
+    this.hub.reset(this.#revision);
   }
 
   /** The revision of the last applied command: the resourceVersion of the newest write. */

@@ -7,6 +7,8 @@ interface Subscription {
   resource: ResourceKey;
   namespace: string | undefined;
   listener: WatchListener;
+  /** Called when the hub ends the watch itself (shutdown, state replaced). */
+  onClose?: () => void;
 }
 
 /**
@@ -48,12 +50,12 @@ export class WatchHub {
 
   /**
    * Calls `listener` for every change after `fromRevision` (replayed history first, then live), in revision
-   * order, synchronously. Returns the function that stops the watch. Throws GoneError when the history no
+   * order, synchronously, until the returned stop function is called or the hub ends the watch (`onClose`). Throws GoneError when the history no
    * longer reaches back to `fromRevision`.
    */
-  watch(resource: ResourceKey, namespace: string | undefined, fromRevision: number, listener: WatchListener): () => void {
+  watch(resource: ResourceKey, namespace: string | undefined, fromRevision: number, listener: WatchListener, onClose?: () => void): () => void {
     if (fromRevision < this.#compacted) throw new GoneError(fromRevision, this.#compacted);
-    const sub: Subscription = { resource, namespace, listener };
+    const sub: Subscription = { resource, namespace, listener, ...(onClose ? { onClose } : {}) };
     if (fromRevision < this.#current) {
       const n = this.#history.length;
       for (let i = 0; i < n; i++) {
@@ -66,7 +68,17 @@ export class WatchHub {
   }
 
   closeAll(): void {
+    for (const s of this.#subs) s.onClose?.();
     this.#subs.clear();
+  }
+
+  /** Forgets all history (after the state was replaced wholesale) and ends every watch. */
+  reset(revision: number): void {
+    this.closeAll();
+    this.#history = [];
+    this.#head = 0;
+    this.#compacted = revision;
+    this.#current = revision;
   }
 }
 

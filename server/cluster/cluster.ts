@@ -1,0 +1,309 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes, randomInt, randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { SqliteStorage } from '../raft/sqlite-storage.js';
+import { encodeConfChange } from '../raft/types.js';
+import type { ConfState, NodeId, Role } from '../raft/types.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import { StoreError } from '../store/types.js';
+import type { StoredObject } from '../store/types.js';
+import { RaftMember } from './member.js';
+import { HttpTransport } from './transport.js';
+import { fromWire, isWireBatch } from './codec.js';
+import type { WireMessage } from './codec.js';
+
+/** Members are recorded in the replicated state under this internal resource key (not served by the API). */
+export const MEMBERS_RESOURCE = 'members.cluster.flotilla.io';
+
+export interface ClusterConfig {
+  dataDir: string;
+  /** The URL other members reach this one at (its API base URL). */
+  advertiseUrl: string;
+  /** URL of any member of an existing cluster to join; with `secret`, the cluster secret it was created with. */
+  join?: string;
+  secret?: string;
+  tickMs?: number;
+  electionTick?: number;
+  snapshotEvery?: number;
+}
+
+interface Identity { clusterId: string; memberId: NodeId }
+
+export interface MemberStatus { id: NodeId; peerUrl: string | undefined; role: 'voter' | 'learner'; matchIndex?: number; healthy?: boolean; self: boolean }
+export interface ClusterStatus { clusterId: string; memberId: NodeId; role: Role; leader: NodeId; term: number; commitIndex: number; appliedIndex: number; members: MemberStatus[] }
+
+/**
+ * One server's place in the cluster: its identity, its Raft member over SQLite log storage, the HTTP transport
+ * to its peers, the peer routes (/raft/v1/*) and the membership routes (/cluster/*).
+ *
+ * Files in the data dir: cluster.json (cluster id and member id, made once), cluster-secret (0600, shared by
+ * all members: peers authenticate with it and new members join with it), raft.db (log), snapshots/.
+ */
+export class ClusterMember {
+  readonly member: RaftMember;
+  readonly transport: HttpTransport;
+  readonly identity: Identity;
+  readonly secret: string;
+  readonly #snapshotDir: string;
+  /** Peer URLs learned from a join answer, until the replicated member records arrive. */
+  readonly #seedPeers = new Map<NodeId, string>();
+  readonly #roleListeners: ((leading: boolean) => void)[] = [];
+  #leading = false;
+  /** True when open() created a new cluster (this member is its first). */
+  created = false;
+
+  private constructor(readonly cfg: ClusterConfig, readonly store: SqliteStore, identity: Identity, secret: string, logStore: SqliteStorage, seeds: Map<NodeId, string>) {
+    this.identity = identity;
+    this.secret = secret;
+    this.#seedPeers = seeds;
+    this.#snapshotDir = join(cfg.dataDir, 'snapshots');
+    mkdirSync(this.#snapshotDir, { recursive: true });
+    this.transport = new HttpTransport({
+      self: identity.memberId, secret,
+      peerUrl: (id) => this.peerUrl(id),
+      onUnreachable: (id) => this.member.reportUnreachable(id),
+      onSnapshotSent: (id, ok) => this.member.reportSnapshot(id, ok),
+    });
+    this.member = new RaftMember({
+      id: identity.memberId, store, logStore,
+      send: (msgs) => this.transport.send(msgs),
+      randomInt: (n) => randomInt(n),
+      ...(cfg.tickMs ? { tickMs: cfg.tickMs } : {}),
+      ...(cfg.electionTick ? { electionTick: cfg.electionTick } : {}),
+      ...(cfg.snapshotEvery ? { snapshotEvery: cfg.snapshotEvery } : {}),
+      makeSnapshot: (index) => this.#makeSnapshot(index),
+      restoreSnapshot: (data) => store.restoreFrom(new TextDecoder().decode(data)),
+      onRoleChange: (role) => this.#onRole(role),
+      onConfChange: (_cc, conf) => this.#onConf(conf),
+    });
+  }
+
+  /**
+   * Opens (or creates) this member. A new member either bootstraps a one-member cluster (no `join`) or asks
+   * the cluster at `join` to add it as a learner; it is promoted to voter once it has caught up.
+   */
+  static async open(cfg: ClusterConfig, store: SqliteStore): Promise<ClusterMember> {
+    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+    const idPath = join(cfg.dataDir, 'cluster.json');
+    const secretPath = join(cfg.dataDir, 'cluster-secret');
+    const logStore = new SqliteStorage(join(cfg.dataDir, 'raft.db'));
+    const seeds = new Map<NodeId, string>();
+    let identity: Identity;
+    let secret: string;
+    if (existsSync(idPath)) {
+      identity = JSON.parse(readFileSync(idPath, 'utf8')) as Identity;
+      secret = readFileSync(secretPath, 'utf8').trim();
+    } else if (!cfg.join) {
+      identity = { clusterId: randomUUID(), memberId: newMemberId() };
+      secret = randomBytes(24).toString('base64url');
+      // Bootstrap as etcd does: the first entry makes this member the only voter; it is committed by definition.
+      logStore.save({ entries: [{ term: 1, index: 1, type: 'confChange', data: encodeConfChange({ type: 'addNode', nodeId: identity.memberId }) }], hardState: { term: 1, vote: 0, commit: 1 } });
+      writeFileSync(secretPath, `${secret}\n`, { mode: 0o600 });
+      writeFileSync(idPath, JSON.stringify(identity));
+    } else {
+      if (!cfg.secret) throw new Error('joining a cluster needs its secret (--token): the cluster-secret file of any member');
+      secret = cfg.secret;
+      const memberId = newMemberId();
+      const answer = await requestJoin(cfg.join, secret, { id: memberId, peerUrl: cfg.advertiseUrl });
+      identity = { clusterId: answer.clusterId, memberId };
+      for (const m of answer.members) seeds.set(m.id, m.peerUrl);
+      writeFileSync(secretPath, `${secret}\n`, { mode: 0o600 });
+      writeFileSync(idPath, JSON.stringify(identity));
+    }
+    const member = new ClusterMember(cfg, store, identity, secret, logStore, seeds);
+    member.created = !existsSync(idPath) || (!cfg.join && logStore.lastIndex() === 1 && store.revision() === 0);
+    return member;
+  }
+
+  /** Runs the member until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const promoter = setInterval(() => this.#promoteLearners(), 500);
+    try {
+      await this.member.run(signal);
+    } finally {
+      clearInterval(promoter);
+      this.transport.close();
+    }
+  }
+
+  /** Called with true when this member becomes leader and false when it stops being leader. */
+  onLeadership(listener: (leading: boolean) => void): void {
+    this.#roleListeners.push(listener);
+  }
+
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  peerUrl(id: NodeId): string | undefined {
+    const rec = this.store.get(MEMBERS_RESOURCE, '', String(id)) as (StoredObject & { spec?: { peerUrl?: string } }) | undefined;
+    return rec?.spec?.peerUrl ?? this.#seedPeers.get(id);
+  }
+
+  /** The member record of this server, written by the leader once (for the bootstrap member, by itself). */
+  async registerSelf(): Promise<void> {
+    if (this.store.get(MEMBERS_RESOURCE, '', String(this.identity.memberId))) return;
+    await this.#writeMemberRecord(this.identity.memberId, this.cfg.advertiseUrl);
+  }
+
+  /** Constant-time check of the shared cluster secret. */
+  isClusterSecret(token: string): boolean {
+    const a = createHash('sha256').update(token).digest();
+    const b = createHash('sha256').update(this.secret).digest();
+    return timingSafeEqual(a, b);
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const raft = this.member.node.raft;
+    const st = this.member.node.status();
+    if (st.role !== 'leader' && st.lead !== 0) {
+      const leaderUrl = this.peerUrl(st.lead);
+      if (leaderUrl) {
+        try {
+          const res = await fetch(`${leaderUrl}/cluster/status`, { headers: { authorization: `Bearer ${this.secret}` }, signal: AbortSignal.timeout(2000) });
+          if (res.ok) {
+            const leaderView = (await res.json()) as ClusterStatus;
+            return { ...leaderView, memberId: this.identity.memberId, role: st.role, appliedIndex: this.member.applied, members: leaderView.members.map((m) => ({ ...m, self: m.id === this.identity.memberId })) };
+          }
+        } catch { /* fall back to the local view */ }
+      }
+    }
+    const members: MemberStatus[] = [];
+    const conf = st.confState;
+    for (const [list, role] of [[conf.voters, 'voter'], [conf.learners, 'learner']] as const) {
+      for (const id of list) {
+        const pr = st.role === 'leader' ? raft.trk.progress.get(id) : undefined;
+        members.push({
+          id, peerUrl: this.peerUrl(id), role, self: id === this.identity.memberId,
+          ...(pr ? { matchIndex: id === this.identity.memberId ? raft.log.lastIndex() : pr.match, healthy: id === this.identity.memberId || pr.recentActive } : {}),
+        });
+      }
+    }
+    return { clusterId: this.identity.clusterId, memberId: this.identity.memberId, role: st.role, leader: st.lead, term: st.term, commitIndex: st.commit, appliedIndex: this.member.applied, members };
+  }
+
+  /**
+   * Peer and membership routes. `authorize(c)` returns the caller's role as the API's auth middleware
+   * established it ('peer' for the cluster secret).
+   */
+  routes(roleOf: (c: Context) => string | undefined): Hono {
+    const app = new Hono();
+    const requirePeer = (c: Context) => {
+      if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (cluster secret required)' });
+    };
+    const requireAdminOrPeer = (c: Context) => {
+      const r = roleOf(c);
+      if (r !== 'peer' && r !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or the cluster secret is required' });
+    };
+    app.post('/raft/v1/messages', async (c) => {
+      requirePeer(c);
+      const batch: unknown = await c.req.json().catch(() => undefined);
+      if (!isWireBatch(batch)) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'expected a JSON array of Raft messages' });
+      this.member.receive(batch.filter((m) => m.to === this.identity.memberId && m.type !== 'MsgSnap').map((m) => fromWire(m)));
+      return c.body(null, 204);
+    });
+    app.post('/raft/v1/snapshot', async (c) => {
+      requirePeer(c);
+      let wire: WireMessage;
+      try {
+        wire = JSON.parse(Buffer.from(c.req.header('x-flotilla-raft-message') ?? '', 'base64').toString('utf8')) as WireMessage;
+      } catch {
+        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'missing or malformed x-flotilla-raft-message header' });
+      }
+      if (!isWireBatch([wire]) || wire.type !== 'MsgSnap' || !wire.snapshot) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the header must carry a MsgSnap' });
+      const path = join(this.#snapshotDir, `received-${wire.snapshot.meta.index}-${randomBytes(4).toString('hex')}.db`);
+      await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path));
+      this.member.receive([fromWire(wire, new TextEncoder().encode(path))]);
+      return c.body(null, 204);
+    });
+    app.post('/cluster/v1/join', async (c) => {
+      requirePeer(c);
+      const body = (await c.req.json().catch(() => undefined)) as { id?: unknown; peerUrl?: unknown } | undefined;
+      if (!body || !Number.isSafeInteger(body.id) || (body.id as number) <= 0 || typeof body.peerUrl !== 'string' || !/^https?:\/\//.test(body.peerUrl)) {
+        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'a join request needs {"id": positive integer, "peerUrl": "http(s)://..."}' });
+      }
+      const id = body.id as NodeId;
+      await this.#writeMemberRecord(id, body.peerUrl);
+      this.member.proposeConfChange({ type: 'addLearner', nodeId: id });
+      const conf = this.member.node.status().confState;
+      const members = [...conf.voters, ...conf.learners].map((m) => ({ id: m, peerUrl: this.peerUrl(m) })).filter((m): m is { id: NodeId; peerUrl: string } => !!m.peerUrl);
+      return c.json({ clusterId: this.identity.clusterId, members });
+    });
+    app.post('/cluster/v1/members/:id/remove', async (c) => {
+      requireAdminOrPeer(c);
+      const id = Number(c.req.param('id'));
+      const conf = this.member.node.status().confState;
+      if (![...conf.voters, ...conf.learners].includes(id)) throw new StoreError({ code: 404, reason: 'NotFound', message: `member ${c.req.param('id')} is not in the cluster` });
+      this.member.proposeConfChange({ type: 'removeNode', nodeId: id });
+      await this.member.propose({ op: 'delete', resource: MEMBERS_RESOURCE, namespace: '', name: String(id) });
+      return c.json({ removed: id });
+    });
+    app.get('/cluster/status', async (c) => c.json(await this.status()));
+    return app;
+  }
+
+  async #writeMemberRecord(id: NodeId, peerUrl: string): Promise<void> {
+    const object: StoredObject = { apiVersion: 'cluster.flotilla.io/v1', kind: 'Member', metadata: { name: String(id) }, spec: { peerUrl } };
+    const existing = this.store.get(MEMBERS_RESOURCE, '', String(id));
+    const r = await this.member.propose(existing
+      ? { op: 'update', resource: MEMBERS_RESOURCE, object }
+      : { op: 'create', resource: MEMBERS_RESOURCE, object, uid: randomUUID(), now: new Date().toISOString() });
+    if (!r.ok) throw new StoreError(r.failure);
+  }
+
+  #makeSnapshot(index: number): Uint8Array {
+    const path = join(this.#snapshotDir, `snapshot-${String(index).padStart(12, '0')}.db`);
+    rmSync(path, { force: true });
+    this.store.snapshotTo(path);
+    // Keep the newest two of our own snapshots and drop received ones already applied.
+    const files = readdirSync(this.#snapshotDir).sort();
+    const own = files.filter((f) => f.startsWith('snapshot-'));
+    for (const f of own.slice(0, -2)) rmSync(join(this.#snapshotDir, f), { force: true });
+    for (const f of files.filter((f) => f.startsWith('received-'))) rmSync(join(this.#snapshotDir, f), { force: true });
+    return new TextEncoder().encode(path);
+  }
+
+  #onRole(role: Role): void {
+    const leading = role === 'leader';
+    if (leading === this.#leading) return;
+    this.#leading = leading;
+    for (const l of this.#roleListeners) l(leading);
+  }
+
+  #onConf(conf: ConfState): void {
+    // A lone voter need not wait an election timeout to lead.
+    if (conf.voters.length === 1 && conf.voters[0] === this.identity.memberId && this.member.leader === 0) this.member.campaign();
+  }
+
+  /** Leader only: a learner whose log has caught up with the commit index becomes a voter. */
+  #promoteLearners(): void {
+    if (!this.#leading) return;
+    const raft = this.member.node.raft;
+    for (const id of raft.trk.learners) {
+      const pr = raft.trk.progress.get(id);
+      if (pr && pr.match >= raft.log.committed) {
+        try { this.member.proposeConfChange({ type: 'addNode', nodeId: id }); } catch { /* retried on the next round */ }
+      }
+    }
+  }
+}
+
+/** Member ids: random positive integers that JSON carries exactly. */
+function newMemberId(): NodeId {
+  return randomInt(1, 2 ** 47);
+}
+
+async function requestJoin(url: string, secret: string, body: { id: NodeId; peerUrl: string }): Promise<{ clusterId: string; members: { id: NodeId; peerUrl: string }[] }> {
+  let res: Response;
+  try {
+    res = await fetch(new URL('/cluster/v1/join', url), { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+  } catch (err) {
+    throw new Error(`cannot reach ${url} to join: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!res.ok) throw new Error(`joining through ${url} failed with ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  return (await res.json()) as { clusterId: string; members: { id: NodeId; peerUrl: string }[] };
+}

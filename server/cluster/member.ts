@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import { RawNode, ProposalDroppedError } from '../raft/rawnode.js';
+import type { LogStore } from '../raft/storage.js';
+import { decodeConfChange, NONE } from '../raft/types.js';
+import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role } from '../raft/types.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Proposer } from '../store/proposer.js';
+import { StoreError } from '../store/types.js';
+import type { ApplyResult, Command } from '../store/types.js';
+import { decodeProposal, encodeProposal } from './codec.js';
+
+export interface MemberOptions {
+  id: NodeId;
+  store: SqliteStore;
+  logStore: LogStore;
+  /** Hands messages to the transport; called only after what they depend on is persisted. */
+  send: (messages: Message[]) => void;
+  /** Integer in [0, n) for election jitter. */
+  randomInt: (n: number) => number;
+  tickMs?: number;
+  electionTick?: number;
+  heartbeatTick?: number;
+  /** How long a proposal may wait for its commit before the caller gets a timeout. */
+  proposalTimeoutMs?: number;
+  /** Take a state-machine snapshot (and compact the log behind it) every this many applied entries. */
+  snapshotEvery?: number;
+  /** Entries kept before a snapshot so that briefly lagging followers need no snapshot. */
+  keepEntries?: number;
+  /** Makes a snapshot file of the state machine at the current applied index; returns what MsgSnap carries. */
+  makeSnapshot: (index: number) => Uint8Array;
+  /** Replaces the state machine with a received snapshot (data as produced by makeSnapshot or the transport). */
+  restoreSnapshot: (data: Uint8Array, index: number) => void;
+  onRoleChange?: (role: Role, leader: NodeId) => void;
+  onConfChange?: (cc: ConfChange, conf: ConfState) => void;
+}
+
+interface Waiter { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+
+const timeoutError = (what: string): StoreError => new StoreError({ code: 504, reason: 'Timeout', message: `${what}: the cluster did not commit it in time (no quorum?); a write may or may not have been applied` });
+const unavailable = (what: string): StoreError => new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `${what}: no Raft leader is known (no quorum?)` });
+
+/**
+ * Drives one Raft member: ticks, the Ready loop (persist, send, apply, advance), proposals and ReadIndex reads.
+ * The state machine is the SqliteStore; an entry's index is the revision of the write it carries, so every
+ * member applies the same commands at the same revisions.
+ *
+ * Restart: committed entries after the snapshot come out of Ready again; the store skips those at or below its
+ * revision (already applied), conf changes are re-applied to Raft (they are not in the store).
+ */
+export class RaftMember implements Proposer {
+  readonly node: RawNode;
+  readonly id: NodeId;
+  #waiters = new Map<string, Waiter>();
+  /** ReadIndex: readers waiting for the request in flight, and readers waiting for the next one. */
+  #reads = new Map<string, (() => void)[]>();
+  #nextReaders: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #appliedWaiters: { index: number; resolve: () => void }[] = [];
+  #leaderWaiters: (() => void)[] = [];
+  #applied: number;
+  #lastSnapshot: number;
+  #scheduled = false;
+  #readSeq = 0;
+
+  constructor(readonly opts: MemberOptions) {
+    this.id = opts.id;
+    this.node = new RawNode({
+      id: opts.id, storage: opts.logStore, electionTick: opts.electionTick ?? 10, heartbeatTick: opts.heartbeatTick ?? 1,
+      randomInt: opts.randomInt, preVote: true, checkQuorum: true,
+    });
+    this.#lastSnapshot = opts.logStore.snapshot().meta.index;
+    this.#applied = this.#lastSnapshot;
+  }
+
+  get leader(): NodeId {
+    return this.node.raft.lead;
+  }
+
+  get isLeader(): boolean {
+    return this.node.raft.role === 'leader';
+  }
+
+  get applied(): number {
+    return this.#applied;
+  }
+
+  /** Ticks until `signal` aborts; pending callers then fail. */
+  async run(signal: AbortSignal): Promise<void> {
+    const timer = setInterval(() => { this.node.tick(); this.#schedule(); }, this.opts.tickMs ?? 100);
+    this.#schedule();
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    clearInterval(timer);
+    const gone = new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'the server is shutting down' });
+    for (const w of this.#waiters.values()) { clearTimeout(w.timer); w.reject(gone); }
+    this.#waiters.clear();
+    for (const r of this.#nextReaders) r.reject(gone);
+    this.#nextReaders = [];
+  }
+
+  /** Campaign at once (a lone bootstrapping member need not wait an election timeout). */
+  campaign(): void {
+    this.node.campaign();
+    this.#schedule();
+  }
+
+  receive(messages: Message[]): void {
+    for (const m of messages) this.node.step(m);
+    this.#schedule();
+  }
+
+  /** Appends the command to the replicated log; resolves with its apply result once committed and applied here. */
+  async propose(command: Command): Promise<ApplyResult> {
+    const id = randomUUID();
+    const data = encodeProposal({ id, command });
+    const deadline = Date.now() + (this.opts.proposalTimeoutMs ?? 10_000);
+    for (;;) {
+      try {
+        this.node.propose(data);
+        break;
+      } catch (err) {
+        if (!(err instanceof ProposalDroppedError)) throw err;
+        // Never entered the log, so retrying cannot apply it twice: wait for a leader, then try again.
+        if (!(await this.#waitForLeader(deadline))) throw unavailable('write');
+      }
+    }
+    this.#schedule();
+    return new Promise<ApplyResult>((resolve, reject) => {
+      const timer = setTimeout(() => { this.#waiters.delete(id); reject(timeoutError('write')); }, Math.max(1, deadline - Date.now()));
+      this.#waiters.set(id, { resolve, reject, timer });
+    });
+  }
+
+  /**
+   * Resolves when this member has applied everything committed before the call (ReadIndex), so a read of the
+   * local store afterwards is linearizable. Concurrent callers share one ReadIndex round.
+   */
+  readBarrier(timeoutMs = this.opts.proposalTimeoutMs ?? 10_000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(timeoutError('linearizable read')), timeoutMs);
+      this.#nextReaders.push({ resolve: () => { clearTimeout(timer); resolve(); }, reject: (e) => { clearTimeout(timer); reject(e); } });
+      this.#issueRead();
+    });
+  }
+
+  proposeConfChange(cc: ConfChange): void {
+    this.node.proposeConfChange(cc);
+    this.#schedule();
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.node.transferLeader(to);
+    this.#schedule();
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.node.reportUnreachable(id);
+    this.#schedule();
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.node.reportSnapshot(id, ok);
+    this.#schedule();
+  }
+
+  #issueRead(): void {
+    if (this.#nextReaders.length === 0 || this.#reads.size > 0) return;
+    if (this.leader === NONE) return; // retried when a leader appears (see #process)
+    const ctx = `${this.id}-${++this.#readSeq}`;
+    const readers = this.#nextReaders;
+    this.#nextReaders = [];
+    this.#reads.set(ctx, readers.map((r) => r.resolve));
+    this.node.readIndex(ctx);
+    this.#schedule();
+  }
+
+  async #waitForLeader(deadline: number): Promise<boolean> {
+    while (this.leader === NONE) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.#leaderWaiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+    return true;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#process();
+    });
+  }
+
+  /** The Ready contract of rawnode.ts: persist, then send, then apply, then advance; repeated while ready. */
+  #process(): void {
+    while (this.node.hasReady()) {
+      const rd = this.node.ready();
+      this.opts.logStore.save({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+      if (rd.messages.length > 0) this.opts.send(rd.messages);
+      if (rd.snapshot && rd.snapshot.meta.index > this.#applied) {
+        this.opts.restoreSnapshot(rd.snapshot.data, rd.snapshot.meta.index);
+        this.#applied = rd.snapshot.meta.index;
+        this.#lastSnapshot = rd.snapshot.meta.index;
+      }
+      this.#apply(rd.committedEntries);
+      this.#answerReads(rd);
+      if (rd.softState) {
+        this.opts.onRoleChange?.(rd.softState.role, rd.softState.lead);
+        if (rd.softState.lead !== NONE) {
+          const waiters = this.#leaderWaiters;
+          this.#leaderWaiters = [];
+          for (const w of waiters) w();
+        }
+      }
+      this.node.advance(rd);
+      this.#maybeSnapshot();
+    }
+    this.#issueRead();
+  }
+
+  #apply(entries: Entry[]): void {
+    let batch: { command: Command; revision: number; id: string }[] = [];
+    const flush = () => {
+      if (batch.length === 0) return;
+      const results = this.opts.store.apply(batch.map(({ command, revision }) => ({ command, revision })));
+      batch.forEach((b, i) => {
+        const w = this.#waiters.get(b.id);
+        if (!w) return;
+        this.#waiters.delete(b.id);
+        clearTimeout(w.timer);
+        w.resolve(results[i]!);
+      });
+      batch = [];
+    };
+    const storeRevision = this.opts.store.revision();
+    for (const e of entries) {
+      if (e.type === 'confChange') {
+        flush();
+        const cc = decodeConfChange(e.data);
+        const conf = this.node.applyConfChange(cc);
+        this.opts.onConfChange?.(cc, conf);
+      } else if (e.data.byteLength > 0 && e.index > storeRevision) {
+        const p = decodeProposal(e.data);
+        batch.push({ command: p.command, revision: e.index, id: p.id });
+      }
+      this.#applied = e.index;
+    }
+    flush();
+    if (this.#appliedWaiters.length > 0) {
+      const ready = this.#appliedWaiters.filter((w) => w.index <= this.#applied);
+      this.#appliedWaiters = this.#appliedWaiters.filter((w) => w.index > this.#applied);
+      for (const w of ready) w.resolve();
+    }
+  }
+
+  #answerReads(rd: Ready): void {
+    for (const rs of rd.readStates) {
+      const readers = this.#reads.get(rs.context);
+      if (!readers) continue;
+      this.#reads.delete(rs.context);
+      const done = () => { for (const r of readers) r(); };
+      if (rs.index <= this.#applied) done();
+      else this.#appliedWaiters.push({ index: rs.index, resolve: done });
+    }
+    // A ReadIndex request lost with a leader change is asked again rather than left hanging.
+    if (rd.softState && this.#reads.size > 0) {
+      for (const [ctx, readers] of this.#reads) {
+        this.#reads.delete(ctx);
+        this.#nextReaders.push(...readers.map((resolve) => ({ resolve, reject: () => {} })));
+      }
+    }
+  }
+
+  #maybeSnapshot(): void {
+    const every = this.opts.snapshotEvery ?? 10_000;
+    if (this.#applied - this.#lastSnapshot < every) return;
+    const index = this.#applied;
+    const data = this.opts.makeSnapshot(index);
+    this.opts.logStore.createSnapshot(index, this.node.status().confState, data);
+    const keep = this.opts.keepEntries ?? 1_000;
+    if (index - keep > this.opts.logStore.firstIndex()) this.opts.logStore.compact(index - keep);
+    this.#lastSnapshot = index;
+  }
+}

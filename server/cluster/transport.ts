@@ -1,0 +1,89 @@
+import http from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
+import type { Message, NodeId } from '../raft/types.js';
+import { toWire } from './codec.js';
+
+export interface TransportOptions {
+  /** This member's id, to skip messages to itself. */
+  self: NodeId;
+  /** The peer URL of a member (its API base URL), or undefined when not known (yet). */
+  peerUrl: (id: NodeId) => string | undefined;
+  /** Bearer secret shared by the members of one cluster. */
+  secret: string;
+  onUnreachable: (id: NodeId) => void;
+  onSnapshotSent: (id: NodeId, ok: boolean) => void;
+  timeoutMs?: number;
+}
+
+/**
+ * Raft messages over HTTP/1.1 keep-alive connections. Per peer, one request is in flight; messages produced
+ * meanwhile are batched into the next one, which keeps order and lets many entries share one round trip.
+ * A MsgSnap streams the snapshot file in its own request (chunked body), then its status is reported to Raft.
+ * Delivery is best effort: a failed request drops its batch and tells Raft the peer is unreachable.
+ */
+export class HttpTransport {
+  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  readonly #queues = new Map<NodeId, Message[]>();
+  readonly #busy = new Set<NodeId>();
+
+  constructor(readonly opts: TransportOptions) {}
+
+  send(messages: Message[]): void {
+    for (const m of messages) {
+      if (m.to === this.opts.self) continue;
+      if (m.type === 'MsgSnap') { void this.#sendSnapshot(m); continue; }
+      const q = this.#queues.get(m.to) ?? [];
+      q.push(m);
+      this.#queues.set(m.to, q);
+      this.#pump(m.to);
+    }
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  #pump(to: NodeId): void {
+    if (this.#busy.has(to)) return;
+    const batch = this.#queues.get(to);
+    if (!batch || batch.length === 0) return;
+    this.#queues.set(to, []);
+    const url = this.opts.peerUrl(to);
+    if (!url) { this.opts.onUnreachable(to); return; }
+    this.#busy.add(to);
+    const body = Buffer.from(JSON.stringify(batch.map(toWire)));
+    this.#post(`${url}/raft/v1/messages`, body, { 'content-type': 'application/json' })
+      .then((ok) => { if (!ok) this.opts.onUnreachable(to); })
+      .finally(() => { this.#busy.delete(to); this.#pump(to); });
+  }
+
+  async #sendSnapshot(m: Message): Promise<void> {
+    const url = this.opts.peerUrl(m.to);
+    const path = new TextDecoder().decode(m.snapshot?.data ?? new Uint8Array());
+    let ok = false;
+    try {
+      if (url && path) {
+        statSync(path);
+        const header = Buffer.from(JSON.stringify(toWire(m))).toString('base64');
+        ok = await this.#post(`${url}/raft/v1/snapshot`, createReadStream(path), { 'content-type': 'application/octet-stream', 'x-flotilla-raft-message': header }, 0);
+      }
+    } catch {
+      ok = false;
+    }
+    this.opts.onSnapshotSent(m.to, ok);
+  }
+
+  #post(url: string, body: Buffer | NodeJS.ReadableStream, headers: Record<string, string>, timeoutMs = this.opts.timeoutMs ?? 5_000): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = http.request(url, { method: 'POST', agent: this.#agent, headers: { ...headers, authorization: `Bearer ${this.opts.secret}`, ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve((res.statusCode ?? 500) < 300));
+        res.on('error', () => resolve(false));
+      });
+      if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy());
+      req.on('error', () => resolve(false));
+      if (Buffer.isBuffer(body)) req.end(body);
+      else body.pipe(req);
+    });
+  }
+}
