@@ -1,0 +1,112 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { allResources, apiPath, resourceByCliName, resourceFor, resourceForKind, statusObject } from '../../api-types/index.js';
+
+// [cli name, expected kind]
+const cliNames: [string, string][] = [
+  ['pods', 'Pod'], ['pod', 'Pod'], ['po', 'Pod'], ['Pod', 'Pod'], ['PODS', 'Pod'],
+  ['deployments', 'Deployment'], ['deployment', 'Deployment'], ['deploy', 'Deployment'], ['deployments.apps', 'Deployment'],
+  ['deployment.apps', 'Deployment'], ['deployments.v1.apps', 'Deployment'],
+  ['rs', 'ReplicaSet'], ['replicasets.apps', 'ReplicaSet'],
+  ['svc', 'Service'], ['services', 'Service'],
+  ['cm', 'ConfigMap'], ['configmap', 'ConfigMap'], ['ConfigMap', 'ConfigMap'],
+  ['ns', 'Namespace'], ['namespaces', 'Namespace'],
+  ['no', 'Node'], ['nodes', 'Node'],
+  ['ev', 'Event'], ['events', 'Event'],
+  ['secret', 'Secret'], ['secrets', 'Secret'],
+  ['leases', 'Lease'], ['leases.coordination.k8s.io', 'Lease'],
+  ['ds', 'DaemonSet'], ['sts', 'StatefulSet'], ['jobs', 'Job'], ['jobs.batch', 'Job'],
+  ['hpa', 'HorizontalPodAutoscaler'], ['horizontalpodautoscalers.autoscaling', 'HorizontalPodAutoscaler'],
+];
+for (const [name, kind] of cliNames) {
+  test(`resourceByCliName("${name}") is ${kind}`, () => {
+    assert.is(resourceByCliName(name)?.kind, kind);
+  });
+}
+
+test('resourceByCliName refuses unknown names and wrong groups', () => {
+  for (const name of ['', 'pdos', 'deployments.batch', 'pods.apps', 'bindings', 'binding', 'x.y']) {
+    assert.is(resourceByCliName(name), undefined, name);
+  }
+});
+
+test('resourceFor finds served paths only', () => {
+  assert.is(resourceFor('', 'v1', 'pods')?.kind, 'Pod');
+  assert.is(resourceFor('apps', 'v1', 'deployments')?.kind, 'Deployment');
+  assert.is(resourceFor('coordination.k8s.io', 'v1', 'leases')?.kind, 'Lease');
+  assert.is(resourceFor('autoscaling', 'v2', 'horizontalpodautoscalers')?.kind, 'HorizontalPodAutoscaler');
+  assert.is(resourceFor('batch', 'v1', 'jobs')?.kind, 'Job');
+  assert.is(resourceFor('', 'v1', 'deployments'), undefined);
+  assert.is(resourceFor('apps', 'v1beta1', 'deployments'), undefined);
+  assert.is(resourceFor('apps', 'v1', 'pods'), undefined);
+  assert.is(resourceFor('', 'v1', 'Pod'), undefined);
+});
+
+test('resourceForKind is exact, and knows Binding bodies', () => {
+  assert.is(resourceForKind('v1', 'Pod')?.plural, 'pods');
+  assert.is(resourceForKind('apps/v1', 'Deployment')?.plural, 'deployments');
+  assert.is(resourceForKind('v1', 'Binding')?.kind, 'Binding');
+  assert.is(resourceForKind('v1', 'Deployment'), undefined);
+  assert.is(resourceForKind('apps/v1', 'pod'), undefined);
+  assert.is(resourceForKind('extensions/v1beta1', 'Deployment'), undefined);
+});
+
+test('the table is consistent: unique plurals, kinds and short names; apiVersion from group and version', () => {
+  const seen = new Set<string>();
+  for (const r of allResources) {
+    assert.is(r.apiVersion, r.group === '' ? r.version : `${r.group}/${r.version}`);
+    assert.is(r.singular, r.kind.toLowerCase());
+    for (const name of [r.plural, r.kind, ...r.shortNames]) {
+      assert.not.ok(seen.has(name.toLowerCase()), `${name} appears twice`);
+      seen.add(name.toLowerCase());
+      assert.is(resourceByCliName(name), r);
+    }
+    assert.is(resourceFor(r.group, r.version, r.plural), r);
+    assert.is(resourceForKind(r.apiVersion, r.kind), r);
+  }
+  const kinds = allResources.map((r) => r.kind).sort();
+  assert.equal(kinds, ['ConfigMap', 'DaemonSet', 'Deployment', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
+    'Node', 'Pod', 'ReplicaSet', 'Secret', 'Service', 'StatefulSet']);
+});
+
+test('scope and subresources', () => {
+  assert.is(resourceByCliName('nodes')?.namespaced, false);
+  assert.is(resourceByCliName('namespaces')?.namespaced, false);
+  assert.is(resourceByCliName('pods')?.namespaced, true);
+  assert.equal(resourceByCliName('deploy')?.subresources, ['status', 'scale']);
+  assert.equal(resourceByCliName('rs')?.subresources, ['status', 'scale']);
+  assert.equal(resourceByCliName('pods')?.subresources, ['status']);
+  assert.equal(resourceByCliName('cm')?.subresources, []);
+});
+
+test('apiPath builds core and group paths', () => {
+  const pods = resourceByCliName('pods')!;
+  const deploy = resourceByCliName('deploy')!;
+  const nodes = resourceByCliName('nodes')!;
+  const leases = resourceByCliName('leases')!;
+  assert.is(apiPath(pods), '/api/v1/pods');
+  assert.is(apiPath(pods, 'default'), '/api/v1/namespaces/default/pods');
+  assert.is(apiPath(pods, 'default', 'web-1'), '/api/v1/namespaces/default/pods/web-1');
+  assert.is(apiPath(deploy, 'prod', 'web'), '/apis/apps/v1/namespaces/prod/deployments/web');
+  assert.is(apiPath(deploy), '/apis/apps/v1/deployments');
+  assert.is(apiPath(nodes), '/api/v1/nodes');
+  assert.is(apiPath(nodes, undefined, 'pi-4'), '/api/v1/nodes/pi-4');
+  assert.is(apiPath(leases, 'kube-system', 'a'), '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/a');
+  assert.is(apiPath(pods, 'default', 'a b/c'), '/api/v1/namespaces/default/pods/a%20b%2Fc');
+  assert.throws(() => apiPath(nodes, 'default'), /cluster-scoped/);
+});
+
+test('statusObject builds a Kubernetes Status', () => {
+  assert.equal(statusObject(404, 'NotFound', 'pods "x" not found', { name: 'x', kind: 'pods' }), {
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'pods "x" not found', reason: 'NotFound',
+    code: 404, details: { name: 'x', kind: 'pods' },
+  });
+  const conflict = statusObject(409, 'Conflict', 'stale resourceVersion');
+  assert.is(conflict.code, 409);
+  assert.is(conflict.reason, 'Conflict');
+  assert.not.ok('details' in conflict);
+  const invalid = statusObject(422, 'Invalid', 'bad', { causes: [{ field: 'spec.replicas', message: 'must be >= 0' }] });
+  assert.equal(invalid.details?.causes, [{ field: 'spec.replicas', message: 'must be >= 0' }]);
+});
+
+test.run();
