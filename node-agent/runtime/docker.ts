@@ -31,6 +31,7 @@ export interface DockerRuntimeOptions {
 }
 
 export class DockerRuntime implements ContainerRuntime {
+  readonly name = 'docker';
   readonly docker: Docker;
   private readonly arch: string;
 

@@ -57,6 +57,7 @@ interface FakeContainer {
 const UNPULLABLE = /^127\.0\.0\.1:1\//;
 
 export class FakeRuntime implements ContainerRuntime {
+  readonly name = 'fake';
   private readonly images = new Set<string>();
   private readonly failingPulls = new Map<string, string>();
   private readonly behaviours = new Map<string, FakeBehaviour>();

@@ -138,6 +138,8 @@ export interface ContainerEvent {
 }
 
 export interface ContainerRuntime {
+  /** Scheme of container ids in Kubernetes statuses ("docker" gives docker://ID). */
+  readonly name: string;
   /** Makes the image present locally, pulling it when missing. Throws ImagePullError. */
   ensureImage(image: string, onProgress?: PullProgress, signal?: AbortSignal): Promise<void>;
   /** Creates and starts the holder of a pod's network namespace; resolves with its id. */

@@ -1,0 +1,199 @@
+// Turns a Kubernetes container spec (plus the ConfigMaps and Secrets handed in) into the runtime's
+// ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, normalize } from 'node:path';
+import type { ContainerSpec, PodInputs, Volume } from './kube-objects.js';
+import type { ContainerConfig, Mount } from './runtime/types.js';
+
+export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
+
+/** The container cannot be configured as asked (missing ConfigMap key, bad quantity...): Kubernetes' CreateContainerConfigError. */
+export class ContainerConfigError extends Error {
+  readonly reason = 'CreateContainerConfigError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContainerConfigError';
+  }
+}
+
+const BINARY_SUFFIXES: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+const DECIMAL_SUFFIXES: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+
+/** A Kubernetes quantity ("500m", "8Mi", "1.5G", "2e3", 3) as a plain number of base units. */
+export function parseQuantity(value: string | number, what: string): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw new ContainerConfigError(`${what}: ${value} is not a non-negative quantity`);
+    return value;
+  }
+  const m = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE]([+-]?[0-9]+))?$/.exec(value.trim());
+  if (!m) throw new ContainerConfigError(`${what}: "${value}" is not a quantity (examples: 500m, 2, 128Mi, 1G)`);
+  const n = Number(m[1]);
+  if (m[3] !== undefined) return n * 10 ** Number(m[3]);
+  const suffix = m[2] ?? '';
+  return n * (BINARY_SUFFIXES[suffix] ?? DECIMAL_SUFFIXES[suffix] ?? 1);
+}
+
+function decodeSecret(base64: string): string {
+  return Buffer.from(base64, 'base64').toString('utf8');
+}
+
+function configMapValues(inputs: PodInputs, name: string): Record<string, string> | undefined {
+  const cm = inputs.configMaps[name];
+  if (!cm) return undefined;
+  const out: Record<string, string> = { ...(cm.data ?? {}) };
+  for (const [k, v] of Object.entries(cm.binaryData ?? {})) out[k] = decodeSecret(v);
+  return out;
+}
+
+function secretValues(inputs: PodInputs, name: string): Record<string, string> | undefined {
+  const s = inputs.secrets[name];
+  if (!s) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(s.data ?? {})) out[k] = decodeSecret(v);
+  Object.assign(out, s.stringData ?? {});
+  return out;
+}
+
+/** The container's environment: envFrom first, then env (later entries win), as Kubernetes does. */
+export function resolveEnv(inputs: PodInputs, container: ContainerSpec, podIP?: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  const where = `container "${container.name}"`;
+  for (const source of container.envFrom ?? []) {
+    const ref = source.configMapRef ?? source.secretRef;
+    if (!ref) throw new ContainerConfigError(`${where}: envFrom entry has neither configMapRef nor secretRef`);
+    const kind = source.configMapRef ? 'ConfigMap' : 'Secret';
+    const values = source.configMapRef ? configMapValues(inputs, ref.name) : secretValues(inputs, ref.name);
+    if (!values) {
+      if (ref.optional) continue;
+      throw new ContainerConfigError(`${where}: ${kind} "${ref.name}" not found (envFrom)`);
+    }
+    for (const [k, v] of Object.entries(values)) env[(source.prefix ?? '') + k] = v;
+  }
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined || !e.valueFrom) {
+      env[e.name] = e.value ?? '';
+      continue;
+    }
+    const { configMapKeyRef, secretKeyRef, fieldRef } = e.valueFrom;
+    if (fieldRef) {
+      env[e.name] = fieldValue(inputs, fieldRef.fieldPath, podIP, `${where}: env ${e.name}`);
+      continue;
+    }
+    const ref = configMapKeyRef ?? secretKeyRef;
+    if (!ref) throw new ContainerConfigError(`${where}: env ${e.name}: valueFrom has no configMapKeyRef, secretKeyRef or fieldRef`);
+    const kind = configMapKeyRef ? 'ConfigMap' : 'Secret';
+    const values = configMapKeyRef ? configMapValues(inputs, ref.name) : secretValues(inputs, ref.name);
+    const value = values?.[ref.key];
+    if (value === undefined) {
+      if (ref.optional) continue;
+      throw new ContainerConfigError(values
+        ? `${where}: env ${e.name}: key "${ref.key}" not found in ${kind} "${ref.name}"`
+        : `${where}: env ${e.name}: ${kind} "${ref.name}" not found`);
+    }
+    env[e.name] = value;
+  }
+  return env;
+}
+
+function fieldValue(inputs: PodInputs, path: string, podIP: string | undefined, where: string): string {
+  const meta = inputs.pod.metadata;
+  switch (path) {
+    case 'metadata.name': return meta.name;
+    case 'metadata.namespace': return meta.namespace ?? 'default';
+    case 'metadata.uid': return meta.uid ?? '';
+    case 'spec.nodeName': return inputs.pod.spec.nodeName ?? '';
+    case 'status.podIP': return podIP ?? '';
+  }
+  const label = /^metadata\.labels\['(.+)'\]$/.exec(path);
+  if (label) return meta.labels?.[label[1]!] ?? '';
+  const annotation = /^metadata\.annotations\['(.+)'\]$/.exec(path);
+  if (annotation) return meta.annotations?.[annotation[1]!] ?? '';
+  throw new ContainerConfigError(`${where}: fieldRef ${path} is not supported`);
+}
+
+/**
+ * Makes every volume of the pod exist as a host directory under podDir and returns its path by volume name.
+ * ConfigMap and Secret files are (re)written in place on each call (mode 0644 / 0600), never by replacing the
+ * directory, which running containers hold as a bind mount; keys removed from the object stay until the pod goes.
+ * emptyDir content survives container restarts and lives until the pod's directory is removed.
+ */
+export async function preparePodVolumes(inputs: PodInputs, podDir: string): Promise<Map<string, string>> {
+  const paths = new Map<string, string>();
+  for (const v of inputs.pod.spec.volumes ?? []) paths.set(v.name, await prepareVolume(inputs, v, podDir));
+  return paths;
+}
+
+async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string): Promise<string> {
+  const dir = join(podDir, 'volumes', v.name);
+  if (v.hostPath) return v.hostPath.path;
+  if (v.emptyDir) {
+    await mkdir(dir, { recursive: true, mode: 0o777 });
+    return dir;
+  }
+  const source = v.configMap
+    ? { kind: 'ConfigMap', name: v.configMap.name, values: configMapValues(inputs, v.configMap.name), items: v.configMap.items, optional: v.configMap.optional, mode: 0o644 }
+    : v.secret
+      ? { kind: 'Secret', name: v.secret.secretName, values: secretValues(inputs, v.secret.secretName), items: v.secret.items, optional: v.secret.optional, mode: 0o600 }
+      : undefined;
+  if (!source) throw new ContainerConfigError(`volume "${v.name}": only emptyDir, hostPath, configMap and secret are supported`);
+  if (!source.values && !source.optional) throw new ContainerConfigError(`volume "${v.name}": ${source.kind} "${source.name}" not found`);
+  await mkdir(dir, { recursive: true });
+  const values = source.values ?? {};
+  const files = source.items ?? Object.keys(values).map((key) => ({ key, path: key }));
+  for (const item of files) {
+    const value = values[item.key];
+    if (value === undefined) throw new ContainerConfigError(`volume "${v.name}": key "${item.key}" not found in ${source.kind} "${source.name}"`);
+    const rel = normalize(item.path);
+    if (rel.startsWith('..') || rel.startsWith('/')) throw new ContainerConfigError(`volume "${v.name}": item path "${item.path}" leaves the volume`);
+    await mkdir(dirname(join(dir, rel)), { recursive: true });
+    await writeFile(join(dir, rel), value, { mode: source.mode });
+  }
+  return dir;
+}
+
+export interface ContainerContext {
+  name: string;
+  sandboxId: string;
+  labels: Record<string, string>;
+  volumePaths: Map<string, string>;
+  podIP?: string;
+}
+
+export function buildContainerConfig(inputs: PodInputs, container: ContainerSpec, ctx: ContainerContext): ContainerConfig {
+  const where = `container "${container.name}"`;
+  const mounts: Mount[] = (container.volumeMounts ?? []).map((m) => {
+    const hostPath = ctx.volumePaths.get(m.name);
+    if (hostPath === undefined) throw new ContainerConfigError(`${where}: volumeMount "${m.name}" names no volume of the pod`);
+    const source = m.subPath ? join(hostPath, normalize(m.subPath)) : hostPath;
+    return { hostPath: source, containerPath: m.mountPath, readOnly: m.readOnly === true || isObjectVolume(inputs, m.name) };
+  });
+  const config: ContainerConfig = {
+    name: ctx.name,
+    image: container.image,
+    env: resolveEnv(inputs, container, ctx.podIP),
+    mounts,
+    sandboxId: ctx.sandboxId,
+    labels: ctx.labels,
+  };
+  if (container.command) config.entrypoint = container.command;
+  if (container.args) config.cmd = container.args;
+  if (container.workingDir) config.workingDir = container.workingDir;
+  const limits = container.resources?.limits ?? {};
+  if (limits.cpu !== undefined) config.nanoCpus = Math.round(parseQuantity(limits.cpu, `${where}: limits.cpu`) * 1e9);
+  if (limits.memory !== undefined) config.memoryBytes = Math.round(parseQuantity(limits.memory, `${where}: limits.memory`));
+  const gpus = limits['nvidia.com/gpu'] ?? limits['amd.com/gpu'];
+  if (gpus !== undefined && parseQuantity(gpus, `${where}: limits["nvidia.com/gpu"]`) > 0) {
+    const assigned = (inputs.pod.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    const wanted = parseQuantity(gpus, `${where}: GPU limit`);
+    if (assigned.length < wanted) {
+      throw new ContainerConfigError(`${where}: asks ${wanted} GPU(s) but annotation ${ANNOTATION_ASSIGNED_GPUS} names ${assigned.length}`);
+    }
+    config.gpuDeviceIds = assigned;
+  }
+  return config;
+}
+
+function isObjectVolume(inputs: PodInputs, name: string): boolean {
+  const v = inputs.pod.spec.volumes?.find((x) => x.name === name);
+  return Boolean(v?.configMap || v?.secret);
+}
