@@ -159,9 +159,10 @@ export class Simulator {
     // Let the cluster settle without faults so that pending operations can complete.
     this.partition = undefined;
     for (const m of this.members.values()) if (!m.node && !m.retired) { this.start(m); this.trace.add(`${this.now} restart ${m.id}`); }
-    for (let i = 0; i < 200; i++) this.step(false);
+    for (let i = 0; i < 200; i++) this.step(false, i < 150);
     for (let c = 0; c < this.clients.length; c++) this.abandon(c);
     this.checkLogMatching(true);
+    this.checkLiveness();
     const check = checkKvHistory(this.history);
     if (!check.ok) this.violations.push(`history of key ${check.key} is not linearizable`);
     const maxCommit = Math.max(...this.up().map((m) => m.node!.raft.log.committed));
@@ -173,13 +174,13 @@ export class Simulator {
   }
 
   /** One virtual tick: faults, ticks, deliveries, Ready processing, clients, invariants. */
-  private step(withFaults = true): void {
+  private step(withFaults = true, withClients = true): void {
     this.now++;
     if (withFaults) this.injectFaults();
     for (const m of this.members.values()) m.node?.tick();
     this.deliver();
     for (const m of this.members.values()) this.processReadies(m, withFaults);
-    this.runClients();
+    if (withClients) this.runClients();
     this.checkElectionSafety();
     if (this.now % 25 === 0) this.checkLogMatching(false);
   }
@@ -243,7 +244,11 @@ export class Simulator {
   private send(msg: Message, withFaults: boolean): void {
     const r = this.rng;
     const f = withFaults ? this.faults : 0;
-    if (r.chance(0.03 * f)) return; // dropped
+    if (r.chance(0.03 * f)) {
+      // A transport learns that a snapshot stream failed; other losses go unnoticed.
+      if (msg.type === 'MsgSnap') this.inflight.push({ at: this.now + 1, seq: this.seq++, msg: { ...msg, type: 'MsgSnapStatus', to: msg.from, from: msg.to, reject: true } });
+      return;
+    }
     const delay = r.chance(0.05 * f) ? 5 + r.int(15) : r.int(3);
     this.inflight.push({ at: this.now + delay, seq: this.seq++, msg });
     if (r.chance(0.02 * f)) this.inflight.push({ at: this.now + r.int(10), seq: this.seq++, msg });
@@ -253,9 +258,14 @@ export class Simulator {
     const due = this.inflight.filter((x) => x.at <= this.now).sort((a, b) => a.at - b.at || a.seq - b.seq);
     this.inflight = this.inflight.filter((x) => x.at > this.now);
     for (const { msg } of due) {
+      if (msg.type === 'MsgSnapStatus') {
+        this.members.get(msg.to)?.node?.reportSnapshot(msg.from, !msg.reject);
+        continue;
+      }
       const to = this.members.get(msg.to);
-      if (!to?.node) continue;
-      if (this.partition && this.partition.get(msg.from) !== this.partition.get(msg.to)) continue;
+      const lost = !to?.node || (this.partition !== undefined && this.partition.get(msg.from) !== this.partition.get(msg.to));
+      if (msg.type === 'MsgSnap') this.members.get(msg.from)?.node?.reportSnapshot(msg.to, !lost);
+      if (!to?.node || lost) continue;
       this.trace.add(`${this.now} ${msg.type} ${msg.from}>${msg.to} t${msg.term} i${msg.index} n${msg.entries.length} c${msg.commit}${msg.reject ? ' R' : ''}`);
       if (msg.type === 'MsgSnap') this.stats.snapshotsSent++;
       to.node.step(msg);
@@ -437,6 +447,22 @@ export class Simulator {
       }
     } else if (t !== e.term || this.committedData[e.index] !== data) {
       this.violation(`member ${m.id} applied entry ${e.index} term ${e.term}, another member applied term ${t} with ${t === e.term ? 'other data' : 'that term'}`);
+    }
+  }
+
+  /** After faults stop, one leader exists and every member of its configuration applied all it committed. */
+  private checkLiveness(): void {
+    const leaders = this.up().filter((m) => m.node!.raft.role === 'leader');
+    if (leaders.length !== 1) {
+      this.violation(`liveness: ${leaders.length} leaders after the faults stopped`);
+      return;
+    }
+    const r = leaders[0]!.node!.raft;
+    for (const id of [...r.trk.voters, ...r.trk.learners].sort((a, b) => a - b)) {
+      const m = this.members.get(id);
+      if (m && m.node && m.node.raft.log.applied !== r.log.committed) {
+        this.violation(`liveness: member ${id} applied ${m.node.raft.log.applied}, leader ${r.id} committed ${r.log.committed}`);
+      }
     }
   }
 
