@@ -25,6 +25,9 @@ import {
 export const SERVICE_TYPE = '_flotilla._tcp.local';
 const SERVICE_SUFFIX = `.${SERVICE_TYPE}`;
 const DNS_SD_ENUMERATION = '_services._dns-sd._udp.local';
+// Bounds on what strangers on the segment can make a browser hold: entries, and how long each may live.
+const MAX_PEERS = 1024;
+const MAX_TTL_SECONDS = 4500;
 
 export interface MdnsDiscoveryOptions {
   /** Interface name ("eth0") or one of its IPv4 addresses; absent: every IPv4 interface, default route out. */
@@ -59,7 +62,7 @@ interface LinkHandlers {
 
 export function createMdnsDiscovery(options: MdnsDiscoveryOptions = {}): Discovery {
   const ttlSeconds = options.ttlSeconds ?? 120;
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 4500) throw new Error(`mdns: ttlSeconds ${ttlSeconds} must be an integer in 1..4500`);
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS) throw new Error(`mdns: ttlSeconds ${ttlSeconds} must be an integer in 1..${MAX_TTL_SECONDS}`);
   const maxQueryIntervalMs = options.maxQueryIntervalMs ?? 30_000;
   if (!(maxQueryIntervalMs >= 1000)) throw new Error(`mdns: maxQueryIntervalMs ${maxQueryIntervalMs} must be at least 1000`);
   const addressPollMs = options.addressPollMs ?? 2000;
@@ -168,7 +171,11 @@ export function createMdnsDiscovery(options: MdnsDiscoveryOptions = {}): Discove
               warn(`mdns: ignoring ${r.name} from ${from.address}: ${(e as Error).message}`);
               continue;
             }
-            const ttlMs = (r.ttl ?? ttlSeconds) * 1000;
+            if (!table.has(name) && table.size >= MAX_PEERS) {
+              warn(`mdns: ignoring ${r.name} from ${from.address}: already tracking ${MAX_PEERS} instances`);
+              continue;
+            }
+            const ttlMs = Math.min(r.ttl ?? ttlSeconds, MAX_TTL_SECONDS) * 1000;
             table.set(name, { peer: { ...ad, addresses: addressesOf(name, records, from) }, expiresAt: now + ttlMs, requeryAt: now + ttlMs * 0.8 });
           }
           report();
