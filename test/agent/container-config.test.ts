@@ -1,0 +1,117 @@
+// From pod spec to ContainerConfig and to the Docker create options: env sources, volumes, limits, GPUs.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  buildContainerConfig,
+  ContainerConfigError,
+  parseQuantity,
+  preparePodVolumes,
+  resolveEnv,
+} from '../../node-agent/container-config.js';
+import { containerCreateOptions } from '../../node-agent/runtime/docker.js';
+import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+function inputs(container: Partial<ContainerSpec>, more: Partial<PodInputs['pod']['spec']> = {}, annotations: Record<string, string> = {}): PodInputs {
+  return {
+    pod: {
+      metadata: { name: 'web', namespace: 'shop', uid: 'u-1', labels: { app: 'web' }, annotations },
+      spec: { nodeName: 'pi-4', containers: [{ name: 'main', image: 'img', ...container }], ...more },
+    },
+    configMaps: { settings: { metadata: { name: 'settings' }, data: { mode: 'fast', level: '3' } } },
+    secrets: { creds: { metadata: { name: 'creds' }, data: { password: b64('hunter2') }, stringData: { user: 'ada' } } },
+  };
+}
+
+const ctx = (volumePaths = new Map<string, string>()) => ({ name: 'n', sandboxId: 'sb', labels: { a: 'b' }, volumePaths });
+
+test('quantities: cpu, binary and decimal memory, exponents; bad ones are named', () => {
+  assert.is(parseQuantity('500m', 'cpu'), 0.5);
+  assert.is(parseQuantity('2', 'cpu'), 2);
+  assert.is(parseQuantity('8Mi', 'memory'), 8 * 2 ** 20);
+  assert.is(parseQuantity('1G', 'memory'), 1e9);
+  assert.is(parseQuantity('1.5Gi', 'memory'), 1.5 * 2 ** 30);
+  assert.is(parseQuantity('2e3', 'memory'), 2000);
+  assert.is(parseQuantity(3, 'gpu'), 3);
+  assert.throws(() => parseQuantity('12 MB', 'limits.memory'), (e: Error) => e instanceof ContainerConfigError && e.message.includes('limits.memory') && e.message.includes('12 MB'));
+});
+
+test('env: envFrom with prefix, Secrets decoded, then env literals, key refs and fieldRefs; later entries win', () => {
+  const i = inputs({
+    envFrom: [{ configMapRef: { name: 'settings' }, prefix: 'CFG_' }, { secretRef: { name: 'creds' } }],
+    env: [
+      { name: 'CFG_mode', value: 'slow' },
+      { name: 'LEVEL', valueFrom: { configMapKeyRef: { name: 'settings', key: 'level' } } },
+      { name: 'PASS', valueFrom: { secretKeyRef: { name: 'creds', key: 'password' } } },
+      { name: 'OPT', valueFrom: { secretKeyRef: { name: 'nothing', key: 'x', optional: true } } },
+      { name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      { name: 'APP', valueFrom: { fieldRef: { fieldPath: "metadata.labels['app']" } } },
+    ],
+  });
+  assert.equal(resolveEnv(i, i.pod.spec.containers[0]!), {
+    CFG_mode: 'slow', CFG_level: '3', password: 'hunter2', user: 'ada', LEVEL: '3', PASS: 'hunter2', POD: 'web', APP: 'web',
+  });
+});
+
+test('env errors name the container, variable, object and key', () => {
+  const missingKey = inputs({ env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'settings', key: 'nope' } } }] });
+  assert.throws(() => resolveEnv(missingKey, missingKey.pod.spec.containers[0]!), /container "main": env X: key "nope" not found in ConfigMap "settings"/);
+  const missingSecret = inputs({ envFrom: [{ secretRef: { name: 'vault' } }] });
+  assert.throws(() => resolveEnv(missingSecret, missingSecret.pod.spec.containers[0]!), /Secret "vault" not found/);
+});
+
+test('volumes: emptyDir, hostPath, ConfigMap and Secret files (items, modes), mounts read-only for objects', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-volumes-'));
+  try {
+    const i = inputs(
+      { volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }, { name: 'cfg', mountPath: '/etc/app' }, { name: 'sec', mountPath: '/run/creds' }, { name: 'host', mountPath: '/host', readOnly: true }] },
+      { volumes: [
+        { name: 'scratch', emptyDir: {} },
+        { name: 'cfg', configMap: { name: 'settings', items: [{ key: 'mode', path: 'conf/mode.txt' }] } },
+        { name: 'sec', secret: { secretName: 'creds' } },
+        { name: 'host', hostPath: { path: '/srv/data' } },
+      ] },
+    );
+    const paths = await preparePodVolumes(i, dir);
+    assert.ok(statSync(paths.get('scratch')!).isDirectory());
+    assert.is(readFileSync(join(paths.get('cfg')!, 'conf/mode.txt'), 'utf8'), 'fast');
+    assert.is(readFileSync(join(paths.get('sec')!, 'password'), 'utf8'), 'hunter2');
+    assert.is(statSync(join(paths.get('sec')!, 'password')).mode & 0o777, 0o600);
+    assert.is(paths.get('host'), '/srv/data');
+    const config = buildContainerConfig(i, i.pod.spec.containers[0]!, ctx(paths));
+    assert.equal(config.mounts.map((m) => [m.containerPath, m.readOnly]), [['/scratch', false], ['/etc/app', true], ['/run/creds', true], ['/host', true]]);
+    const bad = inputs({ volumeMounts: [{ name: 'ghost', mountPath: '/x' }] });
+    assert.throws(() => buildContainerConfig(bad, bad.pod.spec.containers[0]!, ctx()), /volumeMount "ghost" names no volume/);
+    const escape = inputs({}, { volumes: [{ name: 'cfg', configMap: { name: 'settings', items: [{ key: 'mode', path: '../../etc/passwd' }] } }] });
+    await preparePodVolumes(escape, dir).then(() => assert.unreachable('path escape accepted'), (e: Error) => assert.match(e.message, 'leaves the volume'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('limits and GPUs reach the Docker create options: NanoCpus, Memory=MemorySwap, DeviceRequests by UUID', () => {
+  const i = inputs(
+    { command: ['/bin/app'], args: ['--port', '80'], resources: { limits: { cpu: '250m', memory: '64Mi', 'nvidia.com/gpu': 2 } } },
+    {},
+    { 'flotilla.io/assigned-gpus': 'GPU-aaaa,GPU-bbbb' },
+  );
+  const options = containerCreateOptions(buildContainerConfig(i, i.pod.spec.containers[0]!, ctx()));
+  assert.equal(options.Entrypoint, ['/bin/app']);
+  assert.equal(options.Cmd, ['--port', '80']);
+  assert.is(options.HostConfig?.NanoCpus, 250_000_000);
+  assert.is(options.HostConfig?.Memory, 64 * 2 ** 20);
+  assert.is(options.HostConfig?.MemorySwap, 64 * 2 ** 20);
+  assert.is(options.HostConfig?.NetworkMode, 'container:sb');
+  assert.equal(options.HostConfig?.DeviceRequests, [{ Driver: 'nvidia', DeviceIDs: ['GPU-aaaa', 'GPU-bbbb'], Capabilities: [['gpu']] }]);
+  assert.equal(options.Labels, { a: 'b' });
+  const none = inputs({});
+  assert.is(containerCreateOptions(buildContainerConfig(none, none.pod.spec.containers[0]!, ctx())).HostConfig?.DeviceRequests, undefined);
+  const unassigned = inputs({ resources: { limits: { 'nvidia.com/gpu': 1 } } });
+  assert.throws(() => buildContainerConfig(unassigned, unassigned.pod.spec.containers[0]!, ctx()), /asks 1 GPU\(s\) but annotation flotilla.io\/assigned-gpus names 0/);
+});
+
+test.run();
