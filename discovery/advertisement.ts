@@ -33,7 +33,8 @@ export interface PeerFilter {
 export interface Discovery {
   /**
    * Makes `ad` visible to browsers until `signal` aborts, then withdraws it (an mDNS goodbye) and resolves.
-   * Rejects at once on an invalid advertisement or an unusable network set-up (e.g. an unknown interface).
+   * Rejects at once on an invalid advertisement (the network set-up, such as an unknown interface, is checked
+   * when the implementation is created).
    */
   advertise(ad: Advertisement, signal: AbortSignal): Promise<void>;
   /**

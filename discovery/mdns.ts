@@ -24,7 +24,6 @@ import {
 
 export const SERVICE_TYPE = '_flotilla._tcp.local';
 const SERVICE_SUFFIX = `.${SERVICE_TYPE}`;
-const DNS_SD_ENUMERATION = '_services._dns-sd._udp.local';
 // Bounds on what strangers on the segment can make a browser hold: entries, and how long each may live.
 const MAX_PEERS = 1024;
 const MAX_TTL_SECONDS = 4500;
@@ -78,13 +77,13 @@ export function createMdnsDiscovery(options: MdnsDiscoveryOptions = {}): Discove
       const records = serviceRecords(ad);
       let announceTimers: NodeJS.Timeout[] = [];
       const stopAnnouncing = () => { announceTimers.forEach(clearTimeout); announceTimers = []; };
-      let current: { socket: MulticastDNS; link: Link } | undefined;
+      let current: Link | undefined;
       const answer = (socket: MulticastDNS, link: Link, ttl: number) => new Promise<void>((resolve) => {
         socket.respond({ answers: records(link.addresses, ttl) }, () => resolve());
       });
       await run(signal, {
         up(socket, link) {
-          current = { socket, link };
+          current = link;
           stopAnnouncing();
           announceTimers = [0, 1000, 2000].map((ms) => setTimeout(() => void answer(socket, link, ttlSeconds), ms));
         },
@@ -93,13 +92,13 @@ export function createMdnsDiscovery(options: MdnsDiscoveryOptions = {}): Discove
           if (message.type !== 'query' || !current) return;
           const asked = (message.questions ?? []).some((q) => {
             const name = q.name.toLowerCase();
-            return name === SERVICE_TYPE || name === DNS_SD_ENUMERATION || name === records.instance || name === records.host;
+            return name === SERVICE_TYPE || name === records.instance || name === records.host;
           });
           if (asked) void answer(socket, link, ttlSeconds);
         },
         async beforeClose(socket) {
           stopAnnouncing();
-          if (current) await answer(socket, current.link, 0);
+          if (current) await answer(socket, current, 0);
         },
       });
     },
