@@ -1,0 +1,154 @@
+// What the controllers share about cluster objects: the resources they read and write, work-queue keys,
+// owner references, pod readiness and pod templates.
+import { createHash } from 'node:crypto';
+import { resourceByCliName } from '../../api-types/index.js';
+import type { Condition, OwnerReference, Pod, PodTemplateSpec, ResourceInfo, Taint, Toleration } from '../../api-types/index.js';
+import type { StoredObject } from '../store/types.js';
+
+function mustResource(name: string): ResourceInfo {
+  const r = resourceByCliName(name);
+  if (!r) throw new Error(`api-types serves no resource "${name}"`);
+  return r;
+}
+
+export const resources = {
+  pods: mustResource('pods'),
+  nodes: mustResource('nodes'),
+  events: mustResource('events'),
+  deployments: mustResource('deployments'),
+  replicaSets: mustResource('replicasets'),
+  daemonSets: mustResource('daemonsets'),
+  statefulSets: mustResource('statefulsets'),
+  jobs: mustResource('jobs'),
+  hpas: mustResource('horizontalpodautoscalers'),
+} as const;
+
+/** The label Deployments and DaemonSets put on pods (and ReplicaSets) to tell template versions apart. */
+export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
+export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
+export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
+
+/** A work-queue key: "namespace/name" for namespaced objects, "name" for cluster-scoped ones. */
+export function objectKey(o: { metadata: { namespace?: string; name?: string } }): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name ?? ''}` : o.metadata.name ?? '';
+}
+
+export function splitKey(key: string): { namespace: string | undefined; name: string } {
+  const slash = key.indexOf('/');
+  return slash < 0 ? { namespace: undefined, name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/** The owner reference a controller puts on what it creates: controller=true, blocking owner deletion. */
+export function controllerRefTo(owner: StoredObject): OwnerReference {
+  return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+/** The reference of the object's managing controller, if any. */
+export function controllerOf(o: { metadata: { ownerReferences?: OwnerReference[] } }): OwnerReference | undefined {
+  return o.metadata.ownerReferences?.find((r) => r.controller === true);
+}
+
+/** The key of the owning controller of `kind`, or nothing: how a watch on dependents wakes their owner. */
+export function ownerKey(o: StoredObject, kind: string): string[] {
+  const ref = controllerOf(o);
+  if (!ref || ref.kind !== kind) return [];
+  return [o.metadata.namespace ? `${o.metadata.namespace}/${ref.name}` : ref.name];
+}
+
+/** The objects in `items` controlled by `owner` (matched by uid, so a re-created owner of the same name does not adopt them). */
+export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference[] } }>(items: readonly T[], owner: StoredObject): T[] {
+  return items.filter((o) => controllerOf(o)?.uid === owner.metadata.uid);
+}
+
+export function podCondition(pod: Pod, type: string): Condition | undefined {
+  return pod.status?.conditions?.find((c) => c.type === type);
+}
+
+export function isPodReady(pod: Pod): boolean {
+  return podCondition(pod, 'Ready')?.status === 'True';
+}
+
+/** Ready for at least minReadySeconds at `nowMs` (the Ready condition's transition time marks the start). */
+export function isPodAvailable(pod: Pod, minReadySeconds: number, nowMs: number): boolean {
+  if (!isPodReady(pod)) return false;
+  if (minReadySeconds <= 0) return true;
+  const since = Date.parse(podCondition(pod, 'Ready')?.lastTransitionTime ?? '');
+  return Number.isFinite(since) && since + minReadySeconds * 1000 <= nowMs;
+}
+
+/** A pod that counts toward a controller's replicas: not terminating and not finished. */
+export function isPodActive(pod: Pod): boolean {
+  return !pod.metadata.deletionTimestamp && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+}
+
+/** A short, stable hash of a pod template (FNV would do; sha256 keeps it collision-free in practice). */
+export function templateHash(template: PodTemplateSpec | undefined): string {
+  return createHash('sha256').update(canonicalJson(template ?? {})).digest('hex').slice(0, 10);
+}
+
+/** JSON with object keys sorted, so that equal content hashes equal whatever order it was written in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v);
+}
+
+/**
+ * A pod body from a template, owned by `owner`. `name` names it exactly; otherwise the server generates a
+ * name from `generateName`. Extra labels are added on top of the template's.
+ */
+export function podFromTemplate(
+  template: PodTemplateSpec, owner: StoredObject,
+  opts: { name?: string; generateName?: string; labels?: Record<string, string>; spec?: Partial<Pod['spec']> },
+): Record<string, unknown> {
+  const meta = template.metadata ?? {};
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: {
+      ...(opts.name !== undefined ? { name: opts.name } : { generateName: opts.generateName ?? `${owner.metadata.name}-` }),
+      labels: { ...(meta.labels ?? {}), ...(opts.labels ?? {}) },
+      ...(meta.annotations ? { annotations: { ...meta.annotations } } : {}),
+      ownerReferences: [controllerRefTo(owner)],
+    },
+    spec: { ...structuredClone(template.spec), ...(opts.spec ?? {}) },
+  };
+}
+
+/** A condition list with `next` set, keeping lastTransitionTime when the status did not change. */
+export function withCondition(conditions: readonly Condition[] | undefined, next: Condition, nowIso: string): Condition[] {
+  const list = [...(conditions ?? [])];
+  const i = list.findIndex((c) => c.type === next.type);
+  const old = i >= 0 ? list[i] : undefined;
+  const merged: Condition = { ...next, lastTransitionTime: old && old.status === next.status ? old.lastTransitionTime ?? nowIso : nowIso };
+  if (i >= 0) list[i] = merged; else list.push(merged);
+  return list;
+}
+
+/** Deep equality by canonical JSON: used to skip writes that would change nothing. */
+export function sameContent(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** An int-or-percent value (maxSurge, maxUnavailable) resolved against `total`, rounding up or down. */
+export function scaledValue(value: number | string | undefined, total: number, fallback: string, roundUp: boolean): number {
+  const v = value ?? fallback;
+  if (typeof v === 'number') return v;
+  const m = /^(\d+)%$/.exec(v);
+  if (!m) {
+    if (/^\d+$/.test(v)) return Number(v);
+    throw new Error(`"${v}" is neither a count nor a percentage`);
+  }
+  const exact = (Number(m[1]) * total) / 100;
+  return roundUp ? Math.ceil(exact) : Math.floor(exact);
+}
+
+/** The first toleration that tolerates `taint` (Kubernetes rules: empty key with Exists tolerates everything). */
+export function tolerationFor(tolerations: readonly Toleration[] | undefined, taint: Taint): Toleration | undefined {
+  return tolerations?.find((t) => {
+    if (t.effect && t.effect !== taint.effect) return false;
+    if (!t.key) return t.operator === 'Exists';
+    if (t.key !== taint.key) return false;
+    return t.operator === 'Exists' || (t.value ?? '') === (taint.value ?? '');
+  });
+}

@@ -1,0 +1,191 @@
+import type { Condition, Deployment, DeploymentStatus, PodTemplateSpec, ReplicaSet } from '../../api-types/index.js';
+import type { StoredObject } from '../store/types.js';
+import {
+  resources, objectKey, splitKey, ownerKey, ownedBy, controllerRefTo, templateHash, sameContent, scaledValue, withCondition,
+  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION,
+} from './cluster-objects.js';
+import { EventRecorder } from './events.js';
+import type { Controller, ControllerDeps } from './controller.js';
+
+/**
+ * Rolls Deployments out through ReplicaSets, one per pod template (labelled pod-template-hash, annotated with
+ * its revision). RollingUpdate keeps at most replicas+maxSurge pods and at least replicas-maxUnavailable
+ * available ones, counting only pods whose Ready condition holds; Recreate scales every old ReplicaSet to zero
+ * and waits for its pods to be gone before starting the new one. A paused Deployment only follows scale
+ * changes. Rollback is a template change back to an old ReplicaSet's template: that ReplicaSet becomes the new
+ * one again and gets the next revision number.
+ */
+export function deploymentController(deps: ControllerDeps): Controller {
+  const events = new EventRecorder(deps.objects, 'deployment-controller', deps.now);
+
+  async function scale(d: Deployment, rs: ReplicaSet, replicas: number): Promise<ReplicaSet> {
+    const from = rs.spec.replicas ?? 0;
+    if (from === replicas) return rs;
+    const updated = await deps.objects.patch(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { spec: { replicas } }) as unknown as ReplicaSet;
+    await events.record(d as unknown as StoredObject, 'Normal', 'ScalingReplicaSet', `Scaled ${replicas > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${replicas}`);
+    return updated;
+  }
+
+  async function newReplicaSet(d: Deployment, hash: string, revision: number): Promise<ReplicaSet> {
+    const template = d.spec.template;
+    const labels = { ...(template.metadata?.labels ?? {}), [LABEL_POD_TEMPLATE_HASH]: hash };
+    const rs = await deps.objects.create(resources.replicaSets, d.metadata.namespace, {
+      apiVersion: 'apps/v1', kind: 'ReplicaSet',
+      metadata: {
+        name: `${d.metadata.name}-${hash}`, labels,
+        annotations: { [ANNOTATION_DEPLOYMENT_REVISION]: String(revision) },
+        ownerReferences: [controllerRefTo(d as unknown as StoredObject)],
+      },
+      spec: {
+        replicas: 0,
+        selector: { ...d.spec.selector, matchLabels: { ...(d.spec.selector.matchLabels ?? {}), [LABEL_POD_TEMPLATE_HASH]: hash } },
+        template: { ...template, metadata: { ...(template.metadata ?? {}), labels } },
+        ...(d.spec.minReadySeconds !== undefined ? { minReadySeconds: d.spec.minReadySeconds } : {}),
+      },
+    });
+    await events.record(d as unknown as StoredObject, 'Normal', 'ScalingReplicaSet', `Created replica set ${rs.metadata.name} (revision ${revision})`);
+    return rs as unknown as ReplicaSet;
+  }
+
+  return {
+    name: 'deployment',
+    watches: [
+      { resource: resources.deployments, keys: (e) => [objectKey(e.object)] },
+      { resource: resources.replicaSets, keys: (e) => ownerKey(e.object, 'Deployment') },
+    ],
+    allKeys: () => deps.objects.list(resources.deployments).items.map(objectKey),
+    async reconcile(key) {
+      const { namespace, name } = splitKey(key);
+      const d = deps.objects.get(resources.deployments, namespace, name) as Deployment | undefined;
+      if (!d || d.metadata.deletionTimestamp) return;
+      let all = ownedBy(deps.objects.list(resources.replicaSets, namespace).items as unknown as ReplicaSet[], d as unknown as StoredObject);
+      const replicas = d.spec.replicas ?? 1;
+      const hash = templateHash(d.spec.template);
+      let current = all.find((rs) => rs.metadata.labels?.[LABEL_POD_TEMPLATE_HASH] === hash)
+        ?? all.find((rs) => sameContent(templateOf(rs), d.spec.template));
+      const maxRevision = Math.max(0, ...all.map(revisionOf));
+
+      if (d.spec.paused) {
+        const withPods = all.filter((rs) => (rs.spec.replicas ?? 0) > 0);
+        if (withPods.length === 1) await scale(d, withPods[0]!, replicas);
+        return writeStatus(d, all, current, replicas);
+      }
+      if (!current) {
+        current = await newReplicaSet(d, hash, maxRevision + 1);
+        all = [...all, current];
+      } else if (revisionOf(current) < maxRevision) {
+        // A rollback (or a return to an older template): that ReplicaSet is the newest revision again.
+        current = await deps.objects.patch(resources.replicaSets, namespace, current.metadata.name ?? '', {
+          metadata: { annotations: { [ANNOTATION_DEPLOYMENT_REVISION]: String(maxRevision + 1) } },
+        }) as unknown as ReplicaSet;
+        await events.record(d as unknown as StoredObject, 'Normal', 'DeploymentRollback', `Rolled back to replica set ${current.metadata.name} (now revision ${maxRevision + 1})`);
+      }
+      const newRS = current;
+      const old = all.filter((rs) => rs !== newRS && rs.metadata.uid !== newRS.metadata.uid).sort((a, b) => revisionOf(a) - revisionOf(b));
+      const replace = (rs: ReplicaSet) => { all = all.map((x) => (x.metadata.uid === rs.metadata.uid ? rs : x)); return rs; };
+
+      if (d.spec.strategy?.type === 'Recreate') {
+        if (old.some((rs) => (rs.spec.replicas ?? 0) > 0)) {
+          for (const rs of old) replace(await scale(d, rs, 0));
+        } else if (old.every((rs) => (rs.status?.replicas ?? 0) === 0)) {
+          current = replace(await scale(d, newRS, replicas));
+        }
+      } else {
+        const ru = d.spec.strategy?.rollingUpdate;
+        const maxSurge = scaledValue(ru?.maxSurge, replicas, '25%', true);
+        let maxUnavailable = scaledValue(ru?.maxUnavailable, replicas, '25%', false);
+        if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
+        // Scale the new ReplicaSet up within the surge budget (or down to the declared count).
+        const total = sum(all, (rs) => rs.spec.replicas ?? 0);
+        let want = newRS.spec.replicas ?? 0;
+        if (want < replicas) want = Math.min(replicas, want + Math.max(0, replicas + maxSurge - total));
+        else if (want > replicas) want = replicas;
+        current = replace(await scale(d, newRS, want));
+        // Scale old ReplicaSets down within the availability budget: unhealthy pods first, then oldest first.
+        const minAvailable = replicas - maxUnavailable;
+        const newUnavailable = (current.spec.replicas ?? 0) - available(current);
+        let budget = sum(all, (rs) => rs.spec.replicas ?? 0) - minAvailable - newUnavailable;
+        for (const rs of old) {
+          if (budget <= 0) break;
+          const unhealthy = (rs.spec.replicas ?? 0) - available(rs);
+          if (unhealthy <= 0) continue;
+          const by = Math.min(budget, unhealthy);
+          replace(await scale(d, rs, (rs.spec.replicas ?? 0) - by));
+          budget -= by;
+        }
+        let excess = sum(all, available) - minAvailable;
+        for (const rs of old.map((o) => all.find((x) => x.metadata.uid === o.metadata.uid)!)) {
+          if (excess <= 0) break;
+          const by = Math.min(excess, rs.spec.replicas ?? 0);
+          if (by === 0) continue;
+          replace(await scale(d, rs, (rs.spec.replicas ?? 0) - by));
+          excess -= by;
+        }
+      }
+      await pruneHistory(d, all, current);
+      return writeStatus(d, all, current, replicas);
+    },
+  };
+
+  /** Deletes the oldest ReplicaSets without pods beyond revisionHistoryLimit (default 10). */
+  async function pruneHistory(d: Deployment, all: ReplicaSet[], current: ReplicaSet): Promise<void> {
+    const limit = d.spec.revisionHistoryLimit ?? 10;
+    const idle = all.filter((rs) => rs.metadata.uid !== current.metadata.uid && (rs.spec.replicas ?? 0) === 0 && (rs.status?.replicas ?? 0) === 0)
+      .sort((a, b) => revisionOf(a) - revisionOf(b));
+    for (const rs of idle.slice(0, Math.max(0, idle.length - limit))) {
+      await deps.objects.delete(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { uid: rs.metadata.uid ?? '' });
+    }
+  }
+
+  async function writeStatus(d: Deployment, all: ReplicaSet[], current: ReplicaSet | undefined, replicas: number): Promise<void> {
+    const nowIso = new Date(deps.now()).toISOString();
+    const ru = d.spec.strategy?.rollingUpdate;
+    const maxUnavailable = d.spec.strategy?.type === 'Recreate' ? replicas : scaledValue(ru?.maxUnavailable, replicas, '25%', false);
+    const availableCount = sum(all, (rs) => rs.status?.availableReplicas ?? 0);
+    const updated = current?.status?.replicas ?? 0;
+    const oldPods = sum(all.filter((rs) => rs.metadata.uid !== current?.metadata.uid), (rs) => rs.status?.replicas ?? 0);
+    const complete = updated === replicas && (current?.status?.availableReplicas ?? 0) === replicas && oldPods === 0;
+    let conditions: Condition[] = withCondition(d.status?.conditions, availableCount >= replicas - maxUnavailable
+      ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' }
+      : { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' }, nowIso);
+    conditions = withCondition(conditions, d.spec.paused
+      ? { type: 'Progressing', status: 'Unknown', reason: 'DeploymentPaused', message: 'Deployment is paused' }
+      : complete
+        ? { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${current?.metadata.name}" has successfully progressed.` }
+        : { type: 'Progressing', status: 'True', reason: 'ReplicaSetUpdated', message: `ReplicaSet "${current?.metadata.name ?? ''}" is progressing.` }, nowIso);
+    const status: DeploymentStatus = {
+      observedGeneration: d.metadata.generation ?? 1,
+      replicas: sum(all, (rs) => rs.status?.replicas ?? 0),
+      updatedReplicas: updated,
+      readyReplicas: sum(all, (rs) => rs.status?.readyReplicas ?? 0),
+      availableReplicas: availableCount,
+      unavailableReplicas: Math.max(0, replicas - availableCount),
+      conditions,
+    };
+    if (!sameContent(status, d.status ?? {})) {
+      await deps.objects.replaceStatus(resources.deployments, d.metadata.namespace, d.metadata.name ?? '', status);
+    }
+  }
+}
+
+export function revisionOf(rs: ReplicaSet): number {
+  const n = Number(rs.metadata.annotations?.[ANNOTATION_DEPLOYMENT_REVISION] ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** The ReplicaSet's template as the Deployment wrote it: without the pod-template-hash label. */
+export function templateOf(rs: ReplicaSet): PodTemplateSpec | undefined {
+  if (!rs.spec.template) return undefined;
+  const { [LABEL_POD_TEMPLATE_HASH]: _hash, ...labels } = rs.spec.template.metadata?.labels ?? {};
+  const metadata = { ...(rs.spec.template.metadata ?? {}), labels };
+  return { ...rs.spec.template, metadata };
+}
+
+/** Available pods a ReplicaSet can be counted on for: its status, never more than it is asked to keep. */
+function available(rs: ReplicaSet): number {
+  return Math.min(rs.spec.replicas ?? 0, rs.status?.availableReplicas ?? 0);
+}
+
+function sum<T>(items: readonly T[], f: (t: T) => number): number {
+  return items.reduce((n, t) => n + f(t), 0);
+}

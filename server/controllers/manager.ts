@@ -1,0 +1,145 @@
+// The controller manager: level-triggered reconcile loops driven by the store's watch hub, one work queue
+// per controller. Controllers run on the Raft leader only: the server calls runControllers on gaining
+// leadership and aborts the signal on losing it. They read and write the state only through ObjectService.
+import { resourceKey } from '../objects.js';
+import { WorkQueue } from './work-queue.js';
+import type { Controller, ControllerDeps } from './controller.js';
+import { replicaSetController } from './replicaset.js';
+import { deploymentController } from './deployment.js';
+import { daemonSetController } from './daemonset.js';
+import { statefulSetController } from './statefulset.js';
+import { jobController } from './job.js';
+import { garbageCollector } from './garbage-collector.js';
+import { nodeLifecycleController } from './node-lifecycle.js';
+import { horizontalPodAutoscaler } from './hpa.js';
+
+export * from './controller.js';
+
+export interface ManagerOptions {
+  /** Every key of every controller is queued again this often (clock ms). */
+  resyncMs?: number;
+  /** How often (real ms) the manager checks the clock for delayed keys and resyncs. */
+  tickMs?: number;
+  /** A key whose retries are exhausted, with the last error. */
+  onGiveUp?: (controller: string, key: string, err: unknown) => void;
+}
+
+/** The controllers the leader runs, in start order. */
+export function leaderControllers(deps: ControllerDeps): Controller[] {
+  return [
+    replicaSetController(deps),
+    deploymentController(deps),
+    daemonSetController(deps),
+    statefulSetController(deps),
+    jobController(deps),
+    garbageCollector(deps),
+    nodeLifecycleController(deps),
+    horizontalPodAutoscaler(deps),
+  ];
+}
+
+/** Runs `controllers` until `signal` aborts; resolves once every worker has stopped. */
+export function runControllers(signal: AbortSignal, deps: ControllerDeps, controllers: readonly Controller[], options: ManagerOptions = {}): Promise<void> {
+  return new ControllerManager(deps, controllers, options).run(signal);
+}
+
+interface Entry {
+  controller: Controller;
+  queue: WorkQueue;
+}
+
+export class ControllerManager {
+  readonly #entries: Entry[];
+  #running = false;
+
+  constructor(readonly deps: ControllerDeps, controllers: readonly Controller[], readonly options: ManagerOptions = {}) {
+    this.#entries = controllers.map((controller) => ({ controller, queue: new WorkQueue() }));
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.#running) throw new Error('this ControllerManager is already running');
+    this.#running = true;
+    const hub = this.deps.objects.store.hub;
+    const stops: (() => void)[] = [];
+    try {
+      const from = this.deps.objects.store.revision();
+      for (const e of this.#entries) {
+        for (const w of e.controller.watches) {
+          stops.push(hub.watch(resourceKey(w.resource), undefined, from, (event) => {
+            for (const key of w.keys(event)) e.queue.add(key);
+          }));
+        }
+      }
+      this.#resync();
+      let lastResync = this.deps.now();
+      const resyncMs = this.options.resyncMs ?? 300_000;
+      const timer = setInterval(() => {
+        const now = this.deps.now();
+        if (now - lastResync >= resyncMs) {
+          lastResync = now;
+          this.#resync();
+        }
+        for (const e of this.#entries) e.queue.promote(now);
+      }, this.options.tickMs ?? 200);
+      timer.unref();
+      try {
+        await Promise.all(this.#entries.map((e) => this.#work(e, signal)));
+      } finally {
+        clearInterval(timer);
+      }
+    } finally {
+      for (const stop of stops) stop();
+      this.#running = false;
+    }
+  }
+
+  /**
+   * Resolves once every queue is idle with nothing due at the current clock: the state no longer changes
+   * unless time moves or something outside writes. For tests that drive a fake clock; throws after `maxRounds`
+   * event-loop turns so that a reconcile loop that never settles fails the test instead of hanging it.
+   */
+  async settle(maxRounds = 100_000): Promise<void> {
+    let quietTurns = 0;
+    for (let round = 0; round < maxRounds; round++) {
+      const now = this.deps.now();
+      for (const e of this.#entries) e.queue.promote(now);
+      if (this.#entries.every((e) => e.queue.idle)) {
+        // Writes resolve on a later turn than their watch events; two quiet turns in a row mean settled.
+        if (++quietTurns >= 2) return;
+      } else {
+        quietTurns = 0;
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    throw new Error(`controllers did not settle within ${maxRounds} turns: ${this.#entries.filter((e) => !e.queue.idle).map((e) => e.controller.name).join(', ')} still busy`);
+  }
+
+  #resync(): void {
+    for (const e of this.#entries) for (const key of e.controller.allKeys()) e.queue.add(key);
+  }
+
+  async #work(e: Entry, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      const key = e.queue.take();
+      if (key === undefined) {
+        await e.queue.wait(signal);
+        continue;
+      }
+      try {
+        const result = await e.controller.reconcile(key);
+        e.queue.forget(key);
+        if (result?.requeueAfterMs !== undefined) e.queue.addAt(key, this.deps.now() + Math.max(0, result.requeueAfterMs));
+      } catch (err) {
+        if (!e.queue.retry(key, this.deps.now())) {
+          (this.options.onGiveUp ?? defaultGiveUp)(e.controller.name, key, err);
+        }
+      } finally {
+        e.queue.done(key);
+      }
+    }
+  }
+}
+
+function defaultGiveUp(controller: string, key: string, err: unknown): void {
+  console.warn(`controller ${controller}: giving up on ${key} until the next resync: ${err instanceof Error ? err.message : String(err)}`);
+}

@@ -1,0 +1,97 @@
+import type { Condition, Node, Pod, Taint } from '../../api-types/index.js';
+import type { StoredObject } from '../store/types.js';
+import { resources, controllerOf, sameContent, tolerationFor, withCondition } from './cluster-objects.js';
+import { EventRecorder } from './events.js';
+import { deletePod } from './replicaset.js';
+import { settingsOf } from './controller.js';
+import type { Controller, ControllerDeps } from './controller.js';
+
+export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
+/** Node annotation: when pods without a longer toleration leave the unreachable node (ISO time), for countdowns. */
+export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
+
+/** How often (clock ms) an unreachable node is looked at again: heartbeats are in memory and make no watch events. */
+const UNREACHABLE_POLL_MS = 1_000;
+
+/**
+ * Watches node heartbeats (in-memory leases, not durable). A node silent for longer than nodeGracePeriodMs
+ * gets Ready=Unknown (reason NodeStatusUnknown, the message names the last heartbeat), the taint
+ * node.kubernetes.io/unreachable:NoExecute and the annotation flotilla.io/eviction-at. Its pods are deleted,
+ * so that their controllers replace them elsewhere, podEvictionDelayMs after the taint was added, or after
+ * the tolerationSeconds of a pod's toleration of that taint (a toleration without seconds keeps the pod).
+ * DaemonSet pods stay. When heartbeats resume: Ready=True, taint and annotation removed.
+ *
+ * A node this leader has never heard from is given the grace period from when the controller first saw it,
+ * so a leader change does not declare every node dead at once.
+ */
+export function nodeLifecycleController(deps: ControllerDeps): Controller {
+  const events = new EventRecorder(deps.objects, 'node-controller', deps.now);
+  const firstSeen = new Map<string, number>();
+  return {
+    name: 'node-lifecycle',
+    watches: [{ resource: resources.nodes, keys: (e) => (e.type === 'DELETED' ? (firstSeen.delete(e.object.metadata.name), []) : [e.object.metadata.name]) }],
+    allKeys: () => deps.objects.list(resources.nodes).items.map((n) => n.metadata.name),
+    async reconcile(name) {
+      const node = deps.objects.get(resources.nodes, undefined, name) as Node | undefined;
+      if (!node) return;
+      const { nodeGracePeriodMs, podEvictionDelayMs } = settingsOf(deps);
+      const now = deps.now();
+      const nowIso = new Date(now).toISOString();
+      if (!firstSeen.has(name)) firstSeen.set(name, now);
+      const last = deps.heartbeats.lastRenewMs(name) ?? firstSeen.get(name)!;
+      const taints = node.spec?.taints ?? [];
+      const existing = taints.find((t) => t.key === TAINT_UNREACHABLE && t.effect === 'NoExecute');
+      const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+
+      if (now - last <= nodeGracePeriodMs) {
+        const restored = ready === undefined || (ready.status !== 'True' && ready.reason === 'NodeStatusUnknown');
+        if (restored) {
+          await setReady(node, { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'node is sending heartbeats', lastHeartbeatTime: new Date(last).toISOString() }, nowIso);
+          if (ready) await events.record(node as unknown as StoredObject, 'Normal', 'NodeReady', `Node ${name} status is now: NodeReady`);
+        }
+        if (existing || node.metadata.annotations?.[ANNOTATION_EVICTION_AT] !== undefined) {
+          await deps.objects.patch(resources.nodes, undefined, name, {
+            spec: { taints: withoutUnreachable(taints) }, metadata: { annotations: { [ANNOTATION_EVICTION_AT]: null } },
+          });
+        }
+        return { requeueAfterMs: last + nodeGracePeriodMs - now + 1 };
+      }
+
+      const taint: Taint = existing ?? { key: TAINT_UNREACHABLE, effect: 'NoExecute', timeAdded: nowIso };
+      const taintedAt = Date.parse(taint.timeAdded ?? nowIso);
+      const evictAt = new Date(taintedAt + podEvictionDelayMs).toISOString();
+      if (!existing || node.metadata.annotations?.[ANNOTATION_EVICTION_AT] !== evictAt) {
+        await deps.objects.patch(resources.nodes, undefined, name, {
+          spec: { taints: [...withoutUnreachable(taints), taint] }, metadata: { annotations: { [ANNOTATION_EVICTION_AT]: evictAt } },
+        });
+      }
+      if (ready?.status !== 'Unknown' || ready.reason !== 'NodeStatusUnknown') {
+        await setReady(node, { type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: `Node stopped sending heartbeats; last heartbeat at ${new Date(last).toISOString()}`, lastHeartbeatTime: new Date(last).toISOString() }, nowIso);
+        await events.record(node as unknown as StoredObject, 'Warning', 'NodeNotReady', `Node ${name} status is now: NodeNotReady (no heartbeat since ${new Date(last).toISOString()})`);
+      }
+
+      let nextDue = Infinity;
+      const pods = (deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.spec.nodeName === name && !p.metadata.deletionTimestamp);
+      for (const pod of pods) {
+        if (controllerOf(pod)?.kind === 'DaemonSet') continue;
+        const tol = tolerationFor(pod.spec.tolerations, taint);
+        if (tol && tol.tolerationSeconds === undefined) continue;
+        const due = taintedAt + (tol ? Math.max(0, tol.tolerationSeconds!) * 1000 : podEvictionDelayMs);
+        if (now < due) { nextDue = Math.min(nextDue, due); continue; }
+        await deletePod(deps.objects, pod);
+        await events.record(pod as unknown as StoredObject, 'Normal', 'TaintManagerEviction', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: node ${name} unreachable since ${new Date(last).toISOString()}`);
+      }
+      return { requeueAfterMs: Math.min(UNREACHABLE_POLL_MS, nextDue - now) };
+    },
+  };
+
+  async function setReady(node: Node, ready: Condition, nowIso: string): Promise<void> {
+    const conditions = withCondition(node.status?.conditions, ready, nowIso);
+    if (sameContent(conditions, node.status?.conditions ?? [])) return;
+    await deps.objects.patch(resources.nodes, undefined, node.metadata.name ?? '', { status: { conditions } }, 'status');
+  }
+}
+
+function withoutUnreachable(taints: readonly Taint[]): Taint[] {
+  return taints.filter((t) => !(t.key === TAINT_UNREACHABLE && t.effect === 'NoExecute'));
+}

@@ -1,0 +1,101 @@
+import type { Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
+import { StoreError } from '../store/types.js';
+import type { StoredObject } from '../store/types.js';
+import type { ObjectService } from '../objects.js';
+import {
+  resources, objectKey, splitKey, ownerKey, ownedBy, isPodActive, isPodReady, isPodAvailable, podCondition,
+  podFromTemplate, sameContent,
+} from './cluster-objects.js';
+import { EventRecorder } from './events.js';
+import type { Controller, ControllerDeps } from './controller.js';
+
+/** At most this many pods are created or deleted by one reconcile; the next reconcile does the rest. */
+const BURST = 500;
+
+/**
+ * Keeps spec.replicas active pods for every ReplicaSet: creates unbound pods from the template (the scheduler
+ * binds them), deletes surplus pods (unbound first, then not ready, then the newest), deletes Failed pods so
+ * that they are replaced, and reports replicas/ready/available in the status.
+ */
+export function replicaSetController(deps: ControllerDeps): Controller {
+  const events = new EventRecorder(deps.objects, 'replicaset-controller', deps.now);
+  return {
+    name: 'replicaset',
+    watches: [
+      { resource: resources.replicaSets, keys: (e) => [objectKey(e.object)] },
+      { resource: resources.pods, keys: (e) => ownerKey(e.object, 'ReplicaSet') },
+    ],
+    allKeys: () => deps.objects.list(resources.replicaSets).items.map(objectKey),
+    async reconcile(key) {
+      const { namespace, name } = splitKey(key);
+      const rs = deps.objects.get(resources.replicaSets, namespace, name) as ReplicaSet | undefined;
+      if (!rs || rs.metadata.deletionTimestamp) return;
+      const owner = rs as unknown as StoredObject;
+      const pods = ownedBy(deps.objects.list(resources.pods, namespace).items as unknown as Pod[], owner);
+      for (const p of pods.filter((p) => p.status?.phase === 'Failed' && !p.metadata.deletionTimestamp)) {
+        await deletePod(deps.objects, p);
+        await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted failed pod: ${p.metadata.name}`);
+      }
+      let active = pods.filter(isPodActive);
+      const want = rs.spec.replicas ?? 1;
+      if (active.length < want && rs.spec.template) {
+        const missing = Math.min(BURST, want - active.length);
+        const created = await Promise.allSettled(Array.from({ length: missing }, () =>
+          deps.objects.create(resources.pods, namespace, podFromTemplate(rs.spec.template!, owner, {}))));
+        const failures = created.filter((c): c is PromiseRejectedResult => c.status === 'rejected');
+        active = [...active, ...created.flatMap((c) => (c.status === 'fulfilled' ? [c.value as unknown as Pod] : []))];
+        if (missing - failures.length > 0) await events.record(owner, 'Normal', 'SuccessfulCreate', `Created ${missing - failures.length} pod(s)`);
+        if (failures.length > 0) {
+          const why = failures[0]!.reason instanceof Error ? failures[0]!.reason.message : String(failures[0]!.reason);
+          await events.record(owner, 'Warning', 'FailedCreate', `Error creating: ${why}`);
+          await writeStatus(deps, rs, active);
+          throw failures[0]!.reason;
+        }
+      } else if (active.length > want) {
+        const victims = [...active].sort(deletionOrder).slice(0, Math.min(BURST, active.length - want));
+        await Promise.all(victims.map((p) => deletePod(deps.objects, p)));
+        const gone = new Set(victims.map((p) => p.metadata.uid));
+        active = active.filter((p) => !gone.has(p.metadata.uid));
+        await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted ${victims.length} pod(s)`);
+      }
+      return writeStatus(deps, rs, active);
+    },
+  };
+}
+
+/** Pods to delete first sort first: unbound, then not ready, then the most recently created. */
+function deletionOrder(a: Pod, b: Pod): number {
+  const rank = (p: Pod) => (p.spec.nodeName ? 2 : 0) + (isPodReady(p) ? 1 : 0);
+  const r = rank(a) - rank(b);
+  if (r !== 0) return r;
+  return (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '');
+}
+
+async function writeStatus(deps: ControllerDeps, rs: ReplicaSet, active: Pod[]): Promise<{ requeueAfterMs?: number }> {
+  const now = deps.now();
+  const minReady = rs.spec.minReadySeconds ?? 0;
+  const status: ReplicaSetStatus = {
+    replicas: active.length,
+    fullyLabeledReplicas: active.length,
+    readyReplicas: active.filter(isPodReady).length,
+    availableReplicas: active.filter((p) => isPodAvailable(p, minReady, now)).length,
+    observedGeneration: rs.metadata.generation ?? 1,
+  };
+  if (!sameContent(status, rs.status ?? {})) {
+    await deps.objects.replaceStatus(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', status);
+  }
+  // Pods ready but not yet available long enough: look again when the first of them becomes available.
+  const waits = active.filter((p) => isPodReady(p) && !isPodAvailable(p, minReady, now))
+    .map((p) => Date.parse(podCondition(p, 'Ready')?.lastTransitionTime ?? '') + minReady * 1000 - now)
+    .filter((ms) => Number.isFinite(ms));
+  return waits.length > 0 ? { requeueAfterMs: Math.max(0, Math.min(...waits)) } : {};
+}
+
+/** Deletes a pod, pinned to its uid; a pod already gone is not an error. */
+export async function deletePod(objects: ObjectService, pod: Pod): Promise<void> {
+  try {
+    await objects.delete(resources.pods, pod.metadata.namespace, pod.metadata.name ?? '', pod.metadata.uid ? { uid: pod.metadata.uid } : undefined);
+  } catch (err) {
+    if (!(err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409))) throw err;
+  }
+}

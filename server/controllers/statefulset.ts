@@ -1,0 +1,141 @@
+import type { Pod, StatefulSet, StatefulSetStatus, Volume } from '../../api-types/index.js';
+import type { StoredObject } from '../store/types.js';
+import {
+  resources, objectKey, splitKey, ownerKey, ownedBy, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
+  sameContent, templateHash, LABEL_CONTROLLER_REVISION_HASH,
+} from './cluster-objects.js';
+import { EventRecorder } from './events.js';
+import { deletePod } from './replicaset.js';
+import type { Controller, ControllerDeps } from './controller.js';
+
+export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
+export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
+
+/**
+ * StatefulSet pods have stable names NAME-0 .. NAME-(n-1) and stable volumes: each volumeClaimTemplate T
+ * becomes a volume named T with claimName T-NAME-i, the same for every incarnation of ordinal i (the agent
+ * maps a claim name to a node-local named volume). With podManagementPolicy OrderedReady (the default) pod i
+ * is created only once pods 0..i-1 are Ready, pods are removed highest ordinal first, one at a time, and
+ * only while the others are Ready; Parallel creates and removes without waiting. Template changes replace
+ * pods from the highest ordinal down (down to rollingUpdate.partition), one at a time, when all are Ready.
+ */
+export function statefulSetController(deps: ControllerDeps): Controller {
+  const events = new EventRecorder(deps.objects, 'statefulset-controller', deps.now);
+  return {
+    name: 'statefulset',
+    watches: [
+      { resource: resources.statefulSets, keys: (e) => [objectKey(e.object)] },
+      { resource: resources.pods, keys: (e) => ownerKey(e.object, 'StatefulSet') },
+    ],
+    allKeys: () => deps.objects.list(resources.statefulSets).items.map(objectKey),
+    async reconcile(key) {
+      const { namespace, name } = splitKey(key);
+      const sts = deps.objects.get(resources.statefulSets, namespace, name) as StatefulSet | undefined;
+      if (!sts || sts.metadata.deletionTimestamp) return;
+      const owner = sts as unknown as StoredObject;
+      const replicas = sts.spec.replicas ?? 1;
+      const ordered = sts.spec.podManagementPolicy !== 'Parallel';
+      const hash = templateHash(sts.spec.template);
+      const byOrdinal = new Map<number, Pod>();
+      for (const p of ownedBy(deps.objects.list(resources.pods, namespace).items as unknown as Pod[], owner)) {
+        const i = ordinalOf(name, p.metadata.name ?? '');
+        if (i === undefined || p.metadata.deletionTimestamp) continue;
+        if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') {
+          await deletePod(deps.objects, p);
+          await events.record(owner, 'Warning', 'RecreatingFailedPod', `StatefulSet ${namespace}/${name} is recreating ${p.status?.phase} Pod ${p.metadata.name}`);
+          continue;
+        }
+        if (isPodActive(p)) byOrdinal.set(i, p);
+      }
+
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < replicas; i++) {
+        const existing = byOrdinal.get(i);
+        if (existing) {
+          if (ordered && !isPodReady(existing)) break;
+          continue;
+        }
+        const podName = `${name}-${i}`;
+        const create = deps.objects.create(resources.pods, namespace, podBody(sts, owner, i, hash)).then(async (p) => {
+          byOrdinal.set(i, p as unknown as Pod);
+          await events.record(owner, 'Normal', 'SuccessfulCreate', `create Pod ${podName} in StatefulSet ${name} successful`);
+        });
+        if (ordered) {
+          await create;
+          break;
+        }
+        pending.push(create);
+      }
+      await Promise.all(pending);
+
+      const live = [...byOrdinal.entries()].sort(([a], [b]) => b - a);
+      const condemned = live.filter(([i]) => i >= replicas);
+      const othersReady = live.filter(([i]) => i < replicas).every(([, p]) => isPodReady(p));
+      for (const [i, p] of condemned) {
+        if (ordered && !othersReady) break;
+        await deletePod(deps.objects, p);
+        byOrdinal.delete(i);
+        await events.record(owner, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`);
+        if (ordered) break;
+      }
+
+      const kept = [...byOrdinal.entries()].filter(([i]) => i < replicas).sort(([a], [b]) => b - a);
+      if (sts.spec.updateStrategy?.type !== 'OnDelete' && condemned.length === 0 && kept.length === replicas && kept.every(([, p]) => isPodReady(p))) {
+        const partition = sts.spec.updateStrategy?.rollingUpdate?.partition ?? 0;
+        const outdated = kept.find(([i, p]) => i >= partition && p.metadata.labels?.[LABEL_CONTROLLER_REVISION_HASH] !== hash);
+        if (outdated) {
+          await deletePod(deps.objects, outdated[1]);
+          byOrdinal.delete(outdated[0]);
+          await events.record(owner, 'Normal', 'SuccessfulDelete', `delete Pod ${outdated[1].metadata.name} in StatefulSet ${name} for update`);
+        }
+      }
+
+      const pods = [...byOrdinal.values()];
+      const updated = pods.filter((p) => p.metadata.labels?.[LABEL_CONTROLLER_REVISION_HASH] === hash).length;
+      const status: StatefulSetStatus = {
+        replicas: pods.length,
+        readyReplicas: pods.filter(isPodReady).length,
+        availableReplicas: pods.filter((p) => isPodAvailable(p, sts.spec.minReadySeconds ?? 0, deps.now())).length,
+        currentReplicas: updated,
+        updatedReplicas: updated,
+        currentRevision: hash,
+        updateRevision: hash,
+        observedGeneration: sts.metadata.generation ?? 1,
+      };
+      if (!sameContent(status, sts.status ?? {})) {
+        await deps.objects.replaceStatus(resources.statefulSets, namespace, name, status);
+      }
+    },
+  };
+}
+
+/** The ordinal of a pod named SET-i, or undefined for another name. */
+export function ordinalOf(setName: string, podName: string): number | undefined {
+  if (!podName.startsWith(`${setName}-`)) return undefined;
+  const rest = podName.slice(setName.length + 1);
+  return /^(0|[1-9]\d*)$/.test(rest) ? Number(rest) : undefined;
+}
+
+/** The claim name ordinal `i` of the set uses for a volume claim template: TEMPLATE-SET-i, as in Kubernetes. */
+export function claimName(template: string, setName: string, ordinal: number): string {
+  return `${template}-${setName}-${ordinal}`;
+}
+
+function podBody(sts: StatefulSet, owner: StoredObject, ordinal: number, hash: string): Record<string, unknown> {
+  const setName = sts.metadata.name ?? '';
+  const podName = `${setName}-${ordinal}`;
+  const claims: Volume[] = (sts.spec.volumeClaimTemplates ?? []).map((t) => ({
+    name: t.metadata?.name ?? '', persistentVolumeClaim: { claimName: claimName(t.metadata?.name ?? '', setName, ordinal) },
+  }));
+  const claimed = new Set(claims.map((c) => c.name));
+  const volumes = [...(sts.spec.template.spec.volumes ?? []).filter((v) => !claimed.has(v.name)), ...claims];
+  return podFromTemplate(sts.spec.template, owner, {
+    name: podName,
+    labels: { [LABEL_STATEFULSET_POD_NAME]: podName, [LABEL_POD_INDEX]: String(ordinal), [LABEL_CONTROLLER_REVISION_HASH]: hash },
+    spec: {
+      hostname: podName,
+      ...(sts.spec.serviceName ? { subdomain: sts.spec.serviceName } : {}),
+      ...(volumes.length > 0 ? { volumes } : {}),
+    },
+  });
+}
