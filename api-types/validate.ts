@@ -63,9 +63,9 @@ const dnsSubdomain = named(dns1123SubdomainError);
 
 /** IANA service name, as used for named ports: at most 15 of [a-z0-9-], at least one letter, no "--". */
 function portNameError(v: string): string | undefined {
-  if (v.length === 0 || v.length > 15) return `"${v}" must be 1 to 15 characters`;
+  if (v.length === 0 || v.length > 15) return `port name "${v}" must be 1 to 15 characters`;
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v) || v.includes('--') || !/[a-z]/.test(v)) {
-    return `"${v}" must be lowercase alphanumerics or '-', contain a letter, and not start, end or repeat '-'`;
+    return `port name "${v}" must be lowercase alphanumerics or '-', contain a letter, and not start, end or repeat '-'`;
   }
   return undefined;
 }
