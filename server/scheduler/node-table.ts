@@ -1,0 +1,573 @@
+// NodeTable: the cluster as the placement core sees it, kept in one memory image (wasm linear memory, or a
+// plain ArrayBuffer when the wasm cannot load) in the ./layout map, updated incrementally.
+//
+// Invariants:
+// - nodes occupy indices [0, count) densely; removeNode moves the last node into the hole.
+// - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
+//   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
+// - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
+import * as L from './layout.js';
+import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
+import type { LabelSelector, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from './types.js';
+
+export const ANNOTATION_GPU_MEMORY_MIN = 'flotilla.io/gpu-memory-min';
+export const ANNOTATION_GPU_MODEL = 'flotilla.io/gpu-model';
+export const ANNOTATION_GPU_SHARING = 'flotilla.io/gpu-sharing';
+export const ANNOTATION_PLACEMENT = 'flotilla.io/placement';
+export const ANNOTATION_IMAGE_ARCH = 'flotilla.io/image-arch';
+export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
+export const LABEL_GPU_SHARING = 'flotilla.io/gpu-sharing';
+export const LABEL_ARCH = 'kubernetes.io/arch';
+export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
+export const LABEL_ZONE = 'topology.kubernetes.io/zone';
+const GPU_RESOURCES: Record<string, string> = { 'nvidia.com/gpu': 'nvidia', 'amd.com/gpu': 'amd' };
+
+/** What a pod asks for, resolved from its spec and annotations. */
+export interface PodRequest {
+  key: string;
+  namespace: string;
+  labels: Record<string, string>;
+  cpuMilli: number;
+  memoryBytes: number;
+  gpus: number;
+  gpuResource: string;
+  gpuVendor: string;
+  gpuMemoryMin: number;
+  gpuModel: string | null;
+  gpuShared: boolean;
+  hostPorts: number[];
+  strategy: 'binpack' | 'spread';
+}
+
+interface BoundPod { request: PodRequest; nodeName: string; gpuUuids: string[] }
+interface TrackedTerm { id: number; namespaces: Set<string>; selector: LabelSelector }
+
+/** FNV-1a of a string as a signed 32-bit integer. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+  return h | 0;
+}
+
+export function podKey(pod: Pod): string {
+  return pod.metadata.uid ?? `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
+}
+
+function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const v = labels[e.key];
+    switch (e.operator) {
+      case 'In': if (v === undefined || !(e.values ?? []).includes(v)) return false; break;
+      case 'NotIn': if (v !== undefined && (e.values ?? []).includes(v)) return false; break;
+      case 'Exists': if (v === undefined) return false; break;
+      case 'DoesNotExist': if (v !== undefined) return false; break;
+      default: throw new Error(`labelSelector operator "${String(e.operator)}" is not one of In, NotIn, Exists, DoesNotExist`);
+    }
+  }
+  return true;
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const OPERATORS: Record<string, number> = { In: L.OP_IN, NotIn: L.OP_NOT_IN, Exists: L.OP_EXISTS, DoesNotExist: L.OP_DOES_NOT_EXIST, Gt: L.OP_GT, Lt: L.OP_LT };
+const EFFECTS: Record<string, number> = { NoSchedule: L.E_NO_SCHEDULE, PreferNoSchedule: L.E_PREFER_NO_SCHEDULE, NoExecute: L.E_NO_EXECUTE };
+const PROTOCOLS: Record<string, number> = { TCP: 0, UDP: 1, SCTP: 2 };
+
+/** Resolves a pod's requests. Throws an Error naming the field when something is malformed. */
+export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodRequest {
+  const name = `pod ${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
+  const ann = pod.metadata.annotations ?? {};
+  let cpuMilli = 0; let memoryBytes = 0; let gpus = 0; let gpuResource = 'nvidia.com/gpu';
+  const hostPorts: number[] = [];
+  if (!Array.isArray(pod.spec?.containers)) throw new Error(`${name}: spec.containers must be a list`);
+  pod.spec.containers.forEach((c, i) => {
+    const path = `${name}: spec.containers[${i}].resources`;
+    const req = c.resources?.requests ?? {}; const lim = c.resources?.limits ?? {};
+    const cpu = req.cpu ?? lim.cpu; const mem = req.memory ?? lim.memory;
+    if (cpu !== undefined) cpuMilli += parseMillicores(cpu, `${path}.requests.cpu`);
+    if (mem !== undefined) memoryBytes += parseBytes(mem, `${path}.requests.memory`);
+    for (const resource of Object.keys(GPU_RESOURCES)) {
+      const n = lim[resource] ?? req[resource];
+      if (n === undefined) continue;
+      const count = parseQuantity(n, `${path}.limits["${resource}"]`);
+      if (!Number.isInteger(count) || count < 0) throw new Error(`${path}.limits["${resource}"]: ${n} is not a whole number of GPUs`);
+      if (count > 0 && gpus > 0 && gpuResource !== resource) throw new Error(`${name}: asks both ${gpuResource} and ${resource}; one vendor per pod`);
+      if (count > 0) gpuResource = resource;
+      gpus += count;
+    }
+    (c.ports ?? []).forEach((p, j) => {
+      if (p.hostPort === undefined || p.hostPort === 0) return;
+      if (!Number.isInteger(p.hostPort) || p.hostPort < 1 || p.hostPort > 65535) throw new Error(`${name}: spec.containers[${i}].ports[${j}].hostPort ${p.hostPort} is not a port`);
+      const proto = PROTOCOLS[p.protocol ?? 'TCP'];
+      if (proto === undefined) throw new Error(`${name}: spec.containers[${i}].ports[${j}].protocol "${p.protocol}" is not TCP, UDP or SCTP`);
+      hostPorts.push(p.hostPort | (proto << 16));
+    });
+  });
+  if (gpus > L.MAX_GPUS) throw new Error(`${name}: asks ${gpus} GPUs, more than the ${L.MAX_GPUS} a node can hold`);
+  const memMin = ann[ANNOTATION_GPU_MEMORY_MIN];
+  const model = ann[ANNOTATION_GPU_MODEL];
+  if (model !== undefined) {
+    try { new RegExp(model); } catch (e) { throw new Error(`${name}: annotation ${ANNOTATION_GPU_MODEL} "${model}" is not a regular expression: ${(e as Error).message}`); }
+  }
+  const sharing = ann[ANNOTATION_GPU_SHARING];
+  if (sharing !== undefined && sharing !== 'shared' && sharing !== 'exclusive') {
+    throw new Error(`${name}: annotation ${ANNOTATION_GPU_SHARING} is "${sharing}", expected "shared" or "exclusive"`);
+  }
+  const placement = ann[ANNOTATION_PLACEMENT] ?? defaultStrategy;
+  if (placement !== 'binpack' && placement !== 'spread') {
+    throw new Error(`${name}: annotation ${ANNOTATION_PLACEMENT} is "${placement}", expected "binpack" or "spread"`);
+  }
+  return {
+    key: podKey(pod),
+    namespace: pod.metadata.namespace ?? 'default',
+    labels: pod.metadata.labels ?? {},
+    cpuMilli, memoryBytes, gpus, gpuResource,
+    gpuVendor: GPU_RESOURCES[gpuResource]!,
+    gpuMemoryMin: memMin === undefined ? 0 : parseBytes(memMin, `${name}: annotation ${ANNOTATION_GPU_MEMORY_MIN}`),
+    gpuModel: model ?? null,
+    gpuShared: sharing === 'shared',
+    hostPorts,
+    strategy: placement,
+  };
+}
+
+/** Memory image the table lives in: wasm linear memory, or a growable ArrayBuffer for the fallback. */
+export interface TableMemory {
+  readonly buffer: ArrayBuffer;
+  /** Makes the image at least `bytes` long, keeping its contents. */
+  ensure(bytes: number): void;
+}
+
+export function wasmTableMemory(memory: WebAssembly.Memory): TableMemory {
+  return {
+    get buffer() { return memory.buffer; },
+    ensure(bytes: number) {
+      const missing = bytes - memory.buffer.byteLength;
+      if (missing > 0) memory.grow(Math.ceil(missing / 65536));
+    },
+  };
+}
+
+export function plainTableMemory(): TableMemory {
+  let buffer = new ArrayBuffer(65536);
+  return {
+    get buffer() { return buffer; },
+    ensure(bytes: number) {
+      if (bytes <= buffer.byteLength) return;
+      const next = new ArrayBuffer(Math.ceil(bytes / 65536) * 65536);
+      new Uint8Array(next).set(new Uint8Array(buffer));
+      buffer = next;
+    },
+  };
+}
+
+export class NodeTable {
+  #mem: TableMemory;
+  #i32!: Int32Array;
+  #f64!: Float64Array;
+  #u8!: Uint8Array;
+  #cap = 0;
+  #names: string[] = [];
+  #index = new Map<string, number>();
+  #gpuUuids: string[][] = [];
+  #strings = new Map<string, number>();
+  #arches = new Map<string, number>();
+  #zones = new Map<string, number>();
+  #models = new Map<string, number>();
+  #modelNames: { vendor: string; model: string }[] = [];
+  #terms = new Map<string, TrackedTerm>();
+  #pods = new Map<string, BoundPod>();
+  #podsByNode = new Map<string, Set<string>>();
+
+  constructor(mem: TableMemory, initialCapacity = 64) {
+    this.#mem = mem;
+    mem.ensure(L.memoryBytesFor(initialCapacity));
+    this.#refreshViews();
+    this.#i32.fill(0, L.FIXED_BASE >> 2);
+    this.#cap = initialCapacity;
+    this.#i32[L.CONFIG_CAP >> 2] = initialCapacity;
+    this.#i32.set(L.powerTable(), L.POWER_TABLE >> 2);
+    this.#f64.fill(NaN, L.VALUE_NUMBERS >> 3, (L.VALUE_NUMBERS >> 3) + L.MAX_STRINGS);
+  }
+
+  /** Views over the current memory image; valid until the next table change. */
+  get views(): { i32: Int32Array; f64: Float64Array } { this.#refreshViews(); return { i32: this.#i32, f64: this.#f64 }; }
+  get count(): number { return this.#names.length; }
+  get capacity(): number { return this.#cap; }
+  nodeName(index: number): string { return this.#names[index]!; }
+  nodeIndex(name: string): number | undefined { return this.#index.get(name); }
+  gpuUuid(node: number, slot: number): string { return this.#gpuUuids[node]![slot]!; }
+  boundPod(key: string): { nodeName: string; gpuUuids: string[] } | undefined { return this.#pods.get(key); }
+
+  #refreshViews(): void {
+    const b = this.#mem.buffer;
+    if (this.#u8?.buffer === b) return;
+    this.#i32 = new Int32Array(b); this.#f64 = new Float64Array(b); this.#u8 = new Uint8Array(b);
+  }
+
+  // Element addresses in words (i32) or doubles (f64) for node n, slot i of a region with `slots` per node.
+  #w(region: number, n: number, slots = 1, i = 0): number { return ((L.NODE_BASE + this.#cap * region) >> 2) + n * slots + i; }
+  #d(region: number, n: number, slots = 1, i = 0): number { return ((L.NODE_BASE + this.#cap * region) >> 3) + n * slots + i; }
+
+  /** Grows the node table to hold at least `needed` nodes, moving each region to its new offset. */
+  #reserve(needed: number): void {
+    if (needed <= this.#cap) return;
+    let next = this.#cap;
+    while (next < needed) next *= 2;
+    this.#mem.ensure(L.memoryBytesFor(next));
+    this.#refreshViews();
+    const old = this.#cap;
+    // Regions only move up; moving the last first never overwrites a region not yet moved.
+    for (let r = L.NODE_REGIONS.length - 1; r >= 0; r--) {
+      const region = L.NODE_REGIONS[r]!;
+      const from = L.NODE_BASE + old * region.perNode; const to = L.NODE_BASE + next * region.perNode;
+      this.#u8.copyWithin(to, from, from + old * region.bytes);
+      this.#u8.fill(0, to + old * region.bytes, to + next * region.bytes);
+    }
+    this.#cap = next;
+    this.#i32[L.CONFIG_CAP >> 2] = next;
+  }
+
+  /** Interned id (>= 1) of a string; records its integer value for Gt/Lt. */
+  intern(s: string): number {
+    let id = this.#strings.get(s);
+    if (id !== undefined) return id;
+    id = this.#strings.size + 1;
+    if (id >= L.MAX_STRINGS) throw new Error(`scheduler: more than ${L.MAX_STRINGS - 1} distinct label keys and values`);
+    this.#strings.set(s, id);
+    this.#refreshViews();
+    this.#f64[(L.VALUE_NUMBERS >> 3) + id] = /^[+-]?\d+$/.test(s) ? Number(s) : NaN;
+    return id;
+  }
+  /** Id of a string if it was ever interned, else 0 (no node can carry it). */
+  lookup(s: string): number { return this.#strings.get(s) ?? 0; }
+
+  archId(arch: string): number {
+    let id = this.#arches.get(arch);
+    if (id === undefined) {
+      id = this.#arches.size;
+      // The last id stands for "node reports no architecture", which no image-arch list matches.
+      if (id >= L.MAX_ARCHES - 1) throw new Error(`scheduler: more than ${L.MAX_ARCHES - 1} distinct architectures`);
+      this.#arches.set(arch, id);
+    }
+    return id;
+  }
+  #zoneId(zone: string | undefined): number {
+    if (zone === undefined) return 0;
+    let id = this.#zones.get(zone);
+    if (id === undefined) {
+      id = this.#zones.size + 1;
+      if (id >= L.MAX_ZONES) throw new Error(`scheduler: more than ${L.MAX_ZONES - 1} distinct ${LABEL_ZONE} values`);
+      this.#zones.set(zone, id);
+    }
+    return id;
+  }
+  #modelId(vendor: string, model: string): number {
+    const key = `${vendor}/${model}`;
+    let id = this.#models.get(key);
+    if (id === undefined) {
+      id = this.#models.size;
+      if (id >= L.MAX_MODELS) throw new Error(`scheduler: more than ${L.MAX_MODELS} distinct GPU models`);
+      this.#models.set(key, id);
+      this.#modelNames.push({ vendor, model });
+    }
+    return id;
+  }
+  /** Per-model-id bitmap: 1 where vendor matches and the model matches the pattern (evaluated here, not in wasm). */
+  modelBitmap(vendor: string, pattern: string | null): Int32Array {
+    const re = pattern === null ? null : new RegExp(pattern);
+    const bits = new Int32Array(L.MAX_MODELS);
+    this.#modelNames.forEach((m, id) => { bits[id] = m.vendor === vendor && (re === null || re.test(m.model)) ? 1 : 0; });
+    return bits;
+  }
+
+  /** Adds or replaces a node from its Kubernetes-shaped object. Throws naming the field on bad input. */
+  upsertNode(node: Node): void {
+    const name = node.metadata?.name;
+    if (!name) throw new Error('node: metadata.name is required');
+    const what = `node ${name}`;
+    const labels = node.metadata.labels ?? {};
+    const labelEntries = Object.entries(labels);
+    if (labelEntries.length > L.MAX_LABELS) throw new Error(`${what}: ${labelEntries.length} labels, at most ${L.MAX_LABELS}`);
+    const taints = node.spec?.taints ?? [];
+    if (taints.length > L.MAX_TAINTS) throw new Error(`${what}: ${taints.length} taints, at most ${L.MAX_TAINTS}`);
+    const gpus = node.status?.gpus ?? [];
+    if (gpus.length > L.MAX_GPUS) throw new Error(`${what}: ${gpus.length} GPUs, at most ${L.MAX_GPUS}`);
+    const alloc = node.status?.allocatable ?? node.status?.capacity ?? {};
+    const cpu = alloc.cpu === undefined ? 0 : parseMillicores(alloc.cpu, `${what}: status.allocatable.cpu`);
+    if (cpu > 2 ** 30) throw new Error(`${what}: status.allocatable.cpu ${alloc.cpu} is too large`);
+    const memory = alloc.memory === undefined ? 0 : parseBytes(alloc.memory, `${what}: status.allocatable.memory`);
+    const pods = alloc.pods === undefined ? 110 : parseQuantity(alloc.pods, `${what}: status.allocatable.pods`);
+    const arch = labels[LABEL_ARCH] ?? node.status?.nodeInfo?.architecture ?? '';
+    const ready = (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+    // Validate and intern everything before touching memory, so a bad node leaves the table unchanged.
+    const labelIds = labelEntries.map(([k, v]) => [this.intern(k), this.intern(v)] as const);
+    const taintIds = taints.map((t, i) => {
+      const effect = EFFECTS[t.effect];
+      if (effect === undefined) throw new Error(`${what}: spec.taints[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
+      if (!t.key) throw new Error(`${what}: spec.taints[${i}].key is required`);
+      return [this.intern(t.key), t.value ? this.intern(t.value) : 0, effect] as const;
+    });
+    const gpuRows = gpus.map((g, i) => {
+      if (!g.uuid) throw new Error(`${what}: status.gpus[${i}].uuid is required`);
+      return {
+        uuid: g.uuid, vendor: this.intern(g.vendor), model: this.#modelId(g.vendor, g.model),
+        memory: parseBytes(g.memory, `${what}: status.gpus[${i}].memory`), healthy: g.health === 'Healthy' ? 1 : 0,
+      };
+    });
+    const archId = arch ? this.archId(arch) : L.MAX_ARCHES - 1;
+    const zone = this.#zoneId(labels[LABEL_ZONE]);
+
+    let n = this.#index.get(name);
+    if (n === undefined) {
+      this.#reserve(this.#names.length + 1);
+      n = this.#names.length;
+      this.#names.push(name); this.#index.set(name, n); this.#gpuUuids.push([]);
+    }
+    this.#refreshViews();
+    const I = this.#i32; const F = this.#f64;
+    F[this.#d(L.N_MEM_ALLOC, n)] = memory;
+    I[this.#w(L.N_CPU_ALLOC, n)] = cpu;
+    I[this.#w(L.N_PODS_ALLOC, n)] = pods;
+    I[this.#w(L.N_FLAGS, n)] = (ready ? L.F_READY : 0) | (node.spec?.unschedulable ? L.F_UNSCHEDULABLE : 0)
+      | (labels[LABEL_GPU_SHARING] === 'shared' ? L.F_GPU_SHARED : 0);
+    I[this.#w(L.N_ARCH, n)] = archId;
+    I[this.#w(L.N_ZONE, n)] = zone;
+    I[this.#w(L.N_HASH, n)] = fnv1a(name);
+    I[this.#w(L.N_LABEL_COUNT, n)] = labelIds.length;
+    labelIds.forEach(([k, v], i) => { I[this.#w(L.N_LABEL_KEYS, n, L.MAX_LABELS, i)] = k; I[this.#w(L.N_LABEL_VALUES, n, L.MAX_LABELS, i)] = v; });
+    I[this.#w(L.N_TAINT_COUNT, n)] = taintIds.length;
+    taintIds.forEach(([k, v, e], i) => {
+      I[this.#w(L.N_TAINT_KEYS, n, L.MAX_TAINTS, i)] = k; I[this.#w(L.N_TAINT_VALUES, n, L.MAX_TAINTS, i)] = v;
+      I[this.#w(L.N_TAINT_EFFECTS, n, L.MAX_TAINTS, i)] = e;
+    });
+    I[this.#w(L.N_GPU_COUNT, n)] = gpuRows.length;
+    gpuRows.forEach((g, i) => {
+      I[this.#w(L.N_GPU_VENDOR, n, L.MAX_GPUS, i)] = g.vendor; I[this.#w(L.N_GPU_MODEL, n, L.MAX_GPUS, i)] = g.model;
+      I[this.#w(L.N_GPU_HEALTHY, n, L.MAX_GPUS, i)] = g.healthy; F[this.#d(L.N_GPU_MEMORY, n, L.MAX_GPUS, i)] = g.memory;
+    });
+    this.#gpuUuids[n] = gpuRows.map((g) => g.uuid);
+    this.#recomputeUsage(n);
+  }
+
+  removeNode(name: string): void {
+    const n = this.#index.get(name);
+    if (n === undefined) return;
+    const last = this.#names.length - 1;
+    if (n !== last) {
+      const moved = this.#names[last]!;
+      for (const region of L.NODE_REGIONS) {
+        const base = L.NODE_BASE + this.#cap * region.perNode;
+        this.#u8.copyWithin(base + n * region.bytes, base + last * region.bytes, base + (last + 1) * region.bytes);
+      }
+      this.#names[n] = moved; this.#index.set(moved, n); this.#gpuUuids[n] = this.#gpuUuids[last]!;
+    }
+    this.#names.pop(); this.#gpuUuids.pop(); this.#index.delete(name);
+  }
+
+  /** Rewrites a node's usage from the pods recorded on it. */
+  #recomputeUsage(n: number): void {
+    const I = this.#i32; const F = this.#f64;
+    I[this.#w(L.N_CPU_USED, n)] = 0; F[this.#d(L.N_MEM_USED, n)] = 0; I[this.#w(L.N_PODS_USED, n)] = 0;
+    I.fill(0, this.#w(L.N_GPU_HOLDERS, n, L.MAX_GPUS), this.#w(L.N_GPU_HOLDERS, n + 1, L.MAX_GPUS));
+    I.fill(0, this.#w(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS), this.#w(L.N_GPU_EXCLUSIVE, n + 1, L.MAX_GPUS));
+    I[this.#w(L.N_PORT_COUNT, n)] = 0;
+    I.fill(0, this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS), this.#w(L.N_TERM_COUNTS, n + 1, L.MAX_TERMS));
+    for (const key of this.#podsByNode.get(this.#names[n]!) ?? []) this.#applyPod(n, this.#pods.get(key)!, 1);
+  }
+
+  /** Adds (sign 1) or removes (sign -1) a pod's usage on node n. */
+  #applyPod(n: number, p: BoundPod, sign: 1 | -1): void {
+    const I = this.#i32; const F = this.#f64; const r = p.request;
+    I[this.#w(L.N_CPU_USED, n)]! += sign * r.cpuMilli;
+    F[this.#d(L.N_MEM_USED, n)]! += sign * r.memoryBytes;
+    I[this.#w(L.N_PODS_USED, n)]! += sign;
+    const uuids = this.#gpuUuids[n]!;
+    for (const uuid of p.gpuUuids) {
+      const i = uuids.indexOf(uuid);
+      if (i < 0) continue; // the GPU left the inventory; nothing to account on this node
+      I[this.#w(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i)]! += sign;
+      if (!r.gpuShared) I[this.#w(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS, i)]! += sign;
+    }
+    for (const port of r.hostPorts) this.#adjustPort(n, port, sign);
+    for (const term of this.#terms.values()) {
+      if (term.namespaces.has(r.namespace) && selectorMatches(term.selector, r.labels)) {
+        I[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, term.id)]! += sign;
+      }
+    }
+  }
+
+  #adjustPort(n: number, port: number, sign: 1 | -1): void {
+    const I = this.#i32; const count = I[this.#w(L.N_PORT_COUNT, n)]!;
+    for (let j = 0; j < count; j++) {
+      if (I[this.#w(L.N_PORTS, n, L.MAX_PORTS, j)] !== port) continue;
+      const refs = I[this.#w(L.N_PORT_REFS, n, L.MAX_PORTS, j)]! + sign;
+      if (refs > 0) { I[this.#w(L.N_PORT_REFS, n, L.MAX_PORTS, j)] = refs; return; }
+      I[this.#w(L.N_PORTS, n, L.MAX_PORTS, j)] = I[this.#w(L.N_PORTS, n, L.MAX_PORTS, count - 1)]!;
+      I[this.#w(L.N_PORT_REFS, n, L.MAX_PORTS, j)] = I[this.#w(L.N_PORT_REFS, n, L.MAX_PORTS, count - 1)]!;
+      I[this.#w(L.N_PORT_COUNT, n)] = count - 1;
+      return;
+    }
+    if (sign < 0) return;
+    if (count >= L.MAX_PORTS) throw new Error(`node ${this.#names[n]}: more than ${L.MAX_PORTS} host ports in use`);
+    I[this.#w(L.N_PORTS, n, L.MAX_PORTS, count)] = port;
+    I[this.#w(L.N_PORT_REFS, n, L.MAX_PORTS, count)] = 1;
+    I[this.#w(L.N_PORT_COUNT, n)] = count + 1;
+  }
+
+  /** Records a pod as running on nodeName holding gpuUuids, and adds its usage. Idempotent per pod key. */
+  podBound(request: PodRequest, nodeName: string, gpuUuids: string[]): void {
+    this.podRemoved(request.key);
+    const p: BoundPod = { request, nodeName, gpuUuids };
+    this.#pods.set(request.key, p);
+    let set = this.#podsByNode.get(nodeName);
+    if (!set) { set = new Set(); this.#podsByNode.set(nodeName, set); }
+    set.add(request.key);
+    const n = this.#index.get(nodeName);
+    if (n !== undefined) { this.#refreshViews(); this.#applyPod(n, p, 1); }
+  }
+
+  /** Forgets a bound pod and removes its usage. Unknown keys are ignored. */
+  podRemoved(key: string): void {
+    const p = this.#pods.get(key);
+    if (!p) return;
+    this.#pods.delete(key);
+    this.#podsByNode.get(p.nodeName)?.delete(key);
+    const n = this.#index.get(p.nodeName);
+    if (n !== undefined) { this.#refreshViews(); this.#applyPod(n, p, -1); }
+  }
+
+  /** Id of the tracked pod-affinity term (selector over pods in `namespaces`), registering it on first use. */
+  termId(selector: LabelSelector, namespaces: string[]): number {
+    const ns = [...new Set(namespaces)].sort();
+    const key = `${ns.join(',')}|${stableJson(selector)}`;
+    let term = this.#terms.get(key);
+    if (term) return term.id;
+    if (this.#terms.size >= L.MAX_TERMS) throw new Error(`scheduler: more than ${L.MAX_TERMS} distinct pod affinity selectors in use`);
+    selectorMatches(selector, {}); // validates the operators before the term is stored
+    term = { id: this.#terms.size, namespaces: new Set(ns), selector };
+    this.#terms.set(key, term);
+    this.#refreshViews();
+    for (const p of this.#pods.values()) {
+      const n = this.#index.get(p.nodeName);
+      if (n !== undefined && term.namespaces.has(p.request.namespace) && selectorMatches(selector, p.request.labels)) {
+        this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, term.id)]! += 1;
+      }
+    }
+    return term.id;
+  }
+
+  /** Writes the pod into the pod input region. Throws naming the field on bad input. */
+  writePod(pod: Pod, r: PodRequest): void {
+    const name = `pod ${r.namespace}/${pod.metadata.name}`;
+    const words: number[] = [];
+    const header = new Int32Array(L.P_VAR_BASE);
+    const section = (offField: number, countField: number, count: number, body: number[]): void => {
+      header[offField] = L.P_VAR_BASE + words.length; header[countField] = count;
+      for (const w of body) words.push(w);
+    };
+    const exprs = (term: NodeSelectorTerm, path: string): number[] => {
+      const out: number[] = [(term.matchExpressions ?? []).length];
+      (term.matchExpressions ?? []).forEach((e, i) => {
+        const op = OPERATORS[e.operator];
+        if (op === undefined) throw new Error(`${name}: ${path}.matchExpressions[${i}].operator "${e.operator}" is not In, NotIn, Exists, DoesNotExist, Gt or Lt`);
+        if (!e.key) throw new Error(`${name}: ${path}.matchExpressions[${i}].key is required`);
+        const values = e.values ?? [];
+        if (op === L.OP_GT || op === L.OP_LT) {
+          const v = values.length === 1 && /^[+-]?\d+$/.test(values[0]!) ? Number(values[0]) : NaN;
+          if (!(Math.abs(v) < 2 ** 31)) throw new Error(`${name}: ${path}.matchExpressions[${i}] ${e.operator} needs one integer value`);
+          out.push(op, this.intern(e.key), 1, v);
+        } else {
+          out.push(op, this.intern(e.key), values.length, ...values.map((s) => this.intern(s)));
+        }
+      });
+      return out;
+    };
+    const hash = fnv1a(`${r.namespace}/${pod.metadata.name}`);
+    header[L.P_CPU] = r.cpuMilli;
+    header[L.P_GPU_COUNT] = r.gpus;
+    header[L.P_GPU_SHARED] = r.gpuShared ? 1 : 0;
+    header[L.P_GPU_VENDOR] = this.intern(r.gpuVendor);
+    const arches = pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH];
+    header[L.P_ARCH_MASK] = arches === undefined ? 0
+      : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.archId(a)), 0);
+    header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
+    header[L.P_HASH] = hash;
+    const sel = Object.entries(pod.spec.nodeSelector ?? {});
+    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.intern(k), this.intern(v)]));
+    const na = pod.spec.affinity?.nodeAffinity;
+    const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+    section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) =>
+      exprs(t, `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`)));
+    const pref = na?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+    section(L.P_PREF_OFF, L.P_PREF_COUNT, pref.length, pref.flatMap((t, i) => {
+      const path = `spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
+      if (!Number.isInteger(t.weight) || t.weight < 1 || t.weight > 100) throw new Error(`${name}: ${path}.weight ${t.weight} is not 1..100`);
+      return [t.weight, ...exprs(t.preference ?? {}, `${path}.preference`)];
+    }));
+    const tols = pod.spec.tolerations ?? [];
+    section(L.P_TOL_OFF, L.P_TOL_COUNT, tols.length, tols.flatMap((t: Toleration, i) => {
+      const op = t.operator ?? 'Equal';
+      if (op !== 'Equal' && op !== 'Exists') throw new Error(`${name}: spec.tolerations[${i}].operator "${op}" is not Equal or Exists`);
+      const effect = t.effect ? EFFECTS[t.effect] : 0;
+      if (effect === undefined) throw new Error(`${name}: spec.tolerations[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
+      return [t.key ? this.intern(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.intern(t.value) : 0, effect];
+    }));
+    section(L.P_PORT_OFF, L.P_PORT_COUNT, r.hostPorts.length, r.hostPorts);
+    const terms: number[] = []; let termCount = 0;
+    const addTerms = (list: PodAffinityTerm[] | undefined, kind: number, weights: number[] | null, path: string): void => {
+      (list ?? []).forEach((t, i) => {
+        const topo = t.topologyKey === LABEL_HOSTNAME ? L.TOPO_HOSTNAME : t.topologyKey === LABEL_ZONE ? L.TOPO_ZONE : -1;
+        if (topo < 0) throw new Error(`${name}: ${path}[${i}].topologyKey "${t.topologyKey}" is not ${LABEL_HOSTNAME} or ${LABEL_ZONE}`);
+        const selector = t.labelSelector ?? {};
+        const namespaces = t.namespaces?.length ? t.namespaces : [r.namespace];
+        const weight = weights ? weights[i]! : 0;
+        if (weights && (!Number.isInteger(weight) || weight < 1 || weight > 100)) throw new Error(`${name}: ${path}[${i}].weight ${weight} is not 1..100`);
+        if (++termCount > L.MAX_POD_TERMS) throw new Error(`${name}: more than ${L.MAX_POD_TERMS} pod affinity terms`);
+        const self = namespaces.includes(r.namespace) && selectorMatches(selector, r.labels) ? 1 : 0;
+        terms.push(kind, this.termId(selector, namespaces), topo, weight, self);
+      });
+    };
+    const pa = pod.spec.affinity?.podAffinity; const paa = pod.spec.affinity?.podAntiAffinity;
+    addTerms(pa?.requiredDuringSchedulingIgnoredDuringExecution, L.T_REQUIRED_AFFINITY, null,
+      'spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution');
+    addTerms(paa?.requiredDuringSchedulingIgnoredDuringExecution, L.T_REQUIRED_ANTI, null,
+      'spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution');
+    const pp = pa?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+    addTerms(pp.map((w) => w.podAffinityTerm), L.T_PREFERRED_AFFINITY, pp.map((w) => w.weight),
+      'spec.affinity.podAffinity.preferredDuringSchedulingIgnoredDuringExecution');
+    const pap = paa?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+    addTerms(pap.map((w) => w.podAffinityTerm), L.T_PREFERRED_ANTI, pap.map((w) => w.weight),
+      'spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution');
+    section(L.P_TERM_OFF, L.P_TERM_COUNT, termCount, terms);
+    if (L.P_VAR_BASE + words.length > L.POD_WORDS) throw new Error(`${name}: scheduling constraints too large (${words.length} words, at most ${L.POD_WORDS - L.P_VAR_BASE})`);
+    if (r.gpus > 0) header.set(this.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);
+
+    this.#refreshViews();
+    const base = L.POD_I32 >> 2;
+    this.#i32.set(header, base);
+    this.#i32.set(words, base + L.P_VAR_BASE);
+    this.#f64[(L.POD_F64 >> 3) + L.PF_MEMORY] = r.memoryBytes;
+    this.#f64[(L.POD_F64 >> 3) + L.PF_GPU_MEMORY_MIN] = r.gpuMemoryMin;
+  }
+
+  /** Sets the tie-break seed and scorer weights (NUM_SCORES integers). */
+  configure(seed: number, weights: readonly number[]): void {
+    if (weights.length !== L.NUM_SCORES || weights.some((w) => !Number.isInteger(w) || w < 0 || w > 1000)) {
+      throw new Error(`scheduler: weights must be ${L.NUM_SCORES} integers in 0..1000`);
+    }
+    this.#refreshViews();
+    this.#i32[L.CONFIG_SEED >> 2] = seed | 0;
+    this.#i32.set(weights, L.CONFIG_WEIGHTS >> 2);
+  }
+
+  /** Reason code each node got in the last scheduling pass. */
+  nodeReason(n: number): number { this.#refreshViews(); return this.#i32[this.#w(L.N_REASON, n)]!; }
+}
