@@ -441,7 +441,9 @@ export class PodWorker {
   }
 
   private podStatus(reports: ContainerStatusReport[], podIP: string | undefined): PodStatus {
-    const done = reports.every((r) => 'terminated' in r.state);
+    const policy = this.inputs.pod.spec.restartPolicy ?? 'Always';
+    // A terminated container is final only where the policy will not restart it.
+    const done = reports.every((r) => 'terminated' in r.state && (policy === 'Never' || (policy === 'OnFailure' && r.state.terminated.exitCode === 0)));
     const everStarted = reports.every((r) => !('waiting' in r.state) || r.restartCount > 0 || 'terminated' in r.lastState);
     let phase: PodStatus['phase'] = 'Pending';
     if (done) phase = reports.every((r) => 'terminated' in r.state && r.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
