@@ -6,8 +6,9 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const op = (summary: string, extra: Record<string, unknown> = {}) => ({ summary, responses: { 200: { description: 'OK' }, default: { description: 'a Kubernetes Status object' } }, ...extra });
   for (const r of allResources) {
     const ns = r.namespaced ? '{namespace}' : undefined;
-    const collection = apiPath(r, ns);
-    const item = apiPath(r, ns, '{name}');
+    // apiPath encodes segments; OpenAPI templates keep their braces.
+    const collection = decodeURIComponent(apiPath(r, ns));
+    const item = decodeURIComponent(apiPath(r, ns, '{name}'));
     paths[collection] = {
       get: op(`list or watch ${r.kind} objects`, { parameters: ['labelSelector', 'fieldSelector', 'watch', 'resourceVersion', 'timeoutSeconds'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })) }),
       post: op(`create a ${r.kind}`),

@@ -34,7 +34,10 @@ export interface MemberOptions {
   onConfChange?: (cc: ConfChange, conf: ConfState) => void;
 }
 
-interface Waiter { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+interface Waiter { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout; data: Uint8Array; proposedAt: number }
+
+/** A proposal not applied this long is proposed again (its MsgProp or the leader holding it may be gone). */
+const REPROPOSE_AFTER_MS = 1_500;
 
 const timeoutError = (what: string): StoreError => new StoreError({ code: 504, reason: 'Timeout', message: `${what}: the cluster did not commit it in time (no quorum?); a write may or may not have been applied` });
 const unavailable = (what: string): StoreError => new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `${what}: no Raft leader is known (no quorum?)` });
@@ -85,7 +88,11 @@ export class RaftMember implements Proposer {
 
   /** Ticks until `signal` aborts; pending callers then fail. */
   async run(signal: AbortSignal): Promise<void> {
-    const timer = setInterval(() => { this.node.tick(); this.#schedule(); }, this.opts.tickMs ?? 100);
+    const timer = setInterval(() => {
+      this.node.tick();
+      if (this.#waiters.size > 0 && this.leader !== NONE) this.#repropose(false);
+      this.#schedule();
+    }, this.opts.tickMs ?? 100);
     this.#schedule();
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     clearInterval(timer);
@@ -125,8 +132,25 @@ export class RaftMember implements Proposer {
     this.#schedule();
     return new Promise<ApplyResult>((resolve, reject) => {
       const timer = setTimeout(() => { this.#waiters.delete(id); reject(timeoutError('write')); }, Math.max(1, deadline - Date.now()));
-      this.#waiters.set(id, { resolve, reject, timer });
+      this.#waiters.set(id, { resolve, reject, timer, data, proposedAt: Date.now() });
     });
+  }
+
+  /**
+   * Proposes again what is pending (after a leader change, or when it waited too long). Safe because the store
+   * applies each proposal id at most once.
+   */
+  #repropose(all: boolean): void {
+    const now = Date.now();
+    for (const w of this.#waiters.values()) {
+      if (!all && now - w.proposedAt < REPROPOSE_AFTER_MS) continue;
+      try {
+        this.node.propose(w.data);
+        w.proposedAt = now;
+      } catch (err) {
+        if (!(err instanceof ProposalDroppedError)) throw err;
+      }
+    }
   }
 
   /**
@@ -209,6 +233,7 @@ export class RaftMember implements Proposer {
       if (rd.softState) {
         this.opts.onRoleChange?.(rd.softState.role, rd.softState.lead);
         if (rd.softState.lead !== NONE) {
+          this.#repropose(true);
           const waiters = this.#leaderWaiters;
           this.#leaderWaiters = [];
           for (const w of waiters) w();
@@ -221,14 +246,14 @@ export class RaftMember implements Proposer {
   }
 
   #apply(entries: Entry[]): void {
-    let batch: { command: Command; revision: number; id: string }[] = [];
+    let batch: { command: Command; revision: number; proposalId: string }[] = [];
     const flush = () => {
       if (batch.length === 0) return;
-      const results = this.opts.store.apply(batch.map(({ command, revision }) => ({ command, revision })));
+      const results = this.opts.store.apply(batch);
       batch.forEach((b, i) => {
-        const w = this.#waiters.get(b.id);
+        const w = this.#waiters.get(b.proposalId);
         if (!w) return;
-        this.#waiters.delete(b.id);
+        this.#waiters.delete(b.proposalId);
         clearTimeout(w.timer);
         w.resolve(results[i]!);
       });
@@ -243,7 +268,7 @@ export class RaftMember implements Proposer {
         this.opts.onConfChange?.(cc, conf);
       } else if (e.data.byteLength > 0 && e.index > storeRevision) {
         const p = decodeProposal(e.data);
-        batch.push({ command: p.command, revision: e.index, id: p.id });
+        batch.push({ command: p.command, revision: e.index, proposalId: p.id });
       }
       this.#applied = e.index;
     }

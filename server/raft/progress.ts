@@ -83,6 +83,15 @@ export class Progress {
    * rejection is stale (answers an older message) and must be ignored.
    */
   maybeDecrTo(rejected: number, matchHint: number): boolean {
+    if (matchHint < this.match) {
+      // The peer's log ends below what it acknowledged: it lost entries (its data was restored from an old
+      // copy). Believe it and probe from its real end. A stale rejection can also land here; that only costs
+      // a resend, since match going down never lowers the commit index.
+      this.match = matchHint;
+      this.becomeProbe();
+      this.next = matchHint + 1;
+      return true;
+    }
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
       this.next = this.match + 1;

@@ -68,7 +68,7 @@ export class SqliteStorage implements LogStore {
       range: this.db.prepare('SELECT idx, term, type, data FROM raft_entries WHERE idx >= ? AND idx < ? ORDER BY idx'),
       term: this.db.prepare('SELECT term FROM raft_entries WHERE idx = ?').pluck(),
     };
-    const hs = this.db.prepare('SELECT term, vote, commit_index AS commit FROM raft_hard_state WHERE id = 1').get() as HardState | undefined;
+    const hs = this.db.prepare('SELECT term, vote, commit_index AS "commit" FROM raft_hard_state WHERE id = 1').get() as HardState | undefined;
     this.hardState = hs ?? { ...EMPTY_HARD_STATE };
     const s = this.db.prepare('SELECT idx, term, conf_state, data FROM raft_snapshot WHERE id = 1').get() as
       { idx: number; term: number; conf_state: string; data: Buffer } | undefined;

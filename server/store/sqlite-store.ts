@@ -4,6 +4,15 @@ import type { Database as DB, Statement } from 'better-sqlite3';
 import { WatchHub } from './watch.js';
 import type { ApplyResult, Command, Failure, ResourceKey, StoredObject, WatchEvent } from './types.js';
 
+/**
+ * A command at its revision. A `proposalId` makes applying at-most-once: a proposal that reaches the log twice
+ * (re-proposed after a leader change) takes effect once; the repeat yields 409 AlreadyApplied. Ids are
+ * remembered for PROPOSAL_MEMORY revisions, far longer than any proposal is retried.
+ */
+export interface AppliedCommand { command: Command; revision: number; proposalId?: string }
+
+const PROPOSAL_MEMORY = 50_000;
+
 export interface SqliteStoreOptions {
   /** SQLite file; ':memory:' for a throw-away store. */
   path: string;
@@ -30,8 +39,11 @@ export class SqliteStore {
     put: Statement<[string, string, string, string]>;
     del: Statement<[string, string, string]>;
     setRev: Statement<[number]>;
+    seen: Statement<[string]>;
+    remember: Statement<[string, number]>;
+    forget: Statement<[number]>;
   };
-  #applyTx!: (batch: { command: Command; revision: number }[]) => { results: ApplyResult[]; events: WatchEvent[] };
+  #applyTx!: (batch: AppliedCommand[]) => { results: ApplyResult[]; events: WatchEvent[] };
 
   constructor(readonly opts: SqliteStoreOptions) {
     this.#open();
@@ -47,6 +59,8 @@ export class SqliteStore {
         resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (resource, namespace, name)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS applied_proposals (id TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS applied_proposals_revision ON applied_proposals (revision);
       INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
     `);
     this.#stmt = {
@@ -56,16 +70,27 @@ export class SqliteStore {
       put: this.db.prepare('INSERT OR REPLACE INTO objects (resource, namespace, name, body) VALUES (?, ?, ?, ?)'),
       del: this.db.prepare('DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?'),
       setRev: this.db.prepare("UPDATE meta SET value = ? WHERE key = 'revision'"),
+      seen: this.db.prepare('SELECT 1 FROM applied_proposals WHERE id = ?'),
+      remember: this.db.prepare('INSERT INTO applied_proposals (id, revision) VALUES (?, ?)'),
+      forget: this.db.prepare('DELETE FROM applied_proposals WHERE revision < ?'),
     };
     this.#revision = (this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value;
-    this.#applyTx = this.db.transaction((batch: { command: Command; revision: number }[]) => {
+    this.#applyTx = this.db.transaction((batch: AppliedCommand[]) => {
       const results: ApplyResult[] = [];
       const events: WatchEvent[] = [];
-      for (const { command, revision } of batch) {
+      for (const { command, revision, proposalId } of batch) {
         if (revision <= this.#revision) throw new Error(`revision ${revision} is not after ${this.#revision}`);
-        const result = this.#applyOne(command, revision);
+        let result: ApplyResult;
+        if (proposalId !== undefined && this.#stmt.seen.get(proposalId)) {
+          result = { ok: false, failure: { code: 409, reason: 'AlreadyApplied', message: `proposal ${proposalId} was applied before` } };
+        } else {
+          if (proposalId !== undefined) this.#stmt.remember.run(proposalId, revision);
+          result = this.#applyOne(command, revision);
+        }
+        // Depends only on revisions, so every replica forgets the same ids at the same point.
+        if (Math.floor(revision / PROPOSAL_MEMORY) > Math.floor(this.#revision / PROPOSAL_MEMORY)) this.#stmt.forget.run(revision - PROPOSAL_MEMORY);
         results.push(result);
-        if (result.ok) {
+        if (result.ok && !result.unchanged) {
           events.push({ revision, resource: command.resource, namespace: result.object.metadata.namespace ?? '', type: result.type, object: result.object });
         }
         this.#revision = revision;
@@ -104,7 +129,7 @@ export class SqliteStore {
     return { items: rows.map((r) => JSON.parse(r.body) as StoredObject), revision: this.#revision };
   }
 
-  apply(batch: { command: Command; revision: number }[]): ApplyResult[] {
+  apply(batch: AppliedCommand[]): ApplyResult[] {
     if (batch.length === 0) return [];
     const before = this.#revision;
     let out: { results: ApplyResult[]; events: WatchEvent[] };
@@ -185,6 +210,9 @@ export class SqliteStore {
     };
     if (current.metadata.deletionTimestamp) object.metadata.deletionTimestamp = current.metadata.deletionTimestamp;
     else delete object.metadata.deletionTimestamp;
+    if (canonicalJson({ ...object, metadata: { ...object.metadata, resourceVersion: '' } }) === canonicalJson({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })) {
+      return { ok: true, type: 'MODIFIED', object: current, unchanged: true };
+    }
     this.#stmt.put.run(c.resource, ns, name, JSON.stringify(object));
     return { ok: true, type: 'MODIFIED', object };
   }

@@ -41,7 +41,8 @@ export interface StatusDetails { name?: string; kind?: string; group?: string; c
 export interface Failure { code: number; reason: string; message: string; details?: StatusDetails }
 
 export type ApplyResult =
-  | { ok: true; type: EventType; object: StoredObject }
+  /** `unchanged`: an update that changed nothing; as in Kubernetes it keeps the resourceVersion and emits no event. */
+  | { ok: true; type: EventType; object: StoredObject; unchanged?: boolean }
   | { ok: false; failure: Failure };
 
 export interface WatchEvent {

@@ -86,6 +86,20 @@ test('an update of the main resource keeps status; the status subresource change
   store.close();
 });
 
+test('an update that changes nothing keeps the resourceVersion and emits no watch event', () => {
+  const { store } = freshStore();
+  const created = ok(applyOne(store, create(cm('a'))));
+  const seen: string[] = [];
+  const stop = store.hub.watch('configmaps', undefined, store.revision(), (e) => seen.push(e.type));
+  const same = applyOne(store, { op: 'update', resource: 'configmaps', object: cm('a') });
+  assert.ok(same.ok && same.unchanged);
+  assert.is(ok(same).metadata.resourceVersion, created.metadata.resourceVersion);
+  ok(applyOne(store, { op: 'update', resource: 'configmaps', object: cm('a', { a: 'new' }) }));
+  stop();
+  assert.equal(seen, ['MODIFIED']);
+  store.close();
+});
+
 test('delete returns the object, honours uid preconditions, and is 404 when missing', () => {
   const { store } = freshStore();
   ok(applyOne(store, create(cm('a'))));

@@ -23,7 +23,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 export class ServerProcess {
   child?: ChildProcess;
   output = '';
-  constructor(readonly dataDir: string, readonly host: string, readonly port: number) {}
+  constructor(readonly dataDir: string, readonly host: string, readonly port: number, readonly extraArgs: string[] = []) {}
 
   get url(): string {
     return `http://${this.host}:${this.port}`;
@@ -33,8 +33,12 @@ export class ServerProcess {
     return readFileSync(join(this.dataDir, 'admin-token'), 'utf8').trim();
   }
 
+  get clusterSecret(): string {
+    return readFileSync(join(this.dataDir, 'cluster-secret'), 'utf8').trim();
+  }
+
   async start(timeoutMs = 20_000): Promise<void> {
-    this.child = spawn(process.execPath, [flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => { this.output += d; });
     this.child.stderr!.on('data', (d) => { this.output += d; });
     const deadline = Date.now() + timeoutMs;

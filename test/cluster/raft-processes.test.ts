@@ -1,0 +1,142 @@
+// Three real `flotilla server` processes on 127.0.0.1-3, a write load through all of them, and SIGKILL.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ServerProcess, freePort } from '../support/server-process.js';
+import { ApiClient, ApiClientError } from '../../client/client.js';
+
+interface Status { leader: number; memberId: number; role: string; commitIndex: number; members: { id: number; role: string; peerUrl: string }[] }
+
+const dir = mkdtempSync(join(tmpdir(), 'flotilla-raft-'));
+const hosts = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+const servers: ServerProcess[] = [];
+const first = new ServerProcess(join(dir, 'm0'), hosts[0]!, await freePort(hosts[0]));
+await first.start();
+servers.push(first);
+const adminToken = first.token;
+for (let i = 1; i < 3; i++) {
+  const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, await freePort(hosts[i]), ['--join', first.url, '--token', first.clusterSecret]);
+  await s.start();
+  servers.push(s);
+}
+const clients = servers.map((s) => new ApiClient(s.url, adminToken, 5_000));
+
+async function status(i: number): Promise<Status> {
+  return clients[i]!.request<Status>('GET', '/cluster/status');
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (err) { last = err; }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+const cm = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { load: 'yes' } }, data: { v: name } });
+
+/** Writers spread over the given members; records every write that was acknowledged with 2xx. */
+function writeLoad(targets: number[], acknowledged: Set<string>, prefix: string): { stop: () => Promise<void> } {
+  let stopped = false;
+  const loops = targets.flatMap((t) => Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; !stopped && i < 5_000; i++) {
+      const name = `${prefix}-${t}-${w}-${i}`;
+      try {
+        await clients[t]!.request('POST', '/api/v1/namespaces/default/configmaps', cm(name));
+        acknowledged.add(name);
+      } catch (err) {
+        if (!(err instanceof ApiClientError)) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }));
+  return { stop: async () => { stopped = true; await Promise.all(loops); } };
+}
+
+async function namesOn(i: number): Promise<Set<string>> {
+  const list = await clients[i]!.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps?labelSelector=load%3Dyes&consistency=stale');
+  return new Set(list.items.map((o) => o.metadata.name));
+}
+
+async function allHave(acknowledged: Set<string>, members: number[]): Promise<void> {
+  for (const i of members) {
+    const deadline = Date.now() + 30_000;
+    let missing: string[] = [...acknowledged];
+    while (Date.now() < deadline) {
+      try {
+        const have = await namesOn(i);
+        missing = [...acknowledged].filter((n) => !have.has(n));
+        if (missing.length === 0) break;
+      } catch { /* the member is still starting */ }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(missing.slice(0, 10), [], `member ${i} lacks ${missing.length} of ${acknowledged.size} acknowledged writes`);
+  }
+}
+
+test('three servers form one cluster: one leader, three voters, any member answers', async () => {
+  const st = await until('three voters', async () => {
+    const s = await status(0);
+    return s.members.filter((m) => m.role === 'voter').length === 3 ? s : undefined;
+  });
+  assert.ok(st.leader !== 0);
+  const views = await Promise.all([0, 1, 2].map(status));
+  assert.equal(new Set(views.map((v) => v.leader)).size, 1, 'all members agree on the leader');
+  await clients[2]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('through-follower'));
+  assert.is((await clients[1]!.request<{ data: { v: string } }>('GET', '/api/v1/namespaces/default/configmaps/through-follower')).data.v, 'through-follower');
+});
+
+test('SIGKILL of the leader under load: a new leader takes writes, and no acknowledged write is lost', async () => {
+  const st = await status(0);
+  const leaderIdx = [0, 1, 2].find((i) => servers[i]!.url === st.members.find((m) => m.id === st.leader)?.peerUrl)!;
+  assert.ok(leaderIdx !== undefined);
+  const others = [0, 1, 2].filter((i) => i !== leaderIdx);
+  const acknowledged = new Set<string>();
+  const load = writeLoad([0, 1, 2], acknowledged, 'a');
+  await until('some writes', async () => (acknowledged.size > 300 ? true : undefined));
+  await servers[leaderIdx]!.kill('SIGKILL');
+  const killedAt = Date.now();
+  await until('a write accepted after the kill', async () => {
+    await clients[others[0]!]!.request('POST', '/api/v1/namespaces/default/configmaps', cm(`after-kill-${Date.now()}`));
+    return true;
+  });
+  console.log(`# new leader accepted a write ${Date.now() - killedAt} ms after SIGKILL of the leader`);
+  await new Promise((r) => setTimeout(r, 500));
+  await load.stop();
+  await servers[leaderIdx]!.start();
+  await allHave(acknowledged, [0, 1, 2]);
+});
+
+test('a follower killed and restarted from an old copy of its data catches up', async () => {
+  const st = await status(0);
+  const followerIdx = [0, 1, 2].find((i) => servers[i]!.url !== st.members.find((m) => m.id === st.leader)?.peerUrl)!;
+  const follower = servers[followerIdx]!;
+  await follower.kill('SIGTERM');
+  const oldCopy = join(dir, 'old-copy');
+  cpSync(follower.dataDir, oldCopy, { recursive: true });
+  await follower.start();
+  const acknowledged = new Set<string>();
+  const load = writeLoad([0, 1, 2], acknowledged, 'b');
+  await until('writes after the copy', async () => (acknowledged.size > 300 ? true : undefined));
+  await follower.kill('SIGKILL');
+  rmSync(follower.dataDir, { recursive: true, force: true });
+  cpSync(oldCopy, follower.dataDir, { recursive: true });
+  await new Promise((r) => setTimeout(r, 300));
+  await load.stop();
+  await follower.start();
+  await allHave(acknowledged, [followerIdx]);
+});
+
+test.after(async () => {
+  for (const c of clients) c.close();
+  for (const s of servers) await s.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+});
+test.run();
