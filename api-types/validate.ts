@@ -33,6 +33,8 @@ const posInt = z.number().int().min(1, { error: 'must be greater than or equal t
 const bool = z.boolean();
 const strList = z.array(z.string());
 const port = z.number().int().min(1, { error: 'must be between 1 and 65535' }).max(65535, { error: 'must be between 1 and 65535' });
+/** hostPort and nodePort: 0 means "not set", as in Kubernetes. */
+const portOrZero = z.number().int().min(0, { error: 'must be between 0 and 65535' }).max(65535, { error: 'must be between 0 and 65535' });
 const intOrString = z.union([int, str], { error: 'must be an integer or a string' });
 /** RFC 3339 time. */
 const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.g. 2024-01-02T03:04:05Z' });
@@ -311,7 +313,7 @@ const envFromSource = z.strictObject({
 const containerPort = z.strictObject({
   name: portName.optional(),
   containerPort: port,
-  hostPort: port.optional(),
+  hostPort: portOrZero.optional(),
   hostIP: str.optional(),
   protocol: protocol.optional(),
 });
@@ -551,7 +553,7 @@ const serviceSpec = z.strictObject({
     appProtocol: str.optional(),
     port,
     targetPort: intOrPortName.optional(),
-    nodePort: port.optional(),
+    nodePort: portOrZero.optional(),
   })).optional(),
   clusterIP: str.optional(),
   clusterIPs: strList.optional(),
@@ -577,7 +579,7 @@ const serviceSpec = z.strictObject({
     const key = `${p.port}/${p.protocol ?? 'TCP'}`;
     if (keys.has(key)) issue(ctx, ['ports', i, 'port'], `duplicate port ${key}`);
     keys.add(key);
-    if (p.nodePort !== undefined && s.type !== 'NodePort' && s.type !== 'LoadBalancer') {
+    if (p.nodePort !== undefined && p.nodePort !== 0 && s.type !== 'NodePort' && s.type !== 'LoadBalancer') {
       issue(ctx, ['ports', i, 'nodePort'], 'may only be set when type is NodePort or LoadBalancer');
     }
   });

@@ -228,6 +228,8 @@ const faults: [string, Json, string, RegExp][] = [
   ['port 65536', mutate(P, [...C0, 'ports', 0, 'containerPort'], 65536), 'spec.containers[0].ports[0].containerPort', /1 and 65535/],
   ['port as string', mutate(P, [...C0, 'ports', 0, 'containerPort'], '80'), 'spec.containers[0].ports[0].containerPort', /expected number/],
   ['fractional port', mutate(P, [...C0, 'ports', 0, 'hostPort'], 80.5), 'spec.containers[0].ports[0].hostPort', /int/],
+  ['hostPort out of range', mutate(P, [...C0, 'ports', 0, 'hostPort'], 65536), 'spec.containers[0].ports[0].hostPort', /0 and 65535/],
+  ['negative hostPort', mutate(P, [...C0, 'ports', 0, 'hostPort'], -1), 'spec.containers[0].ports[0].hostPort', /0 and 65535/],
   ['bad protocol', mutate(P, [...C0, 'ports', 0, 'protocol'], 'tcp'), 'spec.containers[0].ports[0].protocol', /TCP/],
   ['bad port name', mutate(P, [...C0, 'ports', 0, 'name'], 'HTTP'), 'spec.containers[0].ports[0].name', /lowercase/],
   ['bad restartPolicy', mutate(P, ['spec', 'restartPolicy'], 'Sometimes'), 'spec.restartPolicy', /Always/],
@@ -336,6 +338,11 @@ test('non-objects are refused at the root', () => {
     assert.equal(r.issues.map((i) => i.path), ['']);
     assert.match(r.issues[0]!.message, /expected an object/);
   }
+});
+
+test('hostPort 0 and nodePort 0 mean "not set" and are accepted', () => {
+  assert.ok(validateObject(mutate(P, [...C0, 'ports', 0, 'hostPort'], 0)).ok);
+  assert.ok(validateObject(mutate(valid.Service!, ['spec', 'ports', 0, 'nodePort'], 0)).ok);
 });
 
 test('generateName stands in for name', () => {
