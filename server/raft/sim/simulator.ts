@@ -369,7 +369,8 @@ export class Simulator {
         continue;
       }
       if (!this.rng.chance(0.3)) continue;
-      const targets = this.up().filter((m) => !m.retired);
+      // Clients talk to members that have joined (a spare that is not in any configuration serves nobody).
+      const targets = this.up().filter((m) => m.storage.lastIndex() > 0);
       if (targets.length === 0) continue;
       const target = this.rng.pick(targets);
       const op = ++this.clientOpSeq[c]!;
