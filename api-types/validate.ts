@@ -536,7 +536,7 @@ function checkRestartPolicy(ctx: Ctx, template: { spec: { restartPolicy?: string
   }
 }
 
-function info(kind: string): ResourceInfo {
+function resourceOfKind(kind: string): ResourceInfo {
   const r = kind === 'Binding' ? bindingResource : allResources.find((x) => x.kind === kind);
   if (r === undefined) throw new Error(`no resource for kind ${kind}`);
   return r;
@@ -615,11 +615,11 @@ const hpaScalingRules = z.strictObject({
 });
 
 const schemas = {
-  Namespace: kindSchema(info('Namespace'), dns1123LabelError, {
+  Namespace: kindSchema(resourceOfKind('Namespace'), dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
     status: z.strictObject({ phase: z.enum(['Active', 'Terminating']).optional(), conditions: conditions.optional() }).optional(),
   }),
-  Node: kindSchema(info('Node'), dns1123SubdomainError, {
+  Node: kindSchema(resourceOfKind('Node'), dns1123SubdomainError, {
     spec: z.strictObject({
       podCIDR: str.optional(),
       podCIDRs: strList.optional(),
@@ -669,11 +669,11 @@ const schemas = {
       }).optional(),
     }).optional(),
   }),
-  Pod: kindSchema(info('Pod'), dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),
-  Binding: kindSchema(info('Binding'), dns1123SubdomainError, {
+  Pod: kindSchema(resourceOfKind('Pod'), dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),
+  Binding: kindSchema(resourceOfKind('Binding'), dns1123SubdomainError, {
     target: objectReference.superRefine((t, ctx) => { if (!t.name) issue(ctx, ['name'], 'is required'); }),
   }),
-  Service: kindSchema(info('Service'), dns1123LabelError, {
+  Service: kindSchema(resourceOfKind('Service'), dns1123LabelError, {
     spec: serviceSpec.optional(),
     status: z.strictObject({
       loadBalancer: z.strictObject({
@@ -682,7 +682,7 @@ const schemas = {
       conditions: conditions.optional(),
     }).optional(),
   }),
-  ConfigMap: kindSchema(info('ConfigMap'), dns1123SubdomainError, {
+  ConfigMap: kindSchema(resourceOfKind('ConfigMap'), dns1123SubdomainError, {
     data: z.record(z.string(), z.string()).optional(),
     binaryData: z.record(z.string(), z.string()).optional(),
     immutable: bool.optional(),
@@ -694,7 +694,7 @@ const schemas = {
       if (o.data?.[key] !== undefined) issue(ctx, ['binaryData', key], `duplicate of key "${key}" in data`);
     }
   }),
-  Secret: kindSchema(info('Secret'), dns1123SubdomainError, {
+  Secret: kindSchema(resourceOfKind('Secret'), dns1123SubdomainError, {
     type: str.optional(),
     data: z.record(z.string(), z.string()).optional(),
     stringData: z.record(z.string(), z.string()).optional(),
@@ -704,7 +704,7 @@ const schemas = {
     configKeys(ctx, 'stringData', o.stringData);
     base64Values(ctx, 'data', o.data);
   }),
-  Event: kindSchema(info('Event'), dns1123SubdomainError, {
+  Event: kindSchema(resourceOfKind('Event'), dns1123SubdomainError, {
     involvedObject: objectReference,
     reason: str.optional(),
     message: str.optional(),
@@ -719,7 +719,7 @@ const schemas = {
     action: str.optional(),
     related: objectReference.optional(),
   }),
-  Lease: kindSchema(info('Lease'), dns1123SubdomainError, {
+  Lease: kindSchema(resourceOfKind('Lease'), dns1123SubdomainError, {
     spec: z.strictObject({
       holderIdentity: str.optional(),
       leaseDurationSeconds: posInt.optional(),
@@ -728,7 +728,7 @@ const schemas = {
       leaseTransitions: nonNegInt.optional(),
     }).optional(),
   }),
-  Deployment: kindSchema(info('Deployment'), dns1123SubdomainError, {
+  Deployment: kindSchema(resourceOfKind('Deployment'), dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
@@ -756,7 +756,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'Deployment');
   }),
-  ReplicaSet: kindSchema(info('ReplicaSet'), dns1123SubdomainError, {
+  ReplicaSet: kindSchema(resourceOfKind('ReplicaSet'), dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
@@ -775,7 +775,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     if (o.spec.template !== undefined) checkRestartPolicy(ctx, o.spec.template, ['Always'], 'ReplicaSet');
   }),
-  DaemonSet: kindSchema(info('DaemonSet'), dns1123SubdomainError, {
+  DaemonSet: kindSchema(resourceOfKind('DaemonSet'), dns1123SubdomainError, {
     spec: z.strictObject({
       selector: labelSelectorSpec,
       template: podTemplate,
@@ -799,7 +799,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'DaemonSet');
   }),
-  StatefulSet: kindSchema(info('StatefulSet'), dns1123SubdomainError, {
+  StatefulSet: kindSchema(resourceOfKind('StatefulSet'), dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
@@ -840,7 +840,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'StatefulSet');
   }),
-  Job: kindSchema(info('Job'), dns1123SubdomainError, {
+  Job: kindSchema(resourceOfKind('Job'), dns1123SubdomainError, {
     spec: z.strictObject({
       template: podTemplate,
       parallelism: nonNegInt.optional(),
@@ -865,7 +865,7 @@ const schemas = {
   }).superRefine((o, ctx) => {
     checkRestartPolicy(ctx, o.spec.template, ['OnFailure', 'Never'], 'Job');
   }),
-  HorizontalPodAutoscaler: kindSchema(info('HorizontalPodAutoscaler'), dns1123SubdomainError, {
+  HorizontalPodAutoscaler: kindSchema(resourceOfKind('HorizontalPodAutoscaler'), dns1123SubdomainError, {
     spec: z.strictObject({
       scaleTargetRef: z.strictObject({ apiVersion: str.optional(), kind: str, name: str }),
       minReplicas: posInt.optional(),

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatPath, validateObject } from '../../api-types/index.js';
+import { applyDefaults, formatPath, validateObject } from '../../api-types/index.js';
 
 type Json = Record<string, unknown>;
 
@@ -116,6 +116,42 @@ for (const [kind, build] of Object.entries(valid)) {
     if (!r.ok) return assert.unreachable(JSON.stringify(r.issues));
     assert.is(r.resource.kind, kind);
     assert.equal(JSON.parse(JSON.stringify(r.object)), input);
+  });
+}
+
+for (const [kind, build] of Object.entries(valid)) {
+  test(`${kind}: unknown fields are refused at the top, in metadata and in every nested object`, () => {
+    const objectPaths: (string | number)[][] = [];
+    const walk = (v: unknown, p: (string | number)[]): void => {
+      if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...p, i]));
+      else if (v !== null && typeof v === 'object') {
+        // Maps with free-form keys (labels, data, resource lists, selectors' matchLabels) take any key.
+        const last = p[p.length - 1];
+        const freeForm = ['labels', 'annotations', 'data', 'binaryData', 'stringData', 'limits', 'requests', 'capacity',
+          'allocatable', 'matchLabels', 'nodeSelector', 'selector'].includes(String(last)) && !(kind !== 'Service' && last === 'selector');
+        if (!freeForm) objectPaths.push(p);
+        for (const [k, x] of Object.entries(v)) walk(x, [...p, k]);
+      }
+    };
+    walk(build(), []);
+    assert.ok(objectPaths.length >= 2);
+    for (const p of objectPaths) {
+      const r = validateObject(mutate(build, [...p, 'surplus'], 1));
+      if (r.ok) return assert.unreachable(`accepted surplus at ${formatPath(p)}`);
+      assert.equal(r.issues, [{ path: formatPath([...p, 'surplus']), message: 'unknown field "surplus"' }]);
+    }
+  });
+}
+
+for (const [kind, build] of Object.entries(valid)) {
+  test(`${kind}: the defaulted object validates again and defaulting twice changes nothing`, () => {
+    const r = validateObject(build());
+    if (!r.ok) return assert.unreachable(JSON.stringify(r.issues));
+    const defaulted = applyDefaults(r.object);
+    const again = validateObject(JSON.parse(JSON.stringify(defaulted)));
+    if (!again.ok) return assert.unreachable(JSON.stringify(again.issues));
+    assert.equal(applyDefaults(defaulted), defaulted);
+    if (r.resource.namespaced && kind !== 'Binding') assert.type(defaulted.metadata.namespace, 'string');
   });
 }
 
