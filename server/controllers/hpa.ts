@@ -87,8 +87,8 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
       const recent = (recommendations.get(uid) ?? []).filter((rec) => rec.at > now - Math.max(downWindow, upWindow));
       recent.push({ at: now, replicas: desired });
       recommendations.set(uid, recent);
-      if (desired < current) desired = Math.min(current, Math.max(...recent.filter((rec) => rec.at > now - downWindow).map((rec) => rec.replicas)));
-      else if (desired > current && upWindow > 0) desired = Math.max(current, Math.min(...recent.filter((rec) => rec.at > now - upWindow).map((rec) => rec.replicas)));
+      if (desired < current) desired = Math.min(current, Math.max(...recent.filter((rec) => rec.at >= now - downWindow).map((rec) => rec.replicas)));
+      else if (desired > current && upWindow > 0) desired = Math.max(current, Math.min(...recent.filter((rec) => rec.at >= now - upWindow).map((rec) => rec.replicas)));
 
       status.desiredReplicas = desired;
       status.currentMetrics = [{ type: 'Resource', resource: { name: resourceName, current: { averageUtilization: measured.utilization, averageValue: measured.averageValue } } }];
