@@ -11,6 +11,8 @@ import type { Proposer } from './store/proposer.js';
 import { ObjectService } from './objects.js';
 import { ClusterMember } from './cluster/cluster.js';
 import { ensureToken, storeTokenAuthenticator } from './tokens.js';
+import { NodeHeartbeats, heartbeatRoutes } from './heartbeats.js';
+import { agentProxy } from './agent-proxy.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -69,17 +71,29 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const objects = new ObjectService(store, cluster.member);
     const tokenAuth = storeTokenAuthenticator(store);
     const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;
+    const heartbeats = new NodeHeartbeats();
+    const forwardHeartbeat = (node: string, holder: string, durationS: number) => {
+      if (cluster.leading) return;
+      const leaderUrl = cluster.peerUrl(cluster.member.leader);
+      if (!leaderUrl) return;
+      fetch(`${leaderUrl}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, {
+        method: 'PUT', headers: { authorization: `Bearer ${cluster.secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }), signal: AbortSignal.timeout(2000),
+      }).then((r) => r.body?.cancel(), () => { /* the next renewal goes through */ });
+    };
     const app = createApp({
       objects,
       readBarrier: () => cluster.member.readBarrier(),
+      podProxy: agentProxy(objects),
       authenticate: (token) => (cluster.isClusterSecret(token) ? { name: `member`, role: 'peer' } : tokenAuth(token)),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       ready: () => cluster.member.leader !== 0,
-      extraRoutes: [cluster.routes(roleOf)],
+      extraRoutes: [cluster.routes(roleOf), heartbeatRoutes(heartbeats, forwardHeartbeat)],
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
     });
     handler = app.fetch;
     cluster.onLeadership((leading) => {
+      if (leading) heartbeats.leadershipStarted();
       if (leading) void bootstrap(store, cluster.member, cluster, admin?.token).catch((err) => console.error(`bootstrap: ${err instanceof Error ? err.message : String(err)}`));
     });
     const running = cluster.run(signal);

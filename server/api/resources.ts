@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { parse as parseYaml } from 'yaml';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields } from '../../api-types/index.js';
-import type { ResourceInfo } from '../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec } from '../../api-types/index.js';
+import type { ResourceInfo, LabelSelectorSpec } from '../../api-types/index.js';
 import { GoneError, StoreError } from '../store/types.js';
 import type { StoredObject, WatchEvent } from '../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../objects.js';
@@ -259,8 +259,8 @@ async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string)
 }
 
 function selectorText(o: StoredObject): string {
-  const labels = (o.spec as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector?.matchLabels ?? {};
-  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+  const spec = (o.spec as { selector?: LabelSelectorSpec } | undefined)?.selector;
+  return spec ? formatLabelSelector(labelSelectorFromSpec(spec)) : '';
 }
 
 /** POST pods/NAME/binding: assigns an unbound pod to a node, adding the binding's annotations (the scheduler's GPU choice). */
