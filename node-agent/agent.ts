@@ -32,7 +32,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   const log = config.log ?? pino({ level: 'silent' });
   const cache = new PodCache(config.dataDir);
   const desired = new Map<string, PodInputs>();
-  const reporter = new StatusReporter(config.api, log);
+  const reporter = new StatusReporter(config.api, log, signal);
   const workers = new PodWorkers({
     ...config.podWorkers,
     runtime: config.runtime,
@@ -164,12 +164,12 @@ function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger):
   })();
 }
 
-/** Sends pod statuses one at a time, latest per pod wins; failed sends are retried on the next change or tick. */
+/** Sends pod statuses one at a time, latest per pod wins; failed sends are retried with back-off until the signal aborts. */
 class StatusReporter {
   private readonly pending = new Map<string, { pod: Pod; status: PodStatus }>();
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly api: ApiClient, private readonly log: Logger) {}
+  constructor(private readonly api: ApiClient, private readonly log: Logger, private readonly signal: AbortSignal) {}
 
   report(pod: Pod, status: PodStatus): void {
     const uid = pod.metadata.uid;
@@ -188,7 +188,7 @@ class StatusReporter {
 
   private async flush(): Promise<void> {
     let failures = 0;
-    while (this.pending.size > 0) {
+    while (this.pending.size > 0 && !this.signal.aborted) {
       const [uid, item] = this.pending.entries().next().value as [string, { pod: Pod; status: PodStatus }];
       this.pending.delete(uid);
       try {
@@ -198,7 +198,7 @@ class StatusReporter {
         if (err instanceof ApiError && err.status === 404) continue; // the pod is gone
         if (!this.pending.has(uid)) this.pending.set(uid, item);
         this.log.warn({ err: (err as Error).message, pod: item.pod.metadata.name }, 'pod status report failed');
-        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** failures++)).unref());
+        await delay(Math.min(30_000, 500 * 2 ** failures++), this.signal);
       }
     }
   }
