@@ -323,14 +323,15 @@ function score(n: i32, gpuMemSum: f64): i32 {
   }
   if (pSum > 0) total += weight(S_POD_AFFINITY) * (pMet * 100 / pSum);
   // f. GPU fit: GPU pods prefer nodes whose GPUs end up busy and whose picked GPUs are tight on memory;
-  //    pods without GPUs prefer nodes without GPUs, keeping GPU nodes for GPU work.
+  //    pods without GPUs avoid opening an idle GPU node (score 0), keeping it for GPU work, but may fill
+  //    one whose GPUs are already in use (100, like a node without GPUs).
   const gpuCount = ni(N_GPU_COUNT, n); const want = pw(P_GPU_COUNT);
+  let busy = 0;
+  for (let i = 0; i < gpuCount; i++) if (nai(N_GPU_HOLDERS, n, MAX_GPUS, i) > 0) busy++;
   let gpuScore: i32;
   if (want == 0) {
-    gpuScore = gpuCount == 0 ? 100 : 0;
+    gpuScore = gpuCount == 0 || busy > 0 ? 100 : 0;
   } else {
-    let busy = 0;
-    for (let i = 0; i < gpuCount; i++) if (nai(N_GPU_HOLDERS, n, MAX_GPUS, i) > 0) busy++;
     let occupancy = (busy + want) * 100 / gpuCount; if (occupancy > 100) occupancy = 100;
     const memMin = pf(PF_GPU_MEMORY_MIN);
     const tight = memMin > 0 && gpuMemSum > 0 ? <i32>Math.floor(memMin * <f64>want * 100 / gpuMemSum) : 100;

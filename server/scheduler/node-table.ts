@@ -40,7 +40,9 @@ export interface PodRequest {
 }
 
 interface BoundPod { request: PodRequest; nodeName: string; gpuUuids: string[] }
-interface TrackedTerm { id: number; namespaces: Set<string>; selector: LabelSelector }
+// A pod-affinity selector whose per-node match counts live in column `id` of N_TERM_COUNTS. The columns are
+// a cache: a term unused by the pod being encoded may be evicted (least recently used) and its column reused.
+interface TrackedTerm { id: number; namespaces: Set<string>; selector: LabelSelector; lastUsed: number }
 
 /** FNV-1a of a string as a signed 32-bit integer. */
 export function fnv1a(s: string): number {
@@ -184,6 +186,8 @@ export class NodeTable {
   #modelNames: { vendor: string; model: string }[] = [];
   #terms = new Map<string, TrackedTerm>();
   #pods = new Map<string, BoundPod>();
+  #podsByLabel = new Map<string, Set<string>>(); // "key=value" -> bound pod keys, narrows term registration
+  #encodeEpoch = 0; // incremented per writePod; terms used in the current epoch are never evicted
   #podsByNode = new Map<string, Set<string>>();
 
   constructor(mem: TableMemory, initialCapacity = 64) {
@@ -427,6 +431,12 @@ export class NodeTable {
     this.podRemoved(request.key);
     const p: BoundPod = { request, nodeName, gpuUuids };
     this.#pods.set(request.key, p);
+    for (const label of Object.entries(request.labels)) {
+      const k = label.join('=');
+      let keys = this.#podsByLabel.get(k);
+      if (!keys) { keys = new Set(); this.#podsByLabel.set(k, keys); }
+      keys.add(request.key);
+    }
     let set = this.#podsByNode.get(nodeName);
     if (!set) { set = new Set(); this.#podsByNode.set(nodeName, set); }
     set.add(request.key);
@@ -439,34 +449,47 @@ export class NodeTable {
     const p = this.#pods.get(key);
     if (!p) return;
     this.#pods.delete(key);
+    for (const label of Object.entries(p.request.labels)) this.#podsByLabel.get(label.join('='))?.delete(key);
     this.#podsByNode.get(p.nodeName)?.delete(key);
     const n = this.#index.get(p.nodeName);
     if (n !== undefined) { this.#refreshViews(); this.#applyPod(n, p, -1); }
   }
 
-  /** Id of the tracked pod-affinity term (selector over pods in `namespaces`), registering it on first use. */
+  /** Column of the tracked pod-affinity term (selector over pods in `namespaces`), registering it on first use. */
   termId(selector: LabelSelector, namespaces: string[]): number {
     const ns = [...new Set(namespaces)].sort();
     const key = `${ns.join(',')}|${stableJson(selector)}`;
     let term = this.#terms.get(key);
-    if (term) return term.id;
-    if (this.#terms.size >= L.MAX_TERMS) throw new Error(`scheduler: more than ${L.MAX_TERMS} distinct pod affinity selectors in use`);
+    if (term) { term.lastUsed = this.#encodeEpoch; return term.id; }
     selectorMatches(selector, {}); // validates the operators before the term is stored
-    term = { id: this.#terms.size, namespaces: new Set(ns), selector };
+    let id = this.#terms.size;
+    if (id >= L.MAX_TERMS) {
+      let victim: [string, TrackedTerm] | undefined;
+      for (const entry of this.#terms) if (!victim || entry[1].lastUsed < victim[1].lastUsed) victim = entry;
+      if (!victim || victim[1].lastUsed === this.#encodeEpoch) throw new Error(`scheduler: one pod uses more than ${L.MAX_TERMS} pod affinity selectors`);
+      this.#terms.delete(victim[0]);
+      id = victim[1].id;
+    }
+    term = { id, namespaces: new Set(ns), selector, lastUsed: this.#encodeEpoch };
     this.#terms.set(key, term);
     this.#refreshViews();
-    for (const p of this.#pods.values()) {
+    for (let n = 0; n < this.#names.length; n++) this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)] = 0;
+    const first = Object.entries(selector.matchLabels ?? {})[0];
+    const candidates = first ? this.#podsByLabel.get(first.join('=')) ?? [] : this.#pods.keys();
+    for (const podKey of candidates) {
+      const p = this.#pods.get(podKey)!;
       const n = this.#index.get(p.nodeName);
       if (n !== undefined && term.namespaces.has(p.request.namespace) && selectorMatches(selector, p.request.labels)) {
-        this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, term.id)]! += 1;
+        this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)]! += 1;
       }
     }
-    return term.id;
+    return id;
   }
 
   /** Writes the pod into the pod input region. Throws naming the field on bad input. */
   writePod(pod: Pod, r: PodRequest): void {
     const name = `pod ${r.namespace}/${pod.metadata.name}`;
+    this.#encodeEpoch++;
     const words: number[] = [];
     const header = new Int32Array(L.P_VAR_BASE);
     const section = (offField: number, countField: number, count: number, body: number[]): void => {

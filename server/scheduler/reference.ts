@@ -285,14 +285,15 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
       if (kind === L.T_PREFERRED_AFFINITY ? c > 0 : c <= 0) pMet += w;
     }
     if (pSum > 0) total += weight(L.S_POD_AFFINITY) * Math.floor(pMet * 100 / pSum);
-    // f. GPU fit: GPU pods prefer busy GPU nodes and tight memory fits; other pods prefer nodes without GPUs.
+    // f. GPU fit: GPU pods prefer busy GPU nodes and tight memory fits; other pods avoid opening an idle GPU
+    //    node (0) but may fill one whose GPUs are in use (100, like a node without GPUs).
     const gpuCount = ni(L.N_GPU_COUNT, n); const want = pw(L.P_GPU_COUNT);
+    let busy = 0;
+    for (let i = 0; i < gpuCount; i++) if (nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) > 0) busy++;
     let gpuScore: number;
     if (want === 0) {
-      gpuScore = gpuCount === 0 ? 100 : 0;
+      gpuScore = gpuCount === 0 || busy > 0 ? 100 : 0;
     } else {
-      let busy = 0;
-      for (let i = 0; i < gpuCount; i++) if (nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) > 0) busy++;
       let occupancy = Math.floor((busy + want) * 100 / gpuCount); if (occupancy > 100) occupancy = 100;
       const memMin = pf(L.PF_GPU_MEMORY_MIN);
       const tight = memMin > 0 && gpuMemSum > 0 ? Math.floor(memMin * want * 100 / gpuMemSum) : 100;
