@@ -180,7 +180,7 @@ export class PodWorker {
     await rm(this.podDir(), { recursive: true, force: true });
   }
 
-  /** One level-triggered step; exported for tests that drive the worker without its loop. */
+  /** One level-triggered step: reads the runtime, acts once per container, reports. The loop calls it. */
   async sync(): Promise<PodStatus> {
     const { runtime } = this.settings;
     const pod = this.inputs.pod;

@@ -187,13 +187,6 @@ export class FakeRuntime implements ContainerRuntime {
     this.watchers.delete(watcher);
   }
 
-  /** Appends a line to a running container's stdout, as if its process had written it. */
-  write(id: string, line: string, stream: LogLine['stream'] = 'stdout'): void {
-    const c = this.get(id);
-    c.log.push({ stream, line });
-    this.wake(c);
-  }
-
   private add(name: string, image: string, labels: Record<string, string>, behaviour: FakeBehaviour): FakeContainer {
     for (const c of this.containers.values()) {
       if (c.name === name) throw new Error(`container name "${name}" is already in use by ${c.id}`);
