@@ -347,13 +347,16 @@ export class Raft {
           }
           return;
         }
+        const wasPaused = pr.isPaused();
         if (pr.maybeUpdate(m.index)) {
           if (pr.state === 'probe') pr.becomeReplicate();
           else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
             pr.becomeProbe();
             pr.becomeReplicate();
           }
+          // A follower that was paused missed commit updates broadcast meanwhile: send one even if empty.
           if (this.maybeCommit()) this.bcastAppend();
+          else if (wasPaused) this.sendAppend(m.from);
           while (this.maybeSendAppend(m.from, false));
           if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
         }
@@ -668,7 +671,8 @@ export class Raft {
     const ensure = (learner: boolean): void => {
       const pr = progress.get(cc.nodeId);
       if (pr) pr.isLearner = learner;
-      else progress.set(cc.nodeId, new Progress(this.log.lastIndex() + 1, learner, this.trk.maxInflight));
+      // Probe from the last entry, so that there is something to send right away (and a rejection to learn from).
+      else progress.set(cc.nodeId, new Progress(Math.max(this.log.lastIndex(), 1), learner, this.trk.maxInflight));
     };
     switch (cc.type) {
       case 'addNode':
