@@ -1,0 +1,123 @@
+// The rollout, cordon/uncordon/drain and top command modules against the in-process API on a loopback port,
+// with the controllers of a simulated cluster acting on what they do.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rejects } from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { Deployment, Node, Pod } from '../../api-types/index.js';
+import { createApp } from '../../server/api/app.js';
+import { staticTokens } from '../../server/api/auth.js';
+import { parseArgs } from '../../cli/args.js';
+import type { Io } from '../../cli/main.js';
+import { rolloutCommand, undoTarget } from '../../cli/rollout.js';
+import type { CliCommand } from '../../cli/rollout.js';
+import { cordonCommand, uncordonCommand, drainCommand } from '../../cli/node-commands.js';
+import { formatNodeTop, formatPodTop } from '../../cli/top.js';
+import { ClusterSim, R, readyPods, webDeployment } from './cluster-sim.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+
+async function withApi(fn: (sim: ClusterSim, run: (c: CliCommand, ...argv: string[]) => Promise<{ code: number; out: string; err: string }>) => Promise<void>): Promise<void> {
+  const sim = await new ClusterSim().start();
+  const app = createApp({
+    objects: sim.objects, readBarrier: async () => {}, ready: () => true,
+    authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+    version: { flotilla: 'test', gitVersion: 'vtest' },
+  });
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const run = async (c: CliCommand, ...argv: string[]) => {
+    let out = '';
+    let err = '';
+    const io: Io = {
+      out: (t) => { out += t; }, err: (t) => { err += t; }, readStdin: () => '', isTty: false,
+      env: { FLOTILLA_SERVER: url, FLOTILLA_TOKEN: TOKEN, FLOTILLA_CONFIG: '/nonexistent/flotilla-config' },
+    };
+    const code = await c.run(parseArgs(argv, c.flags), io, new AbortController().signal);
+    return { code, out, err };
+  };
+  try {
+    await fn(sim, run);
+  } finally {
+    await new Promise<void>((resolve) => { server.close(() => resolve()); (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(); });
+    await sim.stop();
+  }
+}
+
+const image = (p: Pod) => p.spec.containers[0]!.image;
+
+test('rollout status, history and undo through the API', () => withApi(async (sim, run) => {
+  for (const n of ['n1', 'n2']) await sim.addNode(n);
+  await sim.objects.create(R('deployments'), 'default', webDeployment('web', 3, 'nginx:1.25'));
+  await sim.until(() => (sim.get('deployments', 'web') as unknown as Deployment).status?.readyReplicas === 3);
+  const ok = await run(rolloutCommand, 'status', 'deployment/web');
+  assert.is(ok.code, 0, ok.err);
+  assert.match(ok.out, 'deployment "web" successfully rolled out');
+
+  const d = sim.get('deployments', 'web') as unknown as Deployment;
+  await sim.objects.patch(R('deployments'), 'default', 'web', { spec: { template: { spec: { containers: [{ ...d.spec.template.spec.containers[0]!, image: 'nginx:bad' }] } } } });
+  await sim.manager.settle();
+  const waiting = await run(rolloutCommand, 'status', 'deploy', 'web');
+  assert.is(waiting.code, 1);
+  assert.match(waiting.out, 'Waiting for deployment "web" rollout to finish');
+  await sim.until(() => sim.pods().length === 3 && readyPods(sim.pods(), (p) => image(p) === 'nginx:bad') === 3);
+
+  const history = await run(rolloutCommand, 'history', 'deployment/web');
+  assert.match(history.out, /1\s+nginx:1\.25/);
+  assert.match(history.out, /2\s+nginx:bad/);
+  const undo = await run(rolloutCommand, 'undo', 'deployment/web');
+  assert.is(undo.code, 0, undo.err);
+  assert.match(undo.out, 'rolled back to revision 1');
+  await sim.until(() => sim.pods().length === 3 && readyPods(sim.pods(), (p) => image(p) === 'nginx:1.25') === 3);
+  assert.match((await run(rolloutCommand, 'history', 'deployment/web')).out, /3\s+nginx:1\.25/);
+
+  await rejects(() => run(rolloutCommand, 'undo', 'deployment/web', '--to-revision', '9'), /unable to find revision 9/);
+  await rejects(() => run(rolloutCommand, 'sideways', 'deployment/web'), /must be one of/);
+}));
+
+test('undoTarget picks the newest revision before the current one', () => {
+  const rs = (rev: number) => ({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: `r${rev}`, annotations: { 'deployment.kubernetes.io/revision': String(rev) } }, spec: { selector: {} } }) as never;
+  assert.is(undoTarget([rs(1), rs(4), rs(3)]).metadata.name, 'r3');
+  assert.is(undoTarget([rs(1), rs(4), rs(3)], 1).metadata.name, 'r1');
+  assert.throws(() => undoTarget([rs(2)]), /no revision before/);
+});
+
+test('cordon, drain (DaemonSet pods stay) and uncordon', () => withApi(async (sim, run) => {
+  for (const n of ['n1', 'n2']) await sim.addNode(n);
+  await sim.objects.create(R('deployments'), 'default', webDeployment('web', 4, 'nginx:1.25'));
+  await sim.objects.create(R('daemonsets'), 'default', {
+    metadata: { name: 'agent' },
+    spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { containers: [{ name: 'a', image: 'busybox:1.36' }] } } },
+  });
+  await sim.until(() => readyPods(sim.pods()) === 6);
+  const cordon = await run(cordonCommand, 'n1');
+  assert.is(cordon.out, 'node/n1 cordoned\n');
+  assert.is((sim.get('nodes', 'n1') as unknown as Node).spec?.unschedulable, true);
+  assert.is((await run(cordonCommand, 'n1')).out, 'node/n1 already cordoned\n');
+
+  const drain = await run(drainCommand, 'n1');
+  assert.is(drain.code, 0, drain.err);
+  assert.match(drain.err, 'Ignoring DaemonSet-managed pods');
+  assert.match(drain.out, 'node/n1 drained');
+  await sim.until(() => readyPods(sim.pods(), (p) => p.metadata.labels?.app === 'web') === 4);
+  const onN1 = sim.pods().filter((p) => p.spec.nodeName === 'n1');
+  assert.equal(onN1.map((p) => p.metadata.labels?.app), ['agent']);
+
+  assert.is((await run(uncordonCommand, 'n1')).out, 'node/n1 uncordoned\n');
+  assert.is((sim.get('nodes', 'n1') as unknown as Node).spec?.unschedulable, undefined);
+  await rejects(() => run(drainCommand), /name the node/);
+}));
+
+test('top formats node and pod usage against allocatable', () => {
+  const nodes = [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'pi' }, status: { allocatable: { cpu: '4', memory: '4Gi' } } }] as never;
+  const text = formatNodeTop([{ metadata: { name: 'pi' }, usage: { cpu: '1', memory: '1Gi' } }, { metadata: { name: 'gone' }, usage: { cpu: '250m', memory: '0' } }], nodes);
+  assert.match(text, /^NAME\s+CPU\(cores\)\s+CPU%\s+MEMORY\(bytes\)\s+MEMORY%\n/);
+  assert.match(text, /\npi\s+1\s+25%\s+1024Mi\s+25%/);
+  assert.match(text, /\ngone\s+250m\s+<unknown>\s+0Mi\s+<unknown>/);
+  const pods = formatPodTop([{ metadata: { name: 'web-1', namespace: 'default' }, containers: [{ name: 'a', usage: { cpu: '100m', memory: '64Mi' } }, { name: 'b', usage: { cpu: '50m', memory: '32Mi' } }] }], true);
+  assert.match(pods, /\ndefault\s+web-1\s+150m\s+96Mi/);
+});
+
+test.run();
