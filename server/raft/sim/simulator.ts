@@ -1,6 +1,6 @@
 // Deterministic cluster simulator: real RawNodes over MemoryStorage "disks", a virtual clock (one step = one
-// tick), a network that drops, delays, duplicates and reorders, partitions, crashes (also between persisting
-// a Ready and sending its messages), restarts from the persisted state, snapshots with log compaction, and
+// tick), a network that drops, delays, duplicates and reorders, partitions, crashes (also before persisting a
+// Ready, and between persisting it and sending its messages), restarts from the persisted state, snapshots with log compaction, and
 // membership changes. A client model issues KV puts and ReadIndex gets; the history is checked for
 // linearizability. Safety invariants are checked at every step. One seed replays exactly: every random choice
 // comes from one SeededRandom and every iteration goes in id order.
@@ -278,6 +278,10 @@ export class Simulator {
       const node = m.node;
       const rd = node.ready();
       if (rd.softState?.role === 'leader') this.onNewLeader(m);
+      if (withFaults && this.rng.chance(0.002 * this.faults)) {
+        this.crash(m, 'before-persist');
+        return;
+      }
       // 1. persist
       m.storage.save({ entries: rd.entries, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
       if (withFaults && this.rng.chance(0.002 * this.faults)) {
