@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
 import { resourceByCliName } from '../../api-types/index.js';
 import type { Condition, OwnerReference, Pod, PodTemplateSpec, ResourceInfo, Taint, Toleration } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import type { ObjectService } from '../objects.js';
+import { resourceKey } from '../objects.js';
 
 function mustResource(name: string): ResourceInfo {
   const r = resourceByCliName(name);
@@ -58,6 +61,58 @@ export function ownerKey(o: StoredObject, kind: string): string[] {
 /** The objects in `items` controlled by `owner` (matched by uid, so a re-created owner of the same name does not adopt them). */
 export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference[] } }>(items: readonly T[], owner: StoredObject): T[] {
   return items.filter((o) => controllerOf(o)?.uid === owner.metadata.uid);
+}
+
+/**
+ * Pods by the uid of their controller, kept current by a watch on the store. The store publishes watch events
+ * inside apply, before the write's promise resolves, so after any awaited write the index is as new as the
+ * store. One index per store, for the store's lifetime; cached pods are shared and must not be mutated.
+ */
+class PodsByOwner {
+  readonly #byOwner = new Map<string, Map<string, Pod>>();
+  readonly #ownerOf = new Map<string, string>();
+
+  constructor(objects: ObjectService) {
+    const { items, revision } = objects.list(resources.pods);
+    for (const p of items) this.#put(p as unknown as Pod);
+    objects.store.hub.watch(resourceKey(resources.pods), undefined, revision, (e) => {
+      if (e.type === 'DELETED') this.#remove(objectKey(e.object));
+      else this.#put(e.object as unknown as Pod);
+    });
+  }
+
+  owned(uid: string): Pod[] {
+    return [...(this.#byOwner.get(uid)?.values() ?? [])];
+  }
+
+  #put(p: Pod): void {
+    const key = objectKey(p);
+    this.#remove(key);
+    const uid = controllerOf(p)?.uid;
+    if (!uid) return;
+    let pods = this.#byOwner.get(uid);
+    if (!pods) this.#byOwner.set(uid, pods = new Map());
+    pods.set(key, p);
+    this.#ownerOf.set(key, uid);
+  }
+
+  #remove(key: string): void {
+    const uid = this.#ownerOf.get(key);
+    if (uid === undefined) return;
+    this.#ownerOf.delete(key);
+    const pods = this.#byOwner.get(uid);
+    pods?.delete(key);
+    if (pods?.size === 0) this.#byOwner.delete(uid);
+  }
+}
+
+const podIndexes = new WeakMap<SqliteStore, PodsByOwner>();
+
+/** The pods whose controller is `owner` (by uid), from the store's pod index. */
+export function podsOwnedBy(objects: ObjectService, owner: StoredObject): Pod[] {
+  let index = podIndexes.get(objects.store);
+  if (!index) podIndexes.set(objects.store, index = new PodsByOwner(objects));
+  return owner.metadata.uid ? index.owned(owner.metadata.uid) : [];
 }
 
 export function podCondition(pod: Pod, type: string): Condition | undefined {

@@ -1,7 +1,7 @@
 import type { Condition, Job, JobStatus, Pod } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import {
-  resources, objectKey, splitKey, ownerKey, ownedBy, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition,
+  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -39,7 +39,7 @@ export function jobController(deps: ControllerDeps): Controller {
       const owner = job as unknown as StoredObject;
       const now = deps.now();
       const nowIso = new Date(now).toISOString();
-      const pods = ownedBy(deps.objects.list(resources.pods, namespace).items as unknown as Pod[], owner);
+      const pods = podsOwnedBy(deps.objects, owner);
       let active = pods.filter(isPodActive);
       const succeeded = pods.filter((p) => p.status?.phase === 'Succeeded').length;
       const failedPods = pods.filter((p) => p.status?.phase === 'Failed');

@@ -3,7 +3,7 @@ import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects.js';
 import {
-  resources, objectKey, splitKey, ownerKey, ownedBy, isPodActive, isPodReady, isPodAvailable, podCondition,
+  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, isPodAvailable, podCondition,
   podFromTemplate, sameContent,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
@@ -31,7 +31,7 @@ export function replicaSetController(deps: ControllerDeps): Controller {
       const rs = deps.objects.get(resources.replicaSets, namespace, name) as ReplicaSet | undefined;
       if (!rs || rs.metadata.deletionTimestamp) return;
       const owner = rs as unknown as StoredObject;
-      const pods = ownedBy(deps.objects.list(resources.pods, namespace).items as unknown as Pod[], owner);
+      const pods = podsOwnedBy(deps.objects, owner);
       for (const p of pods.filter((p) => p.status?.phase === 'Failed' && !p.metadata.deletionTimestamp)) {
         await deletePod(deps.objects, p);
         await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted failed pod: ${p.metadata.name}`);
