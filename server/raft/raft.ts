@@ -29,6 +29,8 @@ export interface RaftConfig {
   applied?: number;
   /** Upper bound on entry bytes per MsgApp (batching). */
   maxSizePerMsg?: number;
+  /** Upper bound on entry bytes in one Ready's committedEntries (at least one entry); the rest follow in later Readies. */
+  maxCommittedBytesPerReady?: number;
   /** Upper bound on unacknowledged MsgApps per follower in replicate state (pipelining). */
   maxInflightMsgs?: number;
   preVote?: boolean;
@@ -98,7 +100,7 @@ export class Raft {
     this.preVote = cfg.preVote ?? true;
     this.checkQuorum = cfg.checkQuorum ?? true;
     this.randomInt = cfg.randomInt;
-    this.log = new RaftLog(cfg.storage);
+    this.log = new RaftLog(cfg.storage, cfg.maxCommittedBytesPerReady);
     this.trk = new ProgressTracker(cfg.maxInflightMsgs ?? 256);
 
     const { hardState, confState } = cfg.storage.initialState();

@@ -17,8 +17,10 @@
 //        If rd.mustSync, the write must be durable (fsync) before step 2.
 //     2. SEND rd.messages (only now: they may promise what step 1 wrote, e.g. a vote or an acknowledged entry).
 //        Delivery may fail, reorder or duplicate; Raft tolerates it. Report a peer that cannot be reached
-//        with reportUnreachable(id), and the outcome of a MsgSnap with reportSnapshot(id, ok).
-//     3. APPLY: if rd.snapshot, restore the state machine from it; then apply rd.committedEntries in order.
+//        with reportUnreachable(id). The outcome of every MsgSnap MUST be reported with reportSnapshot(id, ok):
+//        until then the leader sends that follower nothing else.
+//     3. APPLY: if rd.snapshot, restore the state machine from it; then apply rd.committedEntries in order
+//        (they may include entries of rd.entries: that is why step 1 comes first).
 //        For an entry of type 'confChange', call node.applyConfChange(decodeConfChange(entry.data)).
 //        Answer rd.readStates once the state machine's applied index reaches readState.index.
 //        rd.softState tells about leader changes (start or stop leader-only work).

@@ -128,15 +128,22 @@ export class SqliteStorage implements LogStore {
 
   /** One transaction: snapshot (replacing the log), entries (truncating a conflicting tail), hard state. */
   save(update: StorageUpdate): void {
-    this.db.transaction(() => {
-      if (update.snapshot) this.writeSnapshot(update.snapshot);
-      this.writeEntries(update.entries);
-      if (update.hardState) {
-        const hs = update.hardState;
-        this.stmt.putHardState.run(hs.term, hs.vote, hs.commit);
-        this.hardState = { ...hs };
-      }
-    })();
+    const cached = { hardState: this.hardState, snap: this.snap, anchor: this.anchor, last: this.last };
+    try {
+      this.db.transaction(() => {
+        if (update.snapshot) this.writeSnapshot(update.snapshot);
+        this.writeEntries(update.entries);
+        if (update.hardState) {
+          const hs = update.hardState;
+          this.stmt.putHardState.run(hs.term, hs.vote, hs.commit);
+          this.hardState = { ...hs };
+        }
+      })();
+    } catch (err) {
+      // The transaction rolled back: so do the cached copies.
+      ({ hardState: this.hardState, snap: this.snap, anchor: this.anchor, last: this.last } = cached);
+      throw err;
+    }
   }
 
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
