@@ -137,7 +137,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
     }
   }
 
-  async function writeStatus(d: Deployment, all: ReplicaSet[], current: ReplicaSet | undefined, replicas: number): Promise<void> {
+  async function writeStatus(d: Deployment, all: ReplicaSet[], current: ReplicaSet | undefined, replicas: number): Promise<{ requeueAfterMs?: number }> {
     const nowIso = new Date(deps.now()).toISOString();
     const ru = d.spec.strategy?.rollingUpdate;
     const maxUnavailable = d.spec.strategy?.type === 'Recreate' ? replicas : scaledValue(ru?.maxUnavailable, replicas, '25%', false);
@@ -148,23 +148,47 @@ export function deploymentController(deps: ControllerDeps): Controller {
     let conditions: Condition[] = withCondition(d.status?.conditions, availableCount >= replicas - maxUnavailable
       ? { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.' }
       : { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' }, nowIso);
-    conditions = withCondition(conditions, d.spec.paused
-      ? { type: 'Progressing', status: 'Unknown', reason: 'DeploymentPaused', message: 'Deployment is paused' }
-      : complete
-        ? { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${current?.metadata.name}" has successfully progressed.` }
-        : { type: 'Progressing', status: 'True', reason: 'ReplicaSetUpdated', message: `ReplicaSet "${current?.metadata.name ?? ''}" is progressing.` }, nowIso);
-    const status: DeploymentStatus = {
-      observedGeneration: d.metadata.generation ?? 1,
+    const counts = {
       replicas: sum(all, (rs) => rs.status?.replicas ?? 0),
       updatedReplicas: updated,
       readyReplicas: sum(all, (rs) => rs.status?.readyReplicas ?? 0),
       availableReplicas: availableCount,
+    };
+    // Progress is any change of these counts or of the new ReplicaSet; without progress for
+    // progressDeadlineSeconds (default 600) an unfinished rollout is reported as ProgressDeadlineExceeded.
+    const before = d.status?.conditions?.find((c) => c.type === 'Progressing');
+    const progressed = !sameContent(counts, { replicas: d.status?.replicas ?? 0, updatedReplicas: d.status?.updatedReplicas ?? 0, readyReplicas: d.status?.readyReplicas ?? 0, availableReplicas: d.status?.availableReplicas ?? 0 })
+      || !before?.message?.includes(`"${current?.metadata.name ?? ''}"`);
+    const waitingSince = before?.lastUpdateTime !== undefined && !progressed && before.reason === 'ReplicaSetUpdated' ? before.lastUpdateTime : nowIso;
+    const deadlineMs = Date.parse(waitingSince) + (d.spec.progressDeadlineSeconds ?? 600) * 1000;
+    let requeueAfterMs: number | undefined;
+    let progressing: Condition;
+    if (d.spec.paused) {
+      progressing = { type: 'Progressing', status: 'Unknown', reason: 'DeploymentPaused', message: 'Deployment is paused' };
+    } else if (complete) {
+      progressing = { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${current?.metadata.name}" has successfully progressed.` };
+    } else if ((before?.reason === 'ProgressDeadlineExceeded' && !progressed) || deps.now() >= deadlineMs) {
+      progressing = { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: `ReplicaSet "${current?.metadata.name ?? ''}" has timed out progressing.` };
+    } else {
+      progressing = { type: 'Progressing', status: 'True', reason: 'ReplicaSetUpdated', message: `ReplicaSet "${current?.metadata.name ?? ''}" is progressing.` };
+      requeueAfterMs = deadlineMs - deps.now();
+    }
+    // lastUpdateTime moves only with progress or a new reason, so that a settled Deployment is not rewritten.
+    const lastUpdate = before?.lastUpdateTime !== undefined && !progressed && before.reason === progressing.reason ? before.lastUpdateTime : nowIso;
+    if (progressing.reason === 'ProgressDeadlineExceeded' && before?.reason !== 'ProgressDeadlineExceeded') {
+      await events.record(d as unknown as StoredObject, 'Warning', 'ProgressDeadlineExceeded', progressing.message ?? '');
+    }
+    conditions = withCondition(conditions, { ...progressing, lastUpdateTime: lastUpdate }, nowIso);
+    const status: DeploymentStatus = {
+      observedGeneration: d.metadata.generation ?? 1,
+      ...counts,
       unavailableReplicas: Math.max(0, replicas - availableCount),
       conditions,
     };
     if (!sameContent(status, d.status ?? {})) {
       await deps.objects.replaceStatus(resources.deployments, d.metadata.namespace, d.metadata.name ?? '', status);
     }
+    return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   }
 }
 

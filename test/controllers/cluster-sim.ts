@@ -29,6 +29,8 @@ export interface SimOptions {
   settings?: Partial<ControllerSettings>;
   /** What a running pod does when the kubelet looks at it: stay running (undefined) or finish. */
   finish?: (pod: Pod) => 'Succeeded' | 'Failed' | undefined;
+  /** Pods the kubelet leaves Pending (an image that cannot be pulled, say). */
+  hold?: (pod: Pod) => boolean;
 }
 
 export class ClusterSim {
@@ -104,7 +106,7 @@ export class ClusterSim {
     const at = new Date(this.clock.now()).toISOString();
     for (const p of this.pods()) {
       const node = p.spec.nodeName;
-      if (!node || this.down.has(node) || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
+      if (!node || this.down.has(node) || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || this.options.hold?.(p)) continue;
       if (p.status?.phase !== 'Running') {
         await this.setPhase(p, 'Running', at);
         continue;

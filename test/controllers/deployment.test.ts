@@ -33,6 +33,13 @@ test('a Deployment of 10 replicas reaches 10 ready pods, spread over the nodes, 
     assert.ok(pods.every((p) => p.metadata.ownerReferences?.[0]?.uid === rs?.metadata.uid));
     const events = sim.objects.list(R('events'), 'default').items;
     assert.ok(events.some((e) => e.reason === 'ScalingReplicaSet'), 'the scaling is recorded as an event');
+    // Settled: time passing and resyncs write nothing.
+    const revision = sim.store.revision();
+    for (let i = 0; i < 3; i++) {
+      await sim.step(400_000);
+      sim.heartbeat();
+    }
+    assert.is(sim.store.revision(), revision, 'a settled cluster is not rewritten');
   } finally {
     await sim.stop();
   }
@@ -121,6 +128,30 @@ test('a paused Deployment does not roll out a new template until resumed', async
     assert.is(deployment(sim, 'web').status?.conditions?.find((c) => c.type === 'Progressing')?.reason, 'DeploymentPaused');
     await sim.objects.patch(R('deployments'), 'default', 'web', { spec: { paused: false } });
     await sim.until(() => sim.pods().length === 2 && readyPods(sim.pods(), (p) => image(p) === 'nginx:1.26') === 2);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('a rollout that makes no progress for progressDeadlineSeconds is reported, and the old pods keep serving', async () => {
+  const sim = await new ClusterSim({ hold: (p) => image(p) === 'nginx:missing' }).start();
+  try {
+    for (const n of ['n1', 'n2']) await sim.addNode(n);
+    await sim.objects.create(R('deployments'), 'default', webDeployment('web', 4, 'nginx:1.25', { progressDeadlineSeconds: 60, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } } }));
+    await sim.until(() => deployment(sim, 'web').status?.readyReplicas === 4);
+    const d = deployment(sim, 'web');
+    await sim.objects.patch(R('deployments'), 'default', 'web', { spec: { template: { spec: { containers: [{ ...d.spec.template.spec.containers[0]!, image: 'nginx:missing' }] } } } });
+    const progressing = () => deployment(sim, 'web').status?.conditions?.find((c) => c.type === 'Progressing');
+    await sim.until(() => progressing()?.reason === 'ReplicaSetUpdated');
+    const started = sim.clock.now();
+    await sim.until(() => progressing()?.reason === 'ProgressDeadlineExceeded', 100, 5_000);
+    const waited = sim.clock.now() - started;
+    assert.ok(waited >= 55_000 && waited <= 70_000, `reported after ${waited} ms`);
+    assert.is(progressing()?.status, 'False');
+    assert.is(readyPods(sim.pods(), (p) => image(p) === 'nginx:1.25'), 4);
+    for (let i = 0; i < 5; i++) await sim.step(60_000);
+    assert.is(progressing()?.reason, 'ProgressDeadlineExceeded', 'it stays reported without progress');
+    assert.ok(sim.objects.list(R('events'), 'default').items.some((e) => e.reason === 'ProgressDeadlineExceeded'));
   } finally {
     await sim.stop();
   }
