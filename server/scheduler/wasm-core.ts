@@ -22,9 +22,12 @@ interface CoreExports {
 
 export const DEFAULT_WASM_URL = new URL('../../../build/scheduler.wasm', import.meta.url);
 
-/** Compiles and instantiates the core. Throws when the file is missing or its layout disagrees. */
+const compiled = new Map<string, WebAssembly.Module>(); // one compilation per file; instances are per table
+
+/** Instantiates the core (compiling it on first use). Throws when the file is missing or its layout disagrees. */
 export function loadWasmCore(url: URL = DEFAULT_WASM_URL): WasmCore {
-  const module = new WebAssembly.Module(readFileSync(url));
+  let module = compiled.get(url.href);
+  if (!module) { module = new WebAssembly.Module(readFileSync(url)); compiled.set(url.href, module); }
   const instance = new WebAssembly.Instance(module, { env: { abort: () => { throw new Error('scheduler.wasm aborted'); } } });
   const x = instance.exports as unknown as CoreExports;
   const probes: [string, number, number][] = [

@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { Scheduler } from '../../server/scheduler/scheduler.js';
 import { randomCluster, randomPod, seededRandom } from './cluster-gen.js';
 
-const CLUSTERS = Number(process.env.FLOTILLA_DIFF_CLUSTERS ?? 200);
+const CLUSTERS = Number(process.env.FLOTILLA_DIFF_CLUSTERS ?? 2000);
+const PODS_PER_CLUSTER = 12;
 
 test(`wasm and reference agree on ${CLUSTERS} random clusters`, () => {
   let placements = 0; let placed = 0; let gpuPlaced = 0; let malformed = 0;
@@ -14,7 +15,7 @@ test(`wasm and reference agree on ${CLUSTERS} random clusters`, () => {
     const nodes = randomCluster(rng, 1 + Math.floor(rng() * 40));
     for (const n of nodes) s.upsertNode(n);
     if (seed % 5 === 0 && nodes.length > 1) s.removeNode(nodes[0]!.metadata.name);
-    const pods = Array.from({ length: 30 }, (_, i) => randomPod(rng, i));
+    const pods = Array.from({ length: PODS_PER_CLUSTER }, (_, i) => randomPod(rng, i));
     for (const pod of pods) {
       const w = s.place(pod, s.engine);
       const r = s.place(pod, s.reference);
