@@ -33,6 +33,26 @@ test('a DaemonSet runs one bound pod per matching node, including a node that jo
   }
 });
 
+test('a DaemonSet rolls a new template out node by node, at most maxUnavailable at a time', async () => {
+  const sim = await new ClusterSim().start();
+  try {
+    for (const n of ['a', 'b', 'c', 'd']) await sim.addNode(n);
+    await sim.objects.create(R('daemonsets'), 'default', {
+      metadata: { name: 'logs' },
+      spec: { selector: { matchLabels: { app: 'logs' } }, template: { metadata: { labels: { app: 'logs' } }, spec: { containers: [container] } } },
+    });
+    await sim.until(() => readyPods(sim.pods()) === 4);
+    await sim.objects.patch(R('daemonsets'), 'default', 'logs', { spec: { template: { spec: { containers: [{ ...container, image: 'busybox:1.37' }] } } } });
+    let minReady = Infinity;
+    await sim.until(() => readyPods(sim.pods(), (p) => p.spec.containers[0]!.image === 'busybox:1.37') === 4, 50, 1000, () => { minReady = Math.min(minReady, readyPods(sim.pods())); });
+    assert.is(minReady, 3, 'one node at a time (maxUnavailable 1)');
+    assert.is(sim.pods().length, 4);
+    assert.is((sim.get('daemonsets', 'logs') as unknown as DaemonSet).status?.updatedNumberScheduled, 4);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('a DaemonSet skips nodes with a taint it does not tolerate', async () => {
   const sim = await new ClusterSim().start();
   try {
@@ -157,6 +177,32 @@ test('a StatefulSet starts NAME-0.. in order with stable claim names and stops i
     await sim.until(() => sim.pods().length === 0, 50);
     stopWatch();
     assert.equal(removed, ['db-2', 'db-1', 'db-0']);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('a StatefulSet replaces pods for a new template from the highest ordinal down; Parallel starts all at once', async () => {
+  const sim = await new ClusterSim().start();
+  try {
+    await sim.addNode('n1');
+    const set = (name: string, policy: string) => ({
+      metadata: { name },
+      spec: { replicas: 3, podManagementPolicy: policy, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [container] } } },
+    });
+    await sim.objects.create(R('statefulsets'), 'default', set('par', 'Parallel'));
+    await sim.step();
+    assert.is(sim.pods().filter((p) => p.metadata.labels?.app === 'par').length, 3, 'Parallel creates every pod in one pass');
+    await sim.objects.create(R('statefulsets'), 'default', set('db', 'OrderedReady'));
+    await sim.until(() => (sim.get('statefulsets', 'db') as unknown as StatefulSet).status?.readyReplicas === 3);
+    const deleted: string[] = [];
+    const stop = sim.store.hub.watch('pods', 'default', sim.store.revision(), (e) => { if (e.type === 'DELETED' && e.object.metadata.labels?.app === 'db') deleted.push(e.object.metadata.name); });
+    await sim.objects.patch(R('statefulsets'), 'default', 'db', { spec: { template: { spec: { containers: [{ ...container, image: 'busybox:1.37' }] } } } });
+    await sim.until(() => readyPods(sim.pods(), (p) => p.metadata.labels?.app === 'db' && p.spec.containers[0]!.image === 'busybox:1.37') === 3, 50);
+    stop();
+    assert.equal(deleted, ['db-2', 'db-1', 'db-0']);
+    const status = (sim.get('statefulsets', 'db') as unknown as StatefulSet).status!;
+    assert.is(status.updatedReplicas, 3);
   } finally {
     await sim.stop();
   }
