@@ -16,7 +16,7 @@ export const LABEL_CONTROLLER_UID = 'batch.kubernetes.io/controller-uid';
 
 /**
  * Runs a Job's pods to `completions` successes (default 1) with at most `parallelism` (default 1) running at
- * once. Finished pods are kept: they are the record of succeeded and failed counts. After the f-th failure no
+ * once. Finished pods are kept as the record of what ran; status counts never decrease. After the f-th failure no
  * pod is created for min(10 s * 2^(f-1), 6 min) after the latest failure. The Job fails (condition Failed) when
  * failures exceed backoffLimit (default 6), reason BackoffLimitExceeded, or when it has run longer than
  * activeDeadlineSeconds, reason DeadlineExceeded; either way its running pods are deleted.
@@ -41,9 +41,10 @@ export function jobController(deps: ControllerDeps): Controller {
       const nowIso = new Date(now).toISOString();
       const pods = podsOwnedBy(deps.objects, owner);
       let active = pods.filter(isPodActive);
-      const succeeded = pods.filter((p) => p.status?.phase === 'Succeeded').length;
+      // Counts never go down: finished pods deleted by someone still count, as Kubernetes' tracking does.
+      const succeeded = Math.max(job.status?.succeeded ?? 0, pods.filter((p) => p.status?.phase === 'Succeeded').length);
       const failedPods = pods.filter((p) => p.status?.phase === 'Failed');
-      const failed = failedPods.length;
+      const failed = Math.max(job.status?.failed ?? 0, failedPods.length);
       const status: JobStatus = { ...(job.status ?? {}) };
       const finished = status.conditions?.some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
 

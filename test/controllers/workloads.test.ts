@@ -110,6 +110,10 @@ test('a Job with completions 5 and parallelism 2 completes, backing off after fa
     assert.is(s.failed, 2);
     assert.is(s.active, 0);
     assert.ok(s.completionTime);
+    for (const p of sim.pods()) await sim.objects.delete(R('pods'), 'default', p.metadata.name ?? '');
+    await sim.step();
+    assert.is(job().status?.succeeded, 5, 'deleting finished pods does not undo the count');
+    assert.is(sim.pods().length, 0, 'a complete job starts nothing again');
   } finally {
     await sim.stop();
   }
