@@ -31,6 +31,17 @@ export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
 export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
 export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
 
+/**
+ * Owner annotation set by `orphanDependents` just before the owner is deleted with propagationPolicy=Orphan:
+ * its controller then leaves it alone (no adoption, no replacements) as it would a terminating object.
+ */
+export const ANNOTATION_ORPHANING = 'flotilla.io/orphaning';
+
+/** Terminating, or about to be deleted leaving its dependents: a controller must not act on it. */
+export function isGoing(o: { metadata: { deletionTimestamp?: string; annotations?: Record<string, string> } }): boolean {
+  return Boolean(o.metadata.deletionTimestamp) || o.metadata.annotations?.[ANNOTATION_ORPHANING] !== undefined;
+}
+
 /** A work-queue key: "namespace/name" for namespaced objects, "name" for cluster-scoped ones. */
 export function objectKey(o: { metadata: { namespace?: string; name?: string } }): string {
   return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name ?? ''}` : o.metadata.name ?? '';
@@ -88,8 +99,7 @@ class PodsByOwner {
   #put(p: Pod): void {
     const key = objectKey(p);
     this.#remove(key);
-    const uid = controllerOf(p)?.uid;
-    if (!uid) return;
+    const uid = controllerOf(p)?.uid ?? UNOWNED;
     let pods = this.#byOwner.get(uid);
     if (!pods) this.#byOwner.set(uid, pods = new Map());
     pods.set(key, p);
@@ -106,13 +116,24 @@ class PodsByOwner {
   }
 }
 
+/** The index bucket of pods without a controller (no real uid is empty). */
+const UNOWNED = '';
 const podIndexes = new WeakMap<SqliteStore, PodsByOwner>();
+
+function podIndex(objects: ObjectService): PodsByOwner {
+  let index = podIndexes.get(objects.store);
+  if (!index) podIndexes.set(objects.store, index = new PodsByOwner(objects));
+  return index;
+}
 
 /** The pods whose controller is `owner` (by uid), from the store's pod index. */
 export function podsOwnedBy(objects: ObjectService, owner: StoredObject): Pod[] {
-  let index = podIndexes.get(objects.store);
-  if (!index) podIndexes.set(objects.store, index = new PodsByOwner(objects));
-  return owner.metadata.uid ? index.owned(owner.metadata.uid) : [];
+  return owner.metadata.uid ? podIndex(objects).owned(owner.metadata.uid) : [];
+}
+
+/** Pods of `namespace` that no controller owns: candidates for adoption. */
+export function unownedPods(objects: ObjectService, namespace: string | undefined): Pod[] {
+  return podIndex(objects).owned(UNOWNED).filter((p) => p.metadata.namespace === namespace);
 }
 
 export function podCondition(pod: Pod, type: string): Condition | undefined {

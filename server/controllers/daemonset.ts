@@ -3,7 +3,7 @@ import type { DaemonSet, DaemonSetStatus, Node, Pod, Toleration } from '../../ap
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
-  sameContent, scaledValue, templateHash, tolerationFor, LABEL_CONTROLLER_REVISION_HASH,
+  sameContent, scaledValue, templateHash, tolerationFor, LABEL_CONTROLLER_REVISION_HASH, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -37,7 +37,7 @@ export function daemonSetController(deps: ControllerDeps): Controller {
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
       const ds = deps.objects.get(resources.daemonSets, namespace, name) as DaemonSet | undefined;
-      if (!ds || ds.metadata.deletionTimestamp) return;
+      if (!ds || isGoing(ds)) return;
       const owner = ds as unknown as StoredObject;
       const hash = templateHash(ds.spec.template);
       const nodes = deps.objects.list(resources.nodes).items as unknown as Node[];

@@ -2,7 +2,7 @@ import type { Condition, Deployment, DeploymentStatus, PodTemplateSpec, ReplicaS
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, ownedBy, controllerRefTo, templateHash, sameContent, scaledValue, withCondition,
-  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION,
+  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
@@ -57,7 +57,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
       const d = deps.objects.get(resources.deployments, namespace, name) as Deployment | undefined;
-      if (!d || d.metadata.deletionTimestamp) return;
+      if (!d || isGoing(d)) return;
       let all = ownedBy(deps.objects.list(resources.replicaSets, namespace).items as unknown as ReplicaSet[], d as unknown as StoredObject);
       const replicas = d.spec.replicas ?? 1;
       const hash = templateHash(d.spec.template);

@@ -5,6 +5,7 @@ import type { ObjectService } from '../objects.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { ANNOTATION_ORPHANING } from './cluster-objects.js';
 
 /** Resources whose objects can have owners. Events, nodes and namespaces never do. */
 const ownable: readonly ResourceInfo[] = allResources.filter((r) => !['events', 'nodes', 'namespaces'].includes(r.plural));
@@ -15,7 +16,7 @@ const ownable: readonly ResourceInfo[] = allResources.filter((r) => !['events', 
  * Deployment thus removes its ReplicaSets, whose deletion removes their pods.
  *
  * Orphaning: the API deletes at once, so an owner deleted with propagationPolicy=Orphan must release its
- * dependents BEFORE it is deleted: the API calls `orphanDependents` first (see below).
+ * dependents BEFORE it is deleted: the API calls `orphanDependents` first (see below), then deletes it.
  *
  * Keys are "resourceKey|namespace|name" of dependents. An in-memory index from owner uid to dependent keys,
  * kept by the watches and rebuilt by every resync, finds the dependents of a deleted owner.
@@ -89,11 +90,20 @@ export function garbageCollector(deps: ControllerDeps): Controller {
 
 /**
  * Removes the owner reference to `owner` from every object that has one, so that deleting the owner leaves
- * them in place (propagationPolicy=Orphan). The API calls this before deleting the owner.
+ * them in place (propagationPolicy=Orphan). The API calls this before deleting the owner. The owner is first
+ * annotated flotilla.io/orphaning, which stops its controller; should the delete not follow, removing the
+ * annotation hands the owner back to its controller. Returns how many dependents were released.
  */
 export async function orphanDependents(objects: ObjectService, owner: StoredObject): Promise<number> {
   const uid = owner.metadata.uid;
   if (!uid) return 0;
+  // First freeze the owner's controller, or it would adopt or replace what is being released.
+  const ownerResource = resourceForKind(owner.apiVersion, owner.kind);
+  if (ownerResource) {
+    await objects.patch(ownerResource, owner.metadata.namespace, owner.metadata.name, {
+      metadata: { uid, annotations: { [ANNOTATION_ORPHANING]: new Date(objects.now().getTime()).toISOString() } },
+    });
+  }
   let released = 0;
   for (const r of ownable) {
     for (const o of objects.list(r, owner.metadata.namespace || undefined).items) {

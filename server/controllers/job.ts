@@ -1,7 +1,7 @@
 import type { Condition, Job, JobStatus, Pod } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import {
-  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition,
+  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -35,7 +35,7 @@ export function jobController(deps: ControllerDeps): Controller {
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
       const job = deps.objects.get(resources.jobs, namespace, name) as Job | undefined;
-      if (!job || job.metadata.deletionTimestamp) return;
+      if (!job || isGoing(job)) return;
       const owner = job as unknown as StoredObject;
       const now = deps.now();
       const nowIso = new Date(now).toISOString();

@@ -1,10 +1,11 @@
+import { labelSelectorFromSpec, matchesLabels } from '../../api-types/index.js';
 import type { Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects.js';
 import {
-  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, isPodAvailable, podCondition,
-  podFromTemplate, sameContent,
+  resources, objectKey, splitKey, ownerKey, podsOwnedBy, unownedPods, controllerOf, controllerRefTo, isPodActive, isPodReady, isPodAvailable, podCondition,
+  podFromTemplate, sameContent, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
@@ -13,8 +14,8 @@ import type { Controller, ControllerDeps } from './controller.js';
 const BURST = 500;
 
 /**
- * Keeps spec.replicas active pods for every ReplicaSet: creates unbound pods from the template (the scheduler
- * binds them), deletes surplus pods (unbound first, then not ready, then the newest), deletes Failed pods so
+ * Keeps spec.replicas active pods for every ReplicaSet: adopts matching pods no controller owns, creates
+ * unbound pods from the template (the scheduler binds them), deletes surplus pods (unbound first, then not ready, then the newest), deletes Failed pods so
  * that they are replaced, and reports replicas/ready/available in the status.
  */
 export function replicaSetController(deps: ControllerDeps): Controller {
@@ -23,15 +24,22 @@ export function replicaSetController(deps: ControllerDeps): Controller {
     name: 'replicaset',
     watches: [
       { resource: resources.replicaSets, keys: (e) => [objectKey(e.object)] },
-      { resource: resources.pods, keys: (e) => ownerKey(e.object, 'ReplicaSet') },
+      {
+        resource: resources.pods,
+        // A pod without a controller wakes the ReplicaSets whose selector matches it, which may adopt it.
+        keys: (e) => (controllerOf(e.object) || e.type === 'DELETED'
+          ? ownerKey(e.object, 'ReplicaSet')
+          : (deps.objects.list(resources.replicaSets, e.object.metadata.namespace).items as unknown as ReplicaSet[])
+            .filter((rs) => matchesLabels(labelSelectorFromSpec(rs.spec.selector), e.object.metadata.labels)).map(objectKey)),
+      },
     ],
     allKeys: () => deps.objects.list(resources.replicaSets).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
       const rs = deps.objects.get(resources.replicaSets, namespace, name) as ReplicaSet | undefined;
-      if (!rs || rs.metadata.deletionTimestamp) return;
+      if (!rs || isGoing(rs)) return;
       const owner = rs as unknown as StoredObject;
-      const pods = podsOwnedBy(deps.objects, owner);
+      const pods = [...podsOwnedBy(deps.objects, owner), ...await adopt(deps, rs)];
       for (const p of pods.filter((p) => p.status?.phase === 'Failed' && !p.metadata.deletionTimestamp)) {
         await deletePod(deps.objects, p);
         await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted failed pod: ${p.metadata.name}`);
@@ -61,6 +69,27 @@ export function replicaSetController(deps: ControllerDeps): Controller {
       return writeStatus(deps, rs, active);
     },
   };
+}
+
+/**
+ * Takes over the namespace's live pods that no controller owns and that the selector matches, as Kubernetes
+ * does (pods left behind by an orphaning delete, say). The write is pinned to the pod's resourceVersion, so of
+ * two ReplicaSets adopting one pod only one succeeds.
+ */
+async function adopt(deps: ControllerDeps, rs: ReplicaSet): Promise<Pod[]> {
+  const selector = labelSelectorFromSpec(rs.spec.selector);
+  const adopted: Pod[] = [];
+  for (const p of unownedPods(deps.objects, rs.metadata.namespace)) {
+    if (!isPodActive(p) || !matchesLabels(selector, p.metadata.labels)) continue;
+    try {
+      adopted.push(await deps.objects.patch(resources.pods, p.metadata.namespace, p.metadata.name ?? '', {
+        metadata: { resourceVersion: p.metadata.resourceVersion, ownerReferences: [...(p.metadata.ownerReferences ?? []), controllerRefTo(rs as unknown as StoredObject)] },
+      }) as unknown as Pod);
+    } catch (err) {
+      if (!(err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409))) throw err;
+    }
+  }
+  return adopted;
 }
 
 /** Pods to delete first sort first: unbound, then not ready, then the most recently created. */

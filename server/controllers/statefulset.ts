@@ -2,7 +2,7 @@ import type { Pod, StatefulSet, StatefulSetStatus, Volume } from '../../api-type
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
-  sameContent, templateHash, LABEL_CONTROLLER_REVISION_HASH,
+  sameContent, templateHash, LABEL_CONTROLLER_REVISION_HASH, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -31,7 +31,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
       const sts = deps.objects.get(resources.statefulSets, namespace, name) as StatefulSet | undefined;
-      if (!sts || sts.metadata.deletionTimestamp) return;
+      if (!sts || isGoing(sts)) return;
       const owner = sts as unknown as StoredObject;
       const replicas = sts.spec.replicas ?? 1;
       const ordered = sts.spec.podManagementPolicy !== 'Parallel';

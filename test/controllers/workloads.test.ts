@@ -212,7 +212,7 @@ test('a StatefulSet replaces pods for a new template from the highest ordinal do
   }
 });
 
-test('dependents of an owner deleted with orphaning stay; others are collected', async () => {
+test('dependents of an owner deleted with orphaning stay (and are adopted by a new owner); others are collected', async () => {
   const sim = await new ClusterSim().start();
   try {
     await sim.addNode('n1');
@@ -224,11 +224,22 @@ test('dependents of an owner deleted with orphaning stay; others are collected',
     await sim.until(() => readyPods(sim.pods()) === 4);
     const owner = sim.get('replicasets', 'orphaned')!;
     assert.is(await orphanDependents(sim.objects, owner), 2);
+    await sim.manager.settle();
+    const released = sim.pods().filter((p) => p.metadata.labels?.app === 'orphaned');
+    assert.is(released.length, 2, 'the owner about to go neither replaces nor re-adopts its released pods');
+    assert.ok(released.every((p) => !p.metadata.ownerReferences));
     await sim.objects.delete(R('replicasets'), 'default', 'orphaned');
     await sim.objects.delete(R('replicasets'), 'default', 'cascaded');
     await sim.until(() => sim.pods().length === 2);
     for (let i = 0; i < 3; i++) await sim.step();
     assert.ok(sim.pods().every((p) => p.metadata.labels?.app === 'orphaned' && !p.metadata.ownerReferences));
+    // A new ReplicaSet with the same selector adopts them instead of starting new pods.
+    const names = sim.pods().map((p) => p.metadata.name).sort();
+    await sim.objects.create(R('replicasets'), 'default', rs('orphaned'));
+    await sim.step();
+    const adopter = sim.get('replicasets', 'orphaned')!;
+    assert.equal(sim.pods().map((p) => p.metadata.name).sort(), names);
+    assert.ok(sim.pods().every((p) => p.metadata.ownerReferences?.[0]?.uid === adopter.metadata.uid));
   } finally {
     await sim.stop();
   }
