@@ -3,7 +3,7 @@
 // successful write is the failover figure. Afterwards every acknowledged write must be on every member.
 // Also measures what the SD card sees: bytes the server processes wrote to storage (/proc/PID/io) per 1,000
 // small writes, and over an idle period (heartbeats must not be durable writes).
-// Usage: node dist/bench/store.js [--members 3] [--writers 64] [--seconds 30] [--idle-seconds 10]
+// Usage: node dist/bench/store.js [--members 3] [--writers 64] [--seconds 30] [--idle-seconds 10] [--kill 1|0]
 // Last line: one JSON object.
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ const members = flag('members', 3);
 const writers = flag('writers', 64);
 const seconds = flag('seconds', 30);
 const idleSeconds = flag('idle-seconds', 10);
+const killLeader = flag('kill', 1) === 1;
 
 // Data on the real disk (not tmpfs), so that /proc/PID/io counts what a card would see.
 const dir = mkdtempSync(join(process.cwd(), '.bench-store-'));
@@ -67,7 +68,7 @@ let killedAt = 0;
 let failoverMs: number | undefined;
 const deadline = Date.now() + seconds * 1000;
 const started = performance.now();
-const killer = members > 1 ? (async () => {
+const killer = members > 1 && killLeader ? (async () => {
   await new Promise((r) => setTimeout(r, (seconds * 1000) / 2));
   const st = await clusterStatus();
   const leaderUrl = st.members.find((m) => m.id === st.leader)?.peerUrl;
@@ -77,8 +78,11 @@ const killer = members > 1 ? (async () => {
   await victim.kill('SIGKILL');
 })() : Promise.resolve();
 await Promise.all(Array.from({ length: writers }, async (_, w) => {
-  const client = clients[w % members]!;
+  // Each writer starts on one member and moves to the next when its member stops answering, as a client
+  // holding every server URL does.
+  let target = w % members;
   for (let i = 0; Date.now() < deadline; i++) {
+    const client = clients[target]!;
     const name = `w-${w}-${i}`;
     const t0 = performance.now();
     const sentAt = Date.now();
@@ -92,6 +96,7 @@ await Promise.all(Array.from({ length: writers }, async (_, w) => {
     } catch (err) {
       if (!(err instanceof ApiClientError)) throw err;
       failures++;
+      if (err.code === 0) target = (target + 1) % members;
       await new Promise((r) => setTimeout(r, 10));
     }
   }

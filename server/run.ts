@@ -52,7 +52,8 @@ const BOOTSTRAP_NAMESPACES = ['default', 'kube-system', 'kube-node-lease'];
  */
 export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (info: ServerInfo) => void): Promise<void> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = new SqliteStore({ path: join(config.dataDir, 'state.db') });
+  // The Raft log is the durable record; the state machine can lag it across a power cut and catch up from it.
+  const store = new SqliteStore({ path: join(config.dataDir, 'state.db'), synchronous: 'NORMAL' });
   let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
   const server = serve({ fetch: (req) => handler(req), hostname: config.host, port: config.port });
   try {

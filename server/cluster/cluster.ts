@@ -258,6 +258,8 @@ export class ClusterMember {
   #makeSnapshot(index: number): Uint8Array {
     const path = join(this.#snapshotDir, `snapshot-${String(index).padStart(12, '0')}.db`);
     rmSync(path, { force: true });
+    // The log is compacted behind this snapshot: what the store applied must be durable first.
+    this.store.checkpoint();
     this.store.snapshotTo(path);
     // Keep the newest two of our own snapshots and drop received ones already applied.
     const files = readdirSync(this.#snapshotDir).sort();

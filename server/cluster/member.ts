@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { RawNode, ProposalDroppedError } from '../raft/rawnode.js';
 import type { LogStore } from '../raft/storage.js';
 import { decodeConfChange, NONE } from '../raft/types.js';
-import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role } from '../raft/types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Role } from '../raft/types.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import type { Proposer } from '../store/proposer.js';
 import { StoreError } from '../store/types.js';
@@ -63,6 +63,7 @@ export class RaftMember implements Proposer {
   #lastSnapshot: number;
   #scheduled = false;
   #readSeq = 0;
+  #persisted: HardState;
 
   constructor(readonly opts: MemberOptions) {
     this.id = opts.id;
@@ -70,6 +71,7 @@ export class RaftMember implements Proposer {
       id: opts.id, storage: opts.logStore, electionTick: opts.electionTick ?? 10, heartbeatTick: opts.heartbeatTick ?? 1,
       randomInt: opts.randomInt, preVote: true, checkQuorum: true,
     });
+    this.#persisted = opts.logStore.initialState().hardState;
     this.#lastSnapshot = opts.logStore.snapshot().meta.index;
     this.#applied = this.#lastSnapshot;
   }
@@ -221,8 +223,15 @@ export class RaftMember implements Proposer {
   #process(): void {
     while (this.node.hasReady()) {
       const rd = this.node.ready();
-      this.opts.logStore.save({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
-      if (rd.messages.length > 0) this.opts.send(rd.messages);
+      // A leader may send while its own disk write of the same entries is under way (Raft thesis 10.2.1): its
+      // messages do not promise anything about its disk. Its term and vote, though, are persisted first.
+      const early = this.isLeader && (!rd.hardState || (rd.hardState.term === this.#persisted.term && rd.hardState.vote === this.#persisted.vote));
+      if (early && rd.messages.length > 0) this.opts.send(rd.messages);
+      if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+        this.opts.logStore.save({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, ...(rd.snapshot ? { snapshot: rd.snapshot } : {}), mustSync: rd.mustSync });
+        if (rd.hardState) this.#persisted = rd.hardState;
+      }
+      if (!early && rd.messages.length > 0) this.opts.send(rd.messages);
       if (rd.snapshot && rd.snapshot.meta.index > this.#applied) {
         this.opts.restoreSnapshot(rd.snapshot.data, rd.snapshot.meta.index);
         this.#applied = rd.snapshot.meta.index;

@@ -45,6 +45,7 @@ export interface SqliteStorageOptions {
 
 export class SqliteStorage implements LogStore {
   private readonly db: Database.Database;
+  private readonly synchronous: 'FULL' | 'NORMAL' | 'OFF';
   /** Cached copies of what is on disk; refreshed inside every write transaction. */
   private hardState: HardState;
   private snap: Snapshot;
@@ -55,7 +56,8 @@ export class SqliteStorage implements LogStore {
   constructor(path: string, options: SqliteStorageOptions = {}) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.synchronous = options.synchronous ?? 'FULL';
+    this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.exec(SCHEMA);
     this.stmt = {
       putHardState: this.db.prepare('INSERT INTO raft_hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET term = excluded.term, vote = excluded.vote, commit_index = excluded.commit_index'),
@@ -129,6 +131,9 @@ export class SqliteStorage implements LogStore {
   /** One transaction: snapshot (replacing the log), entries (truncating a conflicting tail), hard state. */
   save(update: StorageUpdate): void {
     const cached = { hardState: this.hardState, snap: this.snap, anchor: this.anchor, last: this.last };
+    // Without mustSync the commit waits for no fsync; the next synced commit makes it durable with the rest.
+    const relaxed = update.mustSync === false && this.synchronous !== 'OFF';
+    if (relaxed) this.db.pragma('synchronous = OFF');
     try {
       this.db.transaction(() => {
         if (update.snapshot) this.writeSnapshot(update.snapshot);
@@ -143,6 +148,8 @@ export class SqliteStorage implements LogStore {
       // The transaction rolled back: so do the cached copies.
       ({ hardState: this.hardState, snap: this.snap, anchor: this.anchor, last: this.last } = cached);
       throw err;
+    } finally {
+      if (relaxed) this.db.pragma(`synchronous = ${this.synchronous}`);
     }
   }
 

@@ -44,6 +44,8 @@ export interface StorageUpdate {
   hardState?: HardState;
   entries: Entry[];
   snapshot?: Snapshot;
+  /** Ready.mustSync: false when only the commit index moved, which may be lost in a crash (it is re-learned). */
+  mustSync?: boolean;
 }
 
 /**

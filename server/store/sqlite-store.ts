@@ -18,6 +18,12 @@ export interface SqliteStoreOptions {
   path: string;
   /** How many recent changes a watch can resume from before it gets 410 Gone. */
   historyWindow?: number;
+  /**
+   * FULL (default): every apply is on disk when it returns. NORMAL: for a store fed by the Raft log, which is
+   * itself durable; applies after the last checkpoint() may be lost in a power cut and are replayed from the
+   * log, so checkpoint() must run before the log is compacted.
+   */
+  synchronous?: 'FULL' | 'NORMAL';
 }
 
 /**
@@ -53,7 +59,7 @@ export class SqliteStore {
   #open(): void {
     this.db = new Database(this.opts.path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    this.db.pragma(`synchronous = ${this.opts.synchronous ?? 'FULL'}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS objects (
         resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
@@ -141,6 +147,11 @@ export class SqliteStore {
     }
     this.hub.publish(out.events, this.#revision);
     return out.results;
+  }
+
+  /** Makes every applied command durable (WAL checkpoint with fsync). */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(FULL)');
   }
 
   /** Copies a consistent image of the state to `path` (a snapshot or a backup). */

@@ -38,7 +38,9 @@ export class ServerProcess {
   }
 
   async start(timeoutMs = 20_000): Promise<void> {
-    this.child = spawn(process.execPath, [flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // FLOTILLA_SERVER_NODE_ARGS passes flags to the server's node (e.g. --cpu-prof for profiling a benchmark).
+    const nodeArgs = (process.env.FLOTILLA_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    this.child = spawn(process.execPath, [...nodeArgs, flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => { this.output += d; });
     this.child.stderr!.on('data', (d) => { this.output += d; });
     const deadline = Date.now() + timeoutMs;
