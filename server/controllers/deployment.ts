@@ -192,13 +192,13 @@ export function deploymentController(deps: ControllerDeps): Controller {
   }
 }
 
-export function revisionOf(rs: ReplicaSet): number {
+function revisionOf(rs: ReplicaSet): number {
   const n = Number(rs.metadata.annotations?.[ANNOTATION_DEPLOYMENT_REVISION] ?? 0);
   return Number.isFinite(n) ? n : 0;
 }
 
 /** The ReplicaSet's template as the Deployment wrote it: without the pod-template-hash label. */
-export function templateOf(rs: ReplicaSet): PodTemplateSpec | undefined {
+function templateOf(rs: ReplicaSet): PodTemplateSpec | undefined {
   if (!rs.spec.template) return undefined;
   const { [LABEL_POD_TEMPLATE_HASH]: _hash, ...labels } = rs.spec.template.metadata?.labels ?? {};
   const metadata = { ...(rs.spec.template.metadata ?? {}), labels };

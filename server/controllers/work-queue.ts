@@ -105,9 +105,4 @@ export class WorkQueue {
       signal.addEventListener('abort', finish, { once: true });
     });
   }
-
-  /** Wakes a waiting worker without adding anything (so that it re-checks delayed keys). */
-  nudge(): void {
-    this.#wake?.();
-  }
 }
