@@ -32,6 +32,18 @@ test('SqliteStorage: WAL journal and synchronous FULL', () => {
   again.close();
 });
 
+test('SqliteStorage: an update without mustSync is written, and synchronous FULL is restored after it', () => {
+  const path = join(dir, 'relaxed.db');
+  const store = new SqliteStorage(path);
+  store.save({ entries: [entry(1, 1)], hardState: { term: 1, vote: 1, commit: 0 }, mustSync: true });
+  store.save({ entries: [], hardState: { term: 1, vote: 1, commit: 1 }, mustSync: false });
+  assert.is((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }), 2);
+  store.close();
+  const again = new SqliteStorage(path);
+  assert.equal(again.initialState().hardState, { term: 1, vote: 1, commit: 1 });
+  again.close();
+});
+
 test('SqliteStorage: hard state, entries, snapshot and compaction come back after a restart', () => {
   const path = join(dir, 'restart.db');
   const a = new SqliteStorage(path);
