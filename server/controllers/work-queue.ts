@@ -92,7 +92,7 @@ export class WorkQueue {
     return true;
   }
 
-  /** Resolves when a key is added or `signal` aborts (at once when a key is ready already). */
+  /** Resolves when a key is added or `signal` aborts (at once when a key is ready already). One waiter at a time: the queue has one worker. */
   wait(signal: AbortSignal): Promise<void> {
     if (this.#ready.length > 0 || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
