@@ -8,7 +8,7 @@ import type { FlagSpec, ParsedArgs } from './args.js';
 import { resolveClientConfig, writeClientConfig, DEFAULT_SERVER } from './config.js';
 import { readManifests, ManifestError } from './manifests.js';
 import type { Manifest } from './manifests.js';
-import { formatObjects, parseOutputFormat } from './printers.js';
+import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import { describeObject } from './describe.js';
 
 /** Where a command writes; tests pass their own. */
@@ -80,6 +80,12 @@ const commands: Record<string, Command> = {
     usage: 'flotilla scale TYPE/NAME --replicas N [-n NS]',
     flags: [...connection, { name: 'namespace', short: 'n', kind: 'string' }, { name: 'replicas', kind: 'string' }],
     run: scale,
+  },
+  cluster: {
+    summary: 'show the control-plane members (status) or remove one (remove ID)',
+    usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID',
+    flags: [...connection, { name: 'output', short: 'o', kind: 'string' }],
+    run: cluster,
   },
   version: {
     summary: 'print the client and server versions',
@@ -346,6 +352,37 @@ async function scale(a: ParsedArgs, io: Io): Promise<number> {
     await client.request('PATCH', `${apiPath(r, namespaceOf(a), name)}/scale`, { spec: { replicas: Number(replicasText) } }, { contentType: 'application/merge-patch+json' });
     io.out(`${qualifiedName(r, name)} scaled\n`);
     return 0;
+  } finally {
+    client.close();
+  }
+}
+
+interface ClusterStatusView {
+  clusterId: string; leader: number; term: number; commitIndex: number; appliedIndex: number;
+  members: { id: number; peerUrl?: string; role: string; matchIndex?: number; healthy?: boolean }[];
+}
+
+async function cluster(a: ParsedArgs, io: Io): Promise<number> {
+  const [sub, id] = a.positionals;
+  const client = clientFor(a, io);
+  try {
+    if (sub === 'status') {
+      const st = await client.request<ClusterStatusView>('GET', '/cluster/status');
+      if (stringFlag(a, 'output') === 'json') { io.out(`${JSON.stringify(st, null, 2)}\n`); return 0; }
+      io.out(`Cluster ${st.clusterId}: leader ${st.leader || '<none>'}, term ${st.term}, commit index ${st.commitIndex}\n\n`);
+      io.out(renderTable(['MEMBER', 'ROLE', 'LEADER', 'MATCH', 'HEALTHY', 'URL'], st.members.map((m) => [
+        String(m.id), m.role, m.id === st.leader ? '*' : '', m.matchIndex === undefined ? '?' : String(m.matchIndex),
+        m.healthy === undefined ? '?' : m.healthy ? 'yes' : 'no', m.peerUrl ?? '<unknown>',
+      ])));
+      return 0;
+    }
+    if (sub === 'remove') {
+      if (!id || !/^\d+$/.test(id)) throw new UsageError('cluster remove needs the numeric member id (see flotilla cluster status)');
+      await client.request('POST', `/cluster/v1/members/${id}/remove`, {});
+      io.out(`member ${id} removed\n`);
+      return 0;
+    }
+    throw new UsageError(`unknown cluster subcommand "${sub ?? ''}" (status, remove)`);
   } finally {
     client.close();
   }

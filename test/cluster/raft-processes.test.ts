@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort } from '../support/server-process.js';
+import { ServerProcess, freePort, runCli } from '../support/server-process.js';
 import { ApiClient, ApiClientError } from '../../client/client.js';
 
 interface Status { leader: number; memberId: number; role: string; commitIndex: number; members: { id: number; role: string; peerUrl: string }[] }
@@ -89,6 +89,10 @@ test('three servers form one cluster: one leader, three voters, any member answe
   assert.ok(st.leader !== 0);
   const views = await Promise.all([0, 1, 2].map(status));
   assert.equal(new Set(views.map((v) => v.leader)).size, 1, 'all members agree on the leader');
+  const cliStatus = runCli(['cluster', 'status', '--server', servers[1]!.url, '--token', adminToken], {});
+  assert.is(cliStatus.code, 0, cliStatus.stderr);
+  assert.match(cliStatus.stdout, /^MEMBER\s+ROLE\s+LEADER\s+MATCH\s+HEALTHY\s+URL$/m);
+  assert.is((cliStatus.stdout.match(/ voter /g) ?? []).length, 3);
   await clients[2]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('through-follower'));
   assert.is((await clients[1]!.request<{ data: { v: string } }>('GET', '/api/v1/namespaces/default/configmaps/through-follower')).data.v, 'through-follower');
 });
@@ -132,6 +136,22 @@ test('a follower killed and restarted from an old copy of its data catches up', 
   await load.stop();
   await follower.start();
   await allHave(acknowledged, [followerIdx]);
+});
+
+test('cluster remove takes a member out; the other two keep taking writes', async () => {
+  const st = await status(0);
+  const victim = st.members.find((m) => m.id !== st.leader)!;
+  const r = runCli(['cluster', 'remove', String(victim.id), '--server', servers[0]!.url, '--token', adminToken], {});
+  assert.is(r.code, 0, r.stderr);
+  const after = await until('two voters', async () => {
+    const s = await status([0, 1, 2].find((i) => servers[i]!.url !== victim.peerUrl)!);
+    return s.members.length === 2 ? s : undefined;
+  });
+  assert.not.ok(after.members.some((m) => m.id === victim.id));
+  const live = [0, 1, 2].find((i) => servers[i]!.url !== victim.peerUrl)!;
+  await clients[live]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-remove'));
+  const bad = runCli(['cluster', 'remove', 'abc', '--server', servers[live]!.url, '--token', adminToken], {});
+  assert.is(bad.code, 2);
 });
 
 test.after(async () => {
