@@ -2,23 +2,19 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { apiPath, resourceByCliName } from '../api-types/index.js';
 import type { KubeObject, ResourceInfo } from '../api-types/index.js';
-import { ApiClient, ApiClientError } from '../client/client.js';
+import { ApiClientError } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
-import { resolveClientConfig, writeClientConfig, DEFAULT_SERVER } from './config.js';
+import { writeClientConfig, DEFAULT_SERVER } from './config.js';
+import { clientFor, connectionFlags } from './command.js';
+import type { CliCommand, Io } from './command.js';
+import { rolloutCommand } from './rollout.js';
+import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
+import { topCommand } from './top.js';
 import { readManifests, ManifestError } from './manifests.js';
 import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import { describeObject } from './describe.js';
-
-/** Where a command writes; tests pass their own. */
-export interface Io {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  env: NodeJS.ProcessEnv;
-  readStdin: () => string;
-  isTty: boolean;
-}
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -28,17 +24,10 @@ const processIo: Io = {
   isTty: Boolean(process.stdout.isTTY),
 };
 
-const connection: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }];
+
 const nsFlags: FlagSpec[] = [{ name: 'namespace', short: 'n', kind: 'string' }, { name: 'all-namespaces', short: 'A', kind: 'boolean' }];
 
-interface Command {
-  summary: string;
-  usage: string;
-  flags: FlagSpec[];
-  run: (args: ParsedArgs, io: Io, signal: AbortSignal) => Promise<number>;
-}
-
-const commands: Record<string, Command> = {
+const commands: Record<string, CliCommand> = {
   up: {
     summary: 'run an all-in-one cluster (server + local agent) in the foreground',
     usage: 'flotilla up [--data DIR] [--listen HOST:PORT]',
@@ -54,43 +43,48 @@ const commands: Record<string, Command> = {
   apply: {
     summary: 'create or update objects from files, folders or stdin (-f -)',
     usage: 'flotilla apply -f FILE|DIR|- [-f ...] [-R] [-n NAMESPACE]',
-    flags: [...connection, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'namespace', short: 'n', kind: 'string' }],
+    flags: [...connectionFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'namespace', short: 'n', kind: 'string' }],
     run: apply,
   },
   get: {
     summary: 'list objects, or show some by name',
     usage: 'flotilla get TYPE [NAME...] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector F] [-n NS | -A] [-w]',
-    flags: [...connection, ...nsFlags, { name: 'output', short: 'o', kind: 'string' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'field-selector', kind: 'string' }, { name: 'watch', short: 'w', kind: 'boolean' }, { name: 'no-headers', kind: 'boolean' }],
+    flags: [...connectionFlags, ...nsFlags, { name: 'output', short: 'o', kind: 'string' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'field-selector', kind: 'string' }, { name: 'watch', short: 'w', kind: 'boolean' }, { name: 'no-headers', kind: 'boolean' }],
     run: get,
   },
   describe: {
     summary: 'show an object in detail, with its events',
     usage: 'flotilla describe TYPE NAME [-n NS]',
-    flags: [...connection, ...nsFlags],
+    flags: [...connectionFlags, ...nsFlags],
     run: describe,
   },
   delete: {
     summary: 'delete objects named in files, by name, or by label selector',
     usage: 'flotilla delete (-f FILE|DIR | TYPE NAME... | TYPE -l SELECTOR) [-n NS] [--ignore-not-found]',
-    flags: [...connection, ...nsFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'ignore-not-found', kind: 'boolean' }],
+    flags: [...connectionFlags, ...nsFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'ignore-not-found', kind: 'boolean' }],
     run: remove,
   },
   scale: {
     summary: 'set the replica count of a Deployment, ReplicaSet or StatefulSet',
     usage: 'flotilla scale TYPE/NAME --replicas N [-n NS]',
-    flags: [...connection, { name: 'namespace', short: 'n', kind: 'string' }, { name: 'replicas', kind: 'string' }],
+    flags: [...connectionFlags, { name: 'namespace', short: 'n', kind: 'string' }, { name: 'replicas', kind: 'string' }],
     run: scale,
   },
+  rollout: rolloutCommand,
+  cordon: cordonCommand,
+  uncordon: uncordonCommand,
+  drain: drainCommand,
+  top: topCommand,
   cluster: {
     summary: 'show the control-plane members (status) or remove one (remove ID)',
     usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID',
-    flags: [...connection, { name: 'output', short: 'o', kind: 'string' }],
+    flags: [...connectionFlags, { name: 'output', short: 'o', kind: 'string' }],
     run: cluster,
   },
   version: {
     summary: 'print the client and server versions',
     usage: 'flotilla version [--client]',
-    flags: [...connection, { name: 'client', kind: 'boolean' }],
+    flags: [...connectionFlags, { name: 'client', kind: 'boolean' }],
     run: version,
   },
 };
@@ -138,11 +132,6 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 function helpText(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   return `flotilla: a container orchestrator for edge and bare-metal fleets\n\nCommands:\n${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width + 2)}${c.summary}`).join('\n')}\n\nRun "flotilla COMMAND --help" for a command's flags.\n`;
-}
-
-function clientFor(a: ParsedArgs, io: Io): ApiClient {
-  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
-  return new ApiClient(cfg.server, cfg.token);
 }
 
 function resourceArg(name: string | undefined): ResourceInfo {

@@ -2,26 +2,19 @@
 import { apiPath, resourceByCliName } from '../api-types/index.js';
 import type { Pod } from '../api-types/index.js';
 import { ApiClient, ApiClientError } from '../client/client.js';
-import { stringFlag, boolFlag, UsageError } from './args.js';
+import { boolFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
-import { resolveClientConfig } from './config.js';
-import type { Io } from './main.js';
-import type { CliCommand } from './rollout.js';
+import { clientFor, connectionFlags } from './command.js';
+import type { CliCommand, Io } from './command.js';
 
 const nodes = resourceByCliName('nodes')!;
 const pods = resourceByCliName('pods')!;
-const connection = [{ name: 'server', kind: 'string' as const }, { name: 'token', kind: 'string' as const }];
 
 function nodeArg(a: ParsedArgs): string {
   const [name, ...extra] = a.positionals;
   if (!name) throw new UsageError('name the node');
   if (extra.length > 0) throw new UsageError(`one node at a time, got ${a.positionals.length}`);
   return name.startsWith('node/') ? name.slice('node/'.length) : name;
-}
-
-function clientOf(a: ParsedArgs, io: Io): ApiClient {
-  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
-  return new ApiClient(cfg.server, cfg.token);
 }
 
 /** Sets spec.unschedulable; says "already" when nothing changes. */
@@ -40,10 +33,10 @@ async function setUnschedulable(client: ApiClient, io: Io, node: string, unsched
 export const cordonCommand: CliCommand = {
   summary: 'mark a node unschedulable (running pods stay)',
   usage: 'flotilla cordon NODE',
-  flags: connection,
+  flags: connectionFlags,
   async run(a, io) {
     const node = nodeArg(a);
-    const client = clientOf(a, io);
+    const client = clientFor(a, io);
     try {
       await setUnschedulable(client, io, node, true);
       return 0;
@@ -56,10 +49,10 @@ export const cordonCommand: CliCommand = {
 export const uncordonCommand: CliCommand = {
   summary: 'mark a node schedulable again',
   usage: 'flotilla uncordon NODE',
-  flags: connection,
+  flags: connectionFlags,
   async run(a, io) {
     const node = nodeArg(a);
-    const client = clientOf(a, io);
+    const client = clientFor(a, io);
     try {
       await setUnschedulable(client, io, node, false);
       return 0;
@@ -79,11 +72,11 @@ export function podsToDrain(all: readonly Pod[], node: string): { evict: Pod[]; 
 export const drainCommand: CliCommand = {
   summary: 'cordon a node and delete its pods (DaemonSet pods stay) so that their controllers move them',
   usage: 'flotilla drain NODE [--dry-run]',
-  flags: [...connection, { name: 'dry-run', kind: 'boolean' }],
+  flags: [...connectionFlags, { name: 'dry-run', kind: 'boolean' }],
   async run(a, io) {
     const node = nodeArg(a);
     const dryRun = boolFlag(a, 'dry-run');
-    const client = clientOf(a, io);
+    const client = clientFor(a, io);
     try {
       if (!dryRun) await setUnschedulable(client, io, node, true);
       const q = new URLSearchParams({ fieldSelector: `spec.nodeName=${node}` });

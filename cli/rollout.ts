@@ -3,24 +3,14 @@
 // ReplicaSet and gives it the next revision number.
 import { apiPath, resourceByCliName } from '../api-types/index.js';
 import type { Deployment, PodTemplateSpec, ReplicaSet } from '../api-types/index.js';
-import { ApiClient } from '../client/client.js';
 import { stringFlag, boolFlag, UsageError } from './args.js';
-import type { FlagSpec, ParsedArgs } from './args.js';
-import { resolveClientConfig } from './config.js';
-import type { Io } from './main.js';
+import { clientFor, connectionFlags } from './command.js';
+import type { CliCommand } from './command.js';
 
 export const ANNOTATION_REVISION = 'deployment.kubernetes.io/revision';
 export const ANNOTATION_CHANGE_CAUSE = 'kubernetes.io/change-cause';
 export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
-
-/** A CLI command as cli/main.ts declares them. */
-export interface CliCommand {
-  summary: string;
-  usage: string;
-  flags: FlagSpec[];
-  run: (args: ParsedArgs, io: Io, signal: AbortSignal) => Promise<number>;
-}
 
 const deployments = resourceByCliName('deployments')!;
 const replicaSets = resourceByCliName('replicasets')!;
@@ -85,7 +75,7 @@ export const rolloutCommand: CliCommand = {
   summary: 'manage Deployment rollouts: status, history, undo, pause, resume, restart',
   usage: 'flotilla rollout (status [-w] | history | undo [--to-revision N] | pause | resume | restart) deployment/NAME [-n NS]',
   flags: [
-    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'namespace', short: 'n', kind: 'string' },
+    ...connectionFlags, { name: 'namespace', short: 'n', kind: 'string' },
     { name: 'to-revision', kind: 'string' }, { name: 'watch', short: 'w', kind: 'boolean' },
   ],
   async run(a, io, signal) {
@@ -96,8 +86,7 @@ export const rolloutCommand: CliCommand = {
     const ns = stringFlag(a, 'namespace') ?? 'default';
     const toText = stringFlag(a, 'to-revision');
     if (toText !== undefined && !/^[1-9]\d*$/.test(toText)) throw new UsageError(`--to-revision must be a positive integer, got "${toText}"`);
-    const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
-    const client = new ApiClient(cfg.server, cfg.token);
+    const client = clientFor(a, io);
     const path = apiPath(deployments, ns, name);
     const merge = { contentType: 'application/merge-patch+json' };
     try {

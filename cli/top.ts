@@ -8,10 +8,10 @@
 //     -> { kind: "PodMetricsList", items: [{ metadata: { name, namespace }, timestamp, window, containers: [{ name, usage: { cpu, memory } }] }] }
 import { apiPath, resourceByCliName, bytes, cpuMillis, formatCpu } from '../api-types/index.js';
 import type { Node } from '../api-types/index.js';
-import { ApiClient } from '../client/client.js';
+
 import { stringFlag, boolFlag, UsageError } from './args.js';
-import { resolveClientConfig } from './config.js';
-import type { CliCommand } from './rollout.js';
+import { clientFor, connectionFlags } from './command.js';
+import type { CliCommand } from './command.js';
 
 export const METRICS_API = '/apis/metrics.k8s.io/v1beta1';
 
@@ -60,7 +60,7 @@ export const topCommand: CliCommand = {
   summary: 'show CPU and memory use of nodes or pods',
   usage: 'flotilla top (nodes | pods [-n NS | -A])',
   flags: [
-    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' },
+    ...connectionFlags,
     { name: 'namespace', short: 'n', kind: 'string' }, { name: 'all-namespaces', short: 'A', kind: 'boolean' },
   ],
   async run(a, io) {
@@ -68,8 +68,7 @@ export const topCommand: CliCommand = {
     const kind = what === undefined ? undefined : resourceByCliName(what)?.plural;
     if (kind !== 'nodes' && kind !== 'pods') throw new UsageError(`top shows nodes or pods${what ? `, not "${what}"` : ''}`);
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-    const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
-    const client = new ApiClient(cfg.server, cfg.token);
+    const client = clientFor(a, io);
     try {
       if (kind === 'nodes') {
         const metrics = (await client.request<{ items: NodeMetrics[] }>('GET', `${METRICS_API}/nodes`)).items;

@@ -1,5 +1,5 @@
 import { randomUUID, randomBytes } from 'node:crypto';
-import { validateObject, applyDefaults } from '../api-types/index.js';
+import { validateObject, applyDefaults, resourceFor } from '../api-types/index.js';
 import type { ResourceInfo } from '../api-types/index.js';
 import type { SqliteStore } from './store/sqlite-store.js';
 import type { Proposer } from './store/proposer.js';
@@ -106,6 +106,23 @@ export class ObjectService {
       if (result.ok) return result.object;
       if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
     }
+  }
+
+  /**
+   * Assigns an unbound pod to a node, adding annotations (the scheduler's GPU choice). Preconditions: the pod is
+   * still unbound, and its uid and resourceVersion match when given (else 409, so concurrent binders lose cleanly).
+   */
+  async bindPod(namespace: string, name: string, nodeName: string, opts: { annotations?: Record<string, string>; uid?: string; resourceVersion?: string } = {}): Promise<StoredObject> {
+    const pods = resourceFor('', 'v1', 'pods')!;
+    const current = this.mustGet(pods, namespace, name);
+    const spec = (current.spec ?? {}) as { nodeName?: string };
+    const conflict = (message: string) => new StoreError({ code: 409, reason: 'Conflict', message, details: { name, kind: 'pods' } });
+    if (spec.nodeName) throw conflict(`pod ${name} is already assigned to node "${spec.nodeName}"`);
+    if (opts.uid && opts.uid !== current.metadata.uid) throw conflict(`pod ${name} has uid ${current.metadata.uid}, not ${opts.uid}`);
+    if (opts.resourceVersion && opts.resourceVersion !== current.metadata.resourceVersion) throw conflict(`pod ${name} changed since resourceVersion ${opts.resourceVersion}`);
+    const annotations = { ...(current.metadata.annotations ?? {}), ...(opts.annotations ?? {}) };
+    // The current resourceVersion is the precondition of the write itself: a concurrent binding gets 409.
+    return this.#commit({ op: 'update', resource: 'pods', object: { ...current, spec: { ...spec, nodeName }, metadata: { ...current.metadata, annotations } } });
   }
 
   async delete(r: ResourceInfo, namespace: string | undefined, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<StoredObject> {

@@ -13,6 +13,15 @@ import { ClusterMember } from './cluster/cluster.js';
 import { ensureToken, storeTokenAuthenticator } from './tokens.js';
 import { NodeHeartbeats, heartbeatRoutes } from './heartbeats.js';
 import { agentProxy } from './agent-proxy.js';
+import { createMdnsDiscovery } from '../discovery/mdns.js';
+import type { Advertisement } from '../discovery/advertisement.js';
+import { joinTokenRoutes } from './join/join-tokens.js';
+import { publicRoutesFirst } from './join/public-routes.js';
+import { planJoin, serverAdvertisement } from './join/server-membership.js';
+import { metricsRoutes, USAGE_REPORT_PATH } from './metrics-api.js';
+import { InMemoryMetrics } from './controllers/pod-metrics.js';
+import type { ControllerSettings } from './controllers/controller.js';
+import { runLeaderWork } from './leader.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -24,14 +33,25 @@ export interface ServerConfig {
   port: number;
   /** URL other members use for this one; default http://HOST:PORT. */
   advertiseUrl?: string;
-  /** Join the cluster that this member URL belongs to, presenting `token` (its cluster secret). */
+  /**
+   * Join the cluster that this member URL belongs to, presenting `token` (its cluster secret); "auto" finds it
+   * by mDNS, or forms it with the other servers started the same way (server/join/auto-join.ts).
+   */
   join?: string;
   token?: string;
+  /** mDNS: advertise this server and, with join "auto", find the others (default true). */
+  mdns?: boolean;
+  /** Interface name or IPv4 address mDNS runs on (default every IPv4 interface). */
+  interface?: string;
+  /** How long --join auto candidates wait for the candidate set to settle (default 3 000 ms). */
+  autoJoinSettleMs?: number;
   maxBodyBytes?: number;
   /** Raft tick; elections take 10 to 20 ticks. */
   tickMs?: number;
   /** Entries between state-machine snapshots. */
   snapshotEvery?: number;
+  /** Node grace period, eviction delay and autoscaler timings (defaults in server/controllers/controller.ts). */
+  controllers?: Partial<ControllerSettings>;
 }
 
 export interface ServerInfo {
@@ -63,9 +83,16 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     });
     const port = (server.address() as AddressInfo).port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-    const cluster = await ClusterMember.open({
-      dataDir: config.dataDir, advertiseUrl: config.advertiseUrl ?? url,
+    const advertiseUrl = config.advertiseUrl ?? url;
+    const discovery = config.mdns === false ? undefined : createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => console.error(m) });
+    const plan = await planJoin({
+      dataDir: config.dataDir, apiUrl: advertiseUrl, log: (m) => console.error(m),
       ...(config.join ? { join: config.join } : {}), ...(config.token ? { secret: config.token } : {}),
+      ...(discovery ? { discovery } : {}), ...(config.autoJoinSettleMs !== undefined ? { settleMs: config.autoJoinSettleMs } : {}),
+    }, signal);
+    const cluster = await ClusterMember.open({
+      dataDir: config.dataDir, advertiseUrl,
+      ...(plan.join ? { join: plan.join } : {}), ...(config.token ? { secret: config.token } : {}),
       ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
     }, store);
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
@@ -73,14 +100,16 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const tokenAuth = storeTokenAuthenticator(store);
     const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;
     const heartbeats = new NodeHeartbeats();
-    const forwardHeartbeat = (node: string, holder: string, durationS: number) => {
+    const metrics = new InMemoryMetrics();
+    // Heartbeats and usage reports live in memory on the leader: a follower passes each one on.
+    const toLeader = (path: string, body: unknown) => {
       if (cluster.leading) return;
       const leaderUrl = cluster.peerUrl(cluster.member.leader);
       if (!leaderUrl) return;
-      fetch(`${leaderUrl}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, {
+      fetch(`${leaderUrl}${path}`, {
         method: 'PUT', headers: { authorization: `Bearer ${cluster.secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }), signal: AbortSignal.timeout(2000),
-      }).then((r) => r.body?.cancel(), () => { /* the next renewal goes through */ });
+        body: JSON.stringify(body), signal: AbortSignal.timeout(2000),
+      }).then((r) => r.body?.cancel(), () => { /* the next report goes through */ });
     };
     const app = createApp({
       objects,
@@ -89,19 +118,38 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       authenticate: (token) => (cluster.isClusterSecret(token) ? { name: `member`, role: 'peer' } : tokenAuth(token)),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       ready: () => cluster.member.leader !== 0,
-      extraRoutes: [cluster.routes(roleOf), heartbeatRoutes(heartbeats, forwardHeartbeat)],
+      extraRoutes: [
+        cluster.routes(roleOf),
+        joinTokenRoutes({ store, proposer: cluster.member, roleOf }),
+        heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } })),
+        metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
+      ],
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
     });
-    handler = app.fetch;
+    let advertised: Advertisement | undefined;
+    handler = publicRoutesFirst({ store, clusterId: cluster.identity.clusterId, clusterSecret: cluster.secret, advertisement: () => advertised }, app.fetch);
+    let leaderWork: AbortController | undefined;
     cluster.onLeadership((leading) => {
-      if (leading) heartbeats.leadershipStarted();
-      if (leading) void bootstrap(store, cluster.member, cluster, admin?.token).catch((err) => console.error(`bootstrap: ${err instanceof Error ? err.message : String(err)}`));
+      leaderWork?.abort();
+      leaderWork = undefined;
+      if (!leading) return;
+      heartbeats.leadershipStarted();
+      leaderWork = new AbortController();
+      const work = leaderWork.signal;
+      void bootstrap(store, cluster.member, cluster, admin?.token)
+        .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), onError: (what, err) => console.error(`${what}: ${err instanceof Error ? err.message : String(err)}`) }))
+        .catch((err) => console.error(`leader bootstrap: ${err instanceof Error ? err.message : String(err)}`));
     });
+    signal.addEventListener('abort', () => leaderWork?.abort(), { once: true });
     const running = cluster.run(signal);
     await waitForLeader(cluster, signal);
+    advertised = serverAdvertisement(cluster.identity.clusterId, cluster.identity.memberId, advertiseUrl, cluster.secret);
+    const advertising = discovery?.advertise(advertised, signal).catch((err: Error) => console.error(`mdns: not advertising: ${err.message}`));
+    await plan.withdrawCandidacy?.();
     if (admin) await waitFor(() => store.get('secrets', 'kube-system', 'flotilla-tokens') !== undefined, signal);
     onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });
     await running;
+    await advertising;
   } finally {
     await new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -266,15 +266,10 @@ function selectorText(o: StoredObject): string {
 /** POST pods/NAME/binding: assigns an unbound pod to a node, adding the binding's annotations (the scheduler's GPU choice). */
 async function binding(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
   if (c.req.method !== 'POST') throw methodNotAllowed('binding accepts POST only');
-  const input = (await body(c)) as { target?: { name?: unknown }; metadata?: { annotations?: Record<string, string>; uid?: string } };
+  const input = (await body(c)) as { target?: { name?: unknown }; metadata?: { annotations?: Record<string, string>; uid?: string; resourceVersion?: string } };
   const nodeName = input?.target?.name;
   if (typeof nodeName !== 'string' || nodeName === '') throw invalid('Binding', name, [{ field: 'target.name', message: 'Required value' }]);
-  const current = deps.objects.mustGet(t.resource, t.namespace, name);
-  const spec = (current.spec ?? {}) as { nodeName?: string };
-  if (spec.nodeName) throw new StoreError({ code: 409, reason: 'Conflict', message: `pod ${name} is already assigned to node "${spec.nodeName}"` });
-  if (input.metadata?.uid && input.metadata.uid !== current.metadata.uid) throw new StoreError({ code: 409, reason: 'Conflict', message: `pod ${name} has uid ${current.metadata.uid}, not ${input.metadata.uid}` });
-  const annotations = { ...(current.metadata.annotations ?? {}), ...(input.metadata?.annotations ?? {}) };
-  // The current resourceVersion is the precondition: a concurrent binding makes this one fail with 409.
-  await deps.objects.replace(t.resource, t.namespace, name, { ...current, spec: { ...spec, nodeName }, metadata: { ...current.metadata, annotations } });
+  const m = input.metadata;
+  await deps.objects.bindPod(t.namespace ?? 'default', name, nodeName, { ...(m?.annotations ? { annotations: m.annotations } : {}), ...(m?.uid ? { uid: m.uid } : {}), ...(m?.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) });
   return c.json({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 }, 201);
 }

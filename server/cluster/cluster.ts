@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { SqliteStorage } from '../raft/sqlite-storage.js';
 import { encodeConfChange } from '../raft/types.js';
+import { ProposalDroppedError } from '../raft/raft.js';
 import type { ConfState, NodeId, Role } from '../raft/types.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import { StoreError } from '../store/types.js';
@@ -99,7 +100,9 @@ export class ClusterMember {
       secret = readFileSync(secretPath, 'utf8').trim();
     } else if (!cfg.join) {
       identity = { clusterId: randomUUID(), memberId: newMemberId() };
-      secret = randomBytes(24).toString('base64url');
+      // A secret chosen up front (`--join auto --token S` on every server) lets the others find and join this one.
+      if (cfg.secret !== undefined && cfg.secret.length < 16) throw new Error('the cluster secret (--token) must be at least 16 characters');
+      secret = cfg.secret ?? randomBytes(24).toString('base64url');
       // Bootstrap as etcd does: the first entry makes this member the only voter; it is committed by definition.
       logStore.save({ entries: [{ term: 1, index: 1, type: 'confChange', data: encodeConfChange({ type: 'addNode', nodeId: identity.memberId }) }], hardState: { term: 1, vote: 0, commit: 1 } });
       writeFileSync(secretPath, `${secret}\n`, { mode: 0o600 });
@@ -226,9 +229,22 @@ export class ClusterMember {
       if (!body || !Number.isSafeInteger(body.id) || (body.id as number) <= 0 || typeof body.peerUrl !== 'string' || !/^https?:\/\//.test(body.peerUrl)) {
         throw new StoreError({ code: 400, reason: 'BadRequest', message: 'a join request needs {"id": positive integer, "peerUrl": "http(s)://..."}' });
       }
+      // A follower would forward the conf change to the leader, which may drop it silently; the leader answers.
+      const leaderUrl = this.#leading ? undefined : this.peerUrl(this.member.leader);
+      if (!this.#leading) {
+        if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader known yet; retry' });
+        const res = await fetch(new URL('/cluster/v1/join', leaderUrl), { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+        return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' } });
+      }
       const id = body.id as NodeId;
       await this.#writeMemberRecord(id, body.peerUrl);
-      this.member.proposeConfChange({ type: 'addLearner', nodeId: id });
+      try {
+        this.member.proposeConfChange({ type: 'addLearner', nodeId: id });
+      } catch (err) {
+        // One membership change at a time (servers joining together, a learner being promoted): the joiner retries.
+        if (err instanceof ProposalDroppedError) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `membership change in progress (${err.message}); retry` });
+        throw err;
+      }
       const conf = this.member.node.status().confState;
       const members = [...conf.voters, ...conf.learners].map((m) => ({ id: m, peerUrl: this.peerUrl(m) })).filter((m): m is { id: NodeId; peerUrl: string } => !!m.peerUrl);
       return c.json({ clusterId: this.identity.clusterId, members });
@@ -299,13 +315,24 @@ function newMemberId(): NodeId {
   return randomInt(1, 2 ** 47);
 }
 
+/** How long a joiner keeps retrying answers of 503 (no leader yet, another membership change in progress). */
+const JOIN_RETRY_MS = 30_000;
+
 async function requestJoin(url: string, secret: string, body: { id: NodeId; peerUrl: string }): Promise<{ clusterId: string; members: { id: NodeId; peerUrl: string }[] }> {
-  let res: Response;
-  try {
-    res = await fetch(new URL('/cluster/v1/join', url), { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
-  } catch (err) {
-    throw new Error(`cannot reach ${url} to join: ${err instanceof Error ? err.message : String(err)}`);
+  const deadline = Date.now() + JOIN_RETRY_MS;
+  for (;;) {
+    let res: Response;
+    try {
+      res = await fetch(new URL('/cluster/v1/join', url), { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    } catch (err) {
+      throw new Error(`cannot reach ${url} to join: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (res.status === 503 && Date.now() < deadline) {
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 200 + randomInt(300)));
+      continue;
+    }
+    if (!res.ok) throw new Error(`joining through ${url} failed with ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    return (await res.json()) as { clusterId: string; members: { id: NodeId; peerUrl: string }[] };
   }
-  if (!res.ok) throw new Error(`joining through ${url} failed with ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  return (await res.json()) as { clusterId: string; members: { id: NodeId; peerUrl: string }[] };
 }

@@ -38,6 +38,8 @@ interface Waiter { resolve: (r: ApplyResult) => void; reject: (e: unknown) => vo
 
 /** A proposal not applied this long is proposed again (its MsgProp or the leader holding it may be gone). */
 const REPROPOSE_AFTER_MS = 1_500;
+/** An unanswered ReadIndex request is asked again after this long. */
+const READ_RETRY_MS = 300;
 
 const timeoutError = (what: string): StoreError => new StoreError({ code: 504, reason: 'Timeout', message: `${what}: the cluster did not commit it in time (no quorum?); a write may or may not have been applied` });
 const unavailable = (what: string): StoreError => new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `${what}: no Raft leader is known (no quorum?)` });
@@ -63,6 +65,7 @@ export class RaftMember implements Proposer {
   #lastSnapshot: number;
   #scheduled = false;
   #readSeq = 0;
+  #readIssuedAt = 0;
   #persisted: HardState;
 
   constructor(readonly opts: MemberOptions) {
@@ -93,6 +96,8 @@ export class RaftMember implements Proposer {
     const timer = setInterval(() => {
       this.node.tick();
       if (this.#waiters.size > 0 && this.leader !== NONE) this.#repropose(false);
+      // A ReadIndex the leader refused or lost (e.g. before it committed an entry of its term) is asked again.
+      if (this.#reads.size > 0 && Date.now() - this.#readIssuedAt > READ_RETRY_MS) this.#requeueReads();
       this.#schedule();
     }, this.opts.tickMs ?? 100);
     this.#schedule();
@@ -194,6 +199,7 @@ export class RaftMember implements Proposer {
     const readers = this.#nextReaders;
     this.#nextReaders = [];
     this.#reads.set(ctx, readers.map((r) => r.resolve));
+    this.#readIssuedAt = Date.now();
     this.node.readIndex(ctx);
     this.#schedule();
   }
@@ -299,12 +305,16 @@ export class RaftMember implements Proposer {
       else this.#appliedWaiters.push({ index: rs.index, resolve: done });
     }
     // A ReadIndex request lost with a leader change is asked again rather than left hanging.
-    if (rd.softState && this.#reads.size > 0) {
-      for (const [ctx, readers] of this.#reads) {
-        this.#reads.delete(ctx);
-        this.#nextReaders.push(...readers.map((resolve) => ({ resolve, reject: () => {} })));
-      }
+    if (rd.softState && this.#reads.size > 0) this.#requeueReads();
+  }
+
+  /** Moves readers of unanswered ReadIndex requests back to the queue; their own timers still bound the wait. */
+  #requeueReads(): void {
+    for (const [ctx, readers] of this.#reads) {
+      this.#reads.delete(ctx);
+      this.#nextReaders.push(...readers.map((resolve) => ({ resolve, reject: () => {} })));
     }
+    this.#issueRead();
   }
 
   #maybeSnapshot(): void {

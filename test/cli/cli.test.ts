@@ -33,7 +33,7 @@ test('get prints tables, wide, yaml, json and names, with label selectors', () =
   const table = cli('get', 'deployments');
   assert.is(table.code, 0, table.stderr);
   assert.match(table.stdout, /^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\n/);
-  assert.match(table.stdout, /\nweb\s+0\/2\s+0\s+0\s+\d+s\n/);
+  assert.match(table.stdout, /\nweb\s+\d\/2\s+\d+\s+\d+\s+\d+s\n/);
   const wide = cli('get', 'deploy', '-o', 'wide');
   assert.match(wide.stdout, /CONTAINERS\s+IMAGES\s+SELECTOR/);
   assert.match(wide.stdout, /httpd\s+flotilla\/testbox:latest\s+app=web/);

@@ -1,0 +1,30 @@
+import { ApiClient } from '../client/client.js';
+import { stringFlag } from './args.js';
+import type { FlagSpec, ParsedArgs } from './args.js';
+import { resolveClientConfig } from './config.js';
+
+/** Where a command reads and writes; tests pass their own. */
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  readStdin: () => string;
+  isTty: boolean;
+}
+
+/** One `flotilla` subcommand: its help, the flags it accepts, and what it does; resolves to the exit code. */
+export interface CliCommand {
+  summary: string;
+  usage: string;
+  flags: FlagSpec[];
+  run: (args: ParsedArgs, io: Io, signal: AbortSignal) => Promise<number>;
+}
+
+/** --server and --token, which every command that talks to a server accepts. */
+export const connectionFlags: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }];
+
+/** An API client for the server and token the flags, environment or config file name. */
+export function clientFor(a: ParsedArgs, io: Io): ApiClient {
+  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
+  return new ApiClient(cfg.server, cfg.token);
+}

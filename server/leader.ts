@@ -1,0 +1,106 @@
+import { resourceFor } from '../api-types/index.js';
+import type { ObjectService } from './objects.js';
+import { resourceKey } from './objects.js';
+import { StoreError } from './store/types.js';
+import type { StoredObject, WatchEvent } from './store/types.js';
+import { runSchedulingLoop } from './scheduler/loop.js';
+import type { ClusterEvent, SchedulerCluster } from './scheduler/loop.js';
+import { ANNOTATION_ASSIGNED_GPUS } from './scheduler/node-table.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import type { SchedulerOptions } from './scheduler/scheduler.js';
+import type { Node, Pod } from './scheduler/types.js';
+import { leaderControllers, runControllers } from './controllers/manager.js';
+import type { ControllerSettings } from './controllers/controller.js';
+import { EventRecorder } from './controllers/events.js';
+import type { PodMetricsSource } from './controllers/pod-metrics.js';
+
+const pods = resourceFor('', 'v1', 'pods')!;
+const nodes = resourceFor('', 'v1', 'nodes')!;
+
+/**
+ * The scheduler's view of the cluster, on the replicated store: node and pod changes from the watch hub in,
+ * bindings (pods/binding semantics, resourceVersion as precondition) and PodScheduled=False reports out.
+ */
+export class StoreSchedulerCluster implements SchedulerCluster {
+  readonly #events: EventRecorder;
+
+  constructor(readonly objects: ObjectService, now: () => number = Date.now) {
+    this.#events = new EventRecorder(objects, 'flotilla-scheduler', now);
+  }
+
+  async snapshot(): Promise<{ nodes: Node[]; pods: Pod[] }> {
+    return {
+      nodes: this.objects.list(nodes).items as unknown as Node[],
+      pods: this.objects.list(pods).items as unknown as Pod[],
+    };
+  }
+
+  watch(onEvent: (event: ClusterEvent) => void, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const hub = this.objects.store.hub;
+    const from = this.objects.store.revision();
+    const stopNodes = hub.watch(resourceKey(nodes), undefined, from, (e: WatchEvent) => {
+      onEvent(e.type === 'DELETED' ? { kind: 'node', type: 'delete', name: e.object.metadata.name } : { kind: 'node', type: 'upsert', node: e.object as unknown as Node });
+    });
+    const stopPods = hub.watch(resourceKey(pods), undefined, from, (e: WatchEvent) => {
+      const pod = e.object as unknown as Pod;
+      onEvent(e.type === 'DELETED' ? { kind: 'pod', type: 'delete', pod } : { kind: 'pod', type: 'upsert', pod });
+    });
+    signal.addEventListener('abort', () => { stopNodes(); stopPods(); }, { once: true });
+  }
+
+  async bind(pod: Pod, nodeName: string, gpuUuids: string[], resourceVersion: string | undefined): Promise<'bound' | 'conflict'> {
+    const ns = pod.metadata.namespace ?? 'default';
+    try {
+      const bound = await this.objects.bindPod(ns, pod.metadata.name, nodeName, {
+        ...(gpuUuids.length > 0 ? { annotations: { [ANNOTATION_ASSIGNED_GPUS]: gpuUuids.join(',') } } : {}),
+        ...(resourceVersion ? { resourceVersion } : {}),
+      });
+      void this.#events.record(bound, 'Normal', 'Scheduled', `Successfully assigned ${ns}/${pod.metadata.name} to ${nodeName}${gpuUuids.length ? ` with GPUs ${gpuUuids.join(', ')}` : ''}`);
+      return 'bound';
+    } catch (err) {
+      if (err instanceof StoreError && (err.failure.code === 409 || err.failure.code === 404)) return 'conflict';
+      throw err;
+    }
+  }
+
+  async reportUnschedulable(pod: Pod, message: string): Promise<void> {
+    const ns = pod.metadata.namespace ?? 'default';
+    const current = this.objects.get(pods, ns, pod.metadata.name) as (StoredObject & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }) | undefined;
+    if (!current || (current.spec as { nodeName?: string } | undefined)?.nodeName) return;
+    const conditions = current.status?.conditions ?? [];
+    const existing = conditions.find((c) => c.type === 'PodScheduled');
+    if (!(existing?.status === 'False' && existing.message === message)) {
+      const condition = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString() };
+      const status = { phase: 'Pending', ...(current.status ?? {}), conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] };
+      try {
+        await this.objects.replaceStatus(pods, ns, pod.metadata.name, status, current.metadata.resourceVersion);
+      } catch (err) {
+        if (!(err instanceof StoreError && err.failure.code === 409)) throw err;
+      }
+    }
+    await this.#events.record(current, 'Warning', 'FailedScheduling', message);
+  }
+}
+
+export interface LeaderWorkDeps {
+  objects: ObjectService;
+  heartbeats: { lastRenewMs(node: string): number | undefined };
+  metrics: PodMetricsSource;
+  controllerSettings?: Partial<ControllerSettings>;
+  scheduler?: SchedulerOptions;
+  onError?: (what: string, err: unknown) => void;
+}
+
+/** What only the leader runs: the scheduling loop and the controllers, until `signal` aborts (leadership lost). */
+export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): Promise<void> {
+  const report = (what: string) => (err: unknown) => deps.onError?.(what, err);
+  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
+  await Promise.all([
+    runSchedulingLoop(new StoreSchedulerCluster(deps.objects), signal, {
+      scheduler: new Scheduler({ ...deps.scheduler, onFallback: report('scheduler wasm core failed to load; using the TypeScript reference') }),
+      onError: report('scheduler'),
+    }).catch(report('scheduler')),
+    runControllers(signal, controllerDeps, leaderControllers(controllerDeps), { onGiveUp: (c, key, err) => report(`controller ${c} gave up on ${key}`)(err) }).catch(report('controllers')),
+  ]);
+}
