@@ -33,16 +33,72 @@ export function layoutOut(): i32 { return OUT; }
 export function layoutFixedBase(): i32 { return FIXED_BASE; }
 
 let cap: i32 = 0; // node table capacity, read from CONFIG_CAP at each call
+let b_N_ARCH: i32 = 0;
+let b_N_CPU_ALLOC: i32 = 0;
+let b_N_CPU_USED: i32 = 0;
+let b_N_FLAGS: i32 = 0;
+let b_N_GPU_COUNT: i32 = 0;
+let b_N_GPU_EXCLUSIVE: i32 = 0;
+let b_N_GPU_HEALTHY: i32 = 0;
+let b_N_GPU_HOLDERS: i32 = 0;
+let b_N_GPU_MEMORY: i32 = 0;
+let b_N_GPU_MODEL: i32 = 0;
+let b_N_GPU_VENDOR: i32 = 0;
+let b_N_HASH: i32 = 0;
+let b_N_LABEL_COUNT: i32 = 0;
+let b_N_LABEL_KEYS: i32 = 0;
+let b_N_LABEL_VALUES: i32 = 0;
+let b_N_MEM_ALLOC: i32 = 0;
+let b_N_MEM_USED: i32 = 0;
+let b_N_PODS_ALLOC: i32 = 0;
+let b_N_PODS_USED: i32 = 0;
+let b_N_PORTS: i32 = 0;
+let b_N_PORT_COUNT: i32 = 0;
+let b_N_REASON: i32 = 0;
+let b_N_TAINT_COUNT: i32 = 0;
+let b_N_TAINT_EFFECTS: i32 = 0;
+let b_N_TAINT_KEYS: i32 = 0;
+let b_N_TAINT_VALUES: i32 = 0;
+let b_N_TERM_COUNTS: i32 = 0;
+let b_N_ZONE: i32 = 0;
+function setBases(): void {
+  b_N_ARCH = NODE_BASE + cap * N_ARCH;
+  b_N_CPU_ALLOC = NODE_BASE + cap * N_CPU_ALLOC;
+  b_N_CPU_USED = NODE_BASE + cap * N_CPU_USED;
+  b_N_FLAGS = NODE_BASE + cap * N_FLAGS;
+  b_N_GPU_COUNT = NODE_BASE + cap * N_GPU_COUNT;
+  b_N_GPU_EXCLUSIVE = NODE_BASE + cap * N_GPU_EXCLUSIVE;
+  b_N_GPU_HEALTHY = NODE_BASE + cap * N_GPU_HEALTHY;
+  b_N_GPU_HOLDERS = NODE_BASE + cap * N_GPU_HOLDERS;
+  b_N_GPU_MEMORY = NODE_BASE + cap * N_GPU_MEMORY;
+  b_N_GPU_MODEL = NODE_BASE + cap * N_GPU_MODEL;
+  b_N_GPU_VENDOR = NODE_BASE + cap * N_GPU_VENDOR;
+  b_N_HASH = NODE_BASE + cap * N_HASH;
+  b_N_LABEL_COUNT = NODE_BASE + cap * N_LABEL_COUNT;
+  b_N_LABEL_KEYS = NODE_BASE + cap * N_LABEL_KEYS;
+  b_N_LABEL_VALUES = NODE_BASE + cap * N_LABEL_VALUES;
+  b_N_MEM_ALLOC = NODE_BASE + cap * N_MEM_ALLOC;
+  b_N_MEM_USED = NODE_BASE + cap * N_MEM_USED;
+  b_N_PODS_ALLOC = NODE_BASE + cap * N_PODS_ALLOC;
+  b_N_PODS_USED = NODE_BASE + cap * N_PODS_USED;
+  b_N_PORTS = NODE_BASE + cap * N_PORTS;
+  b_N_PORT_COUNT = NODE_BASE + cap * N_PORT_COUNT;
+  b_N_REASON = NODE_BASE + cap * N_REASON;
+  b_N_TAINT_COUNT = NODE_BASE + cap * N_TAINT_COUNT;
+  b_N_TAINT_EFFECTS = NODE_BASE + cap * N_TAINT_EFFECTS;
+  b_N_TAINT_KEYS = NODE_BASE + cap * N_TAINT_KEYS;
+  b_N_TAINT_VALUES = NODE_BASE + cap * N_TAINT_VALUES;
+  b_N_TERM_COUNTS = NODE_BASE + cap * N_TERM_COUNTS;
+  b_N_ZONE = NODE_BASE + cap * N_ZONE;
+}
 
 // ---- memory accessors (addresses validated by validatePod / nodeCount <= cap) ----
-@inline function ni(region: i32, n: i32): i32 { return load<i32>(NODE_BASE + cap * region + (n << 2)); }
-@inline function nf(region: i32, n: i32): f64 { return load<f64>(NODE_BASE + cap * region + (n << 3)); }
-@inline function nai(region: i32, n: i32, slots: i32, i: i32): i32 {
-  return load<i32>(NODE_BASE + cap * region + ((n * slots + i) << 2));
-}
-@inline function naf(region: i32, n: i32, slots: i32, i: i32): f64 {
-  return load<f64>(NODE_BASE + cap * region + ((n * slots + i) << 3));
-}
+// Region bases (NODE_BASE + cap * N_X) are computed once per call into b_N_X, so the per-node loop does a
+// single add per access.
+@inline function ni(base: i32, n: i32): i32 { return load<i32>(base + (n << 2)); }
+@inline function nf(base: i32, n: i32): f64 { return load<f64>(base + (n << 3)); }
+@inline function nai(base: i32, n: i32, slots: i32, i: i32): i32 { return load<i32>(base + ((n * slots + i) << 2)); }
+@inline function naf(base: i32, n: i32, slots: i32, i: i32): f64 { return load<f64>(base + ((n * slots + i) << 3)); }
 @inline function pw(i: i32): i32 { return load<i32>(POD_I32 + (i << 2)); }
 @inline function pf(i: i32): f64 { return load<f64>(POD_F64 + (i << 3)); }
 @inline function outSet(i: i32, v: i32): void { store<i32>(OUT + (i << 2), v); }
@@ -55,7 +111,46 @@ function tieHash(seed: u32, pod: u32, node: u32): u32 {
   return h;
 }
 
-// ---- validation: once per call, so the pipeline may read without checks ----
+// Pod fields and weights used per node, read once per call after validation.
+let q_P_CPU: i32 = 0;
+let q_P_GPU_COUNT: i32 = 0;
+let q_P_ARCH_MASK: i32 = 0;
+let q_P_STRATEGY: i32 = 0;
+let q_P_SEL_COUNT: i32 = 0;
+let q_P_REQ_COUNT: i32 = 0;
+let q_P_PREF_COUNT: i32 = 0;
+let q_P_TOL_COUNT: i32 = 0;
+let q_P_PORT_COUNT: i32 = 0;
+let q_P_TERM_COUNT: i32 = 0;
+let q_PF_MEMORY: f64 = 0;
+let w_S_RESOURCES: i32 = 0;
+let w_S_BALANCED: i32 = 0;
+let w_S_NODE_AFFINITY: i32 = 0;
+let w_S_TAINT: i32 = 0;
+let w_S_POD_AFFINITY: i32 = 0;
+let w_S_GPU_FIT: i32 = 0;
+function readPod(): void {
+  q_P_CPU = pw(P_CPU);
+  q_P_GPU_COUNT = pw(P_GPU_COUNT);
+  q_P_ARCH_MASK = pw(P_ARCH_MASK);
+  q_P_STRATEGY = pw(P_STRATEGY);
+  q_P_SEL_COUNT = pw(P_SEL_COUNT);
+  q_P_REQ_COUNT = pw(P_REQ_COUNT);
+  q_P_PREF_COUNT = pw(P_PREF_COUNT);
+  q_P_TOL_COUNT = pw(P_TOL_COUNT);
+  q_P_PORT_COUNT = pw(P_PORT_COUNT);
+  q_P_TERM_COUNT = pw(P_TERM_COUNT);
+  q_PF_MEMORY = pf(PF_MEMORY);
+  w_S_RESOURCES = load<i32>(CONFIG_WEIGHTS + (S_RESOURCES << 2));
+  w_S_BALANCED = load<i32>(CONFIG_WEIGHTS + (S_BALANCED << 2));
+  w_S_NODE_AFFINITY = load<i32>(CONFIG_WEIGHTS + (S_NODE_AFFINITY << 2));
+  w_S_TAINT = load<i32>(CONFIG_WEIGHTS + (S_TAINT << 2));
+  w_S_POD_AFFINITY = load<i32>(CONFIG_WEIGHTS + (S_POD_AFFINITY << 2));
+  w_S_GPU_FIT = load<i32>(CONFIG_WEIGHTS + (S_GPU_FIT << 2));
+}
+
+// ---- validation: the pod once per call; node counts and ids are clamped or masked where read, so any
+// memory contents keep every access inside its region ----
 function inPod(off: i32, words: i32): bool { return off >= P_VAR_BASE && words >= 0 && off + words <= POD_WORDS; }
 
 function validExprs(off: i32, nExpr: i32): i32 {
@@ -105,8 +200,8 @@ function validatePod(nodeCount: i32): bool {
 
 // ---- filter helpers ----
 function labelValue(n: i32, key: i32): i32 {
-  const count = ni(N_LABEL_COUNT, n);
-  for (let i = 0; i < count; i++) if (nai(N_LABEL_KEYS, n, MAX_LABELS, i) == key) return nai(N_LABEL_VALUES, n, MAX_LABELS, i);
+  const count = min<i32>(ni(b_N_LABEL_COUNT, n), MAX_LABELS);
+  for (let i = 0; i < count; i++) if (nai(b_N_LABEL_KEYS, n, MAX_LABELS, i) == key) return nai(b_N_LABEL_VALUES, n, MAX_LABELS, i);
   return 0;
 }
 
@@ -135,7 +230,7 @@ function termMatches(n: i32, p: i32, nExpr: i32): bool {
 function skipExprs(p: i32, nExpr: i32): i32 { for (let e = 0; e < nExpr; e++) p += 3 + pw(p + 2); return p; }
 
 function tolerated(key: i32, value: i32, effect: i32): bool {
-  const off = pw(P_TOL_OFF); const count = pw(P_TOL_COUNT);
+  const off = pw(P_TOL_OFF); const count = q_P_TOL_COUNT;
   for (let t = 0; t < count; t++) {
     const q = off + t * 4;
     const tk = pw(q); const op = pw(q + 1); const te = pw(q + 3);
@@ -150,42 +245,42 @@ function tolerated(key: i32, value: i32, effect: i32): bool {
 function domainCount(n: i32, t: i32): i32 {
   const q = pw(P_TERM_OFF) + t * TERM_WORDS;
   if (pw(q + 2) == TOPO_ZONE) {
-    const z = ni(N_ZONE, n);
+    const z = ni(b_N_ZONE, n) & (MAX_ZONES - 1);
     return z == 0 ? -1 : zoneCount(t, z);
   }
-  return nai(N_TERM_COUNTS, n, MAX_TERMS, pw(q + 1));
+  return nai(b_N_TERM_COUNTS, n, MAX_TERMS, pw(q + 1));
 }
 
 // GPU on node n usable by the pod (health, vendor, sharing), before model and memory constraints.
 function gpuAvailable(n: i32, i: i32, shared: bool): bool {
-  if (nai(N_GPU_HEALTHY, n, MAX_GPUS, i) == 0) return false;
-  if (nai(N_GPU_VENDOR, n, MAX_GPUS, i) != pw(P_GPU_VENDOR)) return false;
-  if (nai(N_GPU_HOLDERS, n, MAX_GPUS, i) == 0) return true;
-  return shared && (ni(N_FLAGS, n) & F_GPU_SHARED) != 0 && nai(N_GPU_EXCLUSIVE, n, MAX_GPUS, i) == 0;
+  if (nai(b_N_GPU_HEALTHY, n, MAX_GPUS, i) == 0) return false;
+  if (nai(b_N_GPU_VENDOR, n, MAX_GPUS, i) != pw(P_GPU_VENDOR)) return false;
+  if (nai(b_N_GPU_HOLDERS, n, MAX_GPUS, i) == 0) return true;
+  return shared && (ni(b_N_FLAGS, n) & F_GPU_SHARED) != 0 && nai(b_N_GPU_EXCLUSIVE, n, MAX_GPUS, i) == 0;
 }
 function gpuFits(n: i32, i: i32, shared: bool, memMin: f64): bool {
-  return gpuAvailable(n, i, shared) && pw(P_MODEL_BITMAP + nai(N_GPU_MODEL, n, MAX_GPUS, i)) != 0
-    && naf(N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin;
+  return gpuAvailable(n, i, shared) && pw(P_MODEL_BITMAP + (nai(b_N_GPU_MODEL, n, MAX_GPUS, i) & (MAX_MODELS - 1))) != 0
+    && naf(b_N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin;
 }
 
 // ---- the pipeline ----
 // Filters, in order; the first that rejects names the node's reason.
 function filter(n: i32): i32 {
-  const flags = ni(N_FLAGS, n);
+  const flags = ni(b_N_FLAGS, n);
   // 1. Node Ready condition is True.
   if ((flags & F_READY) == 0) return R_NOT_READY;
   // 2. Not cordoned (spec.unschedulable).
   if ((flags & F_UNSCHEDULABLE) != 0) return R_UNSCHEDULABLE;
   // 3. Image architectures (flotilla.io/image-arch) include the node's kubernetes.io/arch.
-  const archMask = pw(P_ARCH_MASK);
-  if (archMask != 0 && (archMask & (1 << ni(N_ARCH, n))) == 0) return R_ARCH;
+  const archMask = q_P_ARCH_MASK;
+  if (archMask != 0 && (archMask & (1 << ni(b_N_ARCH, n))) == 0) return R_ARCH;
   // 4. nodeSelector: every pair present.
-  const selOff = pw(P_SEL_OFF); const selCount = pw(P_SEL_COUNT);
+  const selOff = pw(P_SEL_OFF); const selCount = q_P_SEL_COUNT;
   for (let i = 0; i < selCount; i++) {
     if (labelValue(n, pw(selOff + 2 * i)) != pw(selOff + 2 * i + 1)) return R_NODE_SELECTOR;
   }
   // 5. Required node affinity: any term (ORed) whose expressions all match.
-  const reqCount = pw(P_REQ_COUNT);
+  const reqCount = q_P_REQ_COUNT;
   if (reqCount > 0) {
     let p = pw(P_REQ_OFF); let any = false;
     for (let t = 0; t < reqCount; t++) {
@@ -196,25 +291,25 @@ function filter(n: i32): i32 {
     if (!any) return R_NODE_AFFINITY;
   }
   // 6. Every NoSchedule / NoExecute taint tolerated.
-  const taints = ni(N_TAINT_COUNT, n);
+  const taints = min<i32>(ni(b_N_TAINT_COUNT, n), MAX_TAINTS);
   for (let i = 0; i < taints; i++) {
-    const effect = nai(N_TAINT_EFFECTS, n, MAX_TAINTS, i);
+    const effect = nai(b_N_TAINT_EFFECTS, n, MAX_TAINTS, i);
     if (effect == E_PREFER_NO_SCHEDULE) continue;
-    if (!tolerated(nai(N_TAINT_KEYS, n, MAX_TAINTS, i), nai(N_TAINT_VALUES, n, MAX_TAINTS, i), effect)) return R_TAINT;
+    if (!tolerated(nai(b_N_TAINT_KEYS, n, MAX_TAINTS, i), nai(b_N_TAINT_VALUES, n, MAX_TAINTS, i), effect)) return R_TAINT;
   }
   // 7-9. Resources fit: pod slots, CPU millicores, memory bytes.
-  if (ni(N_PODS_USED, n) + 1 > ni(N_PODS_ALLOC, n)) return R_PODS;
-  if (ni(N_CPU_USED, n) + pw(P_CPU) > ni(N_CPU_ALLOC, n)) return R_CPU;
-  if (nf(N_MEM_USED, n) + pf(PF_MEMORY) > nf(N_MEM_ALLOC, n)) return R_MEMORY;
+  if (ni(b_N_PODS_USED, n) + 1 > ni(b_N_PODS_ALLOC, n)) return R_PODS;
+  if (ni(b_N_CPU_USED, n) + q_P_CPU > ni(b_N_CPU_ALLOC, n)) return R_CPU;
+  if (nf(b_N_MEM_USED, n) + q_PF_MEMORY > nf(b_N_MEM_ALLOC, n)) return R_MEMORY;
   // 10. Host ports free.
-  const portOff = pw(P_PORT_OFF); const portCount = pw(P_PORT_COUNT); const nodePorts = ni(N_PORT_COUNT, n);
+  const portOff = pw(P_PORT_OFF); const portCount = q_P_PORT_COUNT; const nodePorts = min<i32>(ni(b_N_PORT_COUNT, n), MAX_PORTS);
   for (let i = 0; i < portCount; i++) {
     const port = pw(portOff + i);
-    for (let j = 0; j < nodePorts; j++) if (nai(N_PORTS, n, MAX_PORTS, j) == port) return R_HOST_PORT;
+    for (let j = 0; j < nodePorts; j++) if (nai(b_N_PORTS, n, MAX_PORTS, j) == port) return R_HOST_PORT;
   }
   // 11-12. Required pod affinity (a matching pod in the domain, or none anywhere and the pod matches itself)
   // and anti-affinity (no matching pod in the domain).
-  const terms = pw(P_TERM_COUNT); const termOff = pw(P_TERM_OFF);
+  const terms = q_P_TERM_COUNT; const termOff = pw(P_TERM_OFF);
   for (let t = 0; t < terms; t++) {
     const kind = pw(termOff + t * TERM_WORDS);
     if (kind == T_REQUIRED_AFFINITY) {
@@ -226,17 +321,17 @@ function filter(n: i32): i32 {
     }
   }
   // 13-15. GPUs: enough usable, then enough of the wanted model, then enough with the memory minimum.
-  const want = pw(P_GPU_COUNT);
+  const want = q_P_GPU_COUNT;
   if (want > 0) {
     const shared = pw(P_GPU_SHARED) != 0; const memMin = pf(PF_GPU_MEMORY_MIN);
-    const count = ni(N_GPU_COUNT, n);
+    const count = min<i32>(ni(b_N_GPU_COUNT, n), MAX_GPUS);
     let avail = 0; let model = 0; let fit = 0;
     for (let i = 0; i < count; i++) {
       if (!gpuAvailable(n, i, shared)) continue;
       avail++;
-      if (pw(P_MODEL_BITMAP + nai(N_GPU_MODEL, n, MAX_GPUS, i)) == 0) continue;
+      if (pw(P_MODEL_BITMAP + (nai(b_N_GPU_MODEL, n, MAX_GPUS, i) & (MAX_MODELS - 1))) == 0) continue;
       model++;
-      if (naf(N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin) fit++;
+      if (naf(b_N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin) fit++;
     }
     if (avail < want) return R_GPU_COUNT;
     if (model < want) return R_GPU_MODEL;
@@ -248,14 +343,14 @@ function filter(n: i32): i32 {
 // Picks the pod's GPUs on node n into SCRATCH_PICKS: the `want` smallest fitting GPUs (memory, then index),
 // so large GPUs stay free. Returns the sum of their memory. The node passed filter 13-15.
 function pickGpus(n: i32): f64 {
-  const want = pw(P_GPU_COUNT); const shared = pw(P_GPU_SHARED) != 0; const memMin = pf(PF_GPU_MEMORY_MIN);
-  const count = ni(N_GPU_COUNT, n);
+  const want = q_P_GPU_COUNT; const shared = pw(P_GPU_SHARED) != 0; const memMin = pf(PF_GPU_MEMORY_MIN);
+  const count = min<i32>(ni(b_N_GPU_COUNT, n), MAX_GPUS);
   let taken: u32 = 0; let sum: f64 = 0;
   for (let k = 0; k < want; k++) {
     let best = -1; let bestMem: f64 = 0;
     for (let i = 0; i < count; i++) {
       if ((taken & (<u32>1 << i)) != 0 || !gpuFits(n, i, shared, memMin)) continue;
-      const m = naf(N_GPU_MEMORY, n, MAX_GPUS, i);
+      const m = naf(b_N_GPU_MEMORY, n, MAX_GPUS, i);
       if (best < 0 || m < bestMem) { best = i; bestMem = m; }
     }
     taken |= <u32>1 << best;
@@ -270,30 +365,29 @@ function pickGpus(n: i32): f64 {
   const p = Math.floor(part * 1000 / whole);
   return p < 0 ? 0 : p > 1000 ? 1000 : <i32>p;
 }
-@inline function weight(s: i32): i32 { return load<i32>(CONFIG_WEIGHTS + (s << 2)); }
 
 // Scorers, each 0..100, summed with CONFIG_WEIGHTS. Evaluated as if the pod were placed (Nomad style).
 function score(n: i32, gpuMemSum: f64): i32 {
-  const cpuAlloc = <f64>ni(N_CPU_ALLOC, n); const memAlloc = nf(N_MEM_ALLOC, n);
-  const cpuUsed = <f64>(ni(N_CPU_USED, n) + pw(P_CPU)); const memUsed = nf(N_MEM_USED, n) + pf(PF_MEMORY);
+  const cpuAlloc = <f64>ni(b_N_CPU_ALLOC, n); const memAlloc = nf(b_N_MEM_ALLOC, n);
+  const cpuUsed = <f64>(ni(b_N_CPU_USED, n) + q_P_CPU); const memUsed = nf(b_N_MEM_USED, n) + q_PF_MEMORY;
   const freeCpu = permille(cpuAlloc - cpuUsed, cpuAlloc); const freeMem = permille(memAlloc - memUsed, memAlloc);
   let total = 0;
   // a. Resources: binpack = BestFit v3, 20 - (10^freeCpu + 10^freeMem) clamped to [0, 18], scaled to 0..100
   //    (POWER_TABLE holds 1000 * 10^x); spread = LeastAllocated, mean free percentage.
   let resources: i32;
-  if (pw(P_STRATEGY) == STRATEGY_SPREAD) {
+  if (q_P_STRATEGY == STRATEGY_SPREAD) {
     resources = (freeCpu + freeMem) / 20;
   } else {
     let raw = 20000 - load<i32>(POWER_TABLE + (freeCpu << 2)) - load<i32>(POWER_TABLE + (freeMem << 2));
     raw = raw < 0 ? 0 : raw > 18000 ? 18000 : raw;
     resources = raw * 100 / 18000;
   }
-  total += weight(S_RESOURCES) * resources;
+  total += w_S_RESOURCES * resources;
   // b. Balanced: 100 minus the CPU/memory used-fraction gap, in percent.
   const gap = freeCpu - freeMem;
-  total += weight(S_BALANCED) * (100 - (gap < 0 ? -gap : gap) / 10);
+  total += w_S_BALANCED * (100 - (gap < 0 ? -gap : gap) / 10);
   // c. Preferred node affinity: matched weight over total weight.
-  const prefCount = pw(P_PREF_COUNT);
+  const prefCount = q_P_PREF_COUNT;
   if (prefCount > 0) {
     let p = pw(P_PREF_OFF); let sum = 0; let matched = 0;
     for (let t = 0; t < prefCount; t++) {
@@ -302,17 +396,17 @@ function score(n: i32, gpuMemSum: f64): i32 {
       if (termMatches(n, p + 2, nExpr)) matched += w;
       p = skipExprs(p + 2, nExpr);
     }
-    if (sum > 0) total += weight(S_NODE_AFFINITY) * (matched * 100 / sum);
+    if (sum > 0) total += w_S_NODE_AFFINITY * (matched * 100 / sum);
   }
   // d. PreferNoSchedule taints not tolerated: 25 points off each.
-  const taints = ni(N_TAINT_COUNT, n); let untolerated = 0;
+  const taints = min<i32>(ni(b_N_TAINT_COUNT, n), MAX_TAINTS); let untolerated = 0;
   for (let i = 0; i < taints; i++) {
-    if (nai(N_TAINT_EFFECTS, n, MAX_TAINTS, i) != E_PREFER_NO_SCHEDULE) continue;
-    if (!tolerated(nai(N_TAINT_KEYS, n, MAX_TAINTS, i), nai(N_TAINT_VALUES, n, MAX_TAINTS, i), E_PREFER_NO_SCHEDULE)) untolerated++;
+    if (nai(b_N_TAINT_EFFECTS, n, MAX_TAINTS, i) != E_PREFER_NO_SCHEDULE) continue;
+    if (!tolerated(nai(b_N_TAINT_KEYS, n, MAX_TAINTS, i), nai(b_N_TAINT_VALUES, n, MAX_TAINTS, i), E_PREFER_NO_SCHEDULE)) untolerated++;
   }
-  total += weight(S_TAINT) * (untolerated >= 4 ? 0 : 100 - 25 * untolerated);
+  total += w_S_TAINT * (untolerated >= 4 ? 0 : 100 - 25 * untolerated);
   // e. Preferred pod affinity / anti-affinity: weight of satisfied terms over total weight.
-  const terms = pw(P_TERM_COUNT); const termOff = pw(P_TERM_OFF);
+  const terms = q_P_TERM_COUNT; const termOff = pw(P_TERM_OFF);
   let pSum = 0; let pMet = 0;
   for (let t = 0; t < terms; t++) {
     const q = termOff + t * TERM_WORDS; const kind = pw(q);
@@ -321,13 +415,13 @@ function score(n: i32, gpuMemSum: f64): i32 {
     pSum += w;
     if (kind == T_PREFERRED_AFFINITY ? c > 0 : c <= 0) pMet += w;
   }
-  if (pSum > 0) total += weight(S_POD_AFFINITY) * (pMet * 100 / pSum);
+  if (pSum > 0) total += w_S_POD_AFFINITY * (pMet * 100 / pSum);
   // f. GPU fit: GPU pods prefer nodes whose GPUs end up busy and whose picked GPUs are tight on memory;
   //    pods without GPUs avoid opening an idle GPU node (score 0), keeping it for GPU work, but may fill
   //    one whose GPUs are already in use (100, like a node without GPUs).
-  const gpuCount = ni(N_GPU_COUNT, n); const want = pw(P_GPU_COUNT);
+  const gpuCount = min<i32>(ni(b_N_GPU_COUNT, n), MAX_GPUS); const want = q_P_GPU_COUNT;
   let busy = 0;
-  for (let i = 0; i < gpuCount; i++) if (nai(N_GPU_HOLDERS, n, MAX_GPUS, i) > 0) busy++;
+  for (let i = 0; i < gpuCount; i++) if (nai(b_N_GPU_HOLDERS, n, MAX_GPUS, i) > 0) busy++;
   let gpuScore: i32;
   if (want == 0) {
     gpuScore = gpuCount == 0 || busy > 0 ? 100 : 0;
@@ -337,23 +431,23 @@ function score(n: i32, gpuMemSum: f64): i32 {
     const tight = memMin > 0 && gpuMemSum > 0 ? <i32>Math.floor(memMin * <f64>want * 100 / gpuMemSum) : 100;
     gpuScore = (occupancy + tight) / 2;
   }
-  total += weight(S_GPU_FIT) * gpuScore;
+  total += w_S_GPU_FIT * gpuScore;
   return total;
 }
 
 // Per-pod precomputation for zone-topology terms and the "no matching pod anywhere" rule.
 function countTermDomains(nodeCount: i32): void {
-  const terms = pw(P_TERM_COUNT); const termOff = pw(P_TERM_OFF);
+  const terms = q_P_TERM_COUNT; const termOff = pw(P_TERM_OFF);
   for (let t = 0; t < terms; t++) {
     const q = termOff + t * TERM_WORDS; const id = pw(q + 1); const zone = pw(q + 2) == TOPO_ZONE;
     if (zone) memory.fill(SCRATCH_ZONE_COUNTS + ((t * MAX_ZONES) << 2), 0, MAX_ZONES << 2);
     let total = 0;
     for (let n = 0; n < nodeCount; n++) {
-      const c = nai(N_TERM_COUNTS, n, MAX_TERMS, id);
+      const c = nai(b_N_TERM_COUNTS, n, MAX_TERMS, id);
       if (c == 0) continue;
       total += c;
       if (zone) {
-        const a = SCRATCH_ZONE_COUNTS + ((t * MAX_ZONES + ni(N_ZONE, n)) << 2);
+        const a = SCRATCH_ZONE_COUNTS + ((t * MAX_ZONES + (ni(b_N_ZONE, n) & (MAX_ZONES - 1))) << 2);
         store<i32>(a, load<i32>(a) + c);
       }
     }
@@ -366,21 +460,16 @@ function countTermDomains(nodeCount: i32): void {
 export function schedule(nodeCount: i32): i32 {
   cap = load<i32>(CONFIG_CAP);
   if (!validatePod(nodeCount)) return -2;
-  for (let n = 0; n < nodeCount; n++) {
-    const z = ni(N_ZONE, n);
-    if (z < 0 || z >= MAX_ZONES || ni(N_GPU_COUNT, n) > MAX_GPUS || ni(N_LABEL_COUNT, n) > MAX_LABELS
-      || ni(N_TAINT_COUNT, n) > MAX_TAINTS || ni(N_PORT_COUNT, n) > MAX_PORTS) return -2;
-    const gpus = ni(N_GPU_COUNT, n);
-    for (let i = 0; i < gpus; i++) { const m = nai(N_GPU_MODEL, n, MAX_GPUS, i); if (m < 0 || m >= MAX_MODELS) return -2; }
-  }
+  setBases();
+  readPod();
   memory.fill(OUT + (O_REASON_COUNTS << 2), 0, NUM_REASONS << 2);
   countTermDomains(nodeCount);
   const seed = <u32>load<i32>(CONFIG_SEED); const podHash = <u32>pw(P_HASH);
-  const want = pw(P_GPU_COUNT);
+  const want = q_P_GPU_COUNT;
   let best = -1; let bestScore = 0; let bestHash: u32 = 0; let feasible = 0;
   for (let n = 0; n < nodeCount; n++) {
     const reason = filter(n);
-    store<i32>(NODE_BASE + cap * N_REASON + (n << 2), reason);
+    store<i32>(b_N_REASON + (n << 2), reason);
     if (reason != R_OK) {
       const a = OUT + ((O_REASON_COUNTS + reason) << 2);
       store<i32>(a, load<i32>(a) + 1);
@@ -388,7 +477,7 @@ export function schedule(nodeCount: i32): i32 {
     }
     feasible++;
     const s = score(n, want > 0 ? pickGpus(n) : 0);
-    const h = tieHash(seed, podHash, <u32>ni(N_HASH, n));
+    const h = tieHash(seed, podHash, <u32>ni(b_N_HASH, n));
     // Highest score; ties by highest hash, then lowest index.
     if (best < 0 || s > bestScore || (s == bestScore && h > bestHash)) { best = n; bestScore = s; bestHash = h; }
   }

@@ -28,7 +28,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
   const pf = (i: number): number => F[(L.POD_F64 >> 3) + i]!;
   const out = L.OUT >> 2;
 
-  // ---- validation ----
+  // ---- validation: the pod once; node counts and ids are clamped or masked where read ----
   const inPod = (off: number, words: number): boolean => off >= L.P_VAR_BASE && words >= 0 && off + words <= L.POD_WORDS;
   const validExprs = (off: number, nExpr: number): number => {
     if (nExpr < 0 || nExpr > L.POD_WORDS) return -1;
@@ -75,7 +75,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
 
   // ---- filter helpers ----
   const labelValue = (n: number, key: number): number => {
-    const count = ni(L.N_LABEL_COUNT, n);
+    const count = Math.min(ni(L.N_LABEL_COUNT, n), L.MAX_LABELS);
     for (let i = 0; i < count; i++) if (nai(L.N_LABEL_KEYS, n, L.MAX_LABELS, i) === key) return nai(L.N_LABEL_VALUES, n, L.MAX_LABELS, i);
     return 0;
   };
@@ -116,7 +116,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
   const domainCount = (n: number, t: number): number => {
     const q = pw(L.P_TERM_OFF) + t * L.TERM_WORDS;
     if (pw(q + 2) === L.TOPO_ZONE) {
-      const z = ni(L.N_ZONE, n);
+      const z = ni(L.N_ZONE, n) & (L.MAX_ZONES - 1);
       return z === 0 ? -1 : I[zoneCountBase + t * L.MAX_ZONES + z]!;
     }
     return nai(L.N_TERM_COUNTS, n, L.MAX_TERMS, pw(q + 1));
@@ -128,7 +128,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
     return shared && (ni(L.N_FLAGS, n) & L.F_GPU_SHARED) !== 0 && nai(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS, i) === 0;
   };
   const gpuFits = (n: number, i: number, shared: boolean, memMin: number): boolean =>
-    gpuAvailable(n, i, shared) && pw(L.P_MODEL_BITMAP + nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i)) !== 0
+    gpuAvailable(n, i, shared) && pw(L.P_MODEL_BITMAP + (nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i) & (L.MAX_MODELS - 1))) !== 0
     && naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin;
 
   // ---- the pipeline: filters in order, the first that rejects names the node's reason ----
@@ -158,7 +158,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
       if (!any) return L.R_NODE_AFFINITY;
     }
     // 6. Every NoSchedule / NoExecute taint tolerated.
-    const taints = ni(L.N_TAINT_COUNT, n);
+    const taints = Math.min(ni(L.N_TAINT_COUNT, n), L.MAX_TAINTS);
     for (let i = 0; i < taints; i++) {
       const effect = nai(L.N_TAINT_EFFECTS, n, L.MAX_TAINTS, i);
       if (effect === L.E_PREFER_NO_SCHEDULE) continue;
@@ -169,7 +169,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
     if (ni(L.N_CPU_USED, n) + pw(L.P_CPU) > ni(L.N_CPU_ALLOC, n)) return L.R_CPU;
     if (nf(L.N_MEM_USED, n) + pf(L.PF_MEMORY) > nf(L.N_MEM_ALLOC, n)) return L.R_MEMORY;
     // 10. Host ports free.
-    const portOff = pw(L.P_PORT_OFF); const portCount = pw(L.P_PORT_COUNT); const nodePorts = ni(L.N_PORT_COUNT, n);
+    const portOff = pw(L.P_PORT_OFF); const portCount = pw(L.P_PORT_COUNT); const nodePorts = Math.min(ni(L.N_PORT_COUNT, n), L.MAX_PORTS);
     for (let i = 0; i < portCount; i++) {
       const port = pw(portOff + i);
       for (let j = 0; j < nodePorts; j++) if (nai(L.N_PORTS, n, L.MAX_PORTS, j) === port) return L.R_HOST_PORT;
@@ -191,12 +191,12 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
     const want = pw(L.P_GPU_COUNT);
     if (want > 0) {
       const shared = pw(L.P_GPU_SHARED) !== 0; const memMin = pf(L.PF_GPU_MEMORY_MIN);
-      const count = ni(L.N_GPU_COUNT, n);
+      const count = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS);
       let avail = 0; let model = 0; let fit = 0;
       for (let i = 0; i < count; i++) {
         if (!gpuAvailable(n, i, shared)) continue;
         avail++;
-        if (pw(L.P_MODEL_BITMAP + nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i)) === 0) continue;
+        if (pw(L.P_MODEL_BITMAP + (nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i) & (L.MAX_MODELS - 1))) === 0) continue;
         model++;
         if (naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin) fit++;
       }
@@ -211,7 +211,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
   const picksBase = L.SCRATCH_PICKS >> 2;
   const pickGpus = (n: number): number => {
     const want = pw(L.P_GPU_COUNT); const shared = pw(L.P_GPU_SHARED) !== 0; const memMin = pf(L.PF_GPU_MEMORY_MIN);
-    const count = ni(L.N_GPU_COUNT, n);
+    const count = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS);
     let taken = 0; let sum = 0;
     for (let k = 0; k < want; k++) {
       let best = -1; let bestMem = 0;
@@ -268,7 +268,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
       if (sum > 0) total += weight(L.S_NODE_AFFINITY) * Math.floor(matched * 100 / sum);
     }
     // d. PreferNoSchedule taints not tolerated: 25 points off each.
-    const taints = ni(L.N_TAINT_COUNT, n); let untolerated = 0;
+    const taints = Math.min(ni(L.N_TAINT_COUNT, n), L.MAX_TAINTS); let untolerated = 0;
     for (let i = 0; i < taints; i++) {
       if (nai(L.N_TAINT_EFFECTS, n, L.MAX_TAINTS, i) !== L.E_PREFER_NO_SCHEDULE) continue;
       if (!tolerated(nai(L.N_TAINT_KEYS, n, L.MAX_TAINTS, i), nai(L.N_TAINT_VALUES, n, L.MAX_TAINTS, i), L.E_PREFER_NO_SCHEDULE)) untolerated++;
@@ -287,7 +287,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
     if (pSum > 0) total += weight(L.S_POD_AFFINITY) * Math.floor(pMet * 100 / pSum);
     // f. GPU fit: GPU pods prefer busy GPU nodes and tight memory fits; other pods avoid opening an idle GPU
     //    node (0) but may fill one whose GPUs are in use (100, like a node without GPUs).
-    const gpuCount = ni(L.N_GPU_COUNT, n); const want = pw(L.P_GPU_COUNT);
+    const gpuCount = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS); const want = pw(L.P_GPU_COUNT);
     let busy = 0;
     for (let i = 0; i < gpuCount; i++) if (nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) > 0) busy++;
     let gpuScore: number;
@@ -314,20 +314,13 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
         const c = nai(L.N_TERM_COUNTS, n, L.MAX_TERMS, id);
         if (c === 0) continue;
         total += c;
-        if (zone) I[zoneCountBase + t * L.MAX_ZONES + ni(L.N_ZONE, n)]! += c;
+        if (zone) I[zoneCountBase + t * L.MAX_ZONES + (ni(L.N_ZONE, n) & (L.MAX_ZONES - 1))]! += c;
       }
       I[totalsBase + t] = total;
     }
   };
 
   if (!validatePod()) return -2;
-  for (let n = 0; n < nodeCount; n++) {
-    const z = ni(L.N_ZONE, n);
-    if (z < 0 || z >= L.MAX_ZONES || ni(L.N_GPU_COUNT, n) > L.MAX_GPUS || ni(L.N_LABEL_COUNT, n) > L.MAX_LABELS
-      || ni(L.N_TAINT_COUNT, n) > L.MAX_TAINTS || ni(L.N_PORT_COUNT, n) > L.MAX_PORTS) return -2;
-    const gpus = ni(L.N_GPU_COUNT, n);
-    for (let i = 0; i < gpus; i++) { const m = nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i); if (m < 0 || m >= L.MAX_MODELS) return -2; }
-  }
   I.fill(0, out + L.O_REASON_COUNTS, out + L.O_REASON_COUNTS + L.NUM_REASONS);
   countTermDomains();
   const seed = I[L.CONFIG_SEED >> 2]! >>> 0; const podHash = pw(L.P_HASH) >>> 0;
