@@ -1,0 +1,169 @@
+// Join tokens, proofs of membership, the advertisement document and server location, against one real server
+// (server/run.ts in this process, loopback, mDNS off) and the CLI command modules.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, type ServerInfo } from '../../server/run.js';
+import { createStaticDiscovery } from '../../discovery/static.js';
+import { PROOF_PATH, clusterFingerprint, locateServers, verifyServer } from '../../discovery/locate.js';
+import { parseArgs } from '../../cli/args.js';
+import type { CliCommand, Io } from '../../cli/command.js';
+import { parseDuration, tokenCommand } from '../../cli/token.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'flotilla-join-'));
+const stop = new AbortController();
+const info = await new Promise<ServerInfo>((resolve, reject) => {
+  run(stop.signal, { dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve).catch(reject);
+});
+const admin = info.adminToken!;
+const secret = (await import('node:fs')).readFileSync(join(dir, 'data', 'cluster-secret'), 'utf8').trim();
+
+async function api(method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${info.url}${path}`, {
+    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+async function cli(command: CliCommand, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (t) => { out += t; }, err: (t) => { err += t; }, env: { FLOTILLA_SERVER: info.url, FLOTILLA_TOKEN: admin, HOME: dir }, readStdin: () => '', isTty: false };
+  const code = await command.run(parseArgs(argv, command.flags), io, new AbortController().signal);
+  return { code, out, err };
+}
+
+test.after(() => {
+  stop.abort();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a join token is shown once, authenticates as a node, is listed without its digest, and stops working when revoked', async () => {
+  const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, { ttlSeconds: 3600, description: 'shelf pis' });
+  assert.is(created.status, 201);
+  const token = created.json.token as string;
+  assert.match(token, /^flt1\.[a-z0-9]{10}\.[A-Za-z0-9_-]{32}$/);
+  assert.ok(Date.parse(created.json.expires as string) > Date.now());
+
+  const asNode = await api('GET', '/api/v1/nodes', token);
+  assert.is(asNode.status, 200, 'the join token authenticates');
+  const denied = await api('GET', '/apis/flotilla.io/v1/jointokens', token);
+  assert.is(denied.status, 403, 'a node cannot manage join tokens');
+
+  const list = await api('GET', '/apis/flotilla.io/v1/jointokens', admin);
+  const items = list.json.items as Record<string, unknown>[];
+  const entry = items.find((t) => t.id === created.json.id);
+  assert.ok(entry, 'listed');
+  assert.is(entry!.description, 'shelf pis');
+  assert.not.ok(JSON.stringify(list.json).includes(token.split('.')[2]!), 'the secret part never comes back');
+  assert.not.match(JSON.stringify(list.json), /sha256/);
+
+  const revoked = await api('DELETE', `/apis/flotilla.io/v1/jointokens/${created.json.id as string}`, admin);
+  assert.is(revoked.status, 200);
+  assert.is((await api('GET', '/api/v1/nodes', token)).status, 401);
+  assert.is((await api('DELETE', `/apis/flotilla.io/v1/jointokens/${created.json.id as string}`, admin)).status, 404);
+});
+
+test('bad create requests are refused naming the field', async () => {
+  const zero = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, { ttlSeconds: 0 });
+  assert.is(zero.status, 400);
+  assert.match(zero.json.message as string, /ttlSeconds/);
+  const extra = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, { ttl: '1h' });
+  assert.is(extra.status, 400);
+  assert.match(extra.json.message as string, /unknown field "ttl"/);
+});
+
+test('the server proves it knows a join token and the cluster secret, without authentication; a wrong token fails the check', async () => {
+  const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, {});
+  const token = created.json.token as string;
+  assert.is(created.json.expires, undefined, 'no ttl: never expires');
+  assert.is(await verifyServer(info.url, token), info.clusterId);
+  assert.is(await verifyServer(info.url, secret, { expectedClusterId: info.clusterId }), info.clusterId);
+
+  const forged = `${token.slice(0, -4)}AAAA`;
+  try {
+    await verifyServer(info.url, forged);
+    assert.unreachable('a token with a wrong secret passed');
+  } catch (err) {
+    assert.match((err as Error).message, /does not know the join token/);
+  }
+  try {
+    await verifyServer(info.url, 'flt1.zzzzzzzzzz.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'.slice(0, 48));
+    assert.unreachable('an unknown token id passed');
+  } catch (err) {
+    assert.match((err as Error).message, /does not know join token zzzzzzzzzz/);
+  }
+  try {
+    await verifyServer(info.url, 'not-the-cluster-secret-at-all');
+    assert.unreachable('a wrong cluster secret passed');
+  } catch (err) {
+    assert.match((err as Error).message, /does not hold the cluster secret/);
+  }
+  try {
+    await verifyServer(info.url, secret, { expectedClusterId: 'another-cluster' });
+    assert.unreachable('a cluster id mismatch passed');
+  } catch (err) {
+    assert.match((err as Error).message, /advertises cluster another-cluster/);
+  }
+  const badNonce = await fetch(`${info.url}${PROOF_PATH}?token-id=cluster&nonce=short`);
+  assert.is(badNonce.status, 400);
+});
+
+test('the advertisement document names the cluster, the member and the fingerprint of the secret', async () => {
+  const res = await fetch(`${info.url}/.well-known/flotilla`);
+  assert.is(res.status, 200);
+  const ad = (await res.json()) as Record<string, unknown>;
+  assert.equal(ad, { clusterId: info.clusterId, role: 'server', id: String(info.memberId), apiUrl: info.url, fingerprint: clusterFingerprint(secret) });
+  assert.not.ok(JSON.stringify(ad).includes(secret));
+});
+
+test('locateServers verifies servers from a static list, refuses a wrong token with the reason, and sends requests to a verified server', async () => {
+  const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, {});
+  const token = created.json.token as string;
+  const ac = new AbortController();
+  try {
+    const discovery = createStaticDiscovery({ urls: [info.url], refreshMs: 200 });
+    const locator = locateServers(token, { discovery }, ac.signal);
+    assert.is(await locator.waitForServer(5000), info.url);
+    // The client's own base URL is a placeholder: the locator's fetch replaces its origin.
+    const res = await locator.fetch('http://flotilla.invalid/api/v1/nodes', { headers: { authorization: `Bearer ${token}` } });
+    assert.is(res.status, 200);
+
+    const wrong = locateServers(`${token.slice(0, -4)}AAAA`, { discovery: createStaticDiscovery({ urls: [info.url], refreshMs: 200 }) }, ac.signal);
+    try {
+      await wrong.waitForServer(1500);
+      assert.unreachable('a wrong token located a server');
+    } catch (err) {
+      assert.match((err as Error).message, /no server proved it knows join token [a-z0-9]{10}; refused: .*does not know the join token/);
+    }
+    assert.equal(wrong.servers(), []);
+  } finally {
+    ac.abort();
+  }
+});
+
+test('flotilla token create, list and revoke', async () => {
+  const created = await cli(tokenCommand, ['create', '--ttl', '2h', '--description', 'from the cli']);
+  assert.is(created.code, 0, created.err);
+  const token = created.out.trim();
+  assert.match(token, /^flt1\./);
+  const id = token.split('.')[1]!;
+  assert.match(created.err, /expires/);
+  const list = await cli(tokenCommand, ['list']);
+  assert.match(list.out, new RegExp(`${id}\\s+\\S+\\s+\\S+\\s+from the cli`));
+  const revoke = await cli(tokenCommand, ['revoke', id]);
+  assert.is(revoke.out, `join token ${id} revoked\n`);
+  assert.not.match((await cli(tokenCommand, ['list'])).out, new RegExp(id));
+});
+
+test('durations for --ttl', () => {
+  assert.is(parseDuration('90s'), 90);
+  assert.is(parseDuration('1d12h'), 36 * 3600);
+  assert.throws(() => parseDuration('24'), /not a duration/);
+  assert.throws(() => parseDuration('1h30x'), /not a duration/);
+});
+
+test.run();
