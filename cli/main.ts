@@ -36,8 +36,8 @@ const commands: Record<string, CliCommand> = {
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL --token CLUSTER_SECRET]',
-    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' }, { name: 'token', kind: 'string' }],
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL --token CLUSTER_SECRET] [--snapshot-every ENTRIES]',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'snapshot-every', kind: 'string' }],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false }),
   },
   apply: {
@@ -163,7 +163,9 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
   if (join && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
   const advertise = stringFlag(a, 'advertise');
-  await run(signal, { dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(join ? { join } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}) }, (info) => {
+  const snapshotText = stringFlag(a, 'snapshot-every');
+  if (snapshotText !== undefined && !/^[1-9]\d*$/.test(snapshotText)) throw new UsageError(`--snapshot-every must be a positive number of log entries, got "${snapshotText}"`);
+  await run(signal, { dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(join ? { join } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}), ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}) }, (info) => {
     let configNote = '';
     if (opts.writeConfig && info.adminToken) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
     const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';

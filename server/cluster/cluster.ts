@@ -75,7 +75,8 @@ export class ClusterMember {
       randomInt: (n) => randomInt(n),
       ...(cfg.tickMs ? { tickMs: cfg.tickMs } : {}),
       ...(cfg.electionTick ? { electionTick: cfg.electionTick } : {}),
-      ...(cfg.snapshotEvery ? { snapshotEvery: cfg.snapshotEvery } : {}),
+      // Keep half a snapshot interval of log behind each snapshot (at most 1,000 entries) for lagging followers.
+      ...(cfg.snapshotEvery ? { snapshotEvery: cfg.snapshotEvery, keepEntries: Math.min(1_000, Math.floor(cfg.snapshotEvery / 2)) } : {}),
       makeSnapshot: (index) => this.#makeSnapshot(index),
       restoreSnapshot: (data) => store.restoreFrom(new TextDecoder().decode(data)),
       onRoleChange: (role) => this.#onRole(role),
@@ -254,8 +255,9 @@ export class ClusterMember {
       const id = Number(c.req.param('id'));
       const conf = this.member.node.status().confState;
       if (![...conf.voters, ...conf.learners].includes(id)) throw new StoreError({ code: 404, reason: 'NotFound', message: `member ${c.req.param('id')} is not in the cluster` });
-      this.member.proposeConfChange({ type: 'removeNode', nodeId: id });
+      // The record goes first: once removed, the member (maybe this one) applies nothing more.
       await this.member.propose({ op: 'delete', resource: MEMBERS_RESOURCE, namespace: '', name: String(id) });
+      this.member.proposeConfChange({ type: 'removeNode', nodeId: id });
       return c.json({ removed: id });
     });
     app.get('/cluster/status', async (c) => c.json(await this.status()));

@@ -17,6 +17,7 @@ export interface MemberOptions {
   send: (messages: Message[]) => void;
   /** Integer in [0, n) for election jitter. */
   randomInt: (n: number) => number;
+  /** Defaults: 100 ms ticks, elections after 8 to 16 silent ticks (0.8 to 1.6 s), a heartbeat every tick. */
   tickMs?: number;
   electionTick?: number;
   heartbeatTick?: number;
@@ -71,7 +72,7 @@ export class RaftMember implements Proposer {
   constructor(readonly opts: MemberOptions) {
     this.id = opts.id;
     this.node = new RawNode({
-      id: opts.id, storage: opts.logStore, electionTick: opts.electionTick ?? 10, heartbeatTick: opts.heartbeatTick ?? 1,
+      id: opts.id, storage: opts.logStore, electionTick: opts.electionTick ?? 8, heartbeatTick: opts.heartbeatTick ?? 1,
       randomInt: opts.randomInt, preVote: true, checkQuorum: true,
     });
     this.#persisted = opts.logStore.initialState().hardState;

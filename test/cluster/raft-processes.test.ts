@@ -1,7 +1,7 @@
 // Three real `flotilla server` processes on 127.0.0.1-3, a write load through all of them, and SIGKILL.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, cpSync } from 'node:fs';
+import { mkdtempSync, rmSync, cpSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerProcess, freePort, runCli } from '../support/server-process.js';
@@ -152,6 +152,29 @@ test('cluster remove takes a member out; the other two keep taking writes', asyn
   await clients[live]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-remove'));
   const bad = runCli(['cluster', 'remove', 'abc', '--server', servers[live]!.url, '--token', adminToken], {});
   assert.is(bad.code, 2);
+});
+
+test('a member joining after the log was compacted is brought up by a streamed snapshot', async () => {
+  const small = new ServerProcess(join(dir, 's0'), '127.0.0.4', await freePort('127.0.0.4'), ['--snapshot-every', '40']);
+  await small.start();
+  const c = new ApiClient(small.url, small.token, 5_000);
+  for (let i = 0; i < 150; i++) await c.request('POST', '/api/v1/namespaces/default/configmaps', cm(`snap-${i}`));
+  const late = new ServerProcess(join(dir, 's1'), '127.0.0.5', await freePort('127.0.0.5'), ['--join', small.url, '--token', small.clusterSecret, '--snapshot-every', '40']);
+  await late.start();
+  const lc = new ApiClient(late.url, small.token, 5_000);
+  try {
+    const names = await until('the snapshot to arrive', async () => {
+      const list = await lc.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps?consistency=stale&labelSelector=load%3Dyes');
+      const have = list.items.filter((o) => o.metadata.name.startsWith('snap-'));
+      return have.length === 150 ? have : undefined;
+    });
+    assert.is(names.length, 150);
+    assert.ok(readdirSync(join(late.dataDir, 'snapshots')).length > 0, 'the late member received a snapshot file');
+    await lc.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-snapshot'));
+  } finally {
+    c.close(); lc.close();
+    await late.kill('SIGTERM'); await small.kill('SIGTERM');
+  }
 });
 
 test.after(async () => {
