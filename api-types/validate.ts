@@ -61,7 +61,6 @@ function named(rule: (s: string) => string | undefined) {
   });
 }
 const dnsLabel = named(dns1123LabelError);
-const dnsSubdomain = named(dns1123SubdomainError);
 
 /** IANA service name, as used for named ports: at most 15 of [a-z0-9-], at least one letter, no "--". */
 function portNameError(v: string): string | undefined {

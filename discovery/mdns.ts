@@ -19,7 +19,7 @@ import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import {
   comparePeers, decodeTxt, encodeTxt, instanceLabel, matchesFilter, parseAdvertisement, validateFilter,
-  type Advertisement, type Discovery, type Peer, type PeerFilter, type WarningSink,
+  type Advertisement, type Discovery, type Peer, type WarningSink,
 } from './advertisement.js';
 
 export const SERVICE_TYPE = '_flotilla._tcp.local';
