@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort, runCli, repoRoot } from '../support/server-process.js';
+import { spawn } from 'node:child_process';
+import { ServerProcess, freePort, runCli, repoRoot, flotillaBin } from '../support/server-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
 const server = new ServerProcess(join(dir, 'data'), '127.0.0.1', await freePort());
@@ -58,6 +59,24 @@ test('get pods -o wide shows node and IP columns', () => {
   const wide = cli('get', 'pods', '-o', 'wide');
   assert.match(wide.stdout, /NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
   assert.match(wide.stdout, /solo\s+0\/1\s+Pending\s+0\s+\d+s\s+<none>\s+node-7/);
+});
+
+test('get -w prints the list, then each change as it happens', async () => {
+  const child = spawn(process.execPath, [flotillaBin, 'get', 'configmaps', '-w', '-o', 'name'], { env: { PATH: process.env.PATH ?? '', ...env } });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  try {
+    const seen = async (re: RegExp) => {
+      for (let i = 0; i < 100 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      return re.test(out);
+    };
+    assert.ok(await seen(/configmap\/web-settings/), `initial list, got: ${out}`);
+    const r = runCli(['apply', '-f', '-'], env, 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {a: "1"}\n');
+    assert.is(r.code, 0, r.stderr);
+    assert.ok(await seen(/configmap\/watched/), `change streamed, got: ${out}`);
+  } finally {
+    child.kill('SIGINT');
+  }
 });
 
 test('describe deployment web shows replicas, strategy and the pod template', () => {
