@@ -169,7 +169,7 @@ test('malformed pods and nodes are refused with the field named', () => {
   const s = new Scheduler({ engine: 'wasm' });
   s.upsertNode(makeNode(n('a')));
   const bad = (pod: Pod) => explain(s.place(pod));
-  assert.match(bad(makePod({ name: 'p', cpu: 'lots' })), 'spec.containers[0].resources.requests.cpu: "lots" is not a quantity');
+  assert.match(bad(makePod({ name: 'p', cpu: 'lots' })), 'spec.containers[0].resources.requests.cpu: invalid quantity "lots"');
   assert.match(bad(makePod({ name: 'p', gpus: 1, annotations: { 'flotilla.io/gpu-model': '(' } })), 'flotilla.io/gpu-model "(" is not a regular expression');
   assert.match(bad(makePod({ name: 'p', annotations: { 'flotilla.io/placement': 'random' } })), 'flotilla.io/placement is "random"');
   assert.match(bad(makePod({ name: 'p', affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'rack' }] } } })), 'topologyKey "rack"');
