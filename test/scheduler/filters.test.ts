@@ -1,9 +1,10 @@
 // Table-driven semantics of every filter, scorer and message, on both engines.
+import { statSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as L from '../../server/scheduler/layout.js';
 import { Scheduler, explain } from '../../server/scheduler/scheduler.js';
-import { loadWasmCore } from '../../server/scheduler/wasm-core.js';
+import { DEFAULT_WASM_URL, loadWasmCore } from '../../server/scheduler/wasm-core.js';
 import type { Node, Pod } from '../../server/scheduler/types.js';
 import { GPU_MODELS, makeNode, makePod, type NodeOptions, type PodOptions } from './cluster-gen.js';
 
@@ -27,6 +28,8 @@ const n = (name: string, extra: Partial<NodeOptions> = {}): NodeOptions => ({ na
 
 test('layout: the wasm module and the host agree; regions sorted and f64 regions aligned', () => {
   assert.not.throws(() => loadWasmCore());
+  const size = statSync(DEFAULT_WASM_URL).size;
+  assert.ok(size > 1000 && size < 16384, `scheduler.wasm is ${size} bytes; the budget is 16 KiB`);
   const regions = L.NODE_REGIONS;
   assert.ok(regions.length > 20);
   regions.forEach((r, i) => { if (i > 0) assert.ok(r.perNode >= regions[i - 1]!.perNode + regions[i - 1]!.bytes, r.name); });
