@@ -1,30 +1,50 @@
 // The agent loop: start the pods of the local cache (so a node that reboots without its servers still runs its
-// workloads), register the Node, renew its lease, list and watch the pods bound to it, hand them to the pod
-// workers with their ConfigMaps and Secrets, report pod status, and keep the cache current.
+// workloads), register the Node, publish the agent's endpoint secret, renew the lease, list and watch the pods
+// bound to it, hand them to the pod workers with their ConfigMaps and Secrets, report pod status, keep the
+// cache current, and fence StatefulSet pods while no server can be reached.
+//
+// Fencing contract (StatefulSet pods, ownerReferences kind StatefulSet): the control plane declares a silent
+// node lost after the node grace period (15 s) and replaces its pods after the eviction delay (30 s). A
+// StatefulSet ordinal must never run twice, so the agent stops such pods itself once it has reached no server
+// for fenceAfterSeconds (default 45 = 15 + 30): by the time a replacement may start elsewhere, the original is
+// down. On reconnect, pods still bound here start again; replaced ones are gone from the list and stay down.
+// After a restart with no server, cached StatefulSet pods are not started (the agent cannot know how long it
+// was away); containers of them that survived an agent restart keep running until the fence time passes.
 import pino, { type Logger } from 'pino';
-import { ApiError, type ApiClient, type NodeObject, type WatchEvent } from './api-client.js';
+import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject, type WatchEvent } from './api-client.js';
 import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-objects.js';
 import { PodCache } from './pod-cache.js';
 import { PodWorkers, type PodWorkerSettings } from './pod-worker.js';
-import type { ContainerRuntime } from './runtime/types.js';
+import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, type ContainerRuntime } from './runtime/types.js';
 
 export interface AgentConfig {
   nodeName: string;
-  api: ApiClient;
+  api: NodeApi;
   runtime: ContainerRuntime;
   dataDir: string;
   /** The Node object to register and report (inventory from hardware/); called again for each status report. */
   node: () => NodeObject | Promise<NodeObject>;
+  /** Published in Secret kube-system/flotilla-agent-NODE for the servers to call this agent (logs, exec). */
+  endpointToken?: string;
+  /** Posted once per agent start, after the first registration (preflight findings). */
+  events?: NodeEvent[];
   hostIP?: string;
-  /** Lease renewal period (default 10 s; the lease lasts four periods). */
+  /** Lease renewal period (default 5 s; the lease lasts four periods). */
   heartbeatSeconds?: number;
   /** Node status report period (default 60 s). */
   nodeStatusSeconds?: number;
-  /** Wait before reconnecting after the server could not be reached (default 5 s). */
+  /** First wait before reconnecting (default 1 s), doubled per failure up to retryMaxSeconds (default 30 s). */
   retrySeconds?: number;
+  retryMaxSeconds?: number;
+  /** StatefulSet pods stop after this long without reaching any server (default 45 s; see the fencing contract). */
+  fenceAfterSeconds?: number;
   /** Pod worker tuning (sandbox image, back-off, resync). */
   podWorkers?: Partial<Omit<PodWorkerSettings, 'runtime' | 'nodeName' | 'dataDir' | 'onStatus'>>;
   log?: Logger;
+}
+
+export function isStatefulSetPod(pod: Pod): boolean {
+  return (pod.metadata.ownerReferences ?? []).some((o) => o.kind === 'StatefulSet');
 }
 
 /** Runs until the signal aborts. Containers keep running after it returns: stopping the agent is not deleting pods. */
@@ -32,7 +52,11 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   const log = config.log ?? pino({ level: 'silent' });
   const cache = new PodCache(config.dataDir);
   const desired = new Map<string, PodInputs>();
-  const reporter = new StatusReporter(config.api, log, signal);
+  /** StatefulSet pods held stopped until a server confirms them again. */
+  const fenced = new Set<string>();
+  let lastContactMs = Date.now();
+  const contact = () => { lastContactMs = Date.now(); };
+  const reporter = new StatusReporter(config.api, log, signal, contact);
   const workers = new PodWorkers({
     ...config.podWorkers,
     runtime: config.runtime,
@@ -47,10 +71,22 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     const uid = inputs.pod.metadata.uid;
     if (!uid) continue;
     desired.set(uid, inputs);
-    workers.update(inputs);
+    if (isStatefulSetPod(inputs.pod)) fenced.add(uid);
+    else workers.update(inputs);
   }
   const workersDone = workers.run(signal);
   const saveCache = () => cache.save([...desired.values()]).catch((err: unknown) => log.error({ err }, 'pod cache write failed'));
+
+  /** Stops and removes a pod's containers, with or without a worker (a fenced pod has none). */
+  const stopPod = async (uid: string, grace: number | undefined): Promise<void> => {
+    reporter.forget(uid);
+    if (workers.get(uid)) return workers.delete(uid, grace);
+    const { runtime } = config;
+    const all = await runtime.listContainers({ [LABEL_NODE]: config.nodeName, [LABEL_POD_UID]: uid });
+    const apps = all.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME && c.state === 'running');
+    await Promise.all(apps.map((c) => runtime.stopContainer(c.id, grace ?? 30)));
+    await Promise.all(all.map((c) => runtime.removeContainer(c.id)));
+  };
 
   const resolveInputs = async (pod: Pod): Promise<PodInputs> => {
     const ns = pod.metadata.namespace ?? 'default';
@@ -74,6 +110,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     }
     const inputs = await resolveInputs(pod);
     desired.set(uid, inputs);
+    fenced.delete(uid);
     workers.update(inputs);
     await saveCache();
   };
@@ -81,50 +118,74 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   const remove = async (uid: string): Promise<void> => {
     const grace = desired.get(uid)?.pod.spec.terminationGracePeriodSeconds;
     desired.delete(uid);
-    reporter.forget(uid);
-    await workers.delete(uid, grace);
+    fenced.delete(uid);
+    await stopPod(uid, grace);
     await saveCache();
   };
 
-  let firstList = true;
+  const fenceAfterMs = (config.fenceAfterSeconds ?? 45) * 1000;
+  const fenceDone = (async () => {
+    while (!signal.aborted) {
+      await delay(Math.min(1000, fenceAfterMs / 4), signal);
+      if (signal.aborted || Date.now() - lastContactMs <= fenceAfterMs) continue;
+      for (const [uid, inputs] of desired) {
+        if (fenced.has(uid) || !isStatefulSetPod(inputs.pod)) continue;
+        fenced.add(uid);
+        log.warn({ pod: inputs.pod.metadata.name, silentS: Math.round((Date.now() - lastContactMs) / 1000) }, 'no server reachable: stopping StatefulSet pod so that its ordinal never runs twice');
+        await stopPod(uid, inputs.pod.spec.terminationGracePeriodSeconds).catch((err: unknown) => log.error({ err }, 'fencing a StatefulSet pod failed'));
+      }
+    }
+  })();
+
   const listAndWatch = async (): Promise<void> => {
     const list = await config.api.listPods(config.nodeName);
+    contact();
     const listed = new Set(list.items.map((p) => p.metadata.uid).filter((u): u is string => Boolean(u)));
     for (const uid of [...desired.keys()]) if (!listed.has(uid)) await remove(uid);
     for (const pod of list.items) await apply(pod);
-    if (firstList) {
-      firstList = false;
-      const orphans = await workers.removeOrphans();
-      if (orphans.length) log.info({ count: orphans.length }, 'removed containers of pods this node no longer has');
-    }
+    // Containers of pods deleted while this agent was away or could not reach a server.
+    const orphans = await workers.removeOrphans();
+    if (orphans.length) log.info({ count: orphans.length }, 'removed containers of pods this node no longer has');
     let resourceVersion = list.metadata.resourceVersion ?? '0';
     for (;;) {
       let chain = Promise.resolve();
       await config.api.watchPods(config.nodeName, resourceVersion, (e: WatchEvent<Pod>) => {
+        contact();
         if (e.object.metadata?.resourceVersion) resourceVersion = e.object.metadata.resourceVersion;
         chain = chain.then(() => (e.type === 'DELETED' ? remove(e.object.metadata.uid ?? '') : e.type === 'BOOKMARK' ? undefined : apply(e.object)))
           .catch((err: unknown) => log.warn({ err, pod: e.object.metadata?.name }, 'applying a pod event failed'));
       }, signal);
       await chain;
       if (signal.aborted) return;
+      // The stream ended: a server going away ends it too, so check that one is still there before watching again.
+      await config.api.renewLease(config.nodeName, leaseSeconds(config));
+      contact();
     }
   };
 
+  let failures = 0;
+  let eventsPosted = false;
   while (!signal.aborted) {
     const session = new AbortController();
     const stopSession = () => session.abort();
     signal.addEventListener('abort', stopSession, { once: true });
     try {
-      await config.api.registerNode(await config.node());
+      const registered = await config.api.registerNode(await config.node());
+      contact();
       await config.api.updateNodeStatus(await config.node());
-      const beats = startHeartbeats(config, session.signal, log);
+      if (config.endpointToken) await config.api.publishAgentToken(config.nodeName, config.endpointToken);
+      if (!eventsPosted) {
+        for (const e of config.events ?? []) await config.api.nodeEvent(config.nodeName, registered.metadata.uid, e);
+        eventsPosted = true;
+      }
+      const beats = startHeartbeats(config, session.signal, log, contact);
       try {
         for (;;) {
           try {
             await listAndWatch();
             break;
           } catch (err) {
-            if (err instanceof ApiError && err.status === 410) continue; // history compacted: list again
+            if (err instanceof ApiClientError && err.code === 410) continue; // history compacted: list again
             throw err;
           }
         }
@@ -134,24 +195,32 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
       }
     } catch (err) {
       if (signal.aborted) break;
-      log.warn({ err: (err as Error).message }, 'server unreachable or refused; pods keep running; retrying');
-      await delay((config.retrySeconds ?? 5) * 1000, signal);
+      const waitMs = Math.min((config.retryMaxSeconds ?? 30) * 1000, (config.retrySeconds ?? 1) * 1000 * 2 ** Math.min(failures++, 16));
+      log.warn({ err: (err as Error).message, retryMs: waitMs }, 'server unreachable or refused; pods keep running; retrying');
+      await delay(waitMs, signal);
+      continue;
     } finally {
       signal.removeEventListener('abort', stopSession);
     }
+    failures = 0;
   }
-  await workersDone;
+  await Promise.all([workersDone, fenceDone]);
   await reporter.idle();
 }
 
-function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger): Promise<void> {
-  const beatS = config.heartbeatSeconds ?? 10;
+function leaseSeconds(config: AgentConfig): number {
+  return Math.max(1, Math.round((config.heartbeatSeconds ?? 5) * 4));
+}
+
+function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, contact: () => void): Promise<void> {
+  const beatS = config.heartbeatSeconds ?? 5;
   const statusS = config.nodeStatusSeconds ?? 60;
   return (async () => {
     let sinceStatus = 0;
     while (!signal.aborted) {
       try {
-        await config.api.renewLease(config.nodeName, beatS * 4);
+        await config.api.renewLease(config.nodeName, leaseSeconds(config));
+        contact();
         if ((sinceStatus += beatS) >= statusS) {
           sinceStatus = 0;
           await config.api.updateNodeStatus(await config.node());
@@ -169,7 +238,7 @@ class StatusReporter {
   private readonly pending = new Map<string, { pod: Pod; status: PodStatus }>();
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly api: ApiClient, private readonly log: Logger, private readonly signal: AbortSignal) {}
+  constructor(private readonly api: NodeApi, private readonly log: Logger, private readonly signal: AbortSignal, private readonly contact: () => void) {}
 
   report(pod: Pod, status: PodStatus): void {
     const uid = pod.metadata.uid;
@@ -193,9 +262,10 @@ class StatusReporter {
       this.pending.delete(uid);
       try {
         await this.api.updatePodStatus(item.pod, item.status);
+        this.contact();
         failures = 0;
       } catch (err) {
-        if (err instanceof ApiError && err.status === 404) continue; // the pod is gone
+        if (err instanceof ApiClientError && err.code === 404) continue; // the pod is gone
         if (!this.pending.has(uid)) this.pending.set(uid, item);
         this.log.warn({ err: (err as Error).message, pod: item.pod.metadata.name }, 'pod status report failed');
         await delay(Math.min(30_000, 500 * 2 ** failures++), this.signal);
@@ -224,7 +294,7 @@ function referencedObjects(pod: Pod): { configMaps: Set<string>; secrets: Set<st
   return { configMaps, secrets };
 }
 
-function delay(ms: number, signal: AbortSignal): Promise<void> {
+export function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const done = () => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve(); };

@@ -1,0 +1,142 @@
+// The agent's own HTTP endpoint, called only by the servers (server/agent-proxy.ts) to serve `logs` and `exec`
+// of the pods on this node. Every request must carry `Authorization: Bearer TOKEN`, the token the agent
+// publishes in Secret kube-system/flotilla-agent-NODE.
+//
+//   GET  /v1/pods/NS/NAME/log?container=C&follow=true&tailLines=N   text/plain, one line per log line, streamed
+//                                                                   while following until the container stops
+//   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  LABEL_CONTAINER,
+  LABEL_NAMESPACE,
+  LABEL_NODE,
+  LABEL_POD,
+  LABEL_RESTART_COUNT,
+  SANDBOX_CONTAINER_NAME,
+  type ContainerRuntime,
+  type ContainerSummary,
+} from './runtime/types.js';
+
+export interface EndpointOptions {
+  runtime: ContainerRuntime;
+  nodeName: string;
+  token: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  log?: Logger;
+}
+
+export interface AgentEndpoint {
+  /** The port actually bound. */
+  port: number;
+  close(): Promise<void>;
+}
+
+class EndpointError extends Error {
+  constructor(readonly code: number, readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+/** Listens until close(); resolves once bound. */
+export async function startEndpoint(options: EndpointOptions): Promise<AgentEndpoint> {
+  const expected = Buffer.from(`Bearer ${options.token}`);
+  const server = http.createServer((req, res) => {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return sendStatus(res, new EndpointError(401, 'Unauthorized', 'a valid bearer token is required'));
+    }
+    handle(options, req, res).catch((err: unknown) => {
+      if (err instanceof EndpointError) return sendStatus(res, err);
+      options.log?.warn({ err }, 'agent endpoint request failed');
+      sendStatus(res, new EndpointError(500, 'InternalError', err instanceof Error ? err.message : String(err)));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => { server.off('error', reject); resolve(); });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://agent');
+  const m = /^\/v1\/pods\/([^/]+)\/([^/]+)\/(log|exec)$/.exec(url.pathname);
+  if (!m) throw new EndpointError(404, 'NotFound', `no such agent endpoint: ${req.method} ${url.pathname}`);
+  const namespace = decodeURIComponent(m[1]!);
+  const pod = decodeURIComponent(m[2]!);
+  if (m[3] === 'log') {
+    if (req.method !== 'GET') throw new EndpointError(405, 'MethodNotAllowed', 'log takes GET');
+    const id = await containerOf(o, namespace, pod, url.searchParams.get('container') ?? undefined);
+    const tail = url.searchParams.get('tailLines');
+    if (tail !== null && !/^\d+$/.test(tail)) throw new EndpointError(400, 'BadRequest', `tailLines must be a non-negative integer, got "${tail}"`);
+    const follow = url.searchParams.get('follow') === 'true';
+    const stop = new AbortController();
+    res.on('close', () => stop.abort());
+    const lines = o.runtime.logs(id, { follow, ...(tail !== null ? { tail: Number(tail) } : {}), signal: stop.signal });
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    for await (const line of lines) {
+      if (stop.signal.aborted) break;
+      res.write(`${line.line}\n`);
+    }
+    res.end();
+    return;
+  }
+  if (req.method !== 'POST') throw new EndpointError(405, 'MethodNotAllowed', 'exec takes POST');
+  let body: { container?: unknown; command?: unknown };
+  try {
+    body = JSON.parse(await readBody(req)) as typeof body;
+  } catch {
+    throw new EndpointError(400, 'BadRequest', 'exec wants a JSON body {"container": NAME, "command": [ARG...]}');
+  }
+  if (!Array.isArray(body.command) || body.command.length === 0 || !body.command.every((a) => typeof a === 'string')) {
+    throw new EndpointError(400, 'BadRequest', 'exec: "command" must be a non-empty array of strings');
+  }
+  if (body.container !== undefined && typeof body.container !== 'string') throw new EndpointError(400, 'BadRequest', 'exec: "container" must be a string');
+  const id = await containerOf(o, namespace, pod, body.container as string | undefined);
+  const stop = new AbortController();
+  res.on('close', () => { if (!res.writableFinished) stop.abort(); });
+  const result = await o.runtime.exec(id, body.command as string[], { signal: stop.signal });
+  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result));
+}
+
+/** The newest container of that name in the pod; without a name, the pod's only container. */
+async function containerOf(o: EndpointOptions, namespace: string, pod: string, container: string | undefined): Promise<string> {
+  const all = (await o.runtime.listContainers({ [LABEL_NODE]: o.nodeName, [LABEL_NAMESPACE]: namespace, [LABEL_POD]: pod }))
+    .filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME);
+  if (all.length === 0) throw new EndpointError(404, 'NotFound', `pod ${namespace}/${pod} has no containers on node ${o.nodeName}`);
+  const names = [...new Set(all.map((c) => c.labels[LABEL_CONTAINER] ?? ''))].sort();
+  const name = container ?? (names.length === 1 ? names[0]! : undefined);
+  if (name === undefined) throw new EndpointError(400, 'BadRequest', `pod ${namespace}/${pod} has several containers; choose one of: ${names.join(', ')}`);
+  const newest = all.filter((c) => c.labels[LABEL_CONTAINER] === name).sort((a, b) => restarts(b) - restarts(a))[0];
+  if (!newest) throw new EndpointError(404, 'NotFound', `container "${name}" is not valid for pod ${namespace}/${pod}; choose one of: ${names.join(', ')}`);
+  return newest.id;
+}
+
+function restarts(c: ContainerSummary): number {
+  return Number(c.labels[LABEL_RESTART_COUNT] ?? 0);
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => { text += c; if (text.length > 1 << 20) req.destroy(new Error('request body over 1 MiB')); });
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+  });
+}
+
+function sendStatus(res: http.ServerResponse, err: EndpointError): void {
+  if (res.headersSent) { res.end(); return; }
+  res.writeHead(err.code, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: err.reason, code: err.code, message: err.message }));
+}

@@ -1,0 +1,117 @@
+// The agent process: probe the hardware, run the preflight checks, open the agent endpoint (logs, exec for the
+// servers), then run the agent loop against the servers until the signal aborts. run(signal, config) is what
+// `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import pino, { type Logger } from 'pino';
+import { normaliseInventory, type NodeInventory } from '../hardware/inventory.js';
+import { readPreflightInputs, runPreflight, type Finding } from '../hardware/preflight.js';
+import { probeHardware } from '../hardware/probe.js';
+import { runAgent, type AgentConfig } from './agent.js';
+import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
+import { startEndpoint } from './endpoint.js';
+import { buildNodeObject } from './node-object.js';
+import { DockerRuntime } from './runtime/docker.js';
+import type { ContainerRuntime } from './runtime/types.js';
+
+export interface AgentRunConfig {
+  server: string;
+  token: string;
+  dataDir: string;
+  nodeName: string;
+  /** Where the agent endpoint listens (default 0.0.0.0:10250; port 0 picks one). */
+  listenHost: string;
+  listenPort: number;
+  /** The InternalIP published for the servers; default: the listen host when specific, else the first non-loopback IPv4. */
+  advertiseAddress?: string;
+  /** Kept back from allocatable for the OS and the agent (quantities). */
+  reserved?: { cpu?: string; memory?: string };
+  /** Default: Docker through its socket (DOCKER_HOST honoured). */
+  runtime?: ContainerRuntime;
+  /** Default: probed from this machine. */
+  inventory?: NodeInventory;
+  /** Default: the preflight checks of this machine. */
+  findings?: Finding[];
+  /** Loop settings (heartbeat, retry, fencing, pod workers). */
+  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers'>>;
+  log?: Logger;
+}
+
+export interface AgentRunInfo {
+  nodeName: string;
+  /** Port of the agent endpoint. */
+  port: number;
+  address: string;
+  findings: Finding[];
+}
+
+/** Resolves when the signal aborts (containers keep running) or rejects when the agent cannot start. */
+export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
+  const log = config.log ?? pino({ level: 'info' });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const runtime = config.runtime ?? new DockerRuntime();
+  const inventory = config.inventory ?? normaliseInventory(await probeHardware(), {
+    ...(config.nodeName.length <= 63 ? { hostname: config.nodeName } : {}),
+    ...(config.reserved ? { reserved: config.reserved } : {}),
+  });
+  const runtimeVersion = await runtimeVersionOf(runtime);
+  const findings = config.findings ?? await machineFindings(runtime, inventory);
+  for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
+
+  const token = randomBytes(32).toString('base64url');
+  const endpoint = await startEndpoint({ runtime, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
+  const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
+  const readySince = new Date();
+  const client = new ApiClient(config.server, config.token);
+  try {
+    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
+    await runAgent(signal, {
+      ...config.tuning,
+      nodeName: config.nodeName,
+      api: new NodeApi(client),
+      runtime,
+      dataDir: config.dataDir,
+      hostIP: address,
+      endpointToken: token,
+      events: findings.filter((f) => f.severity !== 'info').map((f): NodeEvent => ({ type: 'Warning', reason: `Preflight-${f.id}`, message: `${f.message}. Fix: ${f.fix}` })),
+      node: () => buildNodeObject({ nodeName: config.nodeName, inventory, address, port: endpoint.port, containerRuntimeVersion: runtimeVersion, readySince }),
+      log,
+    });
+  } finally {
+    client.close();
+    await endpoint.close();
+  }
+}
+
+async function runtimeVersionOf(runtime: ContainerRuntime): Promise<string> {
+  if (!(runtime instanceof DockerRuntime)) return `${runtime.name}://0`;
+  const v = await runtime.docker.version().catch(() => undefined);
+  return `docker://${v?.Version ?? 'unknown'}`;
+}
+
+async function machineFindings(runtime: ContainerRuntime, inventory: NodeInventory): Promise<Finding[]> {
+  const info = runtime instanceof DockerRuntime ? await runtime.docker.info().catch(() => undefined) as { Runtimes?: Record<string, unknown> } | undefined : undefined;
+  return runPreflight(await readPreflightInputs(), {
+    dockerReachable: !(runtime instanceof DockerRuntime) || info !== undefined,
+    dockerRuntimes: Object.keys(info?.Runtimes ?? {}),
+    cdiSpecs: await cdiSpecFiles(),
+    hasNvidiaGpu: inventory.gpus.some((g) => g.vendor === 'nvidia'),
+  });
+}
+
+async function cdiSpecFiles(): Promise<string[]> {
+  const found: string[] = [];
+  for (const dir of ['/etc/cdi', '/var/run/cdi']) {
+    for (const f of await readdir(dir).catch(() => [] as string[])) if (/\.(json|ya?ml)$/.test(f)) found.push(`${dir}/${f}`);
+  }
+  return found;
+}
+
+function advertisedAddress(listenHost: string): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::' && listenHost !== '') return listenHost;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}

@@ -1,0 +1,68 @@
+// A real `flotilla server` process for agent suites, with the few API calls the suites make.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiClient, ApiClientError } from '../../client/client.js';
+import { ServerProcess, freePort } from '../support/server-process.js';
+import { eventually } from './runtime-contract.js';
+
+export interface PodView {
+  metadata: { name: string; uid: string };
+  spec: { nodeName?: string };
+  status?: { phase?: string; conditions?: Array<{ type: string; status: string }>; containerStatuses?: Array<{ containerID?: string; restartCount: number }> };
+}
+
+export class RealServer {
+  readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-agent-srv-'));
+  server!: ServerProcess;
+  client!: ApiClient;
+
+  async start(): Promise<void> {
+    this.server ??= new ServerProcess(join(this.dir, 'server'), '127.0.0.1', await freePort());
+    await this.server.start();
+    this.client ??= new ApiClient(this.server.url, this.server.token, 10_000);
+  }
+
+  /** SIGKILL: the harshest way for the control plane to vanish. */
+  async kill(): Promise<void> {
+    await this.server.kill('SIGKILL');
+  }
+
+  async close(): Promise<void> {
+    this.client?.close();
+    await this.server?.kill('SIGTERM');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  createPod(pod: Record<string, unknown>, namespace = 'default'): Promise<PodView> {
+    return this.client.request<PodView>('POST', `/api/v1/namespaces/${namespace}/pods`, pod);
+  }
+
+  async getPod(name: string, namespace = 'default'): Promise<PodView | undefined> {
+    try {
+      return await this.client.request<PodView>('GET', `/api/v1/namespaces/${namespace}/pods/${name}`);
+    } catch (err) {
+      if (err instanceof ApiClientError && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  deletePod(name: string, namespace = 'default'): Promise<unknown> {
+    return this.client.request('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}`);
+  }
+
+  /** Waits until the pod is Running with condition Ready=True on the server. */
+  podReady(name: string, limitMs = 20_000): Promise<PodView> {
+    return eventually(`pod ${name} Running and Ready on the server`, async () => {
+      const p = await this.getPod(name);
+      return p?.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
+    }, limitMs);
+  }
+}
+
+export function appPod(name: string, nodeName: string, image: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name },
+    spec: { nodeName, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image, ...extra }] },
+  };
+}
