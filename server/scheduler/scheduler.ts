@@ -12,9 +12,10 @@ const SCORE_INDEX: Record<ScoreName, number> = {
   resources: L.S_RESOURCES, balanced: L.S_BALANCED, nodeAffinity: L.S_NODE_AFFINITY,
   taint: L.S_TAINT, podAffinity: L.S_POD_AFFINITY, gpuFit: L.S_GPU_FIT,
 };
-/** Default scorer weights: packing dominates; GPU fit keeps GPU nodes for GPU pods. */
+/** Default scorer weights: packing first, with a strong CPU/memory balance term that cuts two-dimensional
+ * fragmentation (measured by bench/scheduler.ts); GPU fit keeps GPU nodes for GPU pods. */
 export const DEFAULT_WEIGHTS: Readonly<Record<ScoreName, number>> = {
-  resources: 10, balanced: 1, nodeAffinity: 2, taint: 1, podAffinity: 2, gpuFit: 3,
+  resources: 10, balanced: 8, nodeAffinity: 2, taint: 1, podAffinity: 2, gpuFit: 3,
 };
 
 export interface SchedulerOptions {
