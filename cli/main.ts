@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
+import { resolve, join } from 'node:path';
 import { apiPath, resourceByCliName } from '../api-types/index.js';
 import type { KubeObject, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
@@ -80,6 +80,18 @@ const commands: Record<string, CliCommand> = {
     usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID',
     flags: [...connectionFlags, { name: 'output', short: 'o', kind: 'string' }],
     run: cluster,
+  },
+  backup: {
+    summary: 'save the cluster state to a file (a consistent SQLite copy)',
+    usage: 'flotilla backup FILE',
+    flags: [...connectionFlags],
+    run: backup,
+  },
+  restore: {
+    summary: 'make a new one-member cluster from a backup file or an old member\'s data dir (lost quorum)',
+    usage: 'flotilla restore --data NEW_DIR (BACKUP_FILE | OLD_MEMBER_DATA_DIR)',
+    flags: [{ name: 'data', kind: 'string' }],
+    run: restore,
   },
   version: {
     summary: 'print the client and server versions',
@@ -377,6 +389,40 @@ async function cluster(a: ParsedArgs, io: Io): Promise<number> {
   } finally {
     client.close();
   }
+}
+
+async function backup(a: ParsedArgs, io: Io): Promise<number> {
+  const [file, ...extra] = a.positionals;
+  if (!file || extra.length > 0) throw new UsageError('name one file to write the backup to');
+  const client = clientFor(a, io);
+  const partial = `${file}.partial`;
+  try {
+    const headers = await client.download('/cluster/v1/backup', createWriteStream(partial, { mode: 0o600 }));
+    renameSync(partial, file);
+    io.out(`backup of revision ${String(headers['x-flotilla-revision'] ?? '?')} written to ${file}\n`);
+    return 0;
+  } catch (err) {
+    rmSync(partial, { force: true });
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+
+async function restore(a: ParsedArgs, io: Io): Promise<number> {
+  const [source, ...extra] = a.positionals;
+  const data = stringFlag(a, 'data');
+  if (!source || extra.length > 0 || !data) throw new UsageError('give --data NEW_DIR and one backup file or old data dir');
+  const { restoreDataDir } = await import('../server/cluster/backup.js');
+  let result: ReturnType<typeof restoreDataDir>;
+  try {
+    result = restoreDataDir(resolve(source), resolve(data));
+  } catch (err) {
+    io.err(`flotilla restore: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  io.out(`restored revision ${result.revision} into ${resolve(data)} as the new cluster ${result.identity.clusterId}\nStart it with: flotilla server --data ${data} --listen HOST:PORT (admin token: ${join(resolve(data), 'admin-token')})\n`);
+  return 0;
 }
 
 async function version(a: ParsedArgs, io: Io): Promise<number> {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { pipeline } from 'node:stream/promises';
 
 /** A failed API call: the server's Status (code, reason, message), or a transport failure with code 0. */
 export class ApiClientError extends Error {
@@ -65,6 +66,17 @@ export class ApiClient {
       res.on('close', resolve);
       res.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
     });
+  }
+
+  /** Streams a GET response body into `dest` (for backups); resolves with the response headers. */
+  async download(path: string, dest: NodeJS.WritableStream): Promise<http.IncomingHttpHeaders> {
+    const res = await this.#send('GET', path, undefined, undefined, undefined, this.timeoutMs);
+    if ((res.statusCode ?? 0) >= 400) {
+      const text = await readAll(res);
+      throw statusError(res.statusCode ?? 0, parseJson(text), text, 'GET', path);
+    }
+    await pipeline(res, dest);
+    return res.headers;
   }
 
   close(): void {

@@ -22,6 +22,7 @@ import { metricsRoutes, USAGE_REPORT_PATH } from './metrics-api.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import type { ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './leader.js';
+import { backupRoutes } from './cluster/backup.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -120,6 +121,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       ready: () => cluster.member.leader !== 0,
       extraRoutes: [
         cluster.routes(roleOf),
+        backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
         joinTokenRoutes({ store, proposer: cluster.member, roleOf }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } })),
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),

@@ -20,6 +20,9 @@ import type { WireMessage } from './codec.js';
 /** Members are recorded in the replicated state under this internal resource key (not served by the API). */
 export const MEMBERS_RESOURCE = 'members.cluster.flotilla.io';
 
+/** A member's files in its data dir (beside state.db, the state machine). */
+export const MEMBER_FILES = { identity: 'cluster.json', secret: 'cluster-secret', log: 'raft.db', snapshots: 'snapshots' } as const;
+
 export interface ClusterConfig {
   dataDir: string;
   /** The URL other members reach this one at (its API base URL). */
@@ -32,7 +35,7 @@ export interface ClusterConfig {
   snapshotEvery?: number;
 }
 
-interface Identity { clusterId: string; memberId: NodeId }
+export interface Identity { clusterId: string; memberId: NodeId }
 
 export interface MemberStatus { id: NodeId; peerUrl: string | undefined; role: 'voter' | 'learner'; matchIndex?: number; healthy?: boolean; self: boolean }
 export interface ClusterStatus { clusterId: string; memberId: NodeId; role: Role; leader: NodeId; term: number; commitIndex: number; appliedIndex: number; members: MemberStatus[] }
@@ -61,7 +64,7 @@ export class ClusterMember {
     this.identity = identity;
     this.secret = secret;
     this.#seedPeers = seeds;
-    this.#snapshotDir = join(cfg.dataDir, 'snapshots');
+    this.#snapshotDir = join(cfg.dataDir, MEMBER_FILES.snapshots);
     mkdirSync(this.#snapshotDir, { recursive: true });
     this.transport = new HttpTransport({
       self: identity.memberId, secret,
@@ -90,9 +93,9 @@ export class ClusterMember {
    */
   static async open(cfg: ClusterConfig, store: SqliteStore): Promise<ClusterMember> {
     mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
-    const idPath = join(cfg.dataDir, 'cluster.json');
-    const secretPath = join(cfg.dataDir, 'cluster-secret');
-    const logStore = new SqliteStorage(join(cfg.dataDir, 'raft.db'));
+    const idPath = join(cfg.dataDir, MEMBER_FILES.identity);
+    const secretPath = join(cfg.dataDir, MEMBER_FILES.secret);
+    const logStore = new SqliteStorage(join(cfg.dataDir, MEMBER_FILES.log));
     const seeds = new Map<NodeId, string>();
     let identity: Identity;
     let secret: string;
@@ -313,7 +316,7 @@ export class ClusterMember {
 }
 
 /** Member ids: random positive integers that JSON carries exactly. */
-function newMemberId(): NodeId {
+export function newMemberId(): NodeId {
   return randomInt(1, 2 ** 47);
 }
 

@@ -1,0 +1,91 @@
+import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import { StoreError } from '../store/types.js';
+import { join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { SqliteStorage } from '../raft/sqlite-storage.js';
+import { MEMBER_FILES, MEMBERS_RESOURCE, newMemberId } from './cluster.js';
+import type { Identity } from './cluster.js';
+
+export const STATE_FILE = 'state.db';
+
+/**
+ * Makes `dataDir` the data of a NEW one-member cluster holding the state of `source`: a backup file
+ * (`flotilla backup`) or the data dir of any old member (the way out of a lost quorum: take the member with
+ * the newest state). The Raft log starts right after the state's revision, so revisions keep increasing and
+ * watchers' resourceVersions stay meaningful. Old member records are dropped; tokens come along, so the old
+ * admin token keeps working until the new admin-token (written here) replaces it at first start.
+ * Returns the revision the new cluster starts from.
+ */
+export function restoreDataDir(source: string, dataDir: string): { revision: number; identity: Identity } {
+  const sourceDb = statSync(source).isDirectory() ? join(source, STATE_FILE) : source;
+  if (!existsSync(sourceDb)) throw new Error(`${source}: no ${STATE_FILE} there; give a backup file or a member's data dir`);
+  if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new Error(`${dataDir} is not empty: restore into a new folder`);
+  mkdirSync(join(dataDir, MEMBER_FILES.snapshots), { recursive: true, mode: 0o700 });
+  const target = join(dataDir, STATE_FILE);
+  let revision: number;
+  const src = new Database(sourceDb, { readonly: true, fileMustExist: true });
+  try {
+    const tables = new Set((src.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+    if (!tables.has('objects') || !tables.has('meta')) throw new Error(`${sourceDb} is not a Flotilla state database (no objects/meta tables)`);
+    src.prepare('VACUUM INTO ?').run(target);
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  } finally {
+    src.close();
+  }
+  const db = new Database(target);
+  try {
+    db.prepare('DELETE FROM objects WHERE resource = ?').run(MEMBERS_RESOURCE);
+    revision = (db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number } | undefined)?.value ?? 0;
+  } finally {
+    db.close();
+  }
+  const identity: Identity = { clusterId: randomUUID(), memberId: newMemberId() };
+  const log = new SqliteStorage(join(dataDir, MEMBER_FILES.log));
+  try {
+    // The log begins as if everything up to the state's revision were in a snapshot that names this member
+    // as the only voter; its data is an immutable copy of the state, what a lagging member would be sent.
+    const snapshotFile = join(dataDir, MEMBER_FILES.snapshots, `snapshot-${String(Math.max(revision, 1)).padStart(12, '0')}.db`);
+    copyFileSync(target, snapshotFile);
+    log.save({
+      snapshot: { meta: { index: Math.max(revision, 1), term: 1, confState: { voters: [identity.memberId], learners: [] } }, data: new TextEncoder().encode(snapshotFile) },
+      entries: [],
+      hardState: { term: 1, vote: 0, commit: Math.max(revision, 1) },
+    });
+  } finally {
+    log.close();
+  }
+  writeFileSync(join(dataDir, MEMBER_FILES.secret), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  writeFileSync(join(dataDir, MEMBER_FILES.identity), JSON.stringify(identity));
+  writeFileSync(join(dataDir, 'admin-token'), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  return { revision, identity };
+}
+
+/**
+ * GET /cluster/v1/backup (admin): a consistent copy of the state (a SQLite file), as of a linearizable read.
+ * `flotilla restore` turns it into a new cluster.
+ */
+export function backupRoutes(store: SqliteStore, readBarrier: () => Promise<void>, roleOf: (c: Context) => string | undefined): Hono {
+  const app = new Hono();
+  app.get('/cluster/v1/backup', async (c) => {
+    if (roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'backups need the admin token' });
+    await readBarrier();
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-backup-'));
+    const file = join(dir, STATE_FILE);
+    store.snapshotTo(file);
+    const revision = store.revision();
+    const stream = createReadStream(file);
+    stream.on('close', () => rmSync(dir, { recursive: true, force: true }));
+    return new Response(Readable.toWeb(stream) as ReadableStream, {
+      headers: { 'content-type': 'application/vnd.sqlite3', 'content-length': String(statSync(file).size), 'x-flotilla-revision': String(revision) },
+    });
+  });
+  return app;
+}
