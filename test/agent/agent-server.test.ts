@@ -11,6 +11,9 @@ import { run, type AgentRunConfig } from '../../node-agent/run.js';
 import { HollowFleet, hollowInventory } from '../../node-agent/hollow.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { LABEL_CONTAINER, LABEL_POD, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
+import { parseArgs } from '../../cli/args.js';
+import { execCommand } from '../../cli/exec.js';
+import { logsCommand } from '../../cli/logs.js';
 import { eventually } from './runtime-contract.js';
 import { RealServer, appPod } from './real-server.js';
 
@@ -94,6 +97,27 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
   const bad = await srv.client.request<{ exitCode: number; stderr: string }>('POST', '/api/v1/namespaces/default/pods/web/exec', { command: ['fail'] });
   assert.is(bad.exitCode, 7);
   assert.is(bad.stderr, 'failed\n');
+});
+
+test('flotilla logs and exec modules read through the server; exec exits with the command\'s code', async () => {
+  const env = { FLOTILLA_SERVER: srv.server.url, FLOTILLA_TOKEN: srv.server.token, FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (t: string) => { out.push(t); }, err: (t: string) => { err.push(t); }, env, readStdin: () => '', isTty: false };
+  const signal = new AbortController().signal;
+  assert.is(await logsCommand.run(parseArgs(['web', '--tail', '1'], logsCommand.flags), io, signal), 0);
+  assert.equal(out, ['second line\n']);
+  out.length = 0;
+  await srv.createPod({ ...appPod('web-2', NODE, APP), metadata: { name: 'web-2', labels: { app: 'web' } } });
+  await srv.client.request('PATCH', '/api/v1/namespaces/default/pods/web', { metadata: { labels: { app: 'web' } } }, { contentType: 'application/merge-patch+json' });
+  await srv.podReady('web-2');
+  assert.is(await logsCommand.run(parseArgs(['-l', 'app=web'], logsCommand.flags), io, signal), 0);
+  assert.equal(out.join('').split('\n').filter(Boolean).sort(), ['[web-2/main] hello from fake', '[web-2/main] second line', '[web/main] hello from fake', '[web/main] second line']);
+  out.length = 0;
+  assert.is(await execCommand.run(parseArgs(['web', '--', 'fail', 'now'], execCommand.flags), io, signal), 7);
+  assert.equal(out, ['ran fail now\n']);
+  assert.equal(err, ['failed\n']);
+  await srv.deletePod('web-2');
 });
 
 test('deleting the pod on the server stops and removes its containers', async () => {

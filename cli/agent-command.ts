@@ -1,0 +1,126 @@
+// `flotilla agent`: turns flags and FLOTILLA_* environment into the agent's typed config and calls
+// node-agent/run.ts run(signal, config), or, with --simulate N, runs N hollow nodes (FakeRuntime) in this process.
+// Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_DATA, FLOTILLA_NODE_NAME, the
+// variables `flotilla agent install` writes) > defaults.
+//
+// Run directly (node dist/cli/agent-command.js FLAGS...) it is the agent process on its own; tests and the
+// benchmark start it that way.
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pino from 'pino';
+import { bytes, cpuMillis } from '../api-types/index.js';
+import { HollowFleet } from '../node-agent/hollow.js';
+import { nodeNameFromHostname } from '../node-agent/node-object.js';
+import { parseArgs, stringFlag, UsageError } from './args.js';
+import type { ParsedArgs } from './args.js';
+import type { CliCommand, Io } from './command.js';
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+export interface AgentCommandConfig {
+  server: string;
+  token: string;
+  dataDir: string;
+  nodeName: string;
+  listenHost: string;
+  listenPort: number;
+  advertiseAddress?: string;
+  reserved?: { cpu?: string; memory?: string };
+  simulate?: number;
+  /** Fake NVIDIA GPUs per hollow node. */
+  simulateGpus?: number;
+}
+
+/** The typed config, or a UsageError naming the flag that is wrong. */
+export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHostname = hostname()): AgentCommandConfig {
+  const serverText = stringFlag(a, 'server') ?? env.FLOTILLA_SERVER;
+  if (!serverText) throw new UsageError('--server URL is required (or FLOTILLA_SERVER)');
+  const server = serverText.split(',')[0]!.trim();
+  let url: URL;
+  try { url = new URL(server); } catch { throw new UsageError(`--server: "${server}" is not a URL`); }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--server: "${server}" must use http or https`);
+  const token = stringFlag(a, 'token') ?? env.FLOTILLA_TOKEN;
+  if (!token) throw new UsageError('--token is required (or FLOTILLA_TOKEN)');
+  const nodeName = stringFlag(a, 'name') ?? env.FLOTILLA_NODE_NAME ?? nodeNameFromHostname(machineHostname);
+  if (!NODE_NAME.test(nodeName)) throw new UsageError(`--name: "${nodeName}" is not a valid node name (lowercase letters, digits, '.', '-'; at most 253)`);
+  const listen = stringFlag(a, 'listen') ?? '0.0.0.0:10250';
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be ADDRESS:PORT, got "${listen}"`);
+  const config: AgentCommandConfig = {
+    server, token, nodeName,
+    dataDir: resolve(stringFlag(a, 'data') ?? env.FLOTILLA_DATA ?? '.flotilla/agent'),
+    listenHost: m[1]!.replace(/^\[|\]$/g, ''), listenPort: Number(m[2]),
+  };
+  const advertise = stringFlag(a, 'advertise-address');
+  if (advertise !== undefined) {
+    if (!/^[0-9.]+$|:/.test(advertise)) throw new UsageError(`--advertise-address must be an IP address, got "${advertise}"`);
+    config.advertiseAddress = advertise;
+  }
+  const reservedCpu = stringFlag(a, 'reserved-cpu');
+  const reservedMemory = stringFlag(a, 'reserved-memory');
+  const quantity = (flag: string, v: string, parse: (q: string) => number) => {
+    try { if (parse(v) < 0) throw new Error('negative'); } catch { throw new UsageError(`--${flag}: "${v}" is not a quantity (examples: 500m, 1, 256Mi, 1Gi)`); }
+  };
+  if (reservedCpu !== undefined) quantity('reserved-cpu', reservedCpu, cpuMillis);
+  if (reservedMemory !== undefined) quantity('reserved-memory', reservedMemory, bytes);
+  if (reservedCpu !== undefined || reservedMemory !== undefined) {
+    config.reserved = { ...(reservedCpu !== undefined ? { cpu: reservedCpu } : {}), ...(reservedMemory !== undefined ? { memory: reservedMemory } : {}) };
+  }
+  const simulate = stringFlag(a, 'simulate');
+  if (simulate !== undefined) {
+    if (!/^\d+$/.test(simulate) || Number(simulate) < 1 || Number(simulate) > 10_000) throw new UsageError(`--simulate: "${simulate}" must be a node count in 1..10000`);
+    config.simulate = Number(simulate);
+  }
+  const gpus = stringFlag(a, 'simulate-gpus');
+  if (gpus !== undefined) {
+    if (config.simulate === undefined) throw new UsageError('--simulate-gpus needs --simulate N');
+    if (!/^\d+$/.test(gpus) || Number(gpus) > 16) throw new UsageError(`--simulate-gpus: "${gpus}" must be a GPU count in 0..16`);
+    config.simulateGpus = Number(gpus);
+  }
+  return config;
+}
+
+async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
+  const config = agentConfigFrom(a, io.env);
+  const log = pino({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  if (config.simulate !== undefined) {
+    const fleet = new HollowFleet({
+      server: config.server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count: config.simulate,
+      prefix: stringFlag(a, 'name') ?? 'hollow', log,
+      ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
+    });
+    fleet.start();
+    io.out(`Simulating ${config.simulate} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${config.server}. Stop with Ctrl-C.\n`);
+    await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+    await fleet.stopAll();
+    return 0;
+  }
+  const { run } = await import('../node-agent/run.js');
+  await run(signal, { ...config, log }, (info) => {
+    io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${config.server}, data in ${config.dataDir}.\n`);
+  });
+  return 0;
+}
+
+export const agentCommand: CliCommand = {
+  summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
+  usage: 'flotilla agent --server URL --token T [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
+  flags: [
+    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' },
+    { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
+    { name: 'reserved-memory', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
+  ],
+  run: runAgentCommand,
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
+  const io: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env, readStdin: () => '', isTty: false };
+  agentCommand.run(parseArgs(process.argv.slice(2), agentCommand.flags), io, controller.signal).then(
+    (code) => { process.exitCode = code; },
+    (err: unknown) => { process.stderr.write(`flotilla agent: ${err instanceof Error ? err.message : String(err)}\n`); process.exitCode = err instanceof UsageError ? 2 : 1; },
+  );
+}
