@@ -31,6 +31,8 @@ export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
 export const ANNOTATION_PLACEMENT = 'flotilla.io/placement';
 /** Pod annotation: architectures the image exists for, comma-separated ("amd64,arm64"). */
 export const ANNOTATION_IMAGE_ARCH = 'flotilla.io/image-arch';
+/** Node: fingerprint of the public key of the agent that registered it (see node-agent/identity.ts). */
+export const ANNOTATION_NODE_KEY = 'flotilla.io/node-key';
 
 /** Labels on every container an agent creates; the agent never touches containers without its node label. */
 export const CONTAINER_LABEL_NODE = 'io.flotilla.node';

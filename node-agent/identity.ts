@@ -4,11 +4,11 @@
 // servers refuse a later update of that Node from a machine with another key (server/join/node-identity.ts).
 // Re-imaging a machine therefore makes it a new node, replaced on purpose with `flotilla node replace NAME`.
 // The private key never leaves the file (mode 0600); nothing else in the data dir depends on it.
+import { ANNOTATION_NODE_KEY } from '../api-types/index.js';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const NODE_KEY_ANNOTATION = 'flotilla.io/node-key';
 export const NODE_KEY_FILE = 'node-key.pem';
 
 export interface NodeIdentity {
@@ -52,7 +52,7 @@ interface AnnotatedObject { metadata: { name: string; annotations?: Record<strin
 
 /** The Node object to register, with this machine's key annotation added. */
 export function withNodeKey<T extends AnnotatedObject>(node: T, identity: NodeIdentity): T {
-  return { ...node, metadata: { ...node.metadata, annotations: { ...(node.metadata.annotations ?? {}), [NODE_KEY_ANNOTATION]: identity.fingerprint } } };
+  return { ...node, metadata: { ...node.metadata, annotations: { ...(node.metadata.annotations ?? {}), [ANNOTATION_NODE_KEY]: identity.fingerprint } } };
 }
 
 /**
@@ -60,7 +60,7 @@ export function withNodeKey<T extends AnnotatedObject>(node: T, identity: NodeId
  * throws when it belongs to another machine, telling the user what to run. A Node without a key is accepted.
  */
 export function checkRegisteredNode(node: AnnotatedObject, identity: NodeIdentity): void {
-  const key = node.metadata.annotations?.[NODE_KEY_ANNOTATION];
+  const key = node.metadata.annotations?.[ANNOTATION_NODE_KEY];
   if (key === undefined || key === identity.fingerprint) return;
   throw new Error(`node "${node.metadata.name}" is already registered by another machine (node key ${key}, this machine ${identity.fingerprint}). If this machine was re-imaged, run "flotilla node replace ${node.metadata.name}" with the admin token, then start this agent again`);
 }

@@ -28,8 +28,25 @@ export function resourceKey(r: ResourceInfo): string {
  * defaults, server-owned fields) and then a command through the proposer. Failures throw StoreError carrying a
  * Kubernetes Status. Reads go to the local replica; callers needing linearizable reads pass through readBarrier.
  */
+/**
+ * A rule about an update beyond the schema: it sees the object as stored and as about to be written, and
+ * throws a StoreError (a 4xx Status) to refuse it. Runs on replace, patch and status writes.
+ */
+export type UpdateCheck = (r: ResourceInfo, stored: StoredObject, incoming: StoredObject) => void;
+
 export class ObjectService {
-  constructor(readonly store: SqliteStore, readonly proposer: Proposer, readonly now: () => Date = () => new Date()) {}
+  constructor(
+    readonly store: SqliteStore,
+    readonly proposer: Proposer,
+    readonly now: () => Date = () => new Date(),
+    readonly updateChecks: readonly UpdateCheck[] = [],
+  ) {}
+
+  #checkUpdate(r: ResourceInfo, namespace: string | undefined, name: string, incoming: StoredObject): void {
+    if (this.updateChecks.length === 0) return;
+    const stored = this.get(r, namespace, name);
+    if (stored) for (const check of this.updateChecks) check(r, stored, incoming);
+  }
 
   get(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined {
     return this.store.get(resourceKey(r), r.namespaced ? namespace ?? '' : '', name);
@@ -79,7 +96,9 @@ export class ObjectService {
 
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace(r: ResourceInfo, namespace: string | undefined, name: string, input: unknown): Promise<StoredObject> {
-    return this.#commit({ op: 'update', resource: resourceKey(r), object: this.admit(r, namespace, input, name) });
+    const object = this.admit(r, namespace, input, name);
+    this.#checkUpdate(r, namespace, name, object);
+    return this.#commit({ op: 'update', resource: resourceKey(r), object });
   }
 
   /** Replaces only the status of an object (validated within the whole object). */
@@ -87,6 +106,7 @@ export class ObjectService {
     const current = this.mustGet(r, namespace, name);
     const object = this.admit(r, namespace, { ...current, status, metadata: { ...current.metadata, resourceVersion: resourceVersion ?? '' } }, name);
     object.metadata.resourceVersion = resourceVersion ?? '';
+    this.#checkUpdate(r, namespace, name, object);
     return this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' });
   }
 
@@ -102,6 +122,7 @@ export class ObjectService {
       const merged = mergePatch(current, delta) as StoredObject;
       const object = this.admit(r, namespace, merged, name);
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
+      for (const check of this.updateChecks) check(r, current, object);
       const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
       if (result.ok) return result.object;
       if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);

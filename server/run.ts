@@ -22,6 +22,7 @@ import { metricsRoutes, USAGE_REPORT_PATH } from './metrics-api.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import type { ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './leader.js';
+import { admitNodeKey } from './join/node-identity.js';
 import { backupRoutes } from './cluster/backup.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
@@ -97,7 +98,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
     }, store);
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
-    const objects = new ObjectService(store, cluster.member);
+    const objects = new ObjectService(store, cluster.member, () => new Date(), [
+      (r, stored, incoming) => { if (r.group === '' && r.plural === 'nodes') admitNodeKey(stored, incoming); },
+    ]);
     const tokenAuth = storeTokenAuthenticator(store);
     const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;
     const heartbeats = new NodeHeartbeats();

@@ -4,14 +4,14 @@
 // (node-agent/identity.ts). A machine that is re-imaged makes a new key, so with the same hostname it shows up
 // as a different node: it must not silently take over the old Node's record and pods. The old record is removed
 // deliberately, with `flotilla node replace NAME`, and the new machine then registers.
+import { ANNOTATION_NODE_KEY } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 
-export const NODE_KEY_ANNOTATION = 'flotilla.io/node-key';
 
 interface MaybeNode { metadata?: { name?: unknown; annotations?: Record<string, unknown> | null } }
 
 function nodeKeyOf(node: unknown): string | undefined {
-  const value = (node as MaybeNode | null | undefined)?.metadata?.annotations?.[NODE_KEY_ANNOTATION];
+  const value = (node as MaybeNode | null | undefined)?.metadata?.annotations?.[ANNOTATION_NODE_KEY];
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
@@ -31,7 +31,7 @@ export function admitNodeKey(stored: unknown, incoming: unknown): void {
   throw new StoreError({
     code: 409, reason: 'Conflict',
     message: now === undefined
-      ? `node "${name}": the annotation ${NODE_KEY_ANNOTATION} cannot be removed; it ties the Node to the machine that registered it`
+      ? `node "${name}": the annotation ${ANNOTATION_NODE_KEY} cannot be removed; it ties the Node to the machine that registered it`
       : `node "${name}" is registered by another machine (node key ${was}, this one ${now}). A re-imaged machine with the same hostname is a new node: run "flotilla node replace ${name}" to remove the old record and its pods, then restart this agent`,
   });
 }

@@ -1,12 +1,13 @@
 // Node keys: the agent's key file, the annotation it registers with, the server's admission check, and the
 // files `flotilla agent install` renders.
+import { ANNOTATION_NODE_KEY } from '../../api-types/index.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, statSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verify, createPublicKey } from 'node:crypto';
-import { NODE_KEY_ANNOTATION, NODE_KEY_FILE, checkRegisteredNode, loadNodeIdentity, withNodeKey } from '../../node-agent/identity.js';
+import { NODE_KEY_FILE, checkRegisteredNode, loadNodeIdentity, withNodeKey } from '../../node-agent/identity.js';
 import { admitNodeKey } from '../../server/join/node-identity.js';
 import { StoreError } from '../../server/store/types.js';
 import { parseArgs } from '../../cli/args.js';
@@ -39,7 +40,7 @@ test('a key file readable by others, or not a key, is refused naming the file', 
 test('the Node registers with its key; a Node held by another key is reported with the replace command', () => {
   const me = loadNodeIdentity(join(dir, 'agent'));
   const node = withNodeKey({ metadata: { name: 'pi-4', annotations: { keep: 'me' } } }, me);
-  assert.equal(node.metadata.annotations, { keep: 'me', [NODE_KEY_ANNOTATION]: me.fingerprint });
+  assert.equal(node.metadata.annotations, { keep: 'me', [ANNOTATION_NODE_KEY]: me.fingerprint });
   checkRegisteredNode(node, me);
   checkRegisteredNode({ metadata: { name: 'pi-4' } }, me);
   const other = loadNodeIdentity(join(dir, 'reimaged'));
@@ -47,10 +48,10 @@ test('the Node registers with its key; a Node held by another key is reported wi
 });
 
 test('admission: the stored key wins; another key or none is a 409 that says what to run', () => {
-  const stored = { metadata: { name: 'pi-4', annotations: { [NODE_KEY_ANNOTATION]: 'ed25519:old' } } };
+  const stored = { metadata: { name: 'pi-4', annotations: { [ANNOTATION_NODE_KEY]: 'ed25519:old' } } };
   admitNodeKey(undefined, stored);
   admitNodeKey({ metadata: { name: 'pi-4' } }, stored);
-  admitNodeKey(stored, { metadata: { name: 'pi-4', annotations: { [NODE_KEY_ANNOTATION]: 'ed25519:old', x: 'y' } } });
+  admitNodeKey(stored, { metadata: { name: 'pi-4', annotations: { [ANNOTATION_NODE_KEY]: 'ed25519:old', x: 'y' } } });
   const refused = (incoming: unknown): StoreError => {
     try {
       admitNodeKey(stored, incoming);
@@ -60,7 +61,7 @@ test('admission: the stored key wins; another key or none is a 409 that says wha
     }
     throw new Error('admitted');
   };
-  const replaced = refused({ metadata: { name: 'pi-4', annotations: { [NODE_KEY_ANNOTATION]: 'ed25519:new' } } });
+  const replaced = refused({ metadata: { name: 'pi-4', annotations: { [ANNOTATION_NODE_KEY]: 'ed25519:new' } } });
   assert.is(replaced.failure.code, 409);
   assert.match(replaced.failure.message, /run "flotilla node replace pi-4"/);
   assert.match(refused({ metadata: { name: 'pi-4' } }).failure.message, /cannot be removed/);

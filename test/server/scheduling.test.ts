@@ -104,5 +104,19 @@ test('a Deployment gets its replicas created by the controllers and placed on th
   assert.is((wide.stdout.match(/^web-/gm) ?? []).length, 4);
 });
 
+test('a Node registered with a node key refuses an update carrying another key', async () => {
+  const keyed = { ...node('pi-7', '4', '8Gi'), metadata: { name: 'pi-7', annotations: { 'flotilla.io/node-key': 'ed25519:aaaa' } } };
+  await api.request('POST', '/api/v1/nodes', keyed);
+  const stored = await api.request<{ metadata: { resourceVersion: string } }>('GET', '/api/v1/nodes/pi-7');
+  const other = { ...keyed, metadata: { ...keyed.metadata, resourceVersion: stored.metadata.resourceVersion, annotations: { 'flotilla.io/node-key': 'ed25519:bbbb' } } };
+  try {
+    await api.request('PUT', '/api/v1/nodes/pi-7', other);
+    assert.unreachable('the update with another key was accepted');
+  } catch (err) {
+    assert.is((err as { code: number }).code, 409);
+    assert.match((err as Error).message, /flotilla node replace pi-7/);
+  }
+});
+
 test.after(async () => { clearInterval(beat); api.close(); await server.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
 test.run();
