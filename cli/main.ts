@@ -11,6 +11,8 @@ import type { CliCommand, Io } from './command.js';
 import { rolloutCommand } from './rollout.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
+import { tokenCommand } from './token.js';
+import { nodeReplaceCommand } from './node-replace.js';
 import { readManifests, ManifestError } from './manifests.js';
 import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
@@ -36,8 +38,11 @@ const commands: Record<string, CliCommand> = {
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL --token CLUSTER_SECRET] [--snapshot-every ENTRIES]',
-    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'snapshot-every', kind: 'string' }],
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES]',
+    flags: [
+      { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
+      { name: 'token', kind: 'string' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
+    ],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false }),
   },
   apply: {
@@ -70,6 +75,8 @@ const commands: Record<string, CliCommand> = {
     flags: [...connectionFlags, { name: 'namespace', short: 'n', kind: 'string' }, { name: 'replicas', kind: 'string' }],
     run: scale,
   },
+  token: tokenCommand,
+  node: nodeReplaceCommand,
   rollout: rolloutCommand,
   cordon: cordonCommand,
   uncordon: uncordonCommand,
@@ -174,10 +181,17 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const join = stringFlag(a, 'join');
   const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
   if (join && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
+  if (join && join !== 'auto' && !/^https?:\/\//.test(join)) throw new UsageError(`--join takes a member's URL (http://HOST:PORT) or "auto", not "${join}"`);
   const advertise = stringFlag(a, 'advertise');
   const snapshotText = stringFlag(a, 'snapshot-every');
   if (snapshotText !== undefined && !/^[1-9]\d*$/.test(snapshotText)) throw new UsageError(`--snapshot-every must be a positive number of log entries, got "${snapshotText}"`);
-  await run(signal, { dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(join ? { join } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}), ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}) }, (info) => {
+  const iface = stringFlag(a, 'interface');
+  const mdns = a.flags.mdns;
+  await run(signal, {
+    dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
+    ...(join ? { join } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
+    ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
+  }, (info) => {
     let configNote = '';
     if (opts.writeConfig && info.adminToken) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
     const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';

@@ -41,7 +41,7 @@ export interface ServerConfig {
    */
   join?: string;
   token?: string;
-  /** mDNS: advertise this server and, with join "auto", find the others (default true). */
+  /** mDNS: advertise this server and, with join "auto", find the others (default: on unless the advertised URL is loopback). */
   mdns?: boolean;
   /** Interface name or IPv4 address mDNS runs on (default every IPv4 interface). */
   interface?: string;
@@ -86,7 +86,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const port = (server.address() as AddressInfo).port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const advertiseUrl = config.advertiseUrl ?? url;
-    const discovery = config.mdns === false ? undefined : createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => console.error(m) });
+    // A loopback URL means nothing to other machines: mDNS stays off for it unless asked for.
+    const mdns = config.mdns ?? !isLoopbackUrl(advertiseUrl);
+    const discovery = !mdns ? undefined : createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => console.error(m) });
     const plan = await planJoin({
       dataDir: config.dataDir, apiUrl: advertiseUrl, log: (m) => console.error(m),
       ...(config.join ? { join: config.join } : {}), ...(config.token ? { secret: config.token } : {}),
@@ -191,6 +193,11 @@ async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: Cluste
     if (!r.ok && r.failure.code !== 409) throw new Error(`creating namespace ${name}: ${r.failure.message}`);
   }
   if (adminToken) await ensureToken(store, proposer, 'admin', adminToken, 'admin');
+}
+
+function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host.startsWith('127.') || host === '[::1]';
 }
 
 async function waitForLeader(cluster: ClusterMember, signal: AbortSignal): Promise<void> {
