@@ -33,6 +33,8 @@ export const ANNOTATION_PLACEMENT = 'flotilla.io/placement';
 export const ANNOTATION_IMAGE_ARCH = 'flotilla.io/image-arch';
 /** Node: fingerprint of the public key of the agent that registered it (see node-agent/identity.ts). */
 export const ANNOTATION_NODE_KEY = 'flotilla.io/node-key';
+/** Node: set by the node lifecycle controller while the node is unreachable: when its pods are evicted (ISO time). */
+export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
 
 /** Labels on every container an agent creates; the agent never touches containers without its node label. */
 export const CONTAINER_LABEL_NODE = 'io.flotilla.node';

@@ -1,4 +1,5 @@
 import { stringify as toYaml } from 'yaml';
+import { ANNOTATION_EVICTION_AT } from '../api-types/index.js';
 import type { KubeObject, ResourceInfo } from '../api-types/index.js';
 
 type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -38,10 +39,16 @@ function podReady(p: Obj): string {
   return `${ready}/${total}`;
 }
 
-export function nodeStatusText(n: Obj): string {
+/** Ready / NotReady, cordoned, and for an unreachable node the countdown to moving its pods away. */
+export function nodeStatusText(n: Obj, now = Date.now()): string {
   const ready = (n.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
   let s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
   if (n.spec?.unschedulable) s += ',SchedulingDisabled';
+  const evictAt = n.metadata.annotations?.[ANNOTATION_EVICTION_AT];
+  if (evictAt && s.startsWith('NotReady')) {
+    const left = Math.ceil((Date.parse(evictAt) - now) / 1000);
+    s += left > 0 ? ` (pods move in ${left}s)` : ' (pods moved)';
+  }
   return s;
 }
 
@@ -57,7 +64,7 @@ const tables: Record<string, [Column[], Column[]]> = {
     [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
   replicasets: [[name, ['DESIRED', (r) => count(r.spec?.replicas)], ['CURRENT', (r) => count(r.status?.replicas)], ['READY', (r) => count(r.status?.readyReplicas)], ageCol],
     [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
-  nodes: [[name, ['STATUS', nodeStatusText], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.split('/')[1]).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']],
+  nodes: [[name, ['STATUS', (n, now) => nodeStatusText(n, now)], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.split('/')[1]).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']],
     [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a: { type: string }) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.['kubernetes.io/arch'] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]]],
   services: [[name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP ?? '<none>'], ['EXTERNAL-IP', (s) => (s.spec?.externalIPs ?? []).join(',') || '<none>'], ['PORT(S)', (s) => (s.spec?.ports ?? []).map((p: { port: number; nodePort?: number; protocol?: string }) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>'], ageCol],
     [['SELECTOR', (s) => Object.entries(s.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>']]],

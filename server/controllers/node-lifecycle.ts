@@ -1,3 +1,4 @@
+import { ANNOTATION_EVICTION_AT } from '../../api-types/index.js';
 import type { Condition, Node, Pod, Taint } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import { resources, controllerOf, sameContent, tolerationFor, withCondition } from './cluster-objects.js';
@@ -8,7 +9,6 @@ import type { Controller, ControllerDeps } from './controller.js';
 
 export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
 /** Node annotation: when pods without a longer toleration leave the unreachable node (ISO time), for countdowns. */
-export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
 
 /** How often (clock ms) an unreachable node is looked at again: heartbeats are in memory and make no watch events. */
 const UNREACHABLE_POLL_MS = 1_000;

@@ -1,0 +1,36 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { nodeStatusText, podStatusText, age, formatObjects } from '../../cli/printers.js';
+import { resourceByCliName } from '../../api-types/index.js';
+
+const now = Date.parse('2026-05-01T12:00:00Z');
+const node = (ready: string, annotations: Record<string, string> = {}, unschedulable = false) => ({
+  apiVersion: 'v1', kind: 'Node', metadata: { name: 'pi-1', annotations, creationTimestamp: '2026-05-01T11:00:00Z' },
+  spec: { unschedulable }, status: { conditions: [{ type: 'Ready', status: ready }] },
+});
+
+test('node status shows cordoning and the countdown before an unreachable node loses its pods', () => {
+  assert.is(nodeStatusText(node('True') as never, now), 'Ready');
+  assert.is(nodeStatusText(node('True', {}, true) as never, now), 'Ready,SchedulingDisabled');
+  assert.is(nodeStatusText(node('Unknown', { 'flotilla.io/eviction-at': '2026-05-01T12:00:23Z' }) as never, now), 'NotReady (pods move in 23s)');
+  assert.is(nodeStatusText(node('Unknown', { 'flotilla.io/eviction-at': '2026-05-01T11:59:00Z' }) as never, now), 'NotReady (pods moved)');
+  const table = formatObjects(resourceByCliName('nodes')!, [node('Unknown', { 'flotilla.io/eviction-at': '2026-05-01T12:00:05Z' })] as never, 'table', { withNamespace: false, now });
+  assert.match(table, /pi-1\s+NotReady \(pods move in 5s\)/);
+});
+
+test('pod status prefers a container waiting reason, then the phase', () => {
+  const pod = (status: unknown) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c' }] }, status });
+  assert.is(podStatusText(pod({ phase: 'Running', containerStatuses: [{ state: { waiting: { reason: 'CrashLoopBackOff' } } }] }) as never), 'CrashLoopBackOff');
+  assert.is(podStatusText(pod({ phase: 'Running', containerStatuses: [{ state: { running: {} } }] }) as never), 'Running');
+  assert.is(podStatusText(pod(undefined) as never), 'Pending');
+});
+
+test('ages read like kubectl', () => {
+  assert.is(age('2026-05-01T11:59:15Z', now), '45s');
+  assert.is(age('2026-05-01T11:48:00Z', now), '12m');
+  assert.is(age('2026-05-01T07:00:00Z', now), '5h');
+  assert.is(age('2026-04-28T12:00:00Z', now), '3d');
+  assert.is(age(undefined, now), '<unknown>');
+});
+
+test.run();
