@@ -2,10 +2,10 @@
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
+import { ANNOTATION_ASSIGNED_GPUS } from '../api-types/objects.js';
+import { bytes, cpuMillis } from '../api-types/quantity.js';
 import type { ContainerSpec, PodInputs, Volume } from './kube-objects.js';
 import type { ContainerConfig, Mount } from './runtime/types.js';
-
-export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
 
 /** The container cannot be configured as asked (missing ConfigMap key, bad quantity...): Kubernetes' CreateContainerConfigError. */
 export class ContainerConfigError extends Error {
@@ -16,21 +16,19 @@ export class ContainerConfigError extends Error {
   }
 }
 
-const BINARY_SUFFIXES: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-const DECIMAL_SUFFIXES: Record<string, number> = { n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
-
-/** A Kubernetes quantity ("500m", "8Mi", "1.5G", "2e3", 3) as a plain number of base units. */
-export function parseQuantity(value: string | number, what: string): number {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw new ContainerConfigError(`${what}: ${value} is not a non-negative quantity`);
-    return value;
+/**
+ * A resource limit read with the API's exact quantity parser (api-types); a malformed or negative one is a
+ * ContainerConfigError naming the field.
+ */
+export function limitQuantity(parse: (q: string | number) => number, value: string | number, what: string): number {
+  let n: number;
+  try {
+    n = parse(value);
+  } catch {
+    throw new ContainerConfigError(`${what}: "${value}" is not a quantity (examples: 500m, 2, 128Mi, 1G)`);
   }
-  const m = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE]([+-]?[0-9]+))?$/.exec(value.trim());
-  if (!m) throw new ContainerConfigError(`${what}: "${value}" is not a quantity (examples: 500m, 2, 128Mi, 1G)`);
-  const n = Number(m[1]);
-  if (m[3] !== undefined) return n * 10 ** Number(m[3]);
-  const suffix = m[2] ?? '';
-  return n * (BINARY_SUFFIXES[suffix] ?? DECIMAL_SUFFIXES[suffix] ?? 1);
+  if (n < 0) throw new ContainerConfigError(`${what}: "${value}" is negative`);
+  return n;
 }
 
 function decodeSecret(base64: string): string {
@@ -179,12 +177,13 @@ export function buildContainerConfig(inputs: PodInputs, container: ContainerSpec
   if (container.args) config.cmd = container.args;
   if (container.workingDir) config.workingDir = container.workingDir;
   const limits = container.resources?.limits ?? {};
-  if (limits.cpu !== undefined) config.nanoCpus = Math.round(parseQuantity(limits.cpu, `${where}: limits.cpu`) * 1e9);
-  if (limits.memory !== undefined) config.memoryBytes = Math.round(parseQuantity(limits.memory, `${where}: limits.memory`));
-  const gpus = limits['nvidia.com/gpu'] ?? limits['amd.com/gpu'];
-  if (gpus !== undefined && parseQuantity(gpus, `${where}: limits["nvidia.com/gpu"]`) > 0) {
+  if (limits.cpu !== undefined) config.nanoCpus = limitQuantity(cpuMillis, limits.cpu, `${where}: limits.cpu`) * 1e6;
+  if (limits.memory !== undefined) config.memoryBytes = limitQuantity(bytes, limits.memory, `${where}: limits.memory`);
+  const gpuKey = limits['nvidia.com/gpu'] !== undefined ? 'nvidia.com/gpu' : 'amd.com/gpu';
+  const gpus = limits[gpuKey];
+  const wanted = gpus === undefined ? 0 : limitQuantity(cpuMillis, gpus, `${where}: limits["${gpuKey}"]`) / 1000;
+  if (wanted > 0) {
     const assigned = (inputs.pod.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    const wanted = parseQuantity(gpus, `${where}: GPU limit`);
     if (assigned.length < wanted) {
       throw new ContainerConfigError(`${where}: asks ${wanted} GPU(s) but annotation ${ANNOTATION_ASSIGNED_GPUS} names ${assigned.length}`);
     }

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import {
   buildContainerConfig,
   ContainerConfigError,
-  parseQuantity,
+  limitQuantity,
   preparePodVolumes,
   resolveEnv,
 } from '../../node-agent/container-config.js';
+import { bytes, cpuMillis } from '../../api-types/quantity.js';
 import { containerCreateOptions } from '../../node-agent/runtime/docker.js';
 import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
 
@@ -30,14 +31,15 @@ function inputs(container: Partial<ContainerSpec>, more: Partial<PodInputs['pod'
 const ctx = (volumePaths = new Map<string, string>()) => ({ name: 'n', sandboxId: 'sb', labels: { a: 'b' }, volumePaths });
 
 test('quantities: cpu, binary and decimal memory, exponents; bad ones are named', () => {
-  assert.is(parseQuantity('500m', 'cpu'), 0.5);
-  assert.is(parseQuantity('2', 'cpu'), 2);
-  assert.is(parseQuantity('8Mi', 'memory'), 8 * 2 ** 20);
-  assert.is(parseQuantity('1G', 'memory'), 1e9);
-  assert.is(parseQuantity('1.5Gi', 'memory'), 1.5 * 2 ** 30);
-  assert.is(parseQuantity('2e3', 'memory'), 2000);
-  assert.is(parseQuantity(3, 'gpu'), 3);
-  assert.throws(() => parseQuantity('12 MB', 'limits.memory'), (e: Error) => e instanceof ContainerConfigError && e.message.includes('limits.memory') && e.message.includes('12 MB'));
+  assert.is(limitQuantity(cpuMillis, '500m', 'cpu'), 500);
+  assert.is(limitQuantity(cpuMillis, '2', 'cpu'), 2000);
+  assert.is(limitQuantity(bytes, '8Mi', 'memory'), 8 * 2 ** 20);
+  assert.is(limitQuantity(bytes, '1G', 'memory'), 1e9);
+  assert.is(limitQuantity(bytes, '1.5Gi', 'memory'), 1.5 * 2 ** 30);
+  assert.is(limitQuantity(bytes, '2e3', 'memory'), 2000);
+  assert.is(limitQuantity(cpuMillis, 3, 'gpu'), 3000);
+  assert.throws(() => limitQuantity(bytes, '12 MB', 'limits.memory'), (e: Error) => e instanceof ContainerConfigError && e.message.includes('limits.memory') && e.message.includes('12 MB'));
+  assert.throws(() => limitQuantity(bytes, '-1Mi', 'limits.memory'), (e: Error) => e instanceof ContainerConfigError && e.message.includes('negative'));
 });
 
 test('env: envFrom with prefix, Secrets decoded, then env literals, key refs and fieldRefs; later entries win', () => {
