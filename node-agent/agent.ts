@@ -223,7 +223,13 @@ function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, 
         contact();
         if ((sinceStatus += beatS) >= statusS) {
           sinceStatus = 0;
-          await config.api.updateNodeStatus(await config.node());
+          const node = await config.node();
+          await config.api.updateNodeStatus(node).catch(async (err: unknown) => {
+            // Someone deleted the Node while this agent runs: register it again, as a starting agent would.
+            if (!(err instanceof ApiClientError && err.code === 404)) throw err;
+            log.warn('the Node object was deleted; registering it again');
+            await config.api.registerNode(node);
+          });
         }
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'heartbeat failed');

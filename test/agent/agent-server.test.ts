@@ -30,12 +30,14 @@ function scriptApp(rt: FakeRuntime): void {
 }
 scriptApp(runtime);
 
+const CLOCK_FINDING = { id: 'clock-unsynchronised', severity: 'warning', message: 'the clock is not synchronised', fix: 'sudo timedatectl set-ntp true' } as const;
+
 function startAgent(rt: FakeRuntime, fenceAfterSeconds = 45): { stop: () => Promise<void> } {
   const ac = new AbortController();
   const config: AgentRunConfig = {
     server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
-    listenHost: '127.0.0.1', listenPort: 0, runtime: rt, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi', gpus: 1 }), findings: [],
-    tuning: { heartbeatSeconds: 0.3, retrySeconds: 0.1, retryMaxSeconds: 0.5, fenceAfterSeconds, podWorkers: { resyncMs: 300 } },
+    listenHost: '127.0.0.1', listenPort: 0, runtime: rt, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi', gpus: 1 }), findings: [CLOCK_FINDING],
+    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, fenceAfterSeconds, podWorkers: { resyncMs: 300 } },
     log: pino({ level: 'silent' }),
   };
   const done = run(ac.signal, config);
@@ -79,6 +81,16 @@ test('registers a Ready node with capacity, GPUs and its endpoint, and renews th
   });
   const secret = await eventually('agent secret', () => srv.client.request<{ data: { token: string } }>('GET', `/api/v1/namespaces/kube-system/secrets/flotilla-agent-${NODE}`).catch(() => undefined));
   assert.ok(Buffer.from(secret.data.token, 'base64').length >= 32);
+  const events = await srv.client.request<{ items: Array<{ type: string; reason: string; message: string; involvedObject: { kind: string; name: string } }> }>('GET', '/api/v1/namespaces/default/events');
+  const preflight = events.items.find((e) => e.reason === 'Preflight-clock-unsynchronised');
+  assert.is(preflight?.type, 'Warning');
+  assert.equal(preflight?.involvedObject.kind, 'Node');
+  assert.match(preflight?.message ?? '', /sudo timedatectl set-ntp true/);
+});
+
+test('a deleted Node object is registered again by the running agent', async () => {
+  await srv.client.request('DELETE', `/api/v1/nodes/${NODE}`);
+  await eventually('node registered again', () => srv.client.request('GET', `/api/v1/nodes/${NODE}`).catch(() => undefined));
 });
 
 test('a pod bound to the node runs; its status reaches Running/Ready; logs and exec work through the server', async () => {
