@@ -12,6 +12,10 @@ import { rolloutCommand } from './rollout.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
+import { agentCommand } from './agent-command.js';
+import { logsCommand } from './logs.js';
+import { execCommand } from './exec.js';
+import { agentInstallCommand } from './agent-install.js';
 import { nodeReplaceCommand } from './node-replace.js';
 import { readManifests, ManifestError } from './manifests.js';
 import type { Manifest } from './manifests.js';
@@ -29,21 +33,39 @@ const processIo: Io = {
 
 const nsFlags: FlagSpec[] = [{ name: 'namespace', short: 'n', kind: 'string' }, { name: 'all-namespaces', short: 'A', kind: 'boolean' }];
 
+/** How long a silent node stays Ready, and how long its pods then wait before they are moved. */
+const controllerFlags: FlagSpec[] = [{ name: 'node-grace-period', kind: 'string' }, { name: 'pod-eviction-delay', kind: 'string' }];
+
+/** "30s", "2m", "1500ms" or plain seconds, as milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`--${flag} must be a duration like 30s, 2m or 1500ms, got "${text}"`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+function controllerSettingsOf(a: ParsedArgs): { nodeGracePeriodMs?: number; podEvictionDelayMs?: number } {
+  const grace = stringFlag(a, 'node-grace-period');
+  const delay = stringFlag(a, 'pod-eviction-delay');
+  return { ...(grace ? { nodeGracePeriodMs: parseDuration(grace, 'node-grace-period') } : {}), ...(delay ? { podEvictionDelayMs: parseDuration(delay, 'pod-eviction-delay') } : {}) };
+}
+
 const commands: Record<string, CliCommand> = {
   up: {
     summary: 'run an all-in-one cluster (server + local agent) in the foreground',
-    usage: 'flotilla up [--data DIR] [--listen HOST:PORT]',
-    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }],
-    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true }),
+    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags],
+    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true, localAgent: true }),
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES]',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
     flags: [
       { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
       { name: 'token', kind: 'string' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
+      ...controllerFlags,
     ],
-    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false }),
+    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false, localAgent: false }),
   },
   apply: {
     summary: 'create or update objects from files, folders or stdin (-f -)',
@@ -75,6 +97,9 @@ const commands: Record<string, CliCommand> = {
     flags: [...connectionFlags, { name: 'namespace', short: 'n', kind: 'string' }, { name: 'replicas', kind: 'string' }],
     run: scale,
   },
+  agent: agentCommand,
+  logs: logsCommand,
+  exec: execCommand,
   token: tokenCommand,
   node: nodeReplaceCommand,
   rollout: rolloutCommand,
@@ -117,7 +142,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     io.out(helpText());
     return name ? 0 : 2;
   }
-  const command = commands[name];
+  // `agent install` is a command of its own with its own flags; `agent` alone runs the agent.
+  const command = name === 'agent' && rest[0] === 'install' ? agentInstallCommand : commands[name];
   if (!command) {
     io.err(`flotilla: unknown command "${name}"\n\n${helpText()}`);
     return 2;
@@ -172,16 +198,16 @@ function qualifiedName(r: ResourceInfo, name: string): string {
   return `${r.group ? `${r.singular}.${r.group}` : r.singular}/${name}`;
 }
 
-async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts: { writeConfig: boolean }): Promise<number> {
+async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts: { writeConfig: boolean; localAgent: boolean }): Promise<number> {
   const { run } = await import('../server/run.js');
   const listen = stringFlag(a, 'listen') ?? new URL(DEFAULT_SERVER).host;
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be HOST:PORT, got "${listen}"`);
   const dataDir = resolve(stringFlag(a, 'data') ?? '.flotilla');
-  const join = stringFlag(a, 'join');
+  const joinUrl = stringFlag(a, 'join');
   const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
-  if (join && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
-  if (join && join !== 'auto' && !/^https?:\/\//.test(join)) throw new UsageError(`--join takes a member's URL (http://HOST:PORT) or "auto", not "${join}"`);
+  if (joinUrl && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
+  if (joinUrl && joinUrl !== 'auto' && !/^https?:\/\//.test(joinUrl)) throw new UsageError(`--join takes a member's URL (http://HOST:PORT) or "auto", not "${joinUrl}"`);
   const advertise = stringFlag(a, 'advertise');
   const snapshotText = stringFlag(a, 'snapshot-every');
   if (snapshotText !== undefined && !/^[1-9]\d*$/.test(snapshotText)) throw new UsageError(`--snapshot-every must be a positive number of log entries, got "${snapshotText}"`);
@@ -189,15 +215,28 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const mdns = a.flags.mdns;
   await run(signal, {
     dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
-    ...(join ? { join } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
+    ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
+    controllers: controllerSettingsOf(a),
   }, (info) => {
     let configNote = '';
     if (opts.writeConfig && info.adminToken) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
     const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
     io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
+    if (opts.localAgent && info.adminToken) startLocalAgent(info.url, info.adminToken, join(dataDir, 'agent'), io, signal);
   });
   return 0;
+}
+
+/**
+ * `flotilla up`'s agent for the local Docker engine, in the same process. Without a Docker engine the
+ * control plane still runs; the user is told why there is no node.
+ */
+function startLocalAgent(server: string, token: string, dataDir: string, io: Io, signal: AbortSignal): void {
+  const args = parseArgs(['--server', server, '--token', token, '--data', dataDir, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], agentCommand.flags);
+  agentCommand.run(args, io, signal).catch((err: unknown) => {
+    io.err(`flotilla up: no local agent (${err instanceof Error ? err.message : String(err)}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
+  });
 }
 
 async function apply(a: ParsedArgs, io: Io): Promise<number> {
