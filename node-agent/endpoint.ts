@@ -2,8 +2,9 @@
 // of the pods on this node. Every request must carry `Authorization: Bearer TOKEN`, the token the agent
 // publishes in Secret kube-system/flotilla-agent-NODE.
 //
-//   GET  /v1/pods/NS/NAME/log?container=C&follow=true&tailLines=N   text/plain, one line per log line, streamed
-//                                                                   while following until the container stops
+//   GET  /v1/pods/NS/NAME/log?container=C&follow=true&tailLines=N&sinceSeconds=S
+//        text/plain, one line per log line, streamed while following until the container stops; previous=true
+//        and timestamps=true are refused (400): a restarted container's predecessor is removed, lines carry no time
 //   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -77,10 +78,19 @@ async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.S
     const id = await containerOf(o, namespace, pod, url.searchParams.get('container') ?? undefined);
     const tail = url.searchParams.get('tailLines');
     if (tail !== null && !/^\d+$/.test(tail)) throw new EndpointError(400, 'BadRequest', `tailLines must be a non-negative integer, got "${tail}"`);
+    for (const unsupported of ['previous', 'timestamps']) {
+      if (url.searchParams.get(unsupported) === 'true') throw new EndpointError(400, 'BadRequest', `${unsupported}=true is not supported by this agent`);
+    }
+    const sinceText = url.searchParams.get('sinceSeconds');
+    if (sinceText !== null && !/^\d+$/.test(sinceText)) throw new EndpointError(400, 'BadRequest', `sinceSeconds must be a non-negative integer, got "${sinceText}"`);
     const follow = url.searchParams.get('follow') === 'true';
     const stop = new AbortController();
     res.on('close', () => stop.abort());
-    const lines = o.runtime.logs(id, { follow, ...(tail !== null ? { tail: Number(tail) } : {}), signal: stop.signal });
+    const lines = o.runtime.logs(id, {
+      follow, signal: stop.signal,
+      ...(tail !== null ? { tail: Number(tail) } : {}),
+      ...(sinceText !== null ? { since: Math.floor(Date.now() / 1000) - Number(sinceText) } : {}),
+    });
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
     res.flushHeaders();
     for await (const line of lines) {

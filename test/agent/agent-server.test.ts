@@ -104,6 +104,12 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
   const all = await (await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
   assert.is(all, 'hello from fake\nsecond line\n');
 
+  const refused = await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?previous=true`, { headers: { authorization: `Bearer ${srv.server.token}` } });
+  assert.is(refused.status, 400);
+  assert.match(await refused.text(), /previous=true is not supported/);
+  const noAuth = await fetch(`http://127.0.0.1:${(await srv.client.request<Node>('GET', `/api/v1/nodes/${NODE}`)).status?.daemonEndpoints?.kubeletEndpoint?.Port}/v1/pods/default/web/log`);
+  assert.is(noAuth.status, 401, 'the agent endpoint refuses callers without its token');
+
   const ok = await srv.client.request<{ exitCode: number; stdout: string }>('POST', '/api/v1/namespaces/default/pods/web/exec', { container: 'main', command: ['echo', 'hi'] });
   assert.equal(ok, { exitCode: 0, stdout: 'ran echo hi\n', stderr: '' });
   const bad = await srv.client.request<{ exitCode: number; stderr: string }>('POST', '/api/v1/namespaces/default/pods/web/exec', { command: ['fail'] });
