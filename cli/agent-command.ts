@@ -5,6 +5,7 @@
 //
 // Run directly (node dist/cli/agent-command.js FLAGS...) it is the agent process on its own; tests and the
 // benchmark start it that way.
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -91,8 +92,18 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
       ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
     });
     fleet.start();
-    io.out(`Simulating ${config.simulate} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${config.server}. Stop with Ctrl-C.\n`);
+    const controlFile = resolve(config.dataDir, 'hollow', 'control');
+    const onControl = () => {
+      readFile(controlFile, 'utf8').then((text) => fleet.control(text)).then(
+        () => log.info({ controlFile }, 'hollow control file applied'),
+        (err: unknown) => log.error({ controlFile, err: err instanceof Error ? err.message : String(err) }, 'hollow control file not applied'),
+      );
+    };
+    process.on('SIGUSR2', onControl);
+    io.out(`Simulating ${config.simulate} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${config.server}.\n`
+      + `Stop or start single nodes: write "stop NAME" / "start NAME" lines to ${controlFile}, then kill -USR2 ${process.pid}. Stop all with Ctrl-C.\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+    process.off('SIGUSR2', onControl);
     await fleet.stopAll();
     return 0;
   }

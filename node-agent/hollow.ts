@@ -2,6 +2,7 @@
 // and Node, so that the control plane can be tested at fleet scale on one machine. Each node is the real agent
 // loop; only the containers are pretend. Nodes are named PREFIX-0..N-1 and can be stopped and started alone
 // (stop(name) is what a node failure looks like to the servers: heartbeats and watches end, pods stay).
+// `flotilla agent --simulate N` applies the control file DATA/hollow/control (see control()) on SIGUSR2.
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { NodeInventory } from '../hardware/inventory.js';
@@ -95,6 +96,26 @@ export class HollowFleet {
     await node.done;
     delete node.stop;
     delete node.done;
+  }
+
+  /**
+   * Applies control commands, one per line: "stop NAME" or "start NAME" (blank lines and # comments skipped).
+   * All lines are checked before any is applied; a bad one is an error naming its line.
+   */
+  async control(text: string): Promise<void> {
+    const steps: Array<{ verb: 'stop' | 'start'; name: string }> = [];
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.replace(/#.*/, '').trim();
+      if (line === '') return;
+      const m = /^(stop|start)\s+(\S+)$/.exec(line);
+      if (!m) throw new Error(`hollow control line ${i + 1}: "${raw}" is not "stop NAME" or "start NAME"`);
+      this.node(m[2]!);
+      steps.push({ verb: m[1] as 'stop' | 'start', name: m[2]! });
+    });
+    for (const s of steps) {
+      if (s.verb === 'stop') await this.stop(s.name);
+      else this.start(s.name);
+    }
   }
 
   async stopAll(): Promise<void> {

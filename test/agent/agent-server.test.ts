@@ -214,8 +214,16 @@ test('hollow nodes register and heartbeat; one can be stopped alone', async () =
     await srv.podReady('on-hollow');
     assert.is((await fleet.runtime('hollow-1').listContainers({ [LABEL_POD]: 'on-hollow' })).length, 2, 'sandbox and app container');
 
-    await fleet.stop('hollow-2');
+    await fleet.control('# node failure drill\nstop hollow-2\n');
     assert.not.ok(fleet.running('hollow-2'));
+    assert.ok(fleet.running('hollow-1'));
+    try {
+      await fleet.control('stop hollow-0\nreboot hollow-1');
+      assert.unreachable('a bad control line must be refused');
+    } catch (err) {
+      assert.match((err as Error).message, /line 2: "reboot hollow-1"/);
+    }
+    assert.ok(fleet.running('hollow-0'), 'nothing is applied when a line is bad');
     const stoppedAt = await renewed('hollow-2');
     const otherAt = await renewed('hollow-0');
     await eventually('hollow-0 still renews', async () => ((await renewed('hollow-0')) !== otherAt ? true : undefined));
