@@ -179,7 +179,7 @@ test('server killed: pods keep running; offline reboot starts cached pods; on re
   await srv.podReady('web');
 });
 
-test('StatefulSet pods are fenced (stopped) after the fence time without a server, and start again on reconnect', async () => {
+test('StatefulSet pods are fenced after the fence time without a server, not started from the cache offline, and start again on reconnect', async () => {
   await agent!.stop();
   agent = startAgent(runtime, 1.5);
   const sts = await srv.client.request<{ metadata: { uid: string } }>('POST', '/apis/apps/v1/namespaces/default/statefulsets', {
@@ -194,6 +194,16 @@ test('StatefulSet pods are fenced (stopped) after the fence time without a serve
   await srv.kill();
   await eventually('StatefulSet pod stopped by the fence', async () => ((await runningIds(runtime, 'db-x')).length === 0 ? true : undefined));
   assert.is((await runningIds(runtime, 'web')).length, 1, 'other pods are not fenced');
+
+  // Reboot while the server is still down: the cache starts ordinary pods, never StatefulSet ones.
+  await agent!.stop();
+  runtime = new FakeRuntime();
+  scriptApp(runtime);
+  agent = startAgent(runtime, 1.5);
+  await eventually('ordinary cached pod runs after the offline reboot', async () => ((await runningIds(runtime, 'web')).length === 1 ? true : undefined));
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await runningIds(runtime, 'db-x'), [], 'a cached StatefulSet pod waits for a server');
+
   await srv.start();
   await eventually('fenced pod starts again once the server confirms it', async () => ((await runningIds(runtime, 'db-x')).length === 1 ? true : undefined));
 });
