@@ -13,6 +13,7 @@ import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
 import { agentCommand } from './agent-command.js';
+import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
@@ -233,10 +234,11 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
  * control plane still runs; the user is told why there is no node.
  */
 function startLocalAgent(server: string, token: string, dataDir: string, io: Io, signal: AbortSignal): void {
+  const noAgent = (why: string) => io.err(`flotilla up: no local agent (${why}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
   const args = parseArgs(['--server', server, '--token', token, '--data', dataDir, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], agentCommand.flags);
-  agentCommand.run(args, io, signal).catch((err: unknown) => {
-    io.err(`flotilla up: no local agent (${err instanceof Error ? err.message : String(err)}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
-  });
+  new DockerRuntime().listContainers({ 'io.flotilla.node': '' })
+    .then(() => agentCommand.run(args, io, signal), (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); return 0; })
+    .catch((err: unknown) => noAgent(err instanceof Error ? err.message : String(err)));
 }
 
 async function apply(a: ParsedArgs, io: Io): Promise<number> {

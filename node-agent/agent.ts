@@ -115,12 +115,17 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     await saveCache();
   };
 
+  /** Forgets a pod; resolves once its containers are stopped (after their grace period) and removed. */
   const remove = async (uid: string): Promise<void> => {
     const grace = desired.get(uid)?.pod.spec.terminationGracePeriodSeconds;
     desired.delete(uid);
     fenced.delete(uid);
-    await stopPod(uid, grace);
     await saveCache();
+    await stopPod(uid, grace);
+  };
+  /** The same without waiting: a grace period must not hold up the events behind it (a rolling update's new pods). */
+  const removeInBackground = (uid: string): void => {
+    remove(uid).catch((err: unknown) => log.error({ err, uid }, 'stopping a removed pod failed'));
   };
 
   const fenceAfterMs = (config.fenceAfterSeconds ?? 45) * 1000;
@@ -141,7 +146,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     const list = await config.api.listPods(config.nodeName);
     contact();
     const listed = new Set(list.items.map((p) => p.metadata.uid).filter((u): u is string => Boolean(u)));
-    for (const uid of [...desired.keys()]) if (!listed.has(uid)) await remove(uid);
+    for (const uid of [...desired.keys()]) if (!listed.has(uid)) removeInBackground(uid);
     for (const pod of list.items) await apply(pod);
     // Containers of pods deleted while this agent was away or could not reach a server.
     const orphans = await workers.removeOrphans();
@@ -152,7 +157,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
       await config.api.watchPods(config.nodeName, resourceVersion, (e: WatchEvent<Pod>) => {
         contact();
         if (e.object.metadata?.resourceVersion) resourceVersion = e.object.metadata.resourceVersion;
-        chain = chain.then(() => (e.type === 'DELETED' ? remove(e.object.metadata.uid ?? '') : e.type === 'BOOKMARK' ? undefined : apply(e.object)))
+        chain = chain.then(() => (e.type === 'DELETED' ? removeInBackground(e.object.metadata.uid ?? '') : e.type === 'BOOKMARK' ? undefined : apply(e.object)))
           .catch((err: unknown) => log.warn({ err, pod: e.object.metadata?.name }, 'applying a pod event failed'));
       }, signal);
       await chain;
