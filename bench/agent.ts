@@ -1,4 +1,4 @@
-// Footprint of the real agent process (node dist/cli/agent-command.js) registered with a real server process.
+// Footprint of the real agent process (flotilla agent) registered with a real server process.
 //   default mode: DockerRuntime; resident memory and CPU time per minute while idle with 0 pods, then with 20
 //                 running pods (flotilla/testbox `sleep`, pause sandboxes). Targets: < 80 MB RSS, < 1% of a core.
 //   --hollow N:   one process simulating N hollow nodes (FakeRuntime) with --pods P pods each (default 30):
@@ -24,7 +24,7 @@ const windowS = numberArg('--seconds', 30);
 const hollow = process.argv.includes('--hollow') ? numberArg('--hollow', 100) : 0;
 const podsPerNode = hollow ? numberArg('--pods', 30) : 20;
 
-const agentEntry = new URL('../cli/agent-command.js', import.meta.url).pathname;
+const agentEntry = new URL('../../bin/flotilla.js', import.meta.url).pathname;
 const ticksPerS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,7 +53,7 @@ const nodeName = hollow ? 'bench-hollow' : `bench-agent-${process.pid}`;
 try {
   await srv.start();
   const args = ['--server', srv.server.url, '--token', srv.server.token, '--data', join(srv.dir, 'agent'), '--name', nodeName, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'];
-  agent = spawn(process.execPath, [agentEntry, ...args, ...(hollow ? ['--simulate', String(hollow)] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
+  agent = spawn(process.execPath, [agentEntry, 'agent', ...args, ...(hollow ? ['--simulate', String(hollow)] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
   agent.stdout!.on('data', (d) => { agentOutput += d; });
   agent.stderr!.on('data', (d) => { agentOutput = (agentOutput + d).slice(-4000); });
   const nodes = hollow ? Array.from({ length: hollow }, (_, i) => `${nodeName}-${i}`) : [nodeName];

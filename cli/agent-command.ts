@@ -2,25 +2,28 @@
 // node-agent/run.ts run(signal, config), or, with --simulate N, runs N hollow nodes (FakeRuntime) in this process.
 // Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_DATA, FLOTILLA_NODE_NAME, the
 // variables `flotilla agent install` writes) > defaults.
-//
-// Run directly (node dist/cli/agent-command.js FLAGS...) it is the agent process on its own; tests and the
-// benchmark start it that way.
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pino from 'pino';
+import { serverList } from '../client/client.js';
+import type { ServerChoice } from '../client/client.js';
+import { createMdnsDiscovery } from '../discovery/mdns.js';
+import { isJoinToken, locateServers } from '../discovery/locate.js';
 import { bytes, cpuMillis } from '../api-types/index.js';
 import { HollowFleet } from '../node-agent/hollow.js';
 import { nodeNameFromHostname } from '../node-agent/node-object.js';
-import { parseArgs, stringFlag, UsageError } from './args.js';
+import { stringFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 import type { CliCommand, Io } from './command.js';
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export interface AgentCommandConfig {
-  server: string;
+  /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
+  servers: string[];
+  /** Network interface (name or IPv4 address) for mDNS. */
+  interface?: string;
   token: string;
   dataDir: string;
   nodeName: string;
@@ -35,21 +38,23 @@ export interface AgentCommandConfig {
 
 /** The typed config, or a UsageError naming the flag that is wrong. */
 export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHostname = hostname()): AgentCommandConfig {
-  const serverText = stringFlag(a, 'server') ?? env.FLOTILLA_SERVER;
-  if (!serverText) throw new UsageError('--server URL is required (or FLOTILLA_SERVER)');
-  const server = serverText.split(',')[0]!.trim();
-  let url: URL;
-  try { url = new URL(server); } catch { throw new UsageError(`--server: "${server}" is not a URL`); }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--server: "${server}" must use http or https`);
+  const servers = (stringFlag(a, 'server') ?? env.FLOTILLA_SERVER ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  for (const server of servers) {
+    let url: URL;
+    try { url = new URL(server); } catch { throw new UsageError(`--server: "${server}" is not a URL`); }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--server: "${server}" must use http or https`);
+  }
   const token = stringFlag(a, 'token') ?? env.FLOTILLA_TOKEN;
   if (!token) throw new UsageError('--token is required (or FLOTILLA_TOKEN)');
+  if (servers.length === 0 && !isJoinToken(token)) throw new UsageError('without --server the agent finds the servers by mDNS, which needs a join token (flotilla token create)');
+  const iface = stringFlag(a, 'interface') ?? env.FLOTILLA_INTERFACE;
   const nodeName = stringFlag(a, 'name') ?? env.FLOTILLA_NODE_NAME ?? nodeNameFromHostname(machineHostname);
   if (!NODE_NAME.test(nodeName)) throw new UsageError(`--name: "${nodeName}" is not a valid node name (lowercase letters, digits, '.', '-'; at most 253)`);
   const listen = stringFlag(a, 'listen') ?? '0.0.0.0:10250';
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be ADDRESS:PORT, got "${listen}"`);
   const config: AgentCommandConfig = {
-    server, token, nodeName,
+    servers, token, nodeName, ...(iface ? { interface: iface } : {}),
     dataDir: resolve(stringFlag(a, 'data') ?? env.FLOTILLA_DATA ?? '.flotilla/agent'),
     listenHost: m[1]!.replace(/^\[|\]$/g, ''), listenPort: Number(m[2]),
   };
@@ -82,12 +87,28 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
   return config;
 }
 
+/**
+ * Where the agent sends its requests: the given URLs in turn, or servers found by mDNS that proved they know
+ * the join token (the token is sent to no other), preferring another one when the current one fails.
+ */
+async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<ServerChoice> {
+  if (config.servers.length > 0) return serverList(config.servers);
+  const locator = locateServers(config.token, {
+    discovery: createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => io.err(`${m}\n`) }),
+    onWarning: (m) => io.err(`${m}\n`),
+  }, signal);
+  io.out('Looking for Flotilla servers by mDNS...\n');
+  await locator.waitForServer(120_000, signal);
+  return { current: () => locator.servers()[0], reportFailure: (url) => locator.reportFailure(url) };
+}
+
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const config = agentConfigFrom(a, io.env);
   const log = pino({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const server = await serverChoiceFor(config, io, signal);
   if (config.simulate !== undefined) {
     const fleet = new HollowFleet({
-      server: config.server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count: config.simulate,
+      server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count: config.simulate,
       prefix: stringFlag(a, 'name') ?? 'hollow', log,
       ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
     });
@@ -100,7 +121,7 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
       );
     };
     process.on('SIGUSR2', onControl);
-    io.out(`Simulating ${config.simulate} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${config.server}.\n`
+    io.out(`Simulating ${config.simulate} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${server.current()}.\n`
       + `Stop or start single nodes: write "stop NAME" / "start NAME" lines to ${controlFile}, then kill -USR2 ${process.pid}. Stop all with Ctrl-C.\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     process.off('SIGUSR2', onControl);
@@ -108,30 +129,19 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
     return 0;
   }
   const { run } = await import('../node-agent/run.js');
-  await run(signal, { ...config, log }, (info) => {
-    io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${config.server}, data in ${config.dataDir}.\n`);
+  await run(signal, { ...config, server, log }, (info) => {
+    io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${server.current()}, data in ${config.dataDir}.\n`);
   });
   return 0;
 }
 
 export const agentCommand: CliCommand = {
   summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
-  usage: 'flotilla agent --server URL --token T [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
+  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
   flags: [
-    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' },
+    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
     { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
     { name: 'reserved-memory', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
   ],
   run: runAgentCommand,
 };
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
-  process.once('SIGTERM', () => controller.abort());
-  const io: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env, readStdin: () => '', isTty: false };
-  agentCommand.run(parseArgs(process.argv.slice(2), agentCommand.flags), io, controller.signal).then(
-    (code) => { process.exitCode = code; },
-    (err: unknown) => { process.stderr.write(`flotilla agent: ${err instanceof Error ? err.message : String(err)}\n`); process.exitCode = err instanceof UsageError ? 2 : 1; },
-  );
-}

@@ -12,20 +12,55 @@ export class ApiClientError extends Error {
 export interface WatchEvent<T = Record<string, unknown>> { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'ERROR' | 'BOOKMARK'; object: T }
 
 /**
+ * Which server a client talks to when it knows several: the current choice, and a way to say it failed so the
+ * next request goes to another one. `serverList` rotates through fixed URLs; discovery/locate.ts provides one
+ * fed by mDNS.
+ */
+export interface ServerChoice {
+  current(): string | undefined;
+  reportFailure(url: string): void;
+}
+
+/** Fixed server URLs, used in order; one that fails to answer goes to the back. */
+export function serverList(urls: readonly string[]): ServerChoice {
+  if (urls.length === 0) throw new ApiClientError('no server URL given', 0, 'BadConfig');
+  for (const u of urls) parseBase(u);
+  const order = [...urls];
+  return {
+    current: () => order[0],
+    reportFailure: (url) => {
+      const i = order.findIndex((u) => parseBase(u).href === parseBase(url).href);
+      if (i >= 0 && order.length > 1) order.push(...order.splice(i, 1));
+    },
+  };
+}
+
+function parseBase(url: string): URL {
+  try {
+    return new URL(url);
+  } catch {
+    throw new ApiClientError(`invalid server URL "${url}"`, 0, 'BadConfig');
+  }
+}
+
+/**
  * The HTTP client of the Kubernetes-shaped API, shared by the CLI and the agent. Keeps connections alive;
- * every call is bounded by a timeout except watches, which end on their signal.
+ * every call is bounded by a timeout except watches, which end on their signal. Given a ServerChoice, a
+ * request that cannot reach its server reports it, so the caller's retry goes to another one.
  */
 export class ApiClient {
-  readonly #base: URL;
+  readonly #choice: ServerChoice;
   readonly #agent: http.Agent;
+  readonly #tlsAgent = new https.Agent({ keepAlive: true });
 
-  constructor(readonly server: string, readonly token: string | undefined, readonly timeoutMs = 30_000) {
-    try {
-      this.#base = new URL(server);
-    } catch {
-      throw new ApiClientError(`invalid server URL "${server}"`, 0, 'BadConfig');
-    }
-    this.#agent = this.#base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+  constructor(server: string | ServerChoice, readonly token: string | undefined, readonly timeoutMs = 30_000) {
+    this.#choice = typeof server === 'string' ? serverList([server]) : server;
+    this.#agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  /** The server requests go to now. */
+  get server(): string {
+    return this.#choice.current() ?? '<no server yet>';
   }
 
   async request<T = Record<string, unknown>>(method: string, path: string, body?: unknown, opts: { contentType?: string; signal?: AbortSignal } = {}): Promise<T> {
@@ -81,10 +116,14 @@ export class ApiClient {
 
   close(): void {
     this.#agent.destroy();
+    this.#tlsAgent.destroy();
   }
 
   #send(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<http.IncomingMessage> {
-    const url = new URL(path, this.#base);
+    const current = this.#choice.current();
+    if (!current) return Promise.reject(new ApiClientError('no Flotilla server found yet', 0, 'Unreachable'));
+    const base = parseBase(current);
+    const url = new URL(path, base);
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -92,16 +131,17 @@ export class ApiClient {
       headers['content-type'] = contentType ?? 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    const lib = url.protocol === 'https:' ? https : http;
+    const tls = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
-      const req = lib.request(url, { method, headers, agent: this.#agent, ...(signal ? { signal } : {}) }, resolve);
+      const req = (tls ? https : http).request(url, { method, headers, agent: tls ? this.#tlsAgent : this.#agent, ...(signal ? { signal } : {}) }, resolve);
       if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new ApiClientError(`${method} ${url.pathname}: no answer from ${this.#base.origin} within ${timeoutMs} ms`, 0, 'Timeout')));
+        req.setTimeout(timeoutMs, () => req.destroy(new ApiClientError(`${method} ${url.pathname}: no answer from ${base.origin} within ${timeoutMs} ms`, 0, 'Timeout')));
       }
       req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.name === 'AbortError') return reject(err);
+        this.#choice.reportFailure(current);
         if (err instanceof ApiClientError) reject(err);
-        else if (err.name === 'AbortError') reject(err);
-        else reject(new ApiClientError(`cannot reach the Flotilla server at ${this.#base.origin}: ${err.code ?? err.message}`, 0, 'Unreachable'));
+        else reject(new ApiClientError(`cannot reach the Flotilla server at ${base.origin}: ${err.code ?? err.message}`, 0, 'Unreachable'));
       });
       req.end(payload);
     });

@@ -3,6 +3,7 @@
 // loop; only the containers are pretend. Nodes are named PREFIX-0..N-1 and can be stopped and started alone
 // (stop(name) is what a node failure looks like to the servers: heartbeats and watches end, pods stay).
 // `flotilla agent --simulate N` applies the control file DATA/hollow/control (see control()) on SIGUSR2.
+import type { ServerChoice } from '../client/client.js';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { NodeInventory } from '../hardware/inventory.js';
@@ -10,7 +11,8 @@ import { run, type AgentRunConfig } from './run.js';
 import { FakeRuntime } from './runtime/fake.js';
 
 export interface HollowFleetOptions {
-  server: string;
+  /** A server URL, or a choice among several (client/client.ts ServerChoice). */
+  server: string | ServerChoice;
   token: string;
   /** Each node keeps its cache under DATA/NAME. */
   dataDir: string;

@@ -1,6 +1,7 @@
 // The agent process: probe the hardware, run the preflight checks, open the agent endpoint (logs, exec for the
 // servers), then run the agent loop against the servers until the signal aborts. run(signal, config) is what
 // `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
+import type { ServerChoice } from '../client/client.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
@@ -16,7 +17,8 @@ import { DockerRuntime } from './runtime/docker.js';
 import type { ContainerRuntime } from './runtime/types.js';
 
 export interface AgentRunConfig {
-  server: string;
+  /** A server URL, or a choice among several (client/client.ts ServerChoice). */
+  server: string | ServerChoice;
   token: string;
   dataDir: string;
   nodeName: string;

@@ -21,7 +21,7 @@ function usageError(argv: string[], pattern: RegExp, env: NodeJS.ProcessEnv = {}
 test('flags give the typed config; the node name defaults to the hostname as a DNS name', () => {
   const c = parse(['--server', 'http://10.0.0.2:7400', '--token', 't', '--listen', '127.0.0.1:0', '--reserved-cpu', '500m', '--reserved-memory', '256Mi', '--advertise-address', '10.0.0.9']);
   assert.equal({ ...c, dataDir: undefined }, {
-    server: 'http://10.0.0.2:7400', token: 't', nodeName: 'box-1', dataDir: undefined, listenHost: '127.0.0.1', listenPort: 0,
+    servers: ['http://10.0.0.2:7400'], token: 't', nodeName: 'box-1', dataDir: undefined, listenHost: '127.0.0.1', listenPort: 0,
     advertiseAddress: '10.0.0.9', reserved: { cpu: '500m', memory: '256Mi' },
   });
   assert.is(parse(['--server', 'http://s', '--token', 't']).listenPort, 10250);
@@ -31,13 +31,14 @@ test('flags give the typed config; the node name defaults to the hostname as a D
 test('environment fills what flags leave out; flags win', () => {
   const env = { FLOTILLA_SERVER: 'http://a:1,http://b:1', FLOTILLA_TOKEN: 'env-token', FLOTILLA_NODE_NAME: 'pi-7', FLOTILLA_DATA: '/var/lib/x' };
   const c = parse([], env);
-  assert.equal([c.server, c.token, c.nodeName, c.dataDir], ['http://a:1', 'env-token', 'pi-7', '/var/lib/x']);
+  assert.equal([c.servers, c.token, c.nodeName, c.dataDir], [['http://a:1'], 'env-token', 'pi-7', '/var/lib/x']);
   assert.is(parse(['--token', 'flag-token', '--name', 'n2'], env).token, 'flag-token');
   assert.is(parse(['--name', 'n2'], env).nodeName, 'n2');
 });
 
 test('bad input names the flag', () => {
-  usageError(['--token', 't'], /--server URL is required/);
+  usageError(['--token', 't'], /needs a join token/);
+  assert.equal(parse(['--server', 'http://a:1,http://b:2', '--token', 't']).servers, ['http://a:1', 'http://b:2']);
   usageError(['--server', 'http://s'], /--token is required/);
   usageError(['--server', 'ftp://s', '--token', 't'], /must use http or https/);
   usageError(['--server', 'http://s', '--token', 't', '--name', 'Bad_Name'], /--name: "Bad_Name"/);

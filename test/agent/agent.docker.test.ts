@@ -13,14 +13,14 @@ import { RealServer } from './real-server.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const NODE = `docker-agent-${process.pid}`;
-const agentEntry = new URL('../../cli/agent-command.js', import.meta.url).pathname;
+const agentEntry = new URL('../../../bin/flotilla.js', import.meta.url).pathname;
 const srv = new RealServer();
 const runtime = new DockerRuntime();
 let agent: ChildProcess | undefined;
 let agentOutput = '';
 
 function startAgentProcess(): ChildProcess {
-  const child = spawn(process.execPath, [agentEntry, '--server', srv.server.url, '--token', srv.server.token, '--data', join(srv.dir, 'agent'),
+  const child = spawn(process.execPath, [agentEntry, 'agent', '--server', srv.server.url, '--token', srv.server.token, '--data', join(srv.dir, 'agent'),
     '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
   child.stdout!.on('data', (d) => { agentOutput += d; });
   child.stderr!.on('data', (d) => { agentOutput += d; });
