@@ -36,13 +36,6 @@ export const ANNOTATION_NODE_KEY = 'flotilla.io/node-key';
 /** Node: set by the node lifecycle controller while the node is unreachable: when its pods are evicted (ISO time). */
 export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
 
-/** Labels on every container an agent creates; the agent never touches containers without its node label. */
-export const CONTAINER_LABEL_NODE = 'io.flotilla.node';
-export const CONTAINER_LABEL_NAMESPACE = 'io.flotilla.namespace';
-export const CONTAINER_LABEL_POD = 'io.flotilla.pod';
-export const CONTAINER_LABEL_POD_UID = 'io.flotilla.pod-uid';
-export const CONTAINER_LABEL_CONTAINER = 'io.flotilla.container';
-
 // ---- shared pieces --------------------------------------------------------------------------------------
 
 /** Resource name -> quantity ("500m", "2Gi", 1). Quantities parse with quantity.ts. */

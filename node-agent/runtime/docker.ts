@@ -156,11 +156,12 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async inspectContainer(id: string): Promise<ContainerStatus> {
-    let info: Docker.ContainerInspectInfo;
-    try {
-      info = await this.docker.getContainer(id).inspect();
-    } catch (err) {
-      throw translate(err, id);
+    let info = await this.#inspect(id);
+    // Docker learns of an OOM kill from a separate event that can arrive after the exit itself (seen when the
+    // process is killed within milliseconds of its start): a SIGKILL exit under a memory limit is asked again.
+    for (let attempt = 0; attempt < OOM_RECHECKS && looksLikeUnflaggedOom(info); attempt++) {
+      await new Promise((r) => setTimeout(r, 100));
+      info = await this.#inspect(id);
     }
     const labels = info.Config.Labels ?? {};
     const status: ContainerStatus = {
@@ -179,6 +180,14 @@ export class DockerRuntime implements ContainerRuntime {
     if (ip) status.ip = ip;
     if (info.State.Error) status.error = info.State.Error;
     return status;
+  }
+
+  async #inspect(id: string): Promise<Docker.ContainerInspectInfo> {
+    try {
+      return await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      throw translate(err, id);
+    }
   }
 
   async *logs(id: string, options: LogOptions = {}): AsyncIterable<LogLine> {
@@ -384,4 +393,10 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stream as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
   return Buffer.concat(chunks).toString('utf8');
+}
+
+const OOM_RECHECKS = 5;
+
+function looksLikeUnflaggedOom(info: Docker.ContainerInspectInfo): boolean {
+  return info.State.Status === 'exited' && info.State.ExitCode === 137 && !info.State.OOMKilled && (info.HostConfig?.Memory ?? 0) > 0;
 }
