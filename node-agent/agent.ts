@@ -1,7 +1,7 @@
 // The agent loop: start the pods of the local cache (so a node that reboots without its servers still runs its
 // workloads), register the Node, publish the agent's endpoint secret, renew the lease, list and watch the pods
-// bound to it, hand them to the pod workers with their ConfigMaps and Secrets, report pod status, keep the
-// cache current, and fence StatefulSet pods while no server can be reached.
+// bound to it, hand them to the pod workers with their ConfigMaps and Secrets, report pod status and usage
+// (node-agent/usage.ts), keep the cache current, and fence StatefulSet pods while no server can be reached.
 //
 // Fencing contract (StatefulSet pods, ownerReferences kind StatefulSet): the control plane declares a silent
 // node lost after the node grace period (15 s) and replaces its pods after the eviction delay (30 s). A
@@ -16,6 +16,7 @@ import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-object
 import { PodCache } from './pod-cache.js';
 import { PodWorkers, type PodWorkerSettings } from './pod-worker.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, type ContainerRuntime } from './runtime/types.js';
+import { UsageSampler, usageReportPath } from './usage.js';
 
 export interface AgentConfig {
   nodeName: string;
@@ -33,6 +34,10 @@ export interface AgentConfig {
   heartbeatSeconds?: number;
   /** Node status report period (default 60 s). */
   nodeStatusSeconds?: number;
+  /** Node and pod usage report period (default 10 s; node-agent/usage.ts). */
+  usageSeconds?: number;
+  /** Hollow node: node usage is the sum of its pods, and pods may declare theirs (node-agent/usage.ts). */
+  simulatedUsage?: boolean;
   /** First wait before reconnecting (default 1 s), doubled per failure up to retryMaxSeconds (default 30 s). */
   retrySeconds?: number;
   retryMaxSeconds?: number;
@@ -50,6 +55,7 @@ export function isStatefulSetPod(pod: Pod): boolean {
 /** Runs until the signal aborts. Containers keep running after it returns: stopping the agent is not deleting pods. */
 export async function runAgent(signal: AbortSignal, config: AgentConfig): Promise<void> {
   const log = config.log ?? pino({ level: 'silent' });
+  if (config.usageSeconds !== undefined && !(config.usageSeconds > 0)) throw new Error(`usageSeconds must be a positive number of seconds, got ${config.usageSeconds}`);
   const cache = new PodCache(config.dataDir);
   const desired = new Map<string, PodInputs>();
   /** StatefulSet pods held stopped until a server confirms them again. */
@@ -75,6 +81,10 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     else workers.update(inputs);
   }
   const workersDone = workers.run(signal);
+  const usage = new UsageSampler({
+    runtime: config.runtime, nodeName: config.nodeName, simulated: config.simulatedUsage === true,
+    pods: () => [...desired.values()].map((inputs) => inputs.pod),
+  });
   const saveCache = () => cache.save([...desired.values()]).catch((err: unknown) => log.error({ err }, 'pod cache write failed'));
 
   /** Stops and removes a pod's containers, with or without a worker (a fenced pod has none). */
@@ -184,6 +194,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
         eventsPosted = true;
       }
       const beats = startHeartbeats(config, session.signal, log, contact);
+      const usageReports = startUsageReports(config, usage, session.signal, log);
       try {
         for (;;) {
           try {
@@ -196,7 +207,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
         }
       } finally {
         session.abort();
-        await beats;
+        await Promise.all([beats, usageReports]);
       }
     } catch (err) {
       if (signal.aborted) break;
@@ -242,6 +253,19 @@ function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, 
       await delay(beatS * 1000, signal);
     }
   })();
+}
+
+/** Sends a usage report at once and then every usageSeconds; a failed one is logged and replaced by the next. */
+async function startUsageReports(config: AgentConfig, sampler: UsageSampler, signal: AbortSignal, log: Logger): Promise<void> {
+  const intervalS = config.usageSeconds ?? 10;
+  while (!signal.aborted) {
+    try {
+      await config.api.client.request('PUT', usageReportPath(config.nodeName), await sampler.sample(), { signal });
+    } catch (err) {
+      if (!signal.aborted) log.warn({ err: (err as Error).message }, 'usage report failed');
+    }
+    await delay(intervalS * 1000, signal);
+  }
 }
 
 /** Sends pod statuses one at a time, latest per pod wins; failed sends are retried with back-off until the signal aborts. */

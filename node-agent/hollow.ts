@@ -3,12 +3,17 @@
 // loop; only the containers are pretend. Nodes are named PREFIX-0..N-1 and can be stopped and started alone
 // (stop(name) is what a node failure looks like to the servers: heartbeats and watches end, pods stay).
 // `flotilla agent --simulate N` applies the control file DATA/hollow/control (see control()) on SIGUSR2.
+//
+// Hollow nodes only, for tests and benchmarks that need workloads to misbehave on purpose:
+// - images named by a convention exit by themselves (scriptedBehaviour below: crash:MS, finish:MS, flaky:N-MS);
+// - pods annotated flotilla.io/simulated-cpu / flotilla.io/simulated-memory report that usage (node-agent/usage.ts).
 import type { ServerChoice } from '../client/client.js';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { NodeInventory } from '../hardware/inventory.js';
 import { run, type AgentRunConfig } from './run.js';
-import { FakeRuntime } from './runtime/fake.js';
+import { FakeRuntime, type FakeBehaviour } from './runtime/fake.js';
+import type { ContainerConfig } from './runtime/types.js';
 
 export interface HollowFleetOptions {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
@@ -45,6 +50,44 @@ export function hollowInventory(name: string, o: Pick<HollowFleetOptions, 'cpu' 
   };
 }
 
+/**
+ * What a container of `image` does on a hollow node, for the image names hollow nodes understand; undefined
+ * for any other image (it runs until stopped). MS is milliseconds after the container started:
+ *   crash:MS      exits with code 1 (a Deployment's pod goes into CrashLoopBackOff)
+ *   finish:MS     exits with code 0 (a Job's pod succeeds)
+ *   flaky:N-MS    the first N containers of this image the fleet starts exit 1, every later one exits 0
+ *                 (`started` counts them per image across the fleet's nodes, so N failures in all)
+ * A malformed name of these families is an error naming the image and the expected form.
+ */
+export function scriptedBehaviour(image: string, started: Map<string, number>): FakeBehaviour | undefined {
+  const m = /^(crash|finish|flaky):(.*)$/.exec(image);
+  if (!m) return undefined;
+  const [, family, tag] = m as unknown as [string, 'crash' | 'finish' | 'flaky', string];
+  if (family === 'flaky') {
+    const f = /^(\d+)-(\d+)$/.exec(tag);
+    if (!f) throw new Error(`hollow image "${image}": expected flaky:N-MS (N failing starts, then exits 0; MS milliseconds), e.g. flaky:1-300`);
+    const n = started.get(image) ?? 0;
+    started.set(image, n + 1);
+    return { exitAfterMs: Number(f[2]), exitCode: n < Number(f[1]) ? 1 : 0 };
+  }
+  if (!/^\d+$/.test(tag)) throw new Error(`hollow image "${image}": expected ${family}:MS (exit ${family === 'crash' ? 1 : 0} after MS milliseconds), e.g. ${family}:500`);
+  return { exitAfterMs: Number(tag), exitCode: family === 'crash' ? 1 : 0 };
+}
+
+/** A FakeRuntime whose containers follow scriptedBehaviour for the images it names. */
+class HollowRuntime extends FakeRuntime {
+  constructor(private readonly started: Map<string, number>) {
+    super();
+  }
+
+  override async createContainer(config: ContainerConfig): Promise<string> {
+    const behaviour = scriptedBehaviour(config.image, this.started);
+    // createContainer reads the behaviour synchronously, so concurrent creations each get their own.
+    if (behaviour) this.setBehaviour(config.image, behaviour);
+    return super.createContainer(config);
+  }
+}
+
 interface HollowNode {
   runtime: FakeRuntime;
   stop?: AbortController;
@@ -58,7 +101,8 @@ export class HollowFleet {
   constructor(private readonly options: HollowFleetOptions) {
     if (!Number.isInteger(options.count) || options.count < 1) throw new Error(`hollow node count must be a positive integer, got ${options.count}`);
     this.log = options.log ?? pino({ level: 'silent' });
-    for (let i = 0; i < options.count; i++) this.nodes.set(`${options.prefix ?? 'hollow'}-${i}`, { runtime: new FakeRuntime() });
+    const started = new Map<string, number>();
+    for (let i = 0; i < options.count; i++) this.nodes.set(`${options.prefix ?? 'hollow'}-${i}`, { runtime: new HollowRuntime(started) });
   }
 
   names(): string[] {
@@ -85,7 +129,7 @@ export class HollowFleet {
         server: this.options.server, token: this.options.token, dataDir: join(this.options.dataDir, n), nodeName: n,
         listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1',
         runtime: node.runtime, inventory: hollowInventory(n, this.options), findings: [],
-        ...(this.options.tuning ? { tuning: this.options.tuning } : {}),
+        tuning: { ...this.options.tuning, simulatedUsage: true },
         log: this.log.child({ node: n }),
       }).catch((err: unknown) => this.log.error({ err, node: n }, 'hollow node stopped with an error'));
     }

@@ -35,8 +35,8 @@ export interface AgentRunConfig {
   inventory?: NodeInventory;
   /** Default: the preflight checks of this machine. */
   findings?: Finding[];
-  /** Loop settings (heartbeat, retry, fencing, pod workers). */
-  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers'>>;
+  /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers). */
+  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers'>>;
   log?: Logger;
 }
 
