@@ -1,0 +1,231 @@
+// End-to-end harness: a real `flotilla server` process and real `flotilla agent --simulate N` processes (hollow
+// nodes), all spawned from the same build as the suite, on loopback ports, in a fresh temporary folder. The
+// suites talk to the server through the HTTP client like any user, and stop hollow nodes the way an operator
+// would: the control file plus SIGUSR2, or SIGKILL of a whole agent process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiClient, ApiClientError } from '../../client/client.js';
+import { freePort } from '../support/server-process.js';
+
+export const cliEntry = new URL('./cli-entry.js', import.meta.url).pathname;
+
+/** Polls `check` every 250 ms until it returns something other than undefined; fails naming `what` after limitMs. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, limitMs = 30_000): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up after ${limitMs} ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** One spawned `flotilla ...` process with its output kept for failure messages. */
+export class FlotillaProcess {
+  readonly child: ChildProcess;
+  output = '';
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, [cliEntry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn', ...env } });
+    this.child.stdout!.on('data', (d) => { this.output = (this.output + d).slice(-20_000); });
+    this.child.stderr!.on('data', (d) => { this.output = (this.output + d).slice(-20_000); });
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends the signal and resolves once the process is gone. */
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (!this.alive) return;
+    await new Promise<void>((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill(signal);
+    });
+  }
+}
+
+/** `flotilla agent --simulate N --name PREFIX`: nodes PREFIX-0..N-1. */
+export class HollowAgent {
+  process: FlotillaProcess;
+
+  constructor(readonly cluster: E2eCluster, readonly prefix: string, readonly count: number) {
+    this.process = this.#spawn();
+  }
+
+  get dataDir(): string {
+    return join(this.cluster.dir, `agent-${this.prefix}`);
+  }
+
+  names(): string[] {
+    return Array.from({ length: this.count }, (_, i) => `${this.prefix}-${i}`);
+  }
+
+  /** Stops or starts single hollow nodes ("stop NAME" / "start NAME" lines) through the control file and SIGUSR2. */
+  control(lines: string[]): void {
+    writeFileSync(join(this.dataDir, 'hollow', 'control'), `${lines.join('\n')}\n`);
+    this.process.child.kill('SIGUSR2');
+  }
+
+  /** A new process on the same data folder (the pod caches survive; the pretend containers do not). */
+  restart(): void {
+    if (this.process.alive) throw new Error(`agent ${this.prefix} is still running; kill it first`);
+    this.process = this.#spawn();
+  }
+
+  #spawn(): FlotillaProcess {
+    return new FlotillaProcess(['agent', '--server', this.cluster.url, '--token', this.cluster.token, '--data', this.dataDir,
+      '--simulate', String(this.count), '--name', this.prefix, '--listen', '127.0.0.1:0']);
+  }
+}
+
+export interface PodView {
+  metadata: { name: string; uid: string; labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string; deletionTimestamp?: string; resourceVersion?: string };
+  spec: { nodeName?: string; containers: Array<{ name: string; image: string }> };
+  status?: {
+    phase?: string;
+    conditions?: Array<{ type: string; status: string }>;
+    containerStatuses?: Array<{ restartCount: number; state?: { terminated?: { exitCode: number; finishedAt?: string } }; lastState?: { terminated?: { exitCode: number; reason?: string; finishedAt?: string } } }>;
+  };
+}
+
+export function isReady(p: PodView): boolean {
+  return !p.metadata.deletionTimestamp && p.status?.phase === 'Running' && (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+export interface ClusterOptions {
+  /** Server flags (--node-grace-period ...). */
+  serverArgs?: string[];
+}
+
+/** A server process in a temporary folder and the agents the suite starts against it. */
+export class E2eCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  readonly agents: HollowAgent[] = [];
+  server!: FlotillaProcess;
+  url = '';
+  token = '';
+  client!: ApiClient;
+
+  constructor(readonly options: ClusterOptions = {}) {}
+
+  async start(): Promise<this> {
+    const port = await freePort();
+    this.url = `http://127.0.0.1:${port}`;
+    const data = join(this.dir, 'server');
+    this.server = new FlotillaProcess(['server', '--data', data, '--listen', `127.0.0.1:${port}`, ...(this.options.serverArgs ?? [])]);
+    await waitFor('server ready', async () => {
+      if (!this.server.alive) throw new Error(`flotilla server exited: ${this.server.output}`);
+      const ok = await fetch(`${this.url}/readyz`).then((r) => r.ok, () => false);
+      return ok ? true : undefined;
+    }, 30_000);
+    this.token = readFileSync(join(data, 'admin-token'), 'utf8').trim();
+    this.client = new ApiClient(this.url, this.token, 15_000);
+    return this;
+  }
+
+  /** Starts `flotilla agent --simulate count --name prefix` and waits until all its nodes are Ready. */
+  async addAgent(prefix: string, count: number): Promise<HollowAgent> {
+    const agent = new HollowAgent(this, prefix, count);
+    this.agents.push(agent);
+    await this.nodesReady(agent.names(), 60_000).catch((err: Error) => { throw new Error(`${err.message}; agent output: ${agent.process.output}`); });
+    return agent;
+  }
+
+  async nodesReady(names: string[], limitMs = 30_000): Promise<void> {
+    await waitFor(`nodes ${names.join(', ')} Ready`, async () => {
+      const list = await this.client.request<{ items: Array<{ metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> }>('GET', '/api/v1/nodes');
+      const ready = new Set(list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name));
+      return names.every((n) => ready.has(n)) ? true : undefined;
+    }, limitMs);
+  }
+
+  async pods(selector: string, namespace = 'default'): Promise<PodView[]> {
+    const list = await this.client.request<{ items: PodView[] }>('GET', `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`);
+    return list.items;
+  }
+
+  async get<T>(path: string): Promise<T | undefined> {
+    try {
+      return await this.client.request<T>('GET', path);
+    } catch (err) {
+      if (err instanceof ApiClientError && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Runs the CLI against this cluster; resolves with its exit code and output. */
+  cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [cliEntry, ...args, '--server', this.url, '--token', this.token], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: this.dir } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.client?.close();
+    await Promise.all(this.agents.map((a) => a.process.kill('SIGKILL')));
+    await this.server?.kill('SIGTERM');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Watches pods matching `selector` from now on and keeps the lowest count of ready pods seen after any event,
+ * so that a suite can assert a floor that held throughout (not just at the moments it polled).
+ */
+export class ReadyFloor {
+  readonly #pods = new Map<string, PodView>();
+  readonly #stop = new AbortController();
+  #done: Promise<void> | undefined;
+  lowest = Infinity;
+
+  constructor(private readonly cluster: E2eCluster, private readonly selector: string, private readonly namespace = 'default') {}
+
+  async start(): Promise<void> {
+    const list = await this.cluster.client.request<{ metadata: { resourceVersion: string }; items: PodView[] }>('GET', `/api/v1/namespaces/${this.namespace}/pods?labelSelector=${encodeURIComponent(this.selector)}`);
+    for (const p of list.items) this.#pods.set(p.metadata.name, p);
+    this.#observe();
+    const path = `/api/v1/namespaces/${this.namespace}/pods?watch=true&resourceVersion=${list.metadata.resourceVersion}&labelSelector=${encodeURIComponent(this.selector)}`;
+    this.#done = this.cluster.client.watch<PodView>(path, (e) => {
+      if (e.type === 'DELETED') this.#pods.delete(e.object.metadata.name);
+      else if (e.type === 'ADDED' || e.type === 'MODIFIED') this.#pods.set(e.object.metadata.name, e.object);
+      else return;
+      this.#observe();
+    }, this.#stop.signal).catch((err: unknown) => { if (!this.#stop.signal.aborted) throw err; });
+  }
+
+  get ready(): number {
+    return [...this.#pods.values()].filter(isReady).length;
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#done;
+  }
+
+  #observe(): void {
+    this.lowest = Math.min(this.lowest, this.ready);
+  }
+}
+
+/** A Deployment of hollow pods, spread over the nodes, each requesting 500m CPU and 64Mi. */
+export function deployment(name: string, replicas: number, image: string, extra: { annotations?: Record<string, string>; strategy?: Record<string, unknown> } = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
+    spec: {
+      replicas, selector: { matchLabels: { app: name } },
+      ...(extra.strategy ? { strategy: extra.strategy } : {}),
+      template: {
+        metadata: { labels: { app: name }, annotations: { 'flotilla.io/placement': 'spread', ...extra.annotations } },
+        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image, resources: { requests: { cpu: '500m', memory: '64Mi' } } }] },
+      },
+    },
+  };
+}
