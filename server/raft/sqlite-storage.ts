@@ -55,6 +55,10 @@ export class SqliteStorage implements LogStore {
 
   constructor(path: string, options: SqliteStorageOptions = {}) {
     this.db = new Database(path);
+    // Small pages: every commit writes whole pages to the WAL, and most commits touch a few rows each, so
+    // 1 KiB pages cut the bytes an SD card takes per write to about a third (bench:store bytesPer1000Writes).
+    // Takes effect when the file is created.
+    this.db.pragma('page_size = 1024');
     this.db.pragma('journal_mode = WAL');
     this.synchronous = options.synchronous ?? 'FULL';
     this.db.pragma(`synchronous = ${this.synchronous}`);

@@ -58,6 +58,10 @@ export class SqliteStore {
 
   #open(): void {
     this.db = new Database(this.opts.path);
+    // Small pages: every commit writes whole pages to the WAL, and most commits touch a few rows each, so
+    // 1 KiB pages cut the bytes an SD card takes per write to about a third (bench:store bytesPer1000Writes).
+    // Takes effect when the file is created.
+    this.db.pragma('page_size = 1024');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${this.opts.synchronous ?? 'FULL'}`);
     this.db.exec(`
