@@ -177,14 +177,16 @@ export class E2eCluster {
 }
 
 /**
- * Watches pods matching `selector` from now on and keeps the lowest count of ready pods seen after any event,
- * so that a suite can assert a floor that held throughout (not just at the moments it polled).
+ * Watches pods matching `selector` from now on and keeps, over every event, the lowest count of ready pods and
+ * the highest count of live (not terminating) ones: floors and ceilings that held throughout, not just at the
+ * moments a suite polled.
  */
-export class ReadyFloor {
+export class PodCountWatch {
   readonly #pods = new Map<string, PodView>();
   readonly #stop = new AbortController();
   #done: Promise<void> | undefined;
-  lowest = Infinity;
+  lowestReady = Infinity;
+  highestLive = 0;
 
   constructor(private readonly cluster: E2eCluster, private readonly selector: string, private readonly namespace = 'default') {}
 
@@ -201,18 +203,35 @@ export class ReadyFloor {
     }, this.#stop.signal).catch((err: unknown) => { if (!this.#stop.signal.aborted) throw err; });
   }
 
-  get ready(): number {
-    return [...this.#pods.values()].filter(isReady).length;
-  }
-
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#done;
   }
 
   #observe(): void {
-    this.lowest = Math.min(this.lowest, this.ready);
+    const pods = [...this.#pods.values()];
+    this.lowestReady = Math.min(this.lowestReady, pods.filter(isReady).length);
+    this.highestLive = Math.max(this.highestLive, pods.filter((p) => !p.metadata.deletionTimestamp).length);
   }
+}
+
+interface MetricsList { items: Array<{ metadata: { name: string; namespace?: string }; timestamp: string }> }
+
+/**
+ * The pods a node said it runs in its usage report (node-agent/usage.ts), waiting for the `nth` report the
+ * server received after `afterMs`: reports name only pods with running containers, so this is what the agent
+ * really runs, seen from outside its process. A node and its pods share one report's timestamp.
+ */
+export async function podsReportedBy(cluster: E2eCluster, node: string, afterMs: number, nth = 1, limitMs = 40_000): Promise<string[]> {
+  const seen = new Set<string>();
+  const stamp = await waitFor(`report ${nth} of node ${node} after ${new Date(afterMs).toISOString()}`, async () => {
+    const nodes = await cluster.client.request<MetricsList>('GET', '/apis/metrics.k8s.io/v1beta1/nodes');
+    const t = nodes.items.find((n) => n.metadata.name === node)?.timestamp;
+    if (t && Date.parse(t) > afterMs) seen.add(t);
+    return seen.size >= nth ? t : undefined;
+  }, limitMs);
+  const pods = await cluster.client.request<MetricsList>('GET', '/apis/metrics.k8s.io/v1beta1/pods');
+  return pods.items.filter((p) => p.timestamp === stamp).map((p) => p.metadata.name).sort();
 }
 
 /** A Deployment of hollow pods, spread over the nodes, each requesting 500m CPU and 64Mi. */

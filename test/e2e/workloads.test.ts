@@ -4,7 +4,7 @@
 // DaemonSet lands on a node that joins later, and deleting a Deployment removes its ReplicaSets and pods.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { E2eCluster, ReadyFloor, deployment, isReady, waitFor, type PodView } from './cluster.js';
+import { E2eCluster, PodCountWatch, deployment, isReady, waitFor, type PodView } from './cluster.js';
 
 const cluster = new E2eCluster();
 const NODES = ['e2e-0', 'e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'];
@@ -40,7 +40,7 @@ test('a Deployment of 10 replicas over 5 hollow nodes reaches 10 ready, spread o
 });
 
 test('a rolling update with maxUnavailable 0 never has fewer than 10 ready pods', async () => {
-  const floor = new ReadyFloor(cluster, 'app=web');
+  const floor = new PodCountWatch(cluster, 'app=web');
   await floor.start();
   try {
     await cluster.client.request('PATCH', `${DEPLOYMENTS}/web`, {
@@ -50,7 +50,7 @@ test('a rolling update with maxUnavailable 0 never has fewer than 10 ready pods'
   } finally {
     await floor.stop();
   }
-  assert.ok(floor.lowest >= 10, `ready pods fell to ${floor.lowest} during the rollout`);
+  assert.ok(floor.lowestReady >= 10, `ready pods fell to ${floor.lowestReady} during the rollout`);
 });
 
 test('flotilla rollout undo restores the previous template', async () => {
