@@ -10,6 +10,7 @@
 // down. On reconnect, pods still bound here start again; replaced ones are gone from the list and stay down.
 // After a restart with no server, cached StatefulSet pods are not started (the agent cannot know how long it
 // was away); containers of them that survived an agent restart keep running until the fence time passes.
+import { PodEventSink } from './pod-events.js';
 import pino, { type Logger } from 'pino';
 import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject, type WatchEvent } from './api-client.js';
 import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-objects.js';
@@ -63,6 +64,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   let lastContactMs = Date.now();
   const contact = () => { lastContactMs = Date.now(); };
   const reporter = new StatusReporter(config.api, log, signal, contact);
+  const podEvents = new PodEventSink(config.api.client, config.nodeName, log);
   const workers = new PodWorkers({
     ...config.podWorkers,
     runtime: config.runtime,
@@ -71,6 +73,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     log,
     ...(config.hostIP ? { hostIP: config.hostIP } : {}),
     onStatus: (inputs, status) => reporter.report(inputs.pod, status),
+    onEvent: (inputs, event) => podEvents.record(inputs.pod, event),
   });
 
   for (const inputs of await cache.load().catch((err: unknown) => { log.error({ err }, 'pod cache unreadable; starting empty'); return []; })) {
@@ -228,14 +231,23 @@ function leaseSeconds(config: AgentConfig): number {
   return Math.max(1, Math.round((config.heartbeatSeconds ?? 5) * 4));
 }
 
+/** spec.leaseDurationSeconds of the Lease a server answered a renewal with, when it says. */
+function grantedLeaseSeconds(lease: unknown): number | undefined {
+  const d = (lease as { spec?: { leaseDurationSeconds?: unknown } } | undefined)?.spec?.leaseDurationSeconds;
+  return typeof d === 'number' && d > 0 ? d : undefined;
+}
+
 function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, contact: () => void): Promise<void> {
-  const beatS = config.heartbeatSeconds ?? 5;
+  const configuredBeatS = config.heartbeatSeconds ?? 5;
   const statusS = config.nodeStatusSeconds ?? 60;
   return (async () => {
     let sinceStatus = 0;
+    let beatS = configuredBeatS;
     while (!signal.aborted) {
       try {
-        await config.api.renewLease(config.nodeName, leaseSeconds(config));
+        const granted = grantedLeaseSeconds(await config.api.renewLease(config.nodeName, leaseSeconds(config)));
+        // A server grants at most its node grace period: renewing at a third of that keeps the node Ready.
+        beatS = granted === undefined ? configuredBeatS : Math.min(configuredBeatS, granted / 3);
         contact();
         if ((sinceStatus += beatS) >= statusS) {
           sinceStatus = 0;

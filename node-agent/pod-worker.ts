@@ -3,6 +3,7 @@
 // PodStatus. Nothing is remembered that the runtime can tell: restart counts live on container labels, so a
 // new agent adopts running containers (same ids, no restart) and continues counting.
 // PodWorkers: the set of workers of one node, keyed by pod uid, woken by runtime events.
+import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -55,10 +56,12 @@ export interface PodWorkerSettings {
   resyncMs?: number;
   /** Called after a sync whose status differs from the last one reported. */
   onStatus?: (inputs: PodInputs, status: PodStatus) => void;
+  /** What happened to a pod's containers (pulls, starts, crash back-off, failed probes), for Events. */
+  onEvent?: (inputs: PodInputs, event: PodEvent) => void;
   log?: Logger;
 }
 
-type Resolved = Required<Omit<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus'>> & Pick<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus'>;
+type Resolved = Required<Omit<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>> & Pick<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>;
 
 function resolveSettings(s: PodWorkerSettings): Resolved {
   return {
@@ -295,6 +298,8 @@ export class PodWorker {
       const probes = this.ensureProbes(spec, cur.id, podIP);
       if (probes.livenessFailure !== undefined) {
         this.settings.log.info({ pod: this.inputs.pod.metadata.name, container: spec.name }, 'liveness probe failed; restarting');
+        this.emit('Warning', 'Unhealthy', `Liveness probe failed: ${probes.livenessFailure}`);
+        this.emit('Normal', 'Killing', `Container ${spec.name} failed liveness probe, will be restarted`);
         await runtime.stopContainer(cur.id, this.inputs.pod.spec.terminationGracePeriodSeconds ?? 30);
         this.stopProbes(spec.name);
         this.wake();
@@ -322,6 +327,7 @@ export class PodWorker {
       rec.lastState = terminated;
       if (Date.now() < rec.backoffUntil) {
         this.wakeAt(rec.backoffUntil);
+        this.emit('Warning', 'BackOff', `Back-off restarting failed container ${spec.name} in pod ${this.inputs.pod.metadata.name}`);
         return this.report(spec, cur, {
           waiting: { reason: 'CrashLoopBackOff', message: `back-off ${formatDuration(rec.backoffMs)} restarting failed container=${spec.name} pod=${this.inputs.pod.metadata.name}` },
         });
@@ -331,13 +337,21 @@ export class PodWorker {
 
     if (Date.now() < rec.pullBackoffUntil) {
       this.wakeAt(rec.pullBackoffUntil);
+      this.emit('Normal', 'BackOff', `Back-off pulling image "${spec.image}"`);
       return this.report(spec, cur, { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${spec.image}"` } }, nextRestartCount);
     }
+    let pullStarted = 0;
     try {
-      await runtime.ensureImage(spec.image);
+      await runtime.ensureImage(spec.image, () => {
+        if (pullStarted) return;
+        pullStarted = Date.now();
+        this.emit('Normal', 'Pulling', `Pulling image "${spec.image}"`);
+      });
+      if (pullStarted) this.emit('Normal', 'Pulled', `Successfully pulled image "${spec.image}" in ${((Date.now() - pullStarted) / 1000).toFixed(1)}s`);
       rec.pullBackoffMs = 0;
     } catch (err) {
       if (!(err instanceof ImagePullError)) throw err;
+      this.emit('Warning', 'Failed', `Failed to pull image "${spec.image}": ${err.message}`);
       rec.pullBackoffMs = rec.pullBackoffMs === 0 ? this.settings.backoffBaseMs : Math.min(rec.pullBackoffMs * 2, this.settings.backoffMaxMs);
       rec.pullBackoffUntil = Date.now() + rec.pullBackoffMs;
       // Sync again at once so that the status moves on to ImagePullBackOff for the length of the back-off.
@@ -368,11 +382,17 @@ export class PodWorker {
       return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, nextRestartCount);
     }
     if (cur) await runtime.removeContainer(cur.id);
+    this.emit('Normal', 'Created', `Created container ${spec.name}`);
     await runtime.startContainer(id);
+    this.emit('Normal', 'Started', `Started container ${spec.name}`);
     const started = await runtime.inspectContainer(id);
     if (started.state === 'running') this.ensureProbes(spec, id, podIP);
     else this.wake();
     return this.report(spec, started, started.state === 'running' ? { running: { startedAt: started.startedAt ?? new Date().toISOString() } } : terminatedState(started));
+  }
+
+  private emit(type: PodEvent['type'], reason: string, message: string): void {
+    this.settings.onEvent?.(this.inputs, { type, reason, message });
   }
 
   private ensureProbes(spec: ContainerSpec, containerId: string, podIP: string | undefined): NonNullable<ContainerRecord['probes']> {
