@@ -109,8 +109,8 @@ const commands: Record<string, CliCommand> = {
   drain: drainCommand,
   top: topCommand,
   cluster: {
-    summary: 'show the control-plane members (status) or remove one (remove ID)',
-    usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID',
+    summary: 'show the control-plane members (status), remove one, or hand leadership to one (transfer)',
+    usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID | flotilla cluster transfer MEMBER_ID',
     flags: [...connectionFlags, { name: 'output', short: 'o', kind: 'string' }],
     run: cluster,
   },
@@ -440,7 +440,13 @@ async function cluster(a: ParsedArgs, io: Io): Promise<number> {
       io.out(`member ${id} removed\n`);
       return 0;
     }
-    throw new UsageError(`unknown cluster subcommand "${sub ?? ''}" (status, remove)`);
+    if (sub === 'transfer') {
+      if (!id || !/^\d+$/.test(id)) throw new UsageError('cluster transfer needs the numeric member id to lead (see flotilla cluster status)');
+      await client.request('POST', '/cluster/v1/leader', { id: Number(id) });
+      io.out(`member ${id} is the leader\n`);
+      return 0;
+    }
+    throw new UsageError(`unknown cluster subcommand "${sub ?? ''}" (status, remove, transfer)`);
   } finally {
     client.close();
   }

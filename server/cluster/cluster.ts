@@ -264,6 +264,25 @@ export class ClusterMember {
       return c.json({ removed: id });
     });
     app.get('/cluster/status', async (c) => c.json(await this.status()));
+    app.post('/cluster/v1/leader', async (c) => {
+      requireAdminOrPeer(c);
+      const body = (await c.req.json().catch(() => undefined)) as { id?: unknown } | undefined;
+      const id = body?.id;
+      const voters = this.member.node.status().confState.voters;
+      if (typeof id !== 'number' || !voters.includes(id)) throw new StoreError({ code: 400, reason: 'BadRequest', message: `leadership goes to a voting member: {"id": one of ${voters.join(', ')}}` });
+      if (!this.#leading) {
+        // Only the leader can hand leadership over: ask it.
+        const leaderUrl = this.peerUrl(this.member.leader);
+        if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader is known' });
+        const res = await fetch(`${leaderUrl}/cluster/v1/leader`, { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ id }), signal: AbortSignal.timeout(10_000) });
+        return c.json(await res.json(), res.status as 200);
+      }
+      this.member.transferLeadership(id);
+      const deadline = Date.now() + 5_000;
+      while (this.member.leader !== id && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (this.member.leader !== id) throw new StoreError({ code: 504, reason: 'Timeout', message: `member ${id} did not take over within 5 s (is it caught up and reachable?)` });
+      return c.json({ leader: id });
+    });
     return app;
   }
 

@@ -97,6 +97,16 @@ test('three servers form one cluster: one leader, three voters, any member answe
   assert.is((await clients[1]!.request<{ data: { v: string } }>('GET', '/api/v1/namespaces/default/configmaps/through-follower')).data.v, 'through-follower');
 });
 
+test('cluster transfer hands leadership to another voter', async () => {
+  const before = await status(0);
+  const target = before.members.find((m) => m.id !== before.leader && m.role === 'voter')!;
+  const r = runCli(['cluster', 'transfer', String(target.id), '--server', servers[2]!.url, '--token', adminToken], {});
+  assert.is(r.code, 0, r.stderr);
+  const after = await until('the new leader', async () => { const s = await status(0); return s.leader === target.id ? s : undefined; });
+  assert.is(after.leader, target.id);
+  await clients[0]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-transfer'));
+});
+
 test('SIGKILL of the leader under load: a new leader takes writes, and no acknowledged write is lost', async () => {
   const st = await status(0);
   const leaderIdx = [0, 1, 2].find((i) => servers[i]!.url === st.members.find((m) => m.id === st.leader)?.peerUrl)!;
