@@ -53,7 +53,12 @@ const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
  * PUT/GET /apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/NAME, served from memory.
  * `forward` passes a renewal to the leader when this member is not it.
  */
-export function heartbeatRoutes(beats: NodeHeartbeats, forward: (node: string, holder: string, durationS: number) => void): Hono {
+/**
+ * Lease renewals. A lease is granted for at most `maxLeaseSeconds` (the node grace period, after which a silent
+ * node is declared unreachable): the answer carries the granted leaseDurationSeconds, and agents renew at a
+ * third of it, so a grace period shorter than an agent's own heartbeat interval does not make nodes flap.
+ */
+export function heartbeatRoutes(beats: NodeHeartbeats, forward: (node: string, holder: string, durationS: number) => void, maxLeaseSeconds = 3600): Hono {
   const app = new Hono();
   const path = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/:name';
   const renew = async (c: Context) => {
@@ -62,7 +67,7 @@ export function heartbeatRoutes(beats: NodeHeartbeats, forward: (node: string, h
     const body = (await c.req.json().catch(() => undefined)) as { spec?: { holderIdentity?: unknown; leaseDurationSeconds?: unknown } } | undefined;
     const holder = typeof body?.spec?.holderIdentity === 'string' ? body.spec.holderIdentity : name;
     const duration = body?.spec?.leaseDurationSeconds;
-    const durationS = typeof duration === 'number' && Number.isInteger(duration) && duration > 0 && duration <= 3600 ? duration : 40;
+    const durationS = Math.min(maxLeaseSeconds, typeof duration === 'number' && Number.isInteger(duration) && duration > 0 && duration <= 3600 ? duration : 40);
     beats.renew(name, holder, durationS);
     forward(name, holder, durationS);
     return c.json(beats.lease(name));

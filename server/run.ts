@@ -20,7 +20,7 @@ import { publicRoutesFirst } from './join/public-routes.js';
 import { planJoin, serverAdvertisement } from './join/server-membership.js';
 import { metricsRoutes, USAGE_REPORT_PATH } from './metrics-api.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
-import type { ControllerSettings } from './controllers/controller.js';
+import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './leader.js';
 import { admitNodeKey } from './join/node-identity.js';
 import { backupRoutes } from './cluster/backup.js';
@@ -128,7 +128,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         cluster.routes(roleOf),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
         joinTokenRoutes({ store, proposer: cluster.member, roleOf }),
-        heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } })),
+        heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
+          Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
       ],
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
