@@ -7,6 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, ApiClientError } from '../../client/client.js';
+import type { ControllerSettings } from '../../server/controllers/controller.js';
+import { run as runServer } from '../../server/run.js';
 import { freePort } from '../support/server-process.js';
 
 export const cliEntry = new URL('./cli-entry.js', import.meta.url).pathname;
@@ -98,13 +100,19 @@ export function isReady(p: PodView): boolean {
 export interface ClusterOptions {
   /** Server flags (--node-grace-period ...). */
   serverArgs?: string[];
+  /**
+   * Runs the server in this process (server/run.ts run()) with these controller settings instead of spawning
+   * one: for timings the command line does not offer (the autoscaler's sync period). Agents stay processes.
+   */
+  inProcessControllers?: Partial<ControllerSettings>;
 }
 
-/** A server process in a temporary folder and the agents the suite starts against it. */
+/** A server (a process, or in this process) in a temporary folder and the agents the suite starts against it. */
 export class E2eCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
   readonly agents: HollowAgent[] = [];
-  server!: FlotillaProcess;
+  server?: FlotillaProcess;
+  #inProcess?: { stop: AbortController; done: Promise<void> };
   url = '';
   token = '';
   client!: ApiClient;
@@ -115,9 +123,14 @@ export class E2eCluster {
     const port = await freePort();
     this.url = `http://127.0.0.1:${port}`;
     const data = join(this.dir, 'server');
-    this.server = new FlotillaProcess(['server', '--data', data, '--listen', `127.0.0.1:${port}`, ...(this.options.serverArgs ?? [])]);
+    if (this.options.inProcessControllers) {
+      const stop = new AbortController();
+      this.#inProcess = { stop, done: runServer(stop.signal, { dataDir: data, host: '127.0.0.1', port, controllers: this.options.inProcessControllers }) };
+    } else {
+      this.server = new FlotillaProcess(['server', '--data', data, '--listen', `127.0.0.1:${port}`, ...(this.options.serverArgs ?? [])]);
+    }
     await waitFor('server ready', async () => {
-      if (!this.server.alive) throw new Error(`flotilla server exited: ${this.server.output}`);
+      if (this.server && !this.server.alive) throw new Error(`flotilla server exited: ${this.server.output}`);
       const ok = await fetch(`${this.url}/readyz`).then((r) => r.ok, () => false);
       return ok ? true : undefined;
     }, 30_000);
@@ -172,6 +185,8 @@ export class E2eCluster {
     this.client?.close();
     await Promise.all(this.agents.map((a) => a.process.kill('SIGKILL')));
     await this.server?.kill('SIGTERM');
+    this.#inProcess?.stop.abort();
+    await this.#inProcess?.done;
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
