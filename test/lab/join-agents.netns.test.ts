@@ -1,18 +1,17 @@
 // Agents that find their cluster: a server formed with --join auto on h1, hollow agents
 // (`flotilla agent --token T --simulate 3`, no --server) on h2 find it by mDNS, verify it, register Ready nodes,
 // and a Deployment runs across them. Prints the time from agent start to the first and to all nodes Ready.
-//
-// Needs the `flotilla agent` command with --token (locateServers from discovery/locate.ts when no --server),
-// --simulate N (hollow nodes on FakeRuntime) and FLOTILLA_INTERFACE; and the scheduler on the leader.
+// fleet.netns.test.ts runs the same start against three servers, with agents on two hosts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab } from './lab.js';
+import { apiRequest, until } from './lab-api.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
-const CLI_MAIN = new URL('../../cli/main.js', import.meta.url).href;
+const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
 const SECRET = 'lab-agents-secret-0123456789';
 const PORT = 7400;
 const HOLLOW = 3;
@@ -22,25 +21,8 @@ const dir = mkdtempSync(join(tmpdir(), 'flotilla-lab-agents-'));
 let lab: Lab | undefined;
 test.after(async () => { await lab?.destroy(); rmSync(dir, { recursive: true, force: true }); });
 
-async function curl(from: number, method: string, target: string, token: string, body?: unknown): Promise<{ code: number; json: Record<string, unknown> }> {
-  const args = ['-s', '-m', '3', '-X', method, '-H', `authorization: Bearer ${token}`, '-w', '\n%{http_code}', target];
-  if (body !== undefined) args.push('-H', 'content-type: application/json', '-d', JSON.stringify(body));
-  const r = await lab!.exec(from, 'curl', args, { timeoutMs: 8000 });
-  const nl = r.stdout.lastIndexOf('\n');
-  let json: Record<string, unknown> = {};
-  try { json = JSON.parse(r.stdout.slice(0, nl)) as Record<string, unknown>; } catch { /* the code says why */ }
-  return { code: Number(r.stdout.slice(nl + 1)), json };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + BOUND_MS;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${BOUND_MS} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, token, body);
+const within = <T>(what: string, probe: () => Promise<T | undefined>) => until(what, BOUND_MS, probe);
 
 test('hollow agents with only a join token find the server by mDNS, become Ready, and run a Deployment', async () => {
   lab = await createLab({ hosts: 2, prefix: 'fl-lab-agents', subnet: '10.79.0' });
@@ -52,10 +34,9 @@ test('hollow agents with only a join token find the server by mDNS, become Ready
   assert.is(created.code, 201);
 
   const started = Date.now();
-  const agent = lab.spawn(2, process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(CLI_MAIN)}).then((m) => m.main(process.argv.slice(1))).then((c) => process.exit(c))`,
-    'agent', '--token', created.json.token as string, '--simulate', String(HOLLOW), '--data', join(dir, 'agent')], { env: { ...process.env, FLOTILLA_INTERFACE: 'eth0' } });
+  const agent = lab.spawn(2, process.execPath, [CLI, 'agent', '--token', created.json.token as string, '--simulate', String(HOLLOW), '--data', join(dir, 'agent')], { env: { ...process.env, FLOTILLA_INTERFACE: 'eth0' } });
   let firstReadyMs: number | undefined;
-  await until(`${HOLLOW} Ready nodes`, async () => {
+  await within(`${HOLLOW} Ready nodes`, async () => {
     if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${agent.output().slice(-800)}`);
     const nodes = await curl(1, 'GET', `${api}/api/v1/nodes`, admin);
     const ready = ((nodes.json.items ?? []) as { status?: { conditions?: { type: string; status: string }[] } }[])
@@ -63,14 +44,14 @@ test('hollow agents with only a join token find the server by mDNS, become Ready
     if (ready > 0 && firstReadyMs === undefined) firstReadyMs = Date.now() - started;
     return ready >= HOLLOW ? true : undefined;
   });
-  console.log(`lab: agent start to first Ready node ${firstReadyMs} ms, to ${HOLLOW} Ready nodes ${Date.now() - started} ms`);
+  console.log(`# lab: agent start to first Ready node ${firstReadyMs} ms, to ${HOLLOW} Ready nodes ${Date.now() - started} ms`);
 
   const deployment = {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' },
     spec: { replicas: 6, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'flotilla/testbox:latest' }] } } },
   };
   assert.is((await curl(1, 'POST', `${api}/apis/apps/v1/namespaces/default/deployments`, admin, deployment)).code, 201);
-  const nodesUsed = await until('6 running pods', async () => {
+  const nodesUsed = await within('6 running pods', async () => {
     const pods = await curl(1, 'GET', `${api}/api/v1/namespaces/default/pods?labelSelector=app%3Dweb`, admin);
     const items = (pods.json.items ?? []) as { spec: { nodeName?: string }; status?: { phase?: string } }[];
     const running = items.filter((p) => p.status?.phase === 'Running');

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
+import { apiRequest, until } from './lab-api.js';
 import { clusterFingerprint } from '../../discovery/locate.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
@@ -28,32 +29,12 @@ interface Status { clusterId: string; memberId: number; role: string; leader: nu
 
 const url = (host: number) => `http://${lab!.host(host).address}:${PORT}`;
 
-/** An HTTP request made from inside `from` (the test process itself is outside every lab host). */
-async function curl(from: number, method: string, target: string, token: string, body?: unknown): Promise<{ code: number; json: Record<string, unknown> }> {
-  const args = ['-s', '-m', '3', '-X', method, '-H', `authorization: Bearer ${token}`, '-w', '\n%{http_code}', target];
-  if (body !== undefined) args.push('-H', 'content-type: application/json', '-d', JSON.stringify(body));
-  const r = await lab!.exec(from, 'curl', args, { timeoutMs: 8000 });
-  const nl = r.stdout.lastIndexOf('\n');
-  const code = Number(r.stdout.slice(nl + 1));
-  let json: Record<string, unknown> = {};
-  try { json = JSON.parse(r.stdout.slice(0, nl)) as Record<string, unknown>; } catch { /* not JSON: code says why */ }
-  return { code, json };
-}
+const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, token, body);
 
 const status = async (host: number): Promise<Status | undefined> => {
   const r = await curl(host, 'GET', `${url(host)}/cluster/status`, SECRET);
   return r.code === 200 ? (r.json as unknown as Status) : undefined;
 };
-
-async function until<T>(what: string, boundMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + boundMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${boundMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('three servers with --join auto form one cluster; failover on a cut; wrong token refused; impostor ignored', async () => {
   lab = await createLab({ hosts: 4, prefix: 'fl-lab-join', subnet: '10.78.0' });
@@ -71,7 +52,7 @@ test('three servers with --join auto form one cluster; failover on a cut; wrong 
     const all = await Promise.all([1, 2, 3].map(status));
     return all.every((s) => s && s.leader !== 0 && s.members.filter((m) => m.role === 'voter').length === 3) ? all as Status[] : undefined;
   });
-  console.log(`lab: three servers formed one cluster in ${formedMs} ms`);
+  console.log(`# lab: three servers formed one cluster in ${formedMs} ms`);
 
   const adminHost = [1, 2, 3].find((h) => existsSync(join(dir, `h${h}`, 'admin-token')));
   assert.ok(adminHost, 'the member that formed the cluster holds the admin token');
@@ -100,7 +81,7 @@ test('three servers with --join auto form one cluster; failover on a cut; wrong 
     return s && s.leader !== 0 && s.leader !== leader ? s.leader : undefined;
   });
   const failoverMs = Date.now() - cutAt;
-  console.log(`lab: new leader ${newLeader} ${failoverMs} ms after the leader's cable was pulled`);
+  console.log(`# lab: leader failover: new leader ${newLeader} ${failoverMs} ms after the leader's cable was pulled`);
   const acknowledged: string[] = [];
   for (let i = 0; i < 5; i++) {
     const r = await curl(others[1]!, 'POST', `${url(others[1]!)}/api/v1/namespaces/default/configmaps`, adminToken, { metadata: { name: `during-${i}` }, data: { i: String(i) } });
