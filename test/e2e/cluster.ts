@@ -249,16 +249,25 @@ export async function podsReportedBy(cluster: E2eCluster, node: string, afterMs:
   return pods.items.filter((p) => p.timestamp === stamp).map((p) => p.metadata.name).sort();
 }
 
-/** A Deployment of hollow pods, spread over the nodes, each requesting 500m CPU and 64Mi. */
-export function deployment(name: string, replicas: number, image: string, extra: { annotations?: Record<string, string>; strategy?: Record<string, unknown> } = {}): Record<string, unknown> {
+export interface DeploymentExtras {
+  annotations?: Record<string, string>;
+  strategy?: Record<string, unknown>;
+  /** Default 500m CPU and 64Mi. */
+  requests?: { cpu: string; memory: string };
+  /** Default spread (even over the nodes); binpack fills nodes one after another. */
+  placement?: 'spread' | 'binpack';
+}
+
+/** A Deployment of hollow pods with a grace period of 1 s. */
+export function deployment(name: string, replicas: number, image: string, extra: DeploymentExtras = {}): Record<string, unknown> {
   return {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
     spec: {
       replicas, selector: { matchLabels: { app: name } },
       ...(extra.strategy ? { strategy: extra.strategy } : {}),
       template: {
-        metadata: { labels: { app: name }, annotations: { 'flotilla.io/placement': 'spread', ...extra.annotations } },
-        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image, resources: { requests: { cpu: '500m', memory: '64Mi' } } }] },
+        metadata: { labels: { app: name }, annotations: { 'flotilla.io/placement': extra.placement ?? 'spread', ...extra.annotations } },
+        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image, resources: { requests: extra.requests ?? { cpu: '500m', memory: '64Mi' } } }] },
       },
     },
   };
