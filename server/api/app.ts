@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
 import { allResources } from '../../api-types/index.js';
-import { bearerAuth } from './auth.js';
+import { bearerAuth, roleAuthorization } from './auth.js';
 import type { Authenticator } from './auth.js';
 import { resourceRoutes } from './resources.js';
 import type { ResourceDeps } from './resources.js';
@@ -54,6 +54,7 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/version', (c) => c.json({ ...deps.version, platform: `${process.platform}/${process.arch}` }));
 
   app.use('*', bearerAuth({ authenticate: deps.authenticate, publicPaths: PUBLIC_PATHS }));
+  app.use('*', roleAuthorization());
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.version.flotilla)));

@@ -35,3 +35,43 @@ export function bearerAuth(opts: { authenticate: Authenticator; publicPaths: rea
     return next();
   };
 }
+
+/**
+ * What a node (an agent's token) may change: its Node and their status, its lease and usage reports, pod
+ * status and deletion, events, and the Secret holding its own agent credentials. It may read everything
+ * (ConfigMaps and Secrets its pods use included). Anything else, creating workloads, changing tokens,
+ * membership or backups, takes the admin token: a token taken from a stolen SD card cannot run the cluster.
+ */
+const NODE_WRITES: readonly { methods: readonly string[]; path: RegExp }[] = [
+  { methods: ['POST'], path: /^\/api\/v1\/nodes$/ },
+  { methods: ['PUT', 'PATCH'], path: /^\/api\/v1\/nodes\/[^/]+(\/status)?$/ },
+  { methods: ['PUT', 'POST'], path: /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/kube-node-lease\/leases\/[^/]+$/ },
+  { methods: ['PUT'], path: /^\/apis\/metrics\.flotilla\.io\/v1\/nodes\/[^/]+\/usage$/ },
+  { methods: ['PUT', 'PATCH'], path: /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/status$/ },
+  { methods: ['DELETE'], path: /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+$/ },
+  { methods: ['POST'], path: /^\/api\/v1\/namespaces\/[^/]+\/events$/ },
+  { methods: ['PATCH', 'PUT'], path: /^\/api\/v1\/namespaces\/[^/]+\/events\/[^/]+$/ },
+  { methods: ['POST'], path: /^\/api\/v1\/namespaces\/kube-system\/secrets$/ },
+  { methods: ['PUT'], path: /^\/api\/v1\/namespaces\/kube-system\/secrets\/flotilla-agent-[^/]+$/ },
+];
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+
+/** Refuses, with 403, what the caller's role may not do (see NODE_WRITES); admins and cluster members may do all. */
+export function roleAuthorization(): MiddlewareHandler {
+  return async function roleAuthorizationMiddleware(c, next) {
+    const who = c.get('identity' as never) as Identity | undefined;
+    if (who?.role !== 'node' || READ_METHODS.has(c.req.method)) return next();
+    const path = c.req.path;
+    if (path.startsWith('/api/v1/namespaces/kube-system/secrets') && c.req.method === 'POST') {
+      // Creating a Secret in kube-system is allowed only for the agent's own credentials (name checked below).
+      const body = (await c.req.raw.clone().json().catch(() => undefined)) as { metadata?: { name?: unknown } } | undefined;
+      if (typeof body?.metadata?.name !== 'string' || !body.metadata.name.startsWith('flotilla-agent-')) {
+        return statusResponse(c, { code: 403, reason: 'Forbidden', message: `a node token may only create its agent Secret (flotilla-agent-NODE) in kube-system` });
+      }
+      return next();
+    }
+    if (NODE_WRITES.some((w) => w.methods.includes(c.req.method) && w.path.test(path))) return next();
+    return statusResponse(c, { code: 403, reason: 'Forbidden', message: `${who.name}: a node token cannot ${c.req.method} ${path}; use an admin token` });
+  };
+}

@@ -11,15 +11,16 @@ import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects.js';
 
 const TOKEN = 'test-token-0123456789';
+const NODE_TOKEN = 'node-token-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-api-'));
 const store = new SqliteStore({ path: join(dir, 'state.db'), historyWindow: 50 });
 const proposer = new LocalProposer(store);
-for (const name of ['default', 'other']) {
+for (const name of ['default', 'other', 'kube-system']) {
   await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } });
 }
 const app = createApp({
   objects: new ObjectService(store, proposer, () => new Date('2026-02-03T04:05:06Z')), readBarrier: async () => {},
-  authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+  authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' }, [NODE_TOKEN]: { name: 'join-pi', role: 'node' } }),
   version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, ready: () => true, maxBodyBytes: 64 * 1024,
 });
 
@@ -204,6 +205,20 @@ test('cluster-scoped resources, /metrics and /openapi.json', async () => {
   const openapi = await call('GET', '/openapi.json');
   assert.ok(openapi.json.paths['/api/v1/namespaces/{namespace}/pods/{name}']);
   assert.ok(openapi.json.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale']);
+});
+
+test('a node token reads everything but writes only what an agent writes', async () => {
+  const asNode = (method: string, path: string, body?: unknown) => call(method, path, body, { authorization: `Bearer ${NODE_TOKEN}` });
+  assert.is((await asNode('GET', '/api/v1/namespaces/default/pods')).status, 200);
+  assert.is((await asNode('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'pi-9' } })).status, 201);
+  assert.is((await asNode('POST', '/api/v1/namespaces/default/events', { apiVersion: 'v1', kind: 'Event', metadata: { name: 'e1' }, involvedObject: { kind: 'Node', name: 'pi-9' }, reason: 'Started', message: 'm', type: 'Normal' })).status, 201);
+  const deploy = await asNode('POST', '/apis/apps/v1/namespaces/default/deployments', deployment('sneaky', 1));
+  assert.is(deploy.status, 403);
+  assert.match(deploy.json.message, /node token cannot POST/);
+  const secret = await asNode('POST', '/api/v1/namespaces/kube-system/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-tokens' }, data: {} });
+  assert.is(secret.status, 403);
+  assert.is((await asNode('POST', '/api/v1/namespaces/kube-system/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'flotilla-agent-pi-9' }, data: {} })).status, 201);
+  assert.is((await asNode('DELETE', '/api/v1/namespaces/default')).status, 403);
 });
 
 test.after(() => { store.close(); rmSync(dir, { recursive: true, force: true }); });
