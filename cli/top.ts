@@ -10,6 +10,7 @@ import { apiPath, resourceByCliName, bytes, cpuMillis, formatCpu } from '../api-
 import type { Node } from '../api-types/index.js';
 
 import { stringFlag, boolFlag, UsageError } from './args.js';
+import { renderTable } from './printers.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand } from './command.js';
 
@@ -24,15 +25,10 @@ function mebibytes(n: number): string {
   return `${Math.round(n / 2 ** 20)}Mi`;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('')).join('\n') + '\n';
-}
-
 /** NAME, CPU(cores), CPU%, MEMORY(bytes), MEMORY% against each node's allocatable (capacity when absent). */
 export function formatNodeTop(metrics: readonly NodeMetrics[], nodes: readonly Node[]): string {
   const byName = new Map(nodes.map((n) => [n.metadata.name, n]));
-  const rows = [['NAME', 'CPU(cores)', 'CPU%', 'MEMORY(bytes)', 'MEMORY%']];
+  const rows: string[][] = [];
   for (const m of [...metrics].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     const cpu = cpuMillis(m.usage.cpu ?? 0);
     const mem = bytes(m.usage.memory ?? 0);
@@ -41,19 +37,19 @@ export function formatNodeTop(metrics: readonly NodeMetrics[], nodes: readonly N
       total === undefined || parse(total) === 0 ? '<unknown>' : `${Math.round((100 * used) / parse(total))}%`;
     rows.push([m.metadata.name, formatCpu(cpu), pct(cpu, alloc.cpu, cpuMillis), mebibytes(mem), pct(mem, alloc.memory, bytes)]);
   }
-  return table(rows);
+  return renderTable(['NAME', 'CPU(cores)', 'CPU%', 'MEMORY(bytes)', 'MEMORY%'], rows);
 }
 
 /** [NAMESPACE,] NAME, CPU(cores), MEMORY(bytes), summed over containers. */
 export function formatPodTop(metrics: readonly PodMetrics[], withNamespace: boolean): string {
-  const rows = [[...(withNamespace ? ['NAMESPACE'] : []), 'NAME', 'CPU(cores)', 'MEMORY(bytes)']];
+  const rows: string[][] = [];
   const sorted = [...metrics].sort((a, b) => a.metadata.namespace.localeCompare(b.metadata.namespace) || a.metadata.name.localeCompare(b.metadata.name));
   for (const m of sorted) {
     const cpu = m.containers.reduce((n, c) => n + cpuMillis(c.usage.cpu ?? 0), 0);
     const mem = m.containers.reduce((n, c) => n + bytes(c.usage.memory ?? 0), 0);
     rows.push([...(withNamespace ? [m.metadata.namespace] : []), m.metadata.name, formatCpu(cpu), mebibytes(mem)]);
   }
-  return table(rows);
+  return renderTable([...(withNamespace ? ['NAMESPACE'] : []), 'NAME', 'CPU(cores)', 'MEMORY(bytes)'], rows);
 }
 
 export const topCommand: CliCommand = {
