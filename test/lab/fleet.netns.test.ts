@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
-import { apiRequest, median, until } from './lab-api.js';
+import { apiRequest, median, reportFigure, until } from './lab-api.js';
 
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
 const SECRET = 'lab-fleet-secret-0123456789';
@@ -125,7 +125,7 @@ test('agent start to Ready node, several starts on a fresh host', async () => {
     assert.is(code, 0, `the agent stops cleanly on SIGTERM: ${agent.output().slice(-800)}`);
     assert.is((await api('DELETE', `/api/v1/nodes/m${k}-0`)).code, 200);
   }
-  console.log(`# lab: agent start to Ready node: median ${median(startSamples)} ms over ${startSamples.length} starts (min ${Math.min(...startSamples)}, max ${Math.max(...startSamples)}; target < 5000)`);
+  reportFigure(`agent start to Ready node: median ${median(startSamples)} ms over ${startSamples.length} starts (min ${Math.min(...startSamples)}, max ${Math.max(...startSamples)}; target < 5000)`);
 });
 
 test('a Deployment runs across both agents', async () => {
@@ -174,7 +174,7 @@ test('an agent host cut off: its pods move after the delay and are not duplicate
     return last && running(last).filter(onAgent('h4')).length === REPLICAS ? true : undefined;
   }, () => describe(last));
   const movedMs = Date.now() - cutAt;
-  console.log(`# lab: agent host cut to ${REPLICAS} pods running elsewhere: ${movedMs} ms (node grace period ${GRACE_MS} ms + eviction delay ${EVICTION_DELAY_MS} ms)`);
+  reportFigure(`agent host cut to ${REPLICAS} pods running elsewhere: ${movedMs} ms (node grace period ${GRACE_MS} ms + eviction delay ${EVICTION_DELAY_MS} ms)`);
   assert.ok(movedMs >= GRACE_MS + EVICTION_DELAY_MS, `pods moved only after the grace period and delay (${movedMs} ms)`);
 
   lab!.heal(5);
@@ -211,7 +211,7 @@ test('an agent keeps working when the server it talks to dies', async () => {
     phase = (r.json as unknown as PodView).status?.phase;
     return r.code === 200 && phase === 'Running' ? true : undefined;
   }, () => `phase ${phase}`);
-  console.log(`# lab: server kill to a new pod running on the agent that used it: ${Date.now() - killedAt} ms`);
+  reportFigure(`server kill to a new pod running on the agent that used it: ${Date.now() - killedAt} ms`);
 
   // Past the grace period and eviction delay since the kill: a node that lost its heartbeats would be evicted by now.
   await new Promise((r) => setTimeout(r, Math.max(0, killedAt + GRACE_MS + EVICTION_DELAY_MS + 2_000 - Date.now())));

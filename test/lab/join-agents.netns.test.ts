@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab } from './lab.js';
-import { apiRequest, until } from './lab-api.js';
+import { apiRequest, reportFigure, until } from './lab-api.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
@@ -44,7 +44,7 @@ test('hollow agents with only a join token find the server by mDNS, become Ready
     if (ready > 0 && firstReadyMs === undefined) firstReadyMs = Date.now() - started;
     return ready >= HOLLOW ? true : undefined;
   });
-  console.log(`# lab: agent start to first Ready node ${firstReadyMs} ms, to ${HOLLOW} Ready nodes ${Date.now() - started} ms`);
+  reportFigure(`agent start to first Ready node ${firstReadyMs} ms, to ${HOLLOW} Ready nodes ${Date.now() - started} ms`);
 
   const deployment = {
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' },

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
-import { apiRequest, until } from './lab-api.js';
+import { apiRequest, reportFigure, until } from './lab-api.js';
 import { clusterFingerprint } from '../../discovery/locate.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
@@ -52,7 +52,7 @@ test('three servers with --join auto form one cluster; failover on a cut; wrong 
     const all = await Promise.all([1, 2, 3].map(status));
     return all.every((s) => s && s.leader !== 0 && s.members.filter((m) => m.role === 'voter').length === 3) ? all as Status[] : undefined;
   });
-  console.log(`# lab: three servers formed one cluster in ${formedMs} ms`);
+  reportFigure(`three servers formed one cluster in ${formedMs} ms`);
 
   const adminHost = [1, 2, 3].find((h) => existsSync(join(dir, `h${h}`, 'admin-token')));
   assert.ok(adminHost, 'the member that formed the cluster holds the admin token');
@@ -81,7 +81,7 @@ test('three servers with --join auto form one cluster; failover on a cut; wrong 
     return s && s.leader !== 0 && s.leader !== leader ? s.leader : undefined;
   });
   const failoverMs = Date.now() - cutAt;
-  console.log(`# lab: leader failover: new leader ${newLeader} ${failoverMs} ms after the leader's cable was pulled`);
+  reportFigure(`leader failover: new leader ${newLeader} ${failoverMs} ms after the leader's cable was pulled`);
   const acknowledged: string[] = [];
   for (let i = 0; i < 5; i++) {
     const r = await curl(others[1]!, 'POST', `${url(others[1]!)}/api/v1/namespaces/default/configmaps`, adminToken, { metadata: { name: `during-${i}` }, data: { i: String(i) } });

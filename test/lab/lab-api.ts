@@ -41,3 +41,8 @@ export function median(values: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+/** Prints a measured figure as a line of its own starting with "# lab: " (uvu's progress dots share stdout's line). */
+export function reportFigure(text: string): void {
+  console.log(`\n# lab: ${text}`);
+}
