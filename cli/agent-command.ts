@@ -98,7 +98,8 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
     onWarning: (m) => io.err(`${m}\n`),
   }, signal);
   io.out('Looking for Flotilla servers by mDNS...\n');
-  await locator.waitForServer(120_000, signal);
+  // Bounded: a wrong token should fail fast with the reasons; systemd (Restart=on-failure) tries again later.
+  await locator.waitForServer(30_000, signal);
   return { current: () => locator.servers()[0], reportFailure: (url) => locator.reportFailure(url) };
 }
 
