@@ -31,7 +31,7 @@ test('flags give the typed config; the node name defaults to the hostname as a D
 test('environment fills what flags leave out; flags win', () => {
   const env = { FLOTILLA_SERVER: 'http://a:1,http://b:1', FLOTILLA_TOKEN: 'env-token', FLOTILLA_NODE_NAME: 'pi-7', FLOTILLA_DATA: '/var/lib/x' };
   const c = parse([], env);
-  assert.equal([c.servers, c.token, c.nodeName, c.dataDir], [['http://a:1'], 'env-token', 'pi-7', '/var/lib/x']);
+  assert.equal([c.servers, c.token, c.nodeName, c.dataDir], [['http://a:1', 'http://b:1'], 'env-token', 'pi-7', '/var/lib/x']);
   assert.is(parse(['--token', 'flag-token', '--name', 'n2'], env).token, 'flag-token');
   assert.is(parse(['--name', 'n2'], env).nodeName, 'n2');
 });
