@@ -25,12 +25,29 @@ export function age(timestamp: string | undefined, now: number): string {
 
 export function podStatusText(p: Obj): string {
   if (p.metadata.deletionTimestamp) return 'Terminating';
+  const init = initStatusText(p);
+  if (init) return init;
   for (const cs of p.status?.containerStatuses ?? []) {
     if (cs.state?.waiting?.reason && cs.state.waiting.reason !== 'PodInitializing') return cs.state.waiting.reason;
     if (cs.state?.terminated?.reason && p.status?.phase !== 'Succeeded') return cs.state.terminated.reason;
   }
   if (p.status?.reason) return p.status.reason;
   return p.status?.phase ?? 'Pending';
+}
+
+/** kubectl's reading of the first init container that has not succeeded: Init:N/M, Init:REASON; none when all did. */
+function initStatusText(p: Obj): string | undefined {
+  const total = (p.spec?.initContainers ?? []).length;
+  const statuses: Array<{ state?: { waiting?: { reason?: string }; terminated?: { exitCode?: number; reason?: string } } }> = p.status?.initContainerStatuses ?? [];
+  for (const [i, cs] of statuses.entries()) {
+    const terminated = cs.state?.terminated;
+    if (terminated && terminated.exitCode === 0) continue;
+    if (terminated) return terminated.reason ? `Init:${terminated.reason}` : `Init:ExitCode:${terminated.exitCode}`;
+    const waiting = cs.state?.waiting?.reason;
+    if (waiting && waiting !== 'PodInitializing') return `Init:${waiting}`;
+    return `Init:${i}/${total}`;
+  }
+  return undefined;
 }
 
 function podReady(p: Obj): string {
@@ -58,7 +75,7 @@ const count = (v: unknown): string => String(typeof v === 'number' ? v : 0);
 
 /** Columns per resource plural: [normal, extra columns for -o wide]. */
 const tables: Record<string, [Column[], Column[]]> = {
-  pods: [[name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String((p.status?.containerStatuses ?? []).reduce((n: number, c: { restartCount?: number }) => n + (c.restartCount ?? 0), 0))], ageCol],
+  pods: [[name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String([...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].reduce((n: number, c: { restartCount?: number }) => n + (c.restartCount ?? 0), 0))], ageCol],
     [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.['flotilla.io/assigned-gpus'] ?? '<none>']]],
   deployments: [[name, ['READY', (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`], ['UP-TO-DATE', (d) => count(d.status?.updatedReplicas)], ['AVAILABLE', (d) => count(d.status?.availableReplicas)], ageCol],
     [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],

@@ -15,7 +15,7 @@ import pino, { type Logger } from 'pino';
 import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject, type WatchEvent } from './api-client.js';
 import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-objects.js';
 import { PodCache } from './pod-cache.js';
-import { PodWorkers, type PodWorkerSettings } from './pod-worker.js';
+import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec } from './pod-worker.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, type ContainerRuntime } from './runtime/types.js';
 import { UsageSampler, usageReportPath } from './usage.js';
 
@@ -324,7 +324,7 @@ class StatusReporter {
 function referencedObjects(pod: Pod): { configMaps: Set<string>; secrets: Set<string> } {
   const configMaps = new Set<string>();
   const secrets = new Set<string>();
-  for (const c of pod.spec.containers) {
+  for (const c of [...((pod.spec as WorkerPodSpec).initContainers ?? []), ...pod.spec.containers]) {
     for (const e of c.env ?? []) {
       if (e.valueFrom?.configMapKeyRef) configMaps.add(e.valueFrom.configMapKeyRef.name);
       if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name);

@@ -2,6 +2,10 @@
 // holds (listed by the pod uid label) with the spec and makes one step toward it, then reports a Kubernetes
 // PodStatus. Nothing is remembered that the runtime can tell: restart counts live on container labels, so a
 // new agent adopts running containers (same ids, no restart) and continues counting.
+// Init containers (spec.initContainers) run one at a time, each to a zero exit, before any app container is
+// created; a failed one is retried with the crash back-off unless restartPolicy is Never, which fails the pod.
+// Initialization counts as done once any app container of the current sandbox exists, so an adopting agent
+// never runs init containers again; a new sandbox (the old one was lost) runs them again, as Kubernetes does.
 // PodWorkers: the set of workers of one node, keyed by pod uid, woken by runtime events.
 import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
@@ -18,6 +22,7 @@ import type {
   ContainerStatusReport,
   PodCondition,
   PodInputs,
+  PodSpec,
   PodStatus,
 } from './kube-objects.js';
 import { ProbeLoop } from './probes.js';
@@ -55,11 +60,23 @@ export interface PodWorkerSettings {
   /** Sync at least this often even without events (default 10 s). */
   resyncMs?: number;
   /** Called after a sync whose status differs from the last one reported. */
-  onStatus?: (inputs: PodInputs, status: PodStatus) => void;
+  onStatus?: (inputs: PodInputs, status: WorkerPodStatus) => void;
   /** What happened to a pod's containers (pulls, starts, crash back-off, failed probes), for Events. */
   onEvent?: (inputs: PodInputs, event: PodEvent) => void;
   log?: Logger;
 }
+
+/** PodSpec with Kubernetes' initContainers, which kube-objects' PodSpec does not declare. */
+export type WorkerPodSpec = PodSpec & { initContainers?: ContainerSpec[] };
+/** PodStatus with Kubernetes' initContainerStatuses, reported like containerStatuses. */
+export type WorkerPodStatus = PodStatus & { initContainerStatuses?: ContainerStatusReport[] };
+
+function initContainersOf(inputs: PodInputs): ContainerSpec[] {
+  return (inputs.pod.spec as WorkerPodSpec).initContainers ?? [];
+}
+
+/** Init containers restart only after a failure (Always acts as OnFailure), and never under Never. */
+type ContainerRole = 'init' | 'app';
 
 type Resolved = Required<Omit<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>> & Pick<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>;
 
@@ -97,7 +114,7 @@ export class PodWorker {
   private dirty = true;
   private wakeWaiter: (() => void) | undefined;
   private nextWakeAt = Infinity;
-  private current: PodStatus | undefined;
+  private current: WorkerPodStatus | undefined;
   private reported = '';
   private startTime: string | undefined;
   private terminal = false;
@@ -113,7 +130,7 @@ export class PodWorker {
     return podUid(this.inputs);
   }
 
-  get status(): PodStatus | undefined {
+  get status(): WorkerPodStatus | undefined {
     return this.current;
   }
 
@@ -184,7 +201,7 @@ export class PodWorker {
   }
 
   /** One level-triggered step: reads the runtime, acts once per container, reports. The loop calls it. */
-  async sync(): Promise<PodStatus> {
+  async sync(): Promise<WorkerPodStatus> {
     const { runtime } = this.settings;
     const pod = this.inputs.pod;
     const existing = await runtime.listContainers(this.podLabels());
@@ -192,6 +209,8 @@ export class PodWorker {
     let sandbox = sandboxes.find((c) => c.state === 'running');
     let sandboxIP: string | undefined;
     let reports: ContainerStatusReport[];
+    let initReports: ContainerStatusReport[];
+    let initialized = false;
     let sandboxProblem: { reason: string; message: string } | undefined;
     // createSandbox removes every container of the pod, so after it nothing listed before exists.
     let listed = existing;
@@ -214,15 +233,21 @@ export class PodWorker {
     }
     if ((sandbox && !sandboxProblem) || this.terminal) {
       const volumePaths = await preparePodVolumes(this.inputs, this.podDir()).catch((err: unknown) => err as Error);
+      const init = await this.syncInitContainers(listed, sandbox?.id ?? '', sandboxIP, volumePaths);
+      initReports = init.reports;
+      initialized = init.done;
       reports = [];
       for (const spec of pod.spec.containers) {
-        reports.push(await this.syncContainer(spec, listed, sandbox?.id ?? '', sandboxIP, volumePaths));
+        reports.push(initialized
+          ? await this.syncContainer(spec, 'app', listed, sandbox?.id ?? '', sandboxIP, volumePaths)
+          : this.report(spec, undefined, { waiting: { reason: 'PodInitializing' } }));
       }
     } else {
       const waiting = sandboxProblem ?? { reason: 'ContainerCreating', message: 'waiting for the pod sandbox' };
       reports = pod.spec.containers.map((spec) => this.report(spec, undefined, { waiting }));
+      initReports = initContainersOf(this.inputs).map((spec) => this.report(spec, undefined, { waiting }));
     }
-    const status = this.podStatus(reports, sandboxIP ?? (this.terminal ? this.current?.podIP : undefined));
+    const status = this.podStatus(initReports, initialized, reports, sandboxIP ?? (this.terminal ? this.current?.podIP : undefined));
     if (!this.terminal && (status.phase === 'Succeeded' || status.phase === 'Failed')) {
       this.terminal = true;
       if (sandbox) await runtime.stopContainer(sandbox.id, 1);
@@ -269,8 +294,52 @@ export class PodWorker {
     return { id, name: '', image: sandboxImage, state: 'running', labels };
   }
 
+  /**
+   * Brings the first init container that has not exited 0 one step further. done: every init container
+   * succeeded, or an app container already exists (initialization finished before, e.g. under another agent).
+   */
+  private async syncInitContainers(
+    listed: ContainerSummary[],
+    sandboxId: string,
+    podIP: string | undefined,
+    volumePaths: Map<string, string> | Error,
+  ): Promise<{ done: boolean; reports: ContainerStatusReport[] }> {
+    const specs = initContainersOf(this.inputs);
+    const appNames = new Set(this.inputs.pod.spec.containers.map((c) => c.name));
+    const appsExist = listed.some((c) => appNames.has(c.labels[LABEL_CONTAINER] ?? ''));
+    const reports: ContainerStatusReport[] = [];
+    let done = true;
+    // An init container is ready once it has succeeded (Kubernetes), whatever its probes say.
+    const push = (r: ContainerStatusReport) => reports.push({ ...r, ready: 'terminated' in r.state && r.state.terminated.exitCode === 0 });
+    for (const spec of specs) {
+      if (!done) {
+        push(this.report(spec, undefined, { waiting: { reason: 'PodInitializing' } }));
+        continue;
+      }
+      const latest = listed
+        .filter((c) => c.labels[LABEL_CONTAINER] === spec.name)
+        .sort((a, b) => restartCountOf(b) - restartCountOf(a))[0];
+      const cur = latest ? await this.settings.runtime.inspectContainer(latest.id).catch(() => undefined) : undefined;
+      if (cur && cur.state === 'exited' && cur.exitCode === 0) {
+        push(this.report(spec, cur, terminatedState(cur)));
+        continue;
+      }
+      if (appsExist) {
+        // Removed after it succeeded (or never seen by this agent): report what it must have been.
+        const last = this.current?.initContainerStatuses?.find((c) => c.name === spec.name);
+        push(last ?? this.report(spec, undefined, { terminated: { exitCode: 0, reason: 'Completed' } }));
+        continue;
+      }
+      const report = await this.syncContainer(spec, 'init', listed, sandboxId, podIP, volumePaths);
+      push(report);
+      done = 'terminated' in report.state && report.state.terminated.exitCode === 0;
+    }
+    return { done: done || appsExist, reports };
+  }
+
   private async syncContainer(
     spec: ContainerSpec,
+    role: ContainerRole,
     listed: ContainerSummary[],
     sandboxId: string,
     podIP: string | undefined,
@@ -286,7 +355,7 @@ export class PodWorker {
     let cur = latest ? await runtime.inspectContainer(latest.id).catch(() => undefined) : undefined;
     if (this.terminal && !cur) {
       // A finished pod whose containers were removed behind our back keeps the status it ended with.
-      const last = this.current?.containerStatuses.find((c) => c.name === spec.name);
+      const last = (role === 'init' ? this.current?.initContainerStatuses : this.current?.containerStatuses)?.find((c) => c.name === spec.name);
       if (last) return last;
     }
     if (cur?.state === 'created') {
@@ -294,6 +363,9 @@ export class PodWorker {
       cur = await runtime.inspectContainer(cur.id);
     }
 
+    if (cur?.state === 'running' && role === 'init') {
+      return this.report(spec, cur, { running: { startedAt: cur.startedAt ?? new Date().toISOString() } });
+    }
     if (cur?.state === 'running') {
       const probes = this.ensureProbes(spec, cur.id, podIP);
       if (probes.livenessFailure !== undefined) {
@@ -313,7 +385,8 @@ export class PodWorker {
     if (cur) {
       this.stopProbes(spec.name);
       const terminated = terminatedState(cur);
-      const policy = this.inputs.pod.spec.restartPolicy ?? 'Always';
+      const podPolicy = this.inputs.pod.spec.restartPolicy ?? 'Always';
+      const policy = role === 'init' && podPolicy === 'Always' ? 'OnFailure' : podPolicy;
       const restart = !this.terminal && (policy === 'Always' || (policy === 'OnFailure' && cur.exitCode !== 0));
       if (!restart) return this.report(spec, cur, terminated);
       if (rec.backoffFor !== cur.id) {
@@ -386,7 +459,7 @@ export class PodWorker {
     await runtime.startContainer(id);
     this.emit('Normal', 'Started', `Started container ${spec.name}`);
     const started = await runtime.inspectContainer(id);
-    if (started.state === 'running') this.ensureProbes(spec, id, podIP);
+    if (started.state === 'running' && role === 'app') this.ensureProbes(spec, id, podIP);
     else this.wake();
     return this.report(spec, started, started.state === 'running' ? { running: { startedAt: started.startedAt ?? new Date().toISOString() } } : terminatedState(started));
   }
@@ -460,27 +533,33 @@ export class PodWorker {
     return report;
   }
 
-  private podStatus(reports: ContainerStatusReport[], podIP: string | undefined): PodStatus {
+  private podStatus(initReports: ContainerStatusReport[], initialized: boolean, reports: ContainerStatusReport[], podIP: string | undefined): WorkerPodStatus {
     const policy = this.inputs.pod.spec.restartPolicy ?? 'Always';
+    // An init container that failed under Never is never retried: the pod has failed.
+    const initFailed = !initialized && policy === 'Never'
+      && initReports.some((r) => 'terminated' in r.state && r.state.terminated.exitCode !== 0);
     // A terminated container is final only where the policy will not restart it.
-    const done = reports.every((r) => 'terminated' in r.state && (policy === 'Never' || (policy === 'OnFailure' && r.state.terminated.exitCode === 0)));
-    const everStarted = reports.every((r) => !('waiting' in r.state) || r.restartCount > 0 || 'terminated' in r.lastState);
+    const done = initFailed || (initialized && reports.every((r) => 'terminated' in r.state && (policy === 'Never' || (policy === 'OnFailure' && r.state.terminated.exitCode === 0))));
+    const everStarted = initialized && reports.every((r) => !('waiting' in r.state) || r.restartCount > 0 || 'terminated' in r.lastState);
     let phase: PodStatus['phase'] = 'Pending';
-    if (done) phase = reports.every((r) => 'terminated' in r.state && r.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+    if (done) phase = !initFailed && reports.every((r) => 'terminated' in r.state && r.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
     else if (everStarted) phase = 'Running';
-    const ready = !done && reports.every((r) => r.ready);
+    const ready = !done && initialized && reports.every((r) => r.ready);
     const notReady = reports.filter((r) => !r.ready).map((r) => r.name);
     const why = ready ? {} : { reason: done ? 'PodCompleted' : 'ContainersNotReady', message: `containers with unready status: [${notReady.join(' ')}]` };
-    const status: PodStatus = {
+    const incomplete = initReports.filter((r) => !('terminated' in r.state && r.state.terminated.exitCode === 0)).map((r) => r.name);
+    const initWhy = initialized ? {} : { reason: 'ContainersNotInitialized', message: `containers with incomplete status: [${incomplete.join(' ')}]` };
+    const status: WorkerPodStatus = {
       phase,
       conditions: [
         this.condition('PodScheduled', true),
-        this.condition('Initialized', true),
+        this.condition('Initialized', initialized, initWhy),
         this.condition('ContainersReady', ready, why),
         this.condition('Ready', ready, why),
       ],
       containerStatuses: reports,
     };
+    if (initReports.length > 0) status.initContainerStatuses = initReports;
     if (this.settings.hostIP) status.hostIP = this.settings.hostIP;
     if (podIP) {
       status.podIP = podIP;

@@ -25,6 +25,23 @@ test('pod status prefers a container waiting reason, then the phase', () => {
   assert.is(podStatusText(pod(undefined) as never), 'Pending');
 });
 
+test('pod status reads init containers like kubectl: Init:N/M, Init:REASON, then the app containers', () => {
+  const pod = (initStatuses: unknown[], containerStatuses: unknown[] = [{ state: { waiting: { reason: 'PodInitializing' } } }]) => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' },
+    spec: { initContainers: [{ name: 'i0' }, { name: 'i1' }], containers: [{ name: 'c' }] },
+    status: { phase: 'Pending', initContainerStatuses: initStatuses, containerStatuses },
+  });
+  const done = { state: { terminated: { exitCode: 0, reason: 'Completed' } }, restartCount: 0 };
+  assert.is(podStatusText(pod([{ state: { running: {} } }, { state: { waiting: { reason: 'PodInitializing' } } }]) as never), 'Init:0/2');
+  assert.is(podStatusText(pod([done, { state: { running: {} } }]) as never), 'Init:1/2');
+  assert.is(podStatusText(pod([done, { state: { waiting: { reason: 'CrashLoopBackOff' } } }]) as never), 'Init:CrashLoopBackOff');
+  assert.is(podStatusText(pod([{ state: { terminated: { exitCode: 4, reason: 'Error' } } }]) as never), 'Init:Error');
+  assert.is(podStatusText(pod([done, done], [{ state: { running: {} } }]) as never), 'Pending');
+  const restarted = { ...pod([done, { state: { waiting: { reason: 'CrashLoopBackOff' } }, restartCount: 3 }]), metadata: { name: 'p', namespace: 'default' } };
+  const table = formatObjects(resourceByCliName('pods')!, [restarted] as never, 'table', { withNamespace: false, now });
+  assert.match(table, /p\s+0\/1\s+Init:CrashLoopBackOff\s+3\s/);
+});
+
 test('ages read like kubectl', () => {
   assert.is(age('2026-05-01T11:59:15Z', now), '45s');
   assert.is(age('2026-05-01T11:48:00Z', now), '12m');
