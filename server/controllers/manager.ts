@@ -12,6 +12,7 @@ import { jobController } from './job.js';
 import { garbageCollector } from './garbage-collector.js';
 import { nodeLifecycleController } from './node-lifecycle.js';
 import { horizontalPodAutoscaler } from './hpa.js';
+import { namespaceController } from './namespace.js';
 
 export * from './controller.js';
 
@@ -35,6 +36,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     garbageCollector(deps),
     nodeLifecycleController(deps),
     horizontalPodAutoscaler(deps),
+    namespaceController(deps),
   ];
 }
 
