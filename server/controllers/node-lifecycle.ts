@@ -1,5 +1,6 @@
 import { ANNOTATION_EVICTION_AT } from '../../api-types/index.js';
 import type { Condition, Node, Pod, Taint } from '../../api-types/index.js';
+import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import { resources, controllerOf, sameContent, tolerationFor, withCondition } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
@@ -8,7 +9,6 @@ import { settingsOf } from './controller.js';
 import type { Controller, ControllerDeps } from './controller.js';
 
 export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
-/** Node annotation: when pods without a longer toleration leave the unreachable node (ISO time), for countdowns. */
 
 /** How often (clock ms) an unreachable node is looked at again: heartbeats are in memory and make no watch events. */
 const UNREACHABLE_POLL_MS = 1_000;
@@ -19,7 +19,9 @@ const UNREACHABLE_POLL_MS = 1_000;
  * node.kubernetes.io/unreachable:NoExecute and the annotation flotilla.io/eviction-at. Its pods are deleted,
  * so that their controllers replace them elsewhere, podEvictionDelayMs after the taint was added, or after
  * the tolerationSeconds of a pod's toleration of that taint (a toleration without seconds keeps the pod).
- * DaemonSet pods stay. When heartbeats resume: Ready=True, taint and annotation removed.
+ * DaemonSet pods stay. Meanwhile every pod on the node has its Ready condition set False (reason
+ * NodeUnreachable), DaemonSet pods included. When heartbeats resume: Ready=True, taint and annotation removed;
+ * the pods' Ready comes back with their agent's next status report.
  *
  * A node this leader has never heard from is given the grace period from when the controller first saw it,
  * so a leader change does not declare every node dead at once.
@@ -70,8 +72,10 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
         await events.record(node as unknown as StoredObject, 'Warning', 'NodeNotReady', `Node ${name} status is now: NodeNotReady (no heartbeat since ${new Date(last).toISOString()})`);
       }
 
-      let nextDue = Infinity;
       const pods = (deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.spec.nodeName === name && !p.metadata.deletionTimestamp);
+      for (const pod of pods) await markNotReady(pod, name, nowIso);
+
+      let nextDue = Infinity;
       for (const pod of pods) {
         if (controllerOf(pod)?.kind === 'DaemonSet') continue;
         const tol = tolerationFor(pod.spec.tolerations, taint);
@@ -84,6 +88,27 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
       return { requeueAfterMs: Math.min(UNREACHABLE_POLL_MS, nextDue - now) };
     },
   };
+
+  /**
+   * Sets the pod's Ready condition False (reason NodeUnreachable), as Kubernetes does for the pods of a node
+   * that went silent, so that Services and rollouts stop counting on it. Only pods that report a Ready
+   * condition are touched, each once: the write is pinned to the pod's resourceVersion, and a pod that changed
+   * meanwhile is looked at again at the next poll. Only the agent sets Ready True again, when it reports.
+   */
+  async function markNotReady(pod: Pod, node: string, nowIso: string): Promise<void> {
+    const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+    if (!ready || ready.status === 'False') return;
+    const conditions = withCondition(pod.status?.conditions, { type: 'Ready', status: 'False', reason: 'NodeUnreachable', message: `node ${node} is unreachable` }, nowIso);
+    try {
+      await deps.objects.patch(resources.pods, pod.metadata.namespace, pod.metadata.name ?? '', {
+        metadata: { resourceVersion: pod.metadata.resourceVersion }, status: { conditions },
+      }, 'status');
+    } catch (err) {
+      if (err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409)) return;
+      throw err;
+    }
+    await events.record(pod as unknown as StoredObject, 'Warning', 'NodeNotReady', `Node ${node} is not ready`);
+  }
 
   async function setReady(node: Node, ready: Condition, nowIso: string): Promise<void> {
     const conditions = withCondition(node.status?.conditions, ready, nowIso);

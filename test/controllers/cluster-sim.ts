@@ -101,13 +101,17 @@ export class ClusterSim {
     }
   }
 
-  /** Bound pods on live nodes: Pending -> Running+Ready; Running -> whatever options.finish says. */
+  /**
+   * Bound pods on live nodes: Pending -> Running+Ready; Running -> whatever options.finish says. A Running pod
+   * the server holds as not Ready (its node was unreachable) is reported Running+Ready again, as an agent
+   * reports the status it sees whenever the server's copy differs from it.
+   */
   async kubelet(): Promise<void> {
     const at = new Date(this.clock.now()).toISOString();
     for (const p of this.pods()) {
       const node = p.spec.nodeName;
       if (!node || this.down.has(node) || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || this.options.hold?.(p)) continue;
-      if (p.status?.phase !== 'Running') {
+      if (p.status?.phase !== 'Running' || !p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) {
         await this.setPhase(p, 'Running', at);
         continue;
       }
