@@ -17,7 +17,10 @@ export const MAX_GPUS = 8;
 export const MAX_PORTS = 16;
 export const MAX_TERMS = 64; // pod-affinity label selectors whose counts are cached (LRU on the host)
 export const MAX_ZONES = 256; // distinct zone values (zone id 0 means "node has no zone label")
-export const MAX_POD_TERMS = 8; // pod (anti-)affinity terms per pod
+export const MAX_POD_TERMS = 8; // pod (anti-)affinity terms a pod declares
+// Term slots per pod: its own terms plus, per topology, one for the required anti-affinity of bound pods
+// that matches it (Kubernetes' symmetric check).
+export const MAX_TERM_SLOTS = MAX_POD_TERMS + 2;
 export const MAX_MODELS = 256; // distinct GPU vendor/model pairs
 export const MAX_ARCHES = 32; // distinct kubernetes.io/arch values (bit mask in one i32)
 export const MAX_STRINGS = 65536; // interned label keys and values
@@ -79,6 +82,9 @@ export const T_REQUIRED_AFFINITY = 1;
 export const T_REQUIRED_ANTI = 2;
 export const T_PREFERRED_AFFINITY = 3;
 export const T_PREFERRED_ANTI = 4;
+// Bound pods in the domain carry a required anti-affinity term that matches this pod: the term id names a
+// column counting those carriers per node. Only the filter reads it.
+export const T_EXISTING_ANTI = 5;
 export const TOPO_HOSTNAME = 0;
 export const TOPO_ZONE = 1;
 export const TERM_WORDS = 5; // kind, term id, topology, weight, pod matches its own selector (0/1)
@@ -137,9 +143,9 @@ export const POWER_TABLE = FIXED_BASE + 64; // POWER_TABLE_LEN i32: round(1000 *
 export const POD_I32 = POWER_TABLE + 4 * 1024;
 export const POD_F64 = POD_I32 + 4 * POD_WORDS;
 export const OUT = POD_F64 + 64;
-export const SCRATCH_ZONE_COUNTS = OUT + 4 * OUT_WORDS; // MAX_POD_TERMS x MAX_ZONES i32
-export const SCRATCH_TERM_TOTALS = SCRATCH_ZONE_COUNTS + 4 * MAX_POD_TERMS * MAX_ZONES; // MAX_POD_TERMS i32
-export const SCRATCH_PICKS = SCRATCH_TERM_TOTALS + 4 * MAX_POD_TERMS; // MAX_GPUS i32
+export const SCRATCH_ZONE_COUNTS = OUT + 4 * OUT_WORDS; // MAX_TERM_SLOTS x MAX_ZONES i32
+export const SCRATCH_TERM_TOTALS = SCRATCH_ZONE_COUNTS + 4 * MAX_TERM_SLOTS * MAX_ZONES; // MAX_TERM_SLOTS i32
+export const SCRATCH_PICKS = SCRATCH_TERM_TOTALS + 4 * MAX_TERM_SLOTS; // MAX_GPUS i32
 export const VALUE_NUMBERS = SCRATCH_PICKS + 4 * MAX_GPUS; // MAX_STRINGS f64: integer value of a string, NaN if none
 export const NODE_BASE = VALUE_NUMBERS + 8 * MAX_STRINGS;
 

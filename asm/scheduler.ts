@@ -3,7 +3,7 @@
 // server/scheduler/reference.ts implements the same pipeline in TypeScript; both must agree exactly,
 // so every score is integer arithmetic (f64 only where both sides round the same IEEE way).
 import {
-  MAX_LABELS, MAX_TAINTS, MAX_GPUS, MAX_PORTS, MAX_TERMS, MAX_ZONES, MAX_POD_TERMS, MAX_MODELS, MAX_STRINGS,
+  MAX_LABELS, MAX_TAINTS, MAX_GPUS, MAX_PORTS, MAX_TERMS, MAX_ZONES, MAX_TERM_SLOTS, MAX_MODELS, MAX_STRINGS,
   POD_WORDS, NUM_REASONS, NUM_SCORES,
   R_OK, R_NOT_READY, R_UNSCHEDULABLE, R_ARCH, R_NODE_SELECTOR, R_NODE_AFFINITY, R_TAINT, R_PODS, R_CPU, R_MEMORY,
   R_HOST_PORT, R_POD_AFFINITY, R_POD_ANTI_AFFINITY, R_GPU_COUNT, R_GPU_MODEL, R_GPU_MEMORY,
@@ -11,7 +11,7 @@ import {
   F_READY, F_UNSCHEDULABLE, F_GPU_SHARED,
   OP_IN, OP_NOT_IN, OP_EXISTS, OP_DOES_NOT_EXIST, OP_GT, OP_LT,
   E_NO_SCHEDULE, E_PREFER_NO_SCHEDULE, E_NO_EXECUTE, TOL_EXISTS,
-  T_REQUIRED_AFFINITY, T_REQUIRED_ANTI, T_PREFERRED_AFFINITY, T_PREFERRED_ANTI, TOPO_ZONE, TERM_WORDS,
+  T_REQUIRED_AFFINITY, T_REQUIRED_ANTI, T_PREFERRED_AFFINITY, T_PREFERRED_ANTI, T_EXISTING_ANTI, TOPO_ZONE, TERM_WORDS,
   STRATEGY_SPREAD,
   P_CPU, P_GPU_COUNT, P_GPU_SHARED, P_GPU_VENDOR, P_ARCH_MASK, P_STRATEGY, P_HASH, P_SEL_OFF, P_SEL_COUNT,
   P_REQ_OFF, P_REQ_COUNT, P_PREF_OFF, P_PREF_COUNT, P_TOL_OFF, P_TOL_COUNT, P_PORT_OFF, P_PORT_COUNT,
@@ -188,11 +188,11 @@ function validatePod(nodeCount: i32): bool {
   if (!inPod(pw(P_TOL_OFF), pw(P_TOL_COUNT) * 4)) return false;
   if (!inPod(pw(P_PORT_OFF), pw(P_PORT_COUNT))) return false;
   const nTerms = pw(P_TERM_COUNT);
-  if (nTerms > MAX_POD_TERMS || !inPod(pw(P_TERM_OFF), nTerms * TERM_WORDS)) return false;
+  if (nTerms > MAX_TERM_SLOTS || !inPod(pw(P_TERM_OFF), nTerms * TERM_WORDS)) return false;
   for (let t = 0; t < nTerms; t++) {
     const q = pw(P_TERM_OFF) + t * TERM_WORDS;
     const kind = pw(q);
-    if (kind < T_REQUIRED_AFFINITY || kind > T_PREFERRED_ANTI) return false;
+    if (kind < T_REQUIRED_AFFINITY || kind > T_EXISTING_ANTI) return false;
     if (pw(q + 1) < 0 || pw(q + 1) >= MAX_TERMS || pw(q + 2) < 0 || pw(q + 2) > TOPO_ZONE || pw(q + 3) < 0) return false;
   }
   return true;
@@ -308,7 +308,8 @@ function filter(n: i32): i32 {
     for (let j = 0; j < nodePorts; j++) if (nai(b_N_PORTS, n, MAX_PORTS, j) == port) return R_HOST_PORT;
   }
   // 11-12. Required pod affinity (a matching pod in the domain, or none anywhere and the pod matches itself)
-  // and anti-affinity (no matching pod in the domain).
+  // and anti-affinity both ways (no matching pod in the domain; no pod in the domain whose own required
+  // anti-affinity matches this pod).
   const terms = q_P_TERM_COUNT; const termOff = pw(P_TERM_OFF);
   for (let t = 0; t < terms; t++) {
     const kind = pw(termOff + t * TERM_WORDS);
@@ -316,7 +317,7 @@ function filter(n: i32): i32 {
       const c = domainCount(n, t);
       const total = load<i32>(SCRATCH_TERM_TOTALS + (t << 2));
       if (c < 0 || (c == 0 && !(total == 0 && pw(termOff + t * TERM_WORDS + 4) != 0))) return R_POD_AFFINITY;
-    } else if (kind == T_REQUIRED_ANTI) {
+    } else if (kind == T_REQUIRED_ANTI || kind == T_EXISTING_ANTI) {
       if (domainCount(n, t) > 0) return R_POD_ANTI_AFFINITY;
     }
   }

@@ -37,18 +37,34 @@ export interface PodRequest {
   gpuShared: boolean;
   hostPorts: number[];
   strategy: 'binpack' | 'spread';
+  /** Required pod anti-affinity terms with a supported topology key; bound pods' terms repel later pods. */
+  antiAffinity: AntiAffinityTerm[];
 }
 
+/** A required anti-affinity term a pod declares; `key` is equal for equal terms (topology, namespaces, selector). */
+export interface AntiAffinityTerm { key: string; topology: number; namespaces: string[]; selector: LabelSelector }
+
 interface BoundPod { request: PodRequest; nodeName: string; gpuUuids: string[] }
-// A pod-affinity selector whose per-node match counts live in column `id` of N_TERM_COUNTS. The columns are
-// a cache: a term unused by the pod being encoded may be evicted (least recently used) and its column reused.
-interface TrackedTerm { id: number; namespaces: Set<string>; selector: LabelSelector; lastUsed: number }
+// A column `id` of N_TERM_COUNTS: per node, the bound pods for which `matches` holds (pods matching a
+// pod-affinity selector, or pods carrying given anti-affinity terms). The columns are a cache: a column
+// unused by the pod being encoded may be evicted (least recently used) and reused.
+interface TrackedTerm { id: number; matches: (r: PodRequest) => boolean; lastUsed: number }
+// A required anti-affinity term some bound pods carry, and which pods (keys) those are.
+interface BoundAntiTerm { term: AntiAffinityTerm; carriers: Set<string> }
 
 /** FNV-1a of a string as a signed 32-bit integer. */
 export function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
   return h | 0;
+}
+
+function topologyOf(topologyKey: string): number {
+  return topologyKey === LABEL_HOSTNAME ? L.TOPO_HOSTNAME : topologyKey === LABEL_ZONE ? L.TOPO_ZONE : -1;
+}
+
+function selectorKey(selector: LabelSelector, namespaces: readonly string[]): string {
+  return `${namespaces.join(',')}|${stableJson(selector)}`;
 }
 
 export function podKey(pod: Pod): string {
@@ -122,13 +138,26 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
   if (sharing !== undefined && sharing !== 'shared' && sharing !== 'exclusive') {
     throw new Error(`${name}: annotation ${ANNOTATION_GPU_SHARING} is "${sharing}", expected "shared" or "exclusive"`);
   }
+  const namespace = pod.metadata.namespace ?? 'default';
+  const antiAffinity: AntiAffinityTerm[] = [];
+  (pod.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).forEach((t, i) => {
+    // Other topology keys are refused by writePod for a pod to place; on a bound pod they cannot be honoured.
+    const topology = topologyOf(t.topologyKey);
+    if (topology < 0) return;
+    const selector = t.labelSelector ?? {};
+    try { selectorMatches(selector, {}); } catch (e) {
+      throw new Error(`${name}: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[${i}].labelSelector: ${(e as Error).message}`);
+    }
+    const namespaces = [...new Set(t.namespaces?.length ? t.namespaces : [namespace])].sort();
+    antiAffinity.push({ key: `${topology}|${selectorKey(selector, namespaces)}`, topology, namespaces, selector });
+  });
   const placement = ann[ANNOTATION_PLACEMENT] ?? defaultStrategy;
   if (placement !== 'binpack' && placement !== 'spread') {
     throw new Error(`${name}: annotation ${ANNOTATION_PLACEMENT} is "${placement}", expected "binpack" or "spread"`);
   }
   return {
     key: podKey(pod),
-    namespace: pod.metadata.namespace ?? 'default',
+    namespace,
     labels: pod.metadata.labels ?? {},
     cpuMilli, memoryBytes, gpus, gpuResource,
     gpuVendor: GPU_RESOURCES[gpuResource]!,
@@ -137,6 +166,7 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
     gpuShared: sharing === 'shared',
     hostPorts,
     strategy: placement,
+    antiAffinity,
   };
 }
 
@@ -187,6 +217,10 @@ export class NodeTable {
   #terms = new Map<string, TrackedTerm>();
   #pods = new Map<string, BoundPod>();
   #podsByLabel = new Map<string, Set<string>>(); // "key=value" -> bound pod keys, narrows term registration
+  #antiTerms = new Map<string, BoundAntiTerm>(); // AntiAffinityTerm.key -> carriers among bound pods
+  // First matchLabels pair of each bound anti-affinity term ("key=value", "" without matchLabels) -> term
+  // keys: a pod to place checks only the terms that can match its labels.
+  #antiByLabel = new Map<string, Set<string>>();
   #encodeEpoch = 0; // incremented per writePod; terms used in the current epoch are never evicted
   #podsByNode = new Map<string, Set<string>>();
 
@@ -402,9 +436,7 @@ export class NodeTable {
     }
     for (const port of r.hostPorts) this.#adjustPort(n, port, sign);
     for (const term of this.#terms.values()) {
-      if (term.namespaces.has(r.namespace) && selectorMatches(term.selector, r.labels)) {
-        I[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, term.id)]! += sign;
-      }
+      if (term.matches(r)) I[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, term.id)]! += sign;
     }
   }
 
@@ -426,9 +458,19 @@ export class NodeTable {
     I[this.#w(L.N_PORT_COUNT, n)] = count + 1;
   }
 
-  /** Records a pod as running on nodeName holding gpuUuids, and adds its usage. Idempotent per pod key. */
+  /** Records a pod as running on nodeName holding gpuUuids, and adds its usage. Idempotent per pod key.
+   * Throws, leaving the pod unrecorded, when the node cannot hold one more distinct host port. */
   podBound(request: PodRequest, nodeName: string, gpuUuids: string[]): void {
     this.podRemoved(request.key);
+    const n = this.#index.get(nodeName);
+    if (n !== undefined && request.hostPorts.length > 0) {
+      this.#refreshViews();
+      const I = this.#i32; const count = I[this.#w(L.N_PORT_COUNT, n)]!;
+      const inUse = new Set<number>();
+      for (let j = 0; j < count; j++) inUse.add(I[this.#w(L.N_PORTS, n, L.MAX_PORTS, j)]!);
+      for (const port of request.hostPorts) inUse.add(port);
+      if (inUse.size > L.MAX_PORTS) throw new Error(`node ${nodeName}: more than ${L.MAX_PORTS} host ports in use`);
+    }
     const p: BoundPod = { request, nodeName, gpuUuids };
     this.#pods.set(request.key, p);
     for (const label of Object.entries(request.labels)) {
@@ -440,7 +482,18 @@ export class NodeTable {
     let set = this.#podsByNode.get(nodeName);
     if (!set) { set = new Set(); this.#podsByNode.set(nodeName, set); }
     set.add(request.key);
-    const n = this.#index.get(nodeName);
+    for (const term of request.antiAffinity) {
+      let bound = this.#antiTerms.get(term.key);
+      if (!bound) {
+        bound = { term, carriers: new Set() };
+        this.#antiTerms.set(term.key, bound);
+        const label = Object.entries(term.selector.matchLabels ?? {})[0]?.join('=') ?? '';
+        let keys = this.#antiByLabel.get(label);
+        if (!keys) { keys = new Set(); this.#antiByLabel.set(label, keys); }
+        keys.add(term.key);
+      }
+      bound.carriers.add(request.key);
+    }
     if (n !== undefined) { this.#refreshViews(); this.#applyPod(n, p, 1); }
   }
 
@@ -451,6 +504,14 @@ export class NodeTable {
     this.#pods.delete(key);
     for (const label of Object.entries(p.request.labels)) this.#podsByLabel.get(label.join('='))?.delete(key);
     this.#podsByNode.get(p.nodeName)?.delete(key);
+    for (const term of p.request.antiAffinity) {
+      const bound = this.#antiTerms.get(term.key);
+      if (!bound) continue;
+      bound.carriers.delete(key);
+      if (bound.carriers.size > 0) continue;
+      this.#antiTerms.delete(term.key);
+      this.#antiByLabel.get(Object.entries(term.selector.matchLabels ?? {})[0]?.join('=') ?? '')?.delete(term.key);
+    }
     const n = this.#index.get(p.nodeName);
     if (n !== undefined) { this.#refreshViews(); this.#applyPod(n, p, -1); }
   }
@@ -458,10 +519,43 @@ export class NodeTable {
   /** Column of the tracked pod-affinity term (selector over pods in `namespaces`), registering it on first use. */
   termId(selector: LabelSelector, namespaces: string[]): number {
     const ns = [...new Set(namespaces)].sort();
-    const key = `${ns.join(',')}|${stableJson(selector)}`;
+    const inNamespaces = new Set(ns);
+    const first = Object.entries(selector.matchLabels ?? {})[0];
+    selectorMatches(selector, {}); // validates the operators before a column is taken
+    return this.#column(`selector|${selectorKey(selector, ns)}`,
+      (r) => inNamespaces.has(r.namespace) && selectorMatches(selector, r.labels),
+      () => (first ? this.#podsByLabel.get(first.join('=')) ?? [] : this.#pods.keys()));
+  }
+
+  /** Per topology, the keys of bound pods' required anti-affinity terms that match the pod `r`. */
+  #antiTermsMatching(r: PodRequest): Map<number, Set<string>> {
+    const found = new Map<number, Set<string>>();
+    const visit = (keys: Set<string> | undefined): void => {
+      for (const key of keys ?? []) {
+        const { term } = this.#antiTerms.get(key)!;
+        if (!term.namespaces.includes(r.namespace) || !selectorMatches(term.selector, r.labels)) continue;
+        let set = found.get(term.topology);
+        if (!set) { set = new Set(); found.set(term.topology, set); }
+        set.add(key);
+      }
+    };
+    visit(this.#antiByLabel.get(''));
+    for (const label of Object.entries(r.labels)) visit(this.#antiByLabel.get(label.join('=')));
+    return found;
+  }
+
+  /** Column counting the bound pods that carry any of the anti-affinity terms `keys`, registering it on first use. */
+  #carriersColumn(keys: Set<string>): number {
+    return this.#column(`carriers|${[...keys].sort().join('\n')}`,
+      (r) => r.antiAffinity.some((a) => keys.has(a.key)),
+      () => { const pods = new Set<string>(); for (const k of keys) for (const p of this.#antiTerms.get(k)!.carriers) pods.add(p); return pods; });
+  }
+
+  /** Id of the tracked column `key`; on first use takes a free (or the least recently used) column and counts
+   * per node the bound pods among `candidates` for which `matches` holds. */
+  #column(key: string, matches: (r: PodRequest) => boolean, candidates: () => Iterable<string>): number {
     let term = this.#terms.get(key);
     if (term) { term.lastUsed = this.#encodeEpoch; return term.id; }
-    selectorMatches(selector, {}); // validates the operators before the term is stored
     let id = this.#terms.size;
     if (id >= L.MAX_TERMS) {
       let victim: [string, TrackedTerm] | undefined;
@@ -470,18 +564,14 @@ export class NodeTable {
       this.#terms.delete(victim[0]);
       id = victim[1].id;
     }
-    term = { id, namespaces: new Set(ns), selector, lastUsed: this.#encodeEpoch };
+    term = { id, matches, lastUsed: this.#encodeEpoch };
     this.#terms.set(key, term);
     this.#refreshViews();
     for (let n = 0; n < this.#names.length; n++) this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)] = 0;
-    const first = Object.entries(selector.matchLabels ?? {})[0];
-    const candidates = first ? this.#podsByLabel.get(first.join('=')) ?? [] : this.#pods.keys();
-    for (const podKey of candidates) {
+    for (const podKey of candidates()) {
       const p = this.#pods.get(podKey)!;
       const n = this.#index.get(p.nodeName);
-      if (n !== undefined && term.namespaces.has(p.request.namespace) && selectorMatches(selector, p.request.labels)) {
-        this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)]! += 1;
-      }
+      if (n !== undefined && matches(p.request)) this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)]! += 1;
     }
     return id;
   }
@@ -547,7 +637,7 @@ export class NodeTable {
     const terms: number[] = []; let termCount = 0;
     const addTerms = (list: PodAffinityTerm[] | undefined, kind: number, weights: number[] | null, path: string): void => {
       (list ?? []).forEach((t, i) => {
-        const topo = t.topologyKey === LABEL_HOSTNAME ? L.TOPO_HOSTNAME : t.topologyKey === LABEL_ZONE ? L.TOPO_ZONE : -1;
+        const topo = topologyOf(t.topologyKey);
         if (topo < 0) throw new Error(`${name}: ${path}[${i}].topologyKey "${t.topologyKey}" is not ${LABEL_HOSTNAME} or ${LABEL_ZONE}`);
         const selector = t.labelSelector ?? {};
         const namespaces = t.namespaces?.length ? t.namespaces : [r.namespace];
@@ -569,6 +659,14 @@ export class NodeTable {
     const pap = paa?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
     addTerms(pap.map((w) => w.podAffinityTerm), L.T_PREFERRED_ANTI, pap.map((w) => w.weight),
       'spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution');
+    // Symmetric anti-affinity: one slot per topology for the bound pods whose required terms match this pod.
+    const repelled = this.#antiTermsMatching(r);
+    for (const topo of [L.TOPO_HOSTNAME, L.TOPO_ZONE]) {
+      const keys = repelled.get(topo);
+      if (!keys) continue;
+      terms.push(L.T_EXISTING_ANTI, this.#carriersColumn(keys), topo, 0, 0);
+      termCount++;
+    }
     section(L.P_TERM_OFF, L.P_TERM_COUNT, termCount, terms);
     if (L.P_VAR_BASE + words.length > L.POD_WORDS) throw new Error(`${name}: scheduling constraints too large (${words.length} words, at most ${L.POD_WORDS - L.P_VAR_BASE})`);
     if (r.gpus > 0) header.set(this.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);

@@ -63,11 +63,11 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
     if (!inPod(pw(L.P_TOL_OFF), pw(L.P_TOL_COUNT) * 4)) return false;
     if (!inPod(pw(L.P_PORT_OFF), pw(L.P_PORT_COUNT))) return false;
     const nTerms = pw(L.P_TERM_COUNT);
-    if (nTerms > L.MAX_POD_TERMS || !inPod(pw(L.P_TERM_OFF), nTerms * L.TERM_WORDS)) return false;
+    if (nTerms > L.MAX_TERM_SLOTS || !inPod(pw(L.P_TERM_OFF), nTerms * L.TERM_WORDS)) return false;
     for (let t = 0; t < nTerms; t++) {
       const q = pw(L.P_TERM_OFF) + t * L.TERM_WORDS;
       const kind = pw(q);
-      if (kind < L.T_REQUIRED_AFFINITY || kind > L.T_PREFERRED_ANTI) return false;
+      if (kind < L.T_REQUIRED_AFFINITY || kind > L.T_EXISTING_ANTI) return false;
       if (pw(q + 1) < 0 || pw(q + 1) >= L.MAX_TERMS || pw(q + 2) < 0 || pw(q + 2) > L.TOPO_ZONE || pw(q + 3) < 0) return false;
     }
     return true;
@@ -175,7 +175,8 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
       for (let j = 0; j < nodePorts; j++) if (nai(L.N_PORTS, n, L.MAX_PORTS, j) === port) return L.R_HOST_PORT;
     }
     // 11-12. Required pod affinity (a matching pod in the domain, or none anywhere and the pod matches
-    // itself) and anti-affinity (no matching pod in the domain).
+    // itself) and anti-affinity both ways (no matching pod in the domain; no pod in the domain whose own
+    // required anti-affinity matches this pod).
     const terms = pw(L.P_TERM_COUNT); const termOff = pw(L.P_TERM_OFF);
     for (let t = 0; t < terms; t++) {
       const kind = pw(termOff + t * L.TERM_WORDS);
@@ -183,7 +184,7 @@ export function referenceSchedule(v: CoreViews, nodeCount: number): number {
         const c = domainCount(n, t);
         const total = I[totalsBase + t]!;
         if (c < 0 || (c === 0 && !(total === 0 && pw(termOff + t * L.TERM_WORDS + 4) !== 0))) return L.R_POD_AFFINITY;
-      } else if (kind === L.T_REQUIRED_ANTI) {
+      } else if (kind === L.T_REQUIRED_ANTI || kind === L.T_EXISTING_ANTI) {
         if (domainCount(n, t) > 0) return L.R_POD_ANTI_AFFINITY;
       }
     }

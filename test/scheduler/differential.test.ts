@@ -1,6 +1,7 @@
 // wasm and the TypeScript reference choose the same node, GPUs, score and reasons on seeded random clusters.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { R_POD_ANTI_AFFINITY } from '../../server/scheduler/layout.js';
 import { Scheduler } from '../../server/scheduler/scheduler.js';
 import { randomCluster, randomPod, seededRandom } from './cluster-gen.js';
 
@@ -8,7 +9,7 @@ const CLUSTERS = Number(process.env.FLOTILLA_DIFF_CLUSTERS ?? 2000);
 const PODS_PER_CLUSTER = 12;
 
 test(`wasm and reference agree on ${CLUSTERS} random clusters`, () => {
-  let placements = 0; let placed = 0; let gpuPlaced = 0; let malformed = 0;
+  let placements = 0; let placed = 0; let gpuPlaced = 0; let malformed = 0; let repelled = 0;
   for (let seed = 1; seed <= CLUSTERS; seed++) {
     const rng = seededRandom(seed);
     const s = new Scheduler({ engine: 'wasm', seed, initialCapacity: 4, strategy: seed % 3 === 0 ? 'spread' : 'binpack' });
@@ -27,6 +28,9 @@ test(`wasm and reference agree on ${CLUSTERS} random clusters`, () => {
       placements++;
       if (w.error) malformed++;
       if (w.nodeName) { placed++; if (w.gpuUuids.length) gpuPlaced++; }
+      // A pod without required anti-affinity of its own can only be refused by that of bound pods.
+      const own = pod.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.length ?? 0;
+      if (own === 0 && w.reasons.some((r) => r.code === R_POD_ANTI_AFFINITY)) repelled++;
       s.assume(w);
     }
   }
@@ -34,6 +38,7 @@ test(`wasm and reference agree on ${CLUSTERS} random clusters`, () => {
   assert.ok(placed > placements * 0.3, `placed ${placed}/${placements}`);
   assert.ok(placed < placements, 'some pods must be unschedulable');
   assert.ok(gpuPlaced > 50, `GPU pods placed: ${gpuPlaced}`);
+  assert.ok(repelled > 200, `pods refused by bound pods' anti-affinity: ${repelled}`);
   assert.is(malformed, 0);
 });
 
