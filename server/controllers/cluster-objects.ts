@@ -30,6 +30,13 @@ export const resources = {
 export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
 export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
 export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
+/**
+ * ReplicaSet annotations a Deployment writes whenever it scales one: its spec.replicas, and that plus maxSurge,
+ * at that time. An active ReplicaSet whose desired-replicas differs from the Deployment's marks a scaling event;
+ * max-replicas is the size the ReplicaSets' proportions were taken against.
+ */
+export const ANNOTATION_DESIRED_REPLICAS = 'deployment.kubernetes.io/desired-replicas';
+export const ANNOTATION_MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
 
 /**
  * Owner annotation set by `orphanDependents` just before the owner is deleted with propagationPolicy=Orphan:

@@ -2,7 +2,7 @@ import type { Condition, Deployment, DeploymentStatus, PodTemplateSpec, ReplicaS
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, ownedBy, controllerRefTo, templateHash, sameContent, scaledValue, withCondition,
-  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION, isGoing,
+  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_DESIRED_REPLICAS, ANNOTATION_MAX_REPLICAS, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
@@ -12,16 +12,21 @@ import type { Controller, ControllerDeps } from './controller.js';
  * its revision). RollingUpdate keeps at most replicas+maxSurge pods and at least replicas-maxUnavailable
  * available ones, counting only pods whose Ready condition holds; Recreate scales every old ReplicaSet to zero
  * and waits for its pods to be gone before starting the new one. A paused Deployment only follows scale
- * changes. Rollback is a template change back to an old ReplicaSet's template: that ReplicaSet becomes the new
+ * changes. A scale change in the middle of a rollout is spread over the ReplicaSets in proportion to their
+ * sizes (Kubernetes' proportional scaling), so that neither template gains or loses more than its share;
+ * the rollout then goes on from there. Rollback is a template change back to an old ReplicaSet's template: that ReplicaSet becomes the new
  * one again and gets the next revision number.
  */
 export function deploymentController(deps: ControllerDeps): Controller {
   const events = new EventRecorder(deps.objects, 'deployment-controller', deps.now);
 
+  /** Sets the ReplicaSet's size and its desired/max-replicas annotations; writes only what differs. */
   async function scale(d: Deployment, rs: ReplicaSet, replicas: number): Promise<ReplicaSet> {
     const from = rs.spec.replicas ?? 0;
-    if (from === replicas) return rs;
-    const updated = await deps.objects.patch(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { spec: { replicas } }) as unknown as ReplicaSet;
+    const annotations = sizeAnnotations(d);
+    if (from === replicas && Object.entries(annotations).every(([k, v]) => rs.metadata.annotations?.[k] === v)) return rs;
+    const updated = await deps.objects.patch(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { spec: { replicas }, metadata: { annotations } }) as unknown as ReplicaSet;
+    if (from === replicas) return updated;
     await events.record(d as unknown as StoredObject, 'Normal', 'ScalingReplicaSet', `Scaled ${replicas > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${replicas}`);
     return updated;
   }
@@ -33,7 +38,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
       apiVersion: 'apps/v1', kind: 'ReplicaSet',
       metadata: {
         name: `${d.metadata.name}-${hash}`, labels,
-        annotations: { [ANNOTATION_DEPLOYMENT_REVISION]: String(revision) },
+        annotations: { [ANNOTATION_DEPLOYMENT_REVISION]: String(revision), ...sizeAnnotations(d) },
         ownerReferences: [controllerRefTo(d as unknown as StoredObject)],
       },
       spec: {
@@ -65,10 +70,9 @@ export function deploymentController(deps: ControllerDeps): Controller {
         ?? all.find((rs) => sameContent(templateOf(rs), d.spec.template));
       const maxRevision = Math.max(0, ...all.map(revisionOf));
 
-      if (d.spec.paused) {
-        const withPods = all.filter((rs) => (rs.spec.replicas ?? 0) > 0);
-        if (withPods.length === 1) await scale(d, withPods[0]!, replicas);
-        return writeStatus(d, all, current, replicas);
+      if (d.spec.paused || isScalingEvent(all, replicas)) {
+        all = await scaleToDeployment(d, current, all, replicas);
+        return writeStatus(d, all, current && all.find((rs) => rs.metadata.uid === current!.metadata.uid), replicas);
       }
       if (!current) {
         current = await newReplicaSet(d, hash, maxRevision + 1);
@@ -92,7 +96,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
         }
       } else {
         const ru = d.spec.strategy?.rollingUpdate;
-        const maxSurge = scaledValue(ru?.maxSurge, replicas, '25%', true);
+        const maxSurge = maxSurgeOf(d);
         let maxUnavailable = scaledValue(ru?.maxUnavailable, replicas, '25%', false);
         if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
         // Scale the new ReplicaSet up within the surge budget (or down to the declared count).
@@ -126,6 +130,45 @@ export function deploymentController(deps: ControllerDeps): Controller {
       return writeStatus(d, all, current, replicas);
     },
   };
+
+  /**
+   * Brings the ReplicaSets' sizes to the Deployment's after a scale change, as Kubernetes' deployment
+   * controller does: a lone active ReplicaSet (or, with none, the newest) takes the whole count; with a new
+   * ReplicaSet fully available, the old ones go to zero; mid-rollout (RollingUpdate), the difference between
+   * replicas+maxSurge and the current total is shared in proportion to each ReplicaSet's size against the
+   * max-replicas it was last scaled for, the rounding leftover going to the largest. Returns `all` updated.
+   */
+  async function scaleToDeployment(d: Deployment, newRS: ReplicaSet | undefined, all: ReplicaSet[], replicas: number): Promise<ReplicaSet[]> {
+    const replace = (rs: ReplicaSet) => { all = all.map((x) => (x.metadata.uid === rs.metadata.uid ? rs : x)); };
+    const active = all.filter((rs) => (rs.spec.replicas ?? 0) > 0);
+    if (active.length <= 1) {
+      const target = active[0] ?? newRS ?? [...all].sort((a, b) => revisionOf(b) - revisionOf(a))[0];
+      if (target) replace(await scale(d, target, replicas));
+      return all;
+    }
+    if (newRS && (newRS.spec.replicas ?? 0) === replicas && desiredReplicasOf(newRS) === replicas && (newRS.status?.availableReplicas ?? 0) === replicas) {
+      for (const rs of active) if (rs.metadata.uid !== newRS.metadata.uid) replace(await scale(d, rs, 0));
+      return all;
+    }
+    if (d.spec.strategy?.type === 'Recreate') return all;
+    const allowed = replicas > 0 ? replicas + maxSurgeOf(d) : 0;
+    const toAdd = allowed - sum(active, (rs) => rs.spec.replicas ?? 0);
+    // Equal sizes: scaling up favours the newer ReplicaSet, scaling down the older one.
+    const order = [...active].sort((a, b) => (b.spec.replicas ?? 0) - (a.spec.replicas ?? 0) || (toAdd > 0 ? revisionOf(b) - revisionOf(a) : revisionOf(a) - revisionOf(b)));
+    const fallbackMax = (d.status?.replicas ?? 0) > 0 ? d.status!.replicas! : sum(active, (rs) => rs.spec.replicas ?? 0);
+    let added = 0;
+    const sizes = order.map((rs) => {
+      const size = rs.spec.replicas ?? 0;
+      if (toAdd === 0 || added === toAdd) return size;
+      const fraction = replicas === 0 ? -size : Math.round(size * allowed / (maxReplicasOf(rs) ?? fallbackMax)) - size;
+      const share = toAdd > 0 ? Math.min(fraction, toAdd - added) : Math.max(fraction, toAdd - added);
+      added += share;
+      return size + share;
+    });
+    if (sizes.length > 0) sizes[0] = Math.max(0, sizes[0]! + toAdd - added);
+    for (const [i, rs] of order.entries()) replace(await scale(d, rs, sizes[i]!));
+    return all;
+  }
 
   /** Deletes the oldest ReplicaSets without pods beyond revisionHistoryLimit (default 10). */
   async function pruneHistory(d: Deployment, all: ReplicaSet[], current: ReplicaSet): Promise<void> {
@@ -190,6 +233,37 @@ export function deploymentController(deps: ControllerDeps): Controller {
     }
     return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   }
+}
+
+/** The Deployment's size as its ReplicaSets are annotated with it (see ANNOTATION_DESIRED_REPLICAS). */
+function sizeAnnotations(d: Deployment): Record<string, string> {
+  const replicas = d.spec.replicas ?? 1;
+  return { [ANNOTATION_DESIRED_REPLICAS]: String(replicas), [ANNOTATION_MAX_REPLICAS]: String(replicas + maxSurgeOf(d)) };
+}
+
+function maxSurgeOf(d: Deployment): number {
+  if (d.spec.strategy?.type === 'Recreate') return 0;
+  return scaledValue(d.spec.strategy?.rollingUpdate?.maxSurge, d.spec.replicas ?? 1, '25%', true);
+}
+
+/** A scale change not yet applied: an active ReplicaSet was last scaled for another Deployment size. */
+function isScalingEvent(all: readonly ReplicaSet[], replicas: number): boolean {
+  return all.some((rs) => (rs.spec.replicas ?? 0) > 0 && desiredReplicasOf(rs) !== undefined && desiredReplicasOf(rs) !== replicas);
+}
+
+function desiredReplicasOf(rs: ReplicaSet): number | undefined {
+  return annotatedCount(rs, ANNOTATION_DESIRED_REPLICAS);
+}
+
+function maxReplicasOf(rs: ReplicaSet): number | undefined {
+  const n = annotatedCount(rs, ANNOTATION_MAX_REPLICAS);
+  return n !== undefined && n > 0 ? n : undefined;
+}
+
+function annotatedCount(rs: ReplicaSet, annotation: string): number | undefined {
+  const text = rs.metadata.annotations?.[annotation];
+  const n = text === undefined ? NaN : Number(text);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
 function revisionOf(rs: ReplicaSet): number {
