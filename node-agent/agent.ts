@@ -1,6 +1,8 @@
 // The agent loop: start the pods of the local cache (so a node that reboots without its servers still runs its
 // workloads), register the Node, publish the agent's endpoint secret, renew the lease, list and watch the pods
-// bound to it, hand them to the pod workers with their ConfigMaps and Secrets, report pod status and usage
+// bound to it, hand them to the pod workers with their ConfigMaps and Secrets (re-read every pod resync period, so
+// that mounted ConfigMap and Secret files follow changes in place, as in Kubernetes; environment variables keep
+// the values their container started with), report pod status and usage
 // (node-agent/usage.ts), keep the cache current, and fence StatefulSet pods while no server can be reached.
 //
 // Fencing contract (StatefulSet pods, ownerReferences kind StatefulSet): the control plane declares a silent
@@ -101,17 +103,48 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     await Promise.all(all.map((c) => runtime.removeContainer(c.id)));
   };
 
-  const resolveInputs = async (pod: Pod): Promise<PodInputs> => {
+  const readObject: ObjectReader = (kind, ns, name) => (kind === 'ConfigMap' ? config.api.getConfigMap(ns, name) : config.api.getSecret(ns, name));
+  const resolveInputs = async (pod: Pod, read: ObjectReader = readObject): Promise<PodInputs> => {
     const ns = pod.metadata.namespace ?? 'default';
     const configMaps: Record<string, ConfigMap> = {};
     const secrets: Record<string, Secret> = {};
     const refs = referencedObjects(pod);
     await Promise.all([
-      ...[...refs.configMaps].map(async (name) => { const o = await config.api.getConfigMap(ns, name); if (o) configMaps[name] = o; }),
-      ...[...refs.secrets].map(async (name) => { const o = await config.api.getSecret(ns, name); if (o) secrets[name] = o; }),
+      ...[...refs.configMaps].map(async (name) => { const o = await read('ConfigMap', ns, name); if (o) configMaps[name] = o; }),
+      ...[...refs.secrets].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o; }),
     ]);
     return { pod, configMaps, secrets };
   };
+
+  /**
+   * Re-reads the ConfigMaps and Secrets that running pods reference, each object once per round however many
+   * pods share it, and hands the pods whose objects changed (or appeared, or went) to their workers, which
+   * rewrite the mounted files in place. Pods without references cost nothing.
+   */
+  const refreshReferences = async (): Promise<void> => {
+    const round = new Map<string, Promise<ConfigMap | Secret | undefined>>();
+    const read: ObjectReader = (kind, ns, name) => {
+      const key = `${kind}/${ns}/${name}`;
+      let p = round.get(key);
+      if (!p) round.set(key, p = readObject(kind, ns, name));
+      return p;
+    };
+    let changed = false;
+    for (const [uid, inputs] of [...desired]) {
+      if (fenced.has(uid)) continue;
+      const refs = referencedObjects(inputs.pod);
+      if (refs.configMaps.size + refs.secrets.size === 0) continue;
+      const next = await resolveInputs(inputs.pod, read);
+      // A watch event replaced or removed the pod meanwhile: its own inputs are newer than these.
+      if (desired.get(uid) !== inputs) continue;
+      if (JSON.stringify([next.configMaps, next.secrets]) === JSON.stringify([inputs.configMaps, inputs.secrets])) continue;
+      desired.set(uid, next);
+      workers.update(next);
+      changed = true;
+    }
+    if (changed) await saveCache();
+  };
+  const refreshMs = config.podWorkers?.resyncMs ?? 10_000;
 
   const apply = async (pod: Pod): Promise<void> => {
     const uid = pod.metadata.uid;
@@ -198,6 +231,13 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
       }
       const beats = startHeartbeats(config, session.signal, log, contact);
       const usageReports = startUsageReports(config, usage, session.signal, log);
+      const refreshes = (async () => {
+        for (;;) {
+          await delay(refreshMs, session.signal);
+          if (session.signal.aborted) return;
+          await refreshReferences().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reading ConfigMaps and Secrets failed; retrying next period'));
+        }
+      })();
       try {
         for (;;) {
           try {
@@ -210,7 +250,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
         }
       } finally {
         session.abort();
-        await Promise.all([beats, usageReports]);
+        await Promise.all([beats, usageReports, refreshes]);
       }
     } catch (err) {
       if (signal.aborted) break;
@@ -320,6 +360,9 @@ class StatusReporter {
     }
   }
 }
+
+/** Reads one ConfigMap or Secret; undefined when it does not exist. */
+type ObjectReader = (kind: 'ConfigMap' | 'Secret', namespace: string, name: string) => Promise<ConfigMap | Secret | undefined>;
 
 function referencedObjects(pod: Pod): { configMaps: Set<string>; secrets: Set<string> } {
   const configMaps = new Set<string>();

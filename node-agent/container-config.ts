@@ -1,6 +1,6 @@
 // Turns a Kubernetes container spec (plus the ConfigMaps and Secrets handed in) into the runtime's
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { ANNOTATION_ASSIGNED_GPUS } from '../api-types/objects.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
@@ -111,8 +111,9 @@ function fieldValue(inputs: PodInputs, path: string, podIP: string | undefined, 
 
 /**
  * Makes every volume of the pod exist as a host directory under podDir and returns its path by volume name.
- * ConfigMap and Secret files are (re)written in place on each call (mode 0644 / 0600), never by replacing the
- * directory, which running containers hold as a bind mount; keys removed from the object stay until the pod goes.
+ * ConfigMap and Secret files are rewritten in place when their content differs (mode 0644 / 0600), never by
+ * replacing the directory, which running containers hold as a bind mount; unchanged files are not written, so a
+ * sync every few seconds costs an SD card no writes. Keys removed from the object stay until the pod goes.
  * emptyDir content survives container restarts and lives until the pod's directory is removed.
  */
 export async function preparePodVolumes(inputs: PodInputs, podDir: string): Promise<Map<string, string>> {
@@ -143,8 +144,10 @@ async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string): Prom
     if (value === undefined) throw new ContainerConfigError(`volume "${v.name}": key "${item.key}" not found in ${source.kind} "${source.name}"`);
     const rel = normalize(item.path);
     if (rel.startsWith('..') || rel.startsWith('/')) throw new ContainerConfigError(`volume "${v.name}": item path "${item.path}" leaves the volume`);
-    await mkdir(dirname(join(dir, rel)), { recursive: true });
-    await writeFile(join(dir, rel), value, { mode: source.mode });
+    const file = join(dir, rel);
+    if (await readFile(file, 'utf8').then((old) => old === value, () => false)) continue;
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, value, { mode: source.mode });
   }
   return dir;
 }
