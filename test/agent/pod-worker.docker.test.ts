@@ -151,7 +151,9 @@ test('an unpullable image reports ErrImagePull then ImagePullBackOff with the re
 test('a memory limit is enforced: OOMKilled in the container state', async () => {
   const { workers } = agent();
   const inputs = podInputs(
-    [{ command: ['/bin/sh', '-c', 'x=0123456789abcdef; while :; do x=$x$x; done'], resources: { limits: { memory: '8Mi' } } }],
+    // Docker 20.10 misses an OOM kill that happens before it watches the container (within milliseconds of
+    // the start; see DockerRuntime.inspectContainer): grow memory only once the container runs.
+    [{ command: ['/bin/sh', '-c', 'sleep 1; x=0123456789abcdef; while :; do x=$x$x; done'], resources: { limits: { memory: '8Mi' } } }],
     { restartPolicy: 'Never' },
   );
   workers.update(inputs);
