@@ -7,7 +7,13 @@
 // - bind() succeeds only when the pod's resourceVersion is still current; otherwise 'conflict', and the loop
 //   waits for the newer version (delivered as an event) before placing the pod again.
 // - a bound pod appears as an event with spec.nodeName; the loop counts its usage from then on.
-import { ANNOTATION_ASSIGNED_GPUS, podKey } from './node-table.js';
+//
+// Retries: an unschedulable pod waits out its back-off, or less when a change that can help it happens: a node
+// added or changed in what scheduling reads, a bound pod deleted or finished, a pod newly bound (helps required
+// pod affinity), a bound pod relabelled (helps required pod affinity or anti-affinity). Nothing else (a pending
+// pod's churn, a node's heartbeat or usage, a node leaving) retries it. A pod that cannot be placed whatever
+// the cluster does (malformed, or placed where the table cannot record it) waits for a new version of itself.
+import { ANNOTATION_ASSIGNED_GPUS, podKey, stableJson } from './node-table.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
 import type { Node, Pod } from './types.js';
 
@@ -39,10 +45,33 @@ export interface LoopOptions {
   onError?: (error: Error) => void;
 }
 
-interface Waiting { pod: Pod; until: number }
+interface Waiting {
+  pod: Pod;
+  until: number;
+  /** Declares required pod affinity (a newly bound pod may satisfy it) / anti-affinity (relabelled pods may). */
+  affinity: boolean;
+  antiAffinity: boolean;
+}
 
 const finished = (pod: Pod): boolean =>
   pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' || !!pod.metadata.deletionTimestamp;
+
+/** What scheduling reads of a node; equal strings mean an update cannot change any placement. */
+export function schedulingView(node: Node): string {
+  const s = node.status;
+  return stableJson([
+    node.metadata.labels ?? {}, node.spec?.unschedulable ?? false, node.spec?.taints ?? [],
+    s?.allocatable ?? s?.capacity ?? {}, (s?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    s?.nodeInfo?.architecture ?? '', (s?.gpus ?? []).map((g) => [g.uuid, g.vendor, g.model, g.memory, g.health]),
+  ]);
+}
+
+const anyPod = (): boolean => true;
+const wantsPods = (w: Waiting): boolean => w.affinity;
+const selectsPods = (w: Waiting): boolean => w.affinity || w.antiAffinity;
+
+const sameLabels = (a: Record<string, string>, b: Record<string, string>): boolean =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
 
 /** Runs until the signal aborts; resolves then. Rejects only when the initial snapshot fails. */
 export async function runSchedulingLoop(cluster: SchedulerCluster, signal: AbortSignal, options: LoopOptions = {}): Promise<void> {
@@ -51,40 +80,59 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   const initialMs = options.backoff?.initialMs ?? 1000; const maxMs = options.backoff?.maxMs ?? 60000;
   const active = new Map<string, Pod>(); // pending pods to place, in arrival order
   const waiting = new Map<string, Waiting>(); // unschedulable pods in back-off
+  // Pods that cannot be placed at their current resourceVersion; only another version of the pod re-queues them.
+  const parked = new Map<string, string | undefined>();
   const attempts = new Map<string, number>();
+  const nodeViews = new Map<string, string>(); // node name -> schedulingView
   let wakeUp: (() => void) | null = null;
   const wake = (): void => { const w = wakeUp; wakeUp = null; w?.(); };
   let timer: ReturnType<typeof setTimeout> | null = null;
 
-  const retryWaiting = (): void => {
-    if (waiting.size === 0) return;
-    for (const [key, w] of waiting) active.set(key, w.pod);
-    waiting.clear();
-    wake();
+  /** Moves the waiting pods the change can help to the active queue. */
+  const retryWaiting = (helps: (w: Waiting) => boolean): void => {
+    let moved = false;
+    for (const [key, w] of waiting) {
+      if (!helps(w)) continue;
+      waiting.delete(key); active.set(key, w.pod); moved = true;
+    }
+    if (moved) wake();
   };
+  const forget = (key: string): void => { active.delete(key); waiting.delete(key); parked.delete(key); attempts.delete(key); };
   const observePod = (pod: Pod, deleted: boolean): void => {
     const key = podKey(pod);
+    const before = scheduler.table.boundPod(key);
     if (deleted || finished(pod)) {
-      scheduler.podRemoved(key); active.delete(key); waiting.delete(key); attempts.delete(key);
-      retryWaiting(); // capacity was freed
+      scheduler.podRemoved(key); forget(key);
+      if (before) retryWaiting(anyPod); // its node has room again
       return;
     }
     if (pod.spec.nodeName) {
       const gpus = pod.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS];
       try { scheduler.podBound(pod, pod.spec.nodeName, gpus ? gpus.split(',') : []); } catch (e) { options.onError?.(e as Error); }
-      active.delete(key); waiting.delete(key); attempts.delete(key);
+      forget(key);
+      // The loop's own bindings are recorded already (and retry on their outcome); this is someone else's.
+      if (!before || before.nodeName !== pod.spec.nodeName) retryWaiting(wantsPods);
+      else if (!sameLabels(before.request.labels, pod.metadata.labels ?? {})) retryWaiting(selectsPods);
       return;
     }
+    if (parked.has(key) && parked.get(key) === pod.metadata.resourceVersion) return; // the same version again
     // A new or changed pending pod is worth a fresh attempt.
-    waiting.delete(key);
+    parked.delete(key); waiting.delete(key);
     active.set(key, pod);
     wake();
   };
+  const observeNode = (node: Node): void => {
+    const view = schedulingView(node);
+    if (nodeViews.get(node.metadata.name) === view) return;
+    scheduler.upsertNode(node);
+    nodeViews.set(node.metadata.name, view);
+    retryWaiting(anyPod);
+  };
   const onEvent = (e: ClusterEvent): void => {
     try {
-      if (e.kind === 'pod') { observePod(e.pod, e.type === 'delete'); return; }
-      if (e.type === 'upsert') scheduler.upsertNode(e.node); else scheduler.removeNode(e.name);
-      retryWaiting();
+      if (e.kind === 'pod') observePod(e.pod, e.type === 'delete');
+      else if (e.type === 'upsert') observeNode(e.node);
+      else { scheduler.removeNode(e.name); nodeViews.delete(e.name); } // fewer nodes help no pod
     } catch (err) { options.onError?.(err as Error); }
   };
 
@@ -94,7 +142,7 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   cluster.watch((e) => { if (held) held.push(e); else onEvent(e); }, signal);
   const snap = await cluster.snapshot();
   for (const node of snap.nodes) {
-    try { scheduler.upsertNode(node); } catch (e) { options.onError?.(e as Error); }
+    try { observeNode(node); } catch (e) { options.onError?.(e as Error); }
   }
   for (const pod of snap.pods) observePod(pod, false);
   for (const e of held) onEvent(e);
@@ -102,11 +150,22 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   const onAbort = (): void => wake();
   signal.addEventListener('abort', onAbort, { once: true });
 
+  // Both skip a pod whose newer version arrived while it was being placed: that version is queued already.
   const backOff = (pod: Pod): void => {
     const key = podKey(pod);
+    if (active.has(key)) return;
     const n = (attempts.get(key) ?? 0) + 1;
     attempts.set(key, n);
-    waiting.set(key, { pod, until: Date.now() + Math.min(maxMs, initialMs * 2 ** (n - 1)) });
+    const affinity = pod.spec.affinity;
+    waiting.set(key, {
+      pod, until: Date.now() + Math.min(maxMs, initialMs * 2 ** (n - 1)),
+      affinity: !!affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.length,
+      antiAffinity: !!affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.length,
+    });
+  };
+  const park = (pod: Pod): void => {
+    const key = podKey(pod);
+    if (!active.has(key)) parked.set(key, pod.metadata.resourceVersion);
   };
   const armTimer = (): void => {
     if (timer) { clearTimeout(timer); timer = null; }
@@ -137,7 +196,7 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
       const placements = scheduler.scheduleBatch(batch);
       await Promise.all(placements.map(async (p) => {
         if (!p.nodeName) {
-          backOff(p.pod);
+          if (p.error) park(p.pod); else backOff(p.pod);
           options.onPlacement?.(p, 'unschedulable');
           try { await cluster.reportUnschedulable(p.pod, explain(p)); } catch (e) { options.onError?.(e as Error); }
           return;
@@ -147,7 +206,9 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
           options.onError?.(e as Error); outcome = 'error';
         }
         const key = podKey(p.pod);
-        if (outcome !== 'bound') {
+        if (outcome === 'bound') {
+          retryWaiting(wantsPods); // a pod newly in place may be what a waiting pod's required affinity wants
+        } else {
           // Undo the assumption; a conflict waits for the newer version (its event re-queues the pod).
           if (scheduler.table.boundPod(key)) scheduler.podRemoved(key);
           if (outcome === 'error') backOff(p.pod);

@@ -86,7 +86,8 @@ function selectorMatches(selector: LabelSelector, labels: Record<string, string>
   return true;
 }
 
-function stableJson(value: unknown): string {
+/** JSON with object keys sorted: equal values give equal strings whatever their key order. */
+export function stableJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
   if (value && typeof value === 'object') {
     return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
@@ -242,7 +243,7 @@ export class NodeTable {
   nodeName(index: number): string { return this.#names[index]!; }
   nodeIndex(name: string): number | undefined { return this.#index.get(name); }
   gpuUuid(node: number, slot: number): string { return this.#gpuUuids[node]![slot]!; }
-  boundPod(key: string): { nodeName: string; gpuUuids: string[] } | undefined { return this.#pods.get(key); }
+  boundPod(key: string): { request: PodRequest; nodeName: string; gpuUuids: string[] } | undefined { return this.#pods.get(key); }
 
   #refreshViews(): void {
     const b = this.#mem.buffer;

@@ -113,9 +113,16 @@ export class Scheduler {
     if (p.request && p.nodeName) this.table.podBound(p.request, p.nodeName, p.gpuUuids);
   }
 
-  /** Places pods in order; each placed pod is assumed before the next is placed. */
+  /** Places pods in order; each placed pod is assumed before the next is placed. A placement the table cannot
+   * record (a node limit, such as distinct host ports) comes back without a node and with the error. */
   scheduleBatch(pods: readonly Pod[], engine: PlacementEngine = this.engine): Placement[] {
-    return pods.map((pod) => { const p = this.place(pod, engine); this.assume(p); return p; });
+    return pods.map((pod) => {
+      const p = this.place(pod, engine);
+      try { this.assume(p); } catch (e) {
+        return { ...p, nodeName: null, gpuUuids: [], error: `placed on ${p.nodeName} but not recordable: ${(e as Error).message}` };
+      }
+      return p;
+    });
   }
 }
 

@@ -82,6 +82,93 @@ test('back-off retries without any change and deleting a pod frees its resources
   await loop.stop();
 });
 
+/** Placement attempts per pod name, fed by onPlacement. */
+function attemptCounter(): { counts: Map<string, number>; onPlacement: (p: { pod: { metadata: { name: string } } }) => void } {
+  const counts = new Map<string, number>();
+  return { counts, onPlacement: (p) => counts.set(p.pod.metadata.name, (counts.get(p.pod.metadata.name) ?? 0) + 1) };
+}
+
+test('a waiting pod is retried by changes that can help it, and by nothing else', async () => {
+  const c = new MemoryCluster();
+  const small = makeNode({ name: 'small', cpu: 1, memoryGi: 2 });
+  c.putNode(small);
+  c.putNode(makeNode({ name: 'fenced', cpu: 8, memoryGi: 16, taints: [{ key: 'private', effect: 'NoSchedule' }] }));
+  const { counts, onPlacement } = attemptCounter();
+  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 }, onPlacement }); // only a change can retry
+  c.putPod(makePod({ name: 'big', cpu: '2' }));
+  await until(() => c.unschedulable.has('uid-default-big'), 'big unschedulable');
+  // Changes that cannot help: a node rewritten with the same scheduling view (heartbeat-like status), a node
+  // leaving, a pending pod coming and going.
+  c.putNode({ ...small, status: { ...small.status, conditions: [...small.status!.conditions!, { type: 'DiskPressure', status: 'False' }] } });
+  c.deleteNode('fenced');
+  c.putPod(makePod({ name: 'passing', cpu: '4' }));
+  c.deletePod('uid-default-passing');
+  c.putPod(makePod({ name: 'filler', cpu: '500m' })); // placed after any retry those changes would have queued
+  await until(() => !!c.pods.get('uid-default-filler')?.spec.nodeName, 'filler bound');
+  assert.is(counts.get('big'), 1, 'big was retried by a change that cannot help it');
+  // Changes that can help: a bound pod leaving (still too small), then a node joining.
+  c.deletePod('uid-default-filler');
+  await until(() => counts.get('big') === 2, 'retry after a bound pod left');
+  c.putNode(makeNode({ name: 'large', cpu: 8, memoryGi: 16 }));
+  await until(() => c.pods.get('uid-default-big')?.spec.nodeName === 'large', 'big bound after a node joined');
+  await loop.stop();
+});
+
+test('a waiting pod with required pod affinity is retried when a pod it wants is bound', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'n1', cpu: 4, memoryGi: 8 }));
+  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } });
+  c.putPod(makePod({ name: 'follower', affinity: { podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [
+    { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: 'leader' } } }] } } }));
+  await until(() => c.unschedulable.has('uid-default-follower'), 'follower unschedulable');
+  c.putPod(makePod({ name: 'leader', labels: { app: 'leader' } }));
+  await until(() => c.pods.get('uid-default-follower')?.spec.nodeName === 'n1', 'follower bound next to leader');
+  await loop.stop();
+});
+
+test('a malformed pod is reported once and waits for a new version of itself', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'n1', cpu: 4, memoryGi: 8 }));
+  const { counts, onPlacement } = attemptCounter();
+  const loop = start(c, { onPlacement }); // back-off 20 ms: a backed-off pod would come back at once
+  const bad = c.putPod(makePod({ name: 'bad', annotations: { 'flotilla.io/placement': 'sideways' } }));
+  await until(() => c.unschedulable.has('uid-default-bad'), 'bad reported');
+  assert.match(c.unschedulable.get('uid-default-bad')!, /flotilla\.io\/placement is "sideways"/);
+  c.putNode(makeNode({ name: 'n2', cpu: 4, memoryGi: 8 })); // would retry any waiting pod
+  c.putPod(makePod({ name: 'filler' }));
+  await until(() => !!c.pods.get('uid-default-filler')?.spec.nodeName, 'filler bound');
+  await new Promise((r) => setTimeout(r, 100)); // several back-off periods
+  c.putPod(makePod({ name: 'filler-2' }));
+  await until(() => !!c.pods.get('uid-default-filler-2')?.spec.nodeName, 'filler-2 bound');
+  assert.is(counts.get('bad'), 1, 'the malformed pod was placed again without changing');
+  c.putPod({ ...bad, metadata: { ...bad.metadata, annotations: { 'flotilla.io/placement': 'spread' } } });
+  await until(() => !!c.pods.get('uid-default-bad')?.spec.nodeName, 'fixed pod bound');
+  await loop.stop();
+});
+
+test('a pod the node table cannot record is reported, parked, and the loop goes on', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'n1', cpu: 32, memoryGi: 64 }));
+  for (let i = 0; i < 16; i++) {
+    const p = makePod({ name: `port-${i}`, hostPorts: [7000 + i] });
+    c.putPod({ ...p, spec: { ...p.spec, nodeName: 'n1' } });
+  }
+  const { counts, onPlacement } = attemptCounter();
+  const errors: Error[] = [];
+  const loop = start(c, { onPlacement, onError: (e) => errors.push(e) });
+  const extra = c.putPod(makePod({ name: 'extra', hostPorts: [8000] }));
+  await until(() => c.unschedulable.has('uid-default-extra'), 'extra reported');
+  assert.match(c.unschedulable.get('uid-default-extra')!, /more than 16 host ports/);
+  c.putNode(makeNode({ name: 'n2', cpu: 4, memoryGi: 8 })); // would retry any waiting pod
+  c.putPod(makePod({ name: 'filler' }));
+  await until(() => !!c.pods.get('uid-default-filler')?.spec.nodeName, 'filler bound: the loop is alive');
+  assert.is(counts.get('extra'), 1, 'the unrecordable pod was placed again without changing');
+  c.putPod({ ...extra, metadata: { ...extra.metadata, labels: { touched: 'yes' } } });
+  await until(() => (counts.get('extra') ?? 0) >= 2, 'a new version is placed again');
+  assert.equal(errors, []);
+  await loop.stop();
+});
+
 test('abort resolves the loop', async () => {
   const c = new MemoryCluster();
   const loop = start(c);
