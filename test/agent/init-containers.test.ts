@@ -1,17 +1,23 @@
 // Init containers on the FakeRuntime: one at a time and in order before any app container, a failing one
 // retried with the crash back-off (Init:CrashLoopBackOff), Never failing the pod, the Initialized condition,
-// and a new agent adopting a pod whose init containers already succeeded without running them again.
+// a new agent adopting a pod whose init containers already succeeded without running them again, and the
+// statuses reaching a real server, where `flotilla get pods` reads them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { podStatusText } from '../../cli/printers.js';
+import pino from 'pino';
+import { formatObjects, podStatusText } from '../../cli/printers.js';
+import { resourceByCliName } from '../../api-types/index.js';
+import { hollowInventory } from '../../node-agent/hollow.js';
+import { run } from '../../node-agent/run.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
 import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
 import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
 import { eventually } from './runtime-contract.js';
+import { RealServer } from './real-server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-init-'));
 let serial = 0;
@@ -42,7 +48,7 @@ function setup(runtime = fakeRuntime(), overrides: Partial<PodWorkerSettings> = 
 }
 
 function fakeRuntime(): FakeRuntime {
-  const runtime = new FakeRuntime({ images: ['fake/pause', 'fake/sleep', 'fake/done', 'fake/fail', 'fake/slow'] });
+  const runtime = new FakeRuntime({ images: ['fake/pause', 'fake/sleep', 'fake/done', 'fake/fail', 'fake/slow', 'fake/init'] });
   runtime.setBehaviour('fake/done', { exitAfterMs: 5, exitCode: 0 });
   runtime.setBehaviour('fake/slow', { exitAfterMs: 60, exitCode: 0 });
   runtime.setBehaviour('fake/fail', { exitAfterMs: 5, exitCode: 4 });
@@ -153,6 +159,40 @@ test('a new agent adopts an initialized pod without running its init containers 
   assert.equal(t.initContainerStatuses?.map((c) => Object.keys(c.state)[0]), ['terminated', 'terminated']);
   const after = (await containersOf(runtime, inputs)).map((c) => `${c.name}:${c.id}`).sort();
   assert.equal(after, before.filter((n) => n.startsWith('app:')), 'same app container, no init container created again');
+});
+
+test('through a real server: initContainerStatuses and Initialized reach the API; get pods reads Init:0/1, then Running', async () => {
+  const srv = new RealServer();
+  await srv.start();
+  const runtime = fakeRuntime();
+  runtime.setBehaviour('fake/init', { exitAfterMs: 1500, exitCode: 0 });
+  const ac = new AbortController();
+  const agentDone = run(ac.signal, {
+    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: 'edge-init',
+    listenHost: '127.0.0.1', listenPort: 0, runtime, inventory: hollowInventory('edge-init', { cpu: '4', memory: '8Gi', gpus: 0 }),
+    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300, sandboxImage: 'fake/pause' } },
+    log: pino({ level: 'silent' }),
+  });
+  try {
+    await srv.createPod({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'staged' },
+      spec: { nodeName: 'edge-init', terminationGracePeriodSeconds: 1, initContainers: [{ name: 'prepare', image: 'fake/init' }], containers: [{ name: 'main', image: 'fake/sleep' }] },
+    });
+    const pods = resourceByCliName('pods')!;
+    const table = async () => formatObjects(pods, [await srv.client.request('GET', '/api/v1/namespaces/default/pods/staged')] as never, 'table', { withNamespace: false, now: Date.now() });
+    await eventually('Init:0/1 on the server', async () => (/staged\s+0\/1\s+Init:0\/1\s/.test(await table()) ? true : undefined));
+    const pending = await srv.client.request<{ status: WorkerPodStatus }>('GET', '/api/v1/namespaces/default/pods/staged');
+    assert.is(condition(pending.status, 'Initialized')?.reason, 'ContainersNotInitialized');
+    await srv.podReady('staged');
+    const done = await srv.client.request<{ status: WorkerPodStatus }>('GET', '/api/v1/namespaces/default/pods/staged');
+    assert.equal(done.status.initContainerStatuses?.map((c) => [c.name, 'terminated' in c.state && c.state.terminated.reason]), [['prepare', 'Completed']]);
+    assert.is(condition(done.status, 'Initialized')?.status, 'True');
+    assert.match(await table(), /staged\s+1\/1\s+Running\s/);
+  } finally {
+    ac.abort();
+    await agentDone;
+    await srv.close();
+  }
 });
 
 test.after(() => rmSync(dataDir, { recursive: true, force: true }));
