@@ -110,6 +110,35 @@ test('pod affinity and anti-affinity by hostname and zone; the first pod of a gr
 });
 const LABEL_ZONE = 'topology.kubernetes.io/zone';
 
+test('symmetric anti-affinity: a bound pod repels matching pods until it leaves; columns survive eviction', () => {
+  const anti = (topologyKey: string, app: string, namespaces?: string[]): PodOptions['affinity'] => ({ podAntiAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey, labelSelector: { matchLabels: { app } }, ...(namespaces ? { namespaces } : {}) }] } });
+  const loner = { pod: { name: 'loner', labels: { app: 'loner' }, affinity: anti('kubernetes.io/hostname', 'web') }, node: 'a' };
+  const web = { name: 'web', labels: { app: 'web' }, cpu: '1' };
+  // Binpack would choose a (fuller); the loner's term sends web to b.
+  assert.is(place([n('a'), n('b')], web, [loner, { pod: { name: 'x', cpu: '2' }, node: 'a' }]).node, 'b');
+  assert.is(place([n('a')], web, [loner]).message, "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules.");
+  assert.is(place([n('a')], { ...web, namespace: 'team-b' }, [loner]).node, 'a', 'the term selects its own namespace only');
+  assert.is(place([n('a')], web, [{ ...loner, pod: { ...loner.pod, affinity: anti('kubernetes.io/hostname', 'web', ['team-b']) } }]).node, 'a');
+  const zonal = { pod: { name: 'z', affinity: anti('topology.kubernetes.io/zone', 'web') }, node: 'a' };
+  assert.is(place([n('a', { zone: 'z1' }), n('b', { zone: 'z1' }), n('c', { zone: 'z2' })], web, [zonal, { pod: { name: 'y', cpu: '2' }, node: 'b' }]).node, 'c');
+  for (const engine of ENGINES) {
+    const s = new Scheduler({ engine });
+    s.upsertNode(makeNode(n('a')));
+    s.podBound(makePod(loner.pod), 'a', []);
+    s.podBound(makePod({ ...loner.pod, name: 'loner-2' }), 'a', []);
+    assert.is(s.place(makePod(web)).nodeName, null, engine);
+    // Fill every tracked column with other selectors, so the carriers column is evicted and rebuilt.
+    for (let i = 0; i < L.MAX_TERMS + 4; i++) s.place(makePod({ name: `probe-${i}`, affinity: { podAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [
+      { weight: 1, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: `other-${i}` } } } }] } } }));
+    assert.is(s.place(makePod(web)).nodeName, null, `${engine}: after eviction`);
+    s.podRemoved('uid-default-loner');
+    assert.is(s.place(makePod(web)).nodeName, null, `${engine}: one carrier is left`);
+    s.podRemoved('uid-default-loner-2');
+    assert.is(s.place(makePod(web)).nodeName, 'a', `${engine}: no carrier left`);
+  }
+});
+
 test('preferred node affinity and preferred anti-affinity steer the choice', () => {
   const nodes = [n('a', { labels: { disk: 'hdd' } }), n('b', { labels: { disk: 'ssd' } })];
   const pref: PodOptions = { name: 'p', affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 50, preference: { matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] } }] } } };
