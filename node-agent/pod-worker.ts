@@ -137,6 +137,9 @@ export class PodWorker {
   /** Replaces the desired state (new spec, ConfigMaps, Secrets) and syncs soon. */
   update(inputs: PodInputs): void {
     this.inputs = inputs;
+    // The server's copy says otherwise about readiness (the node lifecycle controller marks the pods of an
+    // unreachable node not Ready): report again, even if nothing changed here.
+    if (readyOf(inputs.pod.status) !== undefined && this.current && readyOf(inputs.pod.status) !== readyOf(this.current)) this.reported = '';
     this.wake();
   }
 
@@ -699,4 +702,9 @@ function dockerName(parts: string[]): string {
 
 function formatDuration(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** The status of a pod status's Ready condition ('True', 'False'), if it has one. */
+function readyOf(status: { conditions?: { type: string; status: string }[] } | undefined): string | undefined {
+  return status?.conditions?.find((c) => c.type === 'Ready')?.status;
 }
