@@ -27,7 +27,7 @@ test('a worker reports again when the server has its pod not Ready while it runs
   const before = reports.length;
   await new Promise((r) => setTimeout(r, 300));
   assert.is(reports.length, before, 'nothing new to report while nothing changes');
-  workers.update({ ...inputs, pod: { ...inputs.pod, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False', reason: 'NodeUnreachable', lastTransitionTime: new Date().toISOString() }] } } });
+  workers.update({ ...inputs, pod: { ...inputs.pod, status: { phase: 'Running', containerStatuses: [], conditions: [{ type: 'Ready', status: 'False', reason: 'NodeUnreachable', lastTransitionTime: new Date().toISOString() }] } } });
   await eventually('a new report', () => (reports.length > before ? true : undefined));
   assert.is(reports.at(-1), 'True');
   ac.abort();
