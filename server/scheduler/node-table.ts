@@ -520,17 +520,21 @@ export class NodeTable {
   /** Column of the tracked pod-affinity term (selector over pods in `namespaces`), registering it on first use. */
   termId(selector: LabelSelector, namespaces: string[]): number {
     const ns = [...new Set(namespaces)].sort();
-    const inNamespaces = new Set(ns);
-    const first = Object.entries(selector.matchLabels ?? {})[0];
-    selectorMatches(selector, {}); // validates the operators before a column is taken
-    return this.#column(`selector|${selectorKey(selector, ns)}`,
-      (r) => inNamespaces.has(r.namespace) && selectorMatches(selector, r.labels),
-      () => (first ? this.#podsByLabel.get(first.join('=')) ?? [] : this.#pods.keys()));
+    return this.#column(`selector|${selectorKey(selector, ns)}`, () => {
+      selectorMatches(selector, {}); // validates the operators before a column is taken
+      const inNamespaces = new Set(ns);
+      const first = Object.entries(selector.matchLabels ?? {})[0];
+      return {
+        matches: (r) => inNamespaces.has(r.namespace) && selectorMatches(selector, r.labels),
+        candidates: first ? this.#podsByLabel.get(first.join('=')) ?? [] : this.#pods.keys(),
+      };
+    });
   }
 
   /** Per topology, the keys of bound pods' required anti-affinity terms that match the pod `r`. */
   #antiTermsMatching(r: PodRequest): Map<number, Set<string>> {
     const found = new Map<number, Set<string>>();
+    if (this.#antiTerms.size === 0) return found;
     const visit = (keys: Set<string> | undefined): void => {
       for (const key of keys ?? []) {
         const { term } = this.#antiTerms.get(key)!;
@@ -547,16 +551,19 @@ export class NodeTable {
 
   /** Column counting the bound pods that carry any of the anti-affinity terms `keys`, registering it on first use. */
   #carriersColumn(keys: Set<string>): number {
-    return this.#column(`carriers|${[...keys].sort().join('\n')}`,
-      (r) => r.antiAffinity.some((a) => keys.has(a.key)),
-      () => { const pods = new Set<string>(); for (const k of keys) for (const p of this.#antiTerms.get(k)!.carriers) pods.add(p); return pods; });
+    return this.#column(`carriers|${[...keys].sort().join('\n')}`, () => {
+      const candidates = new Set<string>();
+      for (const k of keys) for (const p of this.#antiTerms.get(k)!.carriers) candidates.add(p);
+      return { matches: (r) => r.antiAffinity.some((a) => keys.has(a.key)), candidates };
+    });
   }
 
-  /** Id of the tracked column `key`; on first use takes a free (or the least recently used) column and counts
-   * per node the bound pods among `candidates` for which `matches` holds. */
-  #column(key: string, matches: (r: PodRequest) => boolean, candidates: () => Iterable<string>): number {
+  /** Id of the tracked column `key`. On first use `register` (which may throw, before anything changes) says
+   * which bound pods count; a free (or the least recently used) column is taken and counted per node. */
+  #column(key: string, register: () => { matches: (r: PodRequest) => boolean; candidates: Iterable<string> }): number {
     let term = this.#terms.get(key);
     if (term) { term.lastUsed = this.#encodeEpoch; return term.id; }
+    const { matches, candidates } = register();
     let id = this.#terms.size;
     if (id >= L.MAX_TERMS) {
       let victim: [string, TrackedTerm] | undefined;
@@ -569,7 +576,7 @@ export class NodeTable {
     this.#terms.set(key, term);
     this.#refreshViews();
     for (let n = 0; n < this.#names.length; n++) this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)] = 0;
-    for (const podKey of candidates()) {
+    for (const podKey of candidates) {
       const p = this.#pods.get(podKey)!;
       const n = this.#index.get(p.nodeName);
       if (n !== undefined && matches(p.request)) this.#i32[this.#w(L.N_TERM_COUNTS, n, L.MAX_TERMS, id)]! += 1;
