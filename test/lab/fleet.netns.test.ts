@@ -175,7 +175,9 @@ test('an agent host cut off: its pods move after the delay and are not duplicate
   }, () => describe(last));
   const movedMs = Date.now() - cutAt;
   reportFigure(`agent host cut to ${REPLICAS} pods running elsewhere: ${movedMs} ms (node grace period ${GRACE_MS} ms + eviction delay ${EVICTION_DELAY_MS} ms)`);
-  assert.ok(movedMs >= GRACE_MS + EVICTION_DELAY_MS, `pods moved only after the grace period and delay (${movedMs} ms)`);
+  // The grace period runs from the node's last heartbeat, which may precede the cut by up to one renewal
+  // interval (a third of the granted lease, i.e. of the grace period).
+  assert.ok(movedMs >= GRACE_MS + EVICTION_DELAY_MS - GRACE_MS / 3, `pods moved only after the grace period and delay (${movedMs} ms)`);
 
   lab!.heal(5);
   await readyAfter(agents.get(5)!, ['h5-0', 'h5-1'], Date.now());
