@@ -45,9 +45,18 @@ function describePod(p: Obj, field: Field, lines: string[]): void {
   field('Status', podStatusText(p));
   field('IP', p.status?.podIP);
   field('GPUs', p.metadata.annotations?.['flotilla.io/assigned-gpus']);
+  if ((p.spec?.initContainers ?? []).length > 0) {
+    lines.push('Init Containers:');
+    describeContainers(p.spec.initContainers, p.status?.initContainerStatuses, field, lines);
+  }
   lines.push('Containers:');
-  for (const c of p.spec?.containers ?? []) {
-    const cs = (p.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === c.name);
+  describeContainers(p.spec?.containers ?? [], p.status?.containerStatuses, field, lines);
+  conditions(p.status?.conditions, lines);
+}
+
+function describeContainers(containers: any[], statuses: any[] | undefined, field: Field, lines: string[]): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+  for (const c of containers) {
+    const cs = (statuses ?? []).find((s: { name: string }) => s.name === c.name);
     lines.push(`  ${c.name}:`);
     field('Image', c.image, 4);
     if (c.command) field('Command', c.command.join(' '), 4);
@@ -63,7 +72,6 @@ function describePod(p: Obj, field: Field, lines: string[]): void {
     const requests = Object.entries(c.resources?.requests ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
     if (requests) field('Requests', requests, 4);
   }
-  conditions(p.status?.conditions, lines);
 }
 
 function describeDeployment(d: Obj, field: Field, lines: string[]): void {
