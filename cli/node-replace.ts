@@ -1,7 +1,7 @@
 // `flotilla node replace NAME`: forget a node's record and its pods so that a new machine (a re-imaged Pi with
 // the same hostname, whose node key differs) can register under the name. Controllers recreate the pods of
 // Deployments, ReplicaSets and the like elsewhere; bare pods are gone.
-import { boolFlag, stringFlag, UsageError } from './args.js';
+import { boolFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';

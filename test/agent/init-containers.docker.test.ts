@@ -1,10 +1,10 @@
 // Init containers on a real Docker engine with flotilla/testbox (busybox): two init containers write into an
 // emptyDir in turn, and the app container serves what they wrote on its hostPort. Every container carries this
 // run's node label and is removed after the suite, pass or fail.
+import { freePort } from '../support/server-process.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
@@ -20,16 +20,6 @@ const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-init-docker-'));
 const ac = new AbortController();
 let running: Promise<void> | undefined;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 test.after(async () => {
   ac.abort();

@@ -1,10 +1,10 @@
 // Pods on a real Docker engine with flotilla/testbox (busybox): hostPort, crash back-off, liveness, image pull
 // back-off, OOM, delete, adoption by a new agent. Every container carries this run's node label and is removed
 // after each test, pass or fail.
+import { freePort } from '../support/server-process.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
@@ -54,16 +54,6 @@ const waitingReason = (s: PodStatus | undefined) => {
   return st && 'waiting' in st ? st.waiting.reason : undefined;
 };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 test.after.each(async () => {
   for (const a of live.splice(0)) await a.stop();

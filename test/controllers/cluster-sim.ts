@@ -177,3 +177,17 @@ export function webDeployment(name: string, replicas: number, image: string, ext
     },
   };
 }
+
+/**
+ * The fleet the node-failure suites start from: nodes n1..n3, the Deployment `web` (6 replicas) and the
+ * DaemonSet `agent`, all 9 pods Ready.
+ */
+export async function startWebAndAgentOnThreeNodes(sim: ClusterSim): Promise<void> {
+  for (const n of ['n1', 'n2', 'n3']) await sim.addNode(n);
+  await sim.objects.create(R('deployments'), 'default', webDeployment('web', 6, 'nginx:1.25'));
+  await sim.objects.create(R('daemonsets'), 'default', {
+    metadata: { name: 'agent' },
+    spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { containers: [{ name: 'a', image: 'busybox:1.36' }] } } },
+  });
+  await sim.until(() => readyPods(sim.pods()) === 9);
+}

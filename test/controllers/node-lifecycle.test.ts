@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Deployment, HorizontalPodAutoscaler, Node, Pod } from '../../api-types/index.js';
-import { ClusterSim, R, readyPods, webDeployment } from './cluster-sim.js';
+import { ClusterSim, R, readyPods, webDeployment, startWebAndAgentOnThreeNodes } from './cluster-sim.js';
 import { TAINT_UNREACHABLE } from '../../server/controllers/node-lifecycle.js';
 import { ANNOTATION_EVICTION_AT } from '../../api-types/index.js';
 
@@ -11,13 +11,7 @@ const ready = (n: Node) => n.status?.conditions?.find((c) => c.type === 'Ready')
 test('a silent node goes NotReady after the grace period, loses its pods after the eviction delay, keeps DaemonSet pods, and recovers', async () => {
   const sim = await new ClusterSim({ settings: { nodeGracePeriodMs: 15_000, podEvictionDelayMs: 30_000 } }).start();
   try {
-    for (const n of ['n1', 'n2', 'n3']) await sim.addNode(n);
-    await sim.objects.create(R('deployments'), 'default', webDeployment('web', 6, 'nginx:1.25'));
-    await sim.objects.create(R('daemonsets'), 'default', {
-      metadata: { name: 'agent' },
-      spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { containers: [{ name: 'a', image: 'busybox:1.36' }] } } },
-    });
-    await sim.until(() => readyPods(sim.pods()) === 9);
+    await startWebAndAgentOnThreeNodes(sim);
     const onN3 = () => sim.pods().filter((p) => p.spec.nodeName === 'n3');
     const webOnN3 = onN3().filter((p) => p.metadata.labels?.app === 'web').map((p) => p.metadata.name);
     assert.is(webOnN3.length, 2);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Deployment, Pod } from '../../api-types/index.js';
-import { ClusterSim, R, readyPods, webDeployment } from './cluster-sim.js';
+import { ClusterSim, R, readyPods, startWebAndAgentOnThreeNodes } from './cluster-sim.js';
 
 const readyOf = (p: Pod) => p.status?.conditions?.find((c) => c.type === 'Ready');
 const deployment = (sim: ClusterSim) => sim.get('deployments', 'web') as unknown as Deployment;
@@ -9,13 +9,7 @@ const deployment = (sim: ClusterSim) => sim.get('deployments', 'web') as unknown
 test('pods of an unreachable node turn not Ready (NodeUnreachable) before eviction, and Ready again when it is back', async () => {
   const sim = await new ClusterSim({ settings: { nodeGracePeriodMs: 15_000, podEvictionDelayMs: 60_000 } }).start();
   try {
-    for (const n of ['n1', 'n2', 'n3']) await sim.addNode(n);
-    await sim.objects.create(R('deployments'), 'default', webDeployment('web', 6, 'nginx:1.25'));
-    await sim.objects.create(R('daemonsets'), 'default', {
-      metadata: { name: 'agent' },
-      spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { containers: [{ name: 'a', image: 'busybox:1.36' }] } } },
-    });
-    await sim.until(() => readyPods(sim.pods()) === 9);
+    await startWebAndAgentOnThreeNodes(sim);
     const onN3 = () => sim.pods().filter((p) => p.spec.nodeName === 'n3');
     const uidsOnN3 = onN3().map((p) => p.metadata.uid).sort();
     assert.is(uidsOnN3.length, 3, 'two web pods and the DaemonSet pod on n3');
