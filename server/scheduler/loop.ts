@@ -13,7 +13,11 @@
 // pod affinity), a bound pod relabelled (helps required pod affinity or anti-affinity). Nothing else (a pending
 // pod's churn, a node's heartbeat or usage, a node leaving) retries it. A pod that cannot be placed whatever
 // the cluster does (malformed, or placed where the table cannot record it) waits for a new version of itself.
+//
+// Order: each batch takes the active pods in kube-scheduler's order (./queue.ts: priority, then age), so a
+// freed resource goes to the pod that has the first claim on it, whatever order the pods arrived or retried in.
 import { ANNOTATION_ASSIGNED_GPUS, podKey, stableJson } from './node-table.js';
+import { ActiveQueue } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
 import type { Node, Pod } from './types.js';
 
@@ -78,7 +82,7 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   const scheduler = options.scheduler ?? new Scheduler();
   const batchSize = options.batchSize ?? 256;
   const initialMs = options.backoff?.initialMs ?? 1000; const maxMs = options.backoff?.maxMs ?? 60000;
-  const active = new Map<string, Pod>(); // pending pods to place, in arrival order
+  const active = new ActiveQueue(); // pending pods to place
   const waiting = new Map<string, Waiting>(); // unschedulable pods in back-off
   // Pods that cannot be placed at their current resourceVersion; only another version of the pod re-queues them.
   const parked = new Map<string, string | undefined>();
@@ -189,9 +193,10 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
         continue;
       }
       const batch: Pod[] = [];
-      for (const [key, pod] of active) {
-        active.delete(key); batch.push(pod);
-        if (batch.length >= batchSize) break;
+      while (batch.length < batchSize) {
+        const pod = active.pop();
+        if (!pod) break;
+        batch.push(pod);
       }
       const placements = scheduler.scheduleBatch(batch);
       await Promise.all(placements.map(async (p) => {
@@ -205,12 +210,12 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
         try { outcome = await cluster.bind(p.pod, p.nodeName, p.gpuUuids, p.pod.metadata.resourceVersion); } catch (e) {
           options.onError?.(e as Error); outcome = 'error';
         }
-        const key = podKey(p.pod);
         if (outcome === 'bound') {
           retryWaiting(wantsPods); // a pod newly in place may be what a waiting pod's required affinity wants
         } else {
-          // Undo the assumption; a conflict waits for the newer version (its event re-queues the pod).
-          if (scheduler.table.boundPod(key)) scheduler.podRemoved(key);
+          // Undo the assumption (only ours: a competing bind's event may have replaced it); a conflict waits
+          // for the newer version (its event re-queues the pod).
+          scheduler.unassume(p);
           if (outcome === 'error') backOff(p.pod);
         }
         options.onPlacement?.(p, outcome);

@@ -243,6 +243,7 @@ export class NodeTable {
   nodeName(index: number): string { return this.#names[index]!; }
   nodeIndex(name: string): number | undefined { return this.#index.get(name); }
   gpuUuid(node: number, slot: number): string { return this.#gpuUuids[node]![slot]!; }
+  /** The pod recorded under `key`; its `request` is the very object last given to podBound for it. */
   boundPod(key: string): { request: PodRequest; nodeName: string; gpuUuids: string[] } | undefined { return this.#pods.get(key); }
 
   #refreshViews(): void {

@@ -113,6 +113,16 @@ export class Scheduler {
     if (p.request && p.nodeName) this.table.podBound(p.request, p.nodeName, p.gpuUuids);
   }
 
+  /**
+   * Forgets an assumed placement whose bind did not happen, but only while the table still holds that very
+   * assumption: a watch event may have replaced it in the meantime with the cluster's own binding of the pod
+   * (a competing writer's, or ours confirmed), which must keep counting.
+   */
+  unassume(p: Placement): void {
+    if (!p.request) return;
+    if (this.table.boundPod(p.request.key)?.request === p.request) this.table.podRemoved(p.request.key);
+  }
+
   /** Places pods in order; each placed pod is assumed before the next is placed. A placement the table cannot
    * record (a node limit, such as distinct host ports) comes back without a node and with the error. */
   scheduleBatch(pods: readonly Pod[], engine: PlacementEngine = this.engine): Placement[] {

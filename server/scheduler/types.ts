@@ -6,6 +6,7 @@ export interface ObjectMeta {
   namespace?: string;
   uid?: string;
   resourceVersion?: string;
+  creationTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   deletionTimestamp?: string | null;
@@ -53,6 +54,8 @@ export interface Pod {
     nodeSelector?: Record<string, string>;
     affinity?: Affinity;
     tolerations?: Toleration[];
+    /** Resolved from priorityClassName at admission; higher is tried first. */
+    priority?: number;
     containers: Container[];
   };
   status?: { phase?: string };

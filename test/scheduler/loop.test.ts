@@ -4,12 +4,12 @@ import * as assert from 'uvu/assert';
 import { runSchedulingLoop } from '../../server/scheduler/loop.js';
 import { MemoryCluster } from '../../server/scheduler/memory-cluster.js';
 import { Scheduler } from '../../server/scheduler/scheduler.js';
-import { GPU_MODELS, makeNode, makePod } from './cluster-gen.js';
+import { eventually } from '../support/eventually.js';
+import { GPU_MODELS, makeNode, makePod, type PodOptions } from './cluster-gen.js';
 
-/** Polls until cond() holds; fails after 5 s so a broken loop cannot hang the suite. */
+/** Waits until cond() holds (a broken loop fails the test rather than hanging the suite). */
 async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) { if (cond()) return; await new Promise((r) => setTimeout(r, 10)); }
-  assert.unreachable(`timed out waiting for ${what}`);
+  await eventually(what, cond, { limitMs: 10_000, everyMs: 10 });
 }
 
 function start(cluster: MemoryCluster, options: Parameters<typeof runSchedulingLoop>[2] = {}) {
@@ -167,6 +167,81 @@ test('a pod the node table cannot record is reported, parked, and the loop goes 
   await until(() => (counts.get('extra') ?? 0) >= 2, 'a new version is placed again');
   assert.equal(errors, []);
   await loop.stop();
+});
+
+test('a bind conflict undoes only the loop\'s own assumption, never the binding a competing writer installed', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'gpu-1', cpu: 16, memoryGi: 64, gpus: [GPU_MODELS[0]] }));
+  const scheduler = new Scheduler({ engine: 'wasm' });
+  const outcomes: string[] = [];
+  let competed = false;
+  // Another writer binds the pod to the very node and GPU the loop assumed, between the loop's assumption and
+  // its bind: its watch event replaces the assumption, and the loop's bind then loses with a conflict.
+  c.beforeBind = (pod) => {
+    if (competed || pod.metadata.name !== 'p') return;
+    competed = true;
+    const current = c.pods.get('uid-default-p')!;
+    c.putPod({ ...current, metadata: { ...current.metadata, annotations: { 'flotilla.io/assigned-gpus': 'GPU-gpu-1-0' } }, spec: { ...current.spec, nodeName: 'gpu-1' } });
+  };
+  const loop = start(c, { scheduler, onPlacement: (p, outcome) => { outcomes.push(`${p.pod.metadata.name}:${outcome}`); } });
+  try {
+    c.putPod(makePod({ name: 'p', gpus: 1 }));
+    await until(() => outcomes.includes('p:conflict'), 'the loop\'s bind of p to lose');
+    assert.is(scheduler.table.boundPod('uid-default-p')?.nodeName, 'gpu-1', 'the competing binding is still counted');
+    // The GPU is held: a second GPU pod must not be given it too.
+    c.putPod(makePod({ name: 'q', gpus: 1 }));
+    await until(() => c.unschedulable.has('uid-default-q') || !!c.pods.get('uid-default-q')?.spec.nodeName, 'q placed or refused');
+    assert.is(c.pods.get('uid-default-q')!.spec.nodeName, undefined, 'q was given the GPU p holds');
+    assert.is(c.unschedulable.get('uid-default-q'), '0/1 nodes are available: 1 Insufficient nvidia.com/gpu.');
+  } finally {
+    await loop.stop();
+  }
+});
+
+/** A pod created at `created` (ISO time), as the API server stamps it. */
+const podAt = (o: PodOptions, created: string, priority?: number) => {
+  const p = makePod(o);
+  return { ...p, metadata: { ...p.metadata, creationTimestamp: created }, spec: { ...p.spec, ...(priority !== undefined ? { priority } : {}) } };
+};
+
+/**
+ * Two GPU pods wait for the one GPU `holder` has; `first` is seen first, then `second`, then `first` changes (a
+ * new version is attempted again and waits behind `second`, as a status write does on a real server). Frees
+ * the GPU and returns the name of the pod that got it.
+ */
+async function winnerOfFreedGpu(first: ReturnType<typeof podAt>, second: ReturnType<typeof podAt>): Promise<string> {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'gpu-1', cpu: 16, memoryGi: 64, gpus: [GPU_MODELS[0]] }));
+  const holder = makePod({ name: 'holder', gpus: 1 });
+  c.putPod({ ...holder, metadata: { ...holder.metadata, annotations: { 'flotilla.io/assigned-gpus': 'GPU-gpu-1-0' } }, spec: { ...holder.spec, nodeName: 'gpu-1' } });
+  const { counts, onPlacement } = attemptCounter();
+  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 }, onPlacement }); // only a change retries
+  try {
+    const key = (p: { metadata: { uid?: string } }) => p.metadata.uid!;
+    c.putPod(first);
+    await until(() => c.unschedulable.has(key(first)), `${first.metadata.name} waiting`);
+    c.putPod(second);
+    await until(() => c.unschedulable.has(key(second)), `${second.metadata.name} waiting`);
+    c.putPod({ ...first, metadata: { ...first.metadata, labels: { touched: 'yes' } } });
+    await until(() => counts.get(first.metadata.name) === 2, `${first.metadata.name} attempted again`);
+    c.deletePod('uid-default-holder');
+    await until(() => [first, second].some((p) => c.pods.get(key(p))!.spec.nodeName), 'the freed GPU given to a pod');
+    return [first, second].find((p) => c.pods.get(key(p))!.spec.nodeName)!.metadata.name;
+  } finally {
+    await loop.stop();
+  }
+}
+
+test('pending pods are served oldest first: a freed GPU goes to the pod created first', async () => {
+  const older = podAt({ name: 'older', gpus: 1 }, '2026-01-01T00:00:00.000Z');
+  const newer = podAt({ name: 'newer', gpus: 1 }, '2026-01-01T00:00:05.000Z');
+  assert.is(await winnerOfFreedGpu(older, newer), 'older');
+});
+
+test('pending pods are served by priority before age: a newer pod of higher priority gets the freed GPU', async () => {
+  const older = podAt({ name: 'older', gpus: 1 }, '2026-01-01T00:00:00.000Z', 0);
+  const urgent = podAt({ name: 'urgent', gpus: 1 }, '2026-01-01T00:00:05.000Z', 1000);
+  assert.is(await winnerOfFreedGpu(urgent, older), 'urgent');
 });
 
 test('abort resolves the loop', async () => {
