@@ -35,6 +35,24 @@ export const ANNOTATION_IMAGE_ARCH = 'flotilla.io/image-arch';
 export const ANNOTATION_NODE_KEY = 'flotilla.io/node-key';
 /** Node: set by the node lifecycle controller while the node is unreachable: when its pods are evicted (ISO time). */
 export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
+/**
+ * Pod annotation set at admission (never by users: admission overwrites it): the handler of the pod's
+ * RuntimeClass, the Docker runtime its containers run with. Recorded on the pod so that an agent starting it
+ * from its cache, with the servers unreachable, still knows.
+ */
+export const ANNOTATION_RUNTIME_HANDLER = 'flotilla.io/runtime-handler';
+
+// ---- scheduling priorities (as Kubernetes) -------------------------------------------------------------
+
+/** The highest value a PriorityClass other than the built-in system ones may have. */
+export const HIGHEST_USER_DEFINABLE_PRIORITY = 1_000_000_000;
+/** Prefix reserved for the built-in PriorityClasses. */
+export const SYSTEM_PRIORITY_CLASS_PREFIX = 'system-';
+/** The PriorityClasses every cluster has, exactly as Kubernetes makes them. */
+export const SYSTEM_PRIORITY_CLASSES: readonly { name: string; value: number; description: string }[] = Object.freeze([
+  { name: 'system-node-critical', value: 2_000_001_000, description: 'Used for system critical pods that must not be moved from their current node.' },
+  { name: 'system-cluster-critical', value: 2_000_000_000, description: 'Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.' },
+]);
 
 // ---- shared pieces --------------------------------------------------------------------------------------
 
@@ -261,8 +279,19 @@ export interface PodSpec {
   affinity?: Affinity;
   tolerations?: Toleration[];
   schedulerName?: string;
+  /** Set by admission from priorityClassName (a client may not choose it). */
   priority?: number;
   priorityClassName?: string;
+  /** Set by admission from the PriorityClass. */
+  preemptionPolicy?: PreemptionPolicy;
+  /** Names a RuntimeClass; admission applies its scheduling and overhead and records its handler. */
+  runtimeClassName?: string;
+  /** Resources the pod's runtime takes beyond its containers (from its RuntimeClass); counted for fit. */
+  overhead?: Record<string, string | number>;
+  /** The OS the containers need: the pod only fits nodes labelled kubernetes.io/os with this name. */
+  os?: { name: 'linux' | 'windows' };
+  /** Refused by validation unless empty: topology spread is not supported yet. */
+  topologySpreadConstraints?: unknown[];
   hostNetwork?: boolean;
   hostPID?: boolean;
   hostIPC?: boolean;
@@ -429,6 +458,28 @@ export interface Node extends KubeObject {
   kind: 'Node';
   spec?: NodeSpec;
   status?: NodeStatus;
+}
+
+// ---- RuntimeClass, PriorityClass -----------------------------------------------------------------------
+
+export type PreemptionPolicy = 'PreemptLowerPriority' | 'Never';
+
+export interface RuntimeClass extends KubeObject {
+  apiVersion: 'node.k8s.io/v1';
+  kind: 'RuntimeClass';
+  /** The Docker runtime (a key of the engine's `Runtimes`) pods of this class run with, e.g. "nvidia". */
+  handler: string;
+  overhead?: { podFixed?: Record<string, string | number> };
+  scheduling?: { nodeSelector?: Record<string, string>; tolerations?: Toleration[] };
+}
+
+export interface PriorityClass extends KubeObject {
+  apiVersion: 'scheduling.k8s.io/v1';
+  kind: 'PriorityClass';
+  value: number;
+  globalDefault?: boolean;
+  description?: string;
+  preemptionPolicy?: PreemptionPolicy;
 }
 
 // ---- Namespace, ConfigMap, Secret, Event, Lease --------------------------------------------------------

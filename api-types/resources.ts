@@ -43,6 +43,8 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('batch', 'v1', 'Job', 'jobs', [], true, ['status']),
   resource('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers', ['hpa'], true, ['status']),
   resource('coordination.k8s.io', 'v1', 'Lease', 'leases', [], true, []),
+  resource('node.k8s.io', 'v1', 'RuntimeClass', 'runtimeclasses', [], false, []),
+  resource('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', ['pc'], false, []),
 ]);
 
 /** Kinds that are valid request bodies without being served resources. */

@@ -9,9 +9,9 @@ import type { KubeObject, ObjectMeta } from './meta.js';
 import { dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
-  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
+  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES,
 } from './objects.js';
-import type { Container, PodSpec, Probe, ServicePort } from './objects.js';
+import type { Container, PodSpec, PriorityClass, Probe, ServicePort } from './objects.js';
 import { parseQuantity } from './quantity.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
 import type { ResourceInfo } from './resources.js';
@@ -28,6 +28,7 @@ function issue(ctx: Ctx, path: PathPart[], message: string): void {
 
 const str = z.string();
 const int = z.number().int();
+const int32 = int.min(-(2 ** 31), { error: 'must fit in 32 bits' }).max(2 ** 31 - 1, { error: 'must fit in 32 bits' });
 const nonNegInt = z.number().int().min(0, { error: 'must be greater than or equal to 0' });
 const posInt = z.number().int().min(1, { error: 'must be greater than or equal to 1' });
 const bool = z.boolean();
@@ -61,6 +62,7 @@ function named(rule: (s: string) => string | undefined) {
   });
 }
 const dnsLabel = named(dns1123LabelError);
+const dnsSubdomain = named(dns1123SubdomainError);
 
 /** IANA service name, as used for named ports: at most 15 of [a-z0-9-], at least one letter, no "--". */
 function portNameError(v: string): string | undefined {
@@ -400,6 +402,8 @@ const affinity = z.strictObject({
   podAntiAffinity: podAffinity.optional(),
 });
 
+const preemptionPolicy = z.enum(['PreemptLowerPriority', 'Never']);
+
 const toleration = z.strictObject({
   key: str.optional(),
   operator: z.enum(['Exists', 'Equal']).optional(),
@@ -420,8 +424,14 @@ const podSpec = z.strictObject({
   affinity: affinity.optional(),
   tolerations: z.array(toleration).optional(),
   schedulerName: str.optional(),
-  priority: int.optional(),
-  priorityClassName: str.optional(),
+  priority: int32.optional(),
+  priorityClassName: dnsSubdomain.optional(),
+  preemptionPolicy: preemptionPolicy.optional(),
+  runtimeClassName: dnsSubdomain.optional(),
+  overhead: resourceList.optional(),
+  os: z.strictObject({ name: z.enum(['linux', 'windows']) }).optional(),
+  // Refused below unless empty; its items are not modelled until topology spread is supported.
+  topologySpreadConstraints: z.array(z.unknown()).optional(),
   hostNetwork: bool.optional(),
   hostPID: bool.optional(),
   hostIPC: bool.optional(),
@@ -436,6 +446,10 @@ const podSpec = z.strictObject({
   }).optional(),
   imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
 }).superRefine((spec, ctx) => {
+  if (spec.topologySpreadConstraints?.length) {
+    issue(ctx, ['topologySpreadConstraints'], 'is not supported yet: to keep replicas apart use spec.affinity.podAntiAffinity '
+      + '(required or preferred) with topologyKey kubernetes.io/hostname or topology.kubernetes.io/zone');
+  }
   // Container names are unique across init and app containers; volume names are unique; mounts name a volume.
   const seen = new Set<string>();
   const volumes = new Set<string>();
@@ -506,6 +520,20 @@ function kindSchema<T extends z.core.$ZodLooseShape>(r: ResourceInfo, nameRule: 
     metadata: metadataSchema({ name: nameRule, namespaced: r.namespaced, pod: r.kind === 'Pod' }),
     ...fields,
   });
+}
+
+/** Kubernetes' rule: `system-` names are the built-in classes only, with their values; others stay at or below 1e9. */
+function checkPriorityClass(ctx: Ctx, pc: Pick<PriorityClass, 'value' | 'globalDefault'> & { metadata: { name?: string | undefined } }): void {
+  const name = pc.metadata.name ?? '';
+  if (name.startsWith(SYSTEM_PRIORITY_CLASS_PREFIX)) {
+    const known = SYSTEM_PRIORITY_CLASSES.find((c) => c.name === name);
+    const why = !known ? `${name} is not a known system priority class`
+      : pc.value !== known.value ? `value of ${name} PriorityClass must be ${known.value}`
+        : pc.globalDefault ? `globalDefault of ${name} PriorityClass must be false` : undefined;
+    if (why) issue(ctx, ['metadata', 'name'], `priority class names with '${SYSTEM_PRIORITY_CLASS_PREFIX}' prefix are reserved for system use only. error: ${why}`);
+  } else if (pc.value > HIGHEST_USER_DEFINABLE_PRIORITY) {
+    issue(ctx, ['value'], `maximum allowed value of a user defined priority is ${HIGHEST_USER_DEFINABLE_PRIORITY}`);
+  }
 }
 
 /** A workload's selector must be non-empty and select its own template, else it would create pods forever. */
@@ -727,6 +755,17 @@ const schemas = {
       leaseTransitions: nonNegInt.optional(),
     }).optional(),
   }),
+  RuntimeClass: kindSchema(resourceOfKind('RuntimeClass'), dns1123SubdomainError, {
+    handler: dnsLabel,
+    overhead: z.strictObject({ podFixed: resourceList.optional() }).optional(),
+    scheduling: z.strictObject({ nodeSelector: labels.optional(), tolerations: z.array(toleration).optional() }).optional(),
+  }),
+  PriorityClass: kindSchema(resourceOfKind('PriorityClass'), dns1123SubdomainError, {
+    value: int32,
+    globalDefault: bool.optional(),
+    description: str.optional(),
+    preemptionPolicy: preemptionPolicy.optional(),
+  }).superRefine((o, ctx) => checkPriorityClass(ctx, o)),
   Deployment: kindSchema(resourceOfKind('Deployment'), dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
@@ -1092,6 +1131,9 @@ export function applyDefaults(object: KubeObject): KubeObject {
     }
     case 'Secret':
       o.type ??= 'Opaque';
+      break;
+    case 'PriorityClass':
+      (o as unknown as PriorityClass).preemptionPolicy ??= 'PreemptLowerPriority';
       break;
   }
   return o;

@@ -6,6 +6,7 @@ import type { Proposer } from './store/proposer.js';
 import { StoreError } from './store/types.js';
 import type { Command, StoredObject } from './store/types.js';
 import { mergePatch } from './api/merge-patch.js';
+import { admitCreate } from './pod-admission.js';
 
 /** How often a conflicting merge patch is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
@@ -90,7 +91,7 @@ export class ObjectService {
     if (r.namespaced && !this.store.get('namespaces', '', namespace!)) throw notFound(`namespaces "${namespace}" not found`);
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
-    const object = this.admit(r, namespace, named);
+    const object = admitCreate(r, this.admit(r, namespace, named), this);
     return this.#commit({ op: 'create', resource: resourceKey(r), object, uid: randomUUID(), now: this.now().toISOString() });
   }
 

@@ -8,7 +8,9 @@ import { createApp } from './api/app.js';
 import type { Identity } from './api/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Proposer } from './store/proposer.js';
-import { ObjectService } from './objects.js';
+import { ObjectService, resourceKey } from './objects.js';
+import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
+import type { StoredObject } from './store/types.js';
 import { ClusterMember } from './cluster/cluster.js';
 import { ensureToken, storeTokenAuthenticator } from './tokens.js';
 import { NodeHeartbeats, heartbeatRoutes } from './heartbeats.js';
@@ -182,16 +184,24 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
   return { token, path };
 }
 
-/** What a leader makes sure of: the built-in namespaces, the admin token's digest, its own member record. */
+/** What a leader makes sure of: the built-in namespaces and PriorityClasses, the admin token's digest, its own
+ * member record. */
 async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
   await cluster.registerSelf();
-  for (const name of BOOTSTRAP_NAMESPACES) {
-    if (store.get('namespaces', '', name)) continue;
-    const r = await proposer.propose({
-      op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(),
+  const builtIn: { resource: string; object: StoredObject }[] = [
+    ...BOOTSTRAP_NAMESPACES.map((name) => ({
+      resource: 'namespaces',
       object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } },
-    });
-    if (!r.ok && r.failure.code !== 409) throw new Error(`creating namespace ${name}: ${r.failure.message}`);
+    })),
+    ...SYSTEM_PRIORITY_CLASSES.map(({ name, value, description }) => ({
+      resource: resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!),
+      object: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' },
+    })),
+  ];
+  for (const { resource, object } of builtIn) {
+    if (store.get(resource, '', object.metadata.name)) continue;
+    const r = await proposer.propose({ op: 'create', resource, uid: randomUUID(), now: new Date().toISOString(), object });
+    if (!r.ok && r.failure.code !== 409) throw new Error(`creating ${object.kind} ${object.metadata.name}: ${r.failure.message}`);
   }
   if (adminToken) await ensureToken(store, proposer, 'admin', adminToken, 'admin');
 }

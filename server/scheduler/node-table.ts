@@ -6,6 +6,7 @@
 // - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
 //   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
 // - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
+import { LABEL_OS } from '../../api-types/objects.js';
 import * as L from './layout.js';
 import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
 import type { LabelSelector, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from './types.js';
@@ -129,6 +130,10 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
       hostPorts.push(p.hostPort | (proto << 16));
     });
   });
+  // Kubernetes counts the pod's overhead on top of its containers for fit.
+  const overhead = pod.spec.overhead ?? {};
+  if (overhead.cpu !== undefined) cpuMilli += parseMillicores(overhead.cpu, `${name}: spec.overhead.cpu`);
+  if (overhead.memory !== undefined) memoryBytes += parseBytes(overhead.memory, `${name}: spec.overhead.memory`);
   if (gpus > L.MAX_GPUS) throw new Error(`${name}: asks ${gpus} GPUs, more than the ${L.MAX_GPUS} a node can hold`);
   const memMin = ann[ANNOTATION_GPU_MEMORY_MIN];
   const model = ann[ANNOTATION_GPU_MODEL];
@@ -622,7 +627,9 @@ export class NodeTable {
       : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.archId(a)), 0);
     header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
     header[L.P_HASH] = hash;
-    const sel = Object.entries(pod.spec.nodeSelector ?? {});
+    // spec.os.name asks for nodes of that OS, as a selector on their kubernetes.io/os label.
+    const os = pod.spec.os?.name;
+    const sel = [...Object.entries(pod.spec.nodeSelector ?? {}), ...(os && pod.spec.nodeSelector?.[LABEL_OS] !== os ? [[LABEL_OS, os] as const] : [])];
     section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.intern(k), this.intern(v)]));
     const na = pod.spec.affinity?.nodeAffinity;
     const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];

@@ -56,6 +56,10 @@ export interface Pod {
     tolerations?: Toleration[];
     /** Resolved from priorityClassName at admission; higher is tried first. */
     priority?: number;
+    /** The runtime's own cost (from the RuntimeClass), added to the containers' requests. */
+    overhead?: Record<string, Quantity>;
+    /** The pod fits only nodes whose kubernetes.io/os label is this name. */
+    os?: { name: string };
     containers: Container[];
   };
   status?: { phase?: string };

@@ -17,6 +17,8 @@ const cliNames: [string, string][] = [
   ['leases', 'Lease'], ['leases.coordination.k8s.io', 'Lease'],
   ['ds', 'DaemonSet'], ['sts', 'StatefulSet'], ['jobs', 'Job'], ['jobs.batch', 'Job'],
   ['hpa', 'HorizontalPodAutoscaler'], ['horizontalpodautoscalers.autoscaling', 'HorizontalPodAutoscaler'],
+  ['runtimeclasses', 'RuntimeClass'], ['runtimeclass', 'RuntimeClass'], ['runtimeclasses.node.k8s.io', 'RuntimeClass'],
+  ['pc', 'PriorityClass'], ['priorityclasses', 'PriorityClass'], ['priorityclasses.scheduling.k8s.io', 'PriorityClass'],
 ];
 for (const [name, kind] of cliNames) {
   test(`resourceByCliName("${name}") is ${kind}`, () => {
@@ -66,12 +68,14 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
   }
   const kinds = allResources.map((r) => r.kind).sort();
   assert.equal(kinds, ['ConfigMap', 'DaemonSet', 'Deployment', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
-    'Node', 'Pod', 'ReplicaSet', 'Secret', 'Service', 'StatefulSet']);
+    'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
 });
 
 test('scope and subresources', () => {
   assert.is(resourceByCliName('nodes')?.namespaced, false);
   assert.is(resourceByCliName('namespaces')?.namespaced, false);
+  assert.is(resourceByCliName('runtimeclasses')?.namespaced, false);
+  assert.is(resourceByCliName('pc')?.namespaced, false);
   assert.is(resourceByCliName('pods')?.namespaced, true);
   assert.equal(resourceByCliName('deploy')?.subresources, ['status', 'scale']);
   assert.equal(resourceByCliName('rs')?.subresources, ['status', 'scale']);

@@ -100,6 +100,16 @@ const valid: Record<string, () => Json> = {
     apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'train' },
     spec: { backoffLimit: 2, template: { spec: { ...podSpec(), restartPolicy: 'Never' } } },
   }),
+  // NVIDIA's own example, with the optional parts Kubernetes documents.
+  RuntimeClass: () => ({
+    apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'nvidia' }, handler: 'nvidia',
+    overhead: { podFixed: { cpu: '250m', memory: '120Mi' } },
+    scheduling: { nodeSelector: { 'flotilla.io/gpu.vendor': 'nvidia' }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] },
+  }),
+  PriorityClass: () => ({
+    apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high-priority' },
+    value: 1000000, globalDefault: false, description: 'This priority class should be used for XYZ service pods only.', preemptionPolicy: 'Never',
+  }),
   HorizontalPodAutoscaler: () => ({
     apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web' },
     spec: {
@@ -128,7 +138,7 @@ for (const [kind, build] of Object.entries(valid)) {
         // Maps with free-form keys (labels, data, resource lists, selectors' matchLabels) take any key.
         const last = p[p.length - 1];
         const freeForm = ['labels', 'annotations', 'data', 'binaryData', 'stringData', 'limits', 'requests', 'capacity',
-          'allocatable', 'matchLabels', 'nodeSelector', 'selector'].includes(String(last)) && !(kind !== 'Service' && last === 'selector');
+          'allocatable', 'matchLabels', 'nodeSelector', 'selector', 'podFixed', 'overhead'].includes(String(last)) && !(kind !== 'Service' && last === 'selector');
         if (!freeForm) objectPaths.push(p);
         for (const [k, x] of Object.entries(v)) walk(x, [...p, k]);
       }
@@ -335,6 +345,26 @@ const faults: [string, Json, string, RegExp][] = [
   ['lease renewTime', mutate(valid.Lease!, ['spec', 'renewTime'], '10:00'), 'spec.renewTime', /RFC 3339/],
   ['binding without target name', mutate(valid.Binding!, ['target', 'name'], undefined), 'target.name', /required/],
   ['binding unknown field', mutate(valid.Binding!, ['spec'], {}), 'spec', /unknown field/],
+  // pod fields users paste from Kubernetes docs
+  ['pod topologySpreadConstraints', mutate(P, ['spec', 'topologySpreadConstraints'], [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { app: 'web' } } }]),
+    'spec.topologySpreadConstraints', /not supported yet.*podAntiAffinity/],
+  ['template topologySpreadConstraints', mutate(D, ['spec', 'template', 'spec', 'topologySpreadConstraints'], [{ maxSkew: 1 }]), 'spec.template.spec.topologySpreadConstraints', /not supported yet/],
+  ['pod os other than linux or windows', mutate(P, ['spec', 'os'], { name: 'darwin' }), 'spec.os.name', /linux/],
+  ['pod runtimeClassName not a name', mutate(P, ['spec', 'runtimeClassName'], 'Nvidia'), 'spec.runtimeClassName', /lowercase/],
+  ['pod priorityClassName not a name', mutate(P, ['spec', 'priorityClassName'], 'High Priority'), 'spec.priorityClassName', /lowercase/],
+  ['pod priority beyond int32', mutate(P, ['spec', 'priority'], 2 ** 31), 'spec.priority', /32 bits/],
+  ['pod preemptionPolicy', mutate(P, ['spec', 'preemptionPolicy'], 'Always'), 'spec.preemptionPolicy', /PreemptLowerPriority/],
+  ['pod overhead quantity', mutate(P, ['spec', 'overhead'], { cpu: 'lots' }), 'spec.overhead.cpu', /invalid quantity/],
+  // RuntimeClass, PriorityClass
+  ['RuntimeClass without handler', mutate(valid.RuntimeClass!, ['handler'], undefined), 'handler', /required/],
+  ['RuntimeClass handler not a DNS label', mutate(valid.RuntimeClass!, ['handler'], 'nvidia.runtime'), 'handler', /lowercase alphanumeric characters or '-'/],
+  ['RuntimeClass bad overhead', mutate(valid.RuntimeClass!, ['overhead', 'podFixed', 'memory'], '120MB'), 'overhead.podFixed.memory', /invalid quantity/],
+  ['RuntimeClass namespaced', mutate(valid.RuntimeClass!, ['metadata', 'namespace'], 'default'), 'metadata.namespace', /cluster-scoped/],
+  ['PriorityClass without value', mutate(valid.PriorityClass!, ['value'], undefined), 'value', /required/],
+  ['PriorityClass above the user maximum', mutate(valid.PriorityClass!, ['value'], 1000000001), 'value', /maximum allowed value of a user defined priority is 1000000000/],
+  ['PriorityClass with a system- name', mutate(valid.PriorityClass!, ['metadata', 'name'], 'system-mine'), 'metadata.name', /reserved for system use only/],
+  ['system PriorityClass with another value', mutate(() => mutate(valid.PriorityClass!, ['metadata', 'name'], 'system-node-critical'), ['value'], 5), 'metadata.name', /value of system-node-critical PriorityClass must be 2000001000/],
+  ['PriorityClass preemptionPolicy', mutate(valid.PriorityClass!, ['preemptionPolicy'], 'Sometimes'), 'preemptionPolicy', /Never/],
   // kind
   ['unknown kind', mutate(P, ['kind'], 'Pood'), 'kind', /unknown kind "Pood"/],
   ['kind in the wrong group', mutate(D, ['apiVersion'], 'v1'), 'kind', /unknown kind "Deployment" in apiVersion "v1"/],
@@ -379,6 +409,32 @@ test('non-objects are refused at the root', () => {
 test('hostPort 0 and nodePort 0 mean "not set" and are accepted', () => {
   assert.ok(validateObject(mutate(P, [...C0, 'ports', 0, 'hostPort'], 0)).ok);
   assert.ok(validateObject(mutate(valid.Service!, ['spec', 'ports', 0, 'nodePort'], 0)).ok);
+});
+
+test("NVIDIA's GPU pod example and the pod fields of Kubernetes' scheduling docs are accepted", () => {
+  const gpuPod = {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'gpu-pod' },
+    spec: {
+      restartPolicy: 'Never', runtimeClassName: 'nvidia',
+      containers: [{ name: 'cuda-container', image: 'nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0', resources: { limits: { 'nvidia.com/gpu': 1 } } }],
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+    },
+  };
+  const r = validateObject(gpuPod);
+  if (!r.ok) return assert.unreachable(JSON.stringify(r.issues));
+  const more = mutate(() => gpuPod, ['spec'], {
+    ...gpuPod.spec, priorityClassName: 'high-priority', preemptionPolicy: 'Never', os: { name: 'linux' }, overhead: { cpu: '250m' }, topologySpreadConstraints: [],
+  });
+  const m = validateObject(more);
+  if (!m.ok) return assert.unreachable(JSON.stringify(m.issues));
+});
+
+test('the built-in system PriorityClasses validate; PriorityClass.preemptionPolicy defaults as in Kubernetes', () => {
+  for (const [name, value] of [['system-node-critical', 2000001000], ['system-cluster-critical', 2000000000]] as const) {
+    const r = validateObject({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value });
+    if (!r.ok) return assert.unreachable(JSON.stringify(r.issues));
+    assert.is((applyDefaults(r.object) as unknown as { preemptionPolicy: string }).preemptionPolicy, 'PreemptLowerPriority');
+  }
 });
 
 test('generateName stands in for name', () => {

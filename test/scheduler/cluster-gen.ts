@@ -51,7 +51,7 @@ export function makeNode(o: NodeOptions): Node {
 
 export interface PodOptions { name: string; namespace?: string; cpu?: string; memory?: string; gpus?: number; gpuResource?: string;
   labels?: Record<string, string>; annotations?: Record<string, string>; nodeSelector?: Record<string, string>;
-  affinity?: Pod['spec']['affinity']; tolerations?: Toleration[]; hostPorts?: number[] }
+  affinity?: Pod['spec']['affinity']; tolerations?: Toleration[]; hostPorts?: number[]; overhead?: Pod['spec']['overhead']; os?: string }
 
 /** One-line pod builder. */
 export function makePod(o: PodOptions): Pod {
@@ -65,6 +65,8 @@ export function makePod(o: PodOptions): Pod {
       ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
       ...(o.affinity ? { affinity: o.affinity } : {}),
       ...(o.tolerations ? { tolerations: o.tolerations } : {}),
+      ...(o.overhead ? { overhead: o.overhead } : {}),
+      ...(o.os ? { os: { name: o.os } } : {}),
       containers: [{
         name: 'main', image: 'busybox',
         resources: { requests: { cpu: o.cpu ?? '100m', memory: o.memory ?? '128Mi' }, limits },

@@ -69,6 +69,26 @@ test('nodeSelector and required node affinity operators', () => {
   assert.match(place(nodes, aff([{ key: 'tier', operator: 'Gt', values: ['5'] }])).message, "3 node(s) didn't match Pod's node affinity");
 });
 
+test('spec.os.name fits only nodes of that OS, beside any nodeSelector', () => {
+  const nodes = [n('linux-1'), n('win-1', { labels: { 'kubernetes.io/os': 'windows' } })];
+  assert.is(place(nodes, { name: 'p', os: 'windows' }).node, 'win-1');
+  assert.is(place(nodes, { name: 'p', os: 'linux' }).node, 'linux-1');
+  const r = place([n('linux-1'), n('linux-2')], { name: 'p', os: 'windows' });
+  assert.is(r.node, null);
+  assert.is(r.message, "0/2 nodes are available: 2 node(s) didn't match Pod's node selector.");
+  assert.is(place(nodes, { name: 'p', os: 'linux', nodeSelector: { 'kubernetes.io/os': 'windows' } }).node, null, 'both must hold');
+});
+
+test('the pod overhead (from its RuntimeClass) counts on top of the containers for fit', () => {
+  const nodes = [n('a', { cpu: 2, memoryGi: 2 })];
+  assert.is(place(nodes, { name: 'p', cpu: '1500m', memory: '1Gi' }).node, 'a');
+  assert.match(place(nodes, { name: 'p', cpu: '1500m', memory: '1Gi', overhead: { cpu: '600m' } }).message, '1 Insufficient cpu');
+  assert.match(place(nodes, { name: 'p', cpu: '1500m', memory: '1Gi', overhead: { memory: '1500Mi' } }).message, '1 Insufficient memory');
+  const bound = [{ pod: { name: 'q', cpu: '500m', overhead: { cpu: '1' } }, node: 'a' }];
+  assert.is(place(nodes, { name: 'p', cpu: '600m' }, bound).node, null, 'a bound pod\'s overhead stays counted');
+  assert.is(place(nodes, { name: 'p', cpu: '500m' }, bound).node, 'a');
+});
+
 test('taints: NoSchedule and NoExecute filter, tolerations by Equal/Exists, PreferNoSchedule only scores', () => {
   const tainted = [n('gpu', { taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] }), n('evict', { taints: [{ key: 'x', effect: 'NoExecute' }] })];
   assert.match(place(tainted, { name: 'p' }).message, '2 node(s) had untolerated taint');

@@ -1,0 +1,126 @@
+// What Kubernetes' Priority and RuntimeClass admission plugins do at create, and the one rule on PriorityClasses
+// they keep (a single global default). Runs after validation and defaults, before the write; a refusal is 403
+// Forbidden with Kubernetes' own message ("pods "x" is forbidden: ...").
+//
+// Pods:
+// - priority: spec.priorityClassName names a PriorityClass (missing: refused); without a name the global
+//   default class applies (its name is set on the pod), else priority 0. spec.priority and spec.preemptionPolicy
+//   become the class's; a client may send them only equal to what the class gives.
+// - RuntimeClass: spec.runtimeClassName names one (missing: refused). Its scheduling.nodeSelector is merged into
+//   the pod's (a key with another value: refused), its tolerations are added (those the pod has already are not
+//   repeated), its overhead.podFixed becomes spec.overhead (a pod may only send the same overhead, and none
+//   without a class that defines one), and its handler is recorded in annotation flotilla.io/runtime-handler for
+//   the agent. A pod without a RuntimeClass never carries that annotation.
+import {
+  ANNOTATION_RUNTIME_HANDLER, parseQuantity, resourceFor,
+  type Pod, type PriorityClass, type ResourceInfo, type RuntimeClass, type Toleration,
+} from '../api-types/index.js';
+import { StoreError } from './store/types.js';
+import type { StoredObject } from './store/types.js';
+
+const pods = resourceFor('', 'v1', 'pods')!;
+const runtimeClasses = resourceFor('node.k8s.io', 'v1', 'runtimeclasses')!;
+const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
+
+/** The reads admission makes (ObjectService's, on the local replica). */
+export interface AdmissionReads {
+  get(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined;
+  list(r: ResourceInfo): { items: StoredObject[] };
+}
+
+const forbidden = (r: ResourceInfo, name: string, why: string): StoreError => new StoreError({
+  code: 403, reason: 'Forbidden', message: `${r.plural} "${name}" is forbidden: ${why}`, details: { name, kind: r.plural },
+});
+
+/** Admits a new object of resource `r` (already validated and defaulted): returns what to store, or throws. */
+export function admitCreate(r: ResourceInfo, object: StoredObject, reads: AdmissionReads): StoredObject {
+  const is = (x: ResourceInfo): boolean => r.group === x.group && r.plural === x.plural;
+  if (is(pods)) return admitPod(object as unknown as Pod, reads) as unknown as StoredObject;
+  if (is(priorityClasses)) checkSingleDefault(object as unknown as PriorityClass, reads);
+  return object;
+}
+
+/** The global default PriorityClass; with several (possible through updates), the lowest value, as Kubernetes. */
+function defaultPriorityClass(reads: AdmissionReads): PriorityClass | undefined {
+  let found: PriorityClass | undefined;
+  for (const o of reads.list(priorityClasses).items as unknown as PriorityClass[]) {
+    if (o.globalDefault && (!found || o.value < found.value)) found = o;
+  }
+  return found;
+}
+
+function checkSingleDefault(pc: PriorityClass, reads: AdmissionReads): void {
+  const existing = pc.globalDefault ? defaultPriorityClass(reads) : undefined;
+  if (existing) {
+    throw forbidden(priorityClasses, pc.metadata.name ?? '', `PriorityClass ${existing.metadata.name} is already marked as default. Only one default can exist`);
+  }
+}
+
+function admitPod(input: Pod, reads: AdmissionReads): Pod {
+  const pod: Pod = { ...input, metadata: { ...input.metadata }, spec: { ...input.spec } };
+  const name = pod.metadata.name ?? '';
+  const refuse = (why: string): StoreError => forbidden(pods, name, why);
+  const spec = pod.spec;
+
+  let priority = 0;
+  let preemptionPolicy: PriorityClass['preemptionPolicy'] = 'PreemptLowerPriority';
+  const pc = spec.priorityClassName ? reads.get(priorityClasses, undefined, spec.priorityClassName) as PriorityClass | undefined : defaultPriorityClass(reads);
+  if (spec.priorityClassName && !pc) throw refuse(`no PriorityClass with name ${spec.priorityClassName} was found`);
+  if (pc) {
+    spec.priorityClassName = pc.metadata.name!;
+    priority = pc.value;
+    preemptionPolicy = pc.preemptionPolicy ?? 'PreemptLowerPriority';
+  }
+  if (spec.priority !== undefined && spec.priority !== priority) {
+    throw refuse(`the integer value of priority (${spec.priority}) must not be provided in pod spec; priority admission controller computed ${priority} from the given PriorityClass name`);
+  }
+  if (spec.preemptionPolicy !== undefined && spec.preemptionPolicy !== preemptionPolicy) {
+    throw refuse(`the string value of PreemptionPolicy (${spec.preemptionPolicy}) must not be provided in pod spec; priority admission controller computed ${preemptionPolicy} from the given PriorityClass name`);
+  }
+  spec.priority = priority;
+  spec.preemptionPolicy = preemptionPolicy;
+
+  const annotations = { ...pod.metadata.annotations };
+  delete annotations[ANNOTATION_RUNTIME_HANDLER];
+  const rc = spec.runtimeClassName ? reads.get(runtimeClasses, undefined, spec.runtimeClassName) as RuntimeClass | undefined : undefined;
+  if (spec.runtimeClassName && !rc) throw refuse(`pod rejected: RuntimeClass "${spec.runtimeClassName}" not found`);
+  const podFixed = rc?.overhead?.podFixed;
+  if (podFixed && Object.keys(podFixed).length > 0) {
+    if (spec.overhead && Object.keys(spec.overhead).length > 0 && !sameResources(spec.overhead, podFixed)) {
+      throw refuse("pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead");
+    }
+    spec.overhead = { ...podFixed };
+  } else if (spec.overhead) {
+    throw refuse('pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead');
+  }
+  if (rc) {
+    const selector = { ...spec.nodeSelector };
+    for (const [key, value] of Object.entries(rc.scheduling?.nodeSelector ?? {})) {
+      if (selector[key] !== undefined && selector[key] !== value) {
+        throw refuse(`conflict: runtimeClass.scheduling.nodeSelector[${key}] = ${value}; pod.spec.nodeSelector[${key}] = ${selector[key]}`);
+      }
+      selector[key] = value;
+    }
+    if (Object.keys(selector).length > 0) spec.nodeSelector = selector;
+    const tolerations = [...spec.tolerations ?? []];
+    for (const t of rc.scheduling?.tolerations ?? []) if (!tolerations.some((have) => sameToleration(have, t))) tolerations.push(t);
+    if (tolerations.length > 0) spec.tolerations = tolerations;
+    annotations[ANNOTATION_RUNTIME_HANDLER] = rc.handler;
+  }
+  if (Object.keys(annotations).length > 0 || input.metadata.annotations) pod.metadata.annotations = annotations;
+  return pod;
+}
+
+/** Equal resource lists by value ("1Gi" equals "1073741824"), as Kubernetes compares quantities. */
+function sameResources(a: Record<string, string | number>, b: Record<string, string | number>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    if (a[k] === undefined || b[k] === undefined || parseQuantity(a[k]).milli !== parseQuantity(b[k]).milli) return false;
+  }
+  return true;
+}
+
+function sameToleration(a: Toleration, b: Toleration): boolean {
+  return (a.key ?? '') === (b.key ?? '') && (a.operator ?? 'Equal') === (b.operator ?? 'Equal') && (a.value ?? '') === (b.value ?? '')
+    && (a.effect ?? '') === (b.effect ?? '') && a.tolerationSeconds === b.tolerationSeconds;
+}
