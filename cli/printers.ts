@@ -88,6 +88,8 @@ const tables: Record<string, [Column[], Column[]]> = {
   configmaps: [[name, ['DATA', (c) => String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length)], ageCol], []],
   secrets: [[name, ['TYPE', (s) => s.type ?? 'Opaque'], ['DATA', (s) => String(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }).length)], ageCol], []],
   namespaces: [[name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol], []],
+  runtimeclasses: [[name, ['HANDLER', (r) => r.handler ?? ''], ageCol], []],
+  priorityclasses: [[name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol], []],
   events: [[['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']], []],
 };
 

@@ -42,6 +42,18 @@ test('pod status reads init containers like kubectl: Init:N/M, Init:REASON, then
   assert.match(table, /p\s+0\/1\s+Init:CrashLoopBackOff\s+3\s/);
 });
 
+test('RuntimeClasses and PriorityClasses print the columns kubectl prints', () => {
+  const meta = (name: string) => ({ name, creationTimestamp: '2026-05-01T11:00:00Z' });
+  const rc = formatObjects(resourceByCliName('runtimeclasses')!, [{ apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: meta('nvidia'), handler: 'nvidia' }] as never, 'table', { withNamespace: false, now });
+  assert.is(rc, 'NAME     HANDLER   AGE\nnvidia   nvidia    60m\n');
+  const pcs = [
+    { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: meta('system-node-critical'), value: 2000001000, globalDefault: false },
+    { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: meta('normal'), value: 100, globalDefault: true },
+  ];
+  const pc = formatObjects(resourceByCliName('pc')!, pcs as never, 'table', { withNamespace: false, now });
+  assert.is(pc, 'NAME                   VALUE        GLOBAL-DEFAULT   AGE\nsystem-node-critical   2000001000   false            60m\nnormal                 100          true             60m\n');
+});
+
 test('ages read like kubectl', () => {
   assert.is(age('2026-05-01T11:59:15Z', now), '45s');
   assert.is(age('2026-05-01T11:48:00Z', now), '12m');
