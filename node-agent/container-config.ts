@@ -2,7 +2,7 @@
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
-import { ANNOTATION_ASSIGNED_GPUS } from '../api-types/objects.js';
+import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER } from '../api-types/objects.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
 import type { ContainerSpec, PodInputs, Volume } from './kube-objects.js';
 import type { ContainerConfig, Mount } from './runtime/types.js';
@@ -158,6 +158,23 @@ export interface ContainerContext {
   labels: Record<string, string>;
   volumePaths: Map<string, string>;
   podIP?: string;
+  /** The engine's runtimes (ContainerRuntime.runtimeHandlers); needed when the pod has a runtime handler. */
+  runtimeHandlers?: readonly string[];
+}
+
+/** The handler of NVIDIA's RuntimeClass, and the name the NVIDIA Container Toolkit registers its runtime under. */
+export const NVIDIA_HANDLER = 'nvidia';
+
+/**
+ * The runtime a container of a pod whose RuntimeClass has `handler` runs with on an engine offering `available`:
+ * the handler itself where the engine has it; for "nvidia" without the NVIDIA runtime, the engine's default (its
+ * GPUs still come through Docker's DeviceRequests, as for any GPU pod); any other missing handler is a
+ * ContainerConfigError naming it. No handler: the engine's default (undefined).
+ */
+export function runtimeFor(handler: string | undefined, available: readonly string[]): string | undefined {
+  if (handler === undefined || available.includes(handler)) return handler;
+  if (handler === NVIDIA_HANDLER) return undefined;
+  throw new ContainerConfigError(`RuntimeClass handler "${handler}" is not a runtime of this node's container engine (it has ${available.join(', ') || 'none'})`);
 }
 
 export function buildContainerConfig(inputs: PodInputs, container: ContainerSpec, ctx: ContainerContext): ContainerConfig {
@@ -192,6 +209,11 @@ export function buildContainerConfig(inputs: PodInputs, container: ContainerSpec
     }
     config.gpuDeviceIds = assigned;
   }
+  const runtime = runtimeFor(inputs.pod.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER], ctx.runtimeHandlers ?? []);
+  if (runtime !== undefined) config.runtime = runtime;
+  // The NVIDIA runtime hands a container the GPUs NVIDIA_VISIBLE_DEVICES names, and CUDA images set it to "all":
+  // the scheduler's choice (none: "void", no GPU) is the only one, whatever the image or the pod says.
+  if (runtime === NVIDIA_HANDLER) config.env.NVIDIA_VISIBLE_DEVICES = config.gpuDeviceIds?.join(',') ?? 'void';
   return config;
 }
 

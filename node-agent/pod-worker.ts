@@ -26,6 +26,7 @@ import type {
   PodStatus,
 } from './kube-objects.js';
 import { ProbeLoop } from './probes.js';
+import { ANNOTATION_RUNTIME_HANDLER } from '../api-types/objects.js';
 import { PAUSE_IMAGE } from './runtime/pause-image.js';
 import {
   ImagePullError,
@@ -438,6 +439,7 @@ export class PodWorker {
     let id: string;
     try {
       if (volumePaths instanceof Error) throw volumePaths;
+      const handlers = this.inputs.pod.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER] !== undefined ? await runtime.runtimeHandlers() : undefined;
       const config = buildContainerConfig(this.inputs, spec, {
         name: dockerName(['flotilla', spec.name, this.inputs.pod.metadata.name, namespaceOf(this.inputs), this.uid, String(nextRestartCount)]),
         sandboxId,
@@ -450,10 +452,12 @@ export class PodWorker {
         },
         volumePaths,
         ...(podIP ? { podIP } : {}),
+        ...(handlers ? { runtimeHandlers: handlers } : {}),
       });
       id = await runtime.createContainer(config);
     } catch (err) {
       if (!(err instanceof ContainerConfigError)) throw err;
+      this.emit('Warning', 'Failed', `Error: ${err.message}`);
       this.wakeAt(Date.now() + this.settings.backoffBaseMs);
       return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, nextRestartCount);
     }

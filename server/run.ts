@@ -184,26 +184,23 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
   return { token, path };
 }
 
-/** What a leader makes sure of: the built-in namespaces and PriorityClasses, the admin token's digest, its own
- * member record. */
+/** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest, the
+ * built-in PriorityClasses. The token comes before the classes: clients use it as soon as /readyz answers. */
 async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
   await cluster.registerSelf();
-  const builtIn: { resource: string; object: StoredObject }[] = [
-    ...BOOTSTRAP_NAMESPACES.map((name) => ({
-      resource: 'namespaces',
-      object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } },
-    })),
-    ...SYSTEM_PRIORITY_CLASSES.map(({ name, value, description }) => ({
-      resource: resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!),
-      object: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' },
-    })),
-  ];
-  for (const { resource, object } of builtIn) {
-    if (store.get(resource, '', object.metadata.name)) continue;
+  const ensure = async (resource: string, object: StoredObject): Promise<void> => {
+    if (store.get(resource, '', object.metadata.name)) return;
     const r = await proposer.propose({ op: 'create', resource, uid: randomUUID(), now: new Date().toISOString(), object });
     if (!r.ok && r.failure.code !== 409) throw new Error(`creating ${object.kind} ${object.metadata.name}: ${r.failure.message}`);
+  };
+  for (const name of BOOTSTRAP_NAMESPACES) {
+    await ensure('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
   }
   if (adminToken) await ensureToken(store, proposer, 'admin', adminToken, 'admin');
+  const priorityClasses = resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!);
+  for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
+    await ensure(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
+  }
 }
 
 function isLoopbackUrl(url: string): boolean {

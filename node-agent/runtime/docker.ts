@@ -270,6 +270,11 @@ export class DockerRuntime implements ContainerRuntime {
     return { cpuNanos: s.cpu_stats?.cpu_usage?.total_usage ?? 0, memoryBytes: s.memory_stats?.usage ?? 0 };
   }
 
+  async runtimeHandlers(): Promise<string[]> {
+    const info = await this.docker.info() as { Runtimes?: Record<string, unknown> };
+    return Object.keys(info.Runtimes ?? {});
+  }
+
   async watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     const stream = (await this.docker.getEvents({
@@ -315,6 +320,7 @@ export function containerCreateOptions(config: ContainerConfig): Docker.Containe
     hostConfig.Memory = config.memoryBytes;
     hostConfig.MemorySwap = config.memoryBytes;
   }
+  if (config.runtime) hostConfig.Runtime = config.runtime;
   if (config.gpuDeviceIds?.length) {
     hostConfig.DeviceRequests = [{ Driver: 'nvidia', DeviceIDs: config.gpuDeviceIds, Capabilities: [['gpu']] }];
   }

@@ -67,8 +67,12 @@ export class FakeRuntime implements ContainerRuntime {
   /** Pulls performed (not counting images already present): lets tests see back-off at work. */
   pullAttempts = 0;
 
-  constructor(options: { images?: string[] } = {}) {
+  private readonly runtimes: readonly string[];
+
+  /** `runtimes`: what runtimeHandlers() reports (default runc only, an engine without extra runtimes). */
+  constructor(options: { images?: string[]; runtimes?: string[] } = {}) {
     for (const image of options.images ?? []) this.images.add(image);
+    this.runtimes = [...options.runtimes ?? ['runc']];
   }
 
   /** Pulls of this image fail with this message. Images on 127.0.0.1:1 always fail. */
@@ -101,6 +105,7 @@ export class FakeRuntime implements ContainerRuntime {
 
   async createContainer(config: ContainerConfig): Promise<string> {
     if (!this.images.has(config.image)) throw new Error(`no such image: ${config.image}`);
+    if (config.runtime !== undefined && !this.runtimes.includes(config.runtime)) throw new Error(`unknown or invalid runtime name: ${config.runtime}`);
     const sandbox = this.containers.get(config.sandboxId);
     if (!sandbox) throw new Error(`sandbox ${config.sandboxId} not found`);
     const c = this.add(config.name, config.image, config.labels, this.behaviours.get(config.image) ?? {});
@@ -175,6 +180,10 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.get(id);
     const ranMs = c.state === 'running' ? Date.now() - c.startedMs : 0;
     return { cpuNanos: ranMs * 1000, memoryBytes: c.state === 'running' ? c.behaviour.memoryBytes ?? 1 << 20 : 0 };
+  }
+
+  async runtimeHandlers(): Promise<string[]> {
+    return [...this.runtimes];
   }
 
   async watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void> {

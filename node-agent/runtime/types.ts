@@ -76,6 +76,8 @@ export interface ContainerConfig {
   memoryBytes?: number;
   /** GPUs by UUID, passed to the runtime exactly (no counting, no choosing). */
   gpuDeviceIds?: string[];
+  /** OCI runtime the container runs with (one of runtimeHandlers(); Docker HostConfig.Runtime); the engine's default when unset. */
+  runtime?: string;
   /** Sandbox whose network namespace this container joins. */
   sandboxId: string;
   labels: Record<string, string>;
@@ -159,6 +161,8 @@ export interface ContainerRuntime {
   logs(id: string, options?: LogOptions): AsyncIterable<LogLine>;
   exec(id: string, command: string[], options?: { signal?: AbortSignal }): Promise<ExecResult>;
   stats(id: string): Promise<ContainerStats>;
+  /** The OCI runtimes the engine can run containers with (Docker's `Runtimes`: runc, and e.g. nvidia). */
+  runtimeHandlers(): Promise<string[]>;
   /** Calls onEvent for containers whose labels contain every given pair, until the signal aborts. */
   watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void>;
 }

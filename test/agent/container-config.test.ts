@@ -10,6 +10,7 @@ import {
   limitQuantity,
   preparePodVolumes,
   resolveEnv,
+  runtimeFor,
 } from '../../node-agent/container-config.js';
 import { bytes, cpuMillis } from '../../api-types/quantity.js';
 import { containerCreateOptions } from '../../node-agent/runtime/docker.js';
@@ -114,6 +115,47 @@ test('limits and GPUs reach the Docker create options: NanoCpus, Memory=MemorySw
   assert.is(containerCreateOptions(buildContainerConfig(none, none.pod.spec.containers[0]!, ctx())).HostConfig?.DeviceRequests, undefined);
   const unassigned = inputs({ resources: { limits: { 'nvidia.com/gpu': 1 } } });
   assert.throws(() => buildContainerConfig(unassigned, unassigned.pod.spec.containers[0]!, ctx()), /asks 1 GPU\(s\) but annotation flotilla.io\/assigned-gpus names 0/);
+});
+
+test('runtime choice: the RuntimeClass handler where the engine has it; nvidia falls back to DeviceRequests; others fail', () => {
+  const plain = ['io.containerd.runc.v2', 'runc'];
+  const withNvidia = [...plain, 'nvidia'];
+  assert.is(runtimeFor(undefined, plain), undefined, 'no RuntimeClass: the engine default');
+  assert.is(runtimeFor('nvidia', withNvidia), 'nvidia');
+  assert.is(runtimeFor('runc', plain), 'runc');
+  assert.is(runtimeFor('nvidia', plain), undefined, 'no NVIDIA runtime: GPUs through DeviceRequests as without a class');
+  try {
+    runtimeFor('kata', withNvidia);
+    assert.unreachable('a missing handler must fail');
+  } catch (err) {
+    assert.instance(err, ContainerConfigError);
+    assert.is((err as ContainerConfigError).reason, 'CreateContainerConfigError');
+    assert.is((err as Error).message, 'RuntimeClass handler "kata" is not a runtime of this node\'s container engine (it has io.containerd.runc.v2, runc, nvidia)');
+  }
+});
+
+test("NVIDIA's GPU pod: Runtime nvidia with exactly the assigned GPUs where the engine has it, DeviceRequests alone where not", () => {
+  const gpuPod = inputs(
+    { image: 'nvcr.io/nvidia/k8s/cuda-sample:vectoradd-cuda12.5.0', env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }], resources: { limits: { 'nvidia.com/gpu': 1 } } },
+    {},
+    { 'flotilla.io/assigned-gpus': 'GPU-aaaa', 'flotilla.io/runtime-handler': 'nvidia' },
+  );
+  const on = (runtimeHandlers: string[]) => containerCreateOptions(buildContainerConfig(gpuPod, gpuPod.pod.spec.containers[0]!, { ...ctx(), runtimeHandlers }));
+  const nvidia = on(['runc', 'nvidia']);
+  assert.is(nvidia.HostConfig?.Runtime, 'nvidia');
+  assert.equal(nvidia.HostConfig?.DeviceRequests, [{ Driver: 'nvidia', DeviceIDs: ['GPU-aaaa'], Capabilities: [['gpu']] }]);
+  assert.ok(nvidia.Env?.includes('NVIDIA_VISIBLE_DEVICES=GPU-aaaa'), 'the scheduler\'s GPU, not "all"');
+  assert.not.ok(nvidia.Env?.includes('NVIDIA_VISIBLE_DEVICES=all'));
+  const plain = on(['runc']);
+  assert.is(plain.HostConfig?.Runtime, undefined);
+  assert.equal(plain.HostConfig?.DeviceRequests, [{ Driver: 'nvidia', DeviceIDs: ['GPU-aaaa'], Capabilities: [['gpu']] }]);
+  assert.ok(plain.Env?.includes('NVIDIA_VISIBLE_DEVICES=all'), 'the env is the pod\'s own without the NVIDIA runtime');
+  const noGpu = inputs({}, {}, { 'flotilla.io/runtime-handler': 'nvidia' });
+  const cpuOnly = containerCreateOptions(buildContainerConfig(noGpu, noGpu.pod.spec.containers[0]!, { ...ctx(), runtimeHandlers: ['runc', 'nvidia'] }));
+  assert.ok(cpuOnly.Env?.includes('NVIDIA_VISIBLE_DEVICES=void'), 'a pod without GPUs sees none under the NVIDIA runtime');
+  assert.is(cpuOnly.HostConfig?.DeviceRequests, undefined);
+  const kata = inputs({}, {}, { 'flotilla.io/runtime-handler': 'kata' });
+  assert.throws(() => buildContainerConfig(kata, kata.pod.spec.containers[0]!, { ...ctx(), runtimeHandlers: ['runc'] }), /RuntimeClass handler "kata" is not a runtime/);
 });
 
 test.run();

@@ -154,6 +154,29 @@ test('a missing ConfigMap key gives CreateContainerConfigError naming it; adding
   await stop();
 });
 
+test('a RuntimeClass handler the engine lacks gives CreateContainerConfigError and an event; nvidia falls back and runs', async () => {
+  const events: { type: string; reason: string; message: string }[] = [];
+  const { workers, stop } = setup({ onEvent: (_inputs, e) => events.push(e) });
+  try {
+    const kata = podInputs([{}]);
+    kata.pod.metadata.annotations = { 'flotilla.io/runtime-handler': 'kata' };
+    workers.update(kata);
+    const message = 'RuntimeClass handler "kata" is not a runtime of this node\'s container engine (it has runc)';
+    const waiting = await eventually('config error', () => {
+      const c = statusOf(workers, kata)?.containerStatuses[0];
+      return c && 'waiting' in c.state && c.state.waiting.reason === 'CreateContainerConfigError' ? c.state.waiting.message : undefined;
+    });
+    assert.is(waiting, message);
+    assert.ok(events.some((e) => e.type === 'Warning' && e.reason === 'Failed' && e.message === `Error: ${message}`), JSON.stringify(events));
+    const nvidia = podInputs([{}]);
+    nvidia.pod.metadata.annotations = { 'flotilla.io/runtime-handler': 'nvidia' };
+    workers.update(nvidia);
+    await eventually('the nvidia pod running on an engine without the NVIDIA runtime', () => (statusOf(workers, nvidia)?.phase === 'Running' ? true : undefined));
+  } finally {
+    await stop();
+  }
+});
+
 test('a failing liveness probe restarts the container', async () => {
   const { runtime, workers, stop } = setup();
   runtime.setBehaviour('fake/sleep', { exec: () => ({ exitCode: 1, stdout: '', stderr: 'unhealthy' }) });

@@ -106,6 +106,20 @@ export function runtimeContract(name: string, newHarness: () => Promise<RuntimeH
     assert.ok((await h.runtime.inspectContainer(sandboxId)).ip, 'sandbox has an IP address');
   });
 
+  test('runtimeHandlers lists the default runc; a container runs with a runtime named from it; an unknown one is refused', async ({ h }) => {
+    const handlers = await h.runtime.runtimeHandlers();
+    assert.ok(handlers.includes('runc'), JSON.stringify(handlers));
+    const { container } = await pod(h);
+    const id = await container(h.programs.sleep(), { runtime: 'runc' });
+    assert.is((await h.runtime.inspectContainer(id)).state, 'running');
+    try {
+      await container(h.programs.sleep(), { runtime: `no-such-runtime-${process.pid}` });
+      assert.unreachable('an unknown runtime was accepted');
+    } catch (err) {
+      assert.match((err as Error).message, /runtime/);
+    }
+  });
+
   test('a container that exits reports its exit code', async ({ h }) => {
     const { container } = await pod(h);
     const s = await exited(h, await container(h.programs.exit(3)));
