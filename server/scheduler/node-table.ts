@@ -628,8 +628,9 @@ export class NodeTable {
     header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
     header[L.P_HASH] = hash;
     // spec.os.name asks for nodes of that OS, as a selector on their kubernetes.io/os label.
+    const sel = Object.entries(pod.spec.nodeSelector ?? {});
     const os = pod.spec.os?.name;
-    const sel = [...Object.entries(pod.spec.nodeSelector ?? {}), ...(os && pod.spec.nodeSelector?.[LABEL_OS] !== os ? [[LABEL_OS, os] as const] : [])];
+    if (os && pod.spec.nodeSelector?.[LABEL_OS] !== os) sel.push([LABEL_OS, os]);
     section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.intern(k), this.intern(v)]));
     const na = pod.spec.affinity?.nodeAffinity;
     const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
