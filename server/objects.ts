@@ -6,7 +6,7 @@ import type { Proposer } from './store/proposer.js';
 import { StoreError } from './store/types.js';
 import type { Command, StoredObject } from './store/types.js';
 import { mergePatch } from './api/merge-patch.js';
-import { admitCreate } from './pod-admission.js';
+import { admitCreate, admitUpdate } from './pod-admission.js';
 
 /** How often a conflicting merge patch is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
@@ -97,7 +97,7 @@ export class ObjectService {
 
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace(r: ResourceInfo, namespace: string | undefined, name: string, input: unknown): Promise<StoredObject> {
-    const object = this.admit(r, namespace, input, name);
+    const object = admitUpdate(r, this.get(r, namespace, name), this.admit(r, namespace, input, name));
     this.#checkUpdate(r, namespace, name, object);
     return this.#commit({ op: 'update', resource: resourceKey(r), object });
   }
@@ -121,7 +121,7 @@ export class ObjectService {
     for (let attempt = 1; ; attempt++) {
       const current = this.mustGet(r, namespace, name);
       const merged = mergePatch(current, delta) as StoredObject;
-      const object = this.admit(r, namespace, merged, name);
+      const object = admitUpdate(r, current, this.admit(r, namespace, merged, name));
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
       for (const check of this.updateChecks) check(r, current, object);
       const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });

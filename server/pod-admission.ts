@@ -11,10 +11,13 @@
 //   repeated), its overhead.podFixed becomes spec.overhead (a pod may only send the same overhead, and none
 //   without a class that defines one), and its handler is recorded in annotation flotilla.io/runtime-handler for
 //   the agent. A pod without a RuntimeClass never carries that annotation.
+// - updates keep all that (admitUpdate): what an update leaves out is carried over, a change is refused.
 import {
   ANNOTATION_RUNTIME_HANDLER, parseQuantity, resourceFor,
   type Pod, type PriorityClass, type ResourceInfo, type RuntimeClass, type Toleration,
 } from '../api-types/index.js';
+import { sameContent } from './controllers/cluster-objects.js';
+import { invalid } from './objects.js';
 import { StoreError } from './store/types.js';
 import type { StoredObject } from './store/types.js';
 
@@ -38,6 +41,34 @@ export function admitCreate(r: ResourceInfo, object: StoredObject, reads: Admiss
   if (is(pods)) return admitPod(object as unknown as Pod, reads) as unknown as StoredObject;
   if (is(priorityClasses)) checkSingleDefault(object as unknown as PriorityClass, reads);
   return object;
+}
+
+/** What admission set on a pod at create and an update must keep: spec fields (dot path under spec) and annotations. */
+const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy', 'runtimeClassName', 'overhead'] as const;
+
+/**
+ * An update of a pod keeps what admission set at create: a field the incoming object leaves out is carried over
+ * from the stored one (a whole-object PUT of the original manifest, as `flotilla apply` sends, stays valid); a
+ * different value is refused, as the field is immutable in Kubernetes. Other resources pass unchanged.
+ */
+export function admitUpdate(r: ResourceInfo, stored: StoredObject | undefined, incoming: StoredObject): StoredObject {
+  if (!stored || !(r.group === pods.group && r.plural === pods.plural)) return incoming;
+  const before = stored as unknown as Pod; const after = incoming as unknown as Pod;
+  const spec: Record<string, unknown> = { ...after.spec };
+  const causes: { field: string; message: string }[] = [];
+  const keep = (field: string, was: unknown, now: unknown, set: (v: unknown) => void): void => {
+    if (now === undefined) { if (was !== undefined) set(was); return; }
+    const same = field === 'spec.overhead' && was !== undefined
+      ? sameResources(now as Record<string, string | number>, was as Record<string, string | number>) : sameContent(now, was);
+    if (!same) causes.push({ field, message: 'field is immutable' });
+  };
+  for (const f of ADMITTED_SPEC_FIELDS) keep(`spec.${f}`, before.spec[f], after.spec[f], (v) => { spec[f] = v; });
+  const annotations = { ...after.metadata.annotations };
+  keep(`metadata.annotations[${JSON.stringify(ANNOTATION_RUNTIME_HANDLER)}]`, before.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER],
+    after.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER], (v) => { annotations[ANNOTATION_RUNTIME_HANDLER] = v as string; });
+  if (causes.length > 0) throw invalid('Pod', after.metadata.name ?? '', causes);
+  const metadata = Object.keys(annotations).length > 0 || after.metadata.annotations ? { ...after.metadata, annotations } : after.metadata;
+  return { ...incoming, metadata, spec } as unknown as StoredObject;
 }
 
 /** The global default PriorityClass; with several (possible through updates), the lowest value, as Kubernetes. */

@@ -83,6 +83,23 @@ test("NVIDIA's RuntimeClass is served cluster-scoped and its example pod is acce
   assert.is(pod.json.spec.overhead, undefined);
 });
 
+test('updates keep what admission set: a re-sent manifest is carried over, a change is refused as immutable', async () => {
+  const stored = (await call('GET', `${PODS}/gpu-pod`)).json;
+  // What `flotilla apply` sends for an object that exists: the manifest with the current resourceVersion.
+  const manifest = gpuPod('gpu-pod');
+  const reapplied = await call('PUT', `${PODS}/gpu-pod`, { ...manifest, metadata: { ...manifest.metadata, resourceVersion: stored.metadata.resourceVersion } });
+  assert.is(reapplied.status, 200, JSON.stringify(reapplied.json));
+  assert.is(reapplied.json.metadata.annotations['flotilla.io/runtime-handler'], 'nvidia');
+  assert.is(reapplied.json.spec.priority, 0);
+  assert.is(reapplied.json.spec.preemptionPolicy, 'PreemptLowerPriority');
+  const changed = await call('PUT', `${PODS}/gpu-pod`, { ...reapplied.json, spec: { ...reapplied.json.spec, priority: 7 } });
+  assert.is(changed.status, 422);
+  assert.is(changed.json.message, 'Pod "gpu-pod" is invalid: spec.priority: field is immutable');
+  const patched = await call('PATCH', `${PODS}/gpu-pod`, { metadata: { annotations: { 'flotilla.io/runtime-handler': 'runc' } } });
+  assert.is(patched.status, 422);
+  assert.is(patched.json.message, 'Pod "gpu-pod" is invalid: metadata.annotations["flotilla.io/runtime-handler"]: field is immutable');
+});
+
 test('a RuntimeClass without a valid handler is refused with the field named', async () => {
   const r = await call('POST', RUNTIME_CLASSES, { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'bad' }, handler: 'Kata_Containers' });
   assert.is(r.status, 422);
