@@ -31,19 +31,20 @@ export interface AdmissionReads {
   list(r: ResourceInfo): { items: StoredObject[] };
 }
 
+const same = (r: ResourceInfo, x: ResourceInfo): boolean => r.group === x.group && r.plural === x.plural;
+
 const forbidden = (r: ResourceInfo, name: string, why: string): StoreError => new StoreError({
   code: 403, reason: 'Forbidden', message: `${r.plural} "${name}" is forbidden: ${why}`, details: { name, kind: r.plural },
 });
 
 /** Admits a new object of resource `r` (already validated and defaulted): returns what to store, or throws. */
 export function admitCreate(r: ResourceInfo, object: StoredObject, reads: AdmissionReads): StoredObject {
-  const is = (x: ResourceInfo): boolean => r.group === x.group && r.plural === x.plural;
-  if (is(pods)) return admitPod(object as unknown as Pod, reads) as unknown as StoredObject;
-  if (is(priorityClasses)) checkSingleDefault(object as unknown as PriorityClass, reads);
+  if (same(r, pods)) return admitPod(object as unknown as Pod, reads) as unknown as StoredObject;
+  if (same(r, priorityClasses)) checkSingleDefault(object as unknown as PriorityClass, reads);
   return object;
 }
 
-/** What admission set on a pod at create and an update must keep: spec fields (dot path under spec) and annotations. */
+/** The spec fields admission sets on a pod at create (beside annotation flotilla.io/runtime-handler). */
 const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy', 'runtimeClassName', 'overhead'] as const;
 
 /**
@@ -52,15 +53,15 @@ const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy
  * different value is refused, as the field is immutable in Kubernetes. Other resources pass unchanged.
  */
 export function admitUpdate(r: ResourceInfo, stored: StoredObject | undefined, incoming: StoredObject): StoredObject {
-  if (!stored || !(r.group === pods.group && r.plural === pods.plural)) return incoming;
+  if (!stored || !same(r, pods)) return incoming;
   const before = stored as unknown as Pod; const after = incoming as unknown as Pod;
   const spec: Record<string, unknown> = { ...after.spec };
   const causes: { field: string; message: string }[] = [];
   const keep = (field: string, was: unknown, now: unknown, set: (v: unknown) => void): void => {
     if (now === undefined) { if (was !== undefined) set(was); return; }
-    const same = field === 'spec.overhead' && was !== undefined
+    const equal = field === 'spec.overhead' && was !== undefined
       ? sameResources(now as Record<string, string | number>, was as Record<string, string | number>) : sameContent(now, was);
-    if (!same) causes.push({ field, message: 'field is immutable' });
+    if (!equal) causes.push({ field, message: 'field is immutable' });
   };
   for (const f of ADMITTED_SPEC_FIELDS) keep(`spec.${f}`, before.spec[f], after.spec[f], (v) => { spec[f] = v; });
   const annotations = { ...after.metadata.annotations };
