@@ -103,7 +103,7 @@ export async function clusterIdOf(dir: string, ask: (signal: AbortSignal) => Pro
     } catch (err) {
       if (signal.aborted) return undefined;
       if (kept) {
-        o.log.warn({ err: (err as Error).message, clusterId: kept }, 'no server answers; running as a node of the cluster this data directory belongs to');
+        o.log.warn({ err: (err as Error).message, clusterId: kept }, 'no server confirmed the cluster id; running as a node of the cluster this data directory belongs to');
         return kept;
       }
       const waitMs = Math.min(o.retryMaxSeconds * 1000, o.retrySeconds * 1000 * 2 ** Math.min(failures, 16));

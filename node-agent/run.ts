@@ -56,16 +56,19 @@ export interface AgentRunInfo {
  */
 export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const log = config.log ?? pino({ level: 'info' });
-  const lock = await lockDataDir(config.dataDir);
   const api = new NodeApi(new ApiClient(config.server, config.token));
   try {
-    const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, {
-      retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log,
-    });
-    if (clusterId !== undefined) await runAs(clusterId, api, log, signal, config, onReady);
+    const lock = await lockDataDir(config.dataDir);
+    try {
+      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, {
+        retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log,
+      });
+      if (clusterId !== undefined) await runAs(clusterId, api, log, signal, config, onReady);
+    } finally {
+      await lock.release();
+    }
   } finally {
     api.client.close();
-    await lock.release();
   }
 }
 

@@ -107,7 +107,7 @@ test('the first format (server and token at the top) is read as context "default
   assert.equal(parseYaml(readFileSync(path, 'utf8')), { 'current-context': 'default', contexts: { default: { server: 'http://10.0.0.1:7400', token: 'old-token' } } });
 });
 
-test('precedence: flags, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then the context; --context beats the environment', () => {
+test('precedence: flags, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then the context; --context beats the environment; --help says so', () => {
   const path = join(dir, 'two-contexts');
   writeFileSync(path, 'current-context: a\ncontexts:\n  a: {server: "http://a:1", token: ta}\n  b: {server: "http://b:1", token: tb}\n');
   const e = { FLOTILLA_CONFIG: path };
@@ -120,6 +120,8 @@ test('precedence: flags, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then the context; 
   assert.equal(resolveClientConfig({}, { FLOTILLA_CONFIG: join(dir, 'absent') }), { server: 'http://127.0.0.1:7400' });
   writeFileSync(path, 'contexts:\n  a: {server: "http://a:1", tokn: x}\n');
   assert.throws(() => resolveClientConfig({}, e), /unknown field "contexts\.a\.tokn"/);
+  const help = runCli(['--help'], {});
+  assert.match(help.stdout, /FLOTILLA_SERVER\/FLOTILLA_TOKEN, then\nthe context --context NAME names or else the current context of the config file: FLOTILLA_CONFIG, default\n~\/\.flotilla\/config/);
 });
 
 test.run();
