@@ -1,7 +1,8 @@
 // `flotilla agent`: turns flags and FLOTILLA_* environment into the agent's typed config and calls
 // node-agent/run.ts run(signal, config), or, with --simulate N, runs N hollow nodes (FakeRuntime) in this process.
 // Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_DATA, FLOTILLA_NODE_NAME, the
-// variables `flotilla agent install` writes) > defaults.
+// variables `flotilla agent install` writes) > defaults. The data directory (default ./.flotilla/agent) is
+// locked by the agent that uses it, hollow fleets included: a second agent there exits with the holder's pid.
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -11,6 +12,7 @@ import type { ServerChoice } from '../client/client.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { isJoinToken, locateServers } from '../discovery/locate.js';
 import { bytes, cpuMillis } from '../api-types/index.js';
+import { lockDataDir } from '../node-agent/data-dir.js';
 import { HollowFleet } from '../node-agent/hollow.js';
 import { nodeNameFromHostname } from '../node-agent/node-object.js';
 import { stringFlag, UsageError } from './args.js';
@@ -106,33 +108,44 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const config = agentConfigFrom(a, io.env);
   const log = pino({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' }, pino.destination(2));
-  const server = await serverChoiceFor(config, io, signal);
   if (config.simulate !== undefined) {
-    const fleet = new HollowFleet({
-      server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count: config.simulate,
-      prefix: stringFlag(a, 'name') ?? 'hollow', log,
-      ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
-    });
-    fleet.start();
-    const controlFile = resolve(config.dataDir, 'hollow', 'control');
-    const onControl = () => {
-      readFile(controlFile, 'utf8').then((text) => fleet.control(text)).then(
-        () => log.info({ controlFile }, 'hollow control file applied'),
-        (err: unknown) => log.error({ controlFile, err: err instanceof Error ? err.message : String(err) }, 'hollow control file not applied'),
-      );
-    };
-    process.on('SIGUSR2', onControl);
-    io.out(`Simulating ${config.simulate} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${server.current()}.\n`
-      + `Stop or start single nodes: write "stop NAME" / "start NAME" lines to ${controlFile}, then kill -USR2 ${process.pid}. Stop all with Ctrl-C.\n`);
-    await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
-    process.off('SIGUSR2', onControl);
-    await fleet.stopAll();
-    return 0;
+    // The fleet's nodes lock their own folders too; this lock makes a second fleet here fail at once, by name.
+    const lock = await lockDataDir(config.dataDir);
+    try {
+      return await runHollowFleet(config, config.simulate, a, io, log, await serverChoiceFor(config, io, signal), signal);
+    } finally {
+      await lock.release();
+    }
   }
+  const server = await serverChoiceFor(config, io, signal);
   const { run } = await import('../node-agent/run.js');
   await run(signal, { ...config, server, log }, (info) => {
     io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${server.current()}, data in ${config.dataDir}.\n`);
   });
+  return 0;
+}
+
+/** `--simulate N`: N hollow nodes in this process until the signal aborts (node-agent/hollow.ts). */
+async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: pino.Logger, server: ServerChoice, signal: AbortSignal): Promise<number> {
+  const fleet = new HollowFleet({
+    server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count,
+    prefix: stringFlag(a, 'name') ?? 'hollow', log,
+    ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
+  });
+  fleet.start();
+  const controlFile = resolve(config.dataDir, 'hollow', 'control');
+  const onControl = () => {
+    readFile(controlFile, 'utf8').then((text) => fleet.control(text)).then(
+      () => log.info({ controlFile }, 'hollow control file applied'),
+      (err: unknown) => log.error({ controlFile, err: err instanceof Error ? err.message : String(err) }, 'hollow control file not applied'),
+    );
+  };
+  process.on('SIGUSR2', onControl);
+  io.out(`Simulating ${count} hollow nodes (${fleet.names()[0]}..${fleet.names().at(-1)}) against ${server.current()}.\n`
+    + `Stop or start single nodes: write "stop NAME" / "start NAME" lines to ${controlFile}, then kill -USR2 ${process.pid}. Stop all with Ctrl-C.\n`);
+  await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
+  process.off('SIGUSR2', onControl);
+  await fleet.stopAll();
   return 0;
 }
 

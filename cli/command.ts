@@ -20,11 +20,16 @@ export interface CliCommand {
   run: (args: ParsedArgs, io: Io, signal: AbortSignal) => Promise<number>;
 }
 
-/** --server and --token, which every command that talks to a server accepts. */
-export const connectionFlags: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }];
+/** --server, --token and --context, which every command that talks to a server accepts. */
+export const connectionFlags: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'context', kind: 'string' }];
 
-/** An API client for the server and token the flags, environment or config file name. */
+/**
+ * An API client for the server and token the flags, environment or config file name (cli/config.ts). When the
+ * server comes from a config file with more than one context, one line on stderr says which one: stdout stays
+ * what scripts read.
+ */
 export function clientFor(a: ParsedArgs, io: Io): ApiClient {
-  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token') }, io.env);
+  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token'), context: stringFlag(a, 'context') }, io.env);
+  if (cfg.context && cfg.context.contextCount > 1) io.err(`(context: ${cfg.context.name}, ${cfg.server})\n`);
   return new ApiClient(cfg.server, cfg.token);
 }

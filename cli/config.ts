@@ -1,48 +1,164 @@
+// The CLI config file (FLOTILLA_CONFIG, default ~/.flotilla/config): named contexts, kubeconfig style, each a
+// server and the token for it, and the current one.
+//
+//   current-context: up-shop
+//   contexts:
+//     up-shop: { server: http://127.0.0.1:7400, token: ..., cluster: CLUSTER_ID }
+//
+// The first format (a single `server` and `token` at the top) is read as one context named "default" and is
+// rewritten in this format by the next write. `flotilla up` adds or updates its own context and makes it
+// current; no write removes a context but `flotilla config delete-context`.
 import { readFileSync, writeFileSync, mkdirSync, existsSync, chmodSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
-export interface ClientConfig { server: string; token?: string }
+export interface Context {
+  server: string;
+  token?: string;
+  /** The id of the cluster behind the server, when known (`flotilla up` writes it). */
+  cluster?: string;
+}
+
+export interface CliConfig {
+  currentContext?: string;
+  contexts: Record<string, Context>;
+}
+
+/** Where the CLI talks to; `context` is set when the server came from a context of the config file. */
+export interface ClientConfig {
+  server: string;
+  token?: string;
+  context?: { name: string; contextCount: number };
+}
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7400';
+
+/** The config file says something the CLI cannot use: the message names the file and what is wrong. */
+export class ConfigError extends Error {}
 
 /** ~/.flotilla/config, or FLOTILLA_CONFIG when set. */
 export function configPath(env: NodeJS.ProcessEnv): string {
   return env.FLOTILLA_CONFIG ?? join(env.HOME ?? homedir(), '.flotilla', 'config');
 }
 
-/** Where the CLI finds its server and token: flags, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then the config file. */
-export function resolveClientConfig(flags: { server?: string; token?: string }, env: NodeJS.ProcessEnv): ClientConfig {
-  const file = readConfigFile(configPath(env));
-  const server = flags.server ?? env.FLOTILLA_SERVER ?? file.server ?? DEFAULT_SERVER;
-  const token = flags.token ?? env.FLOTILLA_TOKEN ?? file.token;
-  return { server, ...(token ? { token } : {}) };
+/**
+ * Where the CLI finds its server and token: --server/--token, then (unless --context names a context)
+ * FLOTILLA_SERVER/FLOTILLA_TOKEN, then the context --context names or else the current context. A context's
+ * token goes only to that context's server: a server given by flag or environment gets the token of the context
+ * with that very server, if any, never the current context's.
+ */
+export function resolveClientConfig(flags: { server?: string | undefined; token?: string | undefined; context?: string | undefined }, env: NodeJS.ProcessEnv): ClientConfig {
+  const path = configPath(env);
+  const config = readCliConfig(path);
+  const envServer = flags.context === undefined ? env.FLOTILLA_SERVER : undefined;
+  const envToken = flags.context === undefined ? env.FLOTILLA_TOKEN : undefined;
+  const given = flags.server ?? envServer;
+  const chosen = flags.context !== undefined || given === undefined ? chosenContext(path, config, flags.context) : undefined;
+  const server = given ?? chosen?.context.server ?? DEFAULT_SERVER;
+  const tokenOwner = chosen?.context.server === server ? chosen.context : Object.values(config.contexts).find((c) => c.server === server);
+  const token = flags.token ?? envToken ?? tokenOwner?.token;
+  return {
+    server,
+    ...(token ? { token } : {}),
+    ...(given === undefined && chosen ? { context: { name: chosen.name, contextCount: Object.keys(config.contexts).length } } : {}),
+  };
 }
 
-function readConfigFile(path: string): Partial<ClientConfig> {
-  if (!existsSync(path)) return {};
+/** The context --context names (it must exist), else the current one (it must exist); undefined when the file has none. */
+function chosenContext(path: string, config: CliConfig, named: string | undefined): { name: string; context: Context } | undefined {
+  const names = Object.keys(config.contexts).sort();
+  const known = () => (names.length ? `contexts: ${names.join(', ')}` : 'it has none');
+  if (named !== undefined) {
+    const context = config.contexts[named];
+    if (!context) throw new ConfigError(`--context: no context named "${named}" in ${path} (${known()})`);
+    return { name: named, context };
+  }
+  if (config.currentContext === undefined) {
+    if (names.length === 0) return undefined;
+    throw new ConfigError(`${path} has no current context; choose one with "flotilla config use-context NAME" (${known()})`);
+  }
+  const context = config.contexts[config.currentContext];
+  if (!context) throw new ConfigError(`${path}: current-context "${config.currentContext}" names no context; choose one with "flotilla config use-context NAME" (${known()})`);
+  return { name: config.currentContext, context };
+}
+
+/** The config file; an absent or empty file is a config without contexts. */
+export function readCliConfig(path: string): CliConfig {
+  if (!existsSync(path)) return { contexts: {} };
   let doc: unknown;
   try {
     doc = parseYaml(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`${path}: not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ConfigError(`${path}: not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${path}: expected a mapping with server and token`);
-  const { server, token, ...unknown } = doc as Record<string, unknown>;
-  const extra = Object.keys(unknown);
-  if (extra.length > 0) throw new Error(`${path}: unknown field ${extra.map((k) => `"${k}"`).join(', ')} (expected server, token)`);
-  if (server !== undefined && typeof server !== 'string') throw new Error(`${path}: server must be a string`);
-  if (token !== undefined && typeof token !== 'string') throw new Error(`${path}: token must be a string`);
-  return { ...(server ? { server } : {}), ...(token ? { token } : {}) };
+  if (doc === null || doc === undefined) return { contexts: {} };
+  if (!isMapping(doc)) throw new ConfigError(`${path}: expected a mapping with current-context and contexts`);
+  if ('server' in doc || 'token' in doc) {
+    // The first format: one server (DEFAULT_SERVER when left out) and its token.
+    if ('contexts' in doc || 'current-context' in doc) throw new ConfigError(`${path}: server and token at the top belong to the old single-server format; move them into a context under contexts`);
+    return { currentContext: 'default', contexts: { default: contextOf(path, '', { server: DEFAULT_SERVER, ...doc }) } };
+  }
+  const { 'current-context': current, contexts = {}, ...unknown } = doc;
+  unknownFields(path, '', unknown, 'current-context, contexts');
+  if (current !== undefined && typeof current !== 'string') throw new ConfigError(`${path}: current-context must be a string`);
+  if (!isMapping(contexts)) throw new ConfigError(`${path}: contexts must be a mapping of context names to {server, token}`);
+  const out: CliConfig = { contexts: {} };
+  for (const [name, c] of Object.entries(contexts)) out.contexts[name] = contextOf(path, `contexts.${name}`, c);
+  if (current) out.currentContext = current;
+  return out;
 }
 
-/** Writes the CLI config (mode 0600: it holds a token). */
-export function writeClientConfig(env: NodeJS.ProcessEnv, config: ClientConfig): string {
+function contextOf(path: string, where: string, value: unknown): Context {
+  if (!isMapping(value)) throw new ConfigError(`${path}: ${where} must be a mapping with server and token`);
+  const { server, token, cluster, ...unknown } = value;
+  const prefix = where ? `${where}.` : '';
+  unknownFields(path, prefix, unknown, 'server, token, cluster');
+  if (typeof server !== 'string' || server === '') throw new ConfigError(`${path}: ${prefix}server must be a URL`);
+  if (token !== undefined && typeof token !== 'string') throw new ConfigError(`${path}: ${prefix}token must be a string`);
+  if (cluster !== undefined && typeof cluster !== 'string') throw new ConfigError(`${path}: ${prefix}cluster must be a string`);
+  return { server, ...(token ? { token } : {}), ...(cluster ? { cluster } : {}) };
+}
+
+function unknownFields(path: string, prefix: string, rest: Record<string, unknown>, expected: string): void {
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new ConfigError(`${path}: unknown field ${extra.map((k) => `"${prefix}${k}"`).join(', ')} (expected ${expected})`);
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Writes the CLI config (mode 0600: it holds tokens); returns its path. */
+export function writeCliConfig(env: NodeJS.ProcessEnv, config: CliConfig): string {
   const path = configPath(env);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, toYaml(config), { mode: 0o600 });
+  const doc = { ...(config.currentContext ? { 'current-context': config.currentContext } : {}), contexts: config.contexts };
+  writeFileSync(path, toYaml(doc), { mode: 0o600 });
   chmodSync(path, 0o600);
   return path;
+}
+
+/**
+ * The context `flotilla up` keeps for the cluster in dataDir: "up-" and the name of the folder `up` ran in (the
+ * --data folder's own name when it is not .flotilla), with the first 8 characters of the cluster id appended
+ * when that name already belongs to another cluster. The same cluster always gets the same name back.
+ */
+function upContextName(dataDir: string, clusterId: string, existing: Record<string, Context>): string {
+  const folder = basename(dataDir) === '.flotilla' ? basename(dirname(dataDir)) : basename(dataDir);
+  const name = `up-${folder.replace(/[^A-Za-z0-9._-]+/g, '-') || 'root'}`;
+  const taken = existing[name];
+  return !taken || taken.cluster === clusterId ? name : `${name}-${clusterId.slice(0, 8)}`;
+}
+
+/**
+ * What `flotilla up` does to the config, as `kind create cluster` does to kubeconfig: adds or updates the
+ * cluster's context (named by upContextName) and makes it current, keeping every other context. `switched` is
+ * true when the current context changed.
+ */
+export function saveUpContext(env: NodeJS.ProcessEnv, dataDir: string, context: Context & { cluster: string }): { path: string; name: string; switched: boolean } {
+  const config = readCliConfig(configPath(env));
+  const name = upContextName(dataDir, context.cluster, config.contexts);
+  const path = writeCliConfig(env, { currentContext: name, contexts: { ...config.contexts, [name]: context } });
+  return { path, name, switched: config.currentContext !== name };
 }

@@ -5,7 +5,8 @@ import type { KubeObject, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
-import { writeClientConfig, DEFAULT_SERVER } from './config.js';
+import { ConfigError, DEFAULT_SERVER, saveUpContext } from './config.js';
+import { configCommand } from './config-command.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';
 import { rolloutCommand } from './rollout.js';
@@ -108,6 +109,7 @@ const commands: Record<string, CliCommand> = {
   uncordon: uncordonCommand,
   drain: drainCommand,
   top: topCommand,
+  config: configCommand,
   cluster: {
     summary: 'show the control-plane members (status), remove one, or hand leadership to one (transfer)',
     usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID | flotilla cluster transfer MEMBER_ID',
@@ -164,7 +166,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       io.err(`flotilla ${name}: ${err.message}\nUsage: ${command.usage}\n`);
       return 2;
     }
-    if (err instanceof ManifestError || err instanceof ApiClientError) {
+    if (err instanceof ManifestError || err instanceof ApiClientError || err instanceof ConfigError) {
       io.err(`flotilla ${name}: ${err.message}\n`);
       return 1;
     }
@@ -177,7 +179,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
 
 function helpText(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
-  return `flotilla: a container orchestrator for edge and bare-metal fleets\n\nCommands:\n${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width + 2)}${c.summary}`).join('\n')}\n\nRun "flotilla COMMAND --help" for a command's flags.\n`;
+  return `flotilla: a container orchestrator for edge and bare-metal fleets\n\nCommands:\n${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width + 2)}${c.summary}`).join('\n')}\n\n`
+    + 'Commands that talk to a server take it and its token from --server/--token, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then\n'
+    + 'the context --context NAME names or else the current context of the config file: FLOTILLA_CONFIG, default\n'
+    + '~/.flotilla/config ("flotilla config get-contexts" lists them; "flotilla up" adds its own and switches to it).\n'
+    + 'With more than one context there, a command says on stderr which one it talks to.\n\n'
+    + 'Run "flotilla COMMAND --help" for a command\'s flags.\n';
 }
 
 function resourceArg(name: string | undefined): ResourceInfo {
@@ -221,7 +228,15 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     controllers: controllerSettingsOf(a),
   }, (info) => {
     let configNote = '';
-    if (opts.writeConfig && info.adminToken) configNote = `\nThe CLI is configured in ${writeClientConfig(io.env, { server: info.url, token: info.adminToken })}.`;
+    if (opts.writeConfig && info.adminToken) {
+      try {
+        const saved = saveUpContext(io.env, dataDir, { server: info.url, token: info.adminToken, cluster: info.clusterId });
+        configNote = `\nThe CLI is configured in ${saved.path} (context ${saved.name}).${saved.switched ? ` Switched to context "${saved.name}".` : ''}`;
+      } catch (err) {
+        // A broken CLI config must not stop the cluster: say so, and leave the file for the user to fix.
+        configNote = `\nThe CLI config was not changed: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }
     const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
     io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
     if (opts.localAgent && info.adminToken) startLocalAgent(info.url, info.adminToken, join(dataDir, 'agent'), io, signal);

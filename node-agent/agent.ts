@@ -18,10 +18,12 @@ import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject, type Wat
 import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-objects.js';
 import { PodCache } from './pod-cache.js';
 import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec } from './pod-worker.js';
-import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, type ContainerRuntime } from './runtime/types.js';
+import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 import { UsageSampler, usageReportPath } from './usage.js';
 
 export interface AgentConfig {
+  /** The cluster this agent belongs to (its id): with nodeName, what marks the containers it owns. */
+  clusterId: string;
   nodeName: string;
   api: NodeApi;
   runtime: ContainerRuntime;
@@ -70,6 +72,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   const workers = new PodWorkers({
     ...config.podWorkers,
     runtime: config.runtime,
+    clusterId: config.clusterId,
     nodeName: config.nodeName,
     dataDir: config.dataDir,
     log,
@@ -87,7 +90,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   }
   const workersDone = workers.run(signal);
   const usage = new UsageSampler({
-    runtime: config.runtime, nodeName: config.nodeName, simulated: config.simulatedUsage === true,
+    runtime: config.runtime, clusterId: config.clusterId, nodeName: config.nodeName, simulated: config.simulatedUsage === true,
     pods: () => [...desired.values()].map((inputs) => inputs.pod),
   });
   const saveCache = () => cache.save([...desired.values()]).catch((err: unknown) => log.error({ err }, 'pod cache write failed'));
@@ -97,7 +100,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     reporter.forget(uid);
     if (workers.get(uid)) return workers.delete(uid, grace);
     const { runtime } = config;
-    const all = await runtime.listContainers({ [LABEL_NODE]: config.nodeName, [LABEL_POD_UID]: uid });
+    const all = await runtime.listContainers({ ...ownerLabels(config), [LABEL_POD_UID]: uid });
     const apps = all.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME && c.state === 'running');
     await Promise.all(apps.map((c) => runtime.stopContainer(c.id, grace ?? 30)));
     await Promise.all(all.map((c) => runtime.removeContainer(c.id)));

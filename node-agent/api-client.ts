@@ -23,6 +23,13 @@ export interface NodeEvent {
 export class NodeApi {
   constructor(readonly client: ApiClient) {}
 
+  /** The id of the cluster the server belongs to: GET /cluster/status, which only a valid token may read. */
+  async clusterId(signal?: AbortSignal): Promise<string> {
+    const st = await this.client.request<{ clusterId?: unknown }>('GET', '/cluster/status', undefined, signal ? { signal } : {});
+    if (typeof st.clusterId !== 'string' || st.clusterId === '') throw new Error('GET /cluster/status answered without a clusterId');
+    return st.clusterId;
+  }
+
   /** Creates the Node, or returns the existing one when it is already registered (agent restart). */
   async registerNode(node: NodeObject): Promise<NodeObject> {
     try {

@@ -13,16 +13,18 @@ import type { Logger } from 'pino';
 import {
   LABEL_CONTAINER,
   LABEL_NAMESPACE,
-  LABEL_NODE,
   LABEL_POD,
   LABEL_RESTART_COUNT,
   SANDBOX_CONTAINER_NAME,
+  ownerLabels,
   type ContainerRuntime,
   type ContainerSummary,
 } from './runtime/types.js';
 
 export interface EndpointOptions {
   runtime: ContainerRuntime;
+  /** Logs and exec reach only containers of this cluster and node (runtime/types.ts ownerLabels). */
+  clusterId: string;
   nodeName: string;
   token: string;
   host: string;
@@ -120,7 +122,7 @@ async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.S
 
 /** The newest container of that name in the pod; without a name, the pod's only container. */
 async function containerOf(o: EndpointOptions, namespace: string, pod: string, container: string | undefined): Promise<string> {
-  const all = (await o.runtime.listContainers({ [LABEL_NODE]: o.nodeName, [LABEL_NAMESPACE]: namespace, [LABEL_POD]: pod }))
+  const all = (await o.runtime.listContainers({ ...ownerLabels(o), [LABEL_NAMESPACE]: namespace, [LABEL_POD]: pod }))
     .filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME);
   if (all.length === 0) throw new EndpointError(404, 'NotFound', `pod ${namespace}/${pod} has no containers on node ${o.nodeName}`);
   const names = [...new Set(all.map((c) => c.labels[LABEL_CONTAINER] ?? ''))].sort();

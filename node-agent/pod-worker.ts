@@ -32,11 +32,11 @@ import {
   ImagePullError,
   LABEL_CONTAINER,
   LABEL_NAMESPACE,
-  LABEL_NODE,
   LABEL_POD,
   LABEL_POD_UID,
   LABEL_RESTART_COUNT,
   SANDBOX_CONTAINER_NAME,
+  ownerLabels,
   type ContainerRuntime,
   type ContainerStatus,
   type ContainerSummary,
@@ -45,6 +45,8 @@ import {
 
 export interface PodWorkerSettings {
   runtime: ContainerRuntime;
+  /** The cluster (its id) and node whose containers these workers own (runtime/types.ts ownerLabels). */
+  clusterId: string;
   nodeName: string;
   /** Per-pod directories (emptyDir, ConfigMap and Secret files) live under DATA/pods/UID. */
   dataDir: string;
@@ -266,7 +268,7 @@ export class PodWorker {
   }
 
   private async createSandbox(existing: ContainerSummary[]): Promise<ContainerSummary> {
-    const { runtime, sandboxImage, sandboxCommand, nodeName } = this.settings;
+    const { runtime, sandboxImage, sandboxCommand } = this.settings;
     const pod = this.inputs.pod;
     // Containers of a lost sandbox have lost their network: remove them, and count their restart.
     for (const c of existing) {
@@ -285,7 +287,7 @@ export class PodWorker {
         if (p.hostPort) ports.push({ containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol ?? 'TCP', ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
       }
     }
-    const labels = { ...this.podLabels(), [LABEL_NODE]: nodeName, [LABEL_NAMESPACE]: namespaceOf(this.inputs), [LABEL_POD]: pod.metadata.name, [LABEL_CONTAINER]: SANDBOX_CONTAINER_NAME };
+    const labels = { ...this.podLabels(), [LABEL_NAMESPACE]: namespaceOf(this.inputs), [LABEL_POD]: pod.metadata.name, [LABEL_CONTAINER]: SANDBOX_CONTAINER_NAME };
     const id = await runtime.runSandbox({
       name: dockerName(['flotilla', SANDBOX_CONTAINER_NAME, pod.metadata.name, namespaceOf(this.inputs), this.uid, Date.now().toString(36)]),
       image: sandboxImage,
@@ -596,7 +598,7 @@ export class PodWorker {
   }
 
   private podLabels(): Record<string, string> {
-    return { [LABEL_NODE]: this.settings.nodeName, [LABEL_POD_UID]: this.uid };
+    return { ...ownerLabels(this.settings), [LABEL_POD_UID]: this.uid };
   }
 
   private podDir(): string {
@@ -618,10 +620,10 @@ export class PodWorkers {
   async run(signal: AbortSignal): Promise<void> {
     this.signal = signal;
     for (const w of this.workers.values()) void w.run(signal);
-    const { runtime, nodeName } = this.settings;
+    const { runtime } = this.settings;
     while (!signal.aborted) {
       try {
-        await runtime.watchEvents({ [LABEL_NODE]: nodeName }, (e) => {
+        await runtime.watchEvents(ownerLabels(this.settings), (e) => {
           const uid = e.labels[LABEL_POD_UID];
           if (uid && (e.type === 'die' || e.type === 'oom')) this.workers.get(uid)?.wake();
         }, signal);
@@ -664,10 +666,13 @@ export class PodWorkers {
     this.workers.delete(uid);
   }
 
-  /** Removes this node's containers that belong to no known pod (pods deleted while the agent was away). */
+  /**
+   * Removes this node's containers that belong to no known pod (pods deleted while the agent was away). Only
+   * containers of this cluster and node: another cluster's agent with the same node name keeps its own.
+   */
   async removeOrphans(graceSeconds = 30): Promise<string[]> {
-    const { runtime, nodeName } = this.settings;
-    const orphans = (await runtime.listContainers({ [LABEL_NODE]: nodeName }))
+    const { runtime } = this.settings;
+    const orphans = (await runtime.listContainers(ownerLabels(this.settings)))
       .filter((c) => !this.workers.has(c.labels[LABEL_POD_UID] ?? ''));
     await Promise.all(orphans.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, graceSeconds)));
     await Promise.all(orphans.map((c) => runtime.removeContainer(c.id)));

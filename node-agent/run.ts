@@ -1,9 +1,10 @@
-// The agent process: probe the hardware, run the preflight checks, open the agent endpoint (logs, exec for the
-// servers), then run the agent loop against the servers until the signal aborts. run(signal, config) is what
-// `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
+// The agent process: lock the data directory, learn the cluster it belongs to (node-agent/data-dir.ts), probe
+// the hardware, run the preflight checks, open the agent endpoint (logs, exec for the servers), then run the
+// agent loop against the servers until the signal aborts. run(signal, config) is what `flotilla agent` calls;
+// tests call it with a FakeRuntime and a fixed inventory.
 import type { ServerChoice } from '../client/client.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { normaliseInventory, type NodeInventory } from '../hardware/inventory.js';
@@ -11,10 +12,11 @@ import { readPreflightInputs, runPreflight, type Finding } from '../hardware/pre
 import { probeHardware } from '../hardware/probe.js';
 import { runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
+import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { startEndpoint } from './endpoint.js';
 import { buildNodeObject } from './node-object.js';
 import { DockerRuntime } from './runtime/docker.js';
-import type { ContainerRuntime } from './runtime/types.js';
+import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
 
 export interface AgentRunConfig {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
@@ -48,11 +50,31 @@ export interface AgentRunInfo {
   findings: Finding[];
 }
 
-/** Resolves when the signal aborts (containers keep running) or rejects when the agent cannot start. */
+/**
+ * Resolves when the signal aborts (containers keep running) or rejects when the agent cannot start: among other
+ * reasons, when another live agent holds the data directory (DataDirInUseError).
+ */
 export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const log = config.log ?? pino({ level: 'info' });
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const api = new NodeApi(new ApiClient(config.server, config.token));
+  try {
+    const lock = await lockDataDir(config.dataDir);
+    try {
+      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, {
+        retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log,
+      });
+      if (clusterId !== undefined) await runAs(clusterId, api, log, signal, config, onReady);
+    } finally {
+      await lock.release();
+    }
+  } finally {
+    api.client.close();
+  }
+}
+
+async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const runtime = config.runtime ?? new DockerRuntime();
+  await warnOfUnownedContainers(runtime, clusterId, config.nodeName, log);
   const inventory = config.inventory ?? normaliseInventory(await probeHardware(), {
     ...(config.nodeName.length <= 63 ? { hostname: config.nodeName } : {}),
     ...(config.reserved ? { reserved: config.reserved } : {}),
@@ -62,16 +84,16 @@ export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?:
   for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
 
   const token = randomBytes(32).toString('base64url');
-  const endpoint = await startEndpoint({ runtime, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
+  const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
   const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
   const readySince = new Date();
-  const client = new ApiClient(config.server, config.token);
   try {
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
     await runAgent(signal, {
       ...config.tuning,
+      clusterId,
       nodeName: config.nodeName,
-      api: new NodeApi(client),
+      api,
       runtime,
       dataDir: config.dataDir,
       hostIP: address,
@@ -81,9 +103,22 @@ export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?:
       log,
     });
   } finally {
-    client.close();
     await endpoint.close();
   }
+}
+
+/**
+ * Containers of this node's name that carry no cluster label were made before agents labelled their cluster
+ * (or by an agent of another cluster that predates it). Docker cannot add a label to a container, and nothing
+ * tells whose they are, so they are left alone: the agent says so once, and the user removes them when they are
+ * this node's old ones. Pods this agent runs get new, labelled containers.
+ */
+async function warnOfUnownedContainers(runtime: ContainerRuntime, clusterId: string, nodeName: string, log: Logger): Promise<void> {
+  const unlabelled = (await runtime.listContainers({ [LABEL_NODE]: nodeName }).catch(() => []))
+    .filter((c) => c.labels[LABEL_CLUSTER] === undefined);
+  if (unlabelled.length === 0) return;
+  log.warn({ count: unlabelled.length, clusterId, containers: unlabelled.map((c) => c.name || c.id) },
+    `containers labelled ${LABEL_NODE}=${nodeName} without ${LABEL_CLUSTER} are left alone (made before containers carried their cluster); remove them with "docker rm -f" if they are this node's old ones`);
 }
 
 async function runtimeVersionOf(runtime: ContainerRuntime): Promise<string> {

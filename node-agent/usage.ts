@@ -16,7 +16,7 @@
 import { cpus, freemem, totalmem } from 'node:os';
 import { bytes, cpuMillis } from '../api-types/index.js';
 import type { Pod } from './kube-objects.js';
-import { LABEL_CONTAINER, LABEL_NAMESPACE, LABEL_NODE, LABEL_POD, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, type ContainerRuntime } from './runtime/types.js';
+import { LABEL_CONTAINER, LABEL_NAMESPACE, LABEL_POD, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 
 export const ANNOTATION_SIMULATED_CPU = 'flotilla.io/simulated-cpu';
 export const ANNOTATION_SIMULATED_MEMORY = 'flotilla.io/simulated-memory';
@@ -39,6 +39,8 @@ export interface UsageReport {
 
 export interface UsageSamplerOptions {
   runtime: ContainerRuntime;
+  /** Only containers of this cluster and node are counted (runtime/types.ts ownerLabels). */
+  clusterId: string;
   nodeName: string;
   /** The pods the agent currently runs (for the hollow annotations). */
   pods: () => Iterable<Pod>;
@@ -61,10 +63,10 @@ export class UsageSampler {
   }
 
   async sample(): Promise<UsageReport> {
-    const { runtime, nodeName } = this.options;
+    const { runtime } = this.options;
     const podsByUid = new Map<string, Pod>();
     for (const p of this.options.pods()) if (p.metadata.uid) podsByUid.set(p.metadata.uid, p);
-    const containers = (await runtime.listContainers({ [LABEL_NODE]: nodeName }))
+    const containers = (await runtime.listContainers(ownerLabels(this.options)))
       .filter((c) => c.state === 'running' && c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME);
     const seen = new Set<string>();
     const totals = new Map<string, PodUsage & { rated: boolean; uid: string }>();

@@ -2,7 +2,11 @@
 // DockerRuntime implements it on the Docker Engine, FakeRuntime in memory for hollow nodes and tests.
 // Both are held to the same behaviour by test/agent/runtime-contract.ts.
 
-/** Labels the agent puts on everything it creates; it lists and touches only objects carrying its node label. */
+/**
+ * Labels the agent puts on everything it creates. An agent owns only containers carrying both its cluster's id
+ * and its node name (ownerLabels): agents of two clusters on one engine may have the same node name.
+ */
+export const LABEL_CLUSTER = 'io.flotilla.cluster';
 export const LABEL_NODE = 'io.flotilla.node';
 export const LABEL_NAMESPACE = 'io.flotilla.namespace';
 export const LABEL_POD = 'io.flotilla.pod';
@@ -10,6 +14,11 @@ export const LABEL_POD_UID = 'io.flotilla.pod-uid';
 export const LABEL_CONTAINER = 'io.flotilla.container';
 /** How many times the agent restarted this container name in this pod before creating this one. */
 export const LABEL_RESTART_COUNT = 'io.flotilla.restart-count';
+/** Who owns a container: the filter for every listing, adoption and clean-up an agent does, and labels it creates with. */
+export function ownerLabels(owner: { clusterId: string; nodeName: string }): Record<string, string> {
+  return { [LABEL_CLUSTER]: owner.clusterId, [LABEL_NODE]: owner.nodeName };
+}
+
 /** Value of LABEL_CONTAINER on a pod's sandbox (the holder of its network namespace). */
 export const SANDBOX_CONTAINER_NAME = 'POD';
 

@@ -29,7 +29,7 @@ test.after(async () => {
 });
 
 test('init containers fill an emptyDir in order; the app container serves the result', async () => {
-  const workers = new PodWorkers({ runtime, nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000 });
+  const workers = new PodWorkers({ runtime, clusterId: 'cluster-a', nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000 });
   running = workers.run(ac.signal);
   const port = await freePort();
   const spec: WorkerPodSpec = {

@@ -36,7 +36,7 @@ function podInputs(init: Array<Partial<ContainerSpec>>, spec: Partial<WorkerPodS
 function setup(runtime = fakeRuntime(), overrides: Partial<PodWorkerSettings> = {}) {
   const statuses: WorkerPodStatus[] = [];
   const settings: PodWorkerSettings = {
-    runtime, nodeName: 'node-a', dataDir, sandboxImage: 'fake/pause',
+    runtime, clusterId: 'cluster-a', nodeName: 'node-a', dataDir, sandboxImage: 'fake/pause',
     backoffBaseMs: 40, backoffMaxMs: 1000, resyncMs: 200,
     onStatus: (_inputs, status) => statuses.push(status),
     ...overrides,

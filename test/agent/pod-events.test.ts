@@ -26,7 +26,7 @@ test('the pod worker reports pulls, starts, pull failures and crash back-off as 
   runtime.failPull('127.0.0.1:1/none:1');
   const seen: { pod: string; event: PodEvent }[] = [];
   const workers = new PodWorkers({
-    runtime, nodeName: 'n', dataDir, sandboxImage: 'fake/pause', backoffBaseMs: 40, backoffMaxMs: 200, resyncMs: 100, log,
+    runtime, clusterId: 'c', nodeName: 'n', dataDir, sandboxImage: 'fake/pause', backoffBaseMs: 40, backoffMaxMs: 200, resyncMs: 100, log,
     onEvent: (inputs, event) => seen.push({ pod: inputs.pod.metadata.name, event }),
   });
   const ac = new AbortController();

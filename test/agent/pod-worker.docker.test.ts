@@ -36,7 +36,7 @@ function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodS
 function agent(overrides: Partial<PodWorkerSettings> = {}) {
   const statuses: PodStatus[] = [];
   const settings: PodWorkerSettings = {
-    runtime, nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000,
+    runtime, clusterId: 'cluster-a', nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000,
     onStatus: (_i, s) => statuses.push(s),
     ...overrides,
   };

@@ -35,7 +35,7 @@ function setup(overrides: Partial<PodWorkerSettings> = {}) {
   runtime.setBehaviour('fake/oom', { exitAfterMs: 5, oom: true });
   const statuses: PodStatus[] = [];
   const settings: PodWorkerSettings = {
-    runtime, nodeName: 'node-a', dataDir, sandboxImage: 'fake/pause', hostIP: '192.0.2.10',
+    runtime, clusterId: 'cluster-a', nodeName: 'node-a', dataDir, sandboxImage: 'fake/pause', hostIP: '192.0.2.10',
     backoffBaseMs: 40, backoffMaxMs: 1000, resyncMs: 200,
     onStatus: (_inputs, status) => statuses.push(status),
     ...overrides,

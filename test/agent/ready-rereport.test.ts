@@ -16,7 +16,7 @@ test('a worker reports again when the server has its pod not Ready while it runs
   const runtime = new FakeRuntime({ images: ['fake/pause', 'fake/sleep'] });
   const reports: string[] = [];
   const workers = new PodWorkers({
-    runtime, nodeName: 'n', dataDir, sandboxImage: 'fake/pause', resyncMs: 100, log: pino({ level: 'silent' }),
+    runtime, clusterId: 'c', nodeName: 'n', dataDir, sandboxImage: 'fake/pause', resyncMs: 100, log: pino({ level: 'silent' }),
     onStatus: (_i, status) => reports.push(status.conditions?.find((c) => c.type === 'Ready')?.status ?? '?'),
   });
   const ac = new AbortController();

@@ -7,6 +7,7 @@ import {
   ContainerNotFoundError,
   ImagePullError,
   LABEL_RESTART_COUNT,
+  ownerLabels,
   type ContainerConfig,
   type ContainerEvent,
   type ContainerRuntime,
@@ -183,6 +184,33 @@ export function runtimeContract(name: string, newHarness: () => Promise<RuntimeH
     await watching;
     assert.ok(events.some((e) => e.id === id && e.type === 'start'));
     assert.not.ok(events.some((e) => e.id !== id), 'only the labelled container is reported');
+  });
+
+  test('ownership: a container of another cluster with the same node name is neither listed nor reported', async ({ h }) => {
+    const n = `${process.pid}-${++serial}`;
+    const mine = { ...h.labels, ...ownerLabels({ clusterId: `cluster-a-${n}`, nodeName: 'twin' }) };
+    const theirs = { ...h.labels, ...ownerLabels({ clusterId: `cluster-b-${n}`, nodeName: 'twin' }) };
+    const events: ContainerEvent[] = [];
+    const ac = new AbortController();
+    const watching = h.runtime.watchEvents(mine, (e) => events.push(e), ac.signal);
+    await new Promise((r) => setTimeout(r, 200)); // let the event stream open before acting
+    const sandboxes: Record<string, string> = {};
+    const apps: Record<string, string> = {};
+    for (const [who, labels] of [['mine', mine], ['theirs', theirs]] as const) {
+      sandboxes[who] = await h.runtime.runSandbox({
+        name: `flotilla-contract-${n}-${who}-pod`, image: h.sandbox.image, ...(h.sandbox.command ? { command: h.sandbox.command } : {}),
+        hostname: `contract-${n}-${who}`, ports: [], labels,
+      });
+      apps[who] = await h.runtime.createContainer({ name: `flotilla-contract-${n}-${who}-app`, env: {}, mounts: [], sandboxId: sandboxes[who]!, labels, ...h.programs.exit(0) });
+      await h.runtime.startContainer(apps[who]!);
+    }
+    assert.equal((await h.runtime.listContainers(mine)).map((c) => c.id).sort(), [sandboxes.mine!, apps.mine!].sort());
+    assert.equal((await h.runtime.listContainers(theirs)).map((c) => c.id).sort(), [sandboxes.theirs!, apps.theirs!].sort());
+    await eventually('their container exits', async () => ((await h.runtime.inspectContainer(apps.theirs!)).state === 'exited' ? true : undefined));
+    await eventually('die event of mine', () => (events.some((e) => e.id === apps.mine && e.type === 'die') ? true : undefined));
+    ac.abort();
+    await watching;
+    assert.not.ok(events.some((e) => e.id === apps.theirs || e.id === sandboxes.theirs), 'no event of the other cluster\'s containers');
   });
 
   test('a memory limit is enforced: the process is OOM-killed', async ({ h }) => {
