@@ -141,7 +141,6 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       leaderWork?.abort();
       leaderWork = undefined;
       if (!leading) return;
-      heartbeats.leadershipStarted();
       leaderWork = new AbortController();
       const work = leaderWork.signal;
       void bootstrap(store, cluster.member, cluster, admin?.token)
