@@ -11,6 +11,7 @@ import { ControllerManager, leaderControllers } from '../../server/controllers/m
 import type { ControllerDeps, ControllerSettings } from '../../server/controllers/manager.js';
 import { InMemoryMetrics } from '../../server/controllers/pod-metrics.js';
 import { NodeHeartbeats } from '../../server/heartbeats.js';
+import { PodsByOwner } from '../../server/controllers/cluster-objects.js';
 
 export const R = (name: string): ResourceInfo => {
   const r = resourceByCliName(name);
@@ -55,6 +56,7 @@ export class ClusterSim {
     this.deps = {
       objects: this.objects,
       heartbeats: this.heartbeats,
+      pods: new PodsByOwner(this.objects),
       now: this.clock.now,
       settings: options.settings ?? {},
       metrics: this.metrics,
@@ -71,6 +73,7 @@ export class ClusterSim {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#running;
+    this.deps.pods.close();
     this.store.close();
   }
 
