@@ -5,7 +5,6 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import pino from 'pino';
 import { serverList } from '../client/client.js';
 import type { ServerChoice } from '../client/client.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
@@ -16,6 +15,7 @@ import { nodeNameFromHostname } from '../node-agent/node-object.js';
 import { stringFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 import type { CliCommand, Io } from './command.js';
+import { createLogger, logFormatFor } from './logger.js';
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
@@ -105,7 +105,7 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
 
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const config = agentConfigFrom(a, io.env);
-  const log = pino({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const log = createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err });
   const server = await serverChoiceFor(config, io, signal);
   if (config.simulate !== undefined) {
     const fleet = new HollowFleet({
@@ -126,13 +126,18 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
       + `Stop or start single nodes: write "stop NAME" / "start NAME" lines to ${controlFile}, then kill -USR2 ${process.pid}. Stop all with Ctrl-C.\n`);
     await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     process.off('SIGUSR2', onControl);
+    log.info(`shutting down: stopping ${config.simulate} hollow nodes`);
     await fleet.stopAll();
+    log.info('stopped');
     return 0;
   }
   const { run } = await import('../node-agent/run.js');
+  const stopping = () => log.info('shutting down: stopping the agent (its containers keep running)');
+  signal.addEventListener('abort', stopping, { once: true });
   await run(signal, { ...config, server, log }, (info) => {
     io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${server.current()}, data in ${config.dataDir}.\n`);
-  });
+  }).finally(() => signal.removeEventListener('abort', stopping));
+  if (signal.aborted) log.info('stopped');
   return 0;
 }
 
