@@ -216,7 +216,7 @@ async function readiness(cluster: ClusterMember, store: SqliteStore, signal: Abo
   const check = (name: string, failure: string | undefined): ReadinessCheck => ({ name, ...(failure !== undefined ? { failure } : {}) });
   const leader = cluster.member.leader !== 0;
   const caughtUp = !leader ? 'no leader to take the commit index from' : await cluster.member.readBarrier(READY_READ_TIMEOUT_MS).then(() => undefined, (err: unknown) =>
-    (err instanceof StoreError && err.failure.code === 504 ? `has not applied what the leader has committed within ${READY_READ_TIMEOUT_MS} ms` : err instanceof Error ? err.message : String(err)));
+    (err instanceof StoreError && err.failure.code === 504 ? `no linearizable read within ${READY_READ_TIMEOUT_MS} ms (behind the leader's commit index, or no quorum)` : err instanceof Error ? err.message : String(err)));
   const missing = [
     ...BOOTSTRAP_NAMESPACES.filter((name) => !store.get('namespaces', '', name)).map((name) => `namespace ${name}`),
     ...(store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) ? [] : [`secret ${TOKENS_SECRET.namespace}/${TOKENS_SECRET.name}`]),
