@@ -6,7 +6,6 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import pino from 'pino';
 import { serverList } from '../client/client.js';
 import type { ServerChoice } from '../client/client.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
@@ -18,6 +17,8 @@ import { nodeNameFromHostname } from '../node-agent/node-object.js';
 import { stringFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 import type { CliCommand, Io } from './command.js';
+import { createLogger, logFormatFor } from './logger.js';
+import type { Logger } from 'pino';
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
@@ -107,7 +108,7 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
 
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const config = agentConfigFrom(a, io.env);
-  const log = pino({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const log = createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err });
   if (config.simulate !== undefined) {
     // The fleet's nodes lock their own folders too; this lock makes a second fleet here fail at once, by name.
     const lock = await lockDataDir(config.dataDir);
@@ -119,14 +120,17 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
   }
   const server = await serverChoiceFor(config, io, signal);
   const { run } = await import('../node-agent/run.js');
+  const stopping = () => log.info('shutting down: stopping the agent (its containers keep running)');
+  signal.addEventListener('abort', stopping, { once: true });
   await run(signal, { ...config, server, log }, (info) => {
     io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${server.current()}, data in ${config.dataDir}.\n`);
-  });
+  }).finally(() => signal.removeEventListener('abort', stopping));
+  if (signal.aborted) log.info('stopped');
   return 0;
 }
 
 /** `--simulate N`: N hollow nodes in this process until the signal aborts (node-agent/hollow.ts). */
-async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: pino.Logger, server: ServerChoice, signal: AbortSignal): Promise<number> {
+async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: Logger, server: ServerChoice, signal: AbortSignal): Promise<number> {
   const fleet = new HollowFleet({
     server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count,
     prefix: stringFlag(a, 'name') ?? 'hollow', log,
@@ -145,7 +149,9 @@ async function runHollowFleet(config: AgentCommandConfig, count: number, a: Pars
     + `Stop or start single nodes: write "stop NAME" / "start NAME" lines to ${controlFile}, then kill -USR2 ${process.pid}. Stop all with Ctrl-C.\n`);
   await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
   process.off('SIGUSR2', onControl);
+  log.info(`shutting down: stopping ${count} hollow nodes`);
   await fleet.stopAll();
+  log.info('stopped');
   return 0;
 }
 

@@ -10,6 +10,8 @@ export interface Io {
   env: NodeJS.ProcessEnv;
   readStdin: () => string;
   isTty: boolean;
+  /** Whether stderr, where the agent logs, is a terminal (readable lines there, JSON otherwise); absent: no. */
+  errIsTty?: boolean;
 }
 
 /** One `flotilla` subcommand: its help, the flags it accepts, and what it does; resolves to the exit code. */

@@ -30,6 +30,7 @@ const processIo: Io = {
   env: process.env,
   readStdin: () => readFileSync(0, 'utf8'),
   isTty: Boolean(process.stdout.isTTY),
+  errIsTty: Boolean(process.stderr.isTTY),
 };
 
 
@@ -221,6 +222,10 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   if (snapshotText !== undefined && !/^[1-9]\d*$/.test(snapshotText)) throw new UsageError(`--snapshot-every must be a positive number of log entries, got "${snapshotText}"`);
   const iface = stringFlag(a, 'interface');
   const mdns = a.flags.mdns;
+  // `up`'s local agent says its own (agent-command.ts); "stopped" follows once both are down.
+  const stopping = () => io.err('shutting down: closing the API server and the Raft member...\n');
+  signal.addEventListener('abort', stopping, { once: true });
+  let localAgent: Promise<void> | undefined;
   await run(signal, {
     dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
@@ -239,20 +244,22 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     }
     const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
     io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
-    if (opts.localAgent && info.adminToken) startLocalAgent(info.url, info.adminToken, join(dataDir, 'agent'), io, signal);
-  });
+    if (opts.localAgent && info.adminToken) localAgent = startLocalAgent(info.url, info.adminToken, join(dataDir, 'agent'), io, signal);
+  }).finally(() => signal.removeEventListener('abort', stopping));
+  await localAgent;
+  if (signal.aborted) io.err('stopped\n');
   return 0;
 }
 
 /**
- * `flotilla up`'s agent for the local Docker engine, in the same process. Without a Docker engine the
- * control plane still runs; the user is told why there is no node.
+ * `flotilla up`'s agent for the local Docker engine, in the same process, until `signal` aborts. Without a
+ * Docker engine the control plane still runs; the user is told why there is no node. Never rejects.
  */
-function startLocalAgent(server: string, token: string, dataDir: string, io: Io, signal: AbortSignal): void {
+function startLocalAgent(server: string, token: string, dataDir: string, io: Io, signal: AbortSignal): Promise<void> {
   const noAgent = (why: string) => io.err(`flotilla up: no local agent (${why}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
   const args = parseArgs(['--server', server, '--token', token, '--data', dataDir, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], agentCommand.flags);
-  new DockerRuntime().listContainers({ 'io.flotilla.node': '' })
-    .then(() => agentCommand.run(args, io, signal), (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); return 0; })
+  return new DockerRuntime().listContainers({ 'io.flotilla.node': '' })
+    .then(async () => { await agentCommand.run(args, io, signal); }, (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); })
     .catch((err: unknown) => noAgent(err instanceof Error ? err.message : String(err)));
 }
 

@@ -5,30 +5,22 @@ import { StoreError } from './store/types.js';
 /**
  * Node heartbeats, kept in memory only: an SD card must not take a durable write per node every few seconds.
  * Agents renew Kubernetes-style Leases (kube-node-lease/NAME) on any member; a member that is not the
- * leader passes each renewal on to the leader, where the node lifecycle controller reads them.
- *
- * A leader that has not heard from a node since it took over answers with the time it took over, so that a
- * new leader gives every node a full grace period instead of declaring them all dead.
+ * leader passes each renewal on to the leader, where the node lifecycle controller reads them. What a node
+ * that has not renewed here is given (a grace period from when the leader's controller first saw it) is the
+ * controller's decision, not this table's.
  */
 export class NodeHeartbeats {
   readonly #last = new Map<string, { renewMs: number; durationS: number; holder: string }>();
-  #since: number;
 
-  constructor(readonly now: () => number = Date.now) {
-    this.#since = now();
-  }
-
-  /** Called when this member becomes leader. */
-  leadershipStarted(): void {
-    this.#since = this.now();
-  }
+  constructor(readonly now: () => number = Date.now) {}
 
   renew(node: string, holder: string, durationS: number): void {
     this.#last.set(node, { renewMs: this.now(), durationS, holder });
   }
 
+  /** When `node` last renewed its lease on this member; undefined when it never did. */
   lastRenewMs(node: string): number | undefined {
-    return Math.max(this.#last.get(node)?.renewMs ?? 0, this.#since);
+    return this.#last.get(node)?.renewMs;
   }
 
   forget(node: string): void {

@@ -12,6 +12,7 @@ import type { Node, Pod } from './scheduler/types.js';
 import { leaderControllers, runControllers } from './controllers/manager.js';
 import type { ControllerSettings } from './controllers/controller.js';
 import { EventRecorder } from './controllers/events.js';
+import { PodsByOwner } from './controllers/cluster-objects.js';
 import type { PodMetricsSource } from './controllers/pod-metrics.js';
 
 const pods = resourceFor('', 'v1', 'pods')!;
@@ -92,15 +93,23 @@ export interface LeaderWorkDeps {
   onError?: (what: string, err: unknown) => void;
 }
 
-/** What only the leader runs: the scheduling loop and the controllers, until `signal` aborts (leadership lost). */
+/**
+ * What only the leader runs: the scheduling loop and the controllers, until `signal` aborts (leadership lost).
+ * Everything they derive from the store (the scheduler's node table, the pod index) is built for this term.
+ */
 export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): Promise<void> {
   const report = (what: string) => (err: unknown) => deps.onError?.(what, err);
-  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
-  await Promise.all([
-    runSchedulingLoop(new StoreSchedulerCluster(deps.objects), signal, {
-      scheduler: new Scheduler({ ...deps.scheduler, onFallback: report('scheduler wasm core failed to load; using the TypeScript reference') }),
-      onError: report('scheduler'),
-    }).catch(report('scheduler')),
-    runControllers(signal, controllerDeps, leaderControllers(controllerDeps), { onGiveUp: (c, key, err) => report(`controller ${c} gave up on ${key}`)(err) }).catch(report('controllers')),
-  ]);
+  const pods = new PodsByOwner(deps.objects);
+  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, pods, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
+  try {
+    await Promise.all([
+      runSchedulingLoop(new StoreSchedulerCluster(deps.objects), signal, {
+        scheduler: new Scheduler({ ...deps.scheduler, onFallback: report('scheduler wasm core failed to load; using the TypeScript reference') }),
+        onError: report('scheduler'),
+      }).catch(report('scheduler')),
+      runControllers(signal, controllerDeps, leaderControllers(controllerDeps), { onGiveUp: (c, key, err) => report(`controller ${c} gave up on ${key}`)(err) }).catch(report('controllers')),
+    ]);
+  } finally {
+    pods.close();
+  }
 }

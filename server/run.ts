@@ -5,14 +5,15 @@ import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
 import { serve } from '@hono/node-server';
 import { createApp } from './api/app.js';
+import type { ReadinessCheck } from './api/app.js';
 import type { Identity } from './api/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { Proposer } from './store/proposer.js';
 import { ObjectService, resourceKey } from './objects.js';
 import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
-import type { StoredObject } from './store/types.js';
-import { ClusterMember } from './cluster/cluster.js';
-import { ensureToken, storeTokenAuthenticator } from './tokens.js';
+import { StoreError, type StoredObject } from './store/types.js';
+import { ClusterMember, MEMBERS_RESOURCE } from './cluster/cluster.js';
+import { ensureToken, storeTokenAuthenticator, TOKENS_SECRET } from './tokens.js';
 import { NodeHeartbeats, heartbeatRoutes } from './heartbeats.js';
 import { agentProxy } from './agent-proxy.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
@@ -72,7 +73,8 @@ const BOOTSTRAP_NAMESPACES = ['default', 'kube-system', 'kube-node-lease'];
 
 /**
  * Runs one API server (a Raft member) until `signal` aborts; resolves after it closed, rejects on a start-up
- * error. `onReady` is called once it listens and has joined or bootstrapped its cluster.
+ * error. `onReady` is called once it listens and is ready (see `readiness`: /readyz answers 200 from then on,
+ * barring a lost leader).
  */
 export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (info: ServerInfo) => void): Promise<void> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -125,7 +127,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       podProxy: agentProxy(objects),
       authenticate: (token) => (cluster.isClusterSecret(token) ? { name: `member`, role: 'peer' } : tokenAuth(token)),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
-      ready: () => cluster.member.leader !== 0,
+      readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
         cluster.routes(roleOf),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
@@ -143,7 +145,6 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       leaderWork?.abort();
       leaderWork = undefined;
       if (!leading) return;
-      heartbeats.leadershipStarted();
       leaderWork = new AbortController();
       const work = leaderWork.signal;
       void bootstrap(store, cluster.member, cluster, admin?.token)
@@ -156,8 +157,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     advertised = serverAdvertisement(cluster.identity.clusterId, cluster.identity.memberId, advertiseUrl, cluster.secret);
     const advertising = discovery?.advertise(advertised, signal).catch((err: Error) => console.error(`mdns: not advertising: ${err.message}`));
     await plan.withdrawCandidacy?.();
-    if (admin) await waitFor(() => store.get('secrets', 'kube-system', 'flotilla-tokens') !== undefined, signal);
-    onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });
+    await waitFor(async () => (await readiness(cluster, store, signal)).every((k) => k.failure === undefined), signal);
+    if (!signal.aborted) onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });
     await running;
     await advertising;
   } finally {
@@ -184,8 +185,10 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
   return { token, path };
 }
 
+const PRIORITY_CLASSES = resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!);
+
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest, the
- * built-in PriorityClasses. The token comes before the classes: clients use it as soon as /readyz answers. */
+ * built-in PriorityClasses. /readyz waits for all of them. */
 async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
   await cluster.registerSelf();
   const ensure = async (resource: string, object: StoredObject): Promise<void> => {
@@ -197,9 +200,8 @@ async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: Cluste
     await ensure('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
   }
   if (adminToken) await ensureToken(store, proposer, 'admin', adminToken, 'admin');
-  const priorityClasses = resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!);
   for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
-    await ensure(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
+    await ensure(PRIORITY_CLASSES, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
   }
 }
 
@@ -208,12 +210,40 @@ function isLoopbackUrl(url: string): boolean {
   return host === 'localhost' || host.startsWith('127.') || host === '[::1]';
 }
 
+/** How long /readyz waits for a linearizable read before it calls this member behind. */
+const READY_READ_TIMEOUT_MS = 1_000;
+
+/**
+ * What /readyz checks. Ready must mean that an authenticated request is served: a leader is known; this member
+ * has applied what the leader had committed when asked (a ReadIndex, as linearizable reads wait for), so a far
+ * behind follower is not ready; its store holds the bootstrap (the built-in namespaces, the token digests that
+ * authentication reads, its own member record); and it is not shutting down.
+ */
+async function readiness(cluster: ClusterMember, store: SqliteStore, signal: AbortSignal): Promise<ReadinessCheck[]> {
+  const check = (name: string, failure: string | undefined): ReadinessCheck => ({ name, ...(failure !== undefined ? { failure } : {}) });
+  const leader = cluster.member.leader !== 0;
+  const caughtUp = !leader ? 'no leader to take the commit index from' : await cluster.member.readBarrier(READY_READ_TIMEOUT_MS).then(() => undefined, (err: unknown) =>
+    (err instanceof StoreError && err.failure.code === 504 ? `no linearizable read within ${READY_READ_TIMEOUT_MS} ms (behind the leader's commit index, or no quorum)` : err instanceof Error ? err.message : String(err)));
+  const missing = [
+    ...BOOTSTRAP_NAMESPACES.filter((name) => !store.get('namespaces', '', name)).map((name) => `namespace ${name}`),
+    ...(store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) ? [] : [`secret ${TOKENS_SECRET.namespace}/${TOKENS_SECRET.name}`]),
+    ...(store.get(MEMBERS_RESOURCE, '', String(cluster.identity.memberId)) ? [] : [`the record of member ${cluster.identity.memberId}`]),
+    ...SYSTEM_PRIORITY_CLASSES.filter(({ name }) => !store.get(PRIORITY_CLASSES, '', name)).map(({ name }) => `PriorityClass ${name}`),
+  ];
+  return [
+    check('raft-leader', leader ? undefined : 'no Raft leader is known'),
+    check('raft-applied', caughtUp),
+    check('bootstrap', missing.length > 0 ? `not in the state yet: ${missing.join(', ')}` : undefined),
+    check('shutdown', signal.aborted ? 'the server is shutting down' : undefined),
+  ];
+}
+
 async function waitForLeader(cluster: ClusterMember, signal: AbortSignal): Promise<void> {
   await waitFor(() => cluster.member.leader !== 0, signal);
 }
 
-async function waitFor(cond: () => boolean, signal: AbortSignal): Promise<void> {
-  while (!cond()) {
+async function waitFor(cond: () => boolean | Promise<boolean>, signal: AbortSignal): Promise<void> {
+  while (!(await cond())) {
     if (signal.aborted) return;
     await new Promise((r) => setTimeout(r, 20));
   }

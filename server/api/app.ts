@@ -10,11 +10,17 @@ import { statusResponse } from './status.js';
 import { StoreError } from '../store/types.js';
 import { openApiDocument } from './openapi.js';
 
+/** One readiness check as Kubernetes' /readyz lists it: its name and, when it fails, why. */
+export interface ReadinessCheck {
+  name: string;
+  failure?: string;
+}
+
 export interface AppDeps extends ResourceDeps {
   authenticate: Authenticator;
   version: { flotilla: string; gitVersion: string };
-  /** Ready to serve: the store is open and (in a cluster) a leader is known. */
-  ready: () => boolean;
+  /** What /readyz checks; ready (200) when none failed, which must mean that an authenticated request is served. */
+  readiness: () => ReadinessCheck[] | Promise<ReadinessCheck[]>;
   /** Request bodies above this many bytes get 413. */
   maxBodyBytes?: number;
   /** Extra authenticated routes mounted at the root (cluster status, agent proxy...). */
@@ -50,7 +56,14 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/livez', (c) => c.text('ok'));
-  app.get('/readyz', (c) => (deps.ready() ? c.text('ok') : c.text('not ready', 503)));
+  // As Kubernetes answers: "ok", or every check as [+]name ok / [-]name failed: why (also with ?verbose).
+  app.get('/readyz', async (c) => {
+    const checks = await deps.readiness();
+    const failed = checks.some((k) => k.failure !== undefined);
+    if (!failed && c.req.query('verbose') === undefined) return c.text('ok');
+    const lines = checks.map((k) => (k.failure === undefined ? `[+]${k.name} ok` : `[-]${k.name} failed: ${k.failure}`));
+    return c.text(`${lines.join('\n')}\nreadyz check ${failed ? 'failed' : 'passed'}\n`, failed ? 503 : 200);
+  });
   app.get('/version', (c) => c.json({ ...deps.version, platform: `${process.platform}/${process.arch}` }));
 
   app.use('*', bearerAuth({ authenticate: deps.authenticate, publicPaths: PUBLIC_PATHS }));

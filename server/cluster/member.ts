@@ -65,6 +65,8 @@ export class RaftMember implements Proposer {
   #applied: number;
   #lastSnapshot: number;
   #scheduled = false;
+  /** Set when run() ends: nothing is processed after, since the store may be closed by then. */
+  #stopped = false;
   #readSeq = 0;
   #readIssuedAt = 0;
   #persisted: HardState;
@@ -104,6 +106,7 @@ export class RaftMember implements Proposer {
     this.#schedule();
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     clearInterval(timer);
+    this.#stopped = true;
     const gone = new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'the server is shutting down' });
     for (const w of this.#waiters.values()) { clearTimeout(w.timer); w.reject(gone); }
     this.#waiters.clear();
@@ -218,11 +221,11 @@ export class RaftMember implements Proposer {
   }
 
   #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled || this.#stopped) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      this.#process();
+      if (!this.#stopped) this.#process();
     });
   }
 

@@ -25,10 +25,13 @@ export class HttpTransport {
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   readonly #queues = new Map<NodeId, Message[]>();
   readonly #busy = new Set<NodeId>();
+  /** After close() nothing more is sent: the member's store, which peerUrl reads, is closed next. */
+  #closed = false;
 
   constructor(readonly opts: TransportOptions) {}
 
   send(messages: Message[]): void {
+    if (this.#closed) return;
     for (const m of messages) {
       if (m.to === this.opts.self) continue;
       if (m.type === 'MsgSnap') { void this.#sendSnapshot(m); continue; }
@@ -40,11 +43,13 @@ export class HttpTransport {
   }
 
   close(): void {
+    this.#closed = true;
+    this.#queues.clear();
     this.#agent.destroy();
   }
 
   #pump(to: NodeId): void {
-    if (this.#busy.has(to)) return;
+    if (this.#closed || this.#busy.has(to)) return;
     const batch = this.#queues.get(to);
     if (!batch || batch.length === 0) return;
     this.#queues.set(to, []);

@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import { resourceByCliName } from '../../api-types/index.js';
 import type { Condition, OwnerReference, Pod, PodTemplateSpec, ResourceInfo, Taint, Toleration } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
 import type { ObjectService } from '../objects.js';
 import { resourceKey } from '../objects.js';
 
@@ -82,25 +81,54 @@ export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference
 }
 
 /**
- * Pods by the uid of their controller, kept current by a watch on the store. The store publishes watch events
- * inside apply, before the write's promise resolves, so after any awaited write the index is as new as the
- * store. One index per store, for the store's lifetime; cached pods are shared and must not be mutated.
+ * Pods by the uid of their controller, built from the store and kept current by a watch on it. The store
+ * publishes watch events inside apply, before the write's promise resolves, so after any awaited write the
+ * index is as new as the store. When the store ends the watch (a snapshot install replaced the state
+ * wholesale, or the store closed), the index is built again from the store's contents at the next question.
+ * One per leadership term (server/leader.ts makes it with the controllers' deps and closes it after them);
+ * cached pods are shared and must not be mutated.
  */
-class PodsByOwner {
+export class PodsByOwner {
   readonly #byOwner = new Map<string, Map<string, Pod>>();
   readonly #ownerOf = new Map<string, string>();
+  /** Ends the watch; undefined while the index is not built (before the first question, or after the store ended the watch). */
+  #stopWatch: (() => void) | undefined;
+  #closed = false;
 
-  constructor(objects: ObjectService) {
-    const { items, revision } = objects.list(resources.pods);
-    for (const p of items) this.#put(p as unknown as Pod);
-    objects.store.hub.watch(resourceKey(resources.pods), undefined, revision, (e) => {
-      if (e.type === 'DELETED') this.#remove(objectKey(e.object));
-      else this.#put(e.object as unknown as Pod);
-    });
+  constructor(readonly objects: ObjectService) {}
+
+  /** The pods whose controller is `owner` (by uid, so a re-created owner of the same name does not adopt them). */
+  ownedBy(owner: StoredObject): Pod[] {
+    return owner.metadata.uid ? this.#bucket(owner.metadata.uid) : [];
   }
 
-  owned(uid: string): Pod[] {
+  /** Pods of `namespace` that no controller owns: candidates for adoption. */
+  unowned(namespace: string | undefined): Pod[] {
+    return this.#bucket(UNOWNED).filter((p) => p.metadata.namespace === namespace);
+  }
+
+  /** Stops following the store; the index answers no more questions. */
+  close(): void {
+    this.#closed = true;
+    this.#stopWatch?.();
+    this.#stopWatch = undefined;
+  }
+
+  #bucket(uid: string): Pod[] {
+    if (!this.#stopWatch) this.#build();
     return [...(this.#byOwner.get(uid)?.values() ?? [])];
+  }
+
+  #build(): void {
+    if (this.#closed) throw new Error('the pod index was asked after close()');
+    this.#byOwner.clear();
+    this.#ownerOf.clear();
+    const { items, revision } = this.objects.list(resources.pods);
+    for (const p of items) this.#put(p as unknown as Pod);
+    this.#stopWatch = this.objects.store.hub.watch(resourceKey(resources.pods), undefined, revision, (e) => {
+      if (e.type === 'DELETED') this.#remove(objectKey(e.object));
+      else this.#put(e.object as unknown as Pod);
+    }, () => { this.#stopWatch = undefined; });
   }
 
   #put(p: Pod): void {
@@ -125,23 +153,6 @@ class PodsByOwner {
 
 /** The index bucket of pods without a controller (no real uid is empty). */
 const UNOWNED = '';
-const podIndexes = new WeakMap<SqliteStore, PodsByOwner>();
-
-function podIndex(objects: ObjectService): PodsByOwner {
-  let index = podIndexes.get(objects.store);
-  if (!index) podIndexes.set(objects.store, index = new PodsByOwner(objects));
-  return index;
-}
-
-/** The pods whose controller is `owner` (by uid), from the store's pod index. */
-export function podsOwnedBy(objects: ObjectService, owner: StoredObject): Pod[] {
-  return owner.metadata.uid ? podIndex(objects).owned(owner.metadata.uid) : [];
-}
-
-/** Pods of `namespace` that no controller owns: candidates for adoption. */
-export function unownedPods(objects: ObjectService, namespace: string | undefined): Pod[] {
-  return podIndex(objects).owned(UNOWNED).filter((p) => p.metadata.namespace === namespace);
-}
 
 export function podCondition(pod: Pod, type: string): Condition | undefined {
   return pod.status?.conditions?.find((c) => c.type === type);

@@ -3,6 +3,7 @@ import type { ResourceInfo } from '../../api-types/index.js';
 import type { ObjectService } from '../objects.js';
 import type { WatchEvent } from '../store/types.js';
 import type { PodMetricsSource } from './pod-metrics.js';
+import type { PodsByOwner } from './cluster-objects.js';
 
 export interface ControllerSettings {
   /** A node whose last heartbeat is older than this becomes NotReady and tainted unreachable. */
@@ -26,6 +27,8 @@ export interface ControllerDeps {
   objects: ObjectService;
   /** In-memory node leases kept by the server (not durable): when each node last renewed, in clock ms. */
   heartbeats: { lastRenewMs(node: string): number | undefined };
+  /** The pods by controller, for this leadership term (controllers must not keep their own copies of store state). */
+  pods: PodsByOwner;
   /** The clock, in milliseconds since the epoch; tests inject a fake one. */
   now(): number;
   settings: Partial<ControllerSettings>;

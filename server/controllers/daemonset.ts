@@ -2,7 +2,7 @@ import { matchesLabels, labelSelectorFromSpec } from '../../api-types/index.js';
 import type { DaemonSet, DaemonSetStatus, Node, Pod, Toleration } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import {
-  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
+  resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
   sameContent, scaledValue, templateHash, tolerationFor, LABEL_CONTROLLER_REVISION_HASH, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
@@ -42,7 +42,7 @@ export function daemonSetController(deps: ControllerDeps): Controller {
       const hash = templateHash(ds.spec.template);
       const nodes = deps.objects.list(resources.nodes).items as unknown as Node[];
       const eligible = new Set(nodes.filter((n) => runsOn(ds, n)).map((n) => n.metadata.name ?? ''));
-      const pods = podsOwnedBy(deps.objects, owner);
+      const pods = deps.pods.ownedBy(owner);
       const byNode = new Map<string, Pod[]>();
       const doomed: Pod[] = [];
       for (const p of pods) {

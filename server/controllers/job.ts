@@ -1,7 +1,7 @@
 import type { Condition, Job, JobStatus, Pod } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import {
-  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition, isGoing,
+  resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -39,7 +39,7 @@ export function jobController(deps: ControllerDeps): Controller {
       const owner = job as unknown as StoredObject;
       const now = deps.now();
       const nowIso = new Date(now).toISOString();
-      const pods = podsOwnedBy(deps.objects, owner);
+      const pods = deps.pods.ownedBy(owner);
       let active = pods.filter(isPodActive);
       // Counts never go down: finished pods deleted by someone still count, as Kubernetes' tracking does.
       const succeeded = Math.max(job.status?.succeeded ?? 0, pods.filter((p) => p.status?.phase === 'Succeeded').length);

@@ -52,17 +52,22 @@ interface Entry {
 
 export class ControllerManager {
   readonly #entries: Entry[];
-  #running = false;
+  /** A manager runs once: its queues are shut down when it stops. */
+  #started = false;
 
   constructor(readonly deps: ControllerDeps, controllers: readonly Controller[], readonly options: ManagerOptions = {}) {
     this.#entries = controllers.map((controller) => ({ controller, queue: new WorkQueue() }));
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    if (this.#running) throw new Error('this ControllerManager is already running');
-    this.#running = true;
+    if (this.#started) throw new Error('a ControllerManager runs once; make another');
+    this.#started = true;
     const hub = this.deps.objects.store.hub;
     const stops: (() => void)[] = [];
+    // One abort listener wakes every idle worker: a listener per worker would grow with the controllers.
+    const shutDown = () => { for (const e of this.#entries) e.queue.shutDown(); };
+    signal.addEventListener('abort', shutDown, { once: true });
+    stops.push(() => signal.removeEventListener('abort', shutDown));
     try {
       const from = this.deps.objects.store.revision();
       for (const e of this.#entries) {
@@ -91,7 +96,6 @@ export class ControllerManager {
       }
     } finally {
       for (const stop of stops) stop();
-      this.#running = false;
     }
   }
 
@@ -124,7 +128,7 @@ export class ControllerManager {
     while (!signal.aborted) {
       const key = e.queue.take();
       if (key === undefined) {
-        await e.queue.wait(signal);
+        await e.queue.wait();
         continue;
       }
       try {

@@ -23,8 +23,9 @@ const UNREACHABLE_POLL_MS = 1_000;
  * NodeUnreachable), DaemonSet pods included. When heartbeats resume: Ready=True, taint and annotation removed;
  * the pods' Ready comes back with their agent's next status report.
  *
- * A node this leader has never heard from is given the grace period from when the controller first saw it,
- * so a leader change does not declare every node dead at once.
+ * A node is judged from its last heartbeat, or from when this leader's controller first saw it (its
+ * registration, or the start of this leadership term) when that is later: a node that joins long after the
+ * leader started, and a leader change, both give the node a full grace period before its first heartbeat.
  */
 export function nodeLifecycleController(deps: ControllerDeps): Controller {
   const events = new EventRecorder(deps.objects, 'node-controller', deps.now);
@@ -40,7 +41,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
       const now = deps.now();
       const nowIso = new Date(now).toISOString();
       if (!firstSeen.has(name)) firstSeen.set(name, now);
-      const last = deps.heartbeats.lastRenewMs(name) ?? firstSeen.get(name)!;
+      const last = Math.max(deps.heartbeats.lastRenewMs(name) ?? -Infinity, firstSeen.get(name)!);
       const taints = node.spec?.taints ?? [];
       const existing = taints.find((t) => t.key === TAINT_UNREACHABLE && t.effect === 'NoExecute');
       const ready = node.status?.conditions?.find((c) => c.type === 'Ready');

@@ -4,7 +4,7 @@ import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects.js';
 import {
-  resources, objectKey, splitKey, ownerKey, podsOwnedBy, unownedPods, controllerOf, controllerRefTo, isPodActive, isPodReady, isPodAvailable, podCondition,
+  resources, objectKey, splitKey, ownerKey, controllerOf, controllerRefTo, isPodActive, isPodReady, isPodAvailable, podCondition,
   podFromTemplate, sameContent, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
@@ -39,7 +39,7 @@ export function replicaSetController(deps: ControllerDeps): Controller {
       const rs = deps.objects.get(resources.replicaSets, namespace, name) as ReplicaSet | undefined;
       if (!rs || isGoing(rs)) return;
       const owner = rs as unknown as StoredObject;
-      const pods = [...podsOwnedBy(deps.objects, owner), ...await adopt(deps, rs)];
+      const pods = [...deps.pods.ownedBy(owner), ...await adopt(deps, rs)];
       for (const p of pods.filter((p) => p.status?.phase === 'Failed' && !p.metadata.deletionTimestamp)) {
         await deletePod(deps.objects, p);
         await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted failed pod: ${p.metadata.name}`);
@@ -79,7 +79,7 @@ export function replicaSetController(deps: ControllerDeps): Controller {
 async function adopt(deps: ControllerDeps, rs: ReplicaSet): Promise<Pod[]> {
   const selector = labelSelectorFromSpec(rs.spec.selector);
   const adopted: Pod[] = [];
-  for (const p of unownedPods(deps.objects, rs.metadata.namespace)) {
+  for (const p of deps.pods.unowned(rs.metadata.namespace)) {
     if (!isPodActive(p) || !matchesLabels(selector, p.metadata.labels)) continue;
     try {
       adopted.push(await deps.objects.patch(resources.pods, p.metadata.namespace, p.metadata.name ?? '', {

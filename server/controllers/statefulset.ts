@@ -1,7 +1,7 @@
 import type { Pod, StatefulSet, StatefulSetStatus, Volume } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import {
-  resources, objectKey, splitKey, ownerKey, podsOwnedBy, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
+  resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
   sameContent, templateHash, LABEL_CONTROLLER_REVISION_HASH, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
@@ -37,7 +37,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       const ordered = sts.spec.podManagementPolicy !== 'Parallel';
       const hash = templateHash(sts.spec.template);
       const byOrdinal = new Map<number, Pod>();
-      for (const p of podsOwnedBy(deps.objects, owner)) {
+      for (const p of deps.pods.ownedBy(owner)) {
         const i = ordinalOf(name, p.metadata.name ?? '');
         if (i === undefined || p.metadata.deletionTimestamp) continue;
         if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') {

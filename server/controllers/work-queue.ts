@@ -17,6 +17,7 @@ export class WorkQueue {
   readonly #delayed = new Map<string, number>();
   readonly #failures = new Map<string, number>();
   #wake: (() => void) | undefined;
+  #shutDown = false;
 
   constructor(readonly backoff: { baseMs: number; maxMs: number; maxRetries: number } = { baseMs: 5, maxMs: 60_000, maxRetries: 15 }) {}
 
@@ -92,17 +93,23 @@ export class WorkQueue {
     return true;
   }
 
-  /** Resolves when a key is added or `signal` aborts (at once when a key is ready already). One waiter at a time: the queue has one worker. */
-  wait(signal: AbortSignal): Promise<void> {
-    if (this.#ready.length > 0 || signal.aborted) return Promise.resolve();
+  /**
+   * Resolves when a key is added or the queue is shut down (at once when a key is ready already, or after
+   * shutDown). One waiter at a time: the queue has one worker.
+   */
+  wait(): Promise<void> {
+    if (this.#ready.length > 0 || this.#shutDown) return Promise.resolve();
     return new Promise((resolve) => {
-      const finish = () => {
+      this.#wake = () => {
         this.#wake = undefined;
-        signal.removeEventListener('abort', finish);
         resolve();
       };
-      this.#wake = finish;
-      signal.addEventListener('abort', finish, { once: true });
     });
+  }
+
+  /** Wakes the worker for good: its loop is ending (client-go's ShutDown). */
+  shutDown(): void {
+    this.#shutDown = true;
+    this.#wake?.();
   }
 }

@@ -21,7 +21,7 @@ for (const name of ['default', 'other', 'kube-system']) {
 const app = createApp({
   objects: new ObjectService(store, proposer, () => new Date('2026-02-03T04:05:06Z')), readBarrier: async () => {},
   authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' }, [NODE_TOKEN]: { name: 'join-pi', role: 'node' } }),
-  version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, ready: () => true, maxBodyBytes: 64 * 1024,
+  version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [], maxBodyBytes: 64 * 1024,
 });
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -43,6 +43,22 @@ const pod = (name: string, labels: Record<string, string> = {}, extra: Record<st
 const deployment = (name: string, replicas: number) => ({
   apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
   spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'web', image: 'flotilla/testbox:latest' }] } } },
+});
+
+test('/readyz answers as Kubernetes does: "ok", or every check with the reason of each failed one and 503', async () => {
+  let checks = [{ name: 'raft-leader' }, { name: 'bootstrap', failure: 'not in the state yet: secret kube-system/flotilla-tokens' }];
+  const probed = createApp({
+    objects: new ObjectService(store, proposer, () => new Date()), readBarrier: async () => {}, authenticate: staticTokens({}),
+    version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: async () => checks,
+  });
+  const failing = await probed.request('/readyz');
+  assert.is(failing.status, 503);
+  assert.is(await failing.text(), '[+]raft-leader ok\n[-]bootstrap failed: not in the state yet: secret kube-system/flotilla-tokens\nreadyz check failed\n');
+  checks = [{ name: 'raft-leader' }, { name: 'bootstrap' }];
+  const ready = await probed.request('/readyz');
+  assert.is(ready.status, 200);
+  assert.is(await ready.text(), 'ok');
+  assert.is(await (await probed.request('/readyz?verbose')).text(), '[+]raft-leader ok\n[+]bootstrap ok\nreadyz check passed\n');
 });
 
 test('health and version are public; everything else needs the bearer token', async () => {

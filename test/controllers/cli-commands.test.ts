@@ -21,7 +21,7 @@ const TOKEN = 'test-token-0123456789abcdef';
 async function withApi(fn: (sim: ClusterSim, run: (c: CliCommand, ...argv: string[]) => Promise<{ code: number; out: string; err: string }>) => Promise<void>): Promise<void> {
   const sim = await new ClusterSim().start();
   const app = createApp({
-    objects: sim.objects, readBarrier: async () => {}, ready: () => true,
+    objects: sim.objects, readBarrier: async () => {}, readiness: () => [],
     authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
     version: { flotilla: 'test', gitVersion: 'vtest' },
   });

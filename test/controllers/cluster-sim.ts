@@ -10,6 +10,8 @@ import type { StoredObject } from '../../server/store/types.js';
 import { ControllerManager, leaderControllers } from '../../server/controllers/manager.js';
 import type { ControllerDeps, ControllerSettings } from '../../server/controllers/manager.js';
 import { InMemoryMetrics } from '../../server/controllers/pod-metrics.js';
+import { NodeHeartbeats } from '../../server/heartbeats.js';
+import { PodsByOwner } from '../../server/controllers/cluster-objects.js';
 
 export const R = (name: string): ResourceInfo => {
   const r = resourceByCliName(name);
@@ -37,7 +39,10 @@ export class ClusterSim {
   readonly clock = new FakeClock();
   readonly store = new SqliteStore({ path: ':memory:' });
   readonly objects = new ObjectService(this.store, new LocalProposer(this.store), () => new Date(this.clock.now()));
-  readonly heartbeats = new Map<string, number>();
+  /** The server's in-memory leases, on the sim clock. */
+  readonly heartbeats = new NodeHeartbeats(this.clock.now);
+  /** Nodes with an agent (addNode): they heartbeat at every step unless down. */
+  readonly agents = new Set<string>();
   /** Nodes whose agent is down: no heartbeats, and the kubelet ignores their pods. */
   readonly down = new Set<string>();
   readonly metrics = new InMemoryMetrics(this.clock.now);
@@ -50,7 +55,8 @@ export class ClusterSim {
   constructor(readonly options: SimOptions = {}) {
     this.deps = {
       objects: this.objects,
-      heartbeats: { lastRenewMs: (n) => this.heartbeats.get(n) },
+      heartbeats: this.heartbeats,
+      pods: new PodsByOwner(this.objects),
       now: this.clock.now,
       settings: options.settings ?? {},
       metrics: this.metrics,
@@ -67,6 +73,7 @@ export class ClusterSim {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#running;
+    this.deps.pods.close();
     this.store.close();
   }
 
@@ -75,7 +82,8 @@ export class ClusterSim {
       metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
       spec: {},
     });
-    this.heartbeats.set(name, this.clock.now());
+    this.agents.add(name);
+    this.heartbeats.renew(name, name, 40);
     await this.objects.patch(R('nodes'), undefined, name, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', lastTransitionTime: new Date(this.clock.now()).toISOString() }] } }, 'status');
   }
 
@@ -134,7 +142,7 @@ export class ClusterSim {
 
   /** Renews the heartbeat of every node that is not down. */
   heartbeat(): void {
-    for (const n of this.heartbeats.keys()) if (!this.down.has(n)) this.heartbeats.set(n, this.clock.now());
+    for (const n of this.agents) if (!this.down.has(n)) this.heartbeats.renew(n, n, 40);
   }
 
   /** One round: time passes, live nodes heartbeat, the binder and the kubelet act, the controllers settle. */

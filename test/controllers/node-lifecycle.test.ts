@@ -49,6 +49,35 @@ test('a silent node goes NotReady after the grace period, loses its pods after t
   }
 });
 
+test('a node that registers long after the leader started is judged from its own registration and heartbeats', async () => {
+  const sim = await new ClusterSim({ settings: { nodeGracePeriodMs: 15_000 } }).start();
+  try {
+    await sim.addNode('n1');
+    for (let i = 0; i < 20; i++) await sim.step(); // the leader has run for 20 s
+    const notReadyEvents = (name: string) => sim.objects.list(R('events'), 'default').items
+      .filter((e) => e.reason === 'NodeNotReady' && (e as { involvedObject?: { name?: string } }).involvedObject?.name === name);
+    // An agent registers its Node first and renews its lease right after (node-agent/agent.ts).
+    await sim.objects.create(R('nodes'), undefined, { metadata: { name: 'late' }, spec: {} });
+    await sim.manager.settle();
+    assert.is.not(ready(node(sim, 'late'))?.status, 'Unknown', 'not NotReady before its first heartbeat was due');
+    sim.agents.add('late');
+    await sim.step();
+    for (let i = 0; i < 30; i++) await sim.step(1000, () => assert.is(ready(node(sim, 'late'))?.status, 'True'));
+    assert.equal(notReadyEvents('late'), []);
+
+    // A node that registers and never heartbeats gets the grace period from its registration.
+    const registeredAt = sim.clock.now();
+    await sim.objects.create(R('nodes'), undefined, { metadata: { name: 'mute' }, spec: {} });
+    await sim.until(() => ready(node(sim, 'mute'))?.status === 'Unknown', 30);
+    const after = sim.clock.now() - registeredAt;
+    assert.ok(after > 15_000 && after <= 17_000, `NotReady ${after} ms after registering`);
+    assert.match(ready(node(sim, 'mute'))?.message ?? '', new Date(registeredAt).toISOString());
+    assert.is(notReadyEvents('mute').length, 1);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('a toleration with tolerationSeconds overrides the eviction delay per pod', async () => {
   const sim = await new ClusterSim({ settings: { nodeGracePeriodMs: 5_000, podEvictionDelayMs: 60_000 } }).start();
   try {

@@ -43,16 +43,19 @@ export class ServerProcess {
     this.child = spawn(process.execPath, [...nodeArgs, flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d) => { this.output += d; });
     this.child.stderr!.on('data', (d) => { this.output += d; });
+    // Ready means an authenticated request is served (server/run.ts readiness): callers use the API at once.
     const deadline = Date.now() + timeoutMs;
+    let lastAnswer = 'no answer';
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`flotilla server exited with ${this.child.exitCode}: ${this.output}`);
       try {
         const res = await fetch(`${this.url}/readyz`);
         if (res.ok) return;
+        lastAnswer = `${res.status} ${await res.text()}`;
       } catch { /* not listening yet */ }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`flotilla server did not become ready in ${timeoutMs} ms: ${this.output}`);
+    throw new Error(`flotilla server did not become ready in ${timeoutMs} ms (last /readyz: ${lastAnswer}): ${this.output}`);
   }
 
   /** Sends the signal and waits for the process to be gone. */
