@@ -25,7 +25,7 @@ test.before(async () => {
   app = createApp({
     objects: new ObjectService(store, proposer), readBarrier: async () => {},
     authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
-    version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, ready: () => true,
+    version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [],
   });
 });
 test.after(() => {
