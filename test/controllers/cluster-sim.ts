@@ -103,14 +103,14 @@ export class ClusterSim {
   }
 
   /**
-   * Bound pods on live nodes: Pending -> Running+Ready; Running -> whatever options.finish says; Terminating ->
+   * Bound pods of every namespace on live nodes: Pending -> Running+Ready; Running -> whatever options.finish says; Terminating ->
    * removed (an agent stopped its containers at once). A Running pod the server holds as not Ready (its node
    * was unreachable) is reported Running+Ready again, as an agent reports the status it sees whenever the
    * server's copy differs from it.
    */
   async kubelet(): Promise<void> {
     const at = new Date(this.clock.now()).toISOString();
-    for (const p of this.pods()) {
+    for (const p of this.objects.list(R('pods')).items as unknown as Pod[]) {
       const node = p.spec.nodeName;
       if (!node || this.down.has(node)) continue;
       if (p.metadata.deletionTimestamp) {
