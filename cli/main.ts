@@ -361,7 +361,7 @@ async function describe(a: ParsedArgs, io: Io): Promise<number> {
   }
 }
 
-/** How long `delete` waits for what it deleted to be gone, unless --timeout says otherwise. */
+/** How long `delete` waits for what it deleted to be gone, unless --timeout says otherwise (0 means this too). */
 const DELETE_WAIT_MS = 5 * 60_000;
 /** How often `delete` looks whether what it deleted is gone. */
 const DELETE_POLL_MS = 500;
@@ -394,7 +394,7 @@ async function remove(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<numbe
   const forced = options.gracePeriodSeconds === 0;
   const wait = a.flags.wait !== false;
   const timeoutText = stringFlag(a, 'timeout');
-  const timeoutMs = timeoutText === undefined || parseDuration(timeoutText, 'timeout') === 0 ? DELETE_WAIT_MS : parseDuration(timeoutText, 'timeout');
+  const timeoutMs = (timeoutText === undefined ? 0 : parseDuration(timeoutText, 'timeout')) || DELETE_WAIT_MS;
   const targets: { r: ResourceInfo; namespace: string | undefined; name: string; source?: string }[] = [];
   const client = clientFor(a, io);
   try {

@@ -229,10 +229,9 @@ export class SqliteStore {
       if (current.metadata[field] !== undefined) object.metadata[field] = current.metadata[field] as never;
       else delete object.metadata[field];
     }
-    const added = addedFinalizers(current, object);
-    if (added.length > 0) {
-      return fail(422, 'Invalid', `${kindOf(c.resource)} "${name}" is invalid: ${added.map((a) => `${a.field}: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(a.added)}`).join('; ')}`,
-        c.resource, name, added.map((a) => ({ field: a.field, message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(a.added)}` })));
+    const causes = addedFinalizers(current, object).map((a) => ({ field: a.field, message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(a.added)}` }));
+    if (causes.length > 0) {
+      return fail(422, 'Invalid', `${kindOf(c.resource)} "${name}" is invalid: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`, c.resource, name, causes);
     }
     if (isRemovedByUpdate(current, object)) {
       this.#stmt.del.run(c.resource, ns, name);
@@ -256,7 +255,7 @@ export class SqliteStore {
     const pre = c.preconditions;
     if (pre?.uid && pre.uid !== current.metadata.uid) return fail(409, 'Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`, c.resource, c.name);
     if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) return fail(409, 'Conflict', `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`, c.resource, c.name);
-    const plan = c.now === undefined ? { remove: true as const } : planDeletion(current, { ...c, now: c.now });
+    const plan = c.now === undefined ? { remove: true as const } : planDeletion(current, { now: c.now, gracePeriodSeconds: c.gracePeriodSeconds, propagationPolicy: c.propagationPolicy });
     if (!plan.remove) return this.#put(c.resource, current, { ...plan.object, metadata: { ...plan.object.metadata, resourceVersion: String(revision) } });
     this.#stmt.del.run(c.resource, c.namespace, c.name);
     return { ok: true, type: 'DELETED', object: current };

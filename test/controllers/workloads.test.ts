@@ -43,8 +43,13 @@ test('a DaemonSet rolls a new template out node by node, at most maxUnavailable 
     await sim.until(() => readyPods(sim.pods()) === 4);
     await sim.objects.patch(R('daemonsets'), 'default', 'logs', { spec: { template: { spec: { containers: [{ ...container, image: 'busybox:1.37' }] } } } });
     let minReady = Infinity;
-    await sim.until(() => readyPods(sim.pods(), (p) => p.spec.containers[0]!.image === 'busybox:1.37') === 4, 50, 1000, () => { minReady = Math.min(minReady, readyPods(sim.pods())); });
+    let mostOnANode = 0;
+    await sim.until(() => readyPods(sim.pods(), (p) => p.spec.containers[0]!.image === 'busybox:1.37') === 4, 50, 1000, () => {
+      minReady = Math.min(minReady, readyPods(sim.pods()));
+      for (const n of ['a', 'b', 'c', 'd']) mostOnANode = Math.max(mostOnANode, sim.pods().filter((p) => p.spec.nodeName === n).length);
+    });
     assert.is(minReady, 3, 'one node at a time (maxUnavailable 1)');
+    assert.is(mostOnANode, 1, 'a node\'s new pod starts once its old one, Terminating, is gone');
     assert.is(sim.pods().length, 4);
     assert.is((sim.get('daemonsets', 'logs') as unknown as DaemonSet).status?.updatedNumberScheduled, 4);
   } finally {
