@@ -30,6 +30,30 @@ export interface ObjectMeta {
   finalizers?: string[];
 }
 
+/** How deleting an owner treats its dependents (DeleteOptions.propagationPolicy), as in Kubernetes. */
+export type DeletionPropagation = 'Foreground' | 'Background' | 'Orphan';
+export const DELETION_PROPAGATIONS: readonly DeletionPropagation[] = ['Foreground', 'Background', 'Orphan'];
+
+/** metadata.finalizers the garbage collector serves: release the dependents (Orphan), or delete them first (Foreground). */
+export const FINALIZER_ORPHAN_DEPENDENTS = 'orphan';
+export const FINALIZER_DELETE_DEPENDENTS = 'foregroundDeletion';
+/** The Namespace spec.finalizers entry that the namespace controller removes once the namespace is empty. */
+export const FINALIZER_KUBERNETES = 'kubernetes';
+
+/**
+ * The body (or the query parameters) of a DELETE. gracePeriodSeconds: for pods, how long the containers get
+ * to stop (default spec.terminationGracePeriodSeconds; 0 removes the pod at once); a negative value means 1.
+ * orphanDependents is the deprecated form of propagationPolicy (true: Orphan, false: Background).
+ */
+export interface DeleteOptions {
+  kind?: 'DeleteOptions';
+  apiVersion?: string;
+  gracePeriodSeconds?: number;
+  propagationPolicy?: DeletionPropagation;
+  orphanDependents?: boolean;
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
 export interface ListMeta {
   resourceVersion?: string;
   continue?: string;

@@ -5,7 +5,8 @@
 // `metadata.labels["app.kubernetes.io/name"]`). Server-set metadata and status are accepted so that objects
 // read from the server validate again unchanged.
 import { z } from 'zod';
-import type { KubeObject, ObjectMeta } from './meta.js';
+import { DELETION_PROPAGATIONS, FINALIZER_KUBERNETES } from './meta.js';
+import type { DeleteOptions, KubeObject, ObjectMeta } from './meta.js';
 import { dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
@@ -1000,6 +1001,34 @@ export function validateObject(input: unknown): ValidationResult {
   return { ok: true, object: parsed.data as unknown as KubeObject, resource };
 }
 
+const deleteOptionsSchema = z.strictObject({
+  kind: z.literal('DeleteOptions').optional(),
+  apiVersion: z.enum(['v1', 'meta.k8s.io/v1']).optional(),
+  gracePeriodSeconds: int.optional(),
+  propagationPolicy: z.enum(DELETION_PROPAGATIONS as [string, ...string[]], {
+    error: (iss) => `Unsupported value: ${JSON.stringify(iss.input)}: supported values: ${DELETION_PROPAGATIONS.map((p) => `"${p}"`).join(', ')}`,
+  }).optional(),
+  orphanDependents: bool.optional(),
+  preconditions: z.strictObject({ uid: str.optional(), resourceVersion: str.optional() }).optional(),
+}).superRefine((o, ctx) => {
+  if (o.orphanDependents !== undefined && o.propagationPolicy !== undefined) {
+    issue(ctx, ['propagationPolicy'], 'orphanDependents and propagationPolicy cannot both be set');
+  }
+});
+
+/**
+ * Validates DeleteOptions (a DELETE body, or its query parameters as an object). On success the deprecated
+ * orphanDependents is folded into propagationPolicy.
+ */
+export function validateDeleteOptions(input: unknown): { ok: true; options: DeleteOptions } | { ok: false; issues: ValidationIssue[] } {
+  const parsed = deleteOptionsSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) };
+  const { orphanDependents, ...rest } = parsed.data;
+  const options = rest as DeleteOptions;
+  if (orphanDependents !== undefined) options.propagationPolicy = orphanDependents ? 'Orphan' : 'Background';
+  return { ok: true, options };
+}
+
 // ---- defaults ------------------------------------------------------------------------------------------
 
 /** Always for ":latest" or no tag, IfNotPresent for any other tag or a digest (the Kubernetes rule). */
@@ -1059,6 +1088,11 @@ export function applyDefaults(object: KubeObject): KubeObject {
   switch (o.kind) {
     case 'Pod':
       defaultPodSpec(spec as unknown as PodSpec, true);
+      break;
+    case 'Namespace':
+      // As Kubernetes' namespace registry: a new namespace is Active and held by the namespace controller's finalizer.
+      o.spec = { finalizers: [FINALIZER_KUBERNETES], ...(spec ?? {}) };
+      o.status ??= { phase: 'Active' };
       break;
     case 'Deployment':
       if (spec === undefined) break;

@@ -1,8 +1,10 @@
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { apiPath, resourceByCliName } from '../api-types/index.js';
-import type { KubeObject, ResourceInfo } from '../api-types/index.js';
+import type { DeleteOptions, DeletionPropagation, KubeObject, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
+import type { ApiClient } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
 import { ConfigError, DEFAULT_SERVER, saveUpContext } from './config.js';
@@ -89,9 +91,13 @@ const commands: Record<string, CliCommand> = {
     run: describe,
   },
   delete: {
-    summary: 'delete objects named in files, by name, or by label selector',
-    usage: 'flotilla delete (-f FILE|DIR | TYPE NAME... | TYPE -l SELECTOR) [-n NS] [--ignore-not-found]',
-    flags: [...connectionFlags, ...nsFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'ignore-not-found', kind: 'boolean' }],
+    summary: 'delete objects named in files, by name, or by label selector, and wait until they are gone',
+    usage: 'flotilla delete (-f FILE|DIR | TYPE NAME... | TYPE -l SELECTOR) [-n NS] [--ignore-not-found] [--grace-period N | --now] [--force] [--cascade=background|foreground|orphan] [--wait=false] [--timeout 5m]',
+    flags: [
+      ...connectionFlags, ...nsFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'selector', short: 'l', kind: 'string' },
+      { name: 'ignore-not-found', kind: 'boolean' }, { name: 'grace-period', kind: 'string' }, { name: 'now', kind: 'boolean' }, { name: 'force', kind: 'boolean' },
+      { name: 'cascade', kind: 'string' }, { name: 'wait', kind: 'boolean' }, { name: 'timeout', kind: 'string' },
+    ],
     run: remove,
   },
   scale: {
@@ -377,9 +383,40 @@ async function describe(a: ParsedArgs, io: Io): Promise<number> {
   }
 }
 
-async function remove(a: ParsedArgs, io: Io): Promise<number> {
+/** How long `delete` waits for what it deleted to be gone, unless --timeout says otherwise (0 means this too). */
+const DELETE_WAIT_MS = 5 * 60_000;
+/** How often `delete` looks whether what it deleted is gone. */
+const DELETE_POLL_MS = 500;
+
+/** The DeleteOptions kubectl sends for --grace-period, --now, --force and --cascade, with its rules. */
+export function deleteOptionsOf(a: ParsedArgs): DeleteOptions {
+  const graceText = stringFlag(a, 'grace-period');
+  if (graceText !== undefined && !/^-?\d+$/.test(graceText)) throw new UsageError(`--grace-period must be a whole number of seconds, got "${graceText}"`);
+  // Negative means the object's own grace period, as in kubectl.
+  let grace = graceText === undefined || Number(graceText) < 0 ? undefined : Number(graceText);
+  const force = boolFlag(a, 'force');
+  if (boolFlag(a, 'now')) {
+    if (graceText !== undefined) throw new UsageError('--now and --grace-period cannot be specified together');
+    grace = 1;
+  }
+  // Only --force deletes without waiting for the containers to stop; --grace-period=0 alone means 1 second.
+  if (grace === 0 && !force) grace = 1;
+  if (force && grace === undefined) grace = 0;
+  const cascade = stringFlag(a, 'cascade') ?? 'background';
+  const policies: Record<string, DeletionPropagation> = { background: 'Background', foreground: 'Foreground', orphan: 'Orphan', true: 'Background', false: 'Orphan' };
+  const propagationPolicy = policies[cascade];
+  if (!propagationPolicy) throw new UsageError(`invalid cascade value (${cascade}). Must be "background", "foreground", or "orphan".`);
+  return { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy, ...(grace !== undefined ? { gracePeriodSeconds: grace } : {}) };
+}
+
+async function remove(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const files = listFlag(a, 'filename');
   const ignoreMissing = boolFlag(a, 'ignore-not-found');
+  const options = deleteOptionsOf(a);
+  const forced = options.gracePeriodSeconds === 0;
+  const wait = a.flags.wait !== false;
+  const timeoutText = stringFlag(a, 'timeout');
+  const timeoutMs = (timeoutText === undefined ? 0 : parseDuration(timeoutText, 'timeout')) || DELETE_WAIT_MS;
   const targets: { r: ResourceInfo; namespace: string | undefined; name: string; source?: string }[] = [];
   const client = clientFor(a, io);
   try {
@@ -401,11 +438,15 @@ async function remove(a: ParsedArgs, io: Io): Promise<number> {
         if (targets.length === 0) io.err('No resources found\n');
       }
     }
+    if (forced && targets.length > 0) io.err('Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.\n');
     let failed = 0;
+    const deleted: { path: string; what: string; uid: string | undefined }[] = [];
     for (const t of targets) {
       try {
-        await client.request('DELETE', apiPath(t.r, t.namespace, t.name));
-        io.out(`${qualifiedName(t.r, t.name)} deleted\n`);
+        const path = apiPath(t.r, t.namespace, t.name);
+        const o = await client.request<KubeObject>('DELETE', path, options);
+        io.out(`${qualifiedName(t.r, t.name)} ${forced ? 'force deleted' : 'deleted'}\n`);
+        deleted.push({ path, what: `${t.r.plural}/${t.name}`, uid: o.metadata?.uid });
       } catch (err) {
         if (!(err instanceof ApiClientError) || err.code === 0) throw err;
         if (err.code === 404 && ignoreMissing) continue;
@@ -413,10 +454,38 @@ async function remove(a: ParsedArgs, io: Io): Promise<number> {
         io.err(`${t.source ? `${t.source}: ` : ''}${err.message}\n`);
       }
     }
+    if (wait) failed += await waitUntilGone(client, deleted, Date.now() + timeoutMs, io, signal);
     return failed > 0 ? 1 : 0;
   } finally {
     client.close();
   }
+}
+
+/**
+ * As kubectl's --wait: resolves once every deleted object is gone (not found, or another object of that name
+ * with another uid), graceful deletions and finalizers included; to the number still there at the deadline.
+ */
+async function waitUntilGone(client: ApiClient, objects: { path: string; what: string; uid: string | undefined }[], deadline: number, io: Io, signal: AbortSignal): Promise<number> {
+  let left = objects;
+  while (left.length > 0 && !signal.aborted) {
+    const still: typeof left = [];
+    for (const o of left) {
+      try {
+        const now = await client.request<KubeObject>('GET', o.path);
+        if (o.uid === undefined || now.metadata.uid === o.uid) still.push(o);
+      } catch (err) {
+        if (!(err instanceof ApiClientError && err.code === 404)) throw err;
+      }
+    }
+    left = still;
+    if (left.length === 0) break;
+    if (Date.now() >= deadline) {
+      for (const o of left) io.err(`error: timed out waiting for the condition on ${o.what}\n`);
+      return left.length;
+    }
+    await sleep(Math.min(DELETE_POLL_MS, Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => undefined);
+  }
+  return signal.aborted ? left.length : 0;
 }
 
 async function scale(a: ParsedArgs, io: Io): Promise<number> {

@@ -152,11 +152,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   const apply = async (pod: Pod): Promise<void> => {
     const uid = pod.metadata.uid;
     if (!uid || pod.spec.nodeName !== config.nodeName) return;
-    if (pod.metadata.deletionTimestamp) {
-      await remove(uid);
-      await config.api.deletePod(pod);
-      return;
-    }
+    if (pod.metadata.deletionTimestamp) return terminate(pod, uid);
     const inputs = await resolveInputs(pod);
     desired.set(uid, inputs);
     fenced.delete(uid);
@@ -165,16 +161,38 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
   };
 
   /** Forgets a pod; resolves once its containers are stopped (after their grace period) and removed. */
-  const remove = async (uid: string): Promise<void> => {
-    const grace = desired.get(uid)?.pod.spec.terminationGracePeriodSeconds;
+  const remove = async (uid: string, grace = desired.get(uid)?.pod.spec.terminationGracePeriodSeconds): Promise<void> => {
     desired.delete(uid);
     fenced.delete(uid);
     await saveCache();
     await stopPod(uid, grace);
   };
-  /** The same without waiting: a grace period must not hold up the events behind it (a rolling update's new pods). */
+  /** The grace period of each pod whose graceful deletion this agent is carrying out. */
+  const terminating = new Map<string, number>();
+  /**
+   * Removes a pod without waiting: a grace period must not hold up the events behind it (a rolling update's new
+   * pods). A pod whose graceful deletion is under way is left to it.
+   */
   const removeInBackground = (uid: string): void => {
+    if (terminating.has(uid)) return;
     remove(uid).catch((err: unknown) => log.error({ err, uid }, 'stopping a removed pod failed'));
+  };
+  /**
+   * Graceful deletion, as the kubelet does it: the containers get the pod's deletionGracePeriodSeconds (SIGTERM,
+   * SIGKILL once it runs out), then the pod object is deleted with grace 0 and its uid as the precondition. In
+   * the background, like removeInBackground; a repeated delete with a shorter grace period stops the containers
+   * again with that one. A pod whose final delete fails is deleted again when the agent next lists its pods.
+   */
+  const terminate = (pod: Pod, uid: string): void => {
+    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+    const under = terminating.get(uid);
+    if (under !== undefined && under <= grace) return;
+    terminating.set(uid, grace);
+    (async () => {
+      await remove(uid, grace);
+      await config.api.deletePod(pod);
+    })().catch((err: unknown) => log.warn({ err, pod: pod.metadata.name }, 'finishing the deletion of a pod failed'))
+      .finally(() => { if (terminating.get(uid) === grace) terminating.delete(uid); });
   };
 
   const fenceAfterMs = (config.fenceAfterSeconds ?? 45) * 1000;

@@ -124,7 +124,10 @@ export class NodeApi {
     return this.client.request('PUT', `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}/status`, { ...pod, metadata, status });
   }
 
-  /** Removes a pod whose containers are gone (the last step of a graceful delete, as the kubelet does). */
+  /**
+   * Removes a pod whose containers are gone (the last step of a graceful delete, as the kubelet does). Gone
+   * already, or replaced by another pod of that name (the uid precondition fails): nothing left to do.
+   */
   async deletePod(pod: Pod): Promise<void> {
     const { namespace = 'default', name, uid } = pod.metadata;
     try {
@@ -132,7 +135,7 @@ export class NodeApi {
         apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, ...(uid ? { preconditions: { uid } } : {}),
       });
     } catch (err) {
-      if (!(err instanceof ApiClientError && err.code === 404)) throw err;
+      if (!(err instanceof ApiClientError && (err.code === 404 || (err.code === 409 && uid !== undefined)))) throw err;
     }
   }
 

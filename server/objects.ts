@@ -1,6 +1,6 @@
 import { randomUUID, randomBytes } from 'node:crypto';
 import { validateObject, applyDefaults, resourceFor } from '../api-types/index.js';
-import type { ResourceInfo } from '../api-types/index.js';
+import type { DeleteOptions, ResourceInfo } from '../api-types/index.js';
 import type { SqliteStore } from './store/sqlite-store.js';
 import type { Proposer } from './store/proposer.js';
 import { StoreError } from './store/types.js';
@@ -88,10 +88,20 @@ export class ObjectService {
 
   async create(r: ResourceInfo, namespace: string | undefined, input: unknown): Promise<StoredObject> {
     if (r.namespaced && !namespace) throw badRequest(`${r.plural} are namespaced: create them in a namespace`);
-    if (r.namespaced && !this.store.get('namespaces', '', namespace!)) throw notFound(`namespaces "${namespace}" not found`);
+    const ns = r.namespaced ? this.store.get('namespaces', '', namespace!) : undefined;
+    if (r.namespaced && !ns) throw notFound(`namespaces "${namespace}" not found`);
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
     const object = admitCreate(r, this.admit(r, namespace, named), this);
+    if (ns?.metadata.deletionTimestamp !== undefined) {
+      // Kubernetes' NamespaceLifecycle admission. Something admitted just before the namespace's delete
+      // committed is removed by the namespace controller.
+      throw new StoreError({
+        code: 403, reason: 'Forbidden',
+        message: `${r.plural} "${object.metadata.name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`,
+        details: { name: object.metadata.name, kind: r.plural, causes: [{ field: 'metadata.namespace', message: `namespace ${namespace} is being terminated` }] },
+      });
+    }
     return this.#commit({ op: 'create', resource: resourceKey(r), object, uid: randomUUID(), now: this.now().toISOString() });
   }
 
@@ -147,8 +157,17 @@ export class ObjectService {
     return this.#commit({ op: 'update', resource: 'pods', object: { ...current, spec: { ...spec, nodeName }, metadata: { ...current.metadata, annotations } } });
   }
 
-  async delete(r: ResourceInfo, namespace: string | undefined, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<StoredObject> {
-    return this.#commit({ op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, ...(preconditions ? { preconditions } : {}) });
+  /**
+   * Deletes an object as Kubernetes does (server/store/deletion.ts): at once, or by marking it with
+   * deletionTimestamp (a pod's graceful deletion, finalizers, propagationPolicy Foreground or Orphan). Resolves
+   * to the object as it was removed, or as it now stands marked.
+   */
+  async delete(r: ResourceInfo, namespace: string | undefined, name: string, options: DeleteOptions = {}): Promise<StoredObject> {
+    const { preconditions, gracePeriodSeconds, propagationPolicy } = options;
+    return this.#commit({
+      op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, now: this.now().toISOString(),
+      ...(preconditions ? { preconditions } : {}), ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}), ...(propagationPolicy ? { propagationPolicy } : {}),
+    });
   }
 
   async #commit(command: Command): Promise<StoredObject> {

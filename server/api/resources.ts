@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { parse as parseYaml } from 'yaml';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec } from '../../api-types/index.js';
-import type { ResourceInfo, LabelSelectorSpec } from '../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, validateDeleteOptions } from '../../api-types/index.js';
+import type { DeleteOptions, ResourceInfo, LabelSelectorSpec } from '../../api-types/index.js';
 import { GoneError, StoreError } from '../store/types.js';
 import type { StoredObject, WatchEvent } from '../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../objects.js';
@@ -94,7 +94,7 @@ async function serve(c: Context, deps: ResourceDeps, t: Target): Promise<Respons
       case 'GET': return c.json(await read(c, deps, t));
       case 'PUT': return c.json(await objects.replace(t.resource, t.namespace, name, await body(c)));
       case 'PATCH': return c.json(await objects.patch(t.resource, t.namespace, name, await patchBody(c)));
-      case 'DELETE': return c.json(await objects.delete(t.resource, t.namespace, name, await deletePreconditions(c)));
+      case 'DELETE': return c.json(await objects.delete(t.resource, t.namespace, name, await deleteOptions(c)));
     }
     throw methodNotAllowed(`${method} is not supported on an object`);
   }
@@ -230,14 +230,34 @@ async function patchBody(c: Context): Promise<unknown> {
   return body(c);
 }
 
-async function deletePreconditions(c: Context): Promise<{ uid?: string; resourceVersion?: string } | undefined> {
+/** DeleteOptions from the body or, when there is none, from the query parameters (as Kubernetes reads them). */
+async function deleteOptions(c: Context): Promise<DeleteOptions> {
   const text = await c.req.text();
-  if (text.trim() === '') return undefined;
-  try {
-    return (JSON.parse(text) as { preconditions?: { uid?: string; resourceVersion?: string } }).preconditions;
-  } catch {
-    throw badRequest('the DeleteOptions body is not valid JSON');
+  let input: Record<string, unknown>;
+  if (text.trim() !== '') {
+    try {
+      input = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw badRequest('the DeleteOptions body is not valid JSON');
+    }
+  } else {
+    input = {};
+    const grace = c.req.query('gracePeriodSeconds');
+    if (grace !== undefined) {
+      if (!/^-?\d+$/.test(grace)) throw badRequest(`gracePeriodSeconds must be an integer, got "${grace}"`);
+      input.gracePeriodSeconds = Number(grace);
+    }
+    const policy = c.req.query('propagationPolicy');
+    if (policy !== undefined) input.propagationPolicy = policy;
+    const orphan = c.req.query('orphanDependents');
+    if (orphan !== undefined) {
+      if (orphan !== 'true' && orphan !== 'false') throw badRequest(`orphanDependents must be true or false, got "${orphan}"`);
+      input.orphanDependents = orphan === 'true';
+    }
   }
+  const v = validateDeleteOptions(input);
+  if (!v.ok) throw invalid('DeleteOptions', '', v.issues.map((i) => ({ field: i.path, message: i.message })));
+  return v.options;
 }
 
 async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {

@@ -37,15 +37,9 @@ export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision
 export const ANNOTATION_DESIRED_REPLICAS = 'deployment.kubernetes.io/desired-replicas';
 export const ANNOTATION_MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
 
-/**
- * Owner annotation set by `orphanDependents` just before the owner is deleted with propagationPolicy=Orphan:
- * its controller then leaves it alone (no adoption, no replacements) as it would a terminating object.
- */
-export const ANNOTATION_ORPHANING = 'flotilla.io/orphaning';
-
-/** Terminating, or about to be deleted leaving its dependents: a controller must not act on it. */
-export function isGoing(o: { metadata: { deletionTimestamp?: string; annotations?: Record<string, string> } }): boolean {
-  return Boolean(o.metadata.deletionTimestamp) || o.metadata.annotations?.[ANNOTATION_ORPHANING] !== undefined;
+/** Being deleted (deletionTimestamp set: graceful, held by finalizers, or releasing its dependents): a controller must not act on it. */
+export function isGoing(o: { metadata: { deletionTimestamp?: string } }): boolean {
+  return o.metadata.deletionTimestamp !== undefined;
 }
 
 /** A work-queue key: "namespace/name" for namespaced objects, "name" for cluster-scoped ones. */
@@ -170,9 +164,14 @@ export function isPodAvailable(pod: Pod, minReadySeconds: number, nowMs: number)
   return Number.isFinite(since) && since + minReadySeconds * 1000 <= nowMs;
 }
 
+/** A pod whose containers may still run: not Succeeded or Failed (Terminating pods included). */
+export function isPodUnfinished(pod: Pod): boolean {
+  return pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+}
+
 /** A pod that counts toward a controller's replicas: not terminating and not finished. */
 export function isPodActive(pod: Pod): boolean {
-  return !pod.metadata.deletionTimestamp && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed';
+  return !pod.metadata.deletionTimestamp && isPodUnfinished(pod);
 }
 
 /** A short, stable hash of a pod template (FNV would do; sha256 keeps it collision-free in practice). */

@@ -45,8 +45,10 @@ export function daemonSetController(deps: ControllerDeps): Controller {
       const pods = deps.pods.ownedBy(owner);
       const byNode = new Map<string, Pod[]>();
       const doomed: Pod[] = [];
+      /** Nodes whose daemon pod is Terminating: as in Kubernetes, the next one starts once it is gone. */
+      const terminatingOn = new Set<string>();
       for (const p of pods) {
-        if (p.metadata.deletionTimestamp) continue;
+        if (p.metadata.deletionTimestamp) { terminatingOn.add(p.spec.nodeName ?? ''); continue; }
         const node = p.spec.nodeName ?? '';
         if (p.status?.phase === 'Failed' || !eligible.has(node)) { doomed.push(p); continue; }
         if (!isPodActive(p)) continue;
@@ -60,7 +62,7 @@ export function daemonSetController(deps: ControllerDeps): Controller {
       for (const p of doomed) await deletePod(deps.objects, p);
       if (doomed.length > 0) await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted ${doomed.length} pod(s) not wanted on their nodes`);
 
-      const missing = [...eligible].filter((n) => !byNode.has(n)).sort();
+      const missing = [...eligible].filter((n) => !byNode.has(n) && !terminatingOn.has(n)).sort();
       const tolerations = [...(ds.spec.template.spec.tolerations ?? []), ...DAEMON_TOLERATIONS];
       for (const node of missing) {
         const pod = await deps.objects.create(resources.pods, namespace, podFromTemplate(ds.spec.template, owner, {
@@ -73,7 +75,7 @@ export function daemonSetController(deps: ControllerDeps): Controller {
       const placed = [...byNode.values()].map((l) => l[0]!);
       if (ds.spec.updateStrategy?.type !== 'OnDelete') {
         const maxUnavailable = Math.max(1, scaledValue(ds.spec.updateStrategy?.rollingUpdate?.maxUnavailable, eligible.size, '1', true));
-        let room = maxUnavailable - placed.filter((p) => !isPodReady(p)).length;
+        let room = maxUnavailable - placed.filter((p) => !isPodReady(p)).length - [...terminatingOn].filter((n) => eligible.has(n) && !byNode.has(n)).length;
         const outdated = placed.filter((p) => p.metadata.labels?.[LABEL_CONTROLLER_REVISION_HASH] !== hash)
           .sort((a, b) => Number(isPodReady(a)) - Number(isPodReady(b)));
         for (const p of outdated) {

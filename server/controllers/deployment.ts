@@ -3,6 +3,7 @@ import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, ownedBy, controllerRefTo, templateHash, sameContent, scaledValue, withCondition,
   LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_DESIRED_REPLICAS, ANNOTATION_MAX_REPLICAS, isGoing,
+  controllerOf, isPodUnfinished,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
@@ -57,6 +58,15 @@ export function deploymentController(deps: ControllerDeps): Controller {
     watches: [
       { resource: resources.deployments, keys: (e) => [objectKey(e.object)] },
       { resource: resources.replicaSets, keys: (e) => ownerKey(e.object, 'Deployment') },
+      {
+        // Recreate waits until the old pods are gone, Terminating ones included: their removal wakes the Deployment.
+        resource: resources.pods,
+        keys: (e) => {
+          const ref = e.type === 'DELETED' ? controllerOf(e.object) : undefined;
+          const rs = ref?.kind === 'ReplicaSet' ? deps.objects.get(resources.replicaSets, e.object.metadata.namespace, ref.name) : undefined;
+          return rs ? ownerKey(rs, 'Deployment') : [];
+        },
+      },
     ],
     allKeys: () => deps.objects.list(resources.deployments).items.map(objectKey),
     async reconcile(key) {
@@ -91,7 +101,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
       if (d.spec.strategy?.type === 'Recreate') {
         if (old.some((rs) => (rs.spec.replicas ?? 0) > 0)) {
           for (const rs of old) replace(await scale(d, rs, 0));
-        } else if (old.every((rs) => (rs.status?.replicas ?? 0) === 0)) {
+        } else if (old.every((rs) => (rs.status?.replicas ?? 0) === 0 && !deps.pods.ownedBy(rs as unknown as StoredObject).some(isPodUnfinished))) {
           current = replace(await scale(d, newRS, replicas));
         }
       } else {
@@ -176,7 +186,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
     const idle = all.filter((rs) => rs.metadata.uid !== current.metadata.uid && (rs.spec.replicas ?? 0) === 0 && (rs.status?.replicas ?? 0) === 0)
       .sort((a, b) => revisionOf(a) - revisionOf(b));
     for (const rs of idle.slice(0, Math.max(0, idle.length - limit))) {
-      await deps.objects.delete(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { uid: rs.metadata.uid ?? '' });
+      await deps.objects.delete(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { preconditions: { uid: rs.metadata.uid ?? '' } });
     }
   }
 

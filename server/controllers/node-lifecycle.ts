@@ -23,6 +23,12 @@ const UNREACHABLE_POLL_MS = 1_000;
  * NodeUnreachable), DaemonSet pods included. When heartbeats resume: Ready=True, taint and annotation removed;
  * the pods' Ready comes back with their agent's next status report.
  *
+ * Pods are removed from a node that cannot stop them by force (gracePeriodSeconds 0), as Kubernetes' pod
+ * garbage collector does: evicted pods, and Terminating pods (whose agent would otherwise remove them when
+ * their containers stopped), on an unreachable node podEvictionDelayMs after the taint, on a node whose Node
+ * object is gone podEvictionDelayMs after this controller saw it gone (an agent registering it again in time
+ * finishes their termination itself).
+ *
  * A node is judged from its last heartbeat, or from when this leader's controller first saw it (its
  * registration, or the start of this leadership term) when that is later: a node that joins long after the
  * leader started, and a leader change, both give the node a full grace period before its first heartbeat.
@@ -30,15 +36,37 @@ const UNREACHABLE_POLL_MS = 1_000;
 export function nodeLifecycleController(deps: ControllerDeps): Controller {
   const events = new EventRecorder(deps.objects, 'node-controller', deps.now);
   const firstSeen = new Map<string, number>();
+  /** When this controller first found each node that Terminating pods are bound to gone. */
+  const goneSince = new Map<string, number>();
+  const nodeExists = (name: string) => deps.objects.get(resources.nodes, undefined, name) !== undefined;
   return {
     name: 'node-lifecycle',
-    watches: [{ resource: resources.nodes, keys: (e) => (e.type === 'DELETED' ? (firstSeen.delete(e.object.metadata.name), []) : [e.object.metadata.name]) }],
-    allKeys: () => deps.objects.list(resources.nodes).items.map((n) => n.metadata.name),
+    watches: [
+      {
+        resource: resources.nodes,
+        keys: (e) => {
+          if (e.type === 'DELETED') firstSeen.delete(e.object.metadata.name);
+          return [e.object.metadata.name];
+        },
+      },
+      {
+        resource: resources.pods,
+        keys: (e) => {
+          const node = (e.object.spec as { nodeName?: string } | undefined)?.nodeName;
+          return e.type !== 'DELETED' && e.object.metadata.deletionTimestamp !== undefined && node && !nodeExists(node) ? [node] : [];
+        },
+      },
+    ],
+    allKeys: () => new Set([
+      ...deps.objects.list(resources.nodes).items.map((n) => n.metadata.name),
+      ...(deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.metadata.deletionTimestamp !== undefined && p.spec.nodeName && !nodeExists(p.spec.nodeName)).map((p) => p.spec.nodeName!),
+    ]),
     async reconcile(name) {
       const node = deps.objects.get(resources.nodes, undefined, name) as Node | undefined;
-      if (!node) return;
       const { nodeGracePeriodMs, podEvictionDelayMs } = settingsOf(deps);
       const now = deps.now();
+      if (!node) return forceDeleteOnGoneNode(name, now, podEvictionDelayMs);
+      goneSince.delete(name);
       const nowIso = new Date(now).toISOString();
       if (!firstSeen.has(name)) firstSeen.set(name, now);
       const last = Math.max(deps.heartbeats.lastRenewMs(name) ?? -Infinity, firstSeen.get(name)!);
@@ -73,22 +101,46 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
         await events.record(node as unknown as StoredObject, 'Warning', 'NodeNotReady', `Node ${name} status is now: NodeNotReady (no heartbeat since ${new Date(last).toISOString()})`);
       }
 
-      const pods = (deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.spec.nodeName === name && !p.metadata.deletionTimestamp);
+      const onNode = podsOn(name);
+      const pods = onNode.filter((p) => p.metadata.deletionTimestamp === undefined);
       for (const pod of pods) await markNotReady(pod, name, nowIso);
 
       let nextDue = Infinity;
-      for (const pod of pods) {
-        if (controllerOf(pod)?.kind === 'DaemonSet') continue;
-        const tol = tolerationFor(pod.spec.tolerations, taint);
+      for (const pod of onNode) {
+        const terminating = pod.metadata.deletionTimestamp !== undefined;
+        if (!terminating && controllerOf(pod)?.kind === 'DaemonSet') continue;
+        const tol = terminating ? undefined : tolerationFor(pod.spec.tolerations, taint);
         if (tol && tol.tolerationSeconds === undefined) continue;
         const due = taintedAt + (tol ? Math.max(0, tol.tolerationSeconds!) * 1000 : podEvictionDelayMs);
         if (now < due) { nextDue = Math.min(nextDue, due); continue; }
-        await deletePod(deps.objects, pod);
+        await deletePod(deps.objects, pod, { gracePeriodSeconds: 0 });
         await events.record(pod as unknown as StoredObject, 'Normal', 'TaintManagerEviction', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: node ${name} unreachable since ${new Date(last).toISOString()}`);
       }
       return { requeueAfterMs: Math.min(UNREACHABLE_POLL_MS, nextDue - now) };
     },
   };
+
+  function podsOn(node: string): Pod[] {
+    return (deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.spec.nodeName === node);
+  }
+
+  /** Terminating pods bound to a node that no longer exists: removed by force once the eviction delay passed. */
+  async function forceDeleteOnGoneNode(name: string, now: number, podEvictionDelayMs: number): Promise<{ requeueAfterMs: number } | undefined> {
+    const pods = podsOn(name).filter((p) => p.metadata.deletionTimestamp !== undefined);
+    if (pods.length === 0) {
+      goneSince.delete(name);
+      return undefined;
+    }
+    if (!goneSince.has(name)) goneSince.set(name, now);
+    const due = goneSince.get(name)! + podEvictionDelayMs;
+    if (now < due) return { requeueAfterMs: Math.min(UNREACHABLE_POLL_MS, due - now) };
+    for (const pod of pods) {
+      await deletePod(deps.objects, pod, { gracePeriodSeconds: 0 });
+      await events.record(pod as unknown as StoredObject, 'Normal', 'PodGCForceDeleted', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: its node ${name} no longer exists`);
+    }
+    goneSince.delete(name);
+    return undefined;
+  }
 
   /**
    * Sets the pod's Ready condition False (reason NodeUnreachable), as Kubernetes does for the pods of a node

@@ -1,5 +1,5 @@
 import { labelSelectorFromSpec, matchesLabels } from '../../api-types/index.js';
-import type { Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
+import type { DeleteOptions, Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects.js';
@@ -120,10 +120,13 @@ async function writeStatus(deps: ControllerDeps, rs: ReplicaSet, active: Pod[]):
   return waits.length > 0 ? { requeueAfterMs: Math.max(0, Math.min(...waits)) } : {};
 }
 
-/** Deletes a pod, pinned to its uid; a pod already gone is not an error. */
-export async function deletePod(objects: ObjectService, pod: Pod): Promise<void> {
+/**
+ * Deletes a pod, pinned to its uid: gracefully (its agent stops it, then removes it), or at once with
+ * gracePeriodSeconds 0. A pod already gone is not an error.
+ */
+export async function deletePod(objects: ObjectService, pod: Pod, options: Omit<DeleteOptions, 'preconditions'> = {}): Promise<void> {
   try {
-    await objects.delete(resources.pods, pod.metadata.namespace, pod.metadata.name ?? '', pod.metadata.uid ? { uid: pod.metadata.uid } : undefined);
+    await objects.delete(resources.pods, pod.metadata.namespace, pod.metadata.name ?? '', { ...options, ...(pod.metadata.uid ? { preconditions: { uid: pod.metadata.uid } } : {}) });
   } catch (err) {
     if (!(err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409))) throw err;
   }

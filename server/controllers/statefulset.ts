@@ -37,9 +37,12 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       const ordered = sts.spec.podManagementPolicy !== 'Parallel';
       const hash = templateHash(sts.spec.template);
       const byOrdinal = new Map<number, Pod>();
+      /** Ordinals whose pod is Terminating: its name is free only once it is gone. */
+      const terminating = new Set<number>();
       for (const p of deps.pods.ownedBy(owner)) {
         const i = ordinalOf(name, p.metadata.name ?? '');
-        if (i === undefined || p.metadata.deletionTimestamp) continue;
+        if (i === undefined) continue;
+        if (p.metadata.deletionTimestamp) { terminating.add(i); continue; }
         if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') {
           await deletePod(deps.objects, p);
           await events.record(owner, 'Warning', 'RecreatingFailedPod', `StatefulSet ${namespace}/${name} is recreating ${p.status?.phase} Pod ${p.metadata.name}`);
@@ -49,12 +52,19 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       }
 
       const pending: Promise<unknown>[] = [];
+      // OrderedReady makes no progress while any pod is terminating (Kubernetes' monotonic rule).
+      const blocked = ordered && terminating.size > 0;
       for (let i = 0; i < replicas; i++) {
         const existing = byOrdinal.get(i);
         if (existing) {
           if (ordered && !isPodReady(existing)) break;
           continue;
         }
+        if (terminating.has(i)) {
+          if (ordered) break;
+          continue;
+        }
+        if (blocked) break;
         const podName = `${name}-${i}`;
         const create = deps.objects.create(resources.pods, namespace, podBody(sts, owner, i, hash)).then(async (p) => {
           byOrdinal.set(i, p as unknown as Pod);
@@ -72,7 +82,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       const condemned = live.filter(([i]) => i >= replicas);
       const othersReady = live.filter(([i]) => i < replicas).every(([, p]) => isPodReady(p));
       for (const [i, p] of condemned) {
-        if (ordered && !othersReady) break;
+        if (ordered && (!othersReady || blocked)) break;
         await deletePod(deps.objects, p);
         byOrdinal.delete(i);
         await events.record(owner, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`);
@@ -80,7 +90,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       }
 
       const kept = [...byOrdinal.entries()].filter(([i]) => i < replicas).sort(([a], [b]) => b - a);
-      if (sts.spec.updateStrategy?.type !== 'OnDelete' && condemned.length === 0 && kept.length === replicas && kept.every(([, p]) => isPodReady(p))) {
+      if (sts.spec.updateStrategy?.type !== 'OnDelete' && !blocked && condemned.length === 0 && kept.length === replicas && kept.every(([, p]) => isPodReady(p))) {
         const partition = sts.spec.updateStrategy?.rollingUpdate?.partition ?? 0;
         const outdated = kept.find(([i, p]) => i >= partition && p.metadata.labels?.[LABEL_CONTROLLER_REVISION_HASH] !== hash);
         if (outdated) {

@@ -57,8 +57,7 @@ interface Waiting {
   antiAffinity: boolean;
 }
 
-const finished = (pod: Pod): boolean =>
-  pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed' || !!pod.metadata.deletionTimestamp;
+const finished = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
 
 /** What scheduling reads of a node; equal strings mean an update cannot change any placement. */
 export function schedulingView(node: Node): string {
@@ -110,6 +109,8 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
       if (before) retryWaiting(anyPod); // its node has room again
       return;
     }
+    // A Terminating pod keeps its node's resources and GPUs until it is removed, as in Kubernetes: its
+    // containers may run for their whole grace period.
     if (pod.spec.nodeName) {
       const gpus = pod.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS];
       try { scheduler.podBound(pod, pod.spec.nodeName, gpus ? gpus.split(',') : []); } catch (e) { options.onError?.(e as Error); }
@@ -119,6 +120,7 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
       else if (!sameLabels(before.request.labels, pod.metadata.labels ?? {})) retryWaiting(selectsPods);
       return;
     }
+    if (pod.metadata.deletionTimestamp) { forget(key); return; } // held by a finalizer: never placed
     if (parked.has(key) && parked.get(key) === pod.metadata.resourceVersion) return; // the same version again
     // A new or changed pending pod is worth a fresh attempt.
     parked.delete(key); waiting.delete(key);

@@ -2,7 +2,8 @@ import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
 import { WatchHub } from './watch.js';
-import type { ApplyResult, Command, Failure, ResourceKey, StoredObject, WatchEvent } from './types.js';
+import { addedFinalizers, isRemovedByUpdate, planDeletion } from './deletion.js';
+import type { ApplyResult, Command, Failure, ResourceKey, StatusDetails, StoredObject, WatchEvent } from './types.js';
 
 /**
  * A command at its revision. A `proposalId` makes applying at-most-once: a proposal that reaches the log twice
@@ -172,7 +173,7 @@ export class SqliteStore {
     switch (command.op) {
       case 'create': return this.#create(command, revision);
       case 'update': return this.#update(command, revision);
-      case 'delete': return this.#delete(command);
+      case 'delete': return this.#delete(command, revision);
     }
   }
 
@@ -191,6 +192,7 @@ export class SqliteStore {
       },
     };
     delete object.metadata.deletionTimestamp;
+    delete object.metadata.deletionGracePeriodSeconds;
     this.#stmt.put.run(c.resource, ns, name, JSON.stringify(object));
     return { ok: true, type: 'ADDED', object };
   }
@@ -223,21 +225,38 @@ export class SqliteStore {
       generation: (current.metadata.generation ?? 1) + (contentChanged(current, object) ? 1 : 0),
       resourceVersion: String(revision),
     };
-    if (current.metadata.deletionTimestamp) object.metadata.deletionTimestamp = current.metadata.deletionTimestamp;
-    else delete object.metadata.deletionTimestamp;
+    for (const field of ['deletionTimestamp', 'deletionGracePeriodSeconds'] as const) {
+      if (current.metadata[field] !== undefined) object.metadata[field] = current.metadata[field] as never;
+      else delete object.metadata[field];
+    }
+    const causes = addedFinalizers(current, object).map((a) => ({ field: a.field, message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(a.added)}` }));
+    if (causes.length > 0) {
+      return fail(422, 'Invalid', `${kindOf(c.resource)} "${name}" is invalid: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`, c.resource, name, causes);
+    }
+    if (isRemovedByUpdate(current, object)) {
+      this.#stmt.del.run(c.resource, ns, name);
+      return { ok: true, type: 'DELETED', object };
+    }
+    return this.#put(c.resource, current, object);
+  }
+
+  /** Writes `object` over `current`; writing the same content again changes nothing (no revision, no event). */
+  #put(resource: ResourceKey, current: StoredObject, object: StoredObject): ApplyResult {
     if (canonicalJson({ ...object, metadata: { ...object.metadata, resourceVersion: '' } }) === canonicalJson({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })) {
       return { ok: true, type: 'MODIFIED', object: current, unchanged: true };
     }
-    this.#stmt.put.run(c.resource, ns, name, JSON.stringify(object));
+    this.#stmt.put.run(resource, current.metadata.namespace ?? '', current.metadata.name, JSON.stringify(object));
     return { ok: true, type: 'MODIFIED', object };
   }
 
-  #delete(c: Extract<Command, { op: 'delete' }>): ApplyResult {
+  #delete(c: Extract<Command, { op: 'delete' }>, revision: number): ApplyResult {
     const current = this.get(c.resource, c.namespace, c.name);
     if (!current) return fail(404, 'NotFound', `${kindOf(c.resource)} "${c.name}" not found`, c.resource, c.name);
     const pre = c.preconditions;
     if (pre?.uid && pre.uid !== current.metadata.uid) return fail(409, 'Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`, c.resource, c.name);
     if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) return fail(409, 'Conflict', `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`, c.resource, c.name);
+    const plan = c.now === undefined ? { remove: true as const } : planDeletion(current, { now: c.now, gracePeriodSeconds: c.gracePeriodSeconds, propagationPolicy: c.propagationPolicy });
+    if (!plan.remove) return this.#put(c.resource, current, { ...plan.object, metadata: { ...plan.object.metadata, resourceVersion: String(revision) } });
     this.#stmt.del.run(c.resource, c.namespace, c.name);
     return { ok: true, type: 'DELETED', object: current };
   }
@@ -261,8 +280,8 @@ function kindOf(resource: ResourceKey): string {
   return resource.split('.')[0] ?? resource;
 }
 
-function fail(code: number, reason: string, message: string, resource: ResourceKey, name: string): ApplyResult {
+function fail(code: number, reason: string, message: string, resource: ResourceKey, name: string, causes?: StatusDetails['causes']): ApplyResult {
   const [kind, group] = resource.split('.', 2) as [string, string | undefined];
-  const failure: Failure = { code, reason, message, details: { name, kind, ...(group ? { group } : {}) } };
+  const failure: Failure = { code, reason, message, details: { name, kind, ...(group ? { group } : {}), ...(causes ? { causes } : {}) } };
   return { ok: false, failure };
 }

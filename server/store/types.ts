@@ -1,6 +1,7 @@
 // The state machine's vocabulary: stored objects, the commands that change them, and what applying a command
 // returns. Commands carry everything that must be identical on every replica (uid, timestamps): applying the
 // same commands in the same order to the same state gives the same result everywhere.
+import type { DeletionPropagation } from '../../api-types/index.js';
 
 export interface StoredMeta {
   name: string;
@@ -10,6 +11,8 @@ export interface StoredMeta {
   generation?: number;
   creationTimestamp?: string;
   deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  finalizers?: string[];
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
@@ -31,7 +34,13 @@ export type Command =
   /** Replaces the object. A non-empty metadata.resourceVersion is a precondition (409 when stale). The main
    *  resource keeps the stored status; the status subresource changes only status. */
   | { op: 'update'; resource: ResourceKey; object: StoredObject; subresource?: 'status' }
-  | { op: 'delete'; resource: ResourceKey; namespace: string; name: string; preconditions?: { uid?: string; resourceVersion?: string } };
+  /** Deletes as server/store/deletion.ts says: at once, or by marking the object (graceful deletion, finalizers).
+   *  `now` is when the delete was asked for; a command without it (logged before graceful deletion existed, or
+   *  of internal records) removes the object at once, as such commands always did. */
+  | {
+    op: 'delete'; resource: ResourceKey; namespace: string; name: string; preconditions?: { uid?: string; resourceVersion?: string };
+    now?: string; gracePeriodSeconds?: number; propagationPolicy?: DeletionPropagation;
+  };
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 

@@ -57,6 +57,10 @@ test('an explicit namespace and restartPolicy are kept; cluster-scoped kinds get
   assert.is(node.metadata.namespace, undefined);
   const ns = applyDefaults(parsed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'prod' } }));
   assert.is(ns.metadata.namespace, undefined);
+  assert.equal(ns.spec, { finalizers: ['kubernetes'] }, 'held until the namespace controller emptied it');
+  assert.equal(ns.status, { phase: 'Active' });
+  const bare = applyDefaults(parsed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'scratch' }, spec: { finalizers: [] } }));
+  assert.equal(bare.spec, { finalizers: [] }, 'an explicit empty list stays');
 });
 
 const template = { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'a', image: 'nginx:1', ports: [{ containerPort: 80 }] }] } };

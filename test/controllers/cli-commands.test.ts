@@ -14,11 +14,15 @@ import { rolloutCommand, undoTarget } from '../../cli/rollout.js';
 import type { CliCommand } from '../../cli/command.js';
 import { cordonCommand, uncordonCommand, drainCommand } from '../../cli/node-commands.js';
 import { formatNodeTop, formatPodTop } from '../../cli/top.js';
+import { main } from '../../cli/main.js';
+import { eventually } from '../support/eventually.js';
 import { ClusterSim, R, readyPods, webDeployment } from './cluster-sim.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
-async function withApi(fn: (sim: ClusterSim, run: (c: CliCommand, ...argv: string[]) => Promise<{ code: number; out: string; err: string }>) => Promise<void>): Promise<void> {
+type Result = { code: number; out: string; err: string };
+
+async function withApi(fn: (sim: ClusterSim, run: (c: CliCommand, ...argv: string[]) => Promise<Result>, flotilla: (...argv: string[]) => Promise<Result>) => Promise<void>): Promise<void> {
   const sim = await new ClusterSim().start();
   const app = createApp({
     objects: sim.objects, readBarrier: async () => {}, readiness: () => [],
@@ -28,18 +32,19 @@ async function withApi(fn: (sim: ClusterSim, run: (c: CliCommand, ...argv: strin
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const run = async (c: CliCommand, ...argv: string[]) => {
+  const capture = async (go: (io: Io) => Promise<number>): Promise<Result> => {
     let out = '';
     let err = '';
     const io: Io = {
       out: (t) => { out += t; }, err: (t) => { err += t; }, readStdin: () => '', isTty: false,
       env: { FLOTILLA_SERVER: url, FLOTILLA_TOKEN: TOKEN, FLOTILLA_CONFIG: '/nonexistent/flotilla-config' },
     };
-    const code = await c.run(parseArgs(argv, c.flags), io, new AbortController().signal);
+    const code = await go(io);
     return { code, out, err };
   };
+  const run = (c: CliCommand, ...argv: string[]) => capture((io) => c.run(parseArgs(argv, c.flags), io, new AbortController().signal));
   try {
-    await fn(sim, run);
+    await fn(sim, run, (...argv) => capture((io) => main(argv, io)));
   } finally {
     await new Promise<void>((resolve) => { server.close(() => resolve()); (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(); });
     await sim.stop();
@@ -108,6 +113,61 @@ test('cordon, drain (DaemonSet pods stay) and uncordon', () => withApi(async (si
   assert.is((await run(uncordonCommand, 'n1')).out, 'node/n1 uncordoned\n');
   assert.is((sim.get('nodes', 'n1') as unknown as Node).spec?.unschedulable, undefined);
   await rejects(() => run(drainCommand), /name the node/);
+}));
+
+test('delete is graceful and waits until the object is gone; --grace-period, --now, --force, --cascade, --wait=false, --timeout as kubectl', () => withApi(async (sim, _run, flotilla) => {
+  await sim.addNode('n1');
+  for (const name of ['a', 'b', 'c', 'd', 'e']) {
+    await sim.objects.create(R('pods'), 'default', { metadata: { name }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 30, containers: [{ name: 'c', image: 'busybox:1.36' }] } });
+  }
+  await sim.step();
+  const grace = (name: string) => sim.get('pods', name)?.metadata.deletionGracePeriodSeconds;
+
+  const noWait = await flotilla('delete', 'pod', 'a', '--wait=false');
+  assert.equal(noWait, { code: 0, out: 'pod/a deleted\n', err: '' });
+  assert.is(grace('a'), 30, 'the pod\'s own grace period');
+  await flotilla('delete', 'pod', 'b', '--grace-period=0', '--wait=false');
+  assert.is(grace('b'), 1, '--grace-period=0 without --force means 1 second');
+  await flotilla('delete', 'pod', 'c', '--now', '--wait=false');
+  assert.is(grace('c'), 1);
+  const forced = await flotilla('delete', 'pod', 'd', '--force');
+  assert.is(forced.code, 0, forced.err);
+  assert.is(forced.out, 'pod/d force deleted\n');
+  assert.match(forced.err, 'Immediate deletion does not wait for confirmation');
+  assert.is(sim.get('pods', 'd'), undefined);
+
+  // By default the command returns once the pod is gone: here when the simulated kubelet removes it.
+  let waited: Result | undefined;
+  const deleting = flotilla('delete', 'pod', 'e').then((r) => { waited = r; });
+  await eventually('delete returned after the pod went', async () => {
+    if (waited) return waited;
+    await sim.step();
+    return undefined;
+  });
+  await deleting;
+  assert.equal(waited, { code: 0, out: 'pod/e deleted\n', err: '' });
+  assert.is(sim.get('pods', 'e'), undefined);
+
+  await sim.objects.create(R('configmaps'), 'default', { metadata: { name: 'held', finalizers: ['example.com/keep'] } });
+  const late = await flotilla('delete', 'configmap', 'held', '--timeout', '1s');
+  assert.is(late.code, 1);
+  assert.match(late.err, 'timed out waiting for the condition on configmaps/held');
+
+  await sim.objects.create(R('replicasets'), 'default', {
+    metadata: { name: 'keep' },
+    spec: { replicas: 2, selector: { matchLabels: { app: 'keep' } }, template: { metadata: { labels: { app: 'keep' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } } },
+  });
+  await sim.until(() => readyPods(sim.pods(), (p) => p.metadata.labels?.app === 'keep') === 2);
+  const orphaned = await flotilla('delete', 'replicaset', 'keep', '--cascade=orphan');
+  assert.is(orphaned.code, 0, orphaned.err);
+  const kept = sim.pods().filter((p) => p.metadata.labels?.app === 'keep');
+  assert.ok(kept.length === 2 && kept.every((p) => !p.metadata.ownerReferences && !p.metadata.deletionTimestamp), 'the pods stay, released');
+
+  const badCascade = await flotilla('delete', 'pod', 'x', '--cascade=sideways');
+  assert.is(badCascade.code, 2);
+  assert.match(badCascade.err, 'invalid cascade value (sideways). Must be "background", "foreground", or "orphan".');
+  assert.is((await flotilla('delete', 'pod', 'x', '--now', '--grace-period', '5')).code, 2);
+  assert.is((await flotilla('delete', 'pod', 'x', '--grace-period', 'soon')).code, 2);
 }));
 
 test('top formats node and pod usage against allocatable', () => {

@@ -6,6 +6,7 @@ import type { Node, Pod, ResourceInfo } from '../../api-types/index.js';
 import { ObjectService } from '../../server/objects.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
+import { StoreError } from '../../server/store/types.js';
 import type { StoredObject } from '../../server/store/types.js';
 import { ControllerManager, leaderControllers } from '../../server/controllers/manager.js';
 import type { ControllerDeps, ControllerSettings } from '../../server/controllers/manager.js';
@@ -110,15 +111,22 @@ export class ClusterSim {
   }
 
   /**
-   * Bound pods on live nodes: Pending -> Running+Ready; Running -> whatever options.finish says. A Running pod
-   * the server holds as not Ready (its node was unreachable) is reported Running+Ready again, as an agent
-   * reports the status it sees whenever the server's copy differs from it.
+   * Bound pods of every namespace on live nodes: Pending -> Running+Ready; Running -> whatever options.finish says; Terminating ->
+   * removed (an agent stopped its containers at once). A Running pod the server holds as not Ready (its node
+   * was unreachable) is reported Running+Ready again, as an agent reports the status it sees whenever the
+   * server's copy differs from it.
    */
   async kubelet(): Promise<void> {
     const at = new Date(this.clock.now()).toISOString();
-    for (const p of this.pods()) {
+    for (const p of this.objects.list(R('pods')).items as unknown as Pod[]) {
       const node = p.spec.nodeName;
-      if (!node || this.down.has(node) || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || this.options.hold?.(p)) continue;
+      if (!node || this.down.has(node)) continue;
+      if (p.metadata.deletionTimestamp) {
+        await this.objects.delete(R('pods'), p.metadata.namespace, p.metadata.name ?? '', { gracePeriodSeconds: 0, preconditions: { uid: p.metadata.uid ?? '' } })
+          .catch((err: unknown) => { if (!(err instanceof StoreError && [404, 409].includes(err.failure.code))) throw err; });
+        continue;
+      }
+      if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || this.options.hold?.(p)) continue;
       if (p.status?.phase !== 'Running' || !p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) {
         await this.setPhase(p, 'Running', at);
         continue;

@@ -57,7 +57,8 @@ test('a rolling update with maxUnavailable 0 never drops below 10 ready pods and
     const observe = () => {
       const pods = sim.pods();
       minReady = Math.min(minReady, readyPods(pods));
-      maxPods = Math.max(maxPods, pods.length);
+      // maxSurge bounds the pods that count as replicas: Terminating ones do not (Kubernetes).
+      maxPods = Math.max(maxPods, pods.filter((p) => !p.metadata.deletionTimestamp).length);
     };
     const steps = await sim.until(() => {
       const pods = sim.pods();

@@ -103,6 +103,41 @@ test('a toleration with tolerationSeconds overrides the eviction delay per pod',
   }
 });
 
+test('Terminating pods of a node that never comes back, or whose Node is gone, are force-deleted after the eviction delay', async () => {
+  const sim = await new ClusterSim({ settings: { nodeGracePeriodMs: 5_000, podEvictionDelayMs: 20_000 } }).start();
+  try {
+    for (const n of ['n1', 'n2']) await sim.addNode(n);
+    // Tolerating the unreachable taint forever: eviction alone would never remove these.
+    const pod = (name: string, nodeName: string) => ({
+      metadata: { name }, spec: { nodeName, terminationGracePeriodSeconds: 3600, tolerations: [{ key: TAINT_UNREACHABLE, operator: 'Exists', effect: 'NoExecute' }], containers: [{ name: 'c', image: 'busybox:1.36' }] },
+    });
+    for (const [name, n] of [['silent', 'n1'], ['kept', 'n1'], ['homeless', 'n2']] as const) await sim.objects.create(R('pods'), 'default', pod(name, n));
+    await sim.step();
+    const names = () => sim.pods().map((p: Pod) => p.metadata.name).sort();
+
+    sim.down.add('n1');
+    const deleted = await sim.objects.delete(R('pods'), 'default', 'silent');
+    assert.ok(deleted.metadata.deletionTimestamp, 'a pod of a silent node is deleted gracefully first');
+    await sim.until(() => (node(sim, 'n1').spec?.taints?.length ?? 0) > 0, 20);
+    const taintedAt = Date.parse(node(sim, 'n1').spec!.taints![0]!.timeAdded!);
+    await sim.until(() => sim.clock.now() >= taintedAt + 19_000, 30);
+    assert.equal(names(), ['homeless', 'kept', 'silent'], 'its agent might still stop it until the eviction delay ends');
+    await sim.until(() => !names().includes('silent'), 5);
+    assert.ok(sim.clock.now() >= taintedAt + 20_000);
+    assert.ok(names().includes('kept'), 'a pod that is not Terminating stays, as its toleration says');
+
+    sim.down.add('n2');
+    await sim.objects.delete(R('pods'), 'default', 'homeless');
+    await sim.objects.delete(R('nodes'), undefined, 'n2');
+    const goneAt = sim.clock.now();
+    await sim.until(() => !names().includes('homeless'), 40);
+    assert.ok(sim.clock.now() - goneAt >= 20_000, `removed ${sim.clock.now() - goneAt} ms after its node went`);
+    assert.equal(names(), ['kept']);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('an HPA scales a Deployment up under load and back down after the stabilisation window', async () => {
   const sim = await new ClusterSim({ settings: { hpaSyncPeriodMs: 15_000, hpaScaleDownStabilizationMs: 120_000 } }).start();
   try {

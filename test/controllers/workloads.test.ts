@@ -3,7 +3,6 @@ import * as assert from 'uvu/assert';
 import type { DaemonSet, Job, Pod, StatefulSet } from '../../api-types/index.js';
 import { ClusterSim, R, readyPods } from './cluster-sim.js';
 import { JOB_BACKOFF_BASE_MS } from '../../server/controllers/job.js';
-import { orphanDependents } from '../../server/controllers/garbage-collector.js';
 
 const container = { name: 'main', image: 'busybox:1.36' };
 
@@ -44,8 +43,13 @@ test('a DaemonSet rolls a new template out node by node, at most maxUnavailable 
     await sim.until(() => readyPods(sim.pods()) === 4);
     await sim.objects.patch(R('daemonsets'), 'default', 'logs', { spec: { template: { spec: { containers: [{ ...container, image: 'busybox:1.37' }] } } } });
     let minReady = Infinity;
-    await sim.until(() => readyPods(sim.pods(), (p) => p.spec.containers[0]!.image === 'busybox:1.37') === 4, 50, 1000, () => { minReady = Math.min(minReady, readyPods(sim.pods())); });
+    let mostOnANode = 0;
+    await sim.until(() => readyPods(sim.pods(), (p) => p.spec.containers[0]!.image === 'busybox:1.37') === 4, 50, 1000, () => {
+      minReady = Math.min(minReady, readyPods(sim.pods()));
+      for (const n of ['a', 'b', 'c', 'd']) mostOnANode = Math.max(mostOnANode, sim.pods().filter((p) => p.spec.nodeName === n).length);
+    });
     assert.is(minReady, 3, 'one node at a time (maxUnavailable 1)');
+    assert.is(mostOnANode, 1, 'a node\'s new pod starts once its old one, Terminating, is gone');
     assert.is(sim.pods().length, 4);
     assert.is((sim.get('daemonsets', 'logs') as unknown as DaemonSet).status?.updatedNumberScheduled, 4);
   } finally {
@@ -173,7 +177,8 @@ test('a StatefulSet starts NAME-0.. in order with stable claim names and stops i
     assert.is(db1.spec.subdomain, 'db');
     // A deleted pod comes back under the same name with the same claim.
     await sim.objects.delete(R('pods'), 'default', 'db-1');
-    await sim.until(() => sts().status?.readyReplicas === 3 && sim.get('pods', 'db-1') !== undefined);
+    const replaced = () => { const p = sim.get('pods', 'db-1'); return p !== undefined && p.metadata.uid !== db1.metadata.uid; };
+    await sim.until(() => sts().status?.readyReplicas === 3 && replaced());
     assert.equal((sim.get('pods', 'db-1') as unknown as Pod).spec.volumes, [{ name: 'data', persistentVolumeClaim: { claimName: 'data-db-1' } }]);
     const removed: string[] = [];
     const stopWatch = sim.store.hub.watch('pods', 'default', sim.store.revision(), (e) => { if (e.type === 'DELETED') removed.push(e.object.metadata.name); });
@@ -222,13 +227,14 @@ test('dependents of an owner deleted with orphaning stay (and are adopted by a n
     await sim.objects.create(R('replicasets'), 'default', rs('orphaned'));
     await sim.objects.create(R('replicasets'), 'default', rs('cascaded'));
     await sim.until(() => readyPods(sim.pods()) === 4);
-    const owner = sim.get('replicasets', 'orphaned')!;
-    assert.is(await orphanDependents(sim.objects, owner), 2);
+    const marked = await sim.objects.delete(R('replicasets'), 'default', 'orphaned', { propagationPolicy: 'Orphan' });
+    assert.equal(marked.metadata.finalizers, ['orphan'], 'the owner waits for the garbage collector to release its dependents');
+    assert.ok(marked.metadata.deletionTimestamp);
     await sim.manager.settle();
+    assert.is(sim.get('replicasets', 'orphaned'), undefined, 'the owner goes once its dependents are released');
     const released = sim.pods().filter((p) => p.metadata.labels?.app === 'orphaned');
-    assert.is(released.length, 2, 'the owner about to go neither replaces nor re-adopts its released pods');
+    assert.is(released.length, 2, 'the owner on its way out neither replaced nor re-adopted its released pods');
     assert.ok(released.every((p) => !p.metadata.ownerReferences));
-    await sim.objects.delete(R('replicasets'), 'default', 'orphaned');
     await sim.objects.delete(R('replicasets'), 'default', 'cascaded');
     await sim.until(() => sim.pods().length === 2);
     for (let i = 0; i < 3; i++) await sim.step();

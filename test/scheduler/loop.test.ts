@@ -82,6 +82,24 @@ test('back-off retries without any change and deleting a pod frees its resources
   await loop.stop();
 });
 
+test('a Terminating pod keeps its resources until it is removed; an unbound one being deleted is never placed', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'n1', cpu: 3, memoryGi: 4 }));
+  c.putPod(makePod({ name: 'first', cpu: '2' }));
+  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } });
+  await until(() => !!c.pods.get('uid-default-first')?.spec.nodeName, 'first bound');
+  const first = c.pods.get('uid-default-first')!;
+  c.putPod({ ...first, metadata: { ...first.metadata, deletionTimestamp: '2026-01-01T00:00:30Z' } });
+  c.putPod(makePod({ name: 'second', cpu: '2' }));
+  await until(() => c.unschedulable.has('uid-default-second'), 'second unschedulable while first terminates');
+  const held = makePod({ name: 'held', cpu: '1' });
+  c.putPod({ ...held, metadata: { ...held.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } }); // held by a finalizer
+  c.deletePod('uid-default-first');
+  await until(() => c.pods.get('uid-default-second')?.spec.nodeName === 'n1', 'second bound once first is gone');
+  assert.is(c.pods.get('uid-default-held')?.spec.nodeName, undefined, 'it would fit beside second');
+  await loop.stop();
+});
+
 /** Placement attempts per pod name, fed by onPlacement. */
 function attemptCounter(): { counts: Map<string, number>; onPlacement: (p: { pod: { metadata: { name: string } } }) => void } {
   const counts = new Map<string, number>();

@@ -116,6 +116,43 @@ test('delete returns the object, honours uid preconditions, and is 404 when miss
   store.close();
 });
 
+test('deletes that mark an object are decided in the log: concurrent deletes shorten, a stale finalizer removal conflicts, replicas agree', () => {
+  const pod: StoredObject = {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' },
+    spec: { nodeName: 'n1', terminationGracePeriodSeconds: 30, containers: [{ name: 'c', image: 'i' }] },
+  };
+  const commands: Command[] = [
+    { op: 'create', resource: 'pods', object: pod, uid: 'uid-p', now: '2026-01-01T00:00:00Z' },
+    create({ ...cm('held'), metadata: { ...cm('held').metadata, finalizers: ['example.com/keep'] } }),
+  ];
+  const replicas = [freshStore().store, freshStore().store];
+  for (const store of replicas) for (const c of commands) ok(applyOne(store, c));
+  const held = replicas[0]!.get('configmaps', 'default', 'held')!;
+  const del = (name: string, resource: string, extra: Partial<Extract<Command, { op: 'delete' }>>): Command => ({ op: 'delete', resource, namespace: 'default', name, now: '2026-01-01T00:01:00Z', ...extra });
+  // Two deletes in one batch (one Raft group commit), then a finalizer removal written against the object as
+  // it was before the delete added the garbage collector's finalizer.
+  const batch: Command[] = [
+    del('p', 'pods', {}),
+    del('p', 'pods', { gracePeriodSeconds: 5, now: '2026-01-01T00:01:02Z' }),
+    del('held', 'configmaps', { propagationPolicy: 'Foreground' }),
+    { op: 'update', resource: 'configmaps', object: { ...held, metadata: { ...held.metadata, finalizers: [] } } },
+  ];
+  const results = replicas.map((store) => store.apply(batch.map((command, i) => ({ command, revision: store.revision() + 1 + i }))));
+  assert.equal(results[0], results[1], 'every replica gets the same results');
+  assert.equal(replicas[0]!.get('pods', 'default', 'p'), replicas[1]!.get('pods', 'default', 'p'));
+  const [first, second, marked, stale] = results[0]!;
+  assert.is(ok(first!).metadata.deletionTimestamp, '2026-01-01T00:01:30.000Z');
+  assert.is(ok(second!).metadata.deletionTimestamp, '2026-01-01T00:01:05.000Z', 'shortened, counted from the first delete');
+  assert.is(ok(second!).metadata.deletionGracePeriodSeconds, 5);
+  assert.equal(ok(marked!).metadata.finalizers, ['example.com/keep', 'foregroundDeletion']);
+  assert.ok(!stale!.ok && stale!.failure.code === 409, 'the removal did not see the new finalizer');
+  const current = replicas[0]!.get('configmaps', 'default', 'held')!;
+  const removed = ok(applyOne(replicas[0]!, { op: 'update', resource: 'configmaps', object: { ...current, metadata: { ...current.metadata, finalizers: [] } } }));
+  assert.ok(removed.metadata.deletionTimestamp);
+  assert.is(replicas[0]!.get('configmaps', 'default', 'held'), undefined, 'the update that removed the last finalizer removed the object');
+  for (const store of replicas) store.close();
+});
+
 test('list filters by namespace and reports the store revision', () => {
   const { store } = freshStore();
   ok(applyOne(store, create(cm('a'))));

@@ -1,0 +1,87 @@
+// Graceful pod deletion on a real Docker engine: the agent (in this process, DockerRuntime) against a real
+// server. A flotilla/testbox pod that exits on SIGTERM is Terminating after its delete, gets SIGTERM, exits 0,
+// and its pod object is gone long before the grace period; one that ignores SIGTERM is killed once its short
+// terminationGracePeriodSeconds runs out.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import pino from 'pino';
+import { resourceByCliName } from '../../api-types/index.js';
+import type { KubeObject } from '../../api-types/index.js';
+import { formatObjects } from '../../cli/printers.js';
+import { run } from '../../node-agent/run.js';
+import { hollowInventory } from '../../node-agent/hollow.js';
+import { DockerRuntime } from '../../node-agent/runtime/docker.js';
+import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
+import { eventually } from '../support/eventually.js';
+import { RealServer } from './real-server.js';
+
+const TESTBOX = 'flotilla/testbox:latest';
+const NODE = `docker-grace-${process.pid}`;
+
+/** Records how every app container that was running when stopped ended: its pod, the grace given, the exit code. */
+class RecordingDocker extends DockerRuntime {
+  readonly stops: { pod: string; graceSeconds: number; exitCode: number | null }[] = [];
+
+  override async stopContainer(id: string, graceSeconds: number): Promise<void> {
+    const before = await this.inspectContainer(id);
+    await super.stopContainer(id, graceSeconds);
+    if (before.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME && before.state === 'running') {
+      this.stops.push({ pod: before.labels[LABEL_POD] ?? '', graceSeconds, exitCode: (await this.inspectContainer(id)).exitCode });
+    }
+  }
+}
+
+const srv = new RealServer();
+const runtime = new RecordingDocker();
+let stopAgent: (() => Promise<void>) | undefined;
+
+function boxPod(name: string, script: string, terminationGracePeriodSeconds: number): Record<string, unknown> {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name },
+    spec: { nodeName: NODE, terminationGracePeriodSeconds, containers: [{ name: 'main', image: TESTBOX, command: ['/bin/sh', '-c', script] }] },
+  };
+}
+
+test.before(async () => {
+  await srv.start();
+  const ac = new AbortController();
+  const done = run(ac.signal, {
+    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
+    listenHost: '127.0.0.1', listenPort: 0, runtime, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi' }), findings: [],
+    tuning: { heartbeatSeconds: 0.5, retrySeconds: 0.2, retryMaxSeconds: 1, podWorkers: { resyncMs: 500 } },
+    log: pino({ level: 'silent' }),
+  });
+  stopAgent = async () => { ac.abort(); await done; };
+});
+test.after(async () => {
+  await stopAgent?.();
+  for (const c of await runtime.listContainers({ [LABEL_NODE]: NODE })) await runtime.removeContainer(c.id);
+  await srv.close();
+});
+
+test('a pod that traps SIGTERM shows Terminating, gets SIGTERM, exits, and is gone long before its grace period', async () => {
+  await srv.createPod(boxPod('trapper', "trap 'exit 0' TERM; while true; do sleep 1; done", 60));
+  await srv.podReady('trapper', 90_000);
+  const asked = Date.now();
+  const deleted = await srv.client.request<KubeObject>('DELETE', '/api/v1/namespaces/default/pods/trapper');
+  assert.is(deleted.metadata.deletionGracePeriodSeconds, 60);
+  const terminating = await srv.client.request<KubeObject>('GET', '/api/v1/namespaces/default/pods/trapper');
+  assert.match(formatObjects(resourceByCliName('pods')!, [terminating], 'table', { withNamespace: false, now: Date.now() }), /trapper\s+\S+\s+Terminating/);
+  await eventually('the trapper pod object removed', async () => ((await srv.getPod('trapper')) === undefined ? true : undefined), 30_000);
+  assert.ok(Date.now() - asked < 30_000, `gone after ${Date.now() - asked} ms, long before the 60 s grace period`);
+  assert.equal(runtime.stops.filter((s) => s.pod === 'trapper'), [{ pod: 'trapper', graceSeconds: 60, exitCode: 0 }], 'SIGTERM ran its trap');
+  assert.is((await runtime.listContainers({ [LABEL_NODE]: NODE, [LABEL_POD]: 'trapper' })).length, 0);
+});
+
+test('a pod ignoring SIGTERM is killed when its terminationGracePeriodSeconds (2 s) runs out', async () => {
+  await srv.createPod(boxPod('ignorer', "trap '' TERM; while true; do sleep 1; done", 2));
+  await srv.podReady('ignorer', 90_000);
+  const asked = Date.now();
+  await srv.client.request('DELETE', '/api/v1/namespaces/default/pods/ignorer');
+  await eventually('the ignorer pod object removed', async () => ((await srv.getPod('ignorer')) === undefined ? true : undefined), 30_000);
+  assert.ok(Date.now() - asked >= 2000, 'not before its grace period ran out');
+  assert.equal(runtime.stops.filter((s) => s.pod === 'ignorer'), [{ pod: 'ignorer', graceSeconds: 2, exitCode: 137 }], 'SIGKILL after the grace period');
+});
+
+test.run();
