@@ -250,8 +250,9 @@ export class ClusterMember {
       return c.json({ clusterId: this.identity.clusterId, members });
     });
     // One operation: the conf change and the member record's removal are one log entry (membershipCommand),
-    // proposed by the leader, and the answer is 200 only once that entry is committed and applied there. Any
-    // other answer but a 504 (outcome not known yet) means nothing changed.
+    // proposed by the leader, and the answer is 200 only once that entry is committed and applied there. Every
+    // other answer but a 504 (outcome not known yet: no quorum, or the leader did not answer) means nothing
+    // changed; a retry after a 504 answers 404 when the removal did happen.
     app.post('/cluster/v1/members/:id/remove', async (c) => {
       requireAdminOrPeer(c);
       const name = c.req.param('id');
@@ -290,8 +291,13 @@ export class ClusterMember {
   async #askLeader(path: string, body: unknown): Promise<Response> {
     const leaderUrl = this.peerUrl(this.member.leader);
     if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader is known yet; retry' });
-    // Longer than the leader's own wait for a commit (the proposal timeout), so that its answer gets through.
-    const res = await fetch(new URL(path, leaderUrl), { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    let res: Response;
+    try {
+      // Longer than the leader's own wait for a commit (the proposal timeout), so that its answer gets through.
+      res = await fetch(new URL(path, leaderUrl), { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    } catch (err) {
+      throw new StoreError({ code: 504, reason: 'Timeout', message: `the leader at ${leaderUrl} did not answer POST ${path} (${err instanceof Error ? err.message : String(err)}): its outcome is not known; see flotilla cluster status` });
+    }
     return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' } });
   }
 
