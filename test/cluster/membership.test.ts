@@ -44,7 +44,11 @@ function hasRecord(s: ServerProcess, id: number): boolean {
 
 test('removing the only voter is refused with the reason, and the member and its record stay', async () => {
   await withCluster(1, async ([only], token) => {
-    const self = (await status(only!, token)).memberId;
+    // The leader writes its own member record just after it is elected (and /readyz answers).
+    const self = await eventually('the member record', async () => {
+      const st = await status(only!, token);
+      return st.members[0]?.peerUrl === only!.url ? st.memberId : undefined;
+    });
     const r = runCli(['cluster', 'remove', String(self), '--server', only!.url, '--token', token], {});
     assert.is(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`member ${self} was not removed, nothing was changed: raft proposal dropped: removing ${self} would leave no voter`));
