@@ -60,17 +60,17 @@ const commands: Record<string, CliCommand> = {
     summary: 'run an all-in-one cluster (server + local agent) in the foreground',
     usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
     flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags],
-    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true, localAgent: true }),
+    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true, localAgent: true, formsCluster: true }),
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
     flags: [
       { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
-      { name: 'token', kind: 'string' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
+      { name: 'token', kind: 'string' }, { name: 'cluster-init', kind: 'boolean' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
       ...controllerFlags,
     ],
-    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false, localAgent: false }),
+    run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false, localAgent: false, formsCluster: false }),
   },
   apply: {
     summary: 'create or update objects from files, folders or stdin (-f -)',
@@ -213,7 +213,8 @@ function qualifiedName(r: ResourceInfo, name: string): string {
   return `${r.group ? `${r.singular}.${r.group}` : r.singular}/${name}`;
 }
 
-async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts: { writeConfig: boolean; localAgent: boolean }): Promise<number> {
+/** `formsCluster`: `flotilla up`, which always forms its one-member cluster (as --cluster-init). */
+async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts: { writeConfig: boolean; localAgent: boolean; formsCluster: boolean }): Promise<number> {
   const { run } = await import('../server/run.js');
   const listen = stringFlag(a, 'listen') ?? new URL(DEFAULT_SERVER).host;
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
@@ -223,6 +224,9 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
   if (joinUrl && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
   if (joinUrl && joinUrl !== 'auto' && !/^https?:\/\//.test(joinUrl)) throw new UsageError(`--join takes a member's URL (http://HOST:PORT) or "auto", not "${joinUrl}"`);
+  // Which of join, form and resume applies is decided by server/join/server-membership.ts (planJoin).
+  const clusterInit = opts.formsCluster || boolFlag(a, 'cluster-init');
+  if (clusterInit && joinUrl && joinUrl !== 'auto') throw new UsageError('--cluster-init forms a new cluster and --join URL joins one: give one of them');
   const advertise = stringFlag(a, 'advertise');
   const snapshotText = stringFlag(a, 'snapshot-every');
   if (snapshotText !== undefined && !/^[1-9]\d*$/.test(snapshotText)) throw new UsageError(`--snapshot-every must be a positive number of log entries, got "${snapshotText}"`);
@@ -234,7 +238,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   let localAgent: Promise<void> | undefined;
   await run(signal, {
     dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
-    ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
+    ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
     controllers: controllerSettingsOf(a),
   }, (info) => {

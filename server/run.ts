@@ -40,10 +40,14 @@ export interface ServerConfig {
   advertiseUrl?: string;
   /**
    * Join the cluster that this member URL belongs to, presenting `token` (its cluster secret); "auto" finds it
-   * by mDNS, or forms it with the other servers started the same way (server/join/auto-join.ts).
+   * by mDNS (server/join/auto-join.ts). A server given a token only joins, unless `clusterInit`.
    */
   join?: string;
   token?: string;
+  /** Form a new cluster (with `token` as its secret, if given); with join "auto", together with the others started so. */
+  clusterInit?: boolean;
+  /** How long --join auto without clusterInit looks for its cluster before the server fails (default 30 000 ms). */
+  autoJoinTimeoutMs?: number;
   /** mDNS: advertise this server and, with join "auto", find the others (default: on unless the advertised URL is loopback). */
   mdns?: boolean;
   /** Interface name or IPv4 address mDNS runs on (default every IPv4 interface). */
@@ -97,6 +101,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       dataDir: config.dataDir, apiUrl: advertiseUrl, log: (m) => console.error(m),
       ...(config.join ? { join: config.join } : {}), ...(config.token ? { secret: config.token } : {}),
       ...(discovery ? { discovery } : {}), ...(config.autoJoinSettleMs !== undefined ? { settleMs: config.autoJoinSettleMs } : {}),
+      ...(config.clusterInit ? { clusterInit: true } : {}), ...(config.autoJoinTimeoutMs !== undefined ? { joinTimeoutMs: config.autoJoinTimeoutMs } : {}),
     }, signal);
     const cluster = await ClusterMember.open({
       dataDir: config.dataDir, advertiseUrl,

@@ -8,10 +8,10 @@ import type { Context } from 'hono';
 import { SqliteStorage } from '../raft/sqlite-storage.js';
 import { encodeConfChange } from '../raft/types.js';
 import { ProposalDroppedError } from '../raft/raft.js';
-import type { ConfState, NodeId, Role } from '../raft/types.js';
+import type { ConfChange, ConfState, NodeId, Role } from '../raft/types.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import { StoreError } from '../store/types.js';
-import type { StoredObject } from '../store/types.js';
+import type { Command, StoredObject } from '../store/types.js';
 import { RaftMember } from './member.js';
 import { HttpTransport } from './transport.js';
 import { fromWire, isWireBatch } from './codec.js';
@@ -84,6 +84,7 @@ export class ClusterMember {
       restoreSnapshot: (data) => store.restoreFrom(new TextDecoder().decode(data)),
       onRoleChange: (role) => this.#onRole(role),
       onConfChange: (_cc, conf) => this.#onConf(conf),
+      confChangeCommand: membershipCommand,
     });
   }
 
@@ -234,12 +235,7 @@ export class ClusterMember {
         throw new StoreError({ code: 400, reason: 'BadRequest', message: 'a join request needs {"id": positive integer, "peerUrl": "http(s)://..."}' });
       }
       // A follower would forward the conf change to the leader, which may drop it silently; the leader answers.
-      const leaderUrl = this.#leading ? undefined : this.peerUrl(this.member.leader);
-      if (!this.#leading) {
-        if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader known yet; retry' });
-        const res = await fetch(new URL('/cluster/v1/join', leaderUrl), { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
-        return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' } });
-      }
+      if (!this.#leading) return this.#askLeader('/cluster/v1/join', body);
       const id = body.id as NodeId;
       await this.#writeMemberRecord(id, body.peerUrl);
       try {
@@ -253,14 +249,24 @@ export class ClusterMember {
       const members = [...conf.voters, ...conf.learners].map((m) => ({ id: m, peerUrl: this.peerUrl(m) })).filter((m): m is { id: NodeId; peerUrl: string } => !!m.peerUrl);
       return c.json({ clusterId: this.identity.clusterId, members });
     });
+    // One operation: the conf change and the member record's removal are one log entry (membershipCommand),
+    // proposed by the leader, and the answer is 200 only once that entry is committed and applied there. Every
+    // other answer but a 504 (outcome not known yet: no quorum, or the leader did not answer) means nothing
+    // changed; a retry after a 504 answers 404 when the removal did happen.
     app.post('/cluster/v1/members/:id/remove', async (c) => {
       requireAdminOrPeer(c);
-      const id = Number(c.req.param('id'));
+      const name = c.req.param('id');
+      if (!/^[1-9]\d*$/.test(name)) throw new StoreError({ code: 400, reason: 'BadRequest', message: `member id must be a positive integer, got "${name}"` });
+      if (!this.#leading) return this.#askLeader(`/cluster/v1/members/${name}/remove`, {});
+      const id = Number(name);
       const conf = this.member.node.status().confState;
-      if (![...conf.voters, ...conf.learners].includes(id)) throw new StoreError({ code: 404, reason: 'NotFound', message: `member ${c.req.param('id')} is not in the cluster` });
-      // The record goes first: once removed, the member (maybe this one) applies nothing more.
-      await this.member.propose({ op: 'delete', resource: MEMBERS_RESOURCE, namespace: '', name: String(id) });
-      this.member.proposeConfChange({ type: 'removeNode', nodeId: id });
+      if (![...conf.voters, ...conf.learners].includes(id)) throw new StoreError({ code: 404, reason: 'NotFound', message: `member ${name} is not in the cluster` });
+      try {
+        await this.member.commitConfChange({ type: 'removeNode', nodeId: id });
+      } catch (err) {
+        if (err instanceof ProposalDroppedError) throw new StoreError({ code: 409, reason: 'Conflict', message: `member ${name} was not removed, nothing was changed: ${err.message}` });
+        throw err;
+      }
       return c.json({ removed: id });
     });
     app.get('/cluster/status', async (c) => c.json(await this.status()));
@@ -270,13 +276,8 @@ export class ClusterMember {
       const id = body?.id;
       const voters = this.member.node.status().confState.voters;
       if (typeof id !== 'number' || !voters.includes(id)) throw new StoreError({ code: 400, reason: 'BadRequest', message: `leadership goes to a voting member: {"id": one of ${voters.join(', ')}}` });
-      if (!this.#leading) {
-        // Only the leader can hand leadership over: ask it.
-        const leaderUrl = this.peerUrl(this.member.leader);
-        if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader is known' });
-        const res = await fetch(`${leaderUrl}/cluster/v1/leader`, { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ id }), signal: AbortSignal.timeout(10_000) });
-        return c.json(await res.json(), res.status as 200);
-      }
+      // Only the leader can hand leadership over: ask it.
+      if (!this.#leading) return this.#askLeader('/cluster/v1/leader', { id });
       this.member.transferLeadership(id);
       const deadline = Date.now() + 5_000;
       while (this.member.leader !== id && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -284,6 +285,20 @@ export class ClusterMember {
       return c.json({ leader: id });
     });
     return app;
+  }
+
+  /** Passes a membership request on to the leader, as a member, and relays its answer. */
+  async #askLeader(path: string, body: unknown): Promise<Response> {
+    const leaderUrl = this.peerUrl(this.member.leader);
+    if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader is known yet; retry' });
+    let res: Response;
+    try {
+      // Longer than the leader's own wait for a commit (the proposal timeout), so that its answer gets through.
+      res = await fetch(new URL(path, leaderUrl), { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    } catch (err) {
+      throw new StoreError({ code: 504, reason: 'Timeout', message: `the leader at ${leaderUrl} did not answer POST ${path} (${err instanceof Error ? err.message : String(err)}): its outcome is not known; see flotilla cluster status` });
+    }
+    return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' } });
   }
 
   async #writeMemberRecord(id: NodeId, peerUrl: string): Promise<void> {
@@ -332,6 +347,11 @@ export class ClusterMember {
       }
     }
   }
+}
+
+/** The state-machine write that a committed conf change carries (see MemberOptions.confChangeCommand). */
+export function membershipCommand(cc: ConfChange): Command | undefined {
+  return cc.type === 'removeNode' ? { op: 'delete', resource: MEMBERS_RESOURCE, namespace: '', name: String(cc.nodeId) } : undefined;
 }
 
 /** Member ids: random positive integers that JSON carries exactly. */

@@ -33,9 +33,18 @@ export interface MemberOptions {
   restoreSnapshot: (data: Uint8Array, index: number) => void;
   onRoleChange?: (role: Role, leader: NodeId) => void;
   onConfChange?: (cc: ConfChange, conf: ConfState) => void;
+  /**
+   * The state-machine write a committed conf change carries, applied at the conf change's own log index (so on
+   * every member, exactly once, together with the change itself); e.g. removing a member drops its record.
+   */
+  confChangeCommand?: (cc: ConfChange) => Command | undefined;
 }
 
 interface Waiter { resolve: (r: ApplyResult) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout; data: Uint8Array; proposedAt: number }
+/** A linearizable reader: settled exactly once, by its ReadIndex answer, its timeout, or shutdown. */
+interface Reader { resolve: () => void; reject: (e: unknown) => void }
+/** A conf change proposed by this leader at `index` in `term`, waiting for that log slot to be applied. */
+interface ConfWaiter { term: number; resolve: () => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
 
 /** A proposal not applied this long is proposed again (its MsgProp or the leader holding it may be gone). */
 const REPROPOSE_AFTER_MS = 1_500;
@@ -44,6 +53,7 @@ const READ_RETRY_MS = 300;
 
 const timeoutError = (what: string): StoreError => new StoreError({ code: 504, reason: 'Timeout', message: `${what}: the cluster did not commit it in time (no quorum?); a write may or may not have been applied` });
 const unavailable = (what: string): StoreError => new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `${what}: no Raft leader is known (no quorum?)` });
+const shuttingDown = (): StoreError => new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'the server is shutting down' });
 
 /**
  * Drives one Raft member: ticks, the Ready loop (persist, send, apply, advance), proposals and ReadIndex reads.
@@ -57,16 +67,24 @@ export class RaftMember implements Proposer {
   readonly node: RawNode;
   readonly id: NodeId;
   #waiters = new Map<string, Waiter>();
-  /** ReadIndex: readers waiting for the request in flight, and readers waiting for the next one. */
-  #reads = new Map<string, (() => void)[]>();
-  #nextReaders: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  #appliedWaiters: { index: number; resolve: () => void }[] = [];
+  /**
+   * ReadIndex: readers waiting for the request in flight (by context), for the next request, and for the
+   * applied index to reach their read index. Every reader is in exactly one of the three until it is settled.
+   */
+  #reads = new Map<string, Reader[]>();
+  #nextReaders: Reader[] = [];
+  #appliedWaiters: { index: number; readers: Reader[] }[] = [];
+  /** Conf changes this member proposed as leader, by log index. */
+  #confWaiters = new Map<number, ConfWaiter>();
   #leaderWaiters: (() => void)[] = [];
+  /**
+   * Set once run() has ended: every caller, pending or new, gets this error, and nothing is processed after
+   * (the store may be closed by then).
+   */
+  #stopped: StoreError | undefined;
   #applied: number;
   #lastSnapshot: number;
   #scheduled = false;
-  /** Set when run() ends: nothing is processed after, since the store may be closed by then. */
-  #stopped = false;
   #readSeq = 0;
   #readIssuedAt = 0;
   #persisted: HardState;
@@ -94,7 +112,10 @@ export class RaftMember implements Proposer {
     return this.#applied;
   }
 
-  /** Ticks until `signal` aborts; pending callers then fail. */
+  /**
+   * Ticks until `signal` aborts. Then every pending caller (writes, reads at any stage, conf changes, writes
+   * waiting for a leader) is rejected at once with a 503 "shutting down", and the member processes nothing more.
+   */
   async run(signal: AbortSignal): Promise<void> {
     const timer = setInterval(() => {
       this.node.tick();
@@ -106,12 +127,25 @@ export class RaftMember implements Proposer {
     this.#schedule();
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     clearInterval(timer);
-    this.#stopped = true;
-    const gone = new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'the server is shutting down' });
+    this.#stop();
+  }
+
+  #stop(): void {
+    const gone = shuttingDown();
+    this.#stopped = gone;
     for (const w of this.#waiters.values()) { clearTimeout(w.timer); w.reject(gone); }
     this.#waiters.clear();
-    for (const r of this.#nextReaders) r.reject(gone);
+    for (const w of this.#confWaiters.values()) { clearTimeout(w.timer); w.reject(gone); }
+    this.#confWaiters.clear();
+    const readers = [...[...this.#reads.values()].flat(), ...this.#nextReaders, ...this.#appliedWaiters.flatMap((w) => w.readers)];
+    this.#reads.clear();
     this.#nextReaders = [];
+    this.#appliedWaiters = [];
+    for (const r of readers) r.reject(gone);
+    // Writes waiting for a leader wake up, see #stopped and fail.
+    const leaderWaiters = this.#leaderWaiters;
+    this.#leaderWaiters = [];
+    for (const w of leaderWaiters) w();
   }
 
   /** Campaign at once (a lone bootstrapping member need not wait an election timeout). */
@@ -127,6 +161,7 @@ export class RaftMember implements Proposer {
 
   /** Appends the command to the replicated log; resolves with its apply result once committed and applied here. */
   async propose(command: Command): Promise<ApplyResult> {
+    if (this.#stopped) throw this.#stopped;
     const id = randomUUID();
     const data = encodeProposal({ id, command });
     const deadline = Date.now() + (this.opts.proposalTimeoutMs ?? 10_000);
@@ -137,7 +172,8 @@ export class RaftMember implements Proposer {
       } catch (err) {
         if (!(err instanceof ProposalDroppedError)) throw err;
         // Never entered the log, so retrying cannot apply it twice: wait for a leader, then try again.
-        if (!(await this.#waitForLeader(deadline))) throw unavailable('write');
+        if (!(await this.#waitForLeader(deadline))) throw this.#stopped ?? unavailable('write');
+        if (this.#stopped) throw this.#stopped;
       }
     }
     this.#schedule();
@@ -169,6 +205,7 @@ export class RaftMember implements Proposer {
    * local store afterwards is linearizable. Concurrent callers share one ReadIndex round.
    */
   readBarrier(timeoutMs = this.opts.proposalTimeoutMs ?? 10_000): Promise<void> {
+    if (this.#stopped) return Promise.reject(this.#stopped);
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(timeoutError('linearizable read')), timeoutMs);
       this.#nextReaders.push({ resolve: () => { clearTimeout(timer); resolve(); }, reject: (e) => { clearTimeout(timer); reject(e); } });
@@ -176,9 +213,30 @@ export class RaftMember implements Proposer {
     });
   }
 
+  /** Fire and forget: a follower forwards it to the leader, which may drop it; see commitConfChange. */
   proposeConfChange(cc: ConfChange): void {
     this.node.proposeConfChange(cc);
     this.#schedule();
+  }
+
+  /**
+   * Leader only: proposes a membership change and resolves once its entry is committed and applied here (with
+   * its confChangeCommand). Rejects with ProposalDroppedError when refused (not the leader, another change not
+   * yet applied, an unsafe change) and with a 503 when another entry took its log slot (a leader change): in
+   * both cases nothing changed. A 504 after the proposal timeout means the outcome is not known yet.
+   */
+  async commitConfChange(cc: ConfChange): Promise<void> {
+    if (this.#stopped) throw this.#stopped;
+    if (!this.isLeader) throw new ProposalDroppedError(`this member is not the leader (leader: ${this.leader || 'none'})`);
+    this.node.proposeConfChange(cc);
+    // The leader appended it as its last entry, in its term: that log slot decides the outcome.
+    const index = this.node.raft.log.lastIndex();
+    const term = this.node.raft.term;
+    this.#schedule();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { this.#confWaiters.delete(index); reject(timeoutError('membership change')); }, this.opts.proposalTimeoutMs ?? 10_000);
+      this.#confWaiters.set(index, { term, resolve, reject, timer });
+    });
   }
 
   transferLeadership(to: NodeId): void {
@@ -202,14 +260,24 @@ export class RaftMember implements Proposer {
     const ctx = `${this.id}-${++this.#readSeq}`;
     const readers = this.#nextReaders;
     this.#nextReaders = [];
-    this.#reads.set(ctx, readers.map((r) => r.resolve));
+    this.#reads.set(ctx, readers);
     this.#readIssuedAt = Date.now();
-    this.node.readIndex(ctx);
+    try {
+      this.node.readIndex(ctx);
+    } catch (err) {
+      if (!(err instanceof ProposalDroppedError)) throw err;
+      // E.g. a new leader that has not committed an entry of its term yet: asked again after the next Ready.
+      this.#reads.delete(ctx);
+      this.#nextReaders.unshift(...readers);
+      return;
+    }
     this.#schedule();
   }
 
+  /** False when the deadline passed or the member stopped first. */
   async #waitForLeader(deadline: number): Promise<boolean> {
     while (this.leader === NONE) {
+      if (this.#stopped) return false;
       const left = deadline - Date.now();
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {
@@ -246,6 +314,13 @@ export class RaftMember implements Proposer {
         this.opts.restoreSnapshot(rd.snapshot.data, rd.snapshot.meta.index);
         this.#applied = rd.snapshot.meta.index;
         this.#lastSnapshot = rd.snapshot.meta.index;
+        // A snapshot hides which entries it covers: a conf change proposed below it has an unknown outcome.
+        for (const [index, w] of this.#confWaiters) {
+          if (index > this.#applied) continue;
+          this.#confWaiters.delete(index);
+          clearTimeout(w.timer);
+          w.reject(timeoutError('membership change'));
+        }
       }
       this.#apply(rd.committedEntries);
       this.#answerReads(rd);
@@ -284,18 +359,27 @@ export class RaftMember implements Proposer {
         flush();
         const cc = decodeConfChange(e.data);
         const conf = this.node.applyConfChange(cc);
+        const command = e.index > storeRevision ? this.opts.confChangeCommand?.(cc) : undefined;
+        if (command) this.opts.store.apply([{ command, revision: e.index }]);
         this.opts.onConfChange?.(cc, conf);
       } else if (e.data.byteLength > 0 && e.index > storeRevision) {
         const p = decodeProposal(e.data);
         batch.push({ command: p.command, revision: e.index, proposalId: p.id });
       }
       this.#applied = e.index;
+      const conf = this.#confWaiters.get(e.index);
+      if (conf) {
+        this.#confWaiters.delete(e.index);
+        clearTimeout(conf.timer);
+        if (e.type === 'confChange' && e.term === conf.term) conf.resolve();
+        else conf.reject(new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'membership change: lost in a leader change before it was committed; nothing was changed, retry' }));
+      }
     }
     flush();
     if (this.#appliedWaiters.length > 0) {
       const ready = this.#appliedWaiters.filter((w) => w.index <= this.#applied);
       this.#appliedWaiters = this.#appliedWaiters.filter((w) => w.index > this.#applied);
-      for (const w of ready) w.resolve();
+      for (const w of ready) for (const r of w.readers) r.resolve();
     }
   }
 
@@ -304,9 +388,8 @@ export class RaftMember implements Proposer {
       const readers = this.#reads.get(rs.context);
       if (!readers) continue;
       this.#reads.delete(rs.context);
-      const done = () => { for (const r of readers) r(); };
-      if (rs.index <= this.#applied) done();
-      else this.#appliedWaiters.push({ index: rs.index, resolve: done });
+      if (rs.index <= this.#applied) for (const r of readers) r.resolve();
+      else this.#appliedWaiters.push({ index: rs.index, readers });
     }
     // A ReadIndex request lost with a leader change is asked again rather than left hanging.
     if (rd.softState && this.#reads.size > 0) this.#requeueReads();
@@ -316,7 +399,7 @@ export class RaftMember implements Proposer {
   #requeueReads(): void {
     for (const [ctx, readers] of this.#reads) {
       this.#reads.delete(ctx);
-      this.#nextReaders.push(...readers.map((resolve) => ({ resolve, reject: () => {} })));
+      this.#nextReaders.push(...readers);
     }
     this.#issueRead();
   }

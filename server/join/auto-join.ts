@@ -1,11 +1,17 @@
-// `flotilla server --join auto --token CLUSTER_SECRET`: find the cluster the secret belongs to, or form it.
+// `flotilla server --join auto --token CLUSTER_SECRET`: find the cluster the secret belongs to, and join it.
 //
-// The rule (servers without an existing cluster, all started with --join auto and the same secret):
+// Join only (the default): browse for servers; one of a formed cluster that advertises the secret's fingerprint
+// and proves it holds the secret (discovery/locate.ts) is joined. A false fingerprint fails the proof and is
+// ignored (with a warning); a server of another cluster has another fingerprint and is never asked. When none
+// is found within `joinTimeoutMs`, the search fails with what it saw (no server at all, servers of other
+// clusters only, impostors): a server given a token never forms a cluster of its own.
+//
+// Forming together (`form`, the server's --cluster-init with --join auto): every server started that way is a
+// candidate, and they form ONE cluster:
 // 1. Each advertises itself as a candidate: clusterId PENDING_CLUSTER_ID, role server, a random candidate id,
 //    and the public fingerprint of the secret; and browses for servers with that fingerprint.
 // 2. A formed cluster wins: as soon as a server of a real cluster with the same fingerprint is seen and proves
-//    it holds the secret (discovery/locate.ts), the candidate joins it. A false fingerprint fails the proof and
-//    is ignored (with a warning); a server of another cluster has another fingerprint and is never considered.
+//    it holds the secret, the candidate joins it (as above).
 // 3. Otherwise the candidate with the lowest id bootstraps, once the set of candidates it sees has not changed
 //    for `settleMs`. It keeps advertising as a candidate until its cluster is advertised (the caller withdraws
 //    the candidacy then), so the others never see a gap in which the next-lowest would bootstrap too.
@@ -24,8 +30,12 @@ export interface AutoJoinOptions {
   secret: string;
   /** This server's API URL, advertised with the candidacy. */
   apiUrl: string;
+  /** Form the cluster with the other candidates when no formed one is seen (rules 1-4); default: join only. */
+  form?: boolean;
   /** How long the candidate set must stay unchanged before the lowest bootstraps (default 3 000 ms). */
   settleMs?: number;
+  /** Join only: how long to look for a cluster that accepts the secret before failing (default 30 000 ms). */
+  joinTimeoutMs?: number;
   /** Candidate id; default random. Ordering is plain string order. */
   candidateId?: string;
   fetch?: typeof fetch;
@@ -34,8 +44,11 @@ export interface AutoJoinOptions {
 
 export type AutoJoinDecision =
   | { action: 'join'; url: string; clusterId: string }
-  /** `withdraw()` ends the candidacy: call it once the new cluster is advertised. */
+  /** Only with `form`. `withdraw()` ends the candidacy: call it once the new cluster is advertised. */
   | { action: 'bootstrap'; withdraw: () => Promise<void> };
+
+/** Which token a server needs, for every message that refuses one. */
+export const SERVER_TOKEN_HINT = 'a server joins with the cluster secret: the contents of <data>/cluster-secret on any member (--token "$(cat /var/lib/flotilla/cluster-secret)")';
 
 /** Candidate ids: sortable, valid advertisement ids. */
 export function newCandidateId(): string {
@@ -43,11 +56,14 @@ export function newCandidateId(): string {
 }
 
 /**
- * Decides between joining and bootstrapping by the rule above. Resolves with the decision; rejects when `signal`
- * aborts first. The candidacy is withdrawn before resolving with "join", and left to the caller with "bootstrap".
+ * Decides by the rules above. Resolves with the decision; rejects when `signal` aborts first, or (join only) when
+ * no cluster accepted the secret in time, with the reason. The candidacy is withdrawn before resolving with
+ * "join", and left to the caller with "bootstrap".
  */
 export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): Promise<AutoJoinDecision> {
   const settleMs = options.settleMs ?? 3000;
+  const joinTimeoutMs = options.joinTimeoutMs ?? 30_000;
+  const deadline = Date.now() + joinTimeoutMs;
   const fingerprint = clusterFingerprint(options.secret);
   const self = options.candidateId ?? newCandidateId();
   const log = options.log ?? (() => {});
@@ -55,15 +71,18 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
   const browsing = new AbortController();
   const stopOnAbort = () => { candidacy.abort(); browsing.abort(); };
   signal.addEventListener('abort', stopOnAbort, { once: true });
-  const advertising = options.discovery.advertise({ clusterId: PENDING_CLUSTER_ID, role: 'server', id: self, apiUrl: options.apiUrl, fingerprint }, candidacy.signal);
-  advertising.catch(() => { /* reported by the decision below */ });
-  const withdraw = async () => { candidacy.abort(); await advertising.catch(() => {}); };
+  // Only a server that may form the cluster is a candidate; one that only joins stays silent.
+  const advertising = options.form
+    ? options.discovery.advertise({ clusterId: PENDING_CLUSTER_ID, role: 'server', id: self, apiUrl: options.apiUrl, fingerprint }, candidacy.signal)
+    : undefined;
+  advertising?.catch(() => { /* reported by the decision below */ });
+  const withdraw = async () => { candidacy.abort(); await advertising?.catch(() => {}); };
 
   let peers: Peer[] = [];
   let candidates = '';
   let stableSince = Date.now();
-  /** URLs whose proof failed for the advertisement seen, keyed by URL; a changed advertisement is tried again. */
-  const refused = new Map<string, string>();
+  /** URLs whose proof failed for the advertisement seen (`ad`), with why; a changed advertisement is tried again. */
+  const refused = new Map<string, { ad: string; reason: string }>();
   const trying = new Set<string>();
 
   try {
@@ -82,17 +101,21 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
         const formed = peers.filter((p) => p.fingerprint === fingerprint && p.clusterId !== PENDING_CLUSTER_ID);
         for (const p of formed) {
           const key = JSON.stringify(p);
-          if (trying.has(p.apiUrl) || refused.get(p.apiUrl) === key) continue;
+          if (trying.has(p.apiUrl) || refused.get(p.apiUrl)?.ad === key) continue;
           trying.add(p.apiUrl);
           verifyServer(p.apiUrl, options.secret, { expectedClusterId: p.clusterId, signal, ...(options.fetch ? { fetch: options.fetch } : {}) }).then(
             (clusterId) => finish({ action: 'join', url: p.apiUrl, clusterId }),
             (err: Error) => {
-              refused.set(p.apiUrl, key);
+              refused.set(p.apiUrl, { ad: key, reason: err.message });
               log(`auto-join: ignoring server ${p.id} at ${p.apiUrl} (advertises cluster ${p.clusterId}): ${err.message}`);
             },
           ).finally(() => trying.delete(p.apiUrl));
         }
         if (formed.some((p) => !refused.has(p.apiUrl) || trying.has(p.apiUrl))) return;
+        if (!options.form) {
+          if (Date.now() >= deadline) finish(new Error(noClusterFound(peers, fingerprint, refused, joinTimeoutMs)));
+          return;
+        }
         const ids = [...new Set([self, ...peers.filter((p) => p.fingerprint === fingerprint && p.clusterId === PENDING_CLUSTER_ID).map((p) => p.id)])].sort();
         const key = ids.join(',');
         if (key !== candidates) { candidates = key; stableSince = Date.now(); log(`auto-join: candidates ${key}`); }
@@ -100,7 +123,7 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
       };
       const timer = setInterval(evaluate, Math.max(50, Math.min(250, settleMs / 4)));
       options.discovery.browse({ role: 'server' }, (list) => { peers = list; evaluate(); }, browsing.signal).catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
-      advertising.catch((err: unknown) => finish(new Error(`auto-join: cannot advertise this candidate: ${err instanceof Error ? err.message : String(err)}`)));
+      advertising?.catch((err: unknown) => finish(new Error(`auto-join: cannot advertise this candidate: ${err instanceof Error ? err.message : String(err)}`)));
       evaluate();
     });
     if (decision.action === 'join') await withdraw();
@@ -111,4 +134,18 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
   } finally {
     signal.removeEventListener('abort', stopOnAbort);
   }
+}
+
+/** Why a join-only search found nothing to join, from what it saw. */
+function noClusterFound(peers: Peer[], fingerprint: string, refused: Map<string, { reason: string }>, timeoutMs: number): string {
+  const seen: string[] = [];
+  const impostors = [...refused].map(([url, r]) => `${url}: ${r.reason}`);
+  if (impostors.length > 0) seen.push(`servers advertising this secret's fingerprint failed the proof (${impostors.join('; ')})`);
+  if (peers.some((p) => p.fingerprint === fingerprint && p.clusterId === PENDING_CLUSTER_ID)) {
+    seen.push('servers with this secret are still forming a cluster (--cluster-init --join auto) and none has formed it yet');
+  }
+  const others = peers.filter((p) => p.fingerprint !== fingerprint && p.clusterId !== PENDING_CLUSTER_ID);
+  if (others.length > 0) seen.push(`the servers found belong to clusters with another secret (${others.map((p) => `${p.apiUrl}, cluster ${p.clusterId}`).join('; ')})`);
+  if (seen.length === 0) seen.push('no Flotilla server answered on mDNS (is multicast blocked on this network? then give --join URL)');
+  return `no cluster accepted the token within ${timeoutMs / 1000} s: ${seen.join('; ')}. A server given --token only joins; ${SERVER_TOKEN_HINT}, and --cluster-init forms a new cluster`;
 }

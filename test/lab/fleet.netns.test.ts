@@ -1,4 +1,4 @@
-// A fleet on one lab switch, started the way a user starts it: three `flotilla server --join auto` on h1-h3
+// A fleet on one lab switch, started the way a user starts it: three `flotilla server --cluster-init --join auto` on h1-h3
 // (no address given, node grace period 3 s, pod eviction delay 5 s), and `flotilla agent --token T --simulate 2`
 // (hollow nodes, no --server) on h4 and h5. The suite checks, in order, on the same cluster:
 // - both agents find the servers by mDNS with only a join token and register Ready nodes; a Deployment spreads
@@ -50,7 +50,7 @@ function flotilla(host: number, args: string[]): LabProcess {
 }
 
 function startServer(host: number): LabProcess {
-  return flotilla(host, ['server', '--data', join(dir, `h${host}`), '--listen', `${lab!.host(host).address}:${PORT}`, '--join', 'auto', '--token', SECRET,
+  return flotilla(host, ['server', '--data', join(dir, `h${host}`), '--listen', `${lab!.host(host).address}:${PORT}`, '--cluster-init', '--join', 'auto', '--token', SECRET,
     '--interface', 'eth0', '--node-grace-period', `${GRACE_MS / 1000}s`, '--pod-eviction-delay', `${EVICTION_DELAY_MS / 1000}s`]);
 }
 
@@ -87,7 +87,7 @@ async function readyAfter(agent: LabProcess, nodes: string[], startedAt: number)
   return Date.now() - startedAt;
 }
 
-test('three servers started with --join auto form one cluster', async () => {
+test('three servers started with --cluster-init --join auto form one cluster', async () => {
   lab = await createLab({ hosts: 6, prefix: 'fl-lab-fleet', subnet: '10.81.0' });
   for (const h of [1, 2, 3]) servers.set(h, startServer(h));
   const outputs = await Promise.all([...servers.values()].map((s) => s.waitFor(/listening on \S+ \(data in [^;]+; cluster \S+, member/, BOUND_MS)));

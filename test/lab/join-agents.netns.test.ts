@@ -1,4 +1,4 @@
-// Agents that find their cluster: a server formed with --join auto on h1, hollow agents
+// Agents that find their cluster: a server formed with --cluster-init on h1, hollow agents
 // (`flotilla agent --token T --simulate 3`, no --server) on h2 find it by mDNS, verify it, register Ready nodes,
 // and a Deployment runs across them. Prints the time from agent start to the first and to all nodes Ready.
 // fleet.netns.test.ts runs the same start against three servers, with agents on two hosts.
@@ -27,7 +27,7 @@ const within = <T>(what: string, probe: () => Promise<T | undefined>) => until(w
 test('hollow agents with only a join token find the server by mDNS, become Ready, and run a Deployment', async () => {
   lab = await createLab({ hosts: 2, prefix: 'fl-lab-agents', subnet: '10.79.0' });
   const api = `http://${lab.host(1).address}:${PORT}`;
-  const server = lab.spawn(1, process.execPath, [SERVER, join(dir, 'h1'), `${lab.host(1).address}:${PORT}`, 'auto', SECRET, '500']);
+  const server = lab.spawn(1, process.execPath, [SERVER, '--data', join(dir, 'h1'), '--listen', `${lab.host(1).address}:${PORT}`, '--cluster-init', '--token', SECRET]);
   await server.waitFor(/^ready /m, BOUND_MS);
   const admin = readFileSync(join(dir, 'h1', 'admin-token'), 'utf8').trim();
   const created = await curl(1, 'POST', `${api}/apis/flotilla.io/v1/jointokens`, admin, {});

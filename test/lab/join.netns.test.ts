@@ -1,5 +1,5 @@
-// Servers that find each other: three servers in three hosts, all started with --join auto and the same
-// secret, no address given, form ONE cluster, while a fourth host advertises an impostor with the cluster's
+// Servers that find each other: three servers in three hosts, all started with --cluster-init --join auto and
+// the same secret, no address given, form ONE cluster, while a fourth host advertises an impostor with the cluster's
 // fingerprint. Then the leader's cable is pulled: a new leader is elected, writes continue, and after the
 // cable is back the old leader has stepped down and caught up with nothing acknowledged lost. An agent with a
 // wrong token finds no server it may trust; one with a valid token finds the three and not the impostor.
@@ -36,13 +36,14 @@ const status = async (host: number): Promise<Status | undefined> => {
   return r.code === 200 ? (r.json as unknown as Status) : undefined;
 };
 
-test('three servers with --join auto form one cluster; failover on a cut; wrong token refused; impostor ignored', async () => {
+test('three servers with --cluster-init --join auto form one cluster; failover on a cut; wrong token refused; impostor ignored', async () => {
   lab = await createLab({ hosts: 4, prefix: 'fl-lab-join', subnet: '10.78.0' });
   const impostor = lab.spawn(4, process.execPath, [PEER, 'advertise', JSON.stringify({ clusterId: 'impostor', role: 'server', id: '666', apiUrl: `http://${lab.host(4).address}:${PORT}`, fingerprint: clusterFingerprint(SECRET) }), '30']);
   await impostor.waitFor(/^ready$/m, START_MS);
 
   const started = Date.now();
-  const servers: LabProcess[] = [1, 2, 3].map((h) => lab!.spawn(h, process.execPath, ['--enable-source-maps', SERVER, join(dir, `h${h}`), `${lab!.host(h).address}:${PORT}`, 'auto', SECRET, '1500']));
+  const servers: LabProcess[] = [1, 2, 3].map((h) => lab!.spawn(h, process.execPath, ['--enable-source-maps', SERVER, '--data', join(dir, `h${h}`), '--listen', `${lab!.host(h).address}:${PORT}`,
+    '--cluster-init', '--join', 'auto', '--token', SECRET, '--settle-ms', '1500']));
   const ready = await Promise.all(servers.map((s) => s.waitFor(/^ready \S+ \d+$/m, START_MS)));
   const formedMs = Date.now() - started;
   const clusterIds = ready.map((out) => /^ready (\S+) /m.exec(out)![1]);
