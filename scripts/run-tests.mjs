@@ -8,7 +8,9 @@
 // Without the part, such a suite is skipped and named in the summary, unless FLOTILLA_REQUIRE=docker,netns
 // (or CI=true, which requires both) makes the missing part a failure.
 //
-// Usage: node scripts/run-tests.mjs [--only SUBSTRING]... [--timeout SECONDS]
+// Usage: node scripts/run-tests.mjs [--only SUBSTRING]... [--timeout SECONDS] [--failed CHECK]...
+//   --failed CHECK  a check the caller ran before (e.g. lint) failed: it is named and counted in the summary,
+//                   so one summary line carries every failure of the run.
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -18,10 +20,12 @@ const root = new URL('..', import.meta.url).pathname;
 const testRoot = join(root, 'dist', 'test');
 const args = process.argv.slice(2);
 const only = [];
+const failedChecks = [];
 let timeoutS = 900;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--only') only.push(args[++i] ?? '');
   else if (args[i] === '--timeout') timeoutS = Number(args[++i]);
+  else if (args[i] === '--failed') failedChecks.push(args[++i] ?? '');
   else { console.error(`run-tests: unknown argument ${args[i]}`); process.exit(2); }
 }
 
@@ -76,9 +80,9 @@ const missing = {};
 for (const [part, probe] of Object.entries(needs)) missing[part] = await probe();
 
 const files = findTests(testRoot).filter((f) => only.length === 0 || only.some((o) => relative(testRoot, f).includes(o)));
-let passed = 0, failed = 0;
+let passed = 0, failed = failedChecks.length;
 const skipped = [];
-const failures = [];
+const failures = [...failedChecks];
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 for (const file of files) {

@@ -7,7 +7,7 @@ import { freePort } from '../support/server-process.js';
 
 async function answering(body: unknown): Promise<{ url: string; close: () => Promise<void>; hits: () => number }> {
   let hits = 0;
-  const srv = http.createServer((req, res) => { hits++; res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(body)); });
+  const srv = http.createServer((_req, res) => { hits++; res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(body)); });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, close: () => new Promise((r) => srv.close(() => r())), hits: () => hits };
 }
