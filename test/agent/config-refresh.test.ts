@@ -10,7 +10,7 @@ import pino from 'pino';
 import { run } from '../../node-agent/run.js';
 import { hollowInventory } from '../../node-agent/hollow.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
 import { RealServer, appPod } from './real-server.js';
 
 const NODE = 'edge-cfg';

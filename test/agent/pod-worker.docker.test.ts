@@ -1,7 +1,7 @@
 // Pods on a real Docker engine with flotilla/testbox (busybox): hostPort, crash back-off, liveness, image pull
 // back-off, OOM, delete, adoption by a new agent. Every container carries this run's node label and is removed
 // after each test, pass or fail.
-import { freePort } from '../support/server-process.js';
+import { fixedPort } from '../support/server-process.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.js';
 import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
 import { LABEL_NODE, LABEL_POD_UID } from '../../node-agent/runtime/types.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const nodeName = `docker-test-${process.pid}`;
@@ -64,7 +64,7 @@ test.after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 test('a pod serves on its hostPort: ConfigMap file, env from a Secret, pause sandbox', async () => {
   const { workers } = agent();
-  const port = await freePort();
+  const port = await fixedPort();
   const inputs = podInputs(
     [{
       command: ['httpd', '-f', '-p', '8080', '-h', '/www'],

@@ -9,7 +9,7 @@ import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.js';
 import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD, LABEL_POD_UID, LABEL_NAMESPACE } from '../../node-agent/runtime/types.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pod-worker-'));
 let serial = 0;

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers } from '../../node-agent/pod-worker.js';
 import type { PodInputs } from '../../node-agent/kube-objects.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
 
 test('a worker reports again when the server has its pod not Ready while it runs Ready', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-ready-'));
@@ -25,6 +25,7 @@ test('a worker reports again when the server has its pod not Ready while it runs
   workers.update(inputs);
   await eventually('Ready reported', () => (reports.includes('True') ? true : undefined));
   const before = reports.length;
+  // The hold is what is tested: three resync periods (100 ms) in which nothing changes bring no report.
   await new Promise((r) => setTimeout(r, 300));
   assert.is(reports.length, before, 'nothing new to report while nothing changes');
   workers.update({ ...inputs, pod: { ...inputs.pod, status: { phase: 'Running', containerStatuses: [], conditions: [{ type: 'Ready', status: 'False', reason: 'NodeUnreachable', lastTransitionTime: new Date().toISOString() }] } } });

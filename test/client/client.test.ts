@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiClient, ApiClientError, serverList } from '../../client/client.js';
-import { freePort } from '../support/server-process.js';
+import { deadUrl } from '../support/server-process.js';
 
 async function answering(body: unknown): Promise<{ url: string; close: () => Promise<void>; hits: () => number }> {
   let hits = 0;
@@ -14,8 +14,7 @@ async function answering(body: unknown): Promise<{ url: string; close: () => Pro
 
 test('a request that cannot reach its server moves the client to the next one', async () => {
   const live = await answering({ ok: true });
-  const dead = `http://127.0.0.1:${await freePort()}`;
-  const client = new ApiClient(serverList([dead, live.url]), 't', 2000);
+  const client = new ApiClient(serverList([deadUrl, live.url]), 't', 2000);
   try {
     await client.request('GET', '/version');
     assert.unreachable('the dead server answered');
