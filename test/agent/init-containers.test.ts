@@ -17,6 +17,7 @@ import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec, type WorkerPodS
 import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
 import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 import { RealServer } from './real-server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-init-'));
@@ -33,6 +34,8 @@ function podInputs(init: Array<Partial<ContainerSpec>>, spec: Partial<WorkerPodS
   return { pod: { metadata: { name: `pod-${n}`, namespace: 'ns', uid: `init-uid-${n}` }, spec: podSpec }, configMaps: {}, secrets: {} };
 }
 
+const stopLater = stopAfterEach(test);
+
 function setup(runtime = fakeRuntime(), overrides: Partial<PodWorkerSettings> = {}) {
   const statuses: WorkerPodStatus[] = [];
   const settings: PodWorkerSettings = {
@@ -44,7 +47,9 @@ function setup(runtime = fakeRuntime(), overrides: Partial<PodWorkerSettings> = 
   const ac = new AbortController();
   const workers = new PodWorkers(settings);
   const running = workers.run(ac.signal);
-  return { runtime, workers, statuses, stop: async () => { ac.abort(); await running; } };
+  const stop = async () => { ac.abort(); await running; };
+  stopLater(stop);
+  return { runtime, workers, statuses, stop };
 }
 
 function fakeRuntime(): FakeRuntime {

@@ -12,6 +12,7 @@ import type { PodEvent } from '../../node-agent/pod-events.js';
 import type { PodInputs } from '../../node-agent/kube-objects.js';
 import type { ApiClient } from '../../client/client.js';
 import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pod-events-'));
 const log = pino({ level: 'silent' });
@@ -19,6 +20,8 @@ const pod = (name: string, image: string): PodInputs => ({
   pod: { metadata: { name, namespace: 'ns', uid: `uid-${name}` }, spec: { nodeName: 'n', restartPolicy: 'Always', containers: [{ name: 'c', image }] } },
   configMaps: {}, secrets: {},
 });
+
+const stopLater = stopAfterEach(test);
 
 test('the pod worker reports pulls, starts, pull failures and crash back-off as events', async () => {
   const runtime = new FakeRuntime({ images: ['fake/pause', 'fake/crash'] });
@@ -31,6 +34,7 @@ test('the pod worker reports pulls, starts, pull failures and crash back-off as 
   });
   const ac = new AbortController();
   const running = workers.run(ac.signal);
+  stopLater(async () => { ac.abort(); await running; });
   workers.update(pod('crasher', 'fake/crash'));
   workers.update(pod('unpullable', '127.0.0.1:1/none:1'));
   const reasons = (name: string) => seen.filter((s) => s.pod === name).map((s) => `${s.event.type} ${s.event.reason}`);

@@ -12,13 +12,14 @@ import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.
 import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
 import { LABEL_NODE, LABEL_POD_UID } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const nodeName = `docker-test-${process.pid}`;
 const runtime = new DockerRuntime();
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pods-docker-'));
 let serial = 0;
-const live: Array<{ stop(): Promise<void> }> = [];
+const stopLater = stopAfterEach(test);
 
 function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodSpec> = {}, extra: Partial<PodInputs> = {}): PodInputs {
   const n = ++serial;
@@ -44,7 +45,7 @@ function agent(overrides: Partial<PodWorkerSettings> = {}) {
   const ac = new AbortController();
   const running = workers.run(ac.signal);
   const handle = { workers, statuses, stop: async () => { ac.abort(); await running; } };
-  live.push(handle);
+  stopLater(handle.stop);
   return handle;
 }
 
@@ -56,7 +57,6 @@ const waitingReason = (s: PodStatus | undefined) => {
 
 
 test.after.each(async () => {
-  for (const a of live.splice(0)) await a.stop();
   for (const c of await runtime.listContainers({ [LABEL_NODE]: nodeName })) await runtime.removeContainer(c.id);
 });
 

@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { comparePeers, matchesFilter, type Advertisement, type Discovery, type Peer } from '../../discovery/advertisement.js';
 import { PROOF_PATH, clusterFingerprint, membershipProof, tokenSha256 } from '../../discovery/locate.js';
 import { autoJoin, type AutoJoinDecision } from '../../server/join/auto-join.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 const SECRET = 'the-cluster-secret-of-this-test';
 const SETTLE_MS = 300;
@@ -60,9 +61,12 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
+const stopLater = stopAfterEach(test);
+
 test('three candidates: the lowest id bootstraps, the others join its cluster once it is advertised', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   const fetchProof = proofFetch(SECRET, 'cluster-one');
   const start = (id: string) => autoJoin({ discovery: net, secret: SECRET, apiUrl: `http://${id}:7400`, candidateId: id, settleMs: SETTLE_MS, fetch: fetchProof }, stop.signal);
   const b = start('c-b');
@@ -84,6 +88,7 @@ test('three candidates: the lowest id bootstraps, the others join its cluster on
 test('a server advertising our fingerprint without holding the secret is ignored; servers of other clusters are never asked', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   const asked: string[] = [];
   const impostor = proofFetch('a-different-secret-entirely', 'fake');
   const fetchProof = (async (input: string | URL | Request, init?: RequestInit) => {
@@ -103,6 +108,7 @@ test('a server advertising our fingerprint without holding the secret is ignored
 test('a candidate that sees a formed cluster joins it without waiting for the settle period', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   void net.advertise({ clusterId: 'formed', role: 'server', id: '5', apiUrl: 'http://leader:7400', fingerprint: clusterFingerprint(SECRET) }, stop.signal);
   // A lower candidate id than anyone: it would bootstrap if the formed cluster did not win.
   const decision = await withTimeout(autoJoin({ discovery: net, secret: SECRET, apiUrl: 'http://me:7400', candidateId: 'a', settleMs: 60_000, fetch: proofFetch(SECRET, 'formed') }, stop.signal), 'joining');
@@ -113,8 +119,10 @@ test('a candidate that sees a formed cluster joins it without waiting for the se
 test('aborting before a decision rejects and withdraws the candidacy', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   const seen: Peer[][] = [];
   const watcher = new AbortController();
+  stopLater(() => watcher.abort());
   void net.browse({}, (p) => seen.push(p), watcher.signal);
   const pending = autoJoin({ discovery: net, secret: SECRET, apiUrl: 'http://me:7400', candidateId: 'z', settleMs: 60_000 }, stop.signal);
   stop.abort();
