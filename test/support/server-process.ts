@@ -98,9 +98,9 @@ export class ServerProcess {
   }
 
   /**
-   * Starts the server and resolves once it has said it listens and /readyz answers ok. A restart whose port another process took
-   * meanwhile (EADDRINUSE) is tried again until the port is free. On failure the process is killed and the
-   * error carries its output.
+   * Starts the server and resolves once it has said it listens and /readyz answers ok. A restart whose port
+   * another process took meanwhile (EADDRINUSE) is tried again until the port is free. On failure the process
+   * is killed and the error carries its output.
    */
   async start(limitMs = 60_000): Promise<void> {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) throw new Error(`flotilla server in ${this.dataDir} is already running`);
