@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort } from '../test/support/server-process.js';
+import { ServerProcess } from '../test/support/server-process.js';
 import { ApiClient, ApiClientError } from '../client/client.js';
 
 function flag(name: string, fallback: number): number {
@@ -16,7 +16,7 @@ function flag(name: string, fallback: number): number {
 const writers = flag('writers', 200);
 const seconds = flag('seconds', 10);
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-storm-'));
-const server = new ServerProcess(join(dir, 'data'), '127.0.0.1', await freePort());
+const server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
 await server.start();
 const client = new ApiClient(server.url, server.token, 30_000);
 const latencies: number[] = [];

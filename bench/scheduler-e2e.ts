@@ -4,7 +4,7 @@
 // Last line: {"bench":"scheduler-e2e","nodes":..,"pods":..,"createSeconds":..,"bindSeconds":..,"bindPodsPerSec":..,"unbound":..}
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ServerProcess, freePort } from '../test/support/server-process.js';
+import { ServerProcess } from '../test/support/server-process.js';
 import { ApiClient } from '../client/client.js';
 
 function flag(name: string, fallback: number): number {
@@ -14,7 +14,7 @@ function flag(name: string, fallback: number): number {
 const nodeCount = flag('nodes', 100);
 const podCount = flag('pods', 1000);
 const dir = mkdtempSync(join(process.cwd(), '.bench-sched-'));
-const server = new ServerProcess(join(dir, 'data'), '127.0.0.1', await freePort());
+const server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
 await server.start();
 const api = new ApiClient(server.url, server.token, 60_000);
 const names = Array.from({ length: nodeCount }, (_, i) => `hollow-${i}`);

@@ -7,7 +7,7 @@
 // Last line: one JSON object.
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ServerProcess, freePort } from '../test/support/server-process.js';
+import { ServerProcess } from '../test/support/server-process.js';
 import { ApiClient, ApiClientError } from '../client/client.js';
 
 function flag(name: string, fallback: number): number {
@@ -26,7 +26,7 @@ const servers: ServerProcess[] = [];
 for (let i = 0; i < members; i++) {
   const host = `127.0.0.${i + 1}`;
   const extra = i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.clusterSecret];
-  const s = new ServerProcess(join(dir, `m${i}`), host, await freePort(host), extra);
+  const s = new ServerProcess(join(dir, `m${i}`), host, 0, extra);
   await s.start();
   servers.push(s);
 }

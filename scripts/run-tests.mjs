@@ -8,20 +8,36 @@
 // Without the part, such a suite is skipped and named in the summary, unless FLOTILLA_REQUIRE=docker,netns
 // (or CI=true, which requires both) makes the missing part a failure.
 //
-// Usage: node scripts/run-tests.mjs [--only SUBSTRING]... [--timeout SECONDS]
+// A suite runs in its own process group. One that outlives --timeout gets SIGTERM (its exit handlers clean up:
+// the lab removes its namespaces), SIGKILL for the whole group 10 s later, and is counted as failed with the
+// reason. Processes left in the group once the suite's process has exited are orphans it failed to stop: they
+// are killed and the suite is counted as failed, so a leak is named instead of hanging or haunting a later suite.
+//
+// Usage: node scripts/run-tests.mjs [--only SUBSTRING]... [--timeout SECONDS] [--failed CHECK]... [--dir DIR]
+//   --failed CHECK  a check the caller ran before (e.g. lint) failed: it is named and counted in the summary,
+//                   so one summary line carries every failure of the run.
+//   --dir DIR       run the *.test.js files under DIR instead of dist/test (for testing this script).
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import http from 'node:http';
 
 const root = new URL('..', import.meta.url).pathname;
-const testRoot = join(root, 'dist', 'test');
+const compiledTests = join(root, 'dist', 'test');
+let testRoot = compiledTests;
 const args = process.argv.slice(2);
 const only = [];
-let timeoutS = 900;
+const failedChecks = [];
+let timeoutS = 300;
+/** After SIGTERM, how long a timed-out suite has to clean up before SIGKILL. */
+const GRACE_MS = 10_000;
+/** How long processes left in a suite's group get to die on their own (its exit handlers SIGKILLed them). */
+const ORPHAN_MS = 5_000;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--only') only.push(args[++i] ?? '');
   else if (args[i] === '--timeout') timeoutS = Number(args[++i]);
+  else if (args[i] === '--failed') failedChecks.push(args[++i] ?? '');
+  else if (args[i] === '--dir') testRoot = resolve(args[++i] ?? '');
   else { console.error(`run-tests: unknown argument ${args[i]}`); process.exit(2); }
 }
 
@@ -37,7 +53,7 @@ function findTests(dir) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) out.push(...findTests(p));
     // Only suites whose source still exists: tsc never deletes outputs of removed files.
-    else if (name.endsWith('.test.js') && existsSync(join(root, relative(join(root, 'dist'), p)).replace(/\.js$/, '.ts'))) out.push(p);
+    else if (name.endsWith('.test.js') && (testRoot !== compiledTests || existsSync(join(root, relative(join(root, 'dist'), p)).replace(/\.js$/, '.ts')))) out.push(p);
   }
   return out;
 }
@@ -76,9 +92,9 @@ const missing = {};
 for (const [part, probe] of Object.entries(needs)) missing[part] = await probe();
 
 const files = findTests(testRoot).filter((f) => only.length === 0 || only.some((o) => relative(testRoot, f).includes(o)));
-let passed = 0, failed = 0;
+let passed = 0, failed = failedChecks.length;
 const skipped = [];
-const failures = [];
+const failures = [...failedChecks];
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 for (const file of files) {
@@ -95,27 +111,44 @@ for (const file of files) {
   }
   console.log(`\n# ${rel}`);
   const started = Date.now();
-  const { code, output } = await new Promise((resolve) => {
+  const { code, output, why } = await new Promise((resolve) => {
     const child = spawn(process.execPath, ['--enable-source-maps', file], { cwd: root, env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let output = '';
+    let why = '';
+    const note = (text) => { why ||= text; const line = `\nrun-tests: ${rel} ${text}\n`; output += line; process.stdout.write(line); };
     const onData = (d) => { output += d; process.stdout.write(d); };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
+    /** Signals the suite's process group; false once nothing is left in it. */
+    const group = (signal) => { try { process.kill(-child.pid, signal); return true; } catch { return false; } };
+    let killTimer;
     const timer = setTimeout(() => {
-      output += `\nrun-tests: ${rel} exceeded ${timeoutS}s and was killed\n`;
-      try { process.kill(-child.pid, 'SIGKILL'); } catch {}
+      note(`exceeded ${timeoutS} s and was killed`);
+      group('SIGTERM');
+      killTimer = setTimeout(() => group('SIGKILL'), GRACE_MS);
     }, timeoutS * 1000);
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? (signal ? 1 : 0), output }); });
+    const orphansChecked = new Promise((done) => child.on('exit', async () => {
+      clearTimeout(timer);
+      const deadline = Date.now() + ORPHAN_MS;
+      while (group(0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (group(0)) { note('left processes running after it ended; they were killed'); group('SIGKILL'); }
+      done();
+    }));
+    child.on('close', async (code, signal) => {
+      await orphansChecked;
+      clearTimeout(killTimer);
+      resolve({ code: code ?? (signal ? 1 : 0), output, why });
+    });
   });
   const text = strip(output);
   const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? NaN);
   const ok = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? NaN);
   const skip = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
   let fileFailed = Number.isNaN(total) ? 1 : total - ok - skip;
-  if (code !== 0 && fileFailed === 0) fileFailed = 1;
+  if ((code !== 0 || why) && fileFailed === 0) fileFailed = 1;
   passed += Number.isNaN(ok) ? 0 : ok;
   failed += fileFailed;
-  if (fileFailed > 0) failures.push(rel);
+  if (fileFailed > 0) failures.push(why ? `${rel} (${why})` : rel);
   console.log(`# ${rel}: ${Number.isNaN(ok) ? 0 : ok} passed, ${fileFailed} failed (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 

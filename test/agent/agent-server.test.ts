@@ -14,7 +14,8 @@ import { LABEL_CONTAINER, LABEL_POD, SANDBOX_CONTAINER_NAME } from '../../node-a
 import { parseArgs } from '../../cli/args.js';
 import { execCommand } from '../../cli/exec.js';
 import { logsCommand } from '../../cli/logs.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 import { RealServer, appPod } from './real-server.js';
 
 const NODE = 'edge-a';
@@ -50,10 +51,9 @@ async function runningIds(rt: FakeRuntime, pod: string): Promise<string[]> {
 
 let agent: { stop: () => Promise<void> } | undefined;
 
-test.before(async () => {
+setUp(test, async () => {
   await srv.start();
-});
-test.after(async () => {
+}, async () => {
   await agent?.stop();
   await srv.close();
 });
@@ -170,6 +170,8 @@ test('server killed: pods keep running; offline reboot starts cached pods; on re
   scriptApp(runtime);
   agent = startAgent(runtime);
   await eventually('cached pods run again with the server down', async () => ((await runningIds(runtime, 'web')).length === 1 && (await runningIds(runtime, 'after-restart')).length === 1 ? true : undefined));
+  // The hold is what is tested: the agent fails to reach the server for a second (retries every 0.1-0.5 s),
+  // and nothing may stop the pod meanwhile.
   await new Promise((r) => setTimeout(r, 1000));
   assert.is((await runningIds(runtime, 'web')).length, 1, 'pods keep running while the server is unreachable');
 
@@ -201,6 +203,7 @@ test('StatefulSet pods are fenced after the fence time without a server, not sta
   scriptApp(runtime);
   agent = startAgent(runtime, 1.5);
   await eventually('ordinary cached pod runs after the offline reboot', async () => ((await runningIds(runtime, 'web')).length === 1 ? true : undefined));
+  // The hold is what is tested: nothing starts the StatefulSet pod while the server stays down.
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(await runningIds(runtime, 'db-x'), [], 'a cached StatefulSet pod waits for a server');
 

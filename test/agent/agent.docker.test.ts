@@ -7,8 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { LABEL_CONTAINER, LABEL_NODE, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
-import { freePort } from '../support/server-process.js';
-import { eventually } from './runtime-contract.js';
+import { fixedPort, ownChild, stopChild } from '../support/server-process.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 import { RealServer } from './real-server.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
@@ -20,8 +21,8 @@ let agent: ChildProcess | undefined;
 let agentOutput = '';
 
 function startAgentProcess(): ChildProcess {
-  const child = spawn(process.execPath, [agentEntry, 'agent', '--server', srv.server.url, '--token', srv.server.token, '--data', join(srv.dir, 'agent'),
-    '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
+  const child = ownChild(spawn(process.execPath, [agentEntry, 'agent', '--server', srv.server.url, '--token', srv.server.token, '--data', join(srv.dir, 'agent'),
+    '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } }));
   child.stdout!.on('data', (d) => { agentOutput += d; });
   child.stderr!.on('data', (d) => { agentOutput += d; });
   return child;
@@ -30,8 +31,7 @@ function startAgentProcess(): ChildProcess {
 async function killAgent(signal: NodeJS.Signals): Promise<void> {
   const child = agent;
   agent = undefined;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill(signal); });
+  if (child) await stopChild(child, signal);
 }
 
 async function appContainerIds(): Promise<string[]> {
@@ -39,10 +39,9 @@ async function appContainerIds(): Promise<string[]> {
     .filter((c) => c.state === 'running' && c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME).map((c) => c.id).sort();
 }
 
-test.before(async () => {
+setUp(test, async () => {
   await srv.start();
-});
-test.after(async () => {
+}, async () => {
   await killAgent('SIGKILL');
   for (const c of await runtime.listContainers({ [LABEL_NODE]: NODE })) await runtime.removeContainer(c.id);
   await srv.close();
@@ -52,7 +51,7 @@ test('a testbox pod runs, serves its hostPort, streams logs and runs exec throug
   agent = startAgentProcess();
   await eventually(`node ${NODE} registered`, () => srv.client.request('GET', `/api/v1/nodes/${NODE}`).catch(() => undefined), 60_000)
     .catch((err: Error) => { throw new Error(`${err.message}; agent output: ${agentOutput}`); });
-  const port = await freePort();
+  const port = await fixedPort();
   await srv.createPod({
     apiVersion: 'v1', kind: 'Pod', metadata: { name: 'box' },
     spec: {

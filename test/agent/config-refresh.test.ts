@@ -10,7 +10,8 @@ import pino from 'pino';
 import { run } from '../../node-agent/run.js';
 import { hollowInventory } from '../../node-agent/hollow.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 import { RealServer, appPod } from './real-server.js';
 
 const NODE = 'edge-cfg';
@@ -21,7 +22,7 @@ const ac = new AbortController();
 let agentDone: Promise<void> | undefined;
 const dataDir = () => join(srv.dir, 'agent');
 
-test.before(async () => {
+setUp(test, async () => {
   await srv.start();
   agentDone = run(ac.signal, {
     server: srv.server.url, token: srv.server.token, dataDir: dataDir(), nodeName: NODE,
@@ -29,9 +30,7 @@ test.before(async () => {
     tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300 } },
     log: pino({ level: 'silent' }),
   });
-});
-
-test.after(async () => {
+}, async () => {
   ac.abort();
   await agentDone;
   await srv.close();

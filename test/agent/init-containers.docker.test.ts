@@ -1,7 +1,7 @@
 // Init containers on a real Docker engine with flotilla/testbox (busybox): two init containers write into an
 // emptyDir in turn, and the app container serves what they wrote on its hostPort. Every container carries this
 // run's node label and is removed after the suite, pass or fail.
-import { freePort } from '../support/server-process.js';
+import { fixedPort } from '../support/server-process.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { PodWorkers, type WorkerPodSpec } from '../../node-agent/pod-worker.js';
 import type { PodInputs } from '../../node-agent/kube-objects.js';
 import { LABEL_NODE } from '../../node-agent/runtime/types.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const nodeName = `docker-init-${process.pid}`;
@@ -31,7 +31,7 @@ test.after(async () => {
 test('init containers fill an emptyDir in order; the app container serves the result', async () => {
   const workers = new PodWorkers({ runtime, clusterId: 'cluster-a', nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000 });
   running = workers.run(ac.signal);
-  const port = await freePort();
+  const port = await fixedPort();
   const spec: WorkerPodSpec = {
     nodeName,
     terminationGracePeriodSeconds: 1,

@@ -16,7 +16,8 @@ import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
 import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
 import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 import { RealServer } from './real-server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-init-'));
@@ -33,6 +34,8 @@ function podInputs(init: Array<Partial<ContainerSpec>>, spec: Partial<WorkerPodS
   return { pod: { metadata: { name: `pod-${n}`, namespace: 'ns', uid: `init-uid-${n}` }, spec: podSpec }, configMaps: {}, secrets: {} };
 }
 
+const stopLater = stopAfterEach(test);
+
 function setup(runtime = fakeRuntime(), overrides: Partial<PodWorkerSettings> = {}) {
   const statuses: WorkerPodStatus[] = [];
   const settings: PodWorkerSettings = {
@@ -44,7 +47,9 @@ function setup(runtime = fakeRuntime(), overrides: Partial<PodWorkerSettings> = 
   const ac = new AbortController();
   const workers = new PodWorkers(settings);
   const running = workers.run(ac.signal);
-  return { runtime, workers, statuses, stop: async () => { ac.abort(); await running; } };
+  const stop = async () => { ac.abort(); await running; };
+  stopLater(stop);
+  return { runtime, workers, statuses, stop };
 }
 
 function fakeRuntime(): FakeRuntime {
@@ -128,7 +133,7 @@ test('restartPolicy Never: a failing init container fails the pod and is not ret
   assert.is(init.restartCount, 0);
   assert.is(podStatusText(asPod(inputs, s)), 'Init:Error');
   assert.is(condition(s, 'Initialized')?.reason, 'ContainersNotInitialized');
-  // A few more resyncs change nothing: still one init container, no app container.
+  // The hold is what is tested: a few more resyncs change nothing, still one init container, no app container.
   await new Promise((r) => setTimeout(r, 300));
   assert.equal((await containersOf(runtime, inputs)).map((c) => c.name), ['init0']);
   assert.is(statusOf(workers, inputs)!.phase, 'Failed');

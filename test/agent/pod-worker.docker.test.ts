@@ -1,7 +1,7 @@
 // Pods on a real Docker engine with flotilla/testbox (busybox): hostPort, crash back-off, liveness, image pull
 // back-off, OOM, delete, adoption by a new agent. Every container carries this run's node label and is removed
 // after each test, pass or fail.
-import { freePort } from '../support/server-process.js';
+import { fixedPort } from '../support/server-process.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,14 +11,15 @@ import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.js';
 import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
 import { LABEL_NODE, LABEL_POD_UID } from '../../node-agent/runtime/types.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const nodeName = `docker-test-${process.pid}`;
 const runtime = new DockerRuntime();
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pods-docker-'));
 let serial = 0;
-const live: Array<{ stop(): Promise<void> }> = [];
+const stopLater = stopAfterEach(test);
 
 function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodSpec> = {}, extra: Partial<PodInputs> = {}): PodInputs {
   const n = ++serial;
@@ -44,7 +45,7 @@ function agent(overrides: Partial<PodWorkerSettings> = {}) {
   const ac = new AbortController();
   const running = workers.run(ac.signal);
   const handle = { workers, statuses, stop: async () => { ac.abort(); await running; } };
-  live.push(handle);
+  stopLater(handle.stop);
   return handle;
 }
 
@@ -56,7 +57,6 @@ const waitingReason = (s: PodStatus | undefined) => {
 
 
 test.after.each(async () => {
-  for (const a of live.splice(0)) await a.stop();
   for (const c of await runtime.listContainers({ [LABEL_NODE]: nodeName })) await runtime.removeContainer(c.id);
 });
 
@@ -64,7 +64,7 @@ test.after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 test('a pod serves on its hostPort: ConfigMap file, env from a Secret, pause sandbox', async () => {
   const { workers } = agent();
-  const port = await freePort();
+  const port = await fixedPort();
   const inputs = podInputs(
     [{
       command: ['httpd', '-f', '-p', '8080', '-h', '/www'],

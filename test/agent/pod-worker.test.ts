@@ -9,7 +9,8 @@ import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.js';
 import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD, LABEL_POD_UID, LABEL_NAMESPACE } from '../../node-agent/runtime/types.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pod-worker-'));
 let serial = 0;
@@ -26,6 +27,8 @@ function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodS
     ...extra,
   };
 }
+
+const stopLater = stopAfterEach(test);
 
 function setup(overrides: Partial<PodWorkerSettings> = {}) {
   const runtime = new FakeRuntime({ images: ['fake/pause', 'fake/sleep', 'fake/crash', 'fake/done', 'fake/fail', 'fake/oom'] });
@@ -44,6 +47,7 @@ function setup(overrides: Partial<PodWorkerSettings> = {}) {
   const workers = new PodWorkers(settings);
   const running = workers.run(ac.signal);
   const stop = async () => { ac.abort(); await running; };
+  stopLater(stop);
   return { runtime, workers, statuses, stop, settings };
 }
 
@@ -226,6 +230,7 @@ test('a new agent adopts running containers (same ids, no restart) and removes o
   const second = new PodWorkers({ ...first.settings });
   const ac = new AbortController();
   const running = second.run(ac.signal);
+  stopLater(async () => { ac.abort(); await running; });
   second.update(inputs);
   const s = await eventually('adopted', () => (statusOf(second, inputs)?.phase === 'Running' ? statusOf(second, inputs) : undefined));
   assert.is(s.containerStatuses[0]!.restartCount, 0);

@@ -9,7 +9,10 @@ import pino from 'pino';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers } from '../../node-agent/pod-worker.js';
 import type { PodInputs } from '../../node-agent/kube-objects.js';
-import { eventually } from './runtime-contract.js';
+import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
+
+const stopLater = stopAfterEach(test);
 
 test('a worker reports again when the server has its pod not Ready while it runs Ready', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-ready-'));
@@ -21,10 +24,12 @@ test('a worker reports again when the server has its pod not Ready while it runs
   });
   const ac = new AbortController();
   const running = workers.run(ac.signal);
+  stopLater(async () => { ac.abort(); await running; rmSync(dataDir, { recursive: true, force: true }); });
   const inputs: PodInputs = { pod: { metadata: { name: 'p', namespace: 'ns', uid: 'u1' }, spec: { nodeName: 'n', containers: [{ name: 'c', image: 'fake/sleep' }] } }, configMaps: {}, secrets: {} };
   workers.update(inputs);
   await eventually('Ready reported', () => (reports.includes('True') ? true : undefined));
   const before = reports.length;
+  // The hold is what is tested: three resync periods (100 ms) in which nothing changes bring no report.
   await new Promise((r) => setTimeout(r, 300));
   assert.is(reports.length, before, 'nothing new to report while nothing changes');
   workers.update({ ...inputs, pod: { ...inputs.pod, status: { phase: 'Running', containerStatuses: [], conditions: [{ type: 'Ready', status: 'False', reason: 'NodeUnreachable', lastTransitionTime: new Date().toISOString() }] } } });

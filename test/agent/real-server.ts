@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient, ApiClientError } from '../../client/client.js';
-import { ServerProcess, freePort } from '../support/server-process.js';
-import { eventually } from './runtime-contract.js';
+import { ServerProcess } from '../support/server-process.js';
+import { eventually } from '../support/eventually.js';
 
 export interface PodView {
   metadata: { name: string; uid: string };
@@ -13,12 +13,14 @@ export interface PodView {
 }
 
 export class RealServer {
-  readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-agent-srv-'));
+  dir = '';
   server!: ServerProcess;
   client!: ApiClient;
 
+  /** Starts the server; later calls start the same one again, on the same port (after kill()). */
   async start(): Promise<void> {
-    this.server ??= new ServerProcess(join(this.dir, 'server'), '127.0.0.1', await freePort());
+    this.dir ||= mkdtempSync(join(tmpdir(), 'flotilla-agent-srv-'));
+    this.server ??= new ServerProcess(join(this.dir, 'server'), '127.0.0.1');
     await this.server.start();
     this.client ??= new ApiClient(this.server.url, this.server.token, 10_000);
   }
@@ -31,7 +33,7 @@ export class RealServer {
   async close(): Promise<void> {
     this.client?.close();
     await this.server?.kill('SIGTERM');
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 
   createPod(pod: Record<string, unknown>, namespace = 'default'): Promise<PodView> {

@@ -12,6 +12,7 @@ import {
   type ContainerEvent,
   type ContainerRuntime,
 } from '../../node-agent/runtime/types.js';
+import { eventually } from '../support/eventually.js';
 
 export type Program = Pick<ContainerConfig, 'image' | 'entrypoint' | 'cmd'>;
 
@@ -33,17 +34,6 @@ export interface RuntimeHarness {
   /** Runs in exec: writes "out" to stdout, "err" to stderr, exits 3. */
   execCommand: string[];
   cleanup(): Promise<void>;
-}
-
-/** Polls until check returns a value other than undefined; fails after limitMs (a bound, not a timing claim). */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, limitMs = 20000): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export function runtimeContract(name: string, newHarness: () => Promise<RuntimeHarness>): void {
@@ -176,14 +166,20 @@ export function runtimeContract(name: string, newHarness: () => Promise<RuntimeH
     const events: ContainerEvent[] = [];
     const ac = new AbortController();
     const watching = h.runtime.watchEvents({ ...h.labels, role: 'app' }, (e) => events.push(e), ac.signal);
-    await new Promise((r) => setTimeout(r, 200)); // let the event stream open before acting
     const { container } = await pod(h);
+    // watchEvents gives no sign that it has started watching: containers are started until one is reported.
+    const started: string[] = [];
+    await eventually('the watcher reports a start', async () => {
+      started.push(await container(h.programs.sleep()));
+      return events.some((e) => e.type === 'start');
+    }, { everyMs: 200 });
     const id = await container(h.programs.exit(0));
-    await eventually('die event', () => (events.some((e) => e.id === id && e.type === 'die') ? true : undefined));
+    started.push(id);
+    await eventually('die event', () => events.some((e) => e.id === id && e.type === 'die'));
     ac.abort();
     await watching;
     assert.ok(events.some((e) => e.id === id && e.type === 'start'));
-    assert.not.ok(events.some((e) => e.id !== id), 'only the labelled container is reported');
+    assert.ok(events.every((e) => started.includes(e.id)), 'only the labelled containers are reported, not the sandbox');
   });
 
   test('ownership: a container of another cluster with the same node name is neither listed nor reported', async ({ h }) => {

@@ -5,12 +5,22 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { ServerProcess, freePort, runCli, repoRoot, flotillaBin } from '../support/server-process.js';
+import { ServerProcess, deadUrl, ownChild, stopChild, runCli, repoRoot, flotillaBin } from '../support/server-process.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
-const server = new ServerProcess(join(dir, 'data'), '127.0.0.1', await freePort());
-await server.start();
-const env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+let dir!: string;
+let server!: ServerProcess;
+let env!: Record<string, string>;
+setUp(test, async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
+  server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
+  await server.start();
+  env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+}, async () => {
+  await server?.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 const cli = (...args: string[]) => runCli(args, env);
 const examples = join(repoRoot, 'examples');
 
@@ -62,20 +72,17 @@ test('get pods -o wide shows node and IP columns', () => {
 });
 
 test('get -w prints the list, then each change as it happens', async () => {
-  const child = spawn(process.execPath, [flotillaBin, 'get', 'configmaps', '-w', '-o', 'name'], { env: { PATH: process.env.PATH ?? '', ...env } });
+  const child = ownChild(spawn(process.execPath, [flotillaBin, 'get', 'configmaps', '-w', '-o', 'name'], { env: { PATH: process.env.PATH ?? '', ...env } }));
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   try {
-    const seen = async (re: RegExp) => {
-      for (let i = 0; i < 100 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-      return re.test(out);
-    };
-    assert.ok(await seen(/configmap\/web-settings/), `initial list, got: ${out}`);
+    const seen = (re: RegExp) => eventually(`${re} in the output of get -w`, () => re.test(out), { detail: () => `got: ${out}` });
+    await seen(/configmap\/web-settings/);
     const r = runCli(['apply', '-f', '-'], env, 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {a: "1"}\n');
     assert.is(r.code, 0, r.stderr);
-    assert.ok(await seen(/configmap\/watched/), `change streamed, got: ${out}`);
+    await seen(/configmap\/watched/);
   } finally {
-    child.kill('SIGINT');
+    await stopChild(child, 'SIGINT');
   }
 });
 
@@ -116,12 +123,12 @@ test('bad manifests fail before anything is sent, naming file, document and fiel
   assert.match(unknownField.stderr, /datta/);
 });
 
-test('usage errors, unknown types and an unreachable server exit non-zero with a clear message', async () => {
+test('usage errors, unknown types and an unreachable server exit non-zero with a clear message', () => {
   assert.is(cli('get').code, 2);
   assert.match(cli('get', 'gizmos').stderr, /doesn't have a resource type "gizmos"/);
   assert.is(cli('get', 'pods', '--bogus').code, 2);
   assert.is(cli('frobnicate').code, 2);
-  const down = runCli(['get', 'pods'], { ...env, FLOTILLA_SERVER: `http://127.0.0.1:${await freePort()}` });
+  const down = runCli(['get', 'pods'], { ...env, FLOTILLA_SERVER: deadUrl });
   assert.is(down.code, 1);
   assert.match(down.stderr, /cannot reach the Flotilla server/);
   const noToken = runCli(['get', 'pods'], { FLOTILLA_SERVER: server.url, HOME: join(dir, 'nobody') });
@@ -134,9 +141,9 @@ test('usage errors, unknown types and an unreachable server exit non-zero with a
 
 test('server and token come from flags, then the environment, then ~/.flotilla/config', () => {
   const home = join(dir, 'cfg-home');
-  const configured = runCli(['version'], { HOME: home, FLOTILLA_SERVER: 'http://127.0.0.1:1' });
+  const configured = runCli(['version'], { HOME: home, FLOTILLA_SERVER: deadUrl });
   assert.is(configured.code, 1, 'the environment points at a dead port');
-  const flagWins = runCli(['version', '--server', server.url, '--token', server.token], { HOME: home, FLOTILLA_SERVER: 'http://127.0.0.1:1' });
+  const flagWins = runCli(['version', '--server', server.url, '--token', server.token], { HOME: home, FLOTILLA_SERVER: deadUrl });
   assert.is(flagWins.code, 0, flagWins.stderr);
   assert.match(flagWins.stdout, /Server Version: v0\.1\.0/);
   const cfgDir = join(home, '.flotilla');
@@ -176,7 +183,7 @@ test('SIGKILL of the server loses no acknowledged write', async () => {
       }
     }
   });
-  while (acknowledged.length < 200) await new Promise((r) => setTimeout(r, 10));
+  await eventually('200 acknowledged writes', () => acknowledged.length >= 200, 60_000);
   await server.kill('SIGKILL');
   stop = true;
   await Promise.all(writers);
@@ -188,5 +195,4 @@ test('SIGKILL of the server loses no acknowledged write', async () => {
   assert.equal(lost, [], `${lost.length} acknowledged writes were lost`);
 });
 
-test.after(async () => { await server.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
 test.run();

@@ -18,7 +18,7 @@ const children: ReturnType<typeof startUp>['child'][] = [];
 async function up(folder: string): Promise<{ url: string; clusterId: string }> {
   const cwd = join(dir, folder);
   mkdirSync(cwd, { recursive: true });
-  const u = startUp(cwd, 0, { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` });
+  const u = startUp(cwd, { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` });
   children.push(u.child);
   await u.waitFor(/The CLI is configured in .*\n/, 30_000);
   const m = /listening on (http:\/\/127\.0\.0\.1:\d+) \(data in .*; cluster ([0-9a-f-]+),/.exec(u.output())!;

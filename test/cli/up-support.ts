@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { flotillaBin } from '../support/server-process.js';
+import { StopWaiting, eventually } from '../support/eventually.js';
+import { flotillaBin, ownChild, stopChild } from '../support/server-process.js';
 
-/** `flotilla up` as a user starts it, in `cwd`, with its output collected. */
-export function startUp(cwd: string, port: number, env: Record<string, string>): { child: ChildProcess; output: () => string; waitFor: (re: RegExp, ms: number) => Promise<void> } {
-  const child = spawn(process.execPath, [flotillaBin, 'up', '--listen', `127.0.0.1:${port}`], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface UpProcess {
+  child: ChildProcess;
+  output: () => string;
+  /** Waits until the output matches; fails at once if `flotilla up` exits. */
+  waitFor: (re: RegExp, ms: number) => Promise<void>;
+  /** Ctrl-C, and waits for the process to be gone. */
+  stop: () => Promise<void>;
+}
+
+/** `flotilla up` as a user starts it, in `cwd`, on a port it picks itself, with its output collected. */
+export function startUp(cwd: string, env: Record<string, string>): UpProcess {
+  const child = ownChild(spawn(process.execPath, [flotillaBin, 'up', '--listen', '127.0.0.1:0'], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { out += d; });
@@ -12,12 +22,12 @@ export function startUp(cwd: string, port: number, env: Record<string, string>):
     child,
     output: () => out,
     waitFor: async (re, ms) => {
-      const deadline = Date.now() + ms;
-      while (!re.test(out)) {
-        if (Date.now() > deadline) throw new Error(`flotilla up did not print ${re} within ${ms} ms: ${out}`);
-        if (child.exitCode !== null) throw new Error(`flotilla up exited with ${child.exitCode}: ${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await eventually(`flotilla up to print ${re}`, () => {
+        if (re.test(out)) return true;
+        if (child.exitCode !== null || child.signalCode !== null) throw new StopWaiting(`flotilla up exited with ${child.exitCode ?? child.signalCode}`);
+        return undefined;
+      }, { limitMs: ms, detail: () => `output: ${out}` });
     },
+    stop: () => stopChild(child, 'SIGINT'),
   };
 }

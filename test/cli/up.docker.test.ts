@@ -5,39 +5,31 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
-import { freePort, runCli, repoRoot } from '../support/server-process.js';
+import { runCli, repoRoot } from '../support/server-process.js';
+import { eventually } from '../support/eventually.js';
 import { startUp } from './up-support.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-docker-'));
-const home = join(dir, 'home');
-const cli = (...args: string[]) => runCli(args, { HOME: home });
 const containersOfDeployment = () => execFileSync('docker', ['ps', '-q', '--filter', 'label=io.flotilla.namespace=default', '--filter', 'name=_web-'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
 
-async function until(what: string, f: () => boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 test('up, apply -f examples/, two web pods Running on the local node, delete -f removes their containers', async () => {
-  const up = startUp(dir, await freePort(), { HOME: home });
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-docker-'));
+  const home = join(dir, 'home');
+  const cli = (...args: string[]) => runCli(args, { HOME: home });
+  const up = startUp(dir, { HOME: home });
   try {
-    await up.waitFor(/Flotilla agent: node /, 30_000);
-    await until('the local node Ready', () => /\sReady\s/.test(cli('get', 'nodes').stdout));
+    await up.waitFor(/Flotilla agent: node /, 60_000);
+    await eventually('the local node Ready', () => /\sReady\s/.test(cli('get', 'nodes').stdout), { limitMs: 60_000, everyMs: 250 });
     assert.match(cli('get', 'nodes').stdout, new RegExp(hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 20)));
     const applied = cli('apply', '-f', join(repoRoot, 'examples'));
     assert.is(applied.code, 0, applied.stderr);
-    await until('web 2/2', () => /web\s+2\/2/.test(cli('get', 'deployments').stdout));
+    await eventually('web 2/2', () => /web\s+2\/2/.test(cli('get', 'deployments').stdout), { limitMs: 120_000, everyMs: 250 });
     const pods = cli('get', 'pods', '-l', 'app=web', '-o', 'wide').stdout;
     assert.is((pods.match(/\sRunning\s/g) ?? []).length, 2, pods);
     assert.ok(containersOfDeployment().length >= 2, 'their containers run in Docker');
     assert.is(cli('delete', '-f', join(repoRoot, 'examples')).code, 0);
-    await until('the containers to be removed', () => containersOfDeployment().length === 0, 60_000);
+    await eventually('the containers to be removed', () => containersOfDeployment().length === 0, { limitMs: 60_000, everyMs: 250 });
   } finally {
-    up.child.kill('SIGINT');
-    await new Promise((r) => up.child.once('exit', r));
+    await up.stop();
     try { execFileSync('sh', ['-c', 'docker rm -f $(docker ps -aq --filter label=io.flotilla.namespace=default) 2>/dev/null || true']); } catch { /* nothing left */ }
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,22 +4,21 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, runCli } from '../support/server-process.js';
+import { runCli } from '../support/server-process.js';
 import { startUp } from './up-support.js';
 
 test('without Docker, up serves the API, configures the CLI and says there is no local agent', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-'));
-  const up = startUp(dir, await freePort(), { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` });
+  const up = startUp(dir, { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` });
   try {
-    await up.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 20_000);
-    await up.waitFor(/no local agent/, 20_000);
+    await up.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 60_000);
+    await up.waitFor(/no local agent/, 60_000);
     assert.ok(statSync(join(dir, '.flotilla', 'admin-token')).isFile(), 'data in ./.flotilla');
     const r = runCli(['get', 'namespaces', '-o', 'name'], { HOME: join(dir, 'home') });
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stdout, /namespace\/default/);
   } finally {
-    up.child.kill('SIGINT');
-    await new Promise((r) => up.child.once('exit', r));
+    await up.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

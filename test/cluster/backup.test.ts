@@ -4,15 +4,26 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort, runCli } from '../support/server-process.js';
+import { ServerProcess, runCli } from '../support/server-process.js';
+import { setUp } from '../support/set-up.js';
 import { ApiClient } from '../../client/client.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-backup-'));
-const original = new ServerProcess(join(dir, 'orig'), '127.0.0.1', await freePort());
-await original.start();
-const api = new ApiClient(original.url, original.token);
-for (let i = 0; i < 20; i++) await api.request('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `keep-${i}` }, data: { i: String(i) } });
-const env = { FLOTILLA_SERVER: original.url, FLOTILLA_TOKEN: original.token, HOME: join(dir, 'home') };
+let dir!: string;
+let original!: ServerProcess;
+let api!: ApiClient;
+let env!: Record<string, string>;
+setUp(test, async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flotilla-backup-'));
+  original = new ServerProcess(join(dir, 'orig'), '127.0.0.1');
+  await original.start();
+  api = new ApiClient(original.url, original.token);
+  for (let i = 0; i < 20; i++) await api.request('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `keep-${i}` }, data: { i: String(i) } });
+  env = { FLOTILLA_SERVER: original.url, FLOTILLA_TOKEN: original.token, HOME: join(dir, 'home') };
+}, async () => {
+  api?.close();
+  await original?.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 async function names(server: ServerProcess, token: string): Promise<string[]> {
   const c = new ApiClient(server.url, token);
@@ -30,9 +41,9 @@ test('backup writes a file; restore makes a new cluster with the same objects an
   const r = runCli(['restore', '--data', join(dir, 'restored'), file], {});
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /restored revision \d+/);
-  const restored = new ServerProcess(join(dir, 'restored'), '127.0.0.2', await freePort('127.0.0.2'));
-  await restored.start();
+  const restored = new ServerProcess(join(dir, 'restored'), '127.0.0.2');
   try {
+    await restored.start();
     const have = await names(restored, restored.token);
     for (let i = 0; i < 20; i++) assert.ok(have.includes(`keep-${i}`), `keep-${i} restored`);
     const c = new ApiClient(restored.url, restored.token);
@@ -62,14 +73,13 @@ test('the lost-quorum way out: a new cluster from an old member\'s data dir', as
   await original.kill('SIGKILL');
   const r = runCli(['restore', '--data', join(dir, 'rescued'), original.dataDir], {});
   assert.is(r.code, 0, r.stderr);
-  const rescued = new ServerProcess(join(dir, 'rescued'), '127.0.0.3', await freePort('127.0.0.3'));
-  await rescued.start();
+  const rescued = new ServerProcess(join(dir, 'rescued'), '127.0.0.3');
   try {
+    await rescued.start();
     assert.ok((await names(rescued, rescued.token)).includes('keep-7'));
   } finally {
     await rescued.kill('SIGTERM');
   }
 });
 
-test.after(async () => { api.close(); await original.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
 test.run();

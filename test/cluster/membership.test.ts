@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort, runCli } from '../support/server-process.js';
+import { ServerProcess, runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { ApiClient } from '../../client/client.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
@@ -20,7 +20,7 @@ async function withCluster(n: number, body: (servers: ServerProcess[], token: st
   try {
     for (let i = 0; i < n; i++) {
       const host = `127.0.0.${i + 1}`;
-      const s = new ServerProcess(join(dir, `m${i}`), host, await freePort(host), i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.clusterSecret]);
+      const s = new ServerProcess(join(dir, `m${i}`), host, 0, i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.clusterSecret]);
       servers.push(s);
       await s.start();
     }

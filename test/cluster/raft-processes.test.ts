@@ -4,40 +4,38 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, cpSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort, runCli } from '../support/server-process.js';
+import { ServerProcess, runCli } from '../support/server-process.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 import { ApiClient, ApiClientError } from '../../client/client.js';
 
 interface Status { leader: number; memberId: number; role: string; commitIndex: number; members: { id: number; role: string; peerUrl: string }[] }
 
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-raft-'));
 const hosts = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
 const servers: ServerProcess[] = [];
-const first = new ServerProcess(join(dir, 'm0'), hosts[0]!, await freePort(hosts[0]));
-await first.start();
-servers.push(first);
-const adminToken = first.token;
-for (let i = 1; i < 3; i++) {
-  const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, await freePort(hosts[i]), ['--join', first.url, '--token', first.clusterSecret]);
-  await s.start();
-  servers.push(s);
-}
-const clients = servers.map((s) => new ApiClient(s.url, adminToken, 5_000));
+const clients: ApiClient[] = [];
+let dir!: string;
+let adminToken!: string;
+setUp(test, async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flotilla-raft-'));
+  const first = new ServerProcess(join(dir, 'm0'), hosts[0]!);
+  servers.push(first);
+  await first.start();
+  adminToken = first.token;
+  for (let i = 1; i < 3; i++) {
+    const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, 0, ['--join', first.url, '--token', first.clusterSecret]);
+    servers.push(s);
+    await s.start();
+  }
+  clients.push(...servers.map((s) => new ApiClient(s.url, adminToken, 5_000)));
+}, async () => {
+  for (const c of clients) c.close();
+  for (const s of servers) await s.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 async function status(i: number): Promise<Status> {
   return clients[i]!.request<Status>('GET', '/cluster/status');
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (err) { last = err; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
 
 const cm = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { load: 'yes' } }, data: { v: name } });
@@ -53,7 +51,7 @@ function writeLoad(targets: number[], acknowledged: Set<string>, prefix: string)
         acknowledged.add(name);
       } catch (err) {
         if (!(err instanceof ApiClientError)) throw err;
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 20)); // pacing: a writer whose member is down does not spin
       }
     }
   }));
@@ -67,22 +65,23 @@ async function namesOn(i: number): Promise<Set<string>> {
 
 async function allHave(acknowledged: Set<string>, members: number[]): Promise<void> {
   for (const i of members) {
-    const deadline = Date.now() + 30_000;
     let missing: string[] = [...acknowledged];
-    while (Date.now() < deadline) {
-      try {
-        const have = await namesOn(i);
-        missing = [...acknowledged].filter((n) => !have.has(n));
-        if (missing.length === 0) break;
-      } catch { /* the member is still starting */ }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.equal(missing.slice(0, 10), [], `member ${i} lacks ${missing.length} of ${acknowledged.size} acknowledged writes`);
+    await eventually(`member ${i} has all ${acknowledged.size} acknowledged writes`, async () => {
+      const have = await namesOn(i);
+      missing = [...acknowledged].filter((n) => !have.has(n));
+      return missing.length === 0;
+    }, { limitMs: 60_000, everyMs: 200, detail: () => `it lacks ${missing.length}, e.g. ${missing.slice(0, 10).join(', ')}` });
   }
 }
 
+/** Waits until `count` more writes than now are acknowledged: the load runs on for a while, however slow. */
+function moreWrites(acknowledged: Set<string>, count: number, what: string): Promise<true> {
+  const target = acknowledged.size + count;
+  return eventually(`${count} more acknowledged writes ${what}`, () => acknowledged.size >= target, 60_000);
+}
+
 test('three servers form one cluster: one leader, three voters, any member answers', async () => {
-  const st = await until('three voters', async () => {
+  const st = await eventually('three voters', async () => {
     const s = await status(0);
     return s.members.filter((m) => m.role === 'voter').length === 3 ? s : undefined;
   });
@@ -102,7 +101,7 @@ test('cluster transfer hands leadership to another voter', async () => {
   const target = before.members.find((m) => m.id !== before.leader && m.role === 'voter')!;
   const r = runCli(['cluster', 'transfer', String(target.id), '--server', servers[2]!.url, '--token', adminToken], {});
   assert.is(r.code, 0, r.stderr);
-  const after = await until('the new leader', async () => { const s = await status(0); return s.leader === target.id ? s : undefined; });
+  const after = await eventually('the new leader', async () => { const s = await status(0); return s.leader === target.id ? s : undefined; });
   assert.is(after.leader, target.id);
   await clients[0]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-transfer'));
 });
@@ -114,15 +113,15 @@ test('SIGKILL of the leader under load: a new leader takes writes, and no acknow
   const others = [0, 1, 2].filter((i) => i !== leaderIdx);
   const acknowledged = new Set<string>();
   const load = writeLoad([0, 1, 2], acknowledged, 'a');
-  await until('some writes', async () => (acknowledged.size > 300 ? true : undefined));
+  await moreWrites(acknowledged, 300, 'before the kill');
   await servers[leaderIdx]!.kill('SIGKILL');
   const killedAt = Date.now();
-  await until('a write accepted after the kill', async () => {
+  await eventually('a write accepted after the kill', async () => {
     await clients[others[0]!]!.request('POST', '/api/v1/namespaces/default/configmaps', cm(`after-kill-${Date.now()}`));
     return true;
   });
   console.log(`# new leader accepted a write ${Date.now() - killedAt} ms after SIGKILL of the leader`);
-  await new Promise((r) => setTimeout(r, 500));
+  await moreWrites(acknowledged, 100, 'under the new leader');
   await load.stop();
   await servers[leaderIdx]!.start();
   await allHave(acknowledged, [0, 1, 2]);
@@ -138,11 +137,11 @@ test('a follower killed and restarted from an old copy of its data catches up', 
   await follower.start();
   const acknowledged = new Set<string>();
   const load = writeLoad([0, 1, 2], acknowledged, 'b');
-  await until('writes after the copy', async () => (acknowledged.size > 300 ? true : undefined));
+  await moreWrites(acknowledged, 300, 'after the copy');
   await follower.kill('SIGKILL');
   rmSync(follower.dataDir, { recursive: true, force: true });
   cpSync(oldCopy, follower.dataDir, { recursive: true });
-  await new Promise((r) => setTimeout(r, 300));
+  await moreWrites(acknowledged, 100, 'while the follower is down');
   await load.stop();
   await follower.start();
   await allHave(acknowledged, [followerIdx]);
@@ -153,7 +152,7 @@ test('cluster remove takes a member out; the other two keep taking writes', asyn
   const victim = st.members.find((m) => m.id !== st.leader)!;
   const r = runCli(['cluster', 'remove', String(victim.id), '--server', servers[0]!.url, '--token', adminToken], {});
   assert.is(r.code, 0, r.stderr);
-  const after = await until('two voters', async () => {
+  const after = await eventually('two voters', async () => {
     const s = await status([0, 1, 2].find((i) => servers[i]!.url !== victim.peerUrl)!);
     return s.members.length === 2 ? s : undefined;
   });
@@ -165,31 +164,29 @@ test('cluster remove takes a member out; the other two keep taking writes', asyn
 });
 
 test('a member joining after the log was compacted is brought up by a streamed snapshot', async () => {
-  const small = new ServerProcess(join(dir, 's0'), '127.0.0.4', await freePort('127.0.0.4'), ['--snapshot-every', '40']);
-  await small.start();
-  const c = new ApiClient(small.url, small.token, 5_000);
-  for (let i = 0; i < 150; i++) await c.request('POST', '/api/v1/namespaces/default/configmaps', cm(`snap-${i}`));
-  const late = new ServerProcess(join(dir, 's1'), '127.0.0.5', await freePort('127.0.0.5'), ['--join', small.url, '--token', small.clusterSecret, '--snapshot-every', '40']);
-  await late.start();
-  const lc = new ApiClient(late.url, small.token, 5_000);
+  const small = new ServerProcess(join(dir, 's0'), '127.0.0.4', 0, ['--snapshot-every', '40']);
+  let late: ServerProcess | undefined;
+  let c: ApiClient | undefined;
+  let lc: ApiClient | undefined;
   try {
-    const names = await until('the snapshot to arrive', async () => {
-      const list = await lc.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps?consistency=stale&labelSelector=load%3Dyes');
+    await small.start();
+    c = new ApiClient(small.url, small.token, 5_000);
+    for (let i = 0; i < 150; i++) await c.request('POST', '/api/v1/namespaces/default/configmaps', cm(`snap-${i}`));
+    late = new ServerProcess(join(dir, 's1'), '127.0.0.5', 0, ['--join', small.url, '--token', small.clusterSecret, '--snapshot-every', '40']);
+    await late.start();
+    lc = new ApiClient(late.url, small.token, 5_000);
+    const names = await eventually('the snapshot to arrive', async () => {
+      const list = await lc!.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps?consistency=stale&labelSelector=load%3Dyes');
       const have = list.items.filter((o) => o.metadata.name.startsWith('snap-'));
       return have.length === 150 ? have : undefined;
     });
     assert.is(names.length, 150);
-    assert.ok(readdirSync(join(late.dataDir, 'snapshots')).length > 0, 'the late member received a snapshot file');
+    assert.ok(readdirSync(join(late!.dataDir, 'snapshots')).length > 0, 'the late member received a snapshot file');
     await lc.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-snapshot'));
   } finally {
-    c.close(); lc.close();
-    await late.kill('SIGTERM'); await small.kill('SIGTERM');
+    c?.close(); lc?.close();
+    await late?.kill('SIGTERM'); await small.kill('SIGTERM');
   }
 });
 
-test.after(async () => {
-  for (const c of clients) c.close();
-  for (const s of servers) await s.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
-});
 test.run();

@@ -3,6 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Advertisement, Discovery, Peer, PeerFilter } from '../../discovery/advertisement.js';
+import { eventually } from '../support/eventually.js';
 
 export interface DiscoveryFixture {
   /** The discovery that browses. */
@@ -22,24 +23,14 @@ export function ad(clusterId: string, role: 'server' | 'agent', id: string, port
 export function watchPeers(browser: Discovery, filter: PeerFilter) {
   const controller = new AbortController();
   const history: Peer[][] = [];
-  const waiters = new Set<() => void>();
-  const done = browser.browse(filter, (peers) => { history.push(peers); for (const w of waiters) w(); }, controller.signal);
+  const done = browser.browse(filter, (peers) => { history.push(peers); }, controller.signal);
   const latest = () => history[history.length - 1] ?? [];
   return {
     history,
     latest,
     done,
     until(predicate: (peers: Peer[]) => boolean, timeoutMs: number, what: string): Promise<Peer[]> {
-      return new Promise((resolve, reject) => {
-        const check = () => { if (predicate(latest())) { finish(); resolve(latest()); } };
-        const timer = setTimeout(() => {
-          finish();
-          reject(new Error(`no peer list where ${what} within ${timeoutMs} ms; last: ${JSON.stringify(latest())}`));
-        }, timeoutMs);
-        const finish = () => { clearTimeout(timer); waiters.delete(check); };
-        waiters.add(check);
-        check();
-      });
+      return eventually(`a peer list where ${what}`, () => (predicate(latest()) ? latest() : undefined), { limitMs: timeoutMs, everyMs: 20, detail: () => `last: ${JSON.stringify(latest())}` });
     },
     async stop() { controller.abort(); await done; },
   };
@@ -71,7 +62,8 @@ export function discoveryContract(name: string, setUp: () => Promise<DiscoveryFi
     const seen = peers.find((p) => p.role === 'server')!;
     assert.equal({ ...seen, addresses: [] }, { ...server, addresses: [] });
     assert.ok(seen.addresses.length >= 1, 'a peer carries the address it was seen at');
-    // Let every advertiser be heard a few more times: beta must never show up, and no list may repeat.
+    // The hold is what is tested: every advertiser is heard a few more times, beta must never show up, and no
+    // list may repeat.
     await new Promise((r) => setTimeout(r, Math.min(f.waitMs, 2500)));
     await w.stop();
     assert.ok(w.history.every((list) => list.every((p) => p.clusterId === 'alpha')), `beta leaked: ${JSON.stringify(w.history)}`);

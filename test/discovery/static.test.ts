@@ -5,6 +5,9 @@ import type { AddressInfo } from 'node:net';
 import type { Advertisement } from '../../discovery/advertisement.js';
 import { advertisementDocument, createStaticDiscovery, DISCOVERY_PATH } from '../../discovery/static.js';
 import { ad, discoveryContract, ids, watchPeers } from './contract.js';
+import { eventually } from '../support/eventually.js';
+import { deadUrl } from '../support/server-process.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 /**
  * A loopback HTTP server standing in for the API servers of several processes: `/slot-K` + DISCOVERY_PATH
@@ -29,20 +32,12 @@ async function fakeApiServers(slots: number) {
   };
 }
 
-async function closedPortUrl(): Promise<string> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `http://127.0.0.1:${port}`;
-}
-
 discoveryContract('static', async () => {
   const fake = await fakeApiServers(6);
-  const browser = createStaticDiscovery({ urls: [...fake.urls, await closedPortUrl()], refreshMs: 150, timeoutMs: 1000 });
+  const browser = createStaticDiscovery({ urls: [...fake.urls, deadUrl], refreshMs: 150, timeoutMs: 1000 });
   return {
     browser,
-    waitMs: 5000,
+    waitMs: 10_000,
     async advertise(advertisement, signal) {
       const done = browser.advertise(advertisement, signal);
       const slot = fake.docs.indexOf(undefined);
@@ -58,9 +53,12 @@ discoveryContract('static', async () => {
   };
 }).run();
 
+const stopLater = stopAfterEach(test);
+
 test('unreachable, failing and invalid URLs yield no peer and a warning naming the URL', async () => {
   const fake = await fakeApiServers(1);
-  const dead = await closedPortUrl();
+  stopLater(fake.close);
+  const dead = deadUrl;
   const warnings: string[] = [];
   fake.docs[0] = ad('alpha', 'server', 's1');
   const browser = createStaticDiscovery({
@@ -68,7 +66,8 @@ test('unreachable, failing and invalid URLs yield no peer and a warning naming t
     refreshMs: 100, timeoutMs: 1000, onWarning: (m) => warnings.push(m),
   });
   const w = watchPeers(browser, {});
-  assert.equal(ids(await w.until((p) => p.length === 1, 5000, 'the one valid peer is seen')), ['alpha/server/s1']);
+  stopLater(w.stop);
+  assert.equal(ids(await w.until((p) => p.length === 1, 10_000, 'the one valid peer is seen')), ['alpha/server/s1']);
   assert.equal(w.latest()[0]!.addresses, ['127.0.0.1']);
   await w.stop();
   await fake.close();
@@ -87,7 +86,8 @@ test('a document with a bad field is refused with that field named', async () =>
   });
   const controller = new AbortController();
   const done = browser.browse({}, () => assert.unreachable('an invalid document must not become a peer'), controller.signal);
-  await new Promise((r) => setTimeout(r, 250));
+  stopLater(() => controller.abort());
+  await eventually('the refusal warning', () => warnings.length >= 1);
   controller.abort();
   await done;
   assert.ok(warnings.length >= 1);
@@ -101,7 +101,8 @@ test('two URLs reaching the same process give one peer', async () => {
     fetchDocument: async () => ad('alpha', 'server', 's1'),
   });
   const w = watchPeers(browser, { clusterId: 'alpha' });
-  const peers = await w.until((p) => p.length > 0, 2000, 'the server is seen');
+  stopLater(w.stop);
+  const peers = await w.until((p) => p.length > 0, 10_000, 'the server is seen');
   await w.stop();
   assert.equal(ids(peers), ['alpha/server/s1']);
 });

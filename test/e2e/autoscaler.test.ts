@@ -5,7 +5,9 @@
 // down to minReplicas after the scale-down stabilisation window (3 s in the HPA's behavior).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { E2eCluster, deployment, isReady, waitFor } from './cluster.js';
+import { E2eCluster, deployment, isReady } from './cluster.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 
 const cluster = new E2eCluster({ inProcessControllers: { hpaSyncPeriodMs: 1000 } });
 const DEPLOYMENT = '/apis/apps/v1/namespaces/default/deployments/burn';
@@ -14,18 +16,17 @@ const HPA = '/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers';
 interface HpaView { status?: { desiredReplicas?: number; currentMetrics?: Array<{ resource?: { current?: { averageUtilization?: number } } }> } }
 
 async function readyReplicas(n: number, limitMs: number): Promise<void> {
-  await waitFor(`burn at ${n} replicas, all ready`, async () => {
+  await eventually(`burn at ${n} replicas, all ready`, async () => {
     const d = await cluster.client.request<{ spec: { replicas: number } }>('GET', DEPLOYMENT);
     const pods = (await cluster.pods('app=burn')).filter((p) => !p.metadata.deletionTimestamp);
     return d.spec.replicas === n && pods.length === n && pods.every(isReady) ? true : undefined;
   }, limitMs);
 }
 
-test.before(async () => {
+setUp(test, async () => {
   await cluster.start();
   await cluster.addAgent('hpa', 3);
-});
-test.after(async () => {
+}, async () => {
   await cluster.stop();
 });
 

@@ -9,20 +9,10 @@ import { join } from 'node:path';
 import { ApiClient, ApiClientError } from '../../client/client.js';
 import type { ControllerSettings } from '../../server/controllers/controller.js';
 import { run as runServer } from '../../server/run.js';
-import { freePort } from '../support/server-process.js';
+import { StopWaiting, eventually } from '../support/eventually.js';
+import { listeningUrl, ownChild, stopChild } from '../support/server-process.js';
 
 export const cliEntry = new URL('./cli-entry.js', import.meta.url).pathname;
-
-/** Polls `check` every 250 ms until it returns something other than undefined; fails naming `what` after limitMs. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, limitMs = 30_000): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up after ${limitMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** One spawned `flotilla ...` process with its output kept for failure messages. */
 export class FlotillaProcess {
@@ -30,7 +20,7 @@ export class FlotillaProcess {
   output = '';
 
   constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [cliEntry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn', ...env } });
+    this.child = ownChild(spawn(process.execPath, [cliEntry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn', ...env } }));
     this.child.stdout!.on('data', (d) => { this.output = (this.output + d).slice(-20_000); });
     this.child.stderr!.on('data', (d) => { this.output = (this.output + d).slice(-20_000); });
   }
@@ -40,12 +30,8 @@ export class FlotillaProcess {
   }
 
   /** Sends the signal and resolves once the process is gone. */
-  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    if (!this.alive) return;
-    await new Promise<void>((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.kill(signal);
-    });
+  kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return stopChild(this.child, signal);
   }
 }
 
@@ -109,7 +95,7 @@ export interface ClusterOptions {
 
 /** A server (a process, or in this process) in a temporary folder and the agents the suite starts against it. */
 export class E2eCluster {
-  readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
+  dir = '';
   readonly agents: HollowAgent[] = [];
   server?: FlotillaProcess;
   #inProcess?: { stop: AbortController; done: Promise<void> };
@@ -119,21 +105,27 @@ export class E2eCluster {
 
   constructor(readonly options: ClusterOptions = {}) {}
 
+  /** Starts the server on a port it picks itself (port 0) and learns the URL from it. */
   async start(): Promise<this> {
-    const port = await freePort();
-    this.url = `http://127.0.0.1:${port}`;
+    this.dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
     const data = join(this.dir, 'server');
+    let failed: unknown;
     if (this.options.inProcessControllers) {
       const stop = new AbortController();
-      this.#inProcess = { stop, done: runServer(stop.signal, { dataDir: data, host: '127.0.0.1', port, controllers: this.options.inProcessControllers }) };
+      const done = runServer(stop.signal, { dataDir: data, host: '127.0.0.1', port: 0, controllers: this.options.inProcessControllers }, (info) => { this.url = info.url; });
+      done.catch((err: unknown) => { failed = err; });
+      this.#inProcess = { stop, done };
     } else {
-      this.server = new FlotillaProcess(['server', '--data', data, '--listen', `127.0.0.1:${port}`, ...(this.options.serverArgs ?? [])]);
+      this.server = new FlotillaProcess(['server', '--data', data, '--listen', '127.0.0.1:0', ...(this.options.serverArgs ?? [])]);
     }
-    await waitFor('server ready', async () => {
-      if (this.server && !this.server.alive) throw new Error(`flotilla server exited: ${this.server.output}`);
-      const ok = await fetch(`${this.url}/readyz`).then((r) => r.ok, () => false);
-      return ok ? true : undefined;
-    }, 30_000);
+    await eventually('server ready', async () => {
+      if (failed !== undefined) throw new StopWaiting(`the server failed: ${failed instanceof Error ? failed.message : String(failed)}`);
+      if (this.server) {
+        if (!this.server.alive) throw new StopWaiting(`flotilla server exited: ${this.server.output}`);
+        this.url ||= listeningUrl(this.server.output) ?? '';
+      }
+      return this.url !== '' && (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5_000) })).ok;
+    }, { limitMs: 60_000, everyMs: 100 });
     this.token = readFileSync(join(data, 'admin-token'), 'utf8').trim();
     this.client = new ApiClient(this.url, this.token, 15_000);
     return this;
@@ -148,7 +140,7 @@ export class E2eCluster {
   }
 
   async nodesReady(names: string[], limitMs = 30_000): Promise<void> {
-    await waitFor(`nodes ${names.join(', ')} Ready`, async () => {
+    await eventually(`nodes ${names.join(', ')} Ready`, async () => {
       const list = await this.client.request<{ items: Array<{ metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } }> }>('GET', '/api/v1/nodes');
       const ready = new Set(list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name));
       return names.every((n) => ready.has(n)) ? true : undefined;
@@ -172,7 +164,7 @@ export class E2eCluster {
   /** Runs the CLI against this cluster; resolves with its exit code and output. */
   cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [cliEntry, ...args, '--server', this.url, '--token', this.token], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: this.dir } });
+      const child = ownChild(spawn(process.execPath, [cliEntry, ...args, '--server', this.url, '--token', this.token], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: this.dir } }));
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => { stdout += d; });
@@ -187,7 +179,7 @@ export class E2eCluster {
     await this.server?.kill('SIGTERM');
     this.#inProcess?.stop.abort();
     await this.#inProcess?.done;
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -239,7 +231,7 @@ interface MetricsList { items: Array<{ metadata: { name: string; namespace?: str
  */
 export async function podsReportedBy(cluster: E2eCluster, node: string, afterMs: number, nth = 1, limitMs = 40_000): Promise<string[]> {
   const seen = new Set<string>();
-  const stamp = await waitFor(`report ${nth} of node ${node} after ${new Date(afterMs).toISOString()}`, async () => {
+  const stamp = await eventually(`report ${nth} of node ${node} after ${new Date(afterMs).toISOString()}`, async () => {
     const nodes = await cluster.client.request<MetricsList>('GET', '/apis/metrics.k8s.io/v1beta1/nodes');
     const t = nodes.items.find((n) => n.metadata.name === node)?.timestamp;
     if (t && Date.parse(t) > afterMs) seen.add(t);

@@ -6,7 +6,9 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
-import { E2eCluster, FlotillaProcess, deployment, isReady, waitFor } from './cluster.js';
+import { E2eCluster, FlotillaProcess, deployment, isReady } from './cluster.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const NODE = `e2e-docker-${process.pid}`;
@@ -30,13 +32,12 @@ async function runningApps(): Promise<Array<{ id: string; pod: string }>> {
     .map((c) => ({ id: c.id, pod: c.labels[LABEL_POD] ?? '' }));
 }
 
-test.before(async () => {
+setUp(test, async () => {
   await cluster.start();
   agent = new FlotillaProcess(['agent', '--server', cluster.url, '--token', cluster.token, '--data', join(cluster.dir, 'agent'),
     '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1']);
   await cluster.nodesReady([NODE], 60_000).catch((err: Error) => { throw new Error(`${err.message}; agent output: ${agent?.output}`); });
-});
-test.after(async () => {
+}, async () => {
   await agent?.kill('SIGTERM');
   for (const c of await runtime.listContainers({ [LABEL_NODE]: NODE })) await runtime.removeContainer(c.id);
   await cluster.stop();
@@ -44,7 +45,7 @@ test.after(async () => {
 
 test('a Deployment of 3 testbox replicas reaches 3 ready, each with its own running container', async () => {
   await cluster.client.request('POST', DEPLOYMENTS, boxDeployment('box', 3, 'exec sleep 3600'));
-  const pods = await waitFor('3 ready box pods', async () => {
+  const pods = await eventually('3 ready box pods', async () => {
     const list = await cluster.pods('app=box');
     return list.length === 3 && list.every(isReady) ? list : undefined;
   }, 120_000);
@@ -54,7 +55,7 @@ test('a Deployment of 3 testbox replicas reaches 3 ready, each with its own runn
 
 test('a container that exits is restarted by the agent', async () => {
   await cluster.client.request('POST', DEPLOYMENTS, boxDeployment('quitter', 1, 'sleep 1; exit 3'));
-  const pod = await waitFor('quitter restarted', async () => {
+  const pod = await eventually('quitter restarted', async () => {
     const [p] = await cluster.pods('app=quitter');
     return (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 ? p : undefined;
   }, 90_000);
@@ -65,11 +66,11 @@ test('a container that exits is restarted by the agent', async () => {
 
 test('scaling to 1 removes the containers of the pods scaled away', async () => {
   await cluster.client.request('PATCH', `${DEPLOYMENTS}/box`, { spec: { replicas: 1 } }, { contentType: 'application/merge-patch+json' });
-  const [kept] = await waitFor('one box pod left', async () => {
+  const [kept] = await eventually('one box pod left', async () => {
     const list = (await cluster.pods('app=box'));
     return list.length === 1 && isReady(list[0]!) ? list : undefined;
   }, 60_000);
-  await waitFor('only the kept pod has containers', async () => {
+  await eventually('only the kept pod has containers', async () => {
     const all = await runtime.listContainers({ [LABEL_NODE]: NODE });
     const pods = new Set(all.filter((c) => c.labels[LABEL_POD]?.startsWith('box-')).map((c) => c.labels[LABEL_POD]));
     return pods.size === 1 && pods.has(kept!.metadata.name) ? true : undefined;

@@ -4,7 +4,9 @@
 // nodes return the Deployment still has exactly 10 pods, the returning nodes having stopped the ones replaced.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { E2eCluster, PodCountWatch, deployment, isReady, podsReportedBy, waitFor, type HollowAgent, type PodView } from './cluster.js';
+import { E2eCluster, PodCountWatch, deployment, isReady, podsReportedBy, type HollowAgent, type PodView } from './cluster.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 
 // Agent processes renew their lease every 5 s, so the grace period must be longer than that.
 const GRACE_S = 7;
@@ -16,7 +18,7 @@ let b: HollowAgent;
 
 /** Waits for 10 ready pods of app=web, none on `away`, and no other pod of it. */
 async function tenReadyAvoiding(away: string[], limitMs: number): Promise<PodView[]> {
-  return waitFor(`10 ready web pods, none on ${away.join(', ')}`, async () => {
+  return eventually(`10 ready web pods, none on ${away.join(', ')}`, async () => {
     const pods = await cluster.pods('app=web');
     const live = pods.filter((p) => !p.metadata.deletionTimestamp);
     return live.length === 10 && live.every((p) => isReady(p) && !away.includes(p.spec.nodeName ?? '')) ? live : undefined;
@@ -44,12 +46,11 @@ async function returnAndCheck(returning: string[], replaced: string[], bringBack
   assert.ok(counts.lowestReady >= 10, `ready pods fell to ${counts.lowestReady} while the nodes returned`);
 }
 
-test.before(async () => {
+setUp(test, async () => {
   await cluster.start();
   a = await cluster.addAgent('a', 3);
   b = await cluster.addAgent('b', 2);
-});
-test.after(async () => {
+}, async () => {
   await cluster.stop();
 });
 

@@ -4,7 +4,9 @@
 // DaemonSet lands on a node that joins later, and deleting a Deployment removes its ReplicaSets and pods.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { E2eCluster, PodCountWatch, deployment, isReady, waitFor, type PodView } from './cluster.js';
+import { E2eCluster, PodCountWatch, deployment, isReady, type PodView } from './cluster.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 
 const cluster = new E2eCluster();
 const NODES = ['e2e-0', 'e2e-1', 'e2e-2', 'e2e-3', 'e2e-4'];
@@ -13,18 +15,17 @@ const DEPLOYMENTS = '/apis/apps/v1/namespaces/default/deployments';
 interface DeploymentView { spec: { template: { spec: { containers: Array<{ image: string }> } } }; status?: { readyReplicas?: number; updatedReplicas?: number; replicas?: number } }
 
 async function readyWith(selector: string, count: number, image: string, limitMs = 30_000): Promise<PodView[]> {
-  return waitFor(`${count} ready pods of ${selector} running ${image}, and no others`, async () => {
+  return eventually(`${count} ready pods of ${selector} running ${image}, and no others`, async () => {
     const pods = await cluster.pods(selector);
     const ready = pods.filter((p) => isReady(p) && p.spec.containers[0]?.image === image);
     return ready.length === count && pods.length === count ? ready : undefined;
   }, limitMs);
 }
 
-test.before(async () => {
+setUp(test, async () => {
   await cluster.start();
   await cluster.addAgent('e2e', NODES.length);
-});
-test.after(async () => {
+}, async () => {
   await cluster.stop();
 });
 
@@ -35,7 +36,7 @@ test('a Deployment of 10 replicas over 5 hollow nodes reaches 10 ready, spread o
   for (const p of pods) perNode.set(p.spec.nodeName ?? '', (perNode.get(p.spec.nodeName ?? '') ?? 0) + 1);
   assert.equal([...perNode.keys()].sort(), NODES, 'every node runs some of them');
   const d = await cluster.client.request<DeploymentView>('GET', `${DEPLOYMENTS}/web`);
-  await waitFor('deployment status readyReplicas 10', async () => ((await cluster.client.request<DeploymentView>('GET', `${DEPLOYMENTS}/web`)).status?.readyReplicas === 10 ? true : undefined));
+  await eventually('deployment status readyReplicas 10', async () => ((await cluster.client.request<DeploymentView>('GET', `${DEPLOYMENTS}/web`)).status?.readyReplicas === 10 ? true : undefined));
   assert.is(d.spec.template.spec.containers[0]?.image, 'app:1');
 });
 
@@ -63,7 +64,7 @@ test('flotilla rollout undo restores the previous template', async () => {
 
 test('a crashed container is restarted: restartCount grows and the last state says exit code 1', async () => {
   await cluster.client.request('POST', DEPLOYMENTS, deployment('crasher', 1, 'crash:500'));
-  const pod = await waitFor('crasher restarted', async () => {
+  const pod = await eventually('crasher restarted', async () => {
     const [p] = await cluster.pods('app=crasher');
     return (p?.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 ? p : undefined;
   }, 40_000);
@@ -83,7 +84,7 @@ test('a Job of 5 completions, parallelism 2, completes after a failure, waiting 
       template: { spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'flaky:1-300' }] } },
     },
   });
-  const job = await waitFor('job Complete', async () => {
+  const job = await eventually('job Complete', async () => {
     const j = await cluster.client.request<JobView>('GET', '/apis/batch/v1/namespaces/default/jobs/batch');
     return j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? j : undefined;
   }, 60_000);
@@ -110,7 +111,7 @@ test('a DaemonSet runs on every node, and on a node that joins later', async () 
       template: { metadata: { labels: { app: 'agentd' } }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'daemon:1' }] } },
     },
   });
-  const onNodes = async (names: string[]) => waitFor(`daemon pods ready on ${names.join(', ')}`, async () => {
+  const onNodes = async (names: string[]) => eventually(`daemon pods ready on ${names.join(', ')}`, async () => {
     const pods = await cluster.pods('app=agentd');
     const nodes = pods.filter(isReady).map((p) => p.spec.nodeName).sort();
     return pods.length === names.length && nodes.join() === [...names].sort().join() ? nodes : undefined;
@@ -124,7 +125,7 @@ test('deleting a Deployment removes its ReplicaSets and pods', async () => {
   const before = await cluster.client.request<{ items: Array<{ metadata: { name: string; ownerReferences?: Array<{ name: string }> } }> }>('GET', '/apis/apps/v1/namespaces/default/replicasets');
   assert.ok(before.items.filter((rs) => rs.metadata.ownerReferences?.some((o) => o.name === 'web')).length >= 2, 'web has the ReplicaSets of its two templates');
   await cluster.client.request('DELETE', `${DEPLOYMENTS}/web`);
-  await waitFor('web ReplicaSets and pods gone', async () => {
+  await eventually('web ReplicaSets and pods gone', async () => {
     const rs = await cluster.client.request<{ items: Array<{ metadata: { ownerReferences?: Array<{ name: string }> } }> }>('GET', '/apis/apps/v1/namespaces/default/replicasets');
     const left = rs.items.filter((r) => r.metadata.ownerReferences?.some((o) => o.name === 'web')).length + (await cluster.pods('app=web')).length;
     return left === 0 ? true : undefined;

@@ -9,6 +9,7 @@ import { clusterFingerprint } from '../../discovery/locate.js';
 import { autoJoin, type AutoJoinDecision } from '../../server/join/auto-join.js';
 import { memoryNetwork, proofFetch } from './memory-network.js';
 import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 
 const SECRET = 'the-cluster-secret-of-this-test';
 const SETTLE_MS = 300;
@@ -27,9 +28,12 @@ async function rejection(p: Promise<unknown>, what: string): Promise<Error> {
   return withTimeout(p, what).then((v) => assert.unreachable(`${what} resolved with ${JSON.stringify(v)}`), (err: Error) => err) as Promise<Error>;
 }
 
+const stopLater = stopAfterEach(test);
+
 test('three candidates forming together: the lowest id bootstraps, the others join its cluster once it is advertised', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   const fetchProof = proofFetch(SECRET, 'cluster-one');
   const start = (id: string) => autoJoin({ discovery: net, secret: SECRET, apiUrl: `http://${id}:7400`, candidateId: id, form: true, settleMs: SETTLE_MS, fetch: fetchProof }, stop.signal);
   const b = start('c-b');
@@ -51,6 +55,7 @@ test('three candidates forming together: the lowest id bootstraps, the others jo
 test('a server advertising our fingerprint without holding the secret is ignored; servers of other clusters are never asked', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   const asked: string[] = [];
   const fetchProof = proofFetch('a-different-secret-entirely', 'fake', asked);
   void net.advertise({ clusterId: 'fake', role: 'server', id: '9', apiUrl: 'http://impostor:7400', fingerprint: clusterFingerprint(SECRET) }, stop.signal);
@@ -73,6 +78,7 @@ test('a server advertising our fingerprint without holding the secret is ignored
 test('a server joining only joins a formed cluster at once, or one that appears within the bound', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   void net.advertise({ clusterId: 'formed', role: 'server', id: '5', apiUrl: 'http://leader:7400', fingerprint: clusterFingerprint(SECRET) }, stop.signal);
   const decision = await withTimeout(autoJoin({ discovery: net, secret: SECRET, apiUrl: 'http://me:7400', fetch: proofFetch(SECRET, 'formed') }, stop.signal), 'joining');
   assert.equal(decision, { action: 'join', url: 'http://leader:7400', clusterId: 'formed' });
@@ -108,8 +114,10 @@ test('servers joining only with a token no cluster knows neither advertise a can
 test('aborting before a decision rejects and withdraws the candidacy', async () => {
   const net = memoryNetwork();
   const stop = new AbortController();
+  stopLater(() => stop.abort());
   const seen: Peer[][] = [];
   const watcher = new AbortController();
+  stopLater(() => watcher.abort());
   void net.browse({}, (p) => seen.push(p), watcher.signal);
   const pending = autoJoin({ discovery: net, secret: SECRET, apiUrl: 'http://me:7400', candidateId: 'z', form: true, settleMs: 60_000 }, stop.signal);
   await eventually('the candidacy to be seen', () => seen.at(-1)?.length === 1, WAIT_MS);

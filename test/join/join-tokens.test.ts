@@ -2,7 +2,7 @@
 // (server/run.ts in this process, loopback, mDNS off) and the CLI command modules.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type ServerInfo } from '../../server/run.js';
@@ -11,14 +11,27 @@ import { PROOF_PATH, clusterFingerprint, locateServers, verifyServer } from '../
 import { parseArgs } from '../../cli/args.js';
 import type { CliCommand, Io } from '../../cli/command.js';
 import { parseDuration, tokenCommand } from '../../cli/token.js';
+import { setUp } from '../support/set-up.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-join-'));
+let dir!: string;
 const stop = new AbortController();
-const info = await new Promise<ServerInfo>((resolve, reject) => {
-  run(stop.signal, { dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve).catch(reject);
+let running: Promise<void> | undefined;
+let info!: ServerInfo;
+let admin!: string;
+let secret!: string;
+setUp(test, async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flotilla-join-'));
+  info = await new Promise<ServerInfo>((resolve, reject) => {
+    running = run(stop.signal, { dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve);
+    running.catch(reject);
+  });
+  admin = info.adminToken!;
+  secret = readFileSync(join(dir, 'data', 'cluster-secret'), 'utf8').trim();
+}, async () => {
+  stop.abort();
+  await running;
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
-const admin = info.adminToken!;
-const secret = (await import('node:fs')).readFileSync(join(dir, 'data', 'cluster-secret'), 'utf8').trim();
 
 async function api(method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${info.url}${path}`, {
@@ -35,11 +48,6 @@ async function cli(command: CliCommand, argv: string[]): Promise<{ code: number;
   const code = await command.run(parseArgs(argv, command.flags), io, new AbortController().signal);
   return { code, out, err };
 }
-
-test.after(() => {
-  stop.abort();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 test('a join token is shown once, authenticates as a node, is listed without its digest, and stops working when revoked', async () => {
   const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, { ttlSeconds: 3600, description: 'shelf pis' });
@@ -127,7 +135,7 @@ test('locateServers verifies servers from a static list, refuses a wrong token w
   try {
     const discovery = createStaticDiscovery({ urls: [info.url], refreshMs: 200 });
     const locator = locateServers(token, { discovery }, ac.signal);
-    assert.is(await locator.waitForServer(5000), info.url);
+    assert.is(await locator.waitForServer(30_000), info.url);
     // The client's own base URL is a placeholder: the locator's fetch replaces its origin.
     const res = await locator.fetch('http://flotilla.invalid/api/v1/nodes', { headers: { authorization: `Bearer ${token}` } });
     assert.is(res.status, 200);

@@ -16,7 +16,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
-import { apiRequest, median, reportFigure, until } from './lab-api.js';
+import { apiRequest, median, reportFigure } from './lab-api.js';
+import { StopWaiting, eventually } from '../support/eventually.js';
 
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
 const SECRET = 'lab-fleet-secret-0123456789';
@@ -79,11 +80,11 @@ const describe = (pods: PodView[] | undefined) => JSON.stringify(pods?.map((p) =
 
 /** Waits until `agent` has registered `nodes` Ready nodes; returns the milliseconds since `startedAt`. */
 async function readyAfter(agent: LabProcess, nodes: string[], startedAt: number): Promise<number> {
-  await until(`${nodes.join(', ')} Ready`, BOUND_MS, async () => {
-    if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${agent.output().slice(-800)}`);
+  await eventually(`${nodes.join(', ')} Ready`, async () => {
+    if (agent.exitCode !== null) throw new StopWaiting(`the agent exited (${agent.exitCode}): ${agent.output().slice(-800)}`);
     const ready = await readyNodes();
     return ready && nodes.every((n) => ready.has(n)) ? true : undefined;
-  });
+  }, { limitMs: BOUND_MS, everyMs: 100 });
   return Date.now() - startedAt;
 }
 
@@ -96,10 +97,10 @@ test('three servers started with --cluster-init --join auto form one cluster', a
   const adminHost = [1, 2, 3].find((h) => existsSync(join(dir, `h${h}`, 'admin-token')));
   assert.ok(adminHost, 'the member that formed the cluster holds the admin token');
   adminToken = readFileSync(join(dir, `h${adminHost}`, 'admin-token'), 'utf8').trim();
-  const created = await until('a join token', BOUND_MS, async () => {
+  const created = await eventually('a join token', async () => {
     const r = await api('POST', '/apis/flotilla.io/v1/jointokens', { description: 'lab fleet' });
     return r.code === 201 ? r : undefined;
-  });
+  }, { limitMs: BOUND_MS, everyMs: 100 });
   joinToken = created.json.token as string;
   assert.match(joinToken, /^flt1\./);
 });
@@ -142,10 +143,10 @@ test('a Deployment runs across both agents', async () => {
   const created = await api('POST', '/apis/apps/v1/namespaces/default/deployments', deployment);
   assert.is(created.code, 201, JSON.stringify(created.json));
   let last: PodView[] | undefined;
-  const pods = await until(`${REPLICAS} running pods`, BOUND_MS, async () => {
+  const pods = await eventually(`${REPLICAS} running pods`, async () => {
     last = await webPods();
     return last && running(last).length === REPLICAS ? last : undefined;
-  }, () => describe(last));
+  }, { limitMs: BOUND_MS, everyMs: 100, detail: () => describe(last) });
   assert.ok(pods.some(onAgent('h4')) && pods.some(onAgent('h5')), `pods on both agents: ${describe(pods)}`);
 });
 
@@ -169,10 +170,10 @@ test('an agent host cut off: its pods move after the delay and are not duplicate
   const cutAt = Date.now();
   lab!.cut(5);
   let last: PodView[] | undefined;
-  await until(`${REPLICAS} pods running on h4`, BOUND_MS, async () => {
+  await eventually(`${REPLICAS} pods running on h4`, async () => {
     last = await webPods();
     return last && running(last).filter(onAgent('h4')).length === REPLICAS ? true : undefined;
-  }, () => describe(last));
+  }, { limitMs: BOUND_MS, everyMs: 100, detail: () => describe(last) });
   const movedMs = Date.now() - cutAt;
   reportFigure(`agent host cut to ${REPLICAS} pods running elsewhere: ${movedMs} ms (node grace period ${GRACE_MS} ms + eviction delay ${EVICTION_DELAY_MS} ms)`);
   // The grace period runs from the node's last heartbeat, which may precede the cut by up to one renewal
@@ -183,12 +184,12 @@ test('an agent host cut off: its pods move after the delay and are not duplicate
   await readyAfter(agents.get(5)!, ['h5-0', 'h5-1'], Date.now());
   // Settled: exactly REPLICAS pods, all running, none of the evicted ones, for several consecutive looks.
   let settled = 0;
-  await until(`exactly ${REPLICAS} pods after the heal`, BOUND_MS, async () => {
+  await eventually(`exactly ${REPLICAS} pods after the heal`, async () => {
     last = await webPods();
     const ok = last !== undefined && last.length === REPLICAS && running(last).length === REPLICAS && !last.some((p) => evicted.has(p.metadata.uid));
     settled = ok ? settled + 1 : 0;
     return settled >= 20 ? true : undefined;
-  }, () => describe(last));
+  }, { limitMs: BOUND_MS, everyMs: 100, detail: () => describe(last) });
   assert.is(last!.length, REPLICAS);
 });
 
@@ -206,20 +207,21 @@ test('an agent keeps working when the server it talks to dies', async () => {
     apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probe-h4' },
     spec: { nodeSelector: { 'kubernetes.io/hostname': 'h4-0' }, containers: [{ name: 'probe', image: 'flotilla/testbox:latest' }] },
   };
-  await until('the probe pod is created', BOUND_MS, async () => ((await api('POST', '/api/v1/namespaces/default/pods', probe)).code === 201 ? true : undefined));
+  await eventually('the probe pod is created', async () => ((await api('POST', '/api/v1/namespaces/default/pods', probe)).code === 201 ? true : undefined), { limitMs: BOUND_MS, everyMs: 100 });
   let phase: string | undefined;
-  await until('the probe pod runs on h4-0', BOUND_MS, async () => {
+  await eventually('the probe pod runs on h4-0', async () => {
     const r = await api('GET', '/api/v1/namespaces/default/pods/probe-h4');
     phase = (r.json as unknown as PodView).status?.phase;
     return r.code === 200 && phase === 'Running' ? true : undefined;
-  }, () => `phase ${phase}`);
+  }, { limitMs: BOUND_MS, everyMs: 100, detail: () => `phase ${phase}` });
   reportFigure(`server kill to a new pod running on the agent that used it: ${Date.now() - killedAt} ms`);
 
-  // Past the grace period and eviction delay since the kill: a node that lost its heartbeats would be evicted by now.
+  // The hold is what is tested: past the grace period and eviction delay since the kill, a node that lost its
+  // heartbeats would be evicted by now.
   await new Promise((r) => setTimeout(r, Math.max(0, killedAt + GRACE_MS + EVICTION_DELAY_MS + 2_000 - Date.now())));
-  const ready = await until('the node list', BOUND_MS, readyNodes);
+  const ready = await eventually('the node list', readyNodes, { limitMs: BOUND_MS, everyMs: 100 });
   assert.ok(ready.has('h4-0') && ready.has('h4-1'), `h4's nodes stay Ready: ${[...ready].join(', ')}`);
-  const after = (await until('the pod list', BOUND_MS, webPods)).filter(onAgent('h4')).map((p) => p.metadata.uid).sort();
+  const after = (await eventually('the pod list', webPods, { limitMs: BOUND_MS, everyMs: 100 })).filter(onAgent('h4')).map((p) => p.metadata.uid).sort();
   assert.equal(after, before, 'h4 keeps its pods');
 });
 

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab } from './lab.js';
-import { apiRequest, reportFigure, until } from './lab-api.js';
+import { apiRequest, reportFigure } from './lab-api.js';
+import { StopWaiting, eventually } from '../support/eventually.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
@@ -22,7 +23,7 @@ let lab: Lab | undefined;
 test.after(async () => { await lab?.destroy(); rmSync(dir, { recursive: true, force: true }); });
 
 const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, token, body);
-const within = <T>(what: string, probe: () => Promise<T | undefined>) => until(what, BOUND_MS, probe);
+const within = <T>(what: string, probe: () => Promise<T | undefined>) => eventually(what, probe, { limitMs: BOUND_MS, everyMs: 100 });
 
 test('hollow agents with only a join token find the server by mDNS, become Ready, and run a Deployment', async () => {
   lab = await createLab({ hosts: 2, prefix: 'fl-lab-agents', subnet: '10.79.0' });
@@ -37,7 +38,7 @@ test('hollow agents with only a join token find the server by mDNS, become Ready
   const agent = lab.spawn(2, process.execPath, [CLI, 'agent', '--token', created.json.token as string, '--simulate', String(HOLLOW), '--data', join(dir, 'agent')], { env: { ...process.env, FLOTILLA_INTERFACE: 'eth0' } });
   let firstReadyMs: number | undefined;
   await within(`${HOLLOW} Ready nodes`, async () => {
-    if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}): ${agent.output().slice(-800)}`);
+    if (agent.exitCode !== null) throw new StopWaiting(`the agent exited (${agent.exitCode}): ${agent.output().slice(-800)}`);
     const nodes = await curl(1, 'GET', `${api}/api/v1/nodes`, admin);
     const ready = ((nodes.json.items ?? []) as { status?: { conditions?: { type: string; status: string }[] } }[])
       .filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;

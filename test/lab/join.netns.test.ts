@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
-import { apiRequest, reportFigure, until } from './lab-api.js';
+import { apiRequest, reportFigure } from './lab-api.js';
+import { eventually } from '../support/eventually.js';
 import { clusterFingerprint } from '../../discovery/locate.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
@@ -49,10 +50,10 @@ test('three servers with --cluster-init --join auto form one cluster; failover o
   const clusterIds = ready.map((out) => /^ready (\S+) /m.exec(out)![1]);
   assert.is(new Set(clusterIds).size, 1, `one cluster, got ${clusterIds.join(', ')}`);
   assert.not.ok(servers.some((s) => /auto-join: joining cluster impostor/.test(s.output())), 'nobody joined the impostor');
-  const views = await until('three voters', START_MS, async () => {
+  const views = await eventually('three voters', async () => {
     const all = await Promise.all([1, 2, 3].map(status));
     return all.every((s) => s && s.leader !== 0 && s.members.filter((m) => m.role === 'voter').length === 3) ? all as Status[] : undefined;
-  });
+  }, { limitMs: START_MS, everyMs: 100 });
   reportFigure(`three servers formed one cluster in ${formedMs} ms`);
 
   const adminHost = [1, 2, 3].find((h) => existsSync(join(dir, `h${h}`, 'admin-token')));
@@ -77,10 +78,10 @@ test('three servers with --cluster-init --join auto form one cluster; failover o
   for (let i = 0; i < 5; i++) assert.is((await curl(others[0]!, 'POST', `${url(others[0]!)}/api/v1/namespaces/default/configmaps`, adminToken, { metadata: { name: `before-${i}` }, data: { i: String(i) } })).code, 201);
   const cutAt = Date.now();
   lab.cut(leaderHost);
-  const newLeader = await until('a new leader', FAILOVER_BOUND_MS, async () => {
+  const newLeader = await eventually('a new leader', async () => {
     const s = await status(others[0]!);
     return s && s.leader !== 0 && s.leader !== leader ? s.leader : undefined;
-  });
+  }, { limitMs: FAILOVER_BOUND_MS, everyMs: 100 });
   const failoverMs = Date.now() - cutAt;
   reportFigure(`leader failover: new leader ${newLeader} ${failoverMs} ms after the leader's cable was pulled`);
   const acknowledged: string[] = [];
@@ -90,13 +91,13 @@ test('three servers with --cluster-init --join auto form one cluster; failover o
     acknowledged.push(`during-${i}`);
   }
   lab.heal(leaderHost);
-  await until('the old leader steps down and catches up', START_MS, async () => {
+  await eventually('the old leader steps down and catches up', async () => {
     const s = await status(leaderHost);
     if (!s || s.role === 'leader' || s.leader === 0) return undefined;
     const stale = await curl(leaderHost, 'GET', `${url(leaderHost)}/api/v1/namespaces/default/configmaps?consistency=stale`, adminToken);
     const names = new Set(((stale.json.items ?? []) as { metadata: { name: string } }[]).map((o) => o.metadata.name));
     return [...acknowledged, ...[0, 1, 2, 3, 4].map((i) => `before-${i}`)].every((n) => names.has(n)) ? true : undefined;
-  });
+  }, { limitMs: START_MS, everyMs: 100 });
   assert.ok(failoverMs < FAILOVER_BOUND_MS);
 });
 

@@ -20,20 +20,6 @@ export async function apiRequest(lab: Lab, from: HostRef, method: string, url: s
   return { code: Number(r.stdout.slice(nl + 1)), json };
 }
 
-/**
- * Polls `probe` every 100 ms until it returns something other than undefined, and returns that; throws
- * "WHAT: not within BOUND ms" (with the last probe's `detail`, when given) once `boundMs` has passed.
- */
-export async function until<T>(what: string, boundMs: number, probe: () => Promise<T | undefined>, detail?: () => string): Promise<T> {
-  const deadline = Date.now() + boundMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${boundMs} ms${detail ? `; ${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** The median of measured durations (the mean of the middle two for an even count). */
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new Error('median: no values');

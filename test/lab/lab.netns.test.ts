@@ -29,7 +29,7 @@ test('hosts reach each other across the switch, a cut host is unreachable until 
   assert.equal(rootLinks(), before, 'nothing may be added to the root namespace');
   // Reachability over TCP (ping is not installed everywhere): h2 answers "pong", h1 connects with a 1 s limit.
   const server = lab.spawn(2, process.execPath, ['-e', PONG_SERVER]);
-  await server.waitFor(/listening/, 5000);
+  await server.waitFor(/listening/, 30_000);
   const ping = (from: number, to: number) => lab!.exec(from, process.execPath, ['-e', PONG_CLIENT, lab!.host(to).address]);
   assert.equal(await ping(1, 2), { code: 0, stdout: 'pong', stderr: '' });
   assert.match((await lab.exec('h2', 'ip', ['-o', 'addr', 'show', 'dev', 'eth0'])).stdout, '10.77.0.2/24');
@@ -44,7 +44,7 @@ test('destroy kills spawned processes and removes every namespace; leftovers are
   lab = await createLab({ hosts: 1, prefix: PREFIX });
   const sleeper = lab.spawn(1, 'sleep', ['600']);
   const echo = lab.spawn('h1', 'sh', ['-c', 'echo started-$((20 + 22)); sleep 600']);
-  assert.match(await echo.waitFor(/started-42/, 5000), 'started-42');
+  assert.match(await echo.waitFor(/started-42/, 30_000), 'started-42');
   await lab.destroy();
   assert.equal(namespaces(), []);
   assert.is(sleeper.signalCode, 'SIGKILL', 'the spawned process was killed');

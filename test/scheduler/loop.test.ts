@@ -4,18 +4,18 @@ import * as assert from 'uvu/assert';
 import { runSchedulingLoop } from '../../server/scheduler/loop.js';
 import { MemoryCluster } from '../../server/scheduler/memory-cluster.js';
 import { Scheduler } from '../../server/scheduler/scheduler.js';
-import { eventually } from '../support/eventually.js';
 import { GPU_MODELS, makeNode, makePod, type PodOptions } from './cluster-gen.js';
+import { eventually } from '../support/eventually.js';
+import { stopAfterEach } from '../support/set-up.js';
 
-/** Waits until cond() holds (a broken loop fails the test rather than hanging the suite). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  await eventually(what, cond, { limitMs: 10_000, everyMs: 10 });
-}
+const stopLater = stopAfterEach(test);
 
 function start(cluster: MemoryCluster, options: Parameters<typeof runSchedulingLoop>[2] = {}) {
   const ac = new AbortController();
   const done = runSchedulingLoop(cluster, ac.signal, { scheduler: new Scheduler({ engine: 'wasm' }), backoff: { initialMs: 20, maxMs: 100 }, ...options });
-  return { stop: async () => { ac.abort(); await done; }, done };
+  const stop = async () => { ac.abort(); await done; };
+  stopLater(stop);
+  return { stop, done };
 }
 
 test('binds pending pods from the snapshot and from events, with GPU annotations', async () => {
@@ -25,7 +25,7 @@ test('binds pending pods from the snapshot and from events, with GPU annotations
   c.putPod(makePod({ name: 'web' }));
   const loop = start(c);
   c.putPod(makePod({ name: 'train', gpus: 1, annotations: { 'flotilla.io/gpu-memory-min': '20Gi' } }));
-  await until(() => [...c.pods.values()].every((p) => p.spec.nodeName), 'both pods bound');
+  await eventually('both pods bound', () => [...c.pods.values()].every((p) => p.spec.nodeName));
   const train = c.pods.get('uid-default-train')!;
   assert.is(train.spec.nodeName, 'gpu-1');
   assert.is(train.metadata.annotations?.['flotilla.io/assigned-gpus'], 'GPU-gpu-1-0');
@@ -46,7 +46,7 @@ test('a bind conflict re-queues the pod, which binds once the newer version arri
   };
   const loop = start(c, { onPlacement: (_p, outcome) => { if (outcome === 'conflict') conflicts++; } });
   c.putPod(makePod({ name: 'p' }));
-  await until(() => !!c.pods.get('uid-default-p')?.spec.nodeName, 'pod bound after conflict');
+  await eventually('pod bound after conflict', () => !!c.pods.get('uid-default-p')?.spec.nodeName);
   assert.is(conflicts, 1);
   assert.is(c.pods.get('uid-default-p')!.metadata.labels?.touched, 'yes');
   await loop.stop();
@@ -57,10 +57,10 @@ test('an unschedulable pod is reported, backs off, and binds when a node joins',
   c.putNode(makeNode({ name: 'small', cpu: 1, memoryGi: 2 }));
   const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } }); // only a cluster change can retry it
   c.putPod(makePod({ name: 'big', cpu: '2', memory: '1Gi' }));
-  await until(() => c.unschedulable.has('uid-default-big'), 'unschedulable report');
+  await eventually('unschedulable report', () => c.unschedulable.has('uid-default-big'));
   assert.is(c.unschedulable.get('uid-default-big'), '0/1 nodes are available: 1 Insufficient cpu.');
   c.putNode(makeNode({ name: 'large', cpu: 8, memoryGi: 16 }));
-  await until(() => c.pods.get('uid-default-big')?.spec.nodeName === 'large', 'bound after node joined');
+  await eventually('bound after node joined', () => c.pods.get('uid-default-big')?.spec.nodeName === 'large');
   await loop.stop();
 });
 
@@ -69,16 +69,16 @@ test('back-off retries without any change and deleting a pod frees its resources
   c.putNode(makeNode({ name: 'n1', cpu: 2, memoryGi: 4 }));
   c.putPod(makePod({ name: 'first', cpu: '2' }));
   const loop = start(c);
-  await until(() => !!c.pods.get('uid-default-first')?.spec.nodeName, 'first bound');
+  await eventually('first bound', () => !!c.pods.get('uid-default-first')?.spec.nodeName);
   c.putPod(makePod({ name: 'second', cpu: '2' }));
-  await until(() => c.unschedulable.has('uid-default-second'), 'second unschedulable');
+  await eventually('second unschedulable', () => c.unschedulable.has('uid-default-second'));
   let retries = 0;
   const before = c.unschedulable.get('uid-default-second');
   c.unschedulable.delete('uid-default-second');
-  await until(() => { if (c.unschedulable.has('uid-default-second')) retries++; return retries > 0; }, 'a back-off retry');
+  await eventually('a back-off retry', () => { if (c.unschedulable.has('uid-default-second')) retries++; return retries > 0; });
   assert.is(c.unschedulable.get('uid-default-second'), before);
   c.deletePod('uid-default-first');
-  await until(() => c.pods.get('uid-default-second')?.spec.nodeName === 'n1', 'second bound after first deleted');
+  await eventually('second bound after first deleted', () => c.pods.get('uid-default-second')?.spec.nodeName === 'n1');
   await loop.stop();
 });
 
@@ -87,15 +87,15 @@ test('a Terminating pod keeps its resources until it is removed; an unbound one 
   c.putNode(makeNode({ name: 'n1', cpu: 3, memoryGi: 4 }));
   c.putPod(makePod({ name: 'first', cpu: '2' }));
   const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } });
-  await until(() => !!c.pods.get('uid-default-first')?.spec.nodeName, 'first bound');
+  await eventually('first bound', () => !!c.pods.get('uid-default-first')?.spec.nodeName);
   const first = c.pods.get('uid-default-first')!;
   c.putPod({ ...first, metadata: { ...first.metadata, deletionTimestamp: '2026-01-01T00:00:30Z' } });
   c.putPod(makePod({ name: 'second', cpu: '2' }));
-  await until(() => c.unschedulable.has('uid-default-second'), 'second unschedulable while first terminates');
+  await eventually('second unschedulable while first terminates', () => c.unschedulable.has('uid-default-second'));
   const held = makePod({ name: 'held', cpu: '1' });
   c.putPod({ ...held, metadata: { ...held.metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } }); // held by a finalizer
   c.deletePod('uid-default-first');
-  await until(() => c.pods.get('uid-default-second')?.spec.nodeName === 'n1', 'second bound once first is gone');
+  await eventually('second bound once first is gone', () => c.pods.get('uid-default-second')?.spec.nodeName === 'n1');
   assert.is(c.pods.get('uid-default-held')?.spec.nodeName, undefined, 'it would fit beside second');
   await loop.stop();
 });
@@ -114,7 +114,7 @@ test('a waiting pod is retried by changes that can help it, and by nothing else'
   const { counts, onPlacement } = attemptCounter();
   const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 }, onPlacement }); // only a change can retry
   c.putPod(makePod({ name: 'big', cpu: '2' }));
-  await until(() => c.unschedulable.has('uid-default-big'), 'big unschedulable');
+  await eventually('big unschedulable', () => c.unschedulable.has('uid-default-big'));
   // Changes that cannot help: a node rewritten with the same scheduling view (heartbeat-like status), a node
   // leaving, a pending pod coming and going.
   c.putNode({ ...small, status: { ...small.status, conditions: [...small.status!.conditions!, { type: 'DiskPressure', status: 'False' }] } });
@@ -122,13 +122,13 @@ test('a waiting pod is retried by changes that can help it, and by nothing else'
   c.putPod(makePod({ name: 'passing', cpu: '4' }));
   c.deletePod('uid-default-passing');
   c.putPod(makePod({ name: 'filler', cpu: '500m' })); // placed after any retry those changes would have queued
-  await until(() => !!c.pods.get('uid-default-filler')?.spec.nodeName, 'filler bound');
+  await eventually('filler bound', () => !!c.pods.get('uid-default-filler')?.spec.nodeName);
   assert.is(counts.get('big'), 1, 'big was retried by a change that cannot help it');
   // Changes that can help: a bound pod leaving (still too small), then a node joining.
   c.deletePod('uid-default-filler');
-  await until(() => counts.get('big') === 2, 'retry after a bound pod left');
+  await eventually('retry after a bound pod left', () => counts.get('big') === 2);
   c.putNode(makeNode({ name: 'large', cpu: 8, memoryGi: 16 }));
-  await until(() => c.pods.get('uid-default-big')?.spec.nodeName === 'large', 'big bound after a node joined');
+  await eventually('big bound after a node joined', () => c.pods.get('uid-default-big')?.spec.nodeName === 'large');
   await loop.stop();
 });
 
@@ -138,9 +138,9 @@ test('a waiting pod with required pod affinity is retried when a pod it wants is
   const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } });
   c.putPod(makePod({ name: 'follower', affinity: { podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [
     { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: 'leader' } } }] } } }));
-  await until(() => c.unschedulable.has('uid-default-follower'), 'follower unschedulable');
+  await eventually('follower unschedulable', () => c.unschedulable.has('uid-default-follower'));
   c.putPod(makePod({ name: 'leader', labels: { app: 'leader' } }));
-  await until(() => c.pods.get('uid-default-follower')?.spec.nodeName === 'n1', 'follower bound next to leader');
+  await eventually('follower bound next to leader', () => c.pods.get('uid-default-follower')?.spec.nodeName === 'n1');
   await loop.stop();
 });
 
@@ -150,17 +150,17 @@ test('a malformed pod is reported once and waits for a new version of itself', a
   const { counts, onPlacement } = attemptCounter();
   const loop = start(c, { onPlacement }); // back-off 20 ms: a backed-off pod would come back at once
   const bad = c.putPod(makePod({ name: 'bad', annotations: { 'flotilla.io/placement': 'sideways' } }));
-  await until(() => c.unschedulable.has('uid-default-bad'), 'bad reported');
+  await eventually('bad reported', () => c.unschedulable.has('uid-default-bad'));
   assert.match(c.unschedulable.get('uid-default-bad')!, /flotilla\.io\/placement is "sideways"/);
   c.putNode(makeNode({ name: 'n2', cpu: 4, memoryGi: 8 })); // would retry any waiting pod
   c.putPod(makePod({ name: 'filler' }));
-  await until(() => !!c.pods.get('uid-default-filler')?.spec.nodeName, 'filler bound');
-  await new Promise((r) => setTimeout(r, 100)); // several back-off periods
+  await eventually('filler bound', () => !!c.pods.get('uid-default-filler')?.spec.nodeName);
+  await new Promise((r) => setTimeout(r, 100)); // the hold is what is tested: several back-off periods pass without a retry
   c.putPod(makePod({ name: 'filler-2' }));
-  await until(() => !!c.pods.get('uid-default-filler-2')?.spec.nodeName, 'filler-2 bound');
+  await eventually('filler-2 bound', () => !!c.pods.get('uid-default-filler-2')?.spec.nodeName);
   assert.is(counts.get('bad'), 1, 'the malformed pod was placed again without changing');
   c.putPod({ ...bad, metadata: { ...bad.metadata, annotations: { 'flotilla.io/placement': 'spread' } } });
-  await until(() => !!c.pods.get('uid-default-bad')?.spec.nodeName, 'fixed pod bound');
+  await eventually('fixed pod bound', () => !!c.pods.get('uid-default-bad')?.spec.nodeName);
   await loop.stop();
 });
 
@@ -175,14 +175,14 @@ test('a pod the node table cannot record is reported, parked, and the loop goes 
   const errors: Error[] = [];
   const loop = start(c, { onPlacement, onError: (e) => errors.push(e) });
   const extra = c.putPod(makePod({ name: 'extra', hostPorts: [8000] }));
-  await until(() => c.unschedulable.has('uid-default-extra'), 'extra reported');
+  await eventually('extra reported', () => c.unschedulable.has('uid-default-extra'));
   assert.match(c.unschedulable.get('uid-default-extra')!, /more than 16 host ports/);
   c.putNode(makeNode({ name: 'n2', cpu: 4, memoryGi: 8 })); // would retry any waiting pod
   c.putPod(makePod({ name: 'filler' }));
-  await until(() => !!c.pods.get('uid-default-filler')?.spec.nodeName, 'filler bound: the loop is alive');
+  await eventually('filler bound: the loop is alive', () => !!c.pods.get('uid-default-filler')?.spec.nodeName);
   assert.is(counts.get('extra'), 1, 'the unrecordable pod was placed again without changing');
   c.putPod({ ...extra, metadata: { ...extra.metadata, labels: { touched: 'yes' } } });
-  await until(() => (counts.get('extra') ?? 0) >= 2, 'a new version is placed again');
+  await eventually('a new version is placed again', () => (counts.get('extra') ?? 0) >= 2);
   assert.equal(errors, []);
   await loop.stop();
 });
@@ -204,11 +204,11 @@ test('a bind conflict undoes only the loop\'s own assumption, never the binding 
   const loop = start(c, { scheduler, onPlacement: (p, outcome) => { outcomes.push(`${p.pod.metadata.name}:${outcome}`); } });
   try {
     c.putPod(makePod({ name: 'p', gpus: 1 }));
-    await until(() => outcomes.includes('p:conflict'), 'the loop\'s bind of p to lose');
+    await eventually('the loop\'s bind of p to lose', () => outcomes.includes('p:conflict'));
     assert.is(scheduler.table.boundPod('uid-default-p')?.nodeName, 'gpu-1', 'the competing binding is still counted');
     // The GPU is held: a second GPU pod must not be given it too.
     c.putPod(makePod({ name: 'q', gpus: 1 }));
-    await until(() => c.unschedulable.has('uid-default-q') || !!c.pods.get('uid-default-q')?.spec.nodeName, 'q placed or refused');
+    await eventually('q placed or refused', () => c.unschedulable.has('uid-default-q') || !!c.pods.get('uid-default-q')?.spec.nodeName);
     assert.is(c.pods.get('uid-default-q')!.spec.nodeName, undefined, 'q was given the GPU p holds');
     assert.is(c.unschedulable.get('uid-default-q'), '0/1 nodes are available: 1 Insufficient nvidia.com/gpu.');
   } finally {
@@ -237,13 +237,13 @@ async function winnerOfFreedGpu(first: ReturnType<typeof podAt>, second: ReturnT
   try {
     const key = (p: { metadata: { uid?: string } }) => p.metadata.uid!;
     c.putPod(first);
-    await until(() => c.unschedulable.has(key(first)), `${first.metadata.name} waiting`);
+    await eventually(`${first.metadata.name} waiting`, () => c.unschedulable.has(key(first)));
     c.putPod(second);
-    await until(() => c.unschedulable.has(key(second)), `${second.metadata.name} waiting`);
+    await eventually(`${second.metadata.name} waiting`, () => c.unschedulable.has(key(second)));
     c.putPod({ ...first, metadata: { ...first.metadata, labels: { touched: 'yes' } } });
-    await until(() => counts.get(first.metadata.name) === 2, `${first.metadata.name} attempted again`);
+    await eventually(`${first.metadata.name} attempted again`, () => counts.get(first.metadata.name) === 2);
     c.deletePod('uid-default-holder');
-    await until(() => [first, second].some((p) => c.pods.get(key(p))!.spec.nodeName), 'the freed GPU given to a pod');
+    await eventually('the freed GPU given to a pod', () => [first, second].some((p) => c.pods.get(key(p))!.spec.nodeName));
     return [first, second].find((p) => c.pods.get(key(p))!.spec.nodeName)!.metadata.name;
   } finally {
     await loop.stop();

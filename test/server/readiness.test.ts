@@ -6,14 +6,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type ServerConfig } from '../../server/run.js';
-import { freePort } from '../support/server-process.js';
+import { fixedPort } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 
 interface Member { url: string; dataDir: string; stop: () => Promise<void> }
 
 /** A server in this process (its readiness is then polled on the same event loop that makes it ready). */
 async function startMember(dataDir: string, extra: Partial<ServerConfig> = {}): Promise<Member> {
-  const port = await freePort();
+  const port = await fixedPort();
   const stopping = new AbortController();
   let failure: unknown;
   const done = run(stopping.signal, { dataDir, host: '127.0.0.1', port, mdns: false, tickMs: 20, ...extra }).catch((err: unknown) => { failure = err; });

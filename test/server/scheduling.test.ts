@@ -5,14 +5,16 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, freePort, runCli } from '../support/server-process.js';
+import { ServerProcess, runCli } from '../support/server-process.js';
+import { eventually } from '../support/eventually.js';
+import { setUp } from '../support/set-up.js';
 import { ApiClient } from '../../client/client.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-sched-'));
-const server = new ServerProcess(join(dir, 'data'), '127.0.0.1', await freePort());
-await server.start();
-const api = new ApiClient(server.url, server.token);
-const env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+let dir!: string;
+let server!: ServerProcess;
+let api!: ApiClient;
+let env!: Record<string, string>;
+let beat: NodeJS.Timeout | undefined;
 
 function node(name: string, cpu: string, memory: string, gpus: { uuid: string; model: string; memory: string }[] = []) {
   return {
@@ -36,32 +38,34 @@ const pod = (name: string, limits: Record<string, string | number>, annotations:
   spec: { containers: [{ name: 'c', image: 'flotilla/testbox:latest', resources: { limits } }] },
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await f();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 interface PodView { spec: { nodeName?: string }; metadata: { annotations?: Record<string, string> }; status?: { conditions?: { type: string; status: string; message?: string }[] } }
 const getPod = (name: string) => api.request<PodView>('GET', `/api/v1/namespaces/default/pods/${name}`);
 
 const nodes = ['small-1', 'small-2', 'gpu-box'];
-await api.request('POST', '/api/v1/nodes', node('small-1', '2', '4Gi'));
-await api.request('POST', '/api/v1/nodes', node('small-2', '2', '4Gi'));
-await api.request('POST', '/api/v1/nodes', node('gpu-box', '16', '64Gi', [
-  { uuid: 'GPU-aaaa', model: 'NVIDIA GeForce RTX 4090', memory: '24Gi' },
-  { uuid: 'GPU-bbbb', model: 'NVIDIA H100 80GB HBM3', memory: '80Gi' },
-]));
-await heartbeat(nodes);
-const beat = setInterval(() => { void heartbeat(nodes).catch(() => {}); }, 2000);
+setUp(test, async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flotilla-sched-'));
+  server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
+  await server.start();
+  api = new ApiClient(server.url, server.token);
+  env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+  await api.request('POST', '/api/v1/nodes', node('small-1', '2', '4Gi'));
+  await api.request('POST', '/api/v1/nodes', node('small-2', '2', '4Gi'));
+  await api.request('POST', '/api/v1/nodes', node('gpu-box', '16', '64Gi', [
+    { uuid: 'GPU-aaaa', model: 'NVIDIA GeForce RTX 4090', memory: '24Gi' },
+    { uuid: 'GPU-bbbb', model: 'NVIDIA H100 80GB HBM3', memory: '80Gi' },
+  ]));
+  await heartbeat(nodes);
+  beat = setInterval(() => { void heartbeat(nodes).catch(() => {}); }, 2000);
+}, async () => {
+  clearInterval(beat);
+  api?.close();
+  await server?.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 test('a pending pod is bound by the scheduler and an event says where', async () => {
   await api.request('POST', '/api/v1/namespaces/default/pods', pod('plain', { cpu: '500m', memory: '256Mi' }));
-  const p = await until('binding', async () => ((await getPod('plain')).spec.nodeName ? getPod('plain') : undefined));
+  const p = await eventually('binding', async () => ((await getPod('plain')).spec.nodeName ? getPod('plain') : undefined));
   assert.ok(nodes.includes(p.spec.nodeName!));
   const events = await api.request<{ items: { reason: string; message: string }[] }>('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dplain');
   assert.ok(events.items.some((e) => e.reason === 'Scheduled' && e.message.includes(p.spec.nodeName!)));
@@ -69,17 +73,17 @@ test('a pending pod is bound by the scheduler and an event says where', async ()
 
 test('a GPU pod gets the smallest GPU that meets its memory minimum, by UUID', async () => {
   await api.request('POST', '/api/v1/namespaces/default/pods', pod('train', { 'nvidia.com/gpu': 1 }, { 'flotilla.io/gpu-memory-min': '16Gi' }));
-  const p = await until('GPU binding', async () => ((await getPod('train')).spec.nodeName ? getPod('train') : undefined));
+  const p = await eventually('GPU binding', async () => ((await getPod('train')).spec.nodeName ? getPod('train') : undefined));
   assert.is(p.spec.nodeName, 'gpu-box');
   assert.is(p.metadata.annotations?.['flotilla.io/assigned-gpus'], 'GPU-aaaa');
   await api.request('POST', '/api/v1/namespaces/default/pods', pod('big', { 'nvidia.com/gpu': 1 }, { 'flotilla.io/gpu-memory-min': '40Gi', 'flotilla.io/gpu-model': 'H100' }));
-  const big = await until('big GPU binding', async () => ((await getPod('big')).spec.nodeName ? getPod('big') : undefined));
+  const big = await eventually('big GPU binding', async () => ((await getPod('big')).spec.nodeName ? getPod('big') : undefined));
   assert.is(big.metadata.annotations?.['flotilla.io/assigned-gpus'], 'GPU-bbbb');
 });
 
 test('an unschedulable pod says why on PodScheduled=False, and describe shows it', async () => {
   await api.request('POST', '/api/v1/namespaces/default/pods', pod('huge', { 'nvidia.com/gpu': 1 }, { 'flotilla.io/gpu-memory-min': '100Gi' }));
-  const cond = await until('PodScheduled=False', async () => (await getPod('huge')).status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'));
+  const cond = await eventually('PodScheduled=False', async () => (await getPod('huge')).status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'));
   assert.match(cond.message!, /^0\/3 nodes are available: /);
   assert.match(cond.message!, /3 Insufficient nvidia\.com\/gpu/, 'both GPUs are taken and the small nodes have none');
   const d = runCli(['describe', 'pod', 'huge'], env);
@@ -95,7 +99,7 @@ test('a Deployment gets its replicas created by the controllers and placed on th
     '  template:', '    metadata: {labels: {app: web}}',
     '    spec: {containers: [{name: c, image: "flotilla/testbox:latest", resources: {limits: {cpu: 100m, memory: 64Mi}}}]}', ''].join('\n'));
   assert.is(r.code, 0, r.stderr);
-  const bound = await until('4 bound replicas', async () => {
+  const bound = await eventually('4 bound replicas', async () => {
     const list = await api.request<{ items: PodView[] }>('GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb');
     return list.items.length === 4 && list.items.every((p) => p.spec.nodeName) ? list.items : undefined;
   });
@@ -118,5 +122,4 @@ test('a Node registered with a node key refuses an update carrying another key',
   }
 });
 
-test.after(async () => { clearInterval(beat); api.close(); await server.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); });
 test.run();
