@@ -12,28 +12,17 @@ import { formatObjects } from '../../cli/printers.js';
 import { run } from '../../node-agent/run.js';
 import { hollowInventory } from '../../node-agent/hollow.js';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
-import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
+import { LABEL_NODE, LABEL_POD } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
+import { recordStops } from './stop-recorder.js';
 import { RealServer } from './real-server.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const NODE = `docker-grace-${process.pid}`;
 
-/** Records how every app container that was running when stopped ended: its pod, the grace given, the exit code. */
-class RecordingDocker extends DockerRuntime {
-  readonly stops: { pod: string; graceSeconds: number; exitCode: number | null }[] = [];
-
-  override async stopContainer(id: string, graceSeconds: number): Promise<void> {
-    const before = await this.inspectContainer(id);
-    await super.stopContainer(id, graceSeconds);
-    if (before.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME && before.state === 'running') {
-      this.stops.push({ pod: before.labels[LABEL_POD] ?? '', graceSeconds, exitCode: (await this.inspectContainer(id)).exitCode });
-    }
-  }
-}
-
 const srv = new RealServer();
-const runtime = new RecordingDocker();
+const runtime = new DockerRuntime();
+const stops = recordStops(runtime);
 let stopAgent: (() => Promise<void>) | undefined;
 
 function boxPod(name: string, script: string, terminationGracePeriodSeconds: number): Record<string, unknown> {
@@ -70,7 +59,7 @@ test('a pod that traps SIGTERM shows Terminating, gets SIGTERM, exits, and is go
   assert.match(formatObjects(resourceByCliName('pods')!, [terminating], 'table', { withNamespace: false, now: Date.now() }), /trapper\s+\S+\s+Terminating/);
   await eventually('the trapper pod object removed', async () => ((await srv.getPod('trapper')) === undefined ? true : undefined), 30_000);
   assert.ok(Date.now() - asked < 30_000, `gone after ${Date.now() - asked} ms, long before the 60 s grace period`);
-  assert.equal(runtime.stops.filter((s) => s.pod === 'trapper'), [{ pod: 'trapper', graceSeconds: 60, exitCode: 0 }], 'SIGTERM ran its trap');
+  assert.equal(stops.filter((s) => s.pod === 'trapper'), [{ pod: 'trapper', graceSeconds: 60, exitCode: 0 }], 'SIGTERM ran its trap');
   assert.is((await runtime.listContainers({ [LABEL_NODE]: NODE, [LABEL_POD]: 'trapper' })).length, 0);
 });
 
@@ -81,7 +70,7 @@ test('a pod ignoring SIGTERM is killed when its terminationGracePeriodSeconds (2
   await srv.client.request('DELETE', '/api/v1/namespaces/default/pods/ignorer');
   await eventually('the ignorer pod object removed', async () => ((await srv.getPod('ignorer')) === undefined ? true : undefined), 30_000);
   assert.ok(Date.now() - asked >= 2000, 'not before its grace period ran out');
-  assert.equal(runtime.stops.filter((s) => s.pod === 'ignorer'), [{ pod: 'ignorer', graceSeconds: 2, exitCode: 137 }], 'SIGKILL after the grace period');
+  assert.equal(stops.filter((s) => s.pod === 'ignorer'), [{ pod: 'ignorer', graceSeconds: 2, exitCode: 137 }], 'SIGKILL after the grace period');
 });
 
 test.run();

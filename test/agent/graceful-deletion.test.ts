@@ -11,27 +11,16 @@ import { formatObjects } from '../../cli/printers.js';
 import { run } from '../../node-agent/run.js';
 import { hollowInventory } from '../../node-agent/hollow.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
-import { LABEL_CONTAINER, LABEL_POD, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
+import { LABEL_POD } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
+import { recordStops } from './stop-recorder.js';
 import { RealServer, appPod } from './real-server.js';
 
 const NODE = 'edge-grace';
 
-/** Records every stop of an app container: its pod, the grace period given, and how the container ended. */
-class RecordingRuntime extends FakeRuntime {
-  readonly stops: { pod: string; graceSeconds: number; exitCode: number | null }[] = [];
-
-  override async stopContainer(id: string, graceSeconds: number): Promise<void> {
-    const before = await this.inspectContainer(id);
-    await super.stopContainer(id, graceSeconds);
-    if (before.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME && before.state === 'running') {
-      this.stops.push({ pod: before.labels[LABEL_POD] ?? '', graceSeconds, exitCode: (await this.inspectContainer(id)).exitCode });
-    }
-  }
-}
-
 const srv = new RealServer();
-const runtime = new RecordingRuntime();
+const runtime = new FakeRuntime();
+const stops = recordStops(runtime);
 runtime.setBehaviour('fake/stubborn', { ignoresTerm: true });
 let stopAgent: (() => Promise<void>) | undefined;
 
@@ -63,7 +52,7 @@ test('a pod ignoring SIGTERM is Terminating for its grace period, killed when it
 
   await eventually('the pod object removed by the agent', async () => ((await srv.getPod('stubborn')) === undefined ? true : undefined));
   assert.ok(Date.now() - asked >= 2000, 'not before the grace period ran out');
-  assert.equal(runtime.stops.filter((s) => s.pod === 'stubborn'), [{ pod: 'stubborn', graceSeconds: 2, exitCode: 137 }], 'stopped with the grace period of the delete, then killed');
+  assert.equal(stops.filter((s) => s.pod === 'stubborn'), [{ pod: 'stubborn', graceSeconds: 2, exitCode: 137 }], 'stopped with the grace period of the delete, then killed');
   assert.is((await runtime.listContainers({ [LABEL_POD]: 'stubborn' })).length, 0, 'its containers are gone');
 });
 
@@ -73,7 +62,7 @@ test('a pod that stops at SIGTERM is removed at once, well within its grace peri
   const deleted = await srv.client.request<KubeObject>('DELETE', '/api/v1/namespaces/default/pods/polite');
   assert.is(deleted.metadata.deletionGracePeriodSeconds, 30, 'the pod\'s own terminationGracePeriodSeconds');
   await eventually('the pod object removed by the agent', async () => ((await srv.getPod('polite')) === undefined ? true : undefined), 10_000);
-  assert.equal(runtime.stops.filter((s) => s.pod === 'polite'), [{ pod: 'polite', graceSeconds: 30, exitCode: 143 }]);
+  assert.equal(stops.filter((s) => s.pod === 'polite'), [{ pod: 'polite', graceSeconds: 30, exitCode: 143 }]);
 });
 
 test.run();
