@@ -1,4 +1,4 @@
-// `flotilla token create|list|revoke`: join tokens for agents (server/join/join-tokens.ts), through the API.
+// `flotilla token create|list|revoke`: join tokens for agents (server/tokens/join-tokens.ts), through the API.
 import { stringFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 import { clientFor, connectionFlags } from './command.js';

@@ -1,4 +1,4 @@
-// The agent's own HTTP endpoint, called only by the servers (server/agent-proxy.ts) to serve `logs` and `exec`
+// The agent's own HTTP endpoint, called only by the servers (server/api/routes/agent-proxy.ts) to serve `logs` and `exec`
 // of the pods on this node. Every request must carry `Authorization: Bearer TOKEN`, the token the agent
 // publishes in Secret kube-system/flotilla-agent-NODE.
 //

@@ -1,7 +1,7 @@
 // The agent's identity: an Ed25519 key pair kept in its data dir, made at first start.
 //
 // The key's fingerprint goes out as the Node annotation flotilla.io/node-key when the agent registers; the
-// servers refuse a later update of that Node from a machine with another key (server/join/node-identity.ts).
+// servers refuse a later update of that Node from a machine with another key (server/tokens/node-identity.ts).
 // Re-imaging a machine therefore makes it a new node, replaced on purpose with `flotilla node replace NAME`.
 // The private key never leaves the file (mode 0600); nothing else in the data dir depends on it.
 import { ANNOTATION_NODE_KEY } from '../api-types/index.js';

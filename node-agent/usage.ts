@@ -1,6 +1,6 @@
 // Usage reporting: every few seconds (default 10) the agent tells the server what its node and each of its pods
 // use, for `flotilla top` and the HorizontalPodAutoscaler. The server keeps the latest report in memory on the
-// leader (server/metrics-api.ts): nothing here is durable, a lost report is simply replaced by the next one.
+// leader (server/api/routes/metrics.ts): nothing here is durable, a lost report is simply replaced by the next one.
 //
 // Pod usage comes from runtime.stats() of the pod's running app containers (sandboxes excluded): memory is the
 // sum of their current bytes, CPU the rate of their cumulative cpuNanos between two samples, in millicores. A
@@ -126,7 +126,7 @@ export function simulatedUsage(pod: Pod | undefined): { cpuMillis?: number; memo
   return out;
 }
 
-/** Where an agent PUTs its UsageReport (server/metrics-api.ts). */
+/** Where an agent PUTs its UsageReport (server/api/routes/metrics.ts). */
 export function usageReportPath(nodeName: string): string {
   return `/apis/metrics.flotilla.io/v1/nodes/${encodeURIComponent(nodeName)}/usage`;
 }

@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import { resourceByCliName } from '../../api-types/index.js';
 import type { Condition, OwnerReference, Pod, PodTemplateSpec, ResourceInfo, Taint, Toleration } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
-import type { ObjectService } from '../objects.js';
-import { resourceKey } from '../objects.js';
+import type { ObjectService } from '../objects/service.js';
+import { resourceKey } from '../objects/service.js';
 
 function mustResource(name: string): ResourceInfo {
   const r = resourceByCliName(name);
@@ -79,7 +79,7 @@ export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference
  * publishes watch events inside apply, before the write's promise resolves, so after any awaited write the
  * index is as new as the store. When the store ends the watch (a snapshot install replaced the state
  * wholesale, or the store closed), the index is built again from the store's contents at the next question.
- * One per leadership term (server/leader.ts makes it with the controllers' deps and closes it after them);
+ * One per leadership term (server/cluster/leader-work.ts makes it with the controllers' deps and closes it after them);
  * cached pods are shared and must not be mutated.
  */
 export class PodsByOwner {

@@ -1,6 +1,6 @@
 // What a controller is and what it is given. Controllers depend on this file, the manager runs them.
 import type { ResourceInfo } from '../../api-types/index.js';
-import type { ObjectService } from '../objects.js';
+import type { ObjectService } from '../objects/service.js';
 import type { WatchEvent } from '../store/types.js';
 import type { PodMetricsSource } from './pod-metrics.js';
 import type { PodsByOwner } from './cluster-objects.js';

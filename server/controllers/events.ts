@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ObjectService } from '../objects.js';
+import type { ObjectService } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import { resources } from './cluster-objects.js';

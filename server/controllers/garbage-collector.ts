@@ -1,6 +1,6 @@
 import { allResources, resourceForKind, FINALIZER_DELETE_DEPENDENTS, FINALIZER_ORPHAN_DEPENDENTS } from '../../api-types/index.js';
 import type { OwnerReference, ResourceInfo } from '../../api-types/index.js';
-import { resourceKey } from '../objects.js';
+import { resourceKey } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject, WatchEvent } from '../store/types.js';
 import type { Controller, ControllerDeps, ReconcileResult } from './controller.js';

@@ -1,7 +1,7 @@
 // The controller manager: level-triggered reconcile loops driven by the store's watch hub, one work queue
 // per controller. Controllers run on the Raft leader only: the server calls runControllers on gaining
 // leadership and aborts the signal on losing it. They read and write the state only through ObjectService.
-import { resourceKey } from '../objects.js';
+import { resourceKey } from '../objects/service.js';
 import { WorkQueue } from './work-queue.js';
 import type { Controller, ControllerDeps } from './controller.js';
 import { replicaSetController } from './replicaset.js';

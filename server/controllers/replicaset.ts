@@ -2,7 +2,7 @@ import { labelSelectorFromSpec, matchesLabels } from '../../api-types/index.js';
 import type { DeleteOptions, Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
-import type { ObjectService } from '../objects.js';
+import type { ObjectService } from '../objects/service.js';
 import {
   resources, objectKey, splitKey, ownerKey, controllerOf, controllerRefTo, isPodActive, isPodReady, isPodAvailable, podCondition,
   podFromTemplate, sameContent, isGoing,

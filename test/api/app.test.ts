@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/auth.js';
+import { staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
-import { ObjectService } from '../../server/objects.js';
+import { ObjectService } from '../../server/objects/service.js';
 
 const TOKEN = 'test-token-0123456789';
 const NODE_TOKEN = 'node-token-0123456789';

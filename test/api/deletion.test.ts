@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import type { Hono } from 'hono';
 import type { Pod } from '../../api-types/index.js';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/auth.js';
+import { staticTokens } from '../../server/api/middleware/auth.js';
 import { ClusterSim, R, readyPods } from '../controllers/cluster-sim.js';
 
 const TOKEN = 'test-token-0123456789abcdef';

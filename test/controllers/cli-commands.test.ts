@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Deployment, Node, Pod } from '../../api-types/index.js';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/auth.js';
+import { staticTokens } from '../../server/api/middleware/auth.js';
 import { parseArgs } from '../../cli/args.js';
 import type { Io } from '../../cli/command.js';
 import { rolloutCommand, undoTarget } from '../../cli/rollout.js';

@@ -3,7 +3,7 @@
 // and a test "kubelet" (bound pods of live nodes become Running+Ready, or finish as the suite decides).
 import { resourceByCliName } from '../../api-types/index.js';
 import type { Node, Pod, ResourceInfo } from '../../api-types/index.js';
-import { ObjectService } from '../../server/objects.js';
+import { ObjectService } from '../../server/objects/service.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { StoreError } from '../../server/store/types.js';
@@ -11,7 +11,7 @@ import type { StoredObject } from '../../server/store/types.js';
 import { ControllerManager, leaderControllers } from '../../server/controllers/manager.js';
 import type { ControllerDeps, ControllerSettings } from '../../server/controllers/manager.js';
 import { InMemoryMetrics } from '../../server/controllers/pod-metrics.js';
-import { NodeHeartbeats } from '../../server/heartbeats.js';
+import { NodeHeartbeats } from '../../server/cluster/node-heartbeats.js';
 import { PodsByOwner } from '../../server/controllers/cluster-objects.js';
 
 export const R = (name: string): ResourceInfo => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verify, createPublicKey } from 'node:crypto';
 import { NODE_KEY_FILE, checkRegisteredNode, loadNodeIdentity, withNodeKey } from '../../node-agent/identity.js';
-import { admitNodeKey } from '../../server/join/node-identity.js';
+import { admitNodeKey } from '../../server/tokens/node-identity.js';
 import { StoreError } from '../../server/store/types.js';
 import { parseArgs } from '../../cli/args.js';
 import type { Io } from '../../cli/command.js';

@@ -15,11 +15,11 @@
 import {
   ANNOTATION_RUNTIME_HANDLER, parseQuantity, resourceFor,
   type Pod, type PriorityClass, type ResourceInfo, type RuntimeClass, type Toleration,
-} from '../api-types/index.js';
-import { sameContent } from './controllers/cluster-objects.js';
-import { invalid } from './objects.js';
-import { StoreError } from './store/types.js';
-import type { StoredObject } from './store/types.js';
+} from '../../api-types/index.js';
+import { sameContent } from '../controllers/cluster-objects.js';
+import { invalid } from './service.js';
+import { StoreError } from '../store/types.js';
+import type { StoredObject } from '../store/types.js';
 
 const pods = resourceFor('', 'v1', 'pods')!;
 const runtimeClasses = resourceFor('node.k8s.io', 'v1', 'runtimeclasses')!;

@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import type { SqliteStore } from './store/sqlite-store.js';
-import type { Proposer } from './store/proposer.js';
-import type { StoredObject } from './store/types.js';
-import type { Identity } from './api/auth.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Proposer } from '../store/proposer.js';
+import type { StoredObject } from '../store/types.js';
+import type { Identity } from '../api/middleware/auth.js';
 
 /**
  * Bearer tokens are kept in the replicated state as digests only, in the Secret kube-system/flotilla-tokens:

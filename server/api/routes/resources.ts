@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { parse as parseYaml } from 'yaml';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, validateDeleteOptions } from '../../api-types/index.js';
-import type { DeleteOptions, ResourceInfo, LabelSelectorSpec } from '../../api-types/index.js';
-import { GoneError, StoreError } from '../store/types.js';
-import type { StoredObject, WatchEvent } from '../store/types.js';
-import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../objects.js';
-import { methodNotAllowed, statusBody } from './status.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, validateDeleteOptions } from '../../../api-types/index.js';
+import type { DeleteOptions, ResourceInfo, LabelSelectorSpec } from '../../../api-types/index.js';
+import { GoneError, StoreError } from '../../store/types.js';
+import type { StoredObject, WatchEvent } from '../../store/types.js';
+import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
+import { methodNotAllowed, statusBody } from '../status.js';
 
 /** What the resource routes need from the rest of the server. */
 export interface ResourceDeps {

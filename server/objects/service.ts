@@ -1,11 +1,11 @@
 import { randomUUID, randomBytes } from 'node:crypto';
-import { validateObject, applyDefaults, resourceFor } from '../api-types/index.js';
-import type { DeleteOptions, ResourceInfo } from '../api-types/index.js';
-import type { SqliteStore } from './store/sqlite-store.js';
-import type { Proposer } from './store/proposer.js';
-import { StoreError } from './store/types.js';
-import type { Command, StoredObject } from './store/types.js';
-import { mergePatch } from './api/merge-patch.js';
+import { validateObject, applyDefaults, resourceFor } from '../../api-types/index.js';
+import type { DeleteOptions, ResourceInfo } from '../../api-types/index.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Proposer } from '../store/proposer.js';
+import { StoreError } from '../store/types.js';
+import type { Command, StoredObject } from '../store/types.js';
+import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
 
 /** How often a conflicting merge patch is retried against the newest object before giving up with 409. */

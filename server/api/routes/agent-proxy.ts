@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
-import type { ObjectService } from './objects.js';
-import { resourceKey } from './objects.js';
-import { resourceByCliName } from '../api-types/index.js';
-import { StoreError } from './store/types.js';
-import type { StoredObject } from './store/types.js';
+import type { ObjectService } from '../../objects/service.js';
+import { resourceKey } from '../../objects/service.js';
+import { resourceByCliName } from '../../../api-types/index.js';
+import { StoreError } from '../../store/types.js';
+import type { StoredObject } from '../../store/types.js';
 
 /**
  * Serves pods/NAME/log and pods/NAME/exec by calling the agent of the pod's node. The agent publishes where it

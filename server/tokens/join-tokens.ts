@@ -2,24 +2,22 @@
 //
 // A join token is `flt1.<id>.<secret>` (discovery/locate.ts makes and parses them). It is shown once, when
 // created; the cluster keeps only its SHA-256, as an entry `join-<id>` of the replicated token Secret
-// (server/tokens.ts: value base64 of {"sha256", "role": "node", "expires"?}), which is what makes every member
+// (server/tokens/api-tokens.ts: value base64 of {"sha256", "role": "node", "expires"?}), which is what makes every member
 // authenticate it and answer proofs for it. This file adds "description" and "created" to that record; the
 // authenticator ignores fields it does not know. A token without expiry is long-lived (pre-imaged SD cards).
 import { randomUUID } from 'node:crypto';
-import { Hono } from 'hono';
-import type { Context } from 'hono';
 import { newJoinToken, tokenSha256 } from '../../discovery/locate.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import type { Proposer } from '../store/proposer.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
-import { TOKENS_SECRET } from '../tokens.js';
+import { TOKENS_SECRET } from './api-tokens.js';
 
 export const JOIN_TOKENS_PATH = '/apis/flotilla.io/v1/jointokens';
 const ENTRY_PREFIX = 'join-';
 /** Longest TTL accepted: ten years. Longer than that is what "no ttlSeconds" (no expiry) is for. */
-const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
-const MAX_DESCRIPTION = 200;
+export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
+export const MAX_DESCRIPTION = 200;
 const WRITE_ATTEMPTS = 5;
 
 export interface JoinTokenRecord { sha256: string; role: 'node'; expires?: string; description?: string; created: string }
@@ -106,52 +104,3 @@ export async function revokeJoinToken(store: SqliteStore, proposer: Proposer, id
   return true;
 }
 
-/** Checks a create request body; throws a 400 StoreError naming the bad field. */
-export function parseCreateRequest(body: unknown): { ttlSeconds?: number; description?: string } {
-  const bad = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
-  if (body === undefined || body === null) return {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw bad('the request body must be a JSON object {"ttlSeconds"?, "description"?}');
-  const { ttlSeconds, description, ...rest } = body as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw bad(`unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (expected ttlSeconds, description)`);
-  if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) < 1 || (ttlSeconds as number) > MAX_TTL_SECONDS)) {
-    throw bad(`ttlSeconds: must be an integer in 1..${MAX_TTL_SECONDS} (leave it out for a token that never expires)`);
-  }
-  if (description !== undefined && (typeof description !== 'string' || description.length > MAX_DESCRIPTION)) throw bad(`description: must be a string of at most ${MAX_DESCRIPTION} characters`);
-  return { ...(ttlSeconds !== undefined ? { ttlSeconds: ttlSeconds as number } : {}), ...(description !== undefined ? { description: description as string } : {}) };
-}
-
-/**
- * POST (create; answers the token, shown once), GET (list) and DELETE /ID (revoke) under JOIN_TOKENS_PATH.
- * Admin only; `roleOf(c)` is the caller's role as the API's auth middleware established it. Mounted through
- * createApp's extraRoutes, so the bearer middleware has run.
- */
-export function joinTokenRoutes(deps: { store: SqliteStore; proposer: Proposer; roleOf: (c: Context) => string | undefined; now?: () => number }): Hono {
-  const now = deps.now ?? Date.now;
-  const app = new Hono();
-  const requireAdmin = (c: Context) => {
-    if (deps.roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'join tokens are managed with the admin token' });
-  };
-  app.post(JOIN_TOKENS_PATH, async (c) => {
-    requireAdmin(c);
-    const text = await c.req.text();
-    let body: unknown;
-    try {
-      body = text.trim() === '' ? undefined : JSON.parse(text);
-    } catch {
-      throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request body is not JSON' });
-    }
-    return c.json(await createJoinToken(deps.store, deps.proposer, parseCreateRequest(body), now()), 201);
-  });
-  app.get(JOIN_TOKENS_PATH, (c) => {
-    requireAdmin(c);
-    return c.json({ items: listJoinTokens(deps.store, now()) });
-  });
-  app.delete(`${JOIN_TOKENS_PATH}/:id`, async (c) => {
-    requireAdmin(c);
-    const id = c.req.param('id');
-    if (!(await revokeJoinToken(deps.store, deps.proposer, id))) throw new StoreError({ code: 404, reason: 'NotFound', message: `join token "${id}" not found` });
-    return c.json({ kind: 'Status', status: 'Success', message: `join token "${id}" revoked` });
-  });
-  return app;
-}

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
-import { formatBytes, formatCpu } from '../api-types/index.js';
-import type { InMemoryMetrics } from './controllers/pod-metrics.js';
-import { StoreError } from './store/types.js';
+import { formatBytes, formatCpu } from '../../../api-types/index.js';
+import type { InMemoryMetrics } from '../../controllers/pod-metrics.js';
+import { StoreError } from '../../store/types.js';
 
 /** Where agents report usage (in memory on the leader, never durable). */
 export const USAGE_REPORT_PATH = '/apis/metrics.flotilla.io/v1/nodes/:node/usage';

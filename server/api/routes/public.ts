@@ -4,12 +4,12 @@
 // createApp's bearer middleware guards every other path, so these are served by a small app in front of it:
 // `publicRoutesFirst(deps, app.fetch)` answers its own paths and hands everything else to the API app.
 import { Hono } from 'hono';
-import type { Advertisement } from '../../discovery/advertisement.js';
-import { CLUSTER_SECRET_TOKEN_ID, PROOF_PATH, checkNonce, membershipProof, tokenSha256 } from '../../discovery/locate.js';
-import type { ProofAnswer } from '../../discovery/locate.js';
-import { DISCOVERY_PATH, advertisementDocument } from '../../discovery/static.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
-import { isExpired, joinTokenRecord } from './join-tokens.js';
+import type { Advertisement } from '../../../discovery/advertisement.js';
+import { CLUSTER_SECRET_TOKEN_ID, PROOF_PATH, checkNonce, membershipProof, tokenSha256 } from '../../../discovery/locate.js';
+import type { ProofAnswer } from '../../../discovery/locate.js';
+import { DISCOVERY_PATH, advertisementDocument } from '../../../discovery/static.js';
+import type { SqliteStore } from '../../store/sqlite-store.js';
+import { isExpired, joinTokenRecord } from '../../tokens/join-tokens.js';
 
 export interface PublicRouteDeps {
   store: SqliteStore;

@@ -1,6 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
-import { statusResponse } from './status.js';
+import { statusResponse } from '../status.js';
 
 export interface Identity { name: string; role: 'admin' | 'node' | 'peer' }
 

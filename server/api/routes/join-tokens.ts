@@ -1,0 +1,57 @@
+// The join token API: create, list and revoke the tokens agents join with (server/tokens/join-tokens.ts).
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import type { SqliteStore } from '../../store/sqlite-store.js';
+import type { Proposer } from '../../store/proposer.js';
+import { StoreError } from '../../store/types.js';
+import { JOIN_TOKENS_PATH, MAX_DESCRIPTION, MAX_TTL_SECONDS, createJoinToken, listJoinTokens, revokeJoinToken } from '../../tokens/join-tokens.js';
+
+/** Checks a create request body; throws a 400 StoreError naming the bad field. */
+export function parseCreateRequest(body: unknown): { ttlSeconds?: number; description?: string } {
+  const bad = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw bad('the request body must be a JSON object {"ttlSeconds"?, "description"?}');
+  const { ttlSeconds, description, ...rest } = body as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) throw bad(`unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (expected ttlSeconds, description)`);
+  if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) < 1 || (ttlSeconds as number) > MAX_TTL_SECONDS)) {
+    throw bad(`ttlSeconds: must be an integer in 1..${MAX_TTL_SECONDS} (leave it out for a token that never expires)`);
+  }
+  if (description !== undefined && (typeof description !== 'string' || description.length > MAX_DESCRIPTION)) throw bad(`description: must be a string of at most ${MAX_DESCRIPTION} characters`);
+  return { ...(ttlSeconds !== undefined ? { ttlSeconds: ttlSeconds as number } : {}), ...(description !== undefined ? { description: description as string } : {}) };
+}
+
+/**
+ * POST (create; answers the token, shown once), GET (list) and DELETE /ID (revoke) under JOIN_TOKENS_PATH.
+ * Admin only; `roleOf(c)` is the caller's role as the API's auth middleware established it. Mounted through
+ * createApp's extraRoutes, so the bearer middleware has run.
+ */
+export function joinTokenRoutes(deps: { store: SqliteStore; proposer: Proposer; roleOf: (c: Context) => string | undefined; now?: () => number }): Hono {
+  const now = deps.now ?? Date.now;
+  const app = new Hono();
+  const requireAdmin = (c: Context) => {
+    if (deps.roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'join tokens are managed with the admin token' });
+  };
+  app.post(JOIN_TOKENS_PATH, async (c) => {
+    requireAdmin(c);
+    const text = await c.req.text();
+    let body: unknown;
+    try {
+      body = text.trim() === '' ? undefined : JSON.parse(text);
+    } catch {
+      throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request body is not JSON' });
+    }
+    return c.json(await createJoinToken(deps.store, deps.proposer, parseCreateRequest(body), now()), 201);
+  });
+  app.get(JOIN_TOKENS_PATH, (c) => {
+    requireAdmin(c);
+    return c.json({ items: listJoinTokens(deps.store, now()) });
+  });
+  app.delete(`${JOIN_TOKENS_PATH}/:id`, async (c) => {
+    requireAdmin(c);
+    const id = c.req.param('id');
+    if (!(await revokeJoinToken(deps.store, deps.proposer, id))) throw new StoreError({ code: 404, reason: 'NotFound', message: `join token "${id}" not found` });
+    return c.json({ kind: 'Status', status: 'Success', message: `join token "${id}" revoked` });
+  });
+  return app;
+}
