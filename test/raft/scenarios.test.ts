@@ -1,6 +1,6 @@
 // Scenario files (test/raft/testdata/*.txt), in the style of etcd's datadriven tests: each block is a
 // command line, a line "----", then the expected output, ended by a blank line. The runner replays every
-// file on a TestNetwork and compares. FLOTILLA_REWRITE=1 rewrites the expectations in place (review the diff!).
+// file on a TestNetwork and compares (test/support/datadriven.ts; FLOTILLA_REWRITE=1 rewrites them).
 //
 // Commands:
 //   cluster voters=1,2,3 [spares=4] [prevote=false] [checkquorum=false]
@@ -10,34 +10,9 @@
 //   trace on|off       (print the messages each later command caused)
 //   status             (one line per member) | applied ID | reads ID
 import { test } from 'uvu';
-import * as assert from 'uvu/assert';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Message } from '../../server/raft/types.js';
+import { scenarioTests } from '../support/datadriven.js';
 import { TestNetwork, bytes, text } from './network.js';
-
-const dataDir = fileURLToPath(new URL('../../../test/raft/testdata/', import.meta.url));
-const rewrite = process.env.FLOTILLA_REWRITE === '1';
-
-interface Block {
-  command: string;
-  expected: string;
-}
-
-function parse(file: string, content: string): Block[] {
-  const blocks: Block[] = [];
-  const lines = content.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.trim() === '' || line.startsWith('#')) continue;
-    if (lines[i + 1] !== '----') throw new Error(`${file}:${i + 1}: command "${line}" must be followed by a line "----"`);
-    const out: string[] = [];
-    i += 2;
-    for (; i < lines.length && lines[i] !== ''; i++) out.push(lines[i]!);
-    blocks.push({ command: line, expected: out.join('\n') });
-  }
-  return blocks;
-}
 
 function formatMessage(m: Message): string {
   const parts = [`${m.from}->${m.to} ${m.type} term=${m.term}`];
@@ -130,23 +105,6 @@ class ScenarioRunner {
   }
 }
 
-for (const file of readdirSync(dataDir).filter((f) => f.endsWith('.txt')).sort()) {
-  test(`scenario ${file}`, () => {
-    const path = dataDir + file;
-    const blocks = parse(file, readFileSync(path, 'utf8'));
-    assert.ok(blocks.length > 0, `${file} has no commands`);
-    const runner = new ScenarioRunner();
-    const rewritten: string[] = [];
-    for (const b of blocks) {
-      const actual = runner.run(b.command);
-      if (rewrite) rewritten.push(`${b.command}\n----\n${actual ? `${actual}\n` : ''}`);
-      else assert.fixture(actual, b.expected, `${file}: ${b.command}`);
-    }
-    if (rewrite) {
-      const header = readFileSync(path, 'utf8').split('\n').filter((l, i, all) => l.startsWith('#') && all.slice(0, i).every((x) => x.startsWith('#'))).join('\n');
-      writeFileSync(path, (header ? `${header}\n\n` : '') + rewritten.join('\n'));
-    }
-  });
-}
+scenarioTests(test, 'test/raft/testdata', () => new ScenarioRunner());
 
 test.run();
