@@ -1,4 +1,4 @@
-// The agent's logger (pino): JSON lines, one object each, for journald, files and log collectors; on a terminal,
+// The server's and the agent's logger (pino): JSON lines, one object each, for journald, files and log collectors; on a terminal,
 // one readable line per record instead ("12:00:01.250 WARN  heartbeat failed err=..."). The formatter is ours
 // (pino-pretty is not a dependency): pino writes each record to any object with write(), so it sits there.
 import pino, { type Logger } from 'pino';

@@ -16,6 +16,7 @@ import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
 import { agentCommand } from './agent-command.js';
+import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
@@ -241,6 +242,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
     controllers: controllerSettingsOf(a),
+    log: createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err }),
   }, (info) => {
     let configNote = '';
     if (opts.writeConfig && info.adminToken) {

@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
 import { serve } from '@hono/node-server';
+import pino, { type Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
 import type { Identity } from './api/middleware/auth.js';
@@ -62,6 +63,8 @@ export interface ServerConfig {
   snapshotEvery?: number;
   /** Node grace period, eviction delay and autoscaler timings (defaults in server/controllers/controller.ts). */
   controllers?: Partial<ControllerSettings>;
+  /** Where the server logs (structured, pino); silent when not given. */
+  log?: Logger;
 }
 
 export interface ServerInfo {
@@ -82,6 +85,7 @@ const BOOTSTRAP_NAMESPACES = ['default', 'kube-system', 'kube-node-lease'];
  * barring a lost leader).
  */
 export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (info: ServerInfo) => void): Promise<void> {
+  const log = config.log ?? pino({ level: 'silent' });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // The Raft log is the durable record; the state machine can lag it across a power cut and catch up from it.
   const store = new SqliteStore({ path: join(config.dataDir, 'state.db'), synchronous: 'NORMAL' });
@@ -97,9 +101,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const advertiseUrl = config.advertiseUrl ?? url;
     // A loopback URL means nothing to other machines: mDNS stays off for it unless asked for.
     const mdns = config.mdns ?? !isLoopbackUrl(advertiseUrl);
-    const discovery = !mdns ? undefined : createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => console.error(m) });
+    const discovery = !mdns ? undefined : createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => log.warn({ component: 'mdns' }, m) });
     const plan = await planJoin({
-      dataDir: config.dataDir, apiUrl: advertiseUrl, log: (m) => console.error(m),
+      dataDir: config.dataDir, apiUrl: advertiseUrl, log: (m) => log.info({ component: 'join' }, m),
       ...(config.join ? { join: config.join } : {}), ...(config.token ? { secret: config.token } : {}),
       ...(discovery ? { discovery } : {}), ...(config.autoJoinSettleMs !== undefined ? { settleMs: config.autoJoinSettleMs } : {}),
       ...(config.clusterInit ? { clusterInit: true } : {}), ...(config.autoJoinTimeoutMs !== undefined ? { joinTimeoutMs: config.autoJoinTimeoutMs } : {}),
@@ -128,6 +132,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       }).then((r) => r.body?.cancel(), () => { /* the next report goes through */ });
     };
     const app = createApp({
+      log,
       objects,
       readBarrier: () => cluster.member.readBarrier(),
       podProxy: agentProxy(objects),
@@ -154,14 +159,14 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       leaderWork = new AbortController();
       const work = leaderWork.signal;
       void bootstrap(store, cluster.member, cluster, admin?.token)
-        .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), onError: (what, err) => console.error(`${what}: ${err instanceof Error ? err.message : String(err)}`) }))
-        .catch((err) => console.error(`leader bootstrap: ${err instanceof Error ? err.message : String(err)}`));
+        .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
+        .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
     signal.addEventListener('abort', () => leaderWork?.abort(), { once: true });
     const running = cluster.run(signal);
     await waitForLeader(cluster, signal);
     advertised = serverAdvertisement(cluster.identity.clusterId, cluster.identity.memberId, advertiseUrl, cluster.secret);
-    const advertising = discovery?.advertise(advertised, signal).catch((err: Error) => console.error(`mdns: not advertising: ${err.message}`));
+    const advertising = discovery?.advertise(advertised, signal).catch((err: unknown) => log.warn({ err }, 'mdns: not advertising'));
     await plan.withdrawCandidacy?.();
     await waitFor(async () => (await readiness(cluster, store, signal)).every((k) => k.failure === undefined), signal);
     if (!signal.aborted) onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });

@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
 import { allResources } from '../../api-types/index.js';
@@ -25,6 +26,8 @@ export interface AppDeps extends ResourceDeps {
   maxBodyBytes?: number;
   /** Extra authenticated routes mounted at the root (cluster status, agent proxy...). */
   extraRoutes?: Hono[];
+  /** Where internal errors (500) are logged; silent when not given. */
+  log?: Logger;
 }
 
 const PUBLIC_PATHS = ['/healthz', '/livez', '/readyz', '/version'] as const;
@@ -33,11 +36,12 @@ const PUBLIC_PATHS = ['/healthz', '/livez', '/readyz', '/version'] as const;
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   const metrics = apiMetrics(deps);
+  const log = deps.log ?? pino({ level: 'silent' });
 
   app.onError((err, c) => {
     if (err instanceof StoreError) return statusResponse(c, err.failure);
     metrics.internalErrors.inc();
-    console.error(err);
+    log.error({ err, method: c.req.method, path: c.req.path }, 'internal error');
     return statusResponse(c, { code: 500, reason: 'InternalError', message: `internal error: ${err instanceof Error ? err.message : String(err)}` });
   });
   app.notFound((c) => statusResponse(c, { code: 404, reason: 'NotFound', message: `the server could not find the requested resource: ${c.req.method} ${c.req.path}` }));

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { resourceFor } from '../../api-types/index.js';
 import type { ObjectService } from '../objects/service.js';
 import { resourceKey } from '../objects/service.js';
@@ -90,7 +91,7 @@ export interface LeaderWorkDeps {
   metrics: PodMetricsSource;
   controllerSettings?: Partial<ControllerSettings>;
   scheduler?: SchedulerOptions;
-  onError?: (what: string, err: unknown) => void;
+  log: Logger;
 }
 
 /**
@@ -98,7 +99,7 @@ export interface LeaderWorkDeps {
  * Everything they derive from the store (the scheduler's node table, the pod index) is built for this term.
  */
 export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): Promise<void> {
-  const report = (what: string) => (err: unknown) => deps.onError?.(what, err);
+  const report = (what: string) => (err: unknown) => deps.log.error({ err }, what);
   const pods = new PodsByOwner(deps.objects);
   const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, pods, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
   try {
@@ -107,7 +108,7 @@ export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): 
         scheduler: new Scheduler({ ...deps.scheduler, onFallback: report('scheduler wasm core failed to load; using the TypeScript reference') }),
         onError: report('scheduler'),
       }).catch(report('scheduler')),
-      runControllers(signal, controllerDeps, leaderControllers(controllerDeps), { onGiveUp: (c, key, err) => report(`controller ${c} gave up on ${key}`)(err) }).catch(report('controllers')),
+      runControllers(signal, controllerDeps, leaderControllers(controllerDeps), { onGiveUp: (controller, key, err) => deps.log.warn({ err, controller, key }, 'giving up on a key until the next resync') }).catch(report('controllers')),
     ]);
   } finally {
     pods.close();

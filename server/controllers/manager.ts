@@ -21,8 +21,8 @@ export interface ManagerOptions {
   resyncMs?: number;
   /** How often (real ms) the manager checks the clock for delayed keys and resyncs. */
   tickMs?: number;
-  /** A key whose retries are exhausted, with the last error. */
-  onGiveUp?: (controller: string, key: string, err: unknown) => void;
+  /** A key whose retries are exhausted, with the last error (the leader logs it). */
+  onGiveUp: (controller: string, key: string, err: unknown) => void;
 }
 
 /** The controllers the leader runs, in start order. */
@@ -41,7 +41,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
 }
 
 /** Runs `controllers` until `signal` aborts; resolves once every worker has stopped. */
-export function runControllers(signal: AbortSignal, deps: ControllerDeps, controllers: readonly Controller[], options: ManagerOptions = {}): Promise<void> {
+export function runControllers(signal: AbortSignal, deps: ControllerDeps, controllers: readonly Controller[], options: ManagerOptions): Promise<void> {
   return new ControllerManager(deps, controllers, options).run(signal);
 }
 
@@ -55,7 +55,7 @@ export class ControllerManager {
   /** A manager runs once: its queues are shut down when it stops. */
   #started = false;
 
-  constructor(readonly deps: ControllerDeps, controllers: readonly Controller[], readonly options: ManagerOptions = {}) {
+  constructor(readonly deps: ControllerDeps, controllers: readonly Controller[], readonly options: ManagerOptions) {
     this.#entries = controllers.map((controller) => ({ controller, queue: new WorkQueue() }));
   }
 
@@ -137,15 +137,11 @@ export class ControllerManager {
         if (result?.requeueAfterMs !== undefined) e.queue.addAt(key, this.deps.now() + Math.max(0, result.requeueAfterMs));
       } catch (err) {
         if (!e.queue.retry(key, this.deps.now())) {
-          (this.options.onGiveUp ?? defaultGiveUp)(e.controller.name, key, err);
+          this.options.onGiveUp(e.controller.name, key, err);
         }
       } finally {
         e.queue.done(key);
       }
     }
   }
-}
-
-function defaultGiveUp(controller: string, key: string, err: unknown): void {
-  console.warn(`controller ${controller}: giving up on ${key} until the next resync: ${err instanceof Error ? err.message : String(err)}`);
 }

@@ -1,4 +1,5 @@
 // `flotilla up` on a machine without a Docker engine: the control plane runs, and the user is told why no node.
+// Its server logs structured records (pino JSON lines when stderr is not a terminal).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -13,6 +14,9 @@ test('without Docker, up serves the API, configures the CLI and says there is no
   try {
     await up.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 60_000);
     await up.waitFor(/no local agent/, 60_000);
+    // Not a terminal: the server logs pino's JSON records, one a line, as the agent does.
+    const records = up.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level?: number; component?: string; msg?: string });
+    assert.ok(records.some((r) => r.component === 'join' && r.level === 30 && /forming a new cluster/.test(r.msg ?? '')), `a structured "forming" record in: ${up.output()}`);
     assert.ok(statSync(join(dir, '.flotilla', 'admin-token')).isFile(), 'data in ./.flotilla');
     const r = runCli(['get', 'namespaces', '-o', 'name'], { HOME: join(dir, 'home') });
     assert.is(r.code, 0, r.stderr);

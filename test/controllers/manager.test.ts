@@ -90,7 +90,7 @@ test('ControllerManager: watch events wake a controller; failures retry; requeue
       return key === 'default/timer' ? { requeueAfterMs: 60_000 } : {};
     },
   };
-  const manager = new ControllerManager(sim.deps, [toy]);
+  const manager = new ControllerManager(sim.deps, [toy], { onGiveUp: (c, k, err) => { throw new Error(`${c} gave up on ${k}: ${String(err)}`); } });
   const abort = new AbortController();
   const running = manager.run(abort.signal);
   try {
