@@ -2,7 +2,7 @@
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
-import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER } from '../api-types/objects.js';
+import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER } from '../api-types/index.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
 import type { ContainerSpec, PodInputs, Volume } from './kube-objects.js';
 import type { ContainerConfig, Mount } from './runtime/types.js';

@@ -1,11 +1,10 @@
-import { resourceFor } from '../../api-types/index.js';
+import { ANNOTATION_ASSIGNED_GPUS, resourceFor } from '../../api-types/index.js';
 import type { ObjectService } from '../objects/service.js';
 import { resourceKey } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject, WatchEvent } from '../store/types.js';
 import { runSchedulingLoop } from '../scheduler/loop.js';
 import type { ClusterEvent, SchedulerCluster } from '../scheduler/loop.js';
-import { ANNOTATION_ASSIGNED_GPUS } from '../scheduler/node-table.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { SchedulerOptions } from '../scheduler/scheduler.js';
 import type { Node, Pod } from '../scheduler/types.js';

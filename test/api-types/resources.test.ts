@@ -101,16 +101,19 @@ test('apiPath builds core and group paths', () => {
 });
 
 test('statusObject builds a Kubernetes Status', () => {
-  assert.equal(statusObject(404, 'NotFound', 'pods "x" not found', { name: 'x', kind: 'pods' }), {
+  assert.equal(statusObject({ code: 404, reason: 'NotFound', message: 'pods "x" not found', details: { name: 'x', kind: 'pods' } }), {
     kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'pods "x" not found', reason: 'NotFound',
     code: 404, details: { name: 'x', kind: 'pods' },
   });
-  const conflict = statusObject(409, 'Conflict', 'stale resourceVersion');
+  const conflict = statusObject({ code: 409, reason: 'Conflict', message: 'stale resourceVersion' });
   assert.is(conflict.code, 409);
   assert.is(conflict.reason, 'Conflict');
   assert.not.ok('details' in conflict);
-  const invalid = statusObject(422, 'Invalid', 'bad', { causes: [{ field: 'spec.replicas', message: 'must be >= 0' }] });
+  const invalid = statusObject({ code: 422, reason: 'Invalid', message: 'bad', details: { causes: [{ field: 'spec.replicas', message: 'must be >= 0' }] } });
   assert.equal(invalid.details?.causes, [{ field: 'spec.replicas', message: 'must be >= 0' }]);
+  // Success bodies (a binding, a revocation) carry only what they are given.
+  assert.equal(statusObject({ code: 201 }), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+  assert.is(statusObject({ code: 200, message: 'revoked' }).status, 'Success');
 });
 
 test.run();
