@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { parse as parseYaml } from 'yaml';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, validateDeleteOptions } from '../../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
 import type { DeleteOptions, ResourceInfo, LabelSelectorSpec } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
-import { methodNotAllowed, statusBody } from '../status.js';
+import { methodNotAllowed } from '../status.js';
 
 /** What the resource routes need from the rest of the server. */
 export interface ResourceDeps {
@@ -200,7 +200,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         stop = deps.objects.store.hub.watch(key, t.namespace, from, send, () => finish());
       } catch (err) {
         if (!(err instanceof GoneError)) throw err;
-        controller.enqueue(line({ type: 'ERROR', object: statusBody(err.failure) }));
+        controller.enqueue(line({ type: 'ERROR', object: statusObject(err.failure) }));
         return finish();
       }
       if (timeoutS > 0) timer = setTimeout(finish, timeoutS * 1000);
@@ -291,5 +291,5 @@ async function binding(c: Context, deps: ResourceDeps, t: Target, name: string):
   if (typeof nodeName !== 'string' || nodeName === '') throw invalid('Binding', name, [{ field: 'target.name', message: 'Required value' }]);
   const m = input.metadata;
   await deps.objects.bindPod(t.namespace ?? 'default', name, nodeName, { ...(m?.annotations ? { annotations: m.annotations } : {}), ...(m?.uid ? { uid: m.uid } : {}), ...(m?.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) });
-  return c.json({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 }, 201);
+  return c.json(statusObject({ code: 201 }), 201);
 }
