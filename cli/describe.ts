@@ -1,6 +1,7 @@
 import { stringify as toYaml } from 'yaml';
 import type { KubeObject } from '../api-types/index.js';
 import { age, nodeStatusText, podStatusText, renderTable } from './printers.js';
+import { ANNOTATION_ASSIGNED_GPUS } from '../api-types/index.js';
 
 type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -44,7 +45,7 @@ function describePod(p: Obj, field: Field, lines: string[]): void {
   field('Node', p.spec?.nodeName);
   field('Status', podStatusText(p));
   field('IP', p.status?.podIP);
-  field('GPUs', p.metadata.annotations?.['flotilla.io/assigned-gpus']);
+  field('GPUs', p.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS]);
   if ((p.spec?.initContainers ?? []).length > 0) {
     lines.push('Init Containers:');
     describeContainers(p.spec.initContainers, p.status?.initContainerStatuses, field, lines);

@@ -1,5 +1,5 @@
 import { stringify as toYaml } from 'yaml';
-import { ANNOTATION_EVICTION_AT } from '../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX } from '../api-types/index.js';
 import type { KubeObject, ResourceInfo } from '../api-types/index.js';
 
 type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -76,13 +76,13 @@ const count = (v: unknown): string => String(typeof v === 'number' ? v : 0);
 /** Columns per resource plural: [normal, extra columns for -o wide]. */
 const tables: Record<string, [Column[], Column[]]> = {
   pods: [[name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String([...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].reduce((n: number, c: { restartCount?: number }) => n + (c.restartCount ?? 0), 0))], ageCol],
-    [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.['flotilla.io/assigned-gpus'] ?? '<none>']]],
+    [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS] ?? '<none>']]],
   deployments: [[name, ['READY', (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`], ['UP-TO-DATE', (d) => count(d.status?.updatedReplicas)], ['AVAILABLE', (d) => count(d.status?.availableReplicas)], ageCol],
     [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
   replicasets: [[name, ['DESIRED', (r) => count(r.spec?.replicas)], ['CURRENT', (r) => count(r.status?.replicas)], ['READY', (r) => count(r.status?.readyReplicas)], ageCol],
     [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
-  nodes: [[name, ['STATUS', (n, now) => nodeStatusText(n, now)], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.split('/')[1]).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']],
-    [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a: { type: string }) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.['kubernetes.io/arch'] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]]],
+  nodes: [[name, ['STATUS', (n, now) => nodeStatusText(n, now)], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith(LABEL_NODE_ROLE_PREFIX)).map((k) => k.slice(LABEL_NODE_ROLE_PREFIX.length)).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']],
+    [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a: { type: string }) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.[LABEL_ARCH] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]]],
   services: [[name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP ?? '<none>'], ['EXTERNAL-IP', (s) => (s.spec?.externalIPs ?? []).join(',') || '<none>'], ['PORT(S)', (s) => (s.spec?.ports ?? []).map((p: { port: number; nodePort?: number; protocol?: string }) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>'], ageCol],
     [['SELECTOR', (s) => Object.entries(s.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>']]],
   configmaps: [[name, ['DATA', (c) => String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length)], ageCol], []],

@@ -3,6 +3,7 @@
 // Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
 import type { ConfigMap, Pod, PodStatus, Secret } from './kube-objects.js';
+import { LABEL_AGENT_NODE } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -67,7 +68,7 @@ export class NodeApi {
     const path = `/api/v1/namespaces/kube-system/secrets`;
     const body = {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: { name, namespace: 'kube-system', labels: { 'flotilla.io/agent-node': nodeName } },
+      metadata: { name, namespace: 'kube-system', labels: { [LABEL_AGENT_NODE]: nodeName } },
       data: { token: Buffer.from(token).toString('base64') },
     };
     try {

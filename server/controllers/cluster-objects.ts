@@ -1,41 +1,24 @@
 // What the controllers share about cluster objects: the resources they read and write, work-queue keys,
 // owner references, pod readiness and pod templates.
 import { createHash } from 'node:crypto';
-import { resourceByCliName } from '../../api-types/index.js';
-import type { Condition, OwnerReference, Pod, PodTemplateSpec, ResourceInfo, Taint, Toleration } from '../../api-types/index.js';
+import { resourceOfKind } from '../../api-types/index.js';
+import type { Condition, OwnerReference, Pod, PodTemplateSpec, Taint, Toleration } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects/service.js';
 import { resourceKey } from '../objects/service.js';
 
-function mustResource(name: string): ResourceInfo {
-  const r = resourceByCliName(name);
-  if (!r) throw new Error(`api-types serves no resource "${name}"`);
-  return r;
-}
-
+/** The resources the controllers read and write; reads and writes through them are typed by kind. */
 export const resources = {
-  pods: mustResource('pods'),
-  nodes: mustResource('nodes'),
-  events: mustResource('events'),
-  deployments: mustResource('deployments'),
-  replicaSets: mustResource('replicasets'),
-  daemonSets: mustResource('daemonsets'),
-  statefulSets: mustResource('statefulsets'),
-  jobs: mustResource('jobs'),
-  hpas: mustResource('horizontalpodautoscalers'),
+  pods: resourceOfKind('Pod'),
+  nodes: resourceOfKind('Node'),
+  events: resourceOfKind('Event'),
+  deployments: resourceOfKind('Deployment'),
+  replicaSets: resourceOfKind('ReplicaSet'),
+  daemonSets: resourceOfKind('DaemonSet'),
+  statefulSets: resourceOfKind('StatefulSet'),
+  jobs: resourceOfKind('Job'),
+  hpas: resourceOfKind('HorizontalPodAutoscaler'),
 } as const;
-
-/** The label Deployments and DaemonSets put on pods (and ReplicaSets) to tell template versions apart. */
-export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
-export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
-export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
-/**
- * ReplicaSet annotations a Deployment writes whenever it scales one: its spec.replicas, and that plus maxSurge,
- * at that time. An active ReplicaSet whose desired-replicas differs from the Deployment's marks a scaling event;
- * max-replicas is the size the ReplicaSets' proportions were taken against.
- */
-export const ANNOTATION_DESIRED_REPLICAS = 'deployment.kubernetes.io/desired-replicas';
-export const ANNOTATION_MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
 
 /** Being deleted (deletionTimestamp set: graceful, held by finalizers, or releasing its dependents): a controller must not act on it. */
 export function isGoing(o: { metadata: { deletionTimestamp?: string } }): boolean {

@@ -1,9 +1,9 @@
-import { matchesLabels, labelSelectorFromSpec } from '../../api-types/index.js';
+import { matchesLabels, labelSelectorFromSpec, LABEL_CONTROLLER_REVISION_HASH, TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE } from '../../api-types/index.js';
 import type { DaemonSet, DaemonSetStatus, Node, Pod, Toleration } from '../../api-types/index.js';
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
-  sameContent, scaledValue, templateHash, tolerationFor, LABEL_CONTROLLER_REVISION_HASH, isGoing,
+  sameContent, scaledValue, templateHash, tolerationFor, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -11,9 +11,9 @@ import type { Controller, ControllerDeps } from './controller.js';
 
 /** What every DaemonSet pod tolerates, as in Kubernetes: its node being unreachable, not ready or cordoned. */
 const DAEMON_TOLERATIONS: readonly Toleration[] = [
-  { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
-  { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
-  { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+  { key: TAINT_UNREACHABLE, operator: 'Exists', effect: 'NoExecute' },
+  { key: TAINT_NOT_READY, operator: 'Exists', effect: 'NoExecute' },
+  { key: TAINT_UNSCHEDULABLE, operator: 'Exists', effect: 'NoSchedule' },
 ];
 
 /**

@@ -2,11 +2,11 @@ import type { Condition, Deployment, DeploymentStatus, PodTemplateSpec, ReplicaS
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, ownedBy, controllerRefTo, templateHash, sameContent, scaledValue, withCondition,
-  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_DESIRED_REPLICAS, ANNOTATION_MAX_REPLICAS, isGoing,
-  controllerOf, isPodUnfinished,
+  isGoing, controllerOf, isPodUnfinished,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_DESIRED_REPLICAS, ANNOTATION_MAX_REPLICAS, LABEL_POD_TEMPLATE_HASH } from '../../api-types/index.js';
 
 /**
  * Rolls Deployments out through ReplicaSets, one per pod template (labelled pod-template-hash, annotated with

@@ -6,13 +6,12 @@ import {
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_JOB_NAME_LEGACY } from '../../api-types/index.js';
 
 /** Back-off before re-creating pods after failures: 10 s, doubled per failure, at most 6 minutes (as Kubernetes). */
 export const JOB_BACKOFF_BASE_MS = 10_000;
 export const JOB_BACKOFF_MAX_MS = 360_000;
 
-export const LABEL_JOB_NAME = 'batch.kubernetes.io/job-name';
-export const LABEL_CONTROLLER_UID = 'batch.kubernetes.io/controller-uid';
 
 /**
  * Runs a Job's pods to `completions` successes (default 1) with at most `parallelism` (default 1) running at
@@ -72,7 +71,7 @@ export function jobController(deps: ControllerDeps): Controller {
             requeueAfterMs = backoffUntil - now;
           } else if (wanted > 0) {
             const created = await Promise.all(Array.from({ length: wanted }, () => deps.objects.create(resources.pods, namespace, podFromTemplate(job.spec.template, owner, {
-              labels: { [LABEL_JOB_NAME]: name, [LABEL_CONTROLLER_UID]: job.metadata.uid ?? '', 'job-name': name },
+              labels: { [LABEL_JOB_NAME]: name, [LABEL_CONTROLLER_UID]: job.metadata.uid ?? '', [LABEL_JOB_NAME_LEGACY]: name },
             }))));
             active = [...active, ...(created as unknown as Pod[])];
             await events.record(owner, 'Normal', 'SuccessfulCreate', `Created ${wanted} pod(s)`);

@@ -1,4 +1,4 @@
-import { ANNOTATION_EVICTION_AT } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, TAINT_UNREACHABLE } from '../../api-types/index.js';
 import type { Condition, Node, Pod, Taint } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
@@ -8,7 +8,6 @@ import { deletePod } from './replicaset.js';
 import { settingsOf } from './controller.js';
 import type { Controller, ControllerDeps } from './controller.js';
 
-export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
 
 /** How often (clock ms) an unreachable node is looked at again: heartbeats are in memory and make no watch events. */
 const UNREACHABLE_POLL_MS = 1_000;

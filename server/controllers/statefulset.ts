@@ -2,14 +2,13 @@ import type { Pod, StatefulSet, StatefulSetStatus, Volume } from '../../api-type
 import type { StoredObject } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
-  sameContent, templateHash, LABEL_CONTROLLER_REVISION_HASH, isGoing,
+  sameContent, templateHash, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { LABEL_CONTROLLER_REVISION_HASH, LABEL_POD_INDEX, LABEL_STATEFULSET_POD_NAME } from '../../api-types/index.js';
 
-export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
-export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
 
 /**
  * StatefulSet pods have stable names NAME-0 .. NAME-(n-1) and stable volumes: each volumeClaimTemplate T

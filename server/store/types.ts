@@ -13,6 +13,9 @@ export interface StoredObject extends KubeObject {
   metadata: StoredMeta;
 }
 
+/** A stored object whose kind is known: the api-types type T, named as every stored object is. */
+export type Stored<T extends KubeObject = KubeObject> = T & { metadata: StoredMeta };
+
 /** A resource key names one collection: the plural for the core group ("pods"), plural.group otherwise ("deployments.apps"). */
 export type ResourceKey = string;
 
