@@ -99,8 +99,7 @@ export function statusObject(s: { code: number; reason?: string; message?: strin
   return status;
 }
 
-/** A watch stream line: `{"type":"ADDED|MODIFIED|DELETED","object":...}`. */
-export interface WatchEvent<T extends KubeObject = KubeObject> {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: T;
-}
+/** A watch stream line: `{"type":"ADDED|MODIFIED|DELETED","object":...}`; an ERROR line carries a Status (410 Expired, ...). */
+export type WatchEvent<T = KubeObject> =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T }
+  | { type: 'ERROR'; object: Status };

@@ -352,7 +352,7 @@ async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> 
     if (!boolFlag(a, 'watch')) return 0;
     const wanted = new Set(names);
     await client.watch<KubeObject>(listPath(r, a, { watch: 'true', resourceVersion: revision === '0' ? undefined : revision }), (e) => {
-      if (e.type === 'ERROR') throw new ApiClientError(String((e.object as unknown as { message?: string }).message ?? 'watch failed'), 410, 'Expired');
+      if (e.type === 'ERROR') throw new ApiClientError(e.object.message ?? 'watch failed', 410, 'Expired');
       if (wanted.size > 0 && !wanted.has(e.object.metadata.name ?? '')) return;
       io.out(formatObjects(r, [e.object] as never, format, { ...opts, noHeaders: true, single: true }));
     }, signal);

@@ -1,9 +1,9 @@
 // What the controllers share about cluster objects: the resources they read and write, work-queue keys,
 // owner references, pod readiness and pod templates.
 import { createHash } from 'node:crypto';
-import { resourceOfKind } from '../../api-types/index.js';
-import type { Condition, OwnerReference, Pod, PodTemplateSpec, Taint, Toleration } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import { isKind, resourceOfKind } from '../../api-types/index.js';
+import type { Condition, KubeObject, OwnerReference, Pod, PodTemplateSpec, Taint, Toleration } from '../../api-types/index.js';
+import type { Stored, StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects/service.js';
 import { resourceKey } from '../objects/service.js';
 
@@ -66,7 +66,7 @@ export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference
  * cached pods are shared and must not be mutated.
  */
 export class PodsByOwner {
-  readonly #byOwner = new Map<string, Map<string, Pod>>();
+  readonly #byOwner = new Map<string, Map<string, Stored<Pod>>>();
   readonly #ownerOf = new Map<string, string>();
   /** Ends the watch; undefined while the index is not built (before the first question, or after the store ended the watch). */
   #stopWatch: (() => void) | undefined;
@@ -75,12 +75,12 @@ export class PodsByOwner {
   constructor(readonly objects: ObjectService) {}
 
   /** The pods whose controller is `owner` (by uid, so a re-created owner of the same name does not adopt them). */
-  ownedBy(owner: StoredObject): Pod[] {
+  ownedBy(owner: Pick<KubeObject, 'metadata'>): Stored<Pod>[] {
     return owner.metadata.uid ? this.#bucket(owner.metadata.uid) : [];
   }
 
   /** Pods of `namespace` that no controller owns: candidates for adoption. */
-  unowned(namespace: string | undefined): Pod[] {
+  unowned(namespace: string | undefined): Stored<Pod>[] {
     return this.#bucket(UNOWNED).filter((p) => p.metadata.namespace === namespace);
   }
 
@@ -91,7 +91,7 @@ export class PodsByOwner {
     this.#stopWatch = undefined;
   }
 
-  #bucket(uid: string): Pod[] {
+  #bucket(uid: string): Stored<Pod>[] {
     if (!this.#stopWatch) this.#build();
     return [...(this.#byOwner.get(uid)?.values() ?? [])];
   }
@@ -101,14 +101,14 @@ export class PodsByOwner {
     this.#byOwner.clear();
     this.#ownerOf.clear();
     const { items, revision } = this.objects.list(resources.pods);
-    for (const p of items) this.#put(p as unknown as Pod);
+    for (const p of items) this.#put(p);
     this.#stopWatch = this.objects.store.hub.watch(resourceKey(resources.pods), undefined, revision, (e) => {
       if (e.type === 'DELETED') this.#remove(objectKey(e.object));
-      else this.#put(e.object as unknown as Pod);
+      else if (isKind(e.object, 'Pod')) this.#put(e.object);
     }, () => { this.#stopWatch = undefined; });
   }
 
-  #put(p: Pod): void {
+  #put(p: Stored<Pod>): void {
     const key = objectKey(p);
     this.#remove(key);
     const uid = controllerOf(p)?.uid ?? UNOWNED;

@@ -1,6 +1,5 @@
 import { resourceForKind, labelSelectorFromSpec, matchesLabels, cpuMillis, bytes } from '../../api-types/index.js';
-import type { Condition, HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus, LabelSelectorSpec, MetricSpec, Pod } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import type { Condition, HorizontalPodAutoscalerStatus, LabelSelectorSpec, MetricSpec } from '../../api-types/index.js';
 import { resources, objectKey, splitKey, isPodActive, sameContent, withCondition } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { settingsOf } from './controller.js';
@@ -30,7 +29,7 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
     allKeys: () => deps.objects.list(resources.hpas).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const hpa = deps.objects.get(resources.hpas, namespace, name) as HorizontalPodAutoscaler | undefined;
+      const hpa = deps.objects.get(resources.hpas, namespace, name);
       if (!hpa) return;
       const settings = settingsOf(deps);
       const now = deps.now();
@@ -95,7 +94,7 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
       if (desired !== current) {
         await deps.objects.patch(r, namespace, ref.name, { spec: { replicas: desired } });
         status.lastScaleTime = nowIso;
-        await events.record(hpa as unknown as StoredObject, 'Normal', 'SuccessfulRescale',
+        await events.record(hpa, 'Normal', 'SuccessfulRescale',
           `New size: ${desired}; reason: ${resourceName} resource utilization (percentage of request) ${desired > current ? 'above' : 'below'} target`);
       }
       return finish();
@@ -111,7 +110,7 @@ function measure(deps: ControllerDeps, namespace: string, selectorSpec: LabelSel
   if (!deps.metrics) return 'no metrics source: agents report pod usage to the server';
   if (!selectorSpec) return 'the target has no selector';
   const selector = labelSelectorFromSpec(selectorSpec);
-  const pods = (deps.objects.list(resources.pods, namespace).items as unknown as Pod[])
+  const pods = (deps.objects.list(resources.pods, namespace).items)
     .filter((p) => isPodActive(p) && p.spec.nodeName && matchesLabels(selector, p.metadata.labels));
   let requested = 0;
   let used = 0;
