@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { allResources, apiPath, resourceByCliName, resourceFor, resourceForKind, statusObject } from '../../api-types/index.js';
+import { allResources, apiPath, bindingResource, isKind, kindSchemas, resourceByCliName, resourceFor, resourceForKind, resourceOfKind, statusObject } from '../../api-types/index.js';
 
 // [cli name, expected kind]
 const cliNames: [string, string][] = [
@@ -69,6 +69,19 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
   const kinds = allResources.map((r) => r.kind).sort();
   assert.equal(kinds, ['ConfigMap', 'DaemonSet', 'Deployment', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
     'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
+});
+
+test('every kind in the table has a schema, and every schema a line in the table', () => {
+  const tableKinds = [...allResources, bindingResource].map((r) => r.kind).sort();
+  assert.equal(Object.keys(kindSchemas).sort(), tableKinds);
+  for (const kind of tableKinds) assert.is(resourceOfKind(kind as keyof typeof kindSchemas).kind, kind);
+  assert.throws(() => resourceOfKind('Scale' as never), /no entry in resources.ts/);
+});
+
+test('isKind narrows by kind', () => {
+  const o = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a' }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+  assert.ok(isKind(o, 'Pod'));
+  assert.not.ok(isKind(o, 'Node'));
 });
 
 test('scope and subresources', () => {

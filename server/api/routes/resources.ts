@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { parse as parseYaml } from 'yaml';
 import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
-import type { DeleteOptions, ResourceInfo, LabelSelectorSpec } from '../../../api-types/index.js';
+import type { DeleteOptions, ResourceInfo, LabelSelectorSpec, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
@@ -261,7 +261,7 @@ async function deleteOptions(c: Context): Promise<DeleteOptions> {
 }
 
 async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
-  const toScale = (o: StoredObject) => ({
+  const toScale = (o: StoredObject): Scale => ({
     kind: 'Scale', apiVersion: 'autoscaling/v1',
     metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
     spec: { replicas: (o.spec as { replicas?: number } | undefined)?.replicas ?? 0 },
