@@ -84,6 +84,14 @@ export function isKind<K extends Kind, T extends KubeObject>(o: T, kind: K): o i
   return o.kind === kind;
 }
 
+/** The kinds served with a `scale` subresource: their spec.replicas is what the Scale body reads and writes. */
+export const SCALABLE_KINDS = ['Deployment', 'ReplicaSet', 'StatefulSet'] as const;
+export type Scalable = ObjectsByKind[(typeof SCALABLE_KINDS)[number]];
+
+export function isScalable<T extends KubeObject>(o: T): o is T & Scalable {
+  return (SCALABLE_KINDS as readonly string[]).includes(o.kind);
+}
+
 /** The resource served at /api/v1/PLURAL (group '') or /apis/GROUP/VERSION/PLURAL. */
 export function resourceFor(group: string, version: string, plural: string): ResourceInfo | undefined {
   return byPath.get(`${group}/${version}/${plural}`);

@@ -1,4 +1,4 @@
-import { resourceForKind, labelSelectorFromSpec, matchesLabels, cpuMillis, bytes } from '../../api-types/index.js';
+import { isScalable, resourceForKind, labelSelectorFromSpec, matchesLabels, cpuMillis, bytes } from '../../api-types/index.js';
 import type { Condition, HorizontalPodAutoscalerStatus, LabelSelectorSpec, MetricSpec } from '../../api-types/index.js';
 import { resources, objectKey, splitKey, isPodActive, sameContent, withCondition } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
@@ -44,12 +44,12 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
       const ref = hpa.spec.scaleTargetRef;
       const r = resourceForKind(ref.apiVersion ?? 'apps/v1', ref.kind);
       const target = r?.subresources.includes('scale') ? deps.objects.get(r, namespace, ref.name) : undefined;
-      if (!r || !target) {
+      if (!r || !target || !isScalable(target)) {
         condition({ type: 'AbleToScale', status: 'False', reason: 'FailedGetScale', message: `the HPA controller was unable to get the target's current scale: ${ref.kind} ${ref.name} ${r ? 'not found' : 'is not a scalable kind'}` });
         return finish();
       }
       condition({ type: 'AbleToScale', status: 'True', reason: 'SucceededGetScale', message: 'the HPA controller was able to get the target\'s current scale' });
-      const spec = target.spec as { replicas?: number; selector?: LabelSelectorSpec };
+      const spec = target.spec;
       const current = spec.replicas ?? 1;
       status.currentReplicas = current;
       if (current === 0) {

@@ -1,4 +1,4 @@
-import { ANNOTATION_EVICTION_AT, TAINT_UNREACHABLE } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, TAINT_UNREACHABLE, isKind } from '../../api-types/index.js';
 import type { Condition, Node, Pod, Taint } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { Stored } from '../store/types.js';
@@ -51,7 +51,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
       {
         resource: resources.pods,
         keys: (e) => {
-          const node = (e.object.spec as { nodeName?: string } | undefined)?.nodeName;
+          const node = isKind(e.object, 'Pod') ? e.object.spec.nodeName : undefined;
           return e.type !== 'DELETED' && e.object.metadata.deletionTimestamp !== undefined && node && !nodeExists(node) ? [node] : [];
         },
       },

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { allResources, apiPath, bindingResource, isKind, kindSchemas, resourceByCliName, resourceFor, resourceForKind, resourceOfKind, statusObject } from '../../api-types/index.js';
+import { SCALABLE_KINDS, allResources, apiPath, bindingResource, isKind, kindSchemas, resourceByCliName, resourceFor, resourceForKind, resourceOfKind, statusObject } from '../../api-types/index.js';
 
 // [cli name, expected kind]
 const cliNames: [string, string][] = [
@@ -76,6 +76,7 @@ test('every kind in the table has a schema, and every schema a line in the table
   assert.equal(Object.keys(kindSchemas).sort(), tableKinds);
   for (const kind of tableKinds) assert.is(resourceOfKind(kind as keyof typeof kindSchemas).kind, kind);
   assert.throws(() => resourceOfKind('Scale' as never), /no entry in resources.ts/);
+  assert.equal(allResources.filter((r) => r.subresources.includes('scale')).map((r) => r.kind).sort(), [...SCALABLE_KINDS].sort());
 });
 
 test('isKind narrows by kind', () => {
