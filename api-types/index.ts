@@ -1,6 +1,7 @@
 // The object model shared by the server, the agent, the scheduler and the CLI.
 export * from './meta.js';
 export * from './objects.js';
+export * from './well-known.js';
 export * from './resources.js';
 export * from './quantity.js';
 export * from './names.js';

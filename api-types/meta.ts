@@ -1,38 +1,20 @@
 // Kubernetes object metadata, the generic object envelope, lists and the Status error body.
 // Field names follow Kubernetes exactly so that existing manifests and clients work unchanged.
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+import type { z } from 'zod';
+import type { deleteOptionsSchema, metadataSchema } from './validate.js';
 
 /**
- * Object metadata. `uid`, `resourceVersion`, `generation`, `creationTimestamp` and `deletionTimestamp` are
- * set by the server; clients may send them back unchanged (resourceVersion is the optimistic-lock token).
+ * Object metadata, as the metadata schema (validate.ts) parses it. `uid`, `resourceVersion`, `generation`,
+ * `creationTimestamp` and `deletionTimestamp` are set by the server; clients may send them back unchanged
+ * (resourceVersion is the optimistic-lock token).
  */
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  finalizers?: string[];
-}
+export type ObjectMeta = z.output<ReturnType<typeof metadataSchema>>;
+export type OwnerReference = NonNullable<ObjectMeta['ownerReferences']>[number];
 
 /** How deleting an owner treats its dependents (DeleteOptions.propagationPolicy), as in Kubernetes. */
-export type DeletionPropagation = 'Foreground' | 'Background' | 'Orphan';
-export const DELETION_PROPAGATIONS: readonly DeletionPropagation[] = ['Foreground', 'Background', 'Orphan'];
+export const DELETION_PROPAGATIONS = ['Foreground', 'Background', 'Orphan'] as const;
+export type DeletionPropagation = (typeof DELETION_PROPAGATIONS)[number];
 
 /** metadata.finalizers the garbage collector serves: release the dependents (Orphan), or delete them first (Foreground). */
 export const FINALIZER_ORPHAN_DEPENDENTS = 'orphan';
@@ -45,14 +27,7 @@ export const FINALIZER_KUBERNETES = 'kubernetes';
  * to stop (default spec.terminationGracePeriodSeconds; 0 removes the pod at once); a negative value means 1.
  * orphanDependents is the deprecated form of propagationPolicy (true: Orphan, false: Background).
  */
-export interface DeleteOptions {
-  kind?: 'DeleteOptions';
-  apiVersion?: string;
-  gracePeriodSeconds?: number;
-  propagationPolicy?: DeletionPropagation;
-  orphanDependents?: boolean;
-  preconditions?: { uid?: string; resourceVersion?: string };
-}
+export type DeleteOptions = z.output<typeof deleteOptionsSchema>;
 
 export interface ListMeta {
   resourceVersion?: string;
@@ -92,27 +67,39 @@ export interface StatusDetails {
   causes?: StatusCause[];
 }
 
-/** The Kubernetes error body every failed request returns. */
+/** The Kubernetes Status body: every failed request returns one, and some successful ones do (bindings, revocations). */
 export interface Status {
   kind: 'Status';
   apiVersion: 'v1';
   metadata: Record<string, never>;
   status: 'Failure' | 'Success';
-  message: string;
-  reason: string;
+  message?: string;
+  reason?: string;
   code: number;
   details?: StatusDetails;
 }
 
-/** Builds a failure Status; `details` is present only when given. */
-export function statusObject(code: number, reason: string, message: string, details?: StatusDetails): Status {
-  const status: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
-  if (details !== undefined) status.details = details;
+/** What a failed request reports: the HTTP code, a Kubernetes reason (NotFound, Conflict, Invalid, ...) and a message. */
+export interface Failure {
+  code: number;
+  reason: string;
+  message: string;
+  details?: StatusDetails;
+}
+
+/**
+ * The one Status builder: Success for a 2xx code, Failure otherwise; reason, message and details appear only
+ * when given.
+ */
+export function statusObject(s: { code: number; reason?: string; message?: string; details?: StatusDetails }): Status {
+  const status: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: s.code >= 200 && s.code < 300 ? 'Success' : 'Failure', code: s.code };
+  if (s.message !== undefined) status.message = s.message;
+  if (s.reason !== undefined) status.reason = s.reason;
+  if (s.details !== undefined) status.details = s.details;
   return status;
 }
 
-/** A watch stream line: `{"type":"ADDED|MODIFIED|DELETED","object":...}`. */
-export interface WatchEvent<T extends KubeObject = KubeObject> {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: T;
-}
+/** A watch stream line: `{"type":"ADDED|MODIFIED|DELETED","object":...}`; an ERROR line carries a Status (410 Expired, ...). */
+export type WatchEvent<T = KubeObject> =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T }
+  | { type: 'ERROR'; object: Status };

@@ -1,14 +1,21 @@
 // The one table of served resources, and the lookups the API router, the client and the CLI use.
+import type { KubeObject } from './meta.js';
+import type { Kind, ObjectsByKind } from './objects.js';
 
 export type Subresource = 'status' | 'scale';
 
-export interface ResourceInfo {
+/**
+ * One served resource. `K` is its kind when known at compile time (resourceOfKind('Pod')): reads and writes
+ * through such a handle are typed by the kind (ObjectOf<K>); a handle found at run time (from a URL or a CLI
+ * argument) is a plain ResourceInfo, whose objects are KubeObjects.
+ */
+export interface ResourceInfo<K extends string = string> {
   /** '' for the core group. */
   group: string;
   version: string;
   /** "v1" for core, else "GROUP/VERSION". */
   apiVersion: string;
-  kind: string;
+  kind: K;
   plural: string;
   singular: string;
   shortNames: readonly string[];
@@ -60,6 +67,29 @@ for (const r of allResources) {
     byCliName.set(`${r.singular}.${r.group}`, r);
     byCliName.set(`${r.plural}.${r.version}.${r.group}`, r);
   }
+}
+
+/** The type of the objects of kind K: the kind's type from objects.ts, or any KubeObject for a kind known only at run time. */
+export type ObjectOf<K extends string> = K extends Kind ? ObjectsByKind[K] : KubeObject;
+
+/** The resource of a kind with a schema (validate.ts) and a line in the table above; throws for any other. */
+export function resourceOfKind<K extends Kind>(kind: K): ResourceInfo<K> {
+  const r = kind === bindingResource.kind ? bindingResource : allResources.find((x) => x.kind === kind);
+  if (r === undefined) throw new Error(`api-types: kind ${kind} has no entry in resources.ts`);
+  return r as ResourceInfo<K>;
+}
+
+/** Whether `o` is of kind K, narrowing it to the kind's type (its fields are trusted to have passed the kind's schema). */
+export function isKind<K extends Kind, T extends KubeObject>(o: T, kind: K): o is T & ObjectsByKind[K] {
+  return o.kind === kind;
+}
+
+/** The kinds served with a `scale` subresource: their spec.replicas is what the Scale body reads and writes. */
+export const SCALABLE_KINDS = ['Deployment', 'ReplicaSet', 'StatefulSet'] as const;
+export type Scalable = ObjectsByKind[(typeof SCALABLE_KINDS)[number]];
+
+export function isScalable<T extends KubeObject>(o: T): o is T & Scalable {
+  return (SCALABLE_KINDS as readonly string[]).includes(o.kind);
 }
 
 /** The resource served at /api/v1/PLURAL (group '') or /apis/GROUP/VERSION/PLURAL. */

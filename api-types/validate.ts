@@ -8,11 +8,15 @@ import { z } from 'zod';
 import { DELETION_PROPAGATIONS, FINALIZER_KUBERNETES } from './meta.js';
 import type { DeleteOptions, KubeObject, ObjectMeta } from './meta.js';
 import { dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
+import { HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES } from './objects.js';
+import type {
+  Container, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
+  Service, StatefulSet,
+} from './objects.js';
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
-  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES,
-} from './objects.js';
-import type { Container, PodSpec, PriorityClass, Probe, ServicePort } from './objects.js';
+  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
+} from './well-known.js';
 import { parseQuantity } from './quantity.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
 import type { ResourceInfo } from './resources.js';
@@ -44,7 +48,7 @@ const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.
  * A time that may be null, meaning unset as in Kubernetes (`kubectl create --dry-run -o yaml` writes
  * `creationTimestamp: null`); the parsed object carries undefined instead, so its type stays `string`.
  */
-const nullableTime = time.nullable().optional().transform((v) => v ?? undefined);
+const nullableTime = time.nullable().transform((v) => v ?? undefined).optional();
 const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
 
 const quantity = z.union([z.string(), z.number()], { error: 'must be a quantity such as "500m", "2Gi" or 1' })
@@ -138,7 +142,8 @@ interface MetaRules {
   pod: boolean;
 }
 
-function metadataSchema(rules: MetaRules) {
+/** The metadata schema of a kind (or of a pod template); every variant has the same shape, ObjectMeta. */
+export function metadataSchema(rules: MetaRules) {
   return z.strictObject({
     name: str.optional(),
     generateName: str.optional(),
@@ -513,18 +518,25 @@ const podTemplate = z.strictObject({ metadata: templateMetadata.optional(), spec
 
 // ---- kind schemas --------------------------------------------------------------------------------------
 
-/** Builds the schema of one kind: apiVersion and kind literals, metadata by the kind's rules, and its fields. */
-function kindSchema<T extends z.core.$ZodLooseShape>(r: ResourceInfo, nameRule: (s: string) => string | undefined, fields: T) {
+/**
+ * Builds the schema of one kind: apiVersion and kind literals, metadata by the kind's rules, and its fields.
+ * The kind must be in the resource table (resources.ts), which says whether it is namespaced.
+ */
+function kindSchema<A extends string, K extends string, T extends z.core.$ZodLooseShape>(
+  apiVersion: A, kind: K, nameRule: (s: string) => string | undefined, fields: T,
+) {
+  const r = resourceForKind(apiVersion, kind);
+  if (r === undefined) throw new Error(`api-types: ${apiVersion}/${kind} has a schema but no entry in resources.ts`);
   return z.strictObject({
-    apiVersion: z.literal(r.apiVersion),
-    kind: z.literal(r.kind),
+    apiVersion: z.literal(apiVersion),
+    kind: z.literal(kind),
     metadata: metadataSchema({ name: nameRule, namespaced: r.namespaced, pod: r.kind === 'Pod' }),
     ...fields,
   });
 }
 
 /** Kubernetes' rule: `system-` names are the built-in classes only, with their values; others stay at or below 1e9. */
-function checkPriorityClass(ctx: Ctx, pc: Pick<PriorityClass, 'value' | 'globalDefault'> & { metadata: { name?: string | undefined } }): void {
+function checkPriorityClass(ctx: Ctx, pc: { value: number; globalDefault?: boolean | undefined; metadata: { name?: string | undefined } }): void {
   const name = pc.metadata.name ?? '';
   if (name.startsWith(SYSTEM_PRIORITY_CLASS_PREFIX)) {
     const known = SYSTEM_PRIORITY_CLASSES.find((c) => c.name === name);
@@ -562,12 +574,6 @@ function checkRestartPolicy(ctx: Ctx, template: { spec: { restartPolicy?: string
   if (!allowed.includes(policy)) {
     issue(ctx, ['spec', 'template', 'spec', 'restartPolicy'], `must be ${allowed.join(' or ')} for a ${kind} (got ${policy})`);
   }
-}
-
-function resourceOfKind(kind: string): ResourceInfo {
-  const r = kind === 'Binding' ? bindingResource : allResources.find((x) => x.kind === kind);
-  if (r === undefined) throw new Error(`no resource for kind ${kind}`);
-  return r;
 }
 
 const rollingUpdate = z.strictObject({ maxUnavailable: intOrString.optional(), maxSurge: intOrString.optional() });
@@ -642,12 +648,13 @@ const hpaScalingRules = z.strictObject({
   policies: z.array(z.strictObject({ type: z.enum(['Pods', 'Percent']), value: posInt, periodSeconds: posInt })).optional(),
 });
 
-const schemas = {
-  Namespace: kindSchema(resourceOfKind('Namespace'), dns1123LabelError, {
+/** The schema of every served kind (and of Binding bodies), by kind. objects.ts derives the kinds' types from these. */
+export const kindSchemas = {
+  Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
     status: z.strictObject({ phase: z.enum(['Active', 'Terminating']).optional(), conditions: conditions.optional() }).optional(),
   }),
-  Node: kindSchema(resourceOfKind('Node'), dns1123SubdomainError, {
+  Node: kindSchema('v1', 'Node', dns1123SubdomainError, {
     spec: z.strictObject({
       podCIDR: str.optional(),
       podCIDRs: strList.optional(),
@@ -697,11 +704,11 @@ const schemas = {
       }).optional(),
     }).optional(),
   }),
-  Pod: kindSchema(resourceOfKind('Pod'), dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),
-  Binding: kindSchema(resourceOfKind('Binding'), dns1123SubdomainError, {
+  Pod: kindSchema('v1', 'Pod', dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),
+  Binding: kindSchema('v1', 'Binding', dns1123SubdomainError, {
     target: objectReference.superRefine((t, ctx) => { if (!t.name) issue(ctx, ['name'], 'is required'); }),
   }),
-  Service: kindSchema(resourceOfKind('Service'), dns1123LabelError, {
+  Service: kindSchema('v1', 'Service', dns1123LabelError, {
     spec: serviceSpec.optional(),
     status: z.strictObject({
       loadBalancer: z.strictObject({
@@ -710,7 +717,7 @@ const schemas = {
       conditions: conditions.optional(),
     }).optional(),
   }),
-  ConfigMap: kindSchema(resourceOfKind('ConfigMap'), dns1123SubdomainError, {
+  ConfigMap: kindSchema('v1', 'ConfigMap', dns1123SubdomainError, {
     data: z.record(z.string(), z.string()).optional(),
     binaryData: z.record(z.string(), z.string()).optional(),
     immutable: bool.optional(),
@@ -722,7 +729,7 @@ const schemas = {
       if (o.data?.[key] !== undefined) issue(ctx, ['binaryData', key], `duplicate of key "${key}" in data`);
     }
   }),
-  Secret: kindSchema(resourceOfKind('Secret'), dns1123SubdomainError, {
+  Secret: kindSchema('v1', 'Secret', dns1123SubdomainError, {
     type: str.optional(),
     data: z.record(z.string(), z.string()).optional(),
     stringData: z.record(z.string(), z.string()).optional(),
@@ -732,7 +739,7 @@ const schemas = {
     configKeys(ctx, 'stringData', o.stringData);
     base64Values(ctx, 'data', o.data);
   }),
-  Event: kindSchema(resourceOfKind('Event'), dns1123SubdomainError, {
+  Event: kindSchema('v1', 'Event', dns1123SubdomainError, {
     involvedObject: objectReference,
     reason: str.optional(),
     message: str.optional(),
@@ -747,7 +754,7 @@ const schemas = {
     action: str.optional(),
     related: objectReference.optional(),
   }),
-  Lease: kindSchema(resourceOfKind('Lease'), dns1123SubdomainError, {
+  Lease: kindSchema('coordination.k8s.io/v1', 'Lease', dns1123SubdomainError, {
     spec: z.strictObject({
       holderIdentity: str.optional(),
       leaseDurationSeconds: posInt.optional(),
@@ -756,18 +763,18 @@ const schemas = {
       leaseTransitions: nonNegInt.optional(),
     }).optional(),
   }),
-  RuntimeClass: kindSchema(resourceOfKind('RuntimeClass'), dns1123SubdomainError, {
+  RuntimeClass: kindSchema('node.k8s.io/v1', 'RuntimeClass', dns1123SubdomainError, {
     handler: dnsLabel,
     overhead: z.strictObject({ podFixed: resourceList.optional() }).optional(),
     scheduling: z.strictObject({ nodeSelector: labels.optional(), tolerations: z.array(toleration).optional() }).optional(),
   }),
-  PriorityClass: kindSchema(resourceOfKind('PriorityClass'), dns1123SubdomainError, {
+  PriorityClass: kindSchema('scheduling.k8s.io/v1', 'PriorityClass', dns1123SubdomainError, {
     value: int32,
     globalDefault: bool.optional(),
     description: str.optional(),
     preemptionPolicy: preemptionPolicy.optional(),
   }).superRefine((o, ctx) => checkPriorityClass(ctx, o)),
-  Deployment: kindSchema(resourceOfKind('Deployment'), dns1123SubdomainError, {
+  Deployment: kindSchema('apps/v1', 'Deployment', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
@@ -795,7 +802,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'Deployment');
   }),
-  ReplicaSet: kindSchema(resourceOfKind('ReplicaSet'), dns1123SubdomainError, {
+  ReplicaSet: kindSchema('apps/v1', 'ReplicaSet', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
@@ -814,7 +821,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     if (o.spec.template !== undefined) checkRestartPolicy(ctx, o.spec.template, ['Always'], 'ReplicaSet');
   }),
-  DaemonSet: kindSchema(resourceOfKind('DaemonSet'), dns1123SubdomainError, {
+  DaemonSet: kindSchema('apps/v1', 'DaemonSet', dns1123SubdomainError, {
     spec: z.strictObject({
       selector: labelSelectorSpec,
       template: podTemplate,
@@ -838,7 +845,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'DaemonSet');
   }),
-  StatefulSet: kindSchema(resourceOfKind('StatefulSet'), dns1123SubdomainError, {
+  StatefulSet: kindSchema('apps/v1', 'StatefulSet', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
@@ -879,7 +886,7 @@ const schemas = {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'StatefulSet');
   }),
-  Job: kindSchema(resourceOfKind('Job'), dns1123SubdomainError, {
+  Job: kindSchema('batch/v1', 'Job', dns1123SubdomainError, {
     spec: z.strictObject({
       template: podTemplate,
       parallelism: nonNegInt.optional(),
@@ -904,7 +911,7 @@ const schemas = {
   }).superRefine((o, ctx) => {
     checkRestartPolicy(ctx, o.spec.template, ['OnFailure', 'Never'], 'Job');
   }),
-  HorizontalPodAutoscaler: kindSchema(resourceOfKind('HorizontalPodAutoscaler'), dns1123SubdomainError, {
+  HorizontalPodAutoscaler: kindSchema('autoscaling/v2', 'HorizontalPodAutoscaler', dns1123SubdomainError, {
     spec: z.strictObject({
       scaleTargetRef: z.strictObject({ apiVersion: str.optional(), kind: str, name: str }),
       minReplicas: posInt.optional(),
@@ -940,6 +947,15 @@ const schemas = {
     }).optional(),
   }),
 } satisfies Record<string, z.ZodType>;
+
+/** The autoscaling/v1 Scale body of the `scale` subresource: not stored, read and written through its parent. */
+export const scaleSchema = z.strictObject({
+  apiVersion: z.literal('autoscaling/v1'),
+  kind: z.literal('Scale'),
+  metadata: metadataSchema({ namespaced: true, pod: false }),
+  spec: z.strictObject({ replicas: nonNegInt.optional() }),
+  status: z.strictObject({ replicas: nonNegInt, selector: str.optional() }).optional(),
+});
 
 // ---- validation ----------------------------------------------------------------------------------------
 
@@ -995,17 +1011,17 @@ export function validateObject(input: unknown): ValidationResult {
       ? `apiVersion is missing for kind "${kind}"` : `unknown kind "${kind}" in apiVersion "${apiVersion}"`;
     return { ok: false, issues: [{ path: 'kind', message: `${what}; served kinds: ${known}` }] };
   }
-  const schema = schemas[resource.kind as keyof typeof schemas];
+  const schema = kindSchemas[resource.kind as keyof typeof kindSchemas];
   const parsed = schema.safeParse(input);
   if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) };
-  return { ok: true, object: parsed.data as unknown as KubeObject, resource };
+  return { ok: true, object: parsed.data, resource };
 }
 
-const deleteOptionsSchema = z.strictObject({
+export const deleteOptionsSchema = z.strictObject({
   kind: z.literal('DeleteOptions').optional(),
   apiVersion: z.enum(['v1', 'meta.k8s.io/v1']).optional(),
   gracePeriodSeconds: int.optional(),
-  propagationPolicy: z.enum(DELETION_PROPAGATIONS as [string, ...string[]], {
+  propagationPolicy: z.enum(DELETION_PROPAGATIONS, {
     error: (iss) => `Unsupported value: ${JSON.stringify(iss.input)}: supported values: ${DELETION_PROPAGATIONS.map((p) => `"${p}"`).join(', ')}`,
   }).optional(),
   orphanDependents: bool.optional(),
@@ -1023,8 +1039,7 @@ const deleteOptionsSchema = z.strictObject({
 export function validateDeleteOptions(input: unknown): { ok: true; options: DeleteOptions } | { ok: false; issues: ValidationIssue[] } {
   const parsed = deleteOptionsSchema.safeParse(input);
   if (!parsed.success) return { ok: false, issues: toIssues(parsed.error) };
-  const { orphanDependents, ...rest } = parsed.data;
-  const options = rest as DeleteOptions;
+  const { orphanDependents, ...options } = parsed.data;
   if (orphanDependents !== undefined) options.propagationPolicy = orphanDependents ? 'Orphan' : 'Background';
   return { ok: true, options };
 }
@@ -1069,32 +1084,26 @@ function defaultPodSpec(spec: PodSpec | undefined, restartPolicy: boolean): void
   for (const c of spec.initContainers ?? []) defaultContainer(c);
 }
 
-type Spec = Record<string, unknown> & {
-  template?: { spec?: PodSpec };
-  strategy?: { type?: string; rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string } };
-  updateStrategy?: { type?: string; rollingUpdate?: Record<string, number | string> };
-};
-
 /**
  * Returns a new object with the Kubernetes defaults filled in; fields already set are kept. Meant for
- * objects that passed validateObject.
+ * objects that passed validateObject, so that `kind` says which type the object has.
  */
 export function applyDefaults(object: KubeObject): KubeObject {
-  const o = structuredClone(object) as KubeObject & { spec?: Spec };
+  const o = structuredClone(object);
   const resource = resourceForKind(o.apiVersion, o.kind);
   o.metadata ??= {} as ObjectMeta;
   if (resource?.namespaced && o.kind !== 'Binding') o.metadata.namespace ??= 'default';
-  const spec = o.spec;
   switch (o.kind) {
     case 'Pod':
-      defaultPodSpec(spec as unknown as PodSpec, true);
+      defaultPodSpec((o as Pod).spec, true);
       break;
     case 'Namespace':
       // As Kubernetes' namespace registry: a new namespace is Active and held by the namespace controller's finalizer.
-      o.spec = { finalizers: [FINALIZER_KUBERNETES], ...(spec ?? {}) };
+      o.spec = { finalizers: [FINALIZER_KUBERNETES], ...(o.spec ?? {}) };
       o.status ??= { phase: 'Active' };
       break;
-    case 'Deployment':
+    case 'Deployment': {
+      const spec = (o as Deployment).spec;
       if (spec === undefined) break;
       spec.replicas ??= 1;
       spec.strategy ??= {};
@@ -1108,12 +1117,16 @@ export function applyDefaults(object: KubeObject): KubeObject {
       spec.progressDeadlineSeconds ??= 600;
       defaultPodSpec(spec.template?.spec, true);
       break;
-    case 'ReplicaSet':
+    }
+    case 'ReplicaSet': {
+      const spec = (o as ReplicaSet).spec;
       if (spec === undefined) break;
       spec.replicas ??= 1;
       defaultPodSpec(spec.template?.spec, true);
       break;
-    case 'DaemonSet':
+    }
+    case 'DaemonSet': {
+      const spec = (o as DaemonSet).spec;
       if (spec === undefined) break;
       spec.updateStrategy ??= {};
       spec.updateStrategy.type ??= 'RollingUpdate';
@@ -1125,7 +1138,9 @@ export function applyDefaults(object: KubeObject): KubeObject {
       spec.revisionHistoryLimit ??= 10;
       defaultPodSpec(spec.template?.spec, true);
       break;
-    case 'StatefulSet':
+    }
+    case 'StatefulSet': {
+      const spec = (o as StatefulSet).spec;
       if (spec === undefined) break;
       spec.replicas ??= 1;
       spec.podManagementPolicy ??= 'OrderedReady';
@@ -1138,7 +1153,9 @@ export function applyDefaults(object: KubeObject): KubeObject {
       spec.revisionHistoryLimit ??= 10;
       defaultPodSpec(spec.template?.spec, true);
       break;
-    case 'Job':
+    }
+    case 'Job': {
+      const spec = (o as Job).spec;
       if (spec === undefined) break;
       spec.parallelism ??= 1;
       spec.completions ??= 1;
@@ -1147,27 +1164,30 @@ export function applyDefaults(object: KubeObject): KubeObject {
       spec.suspend ??= false;
       defaultPodSpec(spec.template?.spec, false);
       break;
-    case 'HorizontalPodAutoscaler':
+    }
+    case 'HorizontalPodAutoscaler': {
+      const spec = (o as HorizontalPodAutoscaler).spec;
       if (spec === undefined) break;
       spec.minReplicas ??= 1;
       spec.metrics ??= [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } }];
       break;
+    }
     case 'Service': {
-      o.spec ??= {};
-      const s = o.spec as { type?: string; sessionAffinity?: string; ports?: ServicePort[] };
-      s.type ??= 'ClusterIP';
-      s.sessionAffinity ??= 'None';
-      for (const p of s.ports ?? []) {
+      const svc = o as Service;
+      svc.spec ??= {};
+      svc.spec.type ??= 'ClusterIP';
+      svc.spec.sessionAffinity ??= 'None';
+      for (const p of svc.spec.ports ?? []) {
         p.protocol ??= 'TCP';
         p.targetPort ??= p.port;
       }
       break;
     }
     case 'Secret':
-      o.type ??= 'Opaque';
+      (o as Secret).type ??= 'Opaque';
       break;
     case 'PriorityClass':
-      (o as unknown as PriorityClass).preemptionPolicy ??= 'PreemptLowerPriority';
+      (o as PriorityClass).preemptionPolicy ??= 'PreemptLowerPriority';
       break;
   }
   return o;

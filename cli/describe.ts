@@ -1,11 +1,10 @@
 import { stringify as toYaml } from 'yaml';
-import type { KubeObject } from '../api-types/index.js';
+import { ANNOTATION_ASSIGNED_GPUS, isKind } from '../api-types/index.js';
+import type { Condition, Container, ContainerStateTerminated, ContainerStatus, Deployment, Event, KubeObject, Node, Pod } from '../api-types/index.js';
 import { age, nodeStatusText, podStatusText, renderTable } from './printers.js';
 
-type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
 /** kubectl-style `describe`: common metadata, a section per kind, then the object's Events. */
-export function describeObject(o: Obj, events: Obj[], now = Date.now()): string {
+export function describeObject(o: KubeObject, events: readonly Event[], now = Date.now()): string {
   const lines: string[] = [];
   const field = (k: string, v: unknown, indent = 0) => lines.push(`${' '.repeat(indent)}${`${k}:`.padEnd(Math.max(20 - indent, k.length + 2))}${v === undefined || v === '' ? '<none>' : String(v)}`);
   const map = (k: string, m: Record<string, string> | undefined) => {
@@ -18,16 +17,16 @@ export function describeObject(o: Obj, events: Obj[], now = Date.now()): string 
   map('Labels', o.metadata.labels);
   map('Annotations', o.metadata.annotations);
   field('CreationTimestamp', o.metadata.creationTimestamp);
-  switch (o.kind) {
-    case 'Pod': describePod(o, field, lines); break;
-    case 'Deployment': describeDeployment(o, field, lines); break;
-    case 'Node': describeNode(o, field, lines); break;
-    default:
-      for (const key of ['spec', 'data', 'status'] as const) {
-        if (o[key] === undefined) continue;
-        lines.push(`${key[0]!.toUpperCase()}${key.slice(1)}:`);
-        lines.push(...toYaml(key === 'data' && o.kind === 'Secret' ? Object.fromEntries(Object.keys(o.data ?? {}).map((k) => [k, '<hidden>'])) : o[key]).trimEnd().split('\n').map((l) => `  ${l}`));
-      }
+  if (isKind(o, 'Pod')) describePod(o, field, lines);
+  else if (isKind(o, 'Deployment')) describeDeployment(o, field, lines);
+  else if (isKind(o, 'Node')) describeNode(o, field, lines);
+  else {
+    for (const key of ['spec', 'data', 'status'] as const) {
+      if (o[key] === undefined) continue;
+      lines.push(`${key[0]!.toUpperCase()}${key.slice(1)}:`);
+      const value = key === 'data' && isKind(o, 'Secret') ? Object.fromEntries(Object.keys(o.data ?? {}).map((k) => [k, '<hidden>'])) : o[key];
+      lines.push(...toYaml(value).trimEnd().split('\n').map((l) => `  ${l}`));
+    }
   }
   lines.push('Events:');
   if (events.length === 0) lines.push('  <none>');
@@ -40,12 +39,12 @@ export function describeObject(o: Obj, events: Obj[], now = Date.now()): string 
 
 type Field = (k: string, v: unknown, indent?: number) => void;
 
-function describePod(p: Obj, field: Field, lines: string[]): void {
+function describePod(p: Pod, field: Field, lines: string[]): void {
   field('Node', p.spec?.nodeName);
   field('Status', podStatusText(p));
   field('IP', p.status?.podIP);
-  field('GPUs', p.metadata.annotations?.['flotilla.io/assigned-gpus']);
-  if ((p.spec?.initContainers ?? []).length > 0) {
+  field('GPUs', p.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS]);
+  if (p.spec.initContainers?.length) {
     lines.push('Init Containers:');
     describeContainers(p.spec.initContainers, p.status?.initContainerStatuses, field, lines);
   }
@@ -54,15 +53,19 @@ function describePod(p: Obj, field: Field, lines: string[]): void {
   conditions(p.status?.conditions, lines);
 }
 
-function describeContainers(containers: any[], statuses: any[] | undefined, field: Field, lines: string[]): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+/** The three states of a container; at most one is set. */
+const CONTAINER_STATES = ['waiting', 'running', 'terminated'] as const;
+
+function describeContainers(containers: readonly Container[], statuses: readonly ContainerStatus[] | undefined, field: Field, lines: string[]): void {
   for (const c of containers) {
-    const cs = (statuses ?? []).find((s: { name: string }) => s.name === c.name);
+    const cs = (statuses ?? []).find((s) => s.name === c.name);
     lines.push(`  ${c.name}:`);
     field('Image', c.image, 4);
     if (c.command) field('Command', c.command.join(' '), 4);
     if (c.args) field('Args', c.args.join(' '), 4);
-    const state = cs?.state ? Object.keys(cs.state)[0] : undefined;
-    const detail = state ? cs.state[state] : undefined;
+    const states = cs?.state ?? {};
+    const state = CONTAINER_STATES.find((k) => states[k] !== undefined);
+    const detail: Partial<ContainerStateTerminated> | undefined = state && states[state];
     field('State', state ? `${state[0]!.toUpperCase()}${state.slice(1)}${detail?.reason ? ` (${detail.reason})` : ''}${detail?.exitCode !== undefined ? ` exit code ${detail.exitCode}` : ''}` : 'Waiting', 4);
     if (detail?.message) field('Message', detail.message, 4);
     field('Ready', cs?.ready ? 'True' : 'False', 4);
@@ -74,7 +77,7 @@ function describeContainers(containers: any[], statuses: any[] | undefined, fiel
   }
 }
 
-function describeDeployment(d: Obj, field: Field, lines: string[]): void {
+function describeDeployment(d: Deployment, field: Field, lines: string[]): void {
   const s = d.status ?? {};
   field('Selector', Object.entries(d.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(','));
   field('Replicas', `${d.spec?.replicas ?? 0} desired | ${s.updatedReplicas ?? 0} updated | ${s.replicas ?? 0} total | ${s.availableReplicas ?? 0} available | ${s.unavailableReplicas ?? 0} unavailable`);
@@ -85,16 +88,16 @@ function describeDeployment(d: Obj, field: Field, lines: string[]): void {
   for (const c of d.spec?.template?.spec?.containers ?? []) {
     lines.push(`  ${c.name}:`);
     field('Image', c.image, 4);
-    const ports = (c.ports ?? []).map((p: { containerPort: number; protocol?: string }) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).join(', ');
+    const ports = (c.ports ?? []).map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).join(', ');
     if (ports) field('Ports', ports, 4);
   }
   conditions(s.conditions, lines);
 }
 
-function describeNode(n: Obj, field: Field, lines: string[]): void {
+function describeNode(n: Node, field: Field, lines: string[]): void {
   field('Status', nodeStatusText(n));
   field('Unschedulable', n.spec?.unschedulable ? 'true' : 'false');
-  const taints = (n.spec?.taints ?? []).map((t: { key: string; value?: string; effect: string }) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ');
+  const taints = (n.spec?.taints ?? []).map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ');
   field('Taints', taints);
   lines.push('Addresses:');
   for (const a of n.status?.addresses ?? []) field(a.type, a.address, 2);
@@ -112,7 +115,7 @@ function describeNode(n: Obj, field: Field, lines: string[]): void {
   conditions(n.status?.conditions, lines);
 }
 
-function conditions(list: { type: string; status: string; reason?: string; message?: string }[] | undefined, lines: string[]): void {
+function conditions(list: readonly Condition[] | undefined, lines: string[]): void {
   lines.push('Conditions:');
   if (!list || list.length === 0) { lines.push('  <none>'); return; }
   const rows = list.map((c) => [c.type, c.status, c.reason ?? '', c.message ?? '']);

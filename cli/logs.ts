@@ -42,8 +42,9 @@ export async function* streamLog(client: ApiClient, r: LogRequest, signal: Abort
   const decoder = new TextDecoder();
   let pending = '';
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      pending += decoder.decode(chunk, { stream: true });
+    const reader = res.body.getReader();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      pending += decoder.decode(chunk.value, { stream: true });
       let nl: number;
       while ((nl = pending.indexOf('\n')) >= 0) {
         yield pending.slice(0, nl);

@@ -1,8 +1,8 @@
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiPath, resourceByCliName } from '../api-types/index.js';
-import type { DeleteOptions, DeletionPropagation, KubeObject, ResourceInfo } from '../api-types/index.js';
+import { apiPath, resourceByCliName, resourceOfKind } from '../api-types/index.js';
+import type { DeleteOptions, DeletionPropagation, Event, KubeObject, List, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
 import type { ApiClient } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
@@ -349,14 +349,14 @@ async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> 
     if (items.length === 0 && (format === 'table' || format === 'wide')) {
       io.err(boolFlag(a, 'all-namespaces') || !r.namespaced ? 'No resources found\n' : `No resources found in ${namespaceOf(a)} namespace.\n`);
     } else {
-      io.out(formatObjects(r, items as never, format, opts));
+      io.out(formatObjects(r, items, format, opts));
     }
     if (!boolFlag(a, 'watch')) return 0;
     const wanted = new Set(names);
     await client.watch<KubeObject>(listPath(r, a, { watch: 'true', resourceVersion: revision === '0' ? undefined : revision }), (e) => {
-      if (e.type === 'ERROR') throw new ApiClientError(String((e.object as unknown as { message?: string }).message ?? 'watch failed'), 410, 'Expired');
+      if (e.type === 'ERROR') throw new ApiClientError(e.object.message ?? 'watch failed', 410, 'Expired');
       if (wanted.size > 0 && !wanted.has(e.object.metadata.name ?? '')) return;
-      io.out(formatObjects(r, [e.object] as never, format, { ...opts, noHeaders: true, single: true }));
+      io.out(formatObjects(r, [e.object], format, { ...opts, noHeaders: true, single: true }));
     }, signal);
     return 0;
   } finally {
@@ -378,9 +378,9 @@ async function describe(a: ParsedArgs, io: Io): Promise<number> {
     const out: string[] = [];
     for (const o of objects) {
       const q = new URLSearchParams({ fieldSelector: `involvedObject.name=${o.metadata.name},involvedObject.kind=${o.kind}` });
-      const eventsPath = `${apiPath(resourceByCliName('events')!, o.metadata.namespace ?? 'default')}?${q}`;
-      const events = (await client.request<{ items: KubeObject[] }>('GET', eventsPath)).items;
-      out.push(describeObject(o as never, events as never));
+      const eventsPath = `${apiPath(resourceOfKind('Event'), o.metadata.namespace ?? 'default')}?${q}`;
+      const events = (await client.request<List<Event>>('GET', eventsPath)).items;
+      out.push(describeObject(o, events));
     }
     io.out(out.join('\n\n'));
     return 0;

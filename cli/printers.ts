@@ -1,9 +1,8 @@
 import { stringify as toYaml } from 'yaml';
-import { ANNOTATION_EVICTION_AT } from '../api-types/index.js';
-import type { KubeObject, ResourceInfo } from '../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
+import type { Container, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo } from '../api-types/index.js';
 
-type Obj = KubeObject & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-type Column = [header: string, value: (o: Obj, now: number) => string];
+type Column<T = KubeObject> = [header: string, value: (o: T, now: number) => string];
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 
@@ -23,7 +22,7 @@ export function age(timestamp: string | undefined, now: number): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-export function podStatusText(p: Obj): string {
+export function podStatusText(p: Pick<Pod, 'metadata' | 'spec' | 'status'>): string {
   if (p.metadata.deletionTimestamp) return 'Terminating';
   const init = initStatusText(p);
   if (init) return init;
@@ -36,10 +35,9 @@ export function podStatusText(p: Obj): string {
 }
 
 /** kubectl's reading of the first init container that has not succeeded: Init:N/M, Init:REASON; none when all did. */
-function initStatusText(p: Obj): string | undefined {
+function initStatusText(p: Pick<Pod, 'spec' | 'status'>): string | undefined {
   const total = (p.spec?.initContainers ?? []).length;
-  const statuses: Array<{ state?: { waiting?: { reason?: string }; terminated?: { exitCode?: number; reason?: string } } }> = p.status?.initContainerStatuses ?? [];
-  for (const [i, cs] of statuses.entries()) {
+  for (const [i, cs] of (p.status?.initContainerStatuses ?? []).entries()) {
     const terminated = cs.state?.terminated;
     if (terminated && terminated.exitCode === 0) continue;
     if (terminated) return terminated.reason ? `Init:${terminated.reason}` : `Init:ExitCode:${terminated.exitCode}`;
@@ -50,15 +48,15 @@ function initStatusText(p: Obj): string | undefined {
   return undefined;
 }
 
-function podReady(p: Obj): string {
+function podReady(p: Pod): string {
   const total = (p.spec?.containers ?? []).length;
-  const ready = (p.status?.containerStatuses ?? []).filter((c: { ready?: boolean }) => c.ready).length;
+  const ready = (p.status?.containerStatuses ?? []).filter((c) => c.ready).length;
   return `${ready}/${total}`;
 }
 
 /** Ready / NotReady, cordoned, and for an unreachable node the countdown to moving its pods away. */
-export function nodeStatusText(n: Obj, now = Date.now()): string {
-  const ready = (n.status?.conditions ?? []).find((c: { type: string }) => c.type === 'Ready');
+export function nodeStatusText(n: Node, now = Date.now()): string {
+  const ready = (n.status?.conditions ?? []).find((c) => c.type === 'Ready');
   let s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
   if (n.spec?.unschedulable) s += ',SchedulingDisabled';
   const evictAt = n.metadata.annotations?.[ANNOTATION_EVICTION_AT];
@@ -73,36 +71,44 @@ const name: Column = ['NAME', (o) => o.metadata.name ?? ''];
 const ageCol: Column = ['AGE', (o, now) => age(o.metadata.creationTimestamp, now)];
 const count = (v: unknown): string => String(typeof v === 'number' ? v : 0);
 
+/**
+ * A kind's columns, typed by the kind, for the table of its resource: an object of another kind (which its
+ * resource never serves) shows empty cells.
+ */
+function of<K extends Kind>(kind: K, columns: Column<ObjectsByKind[K]>[]): Column[] {
+  return columns.map(([header, value]) => [header, (o, now) => (isKind(o, kind) ? value(o, now) : '')]);
+}
+
 /** Columns per resource plural: [normal, extra columns for -o wide]. */
 const tables: Record<string, [Column[], Column[]]> = {
-  pods: [[name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String([...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].reduce((n: number, c: { restartCount?: number }) => n + (c.restartCount ?? 0), 0))], ageCol],
-    [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.['flotilla.io/assigned-gpus'] ?? '<none>']]],
-  deployments: [[name, ['READY', (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`], ['UP-TO-DATE', (d) => count(d.status?.updatedReplicas)], ['AVAILABLE', (d) => count(d.status?.availableReplicas)], ageCol],
-    [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
-  replicasets: [[name, ['DESIRED', (r) => count(r.spec?.replicas)], ['CURRENT', (r) => count(r.status?.replicas)], ['READY', (r) => count(r.status?.readyReplicas)], ageCol],
-    [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]]],
-  nodes: [[name, ['STATUS', (n, now) => nodeStatusText(n, now)], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.split('/')[1]).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']],
-    [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a: { type: string }) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.['kubernetes.io/arch'] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]]],
-  services: [[name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP ?? '<none>'], ['EXTERNAL-IP', (s) => (s.spec?.externalIPs ?? []).join(',') || '<none>'], ['PORT(S)', (s) => (s.spec?.ports ?? []).map((p: { port: number; nodePort?: number; protocol?: string }) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>'], ageCol],
-    [['SELECTOR', (s) => Object.entries(s.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>']]],
-  configmaps: [[name, ['DATA', (c) => String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length)], ageCol], []],
-  secrets: [[name, ['TYPE', (s) => s.type ?? 'Opaque'], ['DATA', (s) => String(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }).length)], ageCol], []],
-  namespaces: [[name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol], []],
-  runtimeclasses: [[name, ['HANDLER', (r) => r.handler ?? ''], ageCol], []],
-  priorityclasses: [[name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol], []],
-  events: [[['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']], []],
+  pods: [of('Pod', [name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String([...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].reduce((n, c) => n + (c.restartCount ?? 0), 0))], ageCol]),
+    of('Pod', [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS] ?? '<none>']])],
+  deployments: [of('Deployment', [name, ['READY', (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`], ['UP-TO-DATE', (d) => count(d.status?.updatedReplicas)], ['AVAILABLE', (d) => count(d.status?.availableReplicas)], ageCol]),
+    of('Deployment', [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]])],
+  replicasets: [of('ReplicaSet', [name, ['DESIRED', (r) => count(r.spec?.replicas)], ['CURRENT', (r) => count(r.status?.replicas)], ['READY', (r) => count(r.status?.readyReplicas)], ageCol]),
+    of('ReplicaSet', [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]])],
+  nodes: [of('Node', [name, ['STATUS', (n, now) => nodeStatusText(n, now)], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith(LABEL_NODE_ROLE_PREFIX)).map((k) => k.slice(LABEL_NODE_ROLE_PREFIX.length)).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']]),
+    of('Node', [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.[LABEL_ARCH] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]])],
+  services: [of('Service', [name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP ?? '<none>'], ['EXTERNAL-IP', (s) => (s.spec?.externalIPs ?? []).join(',') || '<none>'], ['PORT(S)', (s) => (s.spec?.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>'], ageCol]),
+    of('Service', [['SELECTOR', (s) => Object.entries(s.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>']])],
+  configmaps: [of('ConfigMap', [name, ['DATA', (c) => String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length)], ageCol]), []],
+  secrets: [of('Secret', [name, ['TYPE', (s) => s.type ?? 'Opaque'], ['DATA', (s) => String(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }).length)], ageCol]), []],
+  namespaces: [of('Namespace', [name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol]), []],
+  runtimeclasses: [of('RuntimeClass', [name, ['HANDLER', (r) => r.handler ?? ''], ageCol]), []],
+  priorityclasses: [of('PriorityClass', [name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol]), []],
+  events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
 
-function containers(o: Obj): { name: string; image: string }[] {
-  return o.spec?.template?.spec?.containers ?? [];
+function containers(o: Pick<ReplicaSet, 'spec'>): Container[] {
+  return o.spec.template?.spec.containers ?? [];
 }
 
-function selector(o: Obj): string {
-  return Object.entries(o.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+function selector(o: Pick<ReplicaSet, 'spec'>): string {
+  return Object.entries(o.spec.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-function gpuSummary(n: Obj): string {
-  const gpus: { model: string; memory: string }[] = n.status?.gpus ?? [];
+function gpuSummary(n: Node): string {
+  const gpus = n.status?.gpus ?? [];
   if (gpus.length === 0) return '<none>';
   const byModel = new Map<string, number>();
   for (const g of gpus) byModel.set(`${g.model} ${g.memory}`, (byModel.get(`${g.model} ${g.memory}`) ?? 0) + 1);
@@ -110,7 +116,7 @@ function gpuSummary(n: Obj): string {
 }
 
 /** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects). */
-export function formatObjects(resource: ResourceInfo, items: Obj[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean }): string {
+export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean }): string {
   if (format === 'json' || format === 'yaml') {
     const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } };
     return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc);
@@ -118,7 +124,7 @@ export function formatObjects(resource: ResourceInfo, items: Obj[], format: Outp
   const qualified = resource.group ? `${resource.singular}.${resource.group}` : resource.singular;
   if (format === 'name') return items.map((o) => `${qualified}/${o.metadata.name}\n`).join('');
   const [cols, wide] = tables[resource.plural] ?? [[name, ageCol], []];
-  const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: Obj) => o.metadata.namespace ?? ''] as Column] : []), ...cols, ...(format === 'wide' ? wide : [])];
+  const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: KubeObject) => o.metadata.namespace ?? ''] as Column] : []), ...cols, ...(format === 'wide' ? wide : [])];
   const now = opts.now ?? Date.now();
   const rows = items.map((o) => columns.map(([, f]) => f(o, now)));
   return renderTable(columns.map(([h]) => h), rows, opts.noHeaders ?? false);

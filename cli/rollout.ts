@@ -1,22 +1,18 @@
 // `flotilla rollout status|history|undo|pause|resume|restart deployment/NAME`: Deployment rollouts through the
 // API only. Undo puts an old ReplicaSet's template back into the Deployment; the controller then reuses that
 // ReplicaSet and gives it the next revision number.
-import { apiPath, resourceByCliName } from '../api-types/index.js';
+import { apiPath, resourceByCliName, ANNOTATION_CHANGE_CAUSE, ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_RESTARTED_AT, LABEL_POD_TEMPLATE_HASH } from '../api-types/index.js';
 import type { Deployment, PodTemplateSpec, ReplicaSet } from '../api-types/index.js';
 import { stringFlag, boolFlag, UsageError } from './args.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand } from './command.js';
 
-export const ANNOTATION_REVISION = 'deployment.kubernetes.io/revision';
-export const ANNOTATION_CHANGE_CAUSE = 'kubernetes.io/change-cause';
-export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
-const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
 
 const deployments = resourceByCliName('deployments')!;
 const replicaSets = resourceByCliName('replicasets')!;
 
 export function revisionOf(rs: ReplicaSet): number {
-  const n = Number(rs.metadata.annotations?.[ANNOTATION_REVISION] ?? 0);
+  const n = Number(rs.metadata.annotations?.[ANNOTATION_DEPLOYMENT_REVISION] ?? 0);
   return Number.isInteger(n) ? n : 0;
 }
 

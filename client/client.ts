@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
+import type { WatchEvent } from '../api-types/index.js';
 
 /** A failed API call: the server's Status (code, reason, message), or a transport failure with code 0. */
 export class ApiClientError extends Error {
@@ -9,7 +10,7 @@ export class ApiClientError extends Error {
   }
 }
 
-export interface WatchEvent<T = Record<string, unknown>> { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'ERROR' | 'BOOKMARK'; object: T }
+export type { WatchEvent };
 
 /**
  * Which server a client talks to when it knows several: the current choice, and a way to say it failed so the

@@ -6,6 +6,7 @@
 // the quantities the API validates and the scheduler parses.
 import { bytes, cpuMillis, formatBytes, formatCpu } from '../api-types/quantity.js';
 import type { RawHardware } from './probe.js';
+import { GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_COUNT, LABEL_GPU_MEMORY, LABEL_GPU_MODEL, LABEL_GPU_VENDOR, LABEL_HOSTNAME, LABEL_OS, LABEL_PI_MODEL } from '../api-types/index.js';
 
 export type GpuHealth = 'Healthy' | 'Unhealthy';
 
@@ -100,22 +101,22 @@ export function normaliseInventory(raw: RawHardware, opts: InventoryOptions = {}
   const gpus = collectGpus(raw, jetsonModel, opts.gpuHealth ?? {});
 
   const labels: Record<string, string> = {
-    'kubernetes.io/arch': architecture,
-    'kubernetes.io/os': operatingSystem,
-    'kubernetes.io/hostname': hostname,
-    'flotilla.io/gpu.count': String(gpus.length),
+    [LABEL_ARCH]: architecture,
+    [LABEL_OS]: operatingSystem,
+    [LABEL_HOSTNAME]: hostname,
+    [LABEL_GPU_COUNT]: String(gpus.length),
   };
   if (gpus.length > 0) {
     // A node label holds one value; where the GPUs differ, vendor and model say "mixed" and memory gives the
     // smallest GPU, so that a selector on gpu.memory promises every GPU at least that much. Per-GPU placement
     // reads status.gpus, not these labels.
-    labels['flotilla.io/gpu.vendor'] = labelSafe(sameOrMixed(gpus.map((g) => g.vendor)));
-    labels['flotilla.io/gpu.model'] = labelSafe(sameOrMixed(gpus.map((g) => g.model)));
-    labels['flotilla.io/gpu.memory'] = formatBytes(Math.min(...gpus.map((g) => bytes(g.memory))));
+    labels[LABEL_GPU_VENDOR] = labelSafe(sameOrMixed(gpus.map((g) => g.vendor)));
+    labels[LABEL_GPU_MODEL] = labelSafe(sameOrMixed(gpus.map((g) => g.model)));
+    labels[LABEL_GPU_MEMORY] = formatBytes(Math.min(...gpus.map((g) => bytes(g.memory))));
   }
   if (piModel !== undefined) {
     // The board revision ("Rev 1.4") is left out of the label so that one selector matches every revision.
-    labels['flotilla.io/pi.model'] = labelSafe(piModel.replace(/\s+Rev\s+[\d.]+$/i, ''));
+    labels[LABEL_PI_MODEL] = labelSafe(piModel.replace(/\s+Rev\s+[\d.]+$/i, ''));
   }
 
   const cpuMilli = raw.cpu.cores * 1000;
@@ -127,8 +128,8 @@ export function normaliseInventory(raw: RawHardware, opts: InventoryOptions = {}
   };
   const nvidiaCount = gpus.filter((g) => g.vendor === 'nvidia').length;
   const amdCount = gpus.filter((g) => g.vendor === 'amd').length;
-  if (nvidiaCount > 0) capacity['nvidia.com/gpu'] = String(nvidiaCount);
-  if (amdCount > 0) capacity['amd.com/gpu'] = String(amdCount);
+  if (nvidiaCount > 0) capacity[GPU_RESOURCE_NVIDIA] = String(nvidiaCount);
+  if (amdCount > 0) capacity[GPU_RESOURCE_AMD] = String(amdCount);
 
   const reservedCpu = opts.reserved?.cpu === undefined ? 0 : cpuMillis(opts.reserved.cpu);
   const reservedMemory = opts.reserved?.memory === undefined ? 0 : bytes(opts.reserved.memory);

@@ -14,7 +14,7 @@
 // was away); containers of them that survived an agent restart keep running until the fence time passes.
 import { PodEventSink } from './pod-events.js';
 import pino, { type Logger } from 'pino';
-import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject, type WatchEvent } from './api-client.js';
+import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject } from './api-client.js';
 import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-objects.js';
 import { PodCache } from './pod-cache.js';
 import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec } from './pod-worker.js';
@@ -221,7 +221,7 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
     let resourceVersion = list.metadata.resourceVersion ?? '0';
     for (;;) {
       let chain = Promise.resolve();
-      await config.api.watchPods(config.nodeName, resourceVersion, (e: WatchEvent<Pod>) => {
+      await config.api.watchPods(config.nodeName, resourceVersion, (e) => {
         contact();
         if (e.object.metadata?.resourceVersion) resourceVersion = e.object.metadata.resourceVersion;
         chain = chain.then(() => (e.type === 'DELETED' ? removeInBackground(e.object.metadata.uid ?? '') : e.type === 'BOOKMARK' ? undefined : apply(e.object)))

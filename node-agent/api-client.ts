@@ -3,6 +3,7 @@
 // Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
 import type { ConfigMap, Pod, PodStatus, Secret } from './kube-objects.js';
+import { LABEL_AGENT_NODE } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -67,7 +68,7 @@ export class NodeApi {
     const path = `/api/v1/namespaces/kube-system/secrets`;
     const body = {
       apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: { name, namespace: 'kube-system', labels: { 'flotilla.io/agent-node': nodeName } },
+      metadata: { name, namespace: 'kube-system', labels: { [LABEL_AGENT_NODE]: nodeName } },
       data: { token: Buffer.from(token).toString('base64') },
     };
     try {
@@ -99,12 +100,12 @@ export class NodeApi {
    * Streams pod events after resourceVersion until the server ends the stream or the signal aborts.
    * Throws ApiClientError 410 when the version is too old (a 410 answer or an ERROR event): list again.
    */
-  async watchPods(nodeName: string, resourceVersion: string, onEvent: (e: WatchEvent<Pod>) => void, signal: AbortSignal): Promise<void> {
+  async watchPods(nodeName: string, resourceVersion: string, onEvent: (e: Exclude<WatchEvent<Pod>, { type: 'ERROR' }>) => void, signal: AbortSignal): Promise<void> {
     const path = `/api/v1/pods?fieldSelector=${enc(`spec.nodeName=${nodeName}`)}&watch=true&resourceVersion=${enc(resourceVersion)}`;
     try {
       await this.client.watch<Pod>(path, (e) => {
         if (e.type === 'ERROR') {
-          const st = e.object as unknown as { code?: number; reason?: string; message?: string };
+          const st = e.object;
           throw new ApiClientError(st.message ?? 'watch error', st.code ?? 410, st.reason ?? 'Expired');
         }
         onEvent(e);

@@ -2,7 +2,7 @@
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
-import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER } from '../api-types/objects.js';
+import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA } from '../api-types/index.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
 import type { ContainerSpec, PodInputs, Volume } from './kube-objects.js';
 import type { ContainerConfig, Mount } from './runtime/types.js';
@@ -199,7 +199,7 @@ export function buildContainerConfig(inputs: PodInputs, container: ContainerSpec
   const limits = container.resources?.limits ?? {};
   if (limits.cpu !== undefined) config.nanoCpus = limitQuantity(cpuMillis, limits.cpu, `${where}: limits.cpu`) * 1e6;
   if (limits.memory !== undefined) config.memoryBytes = limitQuantity(bytes, limits.memory, `${where}: limits.memory`);
-  const gpuKey = limits['nvidia.com/gpu'] !== undefined ? 'nvidia.com/gpu' : 'amd.com/gpu';
+  const gpuKey = limits[GPU_RESOURCE_NVIDIA] !== undefined ? GPU_RESOURCE_NVIDIA : GPU_RESOURCE_AMD;
   const gpus = limits[gpuKey];
   const wanted = gpus === undefined ? 0 : limitQuantity(cpuMillis, gpus, `${where}: limits["${gpuKey}"]`) / 1000;
   if (wanted > 0) {

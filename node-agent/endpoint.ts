@@ -10,6 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
+import { statusObject } from '../api-types/index.js';
 import {
   LABEL_CONTAINER,
   LABEL_NAMESPACE,
@@ -150,5 +151,5 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 function sendStatus(res: http.ServerResponse, err: EndpointError): void {
   if (res.headersSent) { res.end(); return; }
   res.writeHead(err.code, { 'content-type': 'application/json' })
-    .end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: err.reason, code: err.code, message: err.message }));
+    .end(JSON.stringify(statusObject({ code: err.code, reason: err.reason, message: err.message })));
 }

@@ -14,6 +14,7 @@ import type { NodeInventory } from '../hardware/inventory.js';
 import { run, type AgentRunConfig } from './run.js';
 import { FakeRuntime, type FakeBehaviour } from './runtime/fake.js';
 import type { ContainerConfig } from './runtime/types.js';
+import { GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_COUNT, LABEL_GPU_MEMORY, LABEL_GPU_MODEL, LABEL_GPU_VENDOR, LABEL_HOLLOW, LABEL_HOSTNAME, LABEL_OS } from '../api-types/index.js';
 
 export interface HollowFleetOptions {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
@@ -38,12 +39,12 @@ export function hollowInventory(name: string, o: Pick<HollowFleetOptions, 'cpu' 
     index, uuid: `GPU-hollow-${name}-${index}`, vendor: 'nvidia', model: 'Hollow-GPU-24G', memory: '24Gi', health: 'Healthy' as const,
   }));
   const capacity: Record<string, string> = { cpu: o.cpu ?? '8', memory: o.memory ?? '32Gi', pods: String(o.maxPods ?? 110) };
-  if (gpus.length > 0) capacity['nvidia.com/gpu'] = String(gpus.length);
+  if (gpus.length > 0) capacity[GPU_RESOURCE_NVIDIA] = String(gpus.length);
   const labels: Record<string, string> = {
-    'kubernetes.io/arch': 'amd64', 'kubernetes.io/os': 'linux', 'kubernetes.io/hostname': name.slice(0, 63),
-    'flotilla.io/gpu.count': String(gpus.length), 'flotilla.io/hollow': 'true',
+    [LABEL_ARCH]: 'amd64', [LABEL_OS]: 'linux', [LABEL_HOSTNAME]: name.slice(0, 63),
+    [LABEL_GPU_COUNT]: String(gpus.length), [LABEL_HOLLOW]: 'true',
   };
-  if (gpus.length > 0) Object.assign(labels, { 'flotilla.io/gpu.vendor': 'nvidia', 'flotilla.io/gpu.model': 'Hollow-GPU-24G', 'flotilla.io/gpu.memory': '24Gi' });
+  if (gpus.length > 0) Object.assign(labels, { [LABEL_GPU_VENDOR]: 'nvidia', [LABEL_GPU_MODEL]: 'Hollow-GPU-24G', [LABEL_GPU_MEMORY]: '24Gi' });
   return {
     labels, capacity, allocatable: { ...capacity }, gpus, hardware: { cpuModel: 'hollow' },
     nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', osImage: 'Flotilla hollow node', kernelVersion: '0' },

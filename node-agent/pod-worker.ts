@@ -26,7 +26,7 @@ import type {
   PodStatus,
 } from './kube-objects.js';
 import { ProbeLoop } from './probes.js';
-import { ANNOTATION_RUNTIME_HANDLER } from '../api-types/objects.js';
+import { ANNOTATION_RUNTIME_HANDLER } from '../api-types/index.js';
 import { PAUSE_IMAGE } from './runtime/pause-image.js';
 import {
   ImagePullError,

@@ -14,12 +14,10 @@
 // flotilla.io/simulated-memory (e.g. "256Mi") reports exactly that as its usage, from the first sample on, so
 // that tests can drive the autoscaler. Real agents ignore both annotations.
 import { cpus, freemem, totalmem } from 'node:os';
-import { bytes, cpuMillis } from '../api-types/index.js';
+import { bytes, cpuMillis, ANNOTATION_SIMULATED_CPU, ANNOTATION_SIMULATED_MEMORY } from '../api-types/index.js';
 import type { Pod } from './kube-objects.js';
 import { LABEL_CONTAINER, LABEL_NAMESPACE, LABEL_POD, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 
-export const ANNOTATION_SIMULATED_CPU = 'flotilla.io/simulated-cpu';
-export const ANNOTATION_SIMULATED_MEMORY = 'flotilla.io/simulated-memory';
 
 /** Stats calls in flight at once: Docker answers a one-shot stats call in about a second. */
 const STATS_CONCURRENCY = 4;

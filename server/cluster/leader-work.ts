@@ -1,12 +1,11 @@
 import type { Logger } from 'pino';
-import { resourceFor } from '../../api-types/index.js';
+import { ANNOTATION_ASSIGNED_GPUS, isKind, resourceOfKind } from '../../api-types/index.js';
 import type { ObjectService } from '../objects/service.js';
 import { resourceKey } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
-import type { StoredObject, WatchEvent } from '../store/types.js';
+import type { WatchEvent } from '../store/types.js';
 import { runSchedulingLoop } from '../scheduler/loop.js';
 import type { ClusterEvent, SchedulerCluster } from '../scheduler/loop.js';
-import { ANNOTATION_ASSIGNED_GPUS } from '../scheduler/node-table.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { SchedulerOptions } from '../scheduler/scheduler.js';
 import type { Node, Pod } from '../scheduler/types.js';
@@ -16,8 +15,8 @@ import { EventRecorder } from '../controllers/events.js';
 import { PodsByOwner } from '../controllers/cluster-objects.js';
 import type { PodMetricsSource } from '../controllers/pod-metrics.js';
 
-const pods = resourceFor('', 'v1', 'pods')!;
-const nodes = resourceFor('', 'v1', 'nodes')!;
+const pods = resourceOfKind('Pod');
+const nodes = resourceOfKind('Node');
 
 /**
  * The scheduler's view of the cluster, on the replicated store: node and pod changes from the watch hub in,
@@ -32,8 +31,8 @@ export class StoreSchedulerCluster implements SchedulerCluster {
 
   async snapshot(): Promise<{ nodes: Node[]; pods: Pod[] }> {
     return {
-      nodes: this.objects.list(nodes).items as unknown as Node[],
-      pods: this.objects.list(pods).items as unknown as Pod[],
+      nodes: this.objects.list(nodes).items,
+      pods: this.objects.list(pods).items,
     };
   }
 
@@ -42,10 +41,12 @@ export class StoreSchedulerCluster implements SchedulerCluster {
     const hub = this.objects.store.hub;
     const from = this.objects.store.revision();
     const stopNodes = hub.watch(resourceKey(nodes), undefined, from, (e: WatchEvent) => {
-      onEvent(e.type === 'DELETED' ? { kind: 'node', type: 'delete', name: e.object.metadata.name } : { kind: 'node', type: 'upsert', node: e.object as unknown as Node });
+      if (e.type === 'DELETED') onEvent({ kind: 'node', type: 'delete', name: e.object.metadata.name });
+      else if (isKind(e.object, 'Node')) onEvent({ kind: 'node', type: 'upsert', node: e.object });
     });
     const stopPods = hub.watch(resourceKey(pods), undefined, from, (e: WatchEvent) => {
-      const pod = e.object as unknown as Pod;
+      const pod = e.object;
+      if (!isKind(pod, 'Pod')) return;
       onEvent(e.type === 'DELETED' ? { kind: 'pod', type: 'delete', pod } : { kind: 'pod', type: 'upsert', pod });
     });
     signal.addEventListener('abort', () => { stopNodes(); stopPods(); }, { once: true });
@@ -68,8 +69,8 @@ export class StoreSchedulerCluster implements SchedulerCluster {
 
   async reportUnschedulable(pod: Pod, message: string): Promise<void> {
     const ns = pod.metadata.namespace ?? 'default';
-    const current = this.objects.get(pods, ns, pod.metadata.name) as (StoredObject & { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }) | undefined;
-    if (!current || (current.spec as { nodeName?: string } | undefined)?.nodeName) return;
+    const current = this.objects.get(pods, ns, pod.metadata.name);
+    if (!current || current.spec.nodeName) return;
     const conditions = current.status?.conditions ?? [];
     const existing = conditions.find((c) => c.type === 'PodScheduled');
     if (!(existing?.status === 'False' && existing.message === message)) {

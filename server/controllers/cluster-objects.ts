@@ -1,41 +1,24 @@
 // What the controllers share about cluster objects: the resources they read and write, work-queue keys,
 // owner references, pod readiness and pod templates.
 import { createHash } from 'node:crypto';
-import { resourceByCliName } from '../../api-types/index.js';
-import type { Condition, OwnerReference, Pod, PodTemplateSpec, ResourceInfo, Taint, Toleration } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import { isKind, resourceOfKind } from '../../api-types/index.js';
+import type { Condition, KubeObject, OwnerReference, Pod, PodTemplateSpec, Taint, Toleration } from '../../api-types/index.js';
+import type { Stored, StoredObject } from '../store/types.js';
 import type { ObjectService } from '../objects/service.js';
 import { resourceKey } from '../objects/service.js';
 
-function mustResource(name: string): ResourceInfo {
-  const r = resourceByCliName(name);
-  if (!r) throw new Error(`api-types serves no resource "${name}"`);
-  return r;
-}
-
+/** The resources the controllers read and write; reads and writes through them are typed by kind. */
 export const resources = {
-  pods: mustResource('pods'),
-  nodes: mustResource('nodes'),
-  events: mustResource('events'),
-  deployments: mustResource('deployments'),
-  replicaSets: mustResource('replicasets'),
-  daemonSets: mustResource('daemonsets'),
-  statefulSets: mustResource('statefulsets'),
-  jobs: mustResource('jobs'),
-  hpas: mustResource('horizontalpodautoscalers'),
+  pods: resourceOfKind('Pod'),
+  nodes: resourceOfKind('Node'),
+  events: resourceOfKind('Event'),
+  deployments: resourceOfKind('Deployment'),
+  replicaSets: resourceOfKind('ReplicaSet'),
+  daemonSets: resourceOfKind('DaemonSet'),
+  statefulSets: resourceOfKind('StatefulSet'),
+  jobs: resourceOfKind('Job'),
+  hpas: resourceOfKind('HorizontalPodAutoscaler'),
 } as const;
-
-/** The label Deployments and DaemonSets put on pods (and ReplicaSets) to tell template versions apart. */
-export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
-export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
-export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
-/**
- * ReplicaSet annotations a Deployment writes whenever it scales one: its spec.replicas, and that plus maxSurge,
- * at that time. An active ReplicaSet whose desired-replicas differs from the Deployment's marks a scaling event;
- * max-replicas is the size the ReplicaSets' proportions were taken against.
- */
-export const ANNOTATION_DESIRED_REPLICAS = 'deployment.kubernetes.io/desired-replicas';
-export const ANNOTATION_MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
 
 /** Being deleted (deletionTimestamp set: graceful, held by finalizers, or releasing its dependents): a controller must not act on it. */
 export function isGoing(o: { metadata: { deletionTimestamp?: string } }): boolean {
@@ -83,7 +66,7 @@ export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference
  * cached pods are shared and must not be mutated.
  */
 export class PodsByOwner {
-  readonly #byOwner = new Map<string, Map<string, Pod>>();
+  readonly #byOwner = new Map<string, Map<string, Stored<Pod>>>();
   readonly #ownerOf = new Map<string, string>();
   /** Ends the watch; undefined while the index is not built (before the first question, or after the store ended the watch). */
   #stopWatch: (() => void) | undefined;
@@ -92,12 +75,12 @@ export class PodsByOwner {
   constructor(readonly objects: ObjectService) {}
 
   /** The pods whose controller is `owner` (by uid, so a re-created owner of the same name does not adopt them). */
-  ownedBy(owner: StoredObject): Pod[] {
+  ownedBy(owner: Pick<KubeObject, 'metadata'>): Stored<Pod>[] {
     return owner.metadata.uid ? this.#bucket(owner.metadata.uid) : [];
   }
 
   /** Pods of `namespace` that no controller owns: candidates for adoption. */
-  unowned(namespace: string | undefined): Pod[] {
+  unowned(namespace: string | undefined): Stored<Pod>[] {
     return this.#bucket(UNOWNED).filter((p) => p.metadata.namespace === namespace);
   }
 
@@ -108,7 +91,7 @@ export class PodsByOwner {
     this.#stopWatch = undefined;
   }
 
-  #bucket(uid: string): Pod[] {
+  #bucket(uid: string): Stored<Pod>[] {
     if (!this.#stopWatch) this.#build();
     return [...(this.#byOwner.get(uid)?.values() ?? [])];
   }
@@ -118,14 +101,14 @@ export class PodsByOwner {
     this.#byOwner.clear();
     this.#ownerOf.clear();
     const { items, revision } = this.objects.list(resources.pods);
-    for (const p of items) this.#put(p as unknown as Pod);
+    for (const p of items) this.#put(p);
     this.#stopWatch = this.objects.store.hub.watch(resourceKey(resources.pods), undefined, revision, (e) => {
       if (e.type === 'DELETED') this.#remove(objectKey(e.object));
-      else this.#put(e.object as unknown as Pod);
+      else if (isKind(e.object, 'Pod')) this.#put(e.object);
     }, () => { this.#stopWatch = undefined; });
   }
 
-  #put(p: Pod): void {
+  #put(p: Stored<Pod>): void {
     const key = objectKey(p);
     this.#remove(key);
     const uid = controllerOf(p)?.uid ?? UNOWNED;

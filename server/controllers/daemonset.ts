@@ -1,9 +1,9 @@
-import { matchesLabels, labelSelectorFromSpec } from '../../api-types/index.js';
+import { isKind, matchesLabels, labelSelectorFromSpec, LABEL_CONTROLLER_REVISION_HASH, TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDULABLE } from '../../api-types/index.js';
 import type { DaemonSet, DaemonSetStatus, Node, Pod, Toleration } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import type { Stored } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
-  sameContent, scaledValue, templateHash, tolerationFor, LABEL_CONTROLLER_REVISION_HASH, isGoing,
+  sameContent, scaledValue, templateHash, tolerationFor, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
@@ -11,9 +11,9 @@ import type { Controller, ControllerDeps } from './controller.js';
 
 /** What every DaemonSet pod tolerates, as in Kubernetes: its node being unreachable, not ready or cordoned. */
 const DAEMON_TOLERATIONS: readonly Toleration[] = [
-  { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
-  { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
-  { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+  { key: TAINT_UNREACHABLE, operator: 'Exists', effect: 'NoExecute' },
+  { key: TAINT_NOT_READY, operator: 'Exists', effect: 'NoExecute' },
+  { key: TAINT_UNSCHEDULABLE, operator: 'Exists', effect: 'NoSchedule' },
 ];
 
 /**
@@ -31,18 +31,17 @@ export function daemonSetController(deps: ControllerDeps): Controller {
     watches: [
       { resource: resources.daemonSets, keys: (e) => [objectKey(e.object)] },
       { resource: resources.pods, keys: (e) => ownerKey(e.object, 'DaemonSet') },
-      { resource: resources.nodes, keys: (e) => (e.type === 'MODIFIED' && !nodeSchedulingChanged(seenNodes, e.object) ? [] : allKeys()) },
+      { resource: resources.nodes, keys: (e) => (e.type === 'MODIFIED' && isKind(e.object, 'Node') && !nodeSchedulingChanged(seenNodes, e.object) ? [] : allKeys()) },
     ],
     allKeys,
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const ds = deps.objects.get(resources.daemonSets, namespace, name) as DaemonSet | undefined;
+      const ds = deps.objects.get(resources.daemonSets, namespace, name);
       if (!ds || isGoing(ds)) return;
-      const owner = ds as unknown as StoredObject;
       const hash = templateHash(ds.spec.template);
-      const nodes = deps.objects.list(resources.nodes).items as unknown as Node[];
+      const nodes = deps.objects.list(resources.nodes).items;
       const eligible = new Set(nodes.filter((n) => runsOn(ds, n)).map((n) => n.metadata.name ?? ''));
-      const pods = deps.pods.ownedBy(owner);
+      const pods = deps.pods.ownedBy(ds);
       const byNode = new Map<string, Pod[]>();
       const doomed: Pod[] = [];
       /** Nodes whose daemon pod is Terminating: as in Kubernetes, the next one starts once it is gone. */
@@ -60,16 +59,16 @@ export function daemonSetController(deps: ControllerDeps): Controller {
         doomed.push(...list.splice(1));
       }
       for (const p of doomed) await deletePod(deps.objects, p);
-      if (doomed.length > 0) await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted ${doomed.length} pod(s) not wanted on their nodes`);
+      if (doomed.length > 0) await events.record(ds, 'Normal', 'SuccessfulDelete', `Deleted ${doomed.length} pod(s) not wanted on their nodes`);
 
       const missing = [...eligible].filter((n) => !byNode.has(n) && !terminatingOn.has(n)).sort();
       const tolerations = [...(ds.spec.template.spec.tolerations ?? []), ...DAEMON_TOLERATIONS];
       for (const node of missing) {
-        const pod = await deps.objects.create(resources.pods, namespace, podFromTemplate(ds.spec.template, owner, {
+        const pod = await deps.objects.create(resources.pods, namespace, podFromTemplate(ds.spec.template, ds, {
           labels: { [LABEL_CONTROLLER_REVISION_HASH]: hash }, spec: { nodeName: node, tolerations },
-        })) as unknown as Pod;
+        }));
         byNode.set(node, [pod]);
-        await events.record(owner, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name} on node ${node}`);
+        await events.record(ds, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name} on node ${node}`);
       }
 
       const placed = [...byNode.values()].map((l) => l[0]!);
@@ -85,7 +84,7 @@ export function daemonSetController(deps: ControllerDeps): Controller {
             room--;
           }
           await deletePod(deps.objects, p);
-          await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted outdated pod: ${p.metadata.name} (rolling update)`);
+          await events.record(ds, 'Normal', 'SuccessfulDelete', `Deleted outdated pod: ${p.metadata.name} (rolling update)`);
         }
       }
 
@@ -122,8 +121,8 @@ export function runsOn(ds: DaemonSet, node: Node): boolean {
  * Agents rewrite node status often; only labels and taints decide DaemonSet placement. A watch event carries
  * only the new object, so the placement-relevant part of each node is remembered in `seen` and compared.
  */
-function nodeSchedulingChanged(seen: Map<string, string>, node: StoredObject): boolean {
-  const placement = JSON.stringify([node.metadata.labels ?? {}, (node as unknown as Node).spec?.taints ?? []]);
+function nodeSchedulingChanged(seen: Map<string, string>, node: Stored<Node>): boolean {
+  const placement = JSON.stringify([node.metadata.labels ?? {}, node.spec?.taints ?? []]);
   const changed = seen.get(node.metadata.name) !== placement;
   seen.set(node.metadata.name, placement);
   return changed;

@@ -1,12 +1,12 @@
 import type { Condition, Deployment, DeploymentStatus, PodTemplateSpec, ReplicaSet } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import type { Stored } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, ownedBy, controllerRefTo, templateHash, sameContent, scaledValue, withCondition,
-  LABEL_POD_TEMPLATE_HASH, ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_DESIRED_REPLICAS, ANNOTATION_MAX_REPLICAS, isGoing,
-  controllerOf, isPodUnfinished,
+  isGoing, controllerOf, isPodUnfinished,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { ANNOTATION_DEPLOYMENT_REVISION, ANNOTATION_DESIRED_REPLICAS, ANNOTATION_MAX_REPLICAS, LABEL_POD_TEMPLATE_HASH } from '../../api-types/index.js';
 
 /**
  * Rolls Deployments out through ReplicaSets, one per pod template (labelled pod-template-hash, annotated with
@@ -22,17 +22,17 @@ export function deploymentController(deps: ControllerDeps): Controller {
   const events = new EventRecorder(deps.objects, 'deployment-controller', deps.now);
 
   /** Sets the ReplicaSet's size and its desired/max-replicas annotations; writes only what differs. */
-  async function scale(d: Deployment, rs: ReplicaSet, replicas: number): Promise<ReplicaSet> {
+  async function scale(d: Stored<Deployment>, rs: Stored<ReplicaSet>, replicas: number): Promise<Stored<ReplicaSet>> {
     const from = rs.spec.replicas ?? 0;
     const annotations = sizeAnnotations(d);
     if (from === replicas && Object.entries(annotations).every(([k, v]) => rs.metadata.annotations?.[k] === v)) return rs;
-    const updated = await deps.objects.patch(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { spec: { replicas }, metadata: { annotations } }) as unknown as ReplicaSet;
+    const updated = await deps.objects.patch(resources.replicaSets, rs.metadata.namespace, rs.metadata.name ?? '', { spec: { replicas }, metadata: { annotations } });
     if (from === replicas) return updated;
-    await events.record(d as unknown as StoredObject, 'Normal', 'ScalingReplicaSet', `Scaled ${replicas > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${replicas}`);
+    await events.record(d, 'Normal', 'ScalingReplicaSet', `Scaled ${replicas > from ? 'up' : 'down'} replica set ${rs.metadata.name} from ${from} to ${replicas}`);
     return updated;
   }
 
-  async function newReplicaSet(d: Deployment, hash: string, revision: number): Promise<ReplicaSet> {
+  async function newReplicaSet(d: Stored<Deployment>, hash: string, revision: number): Promise<Stored<ReplicaSet>> {
     const template = d.spec.template;
     const labels = { ...(template.metadata?.labels ?? {}), [LABEL_POD_TEMPLATE_HASH]: hash };
     const rs = await deps.objects.create(resources.replicaSets, d.metadata.namespace, {
@@ -40,7 +40,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
       metadata: {
         name: `${d.metadata.name}-${hash}`, labels,
         annotations: { [ANNOTATION_DEPLOYMENT_REVISION]: String(revision), ...sizeAnnotations(d) },
-        ownerReferences: [controllerRefTo(d as unknown as StoredObject)],
+        ownerReferences: [controllerRefTo(d)],
       },
       spec: {
         replicas: 0,
@@ -49,8 +49,8 @@ export function deploymentController(deps: ControllerDeps): Controller {
         ...(d.spec.minReadySeconds !== undefined ? { minReadySeconds: d.spec.minReadySeconds } : {}),
       },
     });
-    await events.record(d as unknown as StoredObject, 'Normal', 'ScalingReplicaSet', `Created replica set ${rs.metadata.name} (revision ${revision})`);
-    return rs as unknown as ReplicaSet;
+    await events.record(d, 'Normal', 'ScalingReplicaSet', `Created replica set ${rs.metadata.name} (revision ${revision})`);
+    return rs;
   }
 
   return {
@@ -71,9 +71,9 @@ export function deploymentController(deps: ControllerDeps): Controller {
     allKeys: () => deps.objects.list(resources.deployments).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const d = deps.objects.get(resources.deployments, namespace, name) as Deployment | undefined;
+      const d = deps.objects.get(resources.deployments, namespace, name);
       if (!d || isGoing(d)) return;
-      let all = ownedBy(deps.objects.list(resources.replicaSets, namespace).items as unknown as ReplicaSet[], d as unknown as StoredObject);
+      let all = ownedBy(deps.objects.list(resources.replicaSets, namespace).items, d);
       const replicas = d.spec.replicas ?? 1;
       const hash = templateHash(d.spec.template);
       let current = all.find((rs) => rs.metadata.labels?.[LABEL_POD_TEMPLATE_HASH] === hash)
@@ -91,17 +91,17 @@ export function deploymentController(deps: ControllerDeps): Controller {
         // A rollback (or a return to an older template): that ReplicaSet is the newest revision again.
         current = await deps.objects.patch(resources.replicaSets, namespace, current.metadata.name ?? '', {
           metadata: { annotations: { [ANNOTATION_DEPLOYMENT_REVISION]: String(maxRevision + 1) } },
-        }) as unknown as ReplicaSet;
-        await events.record(d as unknown as StoredObject, 'Normal', 'DeploymentRollback', `Rolled back to replica set ${current.metadata.name} (now revision ${maxRevision + 1})`);
+        });
+        await events.record(d, 'Normal', 'DeploymentRollback', `Rolled back to replica set ${current.metadata.name} (now revision ${maxRevision + 1})`);
       }
       const newRS = current;
       const old = all.filter((rs) => rs !== newRS && rs.metadata.uid !== newRS.metadata.uid).sort((a, b) => revisionOf(a) - revisionOf(b));
-      const replace = (rs: ReplicaSet) => { all = all.map((x) => (x.metadata.uid === rs.metadata.uid ? rs : x)); return rs; };
+      const replace = (rs: Stored<ReplicaSet>) => { all = all.map((x) => (x.metadata.uid === rs.metadata.uid ? rs : x)); return rs; };
 
       if (d.spec.strategy?.type === 'Recreate') {
         if (old.some((rs) => (rs.spec.replicas ?? 0) > 0)) {
           for (const rs of old) replace(await scale(d, rs, 0));
-        } else if (old.every((rs) => (rs.status?.replicas ?? 0) === 0 && !deps.pods.ownedBy(rs as unknown as StoredObject).some(isPodUnfinished))) {
+        } else if (old.every((rs) => (rs.status?.replicas ?? 0) === 0 && !deps.pods.ownedBy(rs).some(isPodUnfinished))) {
           current = replace(await scale(d, newRS, replicas));
         }
       } else {
@@ -148,8 +148,8 @@ export function deploymentController(deps: ControllerDeps): Controller {
    * replicas+maxSurge and the current total is shared in proportion to each ReplicaSet's size against the
    * max-replicas it was last scaled for, the rounding leftover going to the largest. Returns `all` updated.
    */
-  async function scaleToDeployment(d: Deployment, newRS: ReplicaSet | undefined, all: ReplicaSet[], replicas: number): Promise<ReplicaSet[]> {
-    const replace = (rs: ReplicaSet) => { all = all.map((x) => (x.metadata.uid === rs.metadata.uid ? rs : x)); };
+  async function scaleToDeployment(d: Stored<Deployment>, newRS: Stored<ReplicaSet> | undefined, all: Stored<ReplicaSet>[], replicas: number): Promise<Stored<ReplicaSet>[]> {
+    const replace = (rs: Stored<ReplicaSet>) => { all = all.map((x) => (x.metadata.uid === rs.metadata.uid ? rs : x)); };
     const active = all.filter((rs) => (rs.spec.replicas ?? 0) > 0);
     if (active.length <= 1) {
       const target = active[0] ?? newRS ?? [...all].sort((a, b) => revisionOf(b) - revisionOf(a))[0];
@@ -181,7 +181,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
   }
 
   /** Deletes the oldest ReplicaSets without pods beyond revisionHistoryLimit (default 10). */
-  async function pruneHistory(d: Deployment, all: ReplicaSet[], current: ReplicaSet): Promise<void> {
+  async function pruneHistory(d: Stored<Deployment>, all: Stored<ReplicaSet>[], current: Stored<ReplicaSet>): Promise<void> {
     const limit = d.spec.revisionHistoryLimit ?? 10;
     const idle = all.filter((rs) => rs.metadata.uid !== current.metadata.uid && (rs.spec.replicas ?? 0) === 0 && (rs.status?.replicas ?? 0) === 0)
       .sort((a, b) => revisionOf(a) - revisionOf(b));
@@ -190,7 +190,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
     }
   }
 
-  async function writeStatus(d: Deployment, all: ReplicaSet[], current: ReplicaSet | undefined, replicas: number): Promise<{ requeueAfterMs?: number }> {
+  async function writeStatus(d: Stored<Deployment>, all: Stored<ReplicaSet>[], current: Stored<ReplicaSet> | undefined, replicas: number): Promise<{ requeueAfterMs?: number }> {
     const nowIso = new Date(deps.now()).toISOString();
     const ru = d.spec.strategy?.rollingUpdate;
     const maxUnavailable = d.spec.strategy?.type === 'Recreate' ? replicas : scaledValue(ru?.maxUnavailable, replicas, '25%', false);
@@ -229,7 +229,7 @@ export function deploymentController(deps: ControllerDeps): Controller {
     // lastUpdateTime moves only with progress or a new reason, so that a settled Deployment is not rewritten.
     const lastUpdate = before?.lastUpdateTime !== undefined && !progressed && before.reason === progressing.reason ? before.lastUpdateTime : nowIso;
     if (progressing.reason === 'ProgressDeadlineExceeded' && before?.reason !== 'ProgressDeadlineExceeded') {
-      await events.record(d as unknown as StoredObject, 'Warning', 'ProgressDeadlineExceeded', progressing.message ?? '');
+      await events.record(d, 'Warning', 'ProgressDeadlineExceeded', progressing.message ?? '');
     }
     conditions = withCondition(conditions, { ...progressing, lastUpdateTime: lastUpdate }, nowIso);
     const status: DeploymentStatus = {

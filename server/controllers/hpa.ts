@@ -1,6 +1,5 @@
-import { resourceForKind, labelSelectorFromSpec, matchesLabels, cpuMillis, bytes } from '../../api-types/index.js';
-import type { Condition, HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus, LabelSelectorSpec, MetricSpec, Pod } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import { isScalable, resourceForKind, labelSelectorFromSpec, matchesLabels, cpuMillis, bytes } from '../../api-types/index.js';
+import type { Condition, HorizontalPodAutoscalerStatus, LabelSelectorSpec, MetricSpec } from '../../api-types/index.js';
 import { resources, objectKey, splitKey, isPodActive, sameContent, withCondition } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { settingsOf } from './controller.js';
@@ -30,7 +29,7 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
     allKeys: () => deps.objects.list(resources.hpas).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const hpa = deps.objects.get(resources.hpas, namespace, name) as HorizontalPodAutoscaler | undefined;
+      const hpa = deps.objects.get(resources.hpas, namespace, name);
       if (!hpa) return;
       const settings = settingsOf(deps);
       const now = deps.now();
@@ -45,12 +44,12 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
       const ref = hpa.spec.scaleTargetRef;
       const r = resourceForKind(ref.apiVersion ?? 'apps/v1', ref.kind);
       const target = r?.subresources.includes('scale') ? deps.objects.get(r, namespace, ref.name) : undefined;
-      if (!r || !target) {
+      if (!r || !target || !isScalable(target)) {
         condition({ type: 'AbleToScale', status: 'False', reason: 'FailedGetScale', message: `the HPA controller was unable to get the target's current scale: ${ref.kind} ${ref.name} ${r ? 'not found' : 'is not a scalable kind'}` });
         return finish();
       }
       condition({ type: 'AbleToScale', status: 'True', reason: 'SucceededGetScale', message: 'the HPA controller was able to get the target\'s current scale' });
-      const spec = target.spec as { replicas?: number; selector?: LabelSelectorSpec };
+      const spec = target.spec;
       const current = spec.replicas ?? 1;
       status.currentReplicas = current;
       if (current === 0) {
@@ -95,7 +94,7 @@ export function horizontalPodAutoscaler(deps: ControllerDeps): Controller {
       if (desired !== current) {
         await deps.objects.patch(r, namespace, ref.name, { spec: { replicas: desired } });
         status.lastScaleTime = nowIso;
-        await events.record(hpa as unknown as StoredObject, 'Normal', 'SuccessfulRescale',
+        await events.record(hpa, 'Normal', 'SuccessfulRescale',
           `New size: ${desired}; reason: ${resourceName} resource utilization (percentage of request) ${desired > current ? 'above' : 'below'} target`);
       }
       return finish();
@@ -111,7 +110,7 @@ function measure(deps: ControllerDeps, namespace: string, selectorSpec: LabelSel
   if (!deps.metrics) return 'no metrics source: agents report pod usage to the server';
   if (!selectorSpec) return 'the target has no selector';
   const selector = labelSelectorFromSpec(selectorSpec);
-  const pods = (deps.objects.list(resources.pods, namespace).items as unknown as Pod[])
+  const pods = (deps.objects.list(resources.pods, namespace).items)
     .filter((p) => isPodActive(p) && p.spec.nodeName && matchesLabels(selector, p.metadata.labels));
   let requested = 0;
   let used = 0;

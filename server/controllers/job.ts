@@ -1,18 +1,16 @@
-import type { Condition, Job, JobStatus, Pod } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import type { Condition, JobStatus, Pod } from '../../api-types/index.js';
 import {
   resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, podFromTemplate, sameContent, withCondition, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_JOB_NAME_LEGACY } from '../../api-types/index.js';
 
 /** Back-off before re-creating pods after failures: 10 s, doubled per failure, at most 6 minutes (as Kubernetes). */
 export const JOB_BACKOFF_BASE_MS = 10_000;
 export const JOB_BACKOFF_MAX_MS = 360_000;
 
-export const LABEL_JOB_NAME = 'batch.kubernetes.io/job-name';
-export const LABEL_CONTROLLER_UID = 'batch.kubernetes.io/controller-uid';
 
 /**
  * Runs a Job's pods to `completions` successes (default 1) with at most `parallelism` (default 1) running at
@@ -34,12 +32,11 @@ export function jobController(deps: ControllerDeps): Controller {
     allKeys: () => deps.objects.list(resources.jobs).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const job = deps.objects.get(resources.jobs, namespace, name) as Job | undefined;
+      const job = deps.objects.get(resources.jobs, namespace, name);
       if (!job || isGoing(job)) return;
-      const owner = job as unknown as StoredObject;
       const now = deps.now();
       const nowIso = new Date(now).toISOString();
-      const pods = deps.pods.ownedBy(owner);
+      const pods = deps.pods.ownedBy(job);
       let active = pods.filter(isPodActive);
       // Counts never go down: finished pods deleted by someone still count, as Kubernetes' tracking does.
       const succeeded = Math.max(job.status?.succeeded ?? 0, pods.filter((p) => p.status?.phase === 'Succeeded').length);
@@ -71,11 +68,11 @@ export function jobController(deps: ControllerDeps): Controller {
           if (wanted > 0 && now < backoffUntil) {
             requeueAfterMs = backoffUntil - now;
           } else if (wanted > 0) {
-            const created = await Promise.all(Array.from({ length: wanted }, () => deps.objects.create(resources.pods, namespace, podFromTemplate(job.spec.template, owner, {
-              labels: { [LABEL_JOB_NAME]: name, [LABEL_CONTROLLER_UID]: job.metadata.uid ?? '', 'job-name': name },
+            const created = await Promise.all(Array.from({ length: wanted }, () => deps.objects.create(resources.pods, namespace, podFromTemplate(job.spec.template, job, {
+              labels: { [LABEL_JOB_NAME]: name, [LABEL_CONTROLLER_UID]: job.metadata.uid ?? '', [LABEL_JOB_NAME_LEGACY]: name },
             }))));
-            active = [...active, ...(created as unknown as Pod[])];
-            await events.record(owner, 'Normal', 'SuccessfulCreate', `Created ${wanted} pod(s)`);
+            active = [...active, ...(created)];
+            await events.record(job, 'Normal', 'SuccessfulCreate', `Created ${wanted} pod(s)`);
           }
           if (deadline !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, deadline - now);
         }
@@ -85,7 +82,7 @@ export function jobController(deps: ControllerDeps): Controller {
         active = [];
         status.conditions = withCondition(status.conditions, { ...verdict, lastProbeTime: nowIso }, nowIso);
         if (verdict.type === 'Complete') status.completionTime = nowIso;
-        await events.record(owner, verdict.type === 'Complete' ? 'Normal' : 'Warning', verdict.reason ?? verdict.type, verdict.message ?? '');
+        await events.record(job, verdict.type === 'Complete' ? 'Normal' : 'Warning', verdict.reason ?? verdict.type, verdict.message ?? '');
       }
       status.active = active.length;
       status.ready = active.filter(isPodReady).length;

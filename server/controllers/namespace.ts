@@ -1,10 +1,10 @@
-import { allResources, FINALIZER_KUBERNETES } from '../../api-types/index.js';
+import { allResources, FINALIZER_KUBERNETES, resourceOfKind } from '../../api-types/index.js';
 import type { ResourceInfo } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { WatchEvent } from '../store/types.js';
 import type { Controller, ControllerDeps } from './controller.js';
 
-const namespaces = allResources.find((r) => r.plural === 'namespaces')!;
+const namespaces = resourceOfKind('Namespace');
 
 /**
  * Every namespaced resource, workloads first: deleting the controllers before their pods keeps them from
@@ -79,7 +79,7 @@ export function namespaceController(deps: ControllerDeps): Controller {
       const left = namespacedResources.flatMap((r) => deps.objects.list(r, namespace).items);
       if (left.length > 0) return { requeueAfterMs: left.some((o) => o.metadata.deletionTimestamp === undefined) ? 0 : TERMINATING_POLL_MS };
       const ns = deps.objects.get(namespaces, undefined, namespace);
-      const finalizers = (ns?.spec as { finalizers?: string[] } | undefined)?.finalizers ?? [];
+      const finalizers = ns?.spec?.finalizers ?? [];
       if (!ns || !finalizers.includes(FINALIZER_KUBERNETES)) return;
       // Content whose create was admitted before the namespace became Terminating may still commit after this:
       // it is then left in a namespace that no longer exists, and deleted like any such leftover.

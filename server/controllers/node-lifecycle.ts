@@ -1,14 +1,13 @@
-import { ANNOTATION_EVICTION_AT } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, TAINT_UNREACHABLE, isKind } from '../../api-types/index.js';
 import type { Condition, Node, Pod, Taint } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
-import type { StoredObject } from '../store/types.js';
+import type { Stored } from '../store/types.js';
 import { resources, controllerOf, sameContent, tolerationFor, withCondition } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
 import { settingsOf } from './controller.js';
 import type { Controller, ControllerDeps } from './controller.js';
 
-export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
 
 /** How often (clock ms) an unreachable node is looked at again: heartbeats are in memory and make no watch events. */
 const UNREACHABLE_POLL_MS = 1_000;
@@ -52,17 +51,17 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
       {
         resource: resources.pods,
         keys: (e) => {
-          const node = (e.object.spec as { nodeName?: string } | undefined)?.nodeName;
+          const node = isKind(e.object, 'Pod') ? e.object.spec.nodeName : undefined;
           return e.type !== 'DELETED' && e.object.metadata.deletionTimestamp !== undefined && node && !nodeExists(node) ? [node] : [];
         },
       },
     ],
     allKeys: () => new Set([
       ...deps.objects.list(resources.nodes).items.map((n) => n.metadata.name),
-      ...(deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.metadata.deletionTimestamp !== undefined && p.spec.nodeName && !nodeExists(p.spec.nodeName)).map((p) => p.spec.nodeName!),
+      ...(deps.objects.list(resources.pods).items).filter((p) => p.metadata.deletionTimestamp !== undefined && p.spec.nodeName && !nodeExists(p.spec.nodeName)).map((p) => p.spec.nodeName!),
     ]),
     async reconcile(name) {
-      const node = deps.objects.get(resources.nodes, undefined, name) as Node | undefined;
+      const node = deps.objects.get(resources.nodes, undefined, name);
       const { nodeGracePeriodMs, podEvictionDelayMs } = settingsOf(deps);
       const now = deps.now();
       if (!node) return forceDeleteOnGoneNode(name, now, podEvictionDelayMs);
@@ -78,7 +77,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
         const restored = ready === undefined || (ready.status !== 'True' && ready.reason === 'NodeStatusUnknown');
         if (restored) {
           await setReady(node, { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'node is sending heartbeats', lastHeartbeatTime: new Date(last).toISOString() }, nowIso);
-          if (ready) await events.record(node as unknown as StoredObject, 'Normal', 'NodeReady', `Node ${name} status is now: NodeReady`);
+          if (ready) await events.record(node, 'Normal', 'NodeReady', `Node ${name} status is now: NodeReady`);
         }
         if (existing || node.metadata.annotations?.[ANNOTATION_EVICTION_AT] !== undefined) {
           await deps.objects.patch(resources.nodes, undefined, name, {
@@ -98,7 +97,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
       }
       if (ready?.status !== 'Unknown' || ready.reason !== 'NodeStatusUnknown') {
         await setReady(node, { type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: `Node stopped sending heartbeats; last heartbeat at ${new Date(last).toISOString()}`, lastHeartbeatTime: new Date(last).toISOString() }, nowIso);
-        await events.record(node as unknown as StoredObject, 'Warning', 'NodeNotReady', `Node ${name} status is now: NodeNotReady (no heartbeat since ${new Date(last).toISOString()})`);
+        await events.record(node, 'Warning', 'NodeNotReady', `Node ${name} status is now: NodeNotReady (no heartbeat since ${new Date(last).toISOString()})`);
       }
 
       const onNode = podsOn(name);
@@ -114,14 +113,14 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
         const due = taintedAt + (tol ? Math.max(0, tol.tolerationSeconds!) * 1000 : podEvictionDelayMs);
         if (now < due) { nextDue = Math.min(nextDue, due); continue; }
         await deletePod(deps.objects, pod, { gracePeriodSeconds: 0 });
-        await events.record(pod as unknown as StoredObject, 'Normal', 'TaintManagerEviction', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: node ${name} unreachable since ${new Date(last).toISOString()}`);
+        await events.record(pod, 'Normal', 'TaintManagerEviction', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: node ${name} unreachable since ${new Date(last).toISOString()}`);
       }
       return { requeueAfterMs: Math.min(UNREACHABLE_POLL_MS, nextDue - now) };
     },
   };
 
-  function podsOn(node: string): Pod[] {
-    return (deps.objects.list(resources.pods).items as unknown as Pod[]).filter((p) => p.spec.nodeName === node);
+  function podsOn(node: string): Stored<Pod>[] {
+    return deps.objects.list(resources.pods).items.filter((p) => p.spec.nodeName === node);
   }
 
   /** Terminating pods bound to a node that no longer exists: removed by force once the eviction delay passed. */
@@ -136,7 +135,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
     if (now < due) return { requeueAfterMs: Math.min(UNREACHABLE_POLL_MS, due - now) };
     for (const pod of pods) {
       await deletePod(deps.objects, pod, { gracePeriodSeconds: 0 });
-      await events.record(pod as unknown as StoredObject, 'Normal', 'PodGCForceDeleted', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: its node ${name} no longer exists`);
+      await events.record(pod, 'Normal', 'PodGCForceDeleted', `Deleted pod ${pod.metadata.namespace}/${pod.metadata.name}: its node ${name} no longer exists`);
     }
     goneSince.delete(name);
     return undefined;
@@ -148,7 +147,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
    * condition are touched, each once: the write is pinned to the pod's resourceVersion, and a pod that changed
    * meanwhile is looked at again at the next poll. Only the agent sets Ready True again, when it reports.
    */
-  async function markNotReady(pod: Pod, node: string, nowIso: string): Promise<void> {
+  async function markNotReady(pod: Stored<Pod>, node: string, nowIso: string): Promise<void> {
     const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
     if (!ready || ready.status === 'False') return;
     const conditions = withCondition(pod.status?.conditions, { type: 'Ready', status: 'False', reason: 'NodeUnreachable', message: `node ${node} is unreachable` }, nowIso);
@@ -160,7 +159,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
       if (err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409)) return;
       throw err;
     }
-    await events.record(pod as unknown as StoredObject, 'Warning', 'NodeNotReady', `Node ${node} is not ready`);
+    await events.record(pod, 'Warning', 'NodeNotReady', `Node ${node} is not ready`);
   }
 
   async function setReady(node: Node, ready: Condition, nowIso: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { labelSelectorFromSpec, matchesLabels } from '../../api-types/index.js';
 import type { DeleteOptions, Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
-import type { StoredObject } from '../store/types.js';
+import type { Stored } from '../store/types.js';
 import type { ObjectService } from '../objects/service.js';
 import {
   resources, objectKey, splitKey, ownerKey, controllerOf, controllerRefTo, isPodActive, isPodReady, isPodAvailable, podCondition,
@@ -29,33 +29,32 @@ export function replicaSetController(deps: ControllerDeps): Controller {
         // A pod without a controller wakes the ReplicaSets whose selector matches it, which may adopt it.
         keys: (e) => (controllerOf(e.object) || e.type === 'DELETED'
           ? ownerKey(e.object, 'ReplicaSet')
-          : (deps.objects.list(resources.replicaSets, e.object.metadata.namespace).items as unknown as ReplicaSet[])
+          : (deps.objects.list(resources.replicaSets, e.object.metadata.namespace).items)
             .filter((rs) => matchesLabels(labelSelectorFromSpec(rs.spec.selector), e.object.metadata.labels)).map(objectKey)),
       },
     ],
     allKeys: () => deps.objects.list(resources.replicaSets).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const rs = deps.objects.get(resources.replicaSets, namespace, name) as ReplicaSet | undefined;
+      const rs = deps.objects.get(resources.replicaSets, namespace, name);
       if (!rs || isGoing(rs)) return;
-      const owner = rs as unknown as StoredObject;
-      const pods = [...deps.pods.ownedBy(owner), ...await adopt(deps, rs)];
+      const pods = [...deps.pods.ownedBy(rs), ...await adopt(deps, rs)];
       for (const p of pods.filter((p) => p.status?.phase === 'Failed' && !p.metadata.deletionTimestamp)) {
         await deletePod(deps.objects, p);
-        await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted failed pod: ${p.metadata.name}`);
+        await events.record(rs, 'Normal', 'SuccessfulDelete', `Deleted failed pod: ${p.metadata.name}`);
       }
       let active = pods.filter(isPodActive);
       const want = rs.spec.replicas ?? 1;
       if (active.length < want && rs.spec.template) {
         const missing = Math.min(BURST, want - active.length);
         const created = await Promise.allSettled(Array.from({ length: missing }, () =>
-          deps.objects.create(resources.pods, namespace, podFromTemplate(rs.spec.template!, owner, {}))));
+          deps.objects.create(resources.pods, namespace, podFromTemplate(rs.spec.template!, rs, {}))));
         const failures = created.filter((c): c is PromiseRejectedResult => c.status === 'rejected');
-        active = [...active, ...created.flatMap((c) => (c.status === 'fulfilled' ? [c.value as unknown as Pod] : []))];
-        if (missing - failures.length > 0) await events.record(owner, 'Normal', 'SuccessfulCreate', `Created ${missing - failures.length} pod(s)`);
+        active = [...active, ...created.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []))];
+        if (missing - failures.length > 0) await events.record(rs, 'Normal', 'SuccessfulCreate', `Created ${missing - failures.length} pod(s)`);
         if (failures.length > 0) {
           const why = failures[0]!.reason instanceof Error ? failures[0]!.reason.message : String(failures[0]!.reason);
-          await events.record(owner, 'Warning', 'FailedCreate', `Error creating: ${why}`);
+          await events.record(rs, 'Warning', 'FailedCreate', `Error creating: ${why}`);
           await writeStatus(deps, rs, active);
           throw failures[0]!.reason;
         }
@@ -64,7 +63,7 @@ export function replicaSetController(deps: ControllerDeps): Controller {
         await Promise.all(victims.map((p) => deletePod(deps.objects, p)));
         const gone = new Set(victims.map((p) => p.metadata.uid));
         active = active.filter((p) => !gone.has(p.metadata.uid));
-        await events.record(owner, 'Normal', 'SuccessfulDelete', `Deleted ${victims.length} pod(s)`);
+        await events.record(rs, 'Normal', 'SuccessfulDelete', `Deleted ${victims.length} pod(s)`);
       }
       return writeStatus(deps, rs, active);
     },
@@ -76,15 +75,15 @@ export function replicaSetController(deps: ControllerDeps): Controller {
  * does (pods left behind by an orphaning delete, say). The write is pinned to the pod's resourceVersion, so of
  * two ReplicaSets adopting one pod only one succeeds.
  */
-async function adopt(deps: ControllerDeps, rs: ReplicaSet): Promise<Pod[]> {
+async function adopt(deps: ControllerDeps, rs: Stored<ReplicaSet>): Promise<Stored<Pod>[]> {
   const selector = labelSelectorFromSpec(rs.spec.selector);
-  const adopted: Pod[] = [];
+  const adopted: Stored<Pod>[] = [];
   for (const p of deps.pods.unowned(rs.metadata.namespace)) {
     if (!isPodActive(p) || !matchesLabels(selector, p.metadata.labels)) continue;
     try {
       adopted.push(await deps.objects.patch(resources.pods, p.metadata.namespace, p.metadata.name ?? '', {
-        metadata: { resourceVersion: p.metadata.resourceVersion, ownerReferences: [...(p.metadata.ownerReferences ?? []), controllerRefTo(rs as unknown as StoredObject)] },
-      }) as unknown as Pod);
+        metadata: { resourceVersion: p.metadata.resourceVersion, ownerReferences: [...(p.metadata.ownerReferences ?? []), controllerRefTo(rs)] },
+      }));
     } catch (err) {
       if (!(err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409))) throw err;
     }

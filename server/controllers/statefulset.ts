@@ -1,15 +1,14 @@
 import type { Pod, StatefulSet, StatefulSetStatus, Volume } from '../../api-types/index.js';
-import type { StoredObject } from '../store/types.js';
+import type { Stored } from '../store/types.js';
 import {
   resources, objectKey, splitKey, ownerKey, isPodActive, isPodReady, isPodAvailable, podFromTemplate,
-  sameContent, templateHash, LABEL_CONTROLLER_REVISION_HASH, isGoing,
+  sameContent, templateHash, isGoing,
 } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
 import type { Controller, ControllerDeps } from './controller.js';
+import { LABEL_CONTROLLER_REVISION_HASH, LABEL_POD_INDEX, LABEL_STATEFULSET_POD_NAME } from '../../api-types/index.js';
 
-export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
-export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
 
 /**
  * StatefulSet pods have stable names NAME-0 .. NAME-(n-1) and stable volumes: each volumeClaimTemplate T
@@ -30,22 +29,21 @@ export function statefulSetController(deps: ControllerDeps): Controller {
     allKeys: () => deps.objects.list(resources.statefulSets).items.map(objectKey),
     async reconcile(key) {
       const { namespace, name } = splitKey(key);
-      const sts = deps.objects.get(resources.statefulSets, namespace, name) as StatefulSet | undefined;
+      const sts = deps.objects.get(resources.statefulSets, namespace, name);
       if (!sts || isGoing(sts)) return;
-      const owner = sts as unknown as StoredObject;
       const replicas = sts.spec.replicas ?? 1;
       const ordered = sts.spec.podManagementPolicy !== 'Parallel';
       const hash = templateHash(sts.spec.template);
       const byOrdinal = new Map<number, Pod>();
       /** Ordinals whose pod is Terminating: its name is free only once it is gone. */
       const terminating = new Set<number>();
-      for (const p of deps.pods.ownedBy(owner)) {
+      for (const p of deps.pods.ownedBy(sts)) {
         const i = ordinalOf(name, p.metadata.name ?? '');
         if (i === undefined) continue;
         if (p.metadata.deletionTimestamp) { terminating.add(i); continue; }
         if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded') {
           await deletePod(deps.objects, p);
-          await events.record(owner, 'Warning', 'RecreatingFailedPod', `StatefulSet ${namespace}/${name} is recreating ${p.status?.phase} Pod ${p.metadata.name}`);
+          await events.record(sts, 'Warning', 'RecreatingFailedPod', `StatefulSet ${namespace}/${name} is recreating ${p.status?.phase} Pod ${p.metadata.name}`);
           continue;
         }
         if (isPodActive(p)) byOrdinal.set(i, p);
@@ -66,9 +64,9 @@ export function statefulSetController(deps: ControllerDeps): Controller {
         }
         if (blocked) break;
         const podName = `${name}-${i}`;
-        const create = deps.objects.create(resources.pods, namespace, podBody(sts, owner, i, hash)).then(async (p) => {
-          byOrdinal.set(i, p as unknown as Pod);
-          await events.record(owner, 'Normal', 'SuccessfulCreate', `create Pod ${podName} in StatefulSet ${name} successful`);
+        const create = deps.objects.create(resources.pods, namespace, podBody(sts, i, hash)).then(async (p) => {
+          byOrdinal.set(i, p);
+          await events.record(sts, 'Normal', 'SuccessfulCreate', `create Pod ${podName} in StatefulSet ${name} successful`);
         });
         if (ordered) {
           await create;
@@ -85,7 +83,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
         if (ordered && (!othersReady || blocked)) break;
         await deletePod(deps.objects, p);
         byOrdinal.delete(i);
-        await events.record(owner, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`);
+        await events.record(sts, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`);
         if (ordered) break;
       }
 
@@ -96,7 +94,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
         if (outdated) {
           await deletePod(deps.objects, outdated[1]);
           byOrdinal.delete(outdated[0]);
-          await events.record(owner, 'Normal', 'SuccessfulDelete', `delete Pod ${outdated[1].metadata.name} in StatefulSet ${name} for update`);
+          await events.record(sts, 'Normal', 'SuccessfulDelete', `delete Pod ${outdated[1].metadata.name} in StatefulSet ${name} for update`);
         }
       }
 
@@ -131,7 +129,7 @@ export function claimName(template: string, setName: string, ordinal: number): s
   return `${template}-${setName}-${ordinal}`;
 }
 
-function podBody(sts: StatefulSet, owner: StoredObject, ordinal: number, hash: string): Record<string, unknown> {
+function podBody(sts: Stored<StatefulSet>, ordinal: number, hash: string): Record<string, unknown> {
   const setName = sts.metadata.name ?? '';
   const podName = `${setName}-${ordinal}`;
   const claims: Volume[] = (sts.spec.volumeClaimTemplates ?? []).map((t) => ({
@@ -139,7 +137,7 @@ function podBody(sts: StatefulSet, owner: StoredObject, ordinal: number, hash: s
   }));
   const claimed = new Set(claims.map((c) => c.name));
   const volumes = [...(sts.spec.template.spec.volumes ?? []).filter((v) => !claimed.has(v.name)), ...claims];
-  return podFromTemplate(sts.spec.template, owner, {
+  return podFromTemplate(sts.spec.template, sts, {
     name: podName,
     labels: { [LABEL_STATEFULSET_POD_NAME]: podName, [LABEL_POD_INDEX]: String(ordinal), [LABEL_CONTROLLER_REVISION_HASH]: hash },
     spec: {

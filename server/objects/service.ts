@@ -1,10 +1,10 @@
 import { randomUUID, randomBytes } from 'node:crypto';
-import { validateObject, applyDefaults, resourceFor } from '../../api-types/index.js';
-import type { DeleteOptions, ResourceInfo } from '../../api-types/index.js';
+import { validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
+import type { DeleteOptions, ObjectOf, Pod, ResourceInfo } from '../../api-types/index.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import type { Proposer } from '../store/proposer.js';
 import { StoreError } from '../store/types.js';
-import type { Command, StoredObject } from '../store/types.js';
+import type { Command, Stored, StoredObject } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
 
@@ -18,6 +18,15 @@ export const invalid = (kind: string, name: string, causes: { field: string; mes
   message: `${kind} "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}`,
   details: { name, kind, causes },
 });
+
+/**
+ * A stored object as the type of its resource's kind. The store is generic over kinds, so its objects are
+ * envelopes; every object it holds for `r` passed r's schema at admission (validate.ts), which is what the
+ * kind's type is derived from.
+ */
+function typed<K extends string>(_r: ResourceInfo<K>, o: StoredObject): Stored<ObjectOf<K>> {
+  return o as unknown as Stored<ObjectOf<K>>;
+}
 
 /** The store's key for a resource: the plural, qualified by the group outside the core group. */
 export function resourceKey(r: ResourceInfo): string {
@@ -45,22 +54,28 @@ export class ObjectService {
 
   #checkUpdate(r: ResourceInfo, namespace: string | undefined, name: string, incoming: StoredObject): void {
     if (this.updateChecks.length === 0) return;
-    const stored = this.get(r, namespace, name);
+    const stored = this.#stored(r, namespace, name);
     if (stored) for (const check of this.updateChecks) check(r, stored, incoming);
   }
 
-  get(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined {
+  #stored(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined {
     return this.store.get(resourceKey(r), r.namespaced ? namespace ?? '' : '', name);
   }
 
-  mustGet(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject {
+  get<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> | undefined {
+    const o = this.#stored(r, namespace, name);
+    return o && typed(r, o);
+  }
+
+  mustGet<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> {
     const o = this.get(r, namespace, name);
     if (!o) throw notFound(`${r.plural} "${name}" not found`);
     return o;
   }
 
-  list(r: ResourceInfo, namespace?: string): { items: StoredObject[]; revision: number } {
-    return this.store.list(resourceKey(r), r.namespaced ? namespace : undefined);
+  list<K extends string>(r: ResourceInfo<K>, namespace?: string): { items: Stored<ObjectOf<K>>[]; revision: number } {
+    const { items, revision } = this.store.list(resourceKey(r), r.namespaced ? namespace : undefined);
+    return { items: items.map((o) => typed(r, o)), revision };
   }
 
   /**
@@ -86,7 +101,7 @@ export class ObjectService {
     return applyDefaults(v.object) as unknown as StoredObject;
   }
 
-  async create(r: ResourceInfo, namespace: string | undefined, input: unknown): Promise<StoredObject> {
+  async create<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, input: unknown): Promise<Stored<ObjectOf<K>>> {
     if (r.namespaced && !namespace) throw badRequest(`${r.plural} are namespaced: create them in a namespace`);
     const ns = r.namespaced ? this.store.get('namespaces', '', namespace!) : undefined;
     if (r.namespaced && !ns) throw notFound(`namespaces "${namespace}" not found`);
@@ -102,30 +117,30 @@ export class ObjectService {
         details: { name: object.metadata.name, kind: r.plural, causes: [{ field: 'metadata.namespace', message: `namespace ${namespace} is being terminated` }] },
       });
     }
-    return this.#commit({ op: 'create', resource: resourceKey(r), object, uid: randomUUID(), now: this.now().toISOString() });
+    return typed(r, await this.#commit({ op: 'create', resource: resourceKey(r), object, uid: randomUUID(), now: this.now().toISOString() }));
   }
 
   /** Replaces an object; a resourceVersion in the body is a precondition. */
-  async replace(r: ResourceInfo, namespace: string | undefined, name: string, input: unknown): Promise<StoredObject> {
-    const object = admitUpdate(r, this.get(r, namespace, name), this.admit(r, namespace, input, name));
+  async replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>> {
+    const object = admitUpdate(r, this.#stored(r, namespace, name), this.admit(r, namespace, input, name));
     this.#checkUpdate(r, namespace, name, object);
-    return this.#commit({ op: 'update', resource: resourceKey(r), object });
+    return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object }));
   }
 
   /** Replaces only the status of an object (validated within the whole object). */
-  async replaceStatus(r: ResourceInfo, namespace: string | undefined, name: string, status: unknown, resourceVersion?: string): Promise<StoredObject> {
+  async replaceStatus<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, status: unknown, resourceVersion?: string): Promise<Stored<ObjectOf<K>>> {
     const current = this.mustGet(r, namespace, name);
     const object = this.admit(r, namespace, { ...current, status, metadata: { ...current.metadata, resourceVersion: resourceVersion ?? '' } }, name);
     object.metadata.resourceVersion = resourceVersion ?? '';
     this.#checkUpdate(r, namespace, name, object);
-    return this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' });
+    return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' }));
   }
 
   /**
    * Applies a JSON merge patch to the newest object. Unless the patch pins metadata.resourceVersion, a
    * concurrent write is resolved by patching again (as kubectl patch does); a pinned one gets 409.
    */
-  async patch(r: ResourceInfo, namespace: string | undefined, name: string, delta: unknown, subresource?: 'status'): Promise<StoredObject> {
+  async patch<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, delta: unknown, subresource?: 'status'): Promise<Stored<ObjectOf<K>>> {
     if (delta === null || typeof delta !== 'object' || Array.isArray(delta)) throw badRequest('a merge patch must be a JSON object');
     const pinned = (delta as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion !== undefined;
     for (let attempt = 1; ; attempt++) {
@@ -135,7 +150,7 @@ export class ObjectService {
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
       for (const check of this.updateChecks) check(r, current, object);
       const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
-      if (result.ok) return result.object;
+      if (result.ok) return typed(r, result.object);
       if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
     }
   }
@@ -144,8 +159,8 @@ export class ObjectService {
    * Assigns an unbound pod to a node, adding annotations (the scheduler's GPU choice). Preconditions: the pod is
    * still unbound, and its uid and resourceVersion match when given (else 409, so concurrent binders lose cleanly).
    */
-  async bindPod(namespace: string, name: string, nodeName: string, opts: { annotations?: Record<string, string>; uid?: string; resourceVersion?: string } = {}): Promise<StoredObject> {
-    const pods = resourceFor('', 'v1', 'pods')!;
+  async bindPod(namespace: string, name: string, nodeName: string, opts: { annotations?: Record<string, string>; uid?: string; resourceVersion?: string } = {}): Promise<Stored<Pod>> {
+    const pods = resourceOfKind('Pod');
     const current = this.mustGet(pods, namespace, name);
     const spec = (current.spec ?? {}) as { nodeName?: string };
     const conflict = (message: string) => new StoreError({ code: 409, reason: 'Conflict', message, details: { name, kind: 'pods' } });
@@ -154,7 +169,7 @@ export class ObjectService {
     if (opts.resourceVersion && opts.resourceVersion !== current.metadata.resourceVersion) throw conflict(`pod ${name} changed since resourceVersion ${opts.resourceVersion}`);
     const annotations = { ...(current.metadata.annotations ?? {}), ...(opts.annotations ?? {}) };
     // The current resourceVersion is the precondition of the write itself: a concurrent binding gets 409.
-    return this.#commit({ op: 'update', resource: 'pods', object: { ...current, spec: { ...spec, nodeName }, metadata: { ...current.metadata, annotations } } });
+    return typed(pods, await this.#commit({ op: 'update', resource: 'pods', object: { ...current, spec: { ...spec, nodeName }, metadata: { ...current.metadata, annotations } } }));
   }
 
   /**
@@ -162,12 +177,12 @@ export class ObjectService {
    * deletionTimestamp (a pod's graceful deletion, finalizers, propagationPolicy Foreground or Orphan). Resolves
    * to the object as it was removed, or as it now stands marked.
    */
-  async delete(r: ResourceInfo, namespace: string | undefined, name: string, options: DeleteOptions = {}): Promise<StoredObject> {
+  async delete<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, options: DeleteOptions = {}): Promise<Stored<ObjectOf<K>>> {
     const { preconditions, gracePeriodSeconds, propagationPolicy } = options;
-    return this.#commit({
+    return typed(r, await this.#commit({
       op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, now: this.now().toISOString(),
       ...(preconditions ? { preconditions } : {}), ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}), ...(propagationPolicy ? { propagationPolicy } : {}),
-    });
+    }));
   }
 
   async #commit(command: Command): Promise<StoredObject> {

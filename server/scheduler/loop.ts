@@ -16,7 +16,8 @@
 //
 // Order: each batch takes the active pods in kube-scheduler's order (./queue.ts: priority, then age), so a
 // freed resource goes to the pod that has the first claim on it, whatever order the pods arrived or retried in.
-import { ANNOTATION_ASSIGNED_GPUS, podKey, stableJson } from './node-table.js';
+import { podKey, stableJson } from './node-table.js';
+import { ANNOTATION_ASSIGNED_GPUS } from '../../api-types/index.js';
 import { ActiveQueue } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
 import type { Node, Pod } from './types.js';

@@ -1,7 +1,8 @@
 // In-memory SchedulerCluster: the reference implementation of the loop's cluster interface, used by tests
 // and benchmarks. resourceVersion is a global counter, as in the store.
 import type { ClusterEvent, SchedulerCluster } from './loop.js';
-import { ANNOTATION_ASSIGNED_GPUS, podKey } from './node-table.js';
+import { podKey } from './node-table.js';
+import { ANNOTATION_ASSIGNED_GPUS } from '../../api-types/index.js';
 import type { Node, Pod } from './types.js';
 
 export class MemoryCluster implements SchedulerCluster {

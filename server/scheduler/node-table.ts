@@ -6,22 +6,15 @@
 // - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
 //   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
 // - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
-import { LABEL_OS } from '../../api-types/objects.js';
+import {
+  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH,
+  ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS, LABEL_ZONE,
+} from '../../api-types/index.js';
 import * as L from './layout.js';
 import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
 import type { LabelSelector, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from './types.js';
 
-export const ANNOTATION_GPU_MEMORY_MIN = 'flotilla.io/gpu-memory-min';
-export const ANNOTATION_GPU_MODEL = 'flotilla.io/gpu-model';
-export const ANNOTATION_GPU_SHARING = 'flotilla.io/gpu-sharing';
-export const ANNOTATION_PLACEMENT = 'flotilla.io/placement';
-export const ANNOTATION_IMAGE_ARCH = 'flotilla.io/image-arch';
-export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
-export const LABEL_GPU_SHARING = 'flotilla.io/gpu-sharing';
-export const LABEL_ARCH = 'kubernetes.io/arch';
-export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
-export const LABEL_ZONE = 'topology.kubernetes.io/zone';
-const GPU_RESOURCES: Record<string, string> = { 'nvidia.com/gpu': 'nvidia', 'amd.com/gpu': 'amd' };
+const GPU_RESOURCES: Record<string, string> = { [GPU_RESOURCE_NVIDIA]: 'nvidia', [GPU_RESOURCE_AMD]: 'amd' };
 
 /** What a pod asks for, resolved from its spec and annotations. */
 export interface PodRequest {
@@ -104,7 +97,7 @@ const PROTOCOLS: Record<string, number> = { TCP: 0, UDP: 1, SCTP: 2 };
 export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodRequest {
   const name = `pod ${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
   const ann = pod.metadata.annotations ?? {};
-  let cpuMilli = 0; let memoryBytes = 0; let gpus = 0; let gpuResource = 'nvidia.com/gpu';
+  let cpuMilli = 0; let memoryBytes = 0; let gpus = 0; let gpuResource = GPU_RESOURCE_NVIDIA;
   const hostPorts: number[] = [];
   if (!Array.isArray(pod.spec?.containers)) throw new Error(`${name}: spec.containers must be a list`);
   pod.spec.containers.forEach((c, i) => {

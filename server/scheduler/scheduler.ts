@@ -6,6 +6,7 @@ import { formatBytes } from './quantity.js';
 import { referenceSchedule } from './reference.js';
 import type { Node, Pod } from './types.js';
 import { loadWasmCore, type PlacementEngine } from './wasm-core.js';
+import { GPU_RESOURCE_NVIDIA } from '../../api-types/index.js';
 
 export type ScoreName = 'resources' | 'balanced' | 'nodeAffinity' | 'taint' | 'podAffinity' | 'gpuFit';
 const SCORE_INDEX: Record<ScoreName, number> = {
@@ -164,7 +165,7 @@ export function reasonMessage(code: number, r: PodRequest | null): string {
     case L.R_HOST_PORT: return "node(s) didn't have free ports for the requested pod ports";
     case L.R_POD_AFFINITY: return "node(s) didn't match pod affinity rules";
     case L.R_POD_ANTI_AFFINITY: return "node(s) didn't match pod anti-affinity rules";
-    case L.R_GPU_COUNT: return `Insufficient ${r?.gpuResource ?? 'nvidia.com/gpu'}`;
+    case L.R_GPU_COUNT: return `Insufficient ${r?.gpuResource ?? GPU_RESOURCE_NVIDIA}`;
     case L.R_GPU_MODEL: return `no GPU matching model "${r?.gpuModel ?? ''}"`;
     case L.R_GPU_MEMORY: return `no GPU with >= ${formatBytes(r?.gpuMemoryMin ?? 0)}`;
     default: return `unknown reason ${code}`;

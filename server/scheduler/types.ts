@@ -70,7 +70,7 @@ export interface NodeGpu {
   uuid: string;
   vendor: string;
   model: string;
-  memory: string;
+  memory: Quantity;
   health: 'Healthy' | 'Unhealthy';
   busId?: string;
   driver?: string;

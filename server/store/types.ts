@@ -1,30 +1,20 @@
 // The state machine's vocabulary: stored objects, the commands that change them, and what applying a command
 // returns. Commands carry everything that must be identical on every replica (uid, timestamps): applying the
 // same commands in the same order to the same state gives the same result everywhere.
-import type { DeletionPropagation } from '../../api-types/index.js';
+import type { DeletionPropagation, Failure, KubeObject, ObjectMeta, StatusDetails } from '../../api-types/index.js';
 
-export interface StoredMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
-  finalizers?: string[];
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
-  [field: string]: unknown;
-}
+export type { Failure, StatusDetails };
 
-export interface StoredObject {
-  apiVersion: string;
-  kind: string;
+/** Metadata of a stored object: api-types' ObjectMeta, always named (the store names every object it keeps). */
+export type StoredMeta = ObjectMeta & { name: string };
+
+/** The store is generic over kinds: any object envelope whose metadata names it. */
+export interface StoredObject extends KubeObject {
   metadata: StoredMeta;
-  [field: string]: unknown;
 }
+
+/** A stored object whose kind is known: the api-types type T, named as every stored object is. */
+export type Stored<T extends KubeObject = KubeObject> = T & { metadata: StoredMeta };
 
 /** A resource key names one collection: the plural for the core group ("pods"), plural.group otherwise ("deployments.apps"). */
 export type ResourceKey = string;
@@ -43,11 +33,6 @@ export type Command =
   };
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
-
-export interface StatusDetails { name?: string; kind?: string; group?: string; causes?: { field: string; message: string }[] }
-
-/** A failed command, shaped like a Kubernetes Status so the API can return it unchanged. */
-export interface Failure { code: number; reason: string; message: string; details?: StatusDetails }
 
 export type ApplyResult =
   /** `unchanged`: an update that changed nothing; as in Kubernetes it keeps the resourceVersion and emits no event. */

@@ -4,6 +4,7 @@ import type { SqliteStore } from '../store/sqlite-store.js';
 import type { Proposer } from '../store/proposer.js';
 import type { StoredObject } from '../store/types.js';
 import type { Identity } from '../api/middleware/auth.js';
+import { SECRET_TYPE_TOKENS } from '../../api-types/index.js';
 
 /**
  * Bearer tokens are kept in the replicated state as digests only, in the Secret kube-system/flotilla-tokens:
@@ -51,7 +52,7 @@ export async function ensureToken(store: SqliteStore, proposer: Proposer, name: 
     const current = store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) as (StoredObject & { data?: Record<string, string> }) | undefined;
     if (current?.data?.[name] === value) return;
     const object: StoredObject = {
-      apiVersion: 'v1', kind: 'Secret', type: 'flotilla.io/tokens',
+      apiVersion: 'v1', kind: 'Secret', type: SECRET_TYPE_TOKENS,
       metadata: { name: TOKENS_SECRET.name, namespace: TOKENS_SECRET.namespace, ...(current ? { resourceVersion: current.metadata.resourceVersion } : {}) },
       data: { ...(current?.data ?? {}), [name]: value },
     };

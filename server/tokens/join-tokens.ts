@@ -12,6 +12,7 @@ import type { Proposer } from '../store/proposer.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import { TOKENS_SECRET } from './api-tokens.js';
+import { SECRET_TYPE_TOKENS } from '../../api-types/index.js';
 
 export const JOIN_TOKENS_PATH = '/apis/flotilla.io/v1/jointokens';
 const ENTRY_PREFIX = 'join-';
@@ -73,7 +74,7 @@ async function writeEntry(store: SqliteStore, proposer: Proposer, key: string, v
     if (value === undefined) delete data[key];
     else data[key] = value;
     const object: StoredObject = {
-      apiVersion: 'v1', kind: 'Secret', type: 'flotilla.io/tokens',
+      apiVersion: 'v1', kind: 'Secret', type: SECRET_TYPE_TOKENS,
       metadata: { name: TOKENS_SECRET.name, namespace: TOKENS_SECRET.namespace, ...(current ? { resourceVersion: current.metadata.resourceVersion } : {}) },
       data,
     };

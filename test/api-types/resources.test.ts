@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { allResources, apiPath, resourceByCliName, resourceFor, resourceForKind, statusObject } from '../../api-types/index.js';
+import { SCALABLE_KINDS, allResources, apiPath, bindingResource, isKind, kindSchemas, resourceByCliName, resourceFor, resourceForKind, resourceOfKind, statusObject } from '../../api-types/index.js';
 
 // [cli name, expected kind]
 const cliNames: [string, string][] = [
@@ -71,6 +71,20 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
     'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
 });
 
+test('every kind in the table has a schema, and every schema a line in the table', () => {
+  const tableKinds = [...allResources, bindingResource].map((r) => r.kind).sort();
+  assert.equal(Object.keys(kindSchemas).sort(), tableKinds);
+  for (const kind of tableKinds) assert.is(resourceOfKind(kind as keyof typeof kindSchemas).kind, kind);
+  assert.throws(() => resourceOfKind('Scale' as never), /no entry in resources.ts/);
+  assert.equal(allResources.filter((r) => r.subresources.includes('scale')).map((r) => r.kind).sort(), [...SCALABLE_KINDS].sort());
+});
+
+test('isKind narrows by kind', () => {
+  const o = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a' }, spec: { containers: [{ name: 'c', image: 'x' }] } };
+  assert.ok(isKind(o, 'Pod'));
+  assert.not.ok(isKind(o, 'Node'));
+});
+
 test('scope and subresources', () => {
   assert.is(resourceByCliName('nodes')?.namespaced, false);
   assert.is(resourceByCliName('namespaces')?.namespaced, false);
@@ -101,16 +115,19 @@ test('apiPath builds core and group paths', () => {
 });
 
 test('statusObject builds a Kubernetes Status', () => {
-  assert.equal(statusObject(404, 'NotFound', 'pods "x" not found', { name: 'x', kind: 'pods' }), {
+  assert.equal(statusObject({ code: 404, reason: 'NotFound', message: 'pods "x" not found', details: { name: 'x', kind: 'pods' } }), {
     kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'pods "x" not found', reason: 'NotFound',
     code: 404, details: { name: 'x', kind: 'pods' },
   });
-  const conflict = statusObject(409, 'Conflict', 'stale resourceVersion');
+  const conflict = statusObject({ code: 409, reason: 'Conflict', message: 'stale resourceVersion' });
   assert.is(conflict.code, 409);
   assert.is(conflict.reason, 'Conflict');
   assert.not.ok('details' in conflict);
-  const invalid = statusObject(422, 'Invalid', 'bad', { causes: [{ field: 'spec.replicas', message: 'must be >= 0' }] });
+  const invalid = statusObject({ code: 422, reason: 'Invalid', message: 'bad', details: { causes: [{ field: 'spec.replicas', message: 'must be >= 0' }] } });
   assert.equal(invalid.details?.causes, [{ field: 'spec.replicas', message: 'must be >= 0' }]);
+  // Success bodies (a binding, a revocation) carry only what they are given.
+  assert.equal(statusObject({ code: 201 }), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+  assert.is(statusObject({ code: 200, message: 'revoked' }).status, 'Success');
 });
 
 test.run();

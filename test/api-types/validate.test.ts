@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { applyDefaults, formatPath, validateObject } from '../../api-types/index.js';
+import { applyDefaults, formatPath, kindSchemas, validateObject } from '../../api-types/index.js';
 
 type Json = Record<string, unknown>;
 
@@ -118,6 +118,10 @@ const valid: Record<string, () => Json> = {
     },
   }),
 };
+
+test('every kind with a schema has a valid manifest here', () => {
+  assert.equal(Object.keys(valid).sort(), Object.keys(kindSchemas).sort());
+});
 
 for (const [kind, build] of Object.entries(valid)) {
   test(`a valid ${kind} passes and comes back unchanged`, () => {

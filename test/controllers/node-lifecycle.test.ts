@@ -2,8 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Deployment, HorizontalPodAutoscaler, Node, Pod } from '../../api-types/index.js';
 import { ClusterSim, R, readyPods, webDeployment, startWebAndAgentOnThreeNodes } from './cluster-sim.js';
-import { TAINT_UNREACHABLE } from '../../server/controllers/node-lifecycle.js';
-import { ANNOTATION_EVICTION_AT } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, TAINT_UNREACHABLE } from '../../api-types/index.js';
 
 const node = (sim: ClusterSim, name: string) => sim.get('nodes', name) as unknown as Node;
 const ready = (n: Node) => n.status?.conditions?.find((c) => c.type === 'Ready');

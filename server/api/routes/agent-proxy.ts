@@ -1,7 +1,6 @@
 import type { Context } from 'hono';
 import type { ObjectService } from '../../objects/service.js';
-import { resourceKey } from '../../objects/service.js';
-import { resourceByCliName } from '../../../api-types/index.js';
+import { isKind, resourceOfKind } from '../../../api-types/index.js';
 import { StoreError } from '../../store/types.js';
 import type { StoredObject } from '../../store/types.js';
 
@@ -15,15 +14,16 @@ import type { StoredObject } from '../../store/types.js';
  *   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
  */
 export function agentProxy(objects: ObjectService): (c: Context, pod: StoredObject, sub: string) => Promise<Response> {
-  const nodes = resourceByCliName('nodes')!;
+  const nodes = resourceOfKind('Node');
+  const secrets = resourceOfKind('Secret');
   return async (c, pod, sub) => {
-    const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName;
+    const nodeName = isKind(pod, 'Pod') ? pod.spec.nodeName : undefined;
     if (!nodeName) throw new StoreError({ code: 400, reason: 'BadRequest', message: `pod ${pod.metadata.name} is not scheduled to a node yet` });
-    const node = objects.get(nodes, undefined, nodeName) as (StoredObject & { status?: { addresses?: { type: string; address: string }[]; daemonEndpoints?: { kubeletEndpoint?: { Port?: number } } } }) | undefined;
+    const node = objects.get(nodes, undefined, nodeName);
     const address = node?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
     const port = node?.status?.daemonEndpoints?.kubeletEndpoint?.Port;
     if (!address || !port) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `node ${nodeName} has not published its agent endpoint` });
-    const secret = objects.store.get(resourceKey(resourceByCliName('secrets')!), 'kube-system', `flotilla-agent-${nodeName}`) as (StoredObject & { data?: { token?: string } }) | undefined;
+    const secret = objects.get(secrets, 'kube-system', `flotilla-agent-${nodeName}`);
     const token = secret?.data?.token ? Buffer.from(secret.data.token, 'base64').toString('utf8') : undefined;
     if (!token) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `node ${nodeName} has not published its agent credentials` });
     const host = address.includes(':') ? `[${address}]` : address;

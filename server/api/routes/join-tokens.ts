@@ -1,6 +1,7 @@
 // The join token API: create, list and revoke the tokens agents join with (server/tokens/join-tokens.ts).
 import { Hono } from 'hono';
 import type { Context } from 'hono';
+import { statusObject } from '../../../api-types/index.js';
 import type { SqliteStore } from '../../store/sqlite-store.js';
 import type { Proposer } from '../../store/proposer.js';
 import { StoreError } from '../../store/types.js';
@@ -51,7 +52,7 @@ export function joinTokenRoutes(deps: { store: SqliteStore; proposer: Proposer; 
     requireAdmin(c);
     const id = c.req.param('id');
     if (!(await revokeJoinToken(deps.store, deps.proposer, id))) throw new StoreError({ code: 404, reason: 'NotFound', message: `join token "${id}" not found` });
-    return c.json({ kind: 'Status', status: 'Success', message: `join token "${id}" revoked` });
+    return c.json(statusObject({ code: 200, message: `join token "${id}" revoked` }));
   });
   return app;
 }

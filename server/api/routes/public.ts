@@ -4,6 +4,7 @@
 // createApp's bearer middleware guards every other path, so these are served by a small app in front of it:
 // `publicRoutesFirst(deps, app.fetch)` answers its own paths and hands everything else to the API app.
 import { Hono } from 'hono';
+import { statusObject } from '../../../api-types/index.js';
 import type { Advertisement } from '../../../discovery/advertisement.js';
 import { CLUSTER_SECRET_TOKEN_ID, PROOF_PATH, checkNonce, membershipProof, tokenSha256 } from '../../../discovery/locate.js';
 import type { ProofAnswer } from '../../../discovery/locate.js';
@@ -21,7 +22,7 @@ export interface PublicRouteDeps {
 }
 
 function failure(code: number, reason: string, message: string): Response {
-  return Response.json({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code, message }, { status: code });
+  return Response.json(statusObject({ code, reason, message }), { status: code });
 }
 
 /** A fetch handler: PROOF_PATH and DISCOVERY_PATH here, every other request to `next`. */

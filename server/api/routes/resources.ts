@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { parse as parseYaml } from 'yaml';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, validateDeleteOptions } from '../../../api-types/index.js';
-import type { DeleteOptions, ResourceInfo, LabelSelectorSpec } from '../../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
+import type { DeleteOptions, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
-import { methodNotAllowed, statusBody } from '../status.js';
+import { methodNotAllowed } from '../status.js';
 
 /** What the resource routes need from the rest of the server. */
 export interface ResourceDeps {
@@ -200,7 +200,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         stop = deps.objects.store.hub.watch(key, t.namespace, from, send, () => finish());
       } catch (err) {
         if (!(err instanceof GoneError)) throw err;
-        controller.enqueue(line({ type: 'ERROR', object: statusBody(err.failure) }));
+        controller.enqueue(line({ type: 'ERROR', object: statusObject(err.failure) }));
         return finish();
       }
       if (timeoutS > 0) timer = setTimeout(finish, timeoutS * 1000);
@@ -261,12 +261,16 @@ async function deleteOptions(c: Context): Promise<DeleteOptions> {
 }
 
 async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
-  const toScale = (o: StoredObject) => ({
-    kind: 'Scale', apiVersion: 'autoscaling/v1',
-    metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
-    spec: { replicas: (o.spec as { replicas?: number } | undefined)?.replicas ?? 0 },
-    status: { replicas: (o.status as { replicas?: number } | undefined)?.replicas ?? 0, selector: selectorText(o) },
-  });
+  const toScale = (o: StoredObject): Scale => {
+    // Only the scalable kinds are served with a scale subresource (resources.ts, checked by its tests).
+    if (!isScalable(o)) throw methodNotAllowed(`${t.resource.plural} have no scale subresource`);
+    return {
+      kind: 'Scale', apiVersion: 'autoscaling/v1',
+      metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
+      spec: { replicas: o.spec.replicas ?? 0 },
+      status: { replicas: o.status?.replicas ?? 0, selector: formatLabelSelector(labelSelectorFromSpec(o.spec.selector)) },
+    };
+  };
   if (c.req.method === 'GET') return c.json(toScale(await read(c, deps, t)));
   if (c.req.method !== 'PUT' && c.req.method !== 'PATCH') throw methodNotAllowed(`${c.req.method} is not supported on scale`);
   const input = (await body(c)) as { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } };
@@ -278,10 +282,6 @@ async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string)
   return c.json(toScale(await deps.objects.patch(t.resource, t.namespace, name, { spec: { replicas }, metadata: pin })));
 }
 
-function selectorText(o: StoredObject): string {
-  const spec = (o.spec as { selector?: LabelSelectorSpec } | undefined)?.selector;
-  return spec ? formatLabelSelector(labelSelectorFromSpec(spec)) : '';
-}
 
 /** POST pods/NAME/binding: assigns an unbound pod to a node, adding the binding's annotations (the scheduler's GPU choice). */
 async function binding(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
@@ -291,5 +291,5 @@ async function binding(c: Context, deps: ResourceDeps, t: Target, name: string):
   if (typeof nodeName !== 'string' || nodeName === '') throw invalid('Binding', name, [{ field: 'target.name', message: 'Required value' }]);
   const m = input.metadata;
   await deps.objects.bindPod(t.namespace ?? 'default', name, nodeName, { ...(m?.annotations ? { annotations: m.annotations } : {}), ...(m?.uid ? { uid: m.uid } : {}), ...(m?.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) });
-  return c.json({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 }, 201);
+  return c.json(statusObject({ code: 201 }), 201);
 }

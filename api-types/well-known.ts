@@ -1,0 +1,97 @@
+// Every well-known label, annotation, taint key and extended-resource name the cluster reads or writes, in one
+// place. Kubernetes' own keys keep their Kubernetes spelling and meaning; Flotilla's live under flotilla.io/.
+
+// ---- extended resources --------------------------------------------------------------------------------
+
+export const GPU_RESOURCE_NVIDIA = 'nvidia.com/gpu';
+export const GPU_RESOURCE_AMD = 'amd.com/gpu';
+
+// ---- node labels ---------------------------------------------------------------------------------------
+
+export const LABEL_ARCH = 'kubernetes.io/arch';
+export const LABEL_OS = 'kubernetes.io/os';
+export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
+export const LABEL_ZONE = 'topology.kubernetes.io/zone';
+/** Prefix of the node role labels (`node-role.kubernetes.io/control-plane`); the role is what follows. */
+export const LABEL_NODE_ROLE_PREFIX = 'node-role.kubernetes.io/';
+export const LABEL_GPU_COUNT = 'flotilla.io/gpu.count';
+export const LABEL_GPU_VENDOR = 'flotilla.io/gpu.vendor';
+export const LABEL_GPU_MODEL = 'flotilla.io/gpu.model';
+export const LABEL_GPU_MEMORY = 'flotilla.io/gpu.memory';
+export const LABEL_PI_MODEL = 'flotilla.io/pi.model';
+/** Node label: value "shared" allows several sharing pods on one GPU of this node. */
+export const LABEL_GPU_SHARING = 'flotilla.io/gpu-sharing';
+/** Node label "true": a simulated (hollow) node, see node-agent/hollow.ts. */
+export const LABEL_HOLLOW = 'flotilla.io/hollow';
+
+// ---- node taints (as Kubernetes' node lifecycle controller) ----------------------------------------------
+
+export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
+export const TAINT_NOT_READY = 'node.kubernetes.io/not-ready';
+export const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
+
+// ---- node annotations ----------------------------------------------------------------------------------
+
+/** Node: fingerprint of the public key of the agent that registered it (see node-agent/identity.ts). */
+export const ANNOTATION_NODE_KEY = 'flotilla.io/node-key';
+/** Node: set by the node lifecycle controller while the node is unreachable: when its pods are evicted (ISO time). */
+export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
+
+// ---- pod annotations -----------------------------------------------------------------------------------
+
+/** Pod annotation: quantity; every assigned GPU has at least this much memory. */
+export const ANNOTATION_GPU_MEMORY_MIN = 'flotilla.io/gpu-memory-min';
+/** Pod annotation: regular expression matched against the GPU model. */
+export const ANNOTATION_GPU_MODEL = 'flotilla.io/gpu-model';
+/** Pod annotation: "shared" when the pod accepts a GPU other sharing pods use. */
+export const ANNOTATION_GPU_SHARING = 'flotilla.io/gpu-sharing';
+/** Pod annotation set by the scheduler: comma-separated GPU UUIDs the agent passes to Docker. */
+export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
+/** Pod annotation: "binpack" | "spread". */
+export const ANNOTATION_PLACEMENT = 'flotilla.io/placement';
+/** Pod annotation: architectures the image exists for, comma-separated ("amd64,arm64"). */
+export const ANNOTATION_IMAGE_ARCH = 'flotilla.io/image-arch';
+/**
+ * Pod annotation set at admission (never by users: admission overwrites it): the handler of the pod's
+ * RuntimeClass, the Docker runtime its containers run with. Recorded on the pod so that an agent starting it
+ * from its cache, with the servers unreachable, still knows.
+ */
+export const ANNOTATION_RUNTIME_HANDLER = 'flotilla.io/runtime-handler';
+/**
+ * Hollow nodes only: a pod annotated with a CPU quantity ("800m") and/or a memory quantity ("256Mi") reports
+ * exactly that as its usage (see node-agent/usage.ts), so that tests can drive the autoscaler.
+ */
+export const ANNOTATION_SIMULATED_CPU = 'flotilla.io/simulated-cpu';
+export const ANNOTATION_SIMULATED_MEMORY = 'flotilla.io/simulated-memory';
+
+// ---- workload controllers (as Kubernetes) --------------------------------------------------------------
+
+/** The label Deployments and DaemonSets put on pods (and ReplicaSets) to tell template versions apart. */
+export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
+export const LABEL_CONTROLLER_REVISION_HASH = 'controller-revision-hash';
+export const LABEL_JOB_NAME = 'batch.kubernetes.io/job-name';
+/** The legacy job label Kubernetes still sets beside batch.kubernetes.io/job-name. */
+export const LABEL_JOB_NAME_LEGACY = 'job-name';
+export const LABEL_CONTROLLER_UID = 'batch.kubernetes.io/controller-uid';
+export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
+export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
+/** ReplicaSet annotation: the Deployment revision the ReplicaSet's template is. */
+export const ANNOTATION_DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
+/**
+ * ReplicaSet annotations a Deployment writes whenever it scales one: its spec.replicas, and that plus maxSurge,
+ * at that time. An active ReplicaSet whose desired-replicas differs from the Deployment's marks a scaling event;
+ * max-replicas is the size the ReplicaSets' proportions were taken against.
+ */
+export const ANNOTATION_DESIRED_REPLICAS = 'deployment.kubernetes.io/desired-replicas';
+export const ANNOTATION_MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
+/** Deployment annotation kubectl records: the command that made the current revision. */
+export const ANNOTATION_CHANGE_CAUSE = 'kubernetes.io/change-cause';
+/** Pod template annotation `rollout restart` sets to force a new revision. */
+export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
+
+// ---- Flotilla's own records ----------------------------------------------------------------------------
+
+/** Secret type of the records that hold API and join tokens (kube-system). */
+export const SECRET_TYPE_TOKENS = 'flotilla.io/tokens';
+/** Label of the Secret kube-system/flotilla-agent-NODE: the node whose agent's token it holds. */
+export const LABEL_AGENT_NODE = 'flotilla.io/agent-node';
