@@ -85,7 +85,9 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   const report = (e: unknown): void => options.onError?.(e as Error);
   // Aborted by whatever may have made a pod due, so that a sleeping loop looks again.
   let wake = new AbortController();
-  const hint = (event: QueueEvent): void => { if (queue.onEvent(event, now()) > 0) wake.abort(); };
+  // abort() builds its DOMException reason on every call, even when aborted already: only the first one wakes.
+  const wakeUp = (): void => { if (!wake.signal.aborted) wake.abort(); };
+  const hint = (event: QueueEvent): void => { if (queue.onEvent(event, now()) > 0) wakeUp(); };
 
   const observePod = (pod: Pod, deleted: boolean): void => {
     const key = podKey(pod);
@@ -108,7 +110,7 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
     }
     if (pod.metadata.deletionTimestamp) { queue.delete(key); return; } // held by a finalizer: never placed
     queue.add(pod, key, now());
-    wake.abort();
+    wakeUp();
   };
   const observeNode = (node: Node): void => {
     const view = nodeView(node);
@@ -138,7 +140,7 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   for (const pod of snap.pods) observePod(pod, false);
   for (const e of held) onEvent(e);
   held = null;
-  const onAbort = (): void => wake.abort();
+  const onAbort = (): void => wakeUp();
   signal.addEventListener('abort', onAbort, { once: true });
 
   try {
