@@ -264,6 +264,48 @@ test('pending pods are served by priority before age: a newer pod of higher prio
   assert.is(await winnerOfFreedGpu(urgent, older), 'urgent');
 });
 
+/** A clock that moves only when told, and a sleep that ends only when it moves or the loop is woken. */
+function manualTime() {
+  let t = 0;
+  let wakeSleeper: (() => void) | null = null;
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => t,
+    sleep: (ms: number, wake: AbortSignal) => new Promise<void>((resolve) => {
+      sleeps.push(ms);
+      const done = () => { wakeSleeper = null; wake.removeEventListener('abort', done); resolve(); };
+      wakeSleeper = done;
+      wake.addEventListener('abort', done, { once: true });
+    }),
+    advance: (ms: number) => { t += ms; wakeSleeper?.(); },
+  };
+}
+
+test('with an injected clock: the loop sleeps until the unschedulable flush or the back-off is due, and no longer', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'n1', cpu: 1, memoryGi: 2 }));
+  const time = manualTime();
+  const { counts, onPlacement } = attemptCounter();
+  const loop = start(c, { now: time.now, sleep: time.sleep, backoff: {}, onPlacement });
+  c.putPod(makePod({ name: 'big', cpu: '2' }));
+  await eventually('big unschedulable, the loop asleep until its flush', () => counts.get('big') === 1 && time.sleeps.at(-1) === 300_000);
+  time.advance(299_999);
+  await eventually('asleep for the last millisecond', () => time.sleeps.at(-1) === 1);
+  assert.is(counts.get('big'), 1);
+  time.advance(1);
+  await eventually('big tried again by the flush', () => counts.get('big') === 2);
+  // A bind error: retried after the back-off (1 s for a first attempt), not before.
+  let failing = true;
+  const bind = c.bind.bind(c);
+  c.bind = async (...args) => { if (failing) { failing = false; throw new Error('store unavailable'); } return bind(...args); };
+  c.putPod(makePod({ name: 'small', cpu: '500m' }));
+  await eventually('small failed to bind, the loop asleep until its back-off', () => counts.get('small') === 1 && time.sleeps.at(-1) === 1000);
+  time.advance(1000);
+  await eventually('small bound after its back-off', () => !!c.pods.get('uid-default-small')?.spec.nodeName);
+  await loop.stop();
+});
+
 test('abort resolves the loop', async () => {
   const c = new MemoryCluster();
   const loop = start(c);
