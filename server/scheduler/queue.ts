@@ -3,7 +3,8 @@
 // - activeQ: to be tried now, in kube-scheduler's order (its PrioritySort plugin): higher spec.priority first,
 //   then the older creationTimestamp, then namespace/name so that equal pods come out in the same order on
 //   every member;
-// - podBackoffQ: waiting out its back-off (initialMs doubled per attempt up to maxMs) before activeQ;
+// - podBackoffQ: waiting out its back-off (initialBackoffMs doubled per attempt up to maxBackoffMs), counted
+//   from its last failure, before activeQ;
 // - unschedulablePods: tried and found not to fit, with the reasons the nodes rejected it for. Only a cluster
 //   event that can resolve one of those reasons (a queueing hint, RESOLVED_BY) moves it on, to podBackoffQ
 //   while its back-off lasts, else to activeQ; after maxInUnschedulableMs without one it is flushed back all
@@ -63,6 +64,7 @@ const POD_ADD = 1 << 8;
 const POD_UPDATE = 1 << 9;
 const POD_DELETE = 1 << 10;
 const EVENT_BITS = 11;
+const ANY_EVENT = (1 << EVENT_BITS) - 1;
 
 function eventBits(e: QueueEvent): number {
   switch (e.type) {
@@ -76,7 +78,8 @@ function eventBits(e: QueueEvent): number {
 
 const { labels: LABELS, allocatable: ALLOCATABLE, taints: TAINTS, gpus: GPUS } = CHANGE_BIT;
 /** Per rejection reason (R_* of the placement core), the events that can resolve it on some node: the
- * EventsToRegister of the kube-scheduler plugin that rejects for it. A new node can resolve anything. */
+ * EventsToRegister of the kube-scheduler plugin that rejects for it. A new node can resolve anything; a reason
+ * missing here, any event. */
 const RESOLVED_BY: Readonly<Record<number, number>> = {
   [L.R_NOT_READY]: NODE_ADD | CHANGE_BIT.conditions,
   [L.R_UNSCHEDULABLE]: NODE_ADD | CHANGE_BIT.unschedulable,
@@ -213,7 +216,7 @@ export class SchedulingQueue {
     e.since = now;
     if (this.#moveRequestCycle >= e.cycle) { this.#toBackoff(e); return; }
     e.failure = failure;
-    e.resolvedBy = 'error' in failure ? 0 : failure.reasons.reduce((m, r) => m | (RESOLVED_BY[r] ?? 0), NODE_ADD);
+    e.resolvedBy = 'error' in failure ? 0 : failure.reasons.reduce((m, r) => m | (RESOLVED_BY[r] ?? ANY_EVENT), NODE_ADD);
     e.state = 'unschedulable';
     this.#unschedulable.set(key, e);
     this.#count(e.resolvedBy, 1);

@@ -36,6 +36,16 @@ test('random add / delete / pop agree with a sorted reference', () => {
   }
 });
 
+test('a reason code the hint table does not know is resolved by any event, not left to the flush', () => {
+  const q = new SchedulingQueue();
+  const p = pod('p', 0, '2026-01-01T00:00:00.000Z', 1);
+  q.add(p, 'p', 0);
+  assert.is(q.pop(0), p);
+  q.failed(p, 'p', { reasons: [999] }, 0);
+  assert.is(q.onEvent({ type: 'assigned-pod-update' }, 5000), 1);
+  assert.is(q.pop(5000), p);
+});
+
 test('a node update names what it changed of what scheduling reads, and nothing else', () => {
   const node = makeNode({ name: 'n1', cpu: 4, memoryGi: 8 });
   const view = nodeView(node);
