@@ -8,17 +8,14 @@
 //   waits for the newer version (delivered as an event) before placing the pod again.
 // - a bound pod appears as an event with spec.nodeName; the loop counts its usage from then on.
 //
-// Retries: an unschedulable pod waits out its back-off, or less when a change that can help it happens: a node
-// added or changed in what scheduling reads, a bound pod deleted or finished, a pod newly bound (helps required
-// pod affinity), a bound pod relabelled (helps required pod affinity or anti-affinity). Nothing else (a pending
-// pod's churn, a node's heartbeat or usage, a node leaving) retries it. A pod that cannot be placed whatever
-// the cluster does (malformed, or placed where the table cannot record it) waits for a new version of itself.
-//
-// Order: each batch takes the active pods in kube-scheduler's order (./queue.ts: priority, then age), so a
-// freed resource goes to the pod that has the first claim on it, whatever order the pods arrived or retried in.
-import { podKey, stableJson } from './node-table.js';
+// What is tried when is the SchedulingQueue's (./queue.ts: activeQ, podBackoffQ, unschedulablePods, as
+// kube-scheduler's); this driver feeds it the cluster's changes as queueing hints (a node added or changed in
+// what scheduling reads, a bound pod deleted or finished, a pod newly bound, a bound pod relabelled), pops
+// batches in its order, and tells it how each attempt went. A pending pod's churn, a node's heartbeat or usage,
+// or a node leaving helps no waiting pod. The clock and the sleeping are injected (LoopOptions.now, .sleep).
+import { podKey } from './node-table.js';
 import { ANNOTATION_ASSIGNED_GPUS } from '../../api-types/index.js';
-import { ActiveQueue } from './queue.js';
+import { SchedulingQueue, nodeChanges, nodeView, type NodeView, type QueueEvent } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
 import type { Node, Pod } from './types.js';
 
@@ -43,104 +40,94 @@ export interface LoopOptions {
   scheduler?: Scheduler;
   /** Pods placed per batch (each sees the ones placed before it). Default 256. */
   batchSize?: number;
-  /** Back-off for unschedulable pods: initialMs doubled per failed attempt up to maxMs. Defaults 1000, 60000. */
+  /** Back-off of a pod that failed: initialMs doubled per attempt up to maxMs. Defaults 1000, 10000, as
+   * kube-scheduler's podInitialBackoffSeconds and podMaxBackoffSeconds. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** How long an unschedulable pod waits for an event that can help it before it is tried anyway
+   * (kube-scheduler's podMaxInUnschedulablePodsDuration). Default 5 minutes. */
+  maxInUnschedulableMs?: number;
+  /** The clock, in milliseconds. Default Date.now. */
+  now?: () => number;
+  /** Resolves after `ms` (Infinity: never), or as soon as `wake` aborts. Default: a timer. */
+  sleep?: (ms: number, wake: AbortSignal) => Promise<void>;
   /** Observes every decision (tests, metrics). */
   onPlacement?: (placement: Placement, outcome: 'bound' | 'conflict' | 'unschedulable' | 'error') => void;
   onError?: (error: Error) => void;
 }
 
-interface Waiting {
-  pod: Pod;
-  until: number;
-  /** Declares required pod affinity (a newly bound pod may satisfy it) / anti-affinity (relabelled pods may). */
-  affinity: boolean;
-  antiAffinity: boolean;
-}
-
 const finished = (pod: Pod): boolean => pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-
-/** What scheduling reads of a node; equal strings mean an update cannot change any placement. */
-export function schedulingView(node: Node): string {
-  const s = node.status;
-  return stableJson([
-    node.metadata.labels ?? {}, node.spec?.unschedulable ?? false, node.spec?.taints ?? [],
-    s?.allocatable ?? s?.capacity ?? {}, (s?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
-    s?.nodeInfo?.architecture ?? '', (s?.gpus ?? []).map((g) => [g.uuid, g.vendor, g.model, g.memory, g.health]),
-  ]);
-}
-
-const anyPod = (): boolean => true;
-const wantsPods = (w: Waiting): boolean => w.affinity;
-const selectsPods = (w: Waiting): boolean => w.affinity || w.antiAffinity;
 
 const sameLabels = (a: Record<string, string>, b: Record<string, string>): boolean =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+
+/** LoopOptions.sleep's default. */
+export function sleep(ms: number, wake: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (wake.aborted) return resolve();
+    // setTimeout fires at once for delays past 2^31-1 ms; a longer sleep ends only by waking.
+    const timer = ms <= 0x7fffffff ? setTimeout(done, ms) : undefined;
+    function done(): void { clearTimeout(timer); wake.removeEventListener('abort', done); resolve(); }
+    wake.addEventListener('abort', done, { once: true });
+  });
+}
 
 /** Runs until the signal aborts; resolves then. Rejects only when the initial snapshot fails. */
 export async function runSchedulingLoop(cluster: SchedulerCluster, signal: AbortSignal, options: LoopOptions = {}): Promise<void> {
   const scheduler = options.scheduler ?? new Scheduler();
   const batchSize = options.batchSize ?? 256;
-  const initialMs = options.backoff?.initialMs ?? 1000; const maxMs = options.backoff?.maxMs ?? 60000;
-  const active = new ActiveQueue(); // pending pods to place
-  const waiting = new Map<string, Waiting>(); // unschedulable pods in back-off
-  // Pods that cannot be placed at their current resourceVersion; only another version of the pod re-queues them.
-  const parked = new Map<string, string | undefined>();
-  const attempts = new Map<string, number>();
-  const nodeViews = new Map<string, string>(); // node name -> schedulingView
-  let wakeUp: (() => void) | null = null;
-  const wake = (): void => { const w = wakeUp; wakeUp = null; w?.(); };
-  let timer: ReturnType<typeof setTimeout> | null = null;
+  const now = options.now ?? Date.now;
+  const sleepFor = options.sleep ?? sleep;
+  const queue = new SchedulingQueue({
+    ...(options.backoff?.initialMs !== undefined ? { initialBackoffMs: options.backoff.initialMs } : {}),
+    ...(options.backoff?.maxMs !== undefined ? { maxBackoffMs: options.backoff.maxMs } : {}),
+    ...(options.maxInUnschedulableMs !== undefined ? { maxInUnschedulableMs: options.maxInUnschedulableMs } : {}),
+  });
+  const nodeViews = new Map<string, NodeView>();
+  const report = (e: unknown): void => options.onError?.(e as Error);
+  // Aborted by whatever may have made a pod due, so that a sleeping loop looks again.
+  let wake = new AbortController();
+  // abort() builds its DOMException reason on every call, even when aborted already: only the first one wakes.
+  const wakeUp = (): void => { if (!wake.signal.aborted) wake.abort(); };
+  const hint = (event: QueueEvent): void => { if (queue.onEvent(event, now()) > 0) wakeUp(); };
 
-  /** Moves the waiting pods the change can help to the active queue. */
-  const retryWaiting = (helps: (w: Waiting) => boolean): void => {
-    let moved = false;
-    for (const [key, w] of waiting) {
-      if (!helps(w)) continue;
-      waiting.delete(key); active.set(key, w.pod); moved = true;
-    }
-    if (moved) wake();
-  };
-  const forget = (key: string): void => { active.delete(key); waiting.delete(key); parked.delete(key); attempts.delete(key); };
   const observePod = (pod: Pod, deleted: boolean): void => {
     const key = podKey(pod);
     const before = scheduler.table.boundPod(key);
     if (deleted || finished(pod)) {
-      scheduler.podRemoved(key); forget(key);
-      if (before) retryWaiting(anyPod); // its node has room again
+      scheduler.podRemoved(key); queue.delete(key);
+      if (before) hint({ type: 'assigned-pod-delete' });
       return;
     }
     // A Terminating pod keeps its node's resources and GPUs until it is removed, as in Kubernetes: its
     // containers may run for their whole grace period.
     if (pod.spec.nodeName) {
       const gpus = pod.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS];
-      try { scheduler.podBound(pod, pod.spec.nodeName, gpus ? gpus.split(',') : []); } catch (e) { options.onError?.(e as Error); }
-      forget(key);
-      // The loop's own bindings are recorded already (and retry on their outcome); this is someone else's.
-      if (!before || before.nodeName !== pod.spec.nodeName) retryWaiting(wantsPods);
-      else if (!sameLabels(before.request.labels, pod.metadata.labels ?? {})) retryWaiting(selectsPods);
+      try { scheduler.podBound(pod, pod.spec.nodeName, gpus ? gpus.split(',') : []); } catch (e) { report(e); }
+      queue.delete(key);
+      // The loop's own bindings are recorded already (and hint on their outcome); this is someone else's.
+      if (!before || before.nodeName !== pod.spec.nodeName) hint({ type: 'assigned-pod-add' });
+      else if (!sameLabels(before.request.labels, pod.metadata.labels ?? {})) hint({ type: 'assigned-pod-update' });
       return;
     }
-    if (pod.metadata.deletionTimestamp) { forget(key); return; } // held by a finalizer: never placed
-    if (parked.has(key) && parked.get(key) === pod.metadata.resourceVersion) return; // the same version again
-    // A new or changed pending pod is worth a fresh attempt.
-    parked.delete(key); waiting.delete(key);
-    active.set(key, pod);
-    wake();
+    if (pod.metadata.deletionTimestamp) { queue.delete(key); return; } // held by a finalizer: never placed
+    queue.add(pod, key, now());
+    wakeUp();
   };
   const observeNode = (node: Node): void => {
-    const view = schedulingView(node);
-    if (nodeViews.get(node.metadata.name) === view) return;
+    const view = nodeView(node);
+    const prev = nodeViews.get(node.metadata.name);
+    const changed = prev ? nodeChanges(prev, view) : [];
+    if (prev && changed.length === 0) return;
     scheduler.upsertNode(node);
     nodeViews.set(node.metadata.name, view);
-    retryWaiting(anyPod);
+    hint(prev ? { type: 'node-update', changed } : { type: 'node-add' });
   };
   const onEvent = (e: ClusterEvent): void => {
     try {
       if (e.kind === 'pod') observePod(e.pod, e.type === 'delete');
       else if (e.type === 'upsert') observeNode(e.node);
       else { scheduler.removeNode(e.name); nodeViews.delete(e.name); } // fewer nodes help no pod
-    } catch (err) { options.onError?.(err as Error); }
+    } catch (err) { report(err); }
   };
 
   // Watch first and hold events until the snapshot is applied, so no change between the two is lost;
@@ -149,83 +136,59 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   cluster.watch((e) => { if (held) held.push(e); else onEvent(e); }, signal);
   const snap = await cluster.snapshot();
   for (const node of snap.nodes) {
-    try { observeNode(node); } catch (e) { options.onError?.(e as Error); }
+    try { observeNode(node); } catch (e) { report(e); }
   }
   for (const pod of snap.pods) observePod(pod, false);
   for (const e of held) onEvent(e);
   held = null;
-  const onAbort = (): void => wake();
+  const onAbort = (): void => wakeUp();
   signal.addEventListener('abort', onAbort, { once: true });
-
-  // Both skip a pod whose newer version arrived while it was being placed: that version is queued already.
-  const backOff = (pod: Pod): void => {
-    const key = podKey(pod);
-    if (active.has(key)) return;
-    const n = (attempts.get(key) ?? 0) + 1;
-    attempts.set(key, n);
-    const affinity = pod.spec.affinity;
-    waiting.set(key, {
-      pod, until: Date.now() + Math.min(maxMs, initialMs * 2 ** (n - 1)),
-      affinity: !!affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.length,
-      antiAffinity: !!affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.length,
-    });
-  };
-  const park = (pod: Pod): void => {
-    const key = podKey(pod);
-    if (!active.has(key)) parked.set(key, pod.metadata.resourceVersion);
-  };
-  const armTimer = (): void => {
-    if (timer) { clearTimeout(timer); timer = null; }
-    if (waiting.size === 0 || signal.aborted) return;
-    let next = Infinity;
-    for (const w of waiting.values()) next = Math.min(next, w.until);
-    timer = setTimeout(() => {
-      timer = null;
-      const now = Date.now();
-      for (const [key, w] of waiting) if (w.until <= now) { waiting.delete(key); active.set(key, w.pod); }
-      wake();
-      armTimer();
-    }, Math.max(0, next - Date.now()));
-  };
 
   try {
     while (!signal.aborted) {
-      if (active.size === 0) {
-        armTimer();
-        await new Promise<void>((resolve) => { wakeUp = resolve; });
-        continue;
-      }
       const batch: Pod[] = [];
-      while (batch.length < batchSize) {
-        const pod = active.pop();
+      for (let t = now(); batch.length < batchSize;) {
+        const pod = queue.pop(t);
         if (!pod) break;
         batch.push(pod);
       }
+      if (batch.length === 0) {
+        const due = queue.nextDue();
+        wake = new AbortController();
+        await sleepFor(due === undefined ? Infinity : Math.max(0, due - now()), wake.signal);
+        continue;
+      }
       const placements = scheduler.scheduleBatch(batch);
+      // Failures are queued before any bind can deliver an event, so none is missed in between.
+      const failedAt = now();
+      for (const p of placements) {
+        if (!p.nodeName) queue.failed(p.pod, podKey(p.pod), p.error !== undefined ? { error: p.error } : { reasons: p.reasons.map((r) => r.code) }, failedAt);
+      }
       await Promise.all(placements.map(async (p) => {
         if (!p.nodeName) {
-          if (p.error) park(p.pod); else backOff(p.pod);
           options.onPlacement?.(p, 'unschedulable');
-          try { await cluster.reportUnschedulable(p.pod, explain(p)); } catch (e) { options.onError?.(e as Error); }
+          try { await cluster.reportUnschedulable(p.pod, explain(p)); } catch (e) { report(e); }
           return;
         }
         let outcome: 'bound' | 'conflict' | 'error';
         try { outcome = await cluster.bind(p.pod, p.nodeName, p.gpuUuids, p.pod.metadata.resourceVersion); } catch (e) {
-          options.onError?.(e as Error); outcome = 'error';
+          report(e); outcome = 'error';
         }
         if (outcome === 'bound') {
-          retryWaiting(wantsPods); // a pod newly in place may be what a waiting pod's required affinity wants
+          queue.delete(podKey(p.pod));
+          hint({ type: 'assigned-pod-add' }); // a pod newly in place may be what a waiting pod's required affinity wants
         } else {
-          // Undo the assumption (only ours: a competing bind's event may have replaced it); a conflict waits
-          // for the newer version (its event re-queues the pod).
+          // Undo the assumption (only ours: a competing bind's event may have replaced it), which may have been
+          // what kept a pod of the same batch out. A conflict waits in flight for the newer version (its event
+          // re-queues the pod); an error retries after the back-off.
           scheduler.unassume(p);
-          if (outcome === 'error') backOff(p.pod);
+          hint({ type: 'assigned-pod-delete' });
+          if (outcome === 'error') queue.backOff(p.pod, podKey(p.pod), now());
         }
         options.onPlacement?.(p, outcome);
       }));
     }
   } finally {
-    if (timer) clearTimeout(timer);
     signal.removeEventListener('abort', onAbort);
   }
 }

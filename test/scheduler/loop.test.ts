@@ -1,4 +1,6 @@
 // The scheduling loop against the in-memory cluster: batches, binding, conflicts, back-off, retry on change.
+// Back-off is short (20-100 ms) and the unschedulable flush 5 minutes, so only a change retries an unschedulable
+// pod within a test unless it says otherwise.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runSchedulingLoop } from '../../server/scheduler/loop.js';
@@ -55,7 +57,7 @@ test('a bind conflict re-queues the pod, which binds once the newer version arri
 test('an unschedulable pod is reported, backs off, and binds when a node joins', async () => {
   const c = new MemoryCluster();
   c.putNode(makeNode({ name: 'small', cpu: 1, memoryGi: 2 }));
-  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } }); // only a cluster change can retry it
+  const loop = start(c);
   c.putPod(makePod({ name: 'big', cpu: '2', memory: '1Gi' }));
   await eventually('unschedulable report', () => c.unschedulable.has('uid-default-big'));
   assert.is(c.unschedulable.get('uid-default-big'), '0/1 nodes are available: 1 Insufficient cpu.');
@@ -64,18 +66,18 @@ test('an unschedulable pod is reported, backs off, and binds when a node joins',
   await loop.stop();
 });
 
-test('back-off retries without any change and deleting a pod frees its resources', async () => {
+test('an unschedulable pod is retried after podMaxInUnschedulablePodsDuration without any change; deleting a pod frees its resources', async () => {
   const c = new MemoryCluster();
   c.putNode(makeNode({ name: 'n1', cpu: 2, memoryGi: 4 }));
   c.putPod(makePod({ name: 'first', cpu: '2' }));
-  const loop = start(c);
+  const loop = start(c, { maxInUnschedulableMs: 50 });
   await eventually('first bound', () => !!c.pods.get('uid-default-first')?.spec.nodeName);
   c.putPod(makePod({ name: 'second', cpu: '2' }));
   await eventually('second unschedulable', () => c.unschedulable.has('uid-default-second'));
   let retries = 0;
   const before = c.unschedulable.get('uid-default-second');
   c.unschedulable.delete('uid-default-second');
-  await eventually('a back-off retry', () => { if (c.unschedulable.has('uid-default-second')) retries++; return retries > 0; });
+  await eventually('a retry by the flush', () => { if (c.unschedulable.has('uid-default-second')) retries++; return retries > 0; });
   assert.is(c.unschedulable.get('uid-default-second'), before);
   c.deletePod('uid-default-first');
   await eventually('second bound after first deleted', () => c.pods.get('uid-default-second')?.spec.nodeName === 'n1');
@@ -86,7 +88,7 @@ test('a Terminating pod keeps its resources until it is removed; an unbound one 
   const c = new MemoryCluster();
   c.putNode(makeNode({ name: 'n1', cpu: 3, memoryGi: 4 }));
   c.putPod(makePod({ name: 'first', cpu: '2' }));
-  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } });
+  const loop = start(c);
   await eventually('first bound', () => !!c.pods.get('uid-default-first')?.spec.nodeName);
   const first = c.pods.get('uid-default-first')!;
   c.putPod({ ...first, metadata: { ...first.metadata, deletionTimestamp: '2026-01-01T00:00:30Z' } });
@@ -112,7 +114,7 @@ test('a waiting pod is retried by changes that can help it, and by nothing else'
   c.putNode(small);
   c.putNode(makeNode({ name: 'fenced', cpu: 8, memoryGi: 16, taints: [{ key: 'private', effect: 'NoSchedule' }] }));
   const { counts, onPlacement } = attemptCounter();
-  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 }, onPlacement }); // only a change can retry
+  const loop = start(c, { onPlacement });
   c.putPod(makePod({ name: 'big', cpu: '2' }));
   await eventually('big unschedulable', () => c.unschedulable.has('uid-default-big'));
   // Changes that cannot help: a node rewritten with the same scheduling view (heartbeat-like status), a node
@@ -135,7 +137,7 @@ test('a waiting pod is retried by changes that can help it, and by nothing else'
 test('a waiting pod with required pod affinity is retried when a pod it wants is bound', async () => {
   const c = new MemoryCluster();
   c.putNode(makeNode({ name: 'n1', cpu: 4, memoryGi: 8 }));
-  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 } });
+  const loop = start(c);
   c.putPod(makePod({ name: 'follower', affinity: { podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [
     { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: 'leader' } } }] } } }));
   await eventually('follower unschedulable', () => c.unschedulable.has('uid-default-follower'));
@@ -148,7 +150,7 @@ test('a malformed pod is reported once and waits for a new version of itself', a
   const c = new MemoryCluster();
   c.putNode(makeNode({ name: 'n1', cpu: 4, memoryGi: 8 }));
   const { counts, onPlacement } = attemptCounter();
-  const loop = start(c, { onPlacement }); // back-off 20 ms: a backed-off pod would come back at once
+  const loop = start(c, { onPlacement });
   const bad = c.putPod(makePod({ name: 'bad', annotations: { 'flotilla.io/placement': 'sideways' } }));
   await eventually('bad reported', () => c.unschedulable.has('uid-default-bad'));
   assert.match(c.unschedulable.get('uid-default-bad')!, /flotilla\.io\/placement is "sideways"/);
@@ -233,7 +235,7 @@ async function winnerOfFreedGpu(first: ReturnType<typeof podAt>, second: ReturnT
   const holder = makePod({ name: 'holder', gpus: 1 });
   c.putPod({ ...holder, metadata: { ...holder.metadata, annotations: { 'flotilla.io/assigned-gpus': 'GPU-gpu-1-0' } }, spec: { ...holder.spec, nodeName: 'gpu-1' } });
   const { counts, onPlacement } = attemptCounter();
-  const loop = start(c, { backoff: { initialMs: 60000, maxMs: 60000 }, onPlacement }); // only a change retries
+  const loop = start(c, { onPlacement });
   try {
     const key = (p: { metadata: { uid?: string } }) => p.metadata.uid!;
     c.putPod(first);
@@ -260,6 +262,48 @@ test('pending pods are served by priority before age: a newer pod of higher prio
   const older = podAt({ name: 'older', gpus: 1 }, '2026-01-01T00:00:00.000Z', 0);
   const urgent = podAt({ name: 'urgent', gpus: 1 }, '2026-01-01T00:00:05.000Z', 1000);
   assert.is(await winnerOfFreedGpu(urgent, older), 'urgent');
+});
+
+/** A clock that moves only when told, and a sleep that ends only when it moves or the loop is woken. */
+function manualTime() {
+  let t = 0;
+  let wakeSleeper: (() => void) | null = null;
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => t,
+    sleep: (ms: number, wake: AbortSignal) => new Promise<void>((resolve) => {
+      sleeps.push(ms);
+      const done = () => { wakeSleeper = null; wake.removeEventListener('abort', done); resolve(); };
+      wakeSleeper = done;
+      wake.addEventListener('abort', done, { once: true });
+    }),
+    advance: (ms: number) => { t += ms; wakeSleeper?.(); },
+  };
+}
+
+test('with an injected clock: the loop sleeps until the unschedulable flush or the back-off is due, and no longer', async () => {
+  const c = new MemoryCluster();
+  c.putNode(makeNode({ name: 'n1', cpu: 1, memoryGi: 2 }));
+  const time = manualTime();
+  const { counts, onPlacement } = attemptCounter();
+  const loop = start(c, { now: time.now, sleep: time.sleep, backoff: {}, onPlacement });
+  c.putPod(makePod({ name: 'big', cpu: '2' }));
+  await eventually('big unschedulable, the loop asleep until its flush', () => counts.get('big') === 1 && time.sleeps.at(-1) === 300_000);
+  time.advance(299_999);
+  await eventually('asleep for the last millisecond', () => time.sleeps.at(-1) === 1);
+  assert.is(counts.get('big'), 1);
+  time.advance(1);
+  await eventually('big tried again by the flush', () => counts.get('big') === 2);
+  // A bind error: retried after the back-off (1 s for a first attempt), not before.
+  let failing = true;
+  const bind = c.bind.bind(c);
+  c.bind = async (...args) => { if (failing) { failing = false; throw new Error('store unavailable'); } return bind(...args); };
+  c.putPod(makePod({ name: 'small', cpu: '500m' }));
+  await eventually('small failed to bind, the loop asleep until its back-off', () => counts.get('small') === 1 && time.sleeps.at(-1) === 1000);
+  time.advance(1000);
+  await eventually('small bound after its back-off', () => !!c.pods.get('uid-default-small')?.spec.nodeName);
+  await loop.stop();
 });
 
 test('abort resolves the loop', async () => {

@@ -1,52 +1,61 @@
-// The scheduling loop's active queue against a sorted list: same pods out, in kube-scheduler's order, through
-// random interleavings of queueing, re-queueing (a newer version) and forgetting.
+// The SchedulingQueue's activeQ against a sorted list: same pods out, in kube-scheduler's order, through random
+// interleavings of queueing, re-queueing (a newer version) and forgetting; and what a node update changed.
+// Back-off, hints and the flush are in the scenario files (queue-scenarios.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActiveQueue } from '../../server/scheduler/queue.js';
+import { SchedulingQueue, nodeChanges, nodeView } from '../../server/scheduler/queue.js';
 import type { Pod } from '../../server/scheduler/types.js';
-import { seededRandom } from './cluster-gen.js';
+import { makeNode, seededRandom } from './cluster-gen.js';
 
-const pod = (name: string, priority: number | undefined, created: string | undefined): Pod => ({
-  metadata: { name, namespace: 'default', ...(created ? { creationTimestamp: created } : {}) },
-  spec: { ...(priority !== undefined ? { priority } : {}), containers: [] },
+const pod = (name: string, priority: number, created: string, version: number): Pod => ({
+  metadata: { name, namespace: 'default', creationTimestamp: created, resourceVersion: String(version) },
+  spec: { priority, containers: [] },
 });
 
-test('priority first, then creation time, then name; pods never stored come last within their priority', () => {
-  const q = new ActiveQueue();
-  q.set('a', pod('a', undefined, '2026-01-01T00:00:02.000Z'));
-  q.set('b', pod('b', 0, '2026-01-01T00:00:01.000Z'));
-  q.set('c', pod('c', 10, '2026-01-01T00:00:09.000Z'));
-  q.set('d', pod('d', undefined, undefined));
-  q.set('e', pod('e', 0, '2026-01-01T00:00:01.000Z'));
-  q.set('f', pod('f', -5, '2026-01-01T00:00:00.000Z'));
-  const out: string[] = [];
-  for (let p = q.pop(); p; p = q.pop()) out.push(p.metadata.name);
-  assert.equal(out, ['c', 'b', 'e', 'a', 'd', 'f']);
-  assert.is(q.size, 0);
-});
-
-test('random set / delete / pop agree with a sorted reference', () => {
+test('random add / delete / pop agree with a sorted reference', () => {
   const rng = seededRandom(7);
-  const q = new ActiveQueue();
+  const q = new SchedulingQueue();
   const ref = new Map<string, Pod>();
   const order = (a: Pod, b: Pod) => (b.spec.priority ?? 0) - (a.spec.priority ?? 0)
     || Date.parse(a.metadata.creationTimestamp!) - Date.parse(b.metadata.creationTimestamp!) || (a.metadata.name < b.metadata.name ? -1 : 1);
   for (let step = 0; step < 5000; step++) {
     const r = rng(); const key = `p${Math.floor(rng() * 200)}`;
     if (r < 0.5) {
-      const p = pod(key, Math.floor(rng() * 4), new Date(Date.UTC(2026, 0, 1) + Math.floor(rng() * 50) * 1000).toISOString());
-      q.set(key, p); ref.set(key, p);
+      const p = pod(key, Math.floor(rng() * 4), new Date(Date.UTC(2026, 0, 1) + Math.floor(rng() * 50) * 1000).toISOString(), step);
+      q.add(p, key, 0); ref.set(key, p);
     } else if (r < 0.7) {
       q.delete(key); ref.delete(key);
     } else {
       const expected = [...ref.values()].sort(order)[0];
-      const got = q.pop();
+      const got = q.pop(0);
       assert.is(got, expected);
-      if (got) ref.delete(`${got.metadata.name}`);
+      // Popped pods are in flight: forget them, as the loop does once they are bound.
+      if (got) { ref.delete(got.metadata.name); q.delete(got.metadata.name); }
     }
-    assert.is(q.size, ref.size);
-    assert.is(q.has(key), ref.has(key));
+    assert.is(q.activeCount, ref.size);
   }
+});
+
+test('a reason code the hint table does not know is resolved by any event, not left to the flush', () => {
+  const q = new SchedulingQueue();
+  const p = pod('p', 0, '2026-01-01T00:00:00.000Z', 1);
+  q.add(p, 'p', 0);
+  assert.is(q.pop(0), p);
+  q.failed(p, 'p', { reasons: [999] }, 0);
+  assert.is(q.onEvent({ type: 'assigned-pod-update' }, 5000), 1);
+  assert.is(q.pop(5000), p);
+});
+
+test('a node update names what it changed of what scheduling reads, and nothing else', () => {
+  const node = makeNode({ name: 'n1', cpu: 4, memoryGi: 8 });
+  const view = nodeView(node);
+  const heartbeat = { ...node, status: { ...node.status, conditions: [...node.status!.conditions!, { type: 'DiskPressure', status: 'False' }] } };
+  assert.equal(nodeChanges(view, nodeView(heartbeat)), []);
+  const changed = { ...node, metadata: { ...node.metadata, labels: { ...node.metadata.labels, disk: 'ssd' } },
+    spec: { ...node.spec, taints: [{ key: 'private', effect: 'NoSchedule' as const }] },
+    status: { ...node.status, allocatable: { cpu: '8', memory: '8Gi' }, conditions: [{ type: 'Ready', status: 'False' }] } };
+  assert.equal(nodeChanges(view, nodeView(changed)), ['allocatable', 'labels', 'taints', 'conditions']);
+  assert.equal(nodeChanges(view, nodeView({ ...node, spec: { ...node.spec, unschedulable: true } })), ['unschedulable']);
 });
 
 test.run();
