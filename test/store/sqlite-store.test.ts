@@ -90,7 +90,7 @@ test('an update that changes nothing keeps the resourceVersion and emits no watc
   const { store } = freshStore();
   const created = ok(applyOne(store, create(cm('a'))));
   const seen: string[] = [];
-  const stop = store.hub.watch('configmaps', undefined, store.revision(), (e) => seen.push(e.type));
+  const stop = store.watch('configmaps', undefined, store.revision(), (e) => seen.push(e.type));
   const same = applyOne(store, { op: 'update', resource: 'configmaps', object: cm('a') });
   assert.ok(same.ok && same.unchanged);
   assert.is(ok(same).metadata.resourceVersion, created.metadata.resourceVersion);
@@ -170,7 +170,7 @@ test('watch replays changes after a revision, then streams live ones, per resour
   ok(applyOne(store, create(cm('b'))));
   ok(applyOne(store, { op: 'create', resource: 'pods', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' } }, uid: 'p', now: 't' }));
   const seen: WatchEvent[] = [];
-  const stop = store.hub.watch('configmaps', 'default', mark, (e) => seen.push(e));
+  const stop = store.watch('configmaps', 'default', mark, (e) => seen.push(e));
   ok(applyOne(store, { op: 'delete', resource: 'configmaps', namespace: 'default', name: 'a' }));
   stop();
   ok(applyOne(store, create(cm('c'))));
@@ -182,9 +182,9 @@ test('a watch older than the history window is 410 Gone; one inside it works', (
   const { store } = freshStore(3);
   const start = store.revision();
   for (const n of ['a', 'b', 'c', 'd', 'e']) ok(applyOne(store, create(cm(n))));
-  assert.throws(() => store.hub.watch('configmaps', undefined, start, () => {}), (e: unknown) => e instanceof GoneError && e.failure.code === 410);
+  assert.throws(() => store.watch('configmaps', undefined, start, () => {}), (e: unknown) => e instanceof GoneError && e.failure.code === 410);
   const seen: string[] = [];
-  store.hub.watch('configmaps', undefined, store.revision() - 2, (e) => seen.push(e.object.metadata.name))();
+  store.watch('configmaps', undefined, store.revision() - 2, (e) => seen.push(e.object.metadata.name))();
   assert.equal(seen, ['d', 'e']);
   store.close();
 });
@@ -197,7 +197,7 @@ test('state and revision survive closing and reopening the file; the history win
   const again = new SqliteStore({ path });
   assert.is(again.revision(), rev);
   assert.equal(again.get('configmaps', 'default', 'a')?.data, { a: '1' });
-  assert.throws(() => again.hub.watch('configmaps', undefined, rev - 1, () => {}), (e: unknown) => e instanceof GoneError);
+  assert.throws(() => again.watch('configmaps', undefined, rev - 1, () => {}), (e: unknown) => e instanceof GoneError);
   again.close();
 });
 

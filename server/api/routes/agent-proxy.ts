@@ -1,6 +1,5 @@
 import type { Context } from 'hono';
 import type { ObjectService } from '../../objects/service.js';
-import { resourceKey } from '../../objects/service.js';
 import { resourceByCliName } from '../../../api-types/index.js';
 import { StoreError } from '../../store/types.js';
 import type { StoredObject } from '../../store/types.js';
@@ -23,7 +22,7 @@ export function agentProxy(objects: ObjectService): (c: Context, pod: StoredObje
     const address = node?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
     const port = node?.status?.daemonEndpoints?.kubeletEndpoint?.Port;
     if (!address || !port) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `node ${nodeName} has not published its agent endpoint` });
-    const secret = objects.store.get(resourceKey(resourceByCliName('secrets')!), 'kube-system', `flotilla-agent-${nodeName}`) as (StoredObject & { data?: { token?: string } }) | undefined;
+    const secret = objects.get(resourceByCliName('secrets')!, 'kube-system', `flotilla-agent-${nodeName}`) as (StoredObject & { data?: { token?: string } }) | undefined;
     const token = secret?.data?.token ? Buffer.from(secret.data.token, 'base64').toString('utf8') : undefined;
     if (!token) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `node ${nodeName} has not published its agent credentials` });
     const host = address.includes(':') ? `[${address}]` : address;
