@@ -56,7 +56,7 @@ export function applyBatch(table: StateTable, revision: number, batch: readonly 
 }
 
 /** Applies one command at `revision`. */
-export function applyCommand(table: StateTable, command: Command, revision: number): ApplyResult {
+function applyCommand(table: StateTable, command: Command, revision: number): ApplyResult {
   switch (command.op) {
     case 'create': return create(table, command, revision);
     case 'update': return update(table, command, revision);

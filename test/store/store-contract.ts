@@ -205,6 +205,15 @@ export function runStoreContract(name: string, open: (opts?: { historyWindow?: n
     assert.equal(seen, ['MODIFIED example.com/keep,foregroundDeletion', 'MODIFIED foregroundDeletion', 'DELETED ']);
   });
 
+  s('a delete command without now (logged before graceful deletion, or of internal records) removes at once', () => {
+    const store = fresh();
+    const pod: StoredObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default', finalizers: ['example.com/keep'] }, spec: { nodeName: 'n1', containers: [] } };
+    ok(applyOne(store, { op: 'create', resource: 'pods', object: pod, uid: 'uid-p', now: '2026-01-01T00:00:00Z' }));
+    const gone = applyOne(store, { op: 'delete', resource: 'pods', namespace: 'default', name: 'p' });
+    assert.ok(gone.ok && gone.type === 'DELETED');
+    assert.is(store.get('pods', 'default', 'p'), undefined);
+  });
+
   s('concurrent deletes and a stale finalizer removal in one batch come out the same on two replicas', () => {
     const replicas = [fresh(), fresh()];
     const pod: StoredObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { nodeName: 'n1', terminationGracePeriodSeconds: 30, containers: [] } };
