@@ -21,7 +21,7 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * The cluster state machine on SQLite (WAL, synchronous FULL).
+ * The cluster state on SQLite (WAL, synchronous FULL), applied by the one state machine (state-machine.ts).
  *
  * Contract: `apply` is the only function that changes state. It applies a batch of commands, each with the
  * revision it is assigned (its Raft log index, or the next counter value when running alone), in ONE
