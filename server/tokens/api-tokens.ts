@@ -10,7 +10,6 @@ import type { Identity } from '../api/middleware/auth.js';
  * token name, whose value is base64 of {"sha256": hex digest, "role": ...}. Any member can then authenticate any
  * token, and a stolen replica reveals no usable token.
  */
-
 interface TokenRecord { sha256: string; role: Identity['role']; expires?: string }
 
 export function tokenDigest(token: string): string {
