@@ -7,3 +7,4 @@ export * from './quantity.js';
 export * from './names.js';
 export * from './selector.js';
 export * from './validate.js';
+export * from './canonical.js';

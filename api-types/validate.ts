@@ -18,6 +18,7 @@ import {
   GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
 } from './well-known.js';
 import { parseQuantity } from './quantity.js';
+import { canonicalJson } from './canonical.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
 import type { ResourceInfo } from './resources.js';
 import { labelSelectorFromSpec, matchesLabels } from './selector.js';
@@ -1195,17 +1196,6 @@ export function applyDefaults(object: KubeObject): KubeObject {
 
 // ---- generation ----------------------------------------------------------------------------------------
 
-/** Key-order-independent JSON, so that equal objects compare equal whatever order their keys came in. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'undefined';
-}
-
 const NOT_SPEC = new Set(['apiVersion', 'kind', 'metadata', 'status']);
 
 /**
@@ -1213,8 +1203,8 @@ const NOT_SPEC = new Set(['apiVersion', 'kind', 'metadata', 'status']);
  * than apiVersion, kind, metadata and status (spec for most kinds; data, binaryData, stringData, type and
  * immutable for ConfigMap and Secret). Metadata-only and status-only updates keep the generation.
  */
-export function specChanged(before: KubeObject, after: KubeObject): boolean {
-  const desired = (o: KubeObject): Record<string, unknown> =>
+export function specChanged(before: object, after: object): boolean {
+  const desired = (o: object): Record<string, unknown> =>
     Object.fromEntries(Object.entries(o).filter(([k]) => !NOT_SPEC.has(k)));
-  return canonical(desired(before)) !== canonical(desired(after));
+  return canonicalJson(desired(before)) !== canonicalJson(desired(after));
 }

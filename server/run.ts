@@ -1,6 +1,6 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
 import { serve } from '@hono/node-server';
@@ -9,12 +9,11 @@ import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
 import type { Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
-import type { Proposer } from './store/proposer.js';
-import { ObjectService, resourceKey } from './objects/service.js';
+import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
 import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
-import { StoreError, type StoredObject } from './store/types.js';
-import { ClusterMember, MEMBERS_RESOURCE } from './cluster/cluster.js';
-import { ensureToken, storeTokenAuthenticator, TOKENS_SECRET } from './tokens/api-tokens.js';
+import { StoreError } from './store/types.js';
+import { ClusterMember } from './cluster/cluster.js';
+import { ensureToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
 import { heartbeatRoutes } from './api/routes/node-leases.js';
 import { NodeHeartbeats } from './cluster/node-heartbeats.js';
 import { agentProxy } from './api/routes/agent-proxy.js';
@@ -140,9 +139,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
-        cluster.routes(roleOf),
+        cluster.routes(roleOf, objects),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
-        joinTokenRoutes({ store, proposer: cluster.member, roleOf }),
+        joinTokenRoutes({ store, objects, roleOf }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
           Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
@@ -158,7 +157,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (!leading) return;
       leaderWork = new AbortController();
       const work = leaderWork.signal;
-      void bootstrap(store, cluster.member, cluster, admin?.token)
+      void bootstrap(objects, cluster, admin?.token)
         .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
@@ -196,23 +195,20 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
   return { token, path };
 }
 
-const PRIORITY_CLASSES = resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!);
+const namespaces = resourceFor('', 'v1', 'namespaces')!;
+const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
+const PRIORITY_CLASSES = resourceKey(priorityClasses);
 
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest, the
  * built-in PriorityClasses. /readyz waits for all of them. */
-async function bootstrap(store: SqliteStore, proposer: Proposer, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
-  await cluster.registerSelf();
-  const ensure = async (resource: string, object: StoredObject): Promise<void> => {
-    if (store.get(resource, '', object.metadata.name)) return;
-    const r = await proposer.propose({ op: 'create', resource, uid: randomUUID(), now: new Date().toISOString(), object });
-    if (!r.ok && r.failure.code !== 409) throw new Error(`creating ${object.kind} ${object.metadata.name}: ${r.failure.message}`);
-  };
+async function bootstrap(objects: ObjectService, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
+  await cluster.registerSelf(objects);
   for (const name of BOOTSTRAP_NAMESPACES) {
-    await ensure('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+    await objects.ensureObject(namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
   }
-  if (adminToken) await ensureToken(store, proposer, 'admin', adminToken, 'admin');
+  if (adminToken) await ensureToken(objects, 'admin', adminToken, 'admin');
   for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
-    await ensure(PRIORITY_CLASSES, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
+    await objects.ensureObject(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
   }
 }
 

@@ -94,7 +94,7 @@ function apiMetrics(deps: AppDeps) {
   const requests = new Counter({ name: 'flotilla_http_requests_total', help: 'API requests by method and status code', labelNames: ['method', 'code'], registers: [registry] });
   const duration = new Histogram({ name: 'flotilla_http_request_duration_seconds', help: 'API request latency', labelNames: ['method', 'code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
   const internalErrors = new Counter({ name: 'flotilla_http_internal_errors_total', help: 'Requests that failed with 500', registers: [registry] });
-  new Gauge({ name: 'flotilla_store_revision', help: 'Revision of the newest applied write', registers: [registry], collect() { this.set(deps.objects.store.revision()); } });
-  new Gauge({ name: 'flotilla_watchers', help: 'Open watch streams', registers: [registry], collect() { this.set(deps.objects.store.hub.watcherCount); } });
+  new Gauge({ name: 'flotilla_store_revision', help: 'Revision of the newest applied write', registers: [registry], collect() { this.set(deps.objects.revision()); } });
+  new Gauge({ name: 'flotilla_watchers', help: 'Open watch streams', registers: [registry], collect() { this.set(deps.objects.watcherCount); } });
   return { registry, requests, duration, internalErrors };
 }

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { SqliteStorage } from '../raft/sqlite-storage.js';
-import { MEMBER_FILES, MEMBERS_RESOURCE, newMemberId } from './cluster.js';
+import { MEMBER_FILES, newMemberId } from './cluster.js';
+import { MEMBERS_RESOURCE } from '../objects/service.js';
 import type { Identity } from './cluster.js';
 
 export const STATE_FILE = 'state.db';

@@ -12,13 +12,12 @@ import type { ConfChange, ConfState, NodeId, Role } from '../raft/types.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
 import { StoreError } from '../store/types.js';
 import type { Command, StoredObject } from '../store/types.js';
+import { MEMBERS_RESOURCE } from '../objects/service.js';
+import type { ObjectService } from '../objects/service.js';
 import { RaftMember } from './member.js';
 import { HttpTransport } from './transport.js';
 import { fromWire, isWireBatch } from './codec.js';
 import type { WireMessage } from './codec.js';
-
-/** Members are recorded in the replicated state under this internal resource key (not served by the API). */
-export const MEMBERS_RESOURCE = 'members.cluster.flotilla.io';
 
 /** A member's files in its data dir (beside state.db, the state machine). */
 export const MEMBER_FILES = { identity: 'cluster.json', secret: 'cluster-secret', log: 'raft.db', snapshots: 'snapshots' } as const;
@@ -153,9 +152,9 @@ export class ClusterMember {
   }
 
   /** The member record of this server, written by the leader once (for the bootstrap member, by itself). */
-  async registerSelf(): Promise<void> {
+  async registerSelf(objects: Pick<ObjectService, 'putMember'>): Promise<void> {
     if (this.store.get(MEMBERS_RESOURCE, '', String(this.identity.memberId))) return;
-    await this.#writeMemberRecord(this.identity.memberId, this.cfg.advertiseUrl);
+    await objects.putMember(this.identity.memberId, this.cfg.advertiseUrl);
   }
 
   /** Constant-time check of the shared cluster secret. */
@@ -195,10 +194,10 @@ export class ClusterMember {
   }
 
   /**
-   * Peer and membership routes. `authorize(c)` returns the caller's role as the API's auth middleware
-   * established it ('peer' for the cluster secret).
+   * Peer and membership routes. `roleOf(c)` returns the caller's role as the API's auth middleware
+   * established it ('peer' for the cluster secret); member records are written through `objects`.
    */
-  routes(roleOf: (c: Context) => string | undefined): Hono {
+  routes(roleOf: (c: Context) => string | undefined, objects: Pick<ObjectService, 'putMember'>): Hono {
     const app = new Hono();
     const requirePeer = (c: Context) => {
       if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (cluster secret required)' });
@@ -237,7 +236,7 @@ export class ClusterMember {
       // A follower would forward the conf change to the leader, which may drop it silently; the leader answers.
       if (!this.#leading) return this.#askLeader('/cluster/v1/join', body);
       const id = body.id as NodeId;
-      await this.#writeMemberRecord(id, body.peerUrl);
+      await objects.putMember(id, body.peerUrl);
       try {
         this.member.proposeConfChange({ type: 'addLearner', nodeId: id });
       } catch (err) {
@@ -299,15 +298,6 @@ export class ClusterMember {
       throw new StoreError({ code: 504, reason: 'Timeout', message: `the leader at ${leaderUrl} did not answer POST ${path} (${err instanceof Error ? err.message : String(err)}): its outcome is not known; see flotilla cluster status` });
     }
     return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' } });
-  }
-
-  async #writeMemberRecord(id: NodeId, peerUrl: string): Promise<void> {
-    const object: StoredObject = { apiVersion: 'cluster.flotilla.io/v1', kind: 'Member', metadata: { name: String(id) }, spec: { peerUrl } };
-    const existing = this.store.get(MEMBERS_RESOURCE, '', String(id));
-    const r = await this.member.propose(existing
-      ? { op: 'update', resource: MEMBERS_RESOURCE, object }
-      : { op: 'create', resource: MEMBERS_RESOURCE, object, uid: randomUUID(), now: new Date().toISOString() });
-    if (!r.ok) throw new StoreError(r.failure);
   }
 
   #makeSnapshot(index: number): Uint8Array {

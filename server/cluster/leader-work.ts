@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { ANNOTATION_ASSIGNED_GPUS, isKind, resourceOfKind } from '../../api-types/index.js';
-import type { ObjectService } from '../objects/service.js';
-import { resourceKey } from '../objects/service.js';
+import type { Objects } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { WatchEvent } from '../store/types.js';
 import { runSchedulingLoop } from '../scheduler/loop.js';
@@ -19,13 +18,13 @@ const pods = resourceOfKind('Pod');
 const nodes = resourceOfKind('Node');
 
 /**
- * The scheduler's view of the cluster, on the replicated store: node and pod changes from the watch hub in,
+ * The scheduler's view of the cluster, on the replicated store: node and pod changes from watches in,
  * bindings (pods/binding semantics, resourceVersion as precondition) and PodScheduled=False reports out.
  */
 export class StoreSchedulerCluster implements SchedulerCluster {
   readonly #events: EventRecorder;
 
-  constructor(readonly objects: ObjectService, now: () => number = Date.now) {
+  constructor(readonly objects: Objects, now: () => number = Date.now) {
     this.#events = new EventRecorder(objects, 'flotilla-scheduler', now);
   }
 
@@ -38,13 +37,12 @@ export class StoreSchedulerCluster implements SchedulerCluster {
 
   watch(onEvent: (event: ClusterEvent) => void, signal: AbortSignal): void {
     if (signal.aborted) return;
-    const hub = this.objects.store.hub;
-    const from = this.objects.store.revision();
-    const stopNodes = hub.watch(resourceKey(nodes), undefined, from, (e: WatchEvent) => {
+    const from = this.objects.revision();
+    const stopNodes = this.objects.watch(nodes, undefined, from, (e: WatchEvent) => {
       if (e.type === 'DELETED') onEvent({ kind: 'node', type: 'delete', name: e.object.metadata.name });
       else if (isKind(e.object, 'Node')) onEvent({ kind: 'node', type: 'upsert', node: e.object });
     });
-    const stopPods = hub.watch(resourceKey(pods), undefined, from, (e: WatchEvent) => {
+    const stopPods = this.objects.watch(pods, undefined, from, (e: WatchEvent) => {
       const pod = e.object;
       if (!isKind(pod, 'Pod')) return;
       onEvent(e.type === 'DELETED' ? { kind: 'pod', type: 'delete', pod } : { kind: 'pod', type: 'upsert', pod });
@@ -87,7 +85,7 @@ export class StoreSchedulerCluster implements SchedulerCluster {
 }
 
 export interface LeaderWorkDeps {
-  objects: ObjectService;
+  objects: Objects;
   heartbeats: { lastRenewMs(node: string): number | undefined };
   metrics: PodMetricsSource;
   controllerSettings?: Partial<ControllerSettings>;

@@ -1,11 +1,10 @@
 // What the controllers share about cluster objects: the resources they read and write, work-queue keys,
 // owner references, pod readiness and pod templates.
 import { createHash } from 'node:crypto';
-import { isKind, resourceOfKind } from '../../api-types/index.js';
+import { canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
 import type { Condition, KubeObject, OwnerReference, Pod, PodTemplateSpec, Taint, Toleration } from '../../api-types/index.js';
 import type { Stored, StoredObject } from '../store/types.js';
-import type { ObjectService } from '../objects/service.js';
-import { resourceKey } from '../objects/service.js';
+import type { Objects } from '../objects/service.js';
 
 /** The resources the controllers read and write; reads and writes through them are typed by kind. */
 export const resources = {
@@ -72,7 +71,7 @@ export class PodsByOwner {
   #stopWatch: (() => void) | undefined;
   #closed = false;
 
-  constructor(readonly objects: ObjectService) {}
+  constructor(readonly objects: Objects) {}
 
   /** The pods whose controller is `owner` (by uid, so a re-created owner of the same name does not adopt them). */
   ownedBy(owner: Pick<KubeObject, 'metadata'>): Stored<Pod>[] {
@@ -102,7 +101,7 @@ export class PodsByOwner {
     this.#ownerOf.clear();
     const { items, revision } = this.objects.list(resources.pods);
     for (const p of items) this.#put(p);
-    this.#stopWatch = this.objects.store.hub.watch(resourceKey(resources.pods), undefined, revision, (e) => {
+    this.#stopWatch = this.objects.watch(resources.pods, undefined, revision, (e) => {
       if (e.type === 'DELETED') this.#remove(objectKey(e.object));
       else if (isKind(e.object, 'Pod')) this.#put(e.object);
     }, () => { this.#stopWatch = undefined; });
@@ -160,14 +159,6 @@ export function isPodActive(pod: Pod): boolean {
 /** A short, stable hash of a pod template (FNV would do; sha256 keeps it collision-free in practice). */
 export function templateHash(template: PodTemplateSpec | undefined): string {
   return createHash('sha256').update(canonicalJson(template ?? {})).digest('hex').slice(0, 10);
-}
-
-/** JSON with object keys sorted, so that equal content hashes equal whatever order it was written in. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v);
 }
 
 /**

@@ -1,6 +1,6 @@
 // What a controller is and what it is given. Controllers depend on this file, the manager runs them.
 import type { ResourceInfo } from '../../api-types/index.js';
-import type { ObjectService } from '../objects/service.js';
+import type { Objects } from '../objects/service.js';
 import type { WatchEvent } from '../store/types.js';
 import type { PodMetricsSource } from './pod-metrics.js';
 import type { PodsByOwner } from './cluster-objects.js';
@@ -24,7 +24,7 @@ export const defaultControllerSettings: ControllerSettings = {
 };
 
 export interface ControllerDeps {
-  objects: ObjectService;
+  objects: Objects;
   /** In-memory node leases kept by the server (not durable): when each node last renewed, in clock ms. */
   heartbeats: { lastRenewMs(node: string): number | undefined };
   /** The pods by controller, for this leadership term (controllers must not keep their own copies of store state). */

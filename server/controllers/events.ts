@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ObjectService } from '../objects/service.js';
+import type { Objects } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import { resources } from './cluster-objects.js';
@@ -14,7 +14,7 @@ export type EventKind = 'Normal' | 'Warning';
  */
 export class EventRecorder {
   constructor(
-    readonly objects: ObjectService,
+    readonly objects: Objects,
     readonly component: string,
     readonly now: () => number,
     readonly onError: (err: unknown) => void = () => {},

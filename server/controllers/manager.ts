@@ -1,7 +1,6 @@
-// The controller manager: level-triggered reconcile loops driven by the store's watch hub, one work queue
+// The controller manager: level-triggered reconcile loops driven by watches of the objects, one work queue
 // per controller. Controllers run on the Raft leader only: the server calls runControllers on gaining
-// leadership and aborts the signal on losing it. They read and write the state only through ObjectService.
-import { resourceKey } from '../objects/service.js';
+// leadership and aborts the signal on losing it. They read, write and watch the state only through the Objects interface (ObjectService).
 import { WorkQueue } from './work-queue.js';
 import type { Controller, ControllerDeps } from './controller.js';
 import { replicaSetController } from './replicaset.js';
@@ -62,17 +61,16 @@ export class ControllerManager {
   async run(signal: AbortSignal): Promise<void> {
     if (this.#started) throw new Error('a ControllerManager runs once; make another');
     this.#started = true;
-    const hub = this.deps.objects.store.hub;
     const stops: (() => void)[] = [];
     // One abort listener wakes every idle worker: a listener per worker would grow with the controllers.
     const shutDown = () => { for (const e of this.#entries) e.queue.shutDown(); };
     signal.addEventListener('abort', shutDown, { once: true });
     stops.push(() => signal.removeEventListener('abort', shutDown));
     try {
-      const from = this.deps.objects.store.revision();
+      const from = this.deps.objects.revision();
       for (const e of this.#entries) {
         for (const w of e.controller.watches) {
-          stops.push(hub.watch(resourceKey(w.resource), undefined, from, (event) => {
+          stops.push(this.deps.objects.watch(w.resource, undefined, from, (event) => {
             for (const key of w.keys(event)) e.queue.add(key);
           }));
         }

@@ -2,7 +2,7 @@ import { labelSelectorFromSpec, matchesLabels } from '../../api-types/index.js';
 import type { DeleteOptions, Pod, ReplicaSet, ReplicaSetStatus } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { Stored } from '../store/types.js';
-import type { ObjectService } from '../objects/service.js';
+import type { Objects } from '../objects/service.js';
 import {
   resources, objectKey, splitKey, ownerKey, controllerOf, controllerRefTo, isPodActive, isPodReady, isPodAvailable, podCondition,
   podFromTemplate, sameContent, isGoing,
@@ -123,7 +123,7 @@ async function writeStatus(deps: ControllerDeps, rs: ReplicaSet, active: Pod[]):
  * Deletes a pod, pinned to its uid: gracefully (its agent stops it, then removes it), or at once with
  * gracePeriodSeconds 0. A pod already gone is not an error.
  */
-export async function deletePod(objects: ObjectService, pod: Pod, options: Omit<DeleteOptions, 'preconditions'> = {}): Promise<void> {
+export async function deletePod(objects: Objects, pod: Pod, options: Omit<DeleteOptions, 'preconditions'> = {}): Promise<void> {
   try {
     await objects.delete(resources.pods, pod.metadata.namespace, pod.metadata.name ?? '', { ...options, ...(pod.metadata.uid ? { preconditions: { uid: pod.metadata.uid } } : {}) });
   } catch (err) {

@@ -1,15 +1,25 @@
 import { randomUUID, randomBytes } from 'node:crypto';
-import { validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
-import type { DeleteOptions, ObjectOf, Pod, ResourceInfo } from '../../api-types/index.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import { SECRET_TYPE_TOKENS, validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
+import type { DeleteOptions, ObjectOf, Pod, ResourceInfo, Secret } from '../../api-types/index.js';
 import type { Proposer } from '../store/proposer.js';
 import { StoreError } from '../store/types.js';
-import type { Command, Stored, StoredObject } from '../store/types.js';
+import type { Command, StateStore, Stored, StoredObject, WatchEvent } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
 
-/** How often a conflicting merge patch is retried against the newest object before giving up with 409. */
+/** How often a conflicting merge patch (or token entry write) is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
+
+/** Members of the Raft cluster are recorded in the replicated state under this internal resource key (not served by the API). */
+export const MEMBERS_RESOURCE = 'members.cluster.flotilla.io';
+
+/**
+ * Bearer tokens are kept in the replicated state as digests only, in the Secret kube-system/flotilla-tokens: one
+ * data key per token (server/tokens/api-tokens.ts and join-tokens.ts say what the entries hold).
+ */
+export const TOKENS_SECRET = { namespace: 'kube-system', name: 'flotilla-tokens' } as const;
+
+const secrets = resourceOfKind('Secret');
 
 export const badRequest = (message: string): StoreError => new StoreError({ code: 400, reason: 'BadRequest', message });
 export const notFound = (message: string): StoreError => new StoreError({ code: 404, reason: 'NotFound', message });
@@ -34,23 +44,47 @@ export function resourceKey(r: ResourceInfo): string {
 }
 
 /**
- * Every write to cluster objects, from the API and from in-process controllers alike: admission (validation,
- * defaults, server-owned fields) and then a command through the proposer. Failures throw StoreError carrying a
- * Kubernetes Status. Reads go to the local replica; callers needing linearizable reads pass through readBarrier.
- */
-/**
  * A rule about an update beyond the schema: it sees the object as stored and as about to be written, and
  * throws a StoreError (a 4xx Status) to refuse it. Runs on replace, patch and status writes.
  */
 export type UpdateCheck = (r: ResourceInfo, stored: StoredObject, incoming: StoredObject) => void;
 
-export class ObjectService {
+/**
+ * What controllers, the scheduler's view of the cluster and the leader's work do with cluster objects, by
+ * resource: reads of the local replica, the writes of the API, and watches. ObjectService implements it.
+ */
+export interface Objects {
+  get<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> | undefined;
+  list<K extends string>(r: ResourceInfo<K>, namespace?: string): { items: Stored<ObjectOf<K>>[]; revision: number };
+  create<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, input: unknown): Promise<Stored<ObjectOf<K>>>;
+  replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>>;
+  replaceStatus<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, status: unknown, resourceVersion?: string): Promise<Stored<ObjectOf<K>>>;
+  patch<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, delta: unknown, subresource?: 'status'): Promise<Stored<ObjectOf<K>>>;
+  delete<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, options?: DeleteOptions): Promise<Stored<ObjectOf<K>>>;
+  bindPod(namespace: string, name: string, nodeName: string, opts?: { annotations?: Record<string, string>; uid?: string; resourceVersion?: string }): Promise<Stored<Pod>>;
+  /** The revision of the newest applied write: where a watch that wants only what comes next starts. */
+  revision(): number;
+  watch(r: ResourceInfo, namespace: string | undefined, fromRevision: number, onEvent: (event: WatchEvent) => void, onClose?: () => void): () => void;
+}
+
+/**
+ * Every write to cluster objects, from the API, from in-process controllers and from the server's own
+ * bookkeeping (bootstrap objects, token entries, member records) alike: admission (validation, defaults,
+ * server-owned fields) and then a command through the proposer. Failures throw StoreError carrying a Kubernetes
+ * Status. Reads go to the local replica; callers needing linearizable reads pass through readBarrier. Every
+ * watch goes through `watch`.
+ */
+export class ObjectService implements Objects {
+  readonly #store: StateStore;
+
   constructor(
-    readonly store: SqliteStore,
+    store: StateStore,
     readonly proposer: Proposer,
     readonly now: () => Date = () => new Date(),
     readonly updateChecks: readonly UpdateCheck[] = [],
-  ) {}
+  ) {
+    this.#store = store;
+  }
 
   #checkUpdate(r: ResourceInfo, namespace: string | undefined, name: string, incoming: StoredObject): void {
     if (this.updateChecks.length === 0) return;
@@ -59,7 +93,7 @@ export class ObjectService {
   }
 
   #stored(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined {
-    return this.store.get(resourceKey(r), r.namespaced ? namespace ?? '' : '', name);
+    return this.#store.get(resourceKey(r), r.namespaced ? namespace ?? '' : '', name);
   }
 
   get<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> | undefined {
@@ -74,8 +108,27 @@ export class ObjectService {
   }
 
   list<K extends string>(r: ResourceInfo<K>, namespace?: string): { items: Stored<ObjectOf<K>>[]; revision: number } {
-    const { items, revision } = this.store.list(resourceKey(r), r.namespaced ? namespace : undefined);
+    const { items, revision } = this.#store.list(resourceKey(r), r.namespaced ? namespace : undefined);
     return { items: items.map((o) => typed(r, o)), revision };
+  }
+
+  revision(): number {
+    return this.#store.revision();
+  }
+
+  /**
+   * Calls `onEvent` for every change of resource `r` (in `namespace`, or all) after `fromRevision`, replayed
+   * history first, synchronously in revision order, until the returned function is called or the store ends the
+   * watch (`onClose`: the state was replaced by a snapshot, or the store closed; the watcher lists again).
+   * Throws GoneError (410) when the history no longer reaches back to `fromRevision`.
+   */
+  watch(r: ResourceInfo, namespace: string | undefined, fromRevision: number, onEvent: (event: WatchEvent) => void, onClose?: () => void): () => void {
+    return this.#store.watch(resourceKey(r), r.namespaced ? namespace : undefined, fromRevision, onEvent, onClose);
+  }
+
+  /** Open watches. */
+  get watcherCount(): number {
+    return this.#store.watcherCount;
   }
 
   /**
@@ -103,7 +156,7 @@ export class ObjectService {
 
   async create<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, input: unknown): Promise<Stored<ObjectOf<K>>> {
     if (r.namespaced && !namespace) throw badRequest(`${r.plural} are namespaced: create them in a namespace`);
-    const ns = r.namespaced ? this.store.get('namespaces', '', namespace!) : undefined;
+    const ns = r.namespaced ? this.#store.get('namespaces', '', namespace!) : undefined;
     if (r.namespaced && !ns) throw notFound(`namespaces "${namespace}" not found`);
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
@@ -183,6 +236,53 @@ export class ObjectService {
       op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, now: this.now().toISOString(),
       ...(preconditions ? { preconditions } : {}), ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}), ...(propagationPolicy ? { propagationPolicy } : {}),
     }));
+  }
+
+  /** Creates `object` (validated as any create) unless an object of its name exists: the objects every cluster has. */
+  async ensureObject(r: ResourceInfo, object: StoredObject): Promise<void> {
+    if (this.get(r, object.metadata.namespace, object.metadata.name)) return;
+    try {
+      await this.create(r, object.metadata.namespace, object);
+    } catch (err) {
+      if (!(err instanceof StoreError && err.failure.code === 409)) throw err;
+    }
+  }
+
+  /**
+   * Sets (value) or removes (undefined) entry `key` of the token Secret (TOKENS_SECRET), creating the Secret when
+   * missing; an entry that already holds `value` is not written (false). Concurrent writes of other entries are retried.
+   */
+  async putTokenEntry(key: string, value: string | undefined): Promise<boolean> {
+    const { namespace, name } = TOKENS_SECRET;
+    for (let attempt = 1; ; attempt++) {
+      const current = this.get(secrets, namespace, name);
+      if (current?.data?.[key] === value) return false;
+      const data = { ...(current?.data ?? {}) };
+      if (value === undefined) delete data[key];
+      else data[key] = value;
+      const object: Secret = {
+        apiVersion: 'v1', kind: 'Secret', type: SECRET_TYPE_TOKENS,
+        metadata: { name, namespace, ...(current ? { resourceVersion: current.metadata.resourceVersion } : {}) },
+        data,
+      };
+      try {
+        await (current ? this.replace(secrets, namespace, name, object) : this.create(secrets, namespace, object));
+        return true;
+      } catch (err) {
+        if (!(err instanceof StoreError && err.failure.code === 409)) throw err;
+        if (attempt >= PATCH_ATTEMPTS) throw new StoreError({ code: 409, reason: 'Conflict', message: 'the token store kept changing under this write; try again' });
+      }
+    }
+  }
+
+  /** Records Raft member `id` and the URL its peers reach it at (MEMBERS_RESOURCE), replacing an older record. */
+  async putMember(id: number, peerUrl: string): Promise<void> {
+    if (!Number.isSafeInteger(id) || id <= 0) throw badRequest(`a member id is a positive integer, not ${id}`);
+    if (!/^https?:\/\/[^/]/.test(peerUrl)) throw badRequest(`a member's peer URL is http(s)://HOST..., not "${peerUrl}"`);
+    const object: StoredObject = { apiVersion: 'cluster.flotilla.io/v1', kind: 'Member', metadata: { name: String(id) }, spec: { peerUrl } };
+    await this.#commit(this.#store.get(MEMBERS_RESOURCE, '', String(id))
+      ? { op: 'update', resource: MEMBERS_RESOURCE, object }
+      : { op: 'create', resource: MEMBERS_RESOURCE, object, uid: randomUUID(), now: this.now().toISOString() });
   }
 
   async #commit(command: Command): Promise<StoredObject> {

@@ -1,5 +1,4 @@
-import type { SqliteStore } from './sqlite-store.js';
-import type { ApplyResult, Command } from './types.js';
+import type { ApplyResult, Command, StateStore } from './types.js';
 
 /** Turns a command into a committed, applied result. One member alone applies locally; a Raft member
  *  appends to the replicated log and resolves once the entry is committed and applied. */
@@ -16,7 +15,7 @@ export class LocalProposer implements Proposer {
   #queue: { command: Command; resolve: (r: ApplyResult) => void; reject: (e: unknown) => void }[] = [];
   #scheduled = false;
 
-  constructor(readonly store: SqliteStore, readonly maxBatch = 512) {}
+  constructor(readonly store: StateStore, readonly maxBatch = 512) {}
 
   propose(command: Command): Promise<ApplyResult> {
     return new Promise((resolve, reject) => {

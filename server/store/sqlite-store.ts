@@ -2,17 +2,10 @@ import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
 import { WatchHub } from './watch.js';
-import { addedFinalizers, isRemovedByUpdate, planDeletion } from './deletion.js';
-import type { ApplyResult, Command, Failure, ResourceKey, StatusDetails, StoredObject, WatchEvent } from './types.js';
-
-/**
- * A command at its revision. A `proposalId` makes applying at-most-once: a proposal that reaches the log twice
- * (re-proposed after a leader change) takes effect once; the repeat yields 409 AlreadyApplied. Ids are
- * remembered for PROPOSAL_MEMORY revisions, far longer than any proposal is retried.
- */
-export interface AppliedCommand { command: Command; revision: number; proposalId?: string }
-
-const PROPOSAL_MEMORY = 50_000;
+import type { WatchListener } from './watch.js';
+import { applyBatch } from './state-machine.js';
+import type { StateTable } from './state-machine.js';
+import type { AppliedCommand, ApplyResult, ResourceKey, StateStore, StoredObject, WatchEvent } from './types.js';
 
 export interface SqliteStoreOptions {
   /** SQLite file; ':memory:' for a throw-away store. */
@@ -28,16 +21,16 @@ export interface SqliteStoreOptions {
 }
 
 /**
- * The cluster state machine on SQLite (WAL, synchronous FULL).
+ * The cluster state on SQLite (WAL, synchronous FULL), applied by the one state machine (state-machine.ts).
  *
  * Contract: `apply` is the only function that changes state. It applies a batch of commands, each with the
  * revision it is assigned (its Raft log index, or the next counter value when running alone), in ONE
  * transaction; when it returns, the batch is durable. Results and watch events depend only on the state and
  * the commands, never on the clock, so every replica that applies the same commands agrees.
  */
-export class SqliteStore {
+export class SqliteStore implements StateStore {
   db!: DB;
-  readonly hub: WatchHub;
+  readonly #hub: WatchHub;
   #revision = 0;
   #stmt!: {
     get: Statement<[string, string, string], { body: string }>;
@@ -50,11 +43,11 @@ export class SqliteStore {
     remember: Statement<[string, number]>;
     forget: Statement<[number]>;
   };
-  #applyTx!: (batch: AppliedCommand[]) => { results: ApplyResult[]; events: WatchEvent[] };
+  #applyTx!: (batch: AppliedCommand[]) => { results: ApplyResult[]; events: WatchEvent[]; revision: number };
 
   constructor(readonly opts: SqliteStoreOptions) {
     this.#open();
-    this.hub = new WatchHub(this.#revision, opts.historyWindow ?? 10_000);
+    this.#hub = new WatchHub(this.#revision, opts.historyWindow ?? 10_000);
   }
 
   #open(): void {
@@ -86,28 +79,19 @@ export class SqliteStore {
       forget: this.db.prepare('DELETE FROM applied_proposals WHERE revision < ?'),
     };
     this.#revision = (this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value;
+    const stmt = this.#stmt;
+    const table: StateTable = {
+      get: (resource, namespace, name) => this.get(resource, namespace, name),
+      put: (resource, namespace, name, object) => { stmt.put.run(resource, namespace, name, JSON.stringify(object)); },
+      remove: (resource, namespace, name) => { stmt.del.run(resource, namespace, name); },
+      hasApplied: (id) => stmt.seen.get(id) !== undefined,
+      rememberApplied: (id, revision) => { stmt.remember.run(id, revision); },
+      forgetAppliedBefore: (revision) => { stmt.forget.run(revision); },
+    };
     this.#applyTx = this.db.transaction((batch: AppliedCommand[]) => {
-      const results: ApplyResult[] = [];
-      const events: WatchEvent[] = [];
-      for (const { command, revision, proposalId } of batch) {
-        if (revision <= this.#revision) throw new Error(`revision ${revision} is not after ${this.#revision}`);
-        let result: ApplyResult;
-        if (proposalId !== undefined && this.#stmt.seen.get(proposalId)) {
-          result = { ok: false, failure: { code: 409, reason: 'AlreadyApplied', message: `proposal ${proposalId} was applied before` } };
-        } else {
-          if (proposalId !== undefined) this.#stmt.remember.run(proposalId, revision);
-          result = this.#applyOne(command, revision);
-        }
-        // Depends only on revisions, so every replica forgets the same ids at the same point.
-        if (Math.floor(revision / PROPOSAL_MEMORY) > Math.floor(this.#revision / PROPOSAL_MEMORY)) this.#stmt.forget.run(revision - PROPOSAL_MEMORY);
-        results.push(result);
-        if (result.ok && !result.unchanged) {
-          events.push({ revision, resource: command.resource, namespace: result.object.metadata.namespace ?? '', type: result.type, object: result.object });
-        }
-        this.#revision = revision;
-      }
-      this.#stmt.setRev.run(this.#revision);
-      return { results, events };
+      const out = applyBatch(table, this.#revision, batch);
+      stmt.setRev.run(out.revision);
+      return out;
     });
   }
 
@@ -121,7 +105,7 @@ export class SqliteStore {
     copyFileSync(snapshotPath, `${this.opts.path}.restoring`);
     renameSync(`${this.opts.path}.restoring`, this.opts.path);
     this.#open();
-    this.hub.reset(this.#revision);
+    this.#hub.reset(this.#revision);
   }
 
   /** The revision of the last applied command: the resourceVersion of the newest write. */
@@ -142,16 +126,18 @@ export class SqliteStore {
 
   apply(batch: AppliedCommand[]): ApplyResult[] {
     if (batch.length === 0) return [];
-    const before = this.#revision;
-    let out: { results: ApplyResult[]; events: WatchEvent[] };
-    try {
-      out = this.#applyTx(batch);
-    } catch (err) {
-      this.#revision = before; // the transaction rolled back
-      throw err;
-    }
-    this.hub.publish(out.events, this.#revision);
+    const out = this.#applyTx(batch);
+    this.#revision = out.revision;
+    this.#hub.publish(out.events, this.#revision);
     return out.results;
+  }
+
+  watch(resource: ResourceKey, namespace: string | undefined, fromRevision: number, listener: WatchListener, onClose?: () => void): () => void {
+    return this.#hub.watch(resource, namespace, fromRevision, listener, onClose);
+  }
+
+  get watcherCount(): number {
+    return this.#hub.watcherCount;
   }
 
   /** Makes every applied command durable (WAL checkpoint with fsync). */
@@ -165,123 +151,7 @@ export class SqliteStore {
   }
 
   close(): void {
-    this.hub.closeAll();
+    this.#hub.closeAll();
     this.db.close();
   }
-
-  #applyOne(command: Command, revision: number): ApplyResult {
-    switch (command.op) {
-      case 'create': return this.#create(command, revision);
-      case 'update': return this.#update(command, revision);
-      case 'delete': return this.#delete(command, revision);
-    }
-  }
-
-  #create(c: Extract<Command, { op: 'create' }>, revision: number): ApplyResult {
-    const ns = c.object.metadata.namespace ?? '';
-    const name = c.object.metadata.name;
-    if (this.#stmt.get.get(c.resource, ns, name)) return fail(409, 'AlreadyExists', `${kindOf(c.resource)} "${name}" already exists`, c.resource, name);
-    const object: StoredObject = {
-      ...c.object,
-      metadata: {
-        ...c.object.metadata,
-        uid: c.uid,
-        creationTimestamp: c.now,
-        generation: 1,
-        resourceVersion: String(revision),
-      },
-    };
-    delete object.metadata.deletionTimestamp;
-    delete object.metadata.deletionGracePeriodSeconds;
-    this.#stmt.put.run(c.resource, ns, name, JSON.stringify(object));
-    return { ok: true, type: 'ADDED', object };
-  }
-
-  #update(c: Extract<Command, { op: 'update' }>, revision: number): ApplyResult {
-    const ns = c.object.metadata.namespace ?? '';
-    const name = c.object.metadata.name;
-    const current = this.get(c.resource, ns, name);
-    if (!current) return fail(404, 'NotFound', `${kindOf(c.resource)} "${name}" not found`, c.resource, name);
-    const wanted = c.object.metadata.resourceVersion;
-    if (wanted && wanted !== current.metadata.resourceVersion) {
-      return fail(409, 'Conflict', `Operation cannot be fulfilled on ${c.resource} "${name}": the object has been modified; please apply your changes to the latest version and try again`, c.resource, name);
-    }
-    if (c.object.metadata.uid && c.object.metadata.uid !== current.metadata.uid) {
-      return fail(409, 'Conflict', `Precondition failed on ${c.resource} "${name}": uid ${c.object.metadata.uid} does not match ${current.metadata.uid}`, c.resource, name);
-    }
-    let object: StoredObject;
-    if (c.subresource === 'status') {
-      object = { ...current, status: c.object.status };
-      if (c.object.status === undefined) delete object.status;
-    } else {
-      object = { ...c.object };
-      if ('status' in current) object.status = current.status; else delete object.status;
-    }
-    // Server-owned metadata never comes from the client.
-    object.metadata = {
-      ...(c.subresource === 'status' ? current.metadata : c.object.metadata),
-      uid: current.metadata.uid,
-      creationTimestamp: current.metadata.creationTimestamp,
-      generation: (current.metadata.generation ?? 1) + (contentChanged(current, object) ? 1 : 0),
-      resourceVersion: String(revision),
-    };
-    for (const field of ['deletionTimestamp', 'deletionGracePeriodSeconds'] as const) {
-      if (current.metadata[field] !== undefined) object.metadata[field] = current.metadata[field] as never;
-      else delete object.metadata[field];
-    }
-    const causes = addedFinalizers(current, object).map((a) => ({ field: a.field, message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(a.added)}` }));
-    if (causes.length > 0) {
-      return fail(422, 'Invalid', `${kindOf(c.resource)} "${name}" is invalid: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`, c.resource, name, causes);
-    }
-    if (isRemovedByUpdate(current, object)) {
-      this.#stmt.del.run(c.resource, ns, name);
-      return { ok: true, type: 'DELETED', object };
-    }
-    return this.#put(c.resource, current, object);
-  }
-
-  /** Writes `object` over `current`; writing the same content again changes nothing (no revision, no event). */
-  #put(resource: ResourceKey, current: StoredObject, object: StoredObject): ApplyResult {
-    if (canonicalJson({ ...object, metadata: { ...object.metadata, resourceVersion: '' } }) === canonicalJson({ ...current, metadata: { ...current.metadata, resourceVersion: '' } })) {
-      return { ok: true, type: 'MODIFIED', object: current, unchanged: true };
-    }
-    this.#stmt.put.run(resource, current.metadata.namespace ?? '', current.metadata.name, JSON.stringify(object));
-    return { ok: true, type: 'MODIFIED', object };
-  }
-
-  #delete(c: Extract<Command, { op: 'delete' }>, revision: number): ApplyResult {
-    const current = this.get(c.resource, c.namespace, c.name);
-    if (!current) return fail(404, 'NotFound', `${kindOf(c.resource)} "${c.name}" not found`, c.resource, c.name);
-    const pre = c.preconditions;
-    if (pre?.uid && pre.uid !== current.metadata.uid) return fail(409, 'Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`, c.resource, c.name);
-    if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) return fail(409, 'Conflict', `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`, c.resource, c.name);
-    const plan = c.now === undefined ? { remove: true as const } : planDeletion(current, { now: c.now, gracePeriodSeconds: c.gracePeriodSeconds, propagationPolicy: c.propagationPolicy });
-    if (!plan.remove) return this.#put(c.resource, current, { ...plan.object, metadata: { ...plan.object.metadata, resourceVersion: String(revision) } });
-    this.#stmt.del.run(c.resource, c.namespace, c.name);
-    return { ok: true, type: 'DELETED', object: current };
-  }
-}
-
-/** metadata.generation counts changes of everything but metadata and status (the spec, or data for ConfigMaps). */
-function contentChanged(before: StoredObject, after: StoredObject): boolean {
-  const strip = ({ metadata: _m, status: _s, ...rest }: StoredObject) => rest;
-  return canonicalJson(strip(before)) !== canonicalJson(strip(after));
-}
-
-/** JSON with object keys sorted, so that equal content compares equal whatever order a client wrote. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v);
-}
-
-function kindOf(resource: ResourceKey): string {
-  return resource.split('.')[0] ?? resource;
-}
-
-function fail(code: number, reason: string, message: string, resource: ResourceKey, name: string, causes?: StatusDetails['causes']): ApplyResult {
-  const [kind, group] = resource.split('.', 2) as [string, string | undefined];
-  const failure: Failure = { code, reason, message, details: { name, kind, ...(group ? { group } : {}), ...(causes ? { causes } : {}) } };
-  return { ok: false, failure };
 }

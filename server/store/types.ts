@@ -32,6 +32,12 @@ export type Command =
     now?: string; gracePeriodSeconds?: number; propagationPolicy?: DeletionPropagation;
   };
 
+/**
+ * A command at its revision. A `proposalId` makes applying at-most-once: a proposal that reaches the log twice
+ * (re-proposed after a leader change) takes effect once; the repeat yields 409 AlreadyApplied.
+ */
+export interface AppliedCommand { command: Command; revision: number; proposalId?: string }
+
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 export type ApplyResult =
@@ -58,4 +64,30 @@ export class GoneError extends StoreError {
   constructor(requested: number, oldest: number) {
     super({ code: 410, reason: 'Expired', message: `too old resource version: ${requested} (${oldest})` });
   }
+}
+
+/**
+ * A replica of the cluster state: what ObjectService, the proposers and the Raft member need of it. SqliteStore
+ * is the real one, MemoryStore the in-memory reference; both apply commands with server/store/state-machine.ts,
+ * and test/store/store-contract.ts holds them to the same behaviour.
+ */
+export interface StateStore {
+  /** The revision of the last applied command: the resourceVersion of the newest write. */
+  revision(): number;
+  get(resource: ResourceKey, namespace: string, name: string): StoredObject | undefined;
+  /** Objects of one resource, in one namespace or (namespace undefined) all, by namespace and name; with the revision they reflect. */
+  list(resource: ResourceKey, namespace?: string): { items: StoredObject[]; revision: number };
+  /**
+   * The only way state changes: applies the batch, each command at its revision, all or nothing, then
+   * publishes the watch events before returning.
+   */
+  apply(batch: AppliedCommand[]): ApplyResult[];
+  /**
+   * Calls `listener` for every change after `fromRevision` (replayed history first, then live), in revision
+   * order, synchronously, until the returned stop function is called or the store ends the watch (`onClose`).
+   * Throws GoneError when the retained history no longer reaches back to `fromRevision`.
+   */
+  watch(resource: ResourceKey, namespace: string | undefined, fromRevision: number, listener: (event: WatchEvent) => void, onClose?: () => void): () => void;
+  /** Open watches. */
+  readonly watcherCount: number;
 }

@@ -9,7 +9,7 @@ import { ServerProcess, runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { ApiClient } from '../../client/client.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
-import { MEMBERS_RESOURCE } from '../../server/cluster/cluster.js';
+import { MEMBERS_RESOURCE } from '../../server/objects/service.js';
 
 interface Status { leader: number; memberId: number; members: { id: number; role: string; peerUrl?: string }[] }
 

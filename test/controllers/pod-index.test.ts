@@ -58,9 +58,9 @@ test('a closed pod index stops following the store', async () => {
   try {
     const index = new PodsByOwner(objects);
     assert.is(index.ownedBy(owner).length, 1);
-    const watchers = store.hub.watcherCount;
+    const watchers = store.watcherCount;
     index.close();
-    assert.is(store.hub.watcherCount, watchers - 1);
+    assert.is(store.watcherCount, watchers - 1);
     assert.throws(() => index.ownedBy(owner), /after close/);
   } finally {
     store.close();

@@ -181,7 +181,7 @@ test('a StatefulSet starts NAME-0.. in order with stable claim names and stops i
     await sim.until(() => sts().status?.readyReplicas === 3 && replaced());
     assert.equal((sim.get('pods', 'db-1') as unknown as Pod).spec.volumes, [{ name: 'data', persistentVolumeClaim: { claimName: 'data-db-1' } }]);
     const removed: string[] = [];
-    const stopWatch = sim.store.hub.watch('pods', 'default', sim.store.revision(), (e) => { if (e.type === 'DELETED') removed.push(e.object.metadata.name); });
+    const stopWatch = sim.store.watch('pods', 'default', sim.store.revision(), (e) => { if (e.type === 'DELETED') removed.push(e.object.metadata.name); });
     await sim.objects.patch(R('statefulsets'), 'default', 'db', { spec: { replicas: 0 } });
     await sim.until(() => sim.pods().length === 0, 50);
     stopWatch();
@@ -205,7 +205,7 @@ test('a StatefulSet replaces pods for a new template from the highest ordinal do
     await sim.objects.create(R('statefulsets'), 'default', set('db', 'OrderedReady'));
     await sim.until(() => (sim.get('statefulsets', 'db') as unknown as StatefulSet).status?.readyReplicas === 3);
     const deleted: string[] = [];
-    const stop = sim.store.hub.watch('pods', 'default', sim.store.revision(), (e) => { if (e.type === 'DELETED' && e.object.metadata.labels?.app === 'db') deleted.push(e.object.metadata.name); });
+    const stop = sim.store.watch('pods', 'default', sim.store.revision(), (e) => { if (e.type === 'DELETED' && e.object.metadata.labels?.app === 'db') deleted.push(e.object.metadata.name); });
     await sim.objects.patch(R('statefulsets'), 'default', 'db', { spec: { template: { spec: { containers: [{ ...container, image: 'busybox:1.37' }] } } } });
     await sim.until(() => readyPods(sim.pods(), (p) => p.metadata.labels?.app === 'db' && p.spec.containers[0]!.image === 'busybox:1.37') === 3, 50);
     stop();

@@ -2,8 +2,8 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { statusObject } from '../../../api-types/index.js';
-import type { SqliteStore } from '../../store/sqlite-store.js';
-import type { Proposer } from '../../store/proposer.js';
+import type { ObjectService } from '../../objects/service.js';
+import type { StateStore } from '../../store/types.js';
 import { StoreError } from '../../store/types.js';
 import { JOIN_TOKENS_PATH, MAX_DESCRIPTION, MAX_TTL_SECONDS, createJoinToken, listJoinTokens, revokeJoinToken } from '../../tokens/join-tokens.js';
 
@@ -27,7 +27,7 @@ export function parseCreateRequest(body: unknown): { ttlSeconds?: number; descri
  * Admin only; `roleOf(c)` is the caller's role as the API's auth middleware established it. Mounted through
  * createApp's extraRoutes, so the bearer middleware has run.
  */
-export function joinTokenRoutes(deps: { store: SqliteStore; proposer: Proposer; roleOf: (c: Context) => string | undefined; now?: () => number }): Hono {
+export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; roleOf: (c: Context) => string | undefined; now?: () => number }): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
   const requireAdmin = (c: Context) => {
@@ -42,7 +42,7 @@ export function joinTokenRoutes(deps: { store: SqliteStore; proposer: Proposer; 
     } catch {
       throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request body is not JSON' });
     }
-    return c.json(await createJoinToken(deps.store, deps.proposer, parseCreateRequest(body), now()), 201);
+    return c.json(await createJoinToken(deps.objects, parseCreateRequest(body), now()), 201);
   });
   app.get(JOIN_TOKENS_PATH, (c) => {
     requireAdmin(c);
@@ -51,7 +51,7 @@ export function joinTokenRoutes(deps: { store: SqliteStore; proposer: Proposer; 
   app.delete(`${JOIN_TOKENS_PATH}/:id`, async (c) => {
     requireAdmin(c);
     const id = c.req.param('id');
-    if (!(await revokeJoinToken(deps.store, deps.proposer, id))) throw new StoreError({ code: 404, reason: 'NotFound', message: `join token "${id}" not found` });
+    if (!(await revokeJoinToken(deps.objects, id))) throw new StoreError({ code: 404, reason: 'NotFound', message: `join token "${id}" not found` });
     return c.json(statusObject({ code: 200, message: `join token "${id}" revoked` }));
   });
   return app;

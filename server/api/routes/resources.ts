@@ -197,7 +197,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
       };
       for (const e of initial) send(e);
       try {
-        stop = deps.objects.store.hub.watch(key, t.namespace, from, send, () => finish());
+        stop = deps.objects.watch(t.resource, t.namespace, from, send, () => finish());
       } catch (err) {
         if (!(err instanceof GoneError)) throw err;
         controller.enqueue(line({ type: 'ERROR', object: statusObject(err.failure) }));
