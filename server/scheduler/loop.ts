@@ -16,10 +16,10 @@
 //
 // Order: each batch takes the active pods in kube-scheduler's order (./queue.ts: priority, then age), so a
 // freed resource goes to the pod that has the first claim on it, whatever order the pods arrived or retried in.
-import { ANNOTATION_ASSIGNED_GPUS, podKey, stableJson } from './node-table.js';
+import { ANNOTATION_ASSIGNED_GPUS, podKey, stableJson } from './pod-request.js';
 import { ActiveQueue } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
-import type { Node, Pod } from './types.js';
+import type { Node, Pod } from '../../api-types/index.js';
 
 export type ClusterEvent =
   | { kind: 'node'; type: 'upsert'; node: Node }
@@ -129,9 +129,9 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   };
   const observeNode = (node: Node): void => {
     const view = schedulingView(node);
-    if (nodeViews.get(node.metadata.name) === view) return;
+    if (nodeViews.get(node.metadata.name ?? '') === view) return;
     scheduler.upsertNode(node);
-    nodeViews.set(node.metadata.name, view);
+    nodeViews.set(node.metadata.name ?? '', view);
     retryWaiting(anyPod);
   };
   const onEvent = (e: ClusterEvent): void => {

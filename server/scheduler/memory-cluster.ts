@@ -1,8 +1,8 @@
 // In-memory SchedulerCluster: the reference implementation of the loop's cluster interface, used by tests
 // and benchmarks. resourceVersion is a global counter, as in the store.
 import type { ClusterEvent, SchedulerCluster } from './loop.js';
-import { ANNOTATION_ASSIGNED_GPUS, podKey } from './node-table.js';
-import type { Node, Pod } from './types.js';
+import { ANNOTATION_ASSIGNED_GPUS, podKey } from './pod-request.js';
+import type { Node, Pod } from '../../api-types/index.js';
 
 export class MemoryCluster implements SchedulerCluster {
   readonly nodes = new Map<string, Node>();
@@ -21,7 +21,7 @@ export class MemoryCluster implements SchedulerCluster {
 
   putNode(node: Node): void {
     const n = this.#stamp(node);
-    this.nodes.set(n.metadata.name, n);
+    this.nodes.set(n.metadata.name ?? '', n);
     this.#emit({ kind: 'node', type: 'upsert', node: n });
   }
   deleteNode(name: string): void {

@@ -5,7 +5,7 @@
 // A binary heap with lazy deletion: set() pushes a new entry, delete() only forgets the key, and pop() skips
 // entries that are no longer the key's current one. Stale entries are dropped wholesale when they outnumber the
 // live ones, so the heap stays within a constant factor of the queue.
-import type { Pod } from './types.js';
+import type { Pod } from '../../api-types/index.js';
 
 interface Entry { key: string; pod: Pod; priority: number; created: number; name: string }
 

@@ -1,5 +1,5 @@
 // Seeded random clusters and pods for the differential tests and the benchmark. Same seed -> same objects.
-import type { Node, NodeGpu, Pod, PodAffinityTerm, Taint, Toleration } from '../../server/scheduler/types.js';
+import type { Node, NodeGpu, Pod, PodAffinityTerm, Taint, Toleration } from '../../api-types/index.js';
 
 /** mulberry32: small, fast, seeded. */
 export function seededRandom(seed: number): () => number {
@@ -51,7 +51,7 @@ export function makeNode(o: NodeOptions): Node {
 
 export interface PodOptions { name: string; namespace?: string; cpu?: string; memory?: string; gpus?: number; gpuResource?: string;
   labels?: Record<string, string>; annotations?: Record<string, string>; nodeSelector?: Record<string, string>;
-  affinity?: Pod['spec']['affinity']; tolerations?: Toleration[]; hostPorts?: number[]; overhead?: Pod['spec']['overhead']; os?: string }
+  affinity?: Pod['spec']['affinity']; tolerations?: Toleration[]; hostPorts?: number[]; overhead?: Pod['spec']['overhead']; os?: NonNullable<Pod['spec']['os']>['name'] }
 
 /** One-line pod builder. */
 export function makePod(o: PodOptions): Pod {

@@ -5,11 +5,11 @@ import * as assert from 'uvu/assert';
 import * as L from '../../server/scheduler/layout.js';
 import { Scheduler, explain } from '../../server/scheduler/scheduler.js';
 import { DEFAULT_WASM_URL, loadWasmCore } from '../../server/scheduler/wasm-core.js';
-import type { Node, Pod } from '../../server/scheduler/types.js';
+import type { Node, Pod } from '../../api-types/index.js';
 import { GPU_MODELS, makeNode, makePod, type NodeOptions, type PodOptions } from './cluster-gen.js';
 
 const [RTX4090, A100_40, A100_80, T4, , MI210] = GPU_MODELS;
-const ENGINES = ['wasm', 'reference'] as const;
+const ENGINES = ['wasm', 'fallback'] as const;
 
 /** Places `pod` on a fresh cluster (after `bound` pods) with each engine; both must agree. */
 function place(nodes: NodeOptions[], pod: PodOptions, bound: { pod: PodOptions; node: string; gpus?: string[] }[] = [], strategy: 'binpack' | 'spread' = 'binpack') {

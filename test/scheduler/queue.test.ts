@@ -3,10 +3,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ActiveQueue } from '../../server/scheduler/queue.js';
-import type { Pod } from '../../server/scheduler/types.js';
+import type { Pod } from '../../api-types/index.js';
 import { seededRandom } from './cluster-gen.js';
 
 const pod = (name: string, priority: number | undefined, created: string | undefined): Pod => ({
+  apiVersion: 'v1', kind: 'Pod',
   metadata: { name, namespace: 'default', ...(created ? { creationTimestamp: created } : {}) },
   spec: { ...(priority !== undefined ? { priority } : {}), containers: [] },
 });
@@ -20,7 +21,7 @@ test('priority first, then creation time, then name; pods never stored come last
   q.set('e', pod('e', 0, '2026-01-01T00:00:01.000Z'));
   q.set('f', pod('f', -5, '2026-01-01T00:00:00.000Z'));
   const out: string[] = [];
-  for (let p = q.pop(); p; p = q.pop()) out.push(p.metadata.name);
+  for (let p = q.pop(); p; p = q.pop()) out.push(p.metadata.name ?? '');
   assert.equal(out, ['c', 'b', 'e', 'a', 'd', 'f']);
   assert.is(q.size, 0);
 });
@@ -30,7 +31,7 @@ test('random set / delete / pop agree with a sorted reference', () => {
   const q = new ActiveQueue();
   const ref = new Map<string, Pod>();
   const order = (a: Pod, b: Pod) => (b.spec.priority ?? 0) - (a.spec.priority ?? 0)
-    || Date.parse(a.metadata.creationTimestamp!) - Date.parse(b.metadata.creationTimestamp!) || (a.metadata.name < b.metadata.name ? -1 : 1);
+    || Date.parse(a.metadata.creationTimestamp!) - Date.parse(b.metadata.creationTimestamp!) || ((a.metadata.name ?? '') < (b.metadata.name ?? '') ? -1 : 1);
   for (let step = 0; step < 5000; step++) {
     const r = rng(); const key = `p${Math.floor(rng() * 200)}`;
     if (r < 0.5) {
