@@ -1,4 +1,4 @@
-// Scheduler throughput and packing: wasm core vs TypeScript reference on the same seeded cluster and pods.
+// Scheduler throughput and packing: wasm core vs the TypeScript fallback core on the same seeded cluster and pods.
 // Usage: node dist/bench/scheduler.js [--nodes N] [--pods M] [--seed S]
 // Last line: one JSON object {nodes, pods, wasmPodsPerSec, tsPodsPerSec, speedup, nodesUsed, nodesLowerBound,
 // placed, mismatches}.
@@ -79,7 +79,7 @@ const cpu = placed.reduce((a, p) => a + p.request!.cpuMilli, 0);
 const mem = placed.reduce((a, p) => a + p.request!.memoryBytes, 0);
 const lowerBound = Math.max(Math.ceil(cpu / (NODE_CPU * 1000)), Math.ceil(mem / (NODE_MEM_GI * 2 ** 30)));
 const round = (x: number): number => Math.round(x);
-console.log(`scheduler bench: ${NODES} nodes, ${PODS} pods; wasm ${wasm.seconds.toFixed(3)} s, reference ${ts.seconds.toFixed(3)} s; ` +
+console.log(`scheduler bench: ${NODES} nodes, ${PODS} pods; wasm ${wasm.seconds.toFixed(3)} s, fallback ${ts.seconds.toFixed(3)} s; ` +
   `${placed.length} placed, ${used.size} nodes used (lower bound ${lowerBound})`);
 console.log(JSON.stringify({
   nodes: NODES, pods: PODS, wasmPodsPerSec: round(PODS / wasm.seconds), tsPodsPerSec: round(PODS / ts.seconds),

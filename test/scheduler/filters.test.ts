@@ -1,8 +1,9 @@
-// Table-driven semantics of every filter, scorer and message, on both engines.
+// Table-driven semantics of every filter, scorer and message, on both engines and the object-level reference.
 import { statSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as L from '../../server/scheduler/layout.js';
+import { ReferenceScheduler } from '../../server/scheduler/reference.js';
 import { Scheduler, explain } from '../../server/scheduler/scheduler.js';
 import { DEFAULT_WASM_URL, loadWasmCore } from '../../server/scheduler/wasm-core.js';
 import type { Node, Pod } from '../../api-types/index.js';
@@ -11,7 +12,7 @@ import { GPU_MODELS, makeNode, makePod, type NodeOptions, type PodOptions } from
 const [RTX4090, A100_40, A100_80, T4, , MI210] = GPU_MODELS;
 const ENGINES = ['wasm', 'fallback'] as const;
 
-/** Places `pod` on a fresh cluster (after `bound` pods) with each engine; both must agree. */
+/** Places `pod` on a fresh cluster (after `bound` pods) with each engine and the object-level reference; all must agree. */
 function place(nodes: NodeOptions[], pod: PodOptions, bound: { pod: PodOptions; node: string; gpus?: string[] }[] = [], strategy: 'binpack' | 'spread' = 'binpack') {
   const results = ENGINES.map((engine) => {
     const s = new Scheduler({ engine, strategy });
@@ -22,6 +23,12 @@ function place(nodes: NodeOptions[], pod: PodOptions, bound: { pod: PodOptions; 
   const [w, r] = results as [ReturnType<Scheduler['place']>, ReturnType<Scheduler['place']>];
   assert.is(w.nodeName, r.nodeName, 'engines agree on the node');
   assert.equal(w.gpuUuids, r.gpuUuids, 'engines agree on the GPUs');
+  const ref = new ReferenceScheduler({ strategy });
+  nodes.forEach((o) => ref.upsertNode(makeNode(o)));
+  bound.forEach((b) => ref.podBound(makePod(b.pod), b.node, b.gpus ?? []));
+  const o = ref.place(makePod(pod));
+  assert.is(o.nodeName, w.nodeName, 'the object-level reference agrees on the node');
+  assert.equal(o.gpuUuids, w.gpuUuids, 'the object-level reference agrees on the GPUs');
   return { node: w.nodeName, gpus: w.gpuUuids, message: explain(w), placement: w };
 }
 const n = (name: string, extra: Partial<NodeOptions> = {}): NodeOptions => ({ name, cpu: 4, memoryGi: 8, ...extra });
