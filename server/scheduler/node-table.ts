@@ -7,7 +7,9 @@
 // - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
 //   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
 // - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
-import { LABEL_OS, type LabelSelectorSpec, type Node, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Toleration } from '../../api-types/index.js';
+import {
+  LABEL_OS, type LabelSelectorSpec, type Node, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Toleration,
+} from '../../api-types/index.js';
 import { fnv1a } from './hash.js';
 import { Interner } from './interner.js';
 import * as L from './layout.js';
@@ -68,7 +70,7 @@ export class NodeTable {
   #index = new Map<string, number>();
   #gpuUuids: string[][] = [];
   // New strings' integer values go to VALUE_NUMBERS, where the core reads them for Gt/Lt.
-  #strings = new Interner((id, value) => { this.#refreshViews(); this.#f64[(L.VALUE_NUMBERS >> 3) + id] = value; });
+  #interner = new Interner((id, value) => { this.#refreshViews(); this.#f64[(L.VALUE_NUMBERS >> 3) + id] = value; });
   #terms = new Map<string, TrackedTerm>();
   #pods = new Map<string, BoundPod>();
   #podsByLabel = new Map<string, Set<string>>(); // "key=value" -> bound pod keys, narrows term registration
@@ -149,22 +151,22 @@ export class NodeTable {
     const arch = labels[LABEL_ARCH] ?? node.status?.nodeInfo?.architecture ?? '';
     const ready = (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     // Validate and intern everything before touching memory, so a bad node leaves the table unchanged.
-    const labelIds = labelEntries.map(([k, v]) => [this.#strings.intern(k), this.#strings.intern(v)] as const);
+    const labelIds = labelEntries.map(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)] as const);
     const taintIds = taints.map((t, i) => {
       const effect = EFFECTS[t.effect];
       if (effect === undefined) throw new Error(`${what}: spec.taints[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
       if (!t.key) throw new Error(`${what}: spec.taints[${i}].key is required`);
-      return [this.#strings.intern(t.key), t.value ? this.#strings.intern(t.value) : 0, effect] as const;
+      return [this.#interner.intern(t.key), t.value ? this.#interner.intern(t.value) : 0, effect] as const;
     });
     const gpuRows = gpus.map((g, i) => {
       if (!g.uuid) throw new Error(`${what}: status.gpus[${i}].uuid is required`);
       return {
-        uuid: g.uuid, vendor: this.#strings.intern(g.vendor), model: this.#strings.modelId(g.vendor, g.model),
+        uuid: g.uuid, vendor: this.#interner.intern(g.vendor), model: this.#interner.modelId(g.vendor, g.model),
         memory: parseBytes(g.memory, `${what}: status.gpus[${i}].memory`), healthy: g.health === 'Healthy' ? 1 : 0,
       };
     });
-    const archId = arch ? this.#strings.archId(arch) : L.MAX_ARCHES - 1;
-    const zone = this.#strings.zoneId(labels[LABEL_ZONE]);
+    const archId = arch ? this.#interner.archId(arch) : L.MAX_ARCHES - 1;
+    const zone = this.#interner.zoneId(labels[LABEL_ZONE]);
 
     let n = this.#index.get(name);
     if (n === undefined) {
@@ -406,9 +408,9 @@ export class NodeTable {
         if (op === L.OP_GT || op === L.OP_LT) {
           const v = values.length === 1 && /^[+-]?\d+$/.test(values[0]!) ? Number(values[0]) : NaN;
           if (!(Math.abs(v) < 2 ** 31)) throw new Error(`${name}: ${path}.matchExpressions[${i}] ${e.operator} needs one integer value`);
-          out.push(op, this.#strings.intern(e.key), 1, v);
+          out.push(op, this.#interner.intern(e.key), 1, v);
         } else {
-          out.push(op, this.#strings.intern(e.key), values.length, ...values.map((s) => this.#strings.intern(s)));
+          out.push(op, this.#interner.intern(e.key), values.length, ...values.map((s) => this.#interner.intern(s)));
         }
       });
       return out;
@@ -417,17 +419,17 @@ export class NodeTable {
     header[L.P_CPU] = r.cpuMilli;
     header[L.P_GPU_COUNT] = r.gpus;
     header[L.P_GPU_SHARED] = r.gpuShared ? 1 : 0;
-    header[L.P_GPU_VENDOR] = this.#strings.intern(r.gpuVendor);
+    header[L.P_GPU_VENDOR] = this.#interner.intern(r.gpuVendor);
     const arches = pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH];
     header[L.P_ARCH_MASK] = arches === undefined ? 0
-      : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.#strings.archId(a)), 0);
+      : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.#interner.archId(a)), 0);
     header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
     header[L.P_HASH] = hash;
     // spec.os.name asks for nodes of that OS, as a selector on their kubernetes.io/os label.
     const sel = Object.entries(pod.spec.nodeSelector ?? {});
     const os = pod.spec.os?.name;
     if (os && pod.spec.nodeSelector?.[LABEL_OS] !== os) sel.push([LABEL_OS, os]);
-    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.#strings.intern(k), this.#strings.intern(v)]));
+    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)]));
     const na = pod.spec.affinity?.nodeAffinity;
     const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
     section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) =>
@@ -444,7 +446,7 @@ export class NodeTable {
       if (op !== 'Equal' && op !== 'Exists') throw new Error(`${name}: spec.tolerations[${i}].operator "${op}" is not Equal or Exists`);
       const effect = t.effect ? EFFECTS[t.effect] : 0;
       if (effect === undefined) throw new Error(`${name}: spec.tolerations[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
-      return [t.key ? this.#strings.intern(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.#strings.intern(t.value) : 0, effect];
+      return [t.key ? this.#interner.intern(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.#interner.intern(t.value) : 0, effect];
     }));
     section(L.P_PORT_OFF, L.P_PORT_COUNT, r.hostPorts.length, r.hostPorts);
     const terms: number[] = []; let termCount = 0;
@@ -482,7 +484,7 @@ export class NodeTable {
     }
     section(L.P_TERM_OFF, L.P_TERM_COUNT, termCount, terms);
     if (L.P_VAR_BASE + words.length > L.POD_WORDS) throw new Error(`${name}: scheduling constraints too large (${words.length} words, at most ${L.POD_WORDS - L.P_VAR_BASE})`);
-    if (r.gpus > 0) header.set(this.#strings.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);
+    if (r.gpus > 0) header.set(this.#interner.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);
 
     this.#refreshViews();
     const base = L.POD_I32 >> 2;

@@ -48,7 +48,7 @@ for (const file of files) {
     const doc = parseDocument(readFileSync(path, 'utf8'), { merge: true });
     const scenario = doc.toJS() as Scenario;
     const wasm = run(scenario, 'wasm', file);
-    assert.equal(run(scenario, 'fallback', file), wasm, 'reference agrees with wasm');
+    assert.equal(run(scenario, 'fallback', file), wasm, 'the fallback core agrees with wasm');
     if (update) { doc.set('expect', wasm); writeFileSync(path, String(doc)); return; }
     assert.ok(Array.isArray(scenario.expect), `${file}: no expect list; run with FLOTILLA_UPDATE_GOLDEN=1`);
     assert.equal(wasm, scenario.expect);
