@@ -196,7 +196,7 @@ export const FILTERS: readonly { name: string; reasons: (f: Fit) => number[] }[]
     return list.length > 0 && !list.includes(arch) ? [L.R_ARCH] : [];
   } },
   { name: 'nodeSelector', reasons: (f) => {
-    const wanted = { ...f.pod.pod.spec.nodeSelector };
+    const wanted = f.pod.pod.spec.nodeSelector ?? {};
     const os = f.pod.pod.spec.os?.name;
     const pairs = Object.entries(wanted);
     if (os && wanted[LABEL_OS] !== os) pairs.push([LABEL_OS, os]);
