@@ -176,6 +176,12 @@ function usableGpus(f: Fit): NodeView['gpus'] {
 }
 const modelMatches = (f: Fit, g: NodeView['gpus'][number]): boolean => f.pod.gpuModel === null || f.pod.gpuModel.test(g.gpu.model);
 
+/** How many GPUs of the node are usable, of those how many of the model, of those how many have the memory. */
+function gpuCounts(f: Fit): [number, number, number] {
+  const usable = usableGpus(f); const model = usable.filter((g) => modelMatches(f, g));
+  return [usable.length, model.length, model.filter((g) => g.memory >= f.pod.gpuMemoryMin).length];
+}
+
 /** The GPUs the pod gets on the node: the smallest fitting by memory, ties to the lower slot. */
 function pickGpus(f: Fit): NodeView['gpus'] {
   const fitting = usableGpus(f).filter((g) => modelMatches(f, g) && g.memory >= f.pod.gpuMemoryMin);
@@ -237,15 +243,16 @@ export const FILTERS: readonly { name: string; reasons: (f: Fit) => number[] }[]
     }));
     return own || theirs() ? [L.R_POD_ANTI_AFFINITY] : [];
   } },
-  { name: 'gpus', reasons: (f) => {
-    // Each condition narrows the GPUs of the one before, so only the first unmet one is a reason.
-    const want = f.pod.gpus;
-    if (want === 0) return [];
-    const usable = usableGpus(f);
-    if (usable.length < want) return [L.R_GPU_COUNT];
-    const model = usable.filter((g) => modelMatches(f, g));
-    if (model.length < want) return [L.R_GPU_MODEL];
-    return model.filter((g) => g.memory >= f.pod.gpuMemoryMin).length < want ? [L.R_GPU_MEMORY] : [];
+  // GPUs: each condition narrows the GPUs of the one before (usable, then of the model, then with the memory
+  // minimum), so a node fails at most one of them, the first that leaves too few.
+  { name: 'gpuCount', reasons: (f) => gpuCounts(f)[0] < f.pod.gpus ? [L.R_GPU_COUNT] : [] },
+  { name: 'gpuModel', reasons: (f) => {
+    const [usable, model] = gpuCounts(f);
+    return usable >= f.pod.gpus && model < f.pod.gpus ? [L.R_GPU_MODEL] : [];
+  } },
+  { name: 'gpuMemory', reasons: (f) => {
+    const [, model, memory] = gpuCounts(f);
+    return model >= f.pod.gpus && memory < f.pod.gpus ? [L.R_GPU_MEMORY] : [];
   } },
 ];
 
