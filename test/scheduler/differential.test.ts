@@ -50,10 +50,17 @@ test(`wasm through the NodeTable and the object-level reference agree on ${CLUST
       if (own === 0 && w.reasons.some((x) => x.code === R_POD_ANTI_AFFINITY)) repelled++;
       s.assume(w);
       if (w.nodeName) { ref.podBound(pod, w.nodeName, w.gpuUuids); bound.push(w.request!.key); }
-      // Now and then a bound pod leaves, so that removal is encoded too.
+      // Now and then a bound pod leaves, and a node changes under the bound pods, so that removal and
+      // re-encoding are compared too.
       if (i % 4 === 3 && bound.length > 0) {
         const key = bound.splice(Math.floor(rng() * bound.length), 1)[0]!;
         s.podRemoved(key); ref.podRemoved(key); removed++;
+      }
+      if (i === PODS_PER_CLUSTER / 2) {
+        const node = nodes[Math.floor(rng() * nodes.length)]!;
+        const changed = { ...node, metadata: { ...node.metadata, labels: { ...node.metadata.labels, pool: 'lab' } },
+          spec: { ...node.spec, unschedulable: !node.spec?.unschedulable } };
+        s.upsertNode(changed); ref.upsertNode(changed);
       }
     }
   }
