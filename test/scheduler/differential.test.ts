@@ -1,15 +1,17 @@
 // The wasm core through the NodeTable encoding against the object-level reference (server/scheduler/reference.ts)
 // on seeded random clusters: same node, GPUs, score and feasible count, and every node's reason is the first
-// of the reasons the reference finds for it. The fallback core matches the wasm table.
+// of the reasons the reference finds for it. The fallback core agrees with wasm on the same table and on its
+// own plain memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { R_OK, R_POD_ANTI_AFFINITY } from '../../server/scheduler/layout.js';
 import { ReferenceScheduler } from '../../server/scheduler/reference.js';
-import { Scheduler } from '../../server/scheduler/scheduler.js';
+import { Scheduler, type Placement } from '../../server/scheduler/scheduler.js';
 import { randomCluster, randomPod, seededRandom } from './cluster-gen.js';
 
 const CLUSTERS = Number(process.env.FLOTILLA_DIFF_CLUSTERS ?? 2000);
 const PODS_PER_CLUSTER = 12;
+const decision = (p: Placement) => ({ nodeName: p.nodeName, gpuUuids: p.gpuUuids, score: p.score, feasible: p.feasible, reasons: p.reasons });
 
 test(`wasm through the NodeTable and the object-level reference agree on ${CLUSTERS} random clusters`, () => {
   let placements = 0; let placed = 0; let gpuPlaced = 0; let repelled = 0; let manyReasons = 0; let removed = 0;
@@ -24,9 +26,12 @@ test(`wasm through the NodeTable and the object-level reference agree on ${CLUST
     const pods = Array.from({ length: PODS_PER_CLUSTER }, (_, i) => randomPod(rng, i));
     const bound: string[] = [];
     for (const [i, pod] of pods.entries()) {
-      const w = s.place(pod);
-      const r = ref.place(pod);
       const where = `seed ${seed} pod ${pod.metadata.name}`;
+      // The fallback core on the same encoding first: the wasm pass below leaves the per-node reasons.
+      const fallback = s.place(pod, s.fallback);
+      const w = s.place(pod);
+      assert.equal(decision(fallback), decision(w), `${where}: the fallback core agrees with wasm`);
+      const r = ref.place(pod);
       assert.is(w.error, undefined, `${where}: ${w.error}`);
       assert.is(w.nodeName, r.nodeName, `${where}: node`);
       assert.equal(w.gpuUuids, r.gpuUuids, `${where}: GPUs`);
