@@ -1,8 +1,9 @@
 // The reference scheduler: the placement semantics of asm/scheduler.ts (docs/scheduling.md) stated on Pod and
 // Node objects, as a table of filters, each naming every reason it rejects a node for, and a table of scorers.
-// It shares nothing with the host encoding (request parsing, interning, the column store, the pod and node
-// words): comparing it with the wasm core through the NodeTable (test/scheduler/differential.test.ts) checks
-// the encoding as well as the core. A test oracle, written to be read, not to be fast: every placement
+// It shares none of the host encoding (request parsing, interning, the column store, the pod and node words),
+// only what the encoding must preserve (reason codes, the power table, the hashes of the tie-break): comparing
+// it with the wasm core through the NodeTable (test/scheduler/differential.test.ts) checks the encoding as
+// well as the core. A test oracle, written to be read, not to be fast: every placement
 // recomputes the nodes' usage from the bound pods. It expects pods the request parser accepts.
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
@@ -35,7 +36,6 @@ type Topology = 'hostname' | 'zone';
 
 /** What the filters and scorers read of a node, with the usage of the pods bound to it. */
 interface NodeView {
-  index: number;
   name: string;
   node: Node;
   labels: Record<string, string>;
@@ -52,7 +52,7 @@ interface PodView {
   namespace: string;
   labels: Record<string, string>;
   cpu: number; memory: number;
-  gpus: number; gpuResource: string; gpuVendor: string;
+  gpus: number; gpuVendor: string;
   gpuMemoryMin: number; gpuModel: RegExp | null; gpuShared: boolean;
   ports: string[];
   strategy: 'binpack' | 'spread';
@@ -98,7 +98,7 @@ function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
   const placement = ann[ANNOTATION_PLACEMENT];
   return {
     pod, namespace: pod.metadata.namespace ?? 'default', labels: pod.metadata.labels ?? {},
-    cpu, memory, gpus, gpuResource, gpuVendor: GPU_VENDORS[gpuResource]!,
+    cpu, memory, gpus, gpuVendor: GPU_VENDORS[gpuResource]!,
     gpuMemoryMin: ann[ANNOTATION_GPU_MEMORY_MIN] === undefined ? 0 : bytes(ann[ANNOTATION_GPU_MEMORY_MIN]),
     gpuModel: model === undefined ? null : new RegExp(model),
     gpuShared: ann[ANNOTATION_GPU_SHARING] === 'shared',
@@ -107,11 +107,11 @@ function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
   };
 }
 
-function nodeView(node: Node, index: number): NodeView {
+function nodeView(node: Node): NodeView {
   const labels = node.metadata.labels ?? {};
   const alloc = node.status?.allocatable ?? node.status?.capacity ?? {};
   return {
-    index, name: node.metadata.name ?? '', node, labels, zone: labels[LABEL_ZONE],
+    name: node.metadata.name ?? '', node, labels, zone: labels[LABEL_ZONE],
     cpu: alloc.cpu === undefined ? 0 : cpuMillis(alloc.cpu),
     memory: alloc.memory === undefined ? 0 : bytes(alloc.memory),
     pods: alloc.pods === undefined ? 110 : Number(parseQuantity(alloc.pods).milli) / 1000,
