@@ -14,7 +14,8 @@ import { fnv1a } from './hash.js';
 import { Interner } from './interner.js';
 import * as L from './layout.js';
 import {
-  ANNOTATION_IMAGE_ARCH, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_ZONE, selectorKey, selectorMatches, topologyOf,
+  ANNOTATION_IMAGE_ARCH, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_ZONE, emptyNodeSelectorTerm, selectorKey,
+  selectorMatches, topologyOf,
   type AntiAffinityTerm, type PodRequest,
 } from './pod-request.js';
 import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
@@ -432,11 +433,15 @@ export class NodeTable {
     section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)]));
     const na = pod.spec.affinity?.nodeAffinity;
     const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
-    section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) =>
-      exprs(t, `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`)));
-    const pref = na?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
-    section(L.P_PREF_OFF, L.P_PREF_COUNT, pref.length, pref.flatMap((t, i) => {
-      const path = `spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
+    // A term without requirements matches no node: encoded as one "In" with no values, which nothing matches.
+    section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) => emptyNodeSelectorTerm(t)
+      ? [1, L.OP_IN, this.#interner.intern(LABEL_HOSTNAME), 0]
+      : exprs(t, `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`)));
+    // A preference without requirements counts for nothing, its weight included: it is left out.
+    const pref = (na?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((t, i) => ({ ...t, i }))
+      .filter((t) => !emptyNodeSelectorTerm(t.preference ?? {}));
+    section(L.P_PREF_OFF, L.P_PREF_COUNT, pref.length, pref.flatMap((t) => {
+      const path = `spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${t.i}]`;
       if (!Number.isInteger(t.weight) || t.weight < 1 || t.weight > 100) throw new Error(`${name}: ${path}.weight ${t.weight} is not 1..100`);
       return [t.weight, ...exprs(t.preference ?? {}, `${path}.preference`)];
     }));

@@ -1,7 +1,7 @@
 // Request parsing: what a pod asks of the scheduler (resources, GPUs, host ports, placement strategy, its
 // required anti-affinity terms), resolved from its spec and annotations and checked, with errors naming the
 // field. The node table records bound pods by these requests; the placement core never sees a Pod.
-import type { LabelSelectorSpec, Pod } from '../../api-types/index.js';
+import type { LabelSelectorSpec, NodeSelectorTerm, Pod } from '../../api-types/index.js';
 import * as L from './layout.js';
 import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
 
@@ -42,6 +42,12 @@ export interface AntiAffinityTerm { key: string; topology: number; namespaces: s
 /** Topology slot (TOPO_*) of a supported topologyKey, -1 for any other. */
 export function topologyOf(topologyKey: string): number {
   return topologyKey === LABEL_HOSTNAME ? L.TOPO_HOSTNAME : topologyKey === LABEL_ZONE ? L.TOPO_ZONE : -1;
+}
+
+/** Kubernetes: a node selector term with neither matchExpressions nor matchFields matches no node (required),
+ * and a preference of that kind is a no-op (preferred). */
+export function emptyNodeSelectorTerm(term: NodeSelectorTerm): boolean {
+  return !term.matchExpressions?.length && !term.matchFields?.length;
 }
 
 /** Identity of a selector over pods in `namespaces` (sorted): equal for equal selectors. */

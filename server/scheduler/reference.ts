@@ -13,7 +13,7 @@ import {
 } from '../../api-types/index.js';
 import { fnv1a, tieHash } from './hash.js';
 import * as L from './layout.js';
-import { LABEL_ZONE, podKey } from './pod-request.js';
+import { LABEL_ZONE, emptyNodeSelectorTerm, podKey } from './pod-request.js';
 import { DEFAULT_WEIGHTS, type ScoreName } from './scheduler.js';
 
 /** The outcome of one placement. */
@@ -210,7 +210,7 @@ export const FILTERS: readonly { name: string; reasons: (f: Fit) => number[] }[]
   } },
   { name: 'nodeAffinity', reasons: (f) => {
     const terms = f.pod.pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
-    return terms.length === 0 || terms.some((t) => expressionsMatch(t, f.node.labels)) ? [] : [L.R_NODE_AFFINITY];
+    return terms.length === 0 || terms.some((t) => !emptyNodeSelectorTerm(t) && expressionsMatch(t, f.node.labels)) ? [] : [L.R_NODE_AFFINITY];
   } },
   { name: 'taints', reasons: (f) => (f.node.node.spec?.taints ?? [])
     .some((t) => t.effect !== 'PreferNoSchedule' && !tolerated(f.pod.pod, t)) ? [L.R_TAINT] : [] },
@@ -281,6 +281,7 @@ export const SCORERS: Readonly<Record<ScoreName, (f: Fit, picks: NodeView['gpus'
   },
   balanced: (f) => 100 - Math.floor(Math.abs(freePermille(f, 'cpu') - freePermille(f, 'memory')) / 10),
   nodeAffinity: (f) => weightedShare((f.pod.pod.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [])
+    .filter((t) => !emptyNodeSelectorTerm(t.preference ?? {}))
     .map((t) => ({ weight: t.weight, met: expressionsMatch(t.preference ?? {}, f.node.labels) }))),
   taint: (f) => {
     const k = (f.node.node.spec?.taints ?? []).filter((t) => t.effect === 'PreferNoSchedule' && !tolerated(f.pod.pod, t)).length;

@@ -123,12 +123,13 @@ export function randomPod(rng: Rng, i: number): Pod {
     const expr = op === 'Gt' || op === 'Lt' ? { key: 'tier', operator: op, values: [String(int(rng, 1, 5))] }
       : op === 'Exists' || op === 'DoesNotExist' ? { key: 'pool', operator: op }
       : { key: 'disk', operator: op, values: [pick(rng, ['ssd', 'hdd'])] };
-    affinity.nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [expr] }, ...(chance(rng, 0.3) ? [{ matchExpressions: [{ key: 'pool', operator: 'In' as const, values: ['lab'] }] }] : [])] } };
+    affinity.nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [expr] }, ...(chance(rng, 0.3) ? [{ matchExpressions: [{ key: 'pool', operator: 'In' as const, values: ['lab'] }] }] : []), ...(chance(rng, 0.1) ? [{}] : [])] } };
   }
   if (chance(rng, 0.2)) {
     affinity.nodeAffinity = { ...affinity.nodeAffinity, preferredDuringSchedulingIgnoredDuringExecution: [
       { weight: int(rng, 1, 100), preference: { matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] } },
       { weight: int(rng, 1, 100), preference: { matchExpressions: [{ key: 'tier', operator: 'Gt', values: ['2'] }] } },
+      ...(chance(rng, 0.1) ? [{ weight: int(rng, 1, 100), preference: {} }] : []),
     ] };
   }
   if (chance(rng, 0.1)) affinity.podAffinity = { requiredDuringSchedulingIgnoredDuringExecution: [term()] };
