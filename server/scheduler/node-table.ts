@@ -7,9 +7,8 @@
 // - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
 //   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
 // - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
-import {
-  LABEL_OS, type LabelSelectorSpec, type Node, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Toleration,
-} from '../../api-types/index.js';
+import type { LabelSelectorSpec, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from '../../api-types/index.js';
+import { LABEL_OS } from '../../api-types/objects.js';
 import { fnv1a } from './hash.js';
 import { Interner } from './interner.js';
 import * as L from './layout.js';
