@@ -1,9 +1,9 @@
-// Scheduler throughput and packing: wasm core vs TypeScript reference on the same seeded cluster and pods.
+// Scheduler throughput and packing: wasm core vs the TypeScript fallback core on the same seeded cluster and pods.
 // Usage: node dist/bench/scheduler.js [--nodes N] [--pods M] [--seed S]
 // Last line: one JSON object {nodes, pods, wasmPodsPerSec, tsPodsPerSec, speedup, nodesUsed, nodesLowerBound,
 // placed, mismatches}.
 import { Scheduler, type Placement } from '../server/scheduler/scheduler.js';
-import type { Node, Pod } from '../server/scheduler/types.js';
+import type { Node, Pod } from '../api-types/index.js';
 import { GPU_MODELS, makeNode, makePod, seededRandom } from '../test/scheduler/cluster-gen.js';
 
 function flag(name: string, fallback: number): number {
@@ -51,7 +51,7 @@ function workload(): Pod[] {
   });
 }
 
-function run(engine: 'wasm' | 'reference', nodes: Node[], pods: Pod[]): { placements: Placement[]; seconds: number } {
+function run(engine: 'wasm' | 'fallback', nodes: Node[], pods: Pod[]): { placements: Placement[]; seconds: number } {
   const s = new Scheduler({ engine, seed: SEED, initialCapacity: NODES });
   for (const n of nodes) s.upsertNode(n);
   const t0 = process.hrtime.bigint();
@@ -62,12 +62,12 @@ function run(engine: 'wasm' | 'reference', nodes: Node[], pods: Pod[]): { placem
 const nodes = cluster(); const pods = workload();
 // Warm-up on at least 2,000 placements per engine (repeating a prefix of the batch on small runs), so both
 // are measured after JIT tier-up, not during it.
-for (const engine of ['wasm', 'reference'] as const) {
+for (const engine of ['wasm', 'fallback'] as const) {
   const prefix = pods.slice(0, 2000);
   for (let done = 0; done < 2000; done += prefix.length) run(engine, nodes, prefix);
 }
 const wasm = run('wasm', nodes, pods);
-const ts = run('reference', nodes, pods);
+const ts = run('fallback', nodes, pods);
 let mismatches = 0;
 wasm.placements.forEach((p, i) => {
   const q = ts.placements[i]!;
@@ -79,7 +79,7 @@ const cpu = placed.reduce((a, p) => a + p.request!.cpuMilli, 0);
 const mem = placed.reduce((a, p) => a + p.request!.memoryBytes, 0);
 const lowerBound = Math.max(Math.ceil(cpu / (NODE_CPU * 1000)), Math.ceil(mem / (NODE_MEM_GI * 2 ** 30)));
 const round = (x: number): number => Math.round(x);
-console.log(`scheduler bench: ${NODES} nodes, ${PODS} pods; wasm ${wasm.seconds.toFixed(3)} s, reference ${ts.seconds.toFixed(3)} s; ` +
+console.log(`scheduler bench: ${NODES} nodes, ${PODS} pods; wasm ${wasm.seconds.toFixed(3)} s, fallback ${ts.seconds.toFixed(3)} s; ` +
   `${placed.length} placed, ${used.size} nodes used (lower bound ${lowerBound})`);
 console.log(JSON.stringify({
   nodes: NODES, pods: PODS, wasmPodsPerSec: round(PODS / wasm.seconds), tsPodsPerSec: round(PODS / ts.seconds),

@@ -7,7 +7,7 @@ import { runSchedulingLoop } from '../scheduler/loop.js';
 import type { ClusterEvent, SchedulerCluster } from '../scheduler/loop.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { SchedulerOptions } from '../scheduler/scheduler.js';
-import type { Node, Pod } from '../scheduler/types.js';
+import type { Node, Pod } from '../../api-types/index.js';
 import { leaderControllers, runControllers } from '../controllers/manager.js';
 import type { ControllerSettings } from '../controllers/controller.js';
 import { EventRecorder } from '../controllers/events.js';
@@ -53,7 +53,7 @@ export class StoreSchedulerCluster implements SchedulerCluster {
   async bind(pod: Pod, nodeName: string, gpuUuids: string[], resourceVersion: string | undefined): Promise<'bound' | 'conflict'> {
     const ns = pod.metadata.namespace ?? 'default';
     try {
-      const bound = await this.objects.bindPod(ns, pod.metadata.name, nodeName, {
+      const bound = await this.objects.bindPod(ns, pod.metadata.name ?? '', nodeName, {
         ...(gpuUuids.length > 0 ? { annotations: { [ANNOTATION_ASSIGNED_GPUS]: gpuUuids.join(',') } } : {}),
         ...(resourceVersion ? { resourceVersion } : {}),
       });
@@ -67,7 +67,7 @@ export class StoreSchedulerCluster implements SchedulerCluster {
 
   async reportUnschedulable(pod: Pod, message: string): Promise<void> {
     const ns = pod.metadata.namespace ?? 'default';
-    const current = this.objects.get(pods, ns, pod.metadata.name);
+    const current = this.objects.get(pods, ns, pod.metadata.name ?? '');
     if (!current || current.spec.nodeName) return;
     const conditions = current.status?.conditions ?? [];
     const existing = conditions.find((c) => c.type === 'PodScheduled');
@@ -75,7 +75,7 @@ export class StoreSchedulerCluster implements SchedulerCluster {
       const condition = { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: new Date().toISOString() };
       const status = { phase: 'Pending', ...(current.status ?? {}), conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] };
       try {
-        await this.objects.replaceStatus(pods, ns, pod.metadata.name, status, current.metadata.resourceVersion);
+        await this.objects.replaceStatus(pods, ns, pod.metadata.name ?? '', status, current.metadata.resourceVersion);
       } catch (err) {
         if (!(err instanceof StoreError && err.failure.code === 409)) throw err;
       }

@@ -13,11 +13,11 @@
 // what scheduling reads, a bound pod deleted or finished, a pod newly bound, a bound pod relabelled), pops
 // batches in its order, and tells it how each attempt went. A pending pod's churn, a node's heartbeat or usage,
 // or a node leaving helps no waiting pod. The clock and the sleeping are injected (LoopOptions.now, .sleep).
-import { podKey } from './node-table.js';
 import { ANNOTATION_ASSIGNED_GPUS } from '../../api-types/index.js';
+import { podKey } from './pod-request.js';
 import { SchedulingQueue, nodeChanges, nodeView, type NodeView, type QueueEvent } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
-import type { Node, Pod } from './types.js';
+import type { Node, Pod } from '../../api-types/index.js';
 
 export type ClusterEvent =
   | { kind: 'node'; type: 'upsert'; node: Node }
@@ -115,11 +115,11 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
   };
   const observeNode = (node: Node): void => {
     const view = nodeView(node);
-    const prev = nodeViews.get(node.metadata.name);
+    const prev = nodeViews.get(node.metadata.name ?? '');
     const changed = prev ? nodeChanges(prev, view) : [];
     if (prev && changed.length === 0) return;
     scheduler.upsertNode(node);
-    nodeViews.set(node.metadata.name, view);
+    nodeViews.set(node.metadata.name ?? '', view);
     hint(prev ? { type: 'node-update', changed } : { type: 'node-add' });
   };
   const onEvent = (e: ClusterEvent): void => {

@@ -1,9 +1,9 @@
 // In-memory SchedulerCluster: the reference implementation of the loop's cluster interface, used by tests
 // and benchmarks. resourceVersion is a global counter, as in the store.
 import type { ClusterEvent, SchedulerCluster } from './loop.js';
-import { podKey } from './node-table.js';
 import { ANNOTATION_ASSIGNED_GPUS } from '../../api-types/index.js';
-import type { Node, Pod } from './types.js';
+import type { Node, Pod } from '../../api-types/index.js';
+import { podKey } from './pod-request.js';
 
 export class MemoryCluster implements SchedulerCluster {
   readonly nodes = new Map<string, Node>();
@@ -22,7 +22,7 @@ export class MemoryCluster implements SchedulerCluster {
 
   putNode(node: Node): void {
     const n = this.#stamp(node);
-    this.nodes.set(n.metadata.name, n);
+    this.nodes.set(n.metadata.name ?? '', n);
     this.#emit({ kind: 'node', type: 'upsert', node: n });
   }
   deleteNode(name: string): void {

@@ -1,42 +1,25 @@
-// NodeTable: the cluster as the placement core sees it, kept in one memory image (wasm linear memory, or a
-// plain ArrayBuffer when the wasm cannot load) in the ./layout map, updated incrementally.
+// NodeTable: the column store. The cluster as the placement core sees it, kept struct-of-arrays in one memory
+// image (wasm linear memory, or a plain ArrayBuffer when the wasm cannot load) in the ./layout map, updated
+// incrementally, with strings interned by ./interner and bound pods recorded by their ./pod-request.
 //
 // Invariants:
 // - nodes occupy indices [0, count) densely; removeNode moves the last node into the hole.
 // - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
 //   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
 // - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
-import {
-  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH,
-  ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS, LABEL_ZONE,
-} from '../../api-types/index.js';
+import { ANNOTATION_IMAGE_ARCH, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS, LABEL_ZONE } from '../../api-types/index.js';
+import type { LabelSelectorSpec, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from '../../api-types/index.js';
+import { fnv1a } from './hash.js';
+import { Interner } from './interner.js';
 import * as L from './layout.js';
+import {
+  emptyNodeSelectorTerm, selectorKey, selectorMatches, topologyOf,
+  type AntiAffinityTerm, type PodRequest,
+} from './pod-request.js';
 import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
-import type { LabelSelector, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from './types.js';
 
-const GPU_RESOURCES: Record<string, string> = { [GPU_RESOURCE_NVIDIA]: 'nvidia', [GPU_RESOURCE_AMD]: 'amd' };
-
-/** What a pod asks for, resolved from its spec and annotations. */
-export interface PodRequest {
-  key: string;
-  namespace: string;
-  labels: Record<string, string>;
-  cpuMilli: number;
-  memoryBytes: number;
-  gpus: number;
-  gpuResource: string;
-  gpuVendor: string;
-  gpuMemoryMin: number;
-  gpuModel: string | null;
-  gpuShared: boolean;
-  hostPorts: number[];
-  strategy: 'binpack' | 'spread';
-  /** Required pod anti-affinity terms with a supported topology key; bound pods' terms repel later pods. */
-  antiAffinity: AntiAffinityTerm[];
-}
-
-/** A required anti-affinity term a pod declares; `key` is equal for equal terms (topology, namespaces, selector). */
-export interface AntiAffinityTerm { key: string; topology: number; namespaces: string[]; selector: LabelSelector }
+const OPERATORS: Record<string, number> = { In: L.OP_IN, NotIn: L.OP_NOT_IN, Exists: L.OP_EXISTS, DoesNotExist: L.OP_DOES_NOT_EXIST, Gt: L.OP_GT, Lt: L.OP_LT };
+const EFFECTS: Record<string, number> = { NoSchedule: L.E_NO_SCHEDULE, PreferNoSchedule: L.E_PREFER_NO_SCHEDULE, NoExecute: L.E_NO_EXECUTE };
 
 interface BoundPod { request: PodRequest; nodeName: string; gpuUuids: string[] }
 // A column `id` of N_TERM_COUNTS: per node, the bound pods for which `matches` holds (pods matching a
@@ -45,129 +28,6 @@ interface BoundPod { request: PodRequest; nodeName: string; gpuUuids: string[] }
 interface TrackedTerm { id: number; matches: (r: PodRequest) => boolean; lastUsed: number }
 // A required anti-affinity term some bound pods carry, and which pods (keys) those are.
 interface BoundAntiTerm { term: AntiAffinityTerm; carriers: Set<string> }
-
-/** FNV-1a of a string as a signed 32-bit integer. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
-  return h | 0;
-}
-
-function topologyOf(topologyKey: string): number {
-  return topologyKey === LABEL_HOSTNAME ? L.TOPO_HOSTNAME : topologyKey === LABEL_ZONE ? L.TOPO_ZONE : -1;
-}
-
-function selectorKey(selector: LabelSelector, namespaces: readonly string[]): string {
-  return `${namespaces.join(',')}|${stableJson(selector)}`;
-}
-
-export function podKey(pod: Pod): string {
-  return pod.metadata.uid ?? `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
-}
-
-function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
-  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
-  for (const e of selector.matchExpressions ?? []) {
-    const v = labels[e.key];
-    switch (e.operator) {
-      case 'In': if (v === undefined || !(e.values ?? []).includes(v)) return false; break;
-      case 'NotIn': if (v !== undefined && (e.values ?? []).includes(v)) return false; break;
-      case 'Exists': if (v === undefined) return false; break;
-      case 'DoesNotExist': if (v !== undefined) return false; break;
-      default: throw new Error(`labelSelector operator "${String(e.operator)}" is not one of In, NotIn, Exists, DoesNotExist`);
-    }
-  }
-  return true;
-}
-
-/** JSON with object keys sorted: equal values give equal strings whatever their key order. */
-export function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-const OPERATORS: Record<string, number> = { In: L.OP_IN, NotIn: L.OP_NOT_IN, Exists: L.OP_EXISTS, DoesNotExist: L.OP_DOES_NOT_EXIST, Gt: L.OP_GT, Lt: L.OP_LT };
-const EFFECTS: Record<string, number> = { NoSchedule: L.E_NO_SCHEDULE, PreferNoSchedule: L.E_PREFER_NO_SCHEDULE, NoExecute: L.E_NO_EXECUTE };
-const PROTOCOLS: Record<string, number> = { TCP: 0, UDP: 1, SCTP: 2 };
-
-/** Resolves a pod's requests. Throws an Error naming the field when something is malformed. */
-export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodRequest {
-  const name = `pod ${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
-  const ann = pod.metadata.annotations ?? {};
-  let cpuMilli = 0; let memoryBytes = 0; let gpus = 0; let gpuResource = GPU_RESOURCE_NVIDIA;
-  const hostPorts: number[] = [];
-  if (!Array.isArray(pod.spec?.containers)) throw new Error(`${name}: spec.containers must be a list`);
-  pod.spec.containers.forEach((c, i) => {
-    const path = `${name}: spec.containers[${i}].resources`;
-    const req = c.resources?.requests ?? {}; const lim = c.resources?.limits ?? {};
-    const cpu = req.cpu ?? lim.cpu; const mem = req.memory ?? lim.memory;
-    if (cpu !== undefined) cpuMilli += parseMillicores(cpu, `${path}.requests.cpu`);
-    if (mem !== undefined) memoryBytes += parseBytes(mem, `${path}.requests.memory`);
-    for (const resource of Object.keys(GPU_RESOURCES)) {
-      const n = lim[resource] ?? req[resource];
-      if (n === undefined) continue;
-      const count = parseQuantity(n, `${path}.limits["${resource}"]`);
-      if (!Number.isInteger(count) || count < 0) throw new Error(`${path}.limits["${resource}"]: ${n} is not a whole number of GPUs`);
-      if (count > 0 && gpus > 0 && gpuResource !== resource) throw new Error(`${name}: asks both ${gpuResource} and ${resource}; one vendor per pod`);
-      if (count > 0) gpuResource = resource;
-      gpus += count;
-    }
-    (c.ports ?? []).forEach((p, j) => {
-      if (p.hostPort === undefined || p.hostPort === 0) return;
-      if (!Number.isInteger(p.hostPort) || p.hostPort < 1 || p.hostPort > 65535) throw new Error(`${name}: spec.containers[${i}].ports[${j}].hostPort ${p.hostPort} is not a port`);
-      const proto = PROTOCOLS[p.protocol ?? 'TCP'];
-      if (proto === undefined) throw new Error(`${name}: spec.containers[${i}].ports[${j}].protocol "${p.protocol}" is not TCP, UDP or SCTP`);
-      hostPorts.push(p.hostPort | (proto << 16));
-    });
-  });
-  // Kubernetes counts the pod's overhead on top of its containers for fit.
-  const overhead = pod.spec.overhead ?? {};
-  if (overhead.cpu !== undefined) cpuMilli += parseMillicores(overhead.cpu, `${name}: spec.overhead.cpu`);
-  if (overhead.memory !== undefined) memoryBytes += parseBytes(overhead.memory, `${name}: spec.overhead.memory`);
-  if (gpus > L.MAX_GPUS) throw new Error(`${name}: asks ${gpus} GPUs, more than the ${L.MAX_GPUS} a node can hold`);
-  const memMin = ann[ANNOTATION_GPU_MEMORY_MIN];
-  const model = ann[ANNOTATION_GPU_MODEL];
-  if (model !== undefined) {
-    try { new RegExp(model); } catch (e) { throw new Error(`${name}: annotation ${ANNOTATION_GPU_MODEL} "${model}" is not a regular expression: ${(e as Error).message}`); }
-  }
-  const sharing = ann[ANNOTATION_GPU_SHARING];
-  if (sharing !== undefined && sharing !== 'shared' && sharing !== 'exclusive') {
-    throw new Error(`${name}: annotation ${ANNOTATION_GPU_SHARING} is "${sharing}", expected "shared" or "exclusive"`);
-  }
-  const namespace = pod.metadata.namespace ?? 'default';
-  const antiAffinity: AntiAffinityTerm[] = [];
-  (pod.spec.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).forEach((t, i) => {
-    // Other topology keys are refused by writePod for a pod to place; on a bound pod they cannot be honoured.
-    const topology = topologyOf(t.topologyKey);
-    if (topology < 0) return;
-    const selector = t.labelSelector ?? {};
-    try { selectorMatches(selector, {}); } catch (e) {
-      throw new Error(`${name}: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[${i}].labelSelector: ${(e as Error).message}`);
-    }
-    const namespaces = [...new Set(t.namespaces?.length ? t.namespaces : [namespace])].sort();
-    antiAffinity.push({ key: `${topology}|${selectorKey(selector, namespaces)}`, topology, namespaces, selector });
-  });
-  const placement = ann[ANNOTATION_PLACEMENT] ?? defaultStrategy;
-  if (placement !== 'binpack' && placement !== 'spread') {
-    throw new Error(`${name}: annotation ${ANNOTATION_PLACEMENT} is "${placement}", expected "binpack" or "spread"`);
-  }
-  return {
-    key: podKey(pod),
-    namespace,
-    labels: pod.metadata.labels ?? {},
-    cpuMilli, memoryBytes, gpus, gpuResource,
-    gpuVendor: GPU_RESOURCES[gpuResource]!,
-    gpuMemoryMin: memMin === undefined ? 0 : parseBytes(memMin, `${name}: annotation ${ANNOTATION_GPU_MEMORY_MIN}`),
-    gpuModel: model ?? null,
-    gpuShared: sharing === 'shared',
-    hostPorts,
-    strategy: placement,
-    antiAffinity,
-  };
-}
 
 /** Memory image the table lives in: wasm linear memory, or a growable ArrayBuffer for the fallback. */
 export interface TableMemory {
@@ -208,11 +68,8 @@ export class NodeTable {
   #names: string[] = [];
   #index = new Map<string, number>();
   #gpuUuids: string[][] = [];
-  #strings = new Map<string, number>();
-  #arches = new Map<string, number>();
-  #zones = new Map<string, number>();
-  #models = new Map<string, number>();
-  #modelNames: { vendor: string; model: string }[] = [];
+  // New strings' integer values go to VALUE_NUMBERS, where the core reads them for Gt/Lt.
+  #interner = new Interner((id, value) => { this.#refreshViews(); this.#f64[(L.VALUE_NUMBERS >> 3) + id] = value; });
   #terms = new Map<string, TrackedTerm>();
   #pods = new Map<string, BoundPod>();
   #podsByLabel = new Map<string, Set<string>>(); // "key=value" -> bound pod keys, narrows term registration
@@ -273,59 +130,6 @@ export class NodeTable {
     this.#i32[L.CONFIG_CAP >> 2] = next;
   }
 
-  /** Interned id (>= 1) of a string; records its integer value for Gt/Lt. */
-  intern(s: string): number {
-    let id = this.#strings.get(s);
-    if (id !== undefined) return id;
-    id = this.#strings.size + 1;
-    if (id >= L.MAX_STRINGS) throw new Error(`scheduler: more than ${L.MAX_STRINGS - 1} distinct label keys and values`);
-    this.#strings.set(s, id);
-    this.#refreshViews();
-    this.#f64[(L.VALUE_NUMBERS >> 3) + id] = /^[+-]?\d+$/.test(s) ? Number(s) : NaN;
-    return id;
-  }
-  /** Id of a string if it was ever interned, else 0 (no node can carry it). */
-  lookup(s: string): number { return this.#strings.get(s) ?? 0; }
-
-  archId(arch: string): number {
-    let id = this.#arches.get(arch);
-    if (id === undefined) {
-      id = this.#arches.size;
-      // The last id stands for "node reports no architecture", which no image-arch list matches.
-      if (id >= L.MAX_ARCHES - 1) throw new Error(`scheduler: more than ${L.MAX_ARCHES - 1} distinct architectures`);
-      this.#arches.set(arch, id);
-    }
-    return id;
-  }
-  #zoneId(zone: string | undefined): number {
-    if (zone === undefined) return 0;
-    let id = this.#zones.get(zone);
-    if (id === undefined) {
-      id = this.#zones.size + 1;
-      if (id >= L.MAX_ZONES) throw new Error(`scheduler: more than ${L.MAX_ZONES - 1} distinct ${LABEL_ZONE} values`);
-      this.#zones.set(zone, id);
-    }
-    return id;
-  }
-  #modelId(vendor: string, model: string): number {
-    const key = `${vendor}/${model}`;
-    let id = this.#models.get(key);
-    if (id === undefined) {
-      id = this.#models.size;
-      if (id >= L.MAX_MODELS) throw new Error(`scheduler: more than ${L.MAX_MODELS} distinct GPU models`);
-      this.#models.set(key, id);
-      this.#modelNames.push({ vendor, model });
-    }
-    return id;
-  }
-  /** Per-model-id bitmap: 1 where vendor matches and the model matches the pattern (evaluated here, not in wasm). */
-  modelBitmap(vendor: string, pattern: string | null): Int32Array {
-    const re = pattern === null ? null : new RegExp(pattern);
-    const bits = new Int32Array(L.MAX_MODELS);
-    this.#modelNames.forEach((m, id) => { bits[id] = m.vendor === vendor && (re === null || re.test(m.model)) ? 1 : 0; });
-    return bits;
-  }
-
   /** Adds or replaces a node from its Kubernetes-shaped object. Throws naming the field on bad input. */
   upsertNode(node: Node): void {
     const name = node.metadata?.name;
@@ -346,22 +150,22 @@ export class NodeTable {
     const arch = labels[LABEL_ARCH] ?? node.status?.nodeInfo?.architecture ?? '';
     const ready = (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     // Validate and intern everything before touching memory, so a bad node leaves the table unchanged.
-    const labelIds = labelEntries.map(([k, v]) => [this.intern(k), this.intern(v)] as const);
+    const labelIds = labelEntries.map(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)] as const);
     const taintIds = taints.map((t, i) => {
       const effect = EFFECTS[t.effect];
       if (effect === undefined) throw new Error(`${what}: spec.taints[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
       if (!t.key) throw new Error(`${what}: spec.taints[${i}].key is required`);
-      return [this.intern(t.key), t.value ? this.intern(t.value) : 0, effect] as const;
+      return [this.#interner.intern(t.key), t.value ? this.#interner.intern(t.value) : 0, effect] as const;
     });
     const gpuRows = gpus.map((g, i) => {
       if (!g.uuid) throw new Error(`${what}: status.gpus[${i}].uuid is required`);
       return {
-        uuid: g.uuid, vendor: this.intern(g.vendor), model: this.#modelId(g.vendor, g.model),
+        uuid: g.uuid, vendor: this.#interner.intern(g.vendor), model: this.#interner.modelId(g.vendor, g.model),
         memory: parseBytes(g.memory, `${what}: status.gpus[${i}].memory`), healthy: g.health === 'Healthy' ? 1 : 0,
       };
     });
-    const archId = arch ? this.archId(arch) : L.MAX_ARCHES - 1;
-    const zone = this.#zoneId(labels[LABEL_ZONE]);
+    const archId = arch ? this.#interner.archId(arch) : L.MAX_ARCHES - 1;
+    const zone = this.#interner.zoneId(labels[LABEL_ZONE]);
 
     let n = this.#index.get(name);
     if (n === undefined) {
@@ -517,7 +321,7 @@ export class NodeTable {
   }
 
   /** Column of the tracked pod-affinity term (selector over pods in `namespaces`), registering it on first use. */
-  termId(selector: LabelSelector, namespaces: string[]): number {
+  termId(selector: LabelSelectorSpec, namespaces: string[]): number {
     const ns = [...new Set(namespaces)].sort();
     return this.#column(`selector|${selectorKey(selector, ns)}`, () => {
       selectorMatches(selector, {}); // validates the operators before a column is taken
@@ -603,9 +407,9 @@ export class NodeTable {
         if (op === L.OP_GT || op === L.OP_LT) {
           const v = values.length === 1 && /^[+-]?\d+$/.test(values[0]!) ? Number(values[0]) : NaN;
           if (!(Math.abs(v) < 2 ** 31)) throw new Error(`${name}: ${path}.matchExpressions[${i}] ${e.operator} needs one integer value`);
-          out.push(op, this.intern(e.key), 1, v);
+          out.push(op, this.#interner.intern(e.key), 1, v);
         } else {
-          out.push(op, this.intern(e.key), values.length, ...values.map((s) => this.intern(s)));
+          out.push(op, this.#interner.intern(e.key), values.length, ...values.map((s) => this.#interner.intern(s)));
         }
       });
       return out;
@@ -614,24 +418,28 @@ export class NodeTable {
     header[L.P_CPU] = r.cpuMilli;
     header[L.P_GPU_COUNT] = r.gpus;
     header[L.P_GPU_SHARED] = r.gpuShared ? 1 : 0;
-    header[L.P_GPU_VENDOR] = this.intern(r.gpuVendor);
+    header[L.P_GPU_VENDOR] = this.#interner.intern(r.gpuVendor);
     const arches = pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH];
     header[L.P_ARCH_MASK] = arches === undefined ? 0
-      : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.archId(a)), 0);
+      : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.#interner.archId(a)), 0);
     header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
     header[L.P_HASH] = hash;
     // spec.os.name asks for nodes of that OS, as a selector on their kubernetes.io/os label.
     const sel = Object.entries(pod.spec.nodeSelector ?? {});
     const os = pod.spec.os?.name;
     if (os && pod.spec.nodeSelector?.[LABEL_OS] !== os) sel.push([LABEL_OS, os]);
-    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.intern(k), this.intern(v)]));
+    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)]));
     const na = pod.spec.affinity?.nodeAffinity;
     const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
-    section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) =>
-      exprs(t, `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`)));
-    const pref = na?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
-    section(L.P_PREF_OFF, L.P_PREF_COUNT, pref.length, pref.flatMap((t, i) => {
-      const path = `spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${i}]`;
+    // A term without requirements matches no node: encoded as one "In" with no values, which nothing matches.
+    section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) => emptyNodeSelectorTerm(t)
+      ? [1, L.OP_IN, this.#interner.intern(LABEL_HOSTNAME), 0]
+      : exprs(t, `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`)));
+    // A preference without requirements counts for nothing, its weight included: it is left out.
+    const pref = (na?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((t, i) => ({ ...t, i }))
+      .filter((t) => !emptyNodeSelectorTerm(t.preference ?? {}));
+    section(L.P_PREF_OFF, L.P_PREF_COUNT, pref.length, pref.flatMap((t) => {
+      const path = `spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${t.i}]`;
       if (!Number.isInteger(t.weight) || t.weight < 1 || t.weight > 100) throw new Error(`${name}: ${path}.weight ${t.weight} is not 1..100`);
       return [t.weight, ...exprs(t.preference ?? {}, `${path}.preference`)];
     }));
@@ -641,7 +449,7 @@ export class NodeTable {
       if (op !== 'Equal' && op !== 'Exists') throw new Error(`${name}: spec.tolerations[${i}].operator "${op}" is not Equal or Exists`);
       const effect = t.effect ? EFFECTS[t.effect] : 0;
       if (effect === undefined) throw new Error(`${name}: spec.tolerations[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
-      return [t.key ? this.intern(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.intern(t.value) : 0, effect];
+      return [t.key ? this.#interner.intern(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.#interner.intern(t.value) : 0, effect];
     }));
     section(L.P_PORT_OFF, L.P_PORT_COUNT, r.hostPorts.length, r.hostPorts);
     const terms: number[] = []; let termCount = 0;
@@ -679,7 +487,7 @@ export class NodeTable {
     }
     section(L.P_TERM_OFF, L.P_TERM_COUNT, termCount, terms);
     if (L.P_VAR_BASE + words.length > L.POD_WORDS) throw new Error(`${name}: scheduling constraints too large (${words.length} words, at most ${L.POD_WORDS - L.P_VAR_BASE})`);
-    if (r.gpus > 0) header.set(this.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);
+    if (r.gpus > 0) header.set(this.#interner.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);
 
     this.#refreshViews();
     const base = L.POD_I32 >> 2;

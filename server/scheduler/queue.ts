@@ -15,8 +15,8 @@
 // Pure: time is the `now` each call is given (milliseconds, assumed not to go backwards; if it does, pods are
 // moved late, never lost); nothing here sleeps or sets a timer. The loop asks nextDue() when to come back.
 import * as L from './layout.js';
-import { stableJson } from './node-table.js';
-import type { Node, Pod } from './types.js';
+import { canonicalJson } from '../../api-types/index.js';
+import type { Node, Pod } from '../../api-types/index.js';
 
 /** What a node update changed, of what scheduling reads (kube-scheduler's node ActionTypes, plus the node's
  * architecture and GPUs, which flotilla's filters read). */
@@ -29,13 +29,13 @@ export type NodeView = Readonly<Record<NodeChange, string>>;
 export function nodeView(node: Node): NodeView {
   const s = node.status;
   return {
-    allocatable: stableJson(s?.allocatable ?? s?.capacity ?? {}),
-    labels: stableJson(node.metadata.labels ?? {}),
-    taints: stableJson(node.spec?.taints ?? []),
+    allocatable: canonicalJson(s?.allocatable ?? s?.capacity ?? {}),
+    labels: canonicalJson(node.metadata.labels ?? {}),
+    taints: canonicalJson(node.spec?.taints ?? []),
     unschedulable: String(node.spec?.unschedulable ?? false),
     conditions: String((s?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')),
     architecture: s?.nodeInfo?.architecture ?? '',
-    gpus: stableJson((s?.gpus ?? []).map((g) => [g.uuid, g.vendor, g.model, g.memory, g.health])),
+    gpus: canonicalJson((s?.gpus ?? []).map((g) => [g.uuid, g.vendor, g.model, g.memory, g.health])),
   };
 }
 
@@ -336,7 +336,7 @@ function updatedForScheduling(old: Pod, pod: Pod): boolean {
     const { resourceVersion: _rv, ...metadata } = p.metadata;
     return { ...p, metadata, status: undefined };
   };
-  return stableJson(strip(old)) !== stableJson(strip(pod));
+  return canonicalJson(strip(old)) !== canonicalJson(strip(pod));
 }
 
 interface ActiveItem { key: string; entry: Entry; priority: number; created: number; name: string }

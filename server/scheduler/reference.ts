@@ -1,347 +1,379 @@
-// TypeScript reference of the placement core: the same pipeline as asm/scheduler.ts, reading and writing the
-// same memory map (./layout) through typed arrays. It is the oracle of the differential tests and the
-// fallback when the wasm module cannot load. Any change here must be made in asm/scheduler.ts too.
+// The reference scheduler: the placement semantics of asm/scheduler.ts (docs/scheduling.md) stated on Pod and
+// Node objects, as a table of filters, each naming every reason it rejects a node for, and a table of scorers.
+// It shares none of the host encoding (request parsing, interning, the column store, the pod and node words),
+// only what the encoding must preserve (reason codes, the power table, the hashes of the tie-break): comparing
+// it with the wasm core through the NodeTable (test/scheduler/differential.test.ts) checks the encoding as
+// well as the core. A test oracle, written to be read, not to be fast: every placement
+// recomputes the nodes' usage from the bound pods. It expects pods the request parser accepts.
+import {
+  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
+  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS,
+  bytes, cpuMillis, labelSelectorFromSpec, matchesLabels, parseQuantity,
+  type Node, type NodeGpu, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Taint,
+} from '../../api-types/index.js';
+import { fnv1a, tieHash } from './hash.js';
 import * as L from './layout.js';
+import { LABEL_ZONE } from '../../api-types/index.js';
+import { emptyNodeSelectorTerm, podKey } from './pod-request.js';
+import { DEFAULT_WEIGHTS, type ScoreName } from './scheduler.js';
 
-/** Typed-array views over one memory image in the ./layout map. */
-export interface CoreViews { i32: Int32Array; f64: Float64Array }
-
-/** murmur3 fmix32 over seed, pod and node hashes: the seeded tie-break (identical to the wasm one). */
-export function tieHash(seed: number, pod: number, node: number): number {
-  let h = (seed ^ pod ^ Math.imul(node, 0x9e3779b1)) >>> 0;
-  h = (h ^ (h >>> 16)) >>> 0; h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h = (h ^ (h >>> 13)) >>> 0; h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  return (h ^ (h >>> 16)) >>> 0;
+/** The outcome of one placement. */
+export interface ReferencePlacement {
+  nodeName: string | null;
+  gpuUuids: string[];
+  score: number;
+  feasible: number;
+  /** Every reason each node is rejected for, in pipeline order (R_* codes ascend with it); [] when it fits. */
+  reasons: Map<string, number[]>;
 }
 
-/** Places the pod written at POD_I32/POD_F64; same contract as the wasm export `schedule`. */
-export function referenceSchedule(v: CoreViews, nodeCount: number): number {
-  const I = v.i32; const F = v.f64;
-  const cap = I[L.CONFIG_CAP >> 2]!;
-  const nb = L.NODE_BASE;
-  const ni = (region: number, n: number): number => I[(nb + cap * region >> 2) + n]!;
-  const nf = (region: number, n: number): number => F[(nb + cap * region >> 3) + n]!;
-  const nai = (region: number, n: number, slots: number, i: number): number => I[(nb + cap * region >> 2) + n * slots + i]!;
-  const naf = (region: number, n: number, slots: number, i: number): number => F[(nb + cap * region >> 3) + n * slots + i]!;
-  const podBase = L.POD_I32 >> 2;
-  const pw = (i: number): number => I[podBase + i]!;
-  const pf = (i: number): number => F[(L.POD_F64 >> 3) + i]!;
-  const out = L.OUT >> 2;
+export interface ReferenceOptions {
+  seed?: number;
+  strategy?: 'binpack' | 'spread';
+  weights?: Partial<Record<ScoreName, number>>;
+}
 
-  // ---- validation: the pod once; node counts and ids are clamped or masked where read ----
-  const inPod = (off: number, words: number): boolean => off >= L.P_VAR_BASE && words >= 0 && off + words <= L.POD_WORDS;
-  const validExprs = (off: number, nExpr: number): number => {
-    if (nExpr < 0 || nExpr > L.POD_WORDS) return -1;
-    let p = off;
-    for (let e = 0; e < nExpr; e++) {
-      if (!inPod(p, 3)) return -1;
-      const op = pw(p); const key = pw(p + 1); const nv = pw(p + 2);
-      if (op < L.OP_IN || op > L.OP_LT || key <= 0 || key >= L.MAX_STRINGS) return -1;
-      if (!inPod(p + 3, nv)) return -1;
-      if ((op === L.OP_GT || op === L.OP_LT) && nv !== 1) return -1;
-      if (op === L.OP_IN || op === L.OP_NOT_IN) {
-        for (let k = 0; k < nv; k++) { const id = pw(p + 3 + k); if (id <= 0 || id >= L.MAX_STRINGS) return -1; }
-      }
-      p += 3 + nv;
-    }
-    return p;
-  };
-  const validatePod = (): boolean => {
-    if (cap <= 0 || nodeCount < 0 || nodeCount > cap) return false;
-    const gpus = pw(L.P_GPU_COUNT);
-    if (pw(L.P_CPU) < 0 || gpus < 0 || gpus > L.MAX_GPUS) return false;
-    if (!inPod(pw(L.P_SEL_OFF), pw(L.P_SEL_COUNT) * 2)) return false;
-    let p = pw(L.P_REQ_OFF); const nReq = pw(L.P_REQ_COUNT);
-    if (nReq < 0 || !inPod(p, 0)) return false;
-    for (let t = 0; t < nReq; t++) { if (!inPod(p, 1)) return false; p = validExprs(p + 1, pw(p)); if (p < 0) return false; }
-    p = pw(L.P_PREF_OFF); const nPref = pw(L.P_PREF_COUNT);
-    if (nPref < 0 || !inPod(p, 0)) return false;
-    for (let t = 0; t < nPref; t++) {
-      if (!inPod(p, 2) || pw(p) < 0) return false;
-      p = validExprs(p + 2, pw(p + 1)); if (p < 0) return false;
-    }
-    if (!inPod(pw(L.P_TOL_OFF), pw(L.P_TOL_COUNT) * 4)) return false;
-    if (!inPod(pw(L.P_PORT_OFF), pw(L.P_PORT_COUNT))) return false;
-    const nTerms = pw(L.P_TERM_COUNT);
-    if (nTerms > L.MAX_TERM_SLOTS || !inPod(pw(L.P_TERM_OFF), nTerms * L.TERM_WORDS)) return false;
-    for (let t = 0; t < nTerms; t++) {
-      const q = pw(L.P_TERM_OFF) + t * L.TERM_WORDS;
-      const kind = pw(q);
-      if (kind < L.T_REQUIRED_AFFINITY || kind > L.T_EXISTING_ANTI) return false;
-      if (pw(q + 1) < 0 || pw(q + 1) >= L.MAX_TERMS || pw(q + 2) < 0 || pw(q + 2) > L.TOPO_ZONE || pw(q + 3) < 0) return false;
-    }
-    return true;
-  };
+type Topology = 'hostname' | 'zone';
 
-  // ---- filter helpers ----
-  const labelValue = (n: number, key: number): number => {
-    const count = Math.min(ni(L.N_LABEL_COUNT, n), L.MAX_LABELS);
-    for (let i = 0; i < count; i++) if (nai(L.N_LABEL_KEYS, n, L.MAX_LABELS, i) === key) return nai(L.N_LABEL_VALUES, n, L.MAX_LABELS, i);
-    return 0;
-  };
-  const exprMatches = (n: number, p: number): boolean => {
-    const op = pw(p); const val = labelValue(n, pw(p + 1)); const nv = pw(p + 2);
-    if (op === L.OP_EXISTS) return val !== 0;
-    if (op === L.OP_DOES_NOT_EXIST) return val === 0;
-    if (op === L.OP_GT || op === L.OP_LT) {
-      if (val === 0) return false;
-      const num = F[(L.VALUE_NUMBERS >> 3) + val]!;
-      return op === L.OP_GT ? num > pw(p + 3) : num < pw(p + 3);
-    }
-    let found = false;
-    if (val !== 0) for (let i = 0; i < nv; i++) if (pw(p + 3 + i) === val) { found = true; break; }
-    return op === L.OP_IN ? found : !found;
-  };
-  const termMatches = (n: number, p: number, nExpr: number): boolean => {
-    for (let e = 0; e < nExpr; e++) {
-      if (!exprMatches(n, p)) return false;
-      p += 3 + pw(p + 2);
-    }
-    return true;
-  };
-  const skipExprs = (p: number, nExpr: number): number => { for (let e = 0; e < nExpr; e++) p += 3 + pw(p + 2); return p; };
-  const tolerated = (key: number, value: number, effect: number): boolean => {
-    const off = pw(L.P_TOL_OFF); const count = pw(L.P_TOL_COUNT);
-    for (let t = 0; t < count; t++) {
-      const q = off + t * 4;
-      const tk = pw(q); const op = pw(q + 1); const te = pw(q + 3);
-      if (te !== 0 && te !== effect) continue;
-      if (tk === 0) { if (op === L.TOL_EXISTS) return true; continue; }
-      if (tk === key && (op === L.TOL_EXISTS || pw(q + 2) === value)) return true;
-    }
-    return false;
-  };
-  const zoneCountBase = L.SCRATCH_ZONE_COUNTS >> 2;
-  const totalsBase = L.SCRATCH_TERM_TOTALS >> 2;
-  const domainCount = (n: number, t: number): number => {
-    const q = pw(L.P_TERM_OFF) + t * L.TERM_WORDS;
-    if (pw(q + 2) === L.TOPO_ZONE) {
-      const z = ni(L.N_ZONE, n) & (L.MAX_ZONES - 1);
-      return z === 0 ? -1 : I[zoneCountBase + t * L.MAX_ZONES + z]!;
-    }
-    return nai(L.N_TERM_COUNTS, n, L.MAX_TERMS, pw(q + 1));
-  };
-  const gpuAvailable = (n: number, i: number, shared: boolean): boolean => {
-    if (nai(L.N_GPU_HEALTHY, n, L.MAX_GPUS, i) === 0) return false;
-    if (nai(L.N_GPU_VENDOR, n, L.MAX_GPUS, i) !== pw(L.P_GPU_VENDOR)) return false;
-    if (nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) === 0) return true;
-    return shared && (ni(L.N_FLAGS, n) & L.F_GPU_SHARED) !== 0 && nai(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS, i) === 0;
-  };
-  const gpuFits = (n: number, i: number, shared: boolean, memMin: number): boolean =>
-    gpuAvailable(n, i, shared) && pw(L.P_MODEL_BITMAP + (nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i) & (L.MAX_MODELS - 1))) !== 0
-    && naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin;
+/** What the filters and scorers read of a node, with the usage of the pods bound to it. */
+interface NodeView {
+  name: string;
+  node: Node;
+  labels: Record<string, string>;
+  zone: string | undefined;
+  cpu: number; memory: number; pods: number;
+  used: { cpu: number; memory: number; pods: number; ports: Set<string> };
+  /** status.gpus in order (`slot` is the position), with the pods holding each. */
+  gpus: { gpu: NodeGpu; slot: number; memory: number; holders: number; exclusive: number }[];
+}
 
-  // ---- the pipeline: filters in order, the first that rejects names the node's reason ----
-  const filter = (n: number): number => {
-    const flags = ni(L.N_FLAGS, n);
-    // 1. Node Ready condition is True.
-    if ((flags & L.F_READY) === 0) return L.R_NOT_READY;
-    // 2. Not cordoned (spec.unschedulable).
-    if ((flags & L.F_UNSCHEDULABLE) !== 0) return L.R_UNSCHEDULABLE;
-    // 3. Image architectures (flotilla.io/image-arch) include the node's kubernetes.io/arch.
-    const archMask = pw(L.P_ARCH_MASK);
-    if (archMask !== 0 && (archMask & (1 << ni(L.N_ARCH, n))) === 0) return L.R_ARCH;
-    // 4. nodeSelector: every pair present.
-    const selOff = pw(L.P_SEL_OFF); const selCount = pw(L.P_SEL_COUNT);
-    for (let i = 0; i < selCount; i++) {
-      if (labelValue(n, pw(selOff + 2 * i)) !== pw(selOff + 2 * i + 1)) return L.R_NODE_SELECTOR;
-    }
-    // 5. Required node affinity: any term (ORed) whose expressions all match.
-    const reqCount = pw(L.P_REQ_COUNT);
-    if (reqCount > 0) {
-      let p = pw(L.P_REQ_OFF); let any = false;
-      for (let t = 0; t < reqCount; t++) {
-        const nExpr = pw(p);
-        if (termMatches(n, p + 1, nExpr)) { any = true; break; }
-        p = skipExprs(p + 1, nExpr);
-      }
-      if (!any) return L.R_NODE_AFFINITY;
-    }
-    // 6. Every NoSchedule / NoExecute taint tolerated.
-    const taints = Math.min(ni(L.N_TAINT_COUNT, n), L.MAX_TAINTS);
-    for (let i = 0; i < taints; i++) {
-      const effect = nai(L.N_TAINT_EFFECTS, n, L.MAX_TAINTS, i);
-      if (effect === L.E_PREFER_NO_SCHEDULE) continue;
-      if (!tolerated(nai(L.N_TAINT_KEYS, n, L.MAX_TAINTS, i), nai(L.N_TAINT_VALUES, n, L.MAX_TAINTS, i), effect)) return L.R_TAINT;
-    }
-    // 7-9. Resources fit: pod slots, CPU millicores, memory bytes.
-    if (ni(L.N_PODS_USED, n) + 1 > ni(L.N_PODS_ALLOC, n)) return L.R_PODS;
-    if (ni(L.N_CPU_USED, n) + pw(L.P_CPU) > ni(L.N_CPU_ALLOC, n)) return L.R_CPU;
-    if (nf(L.N_MEM_USED, n) + pf(L.PF_MEMORY) > nf(L.N_MEM_ALLOC, n)) return L.R_MEMORY;
-    // 10. Host ports free.
-    const portOff = pw(L.P_PORT_OFF); const portCount = pw(L.P_PORT_COUNT); const nodePorts = Math.min(ni(L.N_PORT_COUNT, n), L.MAX_PORTS);
-    for (let i = 0; i < portCount; i++) {
-      const port = pw(portOff + i);
-      for (let j = 0; j < nodePorts; j++) if (nai(L.N_PORTS, n, L.MAX_PORTS, j) === port) return L.R_HOST_PORT;
-    }
-    // 11-12. Required pod affinity (a matching pod in the domain, or none anywhere and the pod matches
-    // itself) and anti-affinity both ways (no matching pod in the domain; no pod in the domain whose own
-    // required anti-affinity matches this pod).
-    const terms = pw(L.P_TERM_COUNT); const termOff = pw(L.P_TERM_OFF);
-    for (let t = 0; t < terms; t++) {
-      const kind = pw(termOff + t * L.TERM_WORDS);
-      if (kind === L.T_REQUIRED_AFFINITY) {
-        const c = domainCount(n, t);
-        const total = I[totalsBase + t]!;
-        if (c < 0 || (c === 0 && !(total === 0 && pw(termOff + t * L.TERM_WORDS + 4) !== 0))) return L.R_POD_AFFINITY;
-      } else if (kind === L.T_REQUIRED_ANTI || kind === L.T_EXISTING_ANTI) {
-        if (domainCount(n, t) > 0) return L.R_POD_ANTI_AFFINITY;
-      }
-    }
-    // 13-15. GPUs: enough usable, then enough of the wanted model, then enough with the memory minimum.
-    const want = pw(L.P_GPU_COUNT);
-    if (want > 0) {
-      const shared = pw(L.P_GPU_SHARED) !== 0; const memMin = pf(L.PF_GPU_MEMORY_MIN);
-      const count = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS);
-      let avail = 0; let model = 0; let fit = 0;
-      for (let i = 0; i < count; i++) {
-        if (!gpuAvailable(n, i, shared)) continue;
-        avail++;
-        if (pw(L.P_MODEL_BITMAP + (nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i) & (L.MAX_MODELS - 1))) === 0) continue;
-        model++;
-        if (naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin) fit++;
-      }
-      if (avail < want) return L.R_GPU_COUNT;
-      if (model < want) return L.R_GPU_MODEL;
-      if (fit < want) return L.R_GPU_MEMORY;
-    }
-    return L.R_OK;
-  };
+/** What the filters and scorers read of a pod. */
+interface PodView {
+  pod: Pod;
+  namespace: string;
+  labels: Record<string, string>;
+  cpu: number; memory: number;
+  gpus: number; gpuVendor: string;
+  gpuMemoryMin: number; gpuModel: RegExp | null; gpuShared: boolean;
+  ports: string[];
+  strategy: 'binpack' | 'spread';
+}
 
-  // The `want` smallest fitting GPUs (memory, then index) into SCRATCH_PICKS; returns their memory sum.
-  const picksBase = L.SCRATCH_PICKS >> 2;
-  const pickGpus = (n: number): number => {
-    const want = pw(L.P_GPU_COUNT); const shared = pw(L.P_GPU_SHARED) !== 0; const memMin = pf(L.PF_GPU_MEMORY_MIN);
-    const count = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS);
-    let taken = 0; let sum = 0;
-    for (let k = 0; k < want; k++) {
-      let best = -1; let bestMem = 0;
-      for (let i = 0; i < count; i++) {
-        if ((taken & (1 << i)) !== 0 || !gpuFits(n, i, shared, memMin)) continue;
-        const m = naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i);
-        if (best < 0 || m < bestMem) { best = i; bestMem = m; }
-      }
-      taken |= 1 << best;
-      I[picksBase + k] = best;
-      sum += bestMem;
-    }
-    return sum;
-  };
+/** A pod bound to a node of the cluster. */
+interface Placed { view: PodView; node: NodeView; gpuUuids: readonly string[] }
 
-  const permille = (part: number, whole: number): number => {
-    if (whole <= 0) return 0;
-    const p = Math.floor(part * 1000 / whole);
-    return p < 0 ? 0 : p > 1000 ? 1000 : p;
-  };
-  const weightsBase = L.CONFIG_WEIGHTS >> 2;
-  const weight = (s: number): number => I[weightsBase + s]!;
-  const powerBase = L.POWER_TABLE >> 2;
+/** One evaluation: the pod, one node, and the cluster around them. */
+interface Fit { pod: PodView; node: NodeView; placed: readonly Placed[] }
 
-  // Scorers, each 0..100, summed with CONFIG_WEIGHTS, evaluated as if the pod were placed (Nomad style).
-  const score = (n: number, gpuMemSum: number): number => {
-    const cpuAlloc = ni(L.N_CPU_ALLOC, n); const memAlloc = nf(L.N_MEM_ALLOC, n);
-    const cpuUsed = ni(L.N_CPU_USED, n) + pw(L.P_CPU); const memUsed = nf(L.N_MEM_USED, n) + pf(L.PF_MEMORY);
-    const freeCpu = permille(cpuAlloc - cpuUsed, cpuAlloc); const freeMem = permille(memAlloc - memUsed, memAlloc);
-    let total = 0;
-    // a. Resources: binpack = BestFit v3 scaled to 0..100; spread = LeastAllocated.
-    let resources: number;
-    if (pw(L.P_STRATEGY) === L.STRATEGY_SPREAD) {
-      resources = Math.floor((freeCpu + freeMem) / 20);
-    } else {
-      let raw = 20000 - I[powerBase + freeCpu]! - I[powerBase + freeMem]!;
-      raw = raw < 0 ? 0 : raw > 18000 ? 18000 : raw;
-      resources = Math.floor(raw * 100 / 18000);
-    }
-    total += weight(L.S_RESOURCES) * resources;
-    // b. Balanced: 100 minus the CPU/memory used-fraction gap, in percent.
-    const gap = freeCpu - freeMem;
-    total += weight(L.S_BALANCED) * (100 - Math.floor((gap < 0 ? -gap : gap) / 10));
-    // c. Preferred node affinity: matched weight over total weight.
-    const prefCount = pw(L.P_PREF_COUNT);
-    if (prefCount > 0) {
-      let p = pw(L.P_PREF_OFF); let sum = 0; let matched = 0;
-      for (let t = 0; t < prefCount; t++) {
-        const w = pw(p); const nExpr = pw(p + 1);
-        sum += w;
-        if (termMatches(n, p + 2, nExpr)) matched += w;
-        p = skipExprs(p + 2, nExpr);
-      }
-      if (sum > 0) total += weight(L.S_NODE_AFFINITY) * Math.floor(matched * 100 / sum);
-    }
-    // d. PreferNoSchedule taints not tolerated: 25 points off each.
-    const taints = Math.min(ni(L.N_TAINT_COUNT, n), L.MAX_TAINTS); let untolerated = 0;
-    for (let i = 0; i < taints; i++) {
-      if (nai(L.N_TAINT_EFFECTS, n, L.MAX_TAINTS, i) !== L.E_PREFER_NO_SCHEDULE) continue;
-      if (!tolerated(nai(L.N_TAINT_KEYS, n, L.MAX_TAINTS, i), nai(L.N_TAINT_VALUES, n, L.MAX_TAINTS, i), L.E_PREFER_NO_SCHEDULE)) untolerated++;
-    }
-    total += weight(L.S_TAINT) * (untolerated >= 4 ? 0 : 100 - 25 * untolerated);
-    // e. Preferred pod affinity / anti-affinity: weight of satisfied terms over total weight.
-    const terms = pw(L.P_TERM_COUNT); const termOff = pw(L.P_TERM_OFF);
-    let pSum = 0; let pMet = 0;
-    for (let t = 0; t < terms; t++) {
-      const q = termOff + t * L.TERM_WORDS; const kind = pw(q);
-      if (kind !== L.T_PREFERRED_AFFINITY && kind !== L.T_PREFERRED_ANTI) continue;
-      const w = pw(q + 3); const c = domainCount(n, t);
-      pSum += w;
-      if (kind === L.T_PREFERRED_AFFINITY ? c > 0 : c <= 0) pMet += w;
-    }
-    if (pSum > 0) total += weight(L.S_POD_AFFINITY) * Math.floor(pMet * 100 / pSum);
-    // f. GPU fit: GPU pods prefer busy GPU nodes and tight memory fits; other pods avoid opening an idle GPU
-    //    node (0) but may fill one whose GPUs are in use (100, like a node without GPUs).
-    const gpuCount = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS); const want = pw(L.P_GPU_COUNT);
-    let busy = 0;
-    for (let i = 0; i < gpuCount; i++) if (nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) > 0) busy++;
-    let gpuScore: number;
-    if (want === 0) {
-      gpuScore = gpuCount === 0 || busy > 0 ? 100 : 0;
-    } else {
-      let occupancy = Math.floor((busy + want) * 100 / gpuCount); if (occupancy > 100) occupancy = 100;
-      const memMin = pf(L.PF_GPU_MEMORY_MIN);
-      const tight = memMin > 0 && gpuMemSum > 0 ? Math.floor(memMin * want * 100 / gpuMemSum) : 100;
-      gpuScore = Math.floor((occupancy + tight) / 2);
-    }
-    total += weight(L.S_GPU_FIT) * gpuScore;
-    return total;
-  };
+const GPU_VENDORS: Record<string, string> = { [GPU_RESOURCE_NVIDIA]: 'nvidia', [GPU_RESOURCE_AMD]: 'amd' };
+const POWER = L.powerTable();
 
-  // Per-pod precomputation for zone-topology terms and the "no matching pod anywhere" rule.
-  const countTermDomains = (): void => {
-    const terms = pw(L.P_TERM_COUNT); const termOff = pw(L.P_TERM_OFF);
-    for (let t = 0; t < terms; t++) {
-      const q = termOff + t * L.TERM_WORDS; const id = pw(q + 1); const zone = pw(q + 2) === L.TOPO_ZONE;
-      if (zone) I.fill(0, zoneCountBase + t * L.MAX_ZONES, zoneCountBase + (t + 1) * L.MAX_ZONES);
-      let total = 0;
-      for (let n = 0; n < nodeCount; n++) {
-        const c = nai(L.N_TERM_COUNTS, n, L.MAX_TERMS, id);
-        if (c === 0) continue;
-        total += c;
-        if (zone) I[zoneCountBase + t * L.MAX_ZONES + (ni(L.N_ZONE, n) & (L.MAX_ZONES - 1))]! += c;
-      }
-      I[totalsBase + t] = total;
-    }
-  };
+function topologyOf(term: PodAffinityTerm, what: string): Topology {
+  if (term.topologyKey === LABEL_HOSTNAME) return 'hostname';
+  if (term.topologyKey === LABEL_ZONE) return 'zone';
+  throw new Error(`${what}: topologyKey "${term.topologyKey}" is not supported`);
+}
 
-  if (!validatePod()) return -2;
-  I.fill(0, out + L.O_REASON_COUNTS, out + L.O_REASON_COUNTS + L.NUM_REASONS);
-  countTermDomains();
-  const seed = I[L.CONFIG_SEED >> 2]! >>> 0; const podHash = pw(L.P_HASH) >>> 0;
-  const want = pw(L.P_GPU_COUNT);
-  const reasonBase = nb + cap * L.N_REASON >> 2;
-  let best = -1; let bestScore = 0; let bestHash = 0; let feasible = 0;
-  for (let n = 0; n < nodeCount; n++) {
-    const reason = filter(n);
-    I[reasonBase + n] = reason;
-    if (reason !== L.R_OK) { I[out + L.O_REASON_COUNTS + reason]! += 1; continue; }
-    feasible++;
-    const s = score(n, want > 0 ? pickGpus(n) : 0);
-    const h = tieHash(seed, podHash, ni(L.N_HASH, n) >>> 0);
-    // Highest score; ties by highest hash, then lowest index.
-    if (best < 0 || s > bestScore || (s === bestScore && h > bestHash)) { best = n; bestScore = s; bestHash = h; }
+function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
+  const ann = pod.metadata.annotations ?? {};
+  let cpu = 0; let memory = 0; let gpus = 0; let gpuResource = GPU_RESOURCE_NVIDIA;
+  const ports: string[] = [];
+  for (const c of pod.spec.containers) {
+    const req = c.resources?.requests ?? {}; const lim = c.resources?.limits ?? {};
+    const cpuQ = req.cpu ?? lim.cpu; const memQ = req.memory ?? lim.memory;
+    if (cpuQ !== undefined) cpu += cpuMillis(cpuQ);
+    if (memQ !== undefined) memory += bytes(memQ);
+    for (const resource of Object.keys(GPU_VENDORS)) {
+      const q = lim[resource] ?? req[resource];
+      if (q === undefined) continue;
+      const n = Number(parseQuantity(q).milli) / 1000;
+      if (n > 0) gpuResource = resource;
+      gpus += n;
+    }
+    for (const p of c.ports ?? []) if (p.hostPort) ports.push(`${p.hostPort}/${p.protocol ?? 'TCP'}`);
   }
-  I[out + L.O_NODE] = best; I[out + L.O_SCORE] = bestScore; I[out + L.O_FEASIBLE] = feasible;
-  if (best >= 0 && want > 0) {
-    pickGpus(best);
-    for (let k = 0; k < want; k++) I[out + L.O_PICKS + k] = I[picksBase + k]!;
+  const overhead = pod.spec.overhead ?? {};
+  if (overhead.cpu !== undefined) cpu += cpuMillis(overhead.cpu);
+  if (overhead.memory !== undefined) memory += bytes(overhead.memory);
+  const model = ann[ANNOTATION_GPU_MODEL];
+  const placement = ann[ANNOTATION_PLACEMENT];
+  return {
+    pod, namespace: pod.metadata.namespace ?? 'default', labels: pod.metadata.labels ?? {},
+    cpu, memory, gpus, gpuVendor: GPU_VENDORS[gpuResource]!,
+    gpuMemoryMin: ann[ANNOTATION_GPU_MEMORY_MIN] === undefined ? 0 : bytes(ann[ANNOTATION_GPU_MEMORY_MIN]),
+    gpuModel: model === undefined ? null : new RegExp(model),
+    gpuShared: ann[ANNOTATION_GPU_SHARING] === 'shared',
+    ports,
+    strategy: placement === 'spread' || placement === 'binpack' ? placement : defaultStrategy,
+  };
+}
+
+function nodeView(node: Node): NodeView {
+  const labels = node.metadata.labels ?? {};
+  const alloc = node.status?.allocatable ?? node.status?.capacity ?? {};
+  return {
+    name: node.metadata.name ?? '', node, labels, zone: labels[LABEL_ZONE],
+    cpu: alloc.cpu === undefined ? 0 : cpuMillis(alloc.cpu),
+    memory: alloc.memory === undefined ? 0 : bytes(alloc.memory),
+    pods: alloc.pods === undefined ? 110 : Number(parseQuantity(alloc.pods).milli) / 1000,
+    used: { cpu: 0, memory: 0, pods: 0, ports: new Set() },
+    gpus: (node.status?.gpus ?? []).map((gpu, slot) => ({ gpu, slot, memory: bytes(gpu.memory), holders: 0, exclusive: 0 })),
+  };
+}
+
+// ---- selectors and topology ----
+
+function expressionsMatch(term: NodeSelectorTerm, labels: Record<string, string>): boolean {
+  return (term.matchExpressions ?? []).every((e) => {
+    const v = labels[e.key]; const values = e.values ?? [];
+    switch (e.operator) {
+      case 'In': return v !== undefined && values.includes(v);
+      case 'NotIn': return v === undefined || !values.includes(v);
+      case 'Exists': return v !== undefined;
+      case 'DoesNotExist': return v === undefined;
+      case 'Gt': case 'Lt': {
+        // Only integer label values compare; anything else fails both.
+        if (v === undefined || !/^[+-]?\d+$/.test(v)) return false;
+        return e.operator === 'Gt' ? Number(v) > Number(values[0]) : Number(v) < Number(values[0]);
+      }
+    }
+  });
+}
+
+/** Whether a pod-affinity term of a pod in `ownNamespace` selects `other`. */
+function termSelects(term: PodAffinityTerm, ownNamespace: string, other: PodView): boolean {
+  const namespaces = term.namespaces?.length ? term.namespaces : [ownNamespace];
+  return namespaces.includes(other.namespace) && matchesLabels(labelSelectorFromSpec(term.labelSelector ?? {}), other.labels);
+}
+
+/** Whether nodes a and b share a domain of the topology; a node without a zone label is in no zone. */
+function sameDomain(topology: Topology, a: NodeView, b: NodeView): boolean {
+  return topology === 'hostname' ? a === b : a.zone !== undefined && a.zone === b.zone;
+}
+
+/** Bound pods the term selects in the node's domain; -1 when the node has no domain of that topology. */
+function domainCount(f: Fit, term: PodAffinityTerm, what: string): number {
+  const topology = topologyOf(term, what);
+  if (topology === 'zone' && f.node.zone === undefined) return -1;
+  return f.placed.filter((p) => sameDomain(topology, p.node, f.node) && termSelects(term, f.pod.namespace, p.view)).length;
+}
+
+function tolerated(pod: Pod, taint: Taint): boolean {
+  return (pod.spec.tolerations ?? []).some((t) => {
+    if (t.effect && t.effect !== taint.effect) return false;
+    const exists = (t.operator ?? 'Equal') === 'Exists';
+    if (!t.key) return exists;
+    return t.key === taint.key && (exists || (t.value ?? '') === (taint.value ?? ''));
+  });
+}
+
+// ---- GPUs ----
+
+/** GPUs of the node the pod may use at all: healthy, of its vendor, free or shareable. */
+function usableGpus(f: Fit): NodeView['gpus'] {
+  const sharedNode = f.node.labels[LABEL_GPU_SHARING] === 'shared';
+  return f.node.gpus.filter((g) => g.gpu.health === 'Healthy' && g.gpu.vendor === f.pod.gpuVendor
+    && (g.holders === 0 || (f.pod.gpuShared && sharedNode && g.exclusive === 0)));
+}
+const modelMatches = (f: Fit, g: NodeView['gpus'][number]): boolean => f.pod.gpuModel === null || f.pod.gpuModel.test(g.gpu.model);
+
+/** How many GPUs of the node are usable, of those how many of the model, of those how many have the memory. */
+function gpuCounts(f: Fit): [number, number, number] {
+  const usable = usableGpus(f); const model = usable.filter((g) => modelMatches(f, g));
+  return [usable.length, model.length, model.filter((g) => g.memory >= f.pod.gpuMemoryMin).length];
+}
+
+/** The GPUs the pod gets on the node: the smallest fitting by memory, ties to the lower slot. */
+function pickGpus(f: Fit): NodeView['gpus'] {
+  const fitting = usableGpus(f).filter((g) => modelMatches(f, g) && g.memory >= f.pod.gpuMemoryMin);
+  return fitting.sort((a, b) => a.memory - b.memory || a.slot - b.slot).slice(0, f.pod.gpus);
+}
+
+// ---- the filters, in pipeline order ----
+
+const ownTerms = (pod: Pod, kind: 'podAffinity' | 'podAntiAffinity'): PodAffinityTerm[] =>
+  pod.spec.affinity?.[kind]?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+
+export const FILTERS: readonly { name: string; reasons: (f: Fit) => number[] }[] = [
+  { name: 'ready', reasons: (f) => (f.node.node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True') ? [] : [L.R_NOT_READY] },
+  { name: 'unschedulable', reasons: (f) => f.node.node.spec?.unschedulable ? [L.R_UNSCHEDULABLE] : [] },
+  { name: 'arch', reasons: (f) => {
+    const list = (f.pod.pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    const arch = f.node.labels[LABEL_ARCH] ?? f.node.node.status?.nodeInfo?.architecture ?? '';
+    return list.length > 0 && !list.includes(arch) ? [L.R_ARCH] : [];
+  } },
+  { name: 'nodeSelector', reasons: (f) => {
+    const wanted = f.pod.pod.spec.nodeSelector ?? {};
+    const os = f.pod.pod.spec.os?.name;
+    const pairs = Object.entries(wanted);
+    if (os && wanted[LABEL_OS] !== os) pairs.push([LABEL_OS, os]);
+    return pairs.every(([k, v]) => f.node.labels[k] === v) ? [] : [L.R_NODE_SELECTOR];
+  } },
+  { name: 'nodeAffinity', reasons: (f) => {
+    const terms = f.pod.pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+    return terms.length === 0 || terms.some((t) => !emptyNodeSelectorTerm(t) && expressionsMatch(t, f.node.labels)) ? [] : [L.R_NODE_AFFINITY];
+  } },
+  { name: 'taints', reasons: (f) => (f.node.node.spec?.taints ?? [])
+    .some((t) => t.effect !== 'PreferNoSchedule' && !tolerated(f.pod.pod, t)) ? [L.R_TAINT] : [] },
+  { name: 'resources', reasons: (f) => {
+    const { node, pod } = f; const out: number[] = [];
+    if (node.used.pods + 1 > node.pods) out.push(L.R_PODS);
+    if (node.used.cpu + pod.cpu > node.cpu) out.push(L.R_CPU);
+    if (node.used.memory + pod.memory > node.memory) out.push(L.R_MEMORY);
+    return out;
+  } },
+  { name: 'hostPorts', reasons: (f) => f.pod.ports.some((p) => f.node.used.ports.has(p)) ? [L.R_HOST_PORT] : [] },
+  { name: 'podAffinity', reasons: (f) => {
+    // A matching pod in the node's domain; or, for the first of a group, none anywhere and the pod matches itself.
+    const ok = ownTerms(f.pod.pod, 'podAffinity').every((t, i) => {
+      const what = `spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[${i}]`;
+      const c = domainCount(f, t, what);
+      if (c !== 0) return c > 0;
+      return !f.placed.some((p) => termSelects(t, f.pod.namespace, p.view)) && termSelects(t, f.pod.namespace, f.pod);
+    });
+    return ok ? [] : [L.R_POD_AFFINITY];
+  } },
+  { name: 'podAntiAffinity', reasons: (f) => {
+    const own = ownTerms(f.pod.pod, 'podAntiAffinity').some((t, i) =>
+      domainCount(f, t, `spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[${i}]`) > 0);
+    // Symmetric: a bound pod in the node's domain whose own required anti-affinity selects this pod. Its
+    // terms with another topology key cannot be honoured and are ignored.
+    const theirs = (): boolean => f.placed.some((p) => ownTerms(p.view.pod, 'podAntiAffinity').some((t) => {
+      const topology = t.topologyKey === LABEL_HOSTNAME ? 'hostname' : t.topologyKey === LABEL_ZONE ? 'zone' : null;
+      return topology !== null && sameDomain(topology, p.node, f.node) && termSelects(t, p.view.namespace, f.pod);
+    }));
+    return own || theirs() ? [L.R_POD_ANTI_AFFINITY] : [];
+  } },
+  // GPUs: each condition narrows the GPUs of the one before (usable, then of the model, then with the memory
+  // minimum), so a node fails at most one of them, the first that leaves too few.
+  { name: 'gpuCount', reasons: (f) => gpuCounts(f)[0] < f.pod.gpus ? [L.R_GPU_COUNT] : [] },
+  { name: 'gpuModel', reasons: (f) => {
+    const [usable, model] = gpuCounts(f);
+    return usable >= f.pod.gpus && model < f.pod.gpus ? [L.R_GPU_MODEL] : [];
+  } },
+  { name: 'gpuMemory', reasons: (f) => {
+    const [, model, memory] = gpuCounts(f);
+    return model >= f.pod.gpus && memory < f.pod.gpus ? [L.R_GPU_MEMORY] : [];
+  } },
+];
+
+// ---- the scorers: 0..100 each (null: not counted), as if the pod were placed ----
+
+/** Free share of a resource after placing the pod, in permille, floored and clamped to 0..1000. */
+function freePermille(f: Fit, resource: 'cpu' | 'memory'): number {
+  const whole = f.node[resource];
+  if (whole <= 0) return 0;
+  const p = Math.floor((whole - f.node.used[resource] - f.pod[resource]) * 1000 / whole);
+  return Math.min(1000, Math.max(0, p));
+}
+
+/** Weight met over total weight of weighted terms, as a percentage; null without terms. */
+function weightedShare(terms: { weight: number; met: boolean }[]): number | null {
+  const total = terms.reduce((a, t) => a + t.weight, 0);
+  return total > 0 ? Math.floor(terms.reduce((a, t) => a + (t.met ? t.weight : 0), 0) * 100 / total) : null;
+}
+
+export const SCORERS: Readonly<Record<ScoreName, (f: Fit, picks: NodeView['gpus']) => number | null>> = {
+  resources: (f) => {
+    const fc = freePermille(f, 'cpu'); const fm = freePermille(f, 'memory');
+    if (f.pod.strategy === 'spread') return Math.floor((fc + fm) / 20);
+    const raw = Math.min(18000, Math.max(0, 20000 - POWER[fc]! - POWER[fm]!));
+    return Math.floor(raw * 100 / 18000);
+  },
+  balanced: (f) => 100 - Math.floor(Math.abs(freePermille(f, 'cpu') - freePermille(f, 'memory')) / 10),
+  nodeAffinity: (f) => weightedShare((f.pod.pod.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [])
+    .filter((t) => !emptyNodeSelectorTerm(t.preference ?? {}))
+    .map((t) => ({ weight: t.weight, met: expressionsMatch(t.preference ?? {}, f.node.labels) }))),
+  taint: (f) => {
+    const k = (f.node.node.spec?.taints ?? []).filter((t) => t.effect === 'PreferNoSchedule' && !tolerated(f.pod.pod, t)).length;
+    return k >= 4 ? 0 : 100 - 25 * k;
+  },
+  podAffinity: (f) => {
+    const a = f.pod.pod.spec.affinity;
+    const terms = (kind: 'podAffinity' | 'podAntiAffinity') => (a?.[kind]?.preferredDuringSchedulingIgnoredDuringExecution ?? [])
+      .map((w, i) => ({ weight: w.weight, count: domainCount(f, w.podAffinityTerm, `spec.affinity.${kind}.preferredDuringSchedulingIgnoredDuringExecution[${i}]`) }));
+    return weightedShare([
+      ...terms('podAffinity').map((t) => ({ weight: t.weight, met: t.count > 0 })),
+      ...terms('podAntiAffinity').map((t) => ({ weight: t.weight, met: t.count <= 0 })),
+    ]);
+  },
+  gpuFit: (f, picks) => {
+    const gpus = f.node.gpus.length; const busy = f.node.gpus.filter((g) => g.holders > 0).length; const want = f.pod.gpus;
+    if (want === 0) return gpus === 0 || busy > 0 ? 100 : 0;
+    const occupancy = Math.min(100, Math.floor((busy + want) * 100 / gpus));
+    const sum = picks.reduce((a, g) => a + g.memory, 0);
+    const tight = f.pod.gpuMemoryMin > 0 && sum > 0 ? Math.floor(f.pod.gpuMemoryMin * want * 100 / sum) : 100;
+    return Math.floor((occupancy + tight) / 2);
+  },
+};
+
+/** The cluster as objects: nodes in the order the NodeTable keeps them, and the pods bound to them. */
+export class ReferenceScheduler {
+  readonly #nodes: Node[] = [];
+  readonly #bound = new Map<string, { pod: Pod; nodeName: string; gpuUuids: readonly string[] }>();
+  readonly #seed: number;
+  readonly #strategy: 'binpack' | 'spread';
+  readonly #weights: Record<ScoreName, number>;
+
+  constructor(options: ReferenceOptions = {}) {
+    this.#seed = options.seed ?? 0;
+    this.#strategy = options.strategy ?? 'binpack';
+    this.#weights = { ...DEFAULT_WEIGHTS, ...options.weights };
   }
-  return best;
+
+  /** Adds a node at the end, or replaces the node of that name in place. */
+  upsertNode(node: Node): void {
+    const i = this.#nodes.findIndex((n) => n.metadata.name === node.metadata.name);
+    if (i < 0) this.#nodes.push(node); else this.#nodes[i] = node;
+  }
+  /** Removes a node; the last node takes its place, as in the NodeTable (the order breaks exact ties). */
+  removeNode(name: string): void {
+    const i = this.#nodes.findIndex((n) => n.metadata.name === name);
+    if (i < 0) return;
+    const last = this.#nodes.pop()!;
+    if (i < this.#nodes.length) this.#nodes[i] = last;
+  }
+  podBound(pod: Pod, nodeName: string, gpuUuids: readonly string[]): void { this.#bound.set(podKey(pod), { pod, nodeName, gpuUuids }); }
+  podRemoved(key: string): void { this.#bound.delete(key); }
+
+  place(pod: Pod): ReferencePlacement {
+    const nodes = this.#nodes.map(nodeView);
+    const byName = new Map(nodes.map((n) => [n.name, n]));
+    const placed: Placed[] = [];
+    for (const b of this.#bound.values()) {
+      const node = byName.get(b.nodeName);
+      if (!node) continue; // counts once its node appears
+      const view = podView(b.pod, this.#strategy);
+      placed.push({ view, node, gpuUuids: b.gpuUuids });
+      node.used.cpu += view.cpu; node.used.memory += view.memory; node.used.pods += 1;
+      for (const p of view.ports) node.used.ports.add(p);
+      for (const g of node.gpus) {
+        if (!b.gpuUuids.includes(g.gpu.uuid)) continue;
+        g.holders++;
+        if (!view.gpuShared) g.exclusive++;
+      }
+    }
+    const view = podView(pod, this.#strategy);
+    const podHash = fnv1a(`${view.namespace}/${pod.metadata.name}`) >>> 0;
+    const reasons = new Map<string, number[]>();
+    let best: { node: NodeView; score: number; hash: number; picks: NodeView['gpus'] } | null = null;
+    let feasible = 0;
+    for (const node of nodes) {
+      const f: Fit = { pod: view, node, placed };
+      const why = FILTERS.flatMap((filter) => filter.reasons(f));
+      reasons.set(node.name, why);
+      if (why.length > 0) continue;
+      feasible++;
+      const picks = view.gpus > 0 ? pickGpus(f) : [];
+      let score = 0;
+      for (const name of Object.keys(SCORERS) as ScoreName[]) score += this.#weights[name] * (SCORERS[name](f, picks) ?? 0);
+      const hash = tieHash(this.#seed >>> 0, podHash, fnv1a(node.name) >>> 0);
+      // Highest score; ties by highest hash, then lowest index (the loop's order).
+      if (!best || score > best.score || (score === best.score && hash > best.hash)) best = { node, score, hash, picks };
+    }
+    return {
+      nodeName: best?.node.name ?? null, gpuUuids: best?.picks.map((g) => g.gpu.uuid) ?? [],
+      score: best?.score ?? 0, feasible, reasons,
+    };
+  }
 }

@@ -1,10 +1,11 @@
 // Batch placement over a NodeTable: converts pods, runs the placement core (wasm, or the TypeScript
-// reference as fallback), reads the decision, and renders kube-scheduler-style explanations.
+// fallback core), reads the decision, and renders kube-scheduler-style explanations.
+import type { Node, Pod } from '../../api-types/index.js';
+import { fallbackSchedule } from './fallback-core.js';
 import * as L from './layout.js';
-import { NodeTable, plainTableMemory, resolvePodRequest, wasmTableMemory, type PodRequest } from './node-table.js';
+import { NodeTable, plainTableMemory, wasmTableMemory } from './node-table.js';
+import { resolvePodRequest, type PodRequest } from './pod-request.js';
 import { formatBytes } from './quantity.js';
-import { referenceSchedule } from './reference.js';
-import type { Node, Pod } from './types.js';
 import { loadWasmCore, type PlacementEngine } from './wasm-core.js';
 import { GPU_RESOURCE_NVIDIA } from '../../api-types/index.js';
 
@@ -20,14 +21,14 @@ export const DEFAULT_WEIGHTS: Readonly<Record<ScoreName, number>> = {
 };
 
 export interface SchedulerOptions {
-  /** 'auto' (default) loads the wasm core and falls back to the reference if it cannot load. */
-  engine?: 'auto' | 'wasm' | 'reference';
+  /** 'auto' (default) loads the wasm core and falls back to the TypeScript core if it cannot load. */
+  engine?: 'auto' | 'wasm' | 'fallback';
   seed?: number;
   /** Cluster default placement; a pod overrides it with annotation flotilla.io/placement. */
   strategy?: 'binpack' | 'spread';
   weights?: Partial<Record<ScoreName, number>>;
   initialCapacity?: number;
-  /** Called once when 'auto' falls back to the reference. */
+  /** Called once when 'auto' falls back to the TypeScript core. */
   onFallback?: (error: Error) => void;
 }
 
@@ -48,22 +49,22 @@ export interface Placement {
 export class Scheduler {
   readonly table: NodeTable;
   readonly engine: PlacementEngine;
-  /** The TypeScript reference over the same table (the engine itself when running as fallback). */
-  readonly reference: PlacementEngine;
+  /** The TypeScript core over the same table (the engine itself when the wasm cannot load). */
+  readonly fallback: PlacementEngine;
   readonly strategy: 'binpack' | 'spread';
 
   constructor(options: SchedulerOptions = {}) {
     const mode = options.engine ?? 'auto';
     let core: ReturnType<typeof loadWasmCore> | null = null;
-    if (mode !== 'reference') {
+    if (mode !== 'fallback') {
       try { core = loadWasmCore(); } catch (e) {
         if (mode === 'wasm') throw e;
         options.onFallback?.(e as Error);
       }
     }
     this.table = new NodeTable(core ? wasmTableMemory(core.memory) : plainTableMemory(), options.initialCapacity ?? 64);
-    this.reference = { name: 'reference', schedule: (n) => referenceSchedule(this.table.views, n) };
-    this.engine = core?.engine ?? this.reference;
+    this.fallback = { name: 'fallback', schedule: (n) => fallbackSchedule(this.table.views, n) };
+    this.engine = core?.engine ?? this.fallback;
     this.strategy = options.strategy ?? 'binpack';
     const weights = { ...DEFAULT_WEIGHTS, ...options.weights };
     const list = new Array<number>(L.NUM_SCORES).fill(0);

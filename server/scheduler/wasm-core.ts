@@ -4,21 +4,11 @@ import * as L from './layout.js';
 
 /** A placement core: places the pod in the pod region on nodes [0, nodeCount); see asm/scheduler.ts `schedule`. */
 export interface PlacementEngine {
-  readonly name: 'wasm' | 'reference';
+  readonly name: 'wasm' | 'fallback';
   schedule(nodeCount: number): number;
 }
 
 export interface WasmCore { memory: WebAssembly.Memory; engine: PlacementEngine }
-
-interface CoreExports {
-  memory: WebAssembly.Memory;
-  schedule(nodeCount: number): number;
-  layoutNodeBase(): number;
-  layoutNodeBytes(): number;
-  layoutPodI32(): number;
-  layoutOut(): number;
-  layoutFixedBase(): number;
-}
 
 export const DEFAULT_WASM_URL = new URL('../../../build/scheduler.wasm', import.meta.url);
 
@@ -29,13 +19,23 @@ export function loadWasmCore(url: URL = DEFAULT_WASM_URL): WasmCore {
   let module = compiled.get(url.href);
   if (!module) { module = new WebAssembly.Module(readFileSync(url)); compiled.set(url.href, module); }
   const instance = new WebAssembly.Instance(module, { env: { abort: () => { throw new Error('scheduler.wasm aborted'); } } });
-  const x = instance.exports as unknown as CoreExports;
-  const probes: [string, number, number][] = [
-    ['NODE_BASE', x.layoutNodeBase(), L.NODE_BASE], ['NODE_BYTES', x.layoutNodeBytes(), L.NODE_BYTES],
-    ['POD_I32', x.layoutPodI32(), L.POD_I32], ['OUT', x.layoutOut(), L.OUT], ['FIXED_BASE', x.layoutFixedBase(), L.FIXED_BASE],
+  // The exports are checked here, at the boundary, so the rest of the host can trust their types.
+  const exports = instance.exports;
+  const fn = (name: string): ((...args: number[]) => number) => {
+    const f = exports[name];
+    if (typeof f !== 'function') throw new Error(`${url.pathname}: no exported function ${name}; rebuild with npm run build:wasm`);
+    return f as (...args: number[]) => number;
+  };
+  const memory = exports.memory;
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error(`${url.pathname}: no exported memory; rebuild with npm run build:wasm`);
+  const probes: [string, string, number][] = [
+    ['NODE_BASE', 'layoutNodeBase', L.NODE_BASE], ['NODE_BYTES', 'layoutNodeBytes', L.NODE_BYTES],
+    ['POD_I32', 'layoutPodI32', L.POD_I32], ['OUT', 'layoutOut', L.OUT], ['FIXED_BASE', 'layoutFixedBase', L.FIXED_BASE],
   ];
-  for (const [name, got, want] of probes) {
+  for (const [name, probe, want] of probes) {
+    const got = fn(probe)();
     if (got !== want) throw new Error(`${url.pathname}: layout ${name} is ${got}, host expects ${want}; rebuild with npm run build:wasm`);
   }
-  return { memory: x.memory, engine: { name: 'wasm', schedule: (n) => x.schedule(n) } };
+  const schedule = fn('schedule');
+  return { memory, engine: { name: 'wasm', schedule: (n) => schedule(n) } };
 }

@@ -1,5 +1,5 @@
 // Seeded random clusters and pods for the differential tests and the benchmark. Same seed -> same objects.
-import type { Node, NodeGpu, Pod, PodAffinityTerm, Taint, Toleration } from '../../server/scheduler/types.js';
+import type { LabelSelectorSpec, Node, NodeGpu, Pod, PodAffinityTerm, Taint, Toleration } from '../../api-types/index.js';
 
 /** mulberry32: small, fast, seeded. */
 export function seededRandom(seed: number): () => number {
@@ -51,7 +51,7 @@ export function makeNode(o: NodeOptions): Node {
 
 export interface PodOptions { name: string; namespace?: string; cpu?: string; memory?: string; gpus?: number; gpuResource?: string;
   labels?: Record<string, string>; annotations?: Record<string, string>; nodeSelector?: Record<string, string>;
-  affinity?: Pod['spec']['affinity']; tolerations?: Toleration[]; hostPorts?: number[]; overhead?: Pod['spec']['overhead']; os?: string }
+  affinity?: Pod['spec']['affinity']; tolerations?: Toleration[]; hostPorts?: number[]; overhead?: Pod['spec']['overhead']; os?: NonNullable<Pod['spec']['os']>['name'] }
 
 /** One-line pod builder. */
 export function makePod(o: PodOptions): Pod {
@@ -90,6 +90,7 @@ export function randomCluster(rng: Rng, count: number): Node[] {
     const labels: Record<string, string> = { disk: pick(rng, ['ssd', 'hdd']), tier: String(int(rng, 1, 5)) };
     if (gpuNode && chance(rng, 0.3)) labels['flotilla.io/gpu-sharing'] = 'shared';
     if (chance(rng, 0.2)) labels.pool = pick(rng, ['edge', 'core', 'lab']);
+    if (chance(rng, 0.05)) labels['kubernetes.io/os'] = 'windows';
     nodes.push(makeNode({
       name: `node-${i}`, cpu: pick(rng, [2, 4, 8, 16, 32]), memoryGi: pick(rng, [4, 8, 16, 32, 64]),
       arch: chance(rng, 0.2) ? 'arm64' : 'amd64', ...(chance(rng, 0.9) ? { zone: `zone-${int(rng, 1, 3)}` } : {}),
@@ -111,30 +112,35 @@ export function randomPod(rng: Rng, i: number): Pod {
   if (chance(rng, 0.2)) annotations['flotilla.io/placement'] = pick(rng, ['binpack', 'spread']);
   if (chance(rng, 0.15)) annotations['flotilla.io/image-arch'] = pick(rng, ['amd64', 'arm64', 'amd64,arm64']);
   const topologyKey = (): string => pick(rng, ['kubernetes.io/hostname', 'topology.kubernetes.io/zone']);
-  const term = (): PodAffinityTerm => ({ topologyKey: topologyKey(), labelSelector: { matchLabels: { app: `app-${int(rng, 0, 9)}` } } });
+  const selector = (): LabelSelectorSpec => (chance(rng, 0.2)
+    ? { matchExpressions: [{ key: 'app', operator: pick(rng, ['In', 'NotIn'] as const), values: [`app-${int(rng, 0, 9)}`, `app-${int(rng, 0, 9)}`] }] }
+    : { matchLabels: { app: `app-${int(rng, 0, 9)}` } });
+  const namespaces = (): Pick<PodAffinityTerm, 'namespaces'> => (chance(rng, 0.1) ? { namespaces: ['default', 'team-b'] } : {});
+  const term = (): PodAffinityTerm => ({ topologyKey: topologyKey(), labelSelector: selector(), ...namespaces() });
   const affinity: NonNullable<Pod['spec']['affinity']> = {};
   if (chance(rng, 0.2)) {
     const op = pick(rng, ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'] as const);
     const expr = op === 'Gt' || op === 'Lt' ? { key: 'tier', operator: op, values: [String(int(rng, 1, 5))] }
       : op === 'Exists' || op === 'DoesNotExist' ? { key: 'pool', operator: op }
       : { key: 'disk', operator: op, values: [pick(rng, ['ssd', 'hdd'])] };
-    affinity.nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [expr] }, ...(chance(rng, 0.3) ? [{ matchExpressions: [{ key: 'pool', operator: 'In' as const, values: ['lab'] }] }] : [])] } };
+    affinity.nodeAffinity = { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [expr] }, ...(chance(rng, 0.3) ? [{ matchExpressions: [{ key: 'pool', operator: 'In' as const, values: ['lab'] }] }] : []), ...(chance(rng, 0.1) ? [{}] : [])] } };
   }
   if (chance(rng, 0.2)) {
     affinity.nodeAffinity = { ...affinity.nodeAffinity, preferredDuringSchedulingIgnoredDuringExecution: [
       { weight: int(rng, 1, 100), preference: { matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] } },
       { weight: int(rng, 1, 100), preference: { matchExpressions: [{ key: 'tier', operator: 'Gt', values: ['2'] }] } },
+      ...(chance(rng, 0.1) ? [{ weight: int(rng, 1, 100), preference: {} }] : []),
     ] };
   }
   if (chance(rng, 0.1)) affinity.podAffinity = { requiredDuringSchedulingIgnoredDuringExecution: [term()] };
-  if (chance(rng, 0.2)) affinity.podAntiAffinity = { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: topologyKey(), labelSelector: { matchLabels: { app } } }] };
+  if (chance(rng, 0.2)) affinity.podAntiAffinity = { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: topologyKey(), labelSelector: { matchLabels: { app } }, ...namespaces() }] };
   if (chance(rng, 0.2)) affinity.podAntiAffinity = { ...affinity.podAntiAffinity, preferredDuringSchedulingIgnoredDuringExecution: [{ weight: int(rng, 1, 100), podAffinityTerm: term() }] };
   if (chance(rng, 0.1)) affinity.podAffinity = { ...affinity.podAffinity, preferredDuringSchedulingIgnoredDuringExecution: [{ weight: int(rng, 1, 100), podAffinityTerm: term() }] };
   const tolerations: Toleration[] = [];
   if (gpu && chance(rng, 0.6)) tolerations.push({ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' });
   if (chance(rng, 0.1)) tolerations.push({ key: 'spot', operator: 'Exists' });
   if (chance(rng, 0.02)) tolerations.push({ operator: 'Exists' });
-  return makePod({
+  const pod = makePod({
     name: `pod-${i}`, namespace: chance(rng, 0.8) ? 'default' : 'team-b',
     cpu: pick(rng, ['100m', '250m', '500m', '1', '2', '4']), memory: pick(rng, ['128Mi', '512Mi', '1Gi', '2Gi', '4Gi', '8Gi']),
     gpus: gpu ? pick(rng, [1, 1, 1, 2, 2, 4]) : 0, gpuResource: gpu && chance(rng, 0.1) ? 'amd.com/gpu' : 'nvidia.com/gpu',
@@ -143,5 +149,14 @@ export function randomPod(rng: Rng, i: number): Pod {
     ...(Object.keys(affinity).length ? { affinity } : {}),
     tolerations,
     hostPorts: chance(rng, 0.05) ? [pick(rng, [80, 443, 8080])] : [],
+    ...(chance(rng, 0.05) ? { overhead: { cpu: '250m', memory: '128Mi' } } : {}),
+    ...(chance(rng, 0.05) ? { os: pick(rng, ['linux', 'linux', 'windows'] as const) } : {}),
   });
+  // Rarer request forms, so that request parsing is compared too: a container with limits only (requests
+  // default to them), a UDP host port.
+  if (chance(rng, 0.1)) {
+    pod.spec.containers.push({ name: 'sidecar', image: 'busybox', resources: { limits: { cpu: pick(rng, ['100m', '1']), memory: pick(rng, ['64Mi', '1Gi']) } } });
+  }
+  if (chance(rng, 0.03)) pod.spec.containers[0]!.ports!.push({ containerPort: 53, hostPort: 53, protocol: pick(rng, ['UDP', 'TCP'] as const) });
+  return pod;
 }

@@ -1,17 +1,18 @@
-// Table-driven semantics of every filter, scorer and message, on both engines.
+// Table-driven semantics of every filter, scorer and message, on both engines and the object-level reference.
 import { statSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as L from '../../server/scheduler/layout.js';
+import { ReferenceScheduler } from '../../server/scheduler/reference.js';
 import { Scheduler, explain } from '../../server/scheduler/scheduler.js';
 import { DEFAULT_WASM_URL, loadWasmCore } from '../../server/scheduler/wasm-core.js';
-import type { Node, Pod } from '../../server/scheduler/types.js';
+import type { Node, NodeSelectorTerm, Pod } from '../../api-types/index.js';
 import { GPU_MODELS, makeNode, makePod, type NodeOptions, type PodOptions } from './cluster-gen.js';
 
 const [RTX4090, A100_40, A100_80, T4, , MI210] = GPU_MODELS;
-const ENGINES = ['wasm', 'reference'] as const;
+const ENGINES = ['wasm', 'fallback'] as const;
 
-/** Places `pod` on a fresh cluster (after `bound` pods) with each engine; both must agree. */
+/** Places `pod` on a fresh cluster (after `bound` pods) with each engine and the object-level reference; all must agree. */
 function place(nodes: NodeOptions[], pod: PodOptions, bound: { pod: PodOptions; node: string; gpus?: string[] }[] = [], strategy: 'binpack' | 'spread' = 'binpack') {
   const results = ENGINES.map((engine) => {
     const s = new Scheduler({ engine, strategy });
@@ -22,6 +23,12 @@ function place(nodes: NodeOptions[], pod: PodOptions, bound: { pod: PodOptions; 
   const [w, r] = results as [ReturnType<Scheduler['place']>, ReturnType<Scheduler['place']>];
   assert.is(w.nodeName, r.nodeName, 'engines agree on the node');
   assert.equal(w.gpuUuids, r.gpuUuids, 'engines agree on the GPUs');
+  const ref = new ReferenceScheduler({ strategy });
+  nodes.forEach((o) => ref.upsertNode(makeNode(o)));
+  bound.forEach((b) => ref.podBound(makePod(b.pod), b.node, b.gpus ?? []));
+  const o = ref.place(makePod(pod));
+  assert.is(o.nodeName, w.nodeName, 'the object-level reference agrees on the node');
+  assert.equal(o.gpuUuids, w.gpuUuids, 'the object-level reference agrees on the GPUs');
   return { node: w.nodeName, gpus: w.gpuUuids, message: explain(w), placement: w };
 }
 const n = (name: string, extra: Partial<NodeOptions> = {}): NodeOptions => ({ name, cpu: 4, memoryGi: 8, ...extra });
@@ -67,6 +74,19 @@ test('nodeSelector and required node affinity operators', () => {
   assert.is(place(nodes, aff([{ key: 'disk', operator: 'DoesNotExist' }])).node, 'bare');
   assert.is(place(nodes, aff([{ key: 'disk', operator: 'Exists' }, { key: 'disk', operator: 'NotIn', values: ['ssd'] }])).node, 'hdd');
   assert.match(place(nodes, aff([{ key: 'tier', operator: 'Gt', values: ['5'] }])).message, "3 node(s) didn't match Pod's node affinity");
+});
+
+test('node affinity terms without requirements: a required one matches no node, a preferred one counts for nothing (as in Kubernetes)', () => {
+  const nodes = [n('a'), n('b', { labels: { disk: 'ssd' } })];
+  const required = (nodeSelectorTerms: NodeSelectorTerm[]): PodOptions => ({ name: 'p', affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms } } } });
+  assert.is(place(nodes, required([{}])).message, "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity.");
+  assert.is(place(nodes, required([{ matchExpressions: [] }, { matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] }])).node, 'b');
+  // Binpack prefers a (it holds q); only the weight-1 preference for b may outweigh that, not an empty one.
+  const preferred: PodOptions = { name: 'p', cpu: '1', memory: '2Gi', affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [
+    { weight: 100, preference: {} }, { weight: 1, preference: { matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] } }] } } };
+  const bound = [{ pod: { name: 'q', cpu: '250m', memory: '512Mi' }, node: 'a' }];
+  assert.is(place(nodes, { ...preferred, affinity: {} }, bound).node, 'a');
+  assert.is(place(nodes, preferred, bound).node, 'b');
 });
 
 test('spec.os.name fits only nodes of that OS, beside any nodeSelector', () => {

@@ -23,7 +23,7 @@ interface Scenario {
   expect?: string[];
 }
 
-function run(s: Scenario, engine: 'wasm' | 'reference', file: string): string[] {
+function run(s: Scenario, engine: 'wasm' | 'fallback', file: string): string[] {
   const sched = new Scheduler({ engine, strategy: s.strategy ?? 'binpack', seed: s.seed ?? 0 });
   for (const n of s.nodes) {
     const gpus = (n.gpus ?? []).map((g) => {
@@ -48,7 +48,7 @@ for (const file of files) {
     const doc = parseDocument(readFileSync(path, 'utf8'), { merge: true });
     const scenario = doc.toJS() as Scenario;
     const wasm = run(scenario, 'wasm', file);
-    assert.equal(run(scenario, 'reference', file), wasm, 'reference agrees with wasm');
+    assert.equal(run(scenario, 'fallback', file), wasm, 'the fallback core agrees with wasm');
     if (update) { doc.set('expect', wasm); writeFileSync(path, String(doc)); return; }
     assert.ok(Array.isArray(scenario.expect), `${file}: no expect list; run with FLOTILLA_UPDATE_GOLDEN=1`);
     assert.equal(wasm, scenario.expect);

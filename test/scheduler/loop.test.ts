@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runSchedulingLoop } from '../../server/scheduler/loop.js';
 import { MemoryCluster } from '../../server/scheduler/memory-cluster.js';
-import { Scheduler } from '../../server/scheduler/scheduler.js';
+import { Scheduler, type Placement } from '../../server/scheduler/scheduler.js';
 import { GPU_MODELS, makeNode, makePod, type PodOptions } from './cluster-gen.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
@@ -103,9 +103,9 @@ test('a Terminating pod keeps its resources until it is removed; an unbound one 
 });
 
 /** Placement attempts per pod name, fed by onPlacement. */
-function attemptCounter(): { counts: Map<string, number>; onPlacement: (p: { pod: { metadata: { name: string } } }) => void } {
+function attemptCounter(): { counts: Map<string, number>; onPlacement: (p: Pick<Placement, 'pod'>) => void } {
   const counts = new Map<string, number>();
-  return { counts, onPlacement: (p) => counts.set(p.pod.metadata.name, (counts.get(p.pod.metadata.name) ?? 0) + 1) };
+  return { counts, onPlacement: (p) => { const name = p.pod.metadata.name ?? ''; counts.set(name, (counts.get(name) ?? 0) + 1); } };
 }
 
 test('a waiting pod is retried by changes that can help it, and by nothing else', async () => {
@@ -243,10 +243,10 @@ async function winnerOfFreedGpu(first: ReturnType<typeof podAt>, second: ReturnT
     c.putPod(second);
     await eventually(`${second.metadata.name} waiting`, () => c.unschedulable.has(key(second)));
     c.putPod({ ...first, metadata: { ...first.metadata, labels: { touched: 'yes' } } });
-    await eventually(`${first.metadata.name} attempted again`, () => counts.get(first.metadata.name) === 2);
+    await eventually(`${first.metadata.name} attempted again`, () => counts.get(first.metadata.name ?? '') === 2);
     c.deletePod('uid-default-holder');
     await eventually('the freed GPU given to a pod', () => [first, second].some((p) => c.pods.get(key(p))!.spec.nodeName));
-    return [first, second].find((p) => c.pods.get(key(p))!.spec.nodeName)!.metadata.name;
+    return [first, second].find((p) => c.pods.get(key(p))!.spec.nodeName)!.metadata.name ?? '';
   } finally {
     await loop.stop();
   }

@@ -15,7 +15,7 @@
 import { test } from 'uvu';
 import * as L from '../../server/scheduler/layout.js';
 import { SchedulingQueue, type NodeChange, type QueueEvent, type QueueOptions, type QueuedPod } from '../../server/scheduler/queue.js';
-import type { Pod } from '../../server/scheduler/types.js';
+import type { Pod } from '../../api-types/index.js';
 import { scenarioTests } from '../support/datadriven.js';
 
 /** Reason names for the scenarios, after kube-scheduler's messages. */
@@ -70,6 +70,7 @@ class QueueRunner {
         const name = args.pod;
         if (!name) throw new Error('add: pod=NAME is required');
         const pod: Pod = {
+          apiVersion: 'v1', kind: 'Pod',
           metadata: {
             name, namespace: 'default', resourceVersion: String(++this.version),
             ...(args.created !== undefined ? { creationTimestamp: new Date(EPOCH + duration(`${args.created}s`)).toISOString() } : {}),
@@ -84,7 +85,7 @@ class QueueRunner {
         const metadata = { ...old.metadata, resourceVersion: String(++this.version) };
         const spec = { ...old.spec, ...(args.priority !== undefined ? { priority: Number(args.priority) } : {}) };
         this.put(flags.has('status-only')
-          ? { ...old, metadata, status: { phase: `Pending-${this.version}` } }
+          ? { ...old, metadata, status: { phase: 'Pending', message: `status write ${this.version}` } }
           : { ...old, metadata: { ...metadata, labels: { revision: String(this.version) } }, spec });
         return '';
       }
@@ -100,7 +101,7 @@ class QueueRunner {
         for (let n = rest[0] ? Number(rest[0]) : 1; n > 0; n--) {
           const pod = this.queue.pop(this.now);
           if (!pod) break;
-          this.popped.set(pod.metadata.name, pod);
+          this.popped.set(pod.metadata.name ?? '', pod);
           out.push(`${pod.metadata.name} v${pod.metadata.resourceVersion}`);
         }
         return out.length ? out.join('\n') : 'none';
@@ -112,12 +113,12 @@ class QueueRunner {
           if (code === undefined) throw new Error(`fail: unknown reason "${r}" (known: ${Object.keys(REASONS).join(', ')})`);
           return code;
         });
-        this.queue.failed(pod, pod.metadata.name, args.error !== undefined ? { error: args.error } : { reasons }, this.now);
+        this.queue.failed(pod, pod.metadata.name ?? '', args.error !== undefined ? { error: args.error } : { reasons }, this.now);
         return '';
       }
       case 'bind-error': {
         const pod = this.lastPopped(rest[0]);
-        this.queue.backOff(pod, pod.metadata.name, this.now);
+        this.queue.backOff(pod, pod.metadata.name ?? '', this.now);
         return '';
       }
       case 'event': return `moved ${this.queue.onEvent(this.event(rest), this.now)}`;
@@ -147,8 +148,9 @@ class QueueRunner {
   }
 
   private put(pod: Pod): void {
-    this.pods.set(pod.metadata.name, pod);
-    this.queue.add(pod, pod.metadata.name, this.now);
+    const name = pod.metadata.name ?? '';
+    this.pods.set(name, pod);
+    this.queue.add(pod, name, this.now);
   }
 
   private pod(name: string | undefined): Pod {

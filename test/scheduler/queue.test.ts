@@ -4,10 +4,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SchedulingQueue, nodeChanges, nodeView } from '../../server/scheduler/queue.js';
-import type { Pod } from '../../server/scheduler/types.js';
+import type { Pod } from '../../api-types/index.js';
 import { makeNode, seededRandom } from './cluster-gen.js';
 
 const pod = (name: string, priority: number, created: string, version: number): Pod => ({
+  apiVersion: 'v1', kind: 'Pod',
   metadata: { name, namespace: 'default', creationTimestamp: created, resourceVersion: String(version) },
   spec: { priority, containers: [] },
 });
@@ -17,7 +18,7 @@ test('random add / delete / pop agree with a sorted reference', () => {
   const q = new SchedulingQueue();
   const ref = new Map<string, Pod>();
   const order = (a: Pod, b: Pod) => (b.spec.priority ?? 0) - (a.spec.priority ?? 0)
-    || Date.parse(a.metadata.creationTimestamp!) - Date.parse(b.metadata.creationTimestamp!) || (a.metadata.name < b.metadata.name ? -1 : 1);
+    || Date.parse(a.metadata.creationTimestamp!) - Date.parse(b.metadata.creationTimestamp!) || ((a.metadata.name ?? '') < (b.metadata.name ?? '') ? -1 : 1);
   for (let step = 0; step < 5000; step++) {
     const r = rng(); const key = `p${Math.floor(rng() * 200)}`;
     if (r < 0.5) {
@@ -30,7 +31,7 @@ test('random add / delete / pop agree with a sorted reference', () => {
       const got = q.pop(0);
       assert.is(got, expected);
       // Popped pods are in flight: forget them, as the loop does once they are bound.
-      if (got) { ref.delete(got.metadata.name); q.delete(got.metadata.name); }
+      if (got) { ref.delete(got.metadata.name ?? ''); q.delete(got.metadata.name ?? ''); }
     }
     assert.is(q.activeCount, ref.size);
   }
@@ -49,11 +50,11 @@ test('a reason code the hint table does not know is resolved by any event, not l
 test('a node update names what it changed of what scheduling reads, and nothing else', () => {
   const node = makeNode({ name: 'n1', cpu: 4, memoryGi: 8 });
   const view = nodeView(node);
-  const heartbeat = { ...node, status: { ...node.status, conditions: [...node.status!.conditions!, { type: 'DiskPressure', status: 'False' }] } };
+  const heartbeat = { ...node, status: { ...node.status, conditions: [...node.status!.conditions!, { type: 'DiskPressure', status: 'False' as const }] } };
   assert.equal(nodeChanges(view, nodeView(heartbeat)), []);
   const changed = { ...node, metadata: { ...node.metadata, labels: { ...node.metadata.labels, disk: 'ssd' } },
     spec: { ...node.spec, taints: [{ key: 'private', effect: 'NoSchedule' as const }] },
-    status: { ...node.status, allocatable: { cpu: '8', memory: '8Gi' }, conditions: [{ type: 'Ready', status: 'False' }] } };
+    status: { ...node.status, allocatable: { cpu: '8', memory: '8Gi' }, conditions: [{ type: 'Ready', status: 'False' as const }] } };
   assert.equal(nodeChanges(view, nodeView(changed)), ['allocatable', 'labels', 'taints', 'conditions']);
   assert.equal(nodeChanges(view, nodeView({ ...node, spec: { ...node.spec, unschedulable: true } })), ['unschedulable']);
 });
