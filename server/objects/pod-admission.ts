@@ -13,34 +13,30 @@
 //   the agent. A pod without a RuntimeClass never carries that annotation.
 // - updates keep all that (admitUpdate): what an update leaves out is carried over, a change is refused.
 import {
-  ANNOTATION_RUNTIME_HANDLER, parseQuantity, resourceFor,
-  type Pod, type PriorityClass, type ResourceInfo, type RuntimeClass, type Toleration,
+  ANNOTATION_RUNTIME_HANDLER, isKind, parseQuantity, resourceOfKind,
+  type Pod, type PriorityClass, type ResourceInfo, type Toleration,
 } from '../../api-types/index.js';
 import { sameContent } from '../controllers/cluster-objects.js';
 import { invalid } from './service.js';
+import type { Objects } from './service.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 
-const pods = resourceFor('', 'v1', 'pods')!;
-const runtimeClasses = resourceFor('node.k8s.io', 'v1', 'runtimeclasses')!;
-const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
+const pods = resourceOfKind('Pod');
+const runtimeClasses = resourceOfKind('RuntimeClass');
+const priorityClasses = resourceOfKind('PriorityClass');
 
 /** The reads admission makes (ObjectService's, on the local replica). */
-export interface AdmissionReads {
-  get(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined;
-  list(r: ResourceInfo): { items: StoredObject[] };
-}
-
-const same = (r: ResourceInfo, x: ResourceInfo): boolean => r.group === x.group && r.plural === x.plural;
+export type AdmissionReads = Pick<Objects, 'get' | 'list'>;
 
 const forbidden = (r: ResourceInfo, name: string, why: string): StoreError => new StoreError({
   code: 403, reason: 'Forbidden', message: `${r.plural} "${name}" is forbidden: ${why}`, details: { name, kind: r.plural },
 });
 
 /** Admits a new object of resource `r` (already validated and defaulted): returns what to store, or throws. */
-export function admitCreate(r: ResourceInfo, object: StoredObject, reads: AdmissionReads): StoredObject {
-  if (same(r, pods)) return admitPod(object as unknown as Pod, reads) as unknown as StoredObject;
-  if (same(r, priorityClasses)) checkSingleDefault(object as unknown as PriorityClass, reads);
+export function admitCreate(object: StoredObject, reads: AdmissionReads): StoredObject {
+  if (isKind(object, 'Pod')) return admitPod(object, reads);
+  if (isKind(object, 'PriorityClass')) checkSingleDefault(object, reads);
   return object;
 }
 
@@ -52,9 +48,9 @@ const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy
  * from the stored one (a whole-object PUT of the original manifest, as `flotilla apply` sends, stays valid); a
  * different value is refused, as the field is immutable in Kubernetes. Other resources pass unchanged.
  */
-export function admitUpdate(r: ResourceInfo, stored: StoredObject | undefined, incoming: StoredObject): StoredObject {
-  if (!stored || !same(r, pods)) return incoming;
-  const before = stored as unknown as Pod; const after = incoming as unknown as Pod;
+export function admitUpdate(stored: StoredObject | undefined, incoming: StoredObject): StoredObject {
+  if (!stored || !isKind(stored, 'Pod') || !isKind(incoming, 'Pod')) return incoming;
+  const before = stored; const after = incoming;
   const spec: Record<string, unknown> = { ...after.spec };
   const causes: { field: string; message: string }[] = [];
   const keep = (field: string, was: unknown, now: unknown, set: (v: unknown) => void): void => {
@@ -69,13 +65,13 @@ export function admitUpdate(r: ResourceInfo, stored: StoredObject | undefined, i
     after.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER], (v) => { annotations[ANNOTATION_RUNTIME_HANDLER] = v as string; });
   if (causes.length > 0) throw invalid('Pod', after.metadata.name ?? '', causes);
   const metadata = Object.keys(annotations).length > 0 || after.metadata.annotations ? { ...after.metadata, annotations } : after.metadata;
-  return { ...incoming, metadata, spec } as unknown as StoredObject;
+  return { ...after, metadata, spec: spec as Pod['spec'] };
 }
 
 /** The global default PriorityClass; with several (possible through updates), the lowest value, as Kubernetes. */
 function defaultPriorityClass(reads: AdmissionReads): PriorityClass | undefined {
   let found: PriorityClass | undefined;
-  for (const o of reads.list(priorityClasses).items as unknown as PriorityClass[]) {
+  for (const o of reads.list(priorityClasses).items) {
     if (o.globalDefault && (!found || o.value < found.value)) found = o;
   }
   return found;
@@ -88,15 +84,15 @@ function checkSingleDefault(pc: PriorityClass, reads: AdmissionReads): void {
   }
 }
 
-function admitPod(input: Pod, reads: AdmissionReads): Pod {
-  const pod: Pod = { ...input, metadata: { ...input.metadata }, spec: { ...input.spec } };
+function admitPod<P extends Pod>(input: P, reads: AdmissionReads): P {
+  const pod: P = { ...input, metadata: { ...input.metadata }, spec: { ...input.spec } };
   const name = pod.metadata.name ?? '';
   const refuse = (why: string): StoreError => forbidden(pods, name, why);
   const spec = pod.spec;
 
   let priority = 0;
   let preemptionPolicy: PriorityClass['preemptionPolicy'] = 'PreemptLowerPriority';
-  const pc = spec.priorityClassName ? reads.get(priorityClasses, undefined, spec.priorityClassName) as PriorityClass | undefined : defaultPriorityClass(reads);
+  const pc = spec.priorityClassName ? reads.get(priorityClasses, undefined, spec.priorityClassName) : defaultPriorityClass(reads);
   if (spec.priorityClassName && !pc) throw refuse(`no PriorityClass with name ${spec.priorityClassName} was found`);
   if (pc) {
     spec.priorityClassName = pc.metadata.name!;
@@ -114,7 +110,7 @@ function admitPod(input: Pod, reads: AdmissionReads): Pod {
 
   const annotations = { ...pod.metadata.annotations };
   delete annotations[ANNOTATION_RUNTIME_HANDLER];
-  const rc = spec.runtimeClassName ? reads.get(runtimeClasses, undefined, spec.runtimeClassName) as RuntimeClass | undefined : undefined;
+  const rc = spec.runtimeClassName ? reads.get(runtimeClasses, undefined, spec.runtimeClassName) : undefined;
   if (spec.runtimeClassName && !rc) throw refuse(`pod rejected: RuntimeClass "${spec.runtimeClassName}" not found`);
   const podFixed = rc?.overhead?.podFixed;
   if (podFixed && Object.keys(podFixed).length > 0) {

@@ -151,7 +151,11 @@ export class ObjectService implements Objects {
     };
     const v = validateObject(full);
     if (!v.ok) throw invalid(r.kind, String(full.metadata.name ?? ''), v.issues.map((i: { path: string; message: string }) => ({ field: i.path, message: i.message })));
-    return applyDefaults(v.object) as unknown as StoredObject;
+    const object = applyDefaults(v.object);
+    const objectName = object.metadata.name;
+    // The schemas require a name (generateName was resolved before); this narrows the type for the store.
+    if (objectName === undefined) throw invalid(r.kind, '', [{ field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
+    return { ...object, metadata: { ...object.metadata, name: objectName } };
   }
 
   async create<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, input: unknown): Promise<Stored<ObjectOf<K>>> {
@@ -160,7 +164,7 @@ export class ObjectService implements Objects {
     if (r.namespaced && !ns) throw notFound(`namespaces "${namespace}" not found`);
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
-    const object = admitCreate(r, this.admit(r, namespace, named), this);
+    const object = admitCreate(this.admit(r, namespace, named), this);
     if (ns?.metadata.deletionTimestamp !== undefined) {
       // Kubernetes' NamespaceLifecycle admission. Something admitted just before the namespace's delete
       // committed is removed by the namespace controller.
@@ -175,7 +179,7 @@ export class ObjectService implements Objects {
 
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>> {
-    const object = admitUpdate(r, this.#stored(r, namespace, name), this.admit(r, namespace, input, name));
+    const object = admitUpdate(this.#stored(r, namespace, name), this.admit(r, namespace, input, name));
     this.#checkUpdate(r, namespace, name, object);
     return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object }));
   }
@@ -199,7 +203,7 @@ export class ObjectService implements Objects {
     for (let attempt = 1; ; attempt++) {
       const current = this.mustGet(r, namespace, name);
       const merged = mergePatch(current, delta) as StoredObject;
-      const object = admitUpdate(r, current, this.admit(r, namespace, merged, name));
+      const object = admitUpdate(current, this.admit(r, namespace, merged, name));
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
       for (const check of this.updateChecks) check(r, current, object);
       const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
