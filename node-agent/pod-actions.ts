@@ -80,8 +80,8 @@ export type PodAction =
   | { type: 'CreateSandbox'; remove: string[]; restartCounts: Record<string, number> }
   /** An older attempt of a container name: removed before anything else is decided. */
   | { type: 'RemoveContainer'; name: string; id: string }
-  /** SIGTERM, SIGKILL after the grace period. */
-  | { type: 'KillContainer'; name: string; id: string; graceSeconds: number; reason: 'Unhealthy' | 'SpecChanged' }
+  /** SIGTERM, SIGKILL after the grace period: a failed liveness probe, a changed spec, or the pod stopping. */
+  | { type: 'KillContainer'; name: string; id: string; graceSeconds: number; reason: 'Unhealthy' | 'SpecChanged' | 'PodStopping' }
   /** A container created but never started (the agent stopped in between): start it. */
   | { type: 'StartCreated'; name: string; role: ContainerRole; id: string }
   /** Pull the image if needed, create and start a container; the one it replaces is removed once it exists. */
@@ -270,7 +270,7 @@ function finished(init: ContainerVerdict[], apps: ContainerVerdict[], initialize
 export function planPodTermination(containers: ContainerSummary[], graceSeconds: number): PodAction[] {
   const apps = containers.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME);
   return [
-    ...apps.filter((c) => c.state === 'running').map((c): PodAction => ({ type: 'KillContainer', name: nameOf(c), id: c.id, graceSeconds, reason: 'Unhealthy' })),
+    ...apps.filter((c) => c.state === 'running').map((c): PodAction => ({ type: 'KillContainer', name: nameOf(c), id: c.id, graceSeconds, reason: 'PodStopping' })),
     ...containers.map((c): PodAction => ({ type: 'RemoveContainer', name: nameOf(c), id: c.id })),
   ];
 }

@@ -245,5 +245,24 @@ test('a new agent adopts running containers (same ids, no restart) and removes o
   await running;
 });
 
+test('a changed image replaces the running container at once (restart counted, no back-off); the other container keeps running', async () => {
+  const { runtime, workers, stop } = setup();
+  const inputs = podInputs([{}, { name: 'side' }], { restartPolicy: 'Never' });
+  workers.update(inputs);
+  const first = await eventually('running', () => (statusOf(workers, inputs)?.phase === 'Running' ? statusOf(workers, inputs) : undefined));
+  const [c0, side] = first.containerStatuses;
+  const [app, sidecar] = inputs.pod.spec.containers;
+  workers.update({ ...inputs, pod: { ...inputs.pod, spec: { ...inputs.pod.spec, containers: [{ ...app!, image: 'fake/done' }, sidecar!] } } });
+  const s = await eventually('new image', () => {
+    const st = statusOf(workers, inputs);
+    return st?.containerStatuses[0]?.image === 'fake/done' && st.containerStatuses[0].containerID !== c0!.containerID ? st : undefined;
+  });
+  assert.is(s.containerStatuses[0]!.restartCount, 1);
+  assert.is(s.containerStatuses[1]!.containerID, side!.containerID);
+  const listed = await runtime.listContainers({ [LABEL_POD_UID]: inputs.pod.metadata.uid!, [LABEL_CONTAINER]: 'c0' });
+  assert.equal(listed.map((c) => c.image), ['fake/done'], 'the old container is removed');
+  await stop();
+});
+
 test.after(() => rmSync(dataDir, { recursive: true, force: true }));
 test.run();
