@@ -28,6 +28,8 @@ import { defaultControllerSettings, type ControllerSettings } from './controller
 import { runLeaderWork } from './cluster/leader-work.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
+import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
+import { isJoinToken, proofTokenId } from '../discovery/locate.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -62,6 +64,8 @@ export interface ServerConfig {
   snapshotEvery?: number;
   /** Node grace period, eviction delay and autoscaler timings (defaults in server/controllers/controller.ts). */
   controllers?: Partial<ControllerSettings>;
+  /** Give ServerInfo.localAgentToken: `flotilla up` runs an agent beside this server. */
+  localAgentToken?: boolean;
 }
 
 export interface ServerInfo {
@@ -71,6 +75,11 @@ export interface ServerInfo {
   adminTokenPath?: string;
   clusterId: string;
   memberId: number;
+  /**
+   * A join token (node role) for the agent running beside this server, when asked for (ServerConfig
+   * localAgentToken): made once and kept in <data>/local-agent-token, made again if it was revoked.
+   */
+  localAgentToken?: string;
 }
 
 /** Namespaces that exist in every cluster, as in Kubernetes. */
@@ -164,7 +173,13 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const advertising = discovery?.advertise(advertised, signal).catch((err: Error) => console.error(`mdns: not advertising: ${err.message}`));
     await plan.withdrawCandidacy?.();
     await waitFor(async () => (await readiness(cluster, store, signal)).every((k) => k.failure === undefined), signal);
-    if (!signal.aborted) onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });
+    const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, store, cluster.member) : undefined;
+    if (!signal.aborted) {
+      onReady?.({
+        url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        ...(localAgentToken ? { localAgentToken } : {}),
+      });
+    }
     await running;
     await advertising;
   } finally {
@@ -189,6 +204,17 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
   writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
   return { token, path };
+}
+
+/** The local agent's join token from <data>/local-agent-token while the cluster still knows it, else a new one (mode 0600). */
+async function ensureLocalAgentToken(dataDir: string, store: SqliteStore, proposer: Proposer): Promise<string> {
+  const path = join(dataDir, 'local-agent-token');
+  const kept = existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
+  if (isJoinToken(kept) && joinTokenRecord(store, proofTokenId(kept))) return kept;
+  const { token } = await createJoinToken(store, proposer, { description: 'flotilla up: the local agent' }, Date.now());
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return token;
 }
 
 const PRIORITY_CLASSES = resourceKey(resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!);
