@@ -104,6 +104,7 @@ export class NodeApi {
     try {
       await this.client.watch<Pod>(path, (e) => {
         if (e.type === 'ERROR') {
+          // An ERROR event carries a Status, not the watched kind that WatchEvent<Pod> declares.
           const st = e.object as unknown as { code?: number; reason?: string; message?: string };
           throw new ApiClientError(st.message ?? 'watch error', st.code ?? 410, st.reason ?? 'Expired');
         }

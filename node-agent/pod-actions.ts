@@ -63,12 +63,15 @@ export interface ContainerRecord {
   probe?: { containerId: string; started: boolean; ready: boolean; livenessFailure?: string };
 }
 
+/** A container status as a worker reports it: state, lastState, started and imageID always set. */
+export type ContainerStatusReport = PodContainerStatus & Required<Pick<PodContainerStatus, 'state' | 'lastState' | 'started' | 'imageID'>>;
+
 export interface PodRecords {
   containers: Map<string, ContainerRecord>;
   /** The pod has finished (Succeeded or Failed): nothing of it is started again. */
   terminal: boolean;
   /** The status last built: what containers removed behind the worker's back keep showing. */
-  previous?: { containerStatuses?: PodContainerStatus[]; initContainerStatuses?: PodContainerStatus[] };
+  previous?: { containerStatuses: ContainerStatusReport[]; initContainerStatuses?: ContainerStatusReport[] };
 }
 
 export function newRecord(): ContainerRecord {
@@ -101,7 +104,7 @@ export type ContainerVerdict =
   /** This state, of this container (if one exists), with this restart count (default: the container's). */
   | { name: string; show: ContainerState; container?: ContainerStatus; restartCount?: number }
   /** The status last reported for it (a container removed after it finished). */
-  | { name: string; keep: PodContainerStatus }
+  | { name: string; keep: ContainerStatusReport }
   /** Whatever its StartContainer or StartCreated action brings. */
   | { name: string; starting: true };
 

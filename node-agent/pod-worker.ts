@@ -8,7 +8,7 @@ import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ANNOTATION_RUNTIME_HANDLER, type Condition, type Container, type ContainerState, type ContainerStatus as PodContainerStatus, type PodStatus } from '../api-types/index.js';
+import { ANNOTATION_RUNTIME_HANDLER, type Condition, type Container, type ContainerState, type PodStatus } from '../api-types/index.js';
 import {
   buildContainerConfig,
   ContainerConfigError,
@@ -24,6 +24,7 @@ import {
   type BackoffSettings,
   type ContainerRecord,
   type ContainerRole,
+  type ContainerStatusReport,
   type ContainerVerdict,
   type ObservedPod,
   type PodAction,
@@ -75,8 +76,6 @@ export interface PodWorkerSettings {
   log?: Logger;
 }
 
-/** A container status as a worker reports it: state, lastState, started and imageID always set. */
-export type ContainerStatusReport = PodContainerStatus & Required<Pick<PodContainerStatus, 'state' | 'lastState' | 'started' | 'imageID'>>;
 /** The PodStatus a worker reports: phase, conditions and container statuses always set. */
 export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContainerStatuses'> & Required<Pick<PodStatus, 'phase' | 'conditions'>> & {
   containerStatuses: ContainerStatusReport[];
@@ -270,7 +269,7 @@ export class PodWorker {
       const byName = new Map([...this.initSpecs(), ...this.inputs.pod.spec.containers].map((c) => [c.name, c]));
       const reportOf = (v: ContainerVerdict): ContainerStatusReport => {
         const spec = byName.get(v.name)!;
-        if ('keep' in v) return v.keep as ContainerStatusReport;
+        if ('keep' in v) return v.keep;
         if ('show' in v) return this.report(spec, v.container, v.show, v.restartCount);
         return outcomes.get(v.name) ?? this.report(spec, undefined, { waiting: { reason: 'ContainerCreating' } });
       };
