@@ -284,9 +284,16 @@ export function pullBackOff(rec: ContainerRecord, now: number, backoff: BackoffS
   return { pullBackoffMs, pullBackoffUntil: now + pullBackoffMs };
 }
 
-/** What LABEL_SPEC_HASH holds: a digest of the container's spec, so that a changed spec shows on the container. */
+const hashes = new WeakMap<Container, string>();
+
+/**
+ * What LABEL_SPEC_HASH holds: a digest of the container's spec, so that a changed spec shows on the container.
+ * Kept per spec object (a new pod spec is a new object), as every sync compares it.
+ */
 export function containerHash(spec: Container): string {
-  return createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+  let hash = hashes.get(spec);
+  if (hash === undefined) hashes.set(spec, hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16));
+  return hash;
 }
 
 export function terminatedState(c: ContainerStatus): ContainerState {
