@@ -82,6 +82,8 @@ export class Agent {
   private readonly desired = new Map<string, PodInputs>();
   /** StatefulSet pods held stopped until a server confirms them again. */
   private readonly fenced = new Set<string>();
+  /** Fenced pods from the cache whose containers may have outlived the last agent: the fence still stops them. */
+  private readonly fenceDue = new Set<string>();
   /** The grace period of each pod whose graceful deletion this agent is carrying out. */
   private readonly terminating = new Map<string, number>();
   private lastContactMs: number;
@@ -159,7 +161,10 @@ export class Agent {
       const uid = inputs.pod.metadata.uid;
       if (!uid) continue;
       this.desired.set(uid, inputs);
-      if (isStatefulSetPod(inputs.pod)) this.fenced.add(uid);
+      if (isStatefulSetPod(inputs.pod)) {
+        this.fenced.add(uid);
+        this.fenceDue.add(uid);
+      }
       else this.podWorkers.update(inputs);
     }
   }
@@ -234,6 +239,7 @@ export class Agent {
     const inputs = await this.resolveInputs(pod);
     this.desired.set(uid, inputs);
     this.fenced.delete(uid);
+    this.fenceDue.delete(uid);
     this.podWorkers.update(inputs);
     await this.saveCache();
   }
@@ -307,6 +313,7 @@ export class Agent {
   private async remove(uid: string, grace = this.desired.get(uid)?.pod.spec.terminationGracePeriodSeconds): Promise<void> {
     this.desired.delete(uid);
     this.fenced.delete(uid);
+    this.fenceDue.delete(uid);
     await this.saveCache();
     await this.stopPod(uid, grace);
   }
@@ -352,8 +359,9 @@ export class Agent {
     const silentMs = this.now() - this.lastContactMs;
     if (silentMs <= fenceAfterMs) return;
     for (const [uid, inputs] of this.desired) {
-      if (this.fenced.has(uid) || !isStatefulSetPod(inputs.pod)) continue;
+      if ((this.fenced.has(uid) && !this.fenceDue.has(uid)) || !isStatefulSetPod(inputs.pod)) continue;
       this.fenced.add(uid);
+      this.fenceDue.delete(uid);
       this.log.warn({ pod: inputs.pod.metadata.name, silentS: Math.round(silentMs / 1000) }, 'no server reachable: stopping StatefulSet pod so that its ordinal never runs twice');
       await this.stopPod(uid, inputs.pod.spec.terminationGracePeriodSeconds).catch((err: unknown) => this.log.error({ err }, 'fencing a StatefulSet pod failed'));
     }
