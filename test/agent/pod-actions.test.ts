@@ -109,7 +109,11 @@ class PodActionsRunner {
       case 'image': {
         const [name, image] = args;
         if (!name || !image) throw new Error('image NAME IMAGE');
-        this.container(name).image = image;
+        // A new spec is a new object, as from the API (containerHash keeps one digest per object).
+        const replace = (list: Container[] | undefined) => list?.map((c) => (c.name === name ? { ...c, image } : c));
+        this.container(name);
+        this.spec.containers = replace(this.spec.containers)!;
+        if (this.spec.initContainers) this.spec.initContainers = replace(this.spec.initContainers)!;
         return [];
       }
       case 'now':
