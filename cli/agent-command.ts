@@ -39,6 +39,13 @@ export interface AgentCommandConfig {
   simulateGpus?: number;
 }
 
+/** The node name: --name, else FLOTILLA_NODE_NAME, else from the machine's hostname; a UsageError when invalid. */
+export function agentNodeName(flag: string | undefined, env: NodeJS.ProcessEnv, machineHostname = hostname()): string {
+  const nodeName = flag ?? env.FLOTILLA_NODE_NAME ?? nodeNameFromHostname(machineHostname);
+  if (!NODE_NAME.test(nodeName)) throw new UsageError(`--name: "${nodeName}" is not a valid node name (lowercase letters, digits, '.', '-'; at most 253)`);
+  return nodeName;
+}
+
 /** The typed config, or a UsageError naming the flag that is wrong. */
 export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHostname = hostname()): AgentCommandConfig {
   const servers = (stringFlag(a, 'server') ?? env.FLOTILLA_SERVER ?? '').split(',').map((u) => u.trim()).filter(Boolean);
@@ -51,8 +58,7 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
   if (!token) throw new UsageError('--token is required (or FLOTILLA_TOKEN)');
   if (servers.length === 0 && !isJoinToken(token)) throw new UsageError('without --server the agent finds the servers by mDNS, which needs a join token (flotilla token create)');
   const iface = stringFlag(a, 'interface') ?? env.FLOTILLA_INTERFACE;
-  const nodeName = stringFlag(a, 'name') ?? env.FLOTILLA_NODE_NAME ?? nodeNameFromHostname(machineHostname);
-  if (!NODE_NAME.test(nodeName)) throw new UsageError(`--name: "${nodeName}" is not a valid node name (lowercase letters, digits, '.', '-'; at most 253)`);
+  const nodeName = agentNodeName(stringFlag(a, 'name'), env, machineHostname);
   const listen = stringFlag(a, 'listen') ?? '0.0.0.0:10250';
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be ADDRESS:PORT, got "${listen}"`);
@@ -108,8 +114,8 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
 
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const config = agentConfigFrom(a, io.env);
-  const log = createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err });
   if (config.simulate !== undefined) {
+    const log = agentLogger(io);
     // The fleet's nodes lock their own folders too; this lock makes a second fleet here fail at once, by name.
     const lock = await lockDataDir(config.dataDir);
     try {
@@ -118,6 +124,16 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
       await lock.release();
     }
   }
+  return runNodeAgent(config, io, signal);
+}
+
+function agentLogger(io: Io): Logger {
+  return createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err });
+}
+
+/** One agent for this machine (node-agent/run.ts) from its typed config, until the signal aborts: `flotilla agent`, and `flotilla up`'s local agent. */
+export async function runNodeAgent(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<number> {
+  const log = agentLogger(io);
   const server = await serverChoiceFor(config, io, signal);
   const { run } = await import('../node-agent/run.js');
   const stopping = () => log.info('shutting down: stopping the agent (its containers keep running)');

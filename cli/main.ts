@@ -15,7 +15,7 @@ import { rolloutCommand } from './rollout.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
-import { agentCommand } from './agent-command.js';
+import { agentCommand, agentNodeName, runNodeAgent, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { logsCommand } from './logs.js';
@@ -241,7 +241,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
-    controllers: controllerSettingsOf(a),
+    controllers: controllerSettingsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}),
     log: createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err }),
   }, (info) => {
     let configNote = '';
@@ -256,7 +256,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     }
     const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
     io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
-    if (opts.localAgent && info.adminToken) localAgent = startLocalAgent(info.url, info.adminToken, join(dataDir, 'agent'), io, signal);
+    if (opts.localAgent && info.adminToken && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, join(dataDir, 'agent'), io, signal);
   }).finally(() => signal.removeEventListener('abort', stopping));
   await localAgent;
   if (signal.aborted) io.err('stopped\n');
@@ -264,14 +264,20 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
 }
 
 /**
- * `flotilla up`'s agent for the local Docker engine, in the same process, until `signal` aborts. Without a
+ * `flotilla up`'s agent for the local Docker engine, in the same process, until `signal` aborts: a node like any
+ * other, joined with its own join token (ServerInfo.localAgentToken), listening on loopback only. Without a
  * Docker engine the control plane still runs; the user is told why there is no node. Never rejects.
  */
-function startLocalAgent(server: string, token: string, dataDir: string, io: Io, signal: AbortSignal): Promise<void> {
+function startLocalAgent(server: string, joinToken: string, dataDir: string, io: Io, signal: AbortSignal): Promise<void> {
   const noAgent = (why: string) => io.err(`flotilla up: no local agent (${why}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
-  const args = parseArgs(['--server', server, '--token', token, '--data', dataDir, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], agentCommand.flags);
   return new DockerRuntime().listContainers({ 'io.flotilla.node': '' })
-    .then(async () => { await agentCommand.run(args, io, signal); }, (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); })
+    .then(async () => {
+      const config: AgentCommandConfig = {
+        servers: [server], token: joinToken, dataDir, nodeName: agentNodeName(undefined, io.env),
+        listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1',
+      };
+      await runNodeAgent(config, io, signal);
+    }, (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); })
     .catch((err: unknown) => noAgent(err instanceof Error ? err.message : String(err)));
 }
 

@@ -15,10 +15,11 @@
 import { PodEventSink } from './pod-events.js';
 import pino, { type Logger } from 'pino';
 import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject } from './api-client.js';
-import type { ConfigMap, Pod, PodInputs, PodStatus, Secret } from './kube-objects.js';
+import type { ConfigMap, Pod, PodStatus, Secret } from '../api-types/index.js';
+import type { PodInputs } from './pod-actions.js';
 import { PodCache } from './pod-cache.js';
-import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec } from './pod-worker.js';
-import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, ownerLabels, type ContainerRuntime } from './runtime/types.js';
+import { PodWorkers, terminatePod, type PodWorkerSettings } from './pod-worker.js';
+import { LABEL_POD_UID, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 import { UsageSampler, usageReportPath } from './usage.js';
 
 export interface AgentConfig {
@@ -51,6 +52,8 @@ export interface AgentConfig {
   /** Pod worker tuning (sandbox image, back-off, resync). */
   podWorkers?: Partial<Omit<PodWorkerSettings, 'runtime' | 'nodeName' | 'dataDir' | 'onStatus'>>;
   log?: Logger;
+  /** The clock of the decisions on time (fencing, last contact); default Date.now. */
+  now?: () => number;
 }
 
 export function isStatefulSetPod(pod: Pod): boolean {
@@ -59,210 +62,134 @@ export function isStatefulSetPod(pod: Pod): boolean {
 
 /** Runs until the signal aborts. Containers keep running after it returns: stopping the agent is not deleting pods. */
 export async function runAgent(signal: AbortSignal, config: AgentConfig): Promise<void> {
-  const log = config.log ?? pino({ level: 'silent' });
-  if (config.usageSeconds !== undefined && !(config.usageSeconds > 0)) throw new Error(`usageSeconds must be a positive number of seconds, got ${config.usageSeconds}`);
-  const cache = new PodCache(config.dataDir);
-  const desired = new Map<string, PodInputs>();
+  await new Agent(config).run(signal);
+}
+
+/** Reads one ConfigMap or Secret; undefined when it does not exist. */
+type ObjectReader = (kind: 'ConfigMap' | 'Secret', namespace: string, name: string) => Promise<ConfigMap | Secret | undefined>;
+
+/**
+ * One node's agent: its state (the pods bound to it, those fenced, when a server was last reached, the graceful
+ * deletions under way) and its loops, each a method: registration with retry (run), lease renewal and node
+ * status (heartbeats), list and watch of the pods (listAndWatch, apply), ConfigMap and Secret refresh
+ * (refreshes), usage reports, status reports (StatusReporter) and fencing. Decisions on time read `now()`.
+ */
+export class Agent {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly cache: PodCache;
+  /** The pods bound to this node, with their ConfigMaps and Secrets, by uid. */
+  private readonly desired = new Map<string, PodInputs>();
   /** StatefulSet pods held stopped until a server confirms them again. */
-  const fenced = new Set<string>();
-  let lastContactMs = Date.now();
-  const contact = () => { lastContactMs = Date.now(); };
-  const reporter = new StatusReporter(config.api, log, signal, contact);
-  const podEvents = new PodEventSink(config.api.client, config.nodeName, log);
-  const workers = new PodWorkers({
-    ...config.podWorkers,
-    runtime: config.runtime,
-    clusterId: config.clusterId,
-    nodeName: config.nodeName,
-    dataDir: config.dataDir,
-    log,
-    ...(config.hostIP ? { hostIP: config.hostIP } : {}),
-    onStatus: (inputs, status) => reporter.report(inputs.pod, status),
-    onEvent: (inputs, event) => podEvents.record(inputs.pod, event),
-  });
-
-  for (const inputs of await cache.load().catch((err: unknown) => { log.error({ err }, 'pod cache unreadable; starting empty'); return []; })) {
-    const uid = inputs.pod.metadata.uid;
-    if (!uid) continue;
-    desired.set(uid, inputs);
-    if (isStatefulSetPod(inputs.pod)) fenced.add(uid);
-    else workers.update(inputs);
-  }
-  const workersDone = workers.run(signal);
-  const usage = new UsageSampler({
-    runtime: config.runtime, clusterId: config.clusterId, nodeName: config.nodeName, simulated: config.simulatedUsage === true,
-    pods: () => [...desired.values()].map((inputs) => inputs.pod),
-  });
-  const saveCache = () => cache.save([...desired.values()]).catch((err: unknown) => log.error({ err }, 'pod cache write failed'));
-
-  /** Stops and removes a pod's containers, with or without a worker (a fenced pod has none). */
-  const stopPod = async (uid: string, grace: number | undefined): Promise<void> => {
-    reporter.forget(uid);
-    if (workers.get(uid)) return workers.delete(uid, grace);
-    const { runtime } = config;
-    const all = await runtime.listContainers({ ...ownerLabels(config), [LABEL_POD_UID]: uid });
-    const apps = all.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME && c.state === 'running');
-    await Promise.all(apps.map((c) => runtime.stopContainer(c.id, grace ?? 30)));
-    await Promise.all(all.map((c) => runtime.removeContainer(c.id)));
-  };
-
-  const readObject: ObjectReader = (kind, ns, name) => (kind === 'ConfigMap' ? config.api.getConfigMap(ns, name) : config.api.getSecret(ns, name));
-  const resolveInputs = async (pod: Pod, read: ObjectReader = readObject): Promise<PodInputs> => {
-    const ns = pod.metadata.namespace ?? 'default';
-    const configMaps: Record<string, ConfigMap> = {};
-    const secrets: Record<string, Secret> = {};
-    const refs = referencedObjects(pod);
-    await Promise.all([
-      ...[...refs.configMaps].map(async (name) => { const o = await read('ConfigMap', ns, name); if (o) configMaps[name] = o; }),
-      ...[...refs.secrets].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o; }),
-    ]);
-    return { pod, configMaps, secrets };
-  };
-
-  /**
-   * Re-reads the ConfigMaps and Secrets that running pods reference, each object once per round however many
-   * pods share it, and hands the pods whose objects changed (or appeared, or went) to their workers, which
-   * rewrite the mounted files in place. Pods without references cost nothing.
-   */
-  const refreshReferences = async (): Promise<void> => {
-    const round = new Map<string, Promise<ConfigMap | Secret | undefined>>();
-    const read: ObjectReader = (kind, ns, name) => {
-      const key = `${kind}/${ns}/${name}`;
-      let p = round.get(key);
-      if (!p) round.set(key, p = readObject(kind, ns, name));
-      return p;
-    };
-    let changed = false;
-    for (const [uid, inputs] of [...desired]) {
-      if (fenced.has(uid)) continue;
-      const refs = referencedObjects(inputs.pod);
-      if (refs.configMaps.size + refs.secrets.size === 0) continue;
-      const next = await resolveInputs(inputs.pod, read);
-      // A watch event replaced or removed the pod meanwhile: its own inputs are newer than these.
-      if (desired.get(uid) !== inputs) continue;
-      if (JSON.stringify([next.configMaps, next.secrets]) === JSON.stringify([inputs.configMaps, inputs.secrets])) continue;
-      desired.set(uid, next);
-      workers.update(next);
-      changed = true;
-    }
-    if (changed) await saveCache();
-  };
-  const refreshMs = config.podWorkers?.resyncMs ?? 10_000;
-
-  const apply = async (pod: Pod): Promise<void> => {
-    const uid = pod.metadata.uid;
-    if (!uid || pod.spec.nodeName !== config.nodeName) return;
-    if (pod.metadata.deletionTimestamp) return terminate(pod, uid);
-    const inputs = await resolveInputs(pod);
-    desired.set(uid, inputs);
-    fenced.delete(uid);
-    workers.update(inputs);
-    await saveCache();
-  };
-
-  /** Forgets a pod; resolves once its containers are stopped (after their grace period) and removed. */
-  const remove = async (uid: string, grace = desired.get(uid)?.pod.spec.terminationGracePeriodSeconds): Promise<void> => {
-    desired.delete(uid);
-    fenced.delete(uid);
-    await saveCache();
-    await stopPod(uid, grace);
-  };
+  private readonly fenced = new Set<string>();
+  /** Fenced pods from the cache whose containers may have outlived the last agent: the fence still stops them. */
+  private readonly fenceDue = new Set<string>();
   /** The grace period of each pod whose graceful deletion this agent is carrying out. */
-  const terminating = new Map<string, number>();
-  /**
-   * Removes a pod without waiting: a grace period must not hold up the events behind it (a rolling update's new
-   * pods). A pod whose graceful deletion is under way is left to it.
-   */
-  const removeInBackground = (uid: string): void => {
-    if (terminating.has(uid)) return;
-    remove(uid).catch((err: unknown) => log.error({ err, uid }, 'stopping a removed pod failed'));
-  };
-  /**
-   * Graceful deletion, as the kubelet does it: the containers get the pod's deletionGracePeriodSeconds (SIGTERM,
-   * SIGKILL once it runs out), then the pod object is deleted with grace 0 and its uid as the precondition. In
-   * the background, like removeInBackground; a repeated delete with a shorter grace period stops the containers
-   * again with that one. A pod whose final delete fails is deleted again when the agent next lists its pods.
-   */
-  const terminate = (pod: Pod, uid: string): void => {
-    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
-    const under = terminating.get(uid);
-    if (under !== undefined && under <= grace) return;
-    terminating.set(uid, grace);
-    (async () => {
-      await remove(uid, grace);
-      await config.api.deletePod(pod);
-    })().catch((err: unknown) => log.warn({ err, pod: pod.metadata.name }, 'finishing the deletion of a pod failed'))
-      .finally(() => { if (terminating.get(uid) === grace) terminating.delete(uid); });
-  };
+  private readonly terminating = new Map<string, number>();
+  private lastContactMs: number;
+  private readonly podEvents: PodEventSink;
+  private readonly usage: UsageSampler;
+  private reporter: StatusReporter | undefined;
+  private workers: PodWorkers | undefined;
 
-  const fenceAfterMs = (config.fenceAfterSeconds ?? 45) * 1000;
-  const fenceDone = (async () => {
+  constructor(private readonly config: AgentConfig) {
+    if (config.usageSeconds !== undefined && !(config.usageSeconds > 0)) throw new Error(`usageSeconds must be a positive number of seconds, got ${config.usageSeconds}`);
+    this.log = config.log ?? pino({ level: 'silent' });
+    this.now = config.now ?? Date.now;
+    this.lastContactMs = this.now();
+    this.cache = new PodCache(config.dataDir);
+    this.podEvents = new PodEventSink(config.api.client, config.nodeName, this.log);
+    this.usage = new UsageSampler({
+      runtime: config.runtime, clusterId: config.clusterId, nodeName: config.nodeName, simulated: config.simulatedUsage === true,
+      pods: () => [...this.desired.values()].map((inputs) => inputs.pod),
+    });
+  }
+
+  /** Runs until the signal aborts. Containers keep running after it returns: stopping the agent is not deleting pods. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { config, log } = this;
+    const reporter = this.reporter = new StatusReporter(config.api, log, signal, () => this.contact());
+    const workers = this.workers = new PodWorkers({
+      ...config.podWorkers,
+      runtime: config.runtime,
+      clusterId: config.clusterId,
+      nodeName: config.nodeName,
+      dataDir: config.dataDir,
+      log,
+      ...(config.hostIP ? { hostIP: config.hostIP } : {}),
+      onStatus: (inputs, status) => reporter.report(inputs.pod, status),
+      onEvent: (inputs, event) => this.podEvents.record(inputs.pod, event),
+    });
+    await this.startCachedPods();
+    const workersDone = workers.run(signal);
+    const fenceDone = this.fencing(signal);
+    let failures = 0;
+    let eventsPosted = false;
     while (!signal.aborted) {
-      await delay(Math.min(1000, fenceAfterMs / 4), signal);
-      if (signal.aborted || Date.now() - lastContactMs <= fenceAfterMs) continue;
-      for (const [uid, inputs] of desired) {
-        if (fenced.has(uid) || !isStatefulSetPod(inputs.pod)) continue;
-        fenced.add(uid);
-        log.warn({ pod: inputs.pod.metadata.name, silentS: Math.round((Date.now() - lastContactMs) / 1000) }, 'no server reachable: stopping StatefulSet pod so that its ordinal never runs twice');
-        await stopPod(uid, inputs.pod.spec.terminationGracePeriodSeconds).catch((err: unknown) => log.error({ err }, 'fencing a StatefulSet pod failed'));
+      try {
+        await this.session(signal, !eventsPosted);
+        eventsPosted = true;
+      } catch (err) {
+        if (signal.aborted) break;
+        const waitMs = Math.min((config.retryMaxSeconds ?? 30) * 1000, (config.retrySeconds ?? 1) * 1000 * 2 ** Math.min(failures++, 16));
+        log.warn({ err: (err as Error).message, retryMs: waitMs }, 'server unreachable or refused; pods keep running; retrying');
+        await delay(waitMs, signal);
+        continue;
       }
+      failures = 0;
     }
-  })();
+    await Promise.all([workersDone, fenceDone]);
+    await reporter.idle();
+  }
 
-  const listAndWatch = async (): Promise<void> => {
-    const list = await config.api.listPods(config.nodeName);
-    contact();
-    const listed = new Set(list.items.map((p) => p.metadata.uid).filter((u): u is string => Boolean(u)));
-    for (const uid of [...desired.keys()]) if (!listed.has(uid)) removeInBackground(uid);
-    for (const pod of list.items) await apply(pod);
-    // Containers of pods deleted while this agent was away or could not reach a server.
-    const orphans = await workers.removeOrphans();
-    if (orphans.length) log.info({ count: orphans.length }, 'removed containers of pods this node no longer has');
-    let resourceVersion = list.metadata.resourceVersion ?? '0';
-    for (;;) {
-      let chain = Promise.resolve();
-      await config.api.watchPods(config.nodeName, resourceVersion, (e) => {
-        contact();
-        if (e.object.metadata?.resourceVersion) resourceVersion = e.object.metadata.resourceVersion;
-        chain = chain.then(() => (e.type === 'DELETED' ? removeInBackground(e.object.metadata.uid ?? '') : e.type === 'BOOKMARK' ? undefined : apply(e.object)))
-          .catch((err: unknown) => log.warn({ err, pod: e.object.metadata?.name }, 'applying a pod event failed'));
-      }, signal);
-      await chain;
-      if (signal.aborted) return;
-      // The stream ended: a server going away ends it too, so check that one is still there before watching again.
-      await config.api.renewLease(config.nodeName, leaseSeconds(config));
-      contact();
+  private contact(): void {
+    this.lastContactMs = this.now();
+  }
+
+  private get podWorkers(): PodWorkers {
+    if (!this.workers) throw new Error('the agent is not running');
+    return this.workers;
+  }
+
+  /**
+   * The pods of the local cache, so that a node that reboots without its servers still runs its workloads;
+   * StatefulSet pods excepted (fenced: the agent cannot know how long it was away).
+   */
+  private async startCachedPods(): Promise<void> {
+    const cached = await this.cache.load().catch((err: unknown) => { this.log.error({ err }, 'pod cache unreadable; starting empty'); return []; });
+    for (const inputs of cached) {
+      const uid = inputs.pod.metadata.uid;
+      if (!uid) continue;
+      this.desired.set(uid, inputs);
+      if (isStatefulSetPod(inputs.pod)) {
+        this.fenced.add(uid);
+        this.fenceDue.add(uid);
+      }
+      else this.podWorkers.update(inputs);
     }
-  };
+  }
 
-  let failures = 0;
-  let eventsPosted = false;
-  while (!signal.aborted) {
+  /**
+   * One connection to the servers: register the Node, publish the endpoint secret, post the start-up events
+   * (once per agent start), then heartbeats, usage reports and reference refreshes beside the pod list and
+   * watch, until the watch fails or the signal aborts. Rejects when a server cannot be reached.
+   */
+  private async session(signal: AbortSignal, postEvents: boolean): Promise<void> {
+    const { config } = this;
     const session = new AbortController();
     const stopSession = () => session.abort();
     signal.addEventListener('abort', stopSession, { once: true });
     try {
       const registered = await config.api.registerNode(await config.node());
-      contact();
+      this.contact();
       await config.api.updateNodeStatus(await config.node());
       if (config.endpointToken) await config.api.publishAgentToken(config.nodeName, config.endpointToken);
-      if (!eventsPosted) {
-        for (const e of config.events ?? []) await config.api.nodeEvent(config.nodeName, registered.metadata.uid, e);
-        eventsPosted = true;
-      }
-      const beats = startHeartbeats(config, session.signal, log, contact);
-      const usageReports = startUsageReports(config, usage, session.signal, log);
-      const refreshes = (async () => {
-        for (;;) {
-          await delay(refreshMs, session.signal);
-          if (session.signal.aborted) return;
-          await refreshReferences().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reading ConfigMaps and Secrets failed; retrying next period'));
-        }
-      })();
+      if (postEvents) for (const e of config.events ?? []) await config.api.nodeEvent(config.nodeName, registered.metadata.uid, e);
+      const loops = [this.heartbeats(session.signal), this.usageReports(session.signal), this.refreshes(session.signal)];
       try {
         for (;;) {
           try {
-            await listAndWatch();
+            await this.listAndWatch(signal);
             break;
           } catch (err) {
             if (err instanceof ApiClientError && err.code === 410) continue; // history compacted: list again
@@ -271,37 +198,180 @@ export async function runAgent(signal: AbortSignal, config: AgentConfig): Promis
         }
       } finally {
         session.abort();
-        await Promise.all([beats, usageReports, refreshes]);
+        await Promise.all(loops);
       }
-    } catch (err) {
-      if (signal.aborted) break;
-      const waitMs = Math.min((config.retryMaxSeconds ?? 30) * 1000, (config.retrySeconds ?? 1) * 1000 * 2 ** Math.min(failures++, 16));
-      log.warn({ err: (err as Error).message, retryMs: waitMs }, 'server unreachable or refused; pods keep running; retrying');
-      await delay(waitMs, signal);
-      continue;
     } finally {
       signal.removeEventListener('abort', stopSession);
     }
-    failures = 0;
   }
-  await Promise.all([workersDone, fenceDone]);
-  await reporter.idle();
-}
 
-function leaseSeconds(config: AgentConfig): number {
-  return Math.max(1, Math.round((config.heartbeatSeconds ?? 5) * 4));
-}
+  private async listAndWatch(signal: AbortSignal): Promise<void> {
+    const { config, log } = this;
+    const list = await config.api.listPods(config.nodeName);
+    this.contact();
+    const listed = new Set(list.items.map((p) => p.metadata.uid).filter((u): u is string => Boolean(u)));
+    for (const uid of [...this.desired.keys()]) if (!listed.has(uid)) this.removeInBackground(uid);
+    for (const pod of list.items) await this.apply(pod);
+    // Containers of pods deleted while this agent was away or could not reach a server.
+    const orphans = await this.podWorkers.removeOrphans();
+    if (orphans.length) log.info({ count: orphans.length }, 'removed containers of pods this node no longer has');
+    let resourceVersion = list.metadata.resourceVersion ?? '0';
+    for (;;) {
+      let chain = Promise.resolve();
+      await config.api.watchPods(config.nodeName, resourceVersion, (e) => {
+        this.contact();
+        if (e.object.metadata?.resourceVersion) resourceVersion = e.object.metadata.resourceVersion;
+        chain = chain.then(() => (e.type === 'DELETED' ? this.removeInBackground(e.object.metadata.uid ?? '') : e.type === 'BOOKMARK' ? undefined : this.apply(e.object)))
+          .catch((err: unknown) => log.warn({ err, pod: e.object.metadata?.name }, 'applying a pod event failed'));
+      }, signal);
+      await chain;
+      if (signal.aborted) return;
+      // The stream ended: a server going away ends it too, so check that one is still there before watching again.
+      await config.api.renewLease(config.nodeName, leaseSeconds(config));
+      this.contact();
+    }
+  }
 
-/** spec.leaseDurationSeconds of the Lease a server answered a renewal with, when it says. */
-function grantedLeaseSeconds(lease: unknown): number | undefined {
-  const d = (lease as { spec?: { leaseDurationSeconds?: unknown } } | undefined)?.spec?.leaseDurationSeconds;
-  return typeof d === 'number' && d > 0 ? d : undefined;
-}
+  private async apply(pod: Pod): Promise<void> {
+    const uid = pod.metadata.uid;
+    if (!uid || pod.spec.nodeName !== this.config.nodeName) return;
+    if (pod.metadata.deletionTimestamp) return this.terminate(pod, uid);
+    const inputs = await this.resolveInputs(pod);
+    this.desired.set(uid, inputs);
+    this.fenced.delete(uid);
+    this.fenceDue.delete(uid);
+    this.podWorkers.update(inputs);
+    await this.saveCache();
+  }
 
-function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, contact: () => void): Promise<void> {
-  const configuredBeatS = config.heartbeatSeconds ?? 5;
-  const statusS = config.nodeStatusSeconds ?? 60;
-  return (async () => {
+  private saveCache(): Promise<void> {
+    return this.cache.save([...this.desired.values()]).catch((err: unknown) => this.log.error({ err }, 'pod cache write failed'));
+  }
+
+  private readonly readObject: ObjectReader = (kind, ns, name) => (kind === 'ConfigMap' ? this.config.api.getConfigMap(ns, name) : this.config.api.getSecret(ns, name));
+
+  private async resolveInputs(pod: Pod, read: ObjectReader = this.readObject): Promise<PodInputs> {
+    const ns = pod.metadata.namespace ?? 'default';
+    const configMaps: Record<string, ConfigMap> = {};
+    const secrets: Record<string, Secret> = {};
+    const refs = referencedObjects(pod);
+    await Promise.all([
+      ...[...refs.configMaps].map(async (name) => { const o = await read('ConfigMap', ns, name); if (o) configMaps[name] = o as ConfigMap; }),
+      ...[...refs.secrets].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o as Secret; }),
+    ]);
+    return { pod, configMaps, secrets };
+  }
+
+  /** Re-reads the referenced ConfigMaps and Secrets every pod resync period until the session ends. */
+  private async refreshes(signal: AbortSignal): Promise<void> {
+    const refreshMs = this.config.podWorkers?.resyncMs ?? 10_000;
+    for (;;) {
+      await delay(refreshMs, signal);
+      if (signal.aborted) return;
+      await this.refreshReferences().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'reading ConfigMaps and Secrets failed; retrying next period'));
+    }
+  }
+
+  /**
+   * Re-reads the ConfigMaps and Secrets that running pods reference, each object once per round however many
+   * pods share it, and hands the pods whose objects changed (or appeared, or went) to their workers, which
+   * rewrite the mounted files in place. Pods without references cost nothing.
+   */
+  private async refreshReferences(): Promise<void> {
+    const round = new Map<string, Promise<ConfigMap | Secret | undefined>>();
+    const read: ObjectReader = (kind, ns, name) => {
+      const key = `${kind}/${ns}/${name}`;
+      let p = round.get(key);
+      if (!p) round.set(key, p = this.readObject(kind, ns, name));
+      return p;
+    };
+    let changed = false;
+    for (const [uid, inputs] of [...this.desired]) {
+      if (this.fenced.has(uid)) continue;
+      const refs = referencedObjects(inputs.pod);
+      if (refs.configMaps.size + refs.secrets.size === 0) continue;
+      const next = await this.resolveInputs(inputs.pod, read);
+      // A watch event replaced or removed the pod meanwhile: its own inputs are newer than these.
+      if (this.desired.get(uid) !== inputs) continue;
+      if (JSON.stringify([next.configMaps, next.secrets]) === JSON.stringify([inputs.configMaps, inputs.secrets])) continue;
+      this.desired.set(uid, next);
+      this.podWorkers.update(next);
+      changed = true;
+    }
+    if (changed) await this.saveCache();
+  }
+
+  /** Stops and removes a pod's containers, with or without a worker (a fenced pod has none). */
+  private async stopPod(uid: string, grace: number | undefined): Promise<void> {
+    this.reporter?.forget(uid);
+    if (this.podWorkers.get(uid)) return this.podWorkers.delete(uid, grace);
+    const { runtime } = this.config;
+    await terminatePod(runtime, await runtime.listContainers({ ...ownerLabels(this.config), [LABEL_POD_UID]: uid }), grace ?? 30);
+  }
+
+  /** Forgets a pod; resolves once its containers are stopped (after their grace period) and removed. */
+  private async remove(uid: string, grace = this.desired.get(uid)?.pod.spec.terminationGracePeriodSeconds): Promise<void> {
+    this.desired.delete(uid);
+    this.fenced.delete(uid);
+    this.fenceDue.delete(uid);
+    await this.saveCache();
+    await this.stopPod(uid, grace);
+  }
+
+  /**
+   * Removes a pod without waiting: a grace period must not hold up the events behind it (a rolling update's new
+   * pods). A pod whose graceful deletion is under way is left to it.
+   */
+  private removeInBackground(uid: string): void {
+    if (this.terminating.has(uid)) return;
+    this.remove(uid).catch((err: unknown) => this.log.error({ err, uid }, 'stopping a removed pod failed'));
+  }
+
+  /**
+   * Graceful deletion, as the kubelet does it: the containers get the pod's deletionGracePeriodSeconds (SIGTERM,
+   * SIGKILL once it runs out), then the pod object is deleted with grace 0 and its uid as the precondition. In
+   * the background, like removeInBackground; a repeated delete with a shorter grace period stops the containers
+   * again with that one. A pod whose final delete fails is deleted again when the agent next lists its pods.
+   */
+  private terminate(pod: Pod, uid: string): void {
+    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+    const under = this.terminating.get(uid);
+    if (under !== undefined && under <= grace) return;
+    this.terminating.set(uid, grace);
+    (async () => {
+      await this.remove(uid, grace);
+      await this.config.api.deletePod(pod);
+    })().catch((err: unknown) => this.log.warn({ err, pod: pod.metadata.name }, 'finishing the deletion of a pod failed'))
+      .finally(() => { if (this.terminating.get(uid) === grace) this.terminating.delete(uid); });
+  }
+
+  /** Checks every second (or a quarter of the fence time) whether StatefulSet pods must stop (the fencing contract). */
+  private async fencing(signal: AbortSignal): Promise<void> {
+    const fenceAfterMs = (this.config.fenceAfterSeconds ?? 45) * 1000;
+    while (!signal.aborted) {
+      await delay(Math.min(1000, fenceAfterMs / 4), signal);
+      if (signal.aborted) return;
+      await this.fenceIfSilent(fenceAfterMs);
+    }
+  }
+
+  private async fenceIfSilent(fenceAfterMs: number): Promise<void> {
+    const silentMs = this.now() - this.lastContactMs;
+    if (silentMs <= fenceAfterMs) return;
+    for (const [uid, inputs] of this.desired) {
+      if ((this.fenced.has(uid) && !this.fenceDue.has(uid)) || !isStatefulSetPod(inputs.pod)) continue;
+      this.fenced.add(uid);
+      this.fenceDue.delete(uid);
+      this.log.warn({ pod: inputs.pod.metadata.name, silentS: Math.round(silentMs / 1000) }, 'no server reachable: stopping StatefulSet pod so that its ordinal never runs twice');
+      await this.stopPod(uid, inputs.pod.spec.terminationGracePeriodSeconds).catch((err: unknown) => this.log.error({ err }, 'fencing a StatefulSet pod failed'));
+    }
+  }
+
+  /** Renews the lease every heartbeat period and sends the node status every nodeStatusSeconds, until the session ends. */
+  private async heartbeats(signal: AbortSignal): Promise<void> {
+    const { config, log } = this;
+    const configuredBeatS = config.heartbeatSeconds ?? 5;
+    const statusS = config.nodeStatusSeconds ?? 60;
     let sinceStatus = 0;
     let beatS = configuredBeatS;
     while (!signal.aborted) {
@@ -309,7 +379,7 @@ function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, 
         const granted = grantedLeaseSeconds(await config.api.renewLease(config.nodeName, leaseSeconds(config)));
         // A server grants at most its node grace period: renewing at a third of that keeps the node Ready.
         beatS = granted === undefined ? configuredBeatS : Math.min(configuredBeatS, granted / 3);
-        contact();
+        this.contact();
         if ((sinceStatus += beatS) >= statusS) {
           sinceStatus = 0;
           const node = await config.node();
@@ -325,20 +395,30 @@ function startHeartbeats(config: AgentConfig, signal: AbortSignal, log: Logger, 
       }
       await delay(beatS * 1000, signal);
     }
-  })();
+  }
+
+  /** Sends a usage report at once and then every usageSeconds; a failed one is logged and replaced by the next. */
+  private async usageReports(signal: AbortSignal): Promise<void> {
+    const intervalS = this.config.usageSeconds ?? 10;
+    while (!signal.aborted) {
+      try {
+        await this.config.api.client.request('PUT', usageReportPath(this.config.nodeName), await this.usage.sample(), { signal });
+      } catch (err) {
+        if (!signal.aborted) this.log.warn({ err: (err as Error).message }, 'usage report failed');
+      }
+      await delay(intervalS * 1000, signal);
+    }
+  }
 }
 
-/** Sends a usage report at once and then every usageSeconds; a failed one is logged and replaced by the next. */
-async function startUsageReports(config: AgentConfig, sampler: UsageSampler, signal: AbortSignal, log: Logger): Promise<void> {
-  const intervalS = config.usageSeconds ?? 10;
-  while (!signal.aborted) {
-    try {
-      await config.api.client.request('PUT', usageReportPath(config.nodeName), await sampler.sample(), { signal });
-    } catch (err) {
-      if (!signal.aborted) log.warn({ err: (err as Error).message }, 'usage report failed');
-    }
-    await delay(intervalS * 1000, signal);
-  }
+function leaseSeconds(config: AgentConfig): number {
+  return Math.max(1, Math.round((config.heartbeatSeconds ?? 5) * 4));
+}
+
+/** spec.leaseDurationSeconds of the Lease a server answered a renewal with, when it says. */
+function grantedLeaseSeconds(lease: unknown): number | undefined {
+  const d = (lease as { spec?: { leaseDurationSeconds?: unknown } } | undefined)?.spec?.leaseDurationSeconds;
+  return typeof d === 'number' && d > 0 ? d : undefined;
 }
 
 /** Sends pod statuses one at a time, latest per pod wins; failed sends are retried with back-off until the signal aborts. */
@@ -382,25 +462,23 @@ class StatusReporter {
   }
 }
 
-/** Reads one ConfigMap or Secret; undefined when it does not exist. */
-type ObjectReader = (kind: 'ConfigMap' | 'Secret', namespace: string, name: string) => Promise<ConfigMap | Secret | undefined>;
-
 function referencedObjects(pod: Pod): { configMaps: Set<string>; secrets: Set<string> } {
   const configMaps = new Set<string>();
   const secrets = new Set<string>();
-  for (const c of [...((pod.spec as WorkerPodSpec).initContainers ?? []), ...pod.spec.containers]) {
+  for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
+    // Kubernetes defaults an omitted reference name to "" (validation refuses it; the lookup then finds nothing).
     for (const e of c.env ?? []) {
-      if (e.valueFrom?.configMapKeyRef) configMaps.add(e.valueFrom.configMapKeyRef.name);
-      if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name);
+      if (e.valueFrom?.configMapKeyRef) configMaps.add(e.valueFrom.configMapKeyRef.name ?? '');
+      if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name ?? '');
     }
     for (const f of c.envFrom ?? []) {
-      if (f.configMapRef) configMaps.add(f.configMapRef.name);
-      if (f.secretRef) secrets.add(f.secretRef.name);
+      if (f.configMapRef) configMaps.add(f.configMapRef.name ?? '');
+      if (f.secretRef) secrets.add(f.secretRef.name ?? '');
     }
   }
   for (const v of pod.spec.volumes ?? []) {
-    if (v.configMap) configMaps.add(v.configMap.name);
-    if (v.secret) secrets.add(v.secret.secretName);
+    if (v.configMap) configMaps.add(v.configMap.name ?? '');
+    if (v.secret) secrets.add(v.secret.secretName ?? '');
   }
   return { configMaps, secrets };
 }

@@ -2,7 +2,7 @@
 // (client/client.ts): register and report the Node, renew its lease, publish the agent's endpoint secret, post
 // Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import type { ConfigMap, Pod, PodStatus, Secret } from './kube-objects.js';
+import type { ConfigMap, Pod, PodStatus, Secret } from '../api-types/index.js';
 import { LABEL_AGENT_NODE } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
@@ -120,7 +120,7 @@ export class NodeApi {
    * fail because the spec or metadata moved on since the agent last saw the pod.
    */
   updatePodStatus(pod: Pod, status: PodStatus): Promise<Pod> {
-    const { namespace = 'default', name } = pod.metadata;
+    const { namespace = 'default', name = '' } = pod.metadata;
     const { resourceVersion: _, ...metadata } = pod.metadata;
     return this.client.request('PUT', `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}/status`, { ...pod, metadata, status });
   }
@@ -130,7 +130,7 @@ export class NodeApi {
    * already, or replaced by another pod of that name (the uid precondition fails): nothing left to do.
    */
   async deletePod(pod: Pod): Promise<void> {
-    const { namespace = 'default', name, uid } = pod.metadata;
+    const { namespace = 'default', name = '', uid } = pod.metadata;
     try {
       await this.client.request('DELETE', `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, {
         apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, ...(uid ? { preconditions: { uid } } : {}),

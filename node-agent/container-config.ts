@@ -4,7 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA } from '../api-types/index.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
-import type { ContainerSpec, PodInputs, Volume } from './kube-objects.js';
+import type { Container, Volume } from '../api-types/index.js';
+import type { PodInputs } from './pod-actions.js';
 import type { ContainerConfig, Mount } from './runtime/types.js';
 
 /** The container cannot be configured as asked (missing ConfigMap key, bad quantity...): Kubernetes' CreateContainerConfigError. */
@@ -53,14 +54,14 @@ function secretValues(inputs: PodInputs, name: string): Record<string, string> |
 }
 
 /** The container's environment: envFrom first, then env (later entries win), as Kubernetes does. */
-export function resolveEnv(inputs: PodInputs, container: ContainerSpec, podIP?: string): Record<string, string> {
+export function resolveEnv(inputs: PodInputs, container: Container, podIP?: string): Record<string, string> {
   const env: Record<string, string> = {};
   const where = `container "${container.name}"`;
   for (const source of container.envFrom ?? []) {
     const ref = source.configMapRef ?? source.secretRef;
     if (!ref) throw new ContainerConfigError(`${where}: envFrom entry has neither configMapRef nor secretRef`);
     const kind = source.configMapRef ? 'ConfigMap' : 'Secret';
-    const values = source.configMapRef ? configMapValues(inputs, ref.name) : secretValues(inputs, ref.name);
+    const values = source.configMapRef ? configMapValues(inputs, ref.name ?? '') : secretValues(inputs, ref.name ?? '');
     if (!values) {
       if (ref.optional) continue;
       throw new ContainerConfigError(`${where}: ${kind} "${ref.name}" not found (envFrom)`);
@@ -80,7 +81,7 @@ export function resolveEnv(inputs: PodInputs, container: ContainerSpec, podIP?: 
     const ref = configMapKeyRef ?? secretKeyRef;
     if (!ref) throw new ContainerConfigError(`${where}: env ${e.name}: valueFrom has no configMapKeyRef, secretKeyRef or fieldRef`);
     const kind = configMapKeyRef ? 'ConfigMap' : 'Secret';
-    const values = configMapKeyRef ? configMapValues(inputs, ref.name) : secretValues(inputs, ref.name);
+    const values = configMapKeyRef ? configMapValues(inputs, ref.name ?? '') : secretValues(inputs, ref.name ?? '');
     const value = values?.[ref.key];
     if (value === undefined) {
       if (ref.optional) continue;
@@ -96,7 +97,7 @@ export function resolveEnv(inputs: PodInputs, container: ContainerSpec, podIP?: 
 function fieldValue(inputs: PodInputs, path: string, podIP: string | undefined, where: string): string {
   const meta = inputs.pod.metadata;
   switch (path) {
-    case 'metadata.name': return meta.name;
+    case 'metadata.name': return meta.name ?? '';
     case 'metadata.namespace': return meta.namespace ?? 'default';
     case 'metadata.uid': return meta.uid ?? '';
     case 'spec.nodeName': return inputs.pod.spec.nodeName ?? '';
@@ -130,9 +131,9 @@ async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string): Prom
     return dir;
   }
   const source = v.configMap
-    ? { kind: 'ConfigMap', name: v.configMap.name, values: configMapValues(inputs, v.configMap.name), items: v.configMap.items, optional: v.configMap.optional, mode: 0o644 }
+    ? { kind: 'ConfigMap', name: v.configMap.name ?? '', values: configMapValues(inputs, v.configMap.name ?? ''), items: v.configMap.items, optional: v.configMap.optional, mode: 0o644 }
     : v.secret
-      ? { kind: 'Secret', name: v.secret.secretName, values: secretValues(inputs, v.secret.secretName), items: v.secret.items, optional: v.secret.optional, mode: 0o600 }
+      ? { kind: 'Secret', name: v.secret.secretName ?? '', values: secretValues(inputs, v.secret.secretName ?? ''), items: v.secret.items, optional: v.secret.optional, mode: 0o600 }
       : undefined;
   if (!source) throw new ContainerConfigError(`volume "${v.name}": only emptyDir, hostPath, configMap and secret are supported`);
   if (!source.values && !source.optional) throw new ContainerConfigError(`volume "${v.name}": ${source.kind} "${source.name}" not found`);
@@ -177,7 +178,7 @@ export function runtimeFor(handler: string | undefined, available: readonly stri
   throw new ContainerConfigError(`RuntimeClass handler "${handler}" is not a runtime of this node's container engine (it has ${available.join(', ') || 'none'})`);
 }
 
-export function buildContainerConfig(inputs: PodInputs, container: ContainerSpec, ctx: ContainerContext): ContainerConfig {
+export function buildContainerConfig(inputs: PodInputs, container: Container, ctx: ContainerContext): ContainerConfig {
   const where = `container "${container.name}"`;
   const mounts: Mount[] = (container.volumeMounts ?? []).map((m) => {
     const hostPath = ctx.volumePaths.get(m.name);

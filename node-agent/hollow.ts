@@ -63,7 +63,8 @@ export function hollowInventory(name: string, o: Pick<HollowFleetOptions, 'cpu' 
 export function scriptedBehaviour(image: string, started: Map<string, number>): FakeBehaviour | undefined {
   const m = /^(crash|finish|flaky):(.*)$/.exec(image);
   if (!m) return undefined;
-  const [, family, tag] = m as unknown as [string, 'crash' | 'finish' | 'flaky', string];
+  const family = m[1] as 'crash' | 'finish' | 'flaky';
+  const tag = m[2]!;
   if (family === 'flaky') {
     const f = /^(\d+)-(\d+)$/.exec(tag);
     if (!f) throw new Error(`hollow image "${image}": expected flaky:N-MS (N failing starts, then exits 0; MS milliseconds), e.g. flaky:1-300`);

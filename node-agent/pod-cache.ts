@@ -3,7 +3,7 @@
 // and serialised; the file is mode 0600 because it holds Secrets.
 import { open, readFile, rename, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PodInputs } from './kube-objects.js';
+import type { PodInputs } from './pod-actions.js';
 
 const FORMAT_VERSION = 1;
 

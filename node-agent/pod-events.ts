@@ -4,7 +4,7 @@
 // once per `minIntervalMs` per event, never on every occurrence.
 import type { Logger } from 'pino';
 import type { ApiClient } from '../client/client.js';
-import type { Pod } from './kube-objects.js';
+import type { Pod } from '../api-types/index.js';
 
 export interface PodEvent {
   type: 'Normal' | 'Warning';

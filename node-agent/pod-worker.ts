@@ -1,32 +1,38 @@
-// PodWorker: level-triggered sync of one pod onto a ContainerRuntime. Each sync compares what the runtime
-// holds (listed by the pod uid label) with the spec and makes one step toward it, then reports a Kubernetes
-// PodStatus. Nothing is remembered that the runtime can tell: restart counts live on container labels, so a
-// new agent adopts running containers (same ids, no restart) and continues counting.
-// Init containers (spec.initContainers) run one at a time, each to a zero exit, before any app container is
-// created; a failed one is retried with the crash back-off unless restartPolicy is Never, which fails the pod.
-// Initialization counts as done once any app container of the current sandbox exists, so an adopting agent
-// never runs init containers again; a new sandbox (the old one was lost) runs them again, as Kubernetes does.
+// PodWorker: level-triggered sync of one pod onto a ContainerRuntime. Each sync lists what the runtime holds
+// (by the pod uid label), asks the planner (node-agent/pod-actions.ts planPodActions) for the step toward the
+// spec, carries its actions out, and reports a Kubernetes PodStatus built from the plan and the outcomes.
+// Nothing is remembered that the runtime can tell: restart counts live on container labels, so a new agent
+// adopts running containers (same ids, no restart) and continues counting.
 // PodWorkers: the set of workers of one node, keyed by pod uid, woken by runtime events.
 import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { ANNOTATION_RUNTIME_HANDLER, type Condition, type Container, type ContainerState, type PodStatus } from '../api-types/index.js';
 import {
   buildContainerConfig,
   ContainerConfigError,
   preparePodVolumes,
 } from './container-config.js';
-import type {
-  ContainerSpec,
-  ContainerState,
-  ContainerStatusReport,
-  PodCondition,
-  PodInputs,
-  PodSpec,
-  PodStatus,
-} from './kube-objects.js';
+import {
+  containerHash,
+  newRecord,
+  planPodActions,
+  planPodTermination,
+  pullBackOff,
+  terminatedState,
+  type BackoffSettings,
+  type ContainerRecord,
+  type ContainerRole,
+  type ContainerStatusReport,
+  type ContainerVerdict,
+  type ObservedPod,
+  type PodAction,
+  type PodInputs,
+  type PodPlan,
+  type PodRecords,
+} from './pod-actions.js';
 import { ProbeLoop } from './probes.js';
-import { ANNOTATION_RUNTIME_HANDLER } from '../api-types/index.js';
 import { PAUSE_IMAGE } from './runtime/pause-image.js';
 import {
   ImagePullError,
@@ -35,6 +41,7 @@ import {
   LABEL_POD,
   LABEL_POD_UID,
   LABEL_RESTART_COUNT,
+  LABEL_SPEC_HASH,
   SANDBOX_CONTAINER_NAME,
   ownerLabels,
   type ContainerRuntime,
@@ -69,17 +76,11 @@ export interface PodWorkerSettings {
   log?: Logger;
 }
 
-/** PodSpec with Kubernetes' initContainers, which kube-objects' PodSpec does not declare. */
-export type WorkerPodSpec = PodSpec & { initContainers?: ContainerSpec[] };
-/** PodStatus with Kubernetes' initContainerStatuses, reported like containerStatuses. */
-export type WorkerPodStatus = PodStatus & { initContainerStatuses?: ContainerStatusReport[] };
-
-function initContainersOf(inputs: PodInputs): ContainerSpec[] {
-  return (inputs.pod.spec as WorkerPodSpec).initContainers ?? [];
-}
-
-/** Init containers restart only after a failure (Always acts as OnFailure), and never under Never. */
-type ContainerRole = 'init' | 'app';
+/** The PodStatus a worker reports: phase, conditions and container statuses always set. */
+export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContainerStatuses'> & Required<Pick<PodStatus, 'phase' | 'conditions'>> & {
+  containerStatuses: ContainerStatusReport[];
+  initContainerStatuses?: ContainerStatusReport[];
+};
 
 type Resolved = Required<Omit<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>> & Pick<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>;
 
@@ -95,38 +96,30 @@ function resolveSettings(s: PodWorkerSettings): Resolved {
   } as Resolved;
 }
 
-/** What the worker keeps about one container name between syncs; all of it can be lost safely. */
-interface ContainerRecord {
-  /** Container id the current back-off was computed for; a new crash of another id doubles it. */
-  backoffFor?: string;
-  backoffMs: number;
-  backoffUntil: number;
-  pullBackoffMs: number;
-  pullBackoffUntil: number;
-  lastState?: ContainerState;
-  /** Restart count the next container of this name gets when none exists (after a sandbox was lost). */
-  nextRestartCount: number;
-  probes?: { containerId: string; loops: ProbeLoop[]; started: boolean; ready: boolean; livenessFailure?: string };
-}
+/** Plans whose clean-up (older attempts, kills) is carried out before planning again, at most, per sync. */
+const CLEANUP_ROUNDS = 3;
 
 export class PodWorker {
   private inputs: PodInputs;
   private readonly settings: Resolved;
-  private readonly records = new Map<string, ContainerRecord>();
-  private readonly conditionTimes = new Map<string, { status: string; time: string }>();
+  private readonly backoff: BackoffSettings;
+  private readonly records: PodRecords = { containers: new Map(), terminal: false };
+  /** The probe loops of each container name, for the container their results in records are about. */
+  private readonly probeLoops = new Map<string, ProbeLoop[]>();
+  private readonly conditionTimes = new Map<string, { status: Condition['status']; time: string }>();
   private dirty = true;
   private wakeWaiter: (() => void) | undefined;
   private nextWakeAt = Infinity;
   private current: WorkerPodStatus | undefined;
   private reported = '';
   private startTime: string | undefined;
-  private terminal = false;
   private readonly stopRun = new AbortController();
   private running: Promise<void> | undefined;
 
   constructor(inputs: PodInputs, settings: PodWorkerSettings) {
     this.inputs = inputs;
     this.settings = resolveSettings(settings);
+    this.backoff = { baseMs: this.settings.backoffBaseMs, maxMs: this.settings.backoffMaxMs, resetMs: this.settings.backoffResetMs };
   }
 
   get uid(): string {
@@ -198,33 +191,57 @@ export class PodWorker {
     this.stopRun.abort();
     await this.running;
     this.stopProbes();
-    const { runtime } = this.settings;
-    const all = await runtime.listContainers(this.podLabels());
-    const apps = all.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME);
-    await Promise.all(apps.filter((c) => c.state === 'running').map((c) => runtime.stopContainer(c.id, graceSeconds)));
-    await Promise.all(all.map((c) => runtime.removeContainer(c.id)));
+    await terminatePod(this.settings.runtime, await this.settings.runtime.listContainers(this.podLabels()), graceSeconds);
     await rm(this.podDir(), { recursive: true, force: true });
   }
 
-  /** One level-triggered step: reads the runtime, acts once per container, reports. The loop calls it. */
+  /** One level-triggered step: observes the runtime, plans, carries the plan out, reports. The loop calls it. */
   async sync(): Promise<WorkerPodStatus> {
-    const { runtime } = this.settings;
-    const pod = this.inputs.pod;
-    const existing = await runtime.listContainers(this.podLabels());
-    const sandboxes = existing.filter((c) => c.labels[LABEL_CONTAINER] === SANDBOX_CONTAINER_NAME);
-    let sandbox = sandboxes.find((c) => c.state === 'running');
-    let sandboxIP: string | undefined;
-    let reports: ContainerStatusReport[];
-    let initReports: ContainerStatusReport[];
-    let initialized = false;
-    let sandboxProblem: { reason: string; message: string } | undefined;
-    // createSandbox removes every container of the pod, so after it nothing listed before exists.
-    let listed = existing;
+    for (let round = 1; ; round++) {
+      const observed = await this.observe();
+      const plan = planPodActions(this.inputs.pod, observed, this.records, Date.now(), this.backoff);
+      if (plan.replan && round < CLEANUP_ROUNDS) {
+        for (const action of plan.actions) await this.cleanUp(action);
+        continue;
+      }
+      return this.carryOut(plan, observed);
+    }
+  }
 
-    if (!sandbox && !this.terminal) {
+  private async observe(): Promise<ObservedPod> {
+    const { runtime } = this.settings;
+    const listed = await runtime.listContainers(this.podLabels());
+    const sandboxes = listed.filter((c) => c.labels[LABEL_CONTAINER] === SANDBOX_CONTAINER_NAME);
+    const inspected = await Promise.all(listed.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME)
+      .map((c) => runtime.inspectContainer(c.id).catch(() => undefined)));
+    return { sandboxes, containers: inspected.filter((c): c is ContainerStatus => c !== undefined) };
+  }
+
+  /** The clean-up actions of a plan (planPodActions gives them alone, before any start). */
+  private async cleanUp(action: PodAction): Promise<void> {
+    const { runtime } = this.settings;
+    switch (action.type) {
+      case 'RemoveContainer': await runtime.removeContainer(action.id); break;
+      case 'KillContainer':
+        if (action.reason === 'Unhealthy') this.settings.log.info({ pod: this.inputs.pod.metadata.name, container: action.name }, 'liveness probe failed; restarting');
+        await runtime.stopContainer(action.id, action.graceSeconds);
+        break;
+      case 'StopProbes': this.stopProbes(action.name); break;
+      case 'Event': this.emit(action.eventType, action.reason, action.message); break;
+      default: throw new Error(`${action.type} is not a clean-up action`);
+    }
+  }
+
+  private async carryOut(plan: PodPlan, observed: ObservedPod): Promise<WorkerPodStatus> {
+    const { runtime } = this.settings;
+    let sandbox = observed.sandboxes.find((c) => c.state === 'running');
+    let sandboxProblem: { reason: string; message: string } | undefined;
+    let actions = plan.actions;
+    const create = actions[0]?.type === 'CreateSandbox' ? actions[0] : undefined;
+    if (create) {
+      actions = actions.slice(1);
       try {
-        sandbox = await this.createSandbox(existing);
-        listed = [sandbox];
+        sandbox = await this.createSandbox(create.remove, create.restartCounts);
       } catch (err) {
         sandboxProblem = err instanceof ImagePullError
           ? { reason: err.reason, message: `sandbox image ${err.image}: ${err.message}` }
@@ -232,33 +249,46 @@ export class PodWorker {
         this.wakeAt(Date.now() + this.settings.backoffBaseMs);
       }
     }
+    let sandboxIP: string | undefined;
     if (sandbox) {
       const info = await runtime.inspectContainer(sandbox.id);
       sandboxIP = info.ip;
       this.startTime ??= info.startedAt ?? new Date().toISOString();
     }
-    if ((sandbox && !sandboxProblem) || this.terminal) {
+    let reports: ContainerStatusReport[];
+    let initReports: ContainerStatusReport[];
+    let initialized = false;
+    if ((sandbox && !sandboxProblem) || this.records.terminal) {
       const volumePaths = await preparePodVolumes(this.inputs, this.podDir()).catch((err: unknown) => err as Error);
-      const init = await this.syncInitContainers(listed, sandbox?.id ?? '', sandboxIP, volumePaths);
-      initReports = init.reports;
-      initialized = init.done;
-      reports = [];
-      for (const spec of pod.spec.containers) {
-        reports.push(initialized
-          ? await this.syncContainer(spec, 'app', listed, sandbox?.id ?? '', sandboxIP, volumePaths)
-          : this.report(spec, undefined, { waiting: { reason: 'PodInitializing' } }));
+      const outcomes = new Map<string, ContainerStatusReport>();
+      let finish: Extract<PodAction, { type: 'FinishPod' }> | undefined;
+      for (const action of actions) {
+        if (action.type === 'FinishPod') finish = action;
+        else await this.execute(action, observed, sandbox?.id ?? '', sandboxIP, volumePaths, outcomes);
+      }
+      const byName = new Map([...this.initSpecs(), ...this.inputs.pod.spec.containers].map((c) => [c.name, c]));
+      const reportOf = (v: ContainerVerdict): ContainerStatusReport => {
+        const spec = byName.get(v.name)!;
+        if ('keep' in v) return v.keep;
+        if ('show' in v) return this.report(spec, v.container, v.show, v.restartCount);
+        return outcomes.get(v.name) ?? this.report(spec, undefined, { waiting: { reason: 'ContainerCreating' } });
+      };
+      // An init container is ready once it has succeeded (Kubernetes), whatever its probes say.
+      initReports = plan.init.map((v) => { const r = reportOf(v); return { ...r, ready: r.state.terminated?.exitCode === 0 }; });
+      reports = plan.apps.map(reportOf);
+      initialized = plan.initialized;
+      if (finish) {
+        this.records.terminal = true;
+        if (finish.sandboxId) await runtime.stopContainer(finish.sandboxId, 1);
       }
     } else {
       const waiting = sandboxProblem ?? { reason: 'ContainerCreating', message: 'waiting for the pod sandbox' };
-      reports = pod.spec.containers.map((spec) => this.report(spec, undefined, { waiting }));
-      initReports = initContainersOf(this.inputs).map((spec) => this.report(spec, undefined, { waiting }));
+      reports = this.inputs.pod.spec.containers.map((spec) => this.report(spec, undefined, { waiting }));
+      initReports = this.initSpecs().map((spec) => this.report(spec, undefined, { waiting }));
     }
-    const status = this.podStatus(initReports, initialized, reports, sandboxIP ?? (this.terminal ? this.current?.podIP : undefined));
-    if (!this.terminal && (status.phase === 'Succeeded' || status.phase === 'Failed')) {
-      this.terminal = true;
-      if (sandbox) await runtime.stopContainer(sandbox.id, 1);
-    }
+    const status = this.podStatus(initReports, initialized, reports, sandboxIP ?? (this.records.terminal ? this.current?.podIP : undefined));
     this.current = status;
+    this.records.previous = status;
     const text = JSON.stringify(status);
     if (text !== this.reported) {
       this.reported = text;
@@ -267,32 +297,58 @@ export class PodWorker {
     return status;
   }
 
-  private async createSandbox(existing: ContainerSummary[]): Promise<ContainerSummary> {
+  /** Carries out one action of a plan (after its sandbox exists); a started container's report goes to `outcomes`. */
+  private async execute(action: PodAction, observed: ObservedPod, sandboxId: string, podIP: string | undefined, volumePaths: Map<string, string> | Error, outcomes: Map<string, ContainerStatusReport>): Promise<void> {
+    const { runtime } = this.settings;
+    switch (action.type) {
+      case 'StartContainer': {
+        const spec = this.specOf(action.name);
+        const replaced = observed.containers.find((c) => c.id === action.replaces);
+        outcomes.set(action.name, await this.startContainer(spec, action.role, action.restartCount, replaced, sandboxId, podIP, volumePaths));
+        return;
+      }
+      case 'StartCreated': {
+        await runtime.startContainer(action.id);
+        outcomes.set(action.name, await this.started(this.specOf(action.name), action.role, action.id, podIP));
+        return;
+      }
+      case 'StartProbes': this.ensureProbes(this.specOf(action.name), action.containerId, podIP); return;
+      case 'SetBackOff': {
+        const rec = this.record(action.name);
+        rec.backoffFor = action.containerId;
+        rec.backoffMs = action.backoffMs;
+        rec.backoffUntil = action.until;
+        rec.lastState = action.lastState;
+        return;
+      }
+      case 'WakeAt': this.wakeAt(action.at); return;
+      case 'CreateSandbox': throw new Error('CreateSandbox comes first in a plan');
+      case 'FinishPod': return;
+      default: return this.cleanUp(action);
+    }
+  }
+
+  private async createSandbox(remove: string[], restartCounts: Record<string, number>): Promise<ContainerSummary> {
     const { runtime, sandboxImage, sandboxCommand } = this.settings;
     const pod = this.inputs.pod;
-    // Containers of a lost sandbox have lost their network: remove them, and count their restart.
-    for (const c of existing) {
-      const name = c.labels[LABEL_CONTAINER];
-      if (name && name !== SANDBOX_CONTAINER_NAME) {
-        const rec = this.record(name);
-        rec.nextRestartCount = Math.max(rec.nextRestartCount, restartCountOf(c) + 1);
-        this.stopProbes(name);
-      }
-      await runtime.removeContainer(c.id);
+    for (const [name, count] of Object.entries(restartCounts)) {
+      this.record(name).nextRestartCount = count;
+      this.stopProbes(name);
     }
+    for (const id of remove) await runtime.removeContainer(id);
     await runtime.ensureImage(sandboxImage);
     const ports: PortMapping[] = [];
     for (const c of pod.spec.containers) {
       for (const p of c.ports ?? []) {
-        if (p.hostPort) ports.push({ containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol ?? 'TCP', ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
+        if (p.hostPort) ports.push({ containerPort: p.containerPort, hostPort: p.hostPort, protocol: p.protocol === 'UDP' ? 'UDP' : 'TCP', ...(p.hostIP ? { hostIP: p.hostIP } : {}) });
       }
     }
-    const labels = { ...this.podLabels(), [LABEL_NAMESPACE]: namespaceOf(this.inputs), [LABEL_POD]: pod.metadata.name, [LABEL_CONTAINER]: SANDBOX_CONTAINER_NAME };
+    const labels = { ...this.podLabels(), [LABEL_NAMESPACE]: namespaceOf(this.inputs), [LABEL_POD]: podName(this.inputs), [LABEL_CONTAINER]: SANDBOX_CONTAINER_NAME };
     const id = await runtime.runSandbox({
-      name: dockerName(['flotilla', SANDBOX_CONTAINER_NAME, pod.metadata.name, namespaceOf(this.inputs), this.uid, Date.now().toString(36)]),
+      name: dockerName(['flotilla', SANDBOX_CONTAINER_NAME, podName(this.inputs), namespaceOf(this.inputs), this.uid, Date.now().toString(36)]),
       image: sandboxImage,
       ...(sandboxCommand ? { command: sandboxCommand } : {}),
-      hostname: pod.spec.hostname ?? pod.metadata.name,
+      hostname: pod.spec.hostname ?? podName(this.inputs),
       ports,
       labels,
     });
@@ -300,125 +356,18 @@ export class PodWorker {
     return { id, name: '', image: sandboxImage, state: 'running', labels };
   }
 
-  /**
-   * Brings the first init container that has not exited 0 one step further. done: every init container
-   * succeeded, or an app container already exists (initialization finished before, e.g. under another agent).
-   */
-  private async syncInitContainers(
-    listed: ContainerSummary[],
-    sandboxId: string,
-    podIP: string | undefined,
-    volumePaths: Map<string, string> | Error,
-  ): Promise<{ done: boolean; reports: ContainerStatusReport[] }> {
-    const specs = initContainersOf(this.inputs);
-    const appNames = new Set(this.inputs.pod.spec.containers.map((c) => c.name));
-    const appsExist = listed.some((c) => appNames.has(c.labels[LABEL_CONTAINER] ?? ''));
-    const reports: ContainerStatusReport[] = [];
-    let done = true;
-    // An init container is ready once it has succeeded (Kubernetes), whatever its probes say.
-    const push = (r: ContainerStatusReport) => reports.push({ ...r, ready: 'terminated' in r.state && r.state.terminated.exitCode === 0 });
-    for (const spec of specs) {
-      if (!done) {
-        push(this.report(spec, undefined, { waiting: { reason: 'PodInitializing' } }));
-        continue;
-      }
-      const latest = listed
-        .filter((c) => c.labels[LABEL_CONTAINER] === spec.name)
-        .sort((a, b) => restartCountOf(b) - restartCountOf(a))[0];
-      const cur = latest ? await this.settings.runtime.inspectContainer(latest.id).catch(() => undefined) : undefined;
-      if (cur && cur.state === 'exited' && cur.exitCode === 0) {
-        push(this.report(spec, cur, terminatedState(cur)));
-        continue;
-      }
-      if (appsExist) {
-        // Removed after it succeeded (or never seen by this agent): report what it must have been.
-        const last = this.current?.initContainerStatuses?.find((c) => c.name === spec.name);
-        push(last ?? this.report(spec, undefined, { terminated: { exitCode: 0, reason: 'Completed' } }));
-        continue;
-      }
-      const report = await this.syncContainer(spec, 'init', listed, sandboxId, podIP, volumePaths);
-      push(report);
-      done = 'terminated' in report.state && report.state.terminated.exitCode === 0;
-    }
-    return { done: done || appsExist, reports };
-  }
-
-  private async syncContainer(
-    spec: ContainerSpec,
+  /** Pulls the image if needed, creates and starts the container; the report of what came of it. */
+  private async startContainer(
+    spec: Container,
     role: ContainerRole,
-    listed: ContainerSummary[],
+    restartCount: number,
+    cur: ContainerStatus | undefined,
     sandboxId: string,
     podIP: string | undefined,
     volumePaths: Map<string, string> | Error,
   ): Promise<ContainerStatusReport> {
     const { runtime } = this.settings;
     const rec = this.record(spec.name);
-    const mine = listed
-      .filter((c) => c.labels[LABEL_CONTAINER] === spec.name)
-      .sort((a, b) => restartCountOf(b) - restartCountOf(a));
-    const [latest, ...older] = mine;
-    for (const old of older) await runtime.removeContainer(old.id);
-    let cur = latest ? await runtime.inspectContainer(latest.id).catch(() => undefined) : undefined;
-    if (this.terminal && !cur) {
-      // A finished pod whose containers were removed behind our back keeps the status it ended with.
-      const last = (role === 'init' ? this.current?.initContainerStatuses : this.current?.containerStatuses)?.find((c) => c.name === spec.name);
-      if (last) return last;
-    }
-    if (cur?.state === 'created') {
-      await runtime.startContainer(cur.id);
-      cur = await runtime.inspectContainer(cur.id);
-    }
-
-    if (cur?.state === 'running' && role === 'init') {
-      return this.report(spec, cur, { running: { startedAt: cur.startedAt ?? new Date().toISOString() } });
-    }
-    if (cur?.state === 'running') {
-      const probes = this.ensureProbes(spec, cur.id, podIP);
-      if (probes.livenessFailure !== undefined) {
-        this.settings.log.info({ pod: this.inputs.pod.metadata.name, container: spec.name }, 'liveness probe failed; restarting');
-        this.emit('Warning', 'Unhealthy', `Liveness probe failed: ${probes.livenessFailure}`);
-        this.emit('Normal', 'Killing', `Container ${spec.name} failed liveness probe, will be restarted`);
-        await runtime.stopContainer(cur.id, this.inputs.pod.spec.terminationGracePeriodSeconds ?? 30);
-        this.stopProbes(spec.name);
-        this.wake();
-        cur = await runtime.inspectContainer(cur.id);
-      } else {
-        return this.report(spec, cur, { running: { startedAt: cur.startedAt ?? new Date().toISOString() } });
-      }
-    }
-
-    let nextRestartCount = rec.nextRestartCount;
-    if (cur) {
-      this.stopProbes(spec.name);
-      const terminated = terminatedState(cur);
-      const podPolicy = this.inputs.pod.spec.restartPolicy ?? 'Always';
-      const policy = role === 'init' && podPolicy === 'Always' ? 'OnFailure' : podPolicy;
-      const restart = !this.terminal && (policy === 'Always' || (policy === 'OnFailure' && cur.exitCode !== 0));
-      if (!restart) return this.report(spec, cur, terminated);
-      if (rec.backoffFor !== cur.id) {
-        const ranMs = Date.parse(cur.finishedAt ?? '') - Date.parse(cur.startedAt ?? '');
-        rec.backoffMs = rec.backoffMs === 0 || ranMs >= this.settings.backoffResetMs
-          ? this.settings.backoffBaseMs
-          : Math.min(rec.backoffMs * 2, this.settings.backoffMaxMs);
-        rec.backoffFor = cur.id;
-        rec.backoffUntil = (Date.parse(cur.finishedAt ?? '') || Date.now()) + rec.backoffMs;
-      }
-      rec.lastState = terminated;
-      if (Date.now() < rec.backoffUntil) {
-        this.wakeAt(rec.backoffUntil);
-        this.emit('Warning', 'BackOff', `Back-off restarting failed container ${spec.name} in pod ${this.inputs.pod.metadata.name}`);
-        return this.report(spec, cur, {
-          waiting: { reason: 'CrashLoopBackOff', message: `back-off ${formatDuration(rec.backoffMs)} restarting failed container=${spec.name} pod=${this.inputs.pod.metadata.name}` },
-        });
-      }
-      nextRestartCount = cur.restartCount + 1;
-    }
-
-    if (Date.now() < rec.pullBackoffUntil) {
-      this.wakeAt(rec.pullBackoffUntil);
-      this.emit('Normal', 'BackOff', `Back-off pulling image "${spec.image}"`);
-      return this.report(spec, cur, { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${spec.image}"` } }, nextRestartCount);
-    }
     let pullStarted = 0;
     try {
       await runtime.ensureImage(spec.image, () => {
@@ -431,11 +380,10 @@ export class PodWorker {
     } catch (err) {
       if (!(err instanceof ImagePullError)) throw err;
       this.emit('Warning', 'Failed', `Failed to pull image "${spec.image}": ${err.message}`);
-      rec.pullBackoffMs = rec.pullBackoffMs === 0 ? this.settings.backoffBaseMs : Math.min(rec.pullBackoffMs * 2, this.settings.backoffMaxMs);
-      rec.pullBackoffUntil = Date.now() + rec.pullBackoffMs;
+      Object.assign(rec, pullBackOff(rec, Date.now(), this.backoff));
       // Sync again at once so that the status moves on to ImagePullBackOff for the length of the back-off.
       this.wake();
-      return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, nextRestartCount);
+      return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, restartCount);
     }
 
     let id: string;
@@ -443,14 +391,15 @@ export class PodWorker {
       if (volumePaths instanceof Error) throw volumePaths;
       const handlers = this.inputs.pod.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER] !== undefined ? await runtime.runtimeHandlers() : undefined;
       const config = buildContainerConfig(this.inputs, spec, {
-        name: dockerName(['flotilla', spec.name, this.inputs.pod.metadata.name, namespaceOf(this.inputs), this.uid, String(nextRestartCount)]),
+        name: dockerName(['flotilla', spec.name, podName(this.inputs), namespaceOf(this.inputs), this.uid, String(restartCount)]),
         sandboxId,
         labels: {
           ...this.podLabels(),
           [LABEL_NAMESPACE]: namespaceOf(this.inputs),
-          [LABEL_POD]: this.inputs.pod.metadata.name,
+          [LABEL_POD]: podName(this.inputs),
           [LABEL_CONTAINER]: spec.name,
-          [LABEL_RESTART_COUNT]: String(nextRestartCount),
+          [LABEL_RESTART_COUNT]: String(restartCount),
+          [LABEL_SPEC_HASH]: containerHash(spec),
         },
         volumePaths,
         ...(podIP ? { podIP } : {}),
@@ -461,13 +410,18 @@ export class PodWorker {
       if (!(err instanceof ContainerConfigError)) throw err;
       this.emit('Warning', 'Failed', `Error: ${err.message}`);
       this.wakeAt(Date.now() + this.settings.backoffBaseMs);
-      return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, nextRestartCount);
+      return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, restartCount);
     }
     if (cur) await runtime.removeContainer(cur.id);
     this.emit('Normal', 'Created', `Created container ${spec.name}`);
     await runtime.startContainer(id);
     this.emit('Normal', 'Started', `Started container ${spec.name}`);
-    const started = await runtime.inspectContainer(id);
+    return this.started(spec, role, id, podIP);
+  }
+
+  /** The report of a container just started: running (probes start), or what it exited with (sync again). */
+  private async started(spec: Container, role: ContainerRole, id: string, podIP: string | undefined): Promise<ContainerStatusReport> {
+    const started = await this.settings.runtime.inspectContainer(id);
     if (started.state === 'running' && role === 'app') this.ensureProbes(spec, id, podIP);
     else this.wake();
     return this.report(spec, started, started.state === 'running' ? { running: { startedAt: started.startedAt ?? new Date().toISOString() } } : terminatedState(started));
@@ -477,68 +431,70 @@ export class PodWorker {
     this.settings.onEvent?.(this.inputs, { type, reason, message });
   }
 
-  private ensureProbes(spec: ContainerSpec, containerId: string, podIP: string | undefined): NonNullable<ContainerRecord['probes']> {
+  private ensureProbes(spec: Container, containerId: string, podIP: string | undefined): void {
     const rec = this.record(spec.name);
-    if (rec.probes?.containerId === containerId) return rec.probes;
+    if (rec.probe?.containerId === containerId) return;
     this.stopProbes(spec.name);
-    const probes: NonNullable<ContainerRecord['probes']> = { containerId, loops: [], started: !spec.startupProbe, ready: !spec.readinessProbe };
-    rec.probes = probes;
+    const probe: NonNullable<ContainerRecord['probe']> = { containerId, started: !spec.startupProbe, ready: !spec.readinessProbe };
+    rec.probe = probe;
+    const loops: ProbeLoop[] = [];
+    this.probeLoops.set(spec.name, loops);
     const target = { runtime: this.settings.runtime, containerId, ...(podIP ? { podIP } : {}) };
     const startMain = () => {
       if (spec.livenessProbe) {
-        probes.loops.push(new ProbeLoop(spec.livenessProbe, target, (ok, message) => {
-          if (!ok) { probes.livenessFailure = message; this.wake(); }
+        loops.push(new ProbeLoop(spec.livenessProbe, target, (ok, message) => {
+          if (!ok) { probe.livenessFailure = message; this.wake(); }
         }));
       }
       if (spec.readinessProbe) {
-        probes.loops.push(new ProbeLoop(spec.readinessProbe, target, (ok) => { probes.ready = ok; this.wake(); }));
+        loops.push(new ProbeLoop(spec.readinessProbe, target, (ok) => { probe.ready = ok; this.wake(); }));
       }
-      for (const loop of probes.loops) loop.start();
+      for (const loop of loops) loop.start();
     };
     if (spec.startupProbe) {
       const startup = new ProbeLoop(spec.startupProbe, target, (ok, message) => {
         if (ok) {
           startup.stop();
-          probes.started = true;
+          probe.started = true;
           startMain();
         } else {
-          probes.livenessFailure = `startup probe: ${message}`;
+          probe.livenessFailure = `startup probe: ${message}`;
         }
         this.wake();
       });
-      probes.loops.push(startup);
+      loops.push(startup);
       startup.start();
     } else {
       startMain();
     }
-    return probes;
   }
 
   private stopProbes(name?: string): void {
-    for (const [n, rec] of this.records) {
+    for (const [n, loops] of this.probeLoops) {
       if (name !== undefined && n !== name) continue;
-      for (const loop of rec.probes?.loops ?? []) loop.stop();
-      delete rec.probes;
+      for (const loop of loops) loop.stop();
+      this.probeLoops.delete(n);
     }
+    for (const [n, rec] of this.records.containers) if (name === undefined || n === name) delete rec.probe;
   }
 
-  private report(spec: ContainerSpec, cur: ContainerStatus | undefined, state: ContainerState, restartCount?: number): ContainerStatusReport {
+  private report(spec: Container, cur: ContainerStatus | undefined, state: ContainerState, restartCount?: number): ContainerStatusReport {
     const rec = this.record(spec.name);
-    const running = 'running' in state;
-    const probes = rec.probes && cur && rec.probes.containerId === cur.id ? rec.probes : undefined;
-    const started = running && (probes?.started ?? !spec.startupProbe);
+    const running = state.running !== undefined;
+    const probe = rec.probe && cur && rec.probe.containerId === cur.id ? rec.probe : undefined;
+    const started = running && (probe?.started ?? !spec.startupProbe);
     const report: ContainerStatusReport = {
       name: spec.name,
       state,
       lastState: rec.lastState ?? {},
-      ready: started && (probes?.ready ?? !spec.readinessProbe),
+      ready: started && (probe?.ready ?? !spec.readinessProbe),
       started,
       restartCount: restartCount ?? cur?.restartCount ?? rec.nextRestartCount,
       image: spec.image,
       imageID: cur?.image ?? '',
     };
     if (cur) report.containerID = `${this.settings.runtime.name}://${cur.id}`;
-    if ('terminated' in state && cur) state.terminated.containerID = report.containerID;
+    if (state.terminated && cur) state.terminated.containerID = report.containerID;
     return report;
   }
 
@@ -546,17 +502,17 @@ export class PodWorker {
     const policy = this.inputs.pod.spec.restartPolicy ?? 'Always';
     // An init container that failed under Never is never retried: the pod has failed.
     const initFailed = !initialized && policy === 'Never'
-      && initReports.some((r) => 'terminated' in r.state && r.state.terminated.exitCode !== 0);
+      && initReports.some((r) => r.state.terminated !== undefined && r.state.terminated.exitCode !== 0);
     // A terminated container is final only where the policy will not restart it.
-    const done = initFailed || (initialized && reports.every((r) => 'terminated' in r.state && (policy === 'Never' || (policy === 'OnFailure' && r.state.terminated.exitCode === 0))));
-    const everStarted = initialized && reports.every((r) => !('waiting' in r.state) || r.restartCount > 0 || 'terminated' in r.lastState);
-    let phase: PodStatus['phase'] = 'Pending';
-    if (done) phase = !initFailed && reports.every((r) => 'terminated' in r.state && r.state.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+    const done = initFailed || (initialized && reports.every((r) => r.state.terminated !== undefined && (policy === 'Never' || (policy === 'OnFailure' && r.state.terminated.exitCode === 0))));
+    const everStarted = initialized && reports.every((r) => r.state.waiting === undefined || r.restartCount > 0 || r.lastState.terminated !== undefined);
+    let phase: WorkerPodStatus['phase'] = 'Pending';
+    if (done) phase = !initFailed && reports.every((r) => r.state.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
     else if (everStarted) phase = 'Running';
     const ready = !done && initialized && reports.every((r) => r.ready);
     const notReady = reports.filter((r) => !r.ready).map((r) => r.name);
     const why = ready ? {} : { reason: done ? 'PodCompleted' : 'ContainersNotReady', message: `containers with unready status: [${notReady.join(' ')}]` };
-    const incomplete = initReports.filter((r) => !('terminated' in r.state && r.state.terminated.exitCode === 0)).map((r) => r.name);
+    const incomplete = initReports.filter((r) => r.state.terminated?.exitCode !== 0).map((r) => r.name);
     const initWhy = initialized ? {} : { reason: 'ContainersNotInitialized', message: `containers with incomplete status: [${incomplete.join(' ')}]` };
     const status: WorkerPodStatus = {
       phase,
@@ -578,7 +534,7 @@ export class PodWorker {
     return status;
   }
 
-  private condition(type: PodCondition['type'], ok: boolean, why: { reason?: string; message?: string } = {}): PodCondition {
+  private condition(type: string, ok: boolean, why: { reason?: string; message?: string } = {}): Condition {
     const status = ok ? 'True' : 'False';
     let seen = this.conditionTimes.get(type);
     if (seen?.status !== status) {
@@ -589,12 +545,22 @@ export class PodWorker {
   }
 
   private record(name: string): ContainerRecord {
-    let rec = this.records.get(name);
+    let rec = this.records.containers.get(name);
     if (!rec) {
-      rec = { backoffMs: 0, backoffUntil: 0, pullBackoffMs: 0, pullBackoffUntil: 0, nextRestartCount: 0 };
-      this.records.set(name, rec);
+      rec = newRecord();
+      this.records.containers.set(name, rec);
     }
     return rec;
+  }
+
+  private initSpecs(): Container[] {
+    return this.inputs.pod.spec.initContainers ?? [];
+  }
+
+  private specOf(name: string): Container {
+    const spec = [...this.initSpecs(), ...this.inputs.pod.spec.containers].find((c) => c.name === name);
+    if (!spec) throw new Error(`pod ${podName(this.inputs)} has no container ${name}`);
+    return spec;
   }
 
   private podLabels(): Record<string, string> {
@@ -604,6 +570,13 @@ export class PodWorker {
   private podDir(): string {
     return join(this.settings.dataDir, 'pods', this.uid);
   }
+}
+
+/** Stops a pod's containers and removes them (planPodTermination): with or without a worker (a fenced pod has none). */
+export async function terminatePod(runtime: ContainerRuntime, containers: ContainerSummary[], graceSeconds: number): Promise<void> {
+  const actions = planPodTermination(containers, graceSeconds);
+  await Promise.all(actions.map((a) => (a.type === 'KillContainer' ? runtime.stopContainer(a.id, a.graceSeconds) : undefined)));
+  await Promise.all(actions.map((a) => (a.type === 'RemoveContainer' ? runtime.removeContainer(a.id) : undefined)));
 }
 
 /** The workers of one node, keyed by pod uid, each woken by runtime events about its containers. */
@@ -682,7 +655,7 @@ export class PodWorkers {
 
 function podUid(inputs: PodInputs): string {
   const uid = inputs.pod.metadata.uid;
-  if (!uid) throw new Error(`pod ${namespaceOf(inputs)}/${inputs.pod.metadata.name} has no metadata.uid`);
+  if (!uid) throw new Error(`pod ${namespaceOf(inputs)}/${podName(inputs)} has no metadata.uid`);
   return uid;
 }
 
@@ -690,27 +663,13 @@ function namespaceOf(inputs: PodInputs): string {
   return inputs.pod.metadata.namespace ?? 'default';
 }
 
-function restartCountOf(c: ContainerSummary): number {
-  return Number(c.labels[LABEL_RESTART_COUNT] ?? 0);
-}
-
-function terminatedState(c: ContainerStatus): ContainerState {
-  const exitCode = c.exitCode ?? -1;
-  const reason = c.oomKilled ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error';
-  const terminated: Extract<ContainerState, { terminated: unknown }>['terminated'] = { exitCode, reason };
-  if (c.startedAt) terminated.startedAt = c.startedAt;
-  if (c.finishedAt) terminated.finishedAt = c.finishedAt;
-  if (c.error) terminated.message = c.error;
-  return { terminated };
+function podName(inputs: PodInputs): string {
+  return inputs.pod.metadata.name ?? '';
 }
 
 /** Docker names allow [a-zA-Z0-9_.-]; Kubernetes names already fit, this guards the rest. */
 function dockerName(parts: string[]): string {
   return parts.map((p) => p.replace(/[^a-zA-Z0-9.-]/g, '-')).join('_');
-}
-
-function formatDuration(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** The status of a pod status's Ready condition ('True', 'False'), if it has one. */

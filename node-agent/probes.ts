@@ -2,7 +2,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { Probe } from './kube-objects.js';
+import type { Probe } from '../api-types/index.js';
 import type { ContainerRuntime } from './runtime/types.js';
 
 export interface ProbeTarget {
@@ -23,13 +23,13 @@ export async function probeOnce(probe: Probe, target: ProbeTarget): Promise<Prob
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     if (probe.exec) {
-      const r = await target.runtime.exec(target.containerId, probe.exec.command, { signal });
+      const r = await target.runtime.exec(target.containerId, probe.exec.command ?? [], { signal });
       return { ok: r.exitCode === 0, message: `exec ${JSON.stringify(probe.exec.command)} exited ${r.exitCode}${r.stderr ? `: ${r.stderr.trim()}` : ''}` };
     }
     const host = probe.httpGet?.host ?? probe.tcpSocket?.host ?? target.podIP;
     if (!host) return { ok: false, message: 'the pod has no IP address to probe' };
     if (probe.httpGet) return await httpProbe(probe.httpGet, host, signal);
-    if (probe.tcpSocket) return await tcpProbe(host, probe.tcpSocket.port, signal);
+    if (probe.tcpSocket) return await tcpProbe(host, portNumber(probe.tcpSocket.port), signal);
     return { ok: false, message: 'probe has no exec, httpGet or tcpSocket handler' };
   } catch (err) {
     return { ok: false, message: signal.aborted ? `probe timed out after ${timeoutMs} ms` : (err as Error).message };
@@ -42,7 +42,7 @@ function httpProbe(get: NonNullable<Probe['httpGet']>, host: string, signal: Abo
   for (const h of get.httpHeaders ?? []) headers[h.name] = h.value;
   return new Promise((resolve, reject) => {
     const req = client.get(
-      { host, port: get.port, path: get.path ?? '/', headers, signal, rejectUnauthorized: false, agent: false },
+      { host, port: portNumber(get.port), path: get.path ?? '/', headers, signal, rejectUnauthorized: false, agent: false },
       (res) => {
         res.resume();
         const code = res.statusCode ?? 0;
@@ -51,6 +51,13 @@ function httpProbe(get: NonNullable<Probe['httpGet']>, host: string, signal: Abo
     );
     req.on('error', reject);
   });
+}
+
+/** A probe's port as a number; a named port (a container port's name) is not resolved here, so it fails the probe. */
+function portNumber(port: number | string): number {
+  if (typeof port === 'number') return port;
+  if (/^\d+$/.test(port)) return Number(port);
+  throw new Error(`probe port "${port}": named ports are not supported; give the port number`);
 }
 
 function tcpProbe(host: string, port: number, signal: AbortSignal): Promise<ProbeOutcome> {

@@ -37,8 +37,8 @@ export interface AgentRunConfig {
   inventory?: NodeInventory;
   /** Default: the preflight checks of this machine. */
   findings?: Finding[];
-  /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers). */
-  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers'>>;
+  /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing decisions). */
+  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>>;
   log?: Logger;
 }
 

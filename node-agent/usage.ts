@@ -15,7 +15,7 @@
 // that tests can drive the autoscaler. Real agents ignore both annotations.
 import { cpus, freemem, totalmem } from 'node:os';
 import { bytes, cpuMillis, ANNOTATION_SIMULATED_CPU, ANNOTATION_SIMULATED_MEMORY } from '../api-types/index.js';
-import type { Pod } from './kube-objects.js';
+import type { Pod } from '../api-types/index.js';
 import { LABEL_CONTAINER, LABEL_NAMESPACE, LABEL_POD, LABEL_POD_UID, SANDBOX_CONTAINER_NAME, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 
 

@@ -12,6 +12,7 @@ import { SqliteStore } from './store/sqlite-store.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
 import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
+import type { StateStore } from './store/types.js';
 import { ClusterMember } from './cluster/cluster.js';
 import { ensureToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
 import { heartbeatRoutes } from './api/routes/node-leases.js';
@@ -28,6 +29,8 @@ import { defaultControllerSettings, type ControllerSettings } from './controller
 import { runLeaderWork } from './cluster/leader-work.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
+import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
+import { isJoinToken, proofTokenId } from '../discovery/locate.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -64,6 +67,8 @@ export interface ServerConfig {
   controllers?: Partial<ControllerSettings>;
   /** Where the server logs (structured, pino); silent when not given. */
   log?: Logger;
+  /** Give ServerInfo.localAgentToken: `flotilla up` runs an agent beside this server. */
+  localAgentToken?: boolean;
 }
 
 export interface ServerInfo {
@@ -73,6 +78,11 @@ export interface ServerInfo {
   adminTokenPath?: string;
   clusterId: string;
   memberId: number;
+  /**
+   * A join token (node role) for the agent running beside this server, when asked for (ServerConfig
+   * localAgentToken): made once and kept in <data>/local-agent-token, made again if it was revoked.
+   */
+  localAgentToken?: string;
 }
 
 /** Namespaces that exist in every cluster, as in Kubernetes. */
@@ -168,7 +178,13 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const advertising = discovery?.advertise(advertised, signal).catch((err: unknown) => log.warn({ err }, 'mdns: not advertising'));
     await plan.withdrawCandidacy?.();
     await waitFor(async () => (await readiness(cluster, store, signal)).every((k) => k.failure === undefined), signal);
-    if (!signal.aborted) onReady?.({ url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId });
+    const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, store, objects) : undefined;
+    if (!signal.aborted) {
+      onReady?.({
+        url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        ...(localAgentToken ? { localAgentToken } : {}),
+      });
+    }
     await running;
     await advertising;
   } finally {
@@ -198,6 +214,17 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
 const namespaces = resourceFor('', 'v1', 'namespaces')!;
 const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
 const PRIORITY_CLASSES = resourceKey(priorityClasses);
+
+/** The local agent's join token from <data>/local-agent-token while the cluster still knows it, else a new one (mode 0600). */
+async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects: ObjectService): Promise<string> {
+  const path = join(dataDir, 'local-agent-token');
+  const kept = existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
+  if (isJoinToken(kept) && joinTokenRecord(store, proofTokenId(kept))) return kept;
+  const { token } = await createJoinToken(objects, { description: 'flotilla up: the local agent' }, Date.now());
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return token;
+}
 
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest, the
  * built-in PriorityClasses. /readyz waits for all of them. */

@@ -201,7 +201,8 @@ export class DockerRuntime implements ContainerRuntime {
     };
     let source: Readable;
     try {
-      // dockerode returns a Buffer without follow and a stream with it; both carry the 8-byte frame headers.
+      // dockerode returns a Buffer without follow and a stream with it (its typings know one per overload, hence
+      // the cast); both carry the 8-byte frame headers.
       const raw = (await container.logs(query as Docker.ContainerLogsOptions & { follow: true })) as unknown as NodeJS.ReadableStream | Buffer;
       source = Buffer.isBuffer(raw) ? Readable.from([raw]) : (raw as Readable);
     } catch (err) {

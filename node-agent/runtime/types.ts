@@ -14,6 +14,8 @@ export const LABEL_POD_UID = 'io.flotilla.pod-uid';
 export const LABEL_CONTAINER = 'io.flotilla.container';
 /** How many times the agent restarted this container name in this pod before creating this one. */
 export const LABEL_RESTART_COUNT = 'io.flotilla.restart-count';
+/** Digest of the container's spec when it was created (node-agent/pod-actions.ts containerHash): a changed spec replaces it. */
+export const LABEL_SPEC_HASH = 'io.flotilla.container-hash';
 /** Who owns a container: the filter for every listing, adoption and clean-up an agent does, and labels it creates with. */
 export function ownerLabels(owner: { clusterId: string; nodeName: string }): Record<string, string> {
   return { [LABEL_CLUSTER]: owner.clusterId, [LABEL_NODE]: owner.nodeName };

@@ -33,23 +33,26 @@ scriptApp(runtime);
 
 const CLOCK_FINDING = { id: 'clock-unsynchronised', severity: 'warning', message: 'the clock is not synchronised', fix: 'sudo timedatectl set-ntp true' } as const;
 
-function startAgent(rt: FakeRuntime, fenceAfterSeconds = 45): { stop: () => Promise<void> } {
+/** `ready` resolves once the agent loop has started (run's onReady, just before it). */
+function startAgent(rt: FakeRuntime, fenceAfterSeconds = 45, now?: () => number): { stop: () => Promise<void>; ready: Promise<void> } {
   const ac = new AbortController();
   const config: AgentRunConfig = {
     server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
     listenHost: '127.0.0.1', listenPort: 0, runtime: rt, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi', gpus: 1 }), findings: [CLOCK_FINDING],
-    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, fenceAfterSeconds, podWorkers: { resyncMs: 300 } },
+    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, fenceAfterSeconds, podWorkers: { resyncMs: 300 }, ...(now ? { now } : {}) },
     log: pino({ level: 'silent' }),
   };
-  const done = run(ac.signal, config);
-  return { stop: async () => { ac.abort(); await done; } };
+  let started = () => {};
+  const ready = new Promise<void>((resolve) => { started = resolve; });
+  const done = run(ac.signal, config, () => started());
+  return { stop: async () => { ac.abort(); await done; }, ready };
 }
 
 async function runningIds(rt: FakeRuntime, pod: string): Promise<string[]> {
   return (await rt.listContainers({ [LABEL_POD]: pod })).filter((c) => c.state === 'running' && c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME).map((c) => c.id).sort();
 }
 
-let agent: { stop: () => Promise<void> } | undefined;
+let agent: { stop: () => Promise<void>; ready: Promise<void> } | undefined;
 
 setUp(test, async () => {
   await srv.start();
@@ -207,6 +210,22 @@ test('StatefulSet pods are fenced after the fence time without a server, not sta
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(await runningIds(runtime, 'db-x'), [], 'a cached StatefulSet pod waits for a server');
 
+  await srv.start();
+  await eventually('fenced pod starts again once the server confirms it', async () => ((await runningIds(runtime, 'db-x')).length === 1 ? true : undefined));
+});
+
+test('an agent restarted without a server keeps surviving StatefulSet containers until the fence time (its clock), then stops them', async () => {
+  await eventually('StatefulSet pod running', async () => ((await runningIds(runtime, 'db-x')).length === 1 ? true : undefined));
+  await agent!.stop();
+  await srv.kill();
+  let aheadMs = 0;
+  agent = startAgent(runtime, 45, () => Date.now() + aheadMs);
+  await agent.ready;
+  // Within the fence time the containers that outlived the last agent keep running (the cache does not start it).
+  assert.is((await runningIds(runtime, 'db-x')).length, 1);
+  aheadMs = 46_000;
+  await eventually('StatefulSet pod stopped by the fence', async () => ((await runningIds(runtime, 'db-x')).length === 0 ? true : undefined), { limitMs: 10_000 });
+  assert.is((await runningIds(runtime, 'web')).length, 1, 'other pods are not fenced');
   await srv.start();
   await eventually('fenced pod starts again once the server confirms it', async () => ((await runningIds(runtime, 'db-x')).length === 1 ? true : undefined));
 });

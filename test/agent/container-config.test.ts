@@ -14,18 +14,20 @@ import {
 } from '../../node-agent/container-config.js';
 import { bytes, cpuMillis } from '../../api-types/quantity.js';
 import { containerCreateOptions } from '../../node-agent/runtime/docker.js';
-import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
+import type { Container } from '../../api-types/index.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-function inputs(container: Partial<ContainerSpec>, more: Partial<PodInputs['pod']['spec']> = {}, annotations: Record<string, string> = {}): PodInputs {
+function inputs(container: Partial<Container>, more: Partial<PodInputs['pod']['spec']> = {}, annotations: Record<string, string> = {}): PodInputs {
   return {
     pod: {
+      apiVersion: 'v1', kind: 'Pod',
       metadata: { name: 'web', namespace: 'shop', uid: 'u-1', labels: { app: 'web' }, annotations },
       spec: { nodeName: 'pi-4', containers: [{ name: 'main', image: 'img', ...container }], ...more },
     },
-    configMaps: { settings: { metadata: { name: 'settings' }, data: { mode: 'fast', level: '3' } } },
-    secrets: { creds: { metadata: { name: 'creds' }, data: { password: b64('hunter2') }, stringData: { user: 'ada' } } },
+    configMaps: { settings: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings' }, data: { mode: 'fast', level: '3' } } },
+    secrets: { creds: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, data: { password: b64('hunter2') }, stringData: { user: 'ada' } } },
   };
 }
 

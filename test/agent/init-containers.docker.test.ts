@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
-import { PodWorkers, type WorkerPodSpec } from '../../node-agent/pod-worker.js';
-import type { PodInputs } from '../../node-agent/kube-objects.js';
+import type { PodSpec } from '../../api-types/index.js';
+import { PodWorkers } from '../../node-agent/pod-worker.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 import { LABEL_NODE } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
 
@@ -32,7 +33,7 @@ test('init containers fill an emptyDir in order; the app container serves the re
   const workers = new PodWorkers({ runtime, clusterId: 'cluster-a', nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000 });
   running = workers.run(ac.signal);
   const port = await fixedPort();
-  const spec: WorkerPodSpec = {
+  const spec: PodSpec = {
     nodeName,
     terminationGracePeriodSeconds: 1,
     volumes: [{ name: 'site', emptyDir: {} }],
@@ -49,14 +50,14 @@ test('init containers fill an emptyDir in order; the app container serves the re
     }],
     restartPolicy: 'Never',
   };
-  const inputs: PodInputs = { pod: { metadata: { name: 'init-web', namespace: 'test', uid: `${process.pid}-init` }, spec }, configMaps: {}, secrets: {} };
+  const inputs: PodInputs = { pod: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'init-web', namespace: 'test', uid: `${process.pid}-init` }, spec }, configMaps: {}, secrets: {} };
   workers.update(inputs);
   const s = await eventually('Running', () => {
     const st = workers.get(inputs.pod.metadata.uid!)?.status;
     if (st?.phase === 'Failed') throw new Error(`pod failed: ${JSON.stringify(st.initContainerStatuses)}`);
     return st?.phase === 'Running' ? st : undefined;
   }, 30_000);
-  assert.equal(s.initContainerStatuses?.map((c) => 'terminated' in c.state && c.state.terminated.reason), ['Completed', 'Completed']);
+  assert.equal(s.initContainerStatuses?.map((c) => c.state.terminated !== undefined && c.state.terminated.reason), ['Completed', 'Completed']);
   assert.is(s.conditions.find((c) => c.type === 'Initialized')?.status, 'True');
   const body = await eventually('hostPort answers', async () => {
     try {

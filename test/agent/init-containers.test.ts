@@ -13,8 +13,9 @@ import { resourceByCliName } from '../../api-types/index.js';
 import { hollowInventory } from '../../node-agent/hollow.js';
 import { run } from '../../node-agent/run.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
-import { PodWorkers, type PodWorkerSettings, type WorkerPodSpec, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
-import type { ContainerSpec, PodInputs } from '../../node-agent/kube-objects.js';
+import { PodWorkers, type PodWorkerSettings, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
+import type { Container, PodSpec } from '../../api-types/index.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
@@ -23,15 +24,15 @@ import { RealServer } from './real-server.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-init-'));
 let serial = 0;
 
-function podInputs(init: Array<Partial<ContainerSpec>>, spec: Partial<WorkerPodSpec> = {}): PodInputs {
+function podInputs(init: Array<Partial<Container>>, spec: Partial<PodSpec> = {}): PodInputs {
   const n = ++serial;
-  const podSpec: WorkerPodSpec = {
+  const podSpec: PodSpec = {
     nodeName: 'node-a',
     initContainers: init.map((c, i) => ({ name: `init${i}`, image: 'fake/done', ...c })),
     containers: [{ name: 'app', image: 'fake/sleep' }],
     ...spec,
   };
-  return { pod: { metadata: { name: `pod-${n}`, namespace: 'ns', uid: `init-uid-${n}` }, spec: podSpec }, configMaps: {}, secrets: {} };
+  return { pod: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `pod-${n}`, namespace: 'ns', uid: `init-uid-${n}` }, spec: podSpec }, configMaps: {}, secrets: {} };
 }
 
 const stopLater = stopAfterEach(test);
@@ -91,14 +92,14 @@ test('init containers run one at a time, in order, each to completion before the
   assert.is(condition(s, 'Initialized')?.status, 'True');
 
   // While init0 ran: Pending, Initialized False, app waiting PodInitializing, kubectl-like Init:0/2.
-  const during = statuses.find((st) => st.initContainerStatuses?.[0] && 'running' in st.initContainerStatuses[0].state);
+  const during = statuses.find((st) => st.initContainerStatuses?.[0] && st.initContainerStatuses[0].state.running !== undefined);
   assert.ok(during, 'a status while init0 was running was reported');
   assert.is(during!.phase, 'Pending');
   assert.equal(condition(during!, 'Initialized'), { ...condition(during!, 'Initialized')!, status: 'False', reason: 'ContainersNotInitialized', message: 'containers with incomplete status: [init0 init1]' });
   const appState = during!.containerStatuses[0]!.state;
-  assert.ok('waiting' in appState && appState.waiting.reason === 'PodInitializing');
+  assert.ok(appState.waiting !== undefined && appState.waiting.reason === 'PodInitializing');
   assert.is(podStatusText(asPod(inputs, during!)), 'Init:0/2');
-  const second = statuses.find((st) => st.initContainerStatuses?.[1] && 'running' in st.initContainerStatuses[1].state);
+  const second = statuses.find((st) => st.initContainerStatuses?.[1] && st.initContainerStatuses[1].state.running !== undefined);
   assert.is(podStatusText(asPod(inputs, second!)), 'Init:1/2');
   assert.is(podStatusText(asPod(inputs, s)), 'Running');
 });
@@ -110,10 +111,10 @@ test('a failing init container restarts with back-off (Init:CrashLoopBackOff); t
   await eventually('3 restarts', () => ((statusOf(workers, inputs)?.initContainerStatuses?.[1]?.restartCount ?? 0) >= 3 ? true : undefined));
   await stop();
   const backoffs = [...new Set(statuses.flatMap((s) => s.initContainerStatuses ?? [])
-    .map((c) => ('waiting' in c.state && c.state.waiting.reason === 'CrashLoopBackOff' ? c.state.waiting.message : undefined))
+    .map((c) => (c.state.waiting !== undefined && c.state.waiting.reason === 'CrashLoopBackOff' ? c.state.waiting.message : undefined))
     .filter((m): m is string => m !== undefined))];
   assert.equal(backoffs.slice(0, 3).map((m) => /back-off (\S+) /.exec(m)?.[1]), ['40ms', '80ms', '160ms']);
-  const crashLoop = statuses.find((s) => { const st = s.initContainerStatuses?.[1]?.state; return st && 'waiting' in st && st.waiting.reason === 'CrashLoopBackOff'; });
+  const crashLoop = statuses.find((s) => { const st = s.initContainerStatuses?.[1]?.state; return st && st.waiting !== undefined && st.waiting.reason === 'CrashLoopBackOff'; });
   assert.is(podStatusText(asPod(inputs, crashLoop!)), 'Init:CrashLoopBackOff');
   const names = (await containersOf(runtime, inputs)).map((c) => c.name).sort();
   assert.equal(names, ['init0', 'init1'], 'no app container was created, init0 ran once');
@@ -129,7 +130,7 @@ test('restartPolicy Never: a failing init container fails the pod and is not ret
   workers.update(inputs);
   const s = await eventually('Failed', () => (statusOf(workers, inputs)?.phase === 'Failed' ? statusOf(workers, inputs) : undefined));
   const init = s.initContainerStatuses![0]!;
-  assert.ok('terminated' in init.state && init.state.terminated.exitCode === 4 && init.state.terminated.reason === 'Error');
+  assert.ok(init.state.terminated !== undefined && init.state.terminated.exitCode === 4 && init.state.terminated.reason === 'Error');
   assert.is(init.restartCount, 0);
   assert.is(podStatusText(asPod(inputs, s)), 'Init:Error');
   assert.is(condition(s, 'Initialized')?.reason, 'ContainersNotInitialized');
@@ -190,7 +191,7 @@ test('through a real server: initContainerStatuses and Initialized reach the API
     assert.is(condition(pending.status, 'Initialized')?.reason, 'ContainersNotInitialized');
     await srv.podReady('staged');
     const done = await srv.client.request<{ status: WorkerPodStatus }>('GET', '/api/v1/namespaces/default/pods/staged');
-    assert.equal(done.status.initContainerStatuses?.map((c) => [c.name, 'terminated' in c.state && c.state.terminated.reason]), [['prepare', 'Completed']]);
+    assert.equal(done.status.initContainerStatuses?.map((c) => [c.name, c.state.terminated !== undefined && c.state.terminated.reason]), [['prepare', 'Completed']]);
     assert.is(condition(done.status, 'Initialized')?.status, 'True');
     assert.match(await table(), /staged\s+1\/1\s+Running\s/);
   } finally {

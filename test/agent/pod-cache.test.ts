@@ -4,12 +4,12 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PodCache } from '../../node-agent/pod-cache.js';
-import type { PodInputs } from '../../node-agent/kube-objects.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 
 const pod = (name: string): PodInputs => ({
-  pod: { metadata: { name, uid: `uid-${name}` }, spec: { containers: [{ name: 'c', image: 'img' }] } },
+  pod: { apiVersion: 'v1', kind: 'Pod', metadata: { name, uid: `uid-${name}` }, spec: { containers: [{ name: 'c', image: 'img' }] } },
   configMaps: {},
-  secrets: { s: { metadata: { name: 's' }, data: { k: 'dg==' } } },
+  secrets: { s: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, data: { k: 'dg==' } } },
 });
 
 test('an empty data dir loads no pods; saved pods load back in a new instance; no temp file is left', async () => {

@@ -9,7 +9,7 @@ import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers } from '../../node-agent/pod-worker.js';
 import { PodEventSink } from '../../node-agent/pod-events.js';
 import type { PodEvent } from '../../node-agent/pod-events.js';
-import type { PodInputs } from '../../node-agent/kube-objects.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 import type { ApiClient } from '../../client/client.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
@@ -17,7 +17,7 @@ import { stopAfterEach } from '../support/set-up.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pod-events-'));
 const log = pino({ level: 'silent' });
 const pod = (name: string, image: string): PodInputs => ({
-  pod: { metadata: { name, namespace: 'ns', uid: `uid-${name}` }, spec: { nodeName: 'n', restartPolicy: 'Always', containers: [{ name: 'c', image }] } },
+  pod: { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'ns', uid: `uid-${name}` }, spec: { nodeName: 'n', restartPolicy: 'Always', containers: [{ name: 'c', image }] } },
   configMaps: {}, secrets: {},
 });
 
@@ -30,7 +30,7 @@ test('the pod worker reports pulls, starts, pull failures and crash back-off as 
   const seen: { pod: string; event: PodEvent }[] = [];
   const workers = new PodWorkers({
     runtime, clusterId: 'c', nodeName: 'n', dataDir, sandboxImage: 'fake/pause', backoffBaseMs: 40, backoffMaxMs: 200, resyncMs: 100, log,
-    onEvent: (inputs, event) => seen.push({ pod: inputs.pod.metadata.name, event }),
+    onEvent: (inputs, event) => seen.push({ pod: inputs.pod.metadata.name ?? '', event }),
   });
   const ac = new AbortController();
   const running = workers.run(ac.signal);

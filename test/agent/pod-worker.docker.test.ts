@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
-import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.js';
-import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
+import { PodWorkers, type PodWorkerSettings, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
+import type { Container, PodSpec } from '../../api-types/index.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 import { LABEL_NODE, LABEL_POD_UID } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
@@ -21,10 +22,11 @@ const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pods-docker-'));
 let serial = 0;
 const stopLater = stopAfterEach(test);
 
-function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodSpec> = {}, extra: Partial<PodInputs> = {}): PodInputs {
+function podInputs(containers: Array<Partial<Container>>, spec: Partial<PodSpec> = {}, extra: Partial<PodInputs> = {}): PodInputs {
   const n = ++serial;
   return {
     pod: {
+      apiVersion: 'v1', kind: 'Pod',
       metadata: { name: `pod-${n}`, namespace: 'test', uid: `${process.pid}-${n}` },
       spec: { nodeName, terminationGracePeriodSeconds: 1, containers: containers.map((c, i) => ({ name: `c${i}`, image: TESTBOX, ...c })), ...spec },
     },
@@ -35,7 +37,7 @@ function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodS
 }
 
 function agent(overrides: Partial<PodWorkerSettings> = {}) {
-  const statuses: PodStatus[] = [];
+  const statuses: WorkerPodStatus[] = [];
   const settings: PodWorkerSettings = {
     runtime, clusterId: 'cluster-a', nodeName, dataDir, backoffBaseMs: 200, backoffMaxMs: 2000, resyncMs: 1000,
     onStatus: (_i, s) => statuses.push(s),
@@ -50,9 +52,9 @@ function agent(overrides: Partial<PodWorkerSettings> = {}) {
 }
 
 const statusOf = (workers: PodWorkers, inputs: PodInputs) => workers.get(inputs.pod.metadata.uid!)?.status;
-const waitingReason = (s: PodStatus | undefined) => {
+const waitingReason = (s: WorkerPodStatus | undefined) => {
   const st = s?.containerStatuses[0]?.state;
-  return st && 'waiting' in st ? st.waiting.reason : undefined;
+  return st && st.waiting !== undefined ? st.waiting.reason : undefined;
 };
 
 
@@ -75,8 +77,8 @@ test('a pod serves on its hostPort: ConfigMap file, env from a Secret, pause san
     }],
     { volumes: [{ name: 'site', configMap: { name: 'site' } }] },
     {
-      configMaps: { site: { metadata: { name: 'site' }, data: { 'index.html': 'hello from flotilla\n' } } },
-      secrets: { words: { metadata: { name: 'words' }, data: { greeting: Buffer.from('ahoy').toString('base64') } } },
+      configMaps: { site: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'site' }, data: { 'index.html': 'hello from flotilla\n' } } },
+      secrets: { words: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'words' }, data: { greeting: Buffer.from('ahoy').toString('base64') } } },
     },
   );
   workers.update(inputs);
@@ -105,11 +107,11 @@ test('a crashing container restarts with growing back-off, counted restartCount 
   workers.update(inputs);
   await eventually('2 restarts', () => ((statusOf(workers, inputs)?.containerStatuses[0]?.restartCount ?? 0) >= 2 ? true : undefined), 30000);
   const delays = [...new Set(statuses.map((s) => s.containerStatuses[0]!.state)
-    .map((st) => ('waiting' in st && st.waiting.reason === 'CrashLoopBackOff' ? /back-off (\S+) /.exec(st.waiting.message ?? '')?.[1] : undefined))
+    .map((st) => (st.waiting !== undefined && st.waiting.reason === 'CrashLoopBackOff' ? /back-off (\S+) /.exec(st.waiting.message ?? '')?.[1] : undefined))
     .filter(Boolean))];
   assert.equal(delays.slice(0, 2), ['200ms', '400ms']);
   const last = statusOf(workers, inputs)!.containerStatuses[0]!;
-  assert.ok('terminated' in last.lastState && last.lastState.terminated.exitCode === 2);
+  assert.ok(last.lastState.terminated !== undefined && last.lastState.terminated.exitCode === 2);
   const containers = await runtime.listContainers({ [LABEL_POD_UID]: inputs.pod.metadata.uid! });
   assert.is(containers.length, 2, 'the sandbox and one container of c0: dead ones are removed');
 });
@@ -125,7 +127,7 @@ test('a failing liveness probe (httpGet 404 against the pod IP) restarts the con
     const st = statusOf(workers, inputs);
     return (st?.containerStatuses[0]?.restartCount ?? 0) >= 1 ? st : undefined;
   }, 30000);
-  assert.ok('terminated' in s.containerStatuses[0]!.lastState);
+  assert.ok(s.containerStatuses[0]!.lastState.terminated !== undefined);
 });
 
 test('an unpullable image reports ErrImagePull then ImagePullBackOff with the reason', async () => {
@@ -133,8 +135,8 @@ test('an unpullable image reports ErrImagePull then ImagePullBackOff with the re
   const inputs = podInputs([{ image: '127.0.0.1:1/none:1' }]);
   workers.update(inputs);
   await eventually('ImagePullBackOff', () => (waitingReason(statusOf(workers, inputs)) === 'ImagePullBackOff' ? true : undefined));
-  const pullError = statuses.map((s) => s.containerStatuses[0]!.state).find((st) => 'waiting' in st && st.waiting.reason === 'ErrImagePull');
-  assert.ok(pullError && 'waiting' in pullError && /127\.0\.0\.1:1/.test(pullError.waiting.message ?? ''), JSON.stringify(pullError));
+  const pullError = statuses.map((s) => s.containerStatuses[0]!.state).find((st) => st.waiting !== undefined && st.waiting.reason === 'ErrImagePull');
+  assert.ok(pullError && pullError.waiting !== undefined && /127\.0\.0\.1:1/.test(pullError.waiting.message ?? ''), JSON.stringify(pullError));
   assert.is(statusOf(workers, inputs)!.phase, 'Pending');
 });
 
@@ -149,7 +151,7 @@ test('a memory limit is enforced: OOMKilled in the container state', async () =>
   workers.update(inputs);
   const s = await eventually('Failed', () => (statusOf(workers, inputs)?.phase === 'Failed' ? statusOf(workers, inputs) : undefined), 30000);
   const st = s.containerStatuses[0]!.state;
-  assert.ok('terminated' in st && st.terminated.reason === 'OOMKilled' && st.terminated.exitCode === 137, JSON.stringify(st));
+  assert.ok(st.terminated !== undefined && st.terminated.reason === 'OOMKilled' && st.terminated.exitCode === 137, JSON.stringify(st));
 });
 
 test('delete stops and removes every container of the pod', async () => {

@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
-import { PodWorkers, type PodWorkerSettings } from '../../node-agent/pod-worker.js';
-import type { ContainerSpec, PodInputs, PodSpec, PodStatus } from '../../node-agent/kube-objects.js';
+import { PodWorkers, type PodWorkerSettings, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
+import type { Container, PodSpec } from '../../api-types/index.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD, LABEL_POD_UID, LABEL_NAMESPACE } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
@@ -15,10 +16,11 @@ import { stopAfterEach } from '../support/set-up.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-pod-worker-'));
 let serial = 0;
 
-function podInputs(containers: Array<Partial<ContainerSpec>>, spec: Partial<PodSpec> = {}, extra: Partial<PodInputs> = {}): PodInputs {
+function podInputs(containers: Array<Partial<Container>>, spec: Partial<PodSpec> = {}, extra: Partial<PodInputs> = {}): PodInputs {
   const n = ++serial;
   return {
     pod: {
+      apiVersion: 'v1', kind: 'Pod',
       metadata: { name: `pod-${n}`, namespace: 'ns', uid: `uid-${n}` },
       spec: { nodeName: 'node-a', containers: containers.map((c, i) => ({ name: `c${i}`, image: 'fake/sleep', ...c })), ...spec },
     },
@@ -36,7 +38,7 @@ function setup(overrides: Partial<PodWorkerSettings> = {}) {
   runtime.setBehaviour('fake/done', { exitAfterMs: 5, exitCode: 0 });
   runtime.setBehaviour('fake/fail', { exitAfterMs: 5, exitCode: 3 });
   runtime.setBehaviour('fake/oom', { exitAfterMs: 5, oom: true });
-  const statuses: PodStatus[] = [];
+  const statuses: WorkerPodStatus[] = [];
   const settings: PodWorkerSettings = {
     runtime, clusterId: 'cluster-a', nodeName: 'node-a', dataDir, sandboxImage: 'fake/pause', hostIP: '192.0.2.10',
     backoffBaseMs: 40, backoffMaxMs: 1000, resyncMs: 200,
@@ -88,11 +90,11 @@ test('a crashing container restarts with doubling back-off and CrashLoopBackOff'
   await eventually('3 restarts', () => ((statusOf(workers, inputs)?.containerStatuses[0]?.restartCount ?? 0) >= 3 ? true : undefined));
   await stop();
   const backoffs = [...new Set(statuses.flatMap((s) => s.containerStatuses)
-    .map((c) => ('waiting' in c.state && c.state.waiting.reason === 'CrashLoopBackOff' ? c.state.waiting.message : undefined))
+    .map((c) => (c.state.waiting !== undefined && c.state.waiting.reason === 'CrashLoopBackOff' ? c.state.waiting.message : undefined))
     .filter((m): m is string => m !== undefined))];
   assert.equal(backoffs.slice(0, 3).map((m) => /back-off (\S+) /.exec(m)?.[1]), ['40ms', '80ms', '160ms']);
   const last = statusOf(workers, inputs)!.containerStatuses[0]!;
-  assert.ok('terminated' in last.lastState && last.lastState.terminated.exitCode === 2 && last.lastState.terminated.reason === 'Error');
+  assert.ok(last.lastState.terminated !== undefined && last.lastState.terminated.exitCode === 2 && last.lastState.terminated.reason === 'Error');
   assert.is(statusOf(workers, inputs)!.phase, 'Running');
 });
 
@@ -105,10 +107,10 @@ test('restartPolicy: OnFailure completes with Succeeded; Never with a failure gi
   await eventually('Succeeded', () => (statusOf(workers, ok)?.phase === 'Succeeded' ? true : undefined));
   await eventually('Failed', () => (statusOf(workers, bad)?.phase === 'Failed' ? true : undefined));
   const t = statusOf(workers, bad)!.containerStatuses[0]!;
-  assert.ok('terminated' in t.state && t.state.terminated.exitCode === 3 && t.state.terminated.reason === 'Error');
+  assert.ok(t.state.terminated !== undefined && t.state.terminated.exitCode === 3 && t.state.terminated.reason === 'Error');
   assert.is(t.restartCount, 0);
   const d = statusOf(workers, ok)!.containerStatuses[0]!;
-  assert.ok('terminated' in d.state && d.state.terminated.reason === 'Completed');
+  assert.ok(d.state.terminated !== undefined && d.state.terminated.reason === 'Completed');
   await stop();
 });
 
@@ -118,8 +120,8 @@ test('an OOM kill shows as OOMKilled', async () => {
   workers.update(inputs);
   const s = await eventually('Failed', () => (statusOf(workers, inputs)?.phase === 'Failed' ? statusOf(workers, inputs) : undefined));
   const state = s.containerStatuses[0]!.state;
-  assert.ok('terminated' in state);
-  if ('terminated' in state) {
+  assert.ok(state.terminated !== undefined);
+  if (state.terminated !== undefined) {
     assert.is(state.terminated.reason, 'OOMKilled');
     assert.is(state.terminated.exitCode, 137);
   }
@@ -132,13 +134,13 @@ test('an unpullable image gives ErrImagePull, then ImagePullBackOff, with pulls 
   workers.update(inputs);
   await eventually('ImagePullBackOff', () => {
     const c = statusOf(workers, inputs)?.containerStatuses[0];
-    return c && 'waiting' in c.state && c.state.waiting.reason === 'ImagePullBackOff' ? true : undefined;
+    return c && c.state.waiting !== undefined && c.state.waiting.reason === 'ImagePullBackOff' ? true : undefined;
   });
   await stop();
-  const reasons = statuses.map((s) => s.containerStatuses[0]!.state).map((st) => ('waiting' in st ? st.waiting.reason : '?'));
+  const reasons = statuses.map((s) => s.containerStatuses[0]!.state).map((st) => (st.waiting !== undefined ? st.waiting.reason : '?'));
   assert.ok(reasons.indexOf('ErrImagePull') >= 0 && reasons.indexOf('ErrImagePull') < reasons.indexOf('ImagePullBackOff'), reasons.join(','));
-  const err = statuses.map((s) => s.containerStatuses[0]!.state).find((st) => 'waiting' in st && st.waiting.reason === 'ErrImagePull');
-  assert.match(err && 'waiting' in err ? err.waiting.message ?? '' : '', '127.0.0.1:1');
+  const err = statuses.map((s) => s.containerStatuses[0]!.state).find((st) => st.waiting !== undefined && st.waiting.reason === 'ErrImagePull');
+  assert.match(err && err.waiting !== undefined ? err.waiting.message ?? '' : '', '127.0.0.1:1');
   assert.is(statusOf(workers, inputs)!.phase, 'Pending');
   // Each pull attempt reports ErrImagePull once; syncs during the back-off report ImagePullBackOff and pull nothing.
   assert.is(runtime.pullAttempts, reasons.filter((r) => r === 'ErrImagePull').length);
@@ -150,10 +152,10 @@ test('a missing ConfigMap key gives CreateContainerConfigError naming it; adding
   workers.update(inputs);
   const waiting = await eventually('config error', () => {
     const c = statusOf(workers, inputs)?.containerStatuses[0];
-    return c && 'waiting' in c.state && c.state.waiting.reason === 'CreateContainerConfigError' ? c.state.waiting.message : undefined;
+    return c && c.state.waiting !== undefined && c.state.waiting.reason === 'CreateContainerConfigError' ? c.state.waiting.message : undefined;
   });
   assert.match(waiting ?? '', 'ConfigMap "settings" not found');
-  workers.update({ ...inputs, configMaps: { settings: { metadata: { name: 'settings' }, data: { mode: 'fast' } } } });
+  workers.update({ ...inputs, configMaps: { settings: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings' }, data: { mode: 'fast' } } } });
   await eventually('running', () => (statusOf(workers, inputs)?.phase === 'Running' ? true : undefined));
   await stop();
 });
@@ -168,7 +170,7 @@ test('a RuntimeClass handler the engine lacks gives CreateContainerConfigError a
     const message = 'RuntimeClass handler "kata" is not a runtime of this node\'s container engine (it has runc)';
     const waiting = await eventually('config error', () => {
       const c = statusOf(workers, kata)?.containerStatuses[0];
-      return c && 'waiting' in c.state && c.state.waiting.reason === 'CreateContainerConfigError' ? c.state.waiting.message : undefined;
+      return c && c.state.waiting !== undefined && c.state.waiting.reason === 'CreateContainerConfigError' ? c.state.waiting.message : undefined;
     });
     assert.is(waiting, message);
     assert.ok(events.some((e) => e.type === 'Warning' && e.reason === 'Failed' && e.message === `Error: ${message}`), JSON.stringify(events));
@@ -188,7 +190,7 @@ test('a failing liveness probe restarts the container', async () => {
   workers.update(inputs);
   await eventually('restart after liveness failure', () => ((statusOf(workers, inputs)?.containerStatuses[0]?.restartCount ?? 0) >= 1 ? true : undefined));
   const c = statusOf(workers, inputs)!.containerStatuses[0]!;
-  assert.ok('terminated' in c.lastState);
+  assert.ok(c.lastState.terminated !== undefined);
   await stop();
 });
 
@@ -241,6 +243,25 @@ test('a new agent adopts running containers (same ids, no restart) and removes o
   assert.equal(await first.runtime.listContainers({ [LABEL_POD_UID]: gone.pod.metadata.uid! }), []);
   ac.abort();
   await running;
+});
+
+test('a changed image replaces the running container at once (restart counted, no back-off); the other container keeps running', async () => {
+  const { runtime, workers, stop } = setup();
+  const inputs = podInputs([{}, { name: 'side' }], { restartPolicy: 'Never' });
+  workers.update(inputs);
+  const first = await eventually('running', () => (statusOf(workers, inputs)?.phase === 'Running' ? statusOf(workers, inputs) : undefined));
+  const [c0, side] = first.containerStatuses;
+  const [app, sidecar] = inputs.pod.spec.containers;
+  workers.update({ ...inputs, pod: { ...inputs.pod, spec: { ...inputs.pod.spec, containers: [{ ...app!, image: 'fake/done' }, sidecar!] } } });
+  const s = await eventually('new image', () => {
+    const st = statusOf(workers, inputs);
+    return st?.containerStatuses[0]?.image === 'fake/done' && st.containerStatuses[0].containerID !== c0!.containerID ? st : undefined;
+  });
+  assert.is(s.containerStatuses[0]!.restartCount, 1);
+  assert.is(s.containerStatuses[1]!.containerID, side!.containerID);
+  const listed = await runtime.listContainers({ [LABEL_POD_UID]: inputs.pod.metadata.uid!, [LABEL_CONTAINER]: 'c0' });
+  assert.equal(listed.map((c) => c.image), ['fake/done'], 'the old container is removed');
+  await stop();
 });
 
 test.after(() => rmSync(dataDir, { recursive: true, force: true }));

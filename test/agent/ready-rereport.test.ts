@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers } from '../../node-agent/pod-worker.js';
-import type { PodInputs } from '../../node-agent/kube-objects.js';
+import type { PodInputs } from '../../node-agent/pod-actions.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
 
@@ -25,7 +25,7 @@ test('a worker reports again when the server has its pod not Ready while it runs
   const ac = new AbortController();
   const running = workers.run(ac.signal);
   stopLater(async () => { ac.abort(); await running; rmSync(dataDir, { recursive: true, force: true }); });
-  const inputs: PodInputs = { pod: { metadata: { name: 'p', namespace: 'ns', uid: 'u1' }, spec: { nodeName: 'n', containers: [{ name: 'c', image: 'fake/sleep' }] } }, configMaps: {}, secrets: {} };
+  const inputs: PodInputs = { pod: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'ns', uid: 'u1' }, spec: { nodeName: 'n', containers: [{ name: 'c', image: 'fake/sleep' }] } }, configMaps: {}, secrets: {} };
   workers.update(inputs);
   await eventually('Ready reported', () => (reports.includes('True') ? true : undefined));
   const before = reports.length;

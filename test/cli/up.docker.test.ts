@@ -20,6 +20,8 @@ test('up, apply -f examples/, two web pods Running on the local node, delete -f 
     await up.waitFor(/Flotilla agent: node /, 60_000);
     await eventually('the local node Ready', () => /\sReady\s/.test(cli('get', 'nodes').stdout), { limitMs: 60_000, everyMs: 250 });
     assert.match(cli('get', 'nodes').stdout, new RegExp(hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 20)));
+    // The local agent is a node like any other: its own join token authenticates it, not the admin token.
+    assert.match(cli('token', 'list').stdout, /flotilla up: the local agent/);
     const applied = cli('apply', '-f', join(repoRoot, 'examples'));
     assert.is(applied.code, 0, applied.stderr);
     await eventually('web 2/2', () => /web\s+2\/2/.test(cli('get', 'deployments').stdout), { limitMs: 120_000, everyMs: 250 });

@@ -2,9 +2,10 @@
 // Its server logs structured records (pino JSON lines when stderr is not a terminal).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isJoinToken } from '../../discovery/locate.js';
 import { runCli } from '../support/server-process.js';
 import { startUp } from './up-support.js';
 
@@ -23,6 +24,34 @@ test('without Docker, up serves the API, configures the CLI and says there is no
     assert.match(r.stdout, /namespace\/default/);
   } finally {
     await up.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up makes its local agent a join token of its own (not the admin token), kept across restarts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-token-'));
+  const env = { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` };
+  const agentTokens = () => {
+    const r = runCli(['token', 'list'], env);
+    assert.is(r.code, 0, r.stderr);
+    return r.stdout.split('\n').filter((l) => l.includes('flotilla up: the local agent')).length;
+  };
+  try {
+    for (let start = 1; start <= 2; start++) {
+      const up = startUp(dir, env);
+      try {
+        await up.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 60_000);
+        assert.is(agentTokens(), 1, `start ${start}: one join token for the local agent`);
+      } finally {
+        await up.stop();
+      }
+    }
+    const tokenFile = join(dir, '.flotilla', 'local-agent-token');
+    assert.is(statSync(tokenFile).mode & 0o777, 0o600);
+    const agentToken = readFileSync(tokenFile, 'utf8').trim();
+    assert.ok(isJoinToken(agentToken), agentToken);
+    assert.is.not(agentToken, readFileSync(join(dir, '.flotilla', 'admin-token'), 'utf8').trim());
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
