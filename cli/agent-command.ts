@@ -19,21 +19,17 @@ import type { ParsedArgs } from './args.js';
 import type { CliCommand, Io } from './command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import type { Logger } from 'pino';
+import type { AgentRunConfig } from '../node-agent/run.js';
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
-export interface AgentCommandConfig {
+/** What `flotilla agent` (and `flotilla up` for its local agent) runs with: node-agent/run.ts's config, plus how to find the servers and hollow nodes. */
+export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved'> {
   /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
   servers: string[];
   /** Network interface (name or IPv4 address) for mDNS. */
   interface?: string;
-  token: string;
-  dataDir: string;
-  nodeName: string;
-  listenHost: string;
-  listenPort: number;
-  advertiseAddress?: string;
-  reserved?: { cpu?: string; memory?: string };
+  /** Hollow nodes to run instead of one real node. */
   simulate?: number;
   /** Fake NVIDIA GPUs per hollow node. */
   simulateGpus?: number;

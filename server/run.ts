@@ -191,7 +191,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       // Open watch streams would hold close() forever.
-      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      if ('closeAllConnections' in server) server.closeAllConnections();
     });
     store.close();
   }
