@@ -2,9 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join } from 'node:path';
+import { LABEL_CLUSTER } from '../../node-agent/runtime/types.js';
+import { MEMBER_FILES } from '../../server/cluster/cluster.js';
 import { runCli, repoRoot } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { startUp } from './up-support.js';
@@ -32,7 +34,12 @@ test('up, apply -f examples/, two web pods Running on the local node, delete -f 
     await eventually('the containers to be removed', () => containersOfDeployment().length === 0, { limitMs: 60_000, everyMs: 250 });
   } finally {
     await up.stop();
-    try { execFileSync('sh', ['-c', 'docker rm -f $(docker ps -aq --filter label=io.flotilla.namespace=default) 2>/dev/null || true']); } catch { /* nothing left */ }
+    // Only this cluster's containers: other suites' agents share the engine.
+    const identity = join(dir, '.flotilla', MEMBER_FILES.identity);
+    const clusterId = existsSync(identity) ? (JSON.parse(readFileSync(identity, 'utf8')) as { clusterId?: string }).clusterId : undefined;
+    if (clusterId) {
+      try { execFileSync('sh', ['-c', `docker rm -f $(docker ps -aq --filter label=${LABEL_CLUSTER}=${clusterId}) 2>/dev/null || true`]); } catch { /* nothing left */ }
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 });
