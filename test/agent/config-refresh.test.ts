@@ -6,33 +6,23 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
-import { run } from '../../node-agent/run.js';
-import { hollowInventory } from '../../node-agent/hollow.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
-import { RealServer, appPod } from './real-server.js';
+import { RealServer, appPod, type TestAgent } from './real-server.js';
 
 const NODE = 'edge-cfg';
 const APP = 'fake/app';
 const srv = new RealServer();
 const runtime = new FakeRuntime();
-const ac = new AbortController();
-let agentDone: Promise<void> | undefined;
+let agent: TestAgent | undefined;
 const dataDir = () => join(srv.dir, 'agent');
 
 setUp(test, async () => {
   await srv.start();
-  agentDone = run(ac.signal, {
-    server: srv.server.url, token: srv.server.token, dataDir: dataDir(), nodeName: NODE,
-    listenHost: '127.0.0.1', listenPort: 0, runtime, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi', gpus: 0 }),
-    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300 } },
-    log: pino({ level: 'silent' }),
-  });
+  agent = srv.startAgent(NODE, runtime, { resources: { cpu: '4', memory: '8Gi', gpus: 0 } });
 }, async () => {
-  ac.abort();
-  await agentDone;
+  await agent?.stop();
   await srv.close();
 });
 

@@ -4,13 +4,9 @@
 // terminationGracePeriodSeconds runs out.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
-import pino from 'pino';
 import { resourceByCliName } from '../../api-types/index.js';
 import type { KubeObject } from '../../api-types/index.js';
 import { formatObjects } from '../../cli/printers.js';
-import { run } from '../../node-agent/run.js';
-import { hollowInventory } from '../../node-agent/hollow.js';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { LABEL_NODE, LABEL_POD } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
@@ -34,14 +30,7 @@ function boxPod(name: string, script: string, terminationGracePeriodSeconds: num
 
 test.before(async () => {
   await srv.start();
-  const ac = new AbortController();
-  const done = run(ac.signal, {
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
-    listenHost: '127.0.0.1', listenPort: 0, runtime, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi' }), findings: [],
-    tuning: { heartbeatSeconds: 0.5, retrySeconds: 0.2, retryMaxSeconds: 1, podWorkers: { resyncMs: 500 } },
-    log: pino({ level: 'silent' }),
-  });
-  stopAgent = async () => { ac.abort(); await done; };
+  stopAgent = srv.startAgent(NODE, runtime, { tuning: { heartbeatSeconds: 0.5, retrySeconds: 0.2, retryMaxSeconds: 1, podWorkers: { resyncMs: 500 } } }).stop;
 });
 test.after(async () => {
   await stopAgent?.();

@@ -3,13 +3,9 @@
 // out), then the agent removes the pod object (grace 0, uid precondition); a pod that stops at SIGTERM goes at once.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
-import pino from 'pino';
 import { resourceByCliName } from '../../api-types/index.js';
 import type { KubeObject } from '../../api-types/index.js';
 import { formatObjects } from '../../cli/printers.js';
-import { run } from '../../node-agent/run.js';
-import { hollowInventory } from '../../node-agent/hollow.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { LABEL_POD } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
@@ -26,14 +22,7 @@ let stopAgent: (() => Promise<void>) | undefined;
 
 test.before(async () => {
   await srv.start();
-  const ac = new AbortController();
-  const done = run(ac.signal, {
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
-    listenHost: '127.0.0.1', listenPort: 0, runtime, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi' }), findings: [],
-    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300 } },
-    log: pino({ level: 'silent' }),
-  });
-  stopAgent = async () => { ac.abort(); await done; };
+  stopAgent = srv.startAgent(NODE, runtime).stop;
 });
 test.after(async () => {
   await stopAgent?.();

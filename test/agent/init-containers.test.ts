@@ -7,11 +7,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { formatObjects, podStatusText } from '../../cli/printers.js';
 import { resourceByCliName } from '../../api-types/index.js';
-import { hollowInventory } from '../../node-agent/hollow.js';
-import { run } from '../../node-agent/run.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
 import { PodWorkers, type PodWorkerSettings, type WorkerPodStatus } from '../../node-agent/pod-worker.js';
 import type { Container, PodSpec } from '../../api-types/index.js';
@@ -19,7 +16,7 @@ import type { PodInputs } from '../../node-agent/pod-actions.js';
 import { LABEL_CONTAINER, LABEL_POD_UID, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
 import { stopAfterEach } from '../support/set-up.js';
-import { RealServer } from './real-server.js';
+import { FAST_AGENT_TUNING, RealServer } from './real-server.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-init-'));
 let serial = 0;
@@ -172,12 +169,8 @@ test('through a real server: initContainerStatuses and Initialized reach the API
   await srv.start();
   const runtime = fakeRuntime();
   runtime.setBehaviour('fake/init', { exitAfterMs: 1500, exitCode: 0 });
-  const ac = new AbortController();
-  const agentDone = run(ac.signal, {
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: 'edge-init',
-    listenHost: '127.0.0.1', listenPort: 0, runtime, inventory: hollowInventory('edge-init', { cpu: '4', memory: '8Gi', gpus: 0 }),
-    tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300, sandboxImage: 'fake/pause' } },
-    log: pino({ level: 'silent' }),
+  const agent = srv.startAgent('edge-init', runtime, {
+    resources: { cpu: '4', memory: '8Gi', gpus: 0 }, tuning: { ...FAST_AGENT_TUNING, podWorkers: { resyncMs: 300, sandboxImage: 'fake/pause' } },
   });
   try {
     await srv.createPod({
@@ -195,8 +188,7 @@ test('through a real server: initContainerStatuses and Initialized reach the API
     assert.is(condition(done.status, 'Initialized')?.status, 'True');
     assert.match(await table(), /staged\s+1\/1\s+Running\s/);
   } finally {
-    ac.abort();
-    await agentDone;
+    await agent.stop();
     await srv.close();
   }
 });

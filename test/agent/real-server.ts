@@ -2,7 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { ApiClient, ApiClientError } from '../../client/client.js';
+import { hollowInventory } from '../../node-agent/hollow.js';
+import { run, type AgentRunConfig } from '../../node-agent/run.js';
+import type { ContainerRuntime } from '../../node-agent/runtime/types.js';
 import { ServerProcess } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 
@@ -10,6 +14,18 @@ export interface PodView {
   metadata: { name: string; uid: string };
   spec: { nodeName?: string };
   status?: { phase?: string; conditions?: Array<{ type: string; status: string }>; containerStatuses?: Array<{ containerID?: string; restartCount: number }> };
+}
+
+/** Agent loop settings quick enough for tests: heartbeats, status reports, retries and resyncs in fractions of a second. */
+export const FAST_AGENT_TUNING: NonNullable<AgentRunConfig['tuning']> = {
+  heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300 },
+};
+
+export interface TestAgent {
+  /** Resolves once the agent has registered; rejects when the agent ended first. */
+  ready: Promise<void>;
+  /** Ends the agent (its containers keep running, as after any agent stop). */
+  stop: () => Promise<void>;
 }
 
 export class RealServer {
@@ -34,6 +50,28 @@ export class RealServer {
     this.client?.close();
     await this.server?.kill('SIGTERM');
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * An agent for node `nodeName` on `runtime`, in this process, against this server: a hollow inventory
+   * (4 CPUs, 8 GiB unless `resources` says), data in <dir>/agent, FAST_AGENT_TUNING unless `tuning` says.
+   */
+  startAgent(nodeName: string, runtime: ContainerRuntime, opts: {
+    resources?: Parameters<typeof hollowInventory>[1]; tuning?: AgentRunConfig['tuning']; advertiseAddress?: string;
+  } = {}): TestAgent {
+    const ac = new AbortController();
+    let registered!: () => void;
+    const started = new Promise<void>((resolve) => { registered = resolve; });
+    const done = run(ac.signal, {
+      server: this.server.url, token: this.server.token, dataDir: join(this.dir, 'agent'), nodeName,
+      listenHost: '127.0.0.1', listenPort: 0, ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}), runtime,
+      inventory: hollowInventory(nodeName, opts.resources ?? { cpu: '4', memory: '8Gi' }), findings: [],
+      tuning: opts.tuning ?? FAST_AGENT_TUNING, log: pino({ level: 'silent' }),
+    }, () => registered());
+    const ready = Promise.race([started, done.then(() => { throw new Error(`the agent of ${nodeName} ended before it was ready`); })]);
+    // A test that never awaits `ready` must not see an unhandled rejection when the agent ends at stop().
+    ready.catch(() => {});
+    return { ready, stop: async () => { ac.abort(); await done; } };
   }
 
   createPod(pod: Record<string, unknown>, namespace = 'default'): Promise<PodView> {

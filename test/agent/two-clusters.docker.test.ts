@@ -5,10 +5,6 @@
 // reaches that cluster's pod.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { join } from 'node:path';
-import pino from 'pino';
-import { hollowInventory } from '../../node-agent/hollow.js';
-import { run } from '../../node-agent/run.js';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, SANDBOX_CONTAINER_NAME } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
@@ -21,17 +17,12 @@ const clusters: { name: string; srv: RealServer; stop?: () => Promise<void> }[] 
 
 /** The agent of one cluster for node NODE on this Docker engine, in this process, until stop(). */
 async function startAgent(c: { name: string; srv: RealServer; stop?: () => Promise<void> }): Promise<void> {
-  const ac = new AbortController();
-  let ready!: () => void;
-  const started = new Promise<void>((r) => { ready = r; });
-  const done = run(ac.signal, {
-    server: c.srv.server.url, token: c.srv.server.token, dataDir: join(c.srv.dir, 'agent'), nodeName: NODE,
-    listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1', runtime,
-    inventory: hollowInventory(NODE, { cpu: '2', memory: '2Gi' }), findings: [], log: pino({ level: 'silent' }),
+  const agent = c.srv.startAgent(NODE, runtime, {
+    advertiseAddress: '127.0.0.1', resources: { cpu: '2', memory: '2Gi' },
     tuning: { heartbeatSeconds: 0.5, retrySeconds: 0.2, retryMaxSeconds: 1, podWorkers: { resyncMs: 500 } },
-  }, () => ready());
-  await Promise.race([started, done.then(() => { throw new Error(`agent of cluster ${c.name} ended before it was ready`); })]);
-  c.stop = async () => { ac.abort(); await done; };
+  });
+  c.stop = agent.stop;
+  await agent.ready;
 }
 
 /** A pod of NODE in cluster c: its server view once Running and Ready, and its app container on the engine. */
