@@ -9,6 +9,10 @@ command -v docker >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# The Service data path (nftables), stale-flow cleanup (conntrack) and DNS checks from the tests (dig).
+command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
+command -v conntrack >/dev/null 2>&1 || need_pkgs+=(conntrack)
+command -v dig >/dev/null 2>&1 || need_pkgs+=(dnsutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "ci-setup: installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
