@@ -14,11 +14,22 @@ import { staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService, TOKENS_SECRET } from '../../server/objects/service.js';
+import { heartbeatRoutes } from '../../server/api/routes/node-leases.js';
+import { metricsRoutes } from '../../server/api/routes/metrics.js';
+import { NodeHeartbeats } from '../../server/cluster/node-heartbeats.js';
+import { InMemoryMetrics } from '../../server/controllers/pod-metrics.js';
+import { runAgent } from '../../node-agent/agent.js';
+import { ApiClient, NodeApi } from '../../node-agent/api-client.js';
+import { buildNodeObject } from '../../node-agent/node-object.js';
+import { hollowInventory } from '../../node-agent/hollow.js';
+import { FakeRuntime } from '../../node-agent/runtime/fake.js';
+import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
 
 const ADMIN = 'admin-token-0123456789';
 const N1 = 'n1-token-0123456789';
 const N2 = 'n2-token-0123456789';
+const N4 = 'n4-token-0123456789';
 
 let dir = '';
 let store: SqliteStore | undefined;
@@ -79,8 +90,11 @@ setUp(test, async () => {
       [ADMIN]: { name: 'admin', role: 'admin' },
       [N1]: { name: 'system:node:n1', role: 'node' },
       [N2]: { name: 'system:node:n2', role: 'node' },
+      [N4]: { name: 'system:node:n4', role: 'node' },
     }),
     version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [],
+    // The in-memory lease and usage routes, as server/run.ts mounts them.
+    extraRoutes: [heartbeatRoutes(new NodeHeartbeats(), () => {}), metricsRoutes(new InMemoryMetrics(), () => {})],
   });
   server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server!.once('listening', resolve));
@@ -214,6 +228,37 @@ test('n1 renews only its own lease and reports only its own usage; other kinds a
   await refused(n1('GET', '/metrics'), /cannot get path "\/metrics"/);
   assert.is((await n1('GET', '/api/v1/pods?fieldSelector=spec.nodeName%3Dn1')).status, 200);
   assert.is((await n1('GET', '/api/v1/nodes')).status, 200);
+});
+
+test('the agent of node n4, holding only its system:node:n4 identity, registers, runs a pod with its Secret, reports and deletes it', async () => {
+  const ac = new AbortController();
+  const client = new ApiClient(url, N4, 10_000);
+  const runtime = new FakeRuntime({ images: ['flotilla/testbox:latest'] });
+  const agentDir = mkdtempSync(join(tmpdir(), 'flotilla-nodeauthz-agent-'));
+  const done = runAgent(ac.signal, {
+    clusterId: 'test-cluster', nodeName: 'n4', api: new NodeApi(client), runtime, dataDir: agentDir,
+    events: [{ type: 'Warning', reason: 'Preflight-clock', message: 'the clock is not synchronised' }],
+    node: () => buildNodeObject({ nodeName: 'n4', inventory: hollowInventory('n4'), address: '127.0.0.1', port: 1, containerRuntimeVersion: 'fake', readySince: new Date() }),
+    heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, usageSeconds: 0.5, retrySeconds: 0.1, retryMaxSeconds: 0.5, podWorkers: { resyncMs: 300 },
+  });
+  try {
+    await eventually('Node n4 registered and Ready', async () => (await admin('GET', '/api/v1/nodes/n4')).json?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'));
+    await must(admin('POST', '/api/v1/namespaces/default/secrets', secret('default', 's4')), 201);
+    await must(admin('POST', '/api/v1/namespaces/default/pods', { metadata: { name: 'p4' }, spec: { ...podSpec('s4'), nodeName: 'n4', terminationGracePeriodSeconds: 1 } }), 201);
+    // Running needs the Secret: a container whose env names a missing Secret does not start.
+    await eventually('p4 Running on n4', async () => (await admin('GET', '/api/v1/namespaces/default/pods/p4')).json?.status?.phase === 'Running');
+    const events = await must(admin('GET', '/api/v1/namespaces/default/events'));
+    const about = (kind: string, name: string) => events.items.some((e: { involvedObject: { kind: string; name: string } }) => e.involvedObject.kind === kind && e.involvedObject.name === name);
+    assert.ok(about('Node', 'n4'), 'the agent posted its preflight event');
+    assert.ok(about('Pod', 'p4'), 'the agent posted events about its pod');
+    await must(admin('DELETE', '/api/v1/namespaces/default/pods/p4'));
+    await eventually('p4 removed by its agent', async () => (await admin('GET', '/api/v1/namespaces/default/pods/p4')).status === 404);
+  } finally {
+    ac.abort();
+    await done;
+    client.close();
+    rmSync(agentDir, { recursive: true, force: true });
+  }
 });
 
 test.run();
