@@ -97,12 +97,7 @@ export class ObjectService implements Objects {
     return node === undefined ? this : new ObjectService(this.#store, this.proposer, this.now, this.updateChecks, node);
   }
 
-  #checkUpdate(r: ResourceInfo, namespace: string | undefined, name: string, incoming: StoredObject, status = false): void {
-    if (this.updateChecks.length === 0 && this.actingNode === undefined) return;
-    const stored = this.#stored(r, namespace, name);
-    if (stored) this.#admitUpdate(r, stored, incoming, status);
-  }
-
+  /** The update checks and, for a node's write, NodeRestriction; `status`: a status-subresource write. */
   #admitUpdate(r: ResourceInfo, stored: StoredObject, incoming: StoredObject, status: boolean): void {
     for (const check of this.updateChecks) check(r, stored, incoming);
     if (this.actingNode !== undefined) admitNodeWrite(this.actingNode, r, stored, incoming, status, this);
@@ -196,8 +191,12 @@ export class ObjectService implements Objects {
 
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>> {
-    const object = admitUpdate(this.#stored(r, namespace, name), this.admit(r, namespace, input, name));
-    this.#checkUpdate(r, namespace, name, object);
+    const stored = this.#stored(r, namespace, name);
+    const object = admitUpdate(stored, this.admit(r, namespace, input, name));
+    if (stored) this.#admitUpdate(r, stored, object, false);
+    // A node's write is admitted against the stored object: it replaces that one or none (409), so a concurrent
+    // change (a taint the admin adds) cannot be overwritten unchecked.
+    if (this.actingNode !== undefined && stored && !object.metadata.resourceVersion) object.metadata.resourceVersion = stored.metadata.resourceVersion;
     return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object }));
   }
 
@@ -206,7 +205,7 @@ export class ObjectService implements Objects {
     const current = this.mustGet(r, namespace, name);
     const object = this.admit(r, namespace, { ...current, status, metadata: { ...current.metadata, resourceVersion: resourceVersion ?? '' } }, name);
     object.metadata.resourceVersion = resourceVersion ?? '';
-    this.#checkUpdate(r, namespace, name, object, true);
+    this.#admitUpdate(r, current, object, true);
     return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' }));
   }
 
