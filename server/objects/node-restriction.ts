@@ -2,14 +2,11 @@
 // put into the objects the Node authorizer (server/api/middleware/node-authorizer.ts) let it write. It runs in
 // ObjectService's write path on the object as stored and as about to be committed (the write is conditional on
 // that stored version), so no concurrent writer can slip a change between the check and the commit.
-import { ANNOTATION_EVICTION_AT, canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, LABEL_NODE_RESTRICTION_PREFIX, canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
 import type { ResourceInfo } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { Objects } from './service.js';
-
-/** Node labels under this prefix (or a subdomain of it) are the admin's: a node can neither set nor change them (Kubernetes'). */
-export const LABEL_NODE_RESTRICTION_PREFIX = 'node-restriction.kubernetes.io/';
 
 /** Node annotations the controllers keep: the node lifecycle controller's eviction deadline. */
 const CONTROLLER_ANNOTATIONS = [ANNOTATION_EVICTION_AT];

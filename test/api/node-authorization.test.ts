@@ -201,6 +201,7 @@ test('n1 cannot label itself node-restriction.kubernetes.io/..., nor drop the ta
   await refused(n1('PATCH', '/api/v1/nodes/n1', { spec: { taints: [{ key: 'dedicated', value: 'ml', effect: 'NoSchedule' }, { key: 'x', effect: 'NoExecute' }] } }), /not allowed to modify taints/);
   await refused(n1('PATCH', '/api/v1/nodes/n1', { spec: { unschedulable: false } }), /not allowed to modify spec.unschedulable/);
   await refused(n1('PATCH', '/api/v1/nodes/n1', { spec: { podCIDR: '10.42.9.0/24' } }), /not allowed to modify spec.podCIDR/);
+  await refused(n1('PATCH', '/api/v1/nodes/n1', { metadata: { annotations: { 'flotilla.io/eviction-at': '2030-01-01T00:00:00Z' } } }), /not allowed to modify annotations: flotilla.io\/eviction-at/);
   const current = await must(admin('GET', '/api/v1/nodes/n1'));
   await refused(n1('PUT', '/api/v1/nodes/n1', { ...current, spec: {} }), /not allowed to modify taints/);
   assert.is(await snapshot('/api/v1/nodes/n1'), before);
