@@ -87,14 +87,13 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
  * (system:node:N) what the Node authorizer allows (./node-authorizer.ts, with NodeRestriction admission in the
  * write path); a join token what joinTokensAreBootstrapOnly says.
  */
-export function authorization(opts: { graph: NodeGraph; joinTokensAreBootstrapOnly?: boolean }): MiddlewareHandler {
-  const bootstrapOnly = opts.joinTokensAreBootstrapOnly ?? joinTokensAreBootstrapOnly;
+export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
   return async function authorizationMiddleware(c, next) {
     const who = identityOf(c);
     if (who?.role !== 'node') return next();
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
     const node = nodeNameOf(who);
-    if (node !== undefined || bootstrapOnly) {
+    if (node !== undefined || joinTokensAreBootstrapOnly) {
       const decision = node !== undefined
         ? authorizeNode(who.name, node, info, c.req.path, c.req.method, opts.graph)
         : authorizeBootstrap(who.name, info, c.req.path, c.req.method);
