@@ -14,6 +14,8 @@ export const LABEL_HOSTNAME = 'kubernetes.io/hostname';
 export const LABEL_ZONE = 'topology.kubernetes.io/zone';
 /** Prefix of the node role labels (`node-role.kubernetes.io/control-plane`); the role is what follows. */
 export const LABEL_NODE_ROLE_PREFIX = 'node-role.kubernetes.io/';
+/** Prefix (also of its subdomains) of node labels only admins set: a node can neither set nor change them (NodeRestriction). */
+export const LABEL_NODE_RESTRICTION_PREFIX = 'node-restriction.kubernetes.io/';
 export const LABEL_GPU_COUNT = 'flotilla.io/gpu.count';
 export const LABEL_GPU_VENDOR = 'flotilla.io/gpu.vendor';
 export const LABEL_GPU_MODEL = 'flotilla.io/gpu.model';

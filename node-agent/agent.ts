@@ -16,6 +16,7 @@ import { PodEventSink } from './pod-events.js';
 import pino, { type Logger } from 'pino';
 import { ApiClientError, type NodeApi, type NodeEvent, type NodeObject } from './api-client.js';
 import type { ConfigMap, Pod, PodStatus, Secret } from '../api-types/index.js';
+import { podReferences } from '../api-types/index.js';
 import type { PodInputs } from './pod-actions.js';
 import { PodCache } from './pod-cache.js';
 import { PodWorkers, terminatePod, type PodWorkerSettings } from './pod-worker.js';
@@ -254,7 +255,7 @@ export class Agent {
     const ns = pod.metadata.namespace ?? 'default';
     const configMaps: Record<string, ConfigMap> = {};
     const secrets: Record<string, Secret> = {};
-    const refs = referencedObjects(pod);
+    const refs = podReferences(pod);
     await Promise.all([
       ...[...refs.configMaps].map(async (name) => { const o = await read('ConfigMap', ns, name); if (o) configMaps[name] = o as ConfigMap; }),
       ...[...refs.secrets].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o as Secret; }),
@@ -288,7 +289,7 @@ export class Agent {
     let changed = false;
     for (const [uid, inputs] of [...this.desired]) {
       if (this.fenced.has(uid)) continue;
-      const refs = referencedObjects(inputs.pod);
+      const refs = podReferences(inputs.pod);
       if (refs.configMaps.size + refs.secrets.size === 0) continue;
       const next = await this.resolveInputs(inputs.pod, read);
       // A watch event replaced or removed the pod meanwhile: its own inputs are newer than these.
@@ -460,27 +461,6 @@ class StatusReporter {
       }
     }
   }
-}
-
-function referencedObjects(pod: Pod): { configMaps: Set<string>; secrets: Set<string> } {
-  const configMaps = new Set<string>();
-  const secrets = new Set<string>();
-  for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
-    // Kubernetes defaults an omitted reference name to "" (validation refuses it; the lookup then finds nothing).
-    for (const e of c.env ?? []) {
-      if (e.valueFrom?.configMapKeyRef) configMaps.add(e.valueFrom.configMapKeyRef.name ?? '');
-      if (e.valueFrom?.secretKeyRef) secrets.add(e.valueFrom.secretKeyRef.name ?? '');
-    }
-    for (const f of c.envFrom ?? []) {
-      if (f.configMapRef) configMaps.add(f.configMapRef.name ?? '');
-      if (f.secretRef) secrets.add(f.secretRef.name ?? '');
-    }
-  }
-  for (const v of pod.spec.volumes ?? []) {
-    if (v.configMap) configMaps.add(v.configMap.name ?? '');
-    if (v.secret) secrets.add(v.secret.secretName ?? '');
-  }
-  return { configMaps, secrets };
 }
 
 export function delay(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,7 +3,8 @@ import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
 import { allResources } from '../../api-types/index.js';
-import { bearerAuth, roleAuthorization } from './middleware/auth.js';
+import { authorization, bearerAuth } from './middleware/auth.js';
+import { PodGraph } from '../objects/node-graph.js';
 import type { Authenticator } from './middleware/auth.js';
 import { resourceRoutes } from './routes/resources.js';
 import type { ResourceDeps } from './routes/resources.js';
@@ -71,7 +72,8 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/version', (c) => c.json({ ...deps.version, platform: `${process.platform}/${process.arch}` }));
 
   app.use('*', bearerAuth({ authenticate: deps.authenticate, publicPaths: PUBLIC_PATHS }));
-  app.use('*', roleAuthorization());
+  // Nodes are authorized against the pods bound to them; the graph is built at the first node request.
+  app.use('*', authorization({ graph: new PodGraph(deps.objects) }));
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.version.flotilla)));

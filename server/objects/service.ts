@@ -6,6 +6,7 @@ import { StoreError } from '../store/types.js';
 import type { Command, StateStore, Stored, StoredObject, WatchEvent } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
+import { admitNodeDelete, admitNodeWrite } from './node-restriction.js';
 
 /** How often a conflicting merge patch (or token entry write) is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
@@ -82,14 +83,24 @@ export class ObjectService implements Objects {
     readonly proposer: Proposer,
     readonly now: () => Date = () => new Date(),
     readonly updateChecks: readonly UpdateCheck[] = [],
+    /** The node whose agent writes through this service (see asNode): its writes pass NodeRestriction admission. */
+    readonly actingNode?: string,
   ) {
     this.#store = store;
   }
 
-  #checkUpdate(r: ResourceInfo, namespace: string | undefined, name: string, incoming: StoredObject): void {
-    if (this.updateChecks.length === 0) return;
-    const stored = this.#stored(r, namespace, name);
-    if (stored) for (const check of this.updateChecks) check(r, stored, incoming);
+  /**
+   * This service as node `node`'s agent writes through it: every write also passes NodeRestriction admission
+   * (./node-restriction.ts). For anyone else (undefined) the service itself.
+   */
+  asNode(node: string | undefined): ObjectService {
+    return node === undefined ? this : new ObjectService(this.#store, this.proposer, this.now, this.updateChecks, node);
+  }
+
+  /** The update checks and, for a node's write, NodeRestriction; `status`: a status-subresource write. */
+  #admitUpdate(r: ResourceInfo, stored: StoredObject, incoming: StoredObject, status: boolean): void {
+    for (const check of this.updateChecks) check(r, stored, incoming);
+    if (this.actingNode !== undefined) admitNodeWrite(this.actingNode, r, stored, incoming, status, this);
   }
 
   #stored(r: ResourceInfo, namespace: string | undefined, name: string): StoredObject | undefined {
@@ -165,6 +176,7 @@ export class ObjectService implements Objects {
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
     const object = admitCreate(this.admit(r, namespace, named), this);
+    if (this.actingNode !== undefined) admitNodeWrite(this.actingNode, r, undefined, object, false, this);
     if (ns?.metadata.deletionTimestamp !== undefined) {
       // Kubernetes' NamespaceLifecycle admission. Something admitted just before the namespace's delete
       // committed is removed by the namespace controller.
@@ -179,8 +191,12 @@ export class ObjectService implements Objects {
 
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>> {
-    const object = admitUpdate(this.#stored(r, namespace, name), this.admit(r, namespace, input, name));
-    this.#checkUpdate(r, namespace, name, object);
+    const stored = this.#stored(r, namespace, name);
+    const object = admitUpdate(stored, this.admit(r, namespace, input, name));
+    if (stored) this.#admitUpdate(r, stored, object, false);
+    // A node's write is admitted against the stored object: it replaces that one or none (409), so a concurrent
+    // change (a taint the admin adds) cannot be overwritten unchecked.
+    if (this.actingNode !== undefined && stored && !object.metadata.resourceVersion) object.metadata.resourceVersion = stored.metadata.resourceVersion;
     return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object }));
   }
 
@@ -189,7 +205,7 @@ export class ObjectService implements Objects {
     const current = this.mustGet(r, namespace, name);
     const object = this.admit(r, namespace, { ...current, status, metadata: { ...current.metadata, resourceVersion: resourceVersion ?? '' } }, name);
     object.metadata.resourceVersion = resourceVersion ?? '';
-    this.#checkUpdate(r, namespace, name, object);
+    this.#admitUpdate(r, current, object, true);
     return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' }));
   }
 
@@ -205,7 +221,7 @@ export class ObjectService implements Objects {
       const merged = mergePatch(current, delta) as StoredObject;
       const object = admitUpdate(current, this.admit(r, namespace, merged, name));
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
-      for (const check of this.updateChecks) check(r, current, object);
+      this.#admitUpdate(r, current, object, subresource === 'status');
       const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
       if (result.ok) return typed(r, result.object);
       if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
@@ -235,7 +251,16 @@ export class ObjectService implements Objects {
    * to the object as it was removed, or as it now stands marked.
    */
   async delete<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, options: DeleteOptions = {}): Promise<Stored<ObjectOf<K>>> {
-    const { preconditions, gracePeriodSeconds, propagationPolicy } = options;
+    const { gracePeriodSeconds, propagationPolicy } = options;
+    let { preconditions } = options;
+    if (this.actingNode !== undefined) {
+      const stored = this.#stored(r, namespace, name);
+      if (stored) {
+        admitNodeDelete(this.actingNode, r, stored);
+        // What was admitted is what is deleted: not another object of that name made meanwhile.
+        preconditions = { ...preconditions, uid: preconditions?.uid ?? stored.metadata.uid };
+      }
+    }
     return typed(r, await this.#commit({
       op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, now: this.now().toISOString(),
       ...(preconditions ? { preconditions } : {}), ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}), ...(propagationPolicy ? { propagationPolicy } : {}),

@@ -223,7 +223,7 @@ test('cluster-scoped resources, /metrics and /openapi.json', async () => {
   assert.ok(openapi.json.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale']);
 });
 
-test('a node token reads everything but writes only what an agent writes', async () => {
+test('a join token, while it is still an agent\'s only credential, reads everything but writes only what an agent writes', async () => {
   const asNode = (method: string, path: string, body?: unknown) => call(method, path, body, { authorization: `Bearer ${NODE_TOKEN}` });
   assert.is((await asNode('GET', '/api/v1/namespaces/default/pods')).status, 200);
   assert.is((await asNode('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'pi-9' } })).status, 201);

@@ -1,6 +1,9 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { statusResponse } from '../status.js';
+import { requestInfo } from '../request-info.js';
+import type { NodeGraph } from '../../objects/node-graph.js';
+import { authorizeBootstrap, authorizeNode } from './node-authorizer.js';
 
 export interface Identity { name: string; role: 'admin' | 'node' | 'peer' }
 
@@ -36,13 +39,35 @@ export function bearerAuth(opts: { authenticate: Authenticator; publicPaths: rea
   };
 }
 
+/** A node's user name is this prefix and the node's name (Kubernetes' convention; node certificates carry it). */
+const NODE_USER_PREFIX = 'system:node:';
+
+/** N for a node's own identity `{ name: 'system:node:N', role: 'node' }`; undefined for anyone else (a join token included). */
+export function nodeNameOf(who: Identity | undefined): string | undefined {
+  if (who?.role !== 'node' || !who.name.startsWith(NODE_USER_PREFIX)) return undefined;
+  const node = who.name.slice(NODE_USER_PREFIX.length);
+  return node === '' ? undefined : node;
+}
+
+/** Who made the request, as bearerAuth established it (undefined on the public paths). */
+export function identityOf(c: Context): Identity | undefined {
+  return c.get('identity' as never) as Identity | undefined;
+}
+
 /**
- * What a node (an agent's token) may change: its Node and their status, its lease and usage reports, pod
- * status and deletion, events, and the Secret holding its own agent credentials. It may read everything
- * (ConfigMaps and Secrets its pods use included). Anything else, creating workloads, changing tokens,
- * membership or backups, takes the admin token: a token taken from a stolen SD card cannot run the cluster.
+ * Whether a join token (a `role: 'node'` identity that is not `system:node:N`) is only a bootstrap credential,
+ * good for asking for a node certificate and nothing else. It turns true when node certificates land (agents
+ * then use their certificate for everything after joining); until then agents use their join token for
+ * everything, under LEGACY_JOIN_TOKEN_WRITES.
  */
-const NODE_WRITES: readonly { methods: readonly string[]; path: RegExp }[] = [
+export const joinTokensAreBootstrapOnly = false;
+
+/**
+ * What a join token may change while it is still an agent's only credential (joinTokensAreBootstrapOnly
+ * false): its Node and their status, its lease and usage reports, pod status and deletion, events, and the
+ * Secret holding its own agent credentials; it reads everything. This goes with joinTokensAreBootstrapOnly.
+ */
+const LEGACY_JOIN_TOKEN_WRITES: readonly { methods: readonly string[]; path: RegExp }[] = [
   { methods: ['POST'], path: /^\/api\/v1\/nodes$/ },
   { methods: ['PUT', 'PATCH'], path: /^\/api\/v1\/nodes\/[^/]+(\/status)?$/ },
   { methods: ['PUT', 'POST'], path: /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/kube-node-lease\/leases\/[^/]+$/ },
@@ -57,11 +82,28 @@ const NODE_WRITES: readonly { methods: readonly string[]; path: RegExp }[] = [
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
-/** Refuses, with 403, what the caller's role may not do (see NODE_WRITES); admins and cluster members may do all. */
-export function roleAuthorization(): MiddlewareHandler {
-  return async function roleAuthorizationMiddleware(c, next) {
-    const who = c.get('identity' as never) as Identity | undefined;
-    if (who?.role !== 'node' || READ_METHODS.has(c.req.method)) return next();
+/**
+ * Refuses, with 403, what the caller may not do. Admins and cluster members may do all; a node
+ * (system:node:N) what the Node authorizer allows (./node-authorizer.ts, with NodeRestriction admission in the
+ * write path); a join token what joinTokensAreBootstrapOnly says.
+ */
+export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
+  return async function authorizationMiddleware(c, next) {
+    const who = identityOf(c);
+    if (who?.role !== 'node') return next();
+    const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
+    const node = nodeNameOf(who);
+    if (node !== undefined || joinTokensAreBootstrapOnly) {
+      const decision = node !== undefined
+        ? authorizeNode(who.name, node, info, c.req.path, c.req.method, opts.graph)
+        : authorizeBootstrap(who.name, info, c.req.path, c.req.method);
+      if (decision.allowed) return next();
+      return statusResponse(c, {
+        code: 403, reason: 'Forbidden', message: decision.message,
+        ...(info ? { details: { ...(info.name !== undefined ? { name: info.name } : {}), group: info.group, kind: info.resource } } : {}),
+      });
+    }
+    if (READ_METHODS.has(c.req.method)) return next();
     const path = c.req.path;
     if (path.startsWith('/api/v1/namespaces/kube-system/secrets') && c.req.method === 'POST') {
       // Creating a Secret in kube-system is allowed only for the agent's own credentials (name checked below).
@@ -71,7 +113,7 @@ export function roleAuthorization(): MiddlewareHandler {
       }
       return next();
     }
-    if (NODE_WRITES.some((w) => w.methods.includes(c.req.method) && w.path.test(path))) return next();
+    if (LEGACY_JOIN_TOKEN_WRITES.some((w) => w.methods.includes(c.req.method) && w.path.test(path))) return next();
     return statusResponse(c, { code: 403, reason: 'Forbidden', message: `${who.name}: a node token cannot ${c.req.method} ${path}; use an admin token` });
   };
 }

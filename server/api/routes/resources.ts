@@ -7,6 +7,9 @@ import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
 import { methodNotAllowed } from '../status.js';
+import { identityOf, nodeNameOf } from '../middleware/auth.js';
+import { requestInfo } from '../request-info.js';
+import type { RequestInfo } from '../request-info.js';
 
 /** What the resource routes need from the rest of the server. */
 export interface ResourceDeps {
@@ -38,12 +41,13 @@ const WATCH_BACKLOG = 10_000;
  */
 export function resourceRoutes(deps: ResourceDeps): Hono {
   const app = new Hono();
-  const handle = (c: Context, group: string, version: string, prefixLen: number) => {
-    const segs = c.req.path.split('/').slice(prefixLen).filter((s) => s !== '').map(decodeURIComponent);
-    return serve(c, deps, resolveTarget(group, version, segs));
+  const handle = (c: Context) => {
+    const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
+    if (!info) throw notFound(`the server could not find the requested resource: ${c.req.path}`);
+    return serve(c, deps.objects.asNode(nodeNameOf(identityOf(c))), deps, resolveTarget(info));
   };
-  app.all('/api/v1/*', (c) => handle(c, '', 'v1', 3));
-  app.all('/apis/:group/:version/*', (c) => handle(c, c.req.param('group'), c.req.param('version'), 4));
+  app.all('/api/v1/*', handle);
+  app.all('/apis/:group/:version/*', handle);
   return app;
 }
 
@@ -54,25 +58,16 @@ interface Target {
   sub?: string;
 }
 
-/** Maps the path segments after the group/version prefix to a resource, namespace, name and subresource. */
-function resolveTarget(group: string, version: string, segs: string[]): Target {
-  const unknownPath = () => notFound(`the server could not find the requested resource: /${segs.join('/')}`);
-  const make = (resource: ResourceInfo, namespace: string | undefined, name?: string, sub?: string): Target => {
-    if (sub !== undefined && !isKnownSub(resource, sub)) throw notFound(`${resource.plural} has no subresource "${sub}"`);
-    return { resource, namespace, ...(name !== undefined ? { name } : {}), ...(sub !== undefined ? { sub } : {}) };
-  };
-  if (segs.length >= 3 && segs[0] === 'namespaces') {
-    const inNamespace = resourceFor(group, version, segs[2]!);
-    if (inNamespace?.namespaced) {
-      if (segs.length > 5) throw unknownPath();
-      return make(inNamespace, segs[1], segs[3], segs[4]);
-    }
-  }
-  if (segs.length < 1 || segs.length > 3) throw unknownPath();
-  const resource = resourceFor(group, version, segs[0]!);
-  if (!resource) throw notFound(`the server could not find the requested resource: ${group ? `${group}/${version}` : version} ${segs[0]}`);
-  if (resource.namespaced && segs.length > 1) throw notFound(`${resource.plural} are namespaced: use .../namespaces/NAMESPACE/${resource.plural}/${segs[1]}`);
-  return make(resource, undefined, segs[1], segs[2]);
+/** The served resource a request names, from the resource table; 404 for anything the table does not serve. */
+function resolveTarget(info: RequestInfo): Target {
+  const { group, version, namespace, name, subresource: sub } = info;
+  const shown = `${group ? `/apis/${group}` : '/api'}/${version}${namespace !== undefined ? `/namespaces/${namespace}` : ''}/${info.resource}`;
+  if (info.extra) throw notFound(`the server could not find the requested resource: ${shown}/${name}/${sub}/...`);
+  const resource = resourceFor(group, version, info.resource);
+  if (!resource || (namespace !== undefined && !resource.namespaced)) throw notFound(`the server could not find the requested resource: ${shown}`);
+  if (resource.namespaced && namespace === undefined && name !== undefined) throw notFound(`${resource.plural} are namespaced: use .../namespaces/NAMESPACE/${resource.plural}/${name}`);
+  if (sub !== undefined && !isKnownSub(resource, sub)) throw notFound(`${resource.plural} has no subresource "${sub}"`);
+  return { resource, namespace, ...(name !== undefined ? { name } : {}), ...(sub !== undefined ? { sub } : {}) };
 }
 
 function isKnownSub(r: ResourceInfo, sub: string): boolean {
@@ -80,9 +75,9 @@ function isKnownSub(r: ResourceInfo, sub: string): boolean {
   return r.plural === 'pods' && r.group === '' && ['binding', 'log', 'exec'].includes(sub);
 }
 
-async function serve(c: Context, deps: ResourceDeps, t: Target): Promise<Response> {
+/** Serves a request; `objects` is deps.objects as the requester writes (NodeRestriction for a node). */
+async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: Target): Promise<Response> {
   const method = c.req.method;
-  const { objects } = deps;
   if (t.name === undefined) {
     if (method === 'GET') return c.req.query('watch') === 'true' || c.req.query('watch') === '1' ? watch(c, deps, t) : list(c, deps, t);
     if (method === 'POST') return c.json(await objects.create(t.resource, t.namespace, await body(c)), 201);
@@ -109,8 +104,8 @@ async function serve(c: Context, deps: ResourceDeps, t: Target): Promise<Respons
         case 'PATCH': return c.json(await objects.patch(t.resource, t.namespace, name, await patchBody(c), 'status'));
       }
       throw methodNotAllowed(`${method} is not supported on status`);
-    case 'scale': return scaleSub(c, deps, t, name);
-    case 'binding': return binding(c, deps, t, name);
+    case 'scale': return scaleSub(c, objects, deps, t, name);
+    case 'binding': return binding(c, objects, t, name);
     default: {
       if (!deps.podProxy) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `pods/${t.sub} needs the agent proxy, which this server does not run` });
       return deps.podProxy(c, await read(c, deps, t), t.sub);
@@ -260,7 +255,7 @@ async function deleteOptions(c: Context): Promise<DeleteOptions> {
   return v.options;
 }
 
-async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
+async function scaleSub(c: Context, objects: ObjectService, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
   const toScale = (o: StoredObject): Scale => {
     // Only the scalable kinds are served with a scale subresource (resources.ts, checked by its tests).
     if (!isScalable(o)) throw methodNotAllowed(`${t.resource.plural} have no scale subresource`);
@@ -279,17 +274,17 @@ async function scaleSub(c: Context, deps: ResourceDeps, t: Target, name: string)
     throw invalid('Scale', name, [{ field: 'spec.replicas', message: `must be a non-negative integer, got ${JSON.stringify(replicas)}` }]);
   }
   const pin = c.req.method === 'PUT' && input.metadata?.resourceVersion ? { resourceVersion: input.metadata.resourceVersion } : {};
-  return c.json(toScale(await deps.objects.patch(t.resource, t.namespace, name, { spec: { replicas }, metadata: pin })));
+  return c.json(toScale(await objects.patch(t.resource, t.namespace, name, { spec: { replicas }, metadata: pin })));
 }
 
 
 /** POST pods/NAME/binding: assigns an unbound pod to a node, adding the binding's annotations (the scheduler's GPU choice). */
-async function binding(c: Context, deps: ResourceDeps, t: Target, name: string): Promise<Response> {
+async function binding(c: Context, objects: ObjectService, t: Target, name: string): Promise<Response> {
   if (c.req.method !== 'POST') throw methodNotAllowed('binding accepts POST only');
   const input = (await body(c)) as { target?: { name?: unknown }; metadata?: { annotations?: Record<string, string>; uid?: string; resourceVersion?: string } };
   const nodeName = input?.target?.name;
   if (typeof nodeName !== 'string' || nodeName === '') throw invalid('Binding', name, [{ field: 'target.name', message: 'Required value' }]);
   const m = input.metadata;
-  await deps.objects.bindPod(t.namespace ?? 'default', name, nodeName, { ...(m?.annotations ? { annotations: m.annotations } : {}), ...(m?.uid ? { uid: m.uid } : {}), ...(m?.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) });
+  await objects.bindPod(t.namespace ?? 'default', name, nodeName, { ...(m?.annotations ? { annotations: m.annotations } : {}), ...(m?.uid ? { uid: m.uid } : {}), ...(m?.resourceVersion ? { resourceVersion: m.resourceVersion } : {}) });
   return c.json(statusObject({ code: 201 }), 201);
 }

@@ -1,0 +1,93 @@
+// What the Node authorizer asks about pods (after Kubernetes' node authorizer graph,
+// plugin/pkg/auth/authorizer/node/graph.go): which node a pod is bound to, and whether a pod bound to a node
+// references a Secret, ConfigMap or PersistentVolumeClaim. Both are map lookups: the index follows the store by
+// watch, so no question scans the pods.
+import { isKind, podReferences, resourceOfKind } from '../../api-types/index.js';
+import type { Pod } from '../../api-types/index.js';
+import type { Stored } from '../store/types.js';
+import type { Objects } from './service.js';
+
+/** The resources a pod's spec references by name, as the authorizer names them (their plurals). */
+export type ReferencedResource = 'secrets' | 'configmaps' | 'persistentvolumeclaims';
+
+/** The read-only questions of the Node authorizer. */
+export interface NodeGraph {
+  /** The node pod `namespace/name` is bound to (spec.nodeName); undefined for an unbound or unknown pod. */
+  nodeOfPod(namespace: string, name: string): string | undefined;
+  /** Whether some pod bound to `node` references `resource` `namespace/name` (volumes, env, envFrom, imagePullSecrets). */
+  referencedBy(node: string, resource: ReferencedResource, namespace: string, name: string): boolean;
+}
+
+const pods = resourceOfKind('Pod');
+
+/**
+ * The NodeGraph of the pods in a store, built at the first question and kept current by a watch on it. The
+ * store publishes watch events inside apply, before the write's promise resolves, so after an awaited write the
+ * graph is as new as the store. When the store ends the watch (a snapshot install replaced the state, or the
+ * store closed) the graph is built again at the next question.
+ */
+export class PodGraph implements NodeGraph {
+  /** Edge "node, resource, namespace, name" -> how many pods bound to the node reference that object. */
+  readonly #edges = new Map<string, number>();
+  /** Pod "namespace/name" -> its node and the edges it counts in. */
+  readonly #pods = new Map<string, { node: string; edges: string[] }>();
+  #stopWatch: (() => void) | undefined;
+
+  constructor(readonly objects: Pick<Objects, 'list' | 'watch'>) {}
+
+  nodeOfPod(namespace: string, name: string): string | undefined {
+    this.#ensureBuilt();
+    return this.#pods.get(podKey(namespace, name))?.node;
+  }
+
+  referencedBy(node: string, resource: ReferencedResource, namespace: string, name: string): boolean {
+    this.#ensureBuilt();
+    return this.#edges.has(edgeKey(node, resource, namespace, name));
+  }
+
+  #ensureBuilt(): void {
+    if (this.#stopWatch) return;
+    this.#edges.clear();
+    this.#pods.clear();
+    const { items, revision } = this.objects.list(pods);
+    for (const p of items) this.#put(p);
+    this.#stopWatch = this.objects.watch(pods, undefined, revision, (e) => {
+      if (e.type === 'DELETED') this.#remove(podKey(e.object.metadata.namespace ?? '', e.object.metadata.name));
+      else if (isKind(e.object, 'Pod')) this.#put(e.object);
+    }, () => { this.#stopWatch = undefined; });
+  }
+
+  #put(pod: Stored<Pod>): void {
+    const namespace = pod.metadata.namespace ?? '';
+    const key = podKey(namespace, pod.metadata.name);
+    this.#remove(key);
+    const node = pod.spec.nodeName;
+    if (!node) return;
+    const refs = podReferences(pod);
+    const named: [ReferencedResource, Set<string>][] = [
+      ['secrets', new Set([...refs.secrets, ...refs.imagePullSecrets])], ['configmaps', refs.configMaps], ['persistentvolumeclaims', refs.persistentVolumeClaims],
+    ];
+    const edges = named.flatMap(([resource, names]) => [...names].map((name) => edgeKey(node, resource, namespace, name)));
+    for (const e of edges) this.#edges.set(e, (this.#edges.get(e) ?? 0) + 1);
+    this.#pods.set(key, { node, edges });
+  }
+
+  #remove(key: string): void {
+    const was = this.#pods.get(key);
+    if (!was) return;
+    this.#pods.delete(key);
+    for (const e of was.edges) {
+      const n = (this.#edges.get(e) ?? 1) - 1;
+      if (n === 0) this.#edges.delete(e); else this.#edges.set(e, n);
+    }
+  }
+}
+
+function podKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** Names are DNS names and cannot hold a NUL, so the joined key is unambiguous. */
+function edgeKey(node: string, resource: ReferencedResource, namespace: string, name: string): string {
+  return `${node}\0${resource}\0${namespace}\0${name}`;
+}
