@@ -2,7 +2,8 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { statusResponse } from '../status.js';
 
-export interface Identity { name: string; role: 'admin' | 'node' | 'peer' }
+/** Who presents a token; `groups` are a user token's groups (for RBAC). */
+export interface Identity { name: string; role: 'admin' | 'node' | 'peer'; groups?: readonly string[] }
 
 /** Maps a bearer token to who presents it; undefined for an unknown token. */
 export type Authenticator = (token: string) => Identity | undefined;
