@@ -8,6 +8,7 @@ import { boolFlag, listFlag, stringFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';
+import { renderTable } from './printers.js';
 import { configPath, localDataDir, readCliConfig, writeCliConfig, writePrivateFile } from './config.js';
 import type { JoinTokenInfo } from '../server/tokens/join-tokens.js';
 import type { CreatedUserToken, UserTokenInfo } from '../server/tokens/user-tokens.js';
@@ -104,9 +105,7 @@ async function list(client: ApiClient, io: Io): Promise<void> {
     ...joins.items.map((t) => [t.id, 'join', none, none, t.created, expiry(t), t.description ?? '']),
   ];
   if (rows.length === 0) { io.err('No tokens\n'); return; }
-  const table = [['NAME', 'TYPE', 'USER', 'GROUPS', 'CREATED', 'EXPIRES', 'DESCRIPTION'], ...rows];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-  io.out(table.map((r) => r.map((c, i) => c.padEnd(widths[i]! + 3)).join('').trimEnd()).join('\n') + '\n');
+  io.out(renderTable(['NAME', 'TYPE', 'USER', 'GROUPS', 'CREATED', 'EXPIRES', 'DESCRIPTION'], rows));
 }
 
 /** `admin` is the admin token; any other name a user token, else a join token id. */
