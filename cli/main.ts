@@ -256,9 +256,10 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
         configNote = `\nThe CLI config was not changed: ${err instanceof Error ? err.message : String(err)}`;
       }
     }
-    const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
+    const tokenNote = !info.adminTokenPath ? 'Use the admin token of the member that created the cluster.'
+      : info.adminToken ? `Admin token: ${info.adminTokenPath}` : `${info.adminTokenPath} no longer holds the admin token (rotated or revoked): use the one flotilla token rotate admin gave.`;
     io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
-    if (opts.localAgent && info.adminToken && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, join(dataDir, 'agent'), io, signal);
+    if (opts.localAgent && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, join(dataDir, 'agent'), io, signal);
   }).finally(() => signal.removeEventListener('abort', stopping));
   await localAgent;
   if (signal.aborted) io.err('stopped\n');

@@ -13,7 +13,7 @@ import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
 import { ClusterMember } from './cluster/cluster.js';
-import { newBearerToken, storeAdminToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
+import { adminTokenSuperseded, newBearerToken, storeAdminToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
 import { heartbeatRoutes } from './api/routes/node-leases.js';
 import { NodeHeartbeats } from './cluster/node-heartbeats.js';
 import { agentProxy } from './api/routes/agent-proxy.js';
@@ -73,7 +73,10 @@ export interface ServerConfig {
 
 export interface ServerInfo {
   url: string;
-  /** The admin token and its file; only the member that created the cluster has them. */
+  /**
+   * The admin token and its file; only the member that created the cluster has them. `adminToken` is left out
+   * when the file no longer holds the cluster's admin token (rotated or revoked since it was written).
+   */
   adminToken?: string;
   adminTokenPath?: string;
   clusterId: string;
@@ -182,7 +185,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, store, objects) : undefined;
     if (!signal.aborted) {
       onReady?.({
-        url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        url, clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        ...(admin ? { adminTokenPath: admin.path, ...(adminTokenSuperseded(store, admin.token, cluster.identity.clusterId) ? {} : { adminToken: admin.token }) } : {}),
         ...(localAgentToken ? { localAgentToken } : {}),
       });
     }

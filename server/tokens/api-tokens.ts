@@ -62,22 +62,34 @@ export function storeTokenAuthenticator(store: Pick<StateStore, 'get'>, now: () 
  * Returns whether the stored admin token is this one.
  */
 export async function storeAdminToken(objects: ObjectService, token: string, clusterId: string, now: number): Promise<boolean> {
-  const digest = tokenDigest(token);
   let current = true;
   try {
     await objects.updateTokenEntry(ADMIN_ENTRY, (value) => {
-      const stored = value === undefined ? undefined : decodeAdminRecord(value);
-      if (stored?.cluster === clusterId) {
-        current = stored.sha256 === digest;
+      if (ownAdminEntry(value, clusterId)) {
+        current = !supersedes(value, token, clusterId);
         return value;
       }
       current = true;
-      return adminRecordValue({ sha256: digest, role: 'admin', cluster: clusterId, created: new Date(now).toISOString() });
+      return adminRecordValue({ sha256: tokenDigest(token), role: 'admin', cluster: clusterId, created: new Date(now).toISOString() });
     });
   } catch (err) {
     throw new Error(`storing the admin token: ${err instanceof StoreError ? err.failure.message : String(err)}`);
   }
   return current;
+}
+
+/** Whether the cluster's own admin entry holds another token than `token` (the admin token was rotated or revoked since). */
+export function adminTokenSuperseded(store: Pick<StateStore, 'get'>, token: string, clusterId: string): boolean {
+  const secret = store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) as (StoredObject & { data?: Record<string, string> }) | undefined;
+  return supersedes(secret?.data?.[ADMIN_ENTRY], token, clusterId);
+}
+
+function ownAdminEntry(value: string | undefined, clusterId: string): value is string {
+  return value !== undefined && decodeAdminRecord(value)?.cluster === clusterId;
+}
+
+function supersedes(value: string | undefined, token: string, clusterId: string): boolean {
+  return ownAdminEntry(value, clusterId) && decodeAdminRecord(value)?.sha256 !== tokenDigest(token);
 }
 
 /** The admin entry: a digest, or none once revoked (`revoked` says when); `cluster` is the id of the cluster it was made in. */

@@ -11,6 +11,7 @@ import { ServerProcess, runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
 import { ClusterCa } from '../../server/pki/ca.js';
+import { run, type ServerInfo } from '../../server/run.js';
 
 const USER_TOKENS = '/apis/flotilla.io/v1/usertokens';
 const KUBECTL = '/usr/bin/kubectl';
@@ -291,6 +292,34 @@ test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by t
   assert.is.not(get.status, 0);
   assert.match(get.stderr, /missing bearer token/);
   assert.equal(readdirSync(dir).filter((n) => n.endsWith('.partial')), [], 'no temporary file is left behind');
+});
+
+test('a server whose admin-token file was rotated away reports the file but not the dead token (flotilla up does not save it as the CLI context)', async () => {
+  const dataDir = join(dir, 'in-process');
+  const start = async (): Promise<{ info: ServerInfo; stop: () => Promise<void> }> => {
+    const ac = new AbortController();
+    let running: Promise<void> | undefined;
+    const info = await new Promise<ServerInfo>((resolve, reject) => {
+      running = run(ac.signal, { dataDir, host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve);
+      running.catch(reject);
+    });
+    return { info, stop: async () => { ac.abort(); await running; } };
+  };
+  let first = await start();
+  try {
+    assert.ok(first.info.adminToken, 'a new cluster: the file holds the admin token');
+    const res = await fetch(`${first.info.url}${USER_TOKENS}/admin/rotate`, { method: 'POST', headers: { authorization: `Bearer ${first.info.adminToken!}` } });
+    assert.is(res.status, 200);
+  } finally {
+    await first.stop();
+  }
+  first = await start();
+  try {
+    assert.is(first.info.adminTokenPath, join(dataDir, 'admin-token'));
+    assert.is(first.info.adminToken, undefined, 'the rotated-away token is not offered as the admin token');
+  } finally {
+    await first.stop();
+  }
 });
 
 test.run();
