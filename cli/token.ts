@@ -40,7 +40,9 @@ export function requestUserToken(client: ApiClient, a: ParsedArgs, user: string)
 
 const expiresText = (t: { expires?: string }) => (t.expires ? `expires ${t.expires}` : 'never expires');
 
-const VERBS = ['create', 'list', 'revoke', 'rotate'] as const;
+/** Each verb and the flags of its own that it takes. */
+const VERB_FLAGS: Record<string, readonly string[]> = { create: ['ttl', 'description', 'user', 'group'], list: [], revoke: ['yes'], rotate: ['ttl', 'out', 'data'] };
+const VERBS = Object.keys(VERB_FLAGS);
 
 export const tokenCommand: CliCommand = {
   summary: 'create, list, rotate or revoke join tokens for agents, user tokens and the admin token',
@@ -51,15 +53,12 @@ export const tokenCommand: CliCommand = {
   ],
   async run(a: ParsedArgs, io: Io) {
     const [verb, ...rest] = a.positionals;
-    if (!VERBS.includes(verb as typeof VERBS[number])) throw new UsageError(`expected ${VERBS.join(', ')}${verb ? `, got "${verb}"` : ''}`);
-    const given = (names: string[]) => names.filter((n) => a.flags[n] !== undefined && !(Array.isArray(a.flags[n]) && (a.flags[n] as string[]).length === 0));
-    const misplaced = given(['ttl', 'description', 'user', 'group', 'yes', 'out', 'data']).filter((n) => !({
-      create: ['ttl', 'description', 'user', 'group'], list: [], revoke: ['yes'], rotate: ['ttl', 'out', 'data'],
-    } as Record<string, string[]>)[verb!]!.includes(n));
+    if (verb === undefined || !VERBS.includes(verb)) throw new UsageError(`expected ${VERBS.join(', ')}${verb ? `, got "${verb}"` : ''}`);
+    const misplaced = [...new Set(Object.values(VERB_FLAGS).flat())].filter((n) => a.flags[n] !== undefined && !VERB_FLAGS[verb]!.includes(n));
     if (misplaced.length > 0) throw new UsageError(`${misplaced.map((n) => `--${n}`).join(', ')} ${misplaced.length > 1 ? 'do' : 'does'} not go with ${verb}`);
     if (verb === 'create' && stringFlag(a, 'user') === undefined && listFlag(a, 'group').length > 0) throw new UsageError('--group goes with --user');
     const named = verb === 'revoke' || verb === 'rotate';
-    if (named ? rest.length !== 1 : rest.length !== 0) throw new UsageError(named ? `name one token to ${verb} (admin, a user name or a join token id)` : `unexpected argument "${rest[0]}"`);
+    if (named ? rest.length !== 1 : rest.length !== 0) throw new UsageError(named ? `name one token to ${verb} (admin or a user name${verb === 'revoke' ? ', or a join token id' : ''})` : `unexpected argument "${rest[0]}"`);
     if (verb === 'revoke' && rest[0] === ADMIN && !boolFlag(a, 'yes')) {
       throw new UsageError('revoking the admin token locks out everyone who uses it, this command included unless it uses another admin token; add --yes to revoke it');
     }

@@ -30,9 +30,13 @@ setUp(test, async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * One request on a connection of its own: the test blocks in spawnSync (the CLI, kubectl) for longer than the
+ * server's keep-alive timeout, and a pooled connection the server closed meanwhile would fail the next request.
+ */
 async function api(method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${server.url}${path}`, {
-    method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    method, headers: { connection: 'close', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };

@@ -31,9 +31,10 @@ setUp(test, async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** One request on a connection of its own (the test blocks in spawnSync longer than the servers' keep-alive timeout). */
 async function call(i: number, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${servers[i]!.url}${path}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    method, headers: { connection: 'close', authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
