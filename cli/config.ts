@@ -8,9 +8,9 @@
 // The first format (a single `server` and `token` at the top) is read as one context named "default" and is
 // rewritten in this format by the next write. `flotilla up` adds or updates its own context and makes it
 // current; no write removes a context but `flotilla config delete-context`.
-import { readFileSync, writeFileSync, mkdirSync, existsSync, chmodSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, existsSync, chmodSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 export interface Context {
@@ -161,4 +161,24 @@ export function saveUpContext(env: NodeJS.ProcessEnv, dataDir: string, context: 
   const name = upContextName(dataDir, context.cluster, config.contexts);
   const path = writeCliConfig(env, { currentContext: name, contexts: { ...config.contexts, [name]: context } });
   return { path, name, switched: config.currentContext !== name };
+}
+
+/** The data dir of a server on this machine (`flotilla up`/`server` --data, default ./.flotilla): --data DIR of a command, resolved. */
+export function localDataDir(dataFlag: string | undefined): string {
+  return resolve(dataFlag ?? '.flotilla');
+}
+
+/**
+ * Writes a file that holds a credential: mode 0600, atomically (a temporary file beside it, then a rename), so a
+ * reader sees the old content or the new, never a part, and no other user ever can read it.
+ */
+export function writePrivateFile(path: string, text: string): void {
+  const partial = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+  try {
+    writeFileSync(partial, text, { mode: 0o600, flag: 'wx' });
+    chmodSync(partial, 0o600);
+    renameSync(partial, path);
+  } finally {
+    rmSync(partial, { force: true });
+  }
 }

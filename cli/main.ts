@@ -7,7 +7,7 @@ import { ApiClientError } from '../client/client.js';
 import type { ApiClient } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
-import { ConfigError, DEFAULT_SERVER, saveUpContext } from './config.js';
+import { ConfigError, DEFAULT_SERVER, localDataDir, saveUpContext } from './config.js';
 import { configCommand } from './config-command.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';
@@ -15,6 +15,7 @@ import { rolloutCommand } from './rollout.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
+import { kubeconfigCommand } from './kubeconfig.js';
 import { agentCommand, agentNodeName, runNodeAgent, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
@@ -111,6 +112,7 @@ const commands: Record<string, CliCommand> = {
   logs: logsCommand,
   exec: execCommand,
   token: tokenCommand,
+  kubeconfig: kubeconfigCommand,
   node: nodeReplaceCommand,
   rollout: rolloutCommand,
   cordon: cordonCommand,
@@ -220,7 +222,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const listen = stringFlag(a, 'listen') ?? new URL(DEFAULT_SERVER).host;
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be HOST:PORT, got "${listen}"`);
-  const dataDir = resolve(stringFlag(a, 'data') ?? '.flotilla');
+  const dataDir = localDataDir(stringFlag(a, 'data'));
   const joinUrl = stringFlag(a, 'join');
   const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
   if (joinUrl && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
@@ -254,9 +256,10 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
         configNote = `\nThe CLI config was not changed: ${err instanceof Error ? err.message : String(err)}`;
       }
     }
-    const tokenNote = info.adminTokenPath ? `Admin token: ${info.adminTokenPath}` : 'Use the admin token of the member that created the cluster.';
+    const tokenNote = !info.adminTokenPath ? 'Use the admin token of the member that created the cluster.'
+      : info.adminToken ? `Admin token: ${info.adminTokenPath}` : `${info.adminTokenPath} no longer holds the admin token (rotated or revoked): use the one flotilla token rotate admin gave.`;
     io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
-    if (opts.localAgent && info.adminToken && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, join(dataDir, 'agent'), io, signal);
+    if (opts.localAgent && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, join(dataDir, 'agent'), io, signal);
   }).finally(() => signal.removeEventListener('abort', stopping));
   await localAgent;
   if (signal.aborted) io.err('stopped\n');

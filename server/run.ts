@@ -1,6 +1,5 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
 import { serve } from '@hono/node-server';
@@ -14,13 +13,14 @@ import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
 import { ClusterMember } from './cluster/cluster.js';
-import { ensureToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
+import { adminTokenSuperseded, newBearerToken, storeAdminToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
 import { heartbeatRoutes } from './api/routes/node-leases.js';
 import { NodeHeartbeats } from './cluster/node-heartbeats.js';
 import { agentProxy } from './api/routes/agent-proxy.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import type { Advertisement } from '../discovery/advertisement.js';
 import { joinTokenRoutes } from './api/routes/join-tokens.js';
+import { userTokenRoutes } from './api/routes/user-tokens.js';
 import { publicRoutesFirst } from './api/routes/public.js';
 import { planJoin, serverAdvertisement } from './join/server-membership.js';
 import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
@@ -73,7 +73,10 @@ export interface ServerConfig {
 
 export interface ServerInfo {
   url: string;
-  /** The admin token and its file; only the member that created the cluster has them. */
+  /**
+   * The admin token and its file; only the member that created the cluster has them. `adminToken` is left out
+   * when the file no longer holds the cluster's admin token (rotated or revoked since it was written).
+   */
   adminToken?: string;
   adminTokenPath?: string;
   clusterId: string;
@@ -152,6 +155,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         cluster.routes(roleOf, objects),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
         joinTokenRoutes({ store, objects, roleOf }),
+        userTokenRoutes({ store, objects, roleOf, clusterId: cluster.identity.clusterId }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
           Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
@@ -167,7 +171,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (!leading) return;
       leaderWork = new AbortController();
       const work = leaderWork.signal;
-      void bootstrap(objects, cluster, admin?.token)
+      void bootstrap(objects, cluster, admin, log)
         .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
@@ -181,7 +185,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, store, objects) : undefined;
     if (!signal.aborted) {
       onReady?.({
-        url, ...(admin ? { adminToken: admin.token, adminTokenPath: admin.path } : {}), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        url, clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        ...(admin ? { adminTokenPath: admin.path, ...(adminTokenSuperseded(store, admin.token, cluster.identity.clusterId) ? {} : { adminToken: admin.token }) } : {}),
         ...(localAgentToken ? { localAgentToken } : {}),
       });
     }
@@ -205,7 +210,7 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
     if (token.length >= 16) return { token, path };
     throw new Error(`${path} holds no usable token (at least 16 characters); remove it to have a new one made`);
   }
-  const token = randomBytes(24).toString('base64url');
+  const token = newBearerToken();
   writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
   return { token, path };
@@ -226,14 +231,16 @@ async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects
   return token;
 }
 
-/** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest, the
- * built-in PriorityClasses. /readyz waits for all of them. */
-async function bootstrap(objects: ObjectService, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
+/** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest (the
+ * first time only: storeAdminToken), the built-in PriorityClasses. /readyz waits for all of them. */
+async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, log: Logger): Promise<void> {
   await cluster.registerSelf(objects);
   for (const name of BOOTSTRAP_NAMESPACES) {
     await objects.ensureObject(namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
   }
-  if (adminToken) await ensureToken(objects, 'admin', adminToken, 'admin');
+  if (admin && !(await storeAdminToken(objects, admin.token, cluster.identity.clusterId, Date.now()))) {
+    log.warn({ file: admin.path }, 'this file no longer holds the cluster\'s admin token (rotated or revoked): use the token from flotilla token rotate admin');
+  }
   for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
     await objects.ensureObject(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
   }

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { SqliteStorage } from '../raft/sqlite-storage.js';
 import { MEMBER_FILES, newMemberId } from './cluster.js';
 import { MEMBERS_RESOURCE } from '../objects/service.js';
+import { newBearerToken } from '../tokens/api-tokens.js';
 import type { Identity } from './cluster.js';
 
 export const STATE_FILE = 'state.db';
@@ -14,7 +15,8 @@ export const STATE_FILE = 'state.db';
  * (`flotilla backup`) or the data dir of any old member (the way out of a lost quorum: take the member with
  * the newest state). The Raft log starts right after the state's revision, so revisions keep increasing and
  * watchers' resourceVersions stay meaningful. Old member records are dropped; tokens come along, so the old
- * admin token keeps working until the new admin-token (written here) replaces it at first start.
+ * admin token keeps working until the new admin-token (written here) replaces it at first start (the new
+ * cluster id makes the old admin entry another cluster's: storeAdminToken).
  * Returns the revision the new cluster starts from.
  */
 export function restoreDataDir(source: string, dataDir: string): { revision: number; identity: Identity } {
@@ -59,7 +61,7 @@ export function restoreDataDir(source: string, dataDir: string): { revision: num
   }
   writeFileSync(join(dataDir, MEMBER_FILES.secret), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   writeFileSync(join(dataDir, MEMBER_FILES.identity), JSON.stringify(identity));
-  writeFileSync(join(dataDir, 'admin-token'), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  writeFileSync(join(dataDir, 'admin-token'), `${newBearerToken()}\n`, { mode: 0o600 });
   return { revision, identity };
 }
 

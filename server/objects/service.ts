@@ -281,10 +281,21 @@ export class ObjectService implements Objects {
    * Sets (value) or removes (undefined) entry `key` of the token Secret (TOKENS_SECRET), creating the Secret when
    * missing; an entry that already holds `value` is not written (false). Concurrent writes of other entries are retried.
    */
-  async putTokenEntry(key: string, value: string | undefined): Promise<boolean> {
+  putTokenEntry(key: string, value: string | undefined): Promise<boolean> {
+    return this.updateTokenEntry(key, () => value);
+  }
+
+  /**
+   * Sets entry `key` of the token Secret to what `update` makes of its current value (undefined: removes it), in
+   * one compare-and-swap write: when another write got in between, `update` is called again on the newer value,
+   * so a decision taken on the current entry (exists, is revoked, ...) holds for the value written. What `update`
+   * throws is thrown. An unchanged entry is not written (false).
+   */
+  async updateTokenEntry(key: string, update: (current: string | undefined) => string | undefined): Promise<boolean> {
     const { namespace, name } = TOKENS_SECRET;
     for (let attempt = 1; ; attempt++) {
       const current = this.get(secrets, namespace, name);
+      const value = update(current?.data?.[key]);
       if (current?.data?.[key] === value) return false;
       const data = { ...(current?.data ?? {}) };
       if (value === undefined) delete data[key];

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TOKENS_SECRET } from '../objects/service.js';
 import type { ObjectService } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
@@ -7,10 +7,19 @@ import type { Identity } from '../api/middleware/auth.js';
 
 /**
  * Bearer tokens are kept in the replicated state as digests only, in the Secret TOKENS_SECRET: one data key per
- * token name, whose value is base64 of {"sha256": hex digest, "role": ...}. Any member can then authenticate any
- * token, and a stolen replica reveals no usable token.
+ * token name, whose value is base64 of {"sha256": hex digest, "role": ..., "expires"?, "user"?, "groups"?}. Any
+ * member can then authenticate any token, and a stolen replica reveals no usable token. An entry without a
+ * valid digest (a revoked admin token, server/tokens/user-tokens.ts) authenticates nobody.
  */
-interface TokenRecord { sha256: string; role: Identity['role']; expires?: string }
+interface TokenRecord { sha256: string; role: Identity['role']; expires?: string; user?: string; groups?: string[] }
+
+/** The entry of the admin token. */
+export const ADMIN_ENTRY = 'admin';
+
+/** A new opaque bearer token (admin and user tokens): 192 random bits. */
+export function newBearerToken(): string {
+  return randomBytes(24).toString('base64url');
+}
 
 export function tokenDigest(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -36,18 +45,65 @@ export function storeTokenAuthenticator(store: Pick<StateStore, 'get'>, now: () 
     const presented = Buffer.from(tokenDigest(token), 'hex');
     let found: Identity | undefined;
     for (const t of table) {
-      if (timingSafeEqual(t.digest, presented) && (!t.rec.expires || Date.parse(t.rec.expires) > now())) found = { name: t.name, role: t.rec.role };
+      if (timingSafeEqual(t.digest, presented) && (!t.rec.expires || Date.parse(t.rec.expires) > now())) {
+        found = { name: t.rec.user ?? t.name, role: t.rec.role, ...(t.rec.groups ? { groups: t.rec.groups } : {}) };
+      }
     }
     return found;
   };
 }
 
-/** Makes sure the token Secret exists and holds `name` with this token's digest (leader bootstrap). */
-export async function ensureToken(objects: ObjectService, name: string, token: string, role: Identity['role']): Promise<void> {
-  const value = Buffer.from(JSON.stringify({ sha256: tokenDigest(token), role } satisfies TokenRecord)).toString('base64');
+/**
+ * Stores the digest of the admin token of `<data>/admin-token` as the cluster's admin token (leader bootstrap),
+ * unless the cluster has an admin entry of its own already: once stored, the admin token changes only by
+ * `flotilla token rotate admin` or revocation, so an old admin-token file on a restarted or another member never
+ * brings a rotated or revoked token back. An entry made for another cluster (`cluster` differs, as in a state
+ * restored from a backup into a new cluster, or written before entries named their cluster) is replaced.
+ * Returns whether the stored admin token is this one.
+ */
+export async function storeAdminToken(objects: ObjectService, token: string, clusterId: string, now: number): Promise<boolean> {
+  let current = true;
   try {
-    await objects.putTokenEntry(name, value);
+    await objects.updateTokenEntry(ADMIN_ENTRY, (value) => {
+      if (ownAdminEntry(value, clusterId)) {
+        current = !supersedes(value, token, clusterId);
+        return value;
+      }
+      current = true;
+      return adminRecordValue({ sha256: tokenDigest(token), role: 'admin', cluster: clusterId, created: new Date(now).toISOString() });
+    });
   } catch (err) {
-    throw new Error(`storing token ${name}: ${err instanceof StoreError ? err.failure.message : String(err)}`);
+    throw new Error(`storing the admin token: ${err instanceof StoreError ? err.failure.message : String(err)}`);
   }
+  return current;
+}
+
+/** Whether the cluster's own admin entry holds another token than `token` (the admin token was rotated or revoked since). */
+export function adminTokenSuperseded(store: Pick<StateStore, 'get'>, token: string, clusterId: string): boolean {
+  const secret = store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) as (StoredObject & { data?: Record<string, string> }) | undefined;
+  return supersedes(secret?.data?.[ADMIN_ENTRY], token, clusterId);
+}
+
+function ownAdminEntry(value: string | undefined, clusterId: string): value is string {
+  return value !== undefined && decodeAdminRecord(value)?.cluster === clusterId;
+}
+
+function supersedes(value: string | undefined, token: string, clusterId: string): boolean {
+  return ownAdminEntry(value, clusterId) && decodeAdminRecord(value)?.sha256 !== tokenDigest(token);
+}
+
+/** The admin entry: a digest, or none once revoked (`revoked` says when); `cluster` is the id of the cluster it was made in. */
+export interface AdminTokenRecord { sha256?: string; role: 'admin'; cluster?: string; created?: string; revoked?: string }
+
+export function decodeAdminRecord(value: string): AdminTokenRecord | undefined {
+  try {
+    const rec = JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as Partial<AdminTokenRecord>;
+    return rec.role === 'admin' ? rec as AdminTokenRecord : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function adminRecordValue(rec: AdminTokenRecord): string {
+  return Buffer.from(JSON.stringify(rec)).toString('base64');
 }

@@ -161,7 +161,7 @@ test('flotilla token create, list and revoke', async () => {
   const id = token.split('.')[1]!;
   assert.match(created.err, /expires/);
   const list = await cli(tokenCommand, ['list']);
-  assert.match(list.out, new RegExp(`${id}\\s+\\S+\\s+\\S+\\s+from the cli`));
+  assert.match(list.out, new RegExp(`^${id}\\s+join\\s+<none>\\s+<none>\\s+\\S+\\s+\\S+\\s+from the cli$`, 'm'));
   const revoke = await cli(tokenCommand, ['revoke', id]);
   assert.is(revoke.out, `join token ${id} revoked\n`);
   assert.not.match((await cli(tokenCommand, ['list'])).out, new RegExp(id));

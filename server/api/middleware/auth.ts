@@ -5,7 +5,8 @@ import { requestInfo } from '../request-info.js';
 import type { NodeGraph } from '../../objects/node-graph.js';
 import { authorizeBootstrap, authorizeNode } from './node-authorizer.js';
 
-export interface Identity { name: string; role: 'admin' | 'node' | 'peer' }
+/** Who presents a token; `groups` are a user token's groups (for RBAC). */
+export interface Identity { name: string; role: 'admin' | 'node' | 'peer'; groups?: readonly string[] }
 
 /** Maps a bearer token to who presents it; undefined for an unknown token. */
 export type Authenticator = (token: string) => Identity | undefined;

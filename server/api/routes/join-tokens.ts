@@ -7,19 +7,41 @@ import type { StateStore } from '../../store/types.js';
 import { StoreError } from '../../store/types.js';
 import { JOIN_TOKENS_PATH, MAX_DESCRIPTION, MAX_TTL_SECONDS, createJoinToken, listJoinTokens, revokeJoinToken } from '../../tokens/join-tokens.js';
 
+const badRequest = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
+
+/**
+ * Checks the fields of a token request body (a JSON object or nothing): `ttlSeconds` and `description` where
+ * `fields` has them, no field outside `fields`; throws a 400 StoreError naming the bad field. Returns the body.
+ */
+export function checkTokenRequest(body: unknown, fields: readonly string[]): Record<string, unknown> {
+  const expected = `{${fields.map((f) => `"${f}"`).join(', ')}}`;
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest(`the request body must be a JSON object ${expected}`);
+  const record = body as Record<string, unknown>;
+  const unknown = Object.keys(record).filter((k) => !fields.includes(k));
+  if (unknown.length > 0) throw badRequest(`unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (expected ${fields.join(', ')})`);
+  const { ttlSeconds, description } = record;
+  if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) < 1 || (ttlSeconds as number) > MAX_TTL_SECONDS)) {
+    throw badRequest(`ttlSeconds: must be an integer in 1..${MAX_TTL_SECONDS} (leave it out for a token that never expires)`);
+  }
+  if (description !== undefined && (typeof description !== 'string' || description.length > MAX_DESCRIPTION)) throw badRequest(`description: must be a string of at most ${MAX_DESCRIPTION} characters`);
+  return record;
+}
+
 /** Checks a create request body; throws a 400 StoreError naming the bad field. */
 export function parseCreateRequest(body: unknown): { ttlSeconds?: number; description?: string } {
-  const bad = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
-  if (body === undefined || body === null) return {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw bad('the request body must be a JSON object {"ttlSeconds"?, "description"?}');
-  const { ttlSeconds, description, ...rest } = body as Record<string, unknown>;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) throw bad(`unknown field ${unknown.map((k) => `"${k}"`).join(', ')} (expected ttlSeconds, description)`);
-  if (ttlSeconds !== undefined && (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) < 1 || (ttlSeconds as number) > MAX_TTL_SECONDS)) {
-    throw bad(`ttlSeconds: must be an integer in 1..${MAX_TTL_SECONDS} (leave it out for a token that never expires)`);
-  }
-  if (description !== undefined && (typeof description !== 'string' || description.length > MAX_DESCRIPTION)) throw bad(`description: must be a string of at most ${MAX_DESCRIPTION} characters`);
+  const { ttlSeconds, description } = checkTokenRequest(body, ['ttlSeconds', 'description']);
   return { ...(ttlSeconds !== undefined ? { ttlSeconds: ttlSeconds as number } : {}), ...(description !== undefined ? { description: description as string } : {}) };
+}
+
+/** The request body as JSON; undefined when empty; a 400 StoreError when it is not JSON. */
+export async function jsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  try {
+    return text.trim() === '' ? undefined : JSON.parse(text);
+  } catch {
+    throw badRequest('the request body is not JSON');
+  }
 }
 
 /**
@@ -35,14 +57,7 @@ export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects:
   };
   app.post(JOIN_TOKENS_PATH, async (c) => {
     requireAdmin(c);
-    const text = await c.req.text();
-    let body: unknown;
-    try {
-      body = text.trim() === '' ? undefined : JSON.parse(text);
-    } catch {
-      throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request body is not JSON' });
-    }
-    return c.json(await createJoinToken(deps.objects, parseCreateRequest(body), now()), 201);
+    return c.json(await createJoinToken(deps.objects, parseCreateRequest(await jsonBody(c)), now()), 201);
   });
   app.get(JOIN_TOKENS_PATH, (c) => {
     requireAdmin(c);
