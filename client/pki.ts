@@ -16,6 +16,22 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 /** The one key and signature algorithm of the cluster PKI. */
 export const PKI_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
+/** Subject O= of every node certificate: Kubernetes' group of kubelets. */
+export const NODE_GROUP = 'system:nodes';
+/** Subject O= of the servers' own client certificates (what an agent endpoint admits). */
+export const SERVER_GROUP = 'flotilla:servers';
+const NODE_CN_PREFIX = 'system:node:';
+
+/** Subject CN of node `nodeName`'s certificate, and the user name of its identity: `system:node:<N>` (Kubernetes' form). */
+export function nodeCommonName(nodeName: string): string {
+  return `${NODE_CN_PREFIX}${nodeName}`;
+}
+
+/** N for a subject CN (or user name) `system:node:<N>`; undefined for anything else. */
+export function nodeNameOfCommonName(commonName: string): string | undefined {
+  return commonName.startsWith(NODE_CN_PREFIX) && commonName.length > NODE_CN_PREFIX.length ? commonName.slice(NODE_CN_PREFIX.length) : undefined;
+}
+
 export interface KeyPair { privateKey: CryptoKey; publicKey: CryptoKey }
 
 /** What a certificate or request names: the subject and the alternative names. */

@@ -1,8 +1,19 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { statusResponse } from '../status.js';
+import { nodeNameOfCommonName } from '../../../client/pki.js';
+import { NODE_CERTIFICATES_PATH } from '../../../api-types/index.js';
 
+/**
+ * Who makes a request. A node is `{ name: 'system:node:<N>', role: 'node' }` (its certificate); a join token is
+ * role node too, under another name: it only bootstraps (asks for a node certificate).
+ */
 export interface Identity { name: string; role: 'admin' | 'node' | 'peer' }
+
+/** N for a node's identity (`system:node:<N>`, role node); undefined for every other identity, join tokens included. */
+export function nodeNameOf(identity: Identity | undefined): string | undefined {
+  return identity?.role === 'node' ? nodeNameOfCommonName(identity.name) : undefined;
+}
 
 /** Maps a bearer token to who presents it; undefined for an unknown token. */
 export type Authenticator = (token: string) => Identity | undefined;
@@ -43,6 +54,7 @@ export function bearerAuth(opts: { authenticate: Authenticator; publicPaths: rea
  * membership or backups, takes the admin token: a token taken from a stolen SD card cannot run the cluster.
  */
 const NODE_WRITES: readonly { methods: readonly string[]; path: RegExp }[] = [
+  { methods: ['POST'], path: new RegExp(`^${NODE_CERTIFICATES_PATH.replaceAll('.', '\\.')}$`) },
   { methods: ['POST'], path: /^\/api\/v1\/nodes$/ },
   { methods: ['PUT', 'PATCH'], path: /^\/api\/v1\/nodes\/[^/]+(\/status)?$/ },
   { methods: ['PUT', 'POST'], path: /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/kube-node-lease\/leases\/[^/]+$/ },

@@ -1,0 +1,185 @@
+// The node certificate on the agent's side (server/tokens/node-certificates.ts is the other side): obtained
+// once with the join token through a CSR for the machine's key (node-agent/identity.ts), kept in
+// <data>/pki/node.crt, used as the client certificate of every API call and as the serving certificate of the
+// agent endpoint, and renewed with the same key, authenticated by itself, once two thirds of its life have
+// passed. Whoever holds `current` sees a renewal at once: the ApiClient reads it per connection (ClientTls
+// identity), the endpoint takes it through onRenewed (server.setSecureContext). No restart.
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { caHash, certificateInfo, createCsr, issuedBy, nodeCommonName } from '../client/pki.js';
+import { delay } from './agent.js';
+import { ApiClientError, type NodeApi } from './api-client.js';
+import { NODE_PKI_DIR, type NodeIdentity } from './identity.js';
+
+export const NODE_CERT_FILE = 'node.crt';
+
+/** What TLS takes to present the node certificate, and the CA it chains to. */
+export interface NodeTlsMaterial { certPem: string; keyPem: string; caPem: string }
+
+export interface NodeCertificateOptions {
+  dataDir: string;
+  nodeName: string;
+  identity: NodeIdentity;
+  /** The node's addresses (the InternalIP it publishes): SANs of its certificate, which serves its agent endpoint. */
+  addresses: readonly string[];
+  /** The CA the agent pinned; a server that answers with another one is refused. Undefined: the first answer's. */
+  caPem?: string;
+  /** The clock of the renewal decisions; default Date.now. */
+  now?: () => number;
+  /** First wait before asking again after a failure (seconds), doubled up to retryMaxSeconds. */
+  retrySeconds: number;
+  retryMaxSeconds: number;
+  log: Logger;
+}
+
+/** A refusal no retry cures (the join token is refused, the name is another machine's): the agent stops. */
+export class NodeCertificateRefused extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+    this.name = 'NodeCertificateRefused';
+  }
+}
+
+export class NodeCertificates {
+  #current: NodeTlsMaterial;
+  readonly #listeners: ((m: NodeTlsMaterial) => void)[] = [];
+  readonly #now: () => number;
+
+  private constructor(readonly o: NodeCertificateOptions, current: NodeTlsMaterial) {
+    this.#current = current;
+    this.#now = o.now ?? Date.now;
+  }
+
+  /**
+   * The kept certificate when it is still good for this node, key, CA and addresses and not due for renewal;
+   * else a new one, asked of `bootstrap` (the join token's API) until a server answers. Undefined when the
+   * signal aborts first; NodeCertificateRefused when a server refuses.
+   */
+  static async obtain(o: NodeCertificateOptions, bootstrap: NodeApi, signal: AbortSignal): Promise<NodeCertificates | undefined> {
+    const kept = readKept(o);
+    if (kept && usable(kept, o, (o.now ?? Date.now)())) return new NodeCertificates(o, kept);
+    for (let failures = 0; !signal.aborted; failures++) {
+      try {
+        const certs = new NodeCertificates(o, await request(o, bootstrap, o.caPem));
+        o.log.info({ node: o.nodeName, notAfter: certificateInfo(certs.current.certPem).notAfter }, 'node certificate issued');
+        return certs;
+      } catch (err) {
+        if (err instanceof NodeCertificateRefused || signal.aborted) throw err;
+        const waitMs = retryMs(o, failures);
+        o.log.warn({ err: (err as Error).message, retryMs: waitMs }, 'waiting for a server to issue this node\'s certificate');
+        await delay(waitMs, signal);
+      }
+    }
+    return undefined;
+  }
+
+  get current(): NodeTlsMaterial {
+    return this.#current;
+  }
+
+  /** When the current certificate is due for renewal: two thirds into its life (the kubelet's rule, without jitter). */
+  get renewAt(): number {
+    return renewalTime(this.#current.certPem);
+  }
+
+  /** Calls `listener` with each renewed certificate. */
+  onRenewed(listener: (m: NodeTlsMaterial) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** A new certificate for the same key, asked of `api` (authenticated by the current certificate). */
+  async renew(api: NodeApi): Promise<void> {
+    this.#current = await request(this.o, api, this.#current.caPem);
+    this.o.log.info({ node: this.o.nodeName, notAfter: certificateInfo(this.#current.certPem).notAfter }, 'node certificate renewed');
+    for (const l of this.#listeners) l(this.#current);
+  }
+
+  /**
+   * Renews whenever the clock passes renewAt, looking every `checkSeconds`, until the signal aborts. A failed
+   * renewal is tried again with back-off; so is one whose new certificate is due at once by this machine's
+   * clock (a clock far ahead of the servers'), which is logged.
+   */
+  async renewals(api: NodeApi, signal: AbortSignal, checkSeconds: number): Promise<void> {
+    for (let failures = 0; !signal.aborted;) {
+      if (this.#now() < this.renewAt) {
+        failures = 0;
+        await delay(Math.min(checkSeconds * 1000, this.renewAt - this.#now()), signal);
+        continue;
+      }
+      try {
+        await this.renew(api);
+        if (this.#now() >= this.renewAt) {
+          this.o.log.warn({ node: this.o.nodeName, renewAt: new Date(this.renewAt) }, 'the renewed node certificate is due for renewal already by this machine\'s clock: is the clock ahead of the servers\'?');
+          await delay(retryMs(this.o, failures++), signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        const waitMs = retryMs(this.o, failures++);
+        this.o.log.warn({ err: (err as Error).message, retryMs: waitMs }, 'node certificate renewal failed; trying again');
+        await delay(waitMs, signal);
+      }
+    }
+  }
+}
+
+function retryMs(o: Pick<NodeCertificateOptions, 'retrySeconds' | 'retryMaxSeconds'>, failures: number): number {
+  return Math.min(o.retryMaxSeconds * 1000, o.retrySeconds * 1000 * 2 ** Math.min(failures, 16));
+}
+
+function renewalTime(certPem: string): number {
+  const { notBefore, notAfter } = certificateInfo(certPem);
+  return notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * 2 / 3;
+}
+
+function paths(dataDir: string): { cert: string; ca: string } {
+  return { cert: join(dataDir, NODE_PKI_DIR, NODE_CERT_FILE), ca: join(dataDir, NODE_PKI_DIR, 'node-ca.crt') };
+}
+
+function readKept(o: NodeCertificateOptions): NodeTlsMaterial | undefined {
+  const p = paths(o.dataDir);
+  if (!existsSync(p.cert) || !existsSync(p.ca)) return undefined;
+  return { certPem: readFileSync(p.cert, 'utf8'), keyPem: o.identity.keyPem, caPem: readFileSync(p.ca, 'utf8') };
+}
+
+/** Whether a kept certificate serves as it is: this node's, this key's, the pinned CA's, naming every address, and not due. */
+function usable(m: NodeTlsMaterial, o: NodeCertificateOptions, now: number): boolean {
+  try {
+    if (o.caPem !== undefined && caHash(o.caPem) !== caHash(m.caPem)) return false;
+    const cert = new X509Certificate(m.certPem);
+    const info = certificateInfo(cert);
+    const sans = (cert.subjectAltName ?? '').split(', ');
+    return issuedBy(cert, m.caPem, now) && info.commonName === nodeCommonName(o.nodeName) && info.publicKeySha256 === o.identity.publicKeySha256
+      && o.addresses.every((a) => sans.includes(`IP Address:${a}`)) && now < renewalTime(m.certPem);
+  } catch {
+    return false;
+  }
+}
+
+/** Sends a CSR for the node key, checks the answer and keeps it (certificate, then CA, each written whole). */
+async function request(o: NodeCertificateOptions, api: NodeApi, pinnedCa: string | undefined): Promise<NodeTlsMaterial> {
+  const csr = await createCsr(o.identity.keys, { commonName: nodeCommonName(o.nodeName), altNames: o.addresses });
+  let answer: { certificate: string; ca: string };
+  try {
+    answer = await api.requestCertificate(o.nodeName, csr);
+  } catch (err) {
+    if (err instanceof ApiClientError && err.code >= 400 && err.code < 500 && err.code !== 429) {
+      throw new NodeCertificateRefused(`the server refused a certificate for node "${o.nodeName}": ${err.message}`, err.code);
+    }
+    throw err;
+  }
+  if (pinnedCa !== undefined && caHash(answer.ca) !== caHash(pinnedCa)) {
+    throw new NodeCertificateRefused(`the server answered with a certificate of CA sha256:${caHash(answer.ca)}, not the pinned CA sha256:${caHash(pinnedCa)}`, 0);
+  }
+  const m: NodeTlsMaterial = { certPem: answer.certificate, keyPem: o.identity.keyPem, caPem: answer.ca };
+  if (!issuedBy(m.certPem, m.caPem) || certificateInfo(m.certPem).publicKeySha256 !== o.identity.publicKeySha256 || certificateInfo(m.certPem).commonName !== nodeCommonName(o.nodeName)) {
+    throw new NodeCertificateRefused(`the server's answer is no certificate of its CA for node "${o.nodeName}" and this machine's key`, 0);
+  }
+  const p = paths(o.dataDir);
+  for (const [path, text] of [[p.ca, m.caPem], [p.cert, m.certPem]] as const) {
+    writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
+    renameSync(`${path}.tmp`, path);
+  }
+  return m;
+}
