@@ -44,25 +44,34 @@ export class NodeCertificateRefused extends Error {
 
 export class NodeCertificates {
   #current: NodeTlsMaterial;
+  #renewAt: number;
   readonly #listeners: ((m: NodeTlsMaterial) => void)[] = [];
   readonly #now: () => number;
 
-  private constructor(readonly o: NodeCertificateOptions, current: NodeTlsMaterial) {
+  /** `received`: the local time a certificate just issued arrived (undefined for one kept from an earlier run). */
+  private constructor(readonly o: NodeCertificateOptions, current: NodeTlsMaterial, received?: number) {
     this.#current = current;
     this.#now = o.now ?? Date.now;
+    this.#renewAt = renewalTime(current.certPem, received);
   }
 
   /**
-   * The kept certificate when it is still good for this node, key, CA and addresses and not due for renewal;
-   * else a new one, asked of `bootstrap` (the join token's API) until a server answers. Undefined when the
-   * signal aborts first; NodeCertificateRefused when a server refuses.
+   * The kept certificate while it is valid for this node, key and CA (due at once for renewal, by itself, when
+   * it no longer names the node's addresses); else a new one, asked of `bootstrap` (the join token's API) until
+   * a server answers. Undefined when the signal aborts first; NodeCertificateRefused when a server refuses.
    */
   static async obtain(o: NodeCertificateOptions, bootstrap: NodeApi, signal: AbortSignal): Promise<NodeCertificates | undefined> {
     const kept = readKept(o);
-    if (kept && usable(kept, o, (o.now ?? Date.now)())) return new NodeCertificates(o, kept);
+    const verdict = kept ? judge(kept, o, (o.now ?? Date.now)()) : 'unusable';
+    if (kept && verdict !== 'unusable') {
+      const certs = new NodeCertificates(o, kept);
+      if (verdict === 'renew') certs.#renewAt = 0;
+      return certs;
+    }
     for (let failures = 0; !signal.aborted; failures++) {
       try {
-        const certs = new NodeCertificates(o, await request(o, bootstrap, o.caPem));
+        const m = await request(o, bootstrap, o.caPem);
+        const certs = new NodeCertificates(o, m, (o.now ?? Date.now)());
         o.log.info({ node: o.nodeName, notAfter: certificateInfo(certs.current.certPem).notAfter }, 'node certificate issued');
         return certs;
       } catch (err) {
@@ -79,9 +88,9 @@ export class NodeCertificates {
     return this.#current;
   }
 
-  /** When the current certificate is due for renewal: two thirds into its life (the kubelet's rule, without jitter). */
+  /** When the current certificate is due for renewal, by this agent's clock: two thirds into its life (the kubelet's rule, without jitter). */
   get renewAt(): number {
-    return renewalTime(this.#current.certPem);
+    return this.#renewAt;
   }
 
   /** Calls `listener` with each renewed certificate. */
@@ -92,14 +101,14 @@ export class NodeCertificates {
   /** A new certificate for the same key, asked of `api` (authenticated by the current certificate). */
   async renew(api: NodeApi): Promise<void> {
     this.#current = await request(this.o, api, this.#current.caPem);
+    this.#renewAt = renewalTime(this.#current.certPem, this.#now());
     this.o.log.info({ node: this.o.nodeName, notAfter: certificateInfo(this.#current.certPem).notAfter }, 'node certificate renewed');
     for (const l of this.#listeners) l(this.#current);
   }
 
   /**
-   * Renews whenever the clock passes renewAt, looking every `checkSeconds`, until the signal aborts. A failed
-   * renewal is tried again with back-off; so is one whose new certificate is due at once by this machine's
-   * clock (a clock far ahead of the servers'), which is logged.
+   * Renews whenever the clock passes renewAt, looking every `checkSeconds` (so a clock that jumps is noticed),
+   * until the signal aborts. A failed renewal is tried again with back-off.
    */
   async renewals(api: NodeApi, signal: AbortSignal, checkSeconds: number): Promise<void> {
     for (let failures = 0; !signal.aborted;) {
@@ -110,10 +119,6 @@ export class NodeCertificates {
       }
       try {
         await this.renew(api);
-        if (this.#now() >= this.renewAt) {
-          this.o.log.warn({ node: this.o.nodeName, renewAt: new Date(this.renewAt) }, 'the renewed node certificate is due for renewal already by this machine\'s clock: is the clock ahead of the servers\'?');
-          await delay(retryMs(this.o, failures++), signal);
-        }
       } catch (err) {
         if (signal.aborted) return;
         const waitMs = retryMs(this.o, failures++);
@@ -128,9 +133,15 @@ function retryMs(o: Pick<NodeCertificateOptions, 'retrySeconds' | 'retryMaxSecon
   return Math.min(o.retryMaxSeconds * 1000, o.retrySeconds * 1000 * 2 ** Math.min(failures, 16));
 }
 
-function renewalTime(certPem: string): number {
+/**
+ * Two thirds into the certificate's life. A certificate that just arrived counts its life from `received` (this
+ * agent's clock) rather than from its notBefore (the server's): a clock that disagrees with the servers' then
+ * neither renews at once again and again nor too late.
+ */
+function renewalTime(certPem: string, received?: number): number {
   const { notBefore, notAfter } = certificateInfo(certPem);
-  return notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * 2 / 3;
+  const life = notAfter.getTime() - notBefore.getTime();
+  return (received ?? notBefore.getTime()) + life * 2 / 3;
 }
 
 function paths(dataDir: string): { cert: string; ca: string } {
@@ -143,17 +154,21 @@ function readKept(o: NodeCertificateOptions): NodeTlsMaterial | undefined {
   return { certPem: readFileSync(p.cert, 'utf8'), keyPem: o.identity.keyPem, caPem: readFileSync(p.ca, 'utf8') };
 }
 
-/** Whether a kept certificate serves as it is: this node's, this key's, the pinned CA's, naming every address, and not due. */
-function usable(m: NodeTlsMaterial, o: NodeCertificateOptions, now: number): boolean {
+/**
+ * What a kept certificate is good for: 'unusable' unless it is valid now, of the pinned CA, this node's and this
+ * key's (then only the join token gets a new one); 'renew' when it no longer names every address of the node (its
+ * renewal asks for them); else 'use'. Renewal by age is the renewal loop's business.
+ */
+function judge(m: NodeTlsMaterial, o: NodeCertificateOptions, now: number): 'use' | 'renew' | 'unusable' {
   try {
-    if (o.caPem !== undefined && caHash(o.caPem) !== caHash(m.caPem)) return false;
+    if (o.caPem !== undefined && caHash(o.caPem) !== caHash(m.caPem)) return 'unusable';
     const cert = new X509Certificate(m.certPem);
     const info = certificateInfo(cert);
+    if (!issuedBy(cert, m.caPem, now) || info.commonName !== nodeCommonName(o.nodeName) || info.publicKeySha256 !== o.identity.publicKeySha256) return 'unusable';
     const sans = (cert.subjectAltName ?? '').split(', ');
-    return issuedBy(cert, m.caPem, now) && info.commonName === nodeCommonName(o.nodeName) && info.publicKeySha256 === o.identity.publicKeySha256
-      && o.addresses.every((a) => sans.includes(`IP Address:${a}`)) && now < renewalTime(m.certPem);
+    return o.addresses.every((a) => sans.includes(`IP Address:${a}`)) ? 'use' : 'renew';
   } catch {
-    return false;
+    return 'unusable';
   }
 }
 
