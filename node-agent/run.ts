@@ -2,7 +2,7 @@
 // the hardware, run the preflight checks, open the agent endpoint (logs, exec for the servers), then run the
 // agent loop against the servers until the signal aborts. run(signal, config) is what `flotilla agent` calls;
 // tests call it with a FakeRuntime and a fixed inventory.
-import type { ServerChoice } from '../client/client.js';
+import { serverList, type ServerChoice } from '../client/client.js';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
@@ -13,6 +13,7 @@ import { probeHardware } from '../hardware/probe.js';
 import { runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
+import { pinnedClusterCa } from './cluster-ca.js';
 import { startEndpoint } from './endpoint.js';
 import { buildNodeObject } from './node-object.js';
 import { DockerRuntime } from './runtime/docker.js';
@@ -21,7 +22,13 @@ import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/type
 export interface AgentRunConfig {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
   server: string | ServerChoice;
+  /**
+   * A full join token (FLT1<CA hash>::<credential>, client/tokens.ts), whose CA is checked before the credential
+   * goes anywhere; or a bare credential when `ca` is given or kept in the data directory (node-agent/cluster-ca.ts).
+   */
   token: string;
+  /** The cluster CA (PEM) to pin, when the caller knows it already. */
+  ca?: string;
   dataDir: string;
   nodeName: string;
   /** Where the agent endpoint listens (default 0.0.0.0:10250; port 0 picks one). */
@@ -56,19 +63,21 @@ export interface AgentRunInfo {
  */
 export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const log = config.log ?? pino({ level: 'info' });
-  const api = new NodeApi(new ApiClient(config.server, config.token));
+  const server = typeof config.server === 'string' ? serverList([config.server]) : config.server;
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log };
+  const lock = await lockDataDir(config.dataDir);
   try {
-    const lock = await lockDataDir(config.dataDir);
+    const pinned = await pinnedClusterCa(config.dataDir, config.token, () => server.current(), config.ca, signal, retry);
+    if (pinned === undefined) return;
+    const api = new NodeApi(new ApiClient(server, pinned.credential, { tls: { ca: pinned.ca } }));
     try {
-      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, {
-        retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log,
-      });
+      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, retry);
       if (clusterId !== undefined) await runAs(clusterId, api, log, signal, config, onReady);
     } finally {
-      await lock.release();
+      api.client.close();
     }
   } finally {
-    api.client.close();
+    await lock.release();
   }
 }
 
