@@ -31,7 +31,7 @@ for (let i = 0; i < members; i++) {
   servers.push(s);
 }
 const token = servers[0]!.token;
-const clients = servers.map((s) => new ApiClient(s.url, token, 10_000));
+const clients = servers.map((s) => new ApiClient(s.url, token, { timeoutMs: 10_000 }));
 interface Status { leader: number; members: { id: number; role: string; peerUrl: string }[] }
 async function clusterStatus(): Promise<Status> {
   for (const c of clients) { try { return await c.request<Status>('GET', '/cluster/status'); } catch { /* next */ } }

@@ -10,6 +10,7 @@ import { serverList } from '../client/client.js';
 import type { ServerChoice } from '../client/client.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { isJoinToken, locateServers } from '../discovery/locate.js';
+import { isClusterToken, parseClusterToken } from '../client/tokens.js';
 import { bytes, cpuMillis } from '../api-types/index.js';
 import { lockDataDir } from '../node-agent/data-dir.js';
 import { HollowFleet } from '../node-agent/hollow.js';
@@ -24,7 +25,7 @@ import type { AgentRunConfig } from '../node-agent/run.js';
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** What `flotilla agent` (and `flotilla up` for its local agent) runs with: node-agent/run.ts's config, plus how to find the servers and hollow nodes. */
-export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved'> {
+export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved'> {
   /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
   servers: string[];
   /** Network interface (name or IPv4 address) for mDNS. */
@@ -52,7 +53,9 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
   }
   const token = stringFlag(a, 'token') ?? env.FLOTILLA_TOKEN;
   if (!token) throw new UsageError('--token is required (or FLOTILLA_TOKEN)');
-  if (servers.length === 0 && !isJoinToken(token)) throw new UsageError('without --server the agent finds the servers by mDNS, which needs a join token (flotilla token create)');
+  if (servers.length === 0 && !(isClusterToken(token) && isJoinToken(parseClusterToken(token).credential))) {
+    throw new UsageError('without --server the agent finds the servers by mDNS, which needs a full join token (FLT1<CA hash>::flt1.…, as "flotilla token create" prints it)');
+  }
   const iface = stringFlag(a, 'interface') ?? env.FLOTILLA_INTERFACE;
   const nodeName = agentNodeName(stringFlag(a, 'name'), env, machineHostname);
   const listen = stringFlag(a, 'listen') ?? '0.0.0.0:10250';
@@ -96,8 +99,8 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
  * Where the agent sends its requests: the given URLs in turn, or servers found by mDNS that proved they know
  * the join token (the token is sent to no other), preferring another one when the current one fails.
  */
-async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<ServerChoice> {
-  if (config.servers.length > 0) return serverList(config.servers);
+async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<{ server: ServerChoice; ca?: string }> {
+  if (config.servers.length > 0) return { server: serverList(config.servers) };
   const locator = locateServers(config.token, {
     discovery: createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => io.err(`${m}\n`) }),
     onWarning: (m) => io.err(`${m}\n`),
@@ -105,7 +108,8 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
   io.out('Looking for Flotilla servers by mDNS...\n');
   // Bounded: a wrong token should fail fast with the reasons; systemd (Restart=on-failure) tries again later.
   await locator.waitForServer(30_000, signal);
-  return { current: () => locator.servers()[0], reportFailure: (url) => locator.reportFailure(url) };
+  const ca = locator.ca();
+  return { server: { current: () => locator.servers()[0], reportFailure: (url) => locator.reportFailure(url) }, ...(ca ? { ca } : {}) };
 }
 
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
@@ -130,11 +134,11 @@ function agentLogger(io: Io): Logger {
 /** One agent for this machine (node-agent/run.ts) from its typed config, until the signal aborts: `flotilla agent`, and `flotilla up`'s local agent. */
 export async function runNodeAgent(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<number> {
   const log = agentLogger(io);
-  const server = await serverChoiceFor(config, io, signal);
+  const { server, ca } = await serverChoiceFor(config, io, signal);
   const { run } = await import('../node-agent/run.js');
   const stopping = () => log.info('shutting down: stopping the agent (its containers keep running)');
   signal.addEventListener('abort', stopping, { once: true });
-  await run(signal, { ...config, server, log }, (info) => {
+  await run(signal, { ...config, server, ...(ca ? { ca } : {}), log }, (info) => {
     io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${server.current()}, data in ${config.dataDir}.\n`);
   }).finally(() => signal.removeEventListener('abort', stopping));
   if (signal.aborted) log.info('stopped');
@@ -142,9 +146,9 @@ export async function runNodeAgent(config: AgentCommandConfig, io: Io, signal: A
 }
 
 /** `--simulate N`: N hollow nodes in this process until the signal aborts (node-agent/hollow.ts). */
-async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: Logger, server: ServerChoice, signal: AbortSignal): Promise<number> {
+async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: Logger, { server, ca }: { server: ServerChoice; ca?: string }, signal: AbortSignal): Promise<number> {
   const fleet = new HollowFleet({
-    server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count,
+    server, token: config.token, ...(ca ? { ca } : config.ca ? { ca: config.ca } : {}), dataDir: resolve(config.dataDir, 'hollow'), count,
     prefix: stringFlag(a, 'name') ?? 'hollow', log,
     ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
   });

@@ -24,8 +24,8 @@ export interface NodeCertificateOptions {
   identity: NodeIdentity;
   /** The node's addresses (the InternalIP it publishes): SANs of its certificate, which serves its agent endpoint. */
   addresses: readonly string[];
-  /** The CA the agent pinned; a server that answers with another one is refused. Undefined: the first answer's. */
-  caPem?: string;
+  /** The CA the agent pinned (node-agent/cluster-ca.ts); an answer of another CA is refused. */
+  caPem: string;
   /** The clock of the renewal decisions; default Date.now. */
   now?: () => number;
   /** First wait before asking again after a failure (seconds), doubled up to retryMaxSeconds. */
@@ -70,7 +70,7 @@ export class NodeCertificates {
     }
     for (let failures = 0; !signal.aborted; failures++) {
       try {
-        const m = await request(o, bootstrap, o.caPem);
+        const m = await request(o, bootstrap);
         const certs = new NodeCertificates(o, m, (o.now ?? Date.now)());
         o.log.info({ node: o.nodeName, notAfter: certificateInfo(certs.current.certPem).notAfter }, 'node certificate issued');
         return certs;
@@ -100,7 +100,7 @@ export class NodeCertificates {
 
   /** A new certificate for the same key, asked of `api` (authenticated by the current certificate). */
   async renew(api: NodeApi): Promise<void> {
-    this.#current = await request(this.o, api, this.#current.caPem);
+    this.#current = await request(this.o, api);
     this.#renewAt = renewalTime(this.#current.certPem, this.#now());
     this.o.log.info({ node: this.o.nodeName, notAfter: certificateInfo(this.#current.certPem).notAfter }, 'node certificate renewed');
     for (const l of this.#listeners) l(this.#current);
@@ -144,14 +144,13 @@ function renewalTime(certPem: string, received?: number): number {
   return (received ?? notBefore.getTime()) + life * 2 / 3;
 }
 
-function paths(dataDir: string): { cert: string; ca: string } {
-  return { cert: join(dataDir, NODE_PKI_DIR, NODE_CERT_FILE), ca: join(dataDir, NODE_PKI_DIR, 'node-ca.crt') };
+function certPath(dataDir: string): string {
+  return join(dataDir, NODE_PKI_DIR, NODE_CERT_FILE);
 }
 
 function readKept(o: NodeCertificateOptions): NodeTlsMaterial | undefined {
-  const p = paths(o.dataDir);
-  if (!existsSync(p.cert) || !existsSync(p.ca)) return undefined;
-  return { certPem: readFileSync(p.cert, 'utf8'), keyPem: o.identity.keyPem, caPem: readFileSync(p.ca, 'utf8') };
+  const path = certPath(o.dataDir);
+  return existsSync(path) ? { certPem: readFileSync(path, 'utf8'), keyPem: o.identity.keyPem, caPem: o.caPem } : undefined;
 }
 
 /**
@@ -161,7 +160,6 @@ function readKept(o: NodeCertificateOptions): NodeTlsMaterial | undefined {
  */
 function judge(m: NodeTlsMaterial, o: NodeCertificateOptions, now: number): 'use' | 'renew' | 'unusable' {
   try {
-    if (o.caPem !== undefined && caHash(o.caPem) !== caHash(m.caPem)) return 'unusable';
     const cert = new X509Certificate(m.certPem);
     const info = certificateInfo(cert);
     if (!issuedBy(cert, m.caPem, now) || info.commonName !== nodeCommonName(o.nodeName) || info.publicKeySha256 !== o.identity.publicKeySha256) return 'unusable';
@@ -172,8 +170,8 @@ function judge(m: NodeTlsMaterial, o: NodeCertificateOptions, now: number): 'use
   }
 }
 
-/** Sends a CSR for the node key, checks the answer and keeps it (certificate, then CA, each written whole). */
-async function request(o: NodeCertificateOptions, api: NodeApi, pinnedCa: string | undefined): Promise<NodeTlsMaterial> {
+/** Sends a CSR for the node key, checks the answer and keeps the certificate (written whole). */
+async function request(o: NodeCertificateOptions, api: NodeApi): Promise<NodeTlsMaterial> {
   const csr = await createCsr(o.identity.keys, { commonName: nodeCommonName(o.nodeName), altNames: o.addresses });
   let answer: { certificate: string; ca: string };
   try {
@@ -184,17 +182,15 @@ async function request(o: NodeCertificateOptions, api: NodeApi, pinnedCa: string
     }
     throw err;
   }
-  if (pinnedCa !== undefined && caHash(answer.ca) !== caHash(pinnedCa)) {
-    throw new NodeCertificateRefused(`the server answered with a certificate of CA sha256:${caHash(answer.ca)}, not the pinned CA sha256:${caHash(pinnedCa)}`, 0);
+  if (caHash(answer.ca) !== caHash(o.caPem)) {
+    throw new NodeCertificateRefused(`the server answered with a certificate of CA sha256:${caHash(answer.ca)}, not the pinned CA sha256:${caHash(o.caPem)}`, 0);
   }
-  const m: NodeTlsMaterial = { certPem: answer.certificate, keyPem: o.identity.keyPem, caPem: answer.ca };
+  const m: NodeTlsMaterial = { certPem: answer.certificate, keyPem: o.identity.keyPem, caPem: o.caPem };
   if (!issuedBy(m.certPem, m.caPem) || certificateInfo(m.certPem).publicKeySha256 !== o.identity.publicKeySha256 || certificateInfo(m.certPem).commonName !== nodeCommonName(o.nodeName)) {
     throw new NodeCertificateRefused(`the server's answer is no certificate of its CA for node "${o.nodeName}" and this machine's key`, 0);
   }
-  const p = paths(o.dataDir);
-  for (const [path, text] of [[p.ca, m.caPem], [p.cert, m.certPem]] as const) {
-    writeFileSync(`${path}.tmp`, text, { mode: 0o644 });
-    renameSync(`${path}.tmp`, path);
-  }
+  const path = certPath(o.dataDir);
+  writeFileSync(`${path}.tmp`, m.certPem, { mode: 0o644 });
+  renameSync(`${path}.tmp`, path);
   return m;
 }

@@ -1,10 +1,10 @@
-// The agent process: lock the data directory, load the machine's key (node-agent/identity.ts) and get the node
-// certificate with the join token (node-agent/node-certificate.ts; from then on every call authenticates with
-// the certificate), learn the cluster it belongs to (node-agent/data-dir.ts), probe the hardware, run the
+// The agent process: lock the data directory, pin the cluster CA (node-agent/cluster-ca.ts), load the machine's
+// key (node-agent/identity.ts) and get the node certificate with the join token (node-agent/node-certificate.ts;
+// from then on every call authenticates with the certificate), learn the cluster it belongs to (node-agent/data-dir.ts), probe the hardware, run the
 // preflight checks, open the agent endpoint (logs, exec for the servers, over mutual TLS), then run the agent
-// loop and the certificate renewals against the servers until the signal aborts. run(signal, config) is what `flotilla agent` calls;
-// tests call it with a FakeRuntime and a fixed inventory.
-import type { ServerChoice } from '../client/client.js';
+// loop and the certificate renewals against the servers until the signal aborts. run(signal, config) is what
+// `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
+import { serverList, type ServerChoice } from '../client/client.js';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
@@ -14,6 +14,7 @@ import { probeHardware } from '../hardware/probe.js';
 import { runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
+import { pinnedClusterCa } from './cluster-ca.js';
 import { startEndpoint } from './endpoint.js';
 import { loadNodeIdentity, withNodeKey, type NodeIdentity } from './identity.js';
 import { NodeCertificates } from './node-certificate.js';
@@ -24,8 +25,14 @@ import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/type
 export interface AgentRunConfig {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
   server: string | ServerChoice;
-  /** The join token (or the admin token): sent only to ask for the node certificate, when there is none yet. */
+  /**
+   * A full join token (FLT1<CA hash>::<credential>, client/tokens.ts), whose CA is checked before the credential
+   * goes anywhere; or a bare credential when `ca` is given or kept in the data directory (node-agent/cluster-ca.ts).
+   * Sent only to ask for the node certificate, when the agent has none yet (or the admin token, in tests).
+   */
   token: string;
+  /** The cluster CA (PEM) to pin, when the caller knows it already. */
+  ca?: string;
   dataDir: string;
   nodeName: string;
   /** Where the agent endpoint listens (default 0.0.0.0:10250; port 0 picks one). */
@@ -63,16 +70,19 @@ export interface AgentRunInfo {
  */
 export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const log = config.log ?? pino({ level: 'info' });
-  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
+  const server = typeof config.server === 'string' ? serverList([config.server]) : config.server;
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log };
   const lock = await lockDataDir(config.dataDir);
   try {
+    const pinned = await pinnedClusterCa(config.dataDir, config.token, () => server.current(), config.ca, signal, retry);
+    if (pinned === undefined) return;
     const identity = await loadNodeIdentity(config.dataDir);
     const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
-    const bootstrap = new NodeApi(new ApiClient(config.server, config.token));
+    const bootstrap = new NodeApi(new ApiClient(server, pinned.credential, { tls: { ca: pinned.ca } }));
     let certs: NodeCertificates | undefined;
     try {
       certs = await NodeCertificates.obtain({
-        dataDir: config.dataDir, nodeName: config.nodeName, identity, addresses: [address], log, ...retry,
+        dataDir: config.dataDir, nodeName: config.nodeName, identity, addresses: [address], caPem: pinned.ca, ...retry,
         ...(config.tuning?.now ? { now: config.tuning.now } : {}),
       }, bootstrap, signal);
     } finally {
@@ -80,9 +90,10 @@ export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?:
     }
     if (!certs) return;
     const current = certs;
-    const api = new NodeApi(new ApiClient(config.server, undefined, { tls: { ca: current.current.caPem, identity: () => current.current } }));
+    // From here on the certificate is the only credential: the join token is never sent again.
+    const api = new NodeApi(new ApiClient(server, undefined, { tls: { ca: pinned.ca, identity: () => current.current } }));
     try {
-      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, { ...retry, log });
+      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, retry);
       if (clusterId !== undefined) await runAs({ clusterId, api, certs, identity, address, log }, signal, config, onReady);
     } finally {
       api.client.close();

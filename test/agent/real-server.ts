@@ -38,7 +38,7 @@ export class RealServer {
     this.dir ||= mkdtempSync(join(tmpdir(), 'flotilla-agent-srv-'));
     this.server ??= new ServerProcess(join(this.dir, 'server'), '127.0.0.1');
     await this.server.start();
-    this.client ??= new ApiClient(this.server.url, this.server.token, 10_000);
+    this.client ??= new ApiClient(this.server.url, this.server.token, { tls: this.server.tls, timeoutMs: 10_000 });
   }
 
   /** SIGKILL: the harshest way for the control plane to vanish. */
@@ -64,7 +64,7 @@ export class RealServer {
     let registered!: () => void;
     const started = new Promise<void>((resolve) => { registered = resolve; });
     const done = run(ac.signal, {
-      server: this.server.url, token: opts.token ?? this.server.token, dataDir: opts.dataDir ?? join(this.dir, 'agent'), nodeName,
+      server: this.server.url, token: opts.token ?? this.server.token, ca: this.server.ca, dataDir: opts.dataDir ?? join(this.dir, 'agent'), nodeName,
       listenHost: '127.0.0.1', listenPort: 0, ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}), runtime,
       inventory: hollowInventory(nodeName, opts.resources ?? { cpu: '4', memory: '8Gi' }), findings: [],
       tuning: opts.tuning ?? FAST_AGENT_TUNING, log: pino({ level: 'silent' }),

@@ -19,7 +19,7 @@ async function answering(body: unknown): Promise<{ url: string; close: () => Pro
 
 test('a request that cannot reach its server moves the client to the next one', async () => {
   const live = await answering({ ok: true });
-  const client = new ApiClient(serverList([deadUrl, live.url]), 't', 2000);
+  const client = new ApiClient(serverList([deadUrl, live.url]), 't', { timeoutMs: 2000 });
   stopLater(() => client.close());
   try {
     await client.request('GET', '/version');

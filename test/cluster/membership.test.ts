@@ -32,7 +32,7 @@ async function withCluster(n: number, body: (servers: ServerProcess[], token: st
 }
 
 async function status(s: ServerProcess, token: string): Promise<Status> {
-  const c = new ApiClient(s.url, token, 5_000);
+  const c = new ApiClient(s.url, token, { tls: s.tls, timeoutMs: 5_000 });
   try { return await c.request<Status>('GET', '/cluster/status'); } finally { c.close(); }
 }
 

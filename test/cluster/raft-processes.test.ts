@@ -27,7 +27,7 @@ setUp(test, async () => {
     servers.push(s);
     await s.start();
   }
-  clients.push(...servers.map((s) => new ApiClient(s.url, adminToken, 5_000)));
+  clients.push(...servers.map((s) => new ApiClient(s.url, adminToken, { tls: s.tls, timeoutMs: 5_000 })));
 }, async () => {
   for (const c of clients) c.close();
   for (const s of servers) await s.kill('SIGTERM');
@@ -170,11 +170,11 @@ test('a member joining after the log was compacted is brought up by a streamed s
   let lc: ApiClient | undefined;
   try {
     await small.start();
-    c = new ApiClient(small.url, small.token, 5_000);
+    c = new ApiClient(small.url, small.token, { tls: small.tls, timeoutMs: 5_000 });
     for (let i = 0; i < 150; i++) await c.request('POST', '/api/v1/namespaces/default/configmaps', cm(`snap-${i}`));
     late = new ServerProcess(join(dir, 's1'), '127.0.0.5', 0, ['--join', small.url, '--token', small.clusterSecret, '--snapshot-every', '40']);
     await late.start();
-    lc = new ApiClient(late.url, small.token, 5_000);
+    lc = new ApiClient(late.url, small.token, { tls: late.tls, timeoutMs: 5_000 });
     const names = await eventually('the snapshot to arrive', async () => {
       const list = await lc!.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps?consistency=stale&labelSelector=load%3Dyes');
       const have = list.items.filter((o) => o.metadata.name.startsWith('snap-'));
