@@ -3,6 +3,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { WatchEvent } from '../api-types/index.js';
+import { checkFlotillaServer } from './pki.js';
 
 /** A failed API call: the server's Status (code, reason, message), or a transport failure with code 0. */
 export class ApiClientError extends Error {
@@ -70,7 +71,7 @@ export class TlsAgents {
     if (this.#current && this.#current.certPem === id?.certPem) return this.#current.agent;
     if (this.#current) this.#retired.push(this.#current.agent);
     const agent = new https.Agent({
-      keepAlive: true, maxSockets: this.maxSockets, ca: this.tls.ca, minVersion: 'TLSv1.2',
+      keepAlive: true, maxSockets: this.maxSockets, ca: this.tls.ca, minVersion: 'TLSv1.2', checkServerIdentity: checkFlotillaServer,
       ...(id ? { cert: id.certPem, key: id.keyPem } : {}),
     });
     this.#current = { agent, certPem: id?.certPem };
