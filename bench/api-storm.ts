@@ -18,7 +18,7 @@ const seconds = flag('seconds', 10);
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-storm-'));
 const server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
 await server.start();
-const client = new ApiClient(server.url, server.token, { timeoutMs: 30_000 });
+const client = new ApiClient(server.url, server.token, { tls: server.tls, timeoutMs: 30_000 });
 const latencies: number[] = [];
 const acknowledged: string[] = [];
 let errors5xx = 0;

@@ -25,13 +25,13 @@ const dir = mkdtempSync(join(process.cwd(), '.bench-store-'));
 const servers: ServerProcess[] = [];
 for (let i = 0; i < members; i++) {
   const host = `127.0.0.${i + 1}`;
-  const extra = i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.clusterSecret];
+  const extra = i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.serverToken];
   const s = new ServerProcess(join(dir, `m${i}`), host, 0, extra);
   await s.start();
   servers.push(s);
 }
 const token = servers[0]!.token;
-const clients = servers.map((s) => new ApiClient(s.url, token, { timeoutMs: 10_000 }));
+const clients = servers.map((s) => new ApiClient(s.url, token, { tls: s.tls, timeoutMs: 10_000 }));
 interface Status { leader: number; members: { id: number; role: string; peerUrl: string }[] }
 async function clusterStatus(): Promise<Status> {
   for (const c of clients) { try { return await c.request<Status>('GET', '/cluster/status'); } catch { /* next */ } }
