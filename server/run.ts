@@ -151,7 +151,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     let servingSha256: string | undefined;
     const peerTls: ClientTls = { ca: ca.certPem, identity: () => serving };
     const cluster = await ClusterMember.open({
-      dataDir: config.dataDir, advertiseUrl, peerTls,
+      dataDir: config.dataDir, advertiseUrl, peerTls, ...(secure ? {} : { plainHttpForBenchmarks: true }),
       ...(plan.join ? { join: plan.join } : {}), ...(plan.secret ? { secret: plan.secret } : {}),
       ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
     }, store);
@@ -190,8 +190,11 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       objects,
       readBarrier: () => cluster.member.readBarrier(),
       podProxy: agentProxy(objects),
-      // Members are known by their server certificates; the cluster secret authenticates only joins (joinRoutes).
-      authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) : undefined) ?? (token !== undefined ? tokenAuth(token) : undefined),
+      // Members are known by their server certificates; the cluster secret authenticates only joins (joinRoutes),
+      // except over the benchmark-only plain HTTP, where no certificate travels.
+      authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) : undefined)
+        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
+        ?? (token !== undefined ? tokenAuth(token) : undefined),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
