@@ -1,8 +1,9 @@
 // `flotilla agent`: turns flags and FLOTILLA_* environment into the agent's typed config and calls
 // node-agent/run.ts run(signal, config), or, with --simulate N, runs N hollow nodes (FakeRuntime) in this process.
-// Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_DATA, FLOTILLA_NODE_NAME, the
-// variables `flotilla agent install` writes) > defaults. The data directory (default ./.flotilla/agent) is
+// Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_CA, FLOTILLA_DATA, FLOTILLA_NODE_NAME,
+// the variables `flotilla agent install` writes) > defaults. The data directory (default ./.flotilla/agent) is
 // locked by the agent that uses it, hollow fleets included: a second agent there exits with the holder's pid.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -56,13 +57,19 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
   if (servers.length === 0 && !(isClusterToken(token) && isJoinToken(parseClusterToken(token).credential))) {
     throw new UsageError('without --server the agent finds the servers by mDNS, which needs a full join token (FLT1<CA hash>::flt1.…, as "flotilla token create" prints it)');
   }
+  const caFile = stringFlag(a, 'ca') ?? env.FLOTILLA_CA;
+  let ca: string | undefined;
+  if (caFile !== undefined) {
+    try { ca = readFileSync(caFile, 'utf8'); } catch (err) { throw new UsageError(`--ca: cannot read ${caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`); }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca: ${caFile} is not a PEM certificate (a server's <data>/pki/ca.crt)`);
+  }
   const iface = stringFlag(a, 'interface') ?? env.FLOTILLA_INTERFACE;
   const nodeName = agentNodeName(stringFlag(a, 'name'), env, machineHostname);
   const listen = stringFlag(a, 'listen') ?? '0.0.0.0:10250';
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be ADDRESS:PORT, got "${listen}"`);
   const config: AgentCommandConfig = {
-    servers, token, nodeName, ...(iface ? { interface: iface } : {}),
+    servers, token, nodeName, ...(iface ? { interface: iface } : {}), ...(ca ? { ca } : {}),
     dataDir: resolve(stringFlag(a, 'data') ?? env.FLOTILLA_DATA ?? '.flotilla/agent'),
     listenHost: m[1]!.replace(/^\[|\]$/g, ''), listenPort: Number(m[2]),
   };
@@ -173,9 +180,9 @@ async function runHollowFleet(config: AgentCommandConfig, count: number, a: Pars
 
 export const agentCommand: CliCommand = {
   summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
-  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
+  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
   flags: [
-    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
+    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'ca', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
     { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
     { name: 'reserved-memory', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
   ],

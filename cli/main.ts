@@ -192,7 +192,8 @@ function helpText(): string {
     + 'Commands that talk to a server take it and its token from --server/--token, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then\n'
     + 'the context --context NAME names or else the current context of the config file: FLOTILLA_CONFIG, default\n'
     + '~/.flotilla/config ("flotilla config get-contexts" lists them; "flotilla up" adds its own and switches to it).\n'
-    + 'With more than one context there, a command says on stderr which one it talks to.\n\n'
+    + 'With more than one context there, a command says on stderr which one it talks to. The cluster CA that the server is\n'
+    + 'verified against comes from --ca FILE, then FLOTILLA_CA, then the context, then ./.flotilla/pki/ca.crt.\n\n'
     + 'Run "flotilla COMMAND --help" for a command\'s flags.\n';
 }
 

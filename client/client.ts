@@ -238,11 +238,17 @@ export class ApiClient {
         if (err.name === 'AbortError') return reject(err);
         this.#choice.reportFailure(current);
         if (err instanceof ApiClientError) reject(err);
+        else if (isVerificationError(err)) reject(new ApiClientError(`the server at ${base.origin} presents a certificate the cluster CA did not issue (${err.code ?? err.message}): wrong CA, or a man in the middle; nothing was sent`, 0, 'Unreachable'));
         else reject(new ApiClientError(`cannot reach the Flotilla server at ${base.origin}: ${err.code ?? err.message}`, 0, 'Unreachable'));
       });
       req.end(payload);
     });
   }
+}
+
+/** A TLS failure to verify the server's certificate against the CA (its name or its issuer). */
+function isVerificationError(err: NodeJS.ErrnoException): boolean {
+  return /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_|ERR_TLS_CERT_ALTNAME_INVALID)/.test(err.code ?? '');
 }
 
 function readAll(res: http.IncomingMessage): Promise<string> {

@@ -153,7 +153,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     let servingSha256: string | undefined;
     const peerTls: ClientTls = { ca: ca.certPem, identity: () => serving };
     const cluster = await ClusterMember.open({
-      dataDir: config.dataDir, advertiseUrl, peerTls,
+      dataDir: config.dataDir, advertiseUrl, peerTls, ...(secure ? {} : { plainHttpForBenchmarks: true }),
       ...(plan.join ? { join: plan.join } : {}), ...(plan.secret ? { secret: plan.secret } : {}),
       ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
     }, store);
@@ -199,8 +199,11 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         return { ca: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem };
       }),
       // Members are known by their server certificates, nodes by their node certificates (while their name is
-      // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes).
-      authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined) ?? (token !== undefined ? tokenAuth(token) : undefined),
+      // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes), except over
+      // the benchmark-only plain HTTP, where no certificate travels.
+      authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
+        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
+        ?? (token !== undefined ? tokenAuth(token) : undefined),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [

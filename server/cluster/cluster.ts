@@ -37,6 +37,8 @@ export interface ClusterConfig {
    * (authenticates it to the others; `identity` may give nothing until it is issued, after the join).
    */
   peerTls: ClientTls;
+  /** The benchmark-only plain-HTTP transport (server/run.ts ServerConfig.transport): peers send the secret as bearer. */
+  plainHttpForBenchmarks?: boolean;
   tickMs?: number;
   electionTick?: number;
   snapshotEvery?: number;
@@ -79,7 +81,7 @@ export class ClusterMember {
     mkdirSync(this.#snapshotDir, { recursive: true });
     this.peerFetch = pinnedFetch(cfg.peerTls);
     this.transport = new HttpTransport({
-      self: identity.memberId, tls: cfg.peerTls,
+      self: identity.memberId, tls: cfg.peerTls, ...(cfg.plainHttpForBenchmarks ? { plainHttpBearer: secret } : {}),
       peerUrl: (id) => this.peerUrl(id),
       onUnreachable: (id) => this.member.reportUnreachable(id),
       onSnapshotSent: (id, ok) => this.member.reportSnapshot(id, ok),

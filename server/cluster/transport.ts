@@ -12,6 +12,11 @@ export interface TransportOptions {
   peerUrl: (id: NodeId) => string | undefined;
   /** The cluster CA to verify peers with, and this member's certificate, which authenticates it to them. */
   tls: ClientTls;
+  /**
+   * Only for the plain-HTTP benchmark transport (server/run.ts ServerConfig.transport), where no client
+   * certificate can travel: the bearer (the cluster secret) peers authenticate with there. Never set over TLS.
+   */
+  plainHttpBearer?: string;
   onUnreachable: (id: NodeId) => void;
   onSnapshotSent: (id: NodeId, ok: boolean) => void;
   timeoutMs?: number;
@@ -88,7 +93,10 @@ export class HttpTransport {
   #post(url: string, body: Buffer | NodeJS.ReadableStream, headers: Record<string, string>, timeoutMs = this.opts.timeoutMs ?? 5_000): Promise<boolean> {
     return new Promise((resolve) => {
       const secure = url.startsWith('https:');
-      const req = (secure ? https : http).request(url, { method: 'POST', agent: secure ? this.#tlsAgents.agent() : this.#agent, headers: { ...headers, ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+      const req = (secure ? https : http).request(url, { method: 'POST', agent: secure ? this.#tlsAgents.agent() : this.#agent, headers: {
+        ...headers, ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}),
+        ...(!secure && this.opts.plainHttpBearer ? { authorization: `Bearer ${this.opts.plainHttpBearer}` } : {}),
+      } }, (res) => {
         res.resume();
         res.on('end', () => resolve((res.statusCode ?? 500) < 300));
         res.on('error', () => resolve(false));

@@ -37,7 +37,7 @@ const CLOCK_FINDING = { id: 'clock-unsynchronised', severity: 'warning', message
 function startAgent(rt: FakeRuntime, fenceAfterSeconds = 45, now?: () => number): { stop: () => Promise<void>; ready: Promise<void> } {
   const ac = new AbortController();
   const config: AgentRunConfig = {
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
+    server: srv.server.url, token: srv.server.token, ca: srv.server.ca, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
     listenHost: '127.0.0.1', listenPort: 0, runtime: rt, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi', gpus: 1 }), findings: [CLOCK_FINDING],
     tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, fenceAfterSeconds, podWorkers: { resyncMs: 300 }, ...(now ? { now } : {}) },
     log: pino({ level: 'silent' }),
@@ -102,12 +102,12 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
   assert.match(pod.status?.containerStatuses?.[0]?.containerID ?? '', /^fake:\/\//);
   assert.is((await runningIds(runtime, 'web')).length, 1);
 
-  const text = await (await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?tailLines=1`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
+  const text = await (await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?tailLines=1`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
   assert.is(text, 'second line\n');
-  const all = await (await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
+  const all = await (await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
   assert.is(all, 'hello from fake\nsecond line\n');
 
-  const refused = await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?previous=true`, { headers: { authorization: `Bearer ${srv.server.token}` } });
+  const refused = await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?previous=true`, { headers: { authorization: `Bearer ${srv.server.token}` } });
   assert.is(refused.status, 400);
   assert.match(await refused.text(), /previous=true is not supported/);
   const noAuth = await fetch(`http://127.0.0.1:${(await srv.client.request<Node>('GET', `/api/v1/nodes/${NODE}`)).status?.daemonEndpoints?.kubeletEndpoint?.Port}/v1/pods/default/web/log`);
@@ -121,7 +121,7 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
 });
 
 test('flotilla logs and exec modules read through the server; exec exits with the command\'s code', async () => {
-  const env = { FLOTILLA_SERVER: srv.server.url, FLOTILLA_TOKEN: srv.server.token, FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
+  const env = { ...srv.server.cliEnv, FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
   const out: string[] = [];
   const err: string[] = [];
   const io = { out: (t: string) => { out.push(t); }, err: (t: string) => { err.push(t); }, env, readStdin: () => '', isTty: false };
@@ -232,7 +232,7 @@ test('an agent restarted without a server keeps surviving StatefulSet containers
 
 test('hollow nodes register and heartbeat; one can be stopped alone', async () => {
   const fleet = new HollowFleet({
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'hollow'), count: 3, prefix: 'hollow', gpus: 2, log: pino({ level: process.env.HOLLOW_LOG ?? 'silent' }),
+    server: srv.server.url, token: srv.server.token, ca: srv.server.ca, dataDir: join(srv.dir, 'hollow'), count: 3, prefix: 'hollow', gpus: 2, log: pino({ level: process.env.HOLLOW_LOG ?? 'silent' }),
     tuning: { heartbeatSeconds: 0.3, retrySeconds: 0.1, retryMaxSeconds: 0.5 },
   });
   fleet.start();

@@ -18,7 +18,7 @@ setUp(test, async () => {
   await original.start();
   api = new ApiClient(original.url, original.token, { tls: original.tls });
   for (let i = 0; i < 20; i++) await api.request('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `keep-${i}` }, data: { i: String(i) } });
-  env = { FLOTILLA_SERVER: original.url, FLOTILLA_TOKEN: original.token, HOME: join(dir, 'home') };
+  env = { ...original.cliEnv, HOME: join(dir, 'home') };
 }, async () => {
   api?.close();
   await original?.kill('SIGTERM');

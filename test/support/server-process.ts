@@ -12,6 +12,8 @@ import { formatClusterToken, SERVER_CREDENTIAL_PREFIX } from '../../client/token
 /** The repository root, from a compiled file under dist/test/support. */
 export const repoRoot = new URL('../../../', import.meta.url).pathname;
 export const flotillaBin = join(repoRoot, 'bin', 'flotilla.js');
+/** `flotilla server` over the benchmark-only plain HTTP (test/support/plain-http-server.ts). */
+const plainHttpServer = new URL('./plain-http-server.js', import.meta.url).pathname;
 
 /**
  * A URL where nothing answers: port 1 is privileged and has no listener on the machines these tests run on, so
@@ -84,13 +86,14 @@ export class ServerProcess {
   output = '';
   /** 0 until the first start has learned the port (unless one was given). */
   port: number;
-  constructor(readonly dataDir: string, readonly host: string, port = 0, readonly extraArgs: string[] = []) {
+  /** `transport` 'http-for-benchmarks' runs the plain-HTTP server that only benchmarks use (to measure what TLS costs). */
+  constructor(readonly dataDir: string, readonly host: string, port = 0, readonly extraArgs: string[] = [], readonly transport: 'https' | 'http-for-benchmarks' = 'https') {
     this.port = port;
   }
 
   get url(): string {
     if (this.port === 0) throw new Error(`flotilla server in ${this.dataDir} has no URL before its first start`);
-    return `https://${this.host}:${this.port}`;
+    return `${this.transport === 'https' ? 'https' : 'http'}://${this.host}:${this.port}`;
   }
 
   /** The cluster CA certificate file (<data>/pki/ca.crt), there from the first start on. */
@@ -143,7 +146,7 @@ export class ServerProcess {
     const spawned = () => {
       // FLOTILLA_SERVER_NODE_ARGS passes flags to the server's node (e.g. --cpu-prof for profiling a benchmark).
       const nodeArgs = (process.env.FLOTILLA_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-      const child = ownChild(spawn(process.execPath, [...nodeArgs, flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const child = ownChild(spawn(process.execPath, [...nodeArgs, this.transport === 'https' ? flotillaBin : plainHttpServer, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] }));
       let output = '';
       const keep = (d: Buffer) => { output += d; this.output += d; };
       child.stdout!.on('data', keep);
