@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { ApiClient, ApiClientError, serverList, type ClientTls } from '../../client/client.js';
-import { certificateInfo } from '../../client/pki.js';
+import { SERVER_GROUP, certificateInfo } from '../../client/pki.js';
 import { ClusterCa } from '../../server/pki/ca.js';
 import { deadUrl } from '../support/server-process.js';
 import { stopAfterEach } from '../support/set-up.js';
@@ -21,7 +21,7 @@ const testCa = () => (caPromise ??= ClusterCa.create('client tests'));
 async function answering(body: unknown, status = 200, ca?: ClusterCa): Promise<{ url: string; close: () => Promise<void>; hits: () => number; clients: (string | undefined)[] }> {
   let hits = 0;
   const clients: (string | undefined)[] = [];
-  const cert = await (ca ?? await testCa()).issue({ commonName: 'server', altNames: ['127.0.0.1'] }, { usage: 'server' });
+  const cert = await (ca ?? await testCa()).issue({ commonName: 'flotilla:server:1', organizations: [SERVER_GROUP], altNames: ['127.0.0.1'] }, { usage: 'server' });
   const srv = https.createServer({ cert: cert.certPem, key: cert.keyPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     hits++;
     const peer = (req.socket as TLSSocket).getPeerX509Certificate();
