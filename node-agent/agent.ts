@@ -383,16 +383,14 @@ export class Agent {
         this.contact();
         if ((sinceStatus += beatS) >= statusS) {
           sinceStatus = 0;
-          const node = await config.node();
-          await config.api.updateNodeStatus(node).catch(async (err: unknown) => {
-            // Someone deleted the Node while this agent runs: register it again, as a starting agent would.
-            if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-            log.warn('the Node object was deleted; registering it again');
-            await config.api.registerNode(node);
-          });
+          await config.api.updateNodeStatus(await config.node());
         }
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'heartbeat failed');
+        // Deleting a Node revokes its certificate (server/tokens/node-certificates.ts): the agent does not come back by itself.
+        const revoked = err instanceof ApiClientError && err.code === 401;
+        log.warn({ err: (err as Error).message }, revoked
+          ? `heartbeat refused: this node's certificate authenticates nobody (its Node was deleted or replaced); to join again, remove ${this.config.dataDir}/pki/node.crt and start the agent with a join token`
+          : 'heartbeat failed');
       }
       await delay(beatS * 1000, signal);
     }
