@@ -11,10 +11,11 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ANNOTATION_NODE_KEY, type Node } from '../../api-types/index.js';
+import { ANNOTATION_NODE_KEY, NODE_CERTIFICATES_PATH, type Node } from '../../api-types/index.js';
 import { JOIN_TOKENS_PATH } from '../../server/tokens/join-tokens.js';
 import { ApiClient, ApiClientError } from '../../client/client.js';
-import { certificateInfo } from '../../client/pki.js';
+import { certificateInfo, createCsr, newKeyPair } from '../../client/pki.js';
+import { parseClusterToken } from '../../client/tokens.js';
 import { NODE_KEY_FILE, NODE_PKI_DIR } from '../../node-agent/identity.js';
 import { NODE_CERT_FILE } from '../../node-agent/node-certificate.js';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
@@ -31,7 +32,7 @@ let caPem = '';
 
 setUp(test, async () => {
   await srv.start();
-  caPem = readFileSync(join(srv.server.dataDir, 'pki', 'ca.crt'), 'utf8');
+  caPem = srv.server.ca;
 }, () => srv.close());
 
 /** Commands run in any container of this suite: a refused call must run none. */
@@ -223,8 +224,47 @@ test('logs and exec go through the API over mutual TLS; a node certificate canno
   await srv.deletePod('web');
 });
 
+test('the CSR route: names are checked, a node renews only its own name, a name held without a Node is released by node replace', async () => {
+  const { token } = await joinToken();
+  const credential = parseClusterToken(token).credential;
+  const asJoinToken = new ApiClient(srv.server.url, credential, { tls: srv.server.tls });
+  stopLater(() => asJoinToken.close());
+  const csr = async () => createCsr(await newKeyPair(), { commonName: 'whatever', altNames: ['10.1.2.3', 'evil.example'] });
+  const bad = await status(asJoinToken.request('POST', NODE_CERTIFICATES_PATH, { nodeName: 'Not_A_Name', csr: await csr() }));
+  assert.is(bad.code, 400);
+  assert.match(bad.message, /nodeName: "Not_A_Name" must consist of lowercase alphanumeric characters/);
+  assert.is((await status(asJoinToken.request('POST', NODE_CERTIFICATES_PATH, { nodeName: 'cert-g', csr: 'junk' }))).code, 400);
+
+  const first = await asJoinToken.request<{ certificate: string; ca: string }>('POST', NODE_CERTIFICATES_PATH, { nodeName: 'cert-g', csr: await csr() });
+  assert.is(first.ca, caPem);
+  const info = certificateInfo(first.certificate);
+  assert.is(info.commonName, 'system:node:cert-g');
+  assert.equal(info.organizations, ['system:nodes']);
+  // Only the CSR's addresses and the node name: a DNS name the CSR asks for is not granted.
+  assert.is(new X509Certificate(first.certificate).subjectAltName, 'IP Address:10.1.2.3, DNS:cert-g');
+
+  const taken = await status(asJoinToken.request('POST', NODE_CERTIFICATES_PATH, { nodeName: 'cert-g', csr: await csr() }));
+  assert.is(taken.code, 409);
+  assert.match(taken.message, /run "flotilla node replace cert-g"/);
+
+  // A node asks for its own name only (renewal), never for another.
+  const a = agent('cert-h', 'machine-h', token);
+  await a.ready;
+  const other = await status(asMachine('machine-h').request('POST', NODE_CERTIFICATES_PATH, { nodeName: 'cert-g', csr: await csr() }));
+  assert.is(other.code, 403);
+  assert.match(other.message, /node "cert-h" may renew only its own certificate, not one for node "cert-g"/);
+
+  const released = runCli(['node', 'replace', 'cert-g'], cliEnv());
+  assert.is(released.code, 0, released.stderr);
+  assert.match(released.stdout, /node\/cert-g: the name is released/);
+  assert.is((await status(asJoinToken.request('POST', NODE_CERTIFICATES_PATH, { nodeName: 'cert-g', csr: await csr() }))).code, 200, 'another machine may take the name now');
+  const nothing = runCli(['node', 'replace', 'cert-g-none'], cliEnv());
+  assert.is(nothing.code, 1);
+  assert.match(nothing.stderr, /nodes "cert-g-none" not found, and no machine holds the name: nothing to replace/);
+});
+
 function cliEnv(): Record<string, string> {
-  return { FLOTILLA_SERVER: srv.server.url, FLOTILLA_TOKEN: srv.server.token, FLOTILLA_CA: join(srv.server.dataDir, 'pki', 'ca.crt'), FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
+  return { ...srv.server.cliEnv, FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
 }
 
 async function agentPort(node: string): Promise<number> {
