@@ -11,7 +11,7 @@ import { serverList } from '../client/client.js';
 import type { ServerChoice } from '../client/client.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { isJoinToken, locateServers } from '../discovery/locate.js';
-import { isClusterToken, parseClusterToken } from '../client/tokens.js';
+import { fetchPinnedCa, isClusterToken, parseClusterToken } from '../client/tokens.js';
 import { bytes, cpuMillis } from '../api-types/index.js';
 import { lockDataDir } from '../node-agent/data-dir.js';
 import { HollowFleet } from '../node-agent/hollow.js';
@@ -126,7 +126,11 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
     // The fleet's nodes lock their own folders too; this lock makes a second fleet here fail at once, by name.
     const lock = await lockDataDir(config.dataDir);
     try {
-      return await runHollowFleet(config, config.simulate, a, io, log, await serverChoiceFor(config, io, signal), signal);
+      const choice = await serverChoiceFor(config, io, signal);
+      // One check of the CA for the whole fleet, so that a token of another cluster stops it at once, by name.
+      const first = choice.server.current();
+      const ca = choice.ca ?? config.ca ?? (first ? await fetchPinnedCa(first, parseClusterToken(config.token).caHash, { signal }) : undefined);
+      return await runHollowFleet(config, config.simulate, a, io, log, { ...choice, ...(ca ? { ca } : {}) }, signal);
     } finally {
       await lock.release();
     }
@@ -155,7 +159,7 @@ export async function runNodeAgent(config: AgentCommandConfig, io: Io, signal: A
 /** `--simulate N`: N hollow nodes in this process until the signal aborts (node-agent/hollow.ts). */
 async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: Logger, { server, ca }: { server: ServerChoice; ca?: string }, signal: AbortSignal): Promise<number> {
   const fleet = new HollowFleet({
-    server, token: config.token, ...(ca ? { ca } : config.ca ? { ca: config.ca } : {}), dataDir: resolve(config.dataDir, 'hollow'), count,
+    server, token: config.token, ...(ca ? { ca } : {}), dataDir: resolve(config.dataDir, 'hollow'), count,
     prefix: stringFlag(a, 'name') ?? 'hollow', log,
     ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
   });

@@ -229,13 +229,14 @@ export class ApiClient {
     }
     const secure = url.protocol === 'https:';
     if (secure && !this.#tlsAgents) return Promise.reject(noCaError(url));
-    return new Promise((resolve, reject) => {
+    const attempt = (retried: boolean): Promise<http.IncomingMessage> => new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, { method, headers, agent: secure ? this.#tlsAgents!.agent() : this.#agent, ...(signal ? { signal } : {}) }, resolve);
       if (timeoutMs > 0) {
         req.setTimeout(timeoutMs, () => req.destroy(new ApiClientError(`${method} ${url.pathname}: no answer from ${base.origin} within ${timeoutMs} ms`, 0, 'Timeout')));
       }
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.name === 'AbortError') return reject(err);
+        if (!retried && isStaleKeepAlive(req, err)) { attempt(true).then(resolve, reject); return; }
         this.#choice.reportFailure(current);
         if (err instanceof ApiClientError) reject(err);
         else if (isVerificationError(err)) reject(new ApiClientError(`the server at ${base.origin} presents a certificate the cluster CA did not issue (${err.code ?? err.message}): wrong CA, or a man in the middle; nothing was sent`, 0, 'Unreachable'));
@@ -243,7 +244,16 @@ export class ApiClient {
       });
       req.end(payload);
     });
+    return attempt(false);
   }
+}
+
+/**
+ * A request on a kept-alive connection that the server had closed as idle meanwhile (its close not yet seen,
+ * e.g. while this process was busy): it never reached the server, so it is sent once more on a new connection.
+ */
+function isStaleKeepAlive(req: http.ClientRequest, err: NodeJS.ErrnoException): boolean {
+  return req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
 }
 
 /** A TLS failure to verify the server's certificate against the CA (its name or its issuer). */

@@ -157,9 +157,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       ...(plan.join ? { join: plan.join } : {}), ...(plan.secret ? { secret: plan.secret } : {}),
       ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
     }, store);
-    const altNames = servingAltNames(config.host, [url, advertiseUrl]);
+    // The names are looked up again at each check: a machine listening on every address may get new ones.
     const useServing = async () => {
-      const next = await ensureServingCertificate(config.dataDir, ca, cluster.identity.memberId, altNames);
+      const next = await ensureServingCertificate(config.dataDir, ca, cluster.identity.memberId, servingAltNames(config.host, [url, advertiseUrl]));
       if (next.certPem === serving?.certPem) return;
       serving = next;
       servingSha256 = certificateSha256(next.certPem);

@@ -21,6 +21,7 @@ import { CA_CERTS_PATH, formatClusterToken, parseClusterToken } from '../../clie
 import { pinnedFetch } from '../../client/client.js';
 import { runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
+import { FlotillaProcess } from '../e2e/cluster.js';
 import { setUp, stopAfterEach } from '../support/set-up.js';
 
 let dir!: string;
@@ -184,12 +185,19 @@ test('a forged proof is refused: the right nonce signed with another key; an ans
 test('a token with a wrong CA hash is refused by the CLI agent naming both hashes; one without a hash is refused with the fix', async () => {
   const token = await joinToken();
   const wrong = formatClusterToken('ab'.repeat(32), parseClusterToken(token).credential);
-  const r = runCli(['agent', '--server', info.url, '--token', wrong, '--data', join(dir, 'cli-agent'), '--listen', '127.0.0.1:0', '--simulate', '1'], {});
-  assert.is(r.code, 1, r.stdout + r.stderr);
-  assert.match(r.stderr, new RegExp(`the server at ${info.url} presents CA sha256:${info.caHash}, the token pins sha256:(ab){32}: wrong cluster or a man in the middle`));
-  const bare = runCli(['agent', '--server', info.url, '--token', parseClusterToken(token).credential, '--data', join(dir, 'cli-agent-bare'), '--listen', '127.0.0.1:0', '--simulate', '1'], {});
-  assert.is(bare.code, 1, bare.stdout + bare.stderr);
-  assert.match(bare.stderr, /the token carries no cluster CA hash \(expected FLT1<64 hex>::<credential>\): use the full token that "flotilla token create" prints/);
+  // The server runs in this process: the CLI is spawned without blocking it (runCli would).
+  const agent = async (tokenText: string, data: string) => {
+    const p = new FlotillaProcess(['agent', '--server', info.url, '--token', tokenText, '--data', join(dir, data), '--listen', '127.0.0.1:0', '--simulate', '1']);
+    stopLater(() => p.kill('SIGKILL'));
+    const code = await eventually('the agent exits', () => (p.alive ? undefined : { code: p.child.exitCode }), { detail: () => p.output });
+    return { code: code.code, output: p.output };
+  };
+  const r = await agent(wrong, 'cli-agent');
+  assert.is(r.code, 1, r.output);
+  assert.match(r.output, new RegExp(`the server at ${info.url} presents CA sha256:${info.caHash}, the token pins sha256:(ab){32}: wrong cluster or a man in the middle`));
+  const bare = await agent(parseClusterToken(token).credential, 'cli-agent-bare');
+  assert.is(bare.code, 1, bare.output);
+  assert.match(bare.output, /the token carries no cluster CA hash \(expected FLT1<64 hex>::<credential>\): use the full token that "flotilla token create" prints/);
 });
 
 test('a weak --token for --cluster-init is refused before anything is made, naming how to make a good one', () => {
