@@ -75,7 +75,8 @@ export class NodeCertificates {
         o.log.info({ node: o.nodeName, notAfter: certificateInfo(certs.current.certPem).notAfter }, 'node certificate issued');
         return certs;
       } catch (err) {
-        if (err instanceof NodeCertificateRefused || signal.aborted) throw err;
+        if (signal.aborted) return undefined;
+        if (err instanceof NodeCertificateRefused) throw err;
         const waitMs = retryMs(o, failures);
         o.log.warn({ err: (err as Error).message, retryMs: waitMs }, 'waiting for a server to issue this node\'s certificate');
         await delay(waitMs, signal);
