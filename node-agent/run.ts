@@ -120,7 +120,8 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
   certs.onRenewed((m) => endpoint.setCertificate(m));
   const readySince = new Date();
   const { certificateCheckSeconds = 60, ...tuning } = config.tuning ?? {};
-  const renewals = certs.renewals(api, signal, certificateCheckSeconds);
+  const renewing = new AbortController();
+  const renewals = certs.renewals(api, AbortSignal.any([signal, renewing.signal]), certificateCheckSeconds);
   try {
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
     await runAgent(signal, {
@@ -137,6 +138,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
       log,
     });
   } finally {
+    renewing.abort();
     await renewals;
     await endpoint.close();
   }
