@@ -95,5 +95,5 @@ export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 
 /** Secret type of the records that hold API and join tokens (kube-system). */
 export const SECRET_TYPE_TOKENS = 'flotilla.io/tokens';
-/** Label of the Secret kube-system/flotilla-agent-NODE: the node whose agent's token it holds. */
-export const LABEL_AGENT_NODE = 'flotilla.io/agent-node';
+/** Where an agent sends its CSR (POST {"nodeName", "csr"}): served by server/api/routes/node-certificates.ts. */
+export const NODE_CERTIFICATES_PATH = '/apis/flotilla.io/v1/nodecertificates';

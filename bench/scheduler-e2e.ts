@@ -16,7 +16,7 @@ const podCount = flag('pods', 1000);
 const dir = mkdtempSync(join(process.cwd(), '.bench-sched-'));
 const server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
 await server.start();
-const api = new ApiClient(server.url, server.token, 60_000);
+const api = new ApiClient(server.url, server.token, { tls: server.tls, timeoutMs: 60_000 });
 const names = Array.from({ length: nodeCount }, (_, i) => `hollow-${i}`);
 async function inParallel<T>(items: T[], width: number, f: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;

@@ -1,8 +1,9 @@
 // `flotilla agent`: turns flags and FLOTILLA_* environment into the agent's typed config and calls
 // node-agent/run.ts run(signal, config), or, with --simulate N, runs N hollow nodes (FakeRuntime) in this process.
-// Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_DATA, FLOTILLA_NODE_NAME, the
-// variables `flotilla agent install` writes) > defaults. The data directory (default ./.flotilla/agent) is
+// Precedence: flags > environment (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_CA, FLOTILLA_DATA, FLOTILLA_NODE_NAME,
+// the variables `flotilla agent install` writes) > defaults. The data directory (default ./.flotilla/agent) is
 // locked by the agent that uses it, hollow fleets included: a second agent there exits with the holder's pid.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -10,6 +11,7 @@ import { serverList } from '../client/client.js';
 import type { ServerChoice } from '../client/client.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import { isJoinToken, locateServers } from '../discovery/locate.js';
+import { fetchPinnedCa, isClusterToken, parseClusterToken } from '../client/tokens.js';
 import { bytes, cpuMillis } from '../api-types/index.js';
 import { lockDataDir } from '../node-agent/data-dir.js';
 import { HollowFleet } from '../node-agent/hollow.js';
@@ -24,7 +26,7 @@ import type { AgentRunConfig } from '../node-agent/run.js';
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** What `flotilla agent` (and `flotilla up` for its local agent) runs with: node-agent/run.ts's config, plus how to find the servers and hollow nodes. */
-export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved'> {
+export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved'> {
   /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
   servers: string[];
   /** Network interface (name or IPv4 address) for mDNS. */
@@ -52,14 +54,22 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
   }
   const token = stringFlag(a, 'token') ?? env.FLOTILLA_TOKEN;
   if (!token) throw new UsageError('--token is required (or FLOTILLA_TOKEN)');
-  if (servers.length === 0 && !isJoinToken(token)) throw new UsageError('without --server the agent finds the servers by mDNS, which needs a join token (flotilla token create)');
+  if (servers.length === 0 && !(isClusterToken(token) && isJoinToken(parseClusterToken(token).credential))) {
+    throw new UsageError('without --server the agent finds the servers by mDNS, which needs a full join token (FLT1<CA hash>::flt1.…, as "flotilla token create" prints it)');
+  }
+  const caFile = stringFlag(a, 'ca') ?? env.FLOTILLA_CA;
+  let ca: string | undefined;
+  if (caFile !== undefined) {
+    try { ca = readFileSync(caFile, 'utf8'); } catch (err) { throw new UsageError(`--ca: cannot read ${caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`); }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca: ${caFile} is not a PEM certificate (a server's <data>/pki/ca.crt)`);
+  }
   const iface = stringFlag(a, 'interface') ?? env.FLOTILLA_INTERFACE;
   const nodeName = agentNodeName(stringFlag(a, 'name'), env, machineHostname);
   const listen = stringFlag(a, 'listen') ?? '0.0.0.0:10250';
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be ADDRESS:PORT, got "${listen}"`);
   const config: AgentCommandConfig = {
-    servers, token, nodeName, ...(iface ? { interface: iface } : {}),
+    servers, token, nodeName, ...(iface ? { interface: iface } : {}), ...(ca ? { ca } : {}),
     dataDir: resolve(stringFlag(a, 'data') ?? env.FLOTILLA_DATA ?? '.flotilla/agent'),
     listenHost: m[1]!.replace(/^\[|\]$/g, ''), listenPort: Number(m[2]),
   };
@@ -96,8 +106,8 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
  * Where the agent sends its requests: the given URLs in turn, or servers found by mDNS that proved they know
  * the join token (the token is sent to no other), preferring another one when the current one fails.
  */
-async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<ServerChoice> {
-  if (config.servers.length > 0) return serverList(config.servers);
+async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<{ server: ServerChoice; ca?: string }> {
+  if (config.servers.length > 0) return { server: serverList(config.servers) };
   const locator = locateServers(config.token, {
     discovery: createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => io.err(`${m}\n`) }),
     onWarning: (m) => io.err(`${m}\n`),
@@ -105,7 +115,8 @@ async function serverChoiceFor(config: AgentCommandConfig, io: Io, signal: Abort
   io.out('Looking for Flotilla servers by mDNS...\n');
   // Bounded: a wrong token should fail fast with the reasons; systemd (Restart=on-failure) tries again later.
   await locator.waitForServer(30_000, signal);
-  return { current: () => locator.servers()[0], reportFailure: (url) => locator.reportFailure(url) };
+  const ca = locator.ca();
+  return { server: { current: () => locator.servers()[0], reportFailure: (url) => locator.reportFailure(url) }, ...(ca ? { ca } : {}) };
 }
 
 async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
@@ -115,7 +126,11 @@ async function runAgentCommand(a: ParsedArgs, io: Io, signal: AbortSignal): Prom
     // The fleet's nodes lock their own folders too; this lock makes a second fleet here fail at once, by name.
     const lock = await lockDataDir(config.dataDir);
     try {
-      return await runHollowFleet(config, config.simulate, a, io, log, await serverChoiceFor(config, io, signal), signal);
+      const choice = await serverChoiceFor(config, io, signal);
+      // One check of the CA for the whole fleet, so that a token of another cluster stops it at once, by name.
+      const first = choice.server.current();
+      const ca = choice.ca ?? config.ca ?? (first ? await fetchPinnedCa(first, parseClusterToken(config.token).caHash, { signal }) : undefined);
+      return await runHollowFleet(config, config.simulate, a, io, log, { ...choice, ...(ca ? { ca } : {}) }, signal);
     } finally {
       await lock.release();
     }
@@ -130,11 +145,11 @@ function agentLogger(io: Io): Logger {
 /** One agent for this machine (node-agent/run.ts) from its typed config, until the signal aborts: `flotilla agent`, and `flotilla up`'s local agent. */
 export async function runNodeAgent(config: AgentCommandConfig, io: Io, signal: AbortSignal): Promise<number> {
   const log = agentLogger(io);
-  const server = await serverChoiceFor(config, io, signal);
+  const { server, ca } = await serverChoiceFor(config, io, signal);
   const { run } = await import('../node-agent/run.js');
   const stopping = () => log.info('shutting down: stopping the agent (its containers keep running)');
   signal.addEventListener('abort', stopping, { once: true });
-  await run(signal, { ...config, server, log }, (info) => {
+  await run(signal, { ...config, server, ...(ca ? { ca } : {}), log }, (info) => {
     io.out(`Flotilla agent: node ${info.nodeName}, endpoint ${info.address}:${info.port}, server ${server.current()}, data in ${config.dataDir}.\n`);
   }).finally(() => signal.removeEventListener('abort', stopping));
   if (signal.aborted) log.info('stopped');
@@ -142,9 +157,9 @@ export async function runNodeAgent(config: AgentCommandConfig, io: Io, signal: A
 }
 
 /** `--simulate N`: N hollow nodes in this process until the signal aborts (node-agent/hollow.ts). */
-async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: Logger, server: ServerChoice, signal: AbortSignal): Promise<number> {
+async function runHollowFleet(config: AgentCommandConfig, count: number, a: ParsedArgs, io: Io, log: Logger, { server, ca }: { server: ServerChoice; ca?: string }, signal: AbortSignal): Promise<number> {
   const fleet = new HollowFleet({
-    server, token: config.token, dataDir: resolve(config.dataDir, 'hollow'), count,
+    server, token: config.token, ...(ca ? { ca } : {}), dataDir: resolve(config.dataDir, 'hollow'), count,
     prefix: stringFlag(a, 'name') ?? 'hollow', log,
     ...(config.simulateGpus !== undefined ? { gpus: config.simulateGpus } : {}),
   });
@@ -169,9 +184,9 @@ async function runHollowFleet(config: AgentCommandConfig, count: number, a: Pars
 
 export const agentCommand: CliCommand = {
   summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
-  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
+  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
   flags: [
-    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
+    { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'ca', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
     { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
     { name: 'reserved-memory', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
   ],

@@ -1,7 +1,7 @@
 import { ApiClient } from '../client/client.js';
 import { stringFlag } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
-import { resolveClientConfig } from './config.js';
+import { ConfigError, missingCaMessage, resolveClientConfig } from './config.js';
 
 /** Where a command reads and writes; tests pass their own. */
 export interface Io {
@@ -22,16 +22,17 @@ export interface CliCommand {
   run: (args: ParsedArgs, io: Io, signal: AbortSignal) => Promise<number>;
 }
 
-/** --server, --token and --context, which every command that talks to a server accepts. */
-export const connectionFlags: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'context', kind: 'string' }];
+/** --server, --token, --ca and --context, which every command that talks to a server accepts. */
+export const connectionFlags: FlagSpec[] = [{ name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'ca', kind: 'string' }, { name: 'context', kind: 'string' }];
 
 /**
- * An API client for the server and token the flags, environment or config file name (cli/config.ts). When the
- * server comes from a config file with more than one context, one line on stderr says which one: stdout stays
- * what scripts read.
+ * An API client for the server, token and CA the flags, environment or config file name (cli/config.ts). When
+ * the server comes from a config file with more than one context, one line on stderr says which one: stdout
+ * stays what scripts read. An https server without a CA to verify it is refused, naming how to give one.
  */
 export function clientFor(a: ParsedArgs, io: Io): ApiClient {
-  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token'), context: stringFlag(a, 'context') }, io.env);
+  const cfg = resolveClientConfig({ server: stringFlag(a, 'server'), token: stringFlag(a, 'token'), ca: stringFlag(a, 'ca'), context: stringFlag(a, 'context') }, io.env);
   if (cfg.context && cfg.context.contextCount > 1) io.err(`(context: ${cfg.context.name}, ${cfg.server})\n`);
-  return new ApiClient(cfg.server, cfg.token);
+  if (!cfg.ca && cfg.server.startsWith('https:')) throw new ConfigError(missingCaMessage(cfg.server));
+  return new ApiClient(cfg.server, cfg.token, cfg.ca ? { tls: { ca: cfg.ca.pem } } : {});
 }

@@ -1,9 +1,9 @@
 // The CLI config file (FLOTILLA_CONFIG, default ~/.flotilla/config): named contexts, kubeconfig style, each a
-// server and the token for it, and the current one.
+// server, the token for it and the file of the cluster CA to verify it with, and the current one.
 //
 //   current-context: up-shop
 //   contexts:
-//     up-shop: { server: http://127.0.0.1:7400, token: ..., cluster: CLUSTER_ID }
+//     up-shop: { server: https://127.0.0.1:7400, token: ..., ca: /home/me/shop/.flotilla/pki/ca.crt, cluster: CLUSTER_ID }
 //
 // The first format (a single `server` and `token` at the top) is read as one context named "default" and is
 // rewritten in this format by the next write. `flotilla up` adds or updates its own context and makes it
@@ -16,6 +16,8 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 export interface Context {
   server: string;
   token?: string;
+  /** The file holding the cluster CA certificate (PEM) that the server is verified against. */
+  ca?: string;
   /** The id of the cluster behind the server, when known (`flotilla up` writes it). */
   cluster?: string;
 }
@@ -29,10 +31,14 @@ export interface CliConfig {
 export interface ClientConfig {
   server: string;
   token?: string;
+  /** The cluster CA certificate (PEM), and the file it was read from. */
+  ca?: { pem: string; path: string };
   context?: { name: string; contextCount: number };
 }
 
-export const DEFAULT_SERVER = 'http://127.0.0.1:7400';
+export const DEFAULT_SERVER = 'https://127.0.0.1:7400';
+/** Where `flotilla up` run in this folder keeps the CA: the last place the CLI looks for one. */
+export const DEFAULT_CA_FILE = join('.flotilla', 'pki', 'ca.crt');
 
 /** The config file says something the CLI cannot use: the message names the file and what is wrong. */
 export class ConfigError extends Error {}
@@ -43,12 +49,13 @@ export function configPath(env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * Where the CLI finds its server and token: --server/--token, then (unless --context names a context)
- * FLOTILLA_SERVER/FLOTILLA_TOKEN, then the context --context names or else the current context. A context's
- * token goes only to that context's server: a server given by flag or environment gets the token of the context
- * with that very server, if any, never the current context's.
+ * Where the CLI finds its server, token and CA: --server/--token/--ca, then (unless --context names a context)
+ * FLOTILLA_SERVER/FLOTILLA_TOKEN/FLOTILLA_CA, then the context --context names or else the current context, then
+ * (the CA only) ./.flotilla/pki/ca.crt of a `flotilla up` in this folder. A context's token and CA go only to
+ * that context's server: a server given by flag or environment gets those of the context with that very server,
+ * if any, never the current context's.
  */
-export function resolveClientConfig(flags: { server?: string | undefined; token?: string | undefined; context?: string | undefined }, env: NodeJS.ProcessEnv): ClientConfig {
+export function resolveClientConfig(flags: { server?: string | undefined; token?: string | undefined; ca?: string | undefined; context?: string | undefined }, env: NodeJS.ProcessEnv, cwd = process.cwd()): ClientConfig {
   const path = configPath(env);
   const config = readCliConfig(path);
   const envServer = flags.context === undefined ? env.FLOTILLA_SERVER : undefined;
@@ -58,11 +65,32 @@ export function resolveClientConfig(flags: { server?: string | undefined; token?
   const server = given ?? chosen?.context.server ?? DEFAULT_SERVER;
   const tokenOwner = chosen?.context.server === server ? chosen.context : Object.values(config.contexts).find((c) => c.server === server);
   const token = flags.token ?? envToken ?? tokenOwner?.token;
+  const envCa = flags.context === undefined ? env.FLOTILLA_CA : undefined;
+  const caPath = flags.ca ?? envCa ?? tokenOwner?.ca ?? (existsSync(join(cwd, DEFAULT_CA_FILE)) ? join(cwd, DEFAULT_CA_FILE) : undefined);
+  const ca = caPath === undefined ? undefined : readCaFile(caPath, flags.ca !== undefined ? '--ca' : envCa !== undefined ? 'FLOTILLA_CA' : tokenOwner?.ca !== undefined ? `${path}: the context's ca` : DEFAULT_CA_FILE);
   return {
     server,
     ...(token ? { token } : {}),
+    ...(ca ? { ca } : {}),
     ...(given === undefined && chosen ? { context: { name: chosen.name, contextCount: Object.keys(config.contexts).length } } : {}),
   };
+}
+
+function readCaFile(path: string, from: string): { pem: string; path: string } {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${from}: cannot read the cluster CA file ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`${from}: ${path} is not a PEM certificate (the server's <data>/pki/ca.crt)`);
+  return { pem, path };
+}
+
+/** What the CLI says when it has no CA for an https server: every way to give one. */
+export function missingCaMessage(server: string): string {
+  return `no cluster CA to verify ${server} with: give --ca FILE (the server's <data>/pki/ca.crt, or GET /cacerts checked against your token's hash), `
+    + 'set FLOTILLA_CA=FILE, or add "ca: FILE" to the context in the CLI config (flotilla up does that for its own cluster)';
 }
 
 /** The context --context names (it must exist), else the current one (it must exist); undefined when the file has none. */
@@ -111,13 +139,14 @@ export function readCliConfig(path: string): CliConfig {
 
 function contextOf(path: string, where: string, value: unknown): Context {
   if (!isMapping(value)) throw new ConfigError(`${path}: ${where} must be a mapping with server and token`);
-  const { server, token, cluster, ...unknown } = value;
+  const { server, token, ca, cluster, ...unknown } = value;
   const prefix = where ? `${where}.` : '';
-  unknownFields(path, prefix, unknown, 'server, token, cluster');
+  unknownFields(path, prefix, unknown, 'server, token, ca, cluster');
   if (typeof server !== 'string' || server === '') throw new ConfigError(`${path}: ${prefix}server must be a URL`);
   if (token !== undefined && typeof token !== 'string') throw new ConfigError(`${path}: ${prefix}token must be a string`);
   if (cluster !== undefined && typeof cluster !== 'string') throw new ConfigError(`${path}: ${prefix}cluster must be a string`);
-  return { server, ...(token ? { token } : {}), ...(cluster ? { cluster } : {}) };
+  if (ca !== undefined && typeof ca !== 'string') throw new ConfigError(`${path}: ${prefix}ca must be the path of a CA certificate file`);
+  return { server, ...(token ? { token } : {}), ...(ca ? { ca } : {}), ...(cluster ? { cluster } : {}) };
 }
 
 function unknownFields(path: string, prefix: string, rest: Record<string, unknown>, expected: string): void {

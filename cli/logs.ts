@@ -3,7 +3,7 @@
 // at once and merged line by line, each line prefixed by [pod/container].
 import { apiPath, resourceByCliName } from '../api-types/index.js';
 import type { Pod } from '../api-types/index.js';
-import type { ApiClient } from '../client/client.js';
+import { pinnedFetch, type ApiClient } from '../client/client.js';
 import { boolFlag, stringFlag, UsageError } from './args.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand } from './command.js';
@@ -25,9 +25,18 @@ export async function* streamLog(client: ApiClient, r: LogRequest, signal: Abort
   if (r.follow) q.set('follow', 'true');
   if (r.tail !== undefined) q.set('tailLines', String(r.tail));
   const url = new URL(`${apiPath(pods, r.namespace, r.pod)}/log${q.size ? `?${q}` : ''}`, client.server);
+  const fetch = pinnedFetch(client.tls, 1);
+  try {
+    yield* streamLogResponse(fetch, url, client.token, r, signal);
+  } finally {
+    fetch.close();
+  }
+}
+
+async function* streamLogResponse(fetch: typeof globalThis.fetch, url: URL, token: string | undefined, r: LogRequest, signal: AbortSignal): AsyncIterable<string> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: client.token ? { authorization: `Bearer ${client.token}` } : {}, signal });
+    res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal });
   } catch (err) {
     if (signal.aborted) return;
     throw new Error(`cannot reach the Flotilla server at ${url.origin}: ${err instanceof Error ? err.message : String(err)}`);

@@ -19,6 +19,7 @@ import { kubeconfigCommand } from './kubeconfig.js';
 import { agentCommand, agentNodeName, runNodeAgent, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
+import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
 import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
@@ -193,7 +194,8 @@ function helpText(): string {
     + 'Commands that talk to a server take it and its token from --server/--token, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then\n'
     + 'the context --context NAME names or else the current context of the config file: FLOTILLA_CONFIG, default\n'
     + '~/.flotilla/config ("flotilla config get-contexts" lists them; "flotilla up" adds its own and switches to it).\n'
-    + 'With more than one context there, a command says on stderr which one it talks to.\n\n'
+    + 'With more than one context there, a command says on stderr which one it talks to. The cluster CA that the server is\n'
+    + 'verified against comes from --ca FILE, then FLOTILLA_CA, then the context, then ./.flotilla/pki/ca.crt.\n\n'
     + 'Run "flotilla COMMAND --help" for a command\'s flags.\n';
 }
 
@@ -225,8 +227,8 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const dataDir = localDataDir(stringFlag(a, 'data'));
   const joinUrl = stringFlag(a, 'join');
   const token = stringFlag(a, 'token') ?? io.env.FLOTILLA_CLUSTER_SECRET;
-  if (joinUrl && !token) throw new UsageError('--join needs --token (the cluster-secret file of any member)');
-  if (joinUrl && joinUrl !== 'auto' && !/^https?:\/\//.test(joinUrl)) throw new UsageError(`--join takes a member's URL (http://HOST:PORT) or "auto", not "${joinUrl}"`);
+  if (joinUrl && !token) throw new UsageError('--join needs --token (the server token a member printed at start: FLT1<CA hash>::server:<secret>)');
+  if (joinUrl && joinUrl !== 'auto' && !/^https:\/\//.test(joinUrl)) throw new UsageError(`--join takes a member's URL (https://HOST:PORT) or "auto", not "${joinUrl}"`);
   // Which of join, form and resume applies is decided by server/join/server-membership.ts (planJoin).
   const clusterInit = opts.formsCluster || boolFlag(a, 'cluster-init');
   if (clusterInit && joinUrl && joinUrl !== 'auto') throw new UsageError('--cluster-init forms a new cluster and --join URL joins one: give one of them');
@@ -249,7 +251,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     let configNote = '';
     if (opts.writeConfig && info.adminToken) {
       try {
-        const saved = saveUpContext(io.env, dataDir, { server: info.url, token: info.adminToken, cluster: info.clusterId });
+        const saved = saveUpContext(io.env, dataDir, { server: info.url, token: info.adminToken, ca: join(dataDir, PKI_DIR, CA_CERT_FILE), cluster: info.clusterId });
         configNote = `\nThe CLI is configured in ${saved.path} (context ${saved.name}).${saved.switched ? ` Switched to context "${saved.name}".` : ''}`;
       } catch (err) {
         // A broken CLI config must not stop the cluster: say so, and leave the file for the user to fix.
@@ -258,8 +260,9 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     }
     const tokenNote = !info.adminTokenPath ? 'Use the admin token of the member that created the cluster.'
       : info.adminToken ? `Admin token: ${info.adminTokenPath}` : `${info.adminTokenPath} no longer holds the admin token (rotated or revoked): use the one flotilla token rotate admin gave.`;
-    io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
-    if (opts.localAgent && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, join(dataDir, 'agent'), io, signal);
+    io.out(`Flotilla ${CLIENT_VERSION} listening on ${info.url} (data in ${dataDir}; cluster ${info.clusterId}, member ${info.memberId})\n${tokenNote}${configNote}\n`
+      + `Cluster CA: ${join(dataDir, PKI_DIR, CA_CERT_FILE)} (sha256:${info.caHash})\nServer token (other servers join with --token): ${info.serverToken}\n\nTry:\n  flotilla apply -f examples/\n  flotilla get deployments\n  flotilla get pods -o wide\n\nStop with Ctrl-C.\n`);
+    if (opts.localAgent && info.localAgentToken) localAgent = startLocalAgent(info.url, info.localAgentToken, info.caPem, join(dataDir, 'agent'), io, signal);
   }).finally(() => signal.removeEventListener('abort', stopping));
   await localAgent;
   if (signal.aborted) io.err('stopped\n');
@@ -271,12 +274,12 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
  * other, joined with its own join token (ServerInfo.localAgentToken), listening on loopback only. Without a
  * Docker engine the control plane still runs; the user is told why there is no node. Never rejects.
  */
-function startLocalAgent(server: string, joinToken: string, dataDir: string, io: Io, signal: AbortSignal): Promise<void> {
+function startLocalAgent(server: string, joinToken: string, ca: string, dataDir: string, io: Io, signal: AbortSignal): Promise<void> {
   const noAgent = (why: string) => io.err(`flotilla up: no local agent (${why}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
   return new DockerRuntime().listContainers({ 'io.flotilla.node': '' })
     .then(async () => {
       const config: AgentCommandConfig = {
-        servers: [server], token: joinToken, dataDir, nodeName: agentNodeName(undefined, io.env),
+        servers: [server], token: joinToken, ca, dataDir, nodeName: agentNodeName(undefined, io.env),
         listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1',
       };
       await runNodeAgent(config, io, signal);

@@ -10,11 +10,39 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createHash, X509Certificate, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 /** The one key and signature algorithm of the cluster PKI. */
 export const PKI_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/** Subject O= of every node certificate: Kubernetes' group of kubelets. */
+export const NODE_GROUP = 'system:nodes';
+/** Subject O= of the servers' own client certificates (what an agent endpoint admits). */
+export const SERVER_GROUP = 'flotilla:servers';
+const NODE_CN_PREFIX = 'system:node:';
+
+/** Subject CN of node `nodeName`'s certificate, and the user name of its identity: `system:node:<N>` (Kubernetes' form). */
+export function nodeCommonName(nodeName: string): string {
+  return `${NODE_CN_PREFIX}${nodeName}`;
+}
+
+/** N for a subject CN (or user name) `system:node:<N>`; undefined for anything else. */
+export function nodeNameOfCommonName(commonName: string): string | undefined {
+  return commonName.startsWith(NODE_CN_PREFIX) && commonName.length > NODE_CN_PREFIX.length ? commonName.slice(NODE_CN_PREFIX.length) : undefined;
+}
+
+/**
+ * checkServerIdentity for connections to Flotilla servers: the name check of TLS, and the certificate must be a
+ * server's (O flotilla:servers). Node certificates come from the same CA and may serve (their agent endpoint),
+ * naming the node's addresses: without this, one of them would pass for a server at those addresses.
+ */
+export function checkFlotillaServer(host: string, cert: PeerCertificate): Error | undefined {
+  const orgs = cert.subject?.O;
+  const isServer = Array.isArray(orgs) ? orgs.includes(SERVER_GROUP) : orgs === SERVER_GROUP;
+  return checkServerIdentity(host, cert) ?? (isServer ? undefined : new Error(`the server at ${host} presents a certificate for "${cert.subject?.CN ?? ''}", which is not a Flotilla server's (O=${SERVER_GROUP})`));
+}
 
 export interface KeyPair { privateKey: CryptoKey; publicKey: CryptoKey }
 

@@ -1,59 +1,86 @@
 // Finding the servers of one's own cluster, and trusting them only once they prove it.
 //
 // Discovery (mDNS or a static URL list) only proposes servers. Before an agent sends its join token to a
-// server, or a server its cluster secret, it asks the server for a proof of membership: a fresh random nonce
-// goes out, and the server answers HMAC-SHA256(sha256(token), "flotilla-proof-v1\n<clusterId>\n<tokenId>\n<nonce>").
-// Every member can answer, since every member holds the token's digest (join tokens) or the secret itself (the
-// cluster secret), and the answer reveals neither. A peer that advertises itself falsely cannot produce it, so it
-// never receives the token nor, later, any state.
+// server, or a server its cluster secret, the server proves that it holds the cluster CA's private key, the one
+// thing no node, client or stolen SD card of an agent has:
+//   1. The client opens a TLS connection and notes the SHA-256 of the certificate the server presents.
+//   2. It asks PROOF_PATH for a fresh random nonce, its purpose and that certificate hash; the server refuses to
+//      answer for a certificate that is not its own (a relay cannot pass its own channel off as the server's).
+//   3. The server answers the CA certificate and an ECDSA signature with the CA key (ClusterCa.sign) over
+//      proofData(clusterId, purpose, certificate hash, nonce).
+//   4. The client checks the CA against the hash its token pins (client/tokens.ts), the server certificate
+//      against that CA, and the signature against the CA's key (verifyCaSignature). Only then is the server
+//      used, over connections verified against that CA.
+// A relayed answer names another certificate than the one the client saw, so it does not verify. Nothing a
+// node can read (token digests, its own certificate) produces a signature.
 //
-// Token ids: a join token `flt1.<id>.<secret>` is proved under its <id>; any other token is taken to be the
-// cluster secret and is proved under the id "cluster".
-//
-// Residual risk, stated: over plain HTTP a peer that relays the challenge to a genuine member can pass the proof
-// and then receive the token. The proof stops impostors, not a man in the middle; TLS with the fingerprint pinned
-// is what closes that.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// Servers forming a cluster together (`--cluster-init --join auto --token S`) have no CA hash to pin: the
+// candidate that joins a formed server asks it for a proof keyed by the secret as well (`secretProof`: HMAC
+// keyed by SHA-256 of S over the same data and the CA hash), which binds the CA it is shown to the holder of S.
+// Anyone can ask a formed server for such proofs: the one offline oracle left is over S, which a server only
+// accepts long and varied (checkClusterSecret, server/cluster/cluster.ts), too long to guess.
+import { createHash, createHmac, randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import http from 'node:http';
+import tls from 'node:tls';
+import { caHash, issuedBy, verifyCaSignature } from '../client/pki.js';
+import { parseClusterToken } from '../client/tokens.js';
 import type { Discovery, Peer, WarningSink } from './advertisement.js';
 
 export const PROOF_PATH = '/apis/flotilla.io/v1/proof';
-/** The token id under which the cluster secret is proved. */
-export const CLUSTER_SECRET_TOKEN_ID = 'cluster';
 /** The clusterId that servers advertise while they are still forming a cluster with `--join auto`. */
 export const PENDING_CLUSTER_ID = 'pending';
 
 const JOIN_TOKEN = /^flt1\.([a-z0-9]{10})\.([A-Za-z0-9_-]{32})$/;
 const NONCE = /^[A-Za-z0-9_-]{16,128}$/;
 
-/** A freshly made join token: `flt1.<id>.<secret>`. Only its digest may be stored. */
+/** What a proof is asked for: an agent about to send its join token, a server about to send the cluster secret. */
+export type ProofPurpose = 'agent-join' | 'server-join';
+export const PROOF_PURPOSES: readonly ProofPurpose[] = ['agent-join', 'server-join'];
+
+/** A freshly made join token credential: `flt1.<id>.<secret>`. Only its digest may be stored. */
 export function newJoinToken(): { id: string; token: string } {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   const id = Array.from(randomBytes(10), (b) => alphabet[b % alphabet.length]).join('');
   return { id, token: `flt1.${id}.${randomBytes(24).toString('base64url')}` };
 }
 
-/** The id under which `token` is proved: the id of a join token, else CLUSTER_SECRET_TOKEN_ID. */
-export function proofTokenId(token: string): string {
-  return JOIN_TOKEN.exec(token)?.[1] ?? CLUSTER_SECRET_TOKEN_ID;
+/** The id of a join token credential (`flt1.<id>.<secret>`), or undefined for anything else. */
+export function joinTokenId(credential: string): string | undefined {
+  return JOIN_TOKEN.exec(credential)?.[1];
 }
 
-export function isJoinToken(token: string): boolean {
-  return JOIN_TOKEN.test(token);
+export function isJoinToken(credential: string): boolean {
+  return JOIN_TOKEN.test(credential);
 }
 
-/** Hex SHA-256 of a token: what the token store keeps and the proof key. */
+/** Hex SHA-256 of a token credential: what the token store keeps. */
 export function tokenSha256(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-/** The proof for a token whose SHA-256 (hex) is `digestHex`; see the file comment for the construction. */
-export function membershipProof(digestHex: string, clusterId: string, tokenId: string, nonce: string): string {
-  return createHmac('sha256', Buffer.from(digestHex, 'hex')).update(`flotilla-proof-v1\n${clusterId}\n${tokenId}\n${nonce}`).digest('base64url');
+/** Hex SHA-256 of a certificate's DER bytes (what the client saw on its TLS connection). */
+export function certificateSha256(cert: X509Certificate | string): string {
+  return createHash('sha256').update((typeof cert === 'string' ? new X509Certificate(cert) : cert).raw).digest('hex');
 }
 
-/** Public fingerprint of a cluster secret, advertised by servers so that `--join auto` can pick its cluster. */
+/** What the CA signature of a proof covers. */
+export function proofData(clusterId: string, purpose: ProofPurpose, certSha256: string, nonce: string): string {
+  return `flotilla-proof-v2\n${clusterId}\n${purpose}\n${certSha256}\n${nonce}`;
+}
+
+/** The proof keyed by the cluster secret, for servers forming a cluster (see the file comment). */
+export function secretProof(secret: string, data: string, ca: string): string {
+  return createHmac('sha256', createHash('sha256').update(secret).digest()).update(`${data}\n${ca}`).digest('base64url');
+}
+
+/** Public fingerprint of a cluster secret, advertised only by candidates forming a cluster with `--join auto`. */
 export function clusterFingerprint(secret: string): string {
   return `sha256:${createHash('sha256').update(`flotilla-cluster-fingerprint\n${secret}`).digest('hex').slice(0, 16)}`;
+}
+
+/** What a formed server advertises as its fingerprint: the hash of its cluster CA (public). */
+export function caFingerprint(hash: string): string {
+  return `sha256:${hash}`;
 }
 
 export function checkNonce(nonce: string): void {
@@ -61,49 +88,104 @@ export function checkNonce(nonce: string): void {
 }
 
 /** What a server answers at PROOF_PATH. */
-export interface ProofAnswer { clusterId: string; tokenId: string; nonce: string; proof: string }
+export interface ProofAnswer {
+  clusterId: string; purpose: ProofPurpose; nonce: string; certSha256: string;
+  /** The cluster CA certificate (PEM). */
+  ca: string;
+  /** ClusterCa.sign(proofData(...)). */
+  signature: string;
+  /** Only when asked with key=cluster-secret: secretProof(S, proofData(...), caHash(ca)). */
+  secretProof?: string;
+}
+
+/** How the client pins the server: the CA hash of a full token, or (forming a cluster) the bare cluster secret. */
+export type ServerPin = { caHash: string } | { clusterSecret: string };
 
 /**
- * Asks the server at `apiUrl` to prove it knows `token`; resolves with the cluster id it proved membership of,
- * rejects with a readable reason (unreachable, does not know the token, wrong proof, other cluster than
- * `expectedClusterId`). Never sends the token.
+ * One proof request on a fresh TLS connection: `path(certSha256)` is asked of the server once the TLS handshake
+ * showed its certificate. The certificate is checked later, against the CA of the answer (the client has
+ * nothing to check it against before). Tests replace it to play other networks.
  */
-export async function verifyServer(apiUrl: string, token: string, options: { expectedClusterId?: string; timeoutMs?: number; fetch?: typeof fetch; signal?: AbortSignal } = {}): Promise<string> {
-  const tokenId = proofTokenId(token);
+export type ProofExchange = (apiUrl: string, path: (certSha256: string) => string, signal: AbortSignal) => Promise<{ status: number; body: string; certificate: X509Certificate }>;
+
+export const tlsProofExchange: ProofExchange = (apiUrl, path, signal) => new Promise((resolve, reject) => {
+  const url = new URL(apiUrl);
+  if (url.protocol !== 'https:') { reject(new Error(`${apiUrl} is not an https URL`)); return; }
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const socket = tls.connect({ host, port: Number(url.port || 443), rejectUnauthorized: false, minVersion: 'TLSv1.2', ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }) });
+  const fail = (err: Error) => { socket.destroy(); reject(err); };
+  signal.addEventListener('abort', () => fail(new Error(String(signal.reason ?? 'aborted'))), { once: true });
+  socket.once('error', fail);
+  socket.once('secureConnect', () => {
+    const certificate = socket.getPeerX509Certificate();
+    if (!certificate) { fail(new Error('the server presented no certificate')); return; }
+    const req = http.request({ host, path: path(certificateSha256(certificate)), createConnection: () => socket, headers: { host: url.host, connection: 'close' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => { socket.destroy(); resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), certificate }); });
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+    req.end();
+  });
+});
+
+/**
+ * Asks the server at `apiUrl` to prove it holds the private key of the cluster CA that `pin` names; resolves with
+ * the cluster id and the CA certificate (PEM) to verify that server with from now on, or rejects with a readable
+ * reason (unreachable, another CA than the token pins, a certificate not of that CA, a wrong signature, another
+ * cluster than `expectedClusterId`). Never sends a credential.
+ */
+export async function verifyServer(apiUrl: string, pin: ServerPin, options: { purpose: ProofPurpose; expectedClusterId?: string; timeoutMs?: number; signal?: AbortSignal; exchange?: ProofExchange }): Promise<{ clusterId: string; caPem: string }> {
   const nonce = randomBytes(18).toString('base64url');
-  const url = new URL(PROOF_PATH, apiUrl);
-  url.searchParams.set('token-id', tokenId);
-  url.searchParams.set('nonce', nonce);
   const signals = [AbortSignal.timeout(options.timeoutMs ?? 3000), ...(options.signal ? [options.signal] : [])];
-  let res: Response;
+  const bySecret = 'clusterSecret' in pin;
+  let exchanged: Awaited<ReturnType<ProofExchange>>;
   try {
-    res = await (options.fetch ?? fetch)(url, { signal: AbortSignal.any(signals) });
+    exchanged = await (options.exchange ?? tlsProofExchange)(apiUrl, (certSha256) => {
+      const q = new URLSearchParams({ nonce, purpose: options.purpose, 'cert-sha256': certSha256, ...(bySecret ? { key: 'cluster-secret' } : {}) });
+      return `${PROOF_PATH}?${q}`;
+    }, AbortSignal.any(signals));
   } catch (err) {
     throw new Error(`unreachable: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const body = await res.text();
-  if (res.status === 404) {
-    throw new Error(tokenId === CLUSTER_SECRET_TOKEN_ID ? 'does not answer proofs (not a Flotilla server of this version)' : `does not know join token ${tokenId} (wrong, revoked or expired token, or another cluster)`);
-  }
-  if (!res.ok) throw new Error(`answered ${res.status} to the proof request: ${body.slice(0, 200)}`);
+  const { status, body, certificate } = exchanged;
+  if (status === 404) throw new Error('does not answer proofs (not a Flotilla server of this version)');
+  if (status !== 200) throw new Error(`answered ${status} to the proof request: ${body.slice(0, 200)}`);
   let answer: Partial<ProofAnswer>;
   try {
     answer = JSON.parse(body) as Partial<ProofAnswer>;
   } catch {
     throw new Error('proof answer is not JSON');
   }
-  if (typeof answer.clusterId !== 'string' || typeof answer.proof !== 'string' || answer.nonce !== nonce || answer.tokenId !== tokenId) {
-    throw new Error('malformed proof answer (missing fields, or not for this nonce and token id)');
+  const seen = certificateSha256(certificate);
+  if (typeof answer.clusterId !== 'string' || typeof answer.signature !== 'string' || typeof answer.ca !== 'string' || answer.nonce !== nonce || answer.purpose !== options.purpose) {
+    throw new Error('malformed proof answer (missing fields, or not for this nonce and purpose)');
+  }
+  if (answer.certSha256 !== seen) throw new Error(`the proof is for another TLS certificate (sha256:${String(answer.certSha256)}) than this connection's (sha256:${seen}): a relayed answer`);
+  let presented: string;
+  try {
+    presented = caHash(answer.ca);
+  } catch {
+    throw new Error('the proof answer carries no PEM CA certificate');
+  }
+  const data = proofData(answer.clusterId, options.purpose, seen, nonce);
+  if (!bySecret && presented !== pin.caHash) {
+    throw new Error(`the server at ${new URL(apiUrl).origin} presents CA sha256:${presented}, the token pins sha256:${pin.caHash}: wrong cluster or a man in the middle`);
+  }
+  if (bySecret) {
+    const expected = Buffer.from(secretProof(pin.clusterSecret, data, presented));
+    const got = Buffer.from(answer.secretProof ?? '');
+    if (expected.length !== got.length || !timingSafeEqual(expected, got)) throw new Error('proof does not match: this server does not hold the cluster secret given');
+  }
+  if (!issuedBy(certificate, answer.ca)) throw new Error(`the server's TLS certificate is not issued by its CA sha256:${presented}`);
+  if (!(await verifyCaSignature(answer.ca, data, answer.signature).catch(() => false))) {
+    throw new Error(`proof does not match: this server does not hold the key of CA sha256:${presented}`);
   }
   if (options.expectedClusterId !== undefined && answer.clusterId !== options.expectedClusterId) {
     throw new Error(`proved membership of cluster ${answer.clusterId}, but advertises cluster ${options.expectedClusterId}`);
   }
-  const expected = Buffer.from(membershipProof(tokenSha256(token), answer.clusterId, tokenId, nonce));
-  const got = Buffer.from(answer.proof);
-  if (expected.length !== got.length || !timingSafeEqual(expected, got)) {
-    throw new Error(tokenId === CLUSTER_SECRET_TOKEN_ID ? 'proof does not match: this server does not hold the cluster secret given' : 'proof does not match: this server does not know the join token given');
-  }
-  return answer.clusterId;
+  return { clusterId: answer.clusterId, caPem: answer.ca };
 }
 
 export interface LocateOptions {
@@ -113,14 +195,16 @@ export interface LocateOptions {
   clusterId?: string;
   /** Per proof request (default 3 000 ms). */
   verifyTimeoutMs?: number;
-  /** Used for proofs, and by the locator's own `fetch` (default globalThis.fetch). */
-  fetch?: typeof fetch;
+  /** How proofs are exchanged (default tlsProofExchange). */
+  exchange?: ProofExchange;
   onWarning?: WarningSink;
 }
 
 export interface ServerLocator {
-  /** API URLs of servers that proved membership and are still advertised, the preferred one first. */
+  /** API URLs of servers that proved they hold the pinned CA and are still advertised, the preferred one first. */
   servers(): string[];
+  /** The cluster CA (PEM) the verified servers proved, to verify every connection to them; undefined before one did. */
+  ca(): string | undefined;
   /**
    * Resolves with the preferred verified server, waiting for one to appear. Rejects after `timeoutMs` (or when
    * `signal` aborts) with an Error that lists why each server seen was refused, e.g. a wrong token.
@@ -128,26 +212,21 @@ export interface ServerLocator {
   waitForServer(timeoutMs: number, signal?: AbortSignal): Promise<string>;
   /** Says that `url` failed (connection refused, timeout): another verified server is preferred from now on. */
   reportFailure(url: string): void;
-  /**
-   * A fetch for clients with a fixed base URL (node-agent's ApiClient takes `fetch`): it sends each request to
-   * the preferred verified server (keeping path and query), and reports that server failed when the request
-   * cannot be delivered, so the caller's next attempt goes to another one.
-   */
-  fetch: typeof fetch;
   /** Resolves once `signal` aborted and browsing stopped. */
   done: Promise<void>;
 }
 
 /**
- * Browses for servers and keeps the list of those that proved they know `token`, re-evaluated whenever the
- * discovery's view changes: a server whose advertisement disappears (goodbye, TTL expiry, static URL no longer
- * answering) leaves the list; a new or changed one is verified before it enters it. Candidates still forming a
- * cluster (PENDING_CLUSTER_ID) are skipped. Runs until `signal` aborts.
+ * Browses for servers and keeps the list of those that proved they hold the CA that `token` (a full cluster
+ * token, client/tokens.ts) pins, re-evaluated whenever the discovery's view changes: a server whose
+ * advertisement disappears (goodbye, TTL expiry, static URL no longer answering) leaves the list; a new or
+ * changed one is verified before it enters it. Candidates still forming a cluster (PENDING_CLUSTER_ID) are
+ * skipped. Throws at once for a token without a CA hash. Runs until `signal` aborts.
  */
 export function locateServers(token: string, options: LocateOptions, signal: AbortSignal): ServerLocator {
-  if (token.trim() === '') throw new Error('locateServers: the token is empty');
+  const pin = { caHash: parseClusterToken(token).caHash };
   const warn = options.onWarning ?? (() => {});
-  const doFetch = options.fetch ?? fetch;
+  let caPem: string | undefined;
   /** Verified peers by apiUrl, in preference order. */
   let verified: string[] = [];
   const refusals = new Map<string, string>();
@@ -165,9 +244,13 @@ export function locateServers(token: string, options: LocateOptions, signal: Abo
       const key = JSON.stringify(peer);
       if (checkedFor.get(url) === key) continue;
       checkedFor.set(url, key);
-      verifyServer(url, token, { expectedClusterId: peer.clusterId, fetch: doFetch, signal, ...(options.verifyTimeoutMs ? { timeoutMs: options.verifyTimeoutMs } : {}) }).then(
-        () => {
+      verifyServer(url, pin, {
+        purpose: 'agent-join', expectedClusterId: peer.clusterId, signal,
+        ...(options.verifyTimeoutMs ? { timeoutMs: options.verifyTimeoutMs } : {}), ...(options.exchange ? { exchange: options.exchange } : {}),
+      }).then(
+        (proved) => {
           if (checkedFor.get(url) !== key || signal.aborted) return;
+          caPem = proved.caPem;
           refusals.delete(url);
           if (!verified.includes(url)) verified.push(url);
           notify();
@@ -188,8 +271,9 @@ export function locateServers(token: string, options: LocateOptions, signal: Abo
   const filter = { role: 'server' as const, ...(options.clusterId !== undefined ? { clusterId: options.clusterId } : {}) };
   const done = options.discovery.browse(filter, onPeers, signal).finally(notify);
 
-  const locator: ServerLocator = {
+  return {
     servers: () => [...verified],
+    ca: () => caPem,
     waitForServer(timeoutMs, waitSignal) {
       return new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => finish(), timeoutMs);
@@ -206,7 +290,7 @@ export function locateServers(token: string, options: LocateOptions, signal: Abo
           const why = [...refusals.values()];
           reject(new Error(why.length === 0
             ? `no Flotilla server found${options.clusterId ? ` for cluster ${options.clusterId}` : ''} (is a server running on this network, or give --server URL)`
-            : `no server proved it knows ${isJoinToken(token) ? `join token ${proofTokenId(token)}` : 'the cluster secret'}; refused: ${why.join('; ')}`));
+            : `no server proved it holds the cluster CA sha256:${pin.caHash} that the token pins; refused: ${why.join('; ')}`));
         }
         waiters.add(check);
         waitSignal?.addEventListener('abort', check, { once: true });
@@ -221,19 +305,6 @@ export function locateServers(token: string, options: LocateOptions, signal: Abo
       verified.push(failed!);
       notify();
     },
-    fetch: async (input, init) => {
-      const requested = new URL(input instanceof Request ? input.url : input.toString());
-      const base = verified[0];
-      if (base === undefined) throw new Error(`no verified Flotilla server to send ${requested.pathname} to`);
-      const target = new URL(`${requested.pathname}${requested.search}`, base);
-      try {
-        return await doFetch(target, input instanceof Request ? new Request(target, input) : init);
-      } catch (err) {
-        if (!(init?.signal?.aborted ?? false)) locator.reportFailure(base);
-        throw err;
-      }
-    },
     done,
   };
-  return locator;
 }

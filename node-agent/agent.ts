@@ -1,5 +1,5 @@
 // The agent loop: start the pods of the local cache (so a node that reboots without its servers still runs its
-// workloads), register the Node, publish the agent's endpoint secret, renew the lease, list and watch the pods
+// workloads), register the Node, renew the lease, list and watch the pods
 // bound to it, hand them to the pod workers with their ConfigMaps and Secrets (re-read every pod resync period, so
 // that mounted ConfigMap and Secret files follow changes in place, as in Kubernetes; environment variables keep
 // the values their container started with), report pod status and usage
@@ -19,6 +19,7 @@ import type { ConfigMap, Pod, PodStatus, Secret } from '../api-types/index.js';
 import { podReferences } from '../api-types/index.js';
 import type { PodInputs } from './pod-actions.js';
 import { PodCache } from './pod-cache.js';
+import { checkRegisteredNode, type NodeIdentity } from './identity.js';
 import { PodWorkers, terminatePod, type PodWorkerSettings } from './pod-worker.js';
 import { LABEL_POD_UID, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 import { UsageSampler, usageReportPath } from './usage.js';
@@ -32,8 +33,8 @@ export interface AgentConfig {
   dataDir: string;
   /** The Node object to register and report (inventory from hardware/); called again for each status report. */
   node: () => NodeObject | Promise<NodeObject>;
-  /** Published in Secret kube-system/flotilla-agent-NODE for the servers to call this agent (logs, exec). */
-  endpointToken?: string;
+  /** This machine's key (node-agent/identity.ts): a registered Node of another machine's key stops the session. */
+  nodeKey?: Pick<NodeIdentity, 'fingerprint'>;
   /** Posted once per agent start, after the first registration (preflight findings). */
   events?: NodeEvent[];
   hostIP?: string;
@@ -171,7 +172,7 @@ export class Agent {
   }
 
   /**
-   * One connection to the servers: register the Node, publish the endpoint secret, post the start-up events
+   * One connection to the servers: register the Node (and check it is this machine's), post the start-up events
    * (once per agent start), then heartbeats, usage reports and reference refreshes beside the pod list and
    * watch, until the watch fails or the signal aborts. Rejects when a server cannot be reached.
    */
@@ -182,9 +183,9 @@ export class Agent {
     signal.addEventListener('abort', stopSession, { once: true });
     try {
       const registered = await config.api.registerNode(await config.node());
+      if (config.nodeKey) checkRegisteredNode(registered, config.nodeKey);
       this.contact();
       await config.api.updateNodeStatus(await config.node());
-      if (config.endpointToken) await config.api.publishAgentToken(config.nodeName, config.endpointToken);
       if (postEvents) for (const e of config.events ?? []) await config.api.nodeEvent(config.nodeName, registered.metadata.uid, e);
       const loops = [this.heartbeats(session.signal), this.usageReports(session.signal), this.refreshes(session.signal)];
       try {
@@ -383,16 +384,14 @@ export class Agent {
         this.contact();
         if ((sinceStatus += beatS) >= statusS) {
           sinceStatus = 0;
-          const node = await config.node();
-          await config.api.updateNodeStatus(node).catch(async (err: unknown) => {
-            // Someone deleted the Node while this agent runs: register it again, as a starting agent would.
-            if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-            log.warn('the Node object was deleted; registering it again');
-            await config.api.registerNode(node);
-          });
+          await config.api.updateNodeStatus(await config.node());
         }
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'heartbeat failed');
+        // Deleting a Node revokes its certificate (server/tokens/node-certificates.ts): the agent does not come back by itself.
+        const revoked = err instanceof ApiClientError && err.code === 401;
+        log.warn({ err: (err as Error).message }, revoked
+          ? `heartbeat refused: this node's certificate authenticates nobody (its Node was deleted or replaced); to join again, remove ${this.config.dataDir}/pki/node.crt and start the agent with a join token`
+          : 'heartbeat failed');
       }
       await delay(beatS * 1000, signal);
     }

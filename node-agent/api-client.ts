@@ -1,9 +1,8 @@
 // The calls the agent makes on the server's Kubernetes-shaped API, as typed methods over the shared HTTP client
-// (client/client.ts): register and report the Node, renew its lease, publish the agent's endpoint secret, post
-// Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
+// (client/client.ts): ask for the node certificate, register and report the Node, renew its lease, post Events,
+// list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import type { ConfigMap, Pod, PodStatus, Secret } from '../api-types/index.js';
-import { LABEL_AGENT_NODE } from '../api-types/index.js';
+import { NODE_CERTIFICATES_PATH, type ConfigMap, type Pod, type PodStatus, type Secret } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -60,23 +59,11 @@ export class NodeApi {
   }
 
   /**
-   * Writes the Secret kube-system/flotilla-agent-NODE whose data.token the servers present (as a bearer token)
-   * when they call this agent for logs and exec.
+   * Asks for a certificate for node `nodeName`'s key (the CSR's): with the join token the first time, with the
+   * current certificate to renew (server/api/routes/node-certificates.ts).
    */
-  async publishAgentToken(nodeName: string, token: string): Promise<void> {
-    const name = `flotilla-agent-${nodeName}`;
-    const path = `/api/v1/namespaces/kube-system/secrets`;
-    const body = {
-      apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-      metadata: { name, namespace: 'kube-system', labels: { [LABEL_AGENT_NODE]: nodeName } },
-      data: { token: Buffer.from(token).toString('base64') },
-    };
-    try {
-      await this.client.request('PUT', `${path}/${enc(name)}`, body);
-    } catch (err) {
-      if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-      await this.client.request('POST', path, body);
-    }
+  requestCertificate(nodeName: string, csr: string): Promise<{ certificate: string; ca: string }> {
+    return this.client.request('POST', NODE_CERTIFICATES_PATH, { nodeName, csr });
   }
 
   /** Records an Event about the Node (preflight findings), as `describe node` shows them. */

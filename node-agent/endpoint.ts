@@ -1,14 +1,19 @@
-// The agent's own HTTP endpoint, called only by the servers (server/api/routes/agent-proxy.ts) to serve `logs` and `exec`
-// of the pods on this node. Every request must carry `Authorization: Bearer TOKEN`, the token the agent
-// publishes in Secret kube-system/flotilla-agent-NODE.
+// The agent's own HTTPS endpoint, called only by the servers (server/api/routes/agent-proxy.ts) to serve `logs`
+// and `exec` of the pods on this node. Mutual TLS: it serves with the node certificate (node-agent/node-certificate.ts)
+// and admits only clients with a certificate of the cluster CA whose subject O is flotilla:servers (the
+// servers' own client certificates). A node certificate, any other certificate or none: refused. No secret of
+// this endpoint is stored anywhere.
 //
 //   GET  /v1/pods/NS/NAME/log?container=C&follow=true&tailLines=N&sinceSeconds=S
 //        text/plain, one line per log line, streamed while following until the container stops; previous=true
 //        and timestamps=true are refused (400): a restarted container's predecessor is removed, lines carry no time
 //   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
-import http from 'node:http';
+import type http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { SERVER_GROUP, certificateInfo } from '../client/pki.js';
+import type { NodeTlsMaterial } from './node-certificate.js';
 import type { Logger } from 'pino';
 import { statusObject } from '../api-types/index.js';
 import {
@@ -27,7 +32,8 @@ export interface EndpointOptions {
   /** Logs and exec reach only containers of this cluster and node (runtime/types.ts ownerLabels). */
   clusterId: string;
   nodeName: string;
-  token: string;
+  /** The node certificate and the CA clients must chain to. */
+  tls: NodeTlsMaterial;
   host: string;
   /** 0 picks a free port. */
   port: number;
@@ -37,6 +43,8 @@ export interface EndpointOptions {
 export interface AgentEndpoint {
   /** The port actually bound. */
   port: number;
+  /** Serves new connections with this (renewed) certificate; open ones keep theirs. */
+  setCertificate(tls: NodeTlsMaterial): void;
   close(): Promise<void>;
 }
 
@@ -48,11 +56,13 @@ class EndpointError extends Error {
 
 /** Listens until close(); resolves once bound. */
 export async function startEndpoint(options: EndpointOptions): Promise<AgentEndpoint> {
-  const expected = Buffer.from(`Bearer ${options.token}`);
-  const server = http.createServer((req, res) => {
-    const given = Buffer.from(req.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return sendStatus(res, new EndpointError(401, 'Unauthorized', 'a valid bearer token is required'));
+  // A client without a certificate of the CA is refused in the handshake; one with a CA certificate that is no
+  // server's (a node's) gets 403 here.
+  const server = https.createServer({ ...secureContext(options.tls), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+    const subject = peer ? certificateInfo(peer) : undefined;
+    if (!subject?.organizations.includes(SERVER_GROUP)) {
+      return sendStatus(res, new EndpointError(403, 'Forbidden', `only the cluster's servers (certificate O=${SERVER_GROUP}) may call this agent; ${subject ? `CN=${subject.commonName} is not one` : 'no client certificate was presented'}`));
     }
     handle(options, req, res).catch((err: unknown) => {
       if (err instanceof EndpointError) return sendStatus(res, err);
@@ -66,8 +76,13 @@ export async function startEndpoint(options: EndpointOptions): Promise<AgentEndp
   });
   return {
     port: (server.address() as AddressInfo).port,
+    setCertificate: (tls) => server.setSecureContext(secureContext(tls)),
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
+}
+
+function secureContext(tls: NodeTlsMaterial): { cert: string; key: string; ca: string } {
+  return { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem };
 }
 
 async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -20,6 +20,8 @@ export interface HollowFleetOptions {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
   server: string | ServerChoice;
   token: string;
+  /** The cluster CA (PEM), when known (node-agent/run.ts AgentRunConfig.ca). */
+  ca?: string;
   /** Each node keeps its cache under DATA/NAME. */
   dataDir: string;
   count: number;
@@ -128,7 +130,7 @@ export class HollowFleet {
       const stop = new AbortController();
       node.stop = stop;
       node.done = run(stop.signal, {
-        server: this.options.server, token: this.options.token, dataDir: join(this.options.dataDir, n), nodeName: n,
+        server: this.options.server, token: this.options.token, ...(this.options.ca ? { ca: this.options.ca } : {}), dataDir: join(this.options.dataDir, n), nodeName: n,
         listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1',
         runtime: node.runtime, inventory: hollowInventory(n, this.options), findings: [],
         tuning: { ...this.options.tuning, simulatedUsage: true },

@@ -1,9 +1,10 @@
-// The agent process: lock the data directory, learn the cluster it belongs to (node-agent/data-dir.ts), probe
-// the hardware, run the preflight checks, open the agent endpoint (logs, exec for the servers), then run the
-// agent loop against the servers until the signal aborts. run(signal, config) is what `flotilla agent` calls;
-// tests call it with a FakeRuntime and a fixed inventory.
-import type { ServerChoice } from '../client/client.js';
-import { randomBytes } from 'node:crypto';
+// The agent process: lock the data directory, pin the cluster CA (node-agent/cluster-ca.ts), load the machine's
+// key (node-agent/identity.ts) and get the node certificate with the join token (node-agent/node-certificate.ts;
+// from then on every call authenticates with the certificate), learn the cluster it belongs to (node-agent/data-dir.ts), probe the hardware, run the
+// preflight checks, open the agent endpoint (logs, exec for the servers, over mutual TLS), then run the agent
+// loop and the certificate renewals against the servers until the signal aborts. run(signal, config) is what
+// `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
+import { serverList, type ServerChoice } from '../client/client.js';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
@@ -13,7 +14,10 @@ import { probeHardware } from '../hardware/probe.js';
 import { runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
+import { pinnedClusterCa } from './cluster-ca.js';
 import { startEndpoint } from './endpoint.js';
+import { loadNodeIdentity, withNodeKey, type NodeIdentity } from './identity.js';
+import { NodeCertificates } from './node-certificate.js';
 import { buildNodeObject } from './node-object.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
@@ -21,7 +25,14 @@ import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/type
 export interface AgentRunConfig {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
   server: string | ServerChoice;
+  /**
+   * A full join token (FLT1<CA hash>::<credential>, client/tokens.ts), whose CA is checked before the credential
+   * goes anywhere; or a bare credential when `ca` is given or kept in the data directory (node-agent/cluster-ca.ts).
+   * Sent only to ask for the node certificate, when the agent has none yet (or the admin token, in tests).
+   */
   token: string;
+  /** The cluster CA (PEM) to pin, when the caller knows it already. */
+  ca?: string;
   dataDir: string;
   nodeName: string;
   /** Where the agent endpoint listens (default 0.0.0.0:10250; port 0 picks one). */
@@ -37,8 +48,11 @@ export interface AgentRunConfig {
   inventory?: NodeInventory;
   /** Default: the preflight checks of this machine. */
   findings?: Finding[];
-  /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing decisions). */
-  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>>;
+  /**
+   * Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing and renewal
+   * decisions, how often the certificate's renewal time is checked: default 60 s).
+   */
+  tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>> & { certificateCheckSeconds?: number };
   log?: Logger;
 }
 
@@ -56,23 +70,42 @@ export interface AgentRunInfo {
  */
 export async function run(signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const log = config.log ?? pino({ level: 'info' });
-  const api = new NodeApi(new ApiClient(config.server, config.token));
+  const server = typeof config.server === 'string' ? serverList([config.server]) : config.server;
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log };
+  const lock = await lockDataDir(config.dataDir);
   try {
-    const lock = await lockDataDir(config.dataDir);
+    const pinned = await pinnedClusterCa(config.dataDir, config.token, () => server.current(), config.ca, signal, retry);
+    if (pinned === undefined) return;
+    const identity = await loadNodeIdentity(config.dataDir);
+    const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
+    const bootstrap = new NodeApi(new ApiClient(server, pinned.credential, { tls: { ca: pinned.ca } }));
+    let certs: NodeCertificates | undefined;
     try {
-      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, {
-        retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30, log,
-      });
-      if (clusterId !== undefined) await runAs(clusterId, api, log, signal, config, onReady);
+      certs = await NodeCertificates.obtain({
+        dataDir: config.dataDir, nodeName: config.nodeName, identity, addresses: [address], caPem: pinned.ca, ...retry,
+        ...(config.tuning?.now ? { now: config.tuning.now } : {}),
+      }, bootstrap, signal);
     } finally {
-      await lock.release();
+      bootstrap.client.close();
+    }
+    if (!certs) return;
+    const current = certs;
+    // From here on the certificate is the only credential: the join token is never sent again.
+    const api = new NodeApi(new ApiClient(server, undefined, { tls: { ca: pinned.ca, identity: () => current.current } }));
+    try {
+      const clusterId = await clusterIdOf(config.dataDir, (s) => api.clusterId(s), signal, retry);
+      if (clusterId !== undefined) await runAs({ clusterId, api, certs, identity, address, log }, signal, config, onReady);
+    } finally {
+      api.client.close();
     }
   } finally {
-    api.client.close();
+    await lock.release();
   }
 }
 
-async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
+interface Joined { clusterId: string; api: NodeApi; certs: NodeCertificates; identity: NodeIdentity; address: string; log: Logger }
+
+async function runAs({ clusterId, api, certs, identity, address, log }: Joined, signal: AbortSignal, config: AgentRunConfig, onReady?: (info: AgentRunInfo) => void): Promise<void> {
   const runtime = config.runtime ?? new DockerRuntime();
   await warnOfUnownedContainers(runtime, clusterId, config.nodeName, log);
   const inventory = config.inventory ?? normaliseInventory(await probeHardware(), {
@@ -83,26 +116,30 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
   const findings = config.findings ?? await machineFindings(runtime, inventory);
   for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
 
-  const token = randomBytes(32).toString('base64url');
-  const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
-  const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
+  const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, tls: certs.current, host: config.listenHost, port: config.listenPort, log });
+  certs.onRenewed((m) => endpoint.setCertificate(m));
   const readySince = new Date();
+  const { certificateCheckSeconds = 60, ...tuning } = config.tuning ?? {};
+  const renewing = new AbortController();
+  const renewals = certs.renewals(api, AbortSignal.any([signal, renewing.signal]), certificateCheckSeconds);
   try {
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
     await runAgent(signal, {
-      ...config.tuning,
+      ...tuning,
       clusterId,
       nodeName: config.nodeName,
       api,
       runtime,
       dataDir: config.dataDir,
       hostIP: address,
-      endpointToken: token,
+      nodeKey: identity,
       events: findings.filter((f) => f.severity !== 'info').map((f): NodeEvent => ({ type: 'Warning', reason: `Preflight-${f.id}`, message: `${f.message}. Fix: ${f.fix}` })),
-      node: () => buildNodeObject({ nodeName: config.nodeName, inventory, address, port: endpoint.port, containerRuntimeVersion: runtimeVersion, readySince }),
+      node: () => withNodeKey(buildNodeObject({ nodeName: config.nodeName, inventory, address, port: endpoint.port, containerRuntimeVersion: runtimeVersion, readySince }), identity),
       log,
     });
   } finally {
+    renewing.abort();
+    await renewals;
     await endpoint.close();
   }
 }

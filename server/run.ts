@@ -1,12 +1,13 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
-import { serve } from '@hono/node-server';
+import { serve, type HttpBindings } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
-import type { Identity } from './api/middleware/auth.js';
+import { serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
 import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
@@ -17,12 +18,14 @@ import { adminTokenSuperseded, newBearerToken, storeAdminToken, storeTokenAuthen
 import { heartbeatRoutes } from './api/routes/node-leases.js';
 import { NodeHeartbeats } from './cluster/node-heartbeats.js';
 import { agentProxy } from './api/routes/agent-proxy.js';
+import { nodeCertificateRoutes } from './api/routes/node-certificates.js';
+import { nodeCertificateIdentity } from './tokens/node-certificates.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
 import type { Advertisement } from '../discovery/advertisement.js';
 import { joinTokenRoutes } from './api/routes/join-tokens.js';
 import { userTokenRoutes } from './api/routes/user-tokens.js';
 import { publicRoutesFirst } from './api/routes/public.js';
-import { planJoin, serverAdvertisement } from './join/server-membership.js';
+import { clusterCaFor, planJoin, serverAdvertisement } from './join/server-membership.js';
 import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
@@ -30,7 +33,11 @@ import { runLeaderWork } from './cluster/leader-work.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
 import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
-import { isJoinToken, proofTokenId } from '../discovery/locate.js';
+import { certificateSha256, isJoinToken, joinTokenId } from '../discovery/locate.js';
+import { formatClusterToken, SERVER_CREDENTIAL_PREFIX } from '../client/tokens.js';
+import type { ClientTls } from '../client/client.js';
+import type { IssuedCertificate } from './pki/ca.js';
+import { ensureServingCertificate, servingAltNames } from './pki/serving.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -40,11 +47,12 @@ export interface ServerConfig {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
-  /** URL other members use for this one; default http://HOST:PORT. */
+  /** URL other members use for this one; default https://HOST:PORT. */
   advertiseUrl?: string;
   /**
-   * Join the cluster that this member URL belongs to, presenting `token` (its cluster secret); "auto" finds it
-   * by mDNS (server/join/auto-join.ts). A server given a token only joins, unless `clusterInit`.
+   * Join the cluster that this member URL belongs to, presenting `token`: the server token that a member printed
+   * (client/tokens.ts: the CA hash and the cluster secret); "auto" finds it by mDNS (server/join/auto-join.ts).
+   * A server given a token only joins, unless `clusterInit`, where `token` may be a bare secret (see planJoin).
    */
   join?: string;
   token?: string;
@@ -69,10 +77,22 @@ export interface ServerConfig {
   log?: Logger;
   /** Give ServerInfo.localAgentToken: `flotilla up` runs an agent beside this server. */
   localAgentToken?: boolean;
+  /**
+   * Internal, undocumented, reachable from no CLI flag: 'http-for-benchmarks' serves the API and talks to peers
+   * over plain HTTP. It exists only so that bench/api-storm.ts and bench/store.ts can measure what TLS costs
+   * against the same build; every real server is 'https' (the default).
+   */
+  transport?: 'https' | 'http-for-benchmarks';
 }
 
 export interface ServerInfo {
+  /** https://HOST:PORT, verified against the cluster CA (caPem). */
   url: string;
+  /** The cluster CA certificate (PEM) and its hash, which tokens pin. */
+  caPem: string;
+  caHash: string;
+  /** The full token other servers join with (client/tokens.ts: FLT1<ca hash>::server:<cluster secret>). */
+  serverToken: string;
   /**
    * The admin token and its file; only the member that created the cluster has them. `adminToken` is left out
    * when the file no longer holds the cluster's admin token (rotated or revoked since it was written).
@@ -88,6 +108,9 @@ export interface ServerInfo {
   localAgentToken?: string;
 }
 
+/** How often a running server checks whether its serving certificate is due for renewal. */
+const SERVING_RENEWAL_CHECK_MS = 3_600_000;
+
 /** Namespaces that exist in every cluster, as in Kubernetes. */
 const BOOTSTRAP_NAMESPACES = ['default', 'kube-system', 'kube-node-lease'];
 
@@ -101,36 +124,62 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // The Raft log is the durable record; the state machine can lag it across a power cut and catch up from it.
   const store = new SqliteStore({ path: join(config.dataDir, 'state.db'), synchronous: 'NORMAL' });
-  let handler: (req: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
-  const server = serve({ fetch: (req) => handler(req), hostname: config.host, port: config.port });
+  const secure = (config.transport ?? 'https') === 'https';
+  let handler: (req: Request, env: HttpBindings) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
+  // Until the serving certificate is in place (after the join), TLS handshakes fail: nothing is served before.
+  // Client certificates are asked for and checked against the CA, but optional: the auth middleware decides.
+  const server = serve({
+    // serve() makes an http(s).Server here, never an http2 one: the bindings are node's IncomingMessage.
+    fetch: (req, env) => handler(req, env as HttpBindings), hostname: config.host, port: config.port,
+    ...(secure ? { createServer: https.createServer, serverOptions: { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } } : {}),
+  });
+  let renewal: NodeJS.Timeout | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
     });
     const port = (server.address() as AddressInfo).port;
-    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    const url = `${secure ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     const advertiseUrl = config.advertiseUrl ?? url;
     // A loopback URL means nothing to other machines: mDNS stays off for it unless asked for.
     const mdns = config.mdns ?? !isLoopbackUrl(advertiseUrl);
     const discovery = !mdns ? undefined : createMdnsDiscovery({ ...(config.interface ? { interface: config.interface } : {}), onWarning: (m) => log.warn({ component: 'mdns' }, m) });
     const plan = await planJoin({
       dataDir: config.dataDir, apiUrl: advertiseUrl, log: (m) => log.info({ component: 'join' }, m),
-      ...(config.join ? { join: config.join } : {}), ...(config.token ? { secret: config.token } : {}),
+      ...(config.join ? { join: config.join } : {}), ...(config.token ? { token: config.token } : {}),
       ...(discovery ? { discovery } : {}), ...(config.autoJoinSettleMs !== undefined ? { settleMs: config.autoJoinSettleMs } : {}),
       ...(config.clusterInit ? { clusterInit: true } : {}), ...(config.autoJoinTimeoutMs !== undefined ? { joinTimeoutMs: config.autoJoinTimeoutMs } : {}),
     }, signal);
+    const ca = await clusterCaFor(config.dataDir, plan, signal);
+    let serving: IssuedCertificate | undefined;
+    let servingSha256: string | undefined;
+    const peerTls: ClientTls = { ca: ca.certPem, identity: () => serving };
     const cluster = await ClusterMember.open({
-      dataDir: config.dataDir, advertiseUrl,
-      ...(plan.join ? { join: plan.join } : {}), ...(config.token ? { secret: config.token } : {}),
+      dataDir: config.dataDir, advertiseUrl, peerTls, ...(secure ? {} : { plainHttpForBenchmarks: true }),
+      ...(plan.join ? { join: plan.join } : {}), ...(plan.secret ? { secret: plan.secret } : {}),
       ...(config.tickMs ? { tickMs: config.tickMs } : {}), ...(config.snapshotEvery ? { snapshotEvery: config.snapshotEvery } : {}),
     }, store);
+    // The names are looked up again at each check: a machine listening on every address may get new ones.
+    const useServing = async () => {
+      const next = await ensureServingCertificate(config.dataDir, ca, cluster.identity.memberId, servingAltNames(config.host, [url, advertiseUrl]));
+      if (next.certPem === serving?.certPem) return;
+      serving = next;
+      servingSha256 = certificateSha256(next.certPem);
+      if (server instanceof https.Server) server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.certPem, minVersion: 'TLSv1.2' });
+    };
+    await useServing();
+    // Renewed while running once less than a third of its life is left (ensureServingCertificate decides).
+    renewal = setInterval(() => useServing().catch((err: unknown) => log.error({ err }, 'renewing the serving certificate failed')), SERVING_RENEWAL_CHECK_MS);
+    renewal.unref();
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
     const objects = new ObjectService(store, cluster.member, () => new Date(), [
       (r, stored, incoming) => { if (r.group === '' && r.plural === 'nodes') admitNodeKey(stored, incoming); },
     ]);
     const tokenAuth = storeTokenAuthenticator(store);
-    const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;
+    const nodeAuth = nodeCertificateIdentity(store, ca.certPem);
+    const identityOf = (c: Context) => c.get('identity' as never) as Identity | undefined;
+    const roleOf = (c: Context) => identityOf(c)?.role;
     const heartbeats = new NodeHeartbeats();
     const metrics = new InMemoryMetrics();
     // Heartbeats and usage reports live in memory on the leader: a follower passes each one on.
@@ -138,8 +187,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (cluster.leading) return;
       const leaderUrl = cluster.peerUrl(cluster.member.leader);
       if (!leaderUrl) return;
-      fetch(`${leaderUrl}${path}`, {
-        method: 'PUT', headers: { authorization: `Bearer ${cluster.secret}`, 'content-type': 'application/json' },
+      cluster.peerFetch(`${leaderUrl}${path}`, {
+        method: 'PUT', headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body), signal: AbortSignal.timeout(2000),
       }).then((r) => r.body?.cancel(), () => { /* the next report goes through */ });
     };
@@ -147,15 +196,25 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       log,
       objects,
       readBarrier: () => cluster.member.readBarrier(),
-      podProxy: agentProxy(objects),
-      authenticate: (token) => (cluster.isClusterSecret(token) ? { name: `member`, role: 'peer' } : tokenAuth(token)),
+      // Agents are called with this member's own certificate (O flotilla:servers), the one it serves with.
+      podProxy: agentProxy(objects, () => {
+        if (!serving) throw new Error('no serving certificate yet');
+        return { ca: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem };
+      }),
+      // Members are known by their server certificates, nodes by their node certificates (while their name is
+      // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes), except over
+      // the benchmark-only plain HTTP, where no certificate travels.
+      authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
+        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
+        ?? (token !== undefined ? tokenAuth(token) : undefined),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
-        cluster.routes(roleOf, objects),
+        cluster.routes(roleOf),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
-        joinTokenRoutes({ store, objects, roleOf }),
+        joinTokenRoutes({ store, objects, roleOf, caHash: ca.hash }),
         userTokenRoutes({ store, objects, roleOf, clusterId: cluster.identity.clusterId }),
+        nodeCertificateRoutes({ objects, ca, identityOf }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
           Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
@@ -163,7 +222,10 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
     });
     let advertised: Advertisement | undefined;
-    handler = publicRoutesFirst({ store, clusterId: cluster.identity.clusterId, clusterSecret: cluster.secret, advertisement: () => advertised }, app.fetch);
+    handler = publicRoutesFirst({
+      clusterId: cluster.identity.clusterId, clusterSecret: cluster.secret, ca, servingCertSha256: () => servingSha256,
+      advertisement: () => advertised, joinRoutes: cluster.joinRoutes(objects, ca),
+    }, app.fetch);
     let leaderWork: AbortController | undefined;
     cluster.onLeadership((leading) => {
       leaderWork?.abort();
@@ -178,14 +240,14 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     signal.addEventListener('abort', () => leaderWork?.abort(), { once: true });
     const running = cluster.run(signal);
     await waitForLeader(cluster, signal);
-    advertised = serverAdvertisement(cluster.identity.clusterId, cluster.identity.memberId, advertiseUrl, cluster.secret);
+    advertised = serverAdvertisement(cluster.identity.clusterId, cluster.identity.memberId, advertiseUrl, ca.hash);
     const advertising = discovery?.advertise(advertised, signal).catch((err: unknown) => log.warn({ err }, 'mdns: not advertising'));
     await plan.withdrawCandidacy?.();
     await waitFor(async () => (await readiness(cluster, store, signal)).every((k) => k.failure === undefined), signal);
     const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, store, objects) : undefined;
     if (!signal.aborted) {
       onReady?.({
-        url, clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
+        url, caPem: ca.certPem, caHash: ca.hash, serverToken: formatClusterToken(ca.hash, `${SERVER_CREDENTIAL_PREFIX}${cluster.secret}`), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
         ...(admin ? { adminTokenPath: admin.path, ...(adminTokenSuperseded(store, admin.token, cluster.identity.clusterId) ? {} : { adminToken: admin.token }) } : {}),
         ...(localAgentToken ? { localAgentToken } : {}),
       });
@@ -193,6 +255,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     await running;
     await advertising;
   } finally {
+    clearInterval(renewal);
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       // Open watch streams would hold close() forever.
@@ -224,7 +287,7 @@ const PRIORITY_CLASSES = resourceKey(priorityClasses);
 async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects: ObjectService): Promise<string> {
   const path = join(dataDir, 'local-agent-token');
   const kept = existsSync(path) ? readFileSync(path, 'utf8').trim() : '';
-  if (isJoinToken(kept) && joinTokenRecord(store, proofTokenId(kept))) return kept;
+  if (isJoinToken(kept) && joinTokenRecord(store, joinTokenId(kept)!)) return kept;
   const { token } = await createJoinToken(objects, { description: 'flotilla up: the local agent' }, Date.now());
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);

@@ -18,6 +18,9 @@ import { RaftMember } from './member.js';
 import { HttpTransport } from './transport.js';
 import { fromWire, isWireBatch } from './codec.js';
 import type { WireMessage } from './codec.js';
+import { pinnedFetch, type ClientTls } from '../../client/client.js';
+import type { ClusterCa } from '../pki/ca.js';
+import { statusObject } from '../../api-types/index.js';
 
 /** A member's files in its data dir (beside state.db, the state machine). */
 export const MEMBER_FILES = { identity: 'cluster.json', secret: 'cluster-secret', log: 'raft.db', snapshots: 'snapshots' } as const;
@@ -29,6 +32,13 @@ export interface ClusterConfig {
   /** URL of any member of an existing cluster to join; with `secret`, the cluster secret it was created with. */
   join?: string;
   secret?: string;
+  /**
+   * The cluster CA (verifies every peer, and the member joined through) and this member's server certificate
+   * (authenticates it to the others; `identity` may give nothing until it is issued, after the join).
+   */
+  peerTls: ClientTls;
+  /** The benchmark-only plain-HTTP transport (server/run.ts ServerConfig.transport): peers send the secret as bearer. */
+  plainHttpForBenchmarks?: boolean;
   tickMs?: number;
   electionTick?: number;
   snapshotEvery?: number;
@@ -44,7 +54,9 @@ export interface ClusterStatus { clusterId: string; memberId: NodeId; role: Role
  * to its peers, the peer routes (/raft/v1/*) and the membership routes (/cluster/*).
  *
  * Files in the data dir: cluster.json (cluster id and member id, made once), cluster-secret (0600, shared by
- * all members: peers authenticate with it and new members join with it), raft.db (log), snapshots/.
+ * all members: new members join with it, and with nothing else), raft.db (log), snapshots/. Members
+ * authenticate to each other with their server certificates (server/pki/serving.ts), over TLS verified against
+ * the cluster CA.
  */
 export class ClusterMember {
   readonly member: RaftMember;
@@ -55,6 +67,8 @@ export class ClusterMember {
   /** Peer URLs learned from a join answer, until the replicated member records arrive. */
   readonly #seedPeers = new Map<NodeId, string>();
   readonly #roleListeners: ((leading: boolean) => void)[] = [];
+  /** Requests to other members (status, forwarded membership calls): CA-verified, with this member's certificate. */
+  readonly peerFetch: ReturnType<typeof pinnedFetch>;
   #leading = false;
   /** True when open() created a new cluster (this member is its first). */
   created = false;
@@ -65,8 +79,9 @@ export class ClusterMember {
     this.#seedPeers = seeds;
     this.#snapshotDir = join(cfg.dataDir, MEMBER_FILES.snapshots);
     mkdirSync(this.#snapshotDir, { recursive: true });
+    this.peerFetch = pinnedFetch(cfg.peerTls);
     this.transport = new HttpTransport({
-      self: identity.memberId, secret,
+      self: identity.memberId, tls: cfg.peerTls, ...(cfg.plainHttpForBenchmarks ? { plainHttpBearer: secret } : {}),
       peerUrl: (id) => this.peerUrl(id),
       onUnreachable: (id) => this.member.reportUnreachable(id),
       onSnapshotSent: (id, ok) => this.member.reportSnapshot(id, ok),
@@ -105,8 +120,8 @@ export class ClusterMember {
     } else if (!cfg.join) {
       identity = { clusterId: randomUUID(), memberId: newMemberId() };
       // A secret chosen up front (`--join auto --token S` on every server) lets the others find and join this one.
-      if (cfg.secret !== undefined && cfg.secret.length < 16) throw new Error('the cluster secret (--token) must be at least 16 characters');
-      secret = cfg.secret ?? randomBytes(24).toString('base64url');
+      if (cfg.secret !== undefined) checkClusterSecret(cfg.secret);
+      secret = cfg.secret ?? randomBytes(32).toString('base64url');
       // Bootstrap as etcd does: the first entry makes this member the only voter; it is committed by definition.
       logStore.save({ entries: [{ term: 1, index: 1, type: 'confChange', data: encodeConfChange({ type: 'addNode', nodeId: identity.memberId }) }], hardState: { term: 1, vote: 0, commit: 1 } });
       writeFileSync(secretPath, `${secret}\n`, { mode: 0o600 });
@@ -115,7 +130,8 @@ export class ClusterMember {
       if (!cfg.secret) throw new Error('joining a cluster needs its secret (--token): the cluster-secret file of any member');
       secret = cfg.secret;
       const memberId = newMemberId();
-      const answer = await requestJoin(cfg.join, secret, { id: memberId, peerUrl: cfg.advertiseUrl });
+      const joinFetch = pinnedFetch({ ca: cfg.peerTls.ca });
+      const answer = await requestJoin(cfg.join, secret, { id: memberId, peerUrl: cfg.advertiseUrl }, joinFetch).finally(() => joinFetch.close());
       identity = { clusterId: answer.clusterId, memberId };
       for (const m of answer.members) seeds.set(m.id, m.peerUrl);
       writeFileSync(secretPath, `${secret}\n`, { mode: 0o600 });
@@ -134,6 +150,7 @@ export class ClusterMember {
     } finally {
       clearInterval(promoter);
       this.transport.close();
+      this.peerFetch.close();
     }
   }
 
@@ -171,7 +188,7 @@ export class ClusterMember {
       const leaderUrl = this.peerUrl(st.lead);
       if (leaderUrl) {
         try {
-          const res = await fetch(`${leaderUrl}/cluster/status`, { headers: { authorization: `Bearer ${this.secret}` }, signal: AbortSignal.timeout(2000) });
+          const res = await this.peerFetch(`${leaderUrl}/cluster/status`, { signal: AbortSignal.timeout(2000) });
           if (res.ok) {
             const leaderView = (await res.json()) as ClusterStatus;
             return { ...leaderView, memberId: this.identity.memberId, role: st.role, appliedIndex: this.member.applied, members: leaderView.members.map((m) => ({ ...m, self: m.id === this.identity.memberId })) };
@@ -195,16 +212,16 @@ export class ClusterMember {
 
   /**
    * Peer and membership routes. `roleOf(c)` returns the caller's role as the API's auth middleware
-   * established it ('peer' for the cluster secret); member records are written through `objects`.
+   * established it ('peer' for a member's server certificate); member records are written through `objects`.
    */
-  routes(roleOf: (c: Context) => string | undefined, objects: Pick<ObjectService, 'putMember'>): Hono {
+  routes(roleOf: (c: Context) => string | undefined): Hono {
     const app = new Hono();
     const requirePeer = (c: Context) => {
-      if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (cluster secret required)' });
+      if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (with their server certificate)' });
     };
     const requireAdminOrPeer = (c: Context) => {
       const r = roleOf(c);
-      if (r !== 'peer' && r !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or the cluster secret is required' });
+      if (r !== 'peer' && r !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or a member\'s server certificate is required' });
     };
     app.post('/raft/v1/messages', async (c) => {
       requirePeer(c);
@@ -226,27 +243,6 @@ export class ClusterMember {
       await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path));
       this.member.receive([fromWire(wire, new TextEncoder().encode(path))]);
       return c.body(null, 204);
-    });
-    app.post('/cluster/v1/join', async (c) => {
-      requirePeer(c);
-      const body = (await c.req.json().catch(() => undefined)) as { id?: unknown; peerUrl?: unknown } | undefined;
-      if (!body || !Number.isSafeInteger(body.id) || (body.id as number) <= 0 || typeof body.peerUrl !== 'string' || !/^https?:\/\//.test(body.peerUrl)) {
-        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'a join request needs {"id": positive integer, "peerUrl": "http(s)://..."}' });
-      }
-      // A follower would forward the conf change to the leader, which may drop it silently; the leader answers.
-      if (!this.#leading) return this.#askLeader('/cluster/v1/join', body);
-      const id = body.id as NodeId;
-      await objects.putMember(id, body.peerUrl);
-      try {
-        this.member.proposeConfChange({ type: 'addLearner', nodeId: id });
-      } catch (err) {
-        // One membership change at a time (servers joining together, a learner being promoted): the joiner retries.
-        if (err instanceof ProposalDroppedError) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `membership change in progress (${err.message}); retry` });
-        throw err;
-      }
-      const conf = this.member.node.status().confState;
-      const members = [...conf.voters, ...conf.learners].map((m) => ({ id: m, peerUrl: this.peerUrl(m) })).filter((m): m is { id: NodeId; peerUrl: string } => !!m.peerUrl);
-      return c.json({ clusterId: this.identity.clusterId, members });
     });
     // One operation: the conf change and the member record's removal are one log entry (membershipCommand),
     // proposed by the leader, and the answer is 200 only once that entry is committed and applied there. Every
@@ -286,14 +282,58 @@ export class ClusterMember {
     return app;
   }
 
-  /** Passes a membership request on to the leader, as a member, and relays its answer. */
-  async #askLeader(path: string, body: unknown): Promise<Response> {
+  /**
+   * The routes a server that is not a member yet calls, authenticated by the cluster secret alone (mounted before
+   * the API's auth middleware, which knows no cluster secret): joining, and receiving the cluster CA (its
+   * certificate and key) that every member holds. A joiner calls them only over TLS verified against the CA
+   * its server token pins (server/join/server-membership.ts).
+   */
+  joinRoutes(objects: Pick<ObjectService, 'putMember'>, ca: ClusterCa): Hono {
+    const app = new Hono();
+    const requireSecret = (c: Context) => {
+      const m = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
+      if (!m || !this.isClusterSecret(m[1]!)) throw new StoreError({ code: 401, reason: 'Unauthorized', message: 'joining takes the cluster secret as bearer token (the credential of the server token)' });
+    };
+    app.post('/cluster/v1/join', async (c) => {
+      requireSecret(c);
+      const body = (await c.req.json().catch(() => undefined)) as { id?: unknown; peerUrl?: unknown } | undefined;
+      if (!body || !Number.isSafeInteger(body.id) || (body.id as number) <= 0 || typeof body.peerUrl !== 'string' || !/^https?:\/\//.test(body.peerUrl)) {
+        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'a join request needs {"id": positive integer, "peerUrl": "http(s)://..."}' });
+      }
+      // A follower would forward the conf change to the leader, which may drop it silently; the leader answers.
+      if (!this.#leading) return this.#askLeader('/cluster/v1/join', body, this.secret);
+      const id = body.id as NodeId;
+      await objects.putMember(id, body.peerUrl);
+      try {
+        this.member.proposeConfChange({ type: 'addLearner', nodeId: id });
+      } catch (err) {
+        // One membership change at a time (servers joining together, a learner being promoted): the joiner retries.
+        if (err instanceof ProposalDroppedError) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `membership change in progress (${err.message}); retry` });
+        throw err;
+      }
+      const conf = this.member.node.status().confState;
+      const members = [...conf.voters, ...conf.learners].map((m) => ({ id: m, peerUrl: this.peerUrl(m) })).filter((m): m is { id: NodeId; peerUrl: string } => !!m.peerUrl);
+      return c.json({ clusterId: this.identity.clusterId, members });
+    });
+    app.get(CLUSTER_CA_PATH, (c) => {
+      requireSecret(c);
+      return c.json({ certPem: ca.certPem, keyPem: ca.keyPem });
+    });
+    app.onError((err, c) => {
+      if (err instanceof StoreError) return c.json(statusObject(err.failure), err.failure.code as 400);
+      throw err;
+    });
+    return app;
+  }
+
+  /** Passes a membership request on to the leader, as a member (or with `bearer`, the joiner's secret), and relays its answer. */
+  async #askLeader(path: string, body: unknown, bearer?: string): Promise<Response> {
     const leaderUrl = this.peerUrl(this.member.leader);
     if (!leaderUrl) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'no leader is known yet; retry' });
     let res: Response;
     try {
       // Longer than the leader's own wait for a commit (the proposal timeout), so that its answer gets through.
-      res = await fetch(new URL(path, leaderUrl), { method: 'POST', headers: { authorization: `Bearer ${this.secret}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+      res = await this.peerFetch(new URL(path, leaderUrl), { method: 'POST', headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
     } catch (err) {
       throw new StoreError({ code: 504, reason: 'Timeout', message: `the leader at ${leaderUrl} did not answer POST ${path} (${err instanceof Error ? err.message : String(err)}): its outcome is not known; see flotilla cluster status` });
     }
@@ -344,6 +384,24 @@ export function membershipCommand(cc: ConfChange): Command | undefined {
   return cc.type === 'removeNode' ? { op: 'delete', resource: MEMBERS_RESOURCE, namespace: '', name: String(cc.nodeId) } : undefined;
 }
 
+/** Shortest cluster secret accepted from a user (--token with --cluster-init); made ones are 43 characters. */
+export const MIN_SECRET_LENGTH = 32;
+
+/**
+ * Refuses a user-chosen cluster secret that could be guessed: the secret keys the proofs servers forming a
+ * cluster exchange, which anyone on the network can ask for and test guesses against offline. It must be long
+ * (MIN_SECRET_LENGTH) and varied (at least 12 different characters, no character more than a quarter of it).
+ */
+export function checkClusterSecret(secret: string): void {
+  const counts = new Map<string, number>();
+  for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  const most = Math.max(0, ...counts.values());
+  if (secret.length < MIN_SECRET_LENGTH || counts.size < 12 || most > secret.length / 4) {
+    throw new Error(`the cluster secret (--token) is too weak: it needs at least ${MIN_SECRET_LENGTH} characters of some variety (at least 12 different ones); `
+      + 'make a good one with: openssl rand -base64 32 (or: node -e "console.log(require(\'crypto\').randomBytes(32).toString(\'base64url\'))")');
+  }
+}
+
 /** Member ids: random positive integers that JSON carries exactly. */
 export function newMemberId(): NodeId {
   return randomInt(1, 2 ** 47);
@@ -352,7 +410,10 @@ export function newMemberId(): NodeId {
 /** How long a joiner keeps retrying answers of 503 (no leader yet, another membership change in progress). */
 const JOIN_RETRY_MS = 30_000;
 
-async function requestJoin(url: string, secret: string, body: { id: NodeId; peerUrl: string }): Promise<{ clusterId: string; members: { id: NodeId; peerUrl: string }[] }> {
+/** Where a joining server receives the cluster CA (certificate and key), with the cluster secret. */
+export const CLUSTER_CA_PATH = '/cluster/v1/ca';
+
+async function requestJoin(url: string, secret: string, body: { id: NodeId; peerUrl: string }, fetch: typeof globalThis.fetch): Promise<{ clusterId: string; members: { id: NodeId; peerUrl: string }[] }> {
   const deadline = Date.now() + JOIN_RETRY_MS;
   for (;;) {
     let res: Response;

@@ -1,5 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
 import { createReadStream, statSync } from 'node:fs';
+import { TlsAgents, type ClientTls } from '../../client/client.js';
 import type { Message, NodeId } from '../raft/types.js';
 import { toWire } from './codec.js';
 
@@ -8,27 +10,36 @@ export interface TransportOptions {
   self: NodeId;
   /** The peer URL of a member (its API base URL), or undefined when not known (yet). */
   peerUrl: (id: NodeId) => string | undefined;
-  /** Bearer secret shared by the members of one cluster. */
-  secret: string;
+  /** The cluster CA to verify peers with, and this member's certificate, which authenticates it to them. */
+  tls: ClientTls;
+  /**
+   * Only for the plain-HTTP benchmark transport (server/run.ts ServerConfig.transport), where no client
+   * certificate can travel: the bearer (the cluster secret) peers authenticate with there. Never set over TLS.
+   */
+  plainHttpBearer?: string;
   onUnreachable: (id: NodeId) => void;
   onSnapshotSent: (id: NodeId, ok: boolean) => void;
   timeoutMs?: number;
 }
 
 /**
- * Raft messages over HTTP/1.1 keep-alive connections. Per peer, one request is in flight; messages produced
+ * Raft messages over HTTPS/1.1 keep-alive connections, each side verified against the cluster CA (peers present
+ * their server certificate as client certificate; a plain http peer URL exists only for the benchmark transport). Per peer, one request is in flight; messages produced
  * meanwhile are batched into the next one, which keeps order and lets many entries share one round trip.
  * A MsgSnap streams the snapshot file in its own request (chunked body), then its status is reported to Raft.
  * Delivery is best effort: a failed request drops its batch and tells Raft the peer is unreachable.
  */
 export class HttpTransport {
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  readonly #tlsAgents: TlsAgents;
   readonly #queues = new Map<NodeId, Message[]>();
   readonly #busy = new Set<NodeId>();
   /** After close() nothing more is sent: the member's store, which peerUrl reads, is closed next. */
   #closed = false;
 
-  constructor(readonly opts: TransportOptions) {}
+  constructor(readonly opts: TransportOptions) {
+    this.#tlsAgents = new TlsAgents(opts.tls, 4);
+  }
 
   send(messages: Message[]): void {
     if (this.#closed) return;
@@ -46,6 +57,7 @@ export class HttpTransport {
     this.#closed = true;
     this.#queues.clear();
     this.#agent.destroy();
+    this.#tlsAgents.close();
   }
 
   #pump(to: NodeId): void {
@@ -80,7 +92,11 @@ export class HttpTransport {
 
   #post(url: string, body: Buffer | NodeJS.ReadableStream, headers: Record<string, string>, timeoutMs = this.opts.timeoutMs ?? 5_000): Promise<boolean> {
     return new Promise((resolve) => {
-      const req = http.request(url, { method: 'POST', agent: this.#agent, headers: { ...headers, authorization: `Bearer ${this.opts.secret}`, ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+      const secure = url.startsWith('https:');
+      const req = (secure ? https : http).request(url, { method: 'POST', agent: secure ? this.#tlsAgents.agent() : this.#agent, headers: {
+        ...headers, ...(Buffer.isBuffer(body) ? { 'content-length': String(body.length) } : {}),
+        ...(!secure && this.opts.plainHttpBearer ? { authorization: `Bearer ${this.opts.plainHttpBearer}` } : {}),
+      } }, (res) => {
         res.resume();
         res.on('end', () => resolve((res.statusCode ?? 500) < 300));
         res.on('error', () => resolve(false));

@@ -1,17 +1,21 @@
-// `flotilla server --join auto --token CLUSTER_SECRET`: find the cluster the secret belongs to, and join it.
+// `flotilla server --join auto --token SERVER_TOKEN`: find the cluster the token pins, and join it.
 //
-// Join only (the default): browse for servers; one of a formed cluster that advertises the secret's fingerprint
-// and proves it holds the secret (discovery/locate.ts) is joined. A false fingerprint fails the proof and is
-// ignored (with a warning); a server of another cluster has another fingerprint and is never asked. When none
-// is found within `joinTimeoutMs`, the search fails with what it saw (no server at all, servers of other
-// clusters only, impostors): a server given a token never forms a cluster of its own.
+// Join only (the default): browse for servers; one of a formed cluster that advertises the CA hash the server
+// token pins (formed servers advertise sha256:<CA hash>) and proves it holds that CA's key
+// (discovery/locate.ts) is joined. A false advertisement fails the proof and is ignored (with a warning); a
+// server of another cluster advertises another CA and is never asked. When none is found within
+// `joinTimeoutMs`, the search fails with what it saw (no server at all, servers of other clusters only,
+// impostors): a server given a token never forms a cluster of its own.
 //
-// Forming together (`form`, the server's --cluster-init with --join auto): every server started that way is a
-// candidate, and they form ONE cluster:
+// Forming together (`form`, the server's --cluster-init with --join auto and a bare secret S): every server
+// started that way is a candidate, and they form ONE cluster:
 // 1. Each advertises itself as a candidate: clusterId PENDING_CLUSTER_ID, role server, a random candidate id,
-//    and the public fingerprint of the secret; and browses for servers with that fingerprint.
-// 2. A formed cluster wins: as soon as a server of a real cluster with the same fingerprint is seen and proves
-//    it holds the secret, the candidate joins it (as above).
+//    and the public fingerprint of S; and browses for servers with that fingerprint.
+// 2. A formed cluster wins: the candidates have no CA hash to look for, so each formed server seen is asked for
+//    a proof keyed by S and bound to its CA and to the TLS certificate it presents (locate.ts `secretProof`);
+//    the first that passes is joined, and its CA pinned from then on. Candidates answer no proofs (they serve
+//    nothing before they form or join), so the only oracle is a formed server's secretProof, over an S that
+//    servers accept only long and varied (checkClusterSecret): too long to guess.
 // 3. Otherwise the candidate with the lowest id bootstraps, once the set of candidates it sees has not changed
 //    for `settleMs`. It keeps advertising as a candidate until its cluster is advertised (the caller withdraws
 //    the candidacy then), so the others never see a gap in which the next-lowest would bootstrap too.
@@ -22,12 +26,15 @@
 // join them with --join URL.
 import { randomBytes } from 'node:crypto';
 import type { Discovery, Peer } from '../../discovery/advertisement.js';
-import { PENDING_CLUSTER_ID, clusterFingerprint, verifyServer } from '../../discovery/locate.js';
+import { PENDING_CLUSTER_ID, caFingerprint, clusterFingerprint, verifyServer, type ProofExchange } from '../../discovery/locate.js';
+import { caHash as caHashOf } from '../../client/pki.js';
 
 export interface AutoJoinOptions {
   discovery: Discovery;
   /** The cluster secret given with --token. */
   secret: string;
+  /** The CA hash the server token pins; absent when forming with a bare secret. */
+  caHash?: string;
   /** This server's API URL, advertised with the candidacy. */
   apiUrl: string;
   /** Form the cluster with the other candidates when no formed one is seen (rules 1-4); default: join only. */
@@ -38,17 +45,17 @@ export interface AutoJoinOptions {
   joinTimeoutMs?: number;
   /** Candidate id; default random. Ordering is plain string order. */
   candidateId?: string;
-  fetch?: typeof fetch;
+  exchange?: ProofExchange;
   log?: (message: string) => void;
 }
 
 export type AutoJoinDecision =
-  | { action: 'join'; url: string; clusterId: string }
+  | { action: 'join'; url: string; clusterId: string; caHash: string }
   /** Only with `form`. `withdraw()` ends the candidacy: call it once the new cluster is advertised. */
   | { action: 'bootstrap'; withdraw: () => Promise<void> };
 
 /** Which token a server needs, for every message that refuses one. */
-export const SERVER_TOKEN_HINT = 'a server joins with the cluster secret: the contents of <data>/cluster-secret on any member (--token "$(cat /var/lib/flotilla/cluster-secret)")';
+export const SERVER_TOKEN_HINT = 'a server joins with the server token (FLT1<CA hash>::server:<secret>) that every member prints at start ("Server token: ..."); it is made of the SHA-256 of <data>/pki/ca.crt and <data>/cluster-secret of any member';
 
 /** Candidate ids: sortable, valid advertisement ids. */
 export function newCandidateId(): string {
@@ -65,6 +72,8 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
   const joinTimeoutMs = options.joinTimeoutMs ?? 30_000;
   const deadline = Date.now() + joinTimeoutMs;
   const fingerprint = clusterFingerprint(options.secret);
+  const formedFingerprint = options.caHash === undefined ? undefined : caFingerprint(options.caHash);
+  const pin = options.caHash === undefined ? { clusterSecret: options.secret } : { caHash: options.caHash };
   const self = options.candidateId ?? newCandidateId();
   const log = options.log ?? (() => {});
   const candidacy = new AbortController();
@@ -98,13 +107,13 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
       const evaluate = () => {
         if (decided) return;
         if (signal.aborted) { finish(new Error('stopped before joining or forming a cluster')); return; }
-        const formed = peers.filter((p) => p.fingerprint === fingerprint && p.clusterId !== PENDING_CLUSTER_ID);
+        const formed = peers.filter((p) => p.clusterId !== PENDING_CLUSTER_ID && (formedFingerprint === undefined || p.fingerprint === formedFingerprint));
         for (const p of formed) {
           const key = JSON.stringify(p);
           if (trying.has(p.apiUrl) || refused.get(p.apiUrl)?.ad === key) continue;
           trying.add(p.apiUrl);
-          verifyServer(p.apiUrl, options.secret, { expectedClusterId: p.clusterId, signal, ...(options.fetch ? { fetch: options.fetch } : {}) }).then(
-            (clusterId) => finish({ action: 'join', url: p.apiUrl, clusterId }),
+          verifyServer(p.apiUrl, pin, { purpose: 'server-join', expectedClusterId: p.clusterId, signal, ...(options.exchange ? { exchange: options.exchange } : {}) }).then(
+            ({ clusterId, caPem }) => finish({ action: 'join', url: p.apiUrl, clusterId, caHash: caHashOf(caPem) }),
             (err: Error) => {
               refused.set(p.apiUrl, { ad: key, reason: err.message });
               log(`auto-join: ignoring server ${p.id} at ${p.apiUrl} (advertises cluster ${p.clusterId}): ${err.message}`);
@@ -113,7 +122,7 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
         }
         if (formed.some((p) => !refused.has(p.apiUrl) || trying.has(p.apiUrl))) return;
         if (!options.form) {
-          if (Date.now() >= deadline) finish(new Error(noClusterFound(peers, fingerprint, refused, joinTimeoutMs)));
+          if (Date.now() >= deadline) finish(new Error(noClusterFound(peers, fingerprint, formedFingerprint, refused, joinTimeoutMs)));
           return;
         }
         const ids = [...new Set([self, ...peers.filter((p) => p.fingerprint === fingerprint && p.clusterId === PENDING_CLUSTER_ID).map((p) => p.id)])].sort();
@@ -137,15 +146,15 @@ export async function autoJoin(options: AutoJoinOptions, signal: AbortSignal): P
 }
 
 /** Why a join-only search found nothing to join, from what it saw. */
-function noClusterFound(peers: Peer[], fingerprint: string, refused: Map<string, { reason: string }>, timeoutMs: number): string {
+function noClusterFound(peers: Peer[], fingerprint: string, formedFingerprint: string | undefined, refused: Map<string, { reason: string }>, timeoutMs: number): string {
   const seen: string[] = [];
   const impostors = [...refused].map(([url, r]) => `${url}: ${r.reason}`);
-  if (impostors.length > 0) seen.push(`servers advertising this secret's fingerprint failed the proof (${impostors.join('; ')})`);
+  if (impostors.length > 0) seen.push(`servers advertising this token's cluster failed the proof (${impostors.join('; ')})`);
   if (peers.some((p) => p.fingerprint === fingerprint && p.clusterId === PENDING_CLUSTER_ID)) {
     seen.push('servers with this secret are still forming a cluster (--cluster-init --join auto) and none has formed it yet');
   }
-  const others = peers.filter((p) => p.fingerprint !== fingerprint && p.clusterId !== PENDING_CLUSTER_ID);
-  if (others.length > 0) seen.push(`the servers found belong to clusters with another secret (${others.map((p) => `${p.apiUrl}, cluster ${p.clusterId}`).join('; ')})`);
+  const others = peers.filter((p) => p.fingerprint !== formedFingerprint && p.clusterId !== PENDING_CLUSTER_ID);
+  if (others.length > 0) seen.push(`the servers found belong to clusters with another CA (${others.map((p) => `${p.apiUrl}, cluster ${p.clusterId}`).join('; ')})`);
   if (seen.length === 0) seen.push('no Flotilla server answered on mDNS (is multicast blocked on this network? then give --join URL)');
   return `no cluster accepted the token within ${timeoutMs / 1000} s: ${seen.join('; ')}. A server given --token only joins; ${SERVER_TOKEN_HINT}, and --cluster-init forms a new cluster`;
 }

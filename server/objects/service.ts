@@ -15,6 +15,19 @@ const PATCH_ATTEMPTS = 5;
 export const MEMBERS_RESOURCE = 'members.cluster.flotilla.io';
 
 /**
+ * Which key node N's certificates are issued to: one record per node name, under this internal resource key (not
+ * served by the API), { spec: { publicKeySha256 } } (server/tokens/node-certificates.ts says why it is not an
+ * annotation of the Node). Deleting the Node removes it (`delete` below); `flotilla node replace` removes it too.
+ */
+export const NODE_KEYS_RESOURCE = 'nodekeys.cluster.flotilla.io';
+
+/** The SHA-256 (hex, of the SubjectPublicKeyInfo) of the key node `name` is bound to, when it is bound. */
+export function nodeKeyOf(store: Pick<StateStore, 'get'>, name: string): string | undefined {
+  const spec = (store.get(NODE_KEYS_RESOURCE, '', name) as (StoredObject & { spec?: { publicKeySha256?: unknown } }) | undefined)?.spec;
+  return typeof spec?.publicKeySha256 === 'string' ? spec.publicKeySha256 : undefined;
+}
+
+/**
  * Bearer tokens are kept in the replicated state as digests only, in the Secret kube-system/flotilla-tokens: one
  * data key per token (server/tokens/api-tokens.ts and join-tokens.ts say what the entries hold).
  */
@@ -261,10 +274,13 @@ export class ObjectService implements Objects {
         preconditions = { ...preconditions, uid: preconditions?.uid ?? stored.metadata.uid };
       }
     }
-    return typed(r, await this.#commit({
+    const deleted = typed(r, await this.#commit({
       op: 'delete', resource: resourceKey(r), namespace: r.namespaced ? namespace ?? '' : '', name, now: this.now().toISOString(),
       ...(preconditions ? { preconditions } : {}), ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}), ...(propagationPolicy ? { propagationPolicy } : {}),
     }));
+    // A Node's certificate binding goes with the Node: its certificates authenticate nobody from then on.
+    if (r.group === '' && r.plural === 'nodes' && !this.#stored(r, undefined, name)) await this.unbindNodeKey(name);
+    return deleted;
   }
 
   /** Creates `object` (validated as any create) unless an object of its name exists: the objects every cluster has. */
@@ -313,6 +329,37 @@ export class ObjectService implements Objects {
         if (attempt >= PATCH_ATTEMPTS) throw new StoreError({ code: 409, reason: 'Conflict', message: 'the token store kept changing under this write; try again' });
       }
     }
+  }
+
+  /**
+   * Binds node `name` to the key whose SPKI SHA-256 is `publicKeySha256` unless it is bound already; resolves to
+   * the key it is bound to after the call (this one, or the other key that holds the name). The create is the
+   * arbiter between two machines asking at once: the log orders them and the second meets AlreadyExists.
+   */
+  async bindNodeKey(name: string, publicKeySha256: string): Promise<string> {
+    if (!/^[0-9a-f]{64}$/.test(publicKeySha256)) throw badRequest(`a node key is a hex SHA-256, not "${publicKeySha256}"`);
+    for (let attempt = 1; ; attempt++) {
+      const bound = nodeKeyOf(this.#store, name);
+      if (bound !== undefined) return bound;
+      const object: StoredObject = { apiVersion: 'cluster.flotilla.io/v1', kind: 'NodeKey', metadata: { name }, spec: { publicKeySha256 } };
+      const result = await this.proposer.propose({ op: 'create', resource: NODE_KEYS_RESOURCE, object, uid: randomUUID(), now: this.now().toISOString() });
+      if (result.ok) return publicKeySha256;
+      // AlreadyExists: another request bound it first; the next read of the replica sees that binding.
+      if (result.failure.code !== 409 || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
+    }
+  }
+
+  /** The SHA-256 of the key node `name` is bound to (local replica), when it is bound. */
+  boundNodeKey(name: string): string | undefined {
+    return nodeKeyOf(this.#store, name);
+  }
+
+  /** Removes node `name`'s key binding; false when there was none. */
+  async unbindNodeKey(name: string): Promise<boolean> {
+    if (!this.#store.get(NODE_KEYS_RESOURCE, '', name)) return false;
+    const result = await this.proposer.propose({ op: 'delete', resource: NODE_KEYS_RESOURCE, namespace: '', name, now: this.now().toISOString() });
+    if (!result.ok && result.failure.code !== 404) throw new StoreError(result.failure);
+    return result.ok;
   }
 
   /** Records Raft member `id` and the URL its peers reach it at (MEMBERS_RESOURCE), replacing an older record. */

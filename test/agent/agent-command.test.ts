@@ -37,7 +37,7 @@ test('environment fills what flags leave out; flags win', () => {
 });
 
 test('bad input names the flag', () => {
-  usageError(['--token', 't'], /needs a join token/);
+  usageError(['--token', 't'], /needs a full join token/);
   assert.equal(parse(['--server', 'http://a:1,http://b:2', '--token', 't']).servers, ['http://a:1', 'http://b:2']);
   usageError(['--server', 'http://s'], /--token is required/);
   usageError(['--server', 'ftp://s', '--token', 't'], /must use http or https/);

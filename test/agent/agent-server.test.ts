@@ -4,8 +4,12 @@
 // through the server, StatefulSet fencing, and hollow nodes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
+import { ApiClient, type ApiClientError } from '../../client/client.js';
+import { NODE_KEY_FILE, NODE_PKI_DIR } from '../../node-agent/identity.js';
+import { NODE_CERT_FILE } from '../../node-agent/node-certificate.js';
 import type { Node } from '../../api-types/index.js';
 import { run, type AgentRunConfig } from '../../node-agent/run.js';
 import { HollowFleet, hollowInventory } from '../../node-agent/hollow.js';
@@ -37,7 +41,7 @@ const CLOCK_FINDING = { id: 'clock-unsynchronised', severity: 'warning', message
 function startAgent(rt: FakeRuntime, fenceAfterSeconds = 45, now?: () => number): { stop: () => Promise<void>; ready: Promise<void> } {
   const ac = new AbortController();
   const config: AgentRunConfig = {
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
+    server: srv.server.url, token: srv.server.token, ca: srv.server.ca, dataDir: join(srv.dir, 'agent'), nodeName: NODE,
     listenHost: '127.0.0.1', listenPort: 0, runtime: rt, inventory: hollowInventory(NODE, { cpu: '4', memory: '8Gi', gpus: 1 }), findings: [CLOCK_FINDING],
     tuning: { heartbeatSeconds: 0.3, nodeStatusSeconds: 0.6, retrySeconds: 0.1, retryMaxSeconds: 0.5, fenceAfterSeconds, podWorkers: { resyncMs: 300 }, ...(now ? { now } : {}) },
     log: pino({ level: 'silent' }),
@@ -82,8 +86,8 @@ test('registers a Ready node with capacity, GPUs and its endpoint, and renews th
     const l = await srv.client.request<{ spec: { renewTime: string } }>('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${NODE}`);
     return l.spec.renewTime !== first ? true : undefined;
   });
-  const secret = await eventually('agent secret', () => srv.client.request<{ data: { token: string } }>('GET', `/api/v1/namespaces/kube-system/secrets/flotilla-agent-${NODE}`).catch(() => undefined));
-  assert.ok(Buffer.from(secret.data.token, 'base64').length >= 32);
+  const secret = await srv.client.request('GET', `/api/v1/namespaces/kube-system/secrets/flotilla-agent-${NODE}`).then(() => 200, (err: ApiClientError) => err.code);
+  assert.is(secret, 404, 'agent endpoint credentials are not in the Secret store');
   const events = await srv.client.request<{ items: Array<{ type: string; reason: string; message: string; involvedObject: { kind: string; name: string } }> }>('GET', '/api/v1/namespaces/default/events');
   const preflight = events.items.find((e) => e.reason === 'Preflight-clock-unsynchronised');
   assert.is(preflight?.type, 'Warning');
@@ -91,8 +95,20 @@ test('registers a Ready node with capacity, GPUs and its endpoint, and renews th
   assert.match(preflight?.message ?? '', /sudo timedatectl set-ntp true/);
 });
 
-test('a deleted Node object is registered again by the running agent', async () => {
-  await srv.client.request('DELETE', `/api/v1/nodes/${NODE}`);
+test('deleting the Node revokes the running agent\'s certificate; with it removed, the agent joins again with its token', async () => {
+  const certificate = join(srv.dir, 'agent', NODE_PKI_DIR, NODE_CERT_FILE);
+  const asAgent = new ApiClient(srv.server.url, undefined, { tls: { ...srv.server.tls, identity: () => ({ certPem: readFileSync(certificate, 'utf8'), keyPem: readFileSync(join(srv.dir, 'agent', NODE_PKI_DIR, NODE_KEY_FILE), 'utf8') }) } });
+  try {
+    await asAgent.request('GET', `/api/v1/nodes/${NODE}`);
+    await srv.client.request('DELETE', `/api/v1/nodes/${NODE}`);
+    const code = await asAgent.request('GET', `/api/v1/nodes/${NODE}`).then(() => 200, (err: ApiClientError) => err.code);
+    assert.is(code, 401, 'the deleted node\'s certificate still authenticates');
+  } finally {
+    asAgent.close();
+  }
+  await agent?.stop();
+  rmSync(certificate);
+  agent = startAgent(runtime);
   await eventually('node registered again', () => srv.client.request('GET', `/api/v1/nodes/${NODE}`).catch(() => undefined));
 });
 
@@ -102,16 +118,15 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
   assert.match(pod.status?.containerStatuses?.[0]?.containerID ?? '', /^fake:\/\//);
   assert.is((await runningIds(runtime, 'web')).length, 1);
 
-  const text = await (await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?tailLines=1`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
+  const text = await (await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?tailLines=1`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
   assert.is(text, 'second line\n');
-  const all = await (await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
+  const all = await (await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
   assert.is(all, 'hello from fake\nsecond line\n');
 
-  const refused = await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?previous=true`, { headers: { authorization: `Bearer ${srv.server.token}` } });
+  const refused = await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?previous=true`, { headers: { authorization: `Bearer ${srv.server.token}` } });
   assert.is(refused.status, 400);
   assert.match(await refused.text(), /previous=true is not supported/);
-  const noAuth = await fetch(`http://127.0.0.1:${(await srv.client.request<Node>('GET', `/api/v1/nodes/${NODE}`)).status?.daemonEndpoints?.kubeletEndpoint?.Port}/v1/pods/default/web/log`);
-  assert.is(noAuth.status, 401, 'the agent endpoint refuses callers without its token');
+  // The agent endpoint admits only the servers' certificates: test/agent/endpoint-tls.test.ts and node-certificates.test.ts.
 
   const ok = await srv.client.request<{ exitCode: number; stdout: string }>('POST', '/api/v1/namespaces/default/pods/web/exec', { container: 'main', command: ['echo', 'hi'] });
   assert.equal(ok, { exitCode: 0, stdout: 'ran echo hi\n', stderr: '' });
@@ -121,7 +136,7 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
 });
 
 test('flotilla logs and exec modules read through the server; exec exits with the command\'s code', async () => {
-  const env = { FLOTILLA_SERVER: srv.server.url, FLOTILLA_TOKEN: srv.server.token, FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
+  const env = { ...srv.server.cliEnv, FLOTILLA_CONFIG: join(srv.dir, 'no-config') };
   const out: string[] = [];
   const err: string[] = [];
   const io = { out: (t: string) => { out.push(t); }, err: (t: string) => { err.push(t); }, env, readStdin: () => '', isTty: false };
@@ -232,7 +247,7 @@ test('an agent restarted without a server keeps surviving StatefulSet containers
 
 test('hollow nodes register and heartbeat; one can be stopped alone', async () => {
   const fleet = new HollowFleet({
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, 'hollow'), count: 3, prefix: 'hollow', gpus: 2, log: pino({ level: process.env.HOLLOW_LOG ?? 'silent' }),
+    server: srv.server.url, token: srv.server.token, ca: srv.server.ca, dataDir: join(srv.dir, 'hollow'), count: 3, prefix: 'hollow', gpus: 2, log: pino({ level: process.env.HOLLOW_LOG ?? 'silent' }),
     tuning: { heartbeatSeconds: 0.3, retrySeconds: 0.1, retryMaxSeconds: 0.5 },
   });
   fleet.start();

@@ -21,7 +21,7 @@ let agent: ChildProcess | undefined;
 let agentOutput = '';
 
 function startAgentProcess(): ChildProcess {
-  const child = ownChild(spawn(process.execPath, [agentEntry, 'agent', '--server', srv.server.url, '--token', srv.server.token, '--data', join(srv.dir, 'agent'),
+  const child = ownChild(spawn(process.execPath, [agentEntry, 'agent', '--server', srv.server.url, '--token', srv.server.token, '--ca', srv.server.caPath, '--data', join(srv.dir, 'agent'),
     '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } }));
   child.stdout!.on('data', (d) => { agentOutput += d; });
   child.stderr!.on('data', (d) => { agentOutput += d; });
@@ -70,7 +70,7 @@ test('a testbox pod runs, serves its hostPort, streams logs and runs exec throug
   assert.is(body, 'hello-from-box\n');
 
   const follow = new AbortController();
-  const res = await fetch(`${srv.server.url}/api/v1/namespaces/default/pods/box/log?container=ticker&follow=true`, { headers: { authorization: `Bearer ${srv.server.token}` }, signal: follow.signal });
+  const res = await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/box/log?container=ticker&follow=true`, { headers: { authorization: `Bearer ${srv.server.token}` }, signal: follow.signal });
   assert.is(res.status, 200);
   let text = '';
   const decoder = new TextDecoder();

@@ -24,7 +24,7 @@ interface AgentProcess { child: ChildProcess; output: () => string }
 
 /** `flotilla agent ARGS` in cwd, with no --data unless ARGS give one. */
 function agentProcess(cwd: string, args: string[]): AgentProcess {
-  const child = spawn(process.execPath, [flotillaBin, 'agent', '--server', srv!.server.url, '--token', srv!.server.token, '--listen', '127.0.0.1:0', ...args],
+  const child = spawn(process.execPath, [flotillaBin, 'agent', '--server', srv!.server.url, '--token', srv!.server.token, '--ca', srv!.server.caPath, '--listen', '127.0.0.1:0', ...args],
     { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', FLOTILLA_LOG_LEVEL: 'warn' } });
   children.push(child);
   let out = '';
@@ -76,7 +76,7 @@ test('a second agent on ./.flotilla/agent exits naming the first one; after a SI
 test('in one process: a second run() on a directory in use is refused; a lock of a pid that is gone is stale', async () => {
   const dataDir = join(srv!.dir, 'in-process');
   const config = (nodeName: string): AgentRunConfig => ({
-    server: srv!.server.url, token: srv!.server.token, dataDir, nodeName, listenHost: '127.0.0.1', listenPort: 0,
+    server: srv!.server.url, token: srv!.server.token, ca: srv!.server.ca, dataDir, nodeName, listenHost: '127.0.0.1', listenPort: 0,
     runtime: new FakeRuntime(), inventory: hollowInventory(nodeName), findings: [], log: pino({ level: 'silent' }),
     tuning: { retrySeconds: 0.1, retryMaxSeconds: 0.5 },
   });

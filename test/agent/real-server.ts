@@ -38,7 +38,7 @@ export class RealServer {
     this.dir ||= mkdtempSync(join(tmpdir(), 'flotilla-agent-srv-'));
     this.server ??= new ServerProcess(join(this.dir, 'server'), '127.0.0.1');
     await this.server.start();
-    this.client ??= new ApiClient(this.server.url, this.server.token, 10_000);
+    this.client ??= new ApiClient(this.server.url, this.server.token, { tls: this.server.tls, timeoutMs: 10_000 });
   }
 
   /** SIGKILL: the harshest way for the control plane to vanish. */
@@ -54,16 +54,17 @@ export class RealServer {
 
   /**
    * An agent for node `nodeName` on `runtime`, in this process, against this server: a hollow inventory
-   * (4 CPUs, 8 GiB unless `resources` says), data in <dir>/agent, FAST_AGENT_TUNING unless `tuning` says.
+   * (4 CPUs, 8 GiB unless `resources` says), data in <dir>/agent and the admin token to join with unless
+   * `dataDir` and `token` say, FAST_AGENT_TUNING unless `tuning` says.
    */
   startAgent(nodeName: string, runtime: ContainerRuntime, opts: {
-    resources?: Parameters<typeof hollowInventory>[1]; tuning?: AgentRunConfig['tuning']; advertiseAddress?: string;
+    resources?: Parameters<typeof hollowInventory>[1]; tuning?: AgentRunConfig['tuning']; advertiseAddress?: string; dataDir?: string; token?: string;
   } = {}): TestAgent {
     const ac = new AbortController();
     let registered!: () => void;
     const started = new Promise<void>((resolve) => { registered = resolve; });
     const done = run(ac.signal, {
-      server: this.server.url, token: this.server.token, dataDir: join(this.dir, 'agent'), nodeName,
+      server: this.server.url, token: opts.token ?? this.server.token, ca: this.server.ca, dataDir: opts.dataDir ?? join(this.dir, 'agent'), nodeName,
       listenHost: '127.0.0.1', listenPort: 0, ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}), runtime,
       inventory: hollowInventory(nodeName, opts.resources ?? { cpu: '4', memory: '8Gi' }), findings: [],
       tuning: opts.tuning ?? FAST_AGENT_TUNING, log: pino({ level: 'silent' }),

@@ -233,7 +233,7 @@ test('n1 renews only its own lease and reports only its own usage; other kinds a
 
 test('the agent of node n4, holding only its system:node:n4 identity, registers, runs a pod with its Secret, reports and deletes it', async () => {
   const ac = new AbortController();
-  const client = new ApiClient(url, N4, 10_000);
+  const client = new ApiClient(url, N4, { timeoutMs: 10_000 });
   const runtime = new FakeRuntime({ images: ['flotilla/testbox:latest'] });
   const agentDir = mkdtempSync(join(tmpdir(), 'flotilla-nodeauthz-agent-'));
   const done = runAgent(ac.signal, {

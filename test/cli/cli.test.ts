@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { ServerProcess, deadUrl, ownChild, stopChild, runCli, repoRoot, flotillaBin } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
+import { ClusterCa } from '../../server/pki/ca.js';
 
 let dir!: string;
 let server!: ServerProcess;
@@ -16,7 +17,8 @@ setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
   server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
   await server.start();
-  env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+  env = { ...server.cliEnv, HOME: join(dir, 'home') };
+  writeFileSync(join(dir, 'other-ca.crt'), (await ClusterCa.create('another cluster')).certPem);
 }, async () => {
   await server?.kill('SIGTERM');
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -131,9 +133,15 @@ test('usage errors, unknown types and an unreachable server exit non-zero with a
   const down = runCli(['get', 'pods'], { ...env, FLOTILLA_SERVER: deadUrl });
   assert.is(down.code, 1);
   assert.match(down.stderr, /cannot reach the Flotilla server/);
-  const noToken = runCli(['get', 'pods'], { FLOTILLA_SERVER: server.url, HOME: join(dir, 'nobody') });
+  const noToken = runCli(['get', 'pods'], { FLOTILLA_SERVER: server.url, FLOTILLA_CA: server.caPath, HOME: join(dir, 'nobody') });
   assert.is(noToken.code, 1);
   assert.match(noToken.stderr, /bearer token/);
+  const noCa = runCli(['get', 'pods'], { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'nobody') });
+  assert.is(noCa.code, 1);
+  assert.match(noCa.stderr, /no cluster CA to verify https:\/\/127\.0\.0\.1:\d+ with: give --ca FILE .*set FLOTILLA_CA=FILE, or add "ca: FILE" to the context/);
+  const otherCa = runCli(['get', 'pods'], { ...env, FLOTILLA_CA: join(dir, 'other-ca.crt') });
+  assert.is(otherCa.code, 1, 'a server whose certificate is not of the given CA is not talked to');
+  assert.match(otherCa.stderr, /the server at https:\/\/127\.0\.0\.1:\d+ presents a certificate the cluster CA did not issue \([A-Z_]+\): wrong CA, or a man in the middle; nothing was sent/);
   const missing = cli('get', 'deployment', 'ghost');
   assert.is(missing.code, 1);
   assert.match(missing.stderr, /not found/);
@@ -143,12 +151,12 @@ test('server and token come from flags, then the environment, then ~/.flotilla/c
   const home = join(dir, 'cfg-home');
   const configured = runCli(['version'], { HOME: home, FLOTILLA_SERVER: deadUrl });
   assert.is(configured.code, 1, 'the environment points at a dead port');
-  const flagWins = runCli(['version', '--server', server.url, '--token', server.token], { HOME: home, FLOTILLA_SERVER: deadUrl });
+  const flagWins = runCli(['version', '--server', server.url, '--token', server.token, '--ca', server.caPath], { HOME: home, FLOTILLA_SERVER: deadUrl });
   assert.is(flagWins.code, 0, flagWins.stderr);
   assert.match(flagWins.stdout, /Server Version: v0\.1\.0/);
   const cfgDir = join(home, '.flotilla');
   mkdirSync(cfgDir, { recursive: true });
-  writeFileSync(join(cfgDir, 'config'), `server: ${server.url}\ntoken: ${server.token}\n`);
+  writeFileSync(join(cfgDir, 'config'), `server: ${server.url}\ntoken: ${server.token}\nca: ${server.caPath}\n`);
   const fromFile = runCli(['get', 'namespaces', '-o', 'name'], { HOME: home });
   assert.is(fromFile.code, 0, fromFile.stderr);
   assert.match(fromFile.stdout, /namespace\/default/);
@@ -169,7 +177,7 @@ test('delete -f removes what the files declare', () => {
 });
 
 test('SIGKILL of the server loses no acknowledged write', async () => {
-  const api = (path: string, init: RequestInit = {}) => fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' } });
+  const api = (path: string, init: RequestInit = {}) => server.fetch(`${server.url}${path}`, { ...init, headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' } });
   const acknowledged: string[] = [];
   let stop = false;
   const writers = Array.from({ length: 8 }, async (_, w) => {

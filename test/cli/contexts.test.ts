@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { resolveClientConfig } from '../../cli/config.js';
+import { ClusterCa } from '../../server/pki/ca.js';
 import { runCli } from '../support/server-process.js';
 import { startUp } from './up-support.js';
 
@@ -21,7 +22,7 @@ async function up(folder: string): Promise<{ url: string; clusterId: string }> {
   const u = startUp(cwd, { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` });
   children.push(u.child);
   await u.waitFor(/The CLI is configured in .*\n/, 30_000);
-  const m = /listening on (http:\/\/127\.0\.0\.1:\d+) \(data in .*; cluster ([0-9a-f-]+),/.exec(u.output())!;
+  const m = /listening on (https:\/\/127\.0\.0\.1:\d+) \(data in .*; cluster ([0-9a-f-]+),/.exec(u.output())!;
   return { url: m[1]!, clusterId: m[2]! };
 }
 
@@ -117,11 +118,33 @@ test('precedence: flags, then FLOTILLA_SERVER/FLOTILLA_TOKEN, then the context; 
   assert.equal(resolveClientConfig({ context: 'b' }, { ...e, FLOTILLA_SERVER: 'http://env:1', FLOTILLA_TOKEN: 'te' }), { server: 'http://b:1', token: 'tb', context: { name: 'b', contextCount: 2 } });
   assert.equal(resolveClientConfig({ server: 'http://flag:1', context: 'b' }, e), { server: 'http://flag:1' }, 'a token goes only to its own server');
   assert.equal(resolveClientConfig({}, { ...e, FLOTILLA_SERVER: 'http://b:1' }), { server: 'http://b:1', token: 'tb' });
-  assert.equal(resolveClientConfig({}, { FLOTILLA_CONFIG: join(dir, 'absent') }), { server: 'http://127.0.0.1:7400' });
+  assert.equal(resolveClientConfig({}, { FLOTILLA_CONFIG: join(dir, 'absent') }, dir), { server: 'https://127.0.0.1:7400' });
   writeFileSync(path, 'contexts:\n  a: {server: "http://a:1", tokn: x}\n');
   assert.throws(() => resolveClientConfig({}, e), /unknown field "contexts\.a\.tokn"/);
   const help = runCli(['--help'], {});
+  assert.match(help.stdout, /verified against comes from --ca FILE, then FLOTILLA_CA, then the context, then \.\/\.flotilla\/pki\/ca\.crt/);
   assert.match(help.stdout, /FLOTILLA_SERVER\/FLOTILLA_TOKEN, then\nthe context --context NAME names or else the current context of the config file: FLOTILLA_CONFIG, default\n~\/\.flotilla\/config/);
+});
+
+test('the CA: --ca, then FLOTILLA_CA, then the context of that server, then ./.flotilla/pki/ca.crt; a missing or non-PEM file is named', async () => {
+  const pem = (await ClusterCa.create('ctx')).certPem;
+  const file = (name: string) => { const p = join(dir, name); writeFileSync(p, pem); return p; };
+  const [flag, fromEnv, ctx] = [file('flag.crt'), file('env.crt'), file('ctx.crt')];
+  const path = join(dir, 'ca-contexts');
+  writeFileSync(path, `current-context: a\ncontexts:\n  a: {server: "https://a:1", token: ta, ca: "${ctx}"}\n`);
+  const e = { FLOTILLA_CONFIG: path };
+  assert.is(resolveClientConfig({ ca: flag }, { ...e, FLOTILLA_CA: fromEnv }).ca?.path, flag);
+  assert.is(resolveClientConfig({}, { ...e, FLOTILLA_CA: fromEnv }).ca?.path, fromEnv);
+  assert.is(resolveClientConfig({}, e).ca?.path, ctx);
+  assert.is(resolveClientConfig({}, e).ca?.pem, pem);
+  assert.is(resolveClientConfig({ server: 'https://other:1' }, e, join(dir, 'nowhere')).ca, undefined, "a context's CA goes only to its own server");
+  const upDir = join(dir, 'with-up');
+  mkdirSync(join(upDir, '.flotilla', 'pki'), { recursive: true });
+  writeFileSync(join(upDir, '.flotilla', 'pki', 'ca.crt'), pem);
+  assert.is(resolveClientConfig({}, { FLOTILLA_CONFIG: join(dir, 'absent') }, upDir).ca?.path, join(upDir, '.flotilla', 'pki', 'ca.crt'));
+  assert.throws(() => resolveClientConfig({ ca: join(dir, 'missing.crt') }, e), /--ca: cannot read the cluster CA file .*missing\.crt \(ENOENT\)/);
+  writeFileSync(join(dir, 'not.crt'), 'hello');
+  assert.throws(() => resolveClientConfig({}, { ...e, FLOTILLA_CA: join(dir, 'not.crt') }), /FLOTILLA_CA: .*not\.crt is not a PEM certificate/);
 });
 
 test.run();

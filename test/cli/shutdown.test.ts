@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlotillaProcess } from '../e2e/cluster.js';
 import { eventually } from '../support/eventually.js';
+import { pinnedFetch } from '../../client/client.js';
 
 test('server and agent print their shutdown on SIGTERM, exit 0, and warn of no listener leak', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-shutdown-'));
@@ -14,8 +15,10 @@ test('server and agent print their shutdown on SIGTERM, exit 0, and warn of no l
   try {
     const server = new FlotillaProcess(['server', '--data', join(dir, 'server'), '--listen', '127.0.0.1:0']);
     processes.push(server);
-    const url = await eventually('the server says where it listens', () => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(server.output)?.[1], { detail: () => server.output });
+    const url = await eventually('the server says where it listens', () => /listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(server.output)?.[1], { detail: () => server.output });
     const token = readFileSync(join(dir, 'server', 'admin-token'), 'utf8').trim();
+    const caPath = join(dir, 'server', 'pki', 'ca.crt');
+    const fetch = pinnedFetch({ ca: readFileSync(caPath, 'utf8') });
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     for (let i = 0; i < 20; i++) assert.is((await fetch(`${url}/api/v1/namespaces/default/pods`, { headers })).status, 200);
 
@@ -31,7 +34,7 @@ test('server and agent print their shutdown on SIGTERM, exit 0, and warn of no l
       watching.abort();
     }
 
-    const agent = new FlotillaProcess(['agent', '--server', url, '--token', token, '--simulate', '2', '--name', `quit${process.pid}`, '--data', join(dir, 'agent')], { FLOTILLA_LOG_LEVEL: 'info' });
+    const agent = new FlotillaProcess(['agent', '--server', url, '--token', token, '--ca', caPath, '--simulate', '2', '--name', `quit${process.pid}`, '--data', join(dir, 'agent')], { FLOTILLA_LOG_LEVEL: 'info' });
     processes.push(agent);
     await eventually('both hollow nodes Ready', async () => {
       const list = await (await fetch(`${url}/api/v1/nodes`, { headers })).json() as { items: { status?: { conditions?: { type: string; status: string }[] } }[] };

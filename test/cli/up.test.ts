@@ -13,7 +13,7 @@ test('without Docker, up serves the API, configures the CLI and says there is no
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-up-'));
   const up = startUp(dir, { HOME: join(dir, 'home'), DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}` });
   try {
-    await up.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 60_000);
+    await up.waitFor(/listening on https:\/\/127\.0\.0\.1:\d+/, 60_000);
     await up.waitFor(/no local agent/, 60_000);
     // Not a terminal: the server logs pino's JSON records, one a line, as the agent does.
     const records = up.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level?: number; component?: string; msg?: string });
@@ -40,7 +40,7 @@ test('up makes its local agent a join token of its own (not the admin token), ke
     for (let start = 1; start <= 2; start++) {
       const up = startUp(dir, env);
       try {
-        await up.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/, 60_000);
+        await up.waitFor(/listening on https:\/\/127\.0\.0\.1:\d+/, 60_000);
         assert.is(agentTokens(), 1, `start ${start}: one join token for the local agent`);
       } finally {
         await up.stop();

@@ -16,9 +16,9 @@ setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-backup-'));
   original = new ServerProcess(join(dir, 'orig'), '127.0.0.1');
   await original.start();
-  api = new ApiClient(original.url, original.token);
+  api = new ApiClient(original.url, original.token, { tls: original.tls });
   for (let i = 0; i < 20; i++) await api.request('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `keep-${i}` }, data: { i: String(i) } });
-  env = { FLOTILLA_SERVER: original.url, FLOTILLA_TOKEN: original.token, HOME: join(dir, 'home') };
+  env = { ...original.cliEnv, HOME: join(dir, 'home') };
 }, async () => {
   api?.close();
   await original?.kill('SIGTERM');
@@ -26,7 +26,7 @@ setUp(test, async () => {
 });
 
 async function names(server: ServerProcess, token: string): Promise<string[]> {
-  const c = new ApiClient(server.url, token);
+  const c = new ApiClient(server.url, token, { tls: server.tls });
   try {
     return (await c.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps')).items.map((o) => o.metadata.name);
   } finally { c.close(); }
@@ -46,7 +46,7 @@ test('backup writes a file; restore makes a new cluster with the same objects an
     await restored.start();
     const have = await names(restored, restored.token);
     for (let i = 0; i < 20; i++) assert.ok(have.includes(`keep-${i}`), `keep-${i} restored`);
-    const c = new ApiClient(restored.url, restored.token);
+    const c = new ApiClient(restored.url, restored.token, { tls: restored.tls });
     const created = await c.request<{ metadata: { resourceVersion: string } }>('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'new-one' } });
     assert.ok(Number(created.metadata.resourceVersion) > oldRv, 'revisions continue after the restored state');
     const st = await c.request<{ members: { id: number }[] }>('GET', '/cluster/status');

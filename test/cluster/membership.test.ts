@@ -20,7 +20,7 @@ async function withCluster(n: number, body: (servers: ServerProcess[], token: st
   try {
     for (let i = 0; i < n; i++) {
       const host = `127.0.0.${i + 1}`;
-      const s = new ServerProcess(join(dir, `m${i}`), host, 0, i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.clusterSecret]);
+      const s = new ServerProcess(join(dir, `m${i}`), host, 0, i === 0 ? [] : ['--join', servers[0]!.url, '--token', servers[0]!.serverToken]);
       servers.push(s);
       await s.start();
     }
@@ -32,7 +32,7 @@ async function withCluster(n: number, body: (servers: ServerProcess[], token: st
 }
 
 async function status(s: ServerProcess, token: string): Promise<Status> {
-  const c = new ApiClient(s.url, token, 5_000);
+  const c = new ApiClient(s.url, token, { tls: s.tls, timeoutMs: 5_000 });
   try { return await c.request<Status>('GET', '/cluster/status'); } finally { c.close(); }
 }
 
@@ -49,7 +49,7 @@ test('removing the only voter is refused with the reason, and the member and its
       const st = await status(only!, token);
       return st.members[0]?.peerUrl === only!.url ? st.memberId : undefined;
     });
-    const r = runCli(['cluster', 'remove', String(self), '--server', only!.url, '--token', token], {});
+    const r = runCli(['cluster', 'remove', String(self), '--server', only!.url, '--token', token, '--ca', only!.caPath], {});
     assert.is(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`member ${self} was not removed, nothing was changed: raft proposal dropped: removing ${self} would leave no voter`));
     const after = await status(only!, token);
@@ -68,13 +68,13 @@ test('a removal asked of a follower answers only once it is done: out of the con
     const leader = servers.find((s) => s.url === st.members.find((m) => m.id === st.leader)!.peerUrl)!;
     const [asked, victim] = servers.filter((s) => s !== leader) as [ServerProcess, ServerProcess];
     const victimId = st.members.find((m) => m.peerUrl === victim.url)!.id;
-    const r = runCli(['cluster', 'remove', String(victimId), '--server', asked.url, '--token', token], {});
+    const r = runCli(['cluster', 'remove', String(victimId), '--server', asked.url, '--token', token, '--ca', asked.caPath], {});
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.is(r.stdout, `member ${victimId} removed\n`);
     // No waiting: the answer came after the change was applied on the leader.
     const after = await status(leader, token);
     assert.equal(after.members.map((m) => m.id).sort(), st.members.map((m) => m.id).filter((id) => id !== victimId).sort());
-    const again = runCli(['cluster', 'remove', String(victimId), '--server', asked.url, '--token', token], {});
+    const again = runCli(['cluster', 'remove', String(victimId), '--server', asked.url, '--token', token, '--ca', asked.caPath], {});
     assert.is(again.code, 1);
     assert.match(again.stderr, new RegExp(`member ${victimId} is not in the cluster`));
     await leader.kill('SIGTERM');

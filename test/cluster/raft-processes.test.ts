@@ -23,11 +23,11 @@ setUp(test, async () => {
   await first.start();
   adminToken = first.token;
   for (let i = 1; i < 3; i++) {
-    const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, 0, ['--join', first.url, '--token', first.clusterSecret]);
+    const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, 0, ['--join', first.url, '--token', first.serverToken]);
     servers.push(s);
     await s.start();
   }
-  clients.push(...servers.map((s) => new ApiClient(s.url, adminToken, 5_000)));
+  clients.push(...servers.map((s) => new ApiClient(s.url, adminToken, { tls: s.tls, timeoutMs: 5_000 })));
 }, async () => {
   for (const c of clients) c.close();
   for (const s of servers) await s.kill('SIGTERM');
@@ -88,7 +88,7 @@ test('three servers form one cluster: one leader, three voters, any member answe
   assert.ok(st.leader !== 0);
   const views = await Promise.all([0, 1, 2].map(status));
   assert.equal(new Set(views.map((v) => v.leader)).size, 1, 'all members agree on the leader');
-  const cliStatus = runCli(['cluster', 'status', '--server', servers[1]!.url, '--token', adminToken], {});
+  const cliStatus = runCli(['cluster', 'status', '--server', servers[1]!.url, '--token', adminToken, '--ca', servers[1]!.caPath], {});
   assert.is(cliStatus.code, 0, cliStatus.stderr);
   assert.match(cliStatus.stdout, /^MEMBER\s+ROLE\s+LEADER\s+MATCH\s+HEALTHY\s+URL$/m);
   assert.is((cliStatus.stdout.match(/ voter /g) ?? []).length, 3);
@@ -99,7 +99,7 @@ test('three servers form one cluster: one leader, three voters, any member answe
 test('cluster transfer hands leadership to another voter', async () => {
   const before = await status(0);
   const target = before.members.find((m) => m.id !== before.leader && m.role === 'voter')!;
-  const r = runCli(['cluster', 'transfer', String(target.id), '--server', servers[2]!.url, '--token', adminToken], {});
+  const r = runCli(['cluster', 'transfer', String(target.id), '--server', servers[2]!.url, '--token', adminToken, '--ca', servers[2]!.caPath], {});
   assert.is(r.code, 0, r.stderr);
   const after = await eventually('the new leader', async () => { const s = await status(0); return s.leader === target.id ? s : undefined; });
   assert.is(after.leader, target.id);
@@ -150,7 +150,7 @@ test('a follower killed and restarted from an old copy of its data catches up', 
 test('cluster remove takes a member out; the other two keep taking writes', async () => {
   const st = await status(0);
   const victim = st.members.find((m) => m.id !== st.leader)!;
-  const r = runCli(['cluster', 'remove', String(victim.id), '--server', servers[0]!.url, '--token', adminToken], {});
+  const r = runCli(['cluster', 'remove', String(victim.id), '--server', servers[0]!.url, '--token', adminToken, '--ca', servers[0]!.caPath], {});
   assert.is(r.code, 0, r.stderr);
   const after = await eventually('two voters', async () => {
     const s = await status([0, 1, 2].find((i) => servers[i]!.url !== victim.peerUrl)!);
@@ -159,7 +159,7 @@ test('cluster remove takes a member out; the other two keep taking writes', asyn
   assert.not.ok(after.members.some((m) => m.id === victim.id));
   const live = [0, 1, 2].find((i) => servers[i]!.url !== victim.peerUrl)!;
   await clients[live]!.request('POST', '/api/v1/namespaces/default/configmaps', cm('after-remove'));
-  const bad = runCli(['cluster', 'remove', 'abc', '--server', servers[live]!.url, '--token', adminToken], {});
+  const bad = runCli(['cluster', 'remove', 'abc', '--server', servers[live]!.url, '--token', adminToken, '--ca', servers[live]!.caPath], {});
   assert.is(bad.code, 2);
 });
 
@@ -170,11 +170,11 @@ test('a member joining after the log was compacted is brought up by a streamed s
   let lc: ApiClient | undefined;
   try {
     await small.start();
-    c = new ApiClient(small.url, small.token, 5_000);
+    c = new ApiClient(small.url, small.token, { tls: small.tls, timeoutMs: 5_000 });
     for (let i = 0; i < 150; i++) await c.request('POST', '/api/v1/namespaces/default/configmaps', cm(`snap-${i}`));
-    late = new ServerProcess(join(dir, 's1'), '127.0.0.5', 0, ['--join', small.url, '--token', small.clusterSecret, '--snapshot-every', '40']);
+    late = new ServerProcess(join(dir, 's1'), '127.0.0.5', 0, ['--join', small.url, '--token', small.serverToken, '--snapshot-every', '40']);
     await late.start();
-    lc = new ApiClient(late.url, small.token, 5_000);
+    lc = new ApiClient(late.url, small.token, { tls: late.tls, timeoutMs: 5_000 });
     const names = await eventually('the snapshot to arrive', async () => {
       const list = await lc!.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/namespaces/default/configmaps?consistency=stale&labelSelector=load%3Dyes');
       const have = list.items.filter((o) => o.metadata.name.startsWith('snap-'));

@@ -6,7 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApiClient, ApiClientError } from '../../client/client.js';
+import { ApiClient, ApiClientError, pinnedFetch, type ClientTls } from '../../client/client.js';
+import { caHash } from '../../client/pki.js';
+import { formatClusterToken } from '../../client/tokens.js';
 import type { ControllerSettings } from '../../server/controllers/controller.js';
 import { run as runServer } from '../../server/run.js';
 import { StopWaiting, eventually } from '../support/eventually.js';
@@ -64,7 +66,8 @@ export class HollowAgent {
   }
 
   #spawn(): FlotillaProcess {
-    return new FlotillaProcess(['agent', '--server', this.cluster.url, '--token', this.cluster.token, '--data', this.dataDir,
+    // The admin token with the CA hash in front: the agent checks the CA at /cacerts before it sends the token.
+    return new FlotillaProcess(['agent', '--server', this.cluster.url, '--token', formatClusterToken(caHash(this.cluster.tls.ca), this.cluster.token), '--data', this.dataDir,
       '--simulate', String(this.count), '--name', this.prefix, '--listen', '127.0.0.1:0']);
   }
 }
@@ -105,6 +108,15 @@ export class E2eCluster {
 
   constructor(readonly options: ClusterOptions = {}) {}
 
+  /** The cluster CA file of the server (there once it started). */
+  get caPath(): string {
+    return join(this.dir, 'server', 'pki', 'ca.crt');
+  }
+
+  get tls(): ClientTls {
+    return { ca: readFileSync(this.caPath, 'utf8') };
+  }
+
   /** Starts the server on a port it picks itself (port 0) and learns the URL from it. */
   async start(): Promise<this> {
     this.dir = mkdtempSync(join(tmpdir(), 'flotilla-e2e-'));
@@ -124,10 +136,16 @@ export class E2eCluster {
         if (!this.server.alive) throw new StopWaiting(`flotilla server exited: ${this.server.output}`);
         this.url ||= listeningUrl(this.server.output) ?? '';
       }
-      return this.url !== '' && (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5_000) })).ok;
+      if (this.url === '') return false;
+      const probe = pinnedFetch(this.tls, 1);
+      try {
+        return (await probe(`${this.url}/readyz`, { signal: AbortSignal.timeout(5_000) })).ok;
+      } finally {
+        probe.close();
+      }
     }, { limitMs: 60_000, everyMs: 100 });
     this.token = readFileSync(join(data, 'admin-token'), 'utf8').trim();
-    this.client = new ApiClient(this.url, this.token, 15_000);
+    this.client = new ApiClient(this.url, this.token, { tls: this.tls, timeoutMs: 15_000 });
     return this;
   }
 
@@ -164,7 +182,7 @@ export class E2eCluster {
   /** Runs the CLI against this cluster; resolves with its exit code and output. */
   cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = ownChild(spawn(process.execPath, [cliEntry, ...args, '--server', this.url, '--token', this.token], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: this.dir } }));
+      const child = ownChild(spawn(process.execPath, [cliEntry, ...args, '--server', this.url, '--token', this.token, '--ca', this.caPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: this.dir } }));
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => { stdout += d; });

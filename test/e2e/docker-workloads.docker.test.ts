@@ -34,7 +34,7 @@ async function runningApps(): Promise<Array<{ id: string; pod: string }>> {
 
 setUp(test, async () => {
   await cluster.start();
-  agent = new FlotillaProcess(['agent', '--server', cluster.url, '--token', cluster.token, '--data', join(cluster.dir, 'agent'),
+  agent = new FlotillaProcess(['agent', '--server', cluster.url, '--token', cluster.token, '--ca', cluster.caPath, '--data', join(cluster.dir, 'agent'),
     '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1']);
   await cluster.nodesReady([NODE], 60_000).catch((err: Error) => { throw new Error(`${err.message}; agent output: ${agent?.output}`); });
 }, async () => {

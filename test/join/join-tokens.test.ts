@@ -1,4 +1,4 @@
-// Join tokens, proofs of membership, the advertisement document and server location, against one real server
+// Join tokens, proofs of the CA key, the advertisement document and server location, against one real server
 // (server/run.ts in this process, loopback, mDNS off) and the CLI command modules.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type ServerInfo } from '../../server/run.js';
 import { createStaticDiscovery } from '../../discovery/static.js';
-import { PROOF_PATH, clusterFingerprint, locateServers, verifyServer } from '../../discovery/locate.js';
+import { PROOF_PATH, caFingerprint, locateServers, verifyServer } from '../../discovery/locate.js';
+import { pinnedFetch } from '../../client/client.js';
+import { formatClusterToken, parseClusterToken } from '../../client/tokens.js';
 import { parseArgs } from '../../cli/args.js';
 import type { CliCommand, Io } from '../../cli/command.js';
 import { parseDuration, tokenCommand } from '../../cli/token.js';
@@ -19,6 +21,7 @@ let running: Promise<void> | undefined;
 let info!: ServerInfo;
 let admin!: string;
 let secret!: string;
+let fetch!: ReturnType<typeof pinnedFetch>;
 setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-join-'));
   info = await new Promise<ServerInfo>((resolve, reject) => {
@@ -27,7 +30,9 @@ setUp(test, async () => {
   });
   admin = info.adminToken!;
   secret = readFileSync(join(dir, 'data', 'cluster-secret'), 'utf8').trim();
+  fetch = pinnedFetch({ ca: info.caPem });
 }, async () => {
+  fetch?.close();
   stop.abort();
   await running;
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -44,16 +49,17 @@ async function api(method: string, path: string, token: string | undefined, body
 async function cli(command: CliCommand, argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const io: Io = { out: (t) => { out += t; }, err: (t) => { err += t; }, env: { FLOTILLA_SERVER: info.url, FLOTILLA_TOKEN: admin, HOME: dir }, readStdin: () => '', isTty: false };
+  const io: Io = { out: (t) => { out += t; }, err: (t) => { err += t; }, env: { FLOTILLA_SERVER: info.url, FLOTILLA_TOKEN: admin, FLOTILLA_CA: join(dir, 'data', 'pki', 'ca.crt'), HOME: dir }, readStdin: () => '', isTty: false };
   const code = await command.run(parseArgs(argv, command.flags), io, new AbortController().signal);
   return { code, out, err };
 }
 
-test('a join token is shown once, authenticates as a node, is listed without its digest, and stops working when revoked', async () => {
+test('a join token is shown once with the CA hash, authenticates as a node by its credential, is listed without its digest, and stops working when revoked', async () => {
   const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, { ttlSeconds: 3600, description: 'shelf pis' });
   assert.is(created.status, 201);
-  const token = created.json.token as string;
-  assert.match(token, /^flt1\.[a-z0-9]{10}\.[A-Za-z0-9_-]{32}$/);
+  const full = created.json.token as string;
+  assert.match(full, new RegExp(`^FLT1${info.caHash}::flt1\\.[a-z0-9]{10}\\.[A-Za-z0-9_-]{32}$`));
+  const token = parseClusterToken(full).credential;
   assert.ok(Date.parse(created.json.expires as string) > Date.now());
 
   const asNode = await api('GET', '/api/v1/nodes', token);
@@ -84,51 +90,49 @@ test('bad create requests are refused naming the field', async () => {
   assert.match(extra.json.message as string, /unknown field "ttl"/);
 });
 
-test('the server proves it knows a join token and the cluster secret, without authentication; a wrong token fails the check', async () => {
+test('the server proves it holds the CA its tokens pin, without authentication; another CA hash fails the check, naming both', async () => {
   const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, {});
-  const token = created.json.token as string;
   assert.is(created.json.expires, undefined, 'no ttl: never expires');
-  assert.is(await verifyServer(info.url, token), info.clusterId);
-  assert.is(await verifyServer(info.url, secret, { expectedClusterId: info.clusterId }), info.clusterId);
+  const pin = { caHash: parseClusterToken(created.json.token as string).caHash };
+  assert.equal(await verifyServer(info.url, pin, { purpose: 'agent-join' }), { clusterId: info.clusterId, caPem: info.caPem });
+  assert.equal(await verifyServer(info.url, pin, { purpose: 'server-join', expectedClusterId: info.clusterId }), { clusterId: info.clusterId, caPem: info.caPem });
+  assert.equal(await verifyServer(info.url, { clusterSecret: secret }, { purpose: 'server-join' }), { clusterId: info.clusterId, caPem: info.caPem });
 
-  const forged = `${token.slice(0, -4)}AAAA`;
+  const other = 'ab'.repeat(32);
   try {
-    await verifyServer(info.url, forged);
-    assert.unreachable('a token with a wrong secret passed');
+    await verifyServer(info.url, { caHash: other }, { purpose: 'agent-join' });
+    assert.unreachable('a token pinning another CA passed');
   } catch (err) {
-    assert.match((err as Error).message, /does not know the join token/);
+    assert.is((err as Error).message, `the server at ${info.url} presents CA sha256:${info.caHash}, the token pins sha256:${other}: wrong cluster or a man in the middle`);
   }
   try {
-    await verifyServer(info.url, 'flt1.zzzzzzzzzz.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'.slice(0, 48));
-    assert.unreachable('an unknown token id passed');
-  } catch (err) {
-    assert.match((err as Error).message, /does not know join token zzzzzzzzzz/);
-  }
-  try {
-    await verifyServer(info.url, 'not-the-cluster-secret-at-all');
+    await verifyServer(info.url, { clusterSecret: 'not-the-cluster-secret-at-all-0123456789' }, { purpose: 'server-join' });
     assert.unreachable('a wrong cluster secret passed');
   } catch (err) {
     assert.match((err as Error).message, /does not hold the cluster secret/);
   }
   try {
-    await verifyServer(info.url, secret, { expectedClusterId: 'another-cluster' });
+    await verifyServer(info.url, pin, { purpose: 'agent-join', expectedClusterId: 'another-cluster' });
     assert.unreachable('a cluster id mismatch passed');
   } catch (err) {
     assert.match((err as Error).message, /advertises cluster another-cluster/);
   }
-  const badNonce = await fetch(`${info.url}${PROOF_PATH}?token-id=cluster&nonce=short`);
+  const badNonce = await fetch(`${info.url}${PROOF_PATH}?purpose=agent-join&nonce=short`);
   assert.is(badNonce.status, 400);
+  const otherChannel = await fetch(`${info.url}${PROOF_PATH}?purpose=agent-join&nonce=${'n'.repeat(24)}&cert-sha256=${'0'.repeat(64)}`);
+  assert.is(otherChannel.status, 400, 'no proof for a certificate the server does not present');
+  assert.match(((await otherChannel.json()) as { message: string }).message, /not the certificate this server presents/);
 });
 
-test('the advertisement document names the cluster, the member and the fingerprint of the secret', async () => {
+test('the advertisement document names the cluster, the member and the CA hash, never the secret', async () => {
   const res = await fetch(`${info.url}/.well-known/flotilla`);
   assert.is(res.status, 200);
   const ad = (await res.json()) as Record<string, unknown>;
-  assert.equal(ad, { clusterId: info.clusterId, role: 'server', id: String(info.memberId), apiUrl: info.url, fingerprint: clusterFingerprint(secret) });
+  assert.equal(ad, { clusterId: info.clusterId, role: 'server', id: String(info.memberId), apiUrl: info.url, fingerprint: caFingerprint(info.caHash) });
   assert.not.ok(JSON.stringify(ad).includes(secret));
 });
 
-test('locateServers verifies servers from a static list, refuses a wrong token with the reason, and sends requests to a verified server', async () => {
+test('locateServers verifies servers from a static list and learns their CA; a token pinning another CA is refused with the reason', async () => {
   const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, {});
   const token = created.json.token as string;
   const ac = new AbortController();
@@ -136,18 +140,18 @@ test('locateServers verifies servers from a static list, refuses a wrong token w
     const discovery = createStaticDiscovery({ urls: [info.url], refreshMs: 200 });
     const locator = locateServers(token, { discovery }, ac.signal);
     assert.is(await locator.waitForServer(30_000), info.url);
-    // The client's own base URL is a placeholder: the locator's fetch replaces its origin.
-    const res = await locator.fetch('http://flotilla.invalid/api/v1/nodes', { headers: { authorization: `Bearer ${token}` } });
-    assert.is(res.status, 200);
+    assert.is(locator.ca(), info.caPem);
 
-    const wrong = locateServers(`${token.slice(0, -4)}AAAA`, { discovery: createStaticDiscovery({ urls: [info.url], refreshMs: 200 }) }, ac.signal);
+    const other = formatClusterToken('ab'.repeat(32), parseClusterToken(token).credential);
+    const wrong = locateServers(other, { discovery: createStaticDiscovery({ urls: [info.url], refreshMs: 200 }) }, ac.signal);
     try {
       await wrong.waitForServer(1500);
       assert.unreachable('a wrong token located a server');
     } catch (err) {
-      assert.match((err as Error).message, /no server proved it knows join token [a-z0-9]{10}; refused: .*does not know the join token/);
+      assert.match((err as Error).message, /no server proved it holds the cluster CA sha256:(ab)+ that the token pins; refused: .*presents CA sha256:[0-9a-f]{64}, the token pins sha256:(ab)+: wrong cluster or a man in the middle/);
     }
     assert.equal(wrong.servers(), []);
+    assert.throws(() => locateServers(parseClusterToken(token).credential, { discovery }, ac.signal), /the token carries no cluster CA hash/);
   } finally {
     ac.abort();
   }
@@ -157,8 +161,8 @@ test('flotilla token create, list and revoke', async () => {
   const created = await cli(tokenCommand, ['create', '--ttl', '2h', '--description', 'from the cli']);
   assert.is(created.code, 0, created.err);
   const token = created.out.trim();
-  assert.match(token, /^flt1\./);
-  const id = token.split('.')[1]!;
+  assert.match(token, new RegExp(`^FLT1${info.caHash}::flt1\\.`));
+  const id = parseClusterToken(token).credential.split('.')[1]!;
   assert.match(created.err, /expires/);
   const list = await cli(tokenCommand, ['list']);
   assert.match(list.out, new RegExp(`^${id}\\s+join\\s+<none>\\s+<none>\\s+\\S+\\s+\\S+\\s+from the cli$`, 'm'));

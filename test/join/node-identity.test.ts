@@ -3,11 +3,13 @@
 import { ANNOTATION_NODE_KEY } from '../../api-types/index.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, statSync, chmodSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verify, createPublicKey } from 'node:crypto';
-import { NODE_KEY_FILE, checkRegisteredNode, loadNodeIdentity, withNodeKey } from '../../node-agent/identity.js';
+import { createPrivateKey } from 'node:crypto';
+import { NODE_KEY_FILE, NODE_PKI_DIR, checkRegisteredNode, loadNodeIdentity, withNodeKey } from '../../node-agent/identity.js';
+import { certificateInfo, createCsr } from '../../client/pki.js';
+import { ClusterCa } from '../../server/pki/ca.js';
 import { admitNodeKey } from '../../server/tokens/node-identity.js';
 import { StoreError } from '../../server/store/types.js';
 import { parseArgs } from '../../cli/args.js';
@@ -17,33 +19,44 @@ import { agentInstallCommand, ENV_PATH, UNIT_PATH } from '../../cli/agent-instal
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-identity-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('the node key is made once, mode 0600, and stays the same across restarts; its signatures verify', () => {
+test('the node key is made once, an ECDSA P-256 key of mode 0600 in pki/, and stays the same across restarts', async () => {
   const data = join(dir, 'agent');
-  const first = loadNodeIdentity(data);
-  assert.is(statSync(join(data, NODE_KEY_FILE)).mode & 0o777, 0o600);
-  const again = loadNodeIdentity(data);
+  const first = await loadNodeIdentity(data);
+  const file = join(data, NODE_PKI_DIR, NODE_KEY_FILE);
+  assert.is(statSync(file).mode & 0o777, 0o600);
+  const key = createPrivateKey(readFileSync(file, 'utf8'));
+  assert.is(key.asymmetricKeyType, 'ec');
+  assert.is(key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  const again = await loadNodeIdentity(data);
   assert.is(again.fingerprint, first.fingerprint);
-  assert.match(first.fingerprint, /^ed25519:[A-Za-z0-9_-]{43}$/);
-  const other = loadNodeIdentity(join(dir, 'reimaged'));
+  assert.match(first.fingerprint, /^sha256:[0-9a-f]{64}$/);
+  const other = await loadNodeIdentity(join(dir, 'reimaged'));
   assert.is.not(other.fingerprint, first.fingerprint, 'a new data dir is a new machine');
-  const sig = first.sign('hello');
-  assert.ok(verify(null, Buffer.from('hello'), createPublicKey(first.publicKeyPem), Buffer.from(sig, 'base64url')));
+  // The key of its certificates: what the servers bind the node name to.
+  const csr = await createCsr(first.keys, { commonName: 'x' });
+  const ca = await ClusterCa.create('identity-test');
+  const cert = await ca.signCsr(csr, { commonName: 'x' }, { usage: 'client' });
+  assert.is(certificateInfo(cert).publicKeySha256, first.publicKeySha256);
 });
 
-test('a key file readable by others, or not a key, is refused naming the file', () => {
+test('a key file readable by others, or not a key, is refused naming the file', async () => {
   const data = join(dir, 'loose');
-  loadNodeIdentity(data);
-  chmodSync(join(data, NODE_KEY_FILE), 0o644);
-  assert.throws(() => loadNodeIdentity(data), /readable by its owner only \(chmod 600/);
+  await loadNodeIdentity(data);
+  const file = join(data, NODE_PKI_DIR, NODE_KEY_FILE);
+  chmodSync(file, 0o644);
+  await loadNodeIdentity(data).then(() => assert.unreachable('loaded'), (err: Error) => assert.match(err.message, /readable by its owner only \(chmod 600/));
+  chmodSync(file, 0o600);
+  writeFileSync(file, 'not a key');
+  await loadNodeIdentity(data).then(() => assert.unreachable('loaded'), (err: Error) => assert.ok(err.message.startsWith(`${file}: not a PEM ECDSA P-256 private key`), err.message));
 });
 
-test('the Node registers with its key; a Node held by another key is reported with the replace command', () => {
-  const me = loadNodeIdentity(join(dir, 'agent'));
+test('the Node registers with its key; a Node held by another key is reported with the replace command', async () => {
+  const me = await loadNodeIdentity(join(dir, 'agent'));
   const node = withNodeKey({ metadata: { name: 'pi-4', annotations: { keep: 'me' } } }, me);
   assert.equal(node.metadata.annotations, { keep: 'me', [ANNOTATION_NODE_KEY]: me.fingerprint });
   checkRegisteredNode(node, me);
   checkRegisteredNode({ metadata: { name: 'pi-4' } }, me);
-  const other = loadNodeIdentity(join(dir, 'reimaged'));
+  const other = await loadNodeIdentity(join(dir, 'reimaged'));
   assert.throws(() => checkRegisteredNode(node, other), /flotilla node replace pi-4/);
 });
 

@@ -19,7 +19,7 @@ test('an agent join token: exit 1, "agent join token", which token a server need
   await withDataDir((dataDir) => {
     const r = server(dataDir, '--join', 'auto', '--token', newJoinToken().token);
     assert.is(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stderr, /^flotilla: --token is an agent join token \(flt1\.[a-z0-9]{10}\.…\).*a server joins with the cluster secret: the contents of <data>\/cluster-secret on any member/m);
+    assert.match(r.stderr, /^flotilla: --token is an agent join token \(flt1\.[a-z0-9]{10}\.…\).*a server joins with the server token \(FLT1<CA hash>::server:<secret>\) that every member prints at start/m);
     assert.not.ok(existsSync(join(dataDir, 'cluster.json')), 'no cluster was formed');
   });
 });
@@ -30,7 +30,7 @@ test('a token without --join: exit 1 pointing at --cluster-init; --cluster-init 
     assert.is(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /a server given a token only joins .*add --cluster-init/);
     assert.not.ok(existsSync(join(dataDir, 'cluster.json')), 'no cluster was formed');
-    const both = server(dataDir, '--cluster-init', '--join', 'http://127.0.0.1:1', '--token', 'a-cluster-secret-of-some-length');
+    const both = server(dataDir, '--cluster-init', '--join', 'https://127.0.0.1:1', '--token', 'a-cluster-secret-of-some-length');
     assert.is(both.code, 2, both.stdout + both.stderr);
     assert.match(both.stderr, /--cluster-init forms a new cluster and --join URL joins one/);
   });

@@ -3,7 +3,7 @@
 // (hollow nodes, no --server) on h4 and h5. The suite checks, in order, on the same cluster:
 // - both agents find the servers by mDNS with only a join token and register Ready nodes; a Deployment spreads
 //   across them;
-// - an agent with a wrong join token is refused with a message naming the token;
+// - an agent whose token pins another CA is refused with a message naming both hashes;
 // - h5's cable is pulled: its pods are replaced on h4 after the grace period and eviction delay, and once the
 //   cable is back there are exactly as many pods as replicas (the evicted ones are not resurrected);
 // - the server h4's agent talks to is killed: the agent carries on through another server (its nodes stay
@@ -17,10 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
 import { apiRequest, median, reportFigure } from './lab-api.js';
+import { formatClusterToken, parseClusterToken } from '../../client/tokens.js';
 import { StopWaiting, eventually } from '../support/eventually.js';
 
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
-const SECRET = 'lab-fleet-secret-0123456789';
+const SECRET = 'lab-fleet-secret-Q7x9Lm2Pz4Kv8Rt6Wn3Yb5';
 const PORT = 7400;
 const GRACE_MS = 3_000;
 const EVICTION_DELAY_MS = 5_000;
@@ -43,8 +44,10 @@ let joinToken = '';
 /** A server host that is up: API requests are made from it, to it. */
 let apiHost = 1;
 
-const url = (host: number) => `http://${lab!.host(host).address}:${PORT}`;
-const api = (method: string, path: string, body?: unknown, contentType?: string) => apiRequest(lab!, apiHost, method, `${url(apiHost)}${path}`, adminToken, body, contentType);
+const url = (host: number) => `https://${lab!.host(host).address}:${PORT}`;
+/** The cluster CA: every member holds the same one. */
+const caFile = () => join(dir, 'h1', 'pki', 'ca.crt');
+const api = (method: string, path: string, body?: unknown, contentType?: string) => apiRequest(lab!, apiHost, method, `${url(apiHost)}${path}`, { token: adminToken, caFile: caFile() }, body, contentType);
 
 function flotilla(host: number, args: string[]): LabProcess {
   return lab!.spawn(host, process.execPath, ['--enable-source-maps', CLI, ...args]);
@@ -102,7 +105,7 @@ test('three servers started with --cluster-init --join auto form one cluster', a
     return r.code === 201 ? r : undefined;
   }, { limitMs: BOUND_MS, everyMs: 100 });
   joinToken = created.json.token as string;
-  assert.match(joinToken, /^flt1\./);
+  assert.match(joinToken, /^FLT1[0-9a-f]{64}::flt1\./);
 });
 
 const startSamples: number[] = [];
@@ -150,11 +153,11 @@ test('a Deployment runs across both agents', async () => {
   assert.ok(pods.some(onAgent('h4')) && pods.some(onAgent('h5')), `pods on both agents: ${describe(pods)}`);
 });
 
-test('an agent with a wrong join token is refused with a message naming the token', async () => {
-  const wrong = `${joinToken.slice(0, -4)}${joinToken.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
+test('an agent whose token pins another CA is refused with a message naming both hashes', async () => {
+  const wrong = formatClusterToken('ab'.repeat(32), parseClusterToken(joinToken).credential);
   const agent = startAgent(6, 'wrong', 1, wrong);
-  const output = await agent.waitFor(/locate: ignoring .* of cluster \S+\): .*join token/, BOUND_MS);
-  assert.match(output, /does not know (the )?join token/);
+  const output = await agent.waitFor(/locate: ignoring .* of cluster \S+\): .*the token pins/, BOUND_MS);
+  assert.match(output, /presents CA sha256:[0-9a-f]{64}, the token pins sha256:(ab){32}: wrong cluster or a man in the middle/);
   assert.not.ok((await readyNodes())?.has('wrong-0'), 'no node registered with a wrong token');
   agent.kill('SIGTERM');
   await agent.exited();

@@ -13,7 +13,7 @@ import { StopWaiting, eventually } from '../support/eventually.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
-const SECRET = 'lab-agents-secret-0123456789';
+const SECRET = 'lab-agents-secret-Q7x9Lm2Pz4Kv8Rt6Wn3Yb5';
 const PORT = 7400;
 const HOLLOW = 3;
 const BOUND_MS = 60_000;
@@ -22,12 +22,12 @@ const dir = mkdtempSync(join(tmpdir(), 'flotilla-lab-agents-'));
 let lab: Lab | undefined;
 test.after(async () => { await lab?.destroy(); rmSync(dir, { recursive: true, force: true }); });
 
-const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, token, body);
+const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, { token, caFile: join(dir, 'h1', 'pki', 'ca.crt') }, body);
 const within = <T>(what: string, probe: () => Promise<T | undefined>) => eventually(what, probe, { limitMs: BOUND_MS, everyMs: 100 });
 
 test('hollow agents with only a join token find the server by mDNS, become Ready, and run a Deployment', async () => {
   lab = await createLab({ hosts: 2, prefix: 'fl-lab-agents', subnet: '10.79.0' });
-  const api = `http://${lab.host(1).address}:${PORT}`;
+  const api = `https://${lab.host(1).address}:${PORT}`;
   const server = lab.spawn(1, process.execPath, [SERVER, '--data', join(dir, 'h1'), '--listen', `${lab.host(1).address}:${PORT}`, '--cluster-init', '--token', SECRET]);
   await server.waitFor(/^ready /m, BOUND_MS);
   const admin = readFileSync(join(dir, 'h1', 'admin-token'), 'utf8').trim();

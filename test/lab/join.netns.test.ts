@@ -1,8 +1,8 @@
 // Servers that find each other: three servers in three hosts, all started with --cluster-init --join auto and
-// the same secret, no address given, form ONE cluster, while a fourth host advertises an impostor with the cluster's
-// fingerprint. Then the leader's cable is pulled: a new leader is elected, writes continue, and after the
-// cable is back the old leader has stepped down and caught up with nothing acknowledged lost. An agent with a
-// wrong token finds no server it may trust; one with a valid token finds the three and not the impostor.
+// the same secret, no address given, form ONE cluster, while a fourth host advertises an impostor as a formed
+// server. Then the leader's cable is pulled: a new leader is elected, writes continue, and after the
+// cable is back the old leader has stepped down and caught up with nothing acknowledged lost. An agent whose
+// token pins another CA finds no server it may trust; one with a valid token finds the three and not the impostor.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
 import { apiRequest, reportFigure } from './lab-api.js';
 import { eventually } from '../support/eventually.js';
-import { clusterFingerprint } from '../../discovery/locate.js';
+import { caFingerprint } from '../../discovery/locate.js';
+import { formatClusterToken, parseClusterToken } from '../../client/tokens.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
 const LOCATE = new URL('../join/lab-locate.js', import.meta.url).pathname;
 const PEER = new URL('./discovery-peer.js', import.meta.url).pathname;
-const SECRET = 'lab-cluster-secret-0123456789';
+const SECRET = 'lab-cluster-secret-Q7x9Lm2Pz4Kv8Rt6Wn3Yb5';
 const PORT = 7400;
 // Bounds, not targets (the machine is noisy): the figures measured are printed.
 const START_MS = 30_000;
@@ -28,18 +29,21 @@ test.after(async () => { await lab?.destroy(); rmSync(dir, { recursive: true, fo
 
 interface Status { clusterId: string; memberId: number; role: string; leader: number; term: number; members: { id: number; role: string }[] }
 
-const url = (host: number) => `http://${lab!.host(host).address}:${PORT}`;
+const url = (host: number) => `https://${lab!.host(host).address}:${PORT}`;
 
-const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, token, body);
+let adminToken = '';
+/** Every member holds the one cluster CA; h1's is read once it has one. */
+const caFile = () => join(dir, 'h1', 'pki', 'ca.crt');
+const curl = (from: number, method: string, target: string, token: string, body?: unknown) => apiRequest(lab!, from, method, target, { token, caFile: caFile() }, body);
 
 const status = async (host: number): Promise<Status | undefined> => {
-  const r = await curl(host, 'GET', `${url(host)}/cluster/status`, SECRET);
+  const r = await curl(host, 'GET', `${url(host)}/cluster/status`, adminToken);
   return r.code === 200 ? (r.json as unknown as Status) : undefined;
 };
 
 test('three servers with --cluster-init --join auto form one cluster; failover on a cut; wrong token refused; impostor ignored', async () => {
   lab = await createLab({ hosts: 4, prefix: 'fl-lab-join', subnet: '10.78.0' });
-  const impostor = lab.spawn(4, process.execPath, [PEER, 'advertise', JSON.stringify({ clusterId: 'impostor', role: 'server', id: '666', apiUrl: `http://${lab.host(4).address}:${PORT}`, fingerprint: clusterFingerprint(SECRET) }), '30']);
+  const impostor = lab.spawn(4, process.execPath, [PEER, 'advertise', JSON.stringify({ clusterId: 'impostor', role: 'server', id: '666', apiUrl: `https://${lab.host(4).address}:${PORT}`, fingerprint: caFingerprint('0'.repeat(64)) }), '30']);
   await impostor.waitFor(/^ready$/m, START_MS);
 
   const started = Date.now();
@@ -50,15 +54,14 @@ test('three servers with --cluster-init --join auto form one cluster; failover o
   const clusterIds = ready.map((out) => /^ready (\S+) /m.exec(out)![1]);
   assert.is(new Set(clusterIds).size, 1, `one cluster, got ${clusterIds.join(', ')}`);
   assert.not.ok(servers.some((s) => /auto-join: joining cluster impostor/.test(s.output())), 'nobody joined the impostor');
+  const adminHost = [1, 2, 3].find((h) => existsSync(join(dir, `h${h}`, 'admin-token')));
+  assert.ok(adminHost, 'the member that formed the cluster holds the admin token');
+  adminToken = readFileSync(join(dir, `h${adminHost}`, 'admin-token'), 'utf8').trim();
   const views = await eventually('three voters', async () => {
     const all = await Promise.all([1, 2, 3].map(status));
     return all.every((s) => s && s.leader !== 0 && s.members.filter((m) => m.role === 'voter').length === 3) ? all as Status[] : undefined;
   }, { limitMs: START_MS, everyMs: 100 });
   reportFigure(`three servers formed one cluster in ${formedMs} ms`);
-
-  const adminHost = [1, 2, 3].find((h) => existsSync(join(dir, `h${h}`, 'admin-token')));
-  assert.ok(adminHost, 'the member that formed the cluster holds the admin token');
-  const adminToken = readFileSync(join(dir, `h${adminHost}`, 'admin-token'), 'utf8').trim();
 
   // Agents: a valid join token finds the three genuine servers; a wrong one is refused with the reason.
   const created = await curl(4, 'POST', `${url(1)}/apis/flotilla.io/v1/jointokens`, adminToken, { description: 'lab' });
@@ -67,9 +70,9 @@ test('three servers with --cluster-init --join auto form one cluster; failover o
   const good = await lab.exec(4, process.execPath, [LOCATE, token, '15000', '3'], { timeoutMs: 30_000 });
   assert.is(good.code, 0, good.stdout + good.stderr);
   assert.is(good.stdout.trim(), `servers ${[1, 2, 3].map(url).sort().join(',')}`);
-  const wrong = await lab.exec(4, process.execPath, [LOCATE, `${token.slice(0, -4)}AAAA`, '4000'], { timeoutMs: 30_000 });
+  const wrong = await lab.exec(4, process.execPath, [LOCATE, formatClusterToken('ab'.repeat(32), parseClusterToken(token).credential), '4000'], { timeoutMs: 30_000 });
   assert.is(wrong.code, 1);
-  assert.match(wrong.stdout, /refused no server proved it knows join token [a-z0-9]{10}; refused: .*does not know the join token/);
+  assert.match(wrong.stdout, /refused no server proved it holds the cluster CA sha256:(ab){32} that the token pins; refused: .*the token pins sha256:(ab){32}: wrong cluster or a man in the middle/);
 
   // Failover.
   const leader = views[0]!.leader;

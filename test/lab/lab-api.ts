@@ -1,5 +1,6 @@
-// HTTP against servers inside the lab, for scenario suites. The test process sits in the root namespace, which
-// has no route into the lab, so every request is made by curl inside a lab host.
+// HTTPS against servers inside the lab, for scenario suites. The test process sits in the root namespace, which
+// has no route into the lab, so every request is made by curl inside a lab host, verifying the server against the
+// cluster CA file given (a member's <data>/pki/ca.crt).
 import type { HostRef, Lab } from './lab.js';
 
 export interface ApiAnswer {
@@ -9,9 +10,12 @@ export interface ApiAnswer {
   json: Record<string, unknown>;
 }
 
+/** Who a lab request is made as, and the CA file the server is verified against. */
+export interface LabAuth { token: string; caFile: string }
+
 /** One request with a bearer token, made from inside host `from`; a JSON body is sent as `contentType`. */
-export async function apiRequest(lab: Lab, from: HostRef, method: string, url: string, token: string, body?: unknown, contentType = 'application/json'): Promise<ApiAnswer> {
-  const args = ['-s', '-m', '3', '-X', method, '-H', `authorization: Bearer ${token}`, '-w', '\n%{http_code}', url];
+export async function apiRequest(lab: Lab, from: HostRef, method: string, url: string, auth: LabAuth, body?: unknown, contentType = 'application/json'): Promise<ApiAnswer> {
+  const args = ['-s', '-m', '3', '--cacert', auth.caFile, '-X', method, '-H', `authorization: Bearer ${auth.token}`, '-w', '\n%{http_code}', url];
   if (body !== undefined) args.push('-H', `content-type: ${contentType}`, '-d', JSON.stringify(body));
   const r = await lab.exec(from, 'curl', args, { timeoutMs: 8000 });
   const nl = r.stdout.lastIndexOf('\n');

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { resourceFor } from '../../api-types/index.js';
-import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET } from '../../server/objects/service.js';
+import { MEMBERS_RESOURCE, NODE_KEYS_RESOURCE, ObjectService, TOKENS_SECRET } from '../../server/objects/service.js';
 import { MemoryStore } from '../../server/store/memory-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { GoneError, StoreError } from '../../server/store/types.js';
@@ -116,6 +116,22 @@ test('watch: by resource, the namespace ignored for cluster-scoped ones; from a 
   assert.equal(seen, ['cm ADDED c', 'node ADDED n1']);
   for (let i = 0; i < 6; i++) await objects.create(configmaps, 'default', { metadata: { name: `x${i}` } });
   assert.throws(() => objects.watch(configmaps, 'default', from, () => {}), (e: unknown) => e instanceof GoneError);
+});
+
+test('a node name binds to its first key; a second key meets the first; the binding goes with the Node', async () => {
+  const { objects, store } = service();
+  const [k1, k2] = ['a'.repeat(64), 'b'.repeat(64)];
+  assert.is(await objects.bindNodeKey('pi-1', k1), k1);
+  assert.is(await objects.bindNodeKey('pi-1', k2), k1, 'the name stays bound to the first key');
+  assert.is(await objects.bindNodeKey('pi-1', k1), k1);
+  await rejects(objects.bindNodeKey('pi-1', 'not-a-digest'), 400, /hex SHA-256/);
+  await objects.create(nodes, undefined, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'pi-1' } });
+  await objects.delete(nodes, undefined, 'pi-1');
+  assert.is(store.get(NODE_KEYS_RESOURCE, '', 'pi-1'), undefined, 'deleting the Node removed its binding');
+  assert.is(objects.boundNodeKey('pi-1'), undefined);
+  assert.is(await objects.bindNodeKey('pi-1', k2), k2, 'the name is free for another machine');
+  assert.ok(await objects.unbindNodeKey('pi-1'));
+  assert.not.ok(await objects.unbindNodeKey('pi-1'), 'nothing left to remove');
 });
 
 test.run();

@@ -39,12 +39,12 @@ spec:
 
 const srv = new RealServer();
 const fleets: HollowFleet[] = [];
-const env = () => ({ FLOTILLA_SERVER: srv.server.url, FLOTILLA_TOKEN: srv.server.token, HOME: join(srv.dir, 'home') });
+const env = () => ({ ...srv.server.cliEnv, HOME: join(srv.dir, 'home') });
 
 /** Starts `prefix`-0 as a hollow node with `gpus` GPUs. */
 function hollowNode(prefix: string, gpus: number): HollowFleet {
   const fleet = new HollowFleet({
-    server: srv.server.url, token: srv.server.token, dataDir: join(srv.dir, prefix), count: 1, prefix, gpus,
+    server: srv.server.url, token: srv.server.token, ca: srv.server.ca, dataDir: join(srv.dir, prefix), count: 1, prefix, gpus,
     log: pino({ level: 'silent' }), tuning: { heartbeatSeconds: 0.3, retrySeconds: 0.1, retryMaxSeconds: 0.5 },
   });
   fleets.push(fleet);

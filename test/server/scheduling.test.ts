@@ -46,8 +46,8 @@ setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-sched-'));
   server = new ServerProcess(join(dir, 'data'), '127.0.0.1');
   await server.start();
-  api = new ApiClient(server.url, server.token);
-  env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+  api = new ApiClient(server.url, server.token, { tls: server.tls });
+  env = { ...server.cliEnv, HOME: join(dir, 'home') };
   await api.request('POST', '/api/v1/nodes', node('small-1', '2', '4Gi'));
   await api.request('POST', '/api/v1/nodes', node('small-2', '2', '4Gi'));
   await api.request('POST', '/api/v1/nodes', node('gpu-box', '16', '64Gi', [

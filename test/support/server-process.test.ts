@@ -40,7 +40,7 @@ test('the first start lets the server pick its port; a restart comes back on the
   await new Promise((r) => squatter.close(r));
   await restarted;
   assert.is(server.url, url);
-  assert.ok((await fetch(`${url}/readyz`)).ok);
+  assert.ok((await server.fetch(`${url}/readyz`)).ok);
 });
 
 test('a server that exits at start fails start at once, with its output', async () => {

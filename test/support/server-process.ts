@@ -4,16 +4,22 @@ import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StopWaiting, eventually } from './eventually.js';
+import { pinnedFetch } from '../../client/client.js';
+import type { ClientTls } from '../../client/client.js';
+import { caHash } from '../../client/pki.js';
+import { formatClusterToken, SERVER_CREDENTIAL_PREFIX } from '../../client/tokens.js';
 
 /** The repository root, from a compiled file under dist/test/support. */
 export const repoRoot = new URL('../../../', import.meta.url).pathname;
 export const flotillaBin = join(repoRoot, 'bin', 'flotilla.js');
+/** `flotilla server` over the benchmark-only plain HTTP (test/support/plain-http-server.ts). */
+const plainHttpServer = new URL('./plain-http-server.js', import.meta.url).pathname;
 
 /**
  * A URL where nothing answers: port 1 is privileged and has no listener on the machines these tests run on, so
  * a connection is refused at once. Unlike a port found free and closed again, nothing can take it meanwhile.
  */
-export const deadUrl = 'http://127.0.0.1:1';
+export const deadUrl = 'https://127.0.0.1:1';
 
 /**
  * A TCP port for a test that must name one before anything listens on it (a pod's hostPort). It is chosen
@@ -39,7 +45,7 @@ export async function fixedPort(): Promise<number> {
 
 /**
  * The API URL in what `flotilla server` or `flotilla up` printed once it listens and has its cluster
- * ("... listening on http://HOST:PORT (data in ..."): with `--listen HOST:0` the only way to learn the port.
+ * ("... listening on https://HOST:PORT (data in ..."): with `--listen HOST:0` the only way to learn the port.
  */
 export function listeningUrl(output: string): string | undefined {
   return /listening on (https?:\/\/[^\s)]+)/.exec(output)?.[1];
@@ -80,14 +86,47 @@ export class ServerProcess {
   output = '';
   /** 0 until the first start has learned the port (unless one was given). */
   port: number;
-  constructor(readonly dataDir: string, readonly host: string, port = 0, readonly extraArgs: string[] = []) {
+  /** `transport` 'http-for-benchmarks' runs the plain-HTTP server that only benchmarks use (to measure what TLS costs). */
+  constructor(readonly dataDir: string, readonly host: string, port = 0, readonly extraArgs: string[] = [], readonly transport: 'https' | 'http-for-benchmarks' = 'https') {
     this.port = port;
   }
 
   get url(): string {
     if (this.port === 0) throw new Error(`flotilla server in ${this.dataDir} has no URL before its first start`);
-    return `http://${this.host}:${this.port}`;
+    return `${this.transport === 'https' ? 'https' : 'http'}://${this.host}:${this.port}`;
   }
+
+  /** The cluster CA certificate file (<data>/pki/ca.crt), there from the first start on. */
+  get caPath(): string {
+    return join(this.dataDir, 'pki', 'ca.crt');
+  }
+
+  get ca(): string {
+    return readFileSync(this.caPath, 'utf8');
+  }
+
+  /** What a client verifies this server with. */
+  get tls(): ClientTls {
+    return { ca: this.ca };
+  }
+
+  /** The full server token (FLT1<CA hash>::server:<secret>) other servers join with. */
+  get serverToken(): string {
+    return formatClusterToken(caHash(this.ca), `${SERVER_CREDENTIAL_PREFIX}${this.clusterSecret}`);
+  }
+
+  /** Where CLI processes find this server, its admin token and its CA (FLOTILLA_SERVER, FLOTILLA_TOKEN, FLOTILLA_CA). */
+  get cliEnv(): Record<string, string> {
+    return { FLOTILLA_SERVER: this.url, FLOTILLA_TOKEN: this.token, FLOTILLA_CA: this.caPath };
+  }
+
+  /** A fetch verifying this server against its CA (read now). */
+  fetch(input: string | URL, init?: RequestInit): Promise<Response> {
+    this.#fetch ??= pinnedFetch(this.tls);
+    return this.#fetch(input, init);
+  }
+
+  #fetch?: ReturnType<typeof pinnedFetch>;
 
   get token(): string {
     return readFileSync(join(this.dataDir, 'admin-token'), 'utf8').trim();
@@ -107,7 +146,7 @@ export class ServerProcess {
     const spawned = () => {
       // FLOTILLA_SERVER_NODE_ARGS passes flags to the server's node (e.g. --cpu-prof for profiling a benchmark).
       const nodeArgs = (process.env.FLOTILLA_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-      const child = ownChild(spawn(process.execPath, [...nodeArgs, flotillaBin, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const child = ownChild(spawn(process.execPath, [...nodeArgs, this.transport === 'https' ? flotillaBin : plainHttpServer, 'server', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`, ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] }));
       let output = '';
       const keep = (d: Buffer) => { output += d; this.output += d; };
       child.stdout!.on('data', keep);
@@ -127,7 +166,12 @@ export class ServerProcess {
         const url = listeningUrl(attempt.output());
         if (!url) return undefined;
         if (this.port === 0) this.port = Number(new URL(url).port);
-        return (await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(5_000) })).ok;
+        const probe = pinnedFetch(this.tls, 1);
+        try {
+          return (await probe(`${this.url}/readyz`, { signal: AbortSignal.timeout(5_000) })).ok;
+        } finally {
+          probe.close();
+        }
       }, { limitMs, everyMs: 100, detail: () => `server output:\n${this.output}` });
     } catch (err) {
       await stopChild(attempt.child, 'SIGKILL');

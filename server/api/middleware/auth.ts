@@ -1,20 +1,65 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual, createHash, type X509Certificate } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
 import type { Context, MiddlewareHandler } from 'hono';
+import { SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from '../../../client/pki.js';
 import { statusResponse } from '../status.js';
 import { requestInfo } from '../request-info.js';
 import type { NodeGraph } from '../../objects/node-graph.js';
 import { authorizeBootstrap, authorizeNode } from './node-authorizer.js';
 
-/** Who presents a token; `groups` are a user token's groups (for RBAC). */
+/**
+ * Who makes a request. A node is `{ name: 'system:node:<N>', role: 'node' }` (its certificate); a join token is
+ * role node too, under another name: it only bootstraps (asks for a node certificate). `groups` are a user
+ * token's groups (for RBAC).
+ */
 export interface Identity { name: string; role: 'admin' | 'node' | 'peer'; groups?: readonly string[] }
 
-/** Maps a bearer token to who presents it; undefined for an unknown token. */
-export type Authenticator = (token: string) => Identity | undefined;
+/** N for a node's identity (`system:node:<N>`, role node); undefined for every other identity, join tokens included. */
+export function nodeNameOf(identity: Identity | undefined): string | undefined {
+  return identity?.role === 'node' ? nodeNameOfCommonName(identity.name) : undefined;
+}
 
-/** An authenticator for a fixed set of tokens, compared in constant time (on their digests). */
+/** What a request presents: a bearer token, a client certificate (verified against the cluster CA), or both. */
+export interface Credential { token?: string; certificate?: X509Certificate }
+
+/** Maps what a request presents to who presents it; undefined when it proves no one. */
+export type Authenticator = (credential: Credential) => Identity | undefined;
+
+/**
+ * The client certificate of the request's TLS connection, when it presented one that the TLS layer verified
+ * against the cluster CA (the server asks for one with `requestCert` and the CA as `ca`, and lets unverified
+ * connections through for bearer tokens: `rejectUnauthorized: false`). Undefined when none was presented, when
+ * it did not verify, or when the request did not come over TLS.
+ */
+export function peerCertificate(c: Context): X509Certificate | undefined {
+  const socket = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  return socket.getPeerX509Certificate();
+}
+
+/** The subject organization (O) of the client certificates servers present to each other (and to agents). */
+export const SERVERS_ORGANIZATION = SERVER_GROUP;
+/** The common name of member `memberId`'s certificate. */
+export function serverCommonName(memberId: number): string {
+  return `flotilla:server:${memberId}`;
+}
+
+/**
+ * A CA-verified certificate of a cluster member (O flotilla:servers, CN flotilla:server:<id>) is that member,
+ * as a peer; anything else is not a server.
+ */
+export function serverCertificateIdentity(cert: X509Certificate): Identity | undefined {
+  const info = certificateInfo(cert);
+  if (!info.organizations.includes(SERVERS_ORGANIZATION) || !/^flotilla:server:[1-9]\d*$/.test(info.commonName)) return undefined;
+  return { name: info.commonName, role: 'peer' };
+}
+
+/** An authenticator for a fixed set of bearer tokens, compared in constant time (on their digests). */
 export function staticTokens(tokens: Record<string, Identity>): Authenticator {
   const table = Object.entries(tokens).map(([t, id]) => ({ digest: digest(t), id }));
-  return (token) => {
+  return ({ token }) => {
+    if (token === undefined) return undefined;
     const d = digest(token);
     let found: Identity | undefined;
     for (const e of table) if (timingSafeEqual(e.digest, d)) found = e.id;
@@ -26,28 +71,23 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/** Requires `Authorization: Bearer <token>` on every path except the public ones (health and version). */
+/**
+ * Requires a credential on every path except the public ones (health and version): `Authorization: Bearer
+ * <token>`, or a client certificate of the cluster CA (peerCertificate). Both go to one `authenticate` step.
+ */
 export function bearerAuth(opts: { authenticate: Authenticator; publicPaths: readonly string[] }): MiddlewareHandler {
   return async function bearerAuthMiddleware(c, next) {
     if (opts.publicPaths.includes(c.req.path)) return next();
-    const header = c.req.header('authorization') ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) return statusResponse(c, { code: 401, reason: 'Unauthorized', message: 'missing bearer token: send "Authorization: Bearer <token>" (the admin token is in <data>/admin-token)' });
-    const who = opts.authenticate(m[1]!);
-    if (!who) return statusResponse(c, { code: 401, reason: 'Unauthorized', message: 'invalid bearer token' });
+    const header = c.req.header('authorization');
+    const m = header === undefined ? undefined : /^Bearer\s+(\S+)$/i.exec(header);
+    const certificate = peerCertificate(c);
+    if (header !== undefined && !m) return statusResponse(c, { code: 401, reason: 'Unauthorized', message: 'malformed Authorization header: send "Authorization: Bearer <token>"' });
+    if (!m && !certificate) return statusResponse(c, { code: 401, reason: 'Unauthorized', message: 'missing bearer token: send "Authorization: Bearer <token>" (the admin token is in <data>/admin-token)' });
+    const who = opts.authenticate({ ...(m ? { token: m[1]! } : {}), ...(certificate ? { certificate } : {}) });
+    if (!who) return statusResponse(c, { code: 401, reason: 'Unauthorized', message: m ? 'invalid bearer token' : 'the client certificate names no known identity' });
     c.set('identity' as never, who as never);
     return next();
   };
-}
-
-/** A node's user name is this prefix and the node's name (Kubernetes' convention; node certificates carry it). */
-const NODE_USER_PREFIX = 'system:node:';
-
-/** N for a node's own identity `{ name: 'system:node:N', role: 'node' }`; undefined for anyone else (a join token included). */
-export function nodeNameOf(who: Identity | undefined): string | undefined {
-  if (who?.role !== 'node' || !who.name.startsWith(NODE_USER_PREFIX)) return undefined;
-  const node = who.name.slice(NODE_USER_PREFIX.length);
-  return node === '' ? undefined : node;
 }
 
 /** Who made the request, as bearerAuth established it (undefined on the public paths). */
@@ -56,37 +96,9 @@ export function identityOf(c: Context): Identity | undefined {
 }
 
 /**
- * Whether a join token (a `role: 'node'` identity that is not `system:node:N`) is only a bootstrap credential,
- * good for asking for a node certificate and nothing else. It turns true when node certificates land (agents
- * then use their certificate for everything after joining); until then agents use their join token for
- * everything, under LEGACY_JOIN_TOKEN_WRITES.
- */
-export const joinTokensAreBootstrapOnly = false;
-
-/**
- * What a join token may change while it is still an agent's only credential (joinTokensAreBootstrapOnly
- * false): its Node and their status, its lease and usage reports, pod status and deletion, events, and the
- * Secret holding its own agent credentials; it reads everything. This goes with joinTokensAreBootstrapOnly.
- */
-const LEGACY_JOIN_TOKEN_WRITES: readonly { methods: readonly string[]; path: RegExp }[] = [
-  { methods: ['POST'], path: /^\/api\/v1\/nodes$/ },
-  { methods: ['PUT', 'PATCH'], path: /^\/api\/v1\/nodes\/[^/]+(\/status)?$/ },
-  { methods: ['PUT', 'POST'], path: /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/kube-node-lease\/leases\/[^/]+$/ },
-  { methods: ['PUT'], path: /^\/apis\/metrics\.flotilla\.io\/v1\/nodes\/[^/]+\/usage$/ },
-  { methods: ['PUT', 'PATCH'], path: /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+\/status$/ },
-  { methods: ['DELETE'], path: /^\/api\/v1\/namespaces\/[^/]+\/pods\/[^/]+$/ },
-  { methods: ['POST'], path: /^\/api\/v1\/namespaces\/[^/]+\/events$/ },
-  { methods: ['PATCH', 'PUT'], path: /^\/api\/v1\/namespaces\/[^/]+\/events\/[^/]+$/ },
-  { methods: ['POST'], path: /^\/api\/v1\/namespaces\/kube-system\/secrets$/ },
-  { methods: ['PUT'], path: /^\/api\/v1\/namespaces\/kube-system\/secrets\/flotilla-agent-[^/]+$/ },
-];
-
-const READ_METHODS = new Set(['GET', 'HEAD']);
-
-/**
  * Refuses, with 403, what the caller may not do. Admins and cluster members may do all; a node
  * (system:node:N) what the Node authorizer allows (./node-authorizer.ts, with NodeRestriction admission in the
- * write path); a join token what joinTokensAreBootstrapOnly says.
+ * write path); a join token only asks for its node certificate (authorizeBootstrap).
  */
 export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
   return async function authorizationMiddleware(c, next) {
@@ -94,27 +106,13 @@ export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
     if (who?.role !== 'node') return next();
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
     const node = nodeNameOf(who);
-    if (node !== undefined || joinTokensAreBootstrapOnly) {
-      const decision = node !== undefined
-        ? authorizeNode(who.name, node, info, c.req.path, c.req.method, opts.graph)
-        : authorizeBootstrap(who.name, info, c.req.path, c.req.method);
-      if (decision.allowed) return next();
-      return statusResponse(c, {
-        code: 403, reason: 'Forbidden', message: decision.message,
-        ...(info ? { details: { ...(info.name !== undefined ? { name: info.name } : {}), group: info.group, kind: info.resource } } : {}),
-      });
-    }
-    if (READ_METHODS.has(c.req.method)) return next();
-    const path = c.req.path;
-    if (path.startsWith('/api/v1/namespaces/kube-system/secrets') && c.req.method === 'POST') {
-      // Creating a Secret in kube-system is allowed only for the agent's own credentials (name checked below).
-      const body = (await c.req.raw.clone().json().catch(() => undefined)) as { metadata?: { name?: unknown } } | undefined;
-      if (typeof body?.metadata?.name !== 'string' || !body.metadata.name.startsWith('flotilla-agent-')) {
-        return statusResponse(c, { code: 403, reason: 'Forbidden', message: `a node token may only create its agent Secret (flotilla-agent-NODE) in kube-system` });
-      }
-      return next();
-    }
-    if (LEGACY_JOIN_TOKEN_WRITES.some((w) => w.methods.includes(c.req.method) && w.path.test(path))) return next();
-    return statusResponse(c, { code: 403, reason: 'Forbidden', message: `${who.name}: a node token cannot ${c.req.method} ${path}; use an admin token` });
+    const decision = node !== undefined
+      ? authorizeNode(who.name, node, info, c.req.path, c.req.method, opts.graph)
+      : authorizeBootstrap(who.name, info, c.req.path, c.req.method);
+    if (decision.allowed) return next();
+    return statusResponse(c, {
+      code: 403, reason: 'Forbidden', message: decision.message,
+      ...(info ? { details: { ...(info.name !== undefined ? { name: info.name } : {}), group: info.group, kind: info.resource } } : {}),
+    });
   };
 }

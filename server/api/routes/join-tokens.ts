@@ -5,6 +5,7 @@ import { statusObject } from '../../../api-types/index.js';
 import type { ObjectService } from '../../objects/service.js';
 import type { StateStore } from '../../store/types.js';
 import { StoreError } from '../../store/types.js';
+import { formatClusterToken } from '../../../client/tokens.js';
 import { JOIN_TOKENS_PATH, MAX_DESCRIPTION, MAX_TTL_SECONDS, createJoinToken, listJoinTokens, revokeJoinToken } from '../../tokens/join-tokens.js';
 
 const badRequest = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
@@ -45,11 +46,12 @@ export async function jsonBody(c: Context): Promise<unknown> {
 }
 
 /**
- * POST (create; answers the token, shown once), GET (list) and DELETE /ID (revoke) under JOIN_TOKENS_PATH.
+ * POST (create; answers the full token, FLT1<CA hash>::flt1.<id>.<secret>, shown once), GET (list) and DELETE
+ * /ID (revoke) under JOIN_TOKENS_PATH.
  * Admin only; `roleOf(c)` is the caller's role as the API's auth middleware established it. Mounted through
  * createApp's extraRoutes, so the bearer middleware has run.
  */
-export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; roleOf: (c: Context) => string | undefined; now?: () => number }): Hono {
+export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; roleOf: (c: Context) => string | undefined; caHash: string; now?: () => number }): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
   const requireAdmin = (c: Context) => {
@@ -57,7 +59,8 @@ export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects:
   };
   app.post(JOIN_TOKENS_PATH, async (c) => {
     requireAdmin(c);
-    return c.json(await createJoinToken(deps.objects, parseCreateRequest(await jsonBody(c)), now()), 201);
+    const created = await createJoinToken(deps.objects, parseCreateRequest(await jsonBody(c)), now());
+    return c.json({ ...created, token: formatClusterToken(deps.caHash, created.token) }, 201);
   });
   app.get(JOIN_TOKENS_PATH, (c) => {
     requireAdmin(c);
