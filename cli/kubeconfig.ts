@@ -1,14 +1,11 @@
 // `flotilla kubeconfig`: a kubeconfig (Kubernetes' v1 Config) for kubectl and every client-go program: the
 // server, the cluster CA embedded, and a bearer token: the one this CLI connects with, or a new user token.
-import { existsSync, readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { stringFlag, UsageError } from './args.js';
 import type { ParsedArgs } from './args.js';
-import { clientFor, connectionFlags } from './command.js';
+import { clientConfigFor, clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';
-import { localDataDir, writePrivateFile } from './config.js';
+import { writePrivateFile } from './config.js';
 import { requestUserToken } from './token.js';
 
 /** The v1 Config document, in the field names and nesting kubectl reads. */
@@ -25,37 +22,23 @@ export function kubeconfigDocument(o: { clusterName: string; server: string; caP
   };
 }
 
-/**
- * The PEM of the cluster CA, from `<data>/pki/ca.crt` of the local data dir (--data, default ./.flotilla).
- * This is the one place to switch to the CA the CLI connection pins (cli/config.ts: --ca FILE, FLOTILLA_CA,
- * <data>/pki/ca.crt) once the CLI has that option. Throws a UsageError naming the file when there is no CA.
- */
-async function clusterCaPem(a: ParsedArgs): Promise<string> {
-  const { PKI_DIR, CA_CERT_FILE } = await import('../server/pki/ca.js');
-  const path = join(localDataDir(stringFlag(a, 'data')), PKI_DIR, CA_CERT_FILE);
-  if (!existsSync(path)) throw new UsageError(`no cluster CA known: ${path} does not exist; give --data DIR, the data dir of a server of this cluster`);
-  const pem = readFileSync(path, 'utf8');
-  try {
-    new X509Certificate(pem);
-  } catch {
-    throw new UsageError(`${path} is not a PEM certificate`);
-  }
-  return pem;
-}
 
 export const kubeconfigCommand: CliCommand = {
   summary: 'write a kubeconfig for kubectl: this connection\'s token, or a new user token (--user)',
-  usage: 'flotilla kubeconfig [--out FILE] [--user NAME [--group G]... [--ttl 30d] [--description TEXT]] [--server URL] [--data DIR]',
+  usage: 'flotilla kubeconfig [--out FILE] [--user NAME [--group G]... [--ttl 30d] [--description TEXT]] [--server URL] [--ca FILE]',
   flags: [
     ...connectionFlags, { name: 'out', kind: 'string' }, { name: 'user', kind: 'string' }, { name: 'group', kind: 'list' }, { name: 'ttl', kind: 'string' },
-    { name: 'description', kind: 'string' }, { name: 'data', kind: 'string' },
+    { name: 'description', kind: 'string' },
   ],
   async run(a: ParsedArgs, io: Io) {
     if (a.positionals.length > 0) throw new UsageError(`unexpected argument "${a.positionals[0]}"`);
     const user = stringFlag(a, 'user');
     const userOnly = ['group', 'ttl', 'description'].filter((n) => a.flags[n] !== undefined);
     if (user === undefined && userOnly.length > 0) throw new UsageError(`${userOnly.map((n) => `--${n}`).join(', ')} go${userOnly.length > 1 ? '' : 'es'} with --user (a new user token)`);
-    const caPem = await clusterCaPem(a);
+    // The CA this connection pins (--ca, FLOTILLA_CA, the context's, ./.flotilla/pki/ca.crt) is the one kubectl gets.
+    const ca = clientConfigFor(a, io).ca;
+    if (!ca) throw new UsageError('no cluster CA known for this connection: give --ca FILE (a server\'s <data>/pki/ca.crt) or a context with one');
+    const caPem = ca.pem;
     const client = clientFor(a, io);
     try {
       const { clusterId } = await client.request<{ clusterId: string }>('GET', '/.well-known/flotilla');
