@@ -47,6 +47,17 @@ test('the leader publishes the flags in kube-system/flotilla-network', async () 
   assert.equal(cm.data, { clusterCIDR: '10.50.0.0/16', serviceCIDR: '10.96.0.0/24', nodePortRange: '31000-31005', clusterDomain: 'cluster.local', clusterDNS: 'node' });
 });
 
+test('the published settings cannot be changed: 422, and the ConfigMap stays as it was', async () => {
+  const path = '/api/v1/namespaces/kube-system/configmaps/flotilla-network';
+  const before = await client.request<ConfigMap>('GET', path);
+  const err = await refused('PATCH', path, { data: { serviceCIDR: '10.97.0.0/24' } });
+  assert.is(err.code, 422);
+  assert.match(err.message, /ConfigMap "flotilla-network" is invalid: data: Forbidden: the network settings of a cluster are fixed when it is made/);
+  const after = await client.request<ConfigMap>('GET', path);
+  assert.equal(after.data, before.data);
+  assert.is(after.metadata.resourceVersion, before.metadata.resourceVersion);
+});
+
 test('the kubernetes Service: the first address of the service CIDR, 443 to the API port, the API server in its Endpoints and slice', async () => {
   const port = Number(new URL(server.url).port);
   const svc = await eventually('the kubernetes Service', () => client.request<Service>('GET', `${SVC}/kubernetes`).catch(() => undefined));
