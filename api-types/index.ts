@@ -9,3 +9,4 @@ export * from './selector.js';
 export * from './validate.js';
 export * from './canonical.js';
 export * from './pod-references.js';
+export * from './network.js';

@@ -10,7 +10,8 @@ import type { ReadinessCheck } from './api/app.js';
 import { serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
-import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
+import { NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind } from '../api-types/index.js';
+import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
 import { ClusterMember } from './cluster/cluster.js';
@@ -30,6 +31,8 @@ import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './cluster/leader-work.js';
+import { repairAllocations } from './network/repair.js';
+import { networkSettingsUnchanged } from './network/settings-check.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
 import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
@@ -83,6 +86,12 @@ export interface ServerConfig {
    * against the same build; every real server is 'https' (the default).
    */
   transport?: 'https' | 'http-for-benchmarks';
+  /**
+   * The network settings a new cluster publishes (ConfigMap kube-system/flotilla-network; default
+   * api-types/network.ts). A cluster keeps the settings it was made with: a later leader given others says so in
+   * its log and leaves them.
+   */
+  network?: NetworkSettings;
 }
 
 export interface ServerInfo {
@@ -175,6 +184,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
     const objects = new ObjectService(store, cluster.member, () => new Date(), [
       (r, stored, incoming) => { if (r.group === '' && r.plural === 'nodes') admitNodeKey(stored, incoming); },
+      networkSettingsUnchanged,
     ]);
     const tokenAuth = storeTokenAuthenticator(store);
     const nodeAuth = nodeCertificateIdentity(store, ca.certPem);
@@ -233,7 +243,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (!leading) return;
       leaderWork = new AbortController();
       const work = leaderWork.signal;
-      void bootstrap(objects, cluster, admin, log)
+      void bootstrap(objects, cluster, admin, config.network ?? parseNetworkSettings(undefined), log)
+        .then(() => repairAllocations(objects, log))
         .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
@@ -280,6 +291,7 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
 }
 
 const namespaces = resourceFor('', 'v1', 'namespaces')!;
+const configMaps = resourceOfKind('ConfigMap');
 const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
 const PRIORITY_CLASSES = resourceKey(priorityClasses);
 
@@ -295,8 +307,9 @@ async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects
 }
 
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest (the
- * first time only: storeAdminToken), the built-in PriorityClasses. /readyz waits for all of them. */
-async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, log: Logger): Promise<void> {
+ * first time only: storeAdminToken), the built-in PriorityClasses, the published network settings. /readyz waits
+ * for all of them. */
+async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, network: NetworkSettings, log: Logger): Promise<void> {
   await cluster.registerSelf(objects);
   for (const name of BOOTSTRAP_NAMESPACES) {
     await objects.ensureObject(namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
@@ -306,6 +319,13 @@ async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: 
   }
   for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
     await objects.ensureObject(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
+  }
+  const data = networkSettingsData(network);
+  const { namespace, name } = NETWORK_SETTINGS_CONFIGMAP;
+  const published = objects.get(configMaps, namespace, name)?.data;
+  if (published === undefined) await objects.ensureObject(configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace, name }, data });
+  else if (Object.entries(data).some(([key, value]) => published[key] !== value)) {
+    log.warn({ published, given: data }, `the cluster keeps the network settings it was made with (ConfigMap ${namespace}/${name}), not the ones given to this server`);
   }
 }
 
@@ -333,6 +353,7 @@ async function readiness(cluster: ClusterMember, store: SqliteStore, signal: Abo
     ...(store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) ? [] : [`secret ${TOKENS_SECRET.namespace}/${TOKENS_SECRET.name}`]),
     ...(store.get(MEMBERS_RESOURCE, '', String(cluster.identity.memberId)) ? [] : [`the record of member ${cluster.identity.memberId}`]),
     ...SYSTEM_PRIORITY_CLASSES.filter(({ name }) => !store.get(PRIORITY_CLASSES, '', name)).map(({ name }) => `PriorityClass ${name}`),
+    ...(store.get('configmaps', NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name) ? [] : [`configmap ${NETWORK_SETTINGS_CONFIGMAP.namespace}/${NETWORK_SETTINGS_CONFIGMAP.name}`]),
   ];
   return [
     check('raft-leader', leader ? undefined : 'no Raft leader is known'),

@@ -7,14 +7,19 @@
 import type { RequestInfo } from '../request-info.js';
 import type { NodeGraph, ReferencedResource } from '../../objects/node-graph.js';
 import { TOKENS_SECRET } from '../../objects/service.js';
+import { NETWORK_SETTINGS_CONFIGMAP } from '../../../api-types/index.js';
 
 export type Decision = { allowed: true } | { allowed: false; message: string };
 
 const ALLOW: Decision = { allowed: true };
 const READ_VERBS = new Set(['get', 'list', 'watch']);
 
-/** Kinds a node reads whole, as the system:node ClusterRole grants them (get, list, watch), by "group/resource". */
-const READABLE = new Set(['/nodes', '/pods', '/services', '/namespaces', 'node.k8s.io/runtimeclasses', 'scheduling.k8s.io/priorityclasses']);
+/**
+ * Kinds a node reads whole (get, list, watch), by "group/resource": what the system:node ClusterRole grants,
+ * and what system:node-proxier grants (Endpoints, EndpointSlices), since every agent is also its node's
+ * service proxy and DNS server.
+ */
+const READABLE = new Set(['/nodes', '/pods', '/services', '/endpoints', 'discovery.k8s.io/endpointslices', '/namespaces', 'node.k8s.io/runtimeclasses', 'scheduling.k8s.io/priorityclasses']);
 
 /** Kinds a node may get one by one, only when a pod bound to it references the object (the graph's edges). */
 const BY_REFERENCE = new Set<string>(['secrets', 'configmaps', 'persistentvolumeclaims'] satisfies ReferencedResource[]);
@@ -42,6 +47,8 @@ export function authorizeNode(user: string, node: string, info: RequestInfo | un
   const refuseObject = (reason: string): Decision => ({ allowed: false, message: `${qualified(info)}${name !== undefined ? ` "${name}"` : ''} is forbidden: ${reason}` });
   if (info.extra) return refuse();
   if (READ_VERBS.has(verb) && sub === undefined && READABLE.has(`${group}/${resource}`)) return ALLOW;
+  // The published network settings (cluster CIDR, service CIDR, cluster domain) are every agent's to read.
+  if (group === '' && resource === 'configmaps' && verb === 'get' && sub === undefined && namespace === NETWORK_SETTINGS_CONFIGMAP.namespace && name === NETWORK_SETTINGS_CONFIGMAP.name) return ALLOW;
   if (group === '' && BY_REFERENCE.has(resource)) {
     if (verb !== 'get' || sub !== undefined || name === undefined || namespace === undefined) return refuse();
     if (resource === 'secrets' && ((namespace === TOKENS_SECRET.namespace && name === TOKENS_SECRET.name) || name.startsWith(AGENT_SECRET_PREFIX))) {
