@@ -1,5 +1,5 @@
 // User tokens, rotation and revocation of any token (the admin token included), and `flotilla kubeconfig`,
-// against one real `flotilla server` process over HTTP, driven by the real CLI process and read by the real kubectl.
+// against one real `flotilla server` process over HTTPS, driven by the real CLI process and read by the real kubectl.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,8 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { ServerProcess, runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
-import { ClusterCa } from '../../server/pki/ca.js';
+import { pinnedFetch } from '../../client/client.js';
+import { parseClusterToken } from '../../client/tokens.js';
 import { run, type ServerInfo } from '../../server/run.js';
 
 const USER_TOKENS = '/apis/flotilla.io/v1/usertokens';
@@ -35,7 +36,7 @@ setUp(test, async () => {
  * server's keep-alive timeout, and a pooled connection the server closed meanwhile would fail the next request.
  */
 async function api(method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${server.url}${path}`, {
+  const res = await server.fetch(`${server.url}${path}`, {
     method, headers: { connection: 'close', ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
   });
@@ -49,7 +50,7 @@ async function authenticates(token: string): Promise<number> {
 
 /** The real CLI, with a HOME of its own (its config file stays empty unless a test writes one). */
 function cli(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
-  return runCli(args, { HOME: join(dir, 'home'), FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: admin, ...env });
+  return runCli(args, { HOME: join(dir, 'home'), ...server.cliEnv, FLOTILLA_TOKEN: admin, ...env });
 }
 
 async function userTokens(): Promise<Record<string, unknown>[]> {
@@ -164,13 +165,13 @@ test('bad user token requests get a 4xx Status naming the field, and change noth
 
 test('a node (join) token cannot make, list, rotate or revoke user tokens or the admin token', async () => {
   const join = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, {});
-  const node = join.json.token as string;
-  assert.is(await authenticates(node), 200, 'the join token authenticates');
+  const node = parseClusterToken(join.json.token as string).credential;
+  assert.is(await authenticates(node), 403, 'the join token authenticates (403, not 401), and may only ask for a node certificate');
   const before = JSON.stringify(await userTokens());
   for (const [method, path, body] of [['POST', USER_TOKENS, { user: 'mallory' }], ['GET', USER_TOKENS], ['POST', `${USER_TOKENS}/admin/rotate`], ['DELETE', `${USER_TOKENS}/admin`], ['DELETE', `${USER_TOKENS}/dave`]] as const) {
     const r = await api(method, path, node, body);
     assert.is(r.status, 403, `${method} ${path}`);
-    assert.match(r.json.message as string, /a node token cannot|user tokens are managed with an admin token/);
+    assert.match(r.json.message as string, /a join token may only ask for a node certificate/);
   }
   assert.is(JSON.stringify(await userTokens()), before, 'nothing changed');
   assert.is(await authenticates(admin), 200, 'the admin token still works');
@@ -183,7 +184,7 @@ test('rotate admin: the old token gets 401 at once, the new works, the admin-tok
   rmSync(home, { recursive: true, force: true });
   // The CLI takes the token from its config file, as after `flotilla up`.
   mkdirSync(home, { recursive: true });
-  writeFileSync(config, toYaml({ 'current-context': 'shop', contexts: { shop: { server: server.url, token: old }, other: { server: server.url, token: 'another-token' } } }));
+  writeFileSync(config, toYaml({ 'current-context': 'shop', contexts: { shop: { server: server.url, token: old, ca: server.caPath }, other: { server: server.url, token: 'another-token', ca: server.caPath } } }));
   const env = { HOME: home, FLOTILLA_CONFIG: config };
   const rotated = runCli(['token', 'rotate', 'admin', '--data', server.dataDir], env);
   assert.is(rotated.code, 0, rotated.stderr);
@@ -231,7 +232,7 @@ test('revoking the admin token takes --yes, locks it out, and another admin toke
   assert.is(await authenticates(admin), 401);
   const listed = (await api('GET', USER_TOKENS, other)).json.items as Record<string, unknown>[];
   assert.ok(listed.find((t) => t.name === 'admin')?.revoked, 'listed as revoked');
-  assert.match(runCli(['token', 'list'], { HOME: join(dir, 'home'), FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: other }).stdout, /^admin\s+admin\s+.*revoked \S+$/m);
+  assert.match(runCli(['token', 'list'], { HOME: join(dir, 'home'), ...server.cliEnv, FLOTILLA_TOKEN: other }).stdout, /^admin\s+admin\s+.*revoked \S+$/m);
 
   await server.kill();
   await server.start();
@@ -239,7 +240,7 @@ test('revoking the admin token takes --yes, locks it out, and another admin toke
   const readmitted = readFileSync(join(server.dataDir, 'admin-token'), 'utf8').trim();
   assert.is(await authenticates(readmitted), 401, 'nor the one in the admin-token file');
 
-  const fresh = runCli(['token', 'rotate', 'admin', '--out', join(dir, 'fresh-admin')], { HOME: join(dir, 'home'), FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: other });
+  const fresh = runCli(['token', 'rotate', 'admin', '--out', join(dir, 'fresh-admin')], { HOME: join(dir, 'home'), ...server.cliEnv, FLOTILLA_TOKEN: other });
   assert.is(fresh.code, 0, fresh.stderr);
   admin = fresh.stdout.trim();
   assert.is(await authenticates(admin), 200, 'a new admin token made with another admin token works');
@@ -247,15 +248,12 @@ test('revoking the admin token takes --yes, locks it out, and another admin toke
 });
 
 test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by the real kubectl, for this connection or a new user token', async () => {
-  const caData = join(dir, 'ca-data');
-  const ca = await ClusterCa.create('test');
-  ca.save(caData);
-  const missing = cli(['kubeconfig', '--data', join(dir, 'no-such-data')]);
+  const missing = runCli(['kubeconfig'], { HOME: join(dir, 'home'), FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: admin });
   assert.is.not(missing.code, 0);
-  assert.match(missing.stderr, /no cluster CA known: .*no-such-data\/pki\/ca\.crt does not exist/);
+  assert.match(missing.stderr, /no cluster CA/);
 
   const file = join(dir, 'kubeconfig');
-  const written = cli(['kubeconfig', '--data', caData, '--out', file]);
+  const written = cli(['kubeconfig', '--out', file]);
   assert.is(written.code, 0, written.stderr);
   assert.is(statSync(file).mode & 0o777, 0o600);
   const doc = parseYaml(readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -270,7 +268,7 @@ test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by t
   };
   assert.is(cfg.clusters.length, 1);
   assert.is(cfg.clusters[0]!.cluster.server, server.url);
-  assert.is(Buffer.from(cfg.clusters[0]!.cluster['certificate-authority-data'], 'base64').toString(), ca.certPem);
+  assert.is(Buffer.from(cfg.clusters[0]!.cluster['certificate-authority-data'], 'base64').toString(), server.ca);
   assert.equal(cfg.users, [{ name: 'admin', user: { token: admin } }]);
   assert.equal(cfg.contexts, [{ name: cfg['current-context'], context: { cluster: cfg.clusters[0]!.name, user: 'admin' } }]);
   const shown = spawnSync(KUBECTL, ['--kubeconfig', file, 'config', 'view'], { encoding: 'utf8' });
@@ -278,7 +276,7 @@ test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by t
   assert.match(shown.stdout, /certificate-authority-data: DATA\+OMITTED/);
 
   const bobFile = join(dir, 'kubeconfig-bob');
-  const bob = cli(['kubeconfig', '--data', caData, '--out', bobFile, '--user', 'bob', '--group', 'viewers', '--ttl', '1h']);
+  const bob = cli(['kubeconfig', '--out', bobFile, '--user', 'bob', '--group', 'viewers', '--ttl', '1h']);
   assert.is(bob.code, 0, bob.stderr);
   const bobCfg = JSON.parse(spawnSync(KUBECTL, ['--kubeconfig', bobFile, 'config', 'view', '--raw', '-o', 'json'], { encoding: 'utf8' }).stdout) as typeof cfg;
   assert.is(bobCfg.users[0]!.name, 'bob');
@@ -289,12 +287,10 @@ test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by t
   assert.equal(entry?.groups, ['viewers']);
   assert.ok(entry?.expires, 'with its TTL');
 
-  // kubectl reaches the server the kubeconfig names, but over plain HTTP it does not send a bearer token at all
-  // (client-go sends tokens only over TLS): this turns into a successful GET once the server speaks HTTPS with the
-  // embedded CA (the tls branch).
+  // kubectl verifies the server against the embedded CA and sends the user's token.
   const get = spawnSync(KUBECTL, ['--kubeconfig', bobFile, 'get', '--raw', '/api/v1/namespaces/default'], { encoding: 'utf8' });
-  assert.is.not(get.status, 0);
-  assert.match(get.stderr, /missing bearer token/);
+  assert.is(get.status, 0, get.stderr);
+  assert.is((JSON.parse(get.stdout) as { metadata: { name: string } }).metadata.name, 'default');
   assert.equal(readdirSync(dir).filter((n) => n.endsWith('.partial')), [], 'no temporary file is left behind');
 });
 
@@ -312,7 +308,7 @@ test('a server whose admin-token file was rotated away reports the file but not 
   let first = await start();
   try {
     assert.ok(first.info.adminToken, 'a new cluster: the file holds the admin token');
-    const res = await fetch(`${first.info.url}${USER_TOKENS}/admin/rotate`, { method: 'POST', headers: { authorization: `Bearer ${first.info.adminToken!}` } });
+    const res = await pinnedFetch({ ca: first.info.caPem })(`${first.info.url}${USER_TOKENS}/admin/rotate`, { method: 'POST', headers: { authorization: `Bearer ${first.info.adminToken!}` } });
     assert.is(res.status, 200);
   } finally {
     await first.stop();

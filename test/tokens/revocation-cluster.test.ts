@@ -22,7 +22,7 @@ setUp(test, async () => {
   await first.start();
   admin = first.token;
   for (let i = 1; i < 3; i++) {
-    const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, 0, ['--join', first.url, '--token', first.clusterSecret]);
+    const s = new ServerProcess(join(dir, `m${i}`), hosts[i]!, 0, ['--join', first.url, '--token', first.serverToken]);
     servers.push(s);
     await s.start();
   }
@@ -33,7 +33,7 @@ setUp(test, async () => {
 
 /** One request on a connection of its own (the test blocks in spawnSync longer than the servers' keep-alive timeout). */
 async function call(i: number, method: string, path: string, token: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${servers[i]!.url}${path}`, {
+  const res = await servers[i]!.fetch(`${servers[i]!.url}${path}`, {
     method, headers: { connection: 'close', authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
@@ -83,7 +83,7 @@ test('rotate admin on a follower: the old admin token gets 401 from every member
   copyFileSync(join(servers[0]!.dataDir, 'admin-token'), join(servers[other]!.dataDir, 'admin-token'));
   await servers[other]!.kill();
   await servers[other]!.start();
-  const transfer = runCli(['cluster', 'transfer', String(ids[other]), '--server', servers[0]!.url, '--token', next], {});
+  const transfer = runCli(['cluster', 'transfer', String(ids[other]), '--server', servers[0]!.url, '--token', next, '--ca', servers[0]!.caPath], {});
   assert.is(transfer.code, 0, transfer.stderr);
   await eventually('the member with the old file leads', async () => ((await call(0, 'GET', '/cluster/status', next)).json.leader as number) === ids[other]);
   await eventually('its bootstrap saw the file is not the admin token', () => /no longer holds the cluster's admin token/.test(servers[other]!.output), { detail: () => servers[other]!.output.slice(-2000) });
