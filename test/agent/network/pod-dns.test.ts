@@ -65,8 +65,8 @@ test('validation: dnsPolicy None needs a nameserver; at most 3, IP addresses; se
   assert.is(errors({ dnsPolicy: 'None', dnsConfig: { nameservers: ['1.1.1.1'] } }), '');
   assert.match(errors({ dnsPolicy: 'None' }), 'spec.dnsConfig.nameservers: must provide at least one DNS nameserver when `dnsPolicy` is None');
   assert.match(errors({ dnsConfig: { nameservers: ['1.1.1.1', '1.1.1.2', '1.1.1.3', '1.1.1.4'] } }), 'must not have more than 3 nameservers');
-  assert.match(errors({ dnsConfig: { nameservers: ['dns.google'] } }), 'spec.dnsConfig.nameservers.0: must be an IP address');
-  assert.match(errors({ dnsConfig: { searches: ['Not A Domain'] } }), 'spec.dnsConfig.searches.0: must be a DNS domain');
+  assert.match(errors({ dnsConfig: { nameservers: ['dns.google'] } }), 'spec.dnsConfig.nameservers[0]: must be an IP address');
+  assert.match(errors({ dnsConfig: { searches: ['Not A Domain'] } }), 'spec.dnsConfig.searches[0]: must be a DNS domain');
   assert.is(errors({ dnsConfig: { searches: ['trailing.dot.'] }, enableServiceLinks: false }), '');
 });
 
