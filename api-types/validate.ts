@@ -606,6 +606,11 @@ const serviceSpec = z.strictObject({
   externalIPs: strList.optional(),
   externalName: str.optional(),
   sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+  sessionAffinityConfig: z.strictObject({
+    clientIP: z.strictObject({
+      timeoutSeconds: posInt.max(86400, { error: 'must be less than or equal to 86400' }).optional(),
+    }).optional(),
+  }).optional(),
   externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
   internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
   loadBalancerIP: str.optional(),
@@ -668,6 +673,9 @@ const hpaScalingRules = z.strictObject({
 });
 
 /** The schema of every served kind (and of Binding bodies), by kind. objects.ts derives the kinds' types from these. */
+/** Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds: 3 hours. */
+export const DEFAULT_SESSION_AFFINITY_TIMEOUT_SECONDS = 10800;
+
 export const kindSchemas = {
   Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
@@ -1215,6 +1223,10 @@ export function applyDefaults(object: KubeObject): KubeObject {
       svc.spec ??= {};
       svc.spec.type ??= 'ClusterIP';
       svc.spec.sessionAffinity ??= 'None';
+      if (svc.spec.sessionAffinity === 'ClientIP') {
+        const clientIP = (svc.spec.sessionAffinityConfig ??= {}).clientIP ??= {};
+        clientIP.timeoutSeconds ??= DEFAULT_SESSION_AFFINITY_TIMEOUT_SECONDS;
+      }
       for (const p of svc.spec.ports ?? []) {
         p.protocol ??= 'TCP';
         p.targetPort ??= p.port;
