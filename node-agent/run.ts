@@ -15,6 +15,8 @@ import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { startEndpoint } from './endpoint.js';
 import { buildNodeObject } from './node-object.js';
+import { ClusterDns, isLoopback } from './network/cluster-dns.js';
+import { ServiceCache } from './network/service-cache.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
 
@@ -37,6 +39,12 @@ export interface AgentRunConfig {
   inventory?: NodeInventory;
   /** Default: the preflight checks of this machine. */
   findings?: Finding[];
+  /**
+   * Cluster DNS (node-agent/network/cluster-dns.ts) and the Service environment variables, fed by the service
+   * cache. Default: on when the advertised address is not a loopback one, the DNS server on that address, port 53.
+   * false: off (pods get the host's resolv.conf and no Service variables).
+   */
+  dns?: false | { address?: string; port?: number; resolvConfPath?: string };
   /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing decisions). */
   tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>>;
   log?: Logger;
@@ -48,6 +56,8 @@ export interface AgentRunInfo {
   port: number;
   address: string;
   findings: Finding[];
+  /** The node's cluster DNS, when on (its port, for tests that query it). */
+  dns?: ClusterDns;
 }
 
 /**
@@ -87,10 +97,31 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
   const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
   const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
   const readySince = new Date();
+  const dns = config.dns === false ? undefined : config.dns ?? {};
+  const dnsAddress = dns && (dns.address ?? (isLoopback(address) ? undefined : address));
+  if (dns && dnsAddress === undefined) {
+    log.warn({ address }, 'cluster DNS is off: the node address is a loopback address, which pods cannot reach (set the DNS address); pods get the host\'s resolv.conf');
+  }
+  // Stopped when the agent loop ends, by abort or by error.
+  const network = new AbortController();
+  let networkDone: Promise<unknown> = Promise.resolve();
+  let clusterDns: ClusterDns | undefined;
+  if (dnsAddress !== undefined) {
+    const view = new ServiceCache(api, { log });
+    clusterDns = new ClusterDns({
+      api, view, address: dnsAddress, log,
+      ...(dns?.port !== undefined ? { port: dns.port } : {}),
+      ...(dns?.resolvConfPath ? { resolvConfPath: dns.resolvConfPath } : {}),
+    });
+    networkDone = Promise.all([view.run(network.signal), clusterDns.run(network.signal)]).catch((err: unknown) => log.error({ err }, 'cluster DNS stopped'));
+    // Pods the agent starts from its cache at once must find the DNS server already up (or known to be off).
+    await clusterDns.ready;
+  }
   try {
-    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
+    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
     await runAgent(signal, {
       ...config.tuning,
+      ...(clusterDns ? { podWorkers: { ...config.tuning?.podWorkers, resolvConf: (pod) => clusterDns.resolvConf(pod), services: () => clusterDns.services() } } : {}),
       clusterId,
       nodeName: config.nodeName,
       api,
@@ -103,6 +134,8 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
       log,
     });
   } finally {
+    network.abort();
+    await networkDone;
     await endpoint.close();
   }
 }

@@ -18,6 +18,7 @@
 import type { Answer, SrvData } from 'dns-packet';
 import type { EndpointSlice, Service } from '../../api-types/index.js';
 import { cidrContains, parseIPv4, type Cidr } from '../../api-types/network.js';
+import type { ServiceView } from './service-cache.js';
 
 /** TTL of every record and of negative answers (the SOA minimum). */
 export const DNS_TTL = 5;
@@ -26,13 +27,6 @@ export const DNS_SCHEMA_VERSION = '1.0.1';
 const TOLERATE_UNREADY = 'service.alpha.kubernetes.io/tolerate-unready-endpoints';
 /** How deep a CNAME chain inside the zone is followed (ExternalName pointing at another Service). */
 const MAX_CHAIN = 8;
-
-/** What an agent sees of Services and their EndpointSlices (node-agent/network/service-cache.ts implements it). */
-export interface ServiceView {
-  services(): Service[];
-  slicesOf(namespace: string, serviceName: string): EndpointSlice[];
-  onChange(fn: () => void): () => void;
-}
 
 export interface ZoneSettings {
   /** The cluster domain, e.g. cluster.local (no trailing dot). */

@@ -14,7 +14,8 @@ import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import packet, { type DecodedPacket, type Packet, type Question } from 'dns-packet';
 import type { Logger } from 'pino';
-import { ClusterZone, type QueryType, type ServiceView, type ZoneSettings } from './dns-zone.js';
+import { ClusterZone, type QueryType, type ZoneSettings } from './dns-zone.js';
+import type { ServiceView } from './service-cache.js';
 import { parseResolvConf } from './pod-dns.js';
 
 export interface DnsServerOptions {
@@ -35,6 +36,8 @@ export interface DnsServerOptions {
 export interface DnsServer {
   /** The port bound (UDP and TCP alike). */
   port: number;
+  /** Serves the zone under new settings (the cluster domain or networks changed) from the next query on. */
+  setZone(zone: ZoneSettings): void;
   close(): Promise<void>;
 }
 
@@ -69,8 +72,12 @@ function splitHostPort(upstream: string): { host: string; port: number } {
 class ZoneFollower {
   private zone: ClusterZone | undefined;
   readonly stop: () => void;
-  constructor(private readonly view: ServiceView, private readonly settings: ZoneSettings) {
+  constructor(private readonly view: ServiceView, private settings: ZoneSettings) {
     this.stop = view.onChange(() => { this.zone = undefined; });
+  }
+  set(settings: ZoneSettings): void {
+    this.settings = settings;
+    this.zone = undefined;
   }
   current(): ClusterZone {
     return this.zone ??= new ClusterZone(this.settings, this.view.services(), (ns, name) => this.view.slicesOf(ns, name));
@@ -275,6 +282,7 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
 
   return {
     port,
+    setZone: (zone) => zones.set(zone),
     async close() {
       zones.stop();
       for (const p of pending.values()) clearTimeout(p.timer);

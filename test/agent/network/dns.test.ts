@@ -8,14 +8,15 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import packet, { type Answer, type DecodedPacket, type RecordType } from 'dns-packet';
+import packet, { type Answer, type DecodedPacket } from 'dns-packet';
+import { ask } from './dns-client.js';
 import { startDnsServer, DnsListenError, type DnsServer } from '../../../node-agent/network/dns.js';
-import type { ServiceView } from '../../../node-agent/network/dns-zone.js';
+import type { ServiceView } from '../../../node-agent/network/service-cache.js';
 import { parseCidr } from '../../../api-types/network.js';
 import type { EndpointSlice, Service } from '../../../api-types/index.js';
 
 /** A ServiceView fed by the test (the agent's is the watch-fed service cache). */
-export class StaticView implements ServiceView {
+class StaticView implements ServiceView {
   private readonly listeners = new Set<() => void>();
   constructor(public list: Service[], public slices: EndpointSlice[]) {}
   services(): Service[] { return this.list; }
@@ -43,7 +44,7 @@ const slice = (service: string, endpoints: Endpoint[], ports: EndpointSlice['por
 });
 const ep = (ip: string, more: Partial<Endpoint> = {}): Endpoint => ({ addresses: [ip], conditions: { ready: true }, ...more });
 
-export function clusterFixture(): StaticView {
+function clusterFixture(): StaticView {
   return new StaticView([
     svc('kubernetes', { clusterIP: '10.43.0.1', ports: [{ name: 'https', port: 443, protocol: 'TCP' }] }, undefined, 'default'),
     svc('web', { clusterIP: '10.43.0.10', clusterIPs: ['10.43.0.10'], ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] }),
@@ -105,48 +106,6 @@ async function fakeUpstream(): Promise<{ port: number; asked: string[]; close():
     port, asked,
     close: () => Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]).then(() => undefined),
   };
-}
-
-let nextId = 1;
-/** One query over UDP (EDNS payload size when given) or TCP. */
-export async function ask(port: number, name: string, type: RecordType, opts: { tcp?: boolean; edns?: number; host?: string } = {}): Promise<DecodedPacket & { rcode?: string }> {
-  const host = opts.host ?? '127.0.0.1';
-  const query = packet.encode({
-    id: nextId++ & 0xffff, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }],
-    ...(opts.edns ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: opts.edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] } : {}),
-  });
-  if (opts.tcp) {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port }, () => {
-        const len = Buffer.alloc(2);
-        len.writeUInt16BE(query.length);
-        socket.write(Buffer.concat([len, query]));
-      });
-      let buf = Buffer.alloc(0);
-      socket.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-          socket.destroy();
-          resolve(packet.decode(buf.subarray(2)));
-        }
-      });
-      socket.on('error', reject);
-      socket.setTimeout(10_000, () => reject(new Error(`no TCP answer for ${name}`)));
-    });
-  }
-  const socket = dgram.createSocket('udp4');
-  try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no UDP answer for ${name}`)), 10_000);
-      socket.on('message', (msg) => {
-        clearTimeout(timer);
-        resolve(packet.decode(msg));
-      });
-      socket.send(query, port, host);
-    });
-  } finally {
-    socket.close();
-  }
 }
 
 const data = (r: DecodedPacket, type?: string): unknown[] => (r.answers ?? []).filter((a) => !type || a.type === type).map((a) => ('data' in a ? a.data : undefined));
