@@ -68,16 +68,32 @@ function splitHostPort(upstream: string): { host: string; port: number } {
   return m ? { host: m[1]!, port: Number(m[2]) } : { host: upstream, port: 53 };
 }
 
-/** The zone of the view, rebuilt lazily after a change. */
+/** Encoded answers of the zone kept at most (then the cache starts again empty). */
+const ANSWER_CACHE_MAX = 10_000;
+
+/**
+ * The zone of the view, rebuilt lazily after a change, and the encoded answers it gave: keyed by the query's
+ * bytes after its id (flags, counts, question, EDNS) and the transport, so a repeated question is answered
+ * without decoding or encoding. Both are dropped together when the view or the settings change.
+ */
 class ZoneFollower {
   private zone: ClusterZone | undefined;
+  readonly answers = new Map<string, Buffer>();
   readonly stop: () => void;
   constructor(private readonly view: ServiceView, private settings: ZoneSettings) {
-    this.stop = view.onChange(() => { this.zone = undefined; });
+    this.stop = view.onChange(() => this.invalidate());
   }
   set(settings: ZoneSettings): void {
     this.settings = settings;
+    this.invalidate();
+  }
+  private invalidate(): void {
     this.zone = undefined;
+    this.answers.clear();
+  }
+  remember(key: string, answer: Buffer): void {
+    if (this.answers.size >= ANSWER_CACHE_MAX) this.answers.clear();
+    this.answers.set(key, answer);
   }
   current(): ClusterZone {
     return this.zone ??= new ClusterZone(this.settings, this.view.services(), (ns, name) => this.view.slicesOf(ns, name));
@@ -183,6 +199,13 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
 
   /** The answer to one message, sized for the transport (limit: bytes a UDP answer may have; Infinity on TCP). */
   const answer = async (msg: Buffer, udpClient: boolean): Promise<Buffer | undefined> => {
+    const key = msg.length >= 12 ? (udpClient ? 'u' : 't') + msg.toString('latin1', 2) : '';
+    const known = zones.answers.get(key);
+    if (known) {
+      const reply = Buffer.from(known);
+      msg.copy(reply, 0, 0, 2);
+      return reply;
+    }
     let query: DecodedPacket;
     try {
       query = packet.decode(msg);
@@ -212,9 +235,14 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
       authorities: local.authorities,
       additionals: local.additionals,
     };
-    if (local.chase !== undefined) await chase(response, q, local.chase, !udpClient);
     if (opt) response.additionals = [...response.additionals ?? [], { type: 'OPT', name: '.', udpPayloadSize: EDNS_MAX, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }];
-    return fit(packet.encode(response), limit);
+    if (local.chase !== undefined) {
+      await chase(response, q, local.chase, !udpClient);
+      return fit(packet.encode(response), limit);
+    }
+    const reply = fit(packet.encode(response), limit);
+    zones.remember(key, reply);
+    return Buffer.from(reply);
   };
 
   /** An ExternalName's target outside the zone: the upstreams' records of it follow the CNAME. */
