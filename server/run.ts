@@ -28,6 +28,7 @@ import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './cluster/leader-work.js';
+import { repairAllocations } from './network/repair.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
 import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
@@ -175,6 +176,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       leaderWork = new AbortController();
       const work = leaderWork.signal;
       void bootstrap(objects, cluster, admin?.token, config.network ?? parseNetworkSettings(undefined), log)
+        .then(() => repairAllocations(objects, log))
         .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
