@@ -15,7 +15,7 @@ import { rolloutCommand } from './rollout.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
-import { agentCommand, agentNodeName, runNodeAgent, type AgentCommandConfig } from './agent-command.js';
+import { agentCommand, agentNodeName, runNodeAgent, serviceProxyMode, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { logsCommand } from './logs.js';
@@ -296,7 +296,7 @@ function startLocalAgent(server: string, joinToken: string, dataDir: string, io:
     .then(async () => {
       const config: AgentCommandConfig = {
         servers: [server], token: joinToken, dataDir, nodeName: agentNodeName(undefined, io.env),
-        listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1',
+        listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1', serviceProxy: serviceProxyMode(undefined, io.env),
       };
       await runNodeAgent(config, io, signal);
     }, (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); })

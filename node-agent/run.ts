@@ -2,6 +2,7 @@
 // the hardware, run the preflight checks, open the agent endpoint (logs, exec for the servers), then run the
 // agent loop against the servers until the signal aborts. run(signal, config) is what `flotilla agent` calls;
 // tests call it with a FakeRuntime and a fixed inventory.
+import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings, type NetworkSettings } from '../api-types/index.js';
 import type { ServerChoice } from '../client/client.js';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
@@ -10,13 +11,14 @@ import pino, { type Logger } from 'pino';
 import { normaliseInventory, type NodeInventory } from '../hardware/inventory.js';
 import { readPreflightInputs, runPreflight, type Finding } from '../hardware/preflight.js';
 import { probeHardware } from '../hardware/probe.js';
-import { runAgent, type AgentConfig } from './agent.js';
+import { delay, runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { startEndpoint } from './endpoint.js';
 import { buildNodeObject } from './node-object.js';
 import { ClusterDns, isLoopback } from './network/cluster-dns.js';
 import { ServiceCache } from './network/service-cache.js';
+import { chooseBackend, runServiceProxy, type ProxyBackend, type ServiceProxyMode } from './network/service-proxy.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
 
@@ -47,6 +49,11 @@ export interface AgentRunConfig {
   dns?: false | { address?: string; port?: number; resolvConfPath?: string };
   /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing decisions). */
   tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>>;
+  /**
+   * The Service data path (node-agent/network/service-proxy.ts): default `off`, so that agents a test runs in its
+   * own network namespace are the only ones touching packet rules; `flotilla agent` passes `auto`.
+   */
+  serviceProxy?: ServiceProxyMode;
   log?: Logger;
 }
 
@@ -97,26 +104,36 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
   const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
   const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
   const readySince = new Date();
+  const proxyMode = config.serviceProxy ?? 'off';
+  const backend = await chooseBackend(proxyMode).catch((err: unknown) => {
+    if (proxyMode !== 'auto') throw err;
+    log.error({ err: (err as Error).message }, 'no service proxy on this node: Services are not reachable from it');
+    return undefined;
+  });
   const dns = config.dns === false ? undefined : config.dns ?? {};
   const dnsAddress = dns && (dns.address ?? (isLoopback(address) ? undefined : address));
   if (dns && dnsAddress === undefined) {
     log.warn({ address }, 'cluster DNS is off: the node address is a loopback address, which pods cannot reach (set the DNS address); pods get the host\'s resolv.conf');
   }
-  // Stopped when the agent loop ends, by abort or by error.
+  // The service proxy and the cluster DNS share one view of Services and EndpointSlices; all three stop when
+  // the agent loop ends, by abort or by error.
   const network = new AbortController();
-  let networkDone: Promise<unknown> = Promise.resolve();
-  let clusterDns: ClusterDns | undefined;
-  if (dnsAddress !== undefined) {
-    const view = new ServiceCache(api, { log });
-    clusterDns = new ClusterDns({
-      api, view, address: dnsAddress, log,
-      ...(dns?.port !== undefined ? { port: dns.port } : {}),
-      ...(dns?.resolvConfPath ? { resolvConfPath: dns.resolvConfPath } : {}),
-    });
-    networkDone = Promise.all([view.run(network.signal), clusterDns.run(network.signal)]).catch((err: unknown) => log.error({ err }, 'cluster DNS stopped'));
-    // Pods the agent starts from its cache at once must find the DNS server already up (or known to be off).
-    await clusterDns.ready;
-  }
+  const stopNetwork = (): void => network.abort();
+  signal.addEventListener('abort', stopNetwork, { once: true });
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
+  const cache = backend || dnsAddress !== undefined ? new ServiceCache(api, { log, ...retry }) : undefined;
+  const clusterDns = cache && dnsAddress !== undefined ? new ClusterDns({
+    api, view: cache, address: dnsAddress, log,
+    ...(dns?.port !== undefined ? { port: dns.port } : {}),
+    ...(dns?.resolvConfPath ? { resolvConfPath: dns.resolvConfPath } : {}),
+  }) : undefined;
+  const networkDone = Promise.all([
+    cache?.run(network.signal),
+    cache && backend ? startServiceProxy(api, cache, backend, config, log, network.signal) : undefined,
+    clusterDns?.run(network.signal),
+  ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
+  // Pods the agent starts from its cache at once must find the DNS server already up (or known to be off).
+  await clusterDns?.ready;
   try {
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
     await runAgent(signal, {
@@ -134,9 +151,33 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
       log,
     });
   } finally {
+    signal.removeEventListener('abort', stopNetwork);
     network.abort();
     await networkDone;
     await endpoint.close();
+  }
+}
+
+/**
+ * Watches Services and EndpointSlices and keeps this node's rules for them, with the cluster CIDR of the network
+ * settings the leader publishes (kube-system/flotilla-network; the defaults while it is missing). Never rejects.
+ */
+async function startServiceProxy(api: NodeApi, cache: ServiceCache, backend: ProxyBackend, config: AgentRunConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
+  let settings: NetworkSettings | undefined;
+  for (let failures = 0; !signal.aborted && settings === undefined;) {
+    try {
+      const cm = await api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name);
+      settings = parseNetworkSettings(cm?.data);
+    } catch (err) {
+      const waitMs = Math.min(retry.retryMaxSeconds * 1000, retry.retrySeconds * 1000 * 2 ** Math.min(failures++, 16));
+      log.warn({ err: (err as Error).message, retryMs: waitMs }, 'reading the network settings failed; retrying before programming services');
+      await delay(waitMs, signal);
+    }
+  }
+  if (settings) {
+    log.info({ backend: backend.name, clusterCIDR: formatCidr(settings.clusterCIDR) }, 'service proxy started');
+    await runServiceProxy(signal, { view: cache, synced: cache.synced, facts: { nodeName: config.nodeName, clusterCIDR: settings.clusterCIDR }, backend, log, ...retry });
   }
 }
 

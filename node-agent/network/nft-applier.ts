@@ -8,7 +8,8 @@
 // entries (an endpoint gone behind a destination) are deleted after the switch, since UDP "connections" would
 // otherwise keep going to the old endpoint for as long as the client keeps sending.
 import { spawn } from 'node:child_process';
-import { TABLE_FAMILY, TABLE_NAME, VERDICT_MAPS, staleUdpFlows, type CompiledRuleset, type UdpFlow } from './nft-ruleset.js';
+import { TABLE_FAMILY, TABLE_NAME, VERDICT_MAPS, type CompiledRuleset } from './nft-ruleset.js';
+import { staleUdpFlows, type UdpFlow } from './service-plan.js';
 
 export interface CommandResult {
   code: number;
@@ -55,7 +56,7 @@ export class NftApplier {
       await this.#replace(next);
     }
     this.#applied = next;
-    await this.#clearConntrack(staleUdpFlows(before?.udpFlows ?? [], next.udpFlows));
+    await clearConntrack(this.run, staleUdpFlows(before?.udpFlows ?? [], next.udpFlows));
     return true;
   }
 
@@ -63,14 +64,17 @@ export class NftApplier {
     const res = await this.run('nft', ['-f', '-'], `table ${TABLE_FAMILY} ${TABLE_NAME} {\n}\ndelete table ${TABLE_FAMILY} ${TABLE_NAME}\n${next.text}`);
     if (res.code !== 0) throw new NftApplyError(`nft refused the ruleset (the one in force stays): ${res.stderr.trim()}`);
   }
+}
 
-  /** Conntrack entries of UDP flows whose endpoint went away; "no such entry" is fine (exit 1 with nothing deleted). */
-  async #clearConntrack(stale: UdpFlow[]): Promise<void> {
-    for (const f of stale) {
-      const args = ['-D', '-p', 'udp', ...(f.ip ? ['--orig-dst', f.ip] : []), '--orig-port-dst', String(f.port), '--reply-src', f.endpoint];
-      const res = await this.run('conntrack', args).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
-      if (res.code > 1 || res.code < 0) throw new NftApplyError(`conntrack ${args.join(' ')} failed: ${res.stderr.trim()}`);
-    }
+/**
+ * Deletes the conntrack entries of UDP flows whose endpoint went away (the flows of both backends); "no such
+ * entry" is fine (conntrack exits 1 when it deleted nothing).
+ */
+export async function clearConntrack(run: RunCommand, stale: UdpFlow[]): Promise<void> {
+  for (const f of stale) {
+    const args = ['-D', '-p', 'udp', ...(f.ip ? ['--orig-dst', f.ip] : []), '--orig-port-dst', String(f.port), '--reply-src', f.endpoint];
+    const res = await run('conntrack', args).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
+    if (res.code > 1 || res.code < 0) throw new NftApplyError(`conntrack ${args.join(' ')} failed: ${res.stderr.trim()}`);
   }
 }
 
