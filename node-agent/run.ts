@@ -22,6 +22,9 @@ import { chooseBackend, runServiceProxy, type ProxyBackend, type ServiceProxyMod
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
 
+/** How long an agent start waits for the first list of Services before starting pods without them. */
+const SERVICES_SYNC_WAIT_MS = 5000;
+
 export interface AgentRunConfig {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
   server: string | ServerChoice;
@@ -132,8 +135,11 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
     cache && backend ? startServiceProxy(api, cache, backend, config, log, network.signal) : undefined,
     clusterDns?.run(network.signal),
   ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
-  // Pods the agent starts from its cache at once must find the DNS server already up (or known to be off).
+  // Pods the agent starts from its cache at once must find the DNS server up (or known to be off) and, when a
+  // server answers, the Services listed (their environment variables are those of the Services that exist as a
+  // container starts); a node that starts without its servers waits at most SERVICES_SYNC_WAIT_MS for that.
   await clusterDns?.ready;
+  if (clusterDns && cache) await Promise.race([cache.synced, delay(SERVICES_SYNC_WAIT_MS, network.signal)]);
   try {
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
     await runAgent(signal, {

@@ -1,7 +1,7 @@
 // A real pod on Docker resolves a Service through its node's DNS server: the agent (against a real server) serves
 // DNS on a host address of its own (the gateway of a Docker network made for this test), the pod's sandbox gets
 // the ClusterFirst resolv.conf naming it, busybox nslookup in the pod resolves the Service's short name through
-// the search list, and the container has the Service's environment variables.
+// the search list (and the kubernetes Service by its full name), and the container has the Services' environment variables.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DockerRuntime } from '../../../node-agent/runtime/docker.js';
@@ -57,12 +57,15 @@ test('nslookup in a pod resolves a Service through the agent; resolv.conf is Clu
   assert.match(env, 'WEB_FRONT_SERVICE_HOST=10.43.0.60');
   assert.match(env, 'WEB_FRONT_SERVICE_PORT_HTTP=80');
   assert.match(env, 'WEB_FRONT_PORT_80_TCP=tcp://10.43.0.60:80');
+  assert.match(env, 'KUBERNETES_SERVICE_HOST=10.43.0.1');
 
   const lookup = await eventually('nslookup answers', async () => {
     const r = await exec(['nslookup', 'web-front']);
     return r.stdout.includes('10.43.0.60') ? r.stdout : undefined;
   }, 30_000);
   assert.match(lookup, 'web-front.default.svc.cluster.local');
+  // busybox's nslookup applies the search list to names without a dot only.
+  assert.match((await exec(['nslookup', 'kubernetes.default.svc.cluster.local'])).stdout, '10.43.0.1');
   const missing = await exec(['nslookup', 'nothing.default.svc.cluster.local']);
   assert.match(missing.stdout + missing.stderr, /NXDOMAIN|can't find/);
 });
