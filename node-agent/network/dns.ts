@@ -9,6 +9,7 @@
 // - Forwarded queries: at most `maxInFlight` at once (beyond that SERVFAIL at once, so a flood costs bounded
 //   memory); each upstream gets `timeoutMs`, tried in resolv.conf order; none answering is SERVFAIL.
 // - The zone is rebuilt on the first query after the view changed, so a burst of changes costs one rebuild.
+import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
@@ -103,6 +104,16 @@ class ZoneFollower {
 interface Pending {
   resolve: (reply: Buffer) => void;
   timer: NodeJS.Timeout;
+  /** Who was asked, and the question section asked (lower case): a reply from elsewhere or about another question is ignored. */
+  from: { host: string; port: number };
+  question: string;
+}
+
+/** The question section of a message (one question, uncompressed, as in a query), lower case; '' when malformed. */
+function questionOf(msg: Buffer): string {
+  let i = 12;
+  while (i < msg.length && msg[i] !== 0) i += msg[i]! + 1;
+  return i + 5 <= msg.length ? msg.toString('latin1', 12, i + 5).toLowerCase() : '';
 }
 
 /** Listens until close(); resolves once bound on UDP and TCP, rejects with DnsListenError when it cannot. */
@@ -115,20 +126,20 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   const udp = dgram.createSocket({ type: family });
   const tcp = net.createServer();
   const connections = new Set<net.Socket>();
-  // One socket per address family sends every forwarded UDP query; replies are matched by a fresh id.
+  // One socket per address family sends every forwarded UDP query; replies are matched by a random id, the
+  // upstream's address and the question, so that a forged reply must guess all three.
   const forwarders = new Map<'udp4' | 'udp6', dgram.Socket>();
   const pending = new Map<number, Pending>();
   let inFlight = 0;
-  let nextId = Math.floor(Math.random() * 65536);
 
   const forwarder = (type: 'udp4' | 'udp6'): dgram.Socket => {
     let s = forwarders.get(type);
     if (s) return s;
     s = dgram.createSocket({ type });
-    s.on('message', (msg) => {
+    s.on('message', (msg, rinfo) => {
       if (msg.length < 12) return;
       const p = pending.get(msg.readUInt16BE(0));
-      if (!p) return;
+      if (!p || rinfo.address !== p.from.host || rinfo.port !== p.from.port || questionOf(msg) !== p.question) return;
       pending.delete(msg.readUInt16BE(0));
       clearTimeout(p.timer);
       p.resolve(msg);
@@ -140,9 +151,8 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
 
   /** One try on one upstream: its reply with the query's id, or undefined on timeout. */
   const askUdp = (query: Buffer, to: { host: string; port: number }): Promise<Buffer | undefined> => new Promise((resolve) => {
-    let id = nextId;
-    while (pending.has(id)) id = (id + 1) & 0xffff;
-    nextId = (id + 1) & 0xffff;
+    let id = randomInt(65536);
+    while (pending.has(id)) id = randomInt(65536);
     const original = query.readUInt16BE(0);
     const out = Buffer.from(query);
     out.writeUInt16BE(id, 0);
@@ -153,6 +163,8 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
         resolve(reply);
       },
       timer,
+      from: to,
+      question: questionOf(query),
     });
     forwarder(net.isIPv6(to.host) ? 'udp6' : 'udp4').send(out, to.port, to.host, (err) => {
       if (!err) return;

@@ -84,12 +84,23 @@ async function fakeUpstream(): Promise<{ port: number; asked: string[]; close():
     return packet.encode({ id: q.id ?? 0, type: 'response', flags: packet.RECURSION_AVAILABLE | (answers.length || question.name === 'example.test' ? 0 : 3), questions: [question], answers });
   };
   const udp = dgram.createSocket('udp4');
+  // Forgeries: spoof.test is answered (right id and question) from another port; swap.test with another question.
+  const forger = dgram.createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
+    const name = packet.decode(msg).questions![0]!.name;
+    if (name === 'spoof.test' || name === 'swap.test') {
+      asked.push(name);
+      const q = packet.decode(msg);
+      const forged = packet.encode({ id: q.id ?? 0, type: 'response', flags: packet.RECURSION_AVAILABLE, questions: [{ ...q.questions![0]!, name: name === 'swap.test' ? 'other.test' : name }], answers: [{ type: 'A', name, ttl: 300, data: '203.0.113.66' }] });
+      (name === 'spoof.test' ? forger : udp).send(forged, rinfo.port, rinfo.address);
+      return;
+    }
     let out = reply(msg);
     if (out && out.length > 512) out = packet.encode({ ...packet.decode(out), answers: [], flags: packet.TRUNCATED_RESPONSE });
     if (out) udp.send(out, rinfo.port, rinfo.address);
   });
   await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => forger.bind(0, '127.0.0.1', () => resolve()));
   const port = udp.address().port;
   const tcp = net.createServer((socket) => {
     socket.on('data', (data: Buffer) => {
@@ -104,7 +115,7 @@ async function fakeUpstream(): Promise<{ port: number; asked: string[]; close():
   await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', () => resolve()));
   return {
     port, asked,
-    close: () => Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]).then(() => undefined),
+    close: () => Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => forger.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]).then(() => undefined),
   };
 }
 
@@ -255,6 +266,15 @@ test('an upstream that does not answer: SERVFAIL after the timeout; beyond maxIn
   // The cluster zone is still answered at once while the table is full.
   assert.equal(data(await ask(server.port, 'web.shop.svc.cluster.local', 'A')), ['10.43.0.10']);
 }, { maxInFlight: 2 }));
+
+test('a forged upstream reply (another port, or another question under the right id) is not relayed', () => withRig(async ({ server, upstream }) => {
+  for (const name of ['spoof.test', 'swap.test']) {
+    const r = await ask(server.port, name, 'A');
+    assert.ok(upstream.asked.includes(name), `${name} went upstream`);
+    assert.is(r.rcode, 'SERVFAIL', name);
+    assert.equal(data(r), [], name);
+  }
+}));
 
 test('a change of the view is answered from the next query on', () => withRig(async ({ server, view }) => {
   assert.is((await ask(server.port, 'new.shop.svc.cluster.local', 'A')).rcode, 'NXDOMAIN');
