@@ -29,6 +29,7 @@ import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './cluster/leader-work.js';
 import { repairAllocations } from './network/repair.js';
+import { networkSettingsUnchanged } from './network/settings-check.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
 import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
@@ -133,6 +134,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
     const objects = new ObjectService(store, cluster.member, () => new Date(), [
       (r, stored, incoming) => { if (r.group === '' && r.plural === 'nodes') admitNodeKey(stored, incoming); },
+      networkSettingsUnchanged,
     ]);
     const tokenAuth = storeTokenAuthenticator(store);
     const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;

@@ -113,6 +113,15 @@ function readReplica(dataDir: string): Replica {
   }
 }
 
+test('the kubernetes Service lists every member as an endpoint', async () => {
+  const addresses = await eventually('three API servers in default/kubernetes', async () => {
+    const ep = await clients[0]!.request<{ subsets?: { addresses?: { ip: string }[]; ports?: { port: number }[] }[] }>('GET', '/api/v1/namespaces/default/endpoints/kubernetes').catch(() => undefined);
+    const all = (ep?.subsets ?? []).flatMap((s) => (s.addresses ?? []).flatMap((a) => (s.ports ?? []).map((p) => `${a.ip}:${p.port}`))).sort();
+    return all.length === 3 ? all : undefined;
+  }, 30_000);
+  assert.equal(addresses, servers.map((s) => new URL(s.url).host).sort());
+});
+
 test('random Service creates and deletes through every member, leader SIGKILLs: no duplicate, no leak, on every replica', async () => {
   const seed = Number(process.env.FLOTILLA_SEED ?? Date.now() % 1_000_000);
   console.log(`# seed ${seed} (FLOTILLA_SEED replays it)`);

@@ -47,6 +47,17 @@ test('the leader publishes the flags in kube-system/flotilla-network', async () 
   assert.equal(cm.data, { clusterCIDR: '10.50.0.0/16', serviceCIDR: '10.96.0.0/24', nodePortRange: '31000-31005', clusterDomain: 'cluster.local', clusterDNS: 'node' });
 });
 
+test('the published settings cannot be changed: 422, and the ConfigMap stays as it was', async () => {
+  const path = '/api/v1/namespaces/kube-system/configmaps/flotilla-network';
+  const before = await client.request<ConfigMap>('GET', path);
+  const err = await refused('PATCH', path, { data: { serviceCIDR: '10.97.0.0/24' } });
+  assert.is(err.code, 422);
+  assert.match(err.message, /ConfigMap "flotilla-network" is invalid: data: Forbidden: the network settings of a cluster are fixed when it is made/);
+  const after = await client.request<ConfigMap>('GET', path);
+  assert.equal(after.data, before.data);
+  assert.is(after.metadata.resourceVersion, before.metadata.resourceVersion);
+});
+
 test('the kubernetes Service: the first address of the service CIDR, 443 to the API port, the API server in its Endpoints and slice', async () => {
   const port = Number(new URL(server.url).port);
   const svc = await eventually('the kubernetes Service', () => client.request<Service>('GET', `${SVC}/kubernetes`).catch(() => undefined));
@@ -118,6 +129,33 @@ test('a Node gets a /24 of the cluster CIDR; a podCIDR change is refused', async
   assert.is(err.code, 422);
   assert.is(err.message, 'Node "pi-1" is invalid: spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid');
   assert.is((await client.request<Node>('GET', '/api/v1/nodes/pi-1')).spec?.podCIDR, node.spec?.podCIDR);
+});
+
+test('the CLI: get svc / endpoints / endpointslices as kubectl, describe svc with its Endpoints, service --url', async () => {
+  // Written before the CLI runs: spawnSync blocks this process for longer than the server keeps an idle connection.
+  await client.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'edge-1' } });
+  await client.request('PATCH', '/api/v1/nodes/edge-1/status', { status: { conditions: [{ type: 'Ready', status: 'True' }], addresses: [{ type: 'InternalIP', address: '192.168.7.7' }] } }, { contentType: 'application/merge-patch+json' });
+  const env = { FLOTILLA_SERVER: server.url, FLOTILLA_TOKEN: server.token, HOME: join(dir, 'home') };
+  const port = Number(new URL(server.url).port);
+  const svc = runCli(['get', 'svc'], env);
+  assert.is(svc.code, 0, svc.stderr);
+  assert.match(svc.stdout, /^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\n/);
+  assert.match(svc.stdout, /\nkubernetes\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+443\/TCP\s+\d+s\n/);
+  assert.match(svc.stdout, /\nnp1\s+NodePort\s+10\.96\.0\.\d+\s+<none>\s+80:31003\/TCP\s+\d+s\n/);
+  const ep = runCli(['get', 'endpoints', 'kubernetes'], env);
+  assert.match(ep.stdout, new RegExp(`^NAME\\s+ENDPOINTS\\s+AGE\\nkubernetes\\s+127\\.0\\.0\\.1:${port}\\s+\\d+s\\n$`));
+  const slices = runCli(['get', 'endpointslices'], env);
+  assert.match(slices.stdout, new RegExp(`^NAME\\s+ADDRESSTYPE\\s+PORTS\\s+ENDPOINTS\\s+AGE\\nkubernetes\\s+IPv4\\s+${port}\\s+127\\.0\\.0\\.1\\s`));
+  const described = runCli(['describe', 'svc', 'kubernetes'], env);
+  assert.match(described.stdout, new RegExp(`Port:\\s+https  443/TCP\\nTargetPort:\\s+${port}/TCP\\nEndpoints:\\s+127\\.0\\.0\\.1:${port}\\n`));
+
+  const url = runCli(['service', 'np1', '--url'], env);
+  assert.is(url.code, 0, url.stderr);
+  assert.is(url.stdout, 'http://192.168.7.7:31003\n');
+  const clusterOnly = runCli(['service', 'kubernetes', '--url'], env);
+  assert.is(clusterOnly.code, 1);
+  assert.match(clusterOnly.stderr, /service default\/kubernetes has no node port: it is of type ClusterIP/);
+  assert.is(clusterOnly.stdout, '');
 });
 
 test('bad network flags are refused before the server starts, naming the flag', () => {
