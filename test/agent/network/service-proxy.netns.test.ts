@@ -264,6 +264,44 @@ test('UDP: conntrack entries of a removed endpoint are deleted, so the same clie
   assert.match(await udp(), /^p2 /);
 });
 
+test('changes sent as differences leave the kernel with exactly the table a full replacement gives', async () => {
+  const [deltaNs, fullNs] = [`${P}x`, `${P}y`];
+  try {
+    for (const ns of [deltaNs, fullNs]) sh('ip', 'netns', 'add', ns);
+    const facts = { nodeName: NODE_NAME, clusterCIDR: parseCidr('10.42.0.0/16') };
+    const source = new StaticServiceSource();
+    const sent: string[] = [];
+    const inDelta = commandRunner(deltaNs);
+    const incremental = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return inDelta(cmd, args, input); });
+    // The table as nft lists it, its objects sorted (chains added later are listed after the others).
+    const list = (ns: string) => sh('ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'flotilla')
+      .trim().split('\n').slice(1, -1).join('\n').split('\n\n').map((b) => b.trim()).sort().join('\n\n');
+    const steps: Array<[string, () => void]> = [
+      ['a ClusterIP Service', () => source.putService(serviceObject('default', 'a', { clusterIP: '10.43.1.1', ports: [{ port: 80 }] }))],
+      ['its endpoints', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods()))],
+      ['a NodePort with affinity', () => {
+        source.putService(serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', sessionAffinity: 'ClientIP', ports: [{ port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }].map((p, i) => ({ ...p, name: i ? 'dns' : 'http' })) }));
+        source.putSlice(sliceObject('default', 'b-x', 'b', [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], allPods()));
+      }],
+      ['an endpoint less', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods().slice(1)))],
+      ['Local policy and another timeout', () => source.putService(serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } }, ports: [{ name: 'http', port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }] }))],
+      ['no endpoints', () => source.slices.delete('default/a-x')],
+      ['a Service gone', () => source.svcs.delete('default/b')],
+    ];
+    for (const [i, [what, change]] of steps.entries()) {
+      change();
+      const next = compileRuleset(source, facts);
+      sent.length = 0;
+      await incremental.apply(next);
+      if (i > 0) assert.equal(sent.map((t) => t.includes('delete table')), [false], `${what}: one transaction, a difference`);
+      await new NftApplier(commandRunner(fullNs)).apply(next);
+      assert.fixture(list(deltaNs), list(fullNs), `after: ${what}`);
+    }
+  } finally {
+    for (const ns of [deltaNs, fullNs]) spawnSync('ip', ['netns', 'del', ns]);
+  }
+});
+
 test('a ruleset the kernel refuses leaves the one in force untouched (one transaction)', async () => {
   // This test programs the node itself: the proxy stops first.
   stop.abort();
