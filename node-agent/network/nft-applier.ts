@@ -121,12 +121,12 @@ function delta(before: string, after: string): string | undefined {
   const last: string[] = [];
   // A set whose declaration changed (another timeout) is made anew: the chains that use it are refilled.
   const remade = [...b.sets.keys()].filter((n) => a.sets.has(n) && a.sets.get(n) !== b.sets.get(n));
-  const same = (name: string, old: { rules: string[] } | undefined, now: { rules: string[] }): boolean =>
+  const same = (old: { rules: string[] } | undefined, now: { rules: string[] }): boolean =>
     old !== undefined && old.rules.join('\n') === now.rules.join('\n') && !remade.some((set) => now.rules.some((r) => r.includes(`@${set} `)));
   for (const [name, chain] of b.chains) {
     const old = a.chains.get(name);
     if (old ? old.head !== chain.head : chain.head !== '') return undefined;
-    if (!same(name, old, chain)) out.push(old ? `flush chain ${t} ${name}` : `add chain ${t} ${name}`);
+    if (!same(old, chain)) out.push(old ? `flush chain ${t} ${name}` : `add chain ${t} ${name}`);
   }
   for (const name of a.chains.keys()) {
     if (b.chains.has(name)) continue;
@@ -139,7 +139,7 @@ function delta(before: string, after: string): string | undefined {
     if (a.sets.get(name) !== block) out.push(`add set ${t} ${name} { ${block.split('\n').slice(1, -2).map((l) => l.trim()).join('; ')}; }`);
   }
   for (const [name, chain] of b.chains) {
-    if (!same(name, a.chains.get(name), chain)) for (const r of chain.rules) out.push(`add rule ${t} ${name} ${r}`);
+    if (!same(a.chains.get(name), chain)) for (const r of chain.rules) out.push(`add rule ${t} ${name} ${r}`);
   }
   for (const name of VERDICT_MAPS) {
     const was = a.maps.get(name) ?? new Map<string, string>();
