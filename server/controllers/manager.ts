@@ -12,6 +12,8 @@ import { garbageCollector } from './garbage-collector.js';
 import { nodeLifecycleController } from './node-lifecycle.js';
 import { horizontalPodAutoscaler } from './hpa.js';
 import { namespaceController } from './namespace.js';
+import { endpointsController } from './endpoints.js';
+import { kubernetesServiceController } from './kubernetes-service.js';
 
 export * from './controller.js';
 
@@ -36,6 +38,8 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     nodeLifecycleController(deps),
     horizontalPodAutoscaler(deps),
     namespaceController(deps),
+    endpointsController(deps),
+    kubernetesServiceController(deps),
   ];
 }
 
