@@ -445,6 +445,14 @@ const podSpec = z.strictObject({
   hostname: dnsLabel.optional(),
   subdomain: dnsLabel.optional(),
   dnsPolicy: z.enum(['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None']).optional(),
+  dnsConfig: z.strictObject({
+    nameservers: z.array(z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' })).max(3, { error: 'must not have more than 3 nameservers' }).optional(),
+    searches: z.array(str.refine((d) => dns1123SubdomainError(d.replace(/\.$/, '')) === undefined, { error: 'must be a DNS domain such as ns1.svc.cluster.local' }))
+      .max(32, { error: 'must not have more than 32 search paths' })
+      .refine((l) => l.join(' ').length <= 2048, { error: 'must not have more than 2048 characters (including spaces) in the search list' }).optional(),
+    options: z.array(z.strictObject({ name: str.min(1, { error: 'must not be empty' }), value: str.optional() })).optional(),
+  }).optional(),
+  enableServiceLinks: bool.optional(),
   serviceAccountName: str.optional(),
   automountServiceAccountToken: bool.optional(),
   securityContext: z.strictObject({
@@ -453,6 +461,9 @@ const podSpec = z.strictObject({
   }).optional(),
   imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
 }).superRefine((spec, ctx) => {
+  if (spec.dnsPolicy === 'None' && !spec.dnsConfig?.nameservers?.length) {
+    issue(ctx, ['dnsConfig', 'nameservers'], 'must provide at least one DNS nameserver when `dnsPolicy` is None');
+  }
   if (spec.topologySpreadConstraints?.length) {
     issue(ctx, ['topologySpreadConstraints'], 'is not supported yet: to keep replicas apart use spec.affinity.podAntiAffinity '
       + '(required or preferred) with topologyKey kubernetes.io/hostname or topology.kubernetes.io/zone');
@@ -595,6 +606,11 @@ const serviceSpec = z.strictObject({
   externalIPs: strList.optional(),
   externalName: str.optional(),
   sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+  sessionAffinityConfig: z.strictObject({
+    clientIP: z.strictObject({
+      timeoutSeconds: posInt.max(86400, { error: 'must be less than or equal to 86400' }).optional(),
+    }).optional(),
+  }).optional(),
   externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
   internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
   loadBalancerIP: str.optional(),
@@ -657,6 +673,9 @@ const hpaScalingRules = z.strictObject({
 });
 
 /** The schema of every served kind (and of Binding bodies), by kind. objects.ts derives the kinds' types from these. */
+/** Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds: 3 hours. */
+export const DEFAULT_SESSION_AFFINITY_TIMEOUT_SECONDS = 10800;
+
 export const kindSchemas = {
   Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
@@ -1204,6 +1223,10 @@ export function applyDefaults(object: KubeObject): KubeObject {
       svc.spec ??= {};
       svc.spec.type ??= 'ClusterIP';
       svc.spec.sessionAffinity ??= 'None';
+      if (svc.spec.sessionAffinity === 'ClientIP') {
+        const clientIP = (svc.spec.sessionAffinityConfig ??= {}).clientIP ??= {};
+        clientIP.timeoutSeconds ??= DEFAULT_SESSION_AFFINITY_TIMEOUT_SECONDS;
+      }
       for (const p of svc.spec.ports ?? []) {
         p.protocol ??= 'TCP';
         p.targetPort ??= p.port;

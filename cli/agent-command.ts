@@ -21,12 +21,13 @@ import type { ParsedArgs } from './args.js';
 import type { CliCommand, Io } from './command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import type { Logger } from 'pino';
+import type { ServiceProxyMode } from '../node-agent/network/service-proxy.js';
 import type { AgentRunConfig } from '../node-agent/run.js';
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** What `flotilla agent` (and `flotilla up` for its local agent) runs with: node-agent/run.ts's config, plus how to find the servers and hollow nodes. */
-export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved'> {
+export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved' | 'serviceProxy'> {
   /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
   servers: string[];
   /** Network interface (name or IPv4 address) for mDNS. */
@@ -42,6 +43,16 @@ export function agentNodeName(flag: string | undefined, env: NodeJS.ProcessEnv, 
   const nodeName = flag ?? env.FLOTILLA_NODE_NAME ?? nodeNameFromHostname(machineHostname);
   if (!NODE_NAME.test(nodeName)) throw new UsageError(`--name: "${nodeName}" is not a valid node name (lowercase letters, digits, '.', '-'; at most 253)`);
   return nodeName;
+}
+
+const SERVICE_PROXY_MODES: readonly ServiceProxyMode[] = ['auto', 'nftables', 'iptables', 'off'];
+
+/** --service-proxy, else FLOTILLA_SERVICE_PROXY, else auto (nftables where `nft` runs, else iptables-restore). */
+export function serviceProxyMode(flag: string | undefined, env: NodeJS.ProcessEnv): ServiceProxyMode {
+  const mode = flag ?? env.FLOTILLA_SERVICE_PROXY ?? 'auto';
+  const known = SERVICE_PROXY_MODES.find((m) => m === mode);
+  if (!known) throw new UsageError(`--service-proxy: "${mode}" is not one of ${SERVICE_PROXY_MODES.join(', ')}`);
+  return known;
 }
 
 /** The typed config, or a UsageError naming the flag that is wrong. */
@@ -72,6 +83,7 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
     servers, token, nodeName, ...(iface ? { interface: iface } : {}), ...(ca ? { ca } : {}),
     dataDir: resolve(stringFlag(a, 'data') ?? env.FLOTILLA_DATA ?? '.flotilla/agent'),
     listenHost: m[1]!.replace(/^\[|\]$/g, ''), listenPort: Number(m[2]),
+    serviceProxy: serviceProxyMode(stringFlag(a, 'service-proxy'), env),
   };
   const advertise = stringFlag(a, 'advertise-address');
   if (advertise !== undefined) {
@@ -184,11 +196,11 @@ async function runHollowFleet(config: AgentCommandConfig, count: number, a: Pars
 
 export const agentCommand: CliCommand = {
   summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
-  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--simulate N [--simulate-gpus G]]',
+  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--service-proxy auto|nftables|iptables|off] [--simulate N [--simulate-gpus G]]',
   flags: [
     { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'ca', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
     { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
-    { name: 'reserved-memory', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
+    { name: 'reserved-memory', kind: 'string' }, { name: 'service-proxy', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
   ],
   run: runAgentCommand,
 };

@@ -16,7 +16,7 @@ import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
 import { kubeconfigCommand } from './kubeconfig.js';
-import { agentCommand, agentNodeName, runNodeAgent, type AgentCommandConfig } from './agent-command.js';
+import { agentCommand, agentNodeName, runNodeAgent, serviceProxyMode, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
@@ -304,7 +304,7 @@ function startLocalAgent(server: string, joinToken: string, ca: string, dataDir:
     .then(async () => {
       const config: AgentCommandConfig = {
         servers: [server], token: joinToken, ca, dataDir, nodeName: agentNodeName(undefined, io.env),
-        listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1',
+        listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1', serviceProxy: serviceProxyMode(undefined, io.env),
       };
       await runNodeAgent(config, io, signal);
     }, (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); })

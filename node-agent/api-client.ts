@@ -2,9 +2,17 @@
 // (client/client.ts): ask for the node certificate, register and report the Node, renew its lease, post Events,
 // list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import { NODE_CERTIFICATES_PATH, type ConfigMap, type Pod, type PodStatus, type Secret } from '../api-types/index.js';
+import { NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Pod, type PodStatus, type Secret, type Service } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
+
+/** A watch event other than ERROR (watchFrom turns those into an ApiClientError). */
+export type ObjectEvent<T> = Exclude<WatchEvent<T>, { type: 'ERROR' }>;
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion?: string };
+}
 
 export interface NodeObject {
   apiVersion?: string;
@@ -79,7 +87,7 @@ export class NodeApi {
     });
   }
 
-  listPods(nodeName: string): Promise<{ items: Pod[]; metadata: { resourceVersion?: string } }> {
+  listPods(nodeName: string): Promise<ObjectList<Pod>> {
     return this.client.request('GET', `/api/v1/pods?fieldSelector=${enc(`spec.nodeName=${nodeName}`)}`);
   }
 
@@ -87,10 +95,32 @@ export class NodeApi {
    * Streams pod events after resourceVersion until the server ends the stream or the signal aborts.
    * Throws ApiClientError 410 when the version is too old (a 410 answer or an ERROR event): list again.
    */
-  async watchPods(nodeName: string, resourceVersion: string, onEvent: (e: Exclude<WatchEvent<Pod>, { type: 'ERROR' }>) => void, signal: AbortSignal): Promise<void> {
-    const path = `/api/v1/pods?fieldSelector=${enc(`spec.nodeName=${nodeName}`)}&watch=true&resourceVersion=${enc(resourceVersion)}`;
+  watchPods(nodeName: string, resourceVersion: string, onEvent: (e: ObjectEvent<Pod>) => void, signal: AbortSignal): Promise<void> {
+    return this.watchFrom(`/api/v1/pods?fieldSelector=${enc(`spec.nodeName=${nodeName}`)}`, resourceVersion, onEvent, signal);
+  }
+
+  /** Every Service of every namespace (the service proxy and the DNS server serve them all). */
+  listServices(): Promise<ObjectList<Service>> {
+    return this.client.request('GET', '/api/v1/services');
+  }
+
+  watchServices(resourceVersion: string, onEvent: (e: ObjectEvent<Service>) => void, signal: AbortSignal): Promise<void> {
+    return this.watchFrom('/api/v1/services', resourceVersion, onEvent, signal);
+  }
+
+  listEndpointSlices(): Promise<ObjectList<EndpointSlice>> {
+    return this.client.request('GET', '/apis/discovery.k8s.io/v1/endpointslices');
+  }
+
+  watchEndpointSlices(resourceVersion: string, onEvent: (e: ObjectEvent<EndpointSlice>) => void, signal: AbortSignal): Promise<void> {
+    return this.watchFrom('/apis/discovery.k8s.io/v1/endpointslices', resourceVersion, onEvent, signal);
+  }
+
+  /** The watch contract of watchPods for any list path (no query string of its own beyond selectors). */
+  private async watchFrom<T>(listPath: string, resourceVersion: string, onEvent: (e: ObjectEvent<T>) => void, signal: AbortSignal): Promise<void> {
+    const path = `${listPath}${listPath.includes('?') ? '&' : '?'}watch=true&resourceVersion=${enc(resourceVersion)}`;
     try {
-      await this.client.watch<Pod>(path, (e) => {
+      await this.client.watch<T>(path, (e) => {
         if (e.type === 'ERROR') {
           const st = e.object;
           throw new ApiClientError(st.message ?? 'watch error', st.code ?? 410, st.reason ?? 'Expired');

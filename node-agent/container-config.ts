@@ -4,7 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA } from '../api-types/index.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
-import type { Container, Volume } from '../api-types/index.js';
+import type { Container, Service, Volume } from '../api-types/index.js';
+import { serviceEnv } from './network/service-env.js';
 import type { PodInputs } from './pod-actions.js';
 import type { ContainerConfig, Mount } from './runtime/types.js';
 
@@ -161,6 +162,8 @@ export interface ContainerContext {
   podIP?: string;
   /** The engine's runtimes (ContainerRuntime.runtimeHandlers); needed when the pod has a runtime handler. */
   runtimeHandlers?: readonly string[];
+  /** The Services that exist as the container starts: their environment variables (network/service-env.ts), under the container's own. */
+  services?: readonly Service[];
 }
 
 /** The handler of NVIDIA's RuntimeClass, and the name the NVIDIA Container Toolkit registers its runtime under. */
@@ -189,7 +192,10 @@ export function buildContainerConfig(inputs: PodInputs, container: Container, ct
   const config: ContainerConfig = {
     name: ctx.name,
     image: container.image,
-    env: resolveEnv(inputs, container, ctx.podIP),
+    env: {
+      ...(ctx.services ? serviceEnv(ctx.services, inputs.pod.metadata.namespace ?? 'default', inputs.pod.spec.enableServiceLinks) : {}),
+      ...resolveEnv(inputs, container, ctx.podIP),
+    },
     mounts,
     sandboxId: ctx.sandboxId,
     labels: ctx.labels,

@@ -8,7 +8,8 @@ import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ANNOTATION_RUNTIME_HANDLER, type Condition, type Container, type ContainerState, type PodStatus } from '../api-types/index.js';
+import { ANNOTATION_RUNTIME_HANDLER, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
+import type { ResolvConf } from './network/pod-dns.js';
 import {
   buildContainerConfig,
   ContainerConfigError,
@@ -69,6 +70,10 @@ export interface PodWorkerSettings {
   backoffResetMs?: number;
   /** Sync at least this often even without events (default 10 s). */
   resyncMs?: number;
+  /** The resolv.conf of a pod's sandbox (network/pod-dns.ts podResolvConf); the engine's default when absent. */
+  resolvConf?: (pod: Pod) => ResolvConf | undefined;
+  /** The Services that exist now: the Service environment variables of each container as it starts. */
+  services?: () => readonly Service[];
   /** Called after a sync whose status differs from the last one reported. */
   onStatus?: (inputs: PodInputs, status: WorkerPodStatus) => void;
   /** What happened to a pod's containers (pulls, starts, crash back-off, failed probes), for Events. */
@@ -82,7 +87,8 @@ export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContain
   initContainerStatuses?: ContainerStatusReport[];
 };
 
-type Resolved = Required<Omit<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>> & Pick<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>;
+type Optional = 'sandboxCommand' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent';
+type Resolved = Required<Omit<PodWorkerSettings, Optional>> & Pick<PodWorkerSettings, Optional>;
 
 function resolveSettings(s: PodWorkerSettings): Resolved {
   return {
@@ -329,8 +335,9 @@ export class PodWorker {
   }
 
   private async createSandbox(remove: string[], restartCounts: Record<string, number>): Promise<ContainerSummary> {
-    const { runtime, sandboxImage, sandboxCommand } = this.settings;
+    const { runtime, sandboxImage, sandboxCommand, resolvConf } = this.settings;
     const pod = this.inputs.pod;
+    const dns = resolvConf?.(pod);
     for (const [name, count] of Object.entries(restartCounts)) {
       this.record(name).nextRestartCount = count;
       this.stopProbes(name);
@@ -351,6 +358,7 @@ export class PodWorker {
       hostname: pod.spec.hostname ?? podName(this.inputs),
       ports,
       labels,
+      ...(dns ? { dns } : {}),
     });
     await mkdir(this.podDir(), { recursive: true });
     return { id, name: '', image: sandboxImage, state: 'running', labels };
@@ -404,6 +412,7 @@ export class PodWorker {
         volumePaths,
         ...(podIP ? { podIP } : {}),
         ...(handlers ? { runtimeHandlers: handlers } : {}),
+        ...(this.settings.services ? { services: this.settings.services() } : {}),
       });
       id = await runtime.createContainer(config);
     } catch (err) {

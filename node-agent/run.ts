@@ -5,13 +5,14 @@
 // loop and the certificate renewals against the servers until the signal aborts. run(signal, config) is what
 // `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
 import { serverList, type ServerChoice } from '../client/client.js';
+import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings, type NetworkSettings } from '../api-types/index.js';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { normaliseInventory, type NodeInventory } from '../hardware/inventory.js';
 import { readPreflightInputs, runPreflight, type Finding } from '../hardware/preflight.js';
 import { probeHardware } from '../hardware/probe.js';
-import { runAgent, type AgentConfig } from './agent.js';
+import { delay, runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { pinnedClusterCa } from './cluster-ca.js';
@@ -19,8 +20,14 @@ import { startEndpoint } from './endpoint.js';
 import { loadNodeIdentity, withNodeKey, type NodeIdentity } from './identity.js';
 import { NodeCertificates } from './node-certificate.js';
 import { buildNodeObject } from './node-object.js';
+import { ClusterDns, isLoopback } from './network/cluster-dns.js';
+import { ServiceCache } from './network/service-cache.js';
+import { chooseBackend, runServiceProxy, type ProxyBackend, type ServiceProxyMode } from './network/service-proxy.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
+
+/** How long an agent start waits for the first list of Services before starting pods without them. */
+const SERVICES_SYNC_WAIT_MS = 5000;
 
 export interface AgentRunConfig {
   /** A server URL, or a choice among several (client/client.ts ServerChoice). */
@@ -49,10 +56,21 @@ export interface AgentRunConfig {
   /** Default: the preflight checks of this machine. */
   findings?: Finding[];
   /**
+   * Cluster DNS (node-agent/network/cluster-dns.ts) and the Service environment variables, fed by the service
+   * cache. Default: on when the advertised address is not a loopback one, the DNS server on that address, port 53.
+   * false: off (pods get the host's resolv.conf and no Service variables).
+   */
+  dns?: false | { address?: string; port?: number; resolvConfPath?: string };
+  /**
    * Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing and renewal
    * decisions, how often the certificate's renewal time is checked: default 60 s).
    */
   tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>> & { certificateCheckSeconds?: number };
+  /**
+   * The Service data path (node-agent/network/service-proxy.ts): default `off`, so that agents a test runs in its
+   * own network namespace are the only ones touching packet rules; `flotilla agent` passes `auto`.
+   */
+  serviceProxy?: ServiceProxyMode;
   log?: Logger;
 }
 
@@ -62,6 +80,8 @@ export interface AgentRunInfo {
   port: number;
   address: string;
   findings: Finding[];
+  /** The node's cluster DNS, when on (its port, for tests that query it). */
+  dns?: ClusterDns;
 }
 
 /**
@@ -120,12 +140,46 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
   certs.onRenewed((m) => endpoint.setCertificate(m));
   const readySince = new Date();
   const { certificateCheckSeconds = 60, ...tuning } = config.tuning ?? {};
+  const proxyMode = config.serviceProxy ?? 'off';
+  const backend = await chooseBackend(proxyMode).catch((err: unknown) => {
+    if (proxyMode !== 'auto') throw err;
+    log.error({ err: (err as Error).message }, 'no service proxy on this node: Services are not reachable from it');
+    return undefined;
+  });
+  const dns = config.dns === false ? undefined : config.dns ?? {};
+  const dnsAddress = dns && (dns.address ?? (isLoopback(address) ? undefined : address));
+  if (dns && dnsAddress === undefined) {
+    log.warn({ address }, 'cluster DNS is off: the node address is a loopback address, which pods cannot reach (set the DNS address); pods get the host\'s resolv.conf');
+  }
+  // The service proxy and the cluster DNS share one view of Services and EndpointSlices; all three stop when
+  // the agent loop ends, by abort or by error.
+  const network = new AbortController();
+  const stopNetwork = (): void => network.abort();
+  signal.addEventListener('abort', stopNetwork, { once: true });
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
+  const cache = backend || dnsAddress !== undefined ? new ServiceCache(api, { log, ...retry }) : undefined;
+  const clusterDns = cache && dnsAddress !== undefined ? new ClusterDns({
+    api, view: cache, address: dnsAddress, log,
+    ...(dns?.port !== undefined ? { port: dns.port } : {}),
+    ...(dns?.resolvConfPath ? { resolvConfPath: dns.resolvConfPath } : {}),
+  }) : undefined;
+  const networkDone = Promise.all([
+    cache?.run(network.signal),
+    cache && backend ? startServiceProxy(api, cache, backend, config, log, network.signal) : undefined,
+    clusterDns?.run(network.signal),
+  ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
+  // Pods the agent starts from its cache at once must find the DNS server up (or known to be off) and, when a
+  // server answers, the Services listed (their environment variables are those of the Services that exist as a
+  // container starts); a node that starts without its servers waits at most SERVICES_SYNC_WAIT_MS for that.
+  await clusterDns?.ready;
+  if (clusterDns && cache) await Promise.race([cache.synced, delay(SERVICES_SYNC_WAIT_MS, network.signal)]);
   const renewing = new AbortController();
   const renewals = certs.renewals(api, AbortSignal.any([signal, renewing.signal]), certificateCheckSeconds);
   try {
-    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
+    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
     await runAgent(signal, {
       ...tuning,
+      ...(clusterDns ? { podWorkers: { ...tuning.podWorkers, resolvConf: (pod) => clusterDns.resolvConf(pod), services: () => clusterDns.services() } } : {}),
       clusterId,
       nodeName: config.nodeName,
       api,
@@ -138,9 +192,35 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
       log,
     });
   } finally {
+    signal.removeEventListener('abort', stopNetwork);
+    network.abort();
+    await networkDone;
     renewing.abort();
     await renewals;
     await endpoint.close();
+  }
+}
+
+/**
+ * Watches Services and EndpointSlices and keeps this node's rules for them, with the cluster CIDR of the network
+ * settings the leader publishes (kube-system/flotilla-network; the defaults while it is missing). Never rejects.
+ */
+async function startServiceProxy(api: NodeApi, cache: ServiceCache, backend: ProxyBackend, config: AgentRunConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
+  let settings: NetworkSettings | undefined;
+  for (let failures = 0; !signal.aborted && settings === undefined;) {
+    try {
+      const cm = await api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name);
+      settings = parseNetworkSettings(cm?.data);
+    } catch (err) {
+      const waitMs = Math.min(retry.retryMaxSeconds * 1000, retry.retrySeconds * 1000 * 2 ** Math.min(failures++, 16));
+      log.warn({ err: (err as Error).message, retryMs: waitMs }, 'reading the network settings failed; retrying before programming services');
+      await delay(waitMs, signal);
+    }
+  }
+  if (settings) {
+    log.info({ backend: backend.name, clusterCIDR: formatCidr(settings.clusterCIDR) }, 'service proxy started');
+    await runServiceProxy(signal, { view: cache, synced: cache.synced, facts: { nodeName: config.nodeName, clusterCIDR: settings.clusterCIDR }, backend, log, ...retry });
   }
 }
 

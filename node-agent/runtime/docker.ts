@@ -100,7 +100,7 @@ export class DockerRuntime implements ContainerRuntime {
       Hostname: config.hostname,
       Labels: config.labels,
       ExposedPorts: exposed,
-      HostConfig: { PortBindings: bindings, IpcMode: 'shareable' },
+      HostConfig: { PortBindings: bindings, IpcMode: 'shareable', ...sandboxDns(config) },
     });
     try {
       await container.start();
@@ -307,6 +307,15 @@ export class DockerRuntime implements ContainerRuntime {
       signal.removeEventListener('abort', abort);
     }
   }
+}
+
+/**
+ * The sandbox's resolv.conf through Docker (the pod's containers share it with the network namespace). Without
+ * nameservers the engine writes its own (the host's, less loopback resolvers).
+ */
+export function sandboxDns(config: Pick<SandboxConfig, 'dns'>): Pick<Docker.HostConfig, 'Dns' | 'DnsSearch' | 'DnsOptions'> {
+  if (!config.dns?.nameservers.length) return {};
+  return { Dns: config.dns.nameservers, DnsSearch: config.dns.searches, DnsOptions: config.dns.options };
 }
 
 /** What createContainer sends to Docker: pure, so GPU device requests and limits are testable without the parts. */

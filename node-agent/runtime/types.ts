@@ -1,6 +1,7 @@
 // ContainerRuntime: the slim, pod-sandbox oriented container interface the agent drives (a small CRI).
 // DockerRuntime implements it on the Docker Engine, FakeRuntime in memory for hollow nodes and tests.
 // Both are held to the same behaviour by test/agent/runtime-contract.ts.
+import type { ResolvConf } from '../network/pod-dns.js';
 
 /**
  * Labels the agent puts on everything it creates. An agent owns only containers carrying both its cluster's id
@@ -63,6 +64,8 @@ export interface SandboxConfig {
   /** hostPort mappings are published on the sandbox, because it owns the network namespace. */
   ports: PortMapping[];
   labels: Record<string, string>;
+  /** The pod's resolv.conf (node-agent/network/pod-dns.ts); the engine's default when absent or without nameservers. */
+  dns?: ResolvConf;
 }
 
 export interface Mount {

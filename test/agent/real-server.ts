@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { ApiClient, ApiClientError } from '../../client/client.js';
 import { hollowInventory } from '../../node-agent/hollow.js';
-import { run, type AgentRunConfig } from '../../node-agent/run.js';
+import { run, type AgentRunConfig, type AgentRunInfo } from '../../node-agent/run.js';
 import type { ContainerRuntime } from '../../node-agent/runtime/types.js';
 import { ServerProcess } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
@@ -26,6 +26,8 @@ export interface TestAgent {
   ready: Promise<void>;
   /** Ends the agent (its containers keep running, as after any agent stop). */
   stop: () => Promise<void>;
+  /** What the agent reported when ready (its cluster DNS among others); resolves with `ready`. */
+  info: Promise<AgentRunInfo>;
 }
 
 export class RealServer {
@@ -58,21 +60,23 @@ export class RealServer {
    * `dataDir` and `token` say, FAST_AGENT_TUNING unless `tuning` says.
    */
   startAgent(nodeName: string, runtime: ContainerRuntime, opts: {
-    resources?: Parameters<typeof hollowInventory>[1]; tuning?: AgentRunConfig['tuning']; advertiseAddress?: string; dataDir?: string; token?: string;
+    resources?: Parameters<typeof hollowInventory>[1]; tuning?: AgentRunConfig['tuning']; advertiseAddress?: string; dataDir?: string; token?: string; dns?: AgentRunConfig['dns'];
   } = {}): TestAgent {
     const ac = new AbortController();
-    let registered!: () => void;
-    const started = new Promise<void>((resolve) => { registered = resolve; });
+    let registered!: (info: AgentRunInfo) => void;
+    const started = new Promise<AgentRunInfo>((resolve) => { registered = resolve; });
     const done = run(ac.signal, {
       server: this.server.url, token: opts.token ?? this.server.token, ca: this.server.ca, dataDir: opts.dataDir ?? join(this.dir, 'agent'), nodeName,
       listenHost: '127.0.0.1', listenPort: 0, ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}), runtime,
       inventory: hollowInventory(nodeName, opts.resources ?? { cpu: '4', memory: '8Gi' }), findings: [],
-      tuning: opts.tuning ?? FAST_AGENT_TUNING, log: pino({ level: 'silent' }),
-    }, () => registered());
-    const ready = Promise.race([started, done.then(() => { throw new Error(`the agent of ${nodeName} ended before it was ready`); })]);
+      tuning: opts.tuning ?? FAST_AGENT_TUNING, log: pino({ level: 'silent' }), ...(opts.dns !== undefined ? { dns: opts.dns } : {}),
+    }, (info) => registered(info));
+    const info = Promise.race([started, done.then((): never => { throw new Error(`the agent of ${nodeName} ended before it was ready`); })]);
     // A test that never awaits `ready` must not see an unhandled rejection when the agent ends at stop().
+    const ready = info.then(() => undefined);
+    info.catch(() => {});
     ready.catch(() => {});
-    return { ready, stop: async () => { ac.abort(); await done; } };
+    return { ready, info, stop: async () => { ac.abort(); await done; } };
   }
 
   createPod(pod: Record<string, unknown>, namespace = 'default'): Promise<PodView> {

@@ -12,9 +12,12 @@ export interface UpProcess {
   stop: () => Promise<void>;
 }
 
-/** `flotilla up` as a user starts it, in `cwd`, on a port it picks itself, with its output collected. */
+/**
+ * `flotilla up` as a user starts it, in `cwd`, on a port it picks itself, with its output collected; its agent
+ * programs no Service rules (FLOTILLA_SERVICE_PROXY=off): the suite runs in the machine's own network namespace.
+ */
 export function startUp(cwd: string, env: Record<string, string>): UpProcess {
-  const child = ownChild(spawn(process.execPath, [flotillaBin, 'up', '--listen', '127.0.0.1:0'], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = ownChild(spawn(process.execPath, [flotillaBin, 'up', '--listen', '127.0.0.1:0'], { cwd, env: { PATH: process.env.PATH ?? '', FLOTILLA_SERVICE_PROXY: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });
   child.stderr!.on('data', (d) => { out += d; });

@@ -1,0 +1,123 @@
+// Cluster DNS on one node: the DNS server on the node's DNS address (node-agent/network/dns.ts) serving the zone
+// of the cluster domain from the agent's ServiceView, and what the pod workers need from it: each pod's
+// resolv.conf (node-agent/network/pod-dns.ts) and the Services for their environment variables. The cluster
+// domain and networks come from ConfigMap kube-system/flotilla-network, read at start and again until a server
+// answers (the defaults serve meanwhile, so a node that starts without its servers still answers).
+//
+// The DNS address defaults to the node's address (clusterDNS "node"): pods reach it through their bridge's
+// gateway, and it needs no address of its own (node-agent/run.ts turns DNS off for a loopback node address, which
+// pods cannot reach). A taken port is logged and the agent runs without DNS; pods then get the host's
+// resolv.conf, as the kubelet does without a cluster DNS.
+import type { Logger } from 'pino';
+import type { Pod, Service } from '../../api-types/index.js';
+import { NETWORK_SETTINGS_CONFIGMAP, parseNetworkSettings, type NetworkSettings } from '../../api-types/network.js';
+import { delay } from '../agent.js';
+import type { NodeApi } from '../api-client.js';
+import { readFile } from 'node:fs/promises';
+import { hostUpstreams, startDnsServer, type DnsServer } from './dns.js';
+import type { ZoneSettings } from './dns-zone.js';
+import { parseResolvConf, podResolvConf, type ResolvConf } from './pod-dns.js';
+import type { ServiceView } from './service-cache.js';
+
+export const DNS_PORT = 53;
+
+export interface ClusterDnsOptions {
+  api: NodeApi;
+  view: ServiceView;
+  /** Where the server listens and what ClusterFirst pods name as their nameserver (default: the node's address). */
+  address: string;
+  /** Default 53; 0 picks a free port (tests that query it themselves). */
+  port?: number;
+  /** The host's resolver configuration: upstreams, and what Default pods get (default /etc/resolv.conf). */
+  resolvConfPath?: string;
+  /** How often the network settings are read again until a server has answered (default 10 s). */
+  retrySeconds?: number;
+  log: Logger;
+}
+
+/** The resolv.conf the pods of dnsPolicy Default get: the host's, without loopback resolvers a pod cannot reach. */
+async function readHostResolvConf(path: string): Promise<ResolvConf> {
+  let conf = parseResolvConf(await readFile(path, 'utf8').catch(() => ''));
+  // systemd-resolved's stub (127.0.0.53) is the host's only: its real resolvers are listed beside it, as the
+  // kubelet and Docker read them.
+  if (conf.nameservers.some(isLoopback) && path === '/etc/resolv.conf') {
+    const real = parseResolvConf(await readFile('/run/systemd/resolve/resolv.conf', 'utf8').catch(() => ''));
+    if (real.nameservers.length) conf = real;
+  }
+  return { ...conf, nameservers: conf.nameservers.filter((ns) => !isLoopback(ns)) };
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1' || ip === 'localhost';
+}
+
+export class ClusterDns {
+  private settings: NetworkSettings = parseNetworkSettings(undefined);
+  private server: DnsServer | undefined;
+  private hostConf: ResolvConf = { nameservers: [], searches: [], options: [] };
+  private markReady!: () => void;
+  /** Resolves once the server listens, or is known not to (run() logged why). */
+  readonly ready = new Promise<void>((resolve) => { this.markReady = resolve; });
+
+  constructor(private readonly options: ClusterDnsOptions) {}
+
+  /** The port the server listens on; undefined while it does not. */
+  get port(): number | undefined {
+    return this.server?.port;
+  }
+
+  /** The pod's resolv.conf: ClusterFirst pods name this node's DNS server while it runs, the host's otherwise. */
+  resolvConf(pod: Pod): ResolvConf {
+    const cluster = { nameserver: this.options.address, clusterDomain: this.settings.clusterDomain };
+    if (this.server) return podResolvConf(pod, this.hostConf, cluster);
+    return podResolvConf({ ...pod, spec: { ...pod.spec, dnsPolicy: pod.spec.dnsPolicy === 'None' ? 'None' : 'Default' } }, this.hostConf, cluster);
+  }
+
+  services(): Service[] {
+    return this.options.view.services();
+  }
+
+  /** Serves until the signal aborts; a server that cannot start is logged, and the agent goes on without it. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { options } = this;
+    const path = options.resolvConfPath ?? '/etc/resolv.conf';
+    try {
+      this.hostConf = await readHostResolvConf(path);
+      this.server = await startDnsServer({
+        host: options.address, port: options.port ?? DNS_PORT, view: options.view, zone: this.zone(),
+        upstreams: await hostUpstreams(options.address, path), log: options.log,
+      });
+    } catch (err) {
+      options.log.error({ err: (err as Error).message }, 'cluster DNS is off; pods get the host\'s resolv.conf');
+      return;
+    } finally {
+      this.markReady();
+    }
+    try {
+      await this.readSettings(signal);
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+    } finally {
+      await this.server.close();
+      this.server = undefined;
+    }
+  }
+
+  private zone(): ZoneSettings {
+    return { domain: this.settings.clusterDomain, reverseNetworks: [this.settings.clusterCIDR, this.settings.serviceCIDR], serverAddress: this.options.address };
+  }
+
+  /** Reads the network settings until a server answers (a ConfigMap that does not exist yet means the defaults). */
+  private async readSettings(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const cm = await this.options.api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name);
+        this.settings = parseNetworkSettings(cm?.data);
+        this.server?.setZone(this.zone());
+        return;
+      } catch (err) {
+        this.options.log.warn({ err: (err as Error).message }, 'network settings unreadable; DNS serves the default cluster domain meanwhile');
+        await delay((this.options.retrySeconds ?? 10) * 1000, signal);
+      }
+    }
+  }
+}

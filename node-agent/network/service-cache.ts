@@ -1,0 +1,175 @@
+// The agent's one view of the cluster's Services and EndpointSlices, fed by list + watch through NodeApi, read by
+// the service proxy (node-agent/network/service-proxy.ts) and the DNS server. Each kind is listed, then watched
+// from the list's resourceVersion; a watch that ends is resumed from the last version seen, one that is too old
+// (410) or fails lists again (with back-off while no server answers). What was seen last stays served while the
+// servers are unreachable: Services keep working on a node cut off from the control plane.
+//
+// Contract (ServiceView, net-common.md): services() and slicesOf() answer from memory; onChange listeners run
+// once per burst of changes (coalesceMs after the first change of the burst), never for an event that changed
+// nothing, and once after each (re)list that changed something.
+import type { Logger } from 'pino';
+import { LABEL_SERVICE_NAME, type EndpointSlice, type Service } from '../../api-types/index.js';
+import { delay } from '../agent.js';
+import { ApiClientError, type NodeApi, type ObjectEvent, type ObjectList } from '../api-client.js';
+
+export interface ServiceView {
+  services(): Service[];
+  slicesOf(namespace: string, serviceName: string): EndpointSlice[];
+  /** Calls fn after changes (coalesced); returns the function that removes it. */
+  onChange(fn: () => void): () => void;
+}
+
+export interface ServiceCacheOptions {
+  log: Logger;
+  /** How long a burst of changes may gather before listeners run (default 20 ms). */
+  coalesceMs?: number;
+  /** First wait before listing again after a failure (default 1 s), doubled per failure up to retryMaxSeconds (default 30 s). */
+  retrySeconds?: number;
+  retryMaxSeconds?: number;
+}
+
+interface Named {
+  metadata: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
+export class ServiceCache implements ServiceView {
+  readonly #services = new Map<string, Service>();
+  /** Slices by `namespace/service-name` (their kubernetes.io/service-name label), then by slice name. */
+  readonly #slices = new Map<string, Map<string, EndpointSlice>>();
+  readonly #listeners = new Set<() => void>();
+  #pending: NodeJS.Timeout | undefined;
+  #resolveSynced!: () => void;
+  /** Resolves once both kinds have been listed once. */
+  readonly synced = new Promise<void>((resolve) => { this.#resolveSynced = resolve; });
+
+  constructor(private readonly api: NodeApi, private readonly options: ServiceCacheOptions) {}
+
+  services(): Service[] {
+    return [...this.#services.values()];
+  }
+
+  slicesOf(namespace: string, serviceName: string): EndpointSlice[] {
+    return [...(this.#slices.get(`${namespace}/${serviceName}`)?.values() ?? [])];
+  }
+
+  onChange(fn: () => void): () => void {
+    this.#listeners.add(fn);
+    return () => this.#listeners.delete(fn);
+  }
+
+  /** Lists and watches both kinds until the signal aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    let listed = 0;
+    const listedOnce = (): void => { if (++listed === 2) this.#resolveSynced(); };
+    try {
+      await Promise.all([
+        this.#reflect<Service>('Service', () => this.api.listServices(), (rv, on, s) => this.api.watchServices(rv, on, s),
+          (items) => this.#replaceServices(items), (e) => this.#serviceEvent(e), listedOnce, signal),
+        this.#reflect<EndpointSlice>('EndpointSlice', () => this.api.listEndpointSlices(), (rv, on, s) => this.api.watchEndpointSlices(rv, on, s),
+          (items) => this.#replaceSlices(items), (e) => this.#sliceEvent(e), listedOnce, signal),
+      ]);
+    } finally {
+      clearTimeout(this.#pending);
+    }
+  }
+
+  async #reflect<T extends Named>(
+    kind: string,
+    list: () => Promise<ObjectList<T>>,
+    watch: (rv: string, onEvent: (e: ObjectEvent<T>) => void, signal: AbortSignal) => Promise<void>,
+    replace: (items: T[]) => boolean,
+    apply: (e: ObjectEvent<T>) => boolean,
+    listedOnce: () => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { log, retrySeconds = 1, retryMaxSeconds = 30 } = this.options;
+    let failures = 0;
+    let first = true;
+    while (!signal.aborted) {
+      try {
+        const listing = await list();
+        if (replace(listing.items)) this.#changed();
+        if (first) listedOnce();
+        first = false;
+        failures = 0;
+        let rv = listing.metadata.resourceVersion ?? '0';
+        // A stream the server ends cleanly resumes from the last version seen; a 410 or an error lists again.
+        while (!signal.aborted) {
+          await watch(rv, (e) => {
+            if (e.object.metadata?.resourceVersion) rv = e.object.metadata.resourceVersion;
+            if (e.type !== 'BOOKMARK' && apply(e)) this.#changed();
+          }, signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        const expired = err instanceof ApiClientError && err.code === 410;
+        const waitMs = expired ? 0 : Math.min(retryMaxSeconds * 1000, retrySeconds * 1000 * 2 ** Math.min(failures++, 16));
+        if (!expired) log.warn({ kind, err: (err as Error).message, retryMs: waitMs }, 'watching failed; serving what was seen last; listing again');
+        await delay(waitMs, signal);
+      }
+    }
+  }
+
+  #replaceServices(items: Service[]): boolean {
+    const next = new Map(items.map((s) => [serviceKey(s), s]));
+    const changed = next.size !== this.#services.size || [...next].some(([k, s]) => this.#services.get(k)?.metadata.resourceVersion !== s.metadata.resourceVersion);
+    this.#services.clear();
+    for (const [k, s] of next) this.#services.set(k, s);
+    return changed;
+  }
+
+  #serviceEvent(e: ObjectEvent<Service>): boolean {
+    const key = serviceKey(e.object);
+    if (e.type === 'DELETED') return this.#services.delete(key);
+    if (this.#services.get(key)?.metadata.resourceVersion === e.object.metadata.resourceVersion) return false;
+    this.#services.set(key, e.object);
+    return true;
+  }
+
+  #replaceSlices(items: EndpointSlice[]): boolean {
+    const before = new Map<string, string | undefined>();
+    for (const bySlice of this.#slices.values()) for (const s of bySlice.values()) before.set(sliceKey(s), s.metadata.resourceVersion);
+    this.#slices.clear();
+    for (const s of items) this.#putSlice(s);
+    return items.length !== before.size || items.some((s) => before.get(sliceKey(s)) !== s.metadata.resourceVersion);
+  }
+
+  #sliceEvent(e: ObjectEvent<EndpointSlice>): boolean {
+    // The service a slice belongs to may change with its label: drop it wherever it was, then put it back.
+    let had: EndpointSlice | undefined;
+    for (const [owner, bySlice] of this.#slices) {
+      const s = bySlice.get(sliceKey(e.object));
+      if (!s) continue;
+      had = s;
+      bySlice.delete(sliceKey(e.object));
+      if (bySlice.size === 0) this.#slices.delete(owner);
+    }
+    if (e.type === 'DELETED') return had !== undefined;
+    this.#putSlice(e.object);
+    return had?.metadata.resourceVersion !== e.object.metadata.resourceVersion;
+  }
+
+  #putSlice(s: EndpointSlice): void {
+    const service = s.metadata.labels?.[LABEL_SERVICE_NAME];
+    if (!service) return;
+    const owner = `${s.metadata.namespace ?? 'default'}/${service}`;
+    let bySlice = this.#slices.get(owner);
+    if (!bySlice) this.#slices.set(owner, bySlice = new Map());
+    bySlice.set(sliceKey(s), s);
+  }
+
+  #changed(): void {
+    if (this.#pending) return;
+    this.#pending = setTimeout(() => {
+      this.#pending = undefined;
+      for (const fn of this.#listeners) fn();
+    }, this.options.coalesceMs ?? 20);
+  }
+}
+
+function serviceKey(s: Named): string {
+  return `${s.metadata.namespace ?? 'default'}/${s.metadata.name ?? ''}`;
+}
+
+/** Slices are keyed by namespace and name: the slice name is unique in its namespace, whatever service it serves. */
+const sliceKey = serviceKey;

@@ -1,0 +1,131 @@
+// Scenario files (test/agent/testdata/service-rules/*.txt) for the Service data path's compilers: the plan
+// (node-agent/network/service-plan.ts) written as nftables (nft-ruleset.ts) and as iptables-restore input
+// (iptables-ruleset.ts), from Services and EndpointSlices validated and defaulted as the API stores them
+// (test/support/datadriven.ts; FLOTILLA_REWRITE=1 rewrites the expectations). The kernel side of the same rules
+// is test/agent/network/service-proxy.netns.test.ts.
+//
+// Commands:
+//   service NS/NAME clusterIP=IP ports=P,P [type=T] [etp=Local] [itp=Local] [affinity=ClientIP[:SECONDS]]
+//           [externalIPs=IP,IP] [lb=IP]          a Service (replaces one of that name); P is [NAME:]PORT[/PROTO][@NODEPORT]
+//   slice NS/NAME service=SVC ports=P,P endpoints=E,E [addressType=IPv6]
+//                                                an EndpointSlice; P is [NAME:]PORT[/PROTO]; E is IP[@NODE][+notready][+notserving][+terminating]
+//   delete service|slice NS/NAME
+//   node NAME                                    this node's name (default node-a; the cluster CIDR is 10.42.0.0/16)
+//   nft [full]                                   the nftables table; without `full`, the fixed chains (hooks, checks, masquerade) are left out
+//   iptables                                     the iptables-restore input on a machine with none of our chains yet
+//   udp                                          the UDP flows whose conntrack entries a change can make stale
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseCidr } from '../../../api-types/index.js';
+import { compileIptables, restoreInput } from '../../../node-agent/network/iptables-ruleset.js';
+import { compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
+import type { NodeFacts } from '../../../node-agent/network/service-plan.js';
+import { scenarioTests } from '../../support/datadriven.js';
+import { StaticServiceSource, serviceObject, sliceObject } from './service-objects.js';
+
+/** The chains every ruleset has, whatever the Services: `nft` leaves them out. */
+const FIXED_CHAINS = new Set(['nat-prerouting', 'nat-output', 'nat-postrouting', 'filter-input', 'filter-forward', 'filter-output', 'services',
+  'service-endpoints-check', 'nodeport-endpoints-check', 'reject-chain', 'mark-for-masquerade', 'masquerading']);
+
+function options(args: string[]): Map<string, string> {
+  return new Map(args.map((a) => {
+    const i = a.indexOf('=');
+    if (i < 0) throw new Error(`"${a}" is not KEY=VALUE`);
+    return [a.slice(0, i), a.slice(i + 1)];
+  }));
+}
+
+function nsName(text: string | undefined): [string, string] {
+  const [ns, name] = (text ?? '').split('/');
+  if (!ns || !name) throw new Error(`"${text}" is not NAMESPACE/NAME`);
+  return [ns, name];
+}
+
+function port(text: string): { name?: string; port: number; protocol: string; nodePort?: number } {
+  const m = /^(?:([a-z][-a-z0-9]*):)?(\d+)(?:\/(TCP|UDP|SCTP))?(?:@(\d+))?$/.exec(text);
+  if (!m) throw new Error(`"${text}" is not [NAME:]PORT[/PROTO][@NODEPORT]`);
+  return { ...(m[1] ? { name: m[1] } : {}), port: Number(m[2]), protocol: m[3] ?? 'TCP', ...(m[4] ? { nodePort: Number(m[4]) } : {}) };
+}
+
+class RulesRunner {
+  private readonly source = new StaticServiceSource();
+  private facts: NodeFacts = { nodeName: 'node-a', clusterCIDR: parseCidr('10.42.0.0/16') };
+
+  run(command: string): string {
+    const [verb, ...args] = command.split(/\s+/);
+    switch (verb) {
+      case 'service': return this.service(args);
+      case 'slice': return this.slice(args);
+      case 'delete': {
+        const [kind, key] = args;
+        const map = kind === 'service' ? this.source.svcs : this.source.slices;
+        if (!map.delete(nsName(key).join('/'))) throw new Error(`no ${kind} ${key}`);
+        return '';
+      }
+      case 'node': this.facts = { ...this.facts, nodeName: args[0]! }; return '';
+      case 'nft': {
+        const text = compileRuleset(this.source, this.facts).text;
+        return args[0] === 'full' ? text.trimEnd() : withoutFixedChains(text);
+      }
+      case 'iptables': return restoreInput(compileIptables(this.source, this.facts), { nat: new Set(), filter: new Set() }).trimEnd();
+      case 'udp': return compileRuleset(this.source, this.facts).udpFlows.map((f) => `${f.ip ?? '<node>'}:${f.port} -> ${f.endpoint}`).join('\n');
+      default: throw new Error(`unknown command "${verb}"`);
+    }
+  }
+
+  private service(args: string[]): string {
+    const [ns, name] = nsName(args[0]);
+    const o = options(args.slice(1));
+    const affinity = o.get('affinity')?.split(':');
+    const spec: Record<string, unknown> = {
+      clusterIP: o.get('clusterIP'),
+      ...(o.has('type') ? { type: o.get('type') } : {}),
+      ports: (o.get('ports') ?? '').split(',').map(port).map((p) => ({ ...p, targetPort: p.port })),
+      ...(o.has('etp') ? { externalTrafficPolicy: o.get('etp') } : {}),
+      ...(o.has('itp') ? { internalTrafficPolicy: o.get('itp') } : {}),
+      ...(affinity ? { sessionAffinity: affinity[0], ...(affinity[1] ? { sessionAffinityConfig: { clientIP: { timeoutSeconds: Number(affinity[1]) } } } : {}) } : {}),
+      ...(o.has('externalIPs') ? { externalIPs: o.get('externalIPs')!.split(',') } : {}),
+    };
+    this.source.putService(serviceObject(ns, name, spec, o.has('lb') ? { loadBalancer: { ingress: [{ ip: o.get('lb') }] } } : undefined));
+    return '';
+  }
+
+  private slice(args: string[]): string {
+    const [ns, name] = nsName(args[0]);
+    const o = options(args.slice(1));
+    const endpoints = (o.get('endpoints') ?? '').split(',').filter(Boolean).map((e) => {
+      const [addr, ...flags] = e.split('+');
+      const [ip, nodeName] = addr!.split('@');
+      return {
+        ip: ip!, ...(nodeName ? { nodeName } : {}),
+        ...(flags.includes('notready') ? { ready: false } : {}),
+        ...(flags.includes('notserving') ? { serving: false } : {}),
+        ...(flags.includes('terminating') ? { terminating: true } : {}),
+      };
+    });
+    this.source.putSlice(sliceObject(ns, name, o.get('service') ?? '', (o.get('ports') ?? '').split(',').map(port), endpoints, o.get('addressType')));
+    return '';
+  }
+}
+
+function withoutFixedChains(text: string): string {
+  return text.replace(/^\tchain (\S+) \{\n[\s\S]*?^\t\}\n/gm, (block, name: string) => (FIXED_CHAINS.has(name) ? '' : block)).trimEnd();
+}
+
+scenarioTests(test, 'test/agent/testdata/service-rules', () => new RulesRunner());
+
+test('the same Services in another order give byte-identical rules', () => {
+  const a = new StaticServiceSource();
+  const b = new StaticServiceSource();
+  const svcs = [1, 2, 3].map((i) => serviceObject('default', `s${i}`, { clusterIP: `10.43.0.${i}`, ports: [{ port: 80 }] }));
+  const slices = [1, 2, 3].map((i) => sliceObject('default', `s${i}-x`, `s${i}`, [{ port: 8080 }], [{ ip: `10.42.0.${10 + i}` }, { ip: `10.42.0.${20 + i}` }]));
+  for (const s of svcs) a.putService(s);
+  for (const s of slices) a.putSlice(s);
+  for (const s of [...svcs].reverse()) b.putService(s);
+  for (const s of [...slices].reverse()) b.putSlice(s);
+  const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
+  assert.is(compileRuleset(b, facts).text, compileRuleset(a, facts).text);
+  assert.equal(compileIptables(b, facts), compileIptables(a, facts));
+});
+
+test.run();
