@@ -2,7 +2,7 @@
 // (client/client.ts): register and report the Node, renew its lease, publish the agent's endpoint secret, post
 // Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import type { ConfigMap, Pod, PodStatus, Secret } from '../api-types/index.js';
+import type { ConfigMap, Node, Pod, PodStatus, Secret } from '../api-types/index.js';
 import { LABEL_AGENT_NODE } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
@@ -137,6 +137,25 @@ export class NodeApi {
       });
     } catch (err) {
       if (!(err instanceof ApiClientError && (err.code === 404 || (err.code === 409 && uid !== undefined)))) throw err;
+    }
+  }
+
+  listNodes(): Promise<{ items: Node[]; metadata: { resourceVersion?: string } }> {
+    return this.client.request('GET', '/api/v1/nodes');
+  }
+
+  /** Streams Node events after resourceVersion until the server ends the stream or the signal aborts; 410 as watchPods. */
+  async watchNodes(resourceVersion: string, onEvent: (e: Exclude<WatchEvent<Node>, { type: 'ERROR' }>) => void, signal: AbortSignal): Promise<void> {
+    try {
+      await this.client.watch<Node>(`/api/v1/nodes?watch=true&resourceVersion=${enc(resourceVersion)}`, (e) => {
+        if (e.type === 'ERROR') {
+          const st = e.object;
+          throw new ApiClientError(st.message ?? 'watch error', st.code ?? 410, st.reason ?? 'Expired');
+        }
+        onEvent(e);
+      }, signal);
+    } catch (err) {
+      if (!signal.aborted) throw err;
     }
   }
 

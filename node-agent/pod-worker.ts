@@ -61,6 +61,12 @@ export interface PodWorkerSettings {
   sandboxImage?: string;
   /** Command of the sandbox when its image is not the pause image (e.g. ['sleep', '2147483647']). */
   sandboxCommand?: string[];
+  /**
+   * The network a new sandbox joins (the pod network, node-agent/network/pod-network.ts); throwing means none can
+   * be created yet, and the pod waits (CreatePodSandboxError with the message) until a later sync. Unset: the
+   * runtime's default network.
+   */
+  sandboxNetwork?: () => string;
   hostIP?: string;
   /** Crash back-off: base, doubled per restart, capped (Kubernetes: 10 s, 300 s). */
   backoffBaseMs?: number;
@@ -82,7 +88,8 @@ export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContain
   initContainerStatuses?: ContainerStatusReport[];
 };
 
-type Resolved = Required<Omit<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>> & Pick<PodWorkerSettings, 'sandboxCommand' | 'hostIP' | 'onStatus' | 'onEvent'>;
+type Optional = 'sandboxCommand' | 'sandboxNetwork' | 'hostIP' | 'onStatus' | 'onEvent';
+type Resolved = Required<Omit<PodWorkerSettings, Optional>> & Pick<PodWorkerSettings, Optional>;
 
 function resolveSettings(s: PodWorkerSettings): Resolved {
   return {
@@ -329,7 +336,8 @@ export class PodWorker {
   }
 
   private async createSandbox(remove: string[], restartCounts: Record<string, number>): Promise<ContainerSummary> {
-    const { runtime, sandboxImage, sandboxCommand } = this.settings;
+    const { runtime, sandboxImage, sandboxCommand, sandboxNetwork } = this.settings;
+    const network = sandboxNetwork?.();
     const pod = this.inputs.pod;
     for (const [name, count] of Object.entries(restartCounts)) {
       this.record(name).nextRestartCount = count;
@@ -350,6 +358,7 @@ export class PodWorker {
       ...(sandboxCommand ? { command: sandboxCommand } : {}),
       hostname: pod.spec.hostname ?? podName(this.inputs),
       ports,
+      ...(network ? { network } : {}),
       labels,
     });
     await mkdir(this.podDir(), { recursive: true });

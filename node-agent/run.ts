@@ -14,6 +14,7 @@ import { runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { startEndpoint } from './endpoint.js';
+import { PodNetwork, runPodNetwork } from './network/pod-network.js';
 import { buildNodeObject } from './node-object.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
@@ -37,6 +38,12 @@ export interface AgentRunConfig {
   inventory?: NodeInventory;
   /** Default: the preflight checks of this machine. */
   findings?: Finding[];
+  /**
+   * Run the pod network (node-agent/network/pod-network.ts: a bridge per podCIDR, routes to the other nodes,
+   * iptables rules; needs the Docker runtime, root and this machine's network namespace). Off: pods join Docker's
+   * default bridge, which is what tests that share one engine and one namespace use.
+   */
+  podNetwork?: boolean;
   /** Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing decisions). */
   tuning?: Partial<Pick<AgentConfig, 'heartbeatSeconds' | 'nodeStatusSeconds' | 'usageSeconds' | 'simulatedUsage' | 'retrySeconds' | 'retryMaxSeconds' | 'fenceAfterSeconds' | 'podWorkers' | 'now'>>;
   log?: Logger;
@@ -83,6 +90,7 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
   const findings = config.findings ?? await machineFindings(runtime, inventory);
   for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
 
+  const podNetwork = config.podNetwork ? await startPodNetwork(runtime, clusterId, api, log, config.nodeName, signal) : undefined;
   const token = randomBytes(32).toString('base64url');
   const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, token, host: config.listenHost, port: config.listenPort, log });
   const address = config.advertiseAddress ?? advertisedAddress(config.listenHost);
@@ -91,6 +99,7 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings });
     await runAgent(signal, {
       ...config.tuning,
+      ...(podNetwork ? { podWorkers: { ...config.tuning?.podWorkers, sandboxNetwork: () => podNetwork.network.sandboxNetwork() } } : {}),
       clusterId,
       nodeName: config.nodeName,
       api,
@@ -104,7 +113,25 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
     });
   } finally {
     await endpoint.close();
+    await podNetwork?.done;
   }
+}
+
+/**
+ * The pod network of this node, kept converged in the background until the signal aborts. A node whose
+ * address other nodes' addresses are not on-link with is told so by a Warning Event on the Node.
+ */
+async function startPodNetwork(runtime: ContainerRuntime, clusterId: string, api: NodeApi, log: Logger, nodeName: string, signal: AbortSignal): Promise<{ network: PodNetwork; done: Promise<void> }> {
+  if (!(runtime instanceof DockerRuntime)) throw new Error('the pod network needs the Docker runtime');
+  const network = new PodNetwork({
+    docker: runtime.docker, clusterId, nodeName, log,
+    onOffLink: (_node, message) => {
+      api.nodeEvent(nodeName, undefined, { type: 'Warning', reason: 'PodNetworkNotOnLink', message })
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'posting the pod network event failed'));
+    },
+  });
+  await network.start();
+  return { network, done: runPodNetwork(signal, { api, network, log }) };
 }
 
 /**

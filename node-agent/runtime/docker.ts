@@ -100,7 +100,7 @@ export class DockerRuntime implements ContainerRuntime {
       Hostname: config.hostname,
       Labels: config.labels,
       ExposedPorts: exposed,
-      HostConfig: { PortBindings: bindings, IpcMode: 'shareable' },
+      HostConfig: { PortBindings: bindings, IpcMode: 'shareable', ...(config.network ? { NetworkMode: config.network } : {}) },
     });
     try {
       await container.start();

@@ -62,6 +62,8 @@ export interface SandboxConfig {
   hostname: string;
   /** hostPort mappings are published on the sandbox, because it owns the network namespace. */
   ports: PortMapping[];
+  /** The network the sandbox joins (Docker: a network name, node-agent/network/pod-network.ts); the engine's default when unset. */
+  network?: string;
   labels: Record<string, string>;
 }
 
