@@ -1,6 +1,7 @@
 // The calls the agent makes on the server's Kubernetes-shaped API, as typed methods over the shared HTTP client
 // (client/client.ts): register and report the Node, renew its lease, publish the agent's endpoint secret, post
-// Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
+// Events, list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets, list and watch the
+// Nodes (the pod network's routes).
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
 import type { ConfigMap, Node, Pod, PodStatus, Secret } from '../api-types/index.js';
 import { LABEL_AGENT_NODE } from '../api-types/index.js';

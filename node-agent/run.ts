@@ -1,20 +1,21 @@
 // The agent process: lock the data directory, learn the cluster it belongs to (node-agent/data-dir.ts), probe
-// the hardware, run the preflight checks, open the agent endpoint (logs, exec for the servers), then run the
-// agent loop against the servers until the signal aborts. run(signal, config) is what `flotilla agent` calls;
-// tests call it with a FakeRuntime and a fixed inventory.
+// the hardware, run the preflight checks, start the pod network where asked (node-agent/network/pod-network.ts),
+// open the agent endpoint (logs, exec for the servers), then run the agent loop against the servers until the
+// signal aborts. run(signal, config) is what `flotilla agent` calls; tests call it with a FakeRuntime and a fixed
+// inventory.
 import type { ServerChoice } from '../client/client.js';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { normaliseInventory, type NodeInventory } from '../hardware/inventory.js';
-import { readPreflightInputs, runPreflight, type Finding } from '../hardware/preflight.js';
+import { readPreflightInputs, runPreflight, type Finding, type PreflightFacts } from '../hardware/preflight.js';
 import { probeHardware } from '../hardware/probe.js';
 import { runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { startEndpoint } from './endpoint.js';
-import { PodNetwork, runPodNetwork } from './network/pod-network.js';
+import { DEFAULT_CLUSTER_CIDR, PodNetwork, runCommand, runPodNetwork } from './network/pod-network.js';
 import { buildNodeObject } from './node-object.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
@@ -87,7 +88,7 @@ async function runAs(clusterId: string, api: NodeApi, log: Logger, signal: Abort
     ...(config.reserved ? { reserved: config.reserved } : {}),
   });
   const runtimeVersion = await runtimeVersionOf(runtime);
-  const findings = config.findings ?? await machineFindings(runtime, inventory);
+  const findings = config.findings ?? await machineFindings(runtime, inventory, config.podNetwork === true);
   for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
 
   const podNetwork = config.podNetwork ? await startPodNetwork(runtime, clusterId, api, log, config.nodeName, signal) : undefined;
@@ -154,14 +155,28 @@ async function runtimeVersionOf(runtime: ContainerRuntime): Promise<string> {
   return `docker://${v?.Version ?? 'unknown'}`;
 }
 
-async function machineFindings(runtime: ContainerRuntime, inventory: NodeInventory): Promise<Finding[]> {
+async function machineFindings(runtime: ContainerRuntime, inventory: NodeInventory, podNetwork: boolean): Promise<Finding[]> {
   const info = runtime instanceof DockerRuntime ? await runtime.docker.info().catch(() => undefined) as { Runtimes?: Record<string, unknown> } | undefined : undefined;
   return runPreflight(await readPreflightInputs(), {
     dockerReachable: !(runtime instanceof DockerRuntime) || info !== undefined,
     dockerRuntimes: Object.keys(info?.Runtimes ?? {}),
     cdiSpecs: await cdiSpecFiles(),
     hasNvidiaGpu: inventory.gpus.some((g) => g.vendor === 'nvidia'),
+    ...(podNetwork ? { podNetwork: await podNetworkFacts() } : {}),
   });
+}
+
+/** The firewall facts preflight judges the pod network by (hardware/preflight.ts podNetworkFindings). */
+async function podNetworkFacts(): Promise<NonNullable<PreflightFacts['podNetwork']>> {
+  const forward = await runCommand('iptables', ['-w', '-S', 'FORWARD']).catch(() => undefined);
+  const tables = await runCommand('nft', ['list', 'tables']).catch(() => undefined);
+  const policy = /^-P FORWARD (\S+)/m.exec(forward?.stdout ?? '')?.[1];
+  return {
+    clusterCidr: DEFAULT_CLUSTER_CIDR,
+    iptablesFound: forward !== undefined,
+    ...(policy ? { forwardPolicy: policy } : {}),
+    firewalld: /\btable inet firewalld\b/.test(tables?.stdout ?? ''),
+  };
 }
 
 async function cdiSpecFiles(): Promise<string[]> {
