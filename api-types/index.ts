@@ -8,3 +8,4 @@ export * from './names.js';
 export * from './selector.js';
 export * from './validate.js';
 export * from './canonical.js';
+export * from './network.js';

@@ -103,6 +103,17 @@ export type ServiceSpec = NonNullable<Service['spec']>;
 export type ServicePort = Item<ServiceSpec['ports']>;
 export type ServiceStatus = NonNullable<Service['status']>;
 
+// ---- Endpoints, EndpointSlice -------------------------------------------------------------------------
+
+export type Endpoints = KindOf<'Endpoints'>;
+export type EndpointSubset = Item<Endpoints['subsets']>;
+export type EndpointAddress = Item<EndpointSubset['addresses']>;
+export type EndpointPort = Item<EndpointSubset['ports']>;
+export type EndpointSlice = KindOf<'EndpointSlice'>;
+export type SliceEndpoint = EndpointSlice['endpoints'][number];
+export type EndpointConditions = NonNullable<SliceEndpoint['conditions']>;
+export type SlicePort = Item<EndpointSlice['ports']>;
+
 // ---- workloads -----------------------------------------------------------------------------------------
 
 export type Deployment = KindOf<'Deployment'>;

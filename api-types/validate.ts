@@ -621,6 +621,13 @@ const serviceSpec = z.strictObject({
   if (s.type === 'ExternalName' && !s.externalName) issue(ctx, ['externalName'], 'is required when type is ExternalName');
 });
 
+/** A port of an Endpoints subset or an EndpointSlice: the name is the Service port's ("" or absent when it has none). */
+const endpointPort = z.strictObject({ name: str.optional(), port: port.optional(), protocol: protocol.optional(), appProtocol: str.optional() });
+const endpointAddress = z.strictObject({ ip: str, hostname: str.optional(), nodeName: str.optional(), targetRef: objectReference.optional() });
+
+/** EndpointSlices hold at most this many endpoints, as in Kubernetes. */
+export const ENDPOINTSLICE_MAX_ENDPOINTS = 1000;
+
 const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
 const configKeys = (ctx: Ctx, field: string, data: Record<string, string> | undefined): void => {
   for (const key of Object.keys(data ?? {})) {
@@ -717,6 +724,25 @@ export const kindSchemas = {
       }).optional(),
       conditions: conditions.optional(),
     }).optional(),
+  }),
+  Endpoints: kindSchema('v1', 'Endpoints', dns1123SubdomainError, {
+    subsets: z.array(z.strictObject({
+      addresses: z.array(endpointAddress).optional(),
+      notReadyAddresses: z.array(endpointAddress).optional(),
+      ports: z.array(endpointPort.extend({ port })).optional(),
+    })).optional(),
+  }),
+  EndpointSlice: kindSchema('discovery.k8s.io/v1', 'EndpointSlice', dns1123SubdomainError, {
+    addressType: z.enum(['IPv4', 'IPv6', 'FQDN']),
+    endpoints: z.array(z.strictObject({
+      addresses: z.array(str).min(1, { error: 'must contain at least 1 address' }).max(100, { error: 'must contain at most 100 addresses' }),
+      conditions: z.strictObject({ ready: bool.optional(), serving: bool.optional(), terminating: bool.optional() }).optional(),
+      hostname: str.optional(),
+      nodeName: str.optional(),
+      zone: str.optional(),
+      targetRef: objectReference.optional(),
+    })).max(ENDPOINTSLICE_MAX_ENDPOINTS, { error: `must contain at most ${ENDPOINTSLICE_MAX_ENDPOINTS} endpoints` }),
+    ports: z.array(endpointPort).optional(),
   }),
   ConfigMap: kindSchema('v1', 'ConfigMap', dns1123SubdomainError, {
     data: z.record(z.string(), z.string()).optional(),

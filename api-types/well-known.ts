@@ -89,6 +89,18 @@ export const ANNOTATION_CHANGE_CAUSE = 'kubernetes.io/change-cause';
 /** Pod template annotation `rollout restart` sets to force a new revision. */
 export const ANNOTATION_RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 
+// ---- Services and their endpoints (as Kubernetes) --------------------------------------------------------
+
+/** EndpointSlice label: the Service the slice belongs to. */
+export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
+/** EndpointSlice label: who manages the slice; the controller touches only slices labelled with its own name. */
+export const LABEL_ENDPOINTSLICE_MANAGED_BY = 'endpointslice.kubernetes.io/managed-by';
+/** The value of LABEL_ENDPOINTSLICE_MANAGED_BY on the slices Flotilla's endpoints controller keeps. */
+export const ENDPOINTSLICE_CONTROLLER_NAME = 'endpointslice-controller.flotilla.io';
+/** Labels Kubernetes puts on the `kubernetes` Service (provider=kubernetes, component=apiserver). */
+export const LABEL_PROVIDER = 'provider';
+export const LABEL_COMPONENT = 'component';
+
 // ---- Flotilla's own records ----------------------------------------------------------------------------
 
 /** Secret type of the records that hold API and join tokens (kube-system). */

@@ -1,8 +1,8 @@
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiPath, resourceByCliName, resourceOfKind } from '../api-types/index.js';
-import type { DeleteOptions, DeletionPropagation, Event, KubeObject, List, ResourceInfo } from '../api-types/index.js';
+import { apiPath, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
+import type { DeleteOptions, DeletionPropagation, Event, KubeObject, List, NetworkSettings, NetworkSettingsData, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
 import type { ApiClient } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
@@ -42,6 +42,27 @@ const nsFlags: FlagSpec[] = [{ name: 'namespace', short: 'n', kind: 'string' }, 
 /** How long a silent node stays Ready, and how long its pods then wait before they are moved. */
 const controllerFlags: FlagSpec[] = [{ name: 'node-grace-period', kind: 'string' }, { name: 'pod-eviction-delay', kind: 'string' }];
 
+/** The network settings a new cluster publishes (api-types/network.ts). */
+const networkFlags: FlagSpec[] = [{ name: 'cluster-cidr', kind: 'string' }, { name: 'service-cidr', kind: 'string' }, { name: 'service-node-port-range', kind: 'string' }];
+
+/** The network flags as settings (undefined when none is given); a bad value is a UsageError naming its flag. */
+function networkSettingsOf(a: ParsedArgs): NetworkSettings | undefined {
+  const data: Partial<NetworkSettingsData> = {};
+  const flags = [['cluster-cidr', 'clusterCIDR', parseCidr], ['service-cidr', 'serviceCIDR', parseCidr], ['service-node-port-range', 'nodePortRange', parsePortRange]] as const;
+  for (const [flag, key, parse] of flags) {
+    const value = stringFlag(a, flag);
+    if (value === undefined) continue;
+    try { parse(value); } catch (err) { throw new UsageError(`--${flag}: ${(err as Error).message}`); }
+    data[key] = value;
+  }
+  if (Object.keys(data).length === 0) return undefined;
+  try {
+    return parseNetworkSettings(data);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 /** "30s", "2m", "1500ms" or plain seconds, as milliseconds. */
 export function parseDuration(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
@@ -59,17 +80,17 @@ function controllerSettingsOf(a: ParsedArgs): { nodeGracePeriodMs?: number; podE
 const commands: Record<string, CliCommand> = {
   up: {
     summary: 'run an all-in-one cluster (server + local agent) in the foreground',
-    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
-    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags],
+    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767]',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags, ...networkFlags],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true, localAgent: true, formsCluster: true }),
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s]',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767]',
     flags: [
       { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
       { name: 'token', kind: 'string' }, { name: 'cluster-init', kind: 'boolean' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
-      ...controllerFlags,
+      ...controllerFlags, ...networkFlags,
     ],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false, localAgent: false, formsCluster: false }),
   },
@@ -233,6 +254,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   if (snapshotText !== undefined && !/^[1-9]\d*$/.test(snapshotText)) throw new UsageError(`--snapshot-every must be a positive number of log entries, got "${snapshotText}"`);
   const iface = stringFlag(a, 'interface');
   const mdns = a.flags.mdns;
+  const network = networkSettingsOf(a);
   // `up`'s local agent says its own (agent-command.ts); "stopped" follows once both are down.
   const stopping = () => io.err('shutting down: closing the API server and the Raft member...\n');
   signal.addEventListener('abort', stopping, { once: true });
@@ -241,7 +263,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
-    controllers: controllerSettingsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}),
+    controllers: controllerSettingsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}), ...(network ? { network } : {}),
     log: createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err }),
   }, (info) => {
     let configNote = '';

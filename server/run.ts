@@ -10,7 +10,8 @@ import type { ReadinessCheck } from './api/app.js';
 import type { Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
-import { SYSTEM_PRIORITY_CLASSES, resourceFor } from '../api-types/index.js';
+import { NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind } from '../api-types/index.js';
+import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
 import { ClusterMember } from './cluster/cluster.js';
@@ -69,6 +70,12 @@ export interface ServerConfig {
   log?: Logger;
   /** Give ServerInfo.localAgentToken: `flotilla up` runs an agent beside this server. */
   localAgentToken?: boolean;
+  /**
+   * The network settings a new cluster publishes (ConfigMap kube-system/flotilla-network; default
+   * api-types/network.ts). A cluster keeps the settings it was made with: a later leader given others says so in
+   * its log and leaves them.
+   */
+  network?: NetworkSettings;
 }
 
 export interface ServerInfo {
@@ -167,7 +174,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (!leading) return;
       leaderWork = new AbortController();
       const work = leaderWork.signal;
-      void bootstrap(objects, cluster, admin?.token)
+      void bootstrap(objects, cluster, admin?.token, config.network ?? parseNetworkSettings(undefined), log)
         .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
@@ -212,6 +219,7 @@ export function ensureAdminToken(dataDir: string): { token: string; path: string
 }
 
 const namespaces = resourceFor('', 'v1', 'namespaces')!;
+const configMaps = resourceOfKind('ConfigMap');
 const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
 const PRIORITY_CLASSES = resourceKey(priorityClasses);
 
@@ -227,8 +235,8 @@ async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects
 }
 
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest, the
- * built-in PriorityClasses. /readyz waits for all of them. */
-async function bootstrap(objects: ObjectService, cluster: ClusterMember, adminToken: string | undefined): Promise<void> {
+ * built-in PriorityClasses, the published network settings. /readyz waits for all of them. */
+async function bootstrap(objects: ObjectService, cluster: ClusterMember, adminToken: string | undefined, network: NetworkSettings, log: Logger): Promise<void> {
   await cluster.registerSelf(objects);
   for (const name of BOOTSTRAP_NAMESPACES) {
     await objects.ensureObject(namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
@@ -236,6 +244,13 @@ async function bootstrap(objects: ObjectService, cluster: ClusterMember, adminTo
   if (adminToken) await ensureToken(objects, 'admin', adminToken, 'admin');
   for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
     await objects.ensureObject(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
+  }
+  const data = networkSettingsData(network);
+  const { namespace, name } = NETWORK_SETTINGS_CONFIGMAP;
+  const published = objects.get(configMaps, namespace, name)?.data;
+  if (published === undefined) await objects.ensureObject(configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace, name }, data });
+  else if (Object.entries(data).some(([key, value]) => published[key] !== value)) {
+    log.warn({ published, given: data }, `the cluster keeps the network settings it was made with (ConfigMap ${namespace}/${name}), not the ones given to this server`);
   }
 }
 
@@ -263,6 +278,7 @@ async function readiness(cluster: ClusterMember, store: SqliteStore, signal: Abo
     ...(store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) ? [] : [`secret ${TOKENS_SECRET.namespace}/${TOKENS_SECRET.name}`]),
     ...(store.get(MEMBERS_RESOURCE, '', String(cluster.identity.memberId)) ? [] : [`the record of member ${cluster.identity.memberId}`]),
     ...SYSTEM_PRIORITY_CLASSES.filter(({ name }) => !store.get(PRIORITY_CLASSES, '', name)).map(({ name }) => `PriorityClass ${name}`),
+    ...(store.get('configmaps', NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name) ? [] : [`configmap ${NETWORK_SETTINGS_CONFIGMAP.namespace}/${NETWORK_SETTINGS_CONFIGMAP.name}`]),
   ];
   return [
     check('raft-leader', leader ? undefined : 'no Raft leader is known'),

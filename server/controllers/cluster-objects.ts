@@ -8,6 +8,7 @@ import type { Objects } from '../objects/service.js';
 
 /** The resources the controllers read and write; reads and writes through them are typed by kind. */
 export const resources = {
+  namespaces: resourceOfKind('Namespace'),
   pods: resourceOfKind('Pod'),
   nodes: resourceOfKind('Node'),
   events: resourceOfKind('Event'),
@@ -17,6 +18,9 @@ export const resources = {
   statefulSets: resourceOfKind('StatefulSet'),
   jobs: resourceOfKind('Job'),
   hpas: resourceOfKind('HorizontalPodAutoscaler'),
+  services: resourceOfKind('Service'),
+  endpoints: resourceOfKind('Endpoints'),
+  endpointSlices: resourceOfKind('EndpointSlice'),
 } as const;
 
 /** Being deleted (deletionTimestamp set: graceful, held by finalizers, or releasing its dependents): a controller must not act on it. */

@@ -12,6 +12,7 @@ import { garbageCollector } from './garbage-collector.js';
 import { nodeLifecycleController } from './node-lifecycle.js';
 import { horizontalPodAutoscaler } from './hpa.js';
 import { namespaceController } from './namespace.js';
+import { endpointsController } from './endpoints.js';
 
 export * from './controller.js';
 
@@ -36,6 +37,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     nodeLifecycleController(deps),
     horizontalPodAutoscaler(deps),
     namespaceController(deps),
+    endpointsController(deps),
   ];
 }
 

@@ -1,8 +1,9 @@
 // What applying a command decides, once, for every store: create, update and delete (with graceful deletion and
 // finalizers, server/store/deletion.ts), preconditions, server-owned metadata, generation, unchanged writes and
-// the watch events they make. A store only keeps the rows (StateTable) and publishes the events.
+// the watch events they make; Services' and Nodes' addresses and ports (server/network/allocator.ts). A store only keeps the rows (StateTable) and publishes the events.
 import { canonicalJson, specChanged } from '../../api-types/index.js';
 import { addedFinalizers, isRemovedByUpdate, planDeletion } from './deletion.js';
+import { holdsAllocations, planAllocations, releaseAllocations } from '../network/allocator.js';
 import type { AppliedCommand, ApplyResult, Command, Failure, ResourceKey, StatusDetails, StoredObject, WatchEvent } from './types.js';
 
 /** How many revisions a proposal id is remembered for (AppliedCommand): far longer than any proposal is retried. */
@@ -80,6 +81,13 @@ function create(table: StateTable, c: Extract<Command, { op: 'create' }>, revisi
   };
   delete object.metadata.deletionTimestamp;
   delete object.metadata.deletionGracePeriodSeconds;
+  if (holdsAllocations(c.resource)) {
+    const plan = planAllocations(table, c.resource, undefined, object);
+    if (!plan.ok) return { ok: false, failure: plan.failure };
+    table.put(c.resource, ns, name, plan.object);
+    plan.commit();
+    return { ok: true, type: 'ADDED', object: plan.object };
+  }
   table.put(c.resource, ns, name, object);
   return { ok: true, type: 'ADDED', object };
 }
@@ -122,7 +130,18 @@ function update(table: StateTable, c: Extract<Command, { op: 'update' }>, revisi
   }
   if (isRemovedByUpdate(current, object)) {
     table.remove(c.resource, ns, name);
+    if (holdsAllocations(c.resource)) releaseAllocations(table, c.resource, current);
     return { ok: true, type: 'DELETED', object };
+  }
+  if (holdsAllocations(c.resource)) {
+    const plan = planAllocations(table, c.resource, current, object);
+    if (!plan.ok) return { ok: false, failure: plan.failure };
+    // The generation follows the spec as written, assigned fields included (a write that leaves out the
+    // ClusterIP it has changes nothing).
+    plan.object.metadata = { ...plan.object.metadata, generation: (current.metadata.generation ?? 1) + (specChanged(current, plan.object) ? 1 : 0) };
+    const result = put(table, c.resource, current, plan.object);
+    if (result.ok && !result.unchanged) plan.commit();
+    return result;
   }
   return put(table, c.resource, current, object);
 }
@@ -145,6 +164,7 @@ function remove(table: StateTable, c: Extract<Command, { op: 'delete' }>, revisi
   const plan = c.now === undefined ? { remove: true as const } : planDeletion(current, { now: c.now, gracePeriodSeconds: c.gracePeriodSeconds, propagationPolicy: c.propagationPolicy });
   if (!plan.remove) return put(table, c.resource, current, { ...plan.object, metadata: { ...plan.object.metadata, resourceVersion: String(revision) } });
   table.remove(c.resource, c.namespace, c.name);
+  if (holdsAllocations(c.resource)) releaseAllocations(table, c.resource, current);
   return { ok: true, type: 'DELETED', object: current };
 }
 

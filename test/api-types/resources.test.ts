@@ -19,6 +19,8 @@ const cliNames: [string, string][] = [
   ['hpa', 'HorizontalPodAutoscaler'], ['horizontalpodautoscalers.autoscaling', 'HorizontalPodAutoscaler'],
   ['runtimeclasses', 'RuntimeClass'], ['runtimeclass', 'RuntimeClass'], ['runtimeclasses.node.k8s.io', 'RuntimeClass'],
   ['pc', 'PriorityClass'], ['priorityclasses', 'PriorityClass'], ['priorityclasses.scheduling.k8s.io', 'PriorityClass'],
+  ['ep', 'Endpoints'], ['endpoints', 'Endpoints'], ['endpointslices', 'EndpointSlice'], ['endpointslice', 'EndpointSlice'],
+  ['endpointslices.discovery.k8s.io', 'EndpointSlice'],
 ];
 for (const [name, kind] of cliNames) {
   test(`resourceByCliName("${name}") is ${kind}`, () => {
@@ -58,7 +60,8 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
   for (const r of allResources) {
     assert.is(r.apiVersion, r.group === '' ? r.version : `${r.group}/${r.version}`);
     assert.is(r.singular, r.kind.toLowerCase());
-    for (const name of [r.plural, r.kind, ...r.shortNames]) {
+    // A kind may be its own plural (Endpoints, as in Kubernetes).
+    for (const name of new Set([r.plural, r.kind.toLowerCase(), ...r.shortNames])) {
       assert.not.ok(seen.has(name.toLowerCase()), `${name} appears twice`);
       seen.add(name.toLowerCase());
       assert.is(resourceByCliName(name), r);
@@ -67,7 +70,7 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
     assert.is(resourceForKind(r.apiVersion, r.kind), r);
   }
   const kinds = allResources.map((r) => r.kind).sort();
-  assert.equal(kinds, ['ConfigMap', 'DaemonSet', 'Deployment', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
+  assert.equal(kinds, ['ConfigMap', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
     'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
 });
 
@@ -95,6 +98,9 @@ test('scope and subresources', () => {
   assert.equal(resourceByCliName('rs')?.subresources, ['status', 'scale']);
   assert.equal(resourceByCliName('pods')?.subresources, ['status']);
   assert.equal(resourceByCliName('cm')?.subresources, []);
+  assert.is(resourceByCliName('endpoints')?.namespaced, true);
+  assert.is(resourceByCliName('endpointslices')?.namespaced, true);
+  assert.equal(resourceByCliName('endpointslices')?.subresources, []);
 });
 
 test('apiPath builds core and group paths', () => {

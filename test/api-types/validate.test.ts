@@ -60,6 +60,24 @@ const valid: Record<string, () => Json> = {
     apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' },
     spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }, { name: 'https', port: 443, targetPort: 8443 }] },
   }),
+  Endpoints: () => ({
+    apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'web', namespace: 'default' },
+    subsets: [{
+      addresses: [{ ip: '10.42.1.5', nodeName: 'pi-1', targetRef: { kind: 'Pod', name: 'web-a', namespace: 'default', uid: 'u1' } }],
+      notReadyAddresses: [{ ip: '10.42.2.7', hostname: 'web-b' }],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http' }],
+    }],
+  }),
+  EndpointSlice: () => ({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: 'web-x7k2p', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.flotilla.io' } },
+    addressType: 'IPv4',
+    endpoints: [{
+      addresses: ['10.42.1.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'pi-1', zone: 'shelf-a',
+      targetRef: { kind: 'Pod', name: 'web-a', namespace: 'default', uid: 'u1' },
+    }],
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  }),
   ConfigMap: () => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web.conf' }, data: { 'nginx.conf': 'x', A_B: 'y' }, binaryData: { 'logo.png': 'iVBORw0KGgo=' } }),
   Secret: () => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, type: 'Opaque', data: { password: 'c2VjcmV0' }, stringData: { user: 'admin' } }),
   Event: () => ({
@@ -375,6 +393,11 @@ const faults: [string, Json, string, RegExp][] = [
   ['old apiVersion', mutate(D, ['apiVersion'], 'extensions/v1beta1'), 'kind', /extensions\/v1beta1/],
   ['missing kind', mutate(P, ['kind'], undefined), 'kind', /kind is missing/],
   ['missing apiVersion', mutate(P, ['apiVersion'], undefined), 'kind', /apiVersion is missing/],
+  // Endpoints, EndpointSlice
+  ['endpoint address without ip', mutate(valid.Endpoints!, ['subsets', 0, 'addresses', 0, 'ip'], undefined), 'subsets[0].addresses[0].ip', /./],
+  ['endpoint slice without addressType', mutate(valid.EndpointSlice!, ['addressType'], 'IP'), 'addressType', /./],
+  ['slice endpoint without addresses', mutate(valid.EndpointSlice!, ['endpoints', 0, 'addresses'], []), 'endpoints[0].addresses', /at least 1 address/],
+  ['slice port out of range', mutate(valid.EndpointSlice!, ['ports', 0, 'port'], 70000), 'ports[0].port', /between 1 and 65535/],
 ];
 
 for (const [name, manifest, path, message] of faults) {
