@@ -55,8 +55,7 @@ const cluster = await PodNetworkLab.start({ hosts: 2, prefix: `fl-bn${process.pi
 try {
   await cluster.startAgent(1, 'bench-a');
   await cluster.startAgent(2, 'bench-b');
-  await cluster.setPodCidr('bench-a', '10.42.1.0/24');
-  await cluster.setPodCidr('bench-b', '10.42.2.0/24');
+  await Promise.all([cluster.podCidr('bench-a'), cluster.podCidr('bench-b')]);
   const idle = ['sleep', '3600'];
   const [sender, receiver] = await Promise.all([cluster.runPod('sender', 'bench-a', idle), cluster.runPod('receiver', 'bench-b', idle)]);
   const netnsOf = async (host: number, pod: PodView) => {

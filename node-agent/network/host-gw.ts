@@ -2,8 +2,7 @@
 // node's podCIDR, via that node's InternalIP), what to change to get there from the routes the kernel holds,
 // which nodes cannot be reached that way (not on a directly connected subnet), the Docker bridge network of the
 // node's podCIDR, and the iptables rules beside it. No I/O here: node-agent/network/pod-network.ts applies it.
-import { cidrContains, nthAddress, parseCidr } from './cidr.js';
-import type { Node } from '../../api-types/index.js';
+import { cidrContains, formatCidr, formatIPv4, nthAddress, parseCidr, parseIPv4, type Cidr, type Node } from '../../api-types/index.js';
 
 /**
  * The routing protocol number our routes carry (`ip route ... proto 152`): what tells the agent's routes from
@@ -30,12 +29,21 @@ export interface RouteChanges {
   remove: string[];
 }
 
-/** The IPv4 podCIDR of a node (podCIDRs' first IPv4 entry, else podCIDR), normalised to its network address. */
+/** An IPv4 CIDR in its normal form, or undefined for anything else (an IPv6 one, garbage). */
+function ipv4Cidr(text: string): Cidr | undefined {
+  try {
+    return parseCidr(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The IPv4 podCIDR of a node: podCIDRs' first IPv4 entry, else podCIDR. */
 export function podCidrOf(node: NetworkNode): string | undefined {
   const candidates = [...(node.spec?.podCIDRs ?? []), ...(node.spec?.podCIDR ? [node.spec.podCIDR] : [])];
   for (const c of candidates) {
-    const parsed = parseCidr(c);
-    if (parsed) return parsed.text;
+    const parsed = ipv4Cidr(c);
+    if (parsed) return formatCidr(parsed);
   }
   return undefined;
 }
@@ -70,7 +78,8 @@ function isOurs(route: KernelRoute): boolean {
 }
 
 function normalisedDst(dst: string): string {
-  return parseCidr(dst.includes('/') ? dst : `${dst}/32`)?.text ?? dst;
+  const parsed = ipv4Cidr(dst.includes('/') ? dst : `${dst}/32`);
+  return parsed ? formatCidr(parsed) : dst;
 }
 
 /** An IPv4 address on one of this machine's interfaces, with its prefix length (`ip -j addr`'s addr_info). */
@@ -84,8 +93,16 @@ export interface LocalAddress {
  * cannot work (the kernel refuses a gateway that is not on-link), so the pod network needs one L2 segment.
  */
 export function offLinkNodes(routes: ReadonlyMap<string, string>, local: readonly LocalAddress[]): { cidr: string; gateway: string }[] {
-  const subnets = local.map((a) => parseCidr(`${a.address}/${a.prefixLength}`)).filter((s) => s !== undefined);
-  return [...routes].filter(([, gateway]) => !subnets.some((s) => cidrContains(s, gateway))).map(([cidr, gateway]) => ({ cidr, gateway }));
+  const subnets = local.flatMap((a) => {
+    const ip = parseIPv4(a.address);
+    if (ip === undefined || !(a.prefixLength >= 0 && a.prefixLength <= 32)) return [];
+    const size = 2 ** (32 - a.prefixLength);
+    return [{ base: ip - (ip % size), prefix: a.prefixLength }];
+  });
+  return [...routes].filter(([, gateway]) => {
+    const ip = parseIPv4(gateway);
+    return ip === undefined || !subnets.some((s) => cidrContains(s, ip));
+  }).map(([cidr, gateway]) => ({ cidr, gateway }));
 }
 
 /** The fix named when nodes are not on one L2 segment. */
@@ -111,20 +128,17 @@ export interface BridgeNetworkSpec {
  */
 export function bridgeNetworkSpec(podCidr: string, engineVersion: string): BridgeNetworkSpec {
   const parsed = parseCidr(podCidr);
-  if (!parsed) throw new Error(`podCIDR "${podCidr}" is not an IPv4 CIDR`);
-  const [a, b, c, d] = parsed.text.split('/')[0]!.split('.').map(Number) as [number, number, number, number];
-  const hex = [a, b, c, d].map((o) => o.toString(16).padStart(2, '0')).join('');
   const options: Record<string, string> = {
-    'com.docker.network.bridge.name': `fl${hex}-${parsed.bits}`,
+    'com.docker.network.bridge.name': `fl${parsed.base.toString(16).padStart(8, '0')}-${parsed.prefix}`,
     'com.docker.network.bridge.enable_ip_masquerade': 'false',
   };
   const major = Number.parseInt(engineVersion, 10);
   if (major >= 28) options['com.docker.network.bridge.gateway_mode_ipv4'] = 'nat-unprotected';
   return {
-    name: `flotilla-pods-${parsed.text.replace('/', '-')}`,
+    name: `flotilla-pods-${formatCidr(parsed).replace('/', '-')}`,
     bridge: options['com.docker.network.bridge.name']!,
-    subnet: parsed.text,
-    gateway: nthAddress(parsed, 1),
+    subnet: formatCidr(parsed),
+    gateway: formatIPv4(nthAddress(parsed, 1)),
     options,
   };
 }

@@ -33,6 +33,7 @@ import {
   type LocalAddress,
   type NetworkNode,
 } from './host-gw.js';
+import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings } from '../../api-types/index.js';
 import { delay } from '../agent.js';
 import type { NodeApi } from '../api-client.js';
 import { ownerLabels } from '../runtime/types.js';
@@ -243,10 +244,6 @@ function labelFilter(labels: Record<string, string>): string[] {
 }
 
 
-/** The ConfigMap the leader publishes the network settings in (net-common contract), and the default CIDR. */
-export const NETWORK_SETTINGS = { namespace: 'kube-system', name: 'flotilla-network' } as const;
-export const DEFAULT_CLUSTER_CIDR = '10.42.0.0/16';
-
 export interface PodNetworkLoopOptions {
   api: Pick<NodeApi, 'listNodes' | 'watchNodes' | 'getConfigMap'>;
   network: PodNetwork;
@@ -268,9 +265,9 @@ export async function runPodNetwork(signal: AbortSignal, options: PodNetworkLoop
   let failures = 0;
   while (!signal.aborted) {
     try {
-      const settings = await api.getConfigMap(NETWORK_SETTINGS.namespace, NETWORK_SETTINGS.name);
+      const settings = parseNetworkSettings((await api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name))?.data);
       const list = await api.listNodes();
-      await network.sync({ clusterCidr: settings?.data?.clusterCIDR ?? DEFAULT_CLUSTER_CIDR, nodes: list.items });
+      await network.sync({ clusterCidr: formatCidr(settings.clusterCIDR), nodes: list.items });
       failures = 0;
       await untilNodeChange(api, list.metadata.resourceVersion ?? '0', resyncMs, signal);
     } catch (err) {

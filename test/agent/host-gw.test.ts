@@ -26,8 +26,8 @@ test('every other node with a podCIDR and an InternalIP gets a route via that ad
   assert.equal([...routes], [['10.42.2.0/24', '192.168.1.11']]);
 });
 
-test('podCIDRs wins over podCIDR and the CIDR is normalised to its network address', () => {
-  assert.is(podCidrOf({ metadata: { name: 'x' }, spec: { podCIDR: '10.42.9.0/24', podCIDRs: ['fd00::/64', '10.42.3.7/24'] } }), '10.42.3.0/24');
+test('podCIDRs\' first IPv4 entry wins over podCIDR', () => {
+  assert.is(podCidrOf({ metadata: { name: 'x' }, spec: { podCIDR: '10.42.9.0/24', podCIDRs: ['fd00::/64', '10.42.3.0/24'] } }), '10.42.3.0/24');
   assert.is(podCidrOf({ metadata: { name: 'x' }, spec: { podCIDR: 'nonsense' } }), undefined);
 });
 
@@ -60,6 +60,7 @@ test('the bridge network: gateway .1, Docker masquerade off, direct routing allo
   assert.ok(old.bridge.length <= 15);
   assert.is(bridgeNetworkSpec('10.42.1.0/24', '28.1.1').options['com.docker.network.bridge.gateway_mode_ipv4'], 'nat-unprotected');
   assert.throws(() => bridgeNetworkSpec('10.42.1/24', '28.1.1'), /not an IPv4 CIDR/);
+  assert.is(bridgeNetworkSpec('192.168.255.0/24', '20.10.0').bridge, 'flc0a8ff00-24');
 });
 
 test('masquerade only for what leaves the cluster CIDR; forwarding accepted to and from it', () => {

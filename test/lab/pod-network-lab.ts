@@ -1,6 +1,6 @@
 // A cluster for the pod network on the multi-host lab, shared by test/lab/pod-network.netns.test.ts and
-// bench/network.ts: a server on h1, and on any host a real `flotilla agent` (its own dockerd, the pod network on)
-// with podCIDRs set by hand as an admin would where the servers do not assign them.
+// bench/network.ts: a server on h1, and on any host a real `flotilla agent` (its own dockerd, the pod network on);
+// the servers allocate each Node its podCIDR.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,16 +68,12 @@ export class PodNetworkLab {
     return agent;
   }
 
-  /** Sets Node.spec.podCIDR as an admin would (until the servers allocate them). */
-  async setPodCidr(name: string, cidr: string): Promise<void> {
-    await eventually(`podCIDR ${cidr} on ${name}`, async () => {
+  /** The podCIDR the servers allocated to the Node (spec.podCIDR), once it has one. */
+  podCidr(name: string): Promise<string> {
+    return eventually(`the podCIDR of ${name}`, async () => {
       const node = await this.api('GET', `/api/v1/nodes/${name}`);
-      if (node.code !== 200) return undefined;
-      const spec = (node.json.spec ?? {}) as Record<string, unknown>;
-      if (spec.podCIDR === cidr) return true;
-      const put = await this.api('PUT', `/api/v1/nodes/${name}`, { ...node.json, spec: { ...spec, podCIDR: cidr, podCIDRs: [cidr] } });
-      if (put.code !== 200) throw new Error(`PUT node ${name}: ${put.code} ${JSON.stringify(put.json)}`);
-      return true;
+      const cidr = (node.json.spec as { podCIDR?: string } | undefined)?.podCIDR;
+      return node.code === 200 && cidr ? cidr : undefined;
     }, { limitMs: BOUND_MS, everyMs: 200 });
   }
 
