@@ -1,10 +1,15 @@
 import { stringify as toYaml } from 'yaml';
 import { ANNOTATION_ASSIGNED_GPUS, isKind } from '../api-types/index.js';
-import type { Condition, Container, ContainerStateTerminated, ContainerStatus, Deployment, Event, KubeObject, Node, Pod } from '../api-types/index.js';
-import { age, nodeStatusText, podStatusText, renderTable } from './printers.js';
+import type { Condition, Container, ContainerStateTerminated, ContainerStatus, Deployment, Endpoints, Event, KubeObject, Node, Pod, Service } from '../api-types/index.js';
+import { age, endpointsText, nodeStatusText, podStatusText, renderTable } from './printers.js';
+
+/** What describe shows beside an object: a Service's Endpoints. */
+export interface Related {
+  endpoints?: Endpoints;
+}
 
 /** kubectl-style `describe`: common metadata, a section per kind, then the object's Events. */
-export function describeObject(o: KubeObject, events: readonly Event[], now = Date.now()): string {
+export function describeObject(o: KubeObject, events: readonly Event[], now = Date.now(), related: Related = {}): string {
   const lines: string[] = [];
   const field = (k: string, v: unknown, indent = 0) => lines.push(`${' '.repeat(indent)}${`${k}:`.padEnd(Math.max(20 - indent, k.length + 2))}${v === undefined || v === '' ? '<none>' : String(v)}`);
   const map = (k: string, m: Record<string, string> | undefined) => {
@@ -20,6 +25,7 @@ export function describeObject(o: KubeObject, events: readonly Event[], now = Da
   if (isKind(o, 'Pod')) describePod(o, field, lines);
   else if (isKind(o, 'Deployment')) describeDeployment(o, field, lines);
   else if (isKind(o, 'Node')) describeNode(o, field, lines);
+  else if (isKind(o, 'Service')) describeService(o, related.endpoints, field, map);
   else {
     for (const key of ['spec', 'data', 'status'] as const) {
       if (o[key] === undefined) continue;
@@ -113,6 +119,30 @@ function describeNode(n: Node, field: Field, lines: string[]): void {
   lines.push('System Info:');
   for (const [k, v] of Object.entries(info)) field(k, v, 2);
   conditions(n.status?.conditions, lines);
+}
+
+/** kubectl's service section: addresses, then Port / TargetPort / NodePort / Endpoints for each port. */
+function describeService(svc: Service, endpoints: Endpoints | undefined, field: Field, map: (k: string, m: Record<string, string> | undefined) => void): void {
+  const spec = svc.spec ?? {};
+  map('Selector', spec.selector);
+  field('Type', spec.type ?? 'ClusterIP');
+  if (spec.ipFamilyPolicy) field('IP Family Policy', spec.ipFamilyPolicy);
+  if (spec.ipFamilies) field('IP Families', spec.ipFamilies.join(','));
+  field('IP', spec.clusterIP);
+  field('IPs', (spec.clusterIPs ?? []).join(','));
+  if (spec.externalIPs?.length) field('External IPs', spec.externalIPs.join(','));
+  if (spec.type === 'LoadBalancer') field('LoadBalancer Ingress', (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip || i.hostname).join(', '));
+  if (spec.type === 'ExternalName') field('External Name', spec.externalName);
+  for (const p of spec.ports ?? []) {
+    const name = p.name || '<unset>';
+    field('Port', `${name}  ${p.port}/${p.protocol ?? 'TCP'}`);
+    field('TargetPort', `${p.targetPort ?? p.port}/${p.protocol ?? 'TCP'}`);
+    if (p.nodePort) field('NodePort', `${name}  ${p.nodePort}/${p.protocol ?? 'TCP'}`);
+    field('Endpoints', endpoints ? endpointsText(endpoints, p.name ?? '') || '<none>' : '<none>');
+  }
+  field('Session Affinity', spec.sessionAffinity ?? 'None');
+  if (spec.type === 'NodePort' || spec.type === 'LoadBalancer') field('External Traffic Policy', spec.externalTrafficPolicy ?? 'Cluster');
+  if (spec.internalTrafficPolicy) field('Internal Traffic Policy', spec.internalTrafficPolicy);
 }
 
 function conditions(list: readonly Condition[] | undefined, lines: string[]): void {

@@ -1,8 +1,8 @@
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiPath, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
-import type { DeleteOptions, DeletionPropagation, Event, KubeObject, List, NetworkSettings, NetworkSettingsData, ResourceInfo } from '../api-types/index.js';
+import { apiPath, isKind, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
+import type { DeleteOptions, DeletionPropagation, Endpoints, Event, KubeObject, List, NetworkSettings, NetworkSettingsData, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
 import type { ApiClient } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
@@ -26,6 +26,7 @@ import { readManifests, ManifestError } from './manifests.js';
 import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import { describeObject } from './describe.js';
+import { serviceCommand } from './service-url.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -138,6 +139,7 @@ const commands: Record<string, CliCommand> = {
   uncordon: uncordonCommand,
   drain: drainCommand,
   top: topCommand,
+  service: serviceCommand,
   config: configCommand,
   cluster: {
     summary: 'show the control-plane members (status), remove one, or hand leadership to one (transfer)',
@@ -408,7 +410,11 @@ async function describe(a: ParsedArgs, io: Io): Promise<number> {
       const q = new URLSearchParams({ fieldSelector: `involvedObject.name=${o.metadata.name},involvedObject.kind=${o.kind}` });
       const eventsPath = `${apiPath(resourceOfKind('Event'), o.metadata.namespace ?? 'default')}?${q}`;
       const events = (await client.request<List<Event>>('GET', eventsPath)).items;
-      out.push(describeObject(o, events));
+      const endpoints = isKind(o, 'Service') ? await client.request<Endpoints>('GET', apiPath(resourceOfKind('Endpoints'), o.metadata.namespace ?? 'default', o.metadata.name)).catch((err: unknown) => {
+        if (err instanceof ApiClientError && err.code === 404) return undefined;
+        throw err;
+      }) : undefined;
+      out.push(describeObject(o, events, Date.now(), endpoints ? { endpoints } : {}));
     }
     io.out(out.join('\n\n'));
     return 0;

@@ -1,6 +1,6 @@
 import { stringify as toYaml } from 'yaml';
 import { ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
-import type { Container, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo } from '../api-types/index.js';
+import type { Container, Endpoints, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo, Service } from '../api-types/index.js';
 
 type Column<T = KubeObject> = [header: string, value: (o: T, now: number) => string];
 
@@ -82,15 +82,20 @@ function of<K extends Kind>(kind: K, columns: Column<ObjectsByKind[K]>[]): Colum
 /** Columns per resource plural: [normal, extra columns for -o wide]. */
 const tables: Record<string, [Column[], Column[]]> = {
   pods: [of('Pod', [name, ['READY', podReady], ['STATUS', podStatusText], ['RESTARTS', (p) => String([...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])].reduce((n, c) => n + (c.restartCount ?? 0), 0))], ageCol]),
-    of('Pod', [['IP', (p) => p.status?.podIP ?? '<none>'], ['NODE', (p) => p.spec?.nodeName ?? '<none>'], ['GPUS', (p) => p.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS] ?? '<none>']])],
+    // kubectl's wide columns (Flotilla serves no readiness gates: always <none>), then the GPUs the scheduler gave.
+    of('Pod', [['IP', (p) => p.status?.podIP || '<none>'], ['NODE', (p) => p.spec?.nodeName || '<none>'], ['NOMINATED NODE', (p) => p.status?.nominatedNodeName || '<none>'],
+      ['READINESS GATES', () => '<none>'], ['GPUS', (p) => p.metadata.annotations?.[ANNOTATION_ASSIGNED_GPUS] ?? '<none>']])],
   deployments: [of('Deployment', [name, ['READY', (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}`], ['UP-TO-DATE', (d) => count(d.status?.updatedReplicas)], ['AVAILABLE', (d) => count(d.status?.availableReplicas)], ageCol]),
     of('Deployment', [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]])],
   replicasets: [of('ReplicaSet', [name, ['DESIRED', (r) => count(r.spec?.replicas)], ['CURRENT', (r) => count(r.status?.replicas)], ['READY', (r) => count(r.status?.readyReplicas)], ageCol]),
     of('ReplicaSet', [['CONTAINERS', (d) => containers(d).map((c) => c.name).join(',')], ['IMAGES', (d) => containers(d).map((c) => c.image).join(',')], ['SELECTOR', (d) => selector(d)]])],
   nodes: [of('Node', [name, ['STATUS', (n, now) => nodeStatusText(n, now)], ['ROLES', (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith(LABEL_NODE_ROLE_PREFIX)).map((k) => k.slice(LABEL_NODE_ROLE_PREFIX.length)).join(',') || '<none>'], ageCol, ['VERSION', (n) => n.status?.nodeInfo?.kubeletVersion ?? '']]),
     of('Node', [['INTERNAL-IP', (n) => (n.status?.addresses ?? []).find((a) => a.type === 'InternalIP')?.address ?? '<none>'], ['ARCH', (n) => n.metadata.labels?.[LABEL_ARCH] ?? ''], ['OS-IMAGE', (n) => n.status?.nodeInfo?.osImage ?? ''], ['KERNEL-VERSION', (n) => n.status?.nodeInfo?.kernelVersion ?? ''], ['GPUS', (n) => gpuSummary(n)]])],
-  services: [of('Service', [name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP ?? '<none>'], ['EXTERNAL-IP', (s) => (s.spec?.externalIPs ?? []).join(',') || '<none>'], ['PORT(S)', (s) => (s.spec?.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>'], ageCol]),
+  services: [of('Service', [name, ['TYPE', (s) => s.spec?.type ?? 'ClusterIP'], ['CLUSTER-IP', (s) => s.spec?.clusterIP || '<none>'], ['EXTERNAL-IP', (s) => serviceExternalIP(s, false)], ['PORT(S)', (s) => servicePorts(s)], ageCol]),
     of('Service', [['SELECTOR', (s) => Object.entries(s.spec?.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',') || '<none>']])],
+  endpoints: [of('Endpoints', [name, ['ENDPOINTS', (e) => endpointsText(e)], ageCol]), []],
+  endpointslices: [of('EndpointSlice', [name, ['ADDRESSTYPE', (e) => e.addressType], ['PORTS', (e) => sliceList((e.ports ?? []).map((p) => (p.port !== undefined ? String(p.port) : p.name ?? '*')))],
+    ['ENDPOINTS', (e) => sliceList(e.endpoints.flatMap((x) => x.addresses))], ageCol]), []],
   configmaps: [of('ConfigMap', [name, ['DATA', (c) => String(Object.keys(c.data ?? {}).length + Object.keys(c.binaryData ?? {}).length)], ageCol]), []],
   secrets: [of('Secret', [name, ['TYPE', (s) => s.type ?? 'Opaque'], ['DATA', (s) => String(Object.keys({ ...(s.data ?? {}), ...(s.stringData ?? {}) }).length)], ageCol]), []],
   namespaces: [of('Namespace', [name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol]), []],
@@ -98,6 +103,53 @@ const tables: Record<string, [Column[], Column[]]> = {
   priorityclasses: [of('PriorityClass', [name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol]), []],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
+
+/** kubectl's PORT(S): 80/TCP, 80:30191/TCP for a NodePort, comma-separated; <none> without ports. */
+export function servicePorts(s: Service): string {
+  return (s.spec?.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`).join(',') || '<none>';
+}
+
+/** kubectl's EXTERNAL-IP: externalIPs, a LoadBalancer's ingress (<pending> until it has one), an ExternalName's name. */
+export function serviceExternalIP(s: Service, wide: boolean): string {
+  const external = s.spec?.externalIPs ?? [];
+  switch (s.spec?.type) {
+    case 'LoadBalancer': {
+      let lb = (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip || i.hostname || '').filter(Boolean).join(',');
+      if (!wide && lb.length > 16) lb = `${lb.slice(0, 13)}...`;
+      if (external.length > 0) return [...(lb ? lb.split(',') : []), ...external].join(',');
+      return lb || '<pending>';
+    }
+    case 'ExternalName': return s.spec.externalName ?? '';
+    default: return external.length > 0 ? external.join(',') : '<none>';
+  }
+}
+
+/** kubectl's "a,b,c + N more..." of the first three. */
+function listWithMore(list: string[], count: number, empty: string): string {
+  const shown = list.slice(0, 3).join(',');
+  if (count > 3) return `${shown} + ${count - 3} more...`;
+  return shown || empty;
+}
+
+/** kubectl's ENDPOINTS of an Endpoints: ready IP:port pairs (or IPs for a subset without ports); `portName` limits them to one port. */
+export function endpointsText(e: Endpoints, portName?: string): string {
+  if ((e.subsets ?? []).length === 0) return '<none>';
+  const list: string[] = [];
+  for (const ss of e.subsets ?? []) {
+    const addresses = ss.addresses ?? [];
+    if ((ss.ports ?? []).length === 0) { list.push(...addresses.map((a) => a.ip)); continue; }
+    for (const p of ss.ports ?? []) {
+      if (portName !== undefined && (p.name ?? '') !== portName) continue;
+      list.push(...addresses.map((a) => (a.ip.includes(':') ? `[${a.ip}]:${p.port}` : `${a.ip}:${p.port}`)));
+    }
+  }
+  return listWithMore(list, list.length, '');
+}
+
+/** kubectl's PORTS and ENDPOINTS of an EndpointSlice. */
+function sliceList(list: string[]): string {
+  return listWithMore(list, list.length, '<unset>');
+}
 
 function containers(o: Pick<ReplicaSet, 'spec'>): Container[] {
   return o.spec.template?.spec.containers ?? [];

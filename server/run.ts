@@ -28,6 +28,8 @@ import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
 import { runLeaderWork } from './cluster/leader-work.js';
+import { repairAllocations } from './network/repair.js';
+import { networkSettingsUnchanged } from './network/settings-check.js';
 import { admitNodeKey } from './tokens/node-identity.js';
 import { backupRoutes } from './api/routes/backup.js';
 import { createJoinToken, joinTokenRecord } from './tokens/join-tokens.js';
@@ -132,6 +134,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
     const objects = new ObjectService(store, cluster.member, () => new Date(), [
       (r, stored, incoming) => { if (r.group === '' && r.plural === 'nodes') admitNodeKey(stored, incoming); },
+      networkSettingsUnchanged,
     ]);
     const tokenAuth = storeTokenAuthenticator(store);
     const roleOf = (c: Context) => (c.get('identity' as never) as Identity | undefined)?.role;
@@ -175,6 +178,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       leaderWork = new AbortController();
       const work = leaderWork.signal;
       void bootstrap(objects, cluster, admin?.token, config.network ?? parseNetworkSettings(undefined), log)
+        .then(() => repairAllocations(objects, log))
         .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });

@@ -13,6 +13,7 @@ import { nodeLifecycleController } from './node-lifecycle.js';
 import { horizontalPodAutoscaler } from './hpa.js';
 import { namespaceController } from './namespace.js';
 import { endpointsController } from './endpoints.js';
+import { kubernetesServiceController } from './kubernetes-service.js';
 
 export * from './controller.js';
 
@@ -38,6 +39,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     horizontalPodAutoscaler(deps),
     namespaceController(deps),
     endpointsController(deps),
+    kubernetesServiceController(deps),
   ];
 }
 

@@ -20,10 +20,13 @@ import {
 } from '../../api-types/index.js';
 import type { NetworkSettings, NodeSpec, ServicePort, ServiceSpec } from '../../api-types/index.js';
 import type { StateTable } from '../store/state-machine.js';
+import { internalResource } from '../store/types.js';
 import type { Failure, ResourceKey, StoredObject } from '../store/types.js';
 
 /** The internal resource key of the allocation rows (never served by the API). */
 export const ALLOCATIONS_RESOURCE = 'allocations.network.flotilla.io';
+/** The allocation rows as an internal resource (namespace = pool), for reads and the repair's deletes through ObjectService. */
+export const ALLOCATIONS = internalResource('network.flotilla.io', 'Allocation', 'allocations', true);
 
 export const POOLS = ['service-ips', 'node-ports', 'pod-cidrs'] as const;
 export type PoolName = (typeof POOLS)[number];

@@ -2,16 +2,19 @@ import { randomUUID, randomBytes } from 'node:crypto';
 import { SECRET_TYPE_TOKENS, validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
 import type { DeleteOptions, ObjectOf, Pod, ResourceInfo, Secret } from '../../api-types/index.js';
 import type { Proposer } from '../store/proposer.js';
-import { StoreError } from '../store/types.js';
+import { StoreError, internalResource } from '../store/types.js';
 import type { Command, StateStore, Stored, StoredObject, WatchEvent } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
+import { ALLOCATIONS_RESOURCE } from '../network/allocator.js';
 
 /** How often a conflicting merge patch (or token entry write) is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
 
-/** Members of the Raft cluster are recorded in the replicated state under this internal resource key (not served by the API). */
-export const MEMBERS_RESOURCE = 'members.cluster.flotilla.io';
+/** Members of the Raft cluster: name = member id, spec.peerUrl = the URL its peers and clients reach it at. */
+export const MEMBERS = internalResource('cluster.flotilla.io', 'Member', 'members', false);
+/** The store key of MEMBERS. */
+export const MEMBERS_RESOURCE = resourceKey(MEMBERS);
 
 /**
  * Bearer tokens are kept in the replicated state as digests only, in the Secret kube-system/flotilla-tokens: one
@@ -287,6 +290,14 @@ export class ObjectService implements Objects {
     await this.#commit(this.#store.get(MEMBERS_RESOURCE, '', String(id))
       ? { op: 'update', resource: MEMBERS_RESOURCE, object }
       : { op: 'create', resource: MEMBERS_RESOURCE, object, uid: randomUUID(), now: this.now().toISOString() });
+  }
+
+  /**
+   * Writes an allocation row the state machine should have written (server/network/repair.ts, when the rows and
+   * the objects disagree); 409 when the value is held already.
+   */
+  async restoreAllocation(row: StoredObject): Promise<void> {
+    await this.#commit({ op: 'create', resource: ALLOCATIONS_RESOURCE, object: row, uid: randomUUID(), now: this.now().toISOString() });
   }
 
   async #commit(command: Command): Promise<StoredObject> {

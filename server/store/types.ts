@@ -1,7 +1,7 @@
 // The state machine's vocabulary: stored objects, the commands that change them, and what applying a command
 // returns. Commands carry everything that must be identical on every replica (uid, timestamps): applying the
 // same commands in the same order to the same state gives the same result everywhere.
-import type { DeletionPropagation, Failure, KubeObject, ObjectMeta, StatusDetails } from '../../api-types/index.js';
+import type { DeletionPropagation, Failure, KubeObject, ObjectMeta, ResourceInfo, StatusDetails } from '../../api-types/index.js';
 
 export type { Failure, StatusDetails };
 
@@ -15,6 +15,15 @@ export interface StoredObject extends KubeObject {
 
 /** A stored object whose kind is known: the api-types type T, named as every stored object is. */
 export type Stored<T extends KubeObject = KubeObject> = T & { metadata: StoredMeta };
+
+/**
+ * An internal record kind: kept in the replicated state like the served kinds, never served by the API (no line
+ * in api-types/resources.ts). Reads and watches go through ObjectService as for any resource; writes only
+ * through the code that owns the record.
+ */
+export function internalResource(group: string, kind: string, plural: string, namespaced: boolean): ResourceInfo {
+  return Object.freeze({ group, version: 'v1', apiVersion: `${group}/v1`, kind, plural, singular: kind.toLowerCase(), shortNames: [], namespaced, subresources: [] });
+}
 
 /** A resource key names one collection: the plural for the core group ("pods"), plural.group otherwise ("deployments.apps"). */
 export type ResourceKey = string;
