@@ -52,7 +52,7 @@ let agentOutput = '';
 const nodeName = hollow ? 'bench-hollow' : `bench-agent-${process.pid}`;
 try {
   await srv.start();
-  const args = ['--server', srv.server.url, '--token', srv.server.token, '--ca', srv.server.caPath, '--data', join(srv.dir, 'agent'), '--name', nodeName, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'];
+  const args = ['--server', srv.server.url, '--token', srv.server.token, '--ca', srv.server.caPath, '--data', join(srv.dir, 'agent'), '--name', nodeName, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1', '--no-pod-network', '--service-proxy', 'off'];
   agent = spawn(process.execPath, [agentEntry, 'agent', ...args, ...(hollow ? ['--simulate', String(hollow)] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
   agent.stdout!.on('data', (d) => { agentOutput += d; });
   agent.stderr!.on('data', (d) => { agentOutput = (agentOutput + d).slice(-4000); });

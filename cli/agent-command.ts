@@ -27,7 +27,7 @@ import type { AgentRunConfig } from '../node-agent/run.js';
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** What `flotilla agent` (and `flotilla up` for its local agent) runs with: node-agent/run.ts's config, plus how to find the servers and hollow nodes. */
-export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved' | 'serviceProxy'> {
+export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved' | 'serviceProxy' | 'podNetwork'> {
   /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
   servers: string[];
   /** Network interface (name or IPv4 address) for mDNS. */
@@ -84,6 +84,8 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
     dataDir: resolve(stringFlag(a, 'data') ?? env.FLOTILLA_DATA ?? '.flotilla/agent'),
     listenHost: m[1]!.replace(/^\[|\]$/g, ''), listenPort: Number(m[2]),
     serviceProxy: serviceProxyMode(stringFlag(a, 'service-proxy'), env),
+    // On unless --no-pod-network: a machine joining a fleet needs its pods reachable from the other nodes.
+    podNetwork: a.flags['pod-network'] !== false,
   };
   const advertise = stringFlag(a, 'advertise-address');
   if (advertise !== undefined) {
@@ -196,11 +198,12 @@ async function runHollowFleet(config: AgentCommandConfig, count: number, a: Pars
 
 export const agentCommand: CliCommand = {
   summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
-  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--service-proxy auto|nftables|iptables|off] [--simulate N [--simulate-gpus G]]',
+  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--service-proxy auto|nftables|iptables|off] [--no-pod-network] [--simulate N [--simulate-gpus G]]',
   flags: [
     { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'ca', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
     { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
     { name: 'reserved-memory', kind: 'string' }, { name: 'service-proxy', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
+    { name: 'pod-network', kind: 'boolean' },
   ],
   run: runAgentCommand,
 };

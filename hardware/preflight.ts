@@ -19,6 +19,8 @@ export interface PreflightInputs {
   osRelease: Record<string, string>;
   /** true or false when known; undefined when nothing could tell. */
   clockSynchronised?: boolean;
+  /** /proc/sys/net/ipv4/ip_forward of the agent's network namespace ("1" or "0"). */
+  ipForward?: string;
 }
 
 export interface PreflightFacts {
@@ -28,10 +30,22 @@ export interface PreflightFacts {
   /** CDI spec files found (/etc/cdi, /var/run/cdi). */
   cdiSpecs: string[];
   hasNvidiaGpu: boolean;
+  /** Only where the agent runs the pod network (node-agent/network/pod-network.ts). */
+  podNetwork?: {
+    /** The cluster CIDR the fixes name (the default until the servers are asked). */
+    clusterCidr: string;
+    /** Whether an iptables command exists to add the agent's rules with. */
+    iptablesFound: boolean;
+    /** Policy of the filter table's FORWARD chain, when iptables could tell. */
+    forwardPolicy?: string;
+    /** firewalld runs (its nftables table inet firewalld exists): it filters forwarded traffic in a table of its own. */
+    firewalld: boolean;
+  };
 }
 
 export interface Finding {
-  id: 'memory-cgroup-disabled' | 'docker-unreachable' | 'nvidia-runtime-missing' | 'clock-unsynchronised' | 'clock-sync-unknown';
+  id: 'memory-cgroup-disabled' | 'docker-unreachable' | 'nvidia-runtime-missing' | 'clock-unsynchronised' | 'clock-sync-unknown'
+    | 'ip-forward-disabled' | 'forward-policy-drop' | 'firewalld-forwarding';
   severity: 'error' | 'warning' | 'info';
   message: string;
   /** What to run or change, verbatim. */
@@ -53,13 +67,14 @@ export async function readPreflightInputs(root = '/', injected: { timedatectl?: 
       return undefined;
     }
   };
-  const [procCgroups, cgroupControllers, procCmdline, deviceTreeModel, osReleaseText, timesyncFlag, ...cmdlines] = await Promise.all([
+  const [procCgroups, cgroupControllers, procCmdline, deviceTreeModel, osReleaseText, timesyncFlag, ipForward, ...cmdlines] = await Promise.all([
     read('/proc/cgroups'),
     read('/sys/fs/cgroup/cgroup.controllers'),
     read('/proc/cmdline'),
     read('/proc/device-tree/model'),
     read('/etc/os-release'),
     read('/run/systemd/timesync/synchronized'),
+    read('/proc/sys/net/ipv4/ip_forward'),
     ...BOOT_CMDLINE_PATHS.map(read),
   ]);
   const inputs: PreflightInputs = {
@@ -73,6 +88,7 @@ export async function readPreflightInputs(root = '/', injected: { timedatectl?: 
   if (cgroupControllers !== undefined) inputs.cgroupControllers = cgroupControllers;
   if (procCmdline !== undefined) inputs.procCmdline = procCmdline;
   if (deviceTreeModel !== undefined) inputs.deviceTreeModel = deviceTreeModel.replace(/\0+$/, '');
+  if (ipForward !== undefined) inputs.ipForward = ipForward.trim();
   const timedatectl = injected.timedatectl?.trim();
   if (timesyncFlag !== undefined || timedatectl === 'yes') inputs.clockSynchronised = true;
   else if (timedatectl === 'no') inputs.clockSynchronised = false;
@@ -112,6 +128,7 @@ export function runPreflight(inputs: PreflightInputs, facts: PreflightFacts): Fi
         + 'sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker',
     });
   }
+  if (facts.podNetwork) findings.push(...podNetworkFindings(inputs, facts.podNetwork));
   if (inputs.clockSynchronised === false) {
     findings.push({
       id: 'clock-unsynchronised',
@@ -125,6 +142,38 @@ export function runPreflight(inputs: PreflightInputs, facts: PreflightFacts): Fi
       severity: 'info',
       message: 'could not tell whether the system clock is synchronised (no /run/systemd/timesync/synchronized, no timedatectl answer)',
       fix: 'check with: timedatectl show -p NTPSynchronized --value (expect "yes"); if "no": sudo timedatectl set-ntp true',
+    });
+  }
+  return findings;
+}
+
+/**
+ * What stops pods on other nodes from reaching this node's pods. A FORWARD policy of DROP (Docker sets it) is a
+ * blocker only where the agent cannot add its ACCEPT rules; ufw's chains hang off FORWARD after Docker's
+ * DOCKER-USER, where the agent's rules are, so ufw is no blocker; firewalld filters in a table of its own that
+ * our rules cannot overrule.
+ */
+function podNetworkFindings(inputs: PreflightInputs, net: NonNullable<PreflightFacts['podNetwork']>): Finding[] {
+  const findings: Finding[] = [];
+  if (inputs.ipForward === '0') {
+    findings.push({
+      id: 'ip-forward-disabled', severity: 'error',
+      message: 'net.ipv4.ip_forward is 0: this node does not forward packets, so its pods are unreachable from other nodes and cannot reach them',
+      fix: "sudo sysctl -w net.ipv4.ip_forward=1 && echo 'net.ipv4.ip_forward=1' | sudo tee /etc/sysctl.d/90-flotilla.conf",
+    });
+  }
+  if (net.forwardPolicy === 'DROP' && !net.iptablesFound) {
+    findings.push({
+      id: 'forward-policy-drop', severity: 'error',
+      message: 'the FORWARD policy is DROP and there is no iptables command for the agent to accept pod traffic with',
+      fix: `install iptables (sudo apt-get install iptables), or accept the cluster CIDR yourself: sudo iptables -I FORWARD -s ${net.clusterCidr} -j ACCEPT && sudo iptables -I FORWARD -d ${net.clusterCidr} -j ACCEPT`,
+    });
+  }
+  if (net.firewalld) {
+    findings.push({
+      id: 'firewalld-forwarding', severity: 'warning',
+      message: 'firewalld is running: it drops forwarded pod traffic in its own nftables table, whatever the agent\'s iptables rules say',
+      fix: `sudo firewall-cmd --permanent --zone=trusted --add-source=${net.clusterCidr} && sudo firewall-cmd --reload`,
     });
   }
   return findings;

@@ -1,8 +1,9 @@
 // The calls the agent makes on the server's Kubernetes-shaped API, as typed methods over the shared HTTP client
 // (client/client.ts): ask for the node certificate, register and report the Node, renew its lease, post Events,
-// list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets.
+// list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets, list and watch the Nodes
+// (the pod network's routes) and the Services and EndpointSlices (the service proxy and DNS).
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import { NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Pod, type PodStatus, type Secret, type Service } from '../api-types/index.js';
+import { NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -154,6 +155,25 @@ export class NodeApi {
       });
     } catch (err) {
       if (!(err instanceof ApiClientError && (err.code === 404 || (err.code === 409 && uid !== undefined)))) throw err;
+    }
+  }
+
+  listNodes(): Promise<{ items: Node[]; metadata: { resourceVersion?: string } }> {
+    return this.client.request('GET', '/api/v1/nodes');
+  }
+
+  /** Streams Node events after resourceVersion until the server ends the stream or the signal aborts; 410 as watchPods. */
+  async watchNodes(resourceVersion: string, onEvent: (e: Exclude<WatchEvent<Node>, { type: 'ERROR' }>) => void, signal: AbortSignal): Promise<void> {
+    try {
+      await this.client.watch<Node>(`/api/v1/nodes?watch=true&resourceVersion=${enc(resourceVersion)}`, (e) => {
+        if (e.type === 'ERROR') {
+          const st = e.object;
+          throw new ApiClientError(st.message ?? 'watch error', st.code ?? 410, st.reason ?? 'Expired');
+        }
+        onEvent(e);
+      }, signal);
+    } catch (err) {
+      if (!signal.aborted) throw err;
     }
   }
 

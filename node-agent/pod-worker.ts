@@ -62,6 +62,12 @@ export interface PodWorkerSettings {
   sandboxImage?: string;
   /** Command of the sandbox when its image is not the pause image (e.g. ['sleep', '2147483647']). */
   sandboxCommand?: string[];
+  /**
+   * The network a new sandbox joins (the pod network, node-agent/network/pod-network.ts); throwing means none can
+   * be created yet, and the pod waits (CreatePodSandboxError with the message) until a later sync. Unset: the
+   * runtime's default network.
+   */
+  sandboxNetwork?: () => string;
   hostIP?: string;
   /** Crash back-off: base, doubled per restart, capped (Kubernetes: 10 s, 300 s). */
   backoffBaseMs?: number;
@@ -87,7 +93,7 @@ export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContain
   initContainerStatuses?: ContainerStatusReport[];
 };
 
-type Optional = 'sandboxCommand' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent';
+type Optional = 'sandboxCommand' | 'sandboxNetwork' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent';
 type Resolved = Required<Omit<PodWorkerSettings, Optional>> & Pick<PodWorkerSettings, Optional>;
 
 function resolveSettings(s: PodWorkerSettings): Resolved {
@@ -335,7 +341,8 @@ export class PodWorker {
   }
 
   private async createSandbox(remove: string[], restartCounts: Record<string, number>): Promise<ContainerSummary> {
-    const { runtime, sandboxImage, sandboxCommand, resolvConf } = this.settings;
+    const { runtime, sandboxImage, sandboxCommand, sandboxNetwork, resolvConf } = this.settings;
+    const network = sandboxNetwork?.();
     const pod = this.inputs.pod;
     const dns = resolvConf?.(pod);
     for (const [name, count] of Object.entries(restartCounts)) {
@@ -357,6 +364,7 @@ export class PodWorker {
       ...(sandboxCommand ? { command: sandboxCommand } : {}),
       hostname: pod.spec.hostname ?? podName(this.inputs),
       ports,
+      ...(network ? { network } : {}),
       labels,
       ...(dns ? { dns } : {}),
     });

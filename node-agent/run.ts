@@ -1,16 +1,17 @@
 // The agent process: lock the data directory, pin the cluster CA (node-agent/cluster-ca.ts), load the machine's
 // key (node-agent/identity.ts) and get the node certificate with the join token (node-agent/node-certificate.ts;
 // from then on every call authenticates with the certificate), learn the cluster it belongs to (node-agent/data-dir.ts), probe the hardware, run the
-// preflight checks, open the agent endpoint (logs, exec for the servers, over mutual TLS), then run the agent
+// preflight checks, open the agent endpoint (logs, exec for the servers, over mutual TLS), start the pod network where asked (node-agent/network/pod-network.ts), then run the agent
 // loop and the certificate renewals against the servers until the signal aborts. run(signal, config) is what
 // `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
 import { serverList, type ServerChoice } from '../client/client.js';
-import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings, type NetworkSettings } from '../api-types/index.js';
+import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings, type NetworkSettings, type Pod } from '../api-types/index.js';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
+import { DEFAULT_CLUSTER_CIDR } from '../api-types/index.js';
 import { normaliseInventory, type NodeInventory } from '../hardware/inventory.js';
-import { readPreflightInputs, runPreflight, type Finding } from '../hardware/preflight.js';
+import { readPreflightInputs, runPreflight, type Finding, type PreflightFacts } from '../hardware/preflight.js';
 import { probeHardware } from '../hardware/probe.js';
 import { delay, runAgent, type AgentConfig } from './agent.js';
 import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
@@ -19,6 +20,7 @@ import { pinnedClusterCa } from './cluster-ca.js';
 import { startEndpoint } from './endpoint.js';
 import { loadNodeIdentity, withNodeKey, type NodeIdentity } from './identity.js';
 import { NodeCertificates } from './node-certificate.js';
+import { PodNetwork, runCommand, runPodNetwork } from './network/pod-network.js';
 import { buildNodeObject } from './node-object.js';
 import { ClusterDns, isLoopback } from './network/cluster-dns.js';
 import { ServiceCache } from './network/service-cache.js';
@@ -71,6 +73,12 @@ export interface AgentRunConfig {
    * own network namespace are the only ones touching packet rules; `flotilla agent` passes `auto`.
    */
   serviceProxy?: ServiceProxyMode;
+  /**
+   * Run the pod network (node-agent/network/pod-network.ts: a bridge per podCIDR, routes to the other nodes,
+   * iptables rules; needs the Docker runtime, root and this machine's network namespace). Off: pods join Docker's
+   * default bridge, which is what tests that share one engine and one namespace use.
+   */
+  podNetwork?: boolean;
   log?: Logger;
 }
 
@@ -133,9 +141,10 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     ...(config.reserved ? { reserved: config.reserved } : {}),
   });
   const runtimeVersion = await runtimeVersionOf(runtime);
-  const findings = config.findings ?? await machineFindings(runtime, inventory);
+  const findings = config.findings ?? await machineFindings(runtime, inventory, config.podNetwork === true);
   for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
 
+  const podNetwork = config.podNetwork ? await startPodNetwork(runtime, clusterId, api, log, config.nodeName, signal) : undefined;
   const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, tls: certs.current, host: config.listenHost, port: config.listenPort, log });
   certs.onRenewed((m) => endpoint.setCertificate(m));
   const readySince = new Date();
@@ -179,7 +188,13 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
     await runAgent(signal, {
       ...tuning,
-      ...(clusterDns ? { podWorkers: { ...tuning.podWorkers, resolvConf: (pod) => clusterDns.resolvConf(pod), services: () => clusterDns.services() } } : {}),
+      ...(clusterDns || podNetwork ? {
+        podWorkers: {
+          ...tuning.podWorkers,
+          ...(clusterDns ? { resolvConf: (pod: Pod) => clusterDns.resolvConf(pod), services: () => clusterDns.services() } : {}),
+          ...(podNetwork ? { sandboxNetwork: () => podNetwork.network.sandboxNetwork() } : {}),
+        },
+      } : {}),
       clusterId,
       nodeName: config.nodeName,
       api,
@@ -198,6 +213,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     renewing.abort();
     await renewals;
     await endpoint.close();
+    await podNetwork?.done;
   }
 }
 
@@ -225,6 +241,23 @@ async function startServiceProxy(api: NodeApi, cache: ServiceCache, backend: Pro
 }
 
 /**
+ * The pod network of this node, kept converged in the background until the signal aborts. A node whose
+ * address other nodes' addresses are not on-link with is told so by a Warning Event on the Node.
+ */
+async function startPodNetwork(runtime: ContainerRuntime, clusterId: string, api: NodeApi, log: Logger, nodeName: string, signal: AbortSignal): Promise<{ network: PodNetwork; done: Promise<void> }> {
+  if (!(runtime instanceof DockerRuntime)) throw new Error('the pod network needs the Docker runtime');
+  const network = new PodNetwork({
+    docker: runtime.docker, clusterId, nodeName, log,
+    onOffLink: (_node, message) => {
+      api.nodeEvent(nodeName, undefined, { type: 'Warning', reason: 'PodNetworkNotOnLink', message })
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'posting the pod network event failed'));
+    },
+  });
+  await network.start();
+  return { network, done: runPodNetwork(signal, { api, network, log }) };
+}
+
+/**
  * Containers of this node's name that carry no cluster label were made before agents labelled their cluster
  * (or by an agent of another cluster that predates it). Docker cannot add a label to a container, and nothing
  * tells whose they are, so they are left alone: the agent says so once, and the user removes them when they are
@@ -244,14 +277,28 @@ async function runtimeVersionOf(runtime: ContainerRuntime): Promise<string> {
   return `docker://${v?.Version ?? 'unknown'}`;
 }
 
-async function machineFindings(runtime: ContainerRuntime, inventory: NodeInventory): Promise<Finding[]> {
+async function machineFindings(runtime: ContainerRuntime, inventory: NodeInventory, podNetwork: boolean): Promise<Finding[]> {
   const info = runtime instanceof DockerRuntime ? await runtime.docker.info().catch(() => undefined) as { Runtimes?: Record<string, unknown> } | undefined : undefined;
   return runPreflight(await readPreflightInputs(), {
     dockerReachable: !(runtime instanceof DockerRuntime) || info !== undefined,
     dockerRuntimes: Object.keys(info?.Runtimes ?? {}),
     cdiSpecs: await cdiSpecFiles(),
     hasNvidiaGpu: inventory.gpus.some((g) => g.vendor === 'nvidia'),
+    ...(podNetwork ? { podNetwork: await podNetworkFacts() } : {}),
   });
+}
+
+/** The firewall facts preflight judges the pod network by (hardware/preflight.ts podNetworkFindings). */
+async function podNetworkFacts(): Promise<NonNullable<PreflightFacts['podNetwork']>> {
+  const forward = await runCommand('iptables', ['-w', '-S', 'FORWARD']).catch(() => undefined);
+  const tables = await runCommand('nft', ['list', 'tables']).catch(() => undefined);
+  const policy = /^-P FORWARD (\S+)/m.exec(forward?.stdout ?? '')?.[1];
+  return {
+    clusterCidr: DEFAULT_CLUSTER_CIDR,
+    iptablesFound: forward !== undefined,
+    ...(policy ? { forwardPolicy: policy } : {}),
+    firewalld: /\btable inet firewalld\b/.test(tables?.stdout ?? ''),
+  };
 }
 
 async function cdiSpecFiles(): Promise<string[]> {

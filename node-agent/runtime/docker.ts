@@ -100,7 +100,7 @@ export class DockerRuntime implements ContainerRuntime {
       Hostname: config.hostname,
       Labels: config.labels,
       ExposedPorts: exposed,
-      HostConfig: { PortBindings: bindings, IpcMode: 'shareable', ...sandboxDns(config) },
+      HostConfig: { PortBindings: bindings, IpcMode: 'shareable', ...sandboxDns(config), ...(config.network ? { NetworkMode: config.network } : {}) },
     });
     try {
       await container.start();

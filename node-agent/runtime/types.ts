@@ -63,6 +63,8 @@ export interface SandboxConfig {
   hostname: string;
   /** hostPort mappings are published on the sandbox, because it owns the network namespace. */
   ports: PortMapping[];
+  /** The network the sandbox joins (Docker: a network name, node-agent/network/pod-network.ts); the engine's default when unset. */
+  network?: string;
   labels: Record<string, string>;
   /** The pod's resolv.conf (node-agent/network/pod-dns.ts); the engine's default when absent or without nameservers. */
   dns?: ResolvConf;

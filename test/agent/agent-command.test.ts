@@ -22,9 +22,10 @@ test('flags give the typed config; the node name defaults to the hostname as a D
   const c = parse(['--server', 'http://10.0.0.2:7400', '--token', 't', '--listen', '127.0.0.1:0', '--reserved-cpu', '500m', '--reserved-memory', '256Mi', '--advertise-address', '10.0.0.9']);
   assert.equal({ ...c, dataDir: undefined }, {
     servers: ['http://10.0.0.2:7400'], token: 't', nodeName: 'box-1', dataDir: undefined, listenHost: '127.0.0.1', listenPort: 0,
-    advertiseAddress: '10.0.0.9', reserved: { cpu: '500m', memory: '256Mi' },
+    advertiseAddress: '10.0.0.9', reserved: { cpu: '500m', memory: '256Mi' }, podNetwork: true,
   });
   assert.is(parse(['--server', 'http://s', '--token', 't']).listenPort, 10250);
+  assert.is(parse(['--server', 'http://s', '--token', 't', '--no-pod-network']).podNetwork, false);
   assert.is(nodeNameFromHostname('My_Laptop.Local'), 'my-laptop.local');
 });
 

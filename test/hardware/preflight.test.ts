@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { readPreflightInputs, runPreflight, readPiHealth, type PreflightFacts, type Finding } from '../../hardware/preflight.js';
+import { readPreflightInputs, runPreflight, readPiHealth, type PreflightFacts, type PreflightInputs, type Finding } from '../../hardware/preflight.js';
 
 const healthyFacts: PreflightFacts = { dockerReachable: true, dockerRuntimes: ['runc'], cdiSpecs: [], hasNvidiaGpu: false };
 const CGROUPS_V1_MEMORY_OFF = '#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpuset\t2\t1\t1\ncpu\t3\t1\t1\nmemory\t0\t70\t0\npids\t4\t1\t1\n';
@@ -172,6 +172,23 @@ test('temperature from thermal_zone0, and malformed input refused by name', () =
   assert.is(readPiHealth('throttled=0x0').temperatureC, undefined);
   assert.throws(() => readPiHealth('VCHI initialization failed'), /get_throttled output "VCHI initialization failed"/);
   assert.throws(() => readPiHealth('throttled=0x0', 'hot'), /thermal_zone0\/temp "hot"/);
+});
+
+const podNetwork = { clusterCidr: '10.42.0.0/16', iptablesFound: true, forwardPolicy: 'DROP', firewalld: false };
+
+test('pod network blockers: ip_forward off, FORWARD DROP without iptables, firewalld; each with the command that fixes it', () => {
+  const ids = (inputs: Partial<PreflightInputs>, net = podNetwork) => runPreflight({ bootCmdlines: [], osRelease: {}, clockSynchronised: true, ...inputs }, { ...healthyFacts, podNetwork: net });
+  assert.equal(ids({ ipForward: '1' }), [], 'FORWARD DROP is no blocker where the agent adds its DOCKER-USER rules');
+  const forwarding = ids({ ipForward: '0' });
+  assert.equal(forwarding.map((f) => f.id), ['ip-forward-disabled']);
+  assert.match(forwarding[0]!.fix, /^sudo sysctl -w net\.ipv4\.ip_forward=1 && echo 'net\.ipv4\.ip_forward=1' \| sudo tee \/etc\/sysctl\.d\/90-flotilla\.conf$/);
+  const noIptables = ids({ ipForward: '1' }, { ...podNetwork, iptablesFound: false });
+  assert.equal(noIptables.map((f) => f.id), ['forward-policy-drop']);
+  assert.match(noIptables[0]!.fix, /sudo iptables -I FORWARD -s 10\.42\.0\.0\/16 -j ACCEPT && sudo iptables -I FORWARD -d 10\.42\.0\.0\/16 -j ACCEPT/);
+  const firewalld = ids({ ipForward: '1' }, { ...podNetwork, firewalld: true });
+  assert.equal(firewalld.map((f) => [f.id, f.severity]), [['firewalld-forwarding', 'warning']]);
+  assert.is(firewalld[0]!.fix, 'sudo firewall-cmd --permanent --zone=trusted --add-source=10.42.0.0/16 && sudo firewall-cmd --reload');
+  assert.equal(runPreflight({ bootCmdlines: [], osRelease: {}, clockSynchronised: true, ipForward: '0' }, healthyFacts), [], 'no pod network, no pod network findings');
 });
 
 test.run();

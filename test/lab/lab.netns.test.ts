@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createLab, type Lab } from './lab.js';
 
 const PREFIX = 'fl-lab-self';
@@ -56,6 +59,26 @@ test('destroy kills spawned processes and removes every namespace; leftovers are
   lab = await createLab({ hosts: 1, prefix: PREFIX });
   assert.equal(namespaces(), [`${PREFIX}-h1`, `${PREFIX}-sw`]);
   assert.ok(strayPid > 0 && gone(strayPid), 'the leftover process was killed');
+});
+
+test('docker: true gives each host its own dockerd inside its namespace, with the test image; destroy stops them and removes their folders', async () => {
+  lab = await createLab({ hosts: 2, prefix: PREFIX, docker: true });
+  const pids: number[] = [];
+  for (const h of lab.hosts) {
+    assert.match(h.dockerHost ?? '', new RegExp(`^unix://${tmpdir()}/${PREFIX}-docker/${h.name}/docker\\.sock$`));
+    const root = await lab.docker(h.index, ['info', '--format', '{{.DockerRootDir}}']);
+    assert.is(root.stdout.trim(), join(tmpdir(), `${PREFIX}-docker`, h.name, 'data'));
+    const pid = Number(readFileSync(join(tmpdir(), `${PREFIX}-docker`, h.name, 'dockerd.pid'), 'utf8'));
+    assert.is(spawnSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).stdout.trim(), h.netns, 'dockerd runs in the host\'s namespace');
+    pids.push(pid);
+    const run = await lab.docker(h.index, ['run', '--rm', 'flotilla/testbox:latest', 'echo', `hello from ${h.name}`]);
+    assert.is(run.stdout.trim(), `hello from ${h.name}`, run.stderr);
+  }
+  await lab.docker(1, ['run', '-d', 'flotilla/testbox:latest', 'sleep', '600']);
+  await lab.destroy();
+  assert.ok(pids.every(gone), 'every dockerd stopped');
+  assert.not.ok(existsSync(join(tmpdir(), `${PREFIX}-docker`)), 'their folders are removed');
+  assert.equal(namespaces(), []);
 });
 
 test('a suite that dies of an uncaught exception leaves no namespace behind', async () => {

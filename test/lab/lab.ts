@@ -19,7 +19,18 @@
 //   createLab with the same prefix removes.
 // - Spawned processes and their pipes do not keep the test process alive: a suite that forgets destroy() still
 //   exits, and the exit hook cleans up.
+// - docker: true gives every host its own Docker engine: a dockerd started inside the host's namespace with
+//   `nsenter --net=` (`ip netns exec` remounts /sys, and dockerd then fails with "Devices cgroup isn't mounted"),
+//   with its own --data-root, --exec-root, --pidfile, containerd namespaces and socket under
+//   `${tmpdir}/${prefix}-docker/h<i>`, answering at `host.dockerHost` (unix://...; give it to clients as
+//   DOCKER_HOST), with the machine's `images` loaded (default flotilla/testbox:latest). destroy() removes every
+//   container of those engines, stops each dockerd with SIGTERM, waits for it, and removes its folder; a leftover
+//   folder of a SIGKILLed run is unmounted and removed by the next createLab with the same prefix.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eventually } from '../support/eventually.js';
 
 export interface LabOptions {
   hosts: number;
@@ -27,6 +38,10 @@ export interface LabOptions {
   prefix?: string;
   /** First three octets of the lab's /24 (default "10.77.0"); host i gets `${subnet}.i`. */
   subnet?: string;
+  /** One Docker engine per host (see the contract). */
+  docker?: boolean;
+  /** Images of the machine's engine loaded into every host's engine (default flotilla/testbox:latest). */
+  images?: readonly string[];
 }
 
 export type HostRef = number | string;
@@ -41,6 +56,8 @@ export interface LabHost {
   address: string;
   /** The interface name inside the host. */
   iface: 'eth0';
+  /** The host's own Docker engine (unix://...), with docker: true. */
+  dockerHost?: string;
 }
 
 export interface LabProcess extends ChildProcess {
@@ -66,6 +83,8 @@ export interface Lab {
   spawn(host: HostRef, cmd: string, args?: readonly string[], opts?: Omit<SpawnOptions, 'detached' | 'stdio'>): LabProcess;
   /** Runs a command to completion inside the host; rejects only if it cannot start or outlives timeoutMs (default 10 s). */
   exec(host: HostRef, cmd: string, args?: readonly string[], opts?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<ExecResult>;
+  /** Runs the docker CLI against the host's own engine (docker: true); rejects as exec does. */
+  docker(host: HostRef, args: readonly string[], opts?: { timeoutMs?: number }): Promise<ExecResult>;
   cut(host: HostRef): void;
   heal(host: HostRef): void;
   destroy(): Promise<void>;
@@ -119,6 +138,8 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   installExitHooks();
 
   for (const leftover of namespacesWithPrefix(prefix)) removeNamespace(leftover);
+  const dockerRoot = join(tmpdir(), `${prefix}-docker`);
+  removeDockerRoot(dockerRoot);
 
   const switchNs = `${prefix}-sw`;
   const hosts: LabHost[] = Array.from({ length: options.hosts }, (_, i) => ({
@@ -127,10 +148,13 @@ export async function createLab(options: LabOptions): Promise<Lab> {
   const processes = new Set<LabProcess>();
   let destroyed = false;
 
+  const engines: { host: LabHost; daemon: ChildProcess; socket: string }[] = [];
   const cleanUp = () => {
     if (destroyed) return;
     destroyed = true;
     live.delete(cleanUp);
+    for (const e of engines) stopEngine(e.daemon, e.socket);
+    removeDockerRoot(dockerRoot);
     for (const p of processes) {
       if (p.exitCode === null && p.signalCode === null && p.pid !== undefined) {
         try { process.kill(-p.pid, 'SIGKILL'); } catch { /* already gone */ }
@@ -155,6 +179,22 @@ export async function createLab(options: LabOptions): Promise<Lab> {
       ip(['-n', h.netns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0']);
       ip(['-n', h.netns, 'link', 'set', 'eth0', 'up']);
       ip(['-n', h.netns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+    }
+    if (options.docker) {
+      mkdirSync(dockerRoot, { recursive: true });
+      const images = join(dockerRoot, 'images.tar');
+      const saved = spawnSync('docker', ['save', '-o', images, ...(options.images ?? ['flotilla/testbox:latest'])], { encoding: 'utf8' });
+      if (saved.status !== 0) throw new Error(`lab: docker save: ${saved.stderr.trim()}`);
+      for (const h of hosts) engines.push(startEngine(h, join(dockerRoot, h.name)));
+      await Promise.all(engines.map(async (e) => {
+        await eventually(`the Docker engine of ${e.host.name}`, () => {
+          if (e.daemon.exitCode !== null) throw new Error(`dockerd of ${e.host.name} exited (${e.daemon.exitCode}): ${readFileSync(join(dockerRoot, e.host.name, 'dockerd.log'), 'utf8').slice(-1500)}`);
+          return spawnSync('docker', ['-H', e.socket, 'version'], { stdio: 'ignore' }).status === 0;
+        }, { limitMs: 60_000, everyMs: 100 });
+        const loaded = spawnSync('docker', ['-H', e.socket, 'load', '-i', images], { encoding: 'utf8' });
+        if (loaded.status !== 0) throw new Error(`lab: docker load into ${e.host.name}: ${loaded.stderr.trim()}`);
+        e.host.dockerHost = e.socket;
+      }));
     }
   } catch (e) {
     cleanUp();
@@ -237,6 +277,12 @@ export async function createLab(options: LabOptions): Promise<Lab> {
         child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
       });
     },
+    docker(ref, args, opts = {}) {
+      alive();
+      const h = host(ref);
+      if (!h.dockerHost) throw new Error(`lab: ${h.name} has no Docker engine (createLab with docker: true)`);
+      return run('docker', ['-H', h.dockerHost, ...args], opts.timeoutMs ?? 30_000);
+    },
     cut(ref) {
       alive();
       ip(['-n', switchNs, 'link', 'set', host(ref).name, 'down']);
@@ -252,6 +298,59 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     },
   };
   return lab;
+}
+
+/** Runs a command of the machine to completion; rejects only if it cannot start or outlives timeoutMs. */
+function run(cmd: string, args: readonly string[], timeoutMs: number): Promise<ExecResult> {
+  return new Promise<ExecResult>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`lab: ${cmd} ${args.join(' ')} ran longer than ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+/** Starts a dockerd inside the host's namespace with everything of its own under dir. */
+function startEngine(h: LabHost, dir: string): { host: LabHost; daemon: ChildProcess; socket: string } {
+  mkdirSync(dir, { recursive: true });
+  const socket = `unix://${join(dir, 'docker.sock')}`;
+  const log = spawnSync('sh', ['-c', `: > ${join(dir, 'dockerd.log')}`]);
+  if (log.status !== 0) throw new Error(`lab: cannot write ${dir}`);
+  const daemon = spawn('sh', ['-c', `exec nsenter --net=/var/run/netns/${h.netns} dockerd --data-root ${join(dir, 'data')} --exec-root ${join(dir, 'exec')} `
+    + `-H ${socket} --pidfile ${join(dir, 'dockerd.pid')} --containerd-namespace ${h.netns} --containerd-plugins-namespace ${h.netns}-plugins >> ${join(dir, 'dockerd.log')} 2>&1`], { stdio: 'ignore' });
+  daemon.unref();
+  return { host: h, daemon, socket };
+}
+
+/**
+ * Removes every container of the engine, then stops dockerd with SIGTERM and waits for it (its containerd and
+ * shims go with it; SIGKILL after 30 s). Synchronous, because the exit hook runs it too.
+ */
+function stopEngine(daemon: ChildProcess, socket: string): void {
+  if (daemon.exitCode !== null || daemon.signalCode !== null || daemon.pid === undefined) return;
+  const ids = spawnSync('docker', ['-H', socket, 'ps', '-aq'], { encoding: 'utf8', timeout: 10_000 }).stdout?.split(/\s+/).filter(Boolean) ?? [];
+  if (ids.length > 0) spawnSync('docker', ['-H', socket, 'rm', '-f', ...ids], { stdio: 'ignore', timeout: 30_000 });
+  try { process.kill(daemon.pid, 'SIGTERM'); } catch { return; }
+  // Our own child: once it exits it stays a zombie until this (blocked) process reaps it, so "gone" is state Z.
+  const waited = spawnSync('sh', ['-c', `i=0; while s=$(cut -d' ' -f3 /proc/${daemon.pid}/stat 2>/dev/null) && [ -n "$s" ] && [ "$s" != Z ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`]);
+  if (waited.status !== 0) {
+    try { process.kill(daemon.pid, 'SIGKILL'); } catch { /* gone meanwhile */ }
+  }
+}
+
+/** Unmounts whatever a dockerd left mounted under root (a SIGKILLed run) and removes it. */
+function removeDockerRoot(root: string): void {
+  if (!existsSync(root)) return;
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${root}/`));
+  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+  rmSync(root, { recursive: true, force: true });
 }
 
 /** Set (to the host's name) in the environment of a suite that reRunInLabHost started inside a lab host. */

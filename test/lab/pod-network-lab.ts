@@ -1,0 +1,123 @@
+// A cluster for the pod network on the multi-host lab, shared by test/lab/pod-network.netns.test.ts and
+// bench/network.ts: a server on h1, and on any host a real `flotilla agent` (its own dockerd, the pod network on);
+// the servers allocate each Node its podCIDR.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLab, type Lab, type LabProcess } from './lab.js';
+import { apiRequest, type ApiAnswer } from './lab-api.js';
+import { StopWaiting, eventually } from '../support/eventually.js';
+
+const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
+const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
+const PORT = 7400;
+export const BOUND_MS = 90_000;
+
+export interface PodView {
+  metadata: { name: string };
+  spec: { nodeName?: string };
+  status?: { phase?: string; podIP?: string; podIPs?: { ip: string }[] };
+}
+
+export class PodNetworkLab {
+  readonly agents = new Map<string, LabProcess>();
+  private admin = '';
+  private joinToken = '';
+
+  private constructor(readonly lab: Lab, private readonly dir: string) {}
+
+  /** A lab of `hosts` hosts, each with its own dockerd, and a server on h1. */
+  static async start(options: { hosts: number; prefix: string; subnet: string }): Promise<PodNetworkLab> {
+    const dir = mkdtempSync(join(tmpdir(), `${options.prefix}-`));
+    let lab: Lab | undefined;
+    try {
+      lab = await createLab({ ...options, docker: true });
+      const cluster = new PodNetworkLab(lab, dir);
+      const server = lab.spawn(1, process.execPath, [SERVER, '--data', join(dir, 'server'), '--listen', `${lab.host(1).address}:${PORT}`, '--cluster-init', '--token', 'pod-network-lab-secret-0123456789']);
+      await server.waitFor(/^ready /m, BOUND_MS);
+      cluster.admin = readFileSync(join(dir, 'server', 'admin-token'), 'utf8').trim();
+      const created = await cluster.api('POST', '/apis/flotilla.io/v1/jointokens', {});
+      if (created.code !== 201) throw new Error(`join token: ${created.code} ${JSON.stringify(created.json)}`);
+      cluster.joinToken = created.json.token as string;
+      return cluster;
+    } catch (err) {
+      await lab?.destroy();
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The cluster CA the server made (its data dir's pki/ca.crt): agents and API calls pin it. */
+  get caFile(): string {
+    return join(this.dir, 'server', 'pki', 'ca.crt');
+  }
+
+  get url(): string {
+    return `https://${this.lab.host(1).address}:${PORT}`;
+  }
+
+  api(method: string, path: string, body?: unknown): Promise<ApiAnswer> {
+    return apiRequest(this.lab, 1, method, `${this.url}${path}`, { token: this.admin, caFile: this.caFile }, body);
+  }
+
+  /** `flotilla agent` on `host` as node `name`, against its host's dockerd; resolves once the Node is registered. */
+  async startAgent(host: number, name: string): Promise<LabProcess> {
+    const h = this.lab.host(host);
+    const agent = this.lab.spawn(host, process.execPath, ['--enable-source-maps', CLI, 'agent', '--server', this.url, '--token', this.joinToken, '--ca', this.caFile, '--name', name,
+      '--data', join(this.dir, `agent-${name}`), '--advertise-address', h.address], { env: { ...process.env, DOCKER_HOST: h.dockerHost, FLOTILLA_LOG_LEVEL: 'debug' } });
+    this.agents.set(name, agent);
+    await eventually(`node ${name} registered`, async () => {
+      if (agent.exitCode !== null) throw new StopWaiting(`the agent exited (${agent.exitCode}): ${agent.output().slice(-1500)}`);
+      return (await this.api('GET', `/api/v1/nodes/${name}`)).code === 200 ? true : undefined;
+    }, { limitMs: BOUND_MS, everyMs: 200 });
+    return agent;
+  }
+
+  /** The podCIDR the servers allocated to the Node (spec.podCIDR), once it has one. */
+  podCidr(name: string): Promise<string> {
+    return eventually(`the podCIDR of ${name}`, async () => {
+      const node = await this.api('GET', `/api/v1/nodes/${name}`);
+      const cidr = (node.json.spec as { podCIDR?: string } | undefined)?.podCIDR;
+      return node.code === 200 && cidr ? cidr : undefined;
+    }, { limitMs: BOUND_MS, everyMs: 200 });
+  }
+
+  /** Creates a pod bound to `node` and waits until it runs; returns it with its status. */
+  async runPod(name: string, node: string, command: string[]): Promise<PodView> {
+    const pod = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name },
+      spec: { nodeName: node, terminationGracePeriodSeconds: 0, containers: [{ name: 'c', image: 'flotilla/testbox:latest', command }] },
+    };
+    const created = await this.api('POST', '/api/v1/namespaces/default/pods', pod);
+    if (created.code !== 201) throw new Error(`create pod ${name}: ${created.code} ${JSON.stringify(created.json)}`);
+    let last: unknown;
+    return eventually(`pod ${name} running with a pod IP`, async () => {
+      const r = await this.api('GET', `/api/v1/namespaces/default/pods/${name}`);
+      last = r.json.status;
+      const view = r.json as unknown as PodView;
+      return r.code === 200 && view.status?.phase === 'Running' && view.status.podIP ? view : undefined;
+    }, { limitMs: BOUND_MS, everyMs: 200, detail: () => JSON.stringify(last) });
+  }
+
+  /** Runs a command in the container of pod `name` on `host` (docker exec against that host's engine). */
+  async execInPod(host: number, name: string, command: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const ps = await this.lab.docker(host, ['ps', '-q', '--filter', `label=io.flotilla.pod=${name}`, '--filter', 'label=io.flotilla.container=c']);
+    const id = ps.stdout.trim().split('\n')[0];
+    if (!id) throw new Error(`no container of pod ${name} on h${host}: ${ps.stderr}`);
+    return this.lab.docker(host, ['exec', id, ...command], { timeoutMs });
+  }
+
+  /** The kernel routes the pod network made on `host` (ip route ... proto 152), as "DST via GATEWAY" lines. */
+  async routes(host: number): Promise<string[]> {
+    const r = await this.lab.exec(host, 'ip', ['route', 'show', 'proto', '152']);
+    return r.stdout.split('\n').map((l) => l.trim().replace(/ dev \S+/, '').replace(/ proto 152/, '')).filter(Boolean).sort();
+  }
+
+  async destroy(): Promise<void> {
+    try {
+      await this.lab.destroy();
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+}
