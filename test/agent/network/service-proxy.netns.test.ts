@@ -285,7 +285,7 @@ test('changes sent as differences leave the kernel with exactly the table a full
       }],
       ['an endpoint less', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods().slice(1)))],
       ['Local policy and another timeout', () => source.putService(serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } }, ports: [{ name: 'http', port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }] }))],
-      ['no endpoints', () => source.slices.delete('default/a-x')],
+      ['no endpoints', () => source.deleteSlice('default/a-x')],
       ['a Service gone', () => source.svcs.delete('default/b')],
     ];
     for (const [i, [what, change]] of steps.entries()) {
