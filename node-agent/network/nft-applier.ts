@@ -42,6 +42,8 @@ export class NftApplyError extends Error {}
 export class NftApplier {
   /** The ruleset in force, as this process last wrote it; undefined before the first sync (or after a failed one). */
   #applied: CompiledRuleset | undefined;
+  /** #applied read back into its objects, for the next difference. */
+  #appliedTable: ParsedTable | undefined;
 
   constructor(private readonly run: RunCommand) {}
 
@@ -49,7 +51,8 @@ export class NftApplier {
   async apply(next: CompiledRuleset): Promise<boolean> {
     const before = this.#applied;
     if (before?.text === next.text) return false;
-    const change = before && delta(before.text, next.text);
+    const nextTable = parseTable(next.text);
+    const change = this.#appliedTable && delta(this.#appliedTable, nextTable);
     if (change) {
       const res = await this.run('nft', ['-f', '-'], change);
       // Our table may have been removed or changed behind our back: replace it whole.
@@ -58,6 +61,7 @@ export class NftApplier {
       await this.#replace(next);
     }
     this.#applied = next;
+    this.#appliedTable = nextTable;
     await clearConntrack(this.run, staleUdpFlows(before?.udpFlows ?? [], next.udpFlows));
     return true;
   }
@@ -113,10 +117,8 @@ function parseTable(text: string): ParsedTable {
  * away deleted (nothing refers to them any more by then). Undefined when the fixed part changed (a base chain or
  * a map's type): the table is then replaced whole.
  */
-function delta(before: string, after: string): string | undefined {
+function delta(a: ParsedTable, b: ParsedTable): string | undefined {
   const t = `${TABLE_FAMILY} ${TABLE_NAME}`;
-  const a = parseTable(before);
-  const b = parseTable(after);
   const out: string[] = [];
   const last: string[] = [];
   // A set whose declaration changed (another timeout) is made anew: the chains that use it are refilled.

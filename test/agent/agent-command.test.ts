@@ -22,7 +22,7 @@ test('flags give the typed config; the node name defaults to the hostname as a D
   const c = parse(['--server', 'http://10.0.0.2:7400', '--token', 't', '--listen', '127.0.0.1:0', '--reserved-cpu', '500m', '--reserved-memory', '256Mi', '--advertise-address', '10.0.0.9']);
   assert.equal({ ...c, dataDir: undefined }, {
     servers: ['http://10.0.0.2:7400'], token: 't', nodeName: 'box-1', dataDir: undefined, listenHost: '127.0.0.1', listenPort: 0,
-    advertiseAddress: '10.0.0.9', reserved: { cpu: '500m', memory: '256Mi' }, podNetwork: true,
+    advertiseAddress: '10.0.0.9', reserved: { cpu: '500m', memory: '256Mi' }, podNetwork: true, serviceProxy: 'auto',
   });
   assert.is(parse(['--server', 'http://s', '--token', 't']).listenPort, 10250);
   assert.is(parse(['--server', 'http://s', '--token', 't', '--no-pod-network']).podNetwork, false);
@@ -35,6 +35,8 @@ test('environment fills what flags leave out; flags win', () => {
   assert.equal([c.servers, c.token, c.nodeName, c.dataDir], [['http://a:1', 'http://b:1'], 'env-token', 'pi-7', '/var/lib/x']);
   assert.is(parse(['--token', 'flag-token', '--name', 'n2'], env).token, 'flag-token');
   assert.is(parse(['--name', 'n2'], env).nodeName, 'n2');
+  assert.is(parse([], { ...env, FLOTILLA_SERVICE_PROXY: 'off' }).serviceProxy, 'off');
+  assert.is(parse(['--service-proxy', 'iptables'], { ...env, FLOTILLA_SERVICE_PROXY: 'off' }).serviceProxy, 'iptables');
 });
 
 test('bad input names the flag', () => {
@@ -44,6 +46,7 @@ test('bad input names the flag', () => {
   usageError(['--server', 'ftp://s', '--token', 't'], /must use http or https/);
   usageError(['--server', 'http://s', '--token', 't', '--name', 'Bad_Name'], /--name: "Bad_Name"/);
   usageError(['--server', 'http://s', '--token', 't', '--listen', '10250'], /--listen must be ADDRESS:PORT/);
+  usageError(['--server', 'http://s', '--token', 't', '--service-proxy', 'ipvs'], /--service-proxy: "ipvs" is not one of auto, nftables, iptables, off/);
   usageError(['--server', 'http://s', '--token', 't', '--reserved-memory', 'lots'], /--reserved-memory: "lots" is not a quantity/);
   usageError(['--server', 'http://s', '--token', 't', '--simulate', '0'], /--simulate: "0"/);
   usageError(['--server', 'http://s', '--token', 't', '--simulate-gpus', '2'], /--simulate-gpus needs --simulate/);

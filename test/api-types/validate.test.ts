@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { applyDefaults, formatPath, kindSchemas, validateObject } from '../../api-types/index.js';
+import { applyDefaults, formatPath, kindSchemas, validateObject, type Service } from '../../api-types/index.js';
 
 type Json = Record<string, unknown>;
 
@@ -342,6 +342,7 @@ const faults: [string, Json, string, RegExp][] = [
   ['service port 0', mutate(valid.Service!, ['spec', 'ports', 0, 'port'], 0), 'spec.ports[0].port', /1 and 65535/],
   ['service targetPort out of range', mutate(valid.Service!, ['spec', 'ports', 1, 'targetPort'], 70000), 'spec.ports[1].targetPort', /1 and 65535/],
   ['service multi-port without name', mutate(valid.Service!, ['spec', 'ports', 1, 'name'], undefined), 'spec.ports[1].name', /more than one port/],
+  ['service affinity timeout over a day', mutate(valid.Service!, ['spec', 'sessionAffinityConfig'], { clientIP: { timeoutSeconds: 86401 } }), 'spec.sessionAffinityConfig.clientIP.timeoutSeconds', /less than or equal to 86400/],
   ['service duplicate port', mutate(valid.Service!, ['spec', 'ports', 1, 'port'], 80), 'spec.ports[1].port', /duplicate port 80\/TCP/],
   ['service nodePort on ClusterIP', mutate(valid.Service!, ['spec', 'ports', 0, 'nodePort'], 30080), 'spec.ports[0].nodePort', /NodePort/],
   ['service bad type', mutate(valid.Service!, ['spec', 'type'], 'Ingress'), 'spec.type', /ClusterIP/],
@@ -499,6 +500,17 @@ test('formatPath quotes keys that are not identifiers', () => {
   assert.is(formatPath(['metadata', 'labels', 'app.kubernetes.io/name']), 'metadata.labels["app.kubernetes.io/name"]');
   assert.is(formatPath([0, 'a']), '[0].a');
   assert.is(formatPath([]), '');
+});
+
+test('sessionAffinity ClientIP defaults its timeout to 3 hours, as Kubernetes', () => {
+  const svc = (extra: Json) => {
+    const v = validateObject({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { ports: [{ port: 80 }], ...extra } });
+    assert.ok(v.ok);
+    return (applyDefaults(v.object) as Service).spec ?? {};
+  };
+  assert.equal(svc({ sessionAffinity: 'ClientIP' }).sessionAffinityConfig, { clientIP: { timeoutSeconds: 10800 } });
+  assert.equal(svc({ sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } }).sessionAffinityConfig, { clientIP: { timeoutSeconds: 60 } });
+  assert.is(svc({}).sessionAffinityConfig, undefined);
 });
 
 test.run();

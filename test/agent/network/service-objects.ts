@@ -37,14 +37,25 @@ export function sliceObject(namespace: string, name: string, service: string, po
 /** Services and slices by key, as the service cache keeps them. */
 export class StaticServiceSource implements ServiceSource {
   readonly svcs = new Map<string, Service>();
-  readonly slices = new Map<string, EndpointSlice>();
+  readonly #slices = new Map<string, EndpointSlice>();
+
+  /** By `namespace/name`; changed through putSlice / deleteSlice, which keep the index by service. */
+  get slices(): ReadonlyMap<string, EndpointSlice> {
+    return this.#slices;
+  }
 
   putService(s: Service): void {
     this.svcs.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
   }
 
   putSlice(s: EndpointSlice): void {
-    this.slices.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+    this.#slices.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+    this.#byService = undefined;
+  }
+
+  deleteSlice(key: string): void {
+    this.#slices.delete(key);
+    this.#byService = undefined;
   }
 
   services(): Service[] {
@@ -52,6 +63,16 @@ export class StaticServiceSource implements ServiceSource {
   }
 
   slicesOf(namespace: string, serviceName: string): EndpointSlice[] {
-    return [...this.slices.values()].filter((s) => s.metadata.namespace === namespace && s.metadata.labels?.[LABEL_SERVICE_NAME] === serviceName);
+    if (!this.#byService) {
+      this.#byService = new Map();
+      for (const s of this.#slices.values()) {
+        const key = `${s.metadata.namespace}/${s.metadata.labels?.[LABEL_SERVICE_NAME]}`;
+        this.#byService.set(key, [...(this.#byService.get(key) ?? []), s]);
+      }
+    }
+    return this.#byService.get(`${namespace}/${serviceName}`) ?? [];
   }
+
+  /** The slices by service, rebuilt after a change (the service cache keeps such an index too). */
+  #byService: Map<string, EndpointSlice[]> | undefined;
 }

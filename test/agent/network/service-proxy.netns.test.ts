@@ -12,6 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseCidr, type EndpointSlice, type Service } from '../../../api-types/index.js';
 import { ApiClientError, NodeApi } from '../../../node-agent/api-client.js';
+import { IptablesBackend } from '../../../node-agent/network/iptables-ruleset.js';
 import { NftApplier, NftApplyError, commandRunner } from '../../../node-agent/network/nft-applier.js';
 import { compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
 import { ServiceCache } from '../../../node-agent/network/service-cache.js';
@@ -285,7 +286,7 @@ test('changes sent as differences leave the kernel with exactly the table a full
       }],
       ['an endpoint less', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods().slice(1)))],
       ['Local policy and another timeout', () => source.putService(serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } }, ports: [{ name: 'http', port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }] }))],
-      ['no endpoints', () => source.slices.delete('default/a-x')],
+      ['no endpoints', () => source.deleteSlice('default/a-x')],
       ['a Service gone', () => source.svcs.delete('default/b')],
     ];
     for (const [i, [what, change]] of steps.entries()) {
@@ -332,6 +333,39 @@ test('a ruleset the kernel refuses leaves the one in force untouched (one transa
   assert.is(sh('ip', 'netns', 'exec', NODE_NS, 'nft', 'list', 'table', 'inet', 'flotilla'), inForce, 'the table is as before');
   assert.equal(names(await probe(CLIENT_NS, '10.43.0.10', 80, 20)), ['p1', 'p2', 'p3'], 'and still serves');
   assert.is(await applier.apply(good), false, 'the same ruleset again is not sent');
+});
+
+test('where nft is absent: the iptables-restore backend serves the same Services', async () => {
+  // After the atomicity test: the proxy is stopped; the node's nftables table goes, iptables rules replace it.
+  sh('ip', 'netns', 'exec', NODE_NS, 'nft', 'delete', 'table', 'inet', 'flotilla');
+  const source = new StaticServiceSource();
+  const facts = { nodeName: NODE_NAME, clusterCIDR: parseCidr('10.42.0.0/16') };
+  source.putService(serviceObject('default', 'web', { clusterIP: '10.43.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+  source.putSlice(sliceObject('default', 'web-x', 'web', [{ name: 'http', port: 8080 }], allPods()));
+  source.putService(serviceObject('default', 'sticky', { clusterIP: '10.43.0.11', sessionAffinity: 'ClientIP', ports: [{ port: 80, targetPort: 8080 }] }));
+  source.putSlice(sliceObject('default', 'sticky-x', 'sticky', [{ port: 8080 }], allPods()));
+  source.putService(serviceObject('default', 'empty', { clusterIP: '10.43.0.12', ports: [{ port: 80, targetPort: 8080 }] }));
+  source.putService(serviceObject('default', 'local', { type: 'NodePort', clusterIP: '10.43.0.14', externalTrafficPolicy: 'Local', ports: [{ port: 80, targetPort: 8080, nodePort: 30081 }] }));
+  source.putSlice(sliceObject('default', 'local-x', 'local', [{ port: 8080 }], [{ ip: PODS[0]!.ip, nodeName: NODE_NAME }, { ip: PODS[1]!.ip, nodeName: 'node-b' }]));
+  const backend = new IptablesBackend(commandRunner(NODE_NS));
+  try {
+    assert.ok(await backend.sync(source, facts));
+    assert.is(await backend.sync(source, facts), false, 'unchanged rules are not sent');
+    assert.equal(names(await probe(CLIENT_NS, '10.43.0.10', 80, 30)), ['p1', 'p2', 'p3'], 'the ClusterIP reaches all 3 backends');
+    assert.is(names(await probe(CLIENT_NS, '10.43.0.11', 80, 20)).length, 1, 'affinity pins');
+    assert.equal(names(await probe(CLIENT_NS, '10.43.0.12', 80, 2)), ['error:ECONNREFUSED'], 'no endpoints: rejected');
+    assert.equal([...new Set((await probe(CLIENT_NS, NODE_LAN, 30081, 10)).map((t) => t.answer))], [`p1 ${CLIENT_IP}`], 'Local keeps the source');
+    assert.equal(names(await probe(PODS[0]!.ns, '10.43.0.10', 80, 30)).includes('p1'), true, 'hairpin');
+    source.putSlice(sliceObject('default', 'web-x', 'web', [{ name: 'http', port: 8080 }], allPods().slice(0, 2)));
+    source.svcs.delete('default/sticky');
+    source.deleteSlice('default/sticky-x');
+    assert.ok(await backend.sync(source, facts));
+    assert.equal(names(await probe(CLIENT_NS, '10.43.0.10', 80, 30)), ['p1', 'p2'], 'a removed endpoint gets nothing');
+    const chains = sh('ip', 'netns', 'exec', NODE_NS, 'iptables-save', '-t', 'nat').split('\n').filter((l) => l.startsWith(':FLOTILLA-SEP-')).length;
+    assert.is(chains, 2 + 2, 'the chains of the removed endpoint and of the removed Service are gone (web 2, local 2)');
+  } finally {
+    spawnSync('ip', ['netns', 'exec', NODE_NS, 'iptables', '-t', 'nat', '-F']);
+  }
 });
 
 test.run();

@@ -58,8 +58,10 @@ class RulesRunner {
       case 'slice': return this.slice(args);
       case 'delete': {
         const [kind, key] = args;
-        const map = kind === 'service' ? this.source.svcs : this.source.slices;
-        if (!map.delete(nsName(key).join('/'))) throw new Error(`no ${kind} ${key}`);
+        const k = nsName(key).join('/');
+        if (!(kind === 'service' ? this.source.svcs : this.source.slices).has(k)) throw new Error(`no ${kind} ${key}`);
+        if (kind === 'service') this.source.svcs.delete(k);
+        else this.source.deleteSlice(k);
         return '';
       }
       case 'node': this.facts = { ...this.facts, nodeName: args[0]! }; return '';
