@@ -198,7 +198,7 @@ test('an agent host cut off: its pods move after the delay and are not duplicate
 
 test('an agent keeps working when the server it talks to dies', async () => {
   const agent = agents.get(4)!;
-  const announced = /against (http:\/\/\S+?)\.?\s/.exec(agent.output())?.[1];
+  const announced = /against (https:\/\/\S+?)\.?\s/.exec(agent.output())?.[1];
   const deadHost = [1, 2, 3].find((h) => url(h) === announced);
   assert.ok(deadHost, `the agent names its server: ${agent.output().slice(0, 800)}`);
   apiHost = [1, 2, 3].find((h) => h !== deadHost)!;
