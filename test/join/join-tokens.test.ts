@@ -54,7 +54,7 @@ async function cli(command: CliCommand, argv: string[]): Promise<{ code: number;
   return { code, out, err };
 }
 
-test('a join token is shown once with the CA hash, authenticates as a node by its credential, is listed without its digest, and stops working when revoked', async () => {
+test('a join token is shown once with the CA hash, authenticates by its credential (bootstrap only), is listed without its digest, and stops working when revoked', async () => {
   const created = await api('POST', '/apis/flotilla.io/v1/jointokens', admin, { ttlSeconds: 3600, description: 'shelf pis' });
   assert.is(created.status, 201);
   const full = created.json.token as string;
@@ -63,7 +63,8 @@ test('a join token is shown once with the CA hash, authenticates as a node by it
   assert.ok(Date.parse(created.json.expires as string) > Date.now());
 
   const asNode = await api('GET', '/api/v1/nodes', token);
-  assert.is(asNode.status, 200, 'the join token authenticates');
+  assert.is(asNode.status, 403, 'the join token authenticates (403, not 401): it may only ask for a node certificate');
+  assert.match(asNode.json.message as string, /a join token may only ask for a node certificate/);
   const denied = await api('GET', '/apis/flotilla.io/v1/jointokens', token);
   assert.is(denied.status, 403, 'a node cannot manage join tokens');
 
