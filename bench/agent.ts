@@ -12,14 +12,8 @@ import { join } from 'node:path';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { LABEL_NODE } from '../node-agent/runtime/types.js';
 import { RealServer } from '../test/agent/real-server.js';
+import { numberArg } from './args.js';
 
-function numberArg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!(Number.isInteger(v) && v > 0)) throw new Error(`${name} wants a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
 const windowS = numberArg('--seconds', 30);
 const hollow = process.argv.includes('--hollow') ? numberArg('--hollow', 100) : 0;
 const podsPerNode = hollow ? numberArg('--pods', 30) : 20;

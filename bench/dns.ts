@@ -18,14 +18,8 @@ import type { EndpointSlice, Service } from '../api-types/index.js';
 import { parseCidr } from '../api-types/network.js';
 import { startDnsServer } from '../node-agent/network/dns.js';
 import type { ServiceView } from '../node-agent/network/service-cache.js';
+import { numberArg } from './args.js';
 
-function numberArg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!(Number.isInteger(v) && v > 0)) throw new Error(`${name} wants a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
 const serviceCount = numberArg('--services', 1000);
 const seconds = numberArg('--seconds', 10);
 const window = numberArg('--window', 64);

@@ -163,18 +163,8 @@ export class NodeApi {
   }
 
   /** Streams Node events after resourceVersion until the server ends the stream or the signal aborts; 410 as watchPods. */
-  async watchNodes(resourceVersion: string, onEvent: (e: Exclude<WatchEvent<Node>, { type: 'ERROR' }>) => void, signal: AbortSignal): Promise<void> {
-    try {
-      await this.client.watch<Node>(`/api/v1/nodes?watch=true&resourceVersion=${enc(resourceVersion)}`, (e) => {
-        if (e.type === 'ERROR') {
-          const st = e.object;
-          throw new ApiClientError(st.message ?? 'watch error', st.code ?? 410, st.reason ?? 'Expired');
-        }
-        onEvent(e);
-      }, signal);
-    } catch (err) {
-      if (!signal.aborted) throw err;
-    }
+  watchNodes(resourceVersion: string, onEvent: (e: ObjectEvent<Node>) => void, signal: AbortSignal): Promise<void> {
+    return this.watchFrom<Node>('/api/v1/nodes', resourceVersion, onEvent, signal);
   }
 
   getConfigMap(namespace: string, name: string): Promise<ConfigMap | undefined> {

@@ -14,6 +14,7 @@ import { setUp } from '../support/set-up.js';
 import { ApiClient, ApiClientError } from '../../client/client.js';
 import { ALLOCATIONS_RESOURCE } from '../../server/network/allocator.js';
 import type { Service } from '../../api-types/index.js';
+import { seededRandom } from '../scheduler/cluster-gen.js';
 
 const hosts = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
 const servers: ServerProcess[] = [];
@@ -37,18 +38,6 @@ setUp(test, async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** mulberry32: a seeded generator, so a failing run can be replayed with FLOTILLA_SEED. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function leaderIndex(): Promise<number> {
   return eventually('a leader', async () => {
     for (const [i, c] of clients.entries()) {
@@ -64,7 +53,7 @@ async function leaderIndex(): Promise<number> {
 
 function load(seed: number, counts: { ok: number; refused: number; failed: number }): { stop: () => Promise<void> } {
   let stopped = false;
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
   const workers = Array.from({ length: 6 }, async (_, w) => {
     while (!stopped) {
