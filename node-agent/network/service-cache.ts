@@ -4,7 +4,7 @@
 // (410) or fails lists again (with back-off while no server answers). What was seen last stays served while the
 // servers are unreachable: Services keep working on a node cut off from the control plane.
 //
-// Contract (ServiceView, net-common.md): services() and slicesOf() answer from memory; onChange listeners run
+// Contract (ServiceView): services() and slicesOf() answer from memory; onChange listeners run
 // once per burst of changes (coalesceMs after the first change of the burst), never for an event that changed
 // nothing, and once after each (re)list that changed something.
 import type { Logger } from 'pino';
