@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, type ServerInfo } from '../../server/run.js';
+import type { ServerInfo } from '../../server/run.js';
 import { createStaticDiscovery } from '../../discovery/static.js';
 import { PROOF_PATH, caFingerprint, locateServers, verifyServer } from '../../discovery/locate.js';
 import { pinnedFetch } from '../../client/client.js';
@@ -13,28 +13,25 @@ import { formatClusterToken, parseClusterToken } from '../../client/tokens.js';
 import { parseArgs } from '../../cli/args.js';
 import type { CliCommand, Io } from '../../cli/command.js';
 import { parseDuration, tokenCommand } from '../../cli/token.js';
+import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { setUp } from '../support/set-up.js';
 
 let dir!: string;
-const stop = new AbortController();
-let running: Promise<void> | undefined;
+let server: InProcessServer | undefined;
 let info!: ServerInfo;
 let admin!: string;
 let secret!: string;
 let fetch!: ReturnType<typeof pinnedFetch>;
 setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-join-'));
-  info = await new Promise<ServerInfo>((resolve, reject) => {
-    running = run(stop.signal, { dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve);
-    running.catch(reject);
-  });
+  server = await startInProcessServer(join(dir, 'data'));
+  info = server.info;
   admin = info.adminToken!;
   secret = readFileSync(join(dir, 'data', 'cluster-secret'), 'utf8').trim();
   fetch = pinnedFetch({ ca: info.caPem });
 }, async () => {
   fetch?.close();
-  stop.abort();
-  await running;
+  await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

@@ -262,20 +262,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     async exec(ref, cmd, args = [], opts = {}) {
       alive();
       const h = host(ref);
-      const timeoutMs = opts.timeoutMs ?? 10_000;
-      return new Promise<ExecResult>((resolve, reject) => {
-        const child = spawn('ip', ['netns', 'exec', h.netns, cmd, ...args], { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-        child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error(`lab: ${h.name} ${cmd} ${args.join(' ')} ran longer than ${timeoutMs} ms`));
-        }, timeoutMs);
-        child.on('error', (e) => { clearTimeout(timer); reject(e); });
-        child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-      });
+      return run('ip', ['netns', 'exec', h.netns, cmd, ...args], opts.timeoutMs ?? 10_000, opts.env);
     },
     docker(ref, args, opts = {}) {
       alive();
@@ -301,9 +288,9 @@ export async function createLab(options: LabOptions): Promise<Lab> {
 }
 
 /** Runs a command of the machine to completion; rejects only if it cannot start or outlives timeoutMs. */
-function run(cmd: string, args: readonly string[], timeoutMs: number): Promise<ExecResult> {
+function run(cmd: string, args: readonly string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ExecResult> {
   return new Promise<ExecResult>((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });

@@ -22,26 +22,23 @@ import { pinnedFetch } from '../../client/client.js';
 import { runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { FlotillaProcess } from '../e2e/cluster.js';
+import { startInProcessServer, type InProcessServer } from '../support/in-process-server.js';
 import { setUp, stopAfterEach } from '../support/set-up.js';
 
 let dir!: string;
-const stop = new AbortController();
-let running: Promise<void> | undefined;
+let server: InProcessServer | undefined;
 let info!: ServerInfo;
 let ca!: ClusterCa;
 let fetch!: ReturnType<typeof pinnedFetch>;
 setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-tls-'));
-  info = await new Promise<ServerInfo>((resolve, reject) => {
-    running = run(stop.signal, { dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve);
-    running.catch(reject);
-  });
+  server = await startInProcessServer(join(dir, 'data'));
+  info = server.info;
   ca = (await ClusterCa.load(join(dir, 'data')))!;
   fetch = pinnedFetch({ ca: info.caPem });
 }, async () => {
   fetch?.close();
-  stop.abort();
-  await running;
+  await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 const stopLater = stopAfterEach(test);

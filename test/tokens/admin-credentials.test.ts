@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { ServerProcess, runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
+import { startInProcessServer } from '../support/in-process-server.js';
 import { setUp } from '../support/set-up.js';
 import { pinnedFetch } from '../../client/client.js';
 import { parseClusterToken } from '../../client/tokens.js';
-import { run, type ServerInfo } from '../../server/run.js';
 
 const USER_TOKENS = '/apis/flotilla.io/v1/usertokens';
 const KUBECTL = '/usr/bin/kubectl';
@@ -296,15 +296,7 @@ test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by t
 
 test('a server whose admin-token file was rotated away reports the file but not the dead token (flotilla up does not save it as the CLI context)', async () => {
   const dataDir = join(dir, 'in-process');
-  const start = async (): Promise<{ info: ServerInfo; stop: () => Promise<void> }> => {
-    const ac = new AbortController();
-    let running: Promise<void> | undefined;
-    const info = await new Promise<ServerInfo>((resolve, reject) => {
-      running = run(ac.signal, { dataDir, host: '127.0.0.1', port: 0, mdns: false, tickMs: 20 }, resolve);
-      running.catch(reject);
-    });
-    return { info, stop: async () => { ac.abort(); await running; } };
-  };
+  const start = () => startInProcessServer(dataDir);
   let first = await start();
   try {
     assert.ok(first.info.adminToken, 'a new cluster: the file holds the admin token');
