@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createLab, type Lab, type LabProcess } from './lab.js';
 import { apiRequest, type ApiAnswer } from './lab-api.js';
 import { StopWaiting, eventually } from '../support/eventually.js';
+import { apiPath, resourceForKind } from '../../api-types/resources.js';
 
 const SERVER = new URL('../join/lab-server.js', import.meta.url).pathname;
 const CLI = new URL('./flotilla-cli.js', import.meta.url).pathname;
@@ -14,13 +15,15 @@ const PORT = 7400;
 export const BOUND_MS = 90_000;
 
 export interface PodView {
-  metadata: { name: string };
+  metadata: { name: string; labels?: Record<string, string> };
   spec: { nodeName?: string };
   status?: { phase?: string; podIP?: string; podIPs?: { ip: string }[] };
 }
 
 export class PodNetworkLab {
   readonly agents = new Map<string, LabProcess>();
+  /** The lab host each started agent's node runs on, by node name. */
+  private readonly hostOfNode = new Map<string, number>();
   private admin = '';
   private joinToken = '';
 
@@ -66,6 +69,7 @@ export class PodNetworkLab {
     const agent = this.lab.spawn(host, process.execPath, ['--enable-source-maps', CLI, 'agent', '--server', this.url, '--token', this.joinToken, '--ca', this.caFile, '--name', name,
       '--data', join(this.dir, `agent-${name}`), '--advertise-address', h.address], { env: { ...process.env, DOCKER_HOST: h.dockerHost, FLOTILLA_LOG_LEVEL: 'debug' } });
     this.agents.set(name, agent);
+    this.hostOfNode.set(name, host);
     await eventually(`node ${name} registered`, async () => {
       if (agent.exitCode !== null) throw new StopWaiting(`the agent exited (${agent.exitCode}): ${agent.output().slice(-1500)}`);
       return (await this.api('GET', `/api/v1/nodes/${name}`)).code === 200 ? true : undefined;
@@ -99,12 +103,65 @@ export class PodNetworkLab {
     }, { limitMs: BOUND_MS, everyMs: 200, detail: () => JSON.stringify(last) });
   }
 
+  /**
+   * Creates `obj` (a manifest with apiVersion, kind and metadata.name; namespaced kinds in metadata.namespace,
+   * default "default") and returns the object the server stored; throws unless the server answers 201.
+   */
+  async create(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<Record<string, unknown>> {
+    const r = resourceForKind(obj.apiVersion, obj.kind);
+    if (!r) throw new Error(`create: no served resource for ${obj.apiVersion} ${obj.kind}`);
+    const created = await this.api('POST', apiPath(r, r.namespaced ? obj.metadata.namespace ?? 'default' : undefined), obj);
+    if (created.code !== 201) throw new Error(`create ${obj.kind} ${obj.metadata.name}: ${created.code} ${JSON.stringify(created.json)}`);
+    return created.json;
+  }
+
+  /** The pods of `namespace` matching the label selector `selector` (e.g. "app=web"), sorted by name. */
+  async podsOf(selector: string, namespace = 'default'): Promise<PodView[]> {
+    const r = await this.api('GET', `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`);
+    if (r.code !== 200) throw new Error(`list pods ${selector}: ${r.code} ${JSON.stringify(r.json)}`);
+    return (r.json.items as PodView[]).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  }
+
+  /**
+   * Waits until the EndpointSlices of Service `name` list exactly `count` ready endpoint addresses and returns
+   * them sorted.
+   */
+  waitEndpoints(namespace: string, name: string, count: number): Promise<string[]> {
+    let last: string[] = [];
+    return eventually(`${count} ready endpoints of service ${namespace}/${name}`, async () => {
+      last = await this.endpointAddresses(namespace, name);
+      return last.length === count ? last : undefined;
+    }, { limitMs: BOUND_MS, everyMs: 200, detail: () => JSON.stringify(last) });
+  }
+
+  /** The ready endpoint addresses the EndpointSlices of Service `name` list now, sorted. */
+  async endpointAddresses(namespace: string, name: string): Promise<string[]> {
+    const r = await this.api('GET', `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${name}`)}`);
+    if (r.code !== 200) throw new Error(`list endpointslices of ${name}: ${r.code} ${JSON.stringify(r.json)}`);
+    const slices = r.json.items as { endpoints?: { addresses: string[]; conditions?: { ready?: boolean } }[] }[];
+    return slices.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready !== false).flatMap((e) => e.addresses).sort();
+  }
+
+  /** The lab host the agent of node `name` runs on (startAgent's `host`). */
+  hostOf(name: string): number {
+    const host = this.hostOfNode.get(name);
+    if (host === undefined) throw new Error(`no agent started as node ${name}`);
+    return host;
+  }
+
   /** Runs a command in the container of pod `name` on `host` (docker exec against that host's engine). */
   async execInPod(host: number, name: string, command: string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const ps = await this.lab.docker(host, ['ps', '-q', '--filter', `label=io.flotilla.pod=${name}`, '--filter', 'label=io.flotilla.container=c']);
     const id = ps.stdout.trim().split('\n')[0];
     if (!id) throw new Error(`no container of pod ${name} on h${host}: ${ps.stderr}`);
     return this.lab.docker(host, ['exec', id, ...command], { timeoutMs });
+  }
+
+  /** `flotilla ARGS...` (the CLI of this build) run on `host` against the server, as the admin; waits for it to end. */
+  cli(host: number, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return this.lab.exec(host, process.execPath, [CLI, ...args], {
+      timeoutMs: 30_000, env: { ...process.env, FLOTILLA_SERVER: this.url, FLOTILLA_TOKEN: this.admin, FLOTILLA_CA: this.caFile },
+    });
   }
 
   /** The kernel routes the pod network made on `host` (ip route ... proto 152), as "DST via GATEWAY" lines. */
