@@ -24,6 +24,8 @@ export class PodNetworkLab {
   readonly agents = new Map<string, LabProcess>();
   /** The lab host each started agent's node runs on, by node name. */
   private readonly hostOfNode = new Map<string, number>();
+  /** The server process on h1 (lab-server.js). */
+  server: LabProcess | undefined;
   private admin = '';
   private joinToken = '';
 
@@ -37,6 +39,7 @@ export class PodNetworkLab {
       lab = await createLab({ ...options, docker: true });
       const cluster = new PodNetworkLab(lab, dir);
       const server = lab.spawn(1, process.execPath, [SERVER, '--data', join(dir, 'server'), '--listen', `${lab.host(1).address}:${PORT}`, '--cluster-init', '--token', 'pod-network-lab-secret-0123456789']);
+      cluster.server = server;
       await server.waitFor(/^ready /m, BOUND_MS);
       cluster.admin = readFileSync(join(dir, 'server', 'admin-token'), 'utf8').trim();
       const created = await cluster.api('POST', '/apis/flotilla.io/v1/jointokens', {});
@@ -107,7 +110,7 @@ export class PodNetworkLab {
    * Creates `obj` (a manifest with apiVersion, kind and metadata.name; namespaced kinds in metadata.namespace,
    * default "default") and returns the object the server stored; throws unless the server answers 201.
    */
-  async create(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): Promise<Record<string, unknown>> {
+  async create(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [field: string]: unknown }): Promise<Record<string, unknown>> {
     const r = resourceForKind(obj.apiVersion, obj.kind);
     if (!r) throw new Error(`create: no served resource for ${obj.apiVersion} ${obj.kind}`);
     const created = await this.api('POST', apiPath(r, r.namespaced ? obj.metadata.namespace ?? 'default' : undefined), obj);
