@@ -456,7 +456,7 @@ export class PodWorker {
     rec.probe = probe;
     const loops: ProbeLoop[] = [];
     this.probeLoops.set(spec.name, loops);
-    const target = { runtime: this.settings.runtime, containerId, ...(podIP ? { podIP } : {}) };
+    const target = { runtime: this.settings.runtime, containerId, ...(podIP ? { podIP } : {}), ...(spec.ports ? { ports: spec.ports } : {}) };
     const startMain = () => {
       if (spec.livenessProbe) {
         loops.push(new ProbeLoop(spec.livenessProbe, target, (ok, message) => {

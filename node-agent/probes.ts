@@ -2,7 +2,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { Probe } from '../api-types/index.js';
+import type { ContainerPort, Probe } from '../api-types/index.js';
 import type { ContainerRuntime } from './runtime/types.js';
 
 export interface ProbeTarget {
@@ -10,6 +10,8 @@ export interface ProbeTarget {
   containerId: string;
   /** Where httpGet and tcpSocket connect when the probe names no host. */
   podIP?: string;
+  /** The container's ports: a probe port given by name is the containerPort of the port of that name. */
+  ports?: readonly ContainerPort[];
 }
 
 export interface ProbeOutcome {
@@ -28,21 +30,21 @@ export async function probeOnce(probe: Probe, target: ProbeTarget): Promise<Prob
     }
     const host = probe.httpGet?.host ?? probe.tcpSocket?.host ?? target.podIP;
     if (!host) return { ok: false, message: 'the pod has no IP address to probe' };
-    if (probe.httpGet) return await httpProbe(probe.httpGet, host, signal);
-    if (probe.tcpSocket) return await tcpProbe(host, portNumber(probe.tcpSocket.port), signal);
+    if (probe.httpGet) return await httpProbe(probe.httpGet, host, portNumber(probe.httpGet.port, target.ports), signal);
+    if (probe.tcpSocket) return await tcpProbe(host, portNumber(probe.tcpSocket.port, target.ports), signal);
     return { ok: false, message: 'probe has no exec, httpGet or tcpSocket handler' };
   } catch (err) {
     return { ok: false, message: signal.aborted ? `probe timed out after ${timeoutMs} ms` : (err as Error).message };
   }
 }
 
-function httpProbe(get: NonNullable<Probe['httpGet']>, host: string, signal: AbortSignal): Promise<ProbeOutcome> {
+function httpProbe(get: NonNullable<Probe['httpGet']>, host: string, port: number, signal: AbortSignal): Promise<ProbeOutcome> {
   const client = get.scheme === 'HTTPS' ? https : http;
   const headers: Record<string, string> = { 'User-Agent': 'flotilla-probe/1' };
   for (const h of get.httpHeaders ?? []) headers[h.name] = h.value;
   return new Promise((resolve, reject) => {
     const req = client.get(
-      { host, port: portNumber(get.port), path: get.path ?? '/', headers, signal, rejectUnauthorized: false, agent: false },
+      { host, port, path: get.path ?? '/', headers, signal, rejectUnauthorized: false, agent: false },
       (res) => {
         res.resume();
         const code = res.statusCode ?? 0;
@@ -53,11 +55,16 @@ function httpProbe(get: NonNullable<Probe['httpGet']>, host: string, signal: Abo
   });
 }
 
-/** A probe's port as a number; a named port (a container port's name) is not resolved here, so it fails the probe. */
-function portNumber(port: number | string): number {
+/**
+ * A probe's port as a number: a number, a numeric string, or the name of one of the container's ports (Kubernetes'
+ * ResolveContainerPort); an unknown name fails the probe with the kubelet's "port NAME not found".
+ */
+function portNumber(port: number | string, ports: readonly ContainerPort[] = []): number {
   if (typeof port === 'number') return port;
+  const named = ports.find((p) => p.name === port);
+  if (named) return named.containerPort;
   if (/^\d+$/.test(port)) return Number(port);
-  throw new Error(`probe port "${port}": named ports are not supported; give the port number`);
+  throw new Error(`port ${port} not found`);
 }
 
 function tcpProbe(host: string, port: number, signal: AbortSignal): Promise<ProbeOutcome> {
