@@ -44,7 +44,9 @@ function httpProbe(get: NonNullable<Probe['httpGet']>, host: string, port: numbe
   for (const h of get.httpHeaders ?? []) headers[h.name] = h.value;
   return new Promise((resolve, reject) => {
     const req = client.get(
-      { host, port, path: get.path ?? '/', headers, signal, rejectUnauthorized: false, agent: false },
+      // The kubelet's Go client takes headers ended by a bare LF (busybox httpd passes CGI headers on as written);
+      // Node's strict parser would fail such a probe.
+      { host, port, path: get.path ?? '/', headers, signal, rejectUnauthorized: false, agent: false, insecureHTTPParser: true },
       (res) => {
         res.resume();
         const code = res.statusCode ?? 0;
