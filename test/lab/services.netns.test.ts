@@ -4,7 +4,8 @@
 // - a Deployment of 3 httpd pods spread over the machines behind a ClusterIP Service: the Endpoints and the
 //   EndpointSlice list the 3 pod IPs, and a client pod requesting the ClusterIP gets answers from all 3;
 // - a NodePort Service answers on every machine's own address, from every machine's root namespace;
-// - a deleted backend pod leaves the Endpoints, and once every agent's rules dropped it no request fails;
+// - a deleted backend pod leaves the Endpoints, and once every agent's rules dropped it (and took its replacement,
+//   Ready by its readiness probe on the named port) no request fails;
 // - a Service created after its pods resolves by name from a pod (full name and the short name through the
 //   search path), and a request by name reaches it;
 // - with the server gone, every agent's DNS keeps answering for the names it knew;
@@ -64,7 +65,11 @@ const webDeployment = {
         terminationGracePeriodSeconds: 0,
         // One per machine, so that the client reaches backends on other machines.
         affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: 'web' } }, topologyKey: 'kubernetes.io/hostname' }] } },
-        containers: [{ name: 'c', image: 'flotilla/testbox:latest', command: WEB, ports: [{ name: 'http', containerPort: 8080 }] }],
+        containers: [{
+          name: 'c', image: 'flotilla/testbox:latest', command: WEB, ports: [{ name: 'http', containerPort: 8080 }],
+          // In rotation only once httpd answers: a replacement pod must not fail requests while it starts.
+          readinessProbe: { httpGet: { path: '/cgi-bin/who', port: 'http' }, periodSeconds: 1 },
+        }],
       },
     },
   },
@@ -134,16 +139,25 @@ test('a deleted backend pod leaves the Endpoints, and once the rules dropped it 
     const ep = await cluster!.api('GET', '/api/v1/namespaces/default/endpoints/web');
     return !slice.includes(goneIp) && !JSON.stringify(ep.json.subsets ?? []).includes(`"${goneIp}"`) ? true : undefined;
   }, { limitMs: 60_000, everyMs: 200 });
-  await eventually(`every agent's ruleset without ${goneIp}`, async () => {
+  // The Deployment replaces it on the same machine; it joins once its readiness probe passes.
+  const now = await cluster!.waitEndpoints('default', 'web', 3);
+  const replacement = (await cluster!.podsOf('app=web')).find((p) => p.status?.podIP && !backends.some((b) => b.metadata.name === p.metadata.name))!;
+  assert.ok(replacement, 'a replacement pod');
+  assert.ok(now.includes(replacement.status!.podIP!), `${now.join()} lists the replacement ${replacement.status!.podIP}`);
+  let ruleset = '';
+  await eventually(`every agent's ruleset without ${goneIp} and with ${replacement.status!.podIP}`, async () => {
     for (const h of [1, 2, 3]) {
       const r = await cluster!.lab.exec(h, 'nft', ['list', 'table', 'inet', 'flotilla']);
-      if (r.code !== 0 || r.stdout.includes(`${goneIp} `) || r.stdout.includes(`${goneIp}:`)) return undefined;
+      ruleset = `h${h}: ${r.stdout}${r.stderr}`;
+      const has = (ip: string) => r.stdout.includes(`${ip}:`);
+      if (r.code !== 0 || has(goneIp) || !has(replacement.status!.podIP!)) return undefined;
     }
     return true;
-  }, { limitMs: 60_000, everyMs: 300 });
+  }, { limitMs: 60_000, everyMs: 300, detail: () => ruleset });
   const { failed, answered } = await ask(clusterIp, 80, 50);
   assert.is(failed, 0);
   assert.not.ok(answered.has(gone.metadata.name), `${gone.metadata.name} still answered`);
+  assert.equal([...answered.keys()].sort(), (await cluster!.podsOf('app=web')).map((p) => p.metadata.name));
 });
 
 test('a Service created after its pods resolves by name from a pod, and a request by name reaches it', async () => {
