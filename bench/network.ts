@@ -26,6 +26,14 @@
 // name answers; the time runs from the pod's Ready condition's lastTransitionTime (stamped by h2's agent when it
 // saw the pod Ready; the lab's hosts share one clock) to that answer. Median of --backends B pods, each
 // deleted before the next.
+// Where those times go (…BreakdownMs, medians of each part over the samples, so they need not add up), by the
+// last sync of h1's service proxy that started before the answer (its "service rules synced" debug log record:
+// its end as the agent saw it, and its duration): toSync, from the start to that sync's start (h2's agent
+// reporting the pod's status, the servers' commit, the endpoints controller's EndpointSlice, the watch to h1's
+// agent, its 20 ms coalescing, and any sync still running then); syncToAnswer, from the sync's start to the answer
+// (compiling the ruleset, `nft -f` committing it, the prober's next 5 ms step; with two Ready backends a new
+// connection reaches the new one half the time); sync, its duration as the agent saw it, which can end after the
+// answer (nft's exit is noticed late on a loaded machine); syncs, how many of h1's syncs started in between.
 // Keys left null here are filled by the benches of their own: clusterIpAddedP50Us, nftFullSync5000Ms and
 // nftOneChangeMs by bench/nft-sync.ts (its addedP50Us, fullSyncMs, changeSyncMs), dnsQps and dnsRssMiB by
 // bench/dns.ts.
@@ -62,8 +70,9 @@ const s = require('node:net').connect(Number(port), host, function pump() {
 });`;
 // The prober, in the client pod's network namespace:
 //   answer ADDRESS PORT NAME: prints "polling", then "answered <Date.now()>" once NAME answers at ADDRESS:PORT;
-//   create URL CA SERVICE-JSON: POSTs the Service (bearer token in FLOTILLA_TOKEN), then polls its ClusterIP's
-//     first port until NAME (argv[5]) answers; prints "answered {postMs, firstMs}", both from the POST leaving.
+//   create URL CA SERVICE-JSON NAME: POSTs the Service (bearer token in FLOTILLA_TOKEN), then polls its
+//     ClusterIP's first port until NAME answers; prints "answered {sentAt, postMs, firstMs}": when the POST left
+//     (Date.now()), and the POST's answer and the first request's, in ms after that.
 // Polling opens a new connection every 5 ms (at most 32 open, each given 1 s): a connection's first packet is
 // the one the nftables DNAT decides on, so retrying on one connection would miss rules installed meanwhile.
 // It gives up after 60 s ("gave up", exit 1).
@@ -97,7 +106,7 @@ if (mode === 'answer') {
   poll(args[0], args[1], args[2]).then((at) => { console.log('answered ' + at); process.exit(0); });
 } else {
   const [url, ca, service, name] = args;
-  let sent = 0;
+  let sent = 0; let sentAt = 0;
   const req = require('node:https').request(url + '/api/v1/namespaces/default/services', {
     method: 'POST', ca: require('node:fs').readFileSync(ca),
     headers: { authorization: 'Bearer ' + process.env.FLOTILLA_TOKEN, 'content-type': 'application/json' },
@@ -109,12 +118,12 @@ if (mode === 'answer') {
       if (res.statusCode !== 201) { console.log('refused ' + res.statusCode + ' ' + text); process.exit(1); }
       const spec = JSON.parse(text).spec;
       poll(spec.clusterIP, spec.ports[0].port, name).then(() => {
-        console.log('answered ' + JSON.stringify({ postMs, firstMs: performance.now() - sent }));
+        console.log('answered ' + JSON.stringify({ sentAt, postMs, firstMs: performance.now() - sent }));
         process.exit(0);
       });
     });
   });
-  req.on('socket', (s) => s.once('secureConnect', () => { sent = performance.now(); }));
+  req.on('socket', (s) => s.once('secureConnect', () => { sent = performance.now(); sentAt = Date.now(); }));
   req.end(service);
 }`;
 
@@ -228,26 +237,55 @@ try {
     console.log(`run ${i}: pod-to-pod ${pod.toFixed(1)} MiB/s, ClusterIP ${clusterIp.toFixed(1)} MiB/s, host-to-host ${host.toFixed(1)} MiB/s`);
   }
 
-  const createMs: number[] = [];
+  const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
+  /** h1's syncs of the service rules that reached the kernel: when each started (epoch ms) and how long it took. */
+  const h1Syncs = () => cluster.agents.get('bench-a')!.output().split('\n').flatMap((line) => {
+    if (!line.includes('"service rules synced"')) return [];
+    const record = JSON.parse(line) as { time: number; ms: number };
+    return [{ start: record.time - record.ms, ms: record.ms }];
+  });
+  type Breakdown = { toSyncMs: number; syncToAnswerMs: number; syncMs: number; syncs: number };
+  /** Where the time from `from` to `answeredAt` (epoch ms) went, by the last of h1's syncs that started in between. */
+  const breakdown = (from: number, answeredAt: number): Breakdown => {
+    const syncs = h1Syncs().filter((s) => s.start >= from && s.start <= answeredAt);
+    const last = syncs.at(-1);
+    if (!last) throw new Error(`no sync of h1's service rules started between ${new Date(from).toISOString()} and the answer ${answeredAt - from} ms later`);
+    return { toSyncMs: last.start - from, syncToAnswerMs: answeredAt - last.start, syncMs: last.ms, syncs: syncs.length };
+  };
+  const medians = (parts: Breakdown[]) => ({
+    toSyncMs: median(parts.map((p) => p.toSyncMs)), syncToAnswerMs: median(parts.map((p) => p.syncToAnswerMs)),
+    syncMs: median(parts.map((p) => p.syncMs)), syncs: median(parts.map((p) => p.syncs)),
+  });
+  const describe = (b: Breakdown) => `h1's sync started after ${b.toSyncMs} ms, answer ${b.syncToAnswerMs} ms after its start (the sync took ${b.syncMs} ms as the agent saw it; syncs in between: ${b.syncs})`;
+
+  /** One timed sample: from what moment to the answer (epoch ms), and what it is (a line of the log). */
+  type Sample = { from: number; answeredAt: number; what: string };
+  const created: Sample[] = [];
   for (let i = 0; i < serviceSamples; i++) {
-    const answered = JSON.parse(await probe(['create', cluster.url, cluster.caFile, JSON.stringify(service(`bench-new-${i}`, 'bench-receiver')), 'receiver'])) as { postMs: number; firstMs: number };
-    createMs.push(answered.firstMs);
-    console.log(`service ${i}: POST answered after ${answered.postMs.toFixed(0)} ms, first request through its ClusterIP after ${answered.firstMs.toFixed(0)} ms`);
+    const answered = JSON.parse(await probe(['create', cluster.url, cluster.caFile, JSON.stringify(service(`bench-new-${i}`, 'bench-receiver')), 'receiver'])) as { sentAt: number; postMs: number; firstMs: number };
+    created.push({ from: answered.sentAt, answeredAt: answered.sentAt + Math.round(answered.firstMs), what: `service ${i}: POST answered after ${Math.round(answered.postMs)} ms` });
   }
 
-  const rotationMs: number[] = [];
+  const rotated: Sample[] = [];
   for (let i = 1; i <= backendSamples; i++) {
     const name = `rotation-${i}`;
     const answeredAt = Number(await probe(['answer', rotationIp, '80', name], async () => { await cluster.create(namedServer(name, 'bench-b', 'bench-rotation')); }));
     const { readySince } = await readyPod(name);
-    rotationMs.push(answeredAt - readySince);
-    console.log(`backend ${i}: Ready at ${new Date(readySince).toISOString()}, answering through the ClusterIP ${answeredAt - readySince} ms later`);
+    rotated.push({ from: readySince, answeredAt, what: `backend ${i}: Ready at ${new Date(readySince).toISOString()}` });
     const deleted = await cluster.api('DELETE', `/api/v1/namespaces/default/pods/${name}`);
     if (deleted.code !== 200) throw new Error(`delete pod ${name}: ${deleted.code} ${JSON.stringify(deleted.json)}`);
     await cluster.waitEndpoints('default', 'bench-rotation', 1);
   }
+  // Broken down only now: h1's agent's log records of the syncs around each answer have arrived by the end of the
+  // next sample (the last rotation's sample is followed by its pod's deletion and the sync of that).
+  const report = (samples: Sample[]) => samples.map((s) => {
+    const parts = breakdown(s.from, s.answeredAt);
+    console.log(`${s.what}, answering through the ClusterIP ${s.answeredAt - s.from} ms after: ${describe(parts)}`);
+    return parts;
+  });
+  const createParts = report(created);
+  const rotationParts = report(rotated);
 
-  const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
   console.log(JSON.stringify({
     bench: 'network', mib, runs, linkMbit: linkMbit || null, services: serviceSamples, backends: backendSamples,
     podToPodMiBps: round(median(podRates), 1),
@@ -255,8 +293,9 @@ try {
     hostToHostMiBps: round(median(hostRates), 1),
     podToPodThroughputRatio: round(median(podRates.map((p, i) => p / hostRates[i]!)), 3),
     clusterIpThroughputRatio: round(median(clusterIpRates.map((c, i) => c / podRates[i]!)), 3),
-    serviceCreateToFirstRequestMs: Math.round(median(createMs)),
-    readyToRotationMs: Math.round(median(rotationMs)),
+    serviceCreateToFirstRequestMs: Math.round(median(created.map((s) => s.answeredAt - s.from))),
+    readyToRotationMs: Math.round(median(rotated.map((s) => s.answeredAt - s.from))),
+    serviceCreateBreakdownMs: medians(createParts), readyToRotationBreakdownMs: medians(rotationParts),
     clusterIpAddedP50Us: null, nftFullSync5000Ms: null, nftOneChangeMs: null, dnsQps: null, dnsRssMiB: null,
     goals: { podToPodThroughputRatio: 0.95, clusterIpThroughputRatio: 0.95, serviceCreateToFirstRequestMs: 1000, readyToRotationMs: 1000 },
   }));
