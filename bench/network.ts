@@ -53,6 +53,7 @@ const runs = numberArg('--runs', 7);
 const serviceSamples = numberArg('--services', 5);
 const backendSamples = numberArg('--backends', 5);
 const SUBNET = '10.85.0';
+const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
 /** The port of every transfer: the receiver pod's, the Service's (port = targetPort) and h2's own. */
 const BULK_PORT = 5201;
 
@@ -217,9 +218,9 @@ try {
   const podRates: number[] = [];
   const clusterIpRates: number[] = [];
   const hostRates: number[] = [];
+  const direct = () => transfer(cluster.lab, ['nsenter', receiverNs], ['nsenter', senderNs], receiver.status!.podIP!, receiver.status!.podIP!);
+  const viaClusterIp = () => transfer(cluster.lab, ['nsenter', receiverNs], ['nsenter', senderNs], receiver.status!.podIP!, bulkIp);
   for (let i = 0; i < runs + 1; i++) {
-    const direct = () => transfer(cluster.lab, ['nsenter', receiverNs], ['nsenter', senderNs], receiver.status!.podIP!, receiver.status!.podIP!);
-    const viaClusterIp = () => transfer(cluster.lab, ['nsenter', receiverNs], ['nsenter', senderNs], receiver.status!.podIP!, bulkIp);
     let pod: number;
     let clusterIp: number;
     if (i % 2 === 0) {
@@ -237,7 +238,6 @@ try {
     console.log(`run ${i}: pod-to-pod ${pod.toFixed(1)} MiB/s, ClusterIP ${clusterIp.toFixed(1)} MiB/s, host-to-host ${host.toFixed(1)} MiB/s`);
   }
 
-  const round = (x: number, places: number) => Math.round(x * 10 ** places) / 10 ** places;
   /** h1's syncs of the service rules that reached the kernel: when each started (epoch ms) and how long it took. */
   const h1Syncs = () => cluster.agents.get('bench-a')!.output().split('\n').flatMap((line) => {
     if (!line.includes('"service rules synced"')) return [];
@@ -276,8 +276,8 @@ try {
     if (deleted.code !== 200) throw new Error(`delete pod ${name}: ${deleted.code} ${JSON.stringify(deleted.json)}`);
     await cluster.waitEndpoints('default', 'bench-rotation', 1);
   }
-  // Broken down only now: h1's agent's log records of the syncs around each answer have arrived by the end of the
-  // next sample (the last rotation's sample is followed by its pod's deletion and the sync of that).
+  // Broken down only now: h1's agent logs a sync when it sees nft exit, which can be after the answer; the record
+  // has arrived long before the samples end (each is followed by several API calls, the last by a pod's deletion).
   const report = (samples: Sample[]) => samples.map((s) => {
     const parts = breakdown(s.from, s.answeredAt);
     console.log(`${s.what}, answering through the ClusterIP ${s.answeredAt - s.from} ms after: ${describe(parts)}`);
