@@ -180,4 +180,9 @@ export class PodNetworkLab {
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
+
+  /** The admin's bearer token, for programs that call the API themselves from inside the lab (bench/network.ts's prober in a pod). */
+  get adminToken(): string {
+    return this.admin;
+  }
 }
