@@ -18,7 +18,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseCidr } from '../../../api-types/index.js';
 import { compileIptables, restoreInput } from '../../../node-agent/network/iptables-ruleset.js';
-import { compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
+import { compileRuleset, rulesetText, rulesetUdpFlows } from '../../../node-agent/network/nft-ruleset.js';
 import type { NodeFacts } from '../../../node-agent/network/service-plan.js';
 import { scenarioTests } from '../../support/datadriven.js';
 import { StaticServiceSource, serviceObject, sliceObject } from './service-objects.js';
@@ -66,11 +66,11 @@ class RulesRunner {
       }
       case 'node': this.facts = { ...this.facts, nodeName: args[0]! }; return '';
       case 'nft': {
-        const text = compileRuleset(this.source, this.facts).text;
+        const text = rulesetText(compileRuleset(this.source, this.facts));
         return args[0] === 'full' ? text.trimEnd() : withoutFixedChains(text);
       }
       case 'iptables': return restoreInput(compileIptables(this.source, this.facts), { nat: new Set(), filter: new Set() }).trimEnd();
-      case 'udp': return compileRuleset(this.source, this.facts).udpFlows.map((f) => `${f.ip ?? '<node>'}:${f.port} -> ${f.endpoint}`).join('\n');
+      case 'udp': return rulesetUdpFlows(compileRuleset(this.source, this.facts)).map((f) => `${f.ip ?? '<node>'}:${f.port} -> ${f.endpoint}`).join('\n');
       default: throw new Error(`unknown command "${verb}"`);
     }
   }
@@ -126,7 +126,7 @@ test('the same Services in another order give byte-identical rules', () => {
   for (const s of [...svcs].reverse()) b.putService(s);
   for (const s of [...slices].reverse()) b.putSlice(s);
   const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
-  assert.is(compileRuleset(b, facts).text, compileRuleset(a, facts).text);
+  assert.is(rulesetText(compileRuleset(b, facts)), rulesetText(compileRuleset(a, facts)));
   assert.equal(compileIptables(b, facts), compileIptables(a, facts));
 });
 
