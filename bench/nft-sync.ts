@@ -9,10 +9,13 @@
 //   endpoints, with all S Services in the maps): the p50 of a new TCP connection plus its first byte back
 //   (what the nat chains cost, once per connection), and the p50 of one request/response round trip on a kept
 //   connection (what every further request through a Service pays: conntrack's established path).
+// Wall times swing with the machine's load; the CPU times beside them (this process' for compile and diff; the
+// nft processes', from the kernel's count of reaped children, as a mean over the runs) much less.
 // Usage: node dist/bench/nft-sync.js [--services 5000] [--endpoints 3] [--runs 5] [--connections 2000] [--requests 20000]
 // Last line: one JSON object (medians); nftFullSync5000Ms, nftOneChangeMs and clusterIpAddedP50Us are the keys
 // bench/network.ts reserves for these figures (clusterIpAddedP50Us: per request on a kept connection).
 import { execFile, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { parseCidr } from '../api-types/index.js';
 import { NftApplier, commandRunner, transaction, type RunCommand } from '../node-agent/network/nft-applier.js';
@@ -116,39 +119,58 @@ const run: RunCommand = async (cmd, args, input) => {
   }
 };
 
-interface Sample { totalMs: number; compileMs: number; nftMs: number }
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+/** CPU milliseconds (user + system) of the reaped child processes so far (/proc/self/stat cutime + cstime). */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 1000 / CLOCK_TICKS;
+}
+const cpuMs = (since: NodeJS.CpuUsage): number => { const u = process.cpuUsage(since); return (u.user + u.system) / 1000; };
+
+interface Sample { totalMs: number; compileMs: number; compileCpuMs: number; nftMs: number }
 const full: Sample[] = [];
 let compiler = new RulesetCompiler();
 let applier = new NftApplier(run);
 let applied: CompiledRuleset | undefined;
+let children = childrenCpuMs();
 for (let r = 0; r < runs; r++) {
   compiler = new RulesetCompiler();
   applier = new NftApplier(run);
   nftMs = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   applied = compiler.compile(source, facts);
   const t1 = performance.now();
+  const compileCpuMs = cpuMs(c0);
   await applier.apply(applied);
-  full.push({ totalMs: performance.now() - t0, compileMs: t1 - t0, nftMs });
+  full.push({ totalMs: performance.now() - t0, compileMs: t1 - t0, compileCpuMs, nftMs });
 }
+const fullNftCpuMs = (childrenCpuMs() - children) / runs;
 
-const change: Array<Sample & { diffMs: number }> = [];
+const change: Array<Sample & { diffMs: number; diffCpuMs: number }> = [];
+children = childrenCpuMs();
 const victim = 'default/s17-x';
 const original = source.slices.get(victim)!;
 for (let r = 0; r < runs * 2; r++) {
   source.putSlice(r % 2 === 0 ? { ...original, endpoints: original.endpoints.slice(1) } : original);
   nftMs = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const next = compiler.compile(source, facts);
   const t1 = performance.now();
+  const compileCpuMs = cpuMs(c0);
   // The applier computes the same transaction; timed here on its own for the breakdown.
+  const c1 = process.cpuUsage();
   transaction(applied!, next);
   const t2 = performance.now();
+  const diffCpuMs = cpuMs(c1);
   if (!await applier.apply(next)) throw new Error('the change did not reach the kernel');
   const t3 = performance.now();
   applied = next;
-  change.push({ totalMs: t1 - t0 + (t3 - t2), compileMs: t1 - t0, diffMs: t2 - t1, nftMs });
+  change.push({ totalMs: t1 - t0 + (t3 - t2), compileMs: t1 - t0, compileCpuMs, diffMs: t2 - t1, diffCpuMs, nftMs });
 }
+const changeNftCpuMs = (childrenCpuMs() - children) / change.length;
 
 await new Promise((resolve) => setTimeout(resolve, 300));
 const p50 = async (program: string, host: string, port: number, count: number): Promise<number> =>
@@ -173,7 +195,9 @@ const requestAddedP50Us = m(latency, (l) => l.requestClusterIpUs - l.requestDire
 console.log(JSON.stringify({
   bench: 'nft-sync', services, endpoints, runs,
   fullSyncMs, fullCompileMs: m(full, (f) => f.compileMs), fullNftMs: m(full, (f) => f.nftMs),
+  fullCompileCpuMs: m(full, (f) => f.compileCpuMs), fullNftCpuMs: round(fullNftCpuMs),
   changeSyncMs, changeCompileMs: m(change, (c) => c.compileMs), changeDiffMs: m(change, (c) => c.diffMs), changeNftMs: m(change, (c) => c.nftMs),
+  changeCompileCpuMs: m(change, (c) => c.compileCpuMs), changeDiffCpuMs: m(change, (c) => c.diffCpuMs), changeNftCpuMs: round(changeNftCpuMs),
   changeRunsMs: change.map((c) => round(c.totalMs)),
   connectP50DirectUs: m(latency, (l) => l.connectDirectUs), connectP50ClusterIpUs: m(latency, (l) => l.connectClusterIpUs), addedP50Us: connectAddedP50Us,
   requestP50DirectUs: m(latency, (l) => l.requestDirectUs), requestP50ClusterIpUs: m(latency, (l) => l.requestClusterIpUs), requestAddedP50Us,

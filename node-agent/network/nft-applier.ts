@@ -13,7 +13,7 @@
 // Where the time of one change goes (5,000 Services x 3 endpoints, 20,000 chains; kernel 6.18, nft 1.0.6):
 // - nft's own start: ~6 ms;
 // - nft's cache: before it applies a command nft lists what the command may refer to. `add rule` and `add element`
-//   list every chain of every table (GETCHAIN: 2 MB of netlink for 20,000 chains, ~35 ms), `delete ...` lists
+//   list every chain of every table (GETCHAIN: 2 MB of netlink for 20,000 chains), `delete ...` lists
 //   chains, sets and objects; `flush chain`, `add chain`, `add set` and `add map` list only the tables. So the
 //   difference is written in those forms: rules as `add chain T C { rules }`, elements as
 //   `add map T M { type ...; elements = { ... } }`, and every set a written rule refers to declared again (a
@@ -23,7 +23,7 @@
 //   table (nf_tables_validate walks every chain reachable from the base chains, through every verdict map
 //   element): ~40 ms for 20,000 chains, whatever the size of the change.
 import { spawn } from 'node:child_process';
-import { TABLE_FAMILY, TABLE_NAME, VERDICT_MAPS, rulesetText, staleUdpFlowsBetween, type CompiledRuleset, type ServiceRules, type VerdictMap } from './nft-ruleset.js';
+import { ELEMENT_SETS, TABLE_FAMILY, TABLE_NAME, elementSetType, elementText, rulesetText, staleUdpFlowsBetween, type CompiledRuleset, type ElementSet, type ServiceRules } from './nft-ruleset.js';
 import type { UdpFlow } from './service-plan.js';
 
 export interface CommandResult {
@@ -112,10 +112,10 @@ export function transaction(before: CompiledRuleset, after: CompiledRuleset): st
   const remade: string[] = [];
   const sets: string[] = [];
   const written: string[] = [];
-  const goneElements = new Map<VerdictMap, string[]>();
-  const addedElements = new Map<VerdictMap, string[]>();
+  /** Set -> key -> value of the elements a changed Service no longer has. */
+  const goneElements = new Map<ElementSet, Map<string, string>>();
+  const addedElements = new Map<ElementSet, string[]>();
   const gone: string[] = [];
-  const push = (m: Map<VerdictMap, string[]>, map: VerdictMap, e: string): void => { m.set(map, [...(m.get(map) ?? []), e]); };
 
   const diff = (a: ServiceRules, b: ServiceRules): void => {
     const remadeHere = [...b.sets].filter(([n, d]) => a.sets.has(n) && a.sets.get(n)!.join() !== d.join()).map(([n]) => n);
@@ -138,11 +138,19 @@ export function transaction(before: CompiledRuleset, after: CompiledRuleset): st
     // the others are so that nft finds them without listing the table (see the top of this file).
     for (const [name, decl] of b.sets) if (writes || !a.sets.has(name) || remadeHere.includes(name)) sets.push(`add set ${t} ${name} { ${decl.join('; ')}; }`);
     for (const name of a.sets.keys()) if (!b.sets.has(name)) gone.push(`delete set ${t} ${name}`);
-    for (const map of Object.keys(VERDICT_MAPS) as VerdictMap[]) {
-      const was = a.elements.get(map);
-      const now = b.elements.get(map);
-      for (const [k, v] of was ?? []) if (now?.get(k) !== v) push(goneElements, map, k);
-      for (const [k, v] of now ?? []) if (was?.get(k) !== v) push(addedElements, map, `${k} : ${v}`);
+    for (const set of Object.keys(ELEMENT_SETS) as ElementSet[]) {
+      const was = a.elements.get(set);
+      const now = b.elements.get(set);
+      for (const [k, v] of was ?? []) {
+        if (now?.get(k) === v) continue;
+        if (!goneElements.has(set)) goneElements.set(set, new Map());
+        goneElements.get(set)!.set(k, v);
+      }
+      for (const [k, v] of now ?? []) {
+        if (was?.get(k) === v) continue;
+        if (!addedElements.has(set)) addedElements.set(set, []);
+        addedElements.get(set)!.push(elementText(set, k, v));
+      }
     }
   };
   for (const [key, a] of before.services) {
@@ -150,6 +158,16 @@ export function transaction(before: CompiledRuleset, after: CompiledRuleset): st
     if (b !== a) diff(a, b ?? NO_RULES);
   }
   for (const [key, b] of after.services) if (!before.services.has(key)) diff(NO_RULES, b);
+  // An element another Service still has stays (a pod behind two Services is in `hairpin` once); adding one that
+  // is there already is a no-op in the kernel.
+  if (goneElements.size > 0) {
+    for (const rules of after.services.values()) {
+      for (const [set, keys] of goneElements) {
+        const has = rules.elements.get(set);
+        if (has) for (const [k, v] of keys) if (has.get(k) === v) keys.delete(k);
+      }
+    }
+  }
 
   const out = [
     ...declared.map((c) => `add chain ${t} ${c}`),
@@ -157,8 +175,8 @@ export function transaction(before: CompiledRuleset, after: CompiledRuleset): st
     ...remade.map((s) => `delete set ${t} ${s}`),
     ...sets,
     ...written,
-    ...[...goneElements].map(([map, keys]) => `delete element ${t} ${map} { ${keys.join(', ')} }`),
-    ...[...addedElements].map(([map, elements]) => `add map ${t} ${map} { type ${VERDICT_MAPS[map]} : verdict; elements = { ${elements.join(', ')} } }`),
+    ...[...goneElements].filter(([, keys]) => keys.size > 0).map(([set, keys]) => `delete element ${t} ${set} { ${[...keys.keys()].join(', ')} }`),
+    ...[...addedElements].map(([set, elements]) => `add ${ELEMENT_SETS[set][0]} ${t} ${set} { ${elementSetType(set)}; elements = { ${elements.join(', ')} } }`),
     ...gone,
   ];
   return out.length === 0 ? '' : `${out.join('\n')}\n`;

@@ -5,19 +5,25 @@
 // - Lookups cost the same for 1 or 5,000 Services: verdict maps keyed by (ip . proto . port) for ClusterIPs,
 //   external IPs and load-balancer addresses (`service-ips`), and by (proto . port) for NodePorts on any local
 //   address (`service-nodeports`, `fib daddr type local`, loopback excluded as kube-proxy does).
-// - Per service port, a chain `svc-NS/NAME/PROTO/PORT` picks an endpoint at random (a `numgen random` cascade, see pick())
-//   and goes to its chain `ep-...__IP/PORT`, which DNATs. Hairpin (an endpoint reaching its own Service) is
-//   masqueraded in the endpoint chain, since the reply would otherwise never pass back through the node; traffic
-//   from outside the cluster CIDR to a ClusterIP is masqueraded too.
-// - sessionAffinity ClientIP: a dynamic set per endpoint (`aff-...`, timeout = timeoutSeconds) that the
-//   endpoint chain updates with the client address and the service chain consults before choosing at random.
+// - Per service port, a chain `svc-NS/NAME/PROTO/PORT` picks an endpoint at random (a `numgen random` cascade, see
+//   pick()) and DNATs to it in the same rule. No chain per endpoint (kube-proxy has one, for its hairpin rule):
+//   what a change costs in nft and in the kernel grows with the number of chains (see nft-applier.ts), and one
+//   chain per endpoint made 20,000 chains of 5,000 Services x 3 endpoints instead of 5,000. Hairpin (an endpoint
+//   reaching its own Service) is masqueraded in postrouting instead, since the reply would otherwise never pass
+//   back through the node: a DNATed packet whose source and destination are one endpoint's address is in the
+//   set `hairpin` (an element `IP . IP` per endpoint address). Traffic from outside the cluster CIDR to a
+//   ClusterIP is masqueraded too.
+// - sessionAffinity ClientIP: a dynamic set per endpoint (`aff-...`, timeout = timeoutSeconds) that the rule
+//   choosing the endpoint updates with the client address and that the service chain consults before choosing at
+//   random.
 // - External traffic enters through `ext-...`: externalTrafficPolicy Cluster masquerades it and goes to the
 //   service chain; Local keeps the client source and goes to `local-...` (this node's endpoints), pods and the
 //   node itself going to the service chain.
 // - No usable endpoint: the destination goes into `no-endpoint-services` / `no-endpoint-nodeports`, which filter
 //   chains consult for new connections that were not DNATed: `reject` or `drop` as the plan says.
 //
-// Compiled per Service (ServiceRules: its sets, chains and map elements, which no other Service's rules refer to),
+// Compiled per Service (ServiceRules: its sets, chains and elements; no other Service's rules refer to them, and
+// only elements, of `hairpin` or of a map, can be another Service's too),
 // so a RulesetCompiler recompiles only the Services whose objects changed and the applier (nft-applier.ts) sends
 // only the difference of those. The text of the whole table is deterministic: an unchanged input gives
 // byte-identical text.
@@ -28,14 +34,29 @@ export const TABLE_FAMILY = 'inet';
 export const TABLE_NAME = 'flotilla';
 /** The packet mark bit that asks the postrouting chain to masquerade (kube-proxy's 0x4000). */
 export const MASQ_MARK = '0x4000';
-/** The verdict maps and their key types, in the order the table declares them. */
-export const VERDICT_MAPS = {
-  'service-ips': 'ipv4_addr . inet_proto . inet_service',
-  'service-nodeports': 'inet_proto . inet_service',
-  'no-endpoint-services': 'ipv4_addr . inet_proto . inet_service',
-  'no-endpoint-nodeports': 'inet_proto . inet_service',
+/**
+ * The maps and sets Services put elements in, in the order the table declares them: `map` (a verdict map, elements
+ * `key : verdict`) or `set` (elements are keys), and the key type.
+ */
+export const ELEMENT_SETS = {
+  'service-ips': ['map', 'ipv4_addr . inet_proto . inet_service'],
+  'service-nodeports': ['map', 'inet_proto . inet_service'],
+  'no-endpoint-services': ['map', 'ipv4_addr . inet_proto . inet_service'],
+  'no-endpoint-nodeports': ['map', 'inet_proto . inet_service'],
+  'hairpin': ['set', 'ipv4_addr . ipv4_addr'],
 } as const;
-export type VerdictMap = keyof typeof VERDICT_MAPS;
+export type ElementSet = keyof typeof ELEMENT_SETS;
+
+/** How an element is written: `key : verdict` in a map, `key` in a set. */
+export function elementText(set: ElementSet, key: string, value: string): string {
+  return ELEMENT_SETS[set][0] === 'map' ? `${key} : ${value}` : key;
+}
+
+/** The declaration of a map or set of ELEMENT_SETS, for `map NAME { ... }` / `set NAME { ... }`. */
+export function elementSetType(set: ElementSet): string {
+  const [kind, type] = ELEMENT_SETS[set];
+  return kind === 'map' ? `type ${type} : verdict` : `type ${type}`;
+}
 
 /** One Service's part of the table. Names of its sets and chains carry the service port's id: unique to it. */
 export interface ServiceRules {
@@ -43,8 +64,8 @@ export interface ServiceRules {
   sets: ReadonlyMap<string, readonly string[]>;
   /** Chains in table order: name -> rules. */
   chains: ReadonlyMap<string, readonly string[]>;
-  /** Verdict map elements: map -> key -> verdict. */
-  elements: ReadonlyMap<VerdictMap, ReadonlyMap<string, string>>;
+  /** Elements: map or set -> key -> verdict ('' in a set). */
+  elements: ReadonlyMap<ElementSet, ReadonlyMap<string, string>>;
   udpFlows: readonly UdpFlow[];
 }
 
@@ -112,15 +133,14 @@ export function staleUdpFlowsBetween(before: CompiledRuleset | undefined, after:
   return gone.length === 0 ? gone : staleUdpFlows(gone, rulesetUdpFlows(after));
 }
 
-const epChain = (plan: PortPlan, e: Endpoint): string => `ep-${plan.id}__${e.ip}/${e.port}`;
 const affinitySet = (plan: PortPlan, e: Endpoint): string => `aff-${plan.id}__${e.ip}/${e.port}`;
 const verdict = (v: 'reject' | 'drop'): string => (v === 'reject' ? 'goto reject-chain' : 'drop');
 
 /** One Service's rules from the plans of its ports; undefined when it has none (headless, ExternalName). */
 function serviceRules(plans: PortPlan[], clusterCIDR: string): ServiceRules | undefined {
   if (plans.length === 0) return undefined;
-  const elements = new Map<VerdictMap, Map<string, string>>();
-  const element = (map: VerdictMap, key: string, value: string): void => {
+  const elements = new Map<ElementSet, Map<string, string>>();
+  const element = (map: ElementSet, key: string, value: string): void => {
     let m = elements.get(map);
     if (!m) elements.set(map, m = new Map());
     m.set(key, value);
@@ -164,13 +184,8 @@ function serviceRules(plans: PortPlan[], clusterCIDR: string): ServiceRules | un
     }
 
     for (const e of plan.endpoints) {
-      const rules = [`ip saddr ${e.ip} jump mark-for-masquerade`];
-      if (plan.affinitySeconds !== undefined) {
-        sets.set(affinitySet(plan, e), ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${plan.affinitySeconds}s`]);
-        rules.push(`update @${affinitySet(plan, e)} { ip saddr }`);
-      }
-      rules.push(`meta l4proto ${plan.proto} dnat ip to ${e.ip}:${e.port}`);
-      chains.set(epChain(plan, e), rules);
+      element('hairpin', `${e.ip} . ${e.ip}`, '');
+      if (plan.affinitySeconds !== undefined) sets.set(affinitySet(plan, e), ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${plan.affinitySeconds}s`]);
     }
   }
   return { sets, chains, elements, udpFlows: udpFlows(plans) };
@@ -194,17 +209,21 @@ const FIXED_CHAINS: ReadonlyArray<[string, string[]]> = [
   ['nodeport-endpoints-check', ['fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports']],
   ['reject-chain', ['reject']],
   ['mark-for-masquerade', [`meta mark set meta mark | ${MASQ_MARK}`]],
-  ['masquerading', [`meta mark & ${MASQ_MARK} == 0 return`, `meta mark set meta mark ^ ${MASQ_MARK}`, 'masquerade fully-random']],
+  ['masquerading', [
+    `ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark | ${MASQ_MARK}`,
+    `meta mark & ${MASQ_MARK} == 0 return`, `meta mark set meta mark ^ ${MASQ_MARK}`, 'masquerade fully-random',
+  ]],
 ];
 
 /** The whole table as one `table inet flotilla { ... }` block, ending with a newline. */
 export function rulesetText(r: CompiledRuleset): string {
   const services = [...r.services.keys()].sort(byCodePoint).map((k) => r.services.get(k)!);
   const out = [`table ${TABLE_FAMILY} ${TABLE_NAME} {\n`];
-  for (const [map, type] of Object.entries(VERDICT_MAPS) as Array<[VerdictMap, string]>) {
-    const elements: string[] = [];
-    for (const s of services) for (const [k, v] of s.elements.get(map) ?? []) elements.push(`${k} : ${v}`);
-    out.push(verdictMap(map, type, elements));
+  for (const set of Object.keys(ELEMENT_SETS) as ElementSet[]) {
+    // Another Service's endpoint can be this one's too (a pod behind two Services): an element is written once.
+    const elements = new Set<string>();
+    for (const s of services) for (const [k, v] of s.elements.get(set) ?? []) elements.add(elementText(set, k, v));
+    out.push(elementSet(set, [...elements]));
   }
   for (const s of services) for (const [name, decl] of s.sets) out.push(`\tset ${name} {\n${decl.map((l) => `\t\t${l}\n`).join('')}\t}\n`);
   for (const [name, rules] of FIXED_CHAINS) out.push(chain(name, rules));
@@ -213,9 +232,15 @@ export function rulesetText(r: CompiledRuleset): string {
   return out.join('');
 }
 
+/** DNAT to endpoint `e`, refreshing the client's entry in its affinity set when the Service has affinity. */
+function toEndpoint(plan: PortPlan, e: Endpoint): string {
+  const affinity = plan.affinitySeconds !== undefined ? `update @${affinitySet(plan, e)} { ip saddr } ` : '';
+  return `${affinity}dnat ip to ${e.ip}:${e.port}`;
+}
+
 function affinityRules(plan: PortPlan, endpoints: Endpoint[]): string[] {
   if (plan.affinitySeconds === undefined) return [];
-  return endpoints.map((e) => `ip saddr @${affinitySet(plan, e)} goto ${epChain(plan, e)}`);
+  return endpoints.map((e) => `meta l4proto ${plan.proto} ip saddr @${affinitySet(plan, e)} ${toEndpoint(plan, e)}`);
 }
 
 /**
@@ -228,7 +253,7 @@ function affinityRules(plan: PortPlan, endpoints: Endpoint[]): string[] {
 function pick(plan: PortPlan, endpoints: Endpoint[]): string[] {
   return endpoints.map((e, i) => {
     const left = endpoints.length - i;
-    return left > 1 ? `numgen random mod ${left} == 0 goto ${epChain(plan, e)}` : `goto ${epChain(plan, e)}`;
+    return `meta l4proto ${plan.proto} ${left > 1 ? `numgen random mod ${left} == 0 ` : ''}${toEndpoint(plan, e)}`;
   });
 }
 
@@ -236,8 +261,8 @@ function chain(name: string, rules: readonly string[]): string {
   return `\tchain ${name} {\n${rules.map((r) => `\t\t${r}\n`).join('')}\t}\n`;
 }
 
-function verdictMap(name: string, type: string, elements: string[]): string {
+function elementSet(name: ElementSet, elements: string[]): string {
   const sorted = [...elements].sort();
   const body = sorted.length === 0 ? '' : `\t\telements = {\n${sorted.map((e) => `\t\t\t${e},\n`).join('')}\t\t}\n`;
-  return `\tmap ${name} {\n\t\ttype ${type} : verdict\n${body}\t}\n`;
+  return `\t${ELEMENT_SETS[name][0]} ${name} {\n\t\t${elementSetType(name)}\n${body}\t}\n`;
 }
