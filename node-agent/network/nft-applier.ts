@@ -10,18 +10,23 @@
 // whole. Stale UDP conntrack entries (an endpoint gone behind a destination) are deleted after the switch, since
 // UDP "connections" would otherwise keep going to the old endpoint for as long as the client keeps sending.
 //
-// Where the time of one change goes (5,000 Services x 3 endpoints, 20,000 chains; kernel 6.18, nft 1.0.6):
-// - nft's own start: ~6 ms;
+// Where the time of one change goes (5,000 Services x 3 endpoints; kernel 6.18, nft 1.0.6; CPU time of the nft
+// process, `perf stat`, as the wall time swings with the machine's load):
+// - nft's own start: ~2 ms;
 // - nft's cache: before it applies a command nft lists what the command may refer to. `add rule` and `add element`
-//   list every chain of every table (GETCHAIN: 2 MB of netlink for 20,000 chains), `delete ...` lists
-//   chains, sets and objects; `flush chain`, `add chain`, `add set` and `add map` list only the tables. So the
-//   difference is written in those forms: rules as `add chain T C { rules }`, elements as
-//   `add map T M { type ...; elements = { ... } }`, and every set a written rule refers to declared again (a
-//   no-op in the kernel, but nft then knows it without listing). Only a transaction that deletes something (an
-//   endpoint, element or set gone) pays for the listing, once;
+//   list every chain of every table, `delete ...` lists chains, sets and objects (~8 ms for the 5,000 chains of
+//   nft-ruleset.ts; ~60 ms for the 20,000 of a chain per endpoint); `flush chain`, `add chain`, `add set` and
+//   `add map` list only the tables. So the difference is written in those forms: rules as
+//   `add chain T C { rules }`, elements as `add map T M { type ...; elements = { ... } }`, and every set a
+//   written rule refers to declared again (a no-op in the kernel, but nft then knows it without listing). Only a
+//   transaction that deletes something (an endpoint's hairpin element, an element, set or chain) pays for the
+//   listing, once;
 // - the kernel's commit: a transaction that adds a rule or a jump/goto element makes the kernel validate the
 //   table (nf_tables_validate walks every chain reachable from the base chains, through every verdict map
-//   element): ~40 ms for 20,000 chains, whatever the size of the change.
+//   element): ~15 ms for 5,000 chains (~45 ms for 20,000), whatever the size of the change. This is most of
+//   what one change costs now; only fewer chains make it cheaper.
+// One endpoint added: ~17 ms of nft CPU; removed: ~30 ms (the listing); each plus the compile and the difference
+// here (each a walk over the Services' keys: ~10 ms of CPU together, measured on a loaded machine).
 import { spawn } from 'node:child_process';
 import { ELEMENT_SETS, TABLE_FAMILY, TABLE_NAME, elementSetType, elementText, rulesetText, staleUdpFlowsBetween, type CompiledRuleset, type ElementSet, type ServiceRules } from './nft-ruleset.js';
 import type { UdpFlow } from './service-plan.js';
