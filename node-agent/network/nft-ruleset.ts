@@ -5,52 +5,148 @@
 // - Lookups cost the same for 1 or 5,000 Services: verdict maps keyed by (ip . proto . port) for ClusterIPs,
 //   external IPs and load-balancer addresses (`service-ips`), and by (proto . port) for NodePorts on any local
 //   address (`service-nodeports`, `fib daddr type local`, loopback excluded as kube-proxy does).
-// - Per service port, a chain `svc-NS/NAME/PROTO/PORT` picks an endpoint at random (a `numgen random` cascade, see pick())
-//   and goes to its chain `ep-...__IP/PORT`, which DNATs. Hairpin (an endpoint reaching its own Service) is
-//   masqueraded in the endpoint chain, since the reply would otherwise never pass back through the node; traffic
-//   from outside the cluster CIDR to a ClusterIP is masqueraded too.
-// - sessionAffinity ClientIP: a dynamic set per endpoint (`aff-...`, timeout = timeoutSeconds) that the
-//   endpoint chain updates with the client address and the service chain consults before choosing at random.
+// - Per service port, a chain `svc-NS/NAME/PROTO/PORT` picks an endpoint at random (a `numgen random` cascade, see
+//   pick()) and DNATs to it in the same rule. No chain per endpoint (kube-proxy has one, for its hairpin rule):
+//   what a change costs in nft and in the kernel grows with the number of chains (see nft-applier.ts), and one
+//   chain per endpoint made 20,000 chains of 5,000 Services x 3 endpoints instead of 5,000. Hairpin (an endpoint
+//   reaching its own Service) is masqueraded in postrouting instead, since the reply would otherwise never pass
+//   back through the node: a DNATed packet whose source and destination are one endpoint's address is in the
+//   set `hairpin` (an element `IP . IP` per endpoint address). Traffic from outside the cluster CIDR to a
+//   ClusterIP is masqueraded too.
+// - sessionAffinity ClientIP: a dynamic set per endpoint (`aff-...`, timeout = timeoutSeconds) that the rule
+//   choosing the endpoint updates with the client address and that the service chain consults before choosing at
+//   random.
 // - External traffic enters through `ext-...`: externalTrafficPolicy Cluster masquerades it and goes to the
 //   service chain; Local keeps the client source and goes to `local-...` (this node's endpoints), pods and the
 //   node itself going to the service chain.
 // - No usable endpoint: the destination goes into `no-endpoint-services` / `no-endpoint-nodeports`, which filter
 //   chains consult for new connections that were not DNATed: `reject` or `drop` as the plan says.
 //
-// The text is deterministic, so an unchanged input gives byte-identical text and the applier can skip the kernel.
-import { formatCidr } from '../../api-types/index.js';
-import { hasExternal, planServices, udpFlows, type Endpoint, type NodeFacts, type PortPlan, type ServiceSource, type UdpFlow } from './service-plan.js';
+// Compiled per Service (ServiceRules: its sets, chains and elements; no other Service's rules refer to them, and
+// only elements, of `hairpin` or of a map, can be another Service's too),
+// so a RulesetCompiler recompiles only the Services whose objects changed and the applier (nft-applier.ts) sends
+// only the difference of those. The text of the whole table is deterministic: an unchanged input gives
+// byte-identical text.
+import { formatCidr, type EndpointSlice, type Service } from '../../api-types/index.js';
+import { byCodePoint, hasExternal, planService, serviceKey, slicesOf, staleUdpFlows, udpFlows, type Endpoint, type NodeFacts, type PortPlan, type ServiceSource, type UdpFlow } from './service-plan.js';
 
 export const TABLE_FAMILY = 'inet';
 export const TABLE_NAME = 'flotilla';
 /** The packet mark bit that asks the postrouting chain to masquerade (kube-proxy's 0x4000). */
 export const MASQ_MARK = '0x4000';
-/** Maps whose elements a sync replaces wholesale: the applier flushes them before the new table text. */
-export const VERDICT_MAPS = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports'] as const;
+/**
+ * The maps and sets Services put elements in, in the order the table declares them: `map` (a verdict map, elements
+ * `key : verdict`) or `set` (elements are keys), and the key type.
+ */
+export const ELEMENT_SETS = {
+  'service-ips': ['map', 'ipv4_addr . inet_proto . inet_service'],
+  'service-nodeports': ['map', 'inet_proto . inet_service'],
+  'no-endpoint-services': ['map', 'ipv4_addr . inet_proto . inet_service'],
+  'no-endpoint-nodeports': ['map', 'inet_proto . inet_service'],
+  'hairpin': ['set', 'ipv4_addr . ipv4_addr'],
+} as const;
+export type ElementSet = keyof typeof ELEMENT_SETS;
+
+/** How an element is written: `key : verdict` in a map, `key` in a set. */
+export function elementText(set: ElementSet, key: string, value: string): string {
+  return ELEMENT_SETS[set][0] === 'map' ? `${key} : ${value}` : key;
+}
+
+/** The declaration of a map or set of ELEMENT_SETS, for `map NAME { ... }` / `set NAME { ... }`. */
+export function elementSetType(set: ElementSet): string {
+  const [kind, type] = ELEMENT_SETS[set];
+  return kind === 'map' ? `type ${type} : verdict` : `type ${type}`;
+}
+
+/** One Service's part of the table. Names of its sets and chains carry the service port's id: unique to it. */
+export interface ServiceRules {
+  /** Affinity sets in table order: name -> declaration lines ("type ipv4_addr", "flags ...", "timeout ...s"). */
+  sets: ReadonlyMap<string, readonly string[]>;
+  /** Chains in table order: name -> rules. */
+  chains: ReadonlyMap<string, readonly string[]>;
+  /** Elements: map or set -> key -> verdict ('' in a set). */
+  elements: ReadonlyMap<ElementSet, ReadonlyMap<string, string>>;
+  udpFlows: readonly UdpFlow[];
+}
 
 export interface CompiledRuleset {
-  /** One `table inet flotilla { ... }`, ending with a newline. */
-  text: string;
-  udpFlows: UdpFlow[];
+  /** Every Service's rules by serviceKey (a Service with no rules is left out); rulesetText orders them by key. */
+  services: ReadonlyMap<string, ServiceRules>;
 }
 
+/** The whole ruleset of `source` for this node; RulesetCompiler when it is compiled again and again. */
 export function compileRuleset(source: ServiceSource, facts: NodeFacts): CompiledRuleset {
-  const plans = planServices(source, facts);
-  return { text: render(plans, facts), udpFlows: udpFlows(plans) };
+  return new RulesetCompiler().compile(source, facts);
 }
 
-const epChain = (plan: PortPlan, e: Endpoint): string => `ep-${plan.id}__${e.ip}/${e.port}`;
+/**
+ * Compiles rulesets, reusing the ServiceRules of every Service whose Service object and EndpointSlice objects are
+ * the very objects of the last compile (the service cache replaces an object when it changes, never edits it):
+ * the cost of a compile after one change is one Service's rules plus a walk over the keys.
+ */
+export class RulesetCompiler {
+  #facts: NodeFacts | undefined;
+  #cache = new Map<string, { service: Service; slices: EndpointSlice[]; rules: ServiceRules | undefined }>();
+
+  compile(source: ServiceSource, facts: NodeFacts): CompiledRuleset {
+    const clusterCIDR = formatCidr(facts.clusterCIDR);
+    if (this.#facts === undefined || this.#facts.nodeName !== facts.nodeName || formatCidr(this.#facts.clusterCIDR) !== clusterCIDR) this.#cache.clear();
+    this.#facts = facts;
+    const next = new Map<string, { service: Service; slices: EndpointSlice[]; rules: ServiceRules | undefined }>();
+    const services = new Map<string, ServiceRules>();
+    for (const service of source.services()) {
+      const key = serviceKey(service);
+      const slices = slicesOf(source, service);
+      const hit = this.#cache.get(key);
+      const entry = hit && hit.service === service && sameObjects(hit.slices, slices)
+        ? hit
+        : { service, slices, rules: serviceRules(planService(service, slices, facts), clusterCIDR) };
+      next.set(key, entry);
+      if (entry.rules) services.set(key, entry.rules);
+    }
+    this.#cache = next;
+    return { services };
+  }
+}
+
+function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The UDP flows a ruleset routes (see service-plan.ts udpFlows). */
+export function rulesetUdpFlows(r: CompiledRuleset): UdpFlow[] {
+  return [...r.services.values()].flatMap((s) => s.udpFlows);
+}
+
+/**
+ * The UDP flows of `before` that `after` no longer routes, looking only at the Services whose rules are not the
+ * same object in both (the others route what they routed).
+ */
+export function staleUdpFlowsBetween(before: CompiledRuleset | undefined, after: CompiledRuleset): UdpFlow[] {
+  if (!before) return [];
+  const gone: UdpFlow[] = [];
+  for (const [key, was] of before.services) {
+    const now = after.services.get(key);
+    if (now !== was) gone.push(...staleUdpFlows([...was.udpFlows], [...(now?.udpFlows ?? [])]));
+  }
+  // A flow can be routed by another Service too (a shared external IP): only the whole picture says it is stale.
+  return gone.length === 0 ? gone : staleUdpFlows(gone, rulesetUdpFlows(after));
+}
+
 const affinitySet = (plan: PortPlan, e: Endpoint): string => `aff-${plan.id}__${e.ip}/${e.port}`;
 const verdict = (v: 'reject' | 'drop'): string => (v === 'reject' ? 'goto reject-chain' : 'drop');
 
-function render(plans: PortPlan[], facts: NodeFacts): string {
-  const clusterCIDR = formatCidr(facts.clusterCIDR);
-  const serviceIps: string[] = [];
-  const nodePorts: string[] = [];
-  const noEndpointIps: string[] = [];
-  const noEndpointNodePorts: string[] = [];
-  const sets: string[] = [];
-  const chains: string[] = [];
+/** One Service's rules from the plans of its ports; undefined when it has none (headless, ExternalName). */
+function serviceRules(plans: PortPlan[], clusterCIDR: string): ServiceRules | undefined {
+  if (plans.length === 0) return undefined;
+  const elements = new Map<ElementSet, Map<string, string>>();
+  const element = (map: ElementSet, key: string, value: string): void => {
+    let m = elements.get(map);
+    if (!m) elements.set(map, m = new Map());
+    m.set(key, value);
+  };
+  const sets = new Map<string, string[]>();
+  const chains = new Map<string, string[]>();
 
   for (const plan of plans) {
     const svcChain = `svc-${plan.id}`;
@@ -58,78 +154,93 @@ function render(plans: PortPlan[], facts: NodeFacts): string {
     // External traffic goes through the service chain too (to any endpoint, whatever internalTrafficPolicy says).
     if (plan.endpoints.length > 0) {
       const chosen = plan.clusterEndpoints.length > 0 ? plan.clusterEndpoints : plan.endpoints;
-      chains.push(chain(svcChain, [`ip saddr != ${clusterCIDR} jump mark-for-masquerade`, ...affinityRules(plan, chosen), ...pick(plan, chosen)]));
+      chains.set(svcChain, [`ip saddr != ${clusterCIDR} jump mark-for-masquerade`, ...affinityRules(plan, chosen), ...pick(plan, chosen)]);
     }
-    if (plan.noClusterEndpoint) noEndpointIps.push(`${plan.clusterIP} . ${key} : ${verdict(plan.noClusterEndpoint)}`);
-    else serviceIps.push(`${plan.clusterIP} . ${key} : goto ${svcChain}`);
+    if (plan.noClusterEndpoint) element('no-endpoint-services', `${plan.clusterIP} . ${key}`, verdict(plan.noClusterEndpoint));
+    else element('service-ips', `${plan.clusterIP} . ${key}`, `goto ${svcChain}`);
 
     if (hasExternal(plan)) {
       const extChain = `ext-${plan.id}`;
       if (plan.endpoints.length > 0) {
         if (plan.externalLocal) {
           const localChain = `local-${plan.id}`;
-          chains.push(chain(extChain, [
+          chains.set(extChain, [
             `ip saddr ${clusterCIDR} goto ${svcChain}`,
             'fib saddr type local jump mark-for-masquerade',
             `fib saddr type local goto ${svcChain}`,
             ...(plan.localEndpoints.length > 0 ? [`goto ${localChain}`] : []),
-          ]));
-          if (plan.localEndpoints.length > 0) chains.push(chain(localChain, [...affinityRules(plan, plan.localEndpoints), ...pick(plan, plan.localEndpoints)]));
+          ]);
+          if (plan.localEndpoints.length > 0) chains.set(localChain, [...affinityRules(plan, plan.localEndpoints), ...pick(plan, plan.localEndpoints)]);
         } else {
-          chains.push(chain(extChain, ['jump mark-for-masquerade', `goto ${svcChain}`]));
+          chains.set(extChain, ['jump mark-for-masquerade', `goto ${svcChain}`]);
         }
-        for (const ip of plan.externalIPs) serviceIps.push(`${ip} . ${key} : goto ${extChain}`);
-        if (plan.nodePort !== undefined) nodePorts.push(`${plan.proto} . ${plan.nodePort} : goto ${extChain}`);
+        for (const ip of plan.externalIPs) element('service-ips', `${ip} . ${key}`, `goto ${extChain}`);
+        if (plan.nodePort !== undefined) element('service-nodeports', `${plan.proto} . ${plan.nodePort}`, `goto ${extChain}`);
       }
       if (plan.noExternalEndpoint) {
-        for (const ip of plan.externalIPs) noEndpointIps.push(`${ip} . ${key} : ${verdict(plan.noExternalEndpoint)}`);
-        if (plan.nodePort !== undefined) noEndpointNodePorts.push(`${plan.proto} . ${plan.nodePort} : ${verdict(plan.noExternalEndpoint)}`);
+        for (const ip of plan.externalIPs) element('no-endpoint-services', `${ip} . ${key}`, verdict(plan.noExternalEndpoint));
+        if (plan.nodePort !== undefined) element('no-endpoint-nodeports', `${plan.proto} . ${plan.nodePort}`, verdict(plan.noExternalEndpoint));
       }
     }
 
     for (const e of plan.endpoints) {
-      const rules = [`ip saddr ${e.ip} jump mark-for-masquerade`];
-      if (plan.affinitySeconds !== undefined) {
-        sets.push(`\tset ${affinitySet(plan, e)} {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout ${plan.affinitySeconds}s\n\t}\n`);
-        rules.push(`update @${affinitySet(plan, e)} { ip saddr }`);
-      }
-      rules.push(`meta l4proto ${plan.proto} dnat ip to ${e.ip}:${e.port}`);
-      chains.push(chain(epChain(plan, e), rules));
+      element('hairpin', `${e.ip} . ${e.ip}`, '');
+      if (plan.affinitySeconds !== undefined) sets.set(affinitySet(plan, e), ['type ipv4_addr', 'flags dynamic,timeout', `timeout ${plan.affinitySeconds}s`]);
     }
   }
+  return { sets, chains, elements, udpFlows: udpFlows(plans) };
+}
 
-  return [
-    `table ${TABLE_FAMILY} ${TABLE_NAME} {\n`,
-    verdictMap('service-ips', 'ipv4_addr . inet_proto . inet_service', serviceIps),
-    verdictMap('service-nodeports', 'inet_proto . inet_service', nodePorts),
-    verdictMap('no-endpoint-services', 'ipv4_addr . inet_proto . inet_service', noEndpointIps),
-    verdictMap('no-endpoint-nodeports', 'inet_proto . inet_service', noEndpointNodePorts),
-    ...sets,
-    chain('nat-prerouting', ['type nat hook prerouting priority dstnat; policy accept;', 'jump services']),
-    chain('nat-output', ['type nat hook output priority -100; policy accept;', 'jump services']),
-    chain('nat-postrouting', ['type nat hook postrouting priority srcnat; policy accept;', 'jump masquerading']),
-    // Numbers where nft 1.0 takes no priority name: dstnat (-100) in output; dstnat - 10 for the checks of new
-    // connections that were not DNATed (what no endpoint can take).
-    chain('filter-input', ['type filter hook input priority -110; policy accept;', 'ct state new jump nodeport-endpoints-check', 'ct state new jump service-endpoints-check']),
-    chain('filter-forward', ['type filter hook forward priority -110; policy accept;', 'ct state new jump service-endpoints-check']),
-    chain('filter-output', ['type filter hook output priority -110; policy accept;', 'ct state new jump service-endpoints-check']),
-    chain('services', [
-      'ip daddr . meta l4proto . th dport vmap @service-ips',
-      'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports',
-    ]),
-    chain('service-endpoints-check', ['ip daddr . meta l4proto . th dport vmap @no-endpoint-services']),
-    chain('nodeport-endpoints-check', ['fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports']),
-    chain('reject-chain', ['reject']),
-    chain('mark-for-masquerade', [`meta mark set meta mark | ${MASQ_MARK}`]),
-    chain('masquerading', [`meta mark & ${MASQ_MARK} == 0 return`, `meta mark set meta mark ^ ${MASQ_MARK}`, 'masquerade fully-random']),
-    ...chains,
-    '}\n',
-  ].join('');
+/** The chains every table has, whatever the Services: hooks, the lookups in the verdict maps, masquerading. */
+const FIXED_CHAINS: ReadonlyArray<[string, string[]]> = [
+  ['nat-prerouting', ['type nat hook prerouting priority dstnat; policy accept;', 'jump services']],
+  ['nat-output', ['type nat hook output priority -100; policy accept;', 'jump services']],
+  ['nat-postrouting', ['type nat hook postrouting priority srcnat; policy accept;', 'jump masquerading']],
+  // Numbers where nft 1.0 takes no priority name: dstnat (-100) in output; dstnat - 10 for the checks of new
+  // connections that were not DNATed (what no endpoint can take).
+  ['filter-input', ['type filter hook input priority -110; policy accept;', 'ct state new jump nodeport-endpoints-check', 'ct state new jump service-endpoints-check']],
+  ['filter-forward', ['type filter hook forward priority -110; policy accept;', 'ct state new jump service-endpoints-check']],
+  ['filter-output', ['type filter hook output priority -110; policy accept;', 'ct state new jump service-endpoints-check']],
+  ['services', [
+    'ip daddr . meta l4proto . th dport vmap @service-ips',
+    'fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports',
+  ]],
+  ['service-endpoints-check', ['ip daddr . meta l4proto . th dport vmap @no-endpoint-services']],
+  ['nodeport-endpoints-check', ['fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports']],
+  ['reject-chain', ['reject']],
+  ['mark-for-masquerade', [`meta mark set meta mark | ${MASQ_MARK}`]],
+  ['masquerading', [
+    `ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark | ${MASQ_MARK}`,
+    `meta mark & ${MASQ_MARK} == 0 return`, `meta mark set meta mark ^ ${MASQ_MARK}`, 'masquerade fully-random',
+  ]],
+];
+
+/** The whole table as one `table inet flotilla { ... }` block, ending with a newline. */
+export function rulesetText(r: CompiledRuleset): string {
+  const services = [...r.services.keys()].sort(byCodePoint).map((k) => r.services.get(k)!);
+  const out = [`table ${TABLE_FAMILY} ${TABLE_NAME} {\n`];
+  for (const set of Object.keys(ELEMENT_SETS) as ElementSet[]) {
+    // Another Service's endpoint can be this one's too (a pod behind two Services): an element is written once.
+    const elements = new Set<string>();
+    for (const s of services) for (const [k, v] of s.elements.get(set) ?? []) elements.add(elementText(set, k, v));
+    out.push(elementSet(set, [...elements]));
+  }
+  for (const s of services) for (const [name, decl] of s.sets) out.push(`\tset ${name} {\n${decl.map((l) => `\t\t${l}\n`).join('')}\t}\n`);
+  for (const [name, rules] of FIXED_CHAINS) out.push(chain(name, rules));
+  for (const s of services) for (const [name, rules] of s.chains) out.push(chain(name, rules));
+  out.push('}\n');
+  return out.join('');
+}
+
+/** DNAT to endpoint `e`, refreshing the client's entry in its affinity set when the Service has affinity. */
+function toEndpoint(plan: PortPlan, e: Endpoint): string {
+  const affinity = plan.affinitySeconds !== undefined ? `update @${affinitySet(plan, e)} { ip saddr } ` : '';
+  return `${affinity}dnat ip to ${e.ip}:${e.port}`;
 }
 
 function affinityRules(plan: PortPlan, endpoints: Endpoint[]): string[] {
   if (plan.affinitySeconds === undefined) return [];
-  return endpoints.map((e) => `ip saddr @${affinitySet(plan, e)} goto ${epChain(plan, e)}`);
+  return endpoints.map((e) => `meta l4proto ${plan.proto} ip saddr @${affinitySet(plan, e)} ${toEndpoint(plan, e)}`);
 }
 
 /**
@@ -142,16 +253,16 @@ function affinityRules(plan: PortPlan, endpoints: Endpoint[]): string[] {
 function pick(plan: PortPlan, endpoints: Endpoint[]): string[] {
   return endpoints.map((e, i) => {
     const left = endpoints.length - i;
-    return left > 1 ? `numgen random mod ${left} == 0 goto ${epChain(plan, e)}` : `goto ${epChain(plan, e)}`;
+    return `meta l4proto ${plan.proto} ${left > 1 ? `numgen random mod ${left} == 0 ` : ''}${toEndpoint(plan, e)}`;
   });
 }
 
-function chain(name: string, rules: string[]): string {
+function chain(name: string, rules: readonly string[]): string {
   return `\tchain ${name} {\n${rules.map((r) => `\t\t${r}\n`).join('')}\t}\n`;
 }
 
-function verdictMap(name: string, type: string, elements: string[]): string {
+function elementSet(name: ElementSet, elements: string[]): string {
   const sorted = [...elements].sort();
   const body = sorted.length === 0 ? '' : `\t\telements = {\n${sorted.map((e) => `\t\t\t${e},\n`).join('')}\t\t}\n`;
-  return `\tmap ${name} {\n\t\ttype ${type} : verdict\n${body}\t}\n`;
+  return `\t${ELEMENT_SETS[name][0]} ${name} {\n\t\t${elementSetType(name)}\n${body}\t}\n`;
 }

@@ -72,8 +72,26 @@ export interface UdpFlow {
 }
 
 export function planServices(source: ServiceSource, facts: NodeFacts): PortPlan[] {
-  const services = [...source.services()].sort((a, b) => serviceKey(a).localeCompare(serviceKey(b)));
-  return services.flatMap((svc) => planService(svc, source, facts));
+  return sortedServices(source).flatMap((svc) => planService(svc, slicesOf(source, svc), facts));
+}
+
+/** `namespace/name`: the order of Services in the rules (byCodePoint), and the key a compiler caches one Service's rules by. */
+export function serviceKey(svc: Service): string {
+  return `${svc.metadata.namespace ?? 'default'}/${svc.metadata.name ?? ''}`;
+}
+
+/** Code-point order (cheap, and the same on every machine, unlike localeCompare). */
+export function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sortedServices(source: ServiceSource): Service[] {
+  return source.services().map((svc) => [serviceKey(svc), svc] as const).sort(([a], [b]) => byCodePoint(a, b)).map(([, svc]) => svc);
+}
+
+/** The EndpointSlices of a Service. */
+export function slicesOf(source: ServiceSource, svc: Service): EndpointSlice[] {
+  return source.slicesOf(svc.metadata.namespace ?? 'default', svc.metadata.name ?? '');
 }
 
 /** Whether a plan has external entry points (NodePort, external IPs, load-balancer addresses). */
@@ -102,10 +120,6 @@ export function staleUdpFlows(before: UdpFlow[], after: UdpFlow[]): UdpFlow[] {
   return before.filter((f) => !kept.has(key(f)));
 }
 
-function serviceKey(svc: Service): string {
-  return `${svc.metadata.namespace ?? 'default'}/${svc.metadata.name ?? ''}`;
-}
-
 function isIPv4(s: string | undefined): s is string {
   return s !== undefined && parseIPv4(s) !== undefined;
 }
@@ -115,13 +129,14 @@ function compareIPs(a: string, b: string): number {
   return parseIPv4(a)! - parseIPv4(b)!;
 }
 
-function planService(svc: Service, source: ServiceSource, facts: NodeFacts): PortPlan[] {
+/** The plan of one Service's ports, from the Service and its EndpointSlices (slicesOf). */
+export function planService(svc: Service, serviceSlices: EndpointSlice[], facts: NodeFacts): PortPlan[] {
   const spec = svc.spec ?? {};
   const clusterIP = spec.clusterIP;
   if (spec.type === 'ExternalName' || !isIPv4(clusterIP)) return [];
   const namespace = svc.metadata.namespace ?? 'default';
   const name = svc.metadata.name ?? '';
-  const slices = source.slicesOf(namespace, name).filter((s) => s.addressType === 'IPv4');
+  const slices = serviceSlices.filter((s) => s.addressType === 'IPv4');
   const externalIPs = [...new Set([...(spec.externalIPs ?? []), ...(svc.status?.loadBalancer?.ingress ?? []).map((i) => i.ip)].filter(isIPv4))]
     .sort(compareIPs);
   const withNodePorts = spec.type === 'NodePort' || spec.type === 'LoadBalancer';

@@ -1,13 +1,13 @@
 // The agent's Service data path, kept true: after the first complete listing of Services and EndpointSlices
 // (never before: an empty ruleset would reject every Service of a restarting node), and after every coalesced
-// change, the backend compiles the whole ruleset and puts it in the kernel. A sync that fails is retried with
-// back-off; a change during a sync gives exactly one more sync after it.
+// change, the backend compiles the ruleset (again only for the Services that changed) and puts it in the kernel.
+// A sync that fails is retried with back-off; a change during a sync gives exactly one more sync after it.
 import type { Logger } from 'pino';
 import { delay } from '../agent.js';
 import type { ServiceView } from './service-cache.js';
 import { NftApplier, commandRunner, type RunCommand } from './nft-applier.js';
 import { IptablesBackend } from './iptables-ruleset.js';
-import { compileRuleset } from './nft-ruleset.js';
+import { RulesetCompiler } from './nft-ruleset.js';
 import type { NodeFacts, ServiceSource } from './service-plan.js';
 
 /** What programs the kernel: compiles `source` for this node and applies it; false when nothing changed. */
@@ -19,13 +19,14 @@ export interface ProxyBackend {
 export class NftBackend implements ProxyBackend {
   readonly name = 'nftables';
   readonly #applier: NftApplier;
+  readonly #compiler = new RulesetCompiler();
 
   constructor(run: RunCommand = commandRunner()) {
     this.#applier = new NftApplier(run);
   }
 
   sync(source: ServiceSource, facts: NodeFacts): Promise<boolean> {
-    return this.#applier.apply(compileRuleset(source, facts));
+    return this.#applier.apply(this.#compiler.compile(source, facts));
   }
 }
 

@@ -14,7 +14,7 @@ import { parseCidr, type EndpointSlice, type Service } from '../../../api-types/
 import { ApiClientError, NodeApi } from '../../../node-agent/api-client.js';
 import { IptablesBackend } from '../../../node-agent/network/iptables-ruleset.js';
 import { NftApplier, NftApplyError, commandRunner } from '../../../node-agent/network/nft-applier.js';
-import { compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
+import { RulesetCompiler, compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
 import { ServiceCache } from '../../../node-agent/network/service-cache.js';
 import { NftBackend, runServiceProxy } from '../../../node-agent/network/service-proxy.js';
 import { eventually } from '../../support/eventually.js';
@@ -273,28 +273,38 @@ test('changes sent as differences leave the kernel with exactly the table a full
     const source = new StaticServiceSource();
     const sent: string[] = [];
     const inDelta = commandRunner(deltaNs);
+    const compiler = new RulesetCompiler();
     const incremental = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return inDelta(cmd, args, input); });
     // The table as nft lists it, its objects sorted (chains added later are listed after the others).
     const list = (ns: string) => sh('ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'flotilla')
       .trim().split('\n').slice(1, -1).join('\n').split('\n\n').map((b) => b.trim()).sort().join('\n\n');
+    const b = (spec: Record<string, unknown>) => serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', ...spec });
+    const bPorts = [{ name: 'http', port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }];
+    const bSlice = (endpoints: SliceEndpointInput[]) => sliceObject('default', 'b-x', 'b', [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], endpoints);
     const steps: Array<[string, () => void]> = [
       ['a ClusterIP Service', () => source.putService(serviceObject('default', 'a', { clusterIP: '10.43.1.1', ports: [{ port: 80 }] }))],
       ['its endpoints', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods()))],
       ['a NodePort with affinity', () => {
-        source.putService(serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', sessionAffinity: 'ClientIP', ports: [{ port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }].map((p, i) => ({ ...p, name: i ? 'dns' : 'http' })) }));
-        source.putSlice(sliceObject('default', 'b-x', 'b', [{ name: 'http', port: 8080 }, { name: 'dns', port: 5353, protocol: 'UDP' }], allPods()));
+        source.putService(b({ sessionAffinity: 'ClientIP', ports: bPorts }));
+        source.putSlice(bSlice(allPods()));
       }],
       ['an endpoint less', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods().slice(1)))],
-      ['Local policy and another timeout', () => source.putService(serviceObject('default', 'b', { type: 'NodePort', clusterIP: '10.43.1.2', externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } }, ports: [{ name: 'http', port: 80, nodePort: 30090 }, { name: 'dns', port: 53, protocol: 'UDP', nodePort: 30053 }] }))],
+      ['an endpoint more', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods()))],
+      ['Local policy and another timeout', () => source.putService(b({ externalTrafficPolicy: 'Local', sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } }, ports: bPorts }))],
+      ['no local endpoint left', () => source.putSlice(bSlice(allPods('node-b')))],
+      ['no affinity, external IPs', () => source.putService(b({ externalIPs: ['192.168.77.50'], ports: bPorts }))],
       ['no endpoints', () => source.deleteSlice('default/a-x')],
+      ['no endpoints for the NodePort', () => source.deleteSlice('default/b-x')],
       ['a Service gone', () => source.svcs.delete('default/b')],
+      ['endpoints again', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods().slice(0, 1)))],
     ];
     for (const [i, [what, change]] of steps.entries()) {
       change();
-      const next = compileRuleset(source, facts);
+      const next = compiler.compile(source, facts);
       sent.length = 0;
-      await incremental.apply(next);
+      assert.ok(await incremental.apply(next), `${what}: a change`);
       if (i > 0) assert.equal(sent.map((t) => t.includes('delete table')), [false], `${what}: one transaction, a difference`);
+      assert.is(await incremental.apply(compiler.compile(source, facts)), false, `${what}: the same input again sends nothing`);
       await new NftApplier(commandRunner(fullNs)).apply(next);
       assert.fixture(list(deltaNs), list(fullNs), `after: ${what}`);
     }
@@ -312,17 +322,18 @@ test('a ruleset the kernel refuses leaves the one in force untouched (one transa
   source.putSlice(sliceObject('default', 'web-x', 'web', [{ name: 'http', port: 8080 }], allPods()));
   const facts = { nodeName: NODE_NAME, clusterCIDR: parseCidr('10.42.0.0/16') };
   const run = commandRunner(NODE_NS);
-  const applier = new NftApplier(run);
+  const sent: string[] = [];
+  const applier = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return run(cmd, args, input); });
   const good = compileRuleset(source, facts);
   assert.ok(await applier.apply(good));
   const inForce = sh('ip', 'netns', 'exec', NODE_NS, 'nft', 'list', 'table', 'inet', 'flotilla');
-  // A change (the ClusterIP moved) whose last chain only the kernel refuses (a nat hook before conntrack): nft
-  // sends the whole transaction and the kernel turns it down.
-  const bad = {
-    ...good,
-    text: good.text.replace('10.43.0.10 . tcp . 80', '10.43.0.99 . tcp . 80')
-      .replace(/}\n$/, '\tchain broken {\n\t\ttype nat hook prerouting priority -400; policy accept;\n\t}\n}\n'),
-  };
+  // A change (the ClusterIP moved) with one more chain that only the kernel refuses (a nat hook before
+  // conntrack): nft sends the whole transaction and the kernel turns it down, the difference and then the
+  // whole table.
+  source.putService(serviceObject('default', 'web', { clusterIP: '10.43.0.99', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }));
+  const moved = compileRuleset(source, facts);
+  const bad = { services: new Map([...moved.services].map(([key, rules]) => [key, { ...rules, chains: new Map([...rules.chains, ['broken', ['type nat hook prerouting priority -400; policy accept;']]]) }])) };
+  sent.length = 0;
   try {
     await applier.apply(bad);
     assert.unreachable('the broken ruleset was accepted');
@@ -330,6 +341,7 @@ test('a ruleset the kernel refuses leaves the one in force untouched (one transa
     assert.instance(err, NftApplyError);
     assert.match((err as Error).message, /Operation not supported/);
   }
+  assert.equal(sent.map((t) => t.includes('delete table')), [false, true], 'the difference first, then the whole table');
   assert.is(sh('ip', 'netns', 'exec', NODE_NS, 'nft', 'list', 'table', 'inet', 'flotilla'), inForce, 'the table is as before');
   assert.equal(names(await probe(CLIENT_NS, '10.43.0.10', 80, 20)), ['p1', 'p2', 'p3'], 'and still serves');
   assert.is(await applier.apply(good), false, 'the same ruleset again is not sent');

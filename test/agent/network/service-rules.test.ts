@@ -14,11 +14,15 @@
 //   nft [full]                                   the nftables table; without `full`, the fixed chains (hooks, checks, masquerade) are left out
 //   iptables                                     the iptables-restore input on a machine with none of our chains yet
 //   udp                                          the UDP flows whose conntrack entries a change can make stale
+//   delta                                        the transaction a later sync sends (nft-applier.ts): from what the
+//                                                previous `delta` left in force (at first an empty table) to now,
+//                                                with one compiler for the whole file, as the agent keeps one
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseCidr } from '../../../api-types/index.js';
 import { compileIptables, restoreInput } from '../../../node-agent/network/iptables-ruleset.js';
-import { compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
+import { transaction } from '../../../node-agent/network/nft-applier.js';
+import { RulesetCompiler, compileRuleset, rulesetText, rulesetUdpFlows, type CompiledRuleset } from '../../../node-agent/network/nft-ruleset.js';
 import type { NodeFacts } from '../../../node-agent/network/service-plan.js';
 import { scenarioTests } from '../../support/datadriven.js';
 import { StaticServiceSource, serviceObject, sliceObject } from './service-objects.js';
@@ -50,6 +54,8 @@ function port(text: string): { name?: string; port: number; protocol: string; no
 class RulesRunner {
   private readonly source = new StaticServiceSource();
   private facts: NodeFacts = { nodeName: 'node-a', clusterCIDR: parseCidr('10.42.0.0/16') };
+  private readonly compiler = new RulesetCompiler();
+  private inForce: CompiledRuleset = { services: new Map() };
 
   run(command: string): string {
     const [verb, ...args] = command.split(/\s+/);
@@ -66,11 +72,17 @@ class RulesRunner {
       }
       case 'node': this.facts = { ...this.facts, nodeName: args[0]! }; return '';
       case 'nft': {
-        const text = compileRuleset(this.source, this.facts).text;
+        const text = rulesetText(compileRuleset(this.source, this.facts));
         return args[0] === 'full' ? text.trimEnd() : withoutFixedChains(text);
       }
       case 'iptables': return restoreInput(compileIptables(this.source, this.facts), { nat: new Set(), filter: new Set() }).trimEnd();
-      case 'udp': return compileRuleset(this.source, this.facts).udpFlows.map((f) => `${f.ip ?? '<node>'}:${f.port} -> ${f.endpoint}`).join('\n');
+      case 'delta': {
+        const next = this.compiler.compile(this.source, this.facts);
+        const sent = transaction(this.inForce, next);
+        this.inForce = next;
+        return sent.trimEnd() || '(nothing to send)';
+      }
+      case 'udp': return rulesetUdpFlows(compileRuleset(this.source, this.facts)).map((f) => `${f.ip ?? '<node>'}:${f.port} -> ${f.endpoint}`).join('\n');
       default: throw new Error(`unknown command "${verb}"`);
     }
   }
@@ -126,7 +138,7 @@ test('the same Services in another order give byte-identical rules', () => {
   for (const s of [...svcs].reverse()) b.putService(s);
   for (const s of [...slices].reverse()) b.putSlice(s);
   const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
-  assert.is(compileRuleset(b, facts).text, compileRuleset(a, facts).text);
+  assert.is(rulesetText(compileRuleset(b, facts)), rulesetText(compileRuleset(a, facts)));
   assert.equal(compileIptables(b, facts), compileIptables(a, facts));
 });
 
