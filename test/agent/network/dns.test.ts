@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import packet, { type Answer, type DecodedPacket } from 'dns-packet';
 import { ask } from './dns-client.js';
-import { startDnsServer, DnsListenError, type DnsServer } from '../../../node-agent/network/dns.js';
+import { startDnsServer, DnsClients, DnsListenError, type DnsServer } from '../../../node-agent/network/dns.js';
 import type { ServiceView } from '../../../node-agent/network/service-cache.js';
 import { parseCidr } from '../../../api-types/network.js';
 import type { EndpointSlice, Service } from '../../../api-types/index.js';
@@ -125,14 +125,18 @@ const soa = (r: DecodedPacket): boolean => (r.authorities ?? []).some((a) => a.t
 
 interface Rig { server: DnsServer; upstream: Awaited<ReturnType<typeof fakeUpstream>>; view: StaticView; close(): Promise<void> }
 
-async function rig(options: { maxInFlight?: number } = {}): Promise<Rig> {
+const loopbackClients = (): DnsClients => new DnsClients([parseCidr('127.0.0.0/8')], []);
+
+interface RigOptions { maxInFlight?: number; clients?: DnsClients }
+
+async function rig(options: RigOptions = {}): Promise<Rig> {
   const upstream = await fakeUpstream();
   const view = clusterFixture();
   try {
     const server = await startDnsServer({
       host: '127.0.0.1', port: 0, view,
       zone: { domain: 'cluster.local', reverseNetworks: [parseCidr('10.42.0.0/16'), parseCidr('10.43.0.0/16')] },
-      upstreams: [`127.0.0.1:${upstream.port}`], timeoutMs: 300, ...options,
+      upstreams: [`127.0.0.1:${upstream.port}`], timeoutMs: 300, clients: loopbackClients(), ...options,
     });
     return { server, upstream, view, close: async () => { await server.close(); await upstream.close(); } };
   } catch (err) {
@@ -141,7 +145,7 @@ async function rig(options: { maxInFlight?: number } = {}): Promise<Rig> {
   }
 }
 
-async function withRig(fn: (r: Rig) => Promise<void>, options?: { maxInFlight?: number }): Promise<void> {
+async function withRig(fn: (r: Rig) => Promise<void>, options?: RigOptions): Promise<void> {
   const r = await rig(options);
   try {
     await fn(r);
@@ -297,7 +301,7 @@ test('dig (a real resolver client): A, SRV, and the TCP retry after truncation',
 }));
 
 test('a taken port is an error naming the address, and the first server keeps serving', () => withRig(async ({ server, view }) => {
-  const err = await startDnsServer({ host: '127.0.0.1', port: server.port, view, zone: { domain: 'cluster.local', reverseNetworks: [] }, upstreams: [] })
+  const err = await startDnsServer({ host: '127.0.0.1', port: server.port, view, zone: { domain: 'cluster.local', reverseNetworks: [] }, upstreams: [], clients: loopbackClients() })
     .then(async (s) => { await s.close(); return undefined; }, (e: unknown) => e);
   assert.instance(err, DnsListenError);
   assert.match((err as Error).message, `cannot serve DNS on 127.0.0.1:${server.port}`);
