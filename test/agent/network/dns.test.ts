@@ -9,7 +9,7 @@ import net from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import packet, { type Answer, type DecodedPacket } from 'dns-packet';
-import { ask } from './dns-client.js';
+import { ask, framed, tcpExchange, udpExchange } from './dns-client.js';
 import { startDnsServer, DnsClients, DnsListenError, type DnsServer } from '../../../node-agent/network/dns.js';
 import type { ServiceView } from '../../../node-agent/network/service-cache.js';
 import { parseCidr } from '../../../api-types/network.js';
@@ -298,6 +298,63 @@ test('dig (a real resolver client): A, SRV, and the TCP retry after truncation',
   assert.match(big, 'Truncated, retrying in TCP mode');
   assert.match(big, 'ANSWER: 60');
   assert.match(await dig('nothing.shop.svc.cluster.local'), 'status: NXDOMAIN');
+}));
+
+test('clients outside the allowed networks get REFUSED over UDP and TCP, the question echoed, and nothing goes upstream', () => withRig(async ({ server, upstream }) => {
+  for (const tcp of [false, true]) {
+    for (const name of ['example.test', 'web.shop.svc.cluster.local']) {
+      const r = await ask(server.port, name, 'A', { tcp });
+      assert.is(r.rcode, 'REFUSED', `${name} over ${tcp ? 'TCP' : 'UDP'}`);
+      assert.equal(r.answers, []);
+      assert.is(r.questions![0]!.name, name);
+    }
+  }
+  assert.equal(upstream.asked, []);
+}, { clients: new DnsClients([parseCidr('10.42.0.0/16')], ['192.0.2.1']) }));
+
+test('an allowed client: by network, by address (IPv4-mapped IPv6 as its IPv4), nothing else', () => {
+  const clients = new DnsClients([parseCidr('10.42.0.0/16'), parseCidr('127.0.0.0/8')], ['192.168.1.20', '::1', 'fd00::20']);
+  for (const ok of ['10.42.7.9', '127.0.0.53', '192.168.1.20', '::ffff:10.42.0.1', '::1', 'fd00::20']) assert.ok(clients.allows(ok), ok);
+  for (const no of ['10.43.0.1', '192.168.1.21', '::ffff:192.168.1.21', 'fd00::21', '', 'garbage']) assert.not.ok(clients.allows(no), no);
+  assert.not.ok(clients.allows('10.43.0.1'), 'a verdict kept is the same');
+});
+
+test('malformed messages: FORMERR or dropped, and the server goes on answering', () => withRig(async ({ server }) => {
+  const good = packet.encode({ id: 77, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ name: 'web.shop.svc.cluster.local', type: 'A', class: 'IN' }] });
+  const cut = Buffer.from(good.subarray(0, 20));
+  cut.writeUInt16BE(41, 0);
+  const response = Buffer.from(good);
+  response.writeUInt16BE(42, 0);
+  response.writeUInt16BE(0x8000, 2);
+  const replies = await udpExchange(server.port, [Buffer.from([1, 2, 3]), response, cut, good], 77);
+  assert.equal(replies.map((r) => r.readUInt16BE(0)), [41, 77], 'the short message and the response got nothing');
+  assert.is(replies[0]!.readUInt16BE(2) & 0xf, 1, 'FORMERR');
+  assert.equal(data(packet.decode(replies[1]!)), ['10.43.0.10']);
+}));
+
+test('TCP: two queries in one write, one query split across writes, each answered in its frame', () => withRig(async ({ server }) => {
+  const q = (id: number, name: string) => framed(packet.encode({ id, type: 'query', questions: [{ name, type: 'A', class: 'IN' }] }));
+  const split = q(3, 'db-0.db.shop.svc.cluster.local');
+  const replies = await tcpExchange(server.port, [Buffer.concat([q(1, 'web.shop.svc.cluster.local'), q(2, 'kubernetes.default.svc.cluster.local')]), split.subarray(0, 1), split.subarray(1, 9), split.subarray(9)], 3);
+  const byId = new Map(replies.map((r) => packet.decode(r)).map((r) => [r.id, data(r)]));
+  assert.equal(byId.get(1), ['10.43.0.10']);
+  assert.equal(byId.get(2), ['10.43.0.1']);
+  assert.equal(byId.get(3), ['10.42.0.5']);
+}));
+
+test('EDNS0: the OPT record echoed with payload 4096; the same name in any letter case gets the same records', () => withRig(async ({ server }) => {
+  const r = await ask(server.port, 'web.shop.svc.cluster.local', 'A', { edns: 1232 });
+  assert.equal(r.additionals!.map((a) => (a.type === 'OPT' ? a.udpPayloadSize : a.type)), [4096]);
+  for (const name of ['web.shop.svc.cluster.local', 'WEB.SHOP.SVC.CLUSTER.LOCAL', 'wEb.sHoP.svc.cluster.local']) {
+    const x = await ask(server.port, name, 'A');
+    assert.equal(x.answers!.map((a) => a.name), [name]);
+    assert.equal(data(x), ['10.43.0.10']);
+  }
+  for (const name of ['nothing.shop.svc.cluster.local', 'NOTHING.shop.svc.cluster.local', 'other.x.svc.cluster.local']) {
+    const x = await ask(server.port, name, 'A');
+    assert.is(x.rcode, 'NXDOMAIN', name);
+    assert.ok(soa(x), `${name}: SOA in authority`);
+  }
 }));
 
 test('a taken port is an error naming the address, and the first server keeps serving', () => withRig(async ({ server, view }) => {
