@@ -13,9 +13,10 @@
 import type { Logger } from 'pino';
 import { networkInterfaces } from 'node:os';
 import type { Pod, Service } from '../../api-types/index.js';
-import { parseCidr, parseNetworkSettings, type Cidr, type NetworkSettings } from '../../api-types/network.js';
+import { cidrContains, parseCidr, parseIPv4, parseNetworkSettings, type Cidr, type NetworkSettings } from '../../api-types/network.js';
 import { readFile } from 'node:fs/promises';
 import { DnsClients, hostUpstreams, startDnsServer, type DnsServer } from './dns.js';
+import { runCommand, type CommandRunner } from './pod-network.js';
 import type { ZoneSettings } from './dns-zone.js';
 import { parseResolvConf, podResolvConf, type ResolvConf } from './pod-dns.js';
 import type { ServiceView } from './service-cache.js';
@@ -59,6 +60,52 @@ const LOOPBACK = parseCidr('127.0.0.0/8');
  * Who a node's DNS server answers: the pods (the cluster CIDR), the node itself (loopback and every address of
  * its interfaces, as they are when the server starts or the settings change) and `extra` networks.
  */
+/** The fields of `docker network inspect` that defaultBridgeDns reads. */
+export interface DockerNetworkInfo {
+  IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> };
+  Options?: Record<string, string>;
+}
+
+/**
+ * The IPv4 addresses of the interface `name`, up or down (`ip -j -4 addr show dev NAME`; Node's
+ * networkInterfaces() leaves out an interface without carrier, as Docker's bridge is while no container runs).
+ */
+export async function interfaceAddresses(name: string, run: CommandRunner = runCommand): Promise<string[]> {
+  const r = await run('ip', ['-j', '-4', 'addr', 'show', 'dev', name]).catch(() => undefined);
+  if (!r || r.code !== 0) return [];
+  try {
+    return (JSON.parse(r.stdout) as Array<{ addr_info?: Array<{ local?: string }> }>).flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Where a node whose pods are on Docker's default bridge (no pod network, as under `flotilla up`) serves DNS, and
+ * whom it answers besides the node: the bridge's gateway, the host's address on the bridge that its pods reach,
+ * and the bridge's IPv4 subnet. Docker 20.10 leaves Gateway out of the default bridge's IPAM config: the gateway is
+ * then the address of the bridge's interface (option com.docker.network.bridge.name) inside the subnet.
+ * Undefined when neither is known.
+ */
+export async function defaultBridgeDns(info: DockerNetworkInfo, addressesOf = interfaceAddresses): Promise<{ address: string; clients: Cidr[] } | undefined> {
+  for (const config of info.IPAM?.Config ?? []) {
+    let subnet: Cidr;
+    try {
+      subnet = parseCidr(config.Subnet ?? '');
+    } catch {
+      continue;
+    }
+    const inSubnet = (ip: string | undefined): ip is string => {
+      const n = ip === undefined ? undefined : parseIPv4(ip);
+      return n !== undefined && cidrContains(subnet, n);
+    };
+    const bridge = info.Options?.['com.docker.network.bridge.name'];
+    const address = inSubnet(config.Gateway) ? config.Gateway : bridge ? (await addressesOf(bridge)).find(inSubnet) : undefined;
+    if (address) return { address, clients: [subnet] };
+  }
+  return undefined;
+}
+
 export function nodeDnsClients(clusterCIDR: Cidr, extra: readonly Cidr[] = [], interfaces = networkInterfaces()): DnsClients {
   const own = Object.values(interfaces).flatMap((list) => (list ?? []).map((a) => a.address));
   return new DnsClients([clusterCIDR, LOOPBACK, ...extra], ['::1', ...own]);
