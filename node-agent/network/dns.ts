@@ -189,8 +189,6 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   let clients = options.clients;
   const upstreams = options.upstreams.map(splitHostPort);
   const family = net.isIPv6(options.host) ? 'udp6' : 'udp4';
-  const udp = dgram.createSocket({ type: family });
-  const tcp = net.createServer();
   const connections = new Set<net.Socket>();
   // One socket per address family sends every forwarded UDP query; replies are matched by a random id, the
   // upstream's address and the question, so that a forged reply must guess all three.
@@ -322,6 +320,10 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     return fitReply(packet.encode(response), msg, q, limit);
   };
 
+  const { udp, tcp, port } = await listen(options.host, options.port, family).catch((err: unknown) => {
+    zones.stop();
+    throw err;
+  });
   udp.on('message', (msg, rinfo) => {
     answer(msg, true, rinfo.address).then((reply) => {
       if (reply) udp.send(reply, rinfo.port, rinfo.address);
@@ -347,28 +349,6 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     });
   });
 
-  const port = await new Promise<number>((resolve, reject) => {
-    udp.once('error', reject);
-    udp.bind(options.port, options.host, () => {
-      udp.off('error', reject);
-      resolve(udp.address().port);
-    });
-  }).catch((err: Error) => {
-    udp.close();
-    zones.stop();
-    throw new DnsListenError(options.host, options.port, err);
-  });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, options.host, () => {
-      tcp.off('error', reject);
-      resolve();
-    });
-  }).catch((err: Error) => {
-    udp.close();
-    zones.stop();
-    throw new DnsListenError(options.host, port, err);
-  });
   options.log?.info({ address: options.host, port, domain: options.zone.domain, upstreams: options.upstreams }, 'DNS server listening');
 
   return {
@@ -387,6 +367,37 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
       ]);
     },
   };
+}
+
+/** Tries to take a port left to the system (0) this often: the UDP port it gives may be taken over TCP. */
+const FREE_PORT_TRIES = 5;
+
+/** A UDP socket and a TCP server bound to one address and port; DnsListenError when that cannot be. */
+async function listen(host: string, port: number, family: 'udp4' | 'udp6'): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const udp = dgram.createSocket({ type: family });
+    const bound = await new Promise<number>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve(udp.address().port);
+      });
+    }).catch((err: Error) => {
+      udp.close();
+      throw new DnsListenError(host, port, err);
+    });
+    const tcp = net.createServer();
+    const err = await new Promise<Error | undefined>((resolve) => {
+      tcp.once('error', resolve);
+      tcp.listen(bound, host, () => {
+        tcp.off('error', resolve);
+        resolve(undefined);
+      });
+    });
+    if (!err) return { udp, tcp, port: bound };
+    udp.close();
+    if (port !== 0 || attempt >= FREE_PORT_TRIES || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new DnsListenError(host, bound, err);
+  }
 }
 
 function lengthPrefix(n: number): Buffer {
