@@ -85,11 +85,14 @@ function isHeadless(s: Service): boolean {
 export class ClusterZone {
   private readonly names = new Map<string, Node>();
   private readonly domain: string;
+  /** ".<domain>": what the names below the apex end in. */
+  private readonly below: string;
   /** The zone's SOA record, the authority of its negative answers. */
   readonly soa: Answer;
 
   constructor(private readonly settings: ZoneSettings, services: readonly Service[], slicesOf: ServiceView['slicesOf']) {
     this.domain = lower(settings.domain);
+    this.below = `.${this.domain}`;
     const d = this.domain;
     this.soa = {
       type: 'SOA', name: d, ttl: DNS_TTL, class: 'IN',
@@ -110,7 +113,7 @@ export class ClusterZone {
     n = {};
     this.names.set(name, n);
     const dot = name.indexOf('.');
-    if (name !== this.domain && name.endsWith(`.${this.domain}`) && dot >= 0) this.node(name.slice(dot + 1));
+    if (name !== this.domain && name.endsWith(this.below) && dot >= 0) this.node(name.slice(dot + 1));
     return n;
   }
 
@@ -183,10 +186,15 @@ export class ClusterZone {
    * cluster's networks.
    */
   isLocal(name: string): boolean {
-    if (name === this.domain || name.endsWith(`.${this.domain}`)) return true;
+    if (this.inZone(name)) return true;
     if (this.names.has(name)) return true;
     const ip = reverseIPv4(name);
     return ip !== undefined && this.settings.reverseNetworks.some((c) => cidrContains(c, ip));
+  }
+
+  /** Whether a name (lower case, no trailing dot) is the zone's apex or below it. */
+  inZone(name: string): boolean {
+    return name === this.domain || name.endsWith(this.below);
   }
 
   /** Whether the zone holds records (or children) under `name` (lower case, no trailing dot). */

@@ -154,7 +154,7 @@ class ZoneFollower {
   /** NXDOMAIN: the zone's SOA, its name pointing into the question where the question ends in it. */
   private negative(zone: ClusterZone, q: Query): Body {
     const domain = zone.soa.name;
-    const under = !q.dotInLabel && q.name.endsWith(`.${domain}`);
+    const under = !q.dotInLabel && zone.inZone(q.name);
     const at = HEADER_BYTES + q.name.length - domain.length;
     const key = under ? at : -q.questionEnd;
     let body = this.negatives.get(key);

@@ -3,7 +3,8 @@
 // (defaultBridgeDns, what `flotilla up` uses) and answering the bridge's subnet. The pod's sandbox gets the
 // ClusterFirst resolv.conf naming the gateway, busybox nslookup in the pod resolves Services through it, and the
 // container has the Services' environment variables. The server listens on a free port, never on the root
-// namespace's port 53 (so nslookup is told the port), which is what a host's own resolver may hold.
+// namespace's port 53 (so nslookup is told the port), which is what a host's own resolver may hold; busybox's
+// nslookup then skips resolv.conf, search list included, so names are asked in full here.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DockerRuntime } from '../../../node-agent/runtime/docker.js';
