@@ -225,7 +225,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
  * not exist), read until a server answers: the one read the service proxy and the cluster DNS both wait on.
  * Undefined when the signal aborts first.
  */
-async function readNetworkSettings(api: NodeApi, log: Logger, retry: { retrySeconds: number; retryMaxSeconds: number }, signal: AbortSignal): Promise<NetworkSettings | undefined> {
+export async function readNetworkSettings(api: NodeApi, log: Logger, retry: { retrySeconds: number; retryMaxSeconds: number }, signal: AbortSignal): Promise<NetworkSettings | undefined> {
   for (let failures = 0; !signal.aborted;) {
     try {
       const cm = await api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name);

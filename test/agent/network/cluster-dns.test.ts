@@ -7,9 +7,14 @@ import { FakeRuntime } from '../../../node-agent/runtime/fake.js';
 import { RealServer, type TestAgent } from '../real-server.js';
 import { eventually } from '../../support/eventually.js';
 import { ask } from './dns-client.js';
-import { defaultBridgeDns, interfaceAddresses, nodeDnsClients } from '../../../node-agent/network/cluster-dns.js';
-import { formatCidr, parseCidr } from '../../../api-types/network.js';
+import { ClusterDns, defaultBridgeDns, interfaceAddresses, nodeDnsClients } from '../../../node-agent/network/cluster-dns.js';
+import { formatCidr, parseCidr, parseNetworkSettings, type NetworkSettings } from '../../../api-types/network.js';
 import type { NetworkInterfaceInfo } from 'node:os';
+import pino from 'pino';
+import type { NodeApi } from '../../../node-agent/api-client.js';
+import type { ServiceView } from '../../../node-agent/network/service-cache.js';
+import type { Service } from '../../../api-types/index.js';
+import { readNetworkSettings } from '../../../node-agent/run.js';
 
 const service = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec });
 
@@ -44,6 +49,42 @@ test('Services and EndpointSlices from the API are answered, changes followed, a
   } finally {
     await agent?.stop();
     await real.close();
+  }
+});
+
+test('the network settings: read again until a server answers (a missing ConfigMap: the defaults), undefined once stopped', async () => {
+  const log = pino({ level: 'silent' });
+  const retry = { retrySeconds: 0.01, retryMaxSeconds: 0.02 };
+  let calls = 0;
+  const flaky = { getConfigMap: async () => { if (++calls < 3) throw new Error('no server'); return { data: { clusterDomain: 'example.internal' } }; } } as unknown as NodeApi;
+  const read = await readNetworkSettings(flaky, log, retry, new AbortController().signal);
+  assert.is(read?.clusterDomain, 'example.internal');
+  assert.is(calls, 3);
+  const missing = { getConfigMap: async () => undefined } as unknown as NodeApi;
+  assert.equal(await readNetworkSettings(missing, log, retry, new AbortController().signal), parseNetworkSettings(undefined));
+  const stop = new AbortController();
+  const down = { getConfigMap: async () => { stop.abort(); throw new Error('no server'); } } as unknown as NodeApi;
+  assert.is(await readNetworkSettings(down, log, retry, stop.signal), undefined);
+});
+
+test('cluster DNS serves the default domain until the settings are read, then theirs', async () => {
+  const web: Service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { clusterIP: '10.43.0.50', ports: [{ port: 80 }] } };
+  const view: ServiceView = { services: () => [web], slicesOf: () => [], onChange: () => () => {} };
+  let settle!: (s: NetworkSettings) => void;
+  const dns = new ClusterDns({ view, settings: new Promise((resolve) => { settle = resolve; }), address: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+  const stop = new AbortController();
+  const running = dns.run(stop.signal);
+  try {
+    await dns.ready;
+    const port = dns.port!;
+    const a = async (name: string) => (await ask(port, name, 'A')).answers!.map((x) => ('data' in x ? x.data : undefined));
+    assert.equal(await a('web.default.svc.cluster.local'), ['10.43.0.50']);
+    settle(parseNetworkSettings({ clusterDomain: 'example.internal' }));
+    assert.equal(await eventually('the new domain served', async () => { const l = await a('web.default.svc.example.internal'); return l.length ? l : undefined; }), ['10.43.0.50']);
+    assert.is(dns.resolvConf({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'default' }, spec: { containers: [] } }).searches[0], 'default.svc.example.internal');
+  } finally {
+    stop.abort();
+    await running;
   }
 });
 
