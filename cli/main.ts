@@ -19,6 +19,7 @@ import { kubeconfigCommand } from './kubeconfig.js';
 import { agentCommand, agentNodeName, runNodeAgent, serviceProxyMode, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
+import type { DockerNetworkInfo } from '../node-agent/network/cluster-dns.js';
 import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
 import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
@@ -300,11 +301,18 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
  */
 function startLocalAgent(server: string, joinToken: string, ca: string, dataDir: string, io: Io, signal: AbortSignal): Promise<void> {
   const noAgent = (why: string) => io.err(`flotilla up: no local agent (${why}); the control plane runs without a node. Start Docker and run "flotilla up" again, or add agents with "flotilla agent".\n`);
-  return new DockerRuntime().listContainers({ 'io.flotilla.node': '' })
+  const runtime = new DockerRuntime();
+  return runtime.listContainers({ 'io.flotilla.node': '' })
     .then(async () => {
+      // The node's address is loopback and there is no pod network: pods are on Docker's default bridge, which
+      // cannot reach loopback. Cluster DNS serves on the bridge's gateway (this host's address on it) and answers
+      // the bridge's subnet, so that those pods resolve Services; without a gateway known the agent says DNS is off.
+      const { defaultBridgeDns } = await import('../node-agent/network/cluster-dns.js');
+      const dns = await defaultBridgeDns(await runtime.docker.getNetwork('bridge').inspect().catch(() => ({})) as DockerNetworkInfo);
       const config: AgentCommandConfig = {
         servers: [server], token: joinToken, ca, dataDir, nodeName: agentNodeName(undefined, io.env),
         listenHost: '127.0.0.1', listenPort: 0, advertiseAddress: '127.0.0.1', serviceProxy: serviceProxyMode(undefined, io.env),
+        ...(dns ? { dns } : {}),
       };
       await runNodeAgent(config, io, signal);
     }, (err: unknown) => { noAgent(`no Docker engine answers: ${err instanceof Error ? err.message : String(err)}`); })

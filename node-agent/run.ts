@@ -5,7 +5,7 @@
 // loop and the certificate renewals against the servers until the signal aborts. run(signal, config) is what
 // `flotilla agent` calls; tests call it with a FakeRuntime and a fixed inventory.
 import { serverList, type ServerChoice } from '../client/client.js';
-import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings, type NetworkSettings, type Pod } from '../api-types/index.js';
+import { NETWORK_SETTINGS_CONFIGMAP, formatCidr, parseNetworkSettings, type Cidr, type NetworkSettings, type Pod } from '../api-types/index.js';
 import { readdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import pino, { type Logger } from 'pino';
@@ -60,9 +60,10 @@ export interface AgentRunConfig {
   /**
    * Cluster DNS (node-agent/network/cluster-dns.ts) and the Service environment variables, fed by the service
    * cache. Default: on when the advertised address is not a loopback one, the DNS server on that address, port 53.
-   * false: off (pods get the host's resolv.conf and no Service variables).
+   * false: off (pods get the host's resolv.conf and no Service variables). `clients`: networks it answers besides
+   * the cluster CIDR and the node's own addresses (pods outside the pod network, such as on Docker's bridge).
    */
-  dns?: false | { address?: string; port?: number; resolvConfPath?: string };
+  dns?: false | { address?: string; port?: number; resolvConfPath?: string; clients?: Cidr[] };
   /**
    * Loop settings (heartbeat, usage reports, retry, fencing, pod workers, the clock of the fencing and renewal
    * decisions, how often the certificate's renewal time is checked: default 60 s).
@@ -167,14 +168,16 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
   signal.addEventListener('abort', stopNetwork, { once: true });
   const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
   const cache = backend || dnsAddress !== undefined ? new ServiceCache(api, { log, ...retry }) : undefined;
-  const clusterDns = cache && dnsAddress !== undefined ? new ClusterDns({
-    api, view: cache, address: dnsAddress, log,
+  const settings = cache ? readNetworkSettings(api, log, retry, network.signal) : undefined;
+  const clusterDns = cache && settings && dnsAddress !== undefined ? new ClusterDns({
+    view: cache, settings, address: dnsAddress, log,
     ...(dns?.port !== undefined ? { port: dns.port } : {}),
     ...(dns?.resolvConfPath ? { resolvConfPath: dns.resolvConfPath } : {}),
+    ...(dns?.clients ? { clients: dns.clients } : {}),
   }) : undefined;
   const networkDone = Promise.all([
     cache?.run(network.signal),
-    cache && backend ? startServiceProxy(api, cache, backend, config, log, network.signal) : undefined,
+    cache && settings && backend ? startServiceProxy(cache, settings, backend, config, log, network.signal) : undefined,
     clusterDns?.run(network.signal),
   ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
   // Pods the agent starts from its cache at once must find the DNS server up (or known to be off) and, when a
@@ -218,22 +221,28 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
 }
 
 /**
- * Watches Services and EndpointSlices and keeps this node's rules for them, with the cluster CIDR of the network
- * settings the leader publishes (kube-system/flotilla-network; the defaults while it is missing). Never rejects.
+ * The network settings the leader publishes (ConfigMap kube-system/flotilla-network; the defaults while it does
+ * not exist), read until a server answers: the one read the service proxy and the cluster DNS both wait on.
+ * Undefined when the signal aborts first.
  */
-async function startServiceProxy(api: NodeApi, cache: ServiceCache, backend: ProxyBackend, config: AgentRunConfig, log: Logger, signal: AbortSignal): Promise<void> {
-  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
-  let settings: NetworkSettings | undefined;
-  for (let failures = 0; !signal.aborted && settings === undefined;) {
+export async function readNetworkSettings(api: NodeApi, log: Logger, retry: { retrySeconds: number; retryMaxSeconds: number }, signal: AbortSignal): Promise<NetworkSettings | undefined> {
+  for (let failures = 0; !signal.aborted;) {
     try {
       const cm = await api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name);
-      settings = parseNetworkSettings(cm?.data);
+      return parseNetworkSettings(cm?.data);
     } catch (err) {
       const waitMs = Math.min(retry.retryMaxSeconds * 1000, retry.retrySeconds * 1000 * 2 ** Math.min(failures++, 16));
-      log.warn({ err: (err as Error).message, retryMs: waitMs }, 'reading the network settings failed; retrying before programming services');
+      log.warn({ err: (err as Error).message, retryMs: waitMs }, 'reading the network settings failed; retrying (the service proxy waits, the cluster DNS serves the defaults)');
       await delay(waitMs, signal);
     }
   }
+  return undefined;
+}
+
+/** Keeps this node's rules for the Services and EndpointSlices of the view, with the cluster CIDR of the network settings. Never rejects. */
+async function startServiceProxy(cache: ServiceCache, settingsRead: Promise<NetworkSettings | undefined>, backend: ProxyBackend, config: AgentRunConfig, log: Logger, signal: AbortSignal): Promise<void> {
+  const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
+  const settings = await settingsRead;
   if (settings) {
     log.info({ backend: backend.name, clusterCIDR: formatCidr(settings.clusterCIDR) }, 'service proxy started');
     await runServiceProxy(signal, { view: cache, synced: cache.synced, facts: { nodeName: config.nodeName, clusterCIDR: settings.clusterCIDR }, backend, log, ...retry });

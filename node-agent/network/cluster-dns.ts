@@ -1,20 +1,22 @@
 // Cluster DNS on one node: the DNS server on the node's DNS address (node-agent/network/dns.ts) serving the zone
 // of the cluster domain from the agent's ServiceView, and what the pod workers need from it: each pod's
 // resolv.conf (node-agent/network/pod-dns.ts) and the Services for their environment variables. The cluster
-// domain and networks come from ConfigMap kube-system/flotilla-network, read at start and again until a server
-// answers (the defaults serve meanwhile, so a node that starts without its servers still answers).
+// domain and networks are the network settings (ConfigMap kube-system/flotilla-network) that node-agent/run.ts
+// reads until a server answers; the defaults serve meanwhile, so a node that starts without its servers still
+// answers.
 //
 // The DNS address defaults to the node's address (clusterDNS "node"): pods reach it through their bridge's
 // gateway, and it needs no address of its own (node-agent/run.ts turns DNS off for a loopback node address, which
 // pods cannot reach). A taken port is logged and the agent runs without DNS; pods then get the host's
-// resolv.conf, as the kubelet does without a cluster DNS.
+// resolv.conf, as the kubelet does without a cluster DNS. The server answers the pods (the cluster CIDR), the
+// node itself (its addresses, loopback) and the networks named in `clients`; anyone else on the LAN is REFUSED.
 import type { Logger } from 'pino';
+import { networkInterfaces } from 'node:os';
 import type { Pod, Service } from '../../api-types/index.js';
-import { NETWORK_SETTINGS_CONFIGMAP, parseNetworkSettings, type NetworkSettings } from '../../api-types/network.js';
-import { delay } from '../agent.js';
-import type { NodeApi } from '../api-client.js';
+import { cidrContains, parseCidr, parseIPv4, parseNetworkSettings, type Cidr, type NetworkSettings } from '../../api-types/network.js';
 import { readFile } from 'node:fs/promises';
-import { hostUpstreams, startDnsServer, type DnsServer } from './dns.js';
+import { DnsClients, hostUpstreams, startDnsServer, type DnsServer } from './dns.js';
+import { runCommand, type CommandRunner } from './pod-network.js';
 import type { ZoneSettings } from './dns-zone.js';
 import { parseResolvConf, podResolvConf, type ResolvConf } from './pod-dns.js';
 import type { ServiceView } from './service-cache.js';
@@ -22,16 +24,17 @@ import type { ServiceView } from './service-cache.js';
 export const DNS_PORT = 53;
 
 export interface ClusterDnsOptions {
-  api: NodeApi;
   view: ServiceView;
+  /** The network settings once read (undefined: never, the agent stopped first); the defaults serve until then. */
+  settings: Promise<NetworkSettings | undefined>;
   /** Where the server listens and what ClusterFirst pods name as their nameserver (default: the node's address). */
   address: string;
   /** Default 53; 0 picks a free port (tests that query it themselves). */
   port?: number;
   /** The host's resolver configuration: upstreams, and what Default pods get (default /etc/resolv.conf). */
   resolvConfPath?: string;
-  /** How often the network settings are read again until a server has answered (default 10 s). */
-  retrySeconds?: number;
+  /** Networks answered besides the cluster CIDR, the node's addresses and loopback (`flotilla up`: Docker's bridge). */
+  clients?: Cidr[];
   log: Logger;
 }
 
@@ -49,6 +52,63 @@ async function readHostResolvConf(path: string): Promise<ResolvConf> {
 
 export function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1' || ip === 'localhost';
+}
+
+const LOOPBACK = parseCidr('127.0.0.0/8');
+
+/**
+ * Who a node's DNS server answers: the pods (the cluster CIDR), the node itself (loopback and every address of
+ * its interfaces, as they are when the server starts or the settings change) and `extra` networks.
+ */
+/** The fields of `docker network inspect` that defaultBridgeDns reads. */
+export interface DockerNetworkInfo {
+  IPAM?: { Config?: Array<{ Subnet?: string; Gateway?: string }> };
+  Options?: Record<string, string>;
+}
+
+/**
+ * The IPv4 addresses of the interface `name`, up or down (`ip -j -4 addr show dev NAME`; Node's
+ * networkInterfaces() leaves out an interface without carrier, as Docker's bridge is while no container runs).
+ */
+export async function interfaceAddresses(name: string, run: CommandRunner = runCommand): Promise<string[]> {
+  const r = await run('ip', ['-j', '-4', 'addr', 'show', 'dev', name]).catch(() => undefined);
+  if (!r || r.code !== 0) return [];
+  try {
+    return (JSON.parse(r.stdout) as Array<{ addr_info?: Array<{ local?: string }> }>).flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '')).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Where a node whose pods are on Docker's default bridge (no pod network, as under `flotilla up`) serves DNS, and
+ * whom it answers besides the node: the bridge's gateway, the host's address on the bridge that its pods reach,
+ * and the bridge's IPv4 subnet. Docker 20.10 leaves Gateway out of the default bridge's IPAM config: the gateway is
+ * then the address of the bridge's interface (option com.docker.network.bridge.name) inside the subnet.
+ * Undefined when neither is known.
+ */
+export async function defaultBridgeDns(info: DockerNetworkInfo, addressesOf = interfaceAddresses): Promise<{ address: string; clients: Cidr[] } | undefined> {
+  for (const config of info.IPAM?.Config ?? []) {
+    let subnet: Cidr;
+    try {
+      subnet = parseCidr(config.Subnet ?? '');
+    } catch {
+      continue;
+    }
+    const inSubnet = (ip: string | undefined): ip is string => {
+      const n = ip === undefined ? undefined : parseIPv4(ip);
+      return n !== undefined && cidrContains(subnet, n);
+    };
+    const bridge = info.Options?.['com.docker.network.bridge.name'];
+    const address = inSubnet(config.Gateway) ? config.Gateway : bridge ? (await addressesOf(bridge)).find(inSubnet) : undefined;
+    if (address) return { address, clients: [subnet] };
+  }
+  return undefined;
+}
+
+export function nodeDnsClients(clusterCIDR: Cidr, extra: readonly Cidr[] = [], interfaces = networkInterfaces()): DnsClients {
+  const own = Object.values(interfaces).flatMap((list) => (list ?? []).map((a) => a.address));
+  return new DnsClients([clusterCIDR, LOOPBACK, ...extra], ['::1', ...own]);
 }
 
 export class ClusterDns {
@@ -84,7 +144,7 @@ export class ClusterDns {
     try {
       this.hostConf = await readHostResolvConf(path);
       this.server = await startDnsServer({
-        host: options.address, port: options.port ?? DNS_PORT, view: options.view, zone: this.zone(),
+        host: options.address, port: options.port ?? DNS_PORT, view: options.view, zone: this.zone(), clients: this.clients(),
         upstreams: await hostUpstreams(options.address, path), log: options.log,
       });
     } catch (err) {
@@ -94,7 +154,12 @@ export class ClusterDns {
       this.markReady();
     }
     try {
-      await this.readSettings(signal);
+      const settings = await options.settings;
+      if (settings) {
+        this.settings = settings;
+        this.server.setZone(this.zone());
+        this.server.setClients(this.clients());
+      }
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
     } finally {
       await this.server.close();
@@ -102,22 +167,11 @@ export class ClusterDns {
     }
   }
 
-  private zone(): ZoneSettings {
-    return { domain: this.settings.clusterDomain, reverseNetworks: [this.settings.clusterCIDR, this.settings.serviceCIDR], serverAddress: this.options.address };
+  private clients(): DnsClients {
+    return nodeDnsClients(this.settings.clusterCIDR, this.options.clients);
   }
 
-  /** Reads the network settings until a server answers (a ConfigMap that does not exist yet means the defaults). */
-  private async readSettings(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      try {
-        const cm = await this.options.api.getConfigMap(NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name);
-        this.settings = parseNetworkSettings(cm?.data);
-        this.server?.setZone(this.zone());
-        return;
-      } catch (err) {
-        this.options.log.warn({ err: (err as Error).message }, 'network settings unreadable; DNS serves the default cluster domain meanwhile');
-        await delay((this.options.retrySeconds ?? 10) * 1000, signal);
-      }
-    }
+  private zone(): ZoneSettings {
+    return { domain: this.settings.clusterDomain, reverseNetworks: [this.settings.clusterCIDR, this.settings.serviceCIDR], serverAddress: this.options.address };
   }
 }

@@ -19,6 +19,7 @@ import type { Answer, SrvData } from 'dns-packet';
 import type { EndpointSlice, Service } from '../../api-types/index.js';
 import { cidrContains, parseIPv4, type Cidr } from '../../api-types/network.js';
 import type { ServiceView } from './service-cache.js';
+import { ipv6Groups, TYPE } from './dns-wire.js';
 
 /** TTL of every record and of negative answers (the SOA minimum). */
 export const DNS_TTL = 5;
@@ -46,8 +47,6 @@ interface Node {
   txt?: string;
 }
 
-export type QueryType = Answer['type'] | 'ANY';
-
 export interface ZoneAnswer {
   rcode: 'NOERROR' | 'NXDOMAIN';
   answers: Answer[];
@@ -58,25 +57,12 @@ export interface ZoneAnswer {
 }
 
 function lower(name: string): string {
-  return name.replace(/\.$/, '').toLowerCase();
+  return (name.endsWith('.') ? name.slice(0, -1) : name).toLowerCase();
 }
 
 /** The dashed form of an address, as an endpoint without hostname is named (10.42.0.5 -> 10-42-0-5). */
 function dashed(ip: string): string {
   return ip.replaceAll(/[.:]/g, '-');
-}
-
-/** The 8 groups of an IPv6 address, each 4 hex digits; undefined when it is not one. */
-function ipv6Groups(ip: string): string[] | undefined {
-  if (!/^[0-9a-f:]+$/i.test(ip) || !ip.includes(':')) return undefined;
-  const halves = ip.split('::');
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
-  const groups = [...head, ...Array<string>(Math.max(fill, 0)).fill('0'), ...tail];
-  if (groups.length !== 8 || groups.some((g) => g.length === 0 || g.length > 4)) return undefined;
-  return groups.map((g) => g.toLowerCase().padStart(4, '0'));
 }
 
 /** The reverse-lookup name of an address (no trailing dot); undefined for something that is not an address. */
@@ -99,10 +85,14 @@ function isHeadless(s: Service): boolean {
 export class ClusterZone {
   private readonly names = new Map<string, Node>();
   private readonly domain: string;
-  private readonly soa: Answer;
+  /** ".<domain>": what the names below the apex end in. */
+  private readonly below: string;
+  /** The zone's SOA record, the authority of its negative answers. */
+  readonly soa: Answer;
 
   constructor(private readonly settings: ZoneSettings, services: readonly Service[], slicesOf: ServiceView['slicesOf']) {
     this.domain = lower(settings.domain);
+    this.below = `.${this.domain}`;
     const d = this.domain;
     this.soa = {
       type: 'SOA', name: d, ttl: DNS_TTL, class: 'IN',
@@ -123,7 +113,7 @@ export class ClusterZone {
     n = {};
     this.names.set(name, n);
     const dot = name.indexOf('.');
-    if (name !== this.domain && name.endsWith(`.${this.domain}`) && dot >= 0) this.node(name.slice(dot + 1));
+    if (name !== this.domain && name.endsWith(this.below) && dot >= 0) this.node(name.slice(dot + 1));
     return n;
   }
 
@@ -191,17 +181,29 @@ export class ClusterZone {
     }
   }
 
-  /** Whether a name belongs here (never forwarded): the zone, and reverse names of the cluster's networks. */
-  isLocal(qname: string): boolean {
-    const name = lower(qname);
-    if (name === this.domain || name.endsWith(`.${this.domain}`)) return true;
+  /**
+   * Whether a name (lower case, no trailing dot) belongs here, never forwarded: the zone, and reverse names of the
+   * cluster's networks.
+   */
+  isLocal(name: string): boolean {
+    if (this.inZone(name)) return true;
     if (this.names.has(name)) return true;
     const ip = reverseIPv4(name);
     return ip !== undefined && this.settings.reverseNetworks.some((c) => cidrContains(c, ip));
   }
 
-  /** The answer to `qname qtype` for a name isLocal() accepts. */
-  lookup(qname: string, qtype: QueryType): ZoneAnswer {
+  /** Whether a name (lower case, no trailing dot) is the zone's apex or below it. */
+  inZone(name: string): boolean {
+    return name === this.domain || name.endsWith(this.below);
+  }
+
+  /** Whether the zone holds records (or children) under `name` (lower case, no trailing dot). */
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  /** The answer to `qname` (any case; the records are owned by it as given) of type `qtype` (TYPE) for a name isLocal() accepts. */
+  lookup(qname: string, qtype: number): ZoneAnswer {
     const out: ZoneAnswer = { rcode: 'NOERROR', answers: [], authorities: [], additionals: [] };
     let owner = qname.replace(/\.$/, '');
     let name = lower(owner);
@@ -213,9 +215,9 @@ export class ClusterZone {
         out.authorities.push(this.soa);
         return out;
       }
-      if (node.cname !== undefined && qtype !== 'CNAME') {
+      if (node.cname !== undefined && qtype !== TYPE.CNAME) {
         out.answers.push({ type: 'CNAME', name: owner, ttl: DNS_TTL, class: 'IN', data: node.cname });
-        if (qtype === 'ANY') return out;
+        if (qtype === TYPE.ANY) return out;
         owner = name = node.cname;
         if (this.isLocal(name)) continue;
         out.chase = name;
@@ -228,20 +230,20 @@ export class ClusterZone {
   }
 
   /** Appends the records of `node` of type `qtype`; whether there was any. */
-  private records(owner: string, name: string, node: Node, qtype: QueryType, out: ZoneAnswer): boolean {
+  private records(owner: string, name: string, node: Node, qtype: number, out: ZoneAnswer): boolean {
     const before = out.answers.length;
-    const want = (t: QueryType): boolean => qtype === t || qtype === 'ANY';
+    const want = (t: number): boolean => qtype === t || qtype === TYPE.ANY;
     const rr = { name: owner, ttl: DNS_TTL, class: 'IN' as const };
-    if (want('A')) for (const ip of node.a ?? []) out.answers.push({ ...rr, type: 'A', data: ip });
-    if (want('AAAA')) for (const ip of node.aaaa ?? []) out.answers.push({ ...rr, type: 'AAAA', data: ip });
-    if (want('CNAME') && node.cname !== undefined) out.answers.push({ ...rr, type: 'CNAME', data: node.cname });
-    if (want('PTR')) for (const target of node.ptr ?? []) out.answers.push({ ...rr, type: 'PTR', data: target });
-    if (want('TXT') && node.txt !== undefined) out.answers.push({ ...rr, type: 'TXT', data: [node.txt] });
+    if (want(TYPE.A)) for (const ip of node.a ?? []) out.answers.push({ ...rr, type: 'A', data: ip });
+    if (want(TYPE.AAAA)) for (const ip of node.aaaa ?? []) out.answers.push({ ...rr, type: 'AAAA', data: ip });
+    if (want(TYPE.CNAME) && node.cname !== undefined) out.answers.push({ ...rr, type: 'CNAME', data: node.cname });
+    if (want(TYPE.PTR)) for (const target of node.ptr ?? []) out.answers.push({ ...rr, type: 'PTR', data: target });
+    if (want(TYPE.TXT) && node.txt !== undefined) out.answers.push({ ...rr, type: 'TXT', data: [node.txt] });
     if (name === this.domain) {
-      if (want('SOA')) out.answers.push({ ...this.soa, name: owner });
-      if (want('NS')) out.answers.push({ ...rr, type: 'NS', data: `ns.dns.${this.domain}` });
+      if (want(TYPE.SOA)) out.answers.push({ ...this.soa, name: owner });
+      if (want(TYPE.NS)) out.answers.push({ ...rr, type: 'NS', data: `ns.dns.${this.domain}` });
     }
-    if (want('SRV')) {
+    if (want(TYPE.SRV)) {
       for (const srv of node.srv ?? []) {
         out.answers.push({ ...rr, type: 'SRV', data: srv });
         const target = this.names.get(srv.target);

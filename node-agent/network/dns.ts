@@ -4,18 +4,24 @@
 //
 // Contracts:
 // - A name of the zone (or a reverse name of the cluster's networks) is never sent upstream.
+// - Only the clients of `clients` (the node's pods, the node itself) are answered; any other gets REFUSED, as
+//   CoreDNS's acl plugin answers, so that the server is no open resolver on the node's LAN address.
 // - UDP answers fit the client's limit (512 bytes, or its EDNS0 payload size up to 4096); a bigger one goes out
-//   truncated (TC, question only) and the client asks again over TCP, which has no limit.
+//   truncated (TC, question only) and the client asks again over TCP, which has no limit but the 64 KiB of a message.
 // - Forwarded queries: at most `maxInFlight` at once (beyond that SERVFAIL at once, so a flood costs bounded
 //   memory); each upstream gets `timeoutMs`, tried in resolv.conf order; none answering is SERVFAIL.
-// - The zone is rebuilt on the first query after the view changed, so a burst of changes costs one rebuild.
+// - The zone is rebuilt on the first query after the view changed, so a burst of changes costs one rebuild; the
+//   records of each of its names are encoded once, the first time they are asked (dns-wire.ts), and every reply
+//   is then the query's header and question followed by those bytes.
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
-import packet, { type DecodedPacket, type Packet, type Question } from 'dns-packet';
+import packet, { type Packet } from 'dns-packet';
 import type { Logger } from 'pino';
-import { ClusterZone, type QueryType, type ZoneSettings } from './dns-zone.js';
+import { cidrContains, parseIPv4, type Cidr } from '../../api-types/network.js';
+import { ClusterZone, type ZoneSettings } from './dns-zone.js';
+import { assemble, badVersionReply, decodeQuery, encodeBody, errorReply, fitReply, udpLimit, EDNS_MAX, FLAG, HEADER_BYTES, RCODE, TYPE, type Body, type Query } from './dns-wire.js';
 import type { ServiceView } from './service-cache.js';
 import { parseResolvConf } from './pod-dns.js';
 
@@ -25,6 +31,8 @@ export interface DnsServerOptions {
   port: number;
   view: ServiceView;
   zone: ZoneSettings;
+  /** Who is answered; everyone else gets REFUSED. */
+  clients: DnsClients;
   /** Resolvers for every other name ("IP" or "IP:PORT"); none: such names get SERVFAIL. */
   upstreams: string[];
   /** Per upstream try (default 2000 ms). */
@@ -39,6 +47,8 @@ export interface DnsServer {
   port: number;
   /** Serves the zone under new settings (the cluster domain or networks changed) from the next query on. */
   setZone(zone: ZoneSettings): void;
+  /** Answers these clients from the next query on. */
+  setClients(clients: DnsClients): void;
   close(): Promise<void>;
 }
 
@@ -50,10 +60,34 @@ export class DnsListenError extends Error {
   }
 }
 
-const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
-const UDP_LIMIT = 512;
-const EDNS_MAX = 4096;
 const TCP_IDLE_MS = 10_000;
+/** The most a DNS message over TCP can have (its 2-byte length prefix). */
+const TCP_LIMIT = 65_535;
+/** Client addresses whose verdict is kept at most (then they are judged again). */
+const CLIENT_VERDICTS_MAX = 4096;
+
+/**
+ * The clients a DNS server answers: IPv4 addresses inside one of `networks`, and the `addresses` named (IPv4 or
+ * IPv6; an IPv4-mapped IPv6 address counts as its IPv4 address).
+ */
+export class DnsClients {
+  private readonly verdicts = new Map<string, boolean>();
+  private readonly addresses: ReadonlySet<string>;
+  constructor(private readonly networks: readonly Cidr[], addresses: Iterable<string>) {
+    this.addresses = new Set(addresses);
+  }
+  allows(address: string): boolean {
+    let verdict = this.verdicts.get(address);
+    if (verdict === undefined) {
+      const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
+      const ip = parseIPv4(plain);
+      verdict = this.addresses.has(plain) || (ip !== undefined && this.networks.some((c) => cidrContains(c, ip)));
+      if (this.verdicts.size >= CLIENT_VERDICTS_MAX) this.verdicts.clear();
+      this.verdicts.set(address, verdict);
+    }
+    return verdict;
+  }
+}
 
 /**
  * The host's resolvers for forwarding: the nameservers of resolv.conf (default /etc/resolv.conf), less the DNS
@@ -69,17 +103,18 @@ function splitHostPort(upstream: string): { host: string; port: number } {
   return m ? { host: m[1]!, port: Number(m[2]) } : { host: upstream, port: 53 };
 }
 
-/** Encoded answers of the zone kept at most (then the cache starts again empty). */
-const ANSWER_CACHE_MAX = 10_000;
+/** Question types whose answers are kept per name; every other type has no records here, and shares key 0. */
+const KEPT_TYPES: ReadonlySet<number> = new Set([TYPE.A, TYPE.NS, TYPE.CNAME, TYPE.SOA, TYPE.PTR, TYPE.TXT, TYPE.AAAA, TYPE.SRV, TYPE.ANY]);
 
 /**
- * The zone of the view, rebuilt lazily after a change, and the encoded answers it gave: keyed by the query's
- * bytes after its id (flags, counts, question, EDNS) and the transport, so a repeated question is answered
- * without decoding or encoding. Both are dropped together when the view or the settings change.
+ * The zone of the view, rebuilt lazily after a change, and its answers encoded: per name of the zone and question
+ * type (so at most its names times the kept types), and the NXDOMAIN answers per place of the zone's name in the
+ * question (under 256). Both are dropped with the zone when the view or the settings change.
  */
 class ZoneFollower {
   private zone: ClusterZone | undefined;
-  readonly answers = new Map<string, Buffer>();
+  private readonly bodies = new Map<string, Map<number, Body>>();
+  private readonly negatives = new Map<number, Body>();
   readonly stop: () => void;
   constructor(private readonly view: ServiceView, private settings: ZoneSettings) {
     this.stop = view.onChange(() => this.invalidate());
@@ -90,14 +125,44 @@ class ZoneFollower {
   }
   private invalidate(): void {
     this.zone = undefined;
-    this.answers.clear();
-  }
-  remember(key: string, answer: Buffer): void {
-    if (this.answers.size >= ANSWER_CACHE_MAX) this.answers.clear();
-    this.answers.set(key, answer);
+    this.bodies.clear();
+    this.negatives.clear();
   }
   current(): ClusterZone {
     return this.zone ??= new ClusterZone(this.settings, this.view.services(), (ns, name) => this.view.slicesOf(ns, name));
+  }
+
+  /** The records answering `q` (a name isLocal() accepts), encoded to follow its question; undefined when there is an ExternalName to chase upstream. */
+  body(q: Query): Body | undefined {
+    const zone = this.current();
+    if (q.dotInLabel) return this.negative(zone, q);
+    const key = KEPT_TYPES.has(q.type) ? q.type : 0;
+    const kept = this.bodies.get(q.name)?.get(key);
+    if (kept) return kept;
+    const local = zone.lookup(q.name, q.type);
+    if (local.chase !== undefined) return undefined;
+    if (local.rcode === 'NXDOMAIN' && local.answers.length === 0) return this.negative(zone, q);
+    const body = encodeBody(local, FLAG.AA | RCODE[local.rcode], q.questionEnd, [[q.name, HEADER_BYTES]]);
+    // Names outside the zone's index (pod records) are made up per query: not kept, so no query grows memory.
+    if (zone.has(q.name)) {
+      const byType = this.bodies.get(q.name) ?? new Map<number, Body>();
+      this.bodies.set(q.name, byType.set(key, body));
+    }
+    return body;
+  }
+
+  /** NXDOMAIN: the zone's SOA, its name pointing into the question where the question ends in it. */
+  private negative(zone: ClusterZone, q: Query): Body {
+    const domain = zone.soa.name;
+    const under = !q.dotInLabel && zone.inZone(q.name);
+    const at = HEADER_BYTES + q.name.length - domain.length;
+    const key = under ? at : -q.questionEnd;
+    let body = this.negatives.get(key);
+    if (!body) {
+      body = encodeBody({ answers: [], authorities: [zone.soa], additionals: [] }, FLAG.AA | RCODE.NXDOMAIN, q.questionEnd, under ? [[domain, at]] : []);
+      this.negatives.set(key, body);
+    }
+    return body;
   }
 }
 
@@ -121,10 +186,9 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   const timeoutMs = options.timeoutMs ?? 2000;
   const maxInFlight = options.maxInFlight ?? 1024;
   const zones = new ZoneFollower(options.view, options.zone);
+  let clients = options.clients;
   const upstreams = options.upstreams.map(splitHostPort);
   const family = net.isIPv6(options.host) ? 'udp6' : 'udp4';
-  const udp = dgram.createSocket({ type: family });
-  const tcp = net.createServer();
   const connections = new Set<net.Socket>();
   // One socket per address family sends every forwarded UDP query; replies are matched by a random id, the
   // upstream's address and the question, so that a forged reply must guess all three.
@@ -200,7 +264,7 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     try {
       for (const to of upstreams) {
         let reply = overTcp ? await askTcp(query, to) : await askUdp(query, to);
-        if (reply && !overTcp && (reply.readUInt16BE(2) & packet.TRUNCATED_RESPONSE)) reply = await askTcp(query, to) ?? reply;
+        if (reply && !overTcp && (reply.readUInt16BE(2) & FLAG.TC)) reply = await askTcp(query, to) ?? reply;
         if (reply) return reply;
       }
       return undefined;
@@ -209,70 +273,59 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     }
   };
 
-  /** The answer to one message, sized for the transport (limit: bytes a UDP answer may have; Infinity on TCP). */
-  const answer = async (msg: Buffer, udpClient: boolean): Promise<Buffer | undefined> => {
-    const key = msg.length >= 12 ? (udpClient ? 'u' : 't') + msg.toString('latin1', 2) : '';
-    const known = zones.answers.get(key);
-    if (known) {
-      const reply = Buffer.from(known);
-      msg.copy(reply, 0, 0, 2);
-      return reply;
-    }
-    let query: DecodedPacket;
+  /** The answer to one message from `client`, sized for the transport; undefined when it gets none. */
+  const answer = async (msg: Buffer, udpClient: boolean, client: string): Promise<Buffer | undefined> => {
+    const q = decodeQuery(msg);
+    if (!q) return undefined;
+    if (!clients.allows(client)) return errorReply(msg, q, 'REFUSED');
+    if (q.error) return errorReply(msg, q, q.error);
+    if (q.edns && q.edns.version !== 0) return badVersionReply(msg, q);
+    const limit = udpClient ? udpLimit(q) : TCP_LIMIT;
     try {
-      query = packet.decode(msg);
-    } catch {
-      return msg.length >= 12 ? errorReply(msg.readUInt16BE(0), msg.readUInt16BE(2), [], RCODE.FORMERR) : undefined;
+      if (!zones.current().isLocal(q.name)) {
+        const reply = await forward(msg, !udpClient);
+        return reply ? fitReply(reply, msg, q, limit) : errorReply(msg, q, 'SERVFAIL');
+      }
+      const body = zones.body(q);
+      return body ? assemble(msg, q, body, limit) : await chased(msg, q, limit, !udpClient);
+    } catch (err) {
+      options.log?.warn({ err: (err as Error).message, name: q.name }, 'DNS answer failed');
+      return errorReply(msg, q, 'SERVFAIL');
     }
-    if (query.type !== 'query') return undefined;
-    const flags = query.flags ?? 0;
-    const questions = query.questions ?? [];
-    const opt = query.additionals?.find((a) => a.type === 'OPT');
-    const limit = !udpClient ? Infinity : opt && 'udpPayloadSize' in opt ? Math.min(Math.max(opt.udpPayloadSize, UDP_LIMIT), EDNS_MAX) : UDP_LIMIT;
-    if (((flags >> 11) & 0xf) !== 0) return errorReply(query.id ?? 0, flags, questions, RCODE.NOTIMP);
-    const q = questions[0];
-    if (questions.length !== 1 || !q) return errorReply(query.id ?? 0, flags, questions, RCODE.FORMERR);
-    const zone = zones.current();
-    if (!zone.isLocal(q.name)) {
-      const reply = await forward(msg, !udpClient);
-      return fit(reply ?? errorReply(query.id ?? 0, flags, questions, RCODE.SERVFAIL), limit);
-    }
-    const local = zone.lookup(q.name, q.type as QueryType);
+  };
+
+  /**
+   * The answer to an ExternalName whose target is outside the zone: its CNAME(s), then the upstreams' records of
+   * the target (their rcode, and not authoritative); the CNAME alone when no upstream answers.
+   */
+  const chased = async (msg: Buffer, q: Query, limit: number, overTcp: boolean): Promise<Buffer> => {
+    const asked = packet.decode(msg).questions![0]!;
+    const local = zones.current().lookup(asked.name, q.type);
     const response: Packet = {
-      id: query.id ?? 0,
-      type: 'response',
-      flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | (flags & packet.RECURSION_DESIRED) | RCODE[local.rcode],
-      questions: [q],
-      answers: local.answers,
-      authorities: local.authorities,
-      additionals: local.additionals,
+      id: q.id, type: 'response', flags: FLAG.AA | FLAG.RA | (q.flags & FLAG.RD), questions: [asked],
+      answers: local.answers, authorities: local.authorities,
+      additionals: q.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_MAX, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
     };
-    if (opt) response.additionals = [...response.additionals ?? [], { type: 'OPT', name: '.', udpPayloadSize: EDNS_MAX, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }];
-    if (local.chase !== undefined) {
-      await chase(response, q, local.chase, !udpClient);
-      return fit(packet.encode(response), limit);
+    const reply = await forward(packet.encode({ id: 0, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ ...asked, name: local.chase! }] }), overTcp);
+    if (reply) {
+      try {
+        const upstream = packet.decode(reply);
+        response.answers = [...response.answers ?? [], ...(upstream.answers ?? [])];
+        response.authorities = upstream.authorities ?? [];
+        response.flags = ((response.flags ?? 0) & ~FLAG.AA) | ((upstream.flags ?? 0) & 0xf);
+      } catch {
+        // A malformed upstream answer leaves the CNAME alone; the client asks for the target itself.
+      }
     }
-    const reply = fit(packet.encode(response), limit);
-    zones.remember(key, reply);
-    return Buffer.from(reply);
+    return fitReply(packet.encode(response), msg, q, limit);
   };
 
-  /** An ExternalName's target outside the zone: the upstreams' records of it follow the CNAME. */
-  const chase = async (response: Packet, q: Question, target: string, overTcp: boolean): Promise<void> => {
-    const reply = await forward(packet.encode({ id: response.id ?? 0, type: 'query', flags: packet.RECURSION_DESIRED, questions: [{ ...q, name: target }] }), overTcp);
-    if (!reply) return;
-    try {
-      const upstream = packet.decode(reply);
-      response.answers = [...response.answers ?? [], ...(upstream.answers ?? [])];
-      response.authorities = upstream.authorities ?? [];
-      response.flags = ((response.flags ?? 0) & ~0xf & ~packet.AUTHORITATIVE_ANSWER) | ((upstream.flags ?? 0) & 0xf);
-    } catch {
-      // A malformed upstream answer leaves the CNAME alone; the client asks for the target itself.
-    }
-  };
-
+  const { udp, tcp, port } = await listen(options.host, options.port, family).catch((err: unknown) => {
+    zones.stop();
+    throw err;
+  });
   udp.on('message', (msg, rinfo) => {
-    answer(msg, true).then((reply) => {
+    answer(msg, true, rinfo.address).then((reply) => {
       if (reply) udp.send(reply, rinfo.port, rinfo.address);
     }, (err: unknown) => options.log?.warn({ err: (err as Error).message }, 'DNS query failed'));
   });
@@ -289,40 +342,19 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
       while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
         const msg = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
         buffered = buffered.subarray(2 + msg.length);
-        answer(Buffer.from(msg), false).then((reply) => {
+        answer(Buffer.from(msg), false, socket.remoteAddress ?? '').then((reply) => {
           if (reply && !socket.destroyed) socket.write(Buffer.concat([lengthPrefix(reply.length), reply]));
         }, () => socket.destroy());
       }
     });
   });
 
-  const port = await new Promise<number>((resolve, reject) => {
-    udp.once('error', reject);
-    udp.bind(options.port, options.host, () => {
-      udp.off('error', reject);
-      resolve(udp.address().port);
-    });
-  }).catch((err: Error) => {
-    udp.close();
-    zones.stop();
-    throw new DnsListenError(options.host, options.port, err);
-  });
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject);
-    tcp.listen(port, options.host, () => {
-      tcp.off('error', reject);
-      resolve();
-    });
-  }).catch((err: Error) => {
-    udp.close();
-    zones.stop();
-    throw new DnsListenError(options.host, port, err);
-  });
   options.log?.info({ address: options.host, port, domain: options.zone.domain, upstreams: options.upstreams }, 'DNS server listening');
 
   return {
     port,
     setZone: (zone) => zones.set(zone),
+    setClients: (next) => { clients = next; },
     async close() {
       zones.stop();
       for (const p of pending.values()) clearTimeout(p.timer);
@@ -337,21 +369,39 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   };
 }
 
+/** Tries to take a port left to the system (0) this often: the UDP port it gives may be taken over TCP. */
+const FREE_PORT_TRIES = 5;
+
+/** A UDP socket and a TCP server bound to one address and port; DnsListenError when that cannot be. */
+async function listen(host: string, port: number, family: 'udp4' | 'udp6'): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const udp = dgram.createSocket({ type: family });
+    const bound = await new Promise<number>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve(udp.address().port);
+      });
+    }).catch((err: Error) => {
+      udp.close();
+      throw new DnsListenError(host, port, err);
+    });
+    const tcp = net.createServer();
+    const err = await new Promise<Error | undefined>((resolve) => {
+      tcp.once('error', resolve);
+      tcp.listen(bound, host, () => {
+        tcp.off('error', resolve);
+        resolve(undefined);
+      });
+    });
+    if (!err) return { udp, tcp, port: bound };
+    udp.close();
+    if (port !== 0 || attempt >= FREE_PORT_TRIES || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw new DnsListenError(host, bound, err);
+  }
+}
+
 function lengthPrefix(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(n, 0);
   return b;
-}
-
-function errorReply(id: number, queryFlags: number, questions: Question[], rcode: number): Buffer {
-  return packet.encode({
-    id, type: 'response', flags: packet.RECURSION_AVAILABLE | (queryFlags & packet.RECURSION_DESIRED) | rcode, questions,
-  });
-}
-
-/** `reply` when it fits `limit`; else the same header with TC set and only the question (RFC 2181 9, RFC 7766). */
-function fit(reply: Buffer, limit: number): Buffer {
-  if (reply.length <= limit) return reply;
-  const decoded = packet.decode(reply);
-  return packet.encode({ id: decoded.id ?? 0, type: 'response', flags: (decoded.flags ?? 0) | packet.TRUNCATED_RESPONSE, questions: decoded.questions ?? [] });
 }

@@ -1,10 +1,14 @@
-// A real pod on Docker resolves a Service through its node's DNS server: the agent (against a real server) serves
-// DNS on a host address of its own (the gateway of a Docker network made for this test), the pod's sandbox gets
-// the ClusterFirst resolv.conf naming it, busybox nslookup in the pod resolves the Service's short name through
-// the search list (and the kubernetes Service by its full name), and the container has the Services' environment variables.
+// A real pod on Docker resolves a Service through its node's DNS server as under `flotilla up`: no pod network, the
+// pod on Docker's default bridge, the agent (against a real server) serving DNS on the bridge's gateway
+// (defaultBridgeDns, what `flotilla up` uses) and answering the bridge's subnet. The pod's sandbox gets the
+// ClusterFirst resolv.conf naming the gateway, busybox nslookup in the pod resolves Services through it, and the
+// container has the Services' environment variables. The server listens on a free port, never on the root
+// namespace's port 53 (so nslookup is told the port), which is what a host's own resolver may hold; busybox's
+// nslookup then skips resolv.conf, search list included, so names are asked in full here.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DockerRuntime } from '../../../node-agent/runtime/docker.js';
+import { defaultBridgeDns, type DockerNetworkInfo } from '../../../node-agent/network/cluster-dns.js';
 import { LABEL_CONTAINER, LABEL_NODE, LABEL_POD } from '../../../node-agent/runtime/types.js';
 import { eventually } from '../../support/eventually.js';
 import { setUp } from '../../support/set-up.js';
@@ -12,33 +16,30 @@ import { RealServer, type TestAgent } from '../real-server.js';
 
 const TESTBOX = 'flotilla/testbox:latest';
 const NODE = `dns-docker-${process.pid}`;
-const NETWORK = `flotilla-dns-${process.pid}`;
 const srv = new RealServer();
 const runtime = new DockerRuntime();
 let agent: TestAgent | undefined;
-let gateway = '';
+let bridge: Awaited<ReturnType<typeof defaultBridgeDns>>;
 
 setUp(test, async () => {
   await srv.start();
-  const network = await runtime.docker.createNetwork({ Name: NETWORK, Driver: 'bridge', Labels: { 'io.flotilla.test': String(process.pid) } });
-  const info = await network.inspect() as { IPAM?: { Config?: Array<{ Gateway?: string }> } };
-  gateway = info.IPAM?.Config?.[0]?.Gateway ?? '';
-  if (!gateway) throw new Error(`docker network ${NETWORK} has no gateway address`);
+  bridge = await defaultBridgeDns(await runtime.docker.getNetwork('bridge').inspect() as DockerNetworkInfo);
+  if (!bridge) throw new Error('Docker\'s default bridge has no gateway address');
 }, async () => {
   await agent?.stop();
   for (const c of await runtime.listContainers({ [LABEL_NODE]: NODE })) await runtime.removeContainer(c.id);
-  await runtime.docker.getNetwork(NETWORK).remove().catch(() => undefined);
   await srv.close();
 });
 
-test('nslookup in a pod resolves a Service through the agent; resolv.conf is ClusterFirst; Service variables are set', async () => {
+test('nslookup in a pod on the default bridge resolves a Service through the agent on the bridge gateway; resolv.conf is ClusterFirst; Service variables are set', async () => {
+  const gateway = bridge!.address;
   await srv.client.request('POST', '/api/v1/namespaces/default/services', {
     apiVersion: 'v1', kind: 'Service', metadata: { name: 'web-front', namespace: 'default' },
     spec: { clusterIP: '10.43.0.60', ports: [{ name: 'http', port: 80 }] },
   });
-  agent = srv.startAgent(NODE, runtime, { dns: { address: gateway } });
+  agent = srv.startAgent(NODE, runtime, { dns: { ...bridge!, port: 0 } });
   const info = await agent.info;
-  await eventually('the DNS server listening', () => info.dns?.port);
+  const server = `${gateway}:${await eventually('the DNS server listening', () => info.dns?.port)}`;
   await srv.createPod({
     apiVersion: 'v1', kind: 'Pod', metadata: { name: 'asker' },
     spec: { nodeName: NODE, terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: TESTBOX, command: ['sleep', '3600'] }] },
@@ -60,13 +61,12 @@ test('nslookup in a pod resolves a Service through the agent; resolv.conf is Clu
   assert.match(env, 'KUBERNETES_SERVICE_HOST=10.43.0.1');
 
   const lookup = await eventually('nslookup answers', async () => {
-    const r = await exec(['nslookup', 'web-front']);
+    const r = await exec(['nslookup', 'web-front.default.svc.cluster.local', server]);
     return r.stdout.includes('10.43.0.60') ? r.stdout : undefined;
   }, 30_000);
   assert.match(lookup, 'web-front.default.svc.cluster.local');
-  // busybox's nslookup applies the search list to names without a dot only.
-  assert.match((await exec(['nslookup', 'kubernetes.default.svc.cluster.local'])).stdout, '10.43.0.1');
-  const missing = await exec(['nslookup', 'nothing.default.svc.cluster.local']);
+  assert.match((await exec(['nslookup', 'kubernetes.default.svc.cluster.local', server])).stdout, '10.43.0.1');
+  const missing = await exec(['nslookup', 'nothing.default.svc.cluster.local', server]);
   assert.match(missing.stdout + missing.stderr, /NXDOMAIN|can't find/);
 });
 
