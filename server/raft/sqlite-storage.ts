@@ -228,6 +228,13 @@ export class SqliteStorage implements LogStore {
     return snap;
   }
 
+  /** Replaces the data of the stored snapshot, keeping its meta (a migration of how the data is written). */
+  replaceSnapshotData(data: Uint8Array): void {
+    const snap: Snapshot = { meta: this.snap.meta, data };
+    this.#putSnapshot(snap);
+    this.snap = snap;
+  }
+
   compact(index: number): void {
     if (index <= this.firstIndex()) return;
     if (index > this.snap.meta.index + 1) {
