@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { SqliteStorage } from '../raft/sqlite-storage.js';
+import { RAFT_LOG_WAY_OUT, SqliteStorage } from '../raft/sqlite-storage.js';
 import { encodeConfChange } from '../raft/types.js';
 import { ProposalDroppedError } from '../raft/raft.js';
 import type { ConfChange, ConfState, NodeId, Role } from '../raft/types.js';
@@ -116,7 +116,7 @@ export class ClusterMember {
     const secretPath = join(cfg.dataDir, MEMBER_FILES.secret);
     const logPath = join(cfg.dataDir, MEMBER_FILES.log);
     if (existsSync(idPath) && !existsSync(logPath)) {
-      throw new DataCorruptionError(logPath, `is missing while ${idPath} says this data dir is member of a cluster`, RAFT_WAY_OUT);
+      throw new DataCorruptionError(logPath, `is missing while ${idPath} says this data dir is member of a cluster`, RAFT_LOG_WAY_OUT);
     }
     const logStore = new SqliteStorage(logPath);
     try {
@@ -454,9 +454,6 @@ export class ClusterMember {
   }
 }
 
-/** What an operator does about a member whose Raft log or snapshot is damaged. */
-const RAFT_WAY_OUT = 'The server does not start on damaged data. Remove this member (flotilla cluster remove MEMBER_ID on a healthy member), move its data dir away and start it again with --join, so that it is sent a snapshot by the leader; a single server restores its last backup (flotilla restore --data NEW_DIR BACKUP_FILE)';
-
 /**
  * Start-up checks of the state against the Raft log, made before the member runs: the snapshot the log refers
  * to is there and intact (a snapshot record from before the hashes gets its hash now); the state has not
@@ -468,17 +465,17 @@ function checkAgainstLog(dataDir: string, store: SqliteStore, logStore: SqliteSt
   const snapshotDir = join(dataDir, MEMBER_FILES.snapshots);
   const snap = logStore.snapshot();
   if (store.revision() > logStore.lastIndex()) {
-    throw new DataCorruptionError(logPath, `the Raft log ends at index ${logStore.lastIndex()}, but the state has applied entries up to ${store.revision()}: committed entries are missing from the log`, RAFT_WAY_OUT);
+    throw new DataCorruptionError(logPath, `the Raft log ends at index ${logStore.lastIndex()}, but the state has applied entries up to ${store.revision()}: committed entries are missing from the log`, RAFT_LOG_WAY_OUT);
   }
   if (snap.meta.index === 0) return;
   let file = decodeSnapshotFile(snap.data);
   if ('legacyPath' in file) {
     const legacyPath = file.legacyPath;
-    if (!existsSync(legacyPath)) throw new DataCorruptionError(legacyPath, 'the snapshot file the Raft log refers to is missing', RAFT_WAY_OUT);
+    if (!existsSync(legacyPath)) throw new DataCorruptionError(legacyPath, 'the snapshot file the Raft log refers to is missing', RAFT_LOG_WAY_OUT);
     file = describeSnapshotFile(snapshotDir, basename(legacyPath));
     logStore.replaceSnapshotData(encodeSnapshotFile(file));
   }
-  const path = verifiedSnapshotPath(snapshotDir, file, RAFT_WAY_OUT);
+  const path = verifiedSnapshotPath(snapshotDir, file, RAFT_LOG_WAY_OUT);
   if (store.revision() < file.revision) store.restoreFrom(path);
 }
 

@@ -87,7 +87,7 @@ export function parseWireMessage(v: unknown, at = ''): WireMessage {
     const entry = e as Record<string, unknown> | null;
     if (!entry || typeof entry !== 'object') bad(`entries[${j}]`, 'an object');
     if (!isIndex(entry!.term)) bad(`entries[${j}].term`, 'a non-negative safe integer');
-    if (!isMemberId(entry!.index)) bad(`entries[${j}].index`, 'a positive safe integer');
+    if (!isIndex(entry!.index)) bad(`entries[${j}].index`, 'a non-negative safe integer (0 in a proposal)');
     if (entry!.type !== 'normal' && entry!.type !== 'confChange') bad(`entries[${j}].type`, '"normal" or "confChange"');
     if (typeof entry!.data !== 'string' || !BASE64.test(entry!.data)) bad(`entries[${j}].data`, 'base64');
   });

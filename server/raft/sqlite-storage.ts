@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS raft_anchor (
 
 const TABLES = ['raft_hard_state', 'raft_entries', 'raft_snapshot', 'raft_anchor'] as const;
 
-const WAY_OUT = 'The server does not start on a damaged Raft log. Remove this member (flotilla cluster remove MEMBER_ID on a healthy member), move its data dir away and start it again with --join, so that it is sent a snapshot by the leader; a single server restores its last backup (flotilla restore --data NEW_DIR BACKUP_FILE)';
+/** What an operator does about a member whose Raft log (or the snapshot it refers to) is damaged. */
+export const RAFT_LOG_WAY_OUT = 'The server does not start on damaged data. Remove this member (flotilla cluster remove MEMBER_ID on a healthy member), move its data dir away and start it again with --join, so that it is sent a snapshot by the leader; a single server restores its last backup (flotilla restore --data NEW_DIR BACKUP_FILE)';
 
 interface EntryRow {
   idx: number;
@@ -68,15 +69,15 @@ export class SqliteStorage implements LogStore {
   constructor(path: string, options: SqliteStorageOptions = {}) {
     this.path = path;
     const wal = walDamage(path);
-    if (wal) throw new DataCorruptionError(`${path}-wal`, wal, WAY_OUT);
+    if (wal) throw new DataCorruptionError(`${path}-wal`, wal, RAFT_LOG_WAY_OUT);
     try {
       this.db = new Database(path);
     } catch (err) {
-      throw new DataCorruptionError(path, `cannot be opened: ${(err as Error).message}`, WAY_OUT);
+      throw new DataCorruptionError(path, `cannot be opened: ${(err as Error).message}`, RAFT_LOG_WAY_OUT);
     }
     try {
       const damage = quickCheckFailure(this.db);
-      if (damage) throw new DataCorruptionError(this.path, `PRAGMA quick_check failed: ${damage}`, WAY_OUT);
+      if (damage) throw new DataCorruptionError(this.path, `PRAGMA quick_check failed: ${damage}`, RAFT_LOG_WAY_OUT);
       // Small pages: every commit writes whole pages to the WAL, and most commits touch a few rows each, so
       // 1 KiB pages cut the bytes an SD card takes per write to about a third (bench:store bytesPer1000Writes).
       // Takes effect when the file is created.
@@ -98,31 +99,31 @@ export class SqliteStorage implements LogStore {
         one: this.db.prepare('SELECT idx, term, type, data, crc FROM raft_entries WHERE idx = ?'),
       };
       const hs = this.db.prepare('SELECT term, vote, commit_index AS "commit", crc FROM raft_hard_state WHERE id = 1').get() as (HardState & { crc: number }) | undefined;
-      if (hs && hs.crc !== rowCrc([hs.term, hs.vote, hs.commit])) throw new DataCorruptionError(this.path, 'the Raft hard state (term, vote, commit) fails its checksum', WAY_OUT);
+      if (hs && hs.crc !== rowCrc([hs.term, hs.vote, hs.commit])) throw new DataCorruptionError(this.path, 'the Raft hard state (term, vote, commit) fails its checksum', RAFT_LOG_WAY_OUT);
       this.hardState = hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : { ...EMPTY_HARD_STATE };
       const s = this.db.prepare('SELECT idx, term, conf_state, data, crc FROM raft_snapshot WHERE id = 1').get() as
         { idx: number; term: number; conf_state: string; data: Buffer; crc: number } | undefined;
-      if (s && s.crc !== rowCrc([s.idx, s.term, s.conf_state], s.data)) throw new DataCorruptionError(this.path, 'the Raft snapshot record fails its checksum', WAY_OUT);
+      if (s && s.crc !== rowCrc([s.idx, s.term, s.conf_state], s.data)) throw new DataCorruptionError(this.path, 'the Raft snapshot record fails its checksum', RAFT_LOG_WAY_OUT);
       this.snap = s
         ? { meta: { index: s.idx, term: s.term, confState: parseConfState(s.conf_state) }, data: new Uint8Array(s.data) }
         : emptySnapshot();
       const a = this.db.prepare('SELECT idx, term, crc FROM raft_anchor WHERE id = 1').get() as { idx: number; term: number; crc: number } | undefined;
-      if (a && a.crc !== rowCrc([a.idx, a.term])) throw new DataCorruptionError(this.path, 'the Raft log anchor fails its checksum', WAY_OUT);
+      if (a && a.crc !== rowCrc([a.idx, a.term])) throw new DataCorruptionError(this.path, 'the Raft log anchor fails its checksum', RAFT_LOG_WAY_OUT);
       this.anchor = a ? { index: a.idx, term: a.term } : { index: 0, term: 0 };
       const range = this.db.prepare('SELECT MIN(idx) AS lo, MAX(idx) AS hi, COUNT(*) AS n FROM raft_entries').get() as { lo: number | null; hi: number | null; n: number };
       this.last = range.hi ?? this.anchor.index;
       if (range.n > 0 && (range.lo !== this.anchor.index + 1 || range.n !== this.last - this.anchor.index)) {
-        throw new DataCorruptionError(this.path, `the Raft log has holes: ${range.n} entries in [${range.lo}, ${range.hi}] after the anchor at ${this.anchor.index}`, WAY_OUT);
+        throw new DataCorruptionError(this.path, `the Raft log has holes: ${range.n} entries in [${range.lo}, ${range.hi}] after the anchor at ${this.anchor.index}`, RAFT_LOG_WAY_OUT);
       }
       if (this.hardState.commit > this.last) {
-        throw new DataCorruptionError(this.path, `the Raft log ends at index ${this.last} but its hard state says ${this.hardState.commit} is committed: committed entries are missing`, WAY_OUT);
+        throw new DataCorruptionError(this.path, `the Raft log ends at index ${this.last} but its hard state says ${this.hardState.commit} is committed: committed entries are missing`, RAFT_LOG_WAY_OUT);
       }
       // Every entry is read once: a damaged one is found now, not when a follower or a restart needs it.
       for (const row of this.db.prepare('SELECT idx, term, type, data, crc FROM raft_entries ORDER BY idx').iterate() as IterableIterator<EntryRow>) this.#rowToEntry(row);
     } catch (err) {
       this.db.close();
       if (err instanceof DataCorruptionError) throw err;
-      throw new DataCorruptionError(path, (err as Error).message, WAY_OUT);
+      throw new DataCorruptionError(path, (err as Error).message, RAFT_LOG_WAY_OUT);
     }
   }
 
@@ -144,8 +145,8 @@ export class SqliteStorage implements LogStore {
 
   #rowToEntry(r: EntryRow): Entry {
     const e = { index: r.idx, term: r.term, type: r.type as EntryType, data: new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength) };
-    if (r.crc !== entryCrc(e)) throw new DataCorruptionError(this.path, `Raft log entry ${r.idx} fails its checksum`, WAY_OUT);
-    if (r.type !== 'normal' && r.type !== 'confChange') throw new DataCorruptionError(this.path, `Raft log entry ${r.idx} has unknown type ${JSON.stringify(r.type)}`, WAY_OUT);
+    if (r.crc !== entryCrc(e)) throw new DataCorruptionError(this.path, `Raft log entry ${r.idx} fails its checksum`, RAFT_LOG_WAY_OUT);
+    if (r.type !== 'normal' && r.type !== 'confChange') throw new DataCorruptionError(this.path, `Raft log entry ${r.idx} has unknown type ${JSON.stringify(r.type)}`, RAFT_LOG_WAY_OUT);
     return e;
   }
 
@@ -170,7 +171,7 @@ export class SqliteStorage implements LogStore {
     if (index > this.last) throw new UnavailableError(index, this.last);
     if (index === this.anchor.index) return this.anchor.term;
     const row = this.stmt.one.get(index) as EntryRow | undefined;
-    if (row === undefined) throw new DataCorruptionError(this.path, `the Raft log lacks index ${index} inside [${this.firstIndex()}, ${this.last}]`, WAY_OUT);
+    if (row === undefined) throw new DataCorruptionError(this.path, `the Raft log lacks index ${index} inside [${this.firstIndex()}, ${this.last}]`, RAFT_LOG_WAY_OUT);
     return this.#rowToEntry(row).term;
   }
 
@@ -181,12 +182,12 @@ export class SqliteStorage implements LogStore {
     let size = 0;
     for (const row of this.stmt.range.iterate(lo, hi) as IterableIterator<EntryRow>) {
       const e = this.#rowToEntry(row);
-      if (e.index !== lo + out.length) throw new DataCorruptionError(this.path, `the Raft log has a gap before index ${e.index}`, WAY_OUT);
+      if (e.index !== lo + out.length) throw new DataCorruptionError(this.path, `the Raft log has a gap before index ${e.index}`, RAFT_LOG_WAY_OUT);
       size += entrySize(e);
       if (out.length > 0 && size > maxBytes) return out;
       out.push(e);
     }
-    if (out.length !== hi - lo) throw new DataCorruptionError(this.path, `the Raft log has a gap: expected [${lo}, ${hi}), found ${out.length} entries`, WAY_OUT);
+    if (out.length !== hi - lo) throw new DataCorruptionError(this.path, `the Raft log has a gap: expected [${lo}, ${hi}), found ${out.length} entries`, RAFT_LOG_WAY_OUT);
     return out;
   }
 

@@ -4,6 +4,7 @@
 // DataCorruptionError naming the file, never repaired behind the caller's back.
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
+import { endianness, uptime } from 'node:os';
 import type { Database } from 'better-sqlite3';
 
 /** The CRC-32 a row is stored with: its fields in order, then its blob (if any). */
@@ -45,52 +46,91 @@ function walChecksum(buf: Buffer, bigEndian: boolean, s: [number, number]): [num
   return [s0, s1];
 }
 
+/** What the WAL index (`-shm`) of the current boot says: the last committed frame, and how many were checkpointed. */
+interface WalIndex { mxFrame: number; nBackfill: number; salts: Buffer }
+
 /**
- * Looks for committed transactions that SQLite would drop from `<dbPath>-wal`: a frame of the current WAL
- * generation (its salts match the header) that fails its checksum while later frames, each intact against the
- * checksum stored before it, hold at least two commits. A crash tears at most the transactions still being
- * written, which are the last ones and were never acknowledged as durable (synchronous FULL syncs each commit),
- * so one torn tail transaction is what a power cut may leave and is not reported; intact commits behind a bad
- * frame mean bytes changed after they were written. A damaged header with frames behind it is reported too
- * (SQLite would ignore the whole WAL). Returns what is wrong, or undefined.
+ * The header of `<dbPath>-shm` when it can be trusted: written since the machine booted (within one boot the
+ * page cache is what every process sees, so SIGKILL loses nothing of it; after a power cut it may be stale),
+ * its two copies equal and their checksum right. Else undefined.
+ */
+function walIndex(dbPath: string): WalIndex | undefined {
+  const shmPath = `${dbPath}-shm`;
+  if (!existsSync(shmPath)) return undefined;
+  const st = statSync(shmPath);
+  if (st.size < 136 || st.mtimeMs < Date.now() - uptime() * 1000) return undefined;
+  const buf = Buffer.alloc(136);
+  const fd = openSync(shmPath, 'r');
+  try {
+    readSync(fd, buf, 0, 136, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const le = endianness() === 'LE';
+  const u32 = (off: number) => (le ? buf.readUInt32LE(off) : buf.readUInt32BE(off));
+  if (!buf.subarray(0, 48).equals(buf.subarray(48, 96)) || u32(0) !== 3007000 || buf[12] !== 1) return undefined;
+  const [c0, c1] = walChecksum(buf.subarray(0, 40), !le, [0, 0]);
+  if (c0 !== u32(40) || c1 !== u32(44)) return undefined;
+  return { mxFrame: u32(16), nBackfill: u32(96), salts: Buffer.from(buf.subarray(32, 40)) };
+}
+
+/**
+ * Looks for committed transactions that SQLite would drop from `<dbPath>-wal` without a word (it takes the
+ * first damaged frame for the end of the log, and a WAL that is gone or shorter for a shorter log):
+ * - a damaged header with frames behind it (SQLite would ignore the whole WAL);
+ * - a frame of the current generation (its salts match the header) that fails its checksum while later frames,
+ *   each intact against the checksum stored before it, hold at least two commits. A crash tears at most the
+ *   transactions still being written, the last ones, never acknowledged as durable; intact commits behind a
+ *   bad frame mean bytes changed after they were written;
+ * - fewer intact committed frames than the WAL index of this boot says were committed (walIndex): a WAL cut
+ *   short or deleted since (a deleted one only matters if not every frame was checkpointed).
+ * Returns what is wrong, or undefined.
  */
 export function walDamage(dbPath: string): string | undefined {
   const walPath = `${dbPath}-wal`;
-  if (!existsSync(walPath)) return undefined;
+  const index = walIndex(dbPath);
+  if (!existsSync(walPath)) {
+    return index && index.mxFrame > index.nBackfill ? `${walPath} is missing, and its index (${dbPath}-shm) says frames ${index.nBackfill + 1} to ${index.mxFrame} were committed to it and not yet checkpointed` : undefined;
+  }
   const size = statSync(walPath).size;
-  if (size < WAL_HEADER) return undefined;
   const fd = openSync(walPath, 'r');
   try {
     const header = Buffer.alloc(WAL_HEADER);
-    readSync(fd, header, 0, WAL_HEADER, 0);
+    if (size >= WAL_HEADER) readSync(fd, header, 0, WAL_HEADER, 0);
     const magic = header.readUInt32BE(0);
     const pageSize = header.readUInt32BE(8);
     const frameSize = FRAME_HEADER + pageSize;
-    const headerOk = (magic === 0x377f0682 || magic === 0x377f0683) && pageSize >= 512 && pageSize <= 65536 && (pageSize & (pageSize - 1)) === 0;
+    const headerOk = size >= WAL_HEADER && (magic === 0x377f0682 || magic === 0x377f0683) && pageSize >= 512 && pageSize <= 65536 && (pageSize & (pageSize - 1)) === 0;
     const bigEndian = magic === 0x377f0683;
     let sum = headerOk ? walChecksum(header.subarray(0, 24), bigEndian, [0, 0]) : [0, 0] as [number, number];
     if (!headerOk || sum[0] !== header.readUInt32BE(24) || sum[1] !== header.readUInt32BE(28)) {
-      return size > WAL_HEADER + FRAME_HEADER ? `the WAL header of ${walPath} is damaged, and SQLite would ignore the ${size} bytes of WAL behind it` : undefined;
+      if (size > WAL_HEADER + FRAME_HEADER) return `the WAL header of ${walPath} is damaged, and SQLite would ignore the ${size} bytes of WAL behind it`;
+      return index && index.mxFrame > index.nBackfill ? `${walPath} is cut short (${size} bytes), and its index (${dbPath}-shm) says ${index.mxFrame} frames were committed to it` : undefined;
     }
-    const salt1 = header.readUInt32BE(16);
-    const salt2 = header.readUInt32BE(20);
+    const salts = header.subarray(16, 24);
     const frame = Buffer.alloc(frameSize);
     let damagedAt: number | undefined;
+    let lastIntactCommit = 0;
     let commitsAfter = 0;
-    for (let n = 0, off = WAL_HEADER; off + frameSize <= size; n++, off += frameSize) {
+    for (let n = 1, off = WAL_HEADER; off + frameSize <= size; n++, off += frameSize) {
       readSync(fd, frame, 0, frameSize, off);
       // Frames of an older generation (other salts) may follow the current ones: they count as the end, and
       // no frame of the current generation can come after them unless bytes changed.
-      const current = frame.readUInt32BE(8) === salt1 && frame.readUInt32BE(12) === salt2;
+      const current = frame.subarray(8, 16).equals(salts);
       const stored: [number, number] = [frame.readUInt32BE(16), frame.readUInt32BE(20)];
       const computed = walChecksum(frame.subarray(FRAME_HEADER), bigEndian, walChecksum(frame.subarray(0, 8), bigEndian, sum));
-      if (!current || computed[0] !== stored[0] || computed[1] !== stored[1]) damagedAt ??= n + 1;
-      else if (damagedAt !== undefined && frame.readUInt32BE(4) !== 0) commitsAfter++;
+      const commit = frame.readUInt32BE(4) !== 0;
+      if (!current || computed[0] !== stored[0] || computed[1] !== stored[1]) damagedAt ??= n;
+      else if (damagedAt !== undefined && commit) commitsAfter++;
+      else if (damagedAt === undefined && commit) lastIntactCommit = n;
       // Each frame's checksum continues from the one stored in the frame before it.
       sum = stored;
     }
     if (damagedAt !== undefined && commitsAfter >= 2) {
       return `frame ${damagedAt} of ${walPath} is damaged and ${commitsAfter} committed transactions follow it, which SQLite would drop without a word`;
+    }
+    if (index && index.salts.equals(salts) && index.mxFrame > lastIntactCommit) {
+      return `${walPath} holds ${lastIntactCommit} intact committed frames, but its index (${dbPath}-shm) says ${index.mxFrame} were committed: the WAL was cut short or damaged`;
     }
     return undefined;
   } finally {

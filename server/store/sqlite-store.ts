@@ -135,7 +135,8 @@ export class SqliteStore implements StateStore {
     if (!existsSync(path)) return undefined;
     let db: DB | undefined;
     try {
-      db = new Database(path, { readonly: true, fileMustExist: true });
+      // Read-write: a read-only connection cannot open a WAL database whose -shm file is gone.
+      db = new Database(path, { fileMustExist: true });
       const structure = quickCheckFailure(db);
       if (structure) return new DataCorruptionError(path, `PRAGMA quick_check failed: ${structure}`, wayOut);
       const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
