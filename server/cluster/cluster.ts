@@ -68,6 +68,7 @@ export class ClusterMember {
   readonly identity: Identity;
   readonly secret: string;
   readonly #snapshotDir: string;
+  readonly #logStore: SqliteStorage;
   /** Peer URLs learned from a join answer, until the replicated member records arrive. */
   readonly #seedPeers = new Map<NodeId, string>();
   readonly #roleListeners: ((leading: boolean) => void)[] = [];
@@ -81,6 +82,7 @@ export class ClusterMember {
     this.identity = identity;
     this.secret = secret;
     this.#seedPeers = seeds;
+    this.#logStore = logStore;
     this.#snapshotDir = join(cfg.dataDir, MEMBER_FILES.snapshots);
     mkdirSync(this.#snapshotDir, { recursive: true });
     this.peerFetch = pinnedFetch(cfg.peerTls);
@@ -165,6 +167,8 @@ export class ClusterMember {
       clearInterval(promoter);
       this.transport.close();
       this.peerFetch.close();
+      // The member processes nothing more (RaftMember.run): the log is checkpointed and closed.
+      this.#logStore.close();
     }
   }
 

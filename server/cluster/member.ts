@@ -168,6 +168,8 @@ export class RaftMember implements Proposer {
   }
 
   receive(messages: Message[]): void {
+    // After run() the log may be closed: a late peer request steps nothing.
+    if (this.#stopped) return;
     for (const m of messages) this.node.step(m);
     this.#schedule();
   }

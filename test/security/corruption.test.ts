@@ -14,12 +14,12 @@ import { ApiClient } from '../../client/client.js';
 
 let dir!: string;
 /** Data dirs of SIGKILLed servers and the names of the writes they acknowledged. */
-const bases: Record<'snapshots' | 'wal600', { data: string; acknowledged: string[] }> = {} as never;
+const bases: Record<'snapshots' | 'wal600' | 'stopped', { data: string; acknowledged: string[] }> = {} as never;
 
 const cm = (name: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { fault: 'yes' } }, data: { v: `value of ${name}` } });
 
-/** A server that took `count` writes (all acknowledged, 10 at a time) and was SIGKILLed right after. */
-async function killedAfterWrites(name: string, count: number, extraArgs: string[]): Promise<{ data: string; acknowledged: string[] }> {
+/** A server that took `count` writes (all acknowledged, 10 at a time) and was stopped by `signal` right after. */
+async function stoppedAfterWrites(name: string, count: number, extraArgs: string[], signal: NodeJS.Signals = 'SIGKILL'): Promise<{ data: string; acknowledged: string[] }> {
   const server = new ServerProcess(join(dir, name), '127.0.0.1', 0, extraArgs);
   await server.start();
   const client = new ApiClient(server.url, server.token, { tls: server.tls, timeoutMs: 30_000 });
@@ -32,7 +32,7 @@ async function killedAfterWrites(name: string, count: number, extraArgs: string[
     }
   } finally {
     client.close();
-    await server.kill('SIGKILL');
+    await server.kill(signal);
   }
   return { data: server.dataDir, acknowledged };
 }
@@ -40,8 +40,10 @@ async function killedAfterWrites(name: string, count: number, extraArgs: string[
 setUp(test, async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-corruption-'));
   // Snapshots every 50 entries: the log refers to a snapshot file, and the state was checkpointed behind it.
-  bases.snapshots = await killedAfterWrites('snapshots', 200, ['--snapshot-every', '50']);
-  bases.wal600 = await killedAfterWrites('wal600', 600, []);
+  bases.snapshots = await stoppedAfterWrites('snapshots', 200, ['--snapshot-every', '50']);
+  bases.wal600 = await stoppedAfterWrites('wal600', 600, []);
+  // Stopped cleanly: every page is in the database files (no WAL left), so faults there hit live rows.
+  bases.stopped = await stoppedAfterWrites('stopped', 200, [], 'SIGTERM');
 }, () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -132,6 +134,16 @@ for (const file of files) {
       // The state is rebuilt from the snapshot and the log, whatever happened to it.
       if (file.startsWith('state.db')) assert.is(outcome.kind, 'recovered', `${fault} ${file}: rebuilt from the snapshot and the log`);
       outcomes.push(`${fault} ${file}: ${describe(outcome)}`);
+    });
+  }
+}
+
+for (const file of ['raft.db', 'state.db'] as const) {
+  for (const fault of ['truncate', 'flip'] as const) {
+    test(`${fault} ${file} of a cleanly stopped server (no WAL): recovered with every acknowledged write, or refused naming the file`, async () => {
+      const outcome = await startInjured(`${fault}-${file}-stopped`, bases.stopped, [[file, fault]], file);
+      if (file === 'state.db') assert.is(outcome.kind, 'recovered', `${fault} ${file}: rebuilt from the log`);
+      outcomes.push(`${fault} ${file} (clean stop): ${describe(outcome)}`);
     });
   }
 }
