@@ -17,7 +17,7 @@ import { RaftMember } from './member.js';
 import { HttpTransport } from './transport.js';
 import { fromWire, parseWireBatch, parseWireMessage, WireError } from './codec.js';
 import type { WireMessage } from './codec.js';
-import { decodeSnapshotFile, describeSnapshotFile, encodeSnapshotFile, sha256OfFile, sha256OfFileStreamed, verifiedSnapshotPath } from './snapshot-file.js';
+import { decodeSnapshotFile, describeSnapshotFile, encodeSnapshotFile, sha256OfFile, sha256OfFileStreamed, stateFileRevision, verifiedSnapshotPath } from './snapshot-file.js';
 import type { SnapshotFile } from './snapshot-file.js';
 import { DataCorruptionError } from '../store/sqlite-check.js';
 import { SqliteStore } from '../store/sqlite-store.js';
@@ -294,24 +294,26 @@ export class ClusterMember {
       }
       const wire = parsed(() => parseWireMessage(header));
       const snap = wire.snapshot;
-      if (wire.type !== 'MsgSnap' || !snap || snap.sha256 === undefined || snap.revision === undefined) {
-        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the header must carry a MsgSnap with its snapshot\'s meta, sha256 and revision' });
+      if (wire.type !== 'MsgSnap' || !snap || snap.sha256 === undefined) {
+        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the header must carry a MsgSnap with its snapshot\'s meta and sha256' });
       }
       requireSender(c, [wire]);
       if (wire.to !== this.identity.memberId) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot is for member ${wire.to}, this is member ${this.identity.memberId}` });
       // The file name is this member's own: nothing the peer sent is part of it.
       const path = join(this.#snapshotDir, `received-${Date.now()}-${randomBytes(8).toString('hex')}.db`);
+      let revision: number;
       try {
         await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path));
         const sha256 = await sha256OfFileStreamed(path);
         if (sha256 !== snap.sha256) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot's SHA-256 is ${sha256}, its sender said ${snap.sha256}: not applied` });
         const damage = SqliteStore.damage(path);
         if (damage) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot is not a sound state file (${damage.what}): not applied` });
+        revision = stateFileRevision(path);
       } catch (err) {
         rmSync(path, { force: true });
         throw err;
       }
-      const file: SnapshotFile = { file: basename(path), sha256: snap.sha256, revision: snap.revision };
+      const file: SnapshotFile = { file: basename(path), sha256: snap.sha256, revision };
       this.member.receive([fromWire(wire, encodeSnapshotFile(file))]);
       return c.body(null, 204);
     });
@@ -418,8 +420,11 @@ export class ClusterMember {
     this.store.checkpoint();
     this.store.snapshotTo(path);
     const file: SnapshotFile = { file: basename(path), sha256: sha256OfFile(path), revision: this.store.revision() };
-    // Keep the newest two of our own snapshots and drop received ones already applied.
-    const files = readdirSync(this.#snapshotDir).sort();
+    // Keep the newest two of our own snapshots and drop received ones already applied, but never the file the
+    // log's snapshot record names until the new snapshot replaces it there (a crash in between must find it).
+    const recorded = decodeSnapshotFile(this.#logStore.snapshot().data);
+    const keep = 'file' in recorded ? recorded.file : undefined;
+    const files = readdirSync(this.#snapshotDir).sort().filter((f) => f !== keep);
     const own = files.filter((f) => f.startsWith('snapshot-'));
     for (const f of own.slice(0, -2)) rmSync(join(this.#snapshotDir, f), { force: true });
     for (const f of files.filter((f) => f.startsWith('received-'))) rmSync(join(this.#snapshotDir, f), { force: true });
@@ -474,9 +479,10 @@ function checkAgainstLog(dataDir: string, store: SqliteStore, logStore: SqliteSt
   if (snap.meta.index === 0) return;
   let file = decodeSnapshotFile(snap.data);
   if ('legacyPath' in file) {
-    const legacyPath = file.legacyPath;
-    if (!existsSync(legacyPath)) throw new DataCorruptionError(legacyPath, 'the snapshot file the Raft log refers to is missing', RAFT_LOG_WAY_OUT);
-    file = describeSnapshotFile(snapshotDir, basename(legacyPath));
+    // Looked for in this data dir's snapshots (the dir may have moved since the path was written).
+    const name = basename(file.legacyPath);
+    if (!existsSync(join(snapshotDir, name))) throw new DataCorruptionError(join(snapshotDir, name), 'the snapshot file the Raft log refers to is missing', RAFT_LOG_WAY_OUT);
+    file = describeSnapshotFile(snapshotDir, name);
     logStore.replaceSnapshotData(encodeSnapshotFile(file));
   }
   const path = verifiedSnapshotPath(snapshotDir, file, RAFT_LOG_WAY_OUT);

@@ -22,11 +22,11 @@ export function decodeProposal(data: Uint8Array): ProposalEnvelope {
 
 /**
  * A Message on the wire: entry data as base64; a snapshot's file travels separately (see transport.ts), with
- * its meta, its SHA-256 and the state revision it holds here.
+ * its meta and its SHA-256.
  */
 export interface WireMessage extends Omit<Message, 'entries' | 'snapshot'> {
   entries: (Omit<Entry, 'data'> & { data: string })[];
-  snapshot?: { meta: NonNullable<Message['snapshot']>['meta'] } & Partial<Pick<SnapshotFile, 'sha256' | 'revision'>>;
+  snapshot?: { meta: NonNullable<Message['snapshot']>['meta'] } & Partial<Pick<SnapshotFile, 'sha256'>>;
 }
 
 export function toWire(m: Message, snapshotFile?: SnapshotFile): WireMessage {
@@ -34,7 +34,7 @@ export function toWire(m: Message, snapshotFile?: SnapshotFile): WireMessage {
   return {
     ...rest,
     entries: entries.map((e) => ({ term: e.term, index: e.index, type: e.type, data: Buffer.from(e.data).toString('base64') })),
-    ...(snapshot ? { snapshot: { meta: snapshot.meta, ...(snapshotFile ? { sha256: snapshotFile.sha256, revision: snapshotFile.revision } : {}) } } : {}),
+    ...(snapshot ? { snapshot: { meta: snapshot.meta, ...(snapshotFile ? { sha256: snapshotFile.sha256 } : {}) } } : {}),
   };
 }
 
@@ -66,7 +66,7 @@ const isMemberId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as
 /**
  * Every field of a peer's batch checked before anything of it is used: message types that may travel, member
  * ids positive and every index, term and commit a non-negative safe integer, entries well formed, a snapshot's
- * meta, hash and revision sound. Throws WireError naming the first bad field.
+ * meta and hash sound. Throws WireError naming the first bad field.
  */
 export function parseWireBatch(v: unknown): WireMessage[] {
   if (!Array.isArray(v)) throw new WireError('expected a JSON array of Raft messages');
@@ -103,7 +103,6 @@ export function parseWireMessage(v: unknown, at = ''): WireMessage {
       if (!cs || !Array.isArray(cs[list]) || !(cs[list] as unknown[]).every(isMemberId)) bad(`snapshot.meta.confState.${list}`, 'an array of member ids');
     }
     if (s!.sha256 !== undefined && (typeof s!.sha256 !== 'string' || !SHA256_HEX.test(s!.sha256))) bad('snapshot.sha256', '64 hex digits');
-    if (s!.revision !== undefined && (!isIndex(s!.revision) || (s!.revision as number) > (meta!.index as number))) bad('snapshot.revision', 'a non-negative safe integer, at most the snapshot index');
   }
   return m as unknown as WireMessage;
 }
