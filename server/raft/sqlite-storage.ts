@@ -8,7 +8,7 @@
 // its WAL (server/store/sqlite-check.ts). Damage is a DataCorruptionError, never a shorter or different log.
 // A file written before the checksums existed gets them once, at open, after those checks passed.
 import Database from 'better-sqlite3';
-import { DataCorruptionError, addCrcColumns, quickCheckFailure, rowCrc, walDamage } from '../store/sqlite-check.js';
+import { DataCorruptionError, addCrcColumns, isSqliteDamage, quickCheckFailure, rowCrc, walDamage } from '../store/sqlite-check.js';
 import {
   CompactedError, type LogStore, SnapshotOutOfDateError, type StorageUpdate, UnavailableError, cloneConfState, emptySnapshot,
 } from './storage.js';
@@ -73,7 +73,8 @@ export class SqliteStorage implements LogStore {
     try {
       this.db = new Database(path);
     } catch (err) {
-      throw new DataCorruptionError(path, `cannot be opened: ${(err as Error).message}`, RAFT_LOG_WAY_OUT);
+      if (isSqliteDamage(err)) throw new DataCorruptionError(path, `cannot be opened: ${(err as Error).message}`, RAFT_LOG_WAY_OUT);
+      throw err;
     }
     try {
       const damage = quickCheckFailure(this.db);
@@ -122,8 +123,8 @@ export class SqliteStorage implements LogStore {
       for (const row of this.db.prepare('SELECT idx, term, type, data, crc FROM raft_entries ORDER BY idx').iterate() as IterableIterator<EntryRow>) this.#rowToEntry(row);
     } catch (err) {
       this.db.close();
-      if (err instanceof DataCorruptionError) throw err;
-      throw new DataCorruptionError(path, (err as Error).message, RAFT_LOG_WAY_OUT);
+      if (isSqliteDamage(err)) throw new DataCorruptionError(path, (err as Error).message, RAFT_LOG_WAY_OUT);
+      throw err;
     }
   }
 

@@ -138,13 +138,23 @@ export function walDamage(dbPath: string): string | undefined {
   }
 }
 
+/**
+ * Whether SQLite failed because the file is damaged (SQLITE_CORRUPT*, SQLITE_NOTADB), rather than for another
+ * reason (locked by another process, no permission, disk full), which is no damage and is reported as it is.
+ */
+export function isSqliteDamage(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
+}
+
 /** `PRAGMA quick_check` of an open database: undefined when it answers ok, else what it found. */
 export function quickCheckFailure(db: Database): string | undefined {
   let found: string[];
   try {
     found = (db.pragma('quick_check') as { quick_check: string }[]).map((r) => r.quick_check);
   } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+    if (!isSqliteDamage(err)) throw err;
+    return (err as Error).message;
   }
   return found.length === 1 && found[0] === 'ok' ? undefined : found.slice(0, 5).join('; ');
 }

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
-import { DataCorruptionError, addCrcColumns, quickCheckFailure, rowCrc, walDamage } from './sqlite-check.js';
+import { DataCorruptionError, addCrcColumns, isSqliteDamage, quickCheckFailure, rowCrc, walDamage } from './sqlite-check.js';
 import { WatchHub } from './watch.js';
 import type { WatchListener } from './watch.js';
 import { applyBatch } from './state-machine.js';
@@ -151,7 +151,9 @@ export class SqliteStore implements StateStore {
       }
       return undefined;
     } catch (err) {
-      return err instanceof DataCorruptionError ? err : new DataCorruptionError(path, (err as Error).message, wayOut);
+      if (err instanceof DataCorruptionError) return err;
+      if (isSqliteDamage(err)) return new DataCorruptionError(path, (err as Error).message, wayOut);
+      throw err;
     } finally {
       db?.close();
     }
