@@ -26,6 +26,7 @@ import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
 import { nodeReplaceCommand } from './node-replace.js';
 import { readManifests, ManifestError } from './manifests.js';
+import { DataCorruptionError } from '../server/store/sqlite-check.js';
 import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import { describeObject } from './describe.js';
@@ -201,7 +202,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       io.err(`flotilla ${name}: ${err.message}\nUsage: ${command.usage}\n`);
       return 2;
     }
-    if (err instanceof ManifestError || err instanceof ApiClientError || err instanceof ConfigError) {
+    if (err instanceof ManifestError || err instanceof ApiClientError || err instanceof ConfigError || err instanceof DataCorruptionError) {
       io.err(`flotilla ${name}: ${err.message}\n`);
       return 1;
     }

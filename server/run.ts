@@ -1,4 +1,4 @@
-import { mkdirSync, existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -9,12 +9,14 @@ import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
 import { serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
 import { NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind } from '../api-types/index.js';
 import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
-import { ClusterMember } from './cluster/cluster.js';
+import { ClusterMember, MEMBER_FILES } from './cluster/cluster.js';
+import { STATE_FILE } from './cluster/backup.js';
 import { adminTokenSuperseded, newBearerToken, storeAdminToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
 import { heartbeatRoutes } from './api/routes/node-leases.js';
 import { NodeHeartbeats } from './cluster/node-heartbeats.js';
@@ -132,7 +134,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
   const log = config.log ?? pino({ level: 'silent' });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // The Raft log is the durable record; the state machine can lag it across a power cut and catch up from it.
-  const store = new SqliteStore({ path: join(config.dataDir, 'state.db'), synchronous: 'NORMAL' });
+  const statePath = join(config.dataDir, STATE_FILE);
+  setAsideDamagedState(statePath, join(config.dataDir, MEMBER_FILES.log), log);
+  const store = new SqliteStore({ path: statePath, synchronous: 'NORMAL' });
   const secure = (config.transport ?? 'https') === 'https';
   let handler: (req: Request, env: HttpBindings) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
   // Until the serving certificate is in place (after the join), TLS handshakes fail: nothing is served before.
@@ -220,7 +224,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
-        cluster.routes(roleOf),
+        cluster.routes(identityOf),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
         joinTokenRoutes({ store, objects, roleOf, caHash: ca.hash }),
         userTokenRoutes({ store, objects, roleOf, clusterId: cluster.identity.clusterId }),
@@ -274,6 +278,20 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     });
     store.close();
   }
+}
+
+/**
+ * The state is what the Raft log made it: a damaged state file (sqlite-check.ts, SqliteStore.damage) is moved
+ * aside (kept as state.db.damaged-<time>, with its WAL) and rebuilt from the last snapshot and the log when the
+ * member opens (cluster.ts checkAgainstLog). Without a Raft log there is nothing to rebuild from: refused.
+ */
+function setAsideDamagedState(statePath: string, logPath: string, log: Logger): void {
+  const damage = SqliteStore.damage(statePath);
+  if (!damage) return;
+  if (!existsSync(logPath)) throw new DataCorruptionError(damage.file, damage.what, 'There is no Raft log to rebuild it from: restore a backup (flotilla restore --data NEW_DIR BACKUP_FILE)');
+  const aside = `${statePath}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  for (const suffix of ['', '-wal', '-shm']) if (existsSync(`${statePath}${suffix}`)) renameSync(`${statePath}${suffix}`, `${aside}${suffix}`);
+  log.error({ file: damage.file, damage: damage.what, movedTo: aside }, 'the state database is damaged: it is rebuilt from the last snapshot and the Raft log');
 }
 
 /** Reads `<data>/admin-token`, creating it (mode 0600) at first start. */
@@ -334,6 +352,9 @@ function isLoopbackUrl(url: string): boolean {
   return host === 'localhost' || host.startsWith('127.') || host === '[::1]';
 }
 
+/** A write of the Raft log (one transaction with its fsync) slower than this makes the member not ready until a faster one. */
+const SLOW_LOG_WRITE_MS = 5_000;
+
 /** How long /readyz waits for a linearizable read before it calls this member behind. */
 const READY_READ_TIMEOUT_MS = 1_000;
 
@@ -341,7 +362,8 @@ const READY_READ_TIMEOUT_MS = 1_000;
  * What /readyz checks. Ready must mean that an authenticated request is served: a leader is known; this member
  * has applied what the leader had committed when asked (a ReadIndex, as linearizable reads wait for), so a far
  * behind follower is not ready; its store holds the bootstrap (the built-in namespaces, the token digests that
- * authentication reads, its own member record); and it is not shutting down.
+ * authentication reads, its own member record); its storage works (no write or read threw, no damaged row was
+ * read, the last log write did not stall); and it is not shutting down.
  */
 async function readiness(cluster: ClusterMember, store: SqliteStore, signal: AbortSignal): Promise<ReadinessCheck[]> {
   const check = (name: string, failure: string | undefined): ReadinessCheck => ({ name, ...(failure !== undefined ? { failure } : {}) });
@@ -355,7 +377,11 @@ async function readiness(cluster: ClusterMember, store: SqliteStore, signal: Abo
     ...SYSTEM_PRIORITY_CLASSES.filter(({ name }) => !store.get(PRIORITY_CLASSES, '', name)).map(({ name }) => `PriorityClass ${name}`),
     ...(store.get('configmaps', NETWORK_SETTINGS_CONFIGMAP.namespace, NETWORK_SETTINGS_CONFIGMAP.name) ? [] : [`configmap ${NETWORK_SETTINGS_CONFIGMAP.namespace}/${NETWORK_SETTINGS_CONFIGMAP.name}`]),
   ];
+  const writeMs = cluster.member.lastLogWriteMs;
+  const storage = cluster.member.storageFailure ?? store.corruption?.message
+    ?? (writeMs > SLOW_LOG_WRITE_MS ? `the last write of the Raft log took ${(writeMs / 1000).toFixed(1)} s (more than ${SLOW_LOG_WRITE_MS / 1000} s): the disk is stalling` : undefined);
   return [
+    check('storage', storage),
     check('raft-leader', leader ? undefined : 'no Raft leader is known'),
     check('raft-applied', caughtUp),
     check('bootstrap', missing.length > 0 ? `not in the state yet: ${missing.join(', ')}` : undefined),

@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { SqliteStorage } from '../raft/sqlite-storage.js';
 import { MEMBER_FILES, newMemberId } from './cluster.js';
+import { describeSnapshotFile, encodeSnapshotFile } from './snapshot-file.js';
 import { MEMBERS_RESOURCE } from '../objects/service.js';
 import { newBearerToken } from '../tokens/api-tokens.js';
 import type { Identity } from './cluster.js';
@@ -49,10 +50,10 @@ export function restoreDataDir(source: string, dataDir: string): { revision: num
   try {
     // The log begins as if everything up to the state's revision were in a snapshot that names this member
     // as the only voter; its data is an immutable copy of the state, what a lagging member would be sent.
-    const snapshotFile = join(dataDir, MEMBER_FILES.snapshots, `snapshot-${String(Math.max(revision, 1)).padStart(12, '0')}.db`);
-    copyFileSync(target, snapshotFile);
+    const snapshotName = `snapshot-${String(Math.max(revision, 1)).padStart(12, '0')}.db`;
+    copyFileSync(target, join(dataDir, MEMBER_FILES.snapshots, snapshotName));
     log.save({
-      snapshot: { meta: { index: Math.max(revision, 1), term: 1, confState: { voters: [identity.memberId], learners: [] } }, data: new TextEncoder().encode(snapshotFile) },
+      snapshot: { meta: { index: Math.max(revision, 1), term: 1, confState: { voters: [identity.memberId], learners: [] } }, data: encodeSnapshotFile(describeSnapshotFile(join(dataDir, MEMBER_FILES.snapshots), snapshotName)) },
       entries: [],
       hardState: { term: 1, vote: 0, commit: Math.max(revision, 1) },
     });

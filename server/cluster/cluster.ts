@@ -1,23 +1,27 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, rmSync, createWriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { randomBytes, randomInt, randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { SqliteStorage } from '../raft/sqlite-storage.js';
+import { RAFT_LOG_WAY_OUT, SqliteStorage } from '../raft/sqlite-storage.js';
 import { encodeConfChange } from '../raft/types.js';
 import { ProposalDroppedError } from '../raft/raft.js';
 import type { ConfChange, ConfState, NodeId, Role } from '../raft/types.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
 import { StoreError } from '../store/types.js';
 import type { Command, StoredObject } from '../store/types.js';
 import { MEMBERS_RESOURCE } from '../objects/service.js';
 import type { ObjectService } from '../objects/service.js';
 import { RaftMember } from './member.js';
 import { HttpTransport } from './transport.js';
-import { fromWire, isWireBatch } from './codec.js';
+import { fromWire, parseWireBatch, parseWireMessage, WireError } from './codec.js';
 import type { WireMessage } from './codec.js';
+import { decodeSnapshotFile, describeSnapshotFile, encodeSnapshotFile, sha256OfFile, sha256OfFileStreamed, stateFileRevision, verifiedSnapshotPath } from './snapshot-file.js';
+import type { SnapshotFile } from './snapshot-file.js';
+import { DataCorruptionError } from '../store/sqlite-check.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { Identity as CallerIdentity } from '../api/middleware/auth.js';
 import { pinnedFetch, type ClientTls } from '../../client/client.js';
 import type { ClusterCa } from '../pki/ca.js';
 import { statusObject } from '../../api-types/index.js';
@@ -64,6 +68,7 @@ export class ClusterMember {
   readonly identity: Identity;
   readonly secret: string;
   readonly #snapshotDir: string;
+  readonly #logStore: SqliteStorage;
   /** Peer URLs learned from a join answer, until the replicated member records arrive. */
   readonly #seedPeers = new Map<NodeId, string>();
   readonly #roleListeners: ((leading: boolean) => void)[] = [];
@@ -77,11 +82,12 @@ export class ClusterMember {
     this.identity = identity;
     this.secret = secret;
     this.#seedPeers = seeds;
+    this.#logStore = logStore;
     this.#snapshotDir = join(cfg.dataDir, MEMBER_FILES.snapshots);
     mkdirSync(this.#snapshotDir, { recursive: true });
     this.peerFetch = pinnedFetch(cfg.peerTls);
     this.transport = new HttpTransport({
-      self: identity.memberId, tls: cfg.peerTls, ...(cfg.plainHttpForBenchmarks ? { plainHttpBearer: secret } : {}),
+      self: identity.memberId, snapshotDir: this.#snapshotDir, tls: cfg.peerTls, ...(cfg.plainHttpForBenchmarks ? { plainHttpBearer: secret } : {}),
       peerUrl: (id) => this.peerUrl(id),
       onUnreachable: (id) => this.member.reportUnreachable(id),
       onSnapshotSent: (id, ok) => this.member.reportSnapshot(id, ok),
@@ -95,7 +101,7 @@ export class ClusterMember {
       // Keep half a snapshot interval of log behind each snapshot (at most 1,000 entries) for lagging followers.
       ...(cfg.snapshotEvery ? { snapshotEvery: cfg.snapshotEvery, keepEntries: Math.min(1_000, Math.floor(cfg.snapshotEvery / 2)) } : {}),
       makeSnapshot: (index) => this.#makeSnapshot(index),
-      restoreSnapshot: (data) => store.restoreFrom(new TextDecoder().decode(data)),
+      restoreSnapshot: (data) => store.restoreFrom(this.#snapshotPath(data, 'the snapshot was not applied')),
       onRoleChange: (role) => this.#onRole(role),
       onConfChange: (_cc, conf) => this.#onConf(conf),
       confChangeCommand: membershipCommand,
@@ -110,7 +116,17 @@ export class ClusterMember {
     mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
     const idPath = join(cfg.dataDir, MEMBER_FILES.identity);
     const secretPath = join(cfg.dataDir, MEMBER_FILES.secret);
-    const logStore = new SqliteStorage(join(cfg.dataDir, MEMBER_FILES.log));
+    const logPath = join(cfg.dataDir, MEMBER_FILES.log);
+    if (existsSync(idPath) && !existsSync(logPath)) {
+      throw new DataCorruptionError(logPath, `is missing while ${idPath} says this data dir is member of a cluster`, RAFT_LOG_WAY_OUT);
+    }
+    const logStore = new SqliteStorage(logPath);
+    try {
+      checkAgainstLog(cfg.dataDir, store, logStore);
+    } catch (err) {
+      logStore.close();
+      throw err;
+    }
     const seeds = new Map<NodeId, string>();
     let identity: Identity;
     let secret: string;
@@ -151,6 +167,8 @@ export class ClusterMember {
       clearInterval(promoter);
       this.transport.close();
       this.peerFetch.close();
+      // The member processes nothing more (RaftMember.run): the log is checkpointed and closed.
+      this.#logStore.close();
     }
   }
 
@@ -211,13 +229,48 @@ export class ClusterMember {
   }
 
   /**
-   * Peer and membership routes. `roleOf(c)` returns the caller's role as the API's auth middleware
-   * established it ('peer' for a member's server certificate); member records are written through `objects`.
+   * Whether `id` is a member, as far as this one knows: in the Raft configuration, or with a member record (the
+   * leader writes it before it adds a joiner), or named by the join answer (a joiner knows no more at first).
+   * A removed member is none of these.
    */
-  routes(roleOf: (c: Context) => string | undefined): Hono {
+  isMember(id: NodeId): boolean {
+    const conf = this.member.node.status().confState;
+    return conf.voters.includes(id) || conf.learners.includes(id) || this.#seedPeers.has(id)
+      || this.store.get(MEMBERS_RESOURCE, '', String(id)) !== undefined;
+  }
+
+  /**
+   * Peer and membership routes. `identityOf(c)` returns the caller as the API's auth middleware established it
+   * (role 'peer', name flotilla:server:<id>, for a member's server certificate); member records are written
+   * through `objects`.
+   */
+  routes(identityOf: (c: Context) => CallerIdentity | undefined): Hono {
     const app = new Hono();
+    const roleOf = (c: Context) => identityOf(c)?.role;
     const requirePeer = (c: Context) => {
       if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (with their server certificate)' });
+    };
+    /**
+     * Raft messages come only from current members, each from the member whose certificate the caller holds
+     * (over the benchmark-only plain HTTP no certificate says who the caller is: only membership is checked).
+     */
+    const requireSender = (c: Context, messages: WireMessage[]) => {
+      requirePeer(c);
+      const certified = /^flotilla:server:([1-9]\d*)$/.exec(identityOf(c)?.name ?? '')?.[1];
+      for (const m of messages) {
+        if (certified !== undefined && String(m.from) !== certified) {
+          throw new StoreError({ code: 403, reason: 'Forbidden', message: `a message from member ${m.from} sent with the certificate of member ${certified}` });
+        }
+        if (!this.isMember(m.from)) throw new StoreError({ code: 403, reason: 'Forbidden', message: `member ${m.from} is not a member of this cluster` });
+      }
+    };
+    const parsed = <T>(parse: () => T): T => {
+      try {
+        return parse();
+      } catch (err) {
+        if (err instanceof WireError) throw new StoreError({ code: 400, reason: 'BadRequest', message: err.message });
+        throw err;
+      }
     };
     const requireAdminOrPeer = (c: Context) => {
       const r = roleOf(c);
@@ -225,23 +278,43 @@ export class ClusterMember {
     };
     app.post('/raft/v1/messages', async (c) => {
       requirePeer(c);
-      const batch: unknown = await c.req.json().catch(() => undefined);
-      if (!isWireBatch(batch)) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'expected a JSON array of Raft messages' });
+      const body: unknown = await c.req.json().catch(() => { throw new StoreError({ code: 400, reason: 'BadRequest', message: 'expected a JSON array of Raft messages' }); });
+      const batch = parsed(() => parseWireBatch(body));
+      requireSender(c, batch);
       this.member.receive(batch.filter((m) => m.to === this.identity.memberId && m.type !== 'MsgSnap').map((m) => fromWire(m)));
       return c.body(null, 204);
     });
     app.post('/raft/v1/snapshot', async (c) => {
       requirePeer(c);
-      let wire: WireMessage;
+      let header: unknown;
       try {
-        wire = JSON.parse(Buffer.from(c.req.header('x-flotilla-raft-message') ?? '', 'base64').toString('utf8')) as WireMessage;
+        header = JSON.parse(Buffer.from(c.req.header('x-flotilla-raft-message') ?? '', 'base64').toString('utf8'));
       } catch {
         throw new StoreError({ code: 400, reason: 'BadRequest', message: 'missing or malformed x-flotilla-raft-message header' });
       }
-      if (!isWireBatch([wire]) || wire.type !== 'MsgSnap' || !wire.snapshot) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the header must carry a MsgSnap' });
-      const path = join(this.#snapshotDir, `received-${wire.snapshot.meta.index}-${randomBytes(4).toString('hex')}.db`);
-      await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path));
-      this.member.receive([fromWire(wire, new TextEncoder().encode(path))]);
+      const wire = parsed(() => parseWireMessage(header));
+      const snap = wire.snapshot;
+      if (wire.type !== 'MsgSnap' || !snap || snap.sha256 === undefined) {
+        throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the header must carry a MsgSnap with its snapshot\'s meta and sha256' });
+      }
+      requireSender(c, [wire]);
+      if (wire.to !== this.identity.memberId) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot is for member ${wire.to}, this is member ${this.identity.memberId}` });
+      // The file name is this member's own: nothing the peer sent is part of it.
+      const path = join(this.#snapshotDir, `received-${Date.now()}-${randomBytes(8).toString('hex')}.db`);
+      let revision: number;
+      try {
+        await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path));
+        const sha256 = await sha256OfFileStreamed(path);
+        if (sha256 !== snap.sha256) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot's SHA-256 is ${sha256}, its sender said ${snap.sha256}: not applied` });
+        const damage = SqliteStore.damage(path);
+        if (damage) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot is not a sound state file (${damage.what}): not applied` });
+        revision = stateFileRevision(path);
+      } catch (err) {
+        rmSync(path, { force: true });
+        throw err;
+      }
+      const file: SnapshotFile = { file: basename(path), sha256: snap.sha256, revision };
+      this.member.receive([fromWire(wire, encodeSnapshotFile(file))]);
       return c.body(null, 204);
     });
     // One operation: the conf change and the member record's removal are one log entry (membershipCommand),
@@ -346,12 +419,23 @@ export class ClusterMember {
     // The log is compacted behind this snapshot: what the store applied must be durable first.
     this.store.checkpoint();
     this.store.snapshotTo(path);
-    // Keep the newest two of our own snapshots and drop received ones already applied.
-    const files = readdirSync(this.#snapshotDir).sort();
+    const file: SnapshotFile = { file: basename(path), sha256: sha256OfFile(path), revision: this.store.revision() };
+    // Keep the newest two of our own snapshots and drop received ones already applied, but never the file the
+    // log's snapshot record names until the new snapshot replaces it there (a crash in between must find it).
+    const recorded = decodeSnapshotFile(this.#logStore.snapshot().data);
+    const keep = 'file' in recorded ? recorded.file : undefined;
+    const files = readdirSync(this.#snapshotDir).sort().filter((f) => f !== keep);
     const own = files.filter((f) => f.startsWith('snapshot-'));
     for (const f of own.slice(0, -2)) rmSync(join(this.#snapshotDir, f), { force: true });
     for (const f of files.filter((f) => f.startsWith('received-'))) rmSync(join(this.#snapshotDir, f), { force: true });
-    return new TextEncoder().encode(path);
+    return encodeSnapshotFile(file);
+  }
+
+  /** The checked path of the file a snapshot's data names; a DataCorruptionError when it is damaged. */
+  #snapshotPath(data: Uint8Array, wayOut: string): string {
+    const f = decodeSnapshotFile(data);
+    if ('legacyPath' in f) throw new Error(`snapshot data names no checked file: ${f.legacyPath}`);
+    return verifiedSnapshotPath(this.#snapshotDir, f, wayOut);
   }
 
   #onRole(role: Role): void {
@@ -377,6 +461,32 @@ export class ClusterMember {
       }
     }
   }
+}
+
+/**
+ * Start-up checks of the state against the Raft log, made before the member runs: the snapshot the log refers
+ * to is there and intact (a snapshot record from before the hashes gets its hash now); the state has not
+ * applied more than the log holds (the log lost committed entries: refused); a state behind the snapshot
+ * (rebuilt, or its file damaged and set aside) is restored from the snapshot, and the log replays the rest.
+ */
+function checkAgainstLog(dataDir: string, store: SqliteStore, logStore: SqliteStorage): void {
+  const logPath = join(dataDir, MEMBER_FILES.log);
+  const snapshotDir = join(dataDir, MEMBER_FILES.snapshots);
+  const snap = logStore.snapshot();
+  if (store.revision() > logStore.lastIndex()) {
+    throw new DataCorruptionError(logPath, `the Raft log ends at index ${logStore.lastIndex()}, but the state has applied entries up to ${store.revision()}: committed entries are missing from the log`, RAFT_LOG_WAY_OUT);
+  }
+  if (snap.meta.index === 0) return;
+  let file = decodeSnapshotFile(snap.data);
+  if ('legacyPath' in file) {
+    // Looked for in this data dir's snapshots (the dir may have moved since the path was written).
+    const name = basename(file.legacyPath);
+    if (!existsSync(join(snapshotDir, name))) throw new DataCorruptionError(join(snapshotDir, name), 'the snapshot file the Raft log refers to is missing', RAFT_LOG_WAY_OUT);
+    file = describeSnapshotFile(snapshotDir, name);
+    logStore.replaceSnapshotData(encodeSnapshotFile(file));
+  }
+  const path = verifiedSnapshotPath(snapshotDir, file, RAFT_LOG_WAY_OUT);
+  if (store.revision() < file.revision) store.restoreFrom(path);
 }
 
 /** The state-machine write that a committed conf change carries (see MemberOptions.confChangeCommand). */

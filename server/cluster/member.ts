@@ -82,6 +82,9 @@ export class RaftMember implements Proposer {
    * (the store may be closed by then).
    */
   #stopped: StoreError | undefined;
+  /** Why this member stopped processing while running: its log or state storage threw (see #fail). */
+  #storageFailure: string | undefined;
+  #lastLogWriteMs = 0;
   #applied: number;
   #lastSnapshot: number;
   #scheduled = false;
@@ -112,12 +115,23 @@ export class RaftMember implements Proposer {
     return this.#applied;
   }
 
+  /** Set once a write or read of this member's storage threw: it then answers every caller with a 503 saying so. */
+  get storageFailure(): string | undefined {
+    return this.#storageFailure;
+  }
+
+  /** How long the last write of the Raft log took (one transaction, with its fsync when it had to be durable). */
+  get lastLogWriteMs(): number {
+    return this.#lastLogWriteMs;
+  }
+
   /**
    * Ticks until `signal` aborts. Then every pending caller (writes, reads at any stage, conf changes, writes
    * waiting for a leader) is rejected at once with a 503 "shutting down", and the member processes nothing more.
    */
   async run(signal: AbortSignal): Promise<void> {
     const timer = setInterval(() => {
+      if (this.#stopped) return;
       this.node.tick();
       if (this.#waiters.size > 0 && this.leader !== NONE) this.#repropose(false);
       // A ReadIndex the leader refused or lost (e.g. before it committed an entry of its term) is asked again.
@@ -130,8 +144,7 @@ export class RaftMember implements Proposer {
     this.#stop();
   }
 
-  #stop(): void {
-    const gone = shuttingDown();
+  #stop(gone: StoreError = shuttingDown()): void {
     this.#stopped = gone;
     for (const w of this.#waiters.values()) { clearTimeout(w.timer); w.reject(gone); }
     this.#waiters.clear();
@@ -155,6 +168,8 @@ export class RaftMember implements Proposer {
   }
 
   receive(messages: Message[]): void {
+    // After run() the log may be closed: a late peer request steps nothing.
+    if (this.#stopped) return;
     for (const m of messages) this.node.step(m);
     this.#schedule();
   }
@@ -293,8 +308,23 @@ export class RaftMember implements Proposer {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      if (!this.#stopped) this.#process();
+      if (this.#stopped) return;
+      try {
+        this.#process();
+      } catch (err) {
+        this.#fail(err);
+      }
     });
+  }
+
+  /**
+   * Storage threw (a disk error, a damaged row found on read): nothing more is persisted, sent or applied, since
+   * Raft's promises rest on the disk; every caller, pending or new, gets a 503 naming the failure, and /readyz
+   * says it. The process stays up to say so; a restart runs the start-up checks.
+   */
+  #fail(err: unknown): void {
+    this.#storageFailure = err instanceof Error ? err.message : String(err);
+    this.#stop(new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `this member stopped: its storage failed: ${this.#storageFailure}` }));
   }
 
   /** The Ready contract of rawnode.ts: persist, then send, then apply, then advance; repeated while ready. */
@@ -306,7 +336,9 @@ export class RaftMember implements Proposer {
       const early = this.isLeader && (!rd.hardState || (rd.hardState.term === this.#persisted.term && rd.hardState.vote === this.#persisted.vote));
       if (early && rd.messages.length > 0) this.opts.send(rd.messages);
       if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+        const started = performance.now();
         this.opts.logStore.save({ ...(rd.hardState ? { hardState: rd.hardState } : {}), entries: rd.entries, ...(rd.snapshot ? { snapshot: rd.snapshot } : {}), mustSync: rd.mustSync });
+        this.#lastLogWriteMs = performance.now() - started;
         if (rd.hardState) this.#persisted = rd.hardState;
       }
       if (!early && rd.messages.length > 0) this.opts.send(rd.messages);

@@ -1,13 +1,16 @@
 import http from 'node:http';
 import https from 'node:https';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { TlsAgents, type ClientTls } from '../../client/client.js';
 import type { Message, NodeId } from '../raft/types.js';
 import { toWire } from './codec.js';
+import { decodeSnapshotFile, verifiedSnapshotPath } from './snapshot-file.js';
 
 export interface TransportOptions {
   /** This member's id, to skip messages to itself. */
   self: NodeId;
+  /** Where the snapshot files a MsgSnap names are (server/cluster/snapshot-file.ts). */
+  snapshotDir: string;
   /** The peer URL of a member (its API base URL), or undefined when not known (yet). */
   peerUrl: (id: NodeId) => string | undefined;
   /** The cluster CA to verify peers with, and this member's certificate, which authenticates it to them. */
@@ -68,7 +71,7 @@ export class HttpTransport {
     const url = this.opts.peerUrl(to);
     if (!url) { this.opts.onUnreachable(to); return; }
     this.#busy.add(to);
-    const body = Buffer.from(JSON.stringify(batch.map(toWire)));
+    const body = Buffer.from(JSON.stringify(batch.map((m) => toWire(m))));
     this.#post(`${url}/raft/v1/messages`, body, { 'content-type': 'application/json' })
       .then((ok) => { if (!ok) this.opts.onUnreachable(to); })
       .finally(() => { this.#busy.delete(to); this.#pump(to); });
@@ -76,12 +79,13 @@ export class HttpTransport {
 
   async #sendSnapshot(m: Message): Promise<void> {
     const url = this.opts.peerUrl(m.to);
-    const path = new TextDecoder().decode(m.snapshot?.data ?? new Uint8Array());
     let ok = false;
     try {
-      if (url && path) {
-        statSync(path);
-        const header = Buffer.from(JSON.stringify(toWire(m))).toString('base64');
+      const file = decodeSnapshotFile(m.snapshot?.data ?? new Uint8Array());
+      if (url && !('legacyPath' in file)) {
+        // A file damaged since it was made is not sent (the follower would refuse it anyway).
+        const path = verifiedSnapshotPath(this.opts.snapshotDir, file, 'it is not sent');
+        const header = Buffer.from(JSON.stringify(toWire(m, file))).toString('base64');
         ok = await this.#post(`${url}/raft/v1/snapshot`, createReadStream(path), { 'content-type': 'application/octet-stream', 'x-flotilla-raft-message': header }, 0);
       }
     } catch {

@@ -1,6 +1,7 @@
-import { copyFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
+import { DataCorruptionError, addCrcColumns, isSqliteDamage, quickCheckFailure, rowCrc, walDamage } from './sqlite-check.js';
 import { WatchHub } from './watch.js';
 import type { WatchListener } from './watch.js';
 import { applyBatch } from './state-machine.js';
@@ -27,20 +28,25 @@ export interface SqliteStoreOptions {
  * revision it is assigned (its Raft log index, or the next counter value when running alone), in ONE
  * transaction; when it returns, the batch is durable. Results and watch events depend only on the state and
  * the commands, never on the clock, so every replica that applies the same commands agrees.
+ *
+ * Every row carries a CRC-32 of its content, verified whenever it is read (a damaged row is a
+ * DataCorruptionError, never an answer) and, with the file's structure and WAL, by `damage()` before a start.
  */
 export class SqliteStore implements StateStore {
   db!: DB;
+  /** Set once a read found a damaged row: what /readyz reports (the member serves nothing it cannot vouch for). */
+  corruption: DataCorruptionError | undefined;
   readonly #hub: WatchHub;
   #revision = 0;
   #stmt!: {
-    get: Statement<[string, string, string], { body: string }>;
-    listAll: Statement<[string], { body: string }>;
-    listNs: Statement<[string, string], { body: string }>;
-    put: Statement<[string, string, string, string]>;
+    get: Statement<[string, string, string], ObjectRow>;
+    listAll: Statement<[string], ObjectRow>;
+    listNs: Statement<[string, string], ObjectRow>;
+    put: Statement<[string, string, string, string, number]>;
     del: Statement<[string, string, string]>;
-    setRev: Statement<[number]>;
+    setRev: Statement<[number, number]>;
     seen: Statement<[string]>;
-    remember: Statement<[string, number]>;
+    remember: Statement<[string, number, number]>;
     forget: Statement<[number]>;
   };
   #applyTx!: (batch: AppliedCommand[]) => { results: ApplyResult[]; events: WatchEvent[]; revision: number };
@@ -60,39 +66,97 @@ export class SqliteStore implements StateStore {
     this.db.pragma(`synchronous = ${this.opts.synchronous ?? 'FULL'}`);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS objects (
-        resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+        resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, crc INTEGER,
         PRIMARY KEY (resource, namespace, name)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS applied_proposals (id TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL, crc INTEGER);
+      CREATE TABLE IF NOT EXISTS applied_proposals (id TEXT PRIMARY KEY, revision INTEGER NOT NULL, crc INTEGER);
       CREATE INDEX IF NOT EXISTS applied_proposals_revision ON applied_proposals (revision);
-      INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
     `);
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value, crc) VALUES ('revision', 0, ?)").run(rowCrc(['revision', 0]));
+    this.#addChecksums();
     this.#stmt = {
-      get: this.db.prepare('SELECT body FROM objects WHERE resource = ? AND namespace = ? AND name = ?'),
-      listAll: this.db.prepare('SELECT body FROM objects WHERE resource = ? ORDER BY namespace, name'),
-      listNs: this.db.prepare('SELECT body FROM objects WHERE resource = ? AND namespace = ? ORDER BY name'),
-      put: this.db.prepare('INSERT OR REPLACE INTO objects (resource, namespace, name, body) VALUES (?, ?, ?, ?)'),
+      get: this.db.prepare('SELECT resource, namespace, name, body, crc FROM objects WHERE resource = ? AND namespace = ? AND name = ?'),
+      listAll: this.db.prepare('SELECT resource, namespace, name, body, crc FROM objects WHERE resource = ? ORDER BY namespace, name'),
+      listNs: this.db.prepare('SELECT resource, namespace, name, body, crc FROM objects WHERE resource = ? AND namespace = ? ORDER BY name'),
+      put: this.db.prepare('INSERT OR REPLACE INTO objects (resource, namespace, name, body, crc) VALUES (?, ?, ?, ?, ?)'),
       del: this.db.prepare('DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?'),
-      setRev: this.db.prepare("UPDATE meta SET value = ? WHERE key = 'revision'"),
+      setRev: this.db.prepare("UPDATE meta SET value = ?, crc = ? WHERE key = 'revision'"),
       seen: this.db.prepare('SELECT 1 FROM applied_proposals WHERE id = ?'),
-      remember: this.db.prepare('INSERT INTO applied_proposals (id, revision) VALUES (?, ?)'),
+      remember: this.db.prepare('INSERT INTO applied_proposals (id, revision, crc) VALUES (?, ?, ?)'),
       forget: this.db.prepare('DELETE FROM applied_proposals WHERE revision < ?'),
     };
-    this.#revision = (this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value;
+    this.#revision = readRevision(this.db, this.opts.path);
     const stmt = this.#stmt;
     const table: StateTable = {
       get: (resource, namespace, name) => this.get(resource, namespace, name),
-      put: (resource, namespace, name, object) => { stmt.put.run(resource, namespace, name, JSON.stringify(object)); },
+      put: (resource, namespace, name, object) => {
+        const body = JSON.stringify(object);
+        stmt.put.run(resource, namespace, name, body, objectCrc({ resource, namespace, name, body }));
+      },
       remove: (resource, namespace, name) => { stmt.del.run(resource, namespace, name); },
       hasApplied: (id) => stmt.seen.get(id) !== undefined,
-      rememberApplied: (id, revision) => { stmt.remember.run(id, revision); },
+      rememberApplied: (id, revision) => { stmt.remember.run(id, revision, rowCrc([id, revision])); },
       forgetAppliedBefore: (revision) => { stmt.forget.run(revision); },
     };
     this.#applyTx = this.db.transaction((batch: AppliedCommand[]) => {
       const out = applyBatch(table, this.#revision, batch);
-      stmt.setRev.run(out.revision);
+      stmt.setRev.run(out.revision, rowCrc(['revision', out.revision]));
       return out;
     });
+  }
+
+  /** Tables made before the checksums existed get a crc column, and every row its checksum (once). */
+  #addChecksums(): void {
+    this.db.transaction(() => {
+      const missing = addCrcColumns(this.db, ['objects', 'meta', 'applied_proposals']);
+      if (missing.includes('objects')) {
+        const set = this.db.prepare('UPDATE objects SET crc = ? WHERE resource = ? AND namespace = ? AND name = ?');
+        for (const r of this.db.prepare('SELECT resource, namespace, name, body FROM objects').all() as ObjectRow[]) set.run(objectCrc(r), r.resource, r.namespace, r.name);
+      }
+      if (missing.includes('meta')) {
+        const set = this.db.prepare('UPDATE meta SET crc = ? WHERE key = ?');
+        for (const r of this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: number }[]) set.run(rowCrc([r.key, r.value]), r.key);
+      }
+      if (missing.includes('applied_proposals')) {
+        const set = this.db.prepare('UPDATE applied_proposals SET crc = ? WHERE id = ?');
+        for (const r of this.db.prepare('SELECT id, revision FROM applied_proposals').all() as { id: string; revision: number }[]) set.run(rowCrc([r.id, r.revision]), r.id);
+      }
+    })();
+  }
+
+  /**
+   * What is wrong with the state file at `path`, or undefined: its WAL (sqlite-check.ts), its structure
+   * (quick_check) and every row's checksum. Rows of a file from before the checksums are taken as they are.
+   */
+  static damage(path: string): DataCorruptionError | undefined {
+    const wayOut = 'It is rebuilt from the last snapshot and the Raft log';
+    const wal = walDamage(path);
+    if (wal) return new DataCorruptionError(`${path}-wal`, wal, wayOut);
+    if (!existsSync(path)) return undefined;
+    let db: DB | undefined;
+    try {
+      // Read-write: a read-only connection cannot open a WAL database whose -shm file is gone.
+      db = new Database(path, { fileMustExist: true });
+      const structure = quickCheckFailure(db);
+      if (structure) return new DataCorruptionError(path, `PRAGMA quick_check failed: ${structure}`, wayOut);
+      const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+      if (!tables.has('objects') || !tables.has('meta')) return undefined;
+      if (!(db.pragma('table_info(objects)') as { name: string }[]).some((c) => c.name === 'crc')) return undefined;
+      for (const row of db.prepare('SELECT resource, namespace, name, body, crc FROM objects').iterate() as IterableIterator<ObjectRow>) {
+        if (row.crc !== objectCrc(row)) return new DataCorruptionError(path, `${row.resource} ${row.namespace ? `${row.namespace}/` : ''}${row.name} fails its checksum`, wayOut);
+      }
+      readRevision(db, path);
+      for (const row of db.prepare('SELECT id, revision, crc FROM applied_proposals').iterate() as IterableIterator<{ id: string; revision: number; crc: number | null }>) {
+        if (row.crc !== rowCrc([row.id, row.revision])) return new DataCorruptionError(path, `the applied proposal ${row.id} fails its checksum`, wayOut);
+      }
+      return undefined;
+    } catch (err) {
+      if (err instanceof DataCorruptionError) return err;
+      if (isSqliteDamage(err)) return new DataCorruptionError(path, (err as Error).message, wayOut);
+      throw err;
+    } finally {
+      db?.close();
+    }
   }
 
   /**
@@ -115,13 +179,21 @@ export class SqliteStore implements StateStore {
 
   get(resource: ResourceKey, namespace: string, name: string): StoredObject | undefined {
     const row = this.#stmt.get.get(resource, namespace, name);
-    return row ? (JSON.parse(row.body) as StoredObject) : undefined;
+    return row ? this.#verified(row) : undefined;
+  }
+
+  #verified(row: ObjectRow): StoredObject {
+    if (row.crc !== objectCrc(row)) {
+      this.corruption ??= new DataCorruptionError(this.opts.path, `${row.resource} ${row.namespace ? `${row.namespace}/` : ''}${row.name} fails its checksum`, 'Restart the server: it rebuilds the state from the last snapshot and the Raft log');
+      throw this.corruption;
+    }
+    return JSON.parse(row.body) as StoredObject;
   }
 
   /** Objects of one resource, in one namespace or (namespace undefined) all; with the revision they reflect. */
   list(resource: ResourceKey, namespace?: string): { items: StoredObject[]; revision: number } {
     const rows = namespace === undefined ? this.#stmt.listAll.all(resource) : this.#stmt.listNs.all(resource, namespace);
-    return { items: rows.map((r) => JSON.parse(r.body) as StoredObject), revision: this.#revision };
+    return { items: rows.map((r) => this.#verified(r)), revision: this.#revision };
   }
 
   apply(batch: AppliedCommand[]): ApplyResult[] {
@@ -154,4 +226,20 @@ export class SqliteStore implements StateStore {
     this.#hub.closeAll();
     this.db.close();
   }
+}
+
+interface ObjectRow { resource: string; namespace: string; name: string; body: string; crc?: number | null }
+
+function objectCrc(r: Pick<ObjectRow, 'resource' | 'namespace' | 'name' | 'body'>): number {
+  return rowCrc([r.resource, r.namespace, r.name, r.body]);
+}
+
+/** The revision in meta, checked against its checksum (absent in a file from before the checksums). */
+function readRevision(db: DB, path: string): number {
+  const row = db.prepare("SELECT value, crc FROM meta WHERE key = 'revision'").get() as { value: number; crc?: number | null } | undefined;
+  if (!row) throw new DataCorruptionError(path, 'the revision is missing from its meta table', 'It is rebuilt from the last snapshot and the Raft log');
+  if (row.crc !== undefined && row.crc !== rowCrc(['revision', row.value])) {
+    throw new DataCorruptionError(path, 'the revision in its meta table fails its checksum', 'It is rebuilt from the last snapshot and the Raft log');
+  }
+  return row.value;
 }

@@ -49,7 +49,7 @@ test('a closed transport sends nothing more, not even what was queued behind a r
   try {
     let lookups = 0;
     const transport = new HttpTransport({
-      self: 1, tls: { ca: '' },
+      self: 1, snapshotDir: '/nonexistent', tls: { ca: '' },
       peerUrl: () => { lookups++; return `http://127.0.0.1:${(peer.address() as AddressInfo).port}`; },
       onUnreachable: () => {}, onSnapshotSent: () => {},
     });
