@@ -1,6 +1,5 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { parse as parseYaml } from 'yaml';
 import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
 import type { DeleteOptions, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
@@ -9,6 +8,7 @@ import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../..
 import { methodNotAllowed } from '../status.js';
 import { identityOf, nodeNameOf } from '../middleware/auth.js';
 import { requestInfo } from '../request-info.js';
+import { parseBody } from '../request-body.js';
 import type { RequestInfo } from '../request-info.js';
 
 /** What the resource routes need from the rest of the server. */
@@ -210,12 +210,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
 async function body(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === '') throw badRequest('the request body is empty');
-  const yaml = /yaml/i.test(c.req.header('content-type') ?? '');
-  try {
-    return yaml ? parseYaml(text) : JSON.parse(text);
-  } catch (err) {
-    throw badRequest(`the request body is not valid ${yaml ? 'YAML' : 'JSON'}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  return parseBody(text, /yaml/i.test(c.req.header('content-type') ?? ''));
 }
 
 async function patchBody(c: Context): Promise<unknown> {
@@ -230,11 +225,7 @@ async function deleteOptions(c: Context): Promise<DeleteOptions> {
   const text = await c.req.text();
   let input: Record<string, unknown>;
   if (text.trim() !== '') {
-    try {
-      input = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      throw badRequest('the DeleteOptions body is not valid JSON');
-    }
+    input = parseBody(text, false, 'the DeleteOptions body') as Record<string, unknown>;
   } else {
     input = {};
     const grace = c.req.query('gracePeriodSeconds');
