@@ -9,6 +9,12 @@ import { admitCreate, admitUpdate } from './pod-admission.js';
 import { admitNodeDelete, admitNodeWrite } from './node-restriction.js';
 import { ALLOCATIONS_RESOURCE } from '../network/allocator.js';
 
+/**
+ * The most an object may take, stored as JSON: etcd's default request limit (--max-request-bytes), which bounds
+ * every object of a Kubernetes cluster. Larger writes get 413 before they reach the log.
+ */
+export const MAX_OBJECT_BYTES = 1.5 * 1024 * 1024;
+
 /** How often a conflicting merge patch (or token entry write) is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
 
@@ -42,7 +48,7 @@ export const badRequest = (message: string): StoreError => new StoreError({ code
 export const notFound = (message: string): StoreError => new StoreError({ code: 404, reason: 'NotFound', message });
 export const invalid = (kind: string, name: string, causes: { field: string; message: string }[]): StoreError => new StoreError({
   code: 422, reason: 'Invalid',
-  message: `${kind} "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}`,
+  message: `${kind} "${name}" is invalid: ${causes.map((c) => (c.field === '' ? c.message : `${c.field}: ${c.message}`)).join('; ')}`,
   details: { name, kind, causes },
 });
 
@@ -238,7 +244,7 @@ export class ObjectService implements Objects {
       const object = admitUpdate(current, this.admit(r, namespace, merged, name));
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
       this.#admitUpdate(r, current, object, subresource === 'status');
-      const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
+      const result = await this.#propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
       if (result.ok) return typed(r, result.object);
       if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
     }
@@ -384,9 +390,24 @@ export class ObjectService implements Objects {
   }
 
   async #commit(command: Command): Promise<StoredObject> {
-    const result = await this.proposer.propose(command);
+    const result = await this.#propose(command);
     if (!result.ok) throw new StoreError(result.failure);
     return result.object;
+  }
+
+  /** Proposes a write of an API object, once it is known to fit in MAX_OBJECT_BYTES. */
+  #propose(command: Command): ReturnType<Proposer['propose']> {
+    if (command.op === 'create' || command.op === 'update') {
+      const bytes = Buffer.byteLength(JSON.stringify(command.object));
+      if (bytes > MAX_OBJECT_BYTES) {
+        const { kind, metadata: { name } } = command.object;
+        throw new StoreError({
+          code: 413, reason: 'RequestEntityTooLarge',
+          message: `Request entity too large: ${kind} "${name}" is ${bytes} bytes as stored, more than the ${MAX_OBJECT_BYTES} an object may have (etcdserver: request is too large)`,
+        });
+      }
+    }
+    return this.proposer.propose(command);
   }
 }
 
