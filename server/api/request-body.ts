@@ -51,8 +51,9 @@ interface Frame {
 }
 
 /**
- * One pass over JSON text that JSON.parse accepted: refuses nesting deeper than MAX_BODY_NESTING and, as
- * kube-apiserver's strict decoding does, an object that repeats a key (`duplicate field "metadata.name"`).
+ * One pass over JSON text that JSON.parse accepted: refuses nesting deeper than MAX_BODY_NESTING, the key
+ * "__proto__" and, as kube-apiserver's strict decoding does, an object that repeats a key (`duplicate field
+ * "metadata.name"`).
  */
 function checkJsonStructure(text: string, what: string): void {
   const stack: Frame[] = [];
@@ -70,6 +71,8 @@ function checkJsonStructure(text: string, what: string): void {
       if (expectKey && top?.keys) {
         const key = escaped ? (JSON.parse(text.slice(start, i + 1)) as string) : text.slice(start + 1, i);
         if (top.keys.has(key)) throw badRequest(`strict decoding error: duplicate field "${childPath(top.path, key)}"`);
+        // JavaScript objects cannot hold this key as data (assigning it replaces the prototype): it would be lost unseen.
+        if (key === '__proto__') throw badRequest(`field "${childPath(top.path, key)}" is not accepted: "__proto__" cannot be a key`);
         top.keys.add(key);
         top.key = key;
         expectKey = false;

@@ -94,7 +94,7 @@ test('malformed %-escapes in the path or the query get 400 naming the escape', a
   await refused({ method: 'GET', path: `${BASE}/pods?labelSelector=a%3`, code: 400, reason: 'BadRequest', message: /^invalid URL escape "%3"$/, target: `${BASE}/pods/bound` });
 });
 
-test('duplicate JSON keys are refused as kube-apiserver\'s strict decoding refuses them, naming the field', async () => {
+test('duplicate JSON keys are refused as kube-apiserver\'s strict decoding refuses them, naming the field; so is a "__proto__" key, which would vanish', async () => {
   await refused({
     method: 'POST', path: `${BASE}/configmaps`, body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup-a","name":"dup-b"}}',
     code: 400, reason: 'BadRequest', message: /^strict decoding error: duplicate field "metadata\.name"$/, target: `${BASE}/configmaps/dup-b`,
@@ -102,6 +102,10 @@ test('duplicate JSON keys are refused as kube-apiserver\'s strict decoding refus
   await refused({
     method: 'PATCH', path: `${BASE}/configmaps/plain`, body: '{"data":{"k":"one","\\u006b":"two"}}', contentType: mergePatch,
     code: 400, reason: 'BadRequest', message: /duplicate field "data\.k"/, target: `${BASE}/configmaps/plain`,
+  });
+  await refused({
+    method: 'POST', path: `${BASE}/configmaps`, body: '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"proto","labels":{"__proto__":"x"}}}',
+    code: 400, reason: 'BadRequest', message: /field "metadata\.labels\.__proto__" is not accepted/, target: `${BASE}/configmaps/proto`,
   });
   await refused({
     method: 'DELETE', path: `${BASE}/configmaps/plain`, body: '{"gracePeriodSeconds":0,"gracePeriodSeconds":5}',
