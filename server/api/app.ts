@@ -61,6 +61,15 @@ export function createApp(deps: AppDeps): Hono {
     metrics.requests.inc(labels);
     end(labels);
   });
+  // An answer that leaves the request body unread (refused before it was needed) ends the connection: the server
+  // would otherwise drop it while draining the rest, under a client already sending its next request on it.
+  app.use('*', async function closeWhenBodyUnread(c, next) {
+    await next();
+    const sent = Number(c.req.header('content-length') ?? 0) > 0 || c.req.header('transfer-encoding') !== undefined;
+    if (sent && !c.req.raw.bodyUsed) {
+      try { c.res.headers.set('connection', 'close'); } catch { /* a relayed answer with fixed headers: left as it is */ }
+    }
+  });
   app.use('*', urlEncoding());
   const maxBody = deps.maxBodyBytes ?? MAX_REQUEST_BODY_BYTES;
   app.use('*', bodyLimit({
