@@ -54,8 +54,9 @@ export interface List<T extends KubeObject = KubeObject> {
   items: T[];
 }
 
+/** One reason a request failed: the field it concerns (absent when it concerns none), and a cause type such as ResourceVersionTooLarge. */
 export interface StatusCause {
-  field: string;
+  field?: string;
   message: string;
   reason?: string;
 }
@@ -65,6 +66,8 @@ export interface StatusDetails {
   kind?: string;
   group?: string;
   causes?: StatusCause[];
+  /** When to try again (a Timeout: the watched resourceVersion is not there yet), as Kubernetes' Retry-After. */
+  retryAfterSeconds?: number;
 }
 
 /** The Kubernetes Status body: every failed request returns one, and some successful ones do (bindings, revocations). */

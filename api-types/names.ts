@@ -2,6 +2,7 @@
 // string is not acceptable, or undefined when it is: callers put the reason into their own error.
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 
@@ -11,6 +12,16 @@ export function dns1123LabelError(value: string): string | undefined {
   if (value.length > 63) return `must be no more than 63 characters (got ${value.length})`;
   if (!DNS1123_LABEL.test(value)) {
     return `"${value}" must consist of lowercase alphanumeric characters or '-', and start and end with an alphanumeric character`;
+  }
+  return undefined;
+}
+
+/** RFC 1035 label (Service names): an RFC 1123 label that starts with a letter. */
+export function dns1035LabelError(value: string): string | undefined {
+  if (value.length === 0) return 'must not be empty';
+  if (value.length > 63) return `must be no more than 63 characters (got ${value.length})`;
+  if (!DNS1035_LABEL.test(value)) {
+    return `"${value}" must consist of lowercase alphanumeric characters or '-', start with a letter and end with an alphanumeric character`;
   }
   return undefined;
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { DELETION_PROPAGATIONS, FINALIZER_KUBERNETES } from './meta.js';
 import type { DeleteOptions, KubeObject, ObjectMeta } from './meta.js';
-import { dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
+import { dns1035LabelError, dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
 import { HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES } from './objects.js';
 import type {
   Container, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
@@ -101,11 +101,37 @@ const labels = z.record(z.string(), z.string()).superRefine((m, ctx) => {
   }
 });
 
+/** Kubernetes' bound on all of an object's annotations together (keys and values, in bytes). */
+export const TOTAL_ANNOTATION_SIZE_LIMIT_BYTES = 256 * 1024;
+/** Kubernetes' bound on the data of one ConfigMap or Secret (MaxSecretSize), in bytes. */
+export const MAX_SECRET_SIZE_BYTES = 1024 * 1024;
+
+/** Kubernetes' text for a value over a size bound (field.TooLong). */
+const tooLong = (limit: number): string => `Too long: must have at most ${limit} bytes`;
+
+/** The UTF-8 length of a string, as Go's len() counts what the bounds above limit. */
+function utf8Bytes(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00) { n += 1; i++; } else if (c >= 0x800) n += 2; else if (c >= 0x80) n += 1;
+  }
+  return n;
+}
+
+/** How many bytes a base64 value (as checked by base64Values) decodes to. */
+function base64Bytes(s: string): number {
+  return (s.length / 4) * 3 - (s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0);
+}
+
 const annotations = z.record(z.string(), z.string()).superRefine((m, ctx) => {
-  for (const key of Object.keys(m)) {
+  let total = 0;
+  for (const [key, value] of Object.entries(m)) {
     const why = labelKeyError(key);
     if (why !== undefined) issue(ctx, [key], why);
+    total += utf8Bytes(key) + utf8Bytes(value);
   }
+  if (total > TOTAL_ANNOTATION_SIZE_LIMIT_BYTES) issue(ctx, [], tooLong(TOTAL_ANNOTATION_SIZE_LIMIT_BYTES));
 });
 
 /** The Flotilla pod annotations must be usable by the scheduler: checked wherever a pod's metadata is. */
@@ -735,7 +761,7 @@ export const kindSchemas = {
   Binding: kindSchema('v1', 'Binding', dns1123SubdomainError, {
     target: objectReference.superRefine((t, ctx) => { if (!t.name) issue(ctx, ['name'], 'is required'); }),
   }),
-  Service: kindSchema('v1', 'Service', dns1123LabelError, {
+  Service: kindSchema('v1', 'Service', dns1035LabelError, {
     spec: serviceSpec.optional(),
     status: z.strictObject({
       loadBalancer: z.strictObject({
@@ -774,6 +800,9 @@ export const kindSchemas = {
     for (const key of Object.keys(o.binaryData ?? {})) {
       if (o.data?.[key] !== undefined) issue(ctx, ['binaryData', key], `duplicate of key "${key}" in data`);
     }
+    const total = Object.values(o.data ?? {}).reduce((n, v) => n + utf8Bytes(v), 0) + Object.values(o.binaryData ?? {}).reduce((n, v) => n + base64Bytes(v), 0);
+    // Kubernetes names no field here: the bound is on the whole object.
+    if (total > MAX_SECRET_SIZE_BYTES) issue(ctx, [], tooLong(MAX_SECRET_SIZE_BYTES));
   }),
   Secret: kindSchema('v1', 'Secret', dns1123SubdomainError, {
     type: str.optional(),
@@ -784,6 +813,9 @@ export const kindSchemas = {
     configKeys(ctx, 'data', o.data);
     configKeys(ctx, 'stringData', o.stringData);
     base64Values(ctx, 'data', o.data);
+    // stringData is data written in plain text: it counts as the bytes it adds to data.
+    const total = Object.values(o.data ?? {}).reduce((n, v) => n + base64Bytes(v), 0) + Object.values(o.stringData ?? {}).reduce((n, v) => n + utf8Bytes(v), 0);
+    if (total > MAX_SECRET_SIZE_BYTES) issue(ctx, ['data'], tooLong(MAX_SECRET_SIZE_BYTES));
   }),
   Event: kindSchema('v1', 'Event', dns1123SubdomainError, {
     involvedObject: objectReference,

@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
 import { allResources } from '../../api-types/index.js';
 import { authorization, bearerAuth } from './middleware/auth.js';
+import { urlEncoding } from './middleware/url-encoding.js';
 import { PodGraph } from '../objects/node-graph.js';
 import type { Authenticator } from './middleware/auth.js';
 import { resourceRoutes } from './routes/resources.js';
@@ -23,13 +25,16 @@ export interface AppDeps extends ResourceDeps {
   version: { flotilla: string; gitVersion: string };
   /** What /readyz checks; ready (200) when none failed, which must mean that an authenticated request is served. */
   readiness: () => ReadinessCheck[] | Promise<ReadinessCheck[]>;
-  /** Request bodies above this many bytes get 413. */
+  /** Request bodies above this many bytes get 413 (default MAX_REQUEST_BODY_BYTES). */
   maxBodyBytes?: number;
   /** Extra authenticated routes mounted at the root (cluster status, agent proxy...). */
   extraRoutes?: Hono[];
   /** Where internal errors (500) are logged; silent when not given. */
   log?: Logger;
 }
+
+/** kube-apiserver's limit on a request body (MaxRequestBodyBytes): twice what etcd stores, for JSON's overhead. */
+export const MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024;
 
 const PUBLIC_PATHS = ['/healthz', '/livez', '/readyz', '/version'] as const;
 
@@ -39,11 +44,13 @@ export function createApp(deps: AppDeps): Hono {
   const metrics = apiMetrics(deps);
   const log = deps.log ?? pino({ level: 'silent' });
 
+  // What went wrong inside stays in the log: the answer carries only the id that finds it there.
   app.onError((err, c) => {
     if (err instanceof StoreError) return statusResponse(c, err.failure);
     metrics.internalErrors.inc();
-    log.error({ err, method: c.req.method, path: c.req.path }, 'internal error');
-    return statusResponse(c, { code: 500, reason: 'InternalError', message: `internal error: ${err instanceof Error ? err.message : String(err)}` });
+    const id = randomUUID();
+    log.error({ err, errorId: id, method: c.req.method, path: c.req.path }, 'internal error');
+    return statusResponse(c, { code: 500, reason: 'InternalError', message: `Internal error occurred: error id ${id}` });
   });
   app.notFound((c) => statusResponse(c, { code: 404, reason: 'NotFound', message: `the server could not find the requested resource: ${c.req.method} ${c.req.path}` }));
 
@@ -54,9 +61,24 @@ export function createApp(deps: AppDeps): Hono {
     metrics.requests.inc(labels);
     end(labels);
   });
+  // An answer that leaves the request body unread (refused before it was needed) ends the connection: the server
+  // would otherwise drop it while draining the rest, under a client already sending its next request on it.
+  app.use('*', async function closeWhenBodyUnread(c, next) {
+    await next();
+    const sent = Number(c.req.header('content-length') ?? 0) > 0 || c.req.header('transfer-encoding') !== undefined;
+    if (sent && !c.req.raw.bodyUsed) {
+      try { c.res.headers.set('connection', 'close'); } catch { /* a relayed answer with fixed headers: left as it is */ }
+    }
+  });
+  app.use('*', urlEncoding());
+  const maxBody = deps.maxBodyBytes ?? MAX_REQUEST_BODY_BYTES;
   app.use('*', bodyLimit({
-    maxSize: deps.maxBodyBytes ?? 3 * 1024 * 1024,
-    onError: (c) => statusResponse(c, { code: 413, reason: 'RequestEntityTooLarge', message: `request body larger than the limit of ${deps.maxBodyBytes ?? 3 * 1024 * 1024} bytes` }),
+    maxSize: maxBody,
+    // The rest of the body is left unread: the connection cannot carry another request.
+    onError: (c) => {
+      c.header('connection', 'close');
+      return statusResponse(c, { code: 413, reason: 'RequestEntityTooLarge', message: `Request entity too large: limit is ${maxBody}` });
+    },
   }));
 
   app.get('/healthz', (c) => c.text('ok'));

@@ -6,8 +6,15 @@ import { StoreError, internalResource } from '../store/types.js';
 import type { Command, StateStore, Stored, StoredObject, WatchEvent } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
+import { keepImmutableFields } from './immutable-fields.js';
 import { admitNodeDelete, admitNodeWrite } from './node-restriction.js';
 import { ALLOCATIONS_RESOURCE } from '../network/allocator.js';
+
+/**
+ * The most an object may take, stored as JSON: etcd's default request limit (--max-request-bytes), which bounds
+ * every object of a Kubernetes cluster. Larger writes get 413 before they reach the log.
+ */
+export const MAX_OBJECT_BYTES = 1.5 * 1024 * 1024;
 
 /** How often a conflicting merge patch (or token entry write) is retried against the newest object before giving up with 409. */
 const PATCH_ATTEMPTS = 5;
@@ -42,7 +49,7 @@ export const badRequest = (message: string): StoreError => new StoreError({ code
 export const notFound = (message: string): StoreError => new StoreError({ code: 404, reason: 'NotFound', message });
 export const invalid = (kind: string, name: string, causes: { field: string; message: string }[]): StoreError => new StoreError({
   code: 422, reason: 'Invalid',
-  message: `${kind} "${name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}`,
+  message: `${kind} "${name}" is invalid: ${causes.map((c) => (c.field === '' ? c.message : `${c.field}: ${c.message}`)).join('; ')}`,
   details: { name, kind, causes },
 });
 
@@ -208,7 +215,8 @@ export class ObjectService implements Objects {
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>> {
     const stored = this.#stored(r, namespace, name);
-    const object = admitUpdate(stored, this.admit(r, namespace, input, name));
+    const admitted = admitUpdate(stored, this.admit(r, namespace, input, name));
+    const object = stored ? keepImmutableFields(stored, admitted) : admitted;
     if (stored) this.#admitUpdate(r, stored, object, false);
     // A node's write is admitted against the stored object: it replaces that one or none (409), so a concurrent
     // change (a taint the admin adds) cannot be overwritten unchecked.
@@ -235,10 +243,10 @@ export class ObjectService implements Objects {
     for (let attempt = 1; ; attempt++) {
       const current = this.mustGet(r, namespace, name);
       const merged = mergePatch(current, delta) as StoredObject;
-      const object = admitUpdate(current, this.admit(r, namespace, merged, name));
+      const object = keepImmutableFields(current, admitUpdate(current, this.admit(r, namespace, merged, name)));
       object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
       this.#admitUpdate(r, current, object, subresource === 'status');
-      const result = await this.proposer.propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
+      const result = await this.#propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
       if (result.ok) return typed(r, result.object);
       if (result.failure.code !== 409 || pinned || attempt >= PATCH_ATTEMPTS) throw new StoreError(result.failure);
     }
@@ -384,9 +392,24 @@ export class ObjectService implements Objects {
   }
 
   async #commit(command: Command): Promise<StoredObject> {
-    const result = await this.proposer.propose(command);
+    const result = await this.#propose(command);
     if (!result.ok) throw new StoreError(result.failure);
     return result.object;
+  }
+
+  /** Proposes a write of an API object, once it is known to fit in MAX_OBJECT_BYTES. */
+  #propose(command: Command): ReturnType<Proposer['propose']> {
+    if (command.op === 'create' || command.op === 'update') {
+      const bytes = Buffer.byteLength(JSON.stringify(command.object));
+      if (bytes > MAX_OBJECT_BYTES) {
+        const { kind, metadata: { name } } = command.object;
+        throw new StoreError({
+          code: 413, reason: 'RequestEntityTooLarge',
+          message: `Request entity too large: ${kind} "${name}" is ${bytes} bytes as stored, more than the ${MAX_OBJECT_BYTES} an object may have (etcdserver: request is too large)`,
+        });
+      }
+    }
+    return this.proposer.propose(command);
   }
 }
 

@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import pino from 'pino';
 import { createApp } from '../../server/api/app.js';
 import { staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
@@ -240,6 +242,27 @@ test('a join token only asks for a node certificate: it reads nothing and writes
   }
   assert.is((await call('GET', '/api/v1/nodes/pi-9')).status, 404);
   assert.is((await call('GET', '/api/v1/namespaces/kube-system/secrets/flotilla-agent-pi-9')).status, 404);
+});
+
+test('an internal error is answered with an id only; the log has the id and the detail', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'error' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
+  const broken = new Hono();
+  broken.get('/broken', () => { throw new Error('state.db: secret detail of the server'); });
+  const failing = createApp({
+    objects: new ObjectService(store, proposer, () => new Date()), readBarrier: async () => {}, authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+    version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [], extraRoutes: [broken], log,
+  });
+  const res = await failing.request('/broken', { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.is(res.status, 500);
+  const text = await res.text();
+  assert.not.match(text, /secret detail|state\.db/);
+  const status = JSON.parse(text) as { reason: string; message: string };
+  assert.is(status.reason, 'InternalError');
+  const id = /^Internal error occurred: error id ([0-9a-f-]{36})$/.exec(status.message)?.[1];
+  assert.ok(id, status.message);
+  const logged = lines.find((l) => l.errorId === id) as { err?: { message?: string } } | undefined;
+  assert.match(String(logged?.err?.message), /secret detail of the server/);
 });
 
 test.after(() => { store.close(); rmSync(dir, { recursive: true, force: true }); });

@@ -7,6 +7,7 @@ import type { ObjectService } from '../../objects/service.js';
 import { isKind, resourceOfKind } from '../../../api-types/index.js';
 import { NODE_GROUP, certificateInfo, nodeCommonName } from '../../../client/pki.js';
 import { StoreError } from '../../store/types.js';
+import { methodNotAllowed } from '../status.js';
 import type { StoredObject } from '../../store/types.js';
 
 /** What this server presents to agents (its own client certificate, O flotilla:servers) and the CA it verifies them with. */
@@ -26,11 +27,19 @@ export interface AgentCallTls { ca: string; certPem: string; keyPem: string }
 export function agentProxy(objects: ObjectService, tls: () => AgentCallTls): (c: Context, pod: StoredObject, sub: string) => Promise<Response> {
   const nodes = resourceOfKind('Node');
   return async (c, pod, sub) => {
-    const nodeName = isKind(pod, 'Pod') ? pod.spec.nodeName : undefined;
+    const allowed = sub === 'log' ? ['GET'] : ['GET', 'POST'];
+    if (!allowed.includes(c.req.method)) throw methodNotAllowed(`pods/${sub} accepts ${allowed.join(' and ')} only`);
+    if (!isKind(pod, 'Pod')) throw new StoreError({ code: 400, reason: 'BadRequest', message: `${pod.metadata.name} is not a pod` });
+    const nodeName = pod.spec.nodeName;
     if (!nodeName) throw new StoreError({ code: 400, reason: 'BadRequest', message: `pod ${pod.metadata.name} is not scheduled to a node yet` });
+    // Kubernetes' answer while no container has started (no agent has reported the pod): nothing to proxy to yet.
+    if (!pod.status?.containerStatuses?.length) {
+      throw new StoreError({ code: 400, reason: 'BadRequest', message: `container "${pod.spec.containers[0]?.name}" in pod "${pod.metadata.name}" is waiting to start: ContainerCreating` });
+    }
     const node = objects.get(nodes, undefined, nodeName);
-    const address = node?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
-    const port = node?.status?.daemonEndpoints?.kubeletEndpoint?.Port;
+    if (!node) throw new StoreError({ code: 404, reason: 'NotFound', message: `nodes "${nodeName}" not found` });
+    const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+    const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
     if (!address || !port) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `node ${nodeName} has not published its agent endpoint` });
     const host = address.includes(':') ? `[${address}]` : address;
     const path = `/v1/pods/${encodeURIComponent(pod.metadata.namespace ?? 'default')}/${encodeURIComponent(pod.metadata.name)}`;

@@ -1,14 +1,14 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { parse as parseYaml } from 'yaml';
 import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
-import type { DeleteOptions, ResourceInfo, Scale } from '../../../api-types/index.js';
+import type { DeleteOptions, Failure, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
 import { methodNotAllowed } from '../status.js';
 import { identityOf, nodeNameOf } from '../middleware/auth.js';
 import { requestInfo } from '../request-info.js';
+import { parseBody } from '../request-body.js';
 import type { RequestInfo } from '../request-info.js';
 
 /** What the resource routes need from the rest of the server. */
@@ -31,6 +31,19 @@ const fieldSelectable: Record<string, readonly string[]> = {
 
 /** How many events a slow watcher may leave unread before it is disconnected (it then watches again). */
 const WATCH_BACKLOG = 10_000;
+
+/**
+ * kube-apiserver's --min-request-timeout default: a watch without timeoutSeconds ends after a random one to two
+ * times this, so that clients do not all watch again at once; a longer timeoutSeconds is cut to twice this.
+ */
+const MIN_REQUEST_TIMEOUT_S = 1800;
+
+/**
+ * How long a watch from a resourceVersion this member has not reached yet waits for it (kube-apiserver's watch
+ * cache blockTimeout) before it ends with 504 Too large resource version, and when the client is told to retry.
+ */
+const TOO_LARGE_RV_WAIT_MS = 3000;
+const TOO_LARGE_RV_RETRY_S = 1;
 
 /**
  * Kubernetes-shaped REST for every resource in the api-types table, under /api/v1 and /apis/GROUP/VERSION:
@@ -152,18 +165,23 @@ async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response
 
 /**
  * A watch stream: newline-delimited {"type","object"} events after `resourceVersion`; without one, the current
- * objects first as ADDED. An expired revision yields one ERROR event with a 410 Status, as in Kubernetes.
+ * objects first as ADDED. As in Kubernetes, an expired revision yields one ERROR event with a 410 Status, and a
+ * revision this member has not reached within TOO_LARGE_RV_WAIT_MS one with a 504 (Too large resource version).
+ * The stream ends after timeoutSeconds (bounded; see MIN_REQUEST_TIMEOUT_S).
  */
 function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   const keep = selectorsOf(c, t);
   const rvParam = c.req.query('resourceVersion');
-  const timeoutS = Number(c.req.query('timeoutSeconds') ?? 0);
+  const timeoutParam = c.req.query('timeoutSeconds');
   if (rvParam !== undefined && rvParam !== '' && !/^\d+$/.test(rvParam)) throw badRequest(`resourceVersion must be a number, got "${rvParam}"`);
+  if (timeoutParam !== undefined && !/^\d+$/.test(timeoutParam)) throw badRequest(`timeoutSeconds must be a non-negative integer, got "${timeoutParam}"`);
+  const timeoutS = Math.min(Number(timeoutParam ?? 0), 2 * MIN_REQUEST_TIMEOUT_S) || MIN_REQUEST_TIMEOUT_S * (1 + Math.random());
   const key = resourceKey(t.resource);
   const encoder = new TextEncoder();
   const line = (v: unknown) => encoder.encode(`${JSON.stringify(v)}\n`);
   let stop = (): void => {};
   let timer: NodeJS.Timeout | undefined;
+  let tooLarge: NodeJS.Timeout | undefined;
   let closed = false;
   let from: number;
   const initial: WatchEvent[] = [];
@@ -181,7 +199,8 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         if (closed) return;
         closed = true;
         stop();
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
+        clearTimeout(tooLarge);
         try { controller.close(); } catch { /* the reader already went away */ }
       };
       const send = (e: WatchEvent): void => {
@@ -190,15 +209,26 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         if ((controller.desiredSize ?? 0) < -WATCH_BACKLOG) return finish();
         controller.enqueue(line({ type: e.type, object: e.object }));
       };
+      const fail = (f: Failure): void => {
+        if (closed) return;
+        controller.enqueue(line({ type: 'ERROR', object: statusObject(f) }));
+        finish();
+      };
       for (const e of initial) send(e);
       try {
-        stop = deps.objects.watch(t.resource, t.namespace, from, send, () => finish());
+        // Past `from` only: a watch from a revision not reached yet skips what comes before it.
+        stop = deps.objects.watch(t.resource, t.namespace, from, (e) => { if (e.revision > from) send(e); }, () => finish());
       } catch (err) {
         if (!(err instanceof GoneError)) throw err;
-        controller.enqueue(line({ type: 'ERROR', object: statusObject(err.failure) }));
-        return finish();
+        return fail(err.failure);
       }
-      if (timeoutS > 0) timer = setTimeout(finish, timeoutS * 1000);
+      timer = setTimeout(finish, timeoutS * 1000);
+      if (from > deps.objects.revision()) {
+        tooLarge = setTimeout(() => {
+          const current = deps.objects.revision();
+          if (current < from) fail(tooLargeResourceVersion(from, current));
+        }, TOO_LARGE_RV_WAIT_MS);
+      }
     },
     cancel() { finish(); },
   }, new CountQueuingStrategy({ highWaterMark: 1 }));
@@ -206,16 +236,19 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   return new Response(stream, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' } });
 }
 
+/** Kubernetes' answer to a read from a resourceVersion the store has not reached (storage.NewTooLargeResourceVersionError). */
+function tooLargeResourceVersion(requested: number, current: number): Failure {
+  return {
+    code: 504, reason: 'Timeout', message: `Timeout: Too large resource version: ${requested}, current: ${current}`,
+    details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: TOO_LARGE_RV_RETRY_S },
+  };
+}
+
 /** Parses the request body: JSON, or YAML when the client says so. */
 async function body(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === '') throw badRequest('the request body is empty');
-  const yaml = /yaml/i.test(c.req.header('content-type') ?? '');
-  try {
-    return yaml ? parseYaml(text) : JSON.parse(text);
-  } catch (err) {
-    throw badRequest(`the request body is not valid ${yaml ? 'YAML' : 'JSON'}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  return parseBody(text, /yaml/i.test(c.req.header('content-type') ?? ''));
 }
 
 async function patchBody(c: Context): Promise<unknown> {
@@ -230,11 +263,7 @@ async function deleteOptions(c: Context): Promise<DeleteOptions> {
   const text = await c.req.text();
   let input: Record<string, unknown>;
   if (text.trim() !== '') {
-    try {
-      input = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      throw badRequest('the DeleteOptions body is not valid JSON');
-    }
+    input = parseBody(text, false, 'the DeleteOptions body') as Record<string, unknown>;
   } else {
     input = {};
     const grace = c.req.query('gracePeriodSeconds');
