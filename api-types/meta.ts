@@ -65,6 +65,8 @@ export interface StatusDetails {
   kind?: string;
   group?: string;
   causes?: StatusCause[];
+  /** How long a client should wait before it tries again (429 TooManyRequests, 504 Timeout). */
+  retryAfterSeconds?: number;
 }
 
 /** The Kubernetes Status body: every failed request returns one, and some successful ones do (bindings, revocations). */
