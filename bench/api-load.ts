@@ -1,7 +1,7 @@
 // Load on one real `flotilla server` process over HTTPS, as its defaults serve it: C concurrent clients (each its
-// own keep-alive TLS connection, under U user tokens) for D seconds, each sending at once again what was
-// answered (3 of 4 reads of an object, 1 of 4 creates, whose events go to every watch), while W watches stay
-// open (spread over the same users, under the per-client cap). A client answered 429 waits the Retry-After it
+// own keep-alive TLS connection, under U user tokens, all connected first: connectSeconds) for D seconds, each
+// sending at once again what was answered (3 of 4 reads of an object, 1 of 4 creates, whose events go to every
+// watch), while W watches stay open (spread over the same users, under the per-client cap). A client answered 429 waits the Retry-After it
 // was given, as client-go does. The load runs in a worker thread; this thread meanwhile reads one object again
 // and again over one connection of its own (the admin token) and times each answer: the "plain GET".
 // Each run measures that GET without load, then under load; R runs alternate so that a slow phase of the
@@ -9,13 +9,15 @@
 // stay up (readyz 200 after each run, no exit), answer no 5xx, and keep every watch open until the end.
 // Usage: node dist/bench/api-load.js [--clients 1000] [--watches 500] [--users 50] [--seconds 15] [--runs 3]
 // Last line: {"bench":"api-load","clients":..,"watches":..,"seconds":..,"runs":..,"idle":{"p50Ms","p99Ms","gets"},
-//   "loaded":{"p50Ms","p99Ms","gets","refused429"},"loadedToIdleP99":..,"load":{"requests","ok","tooManyRequests",
-//   "errors5xx","otherStatus","failed","requestsPerSec","watchesOpen","watchesRefused","watchesEndedEarly","watchLines"},
+//   "loaded":{"p50Ms","p99Ms","gets","refused429"},"loadedToIdleP99":..,"load":{"connectSeconds","connectFailed",
+//   "requests","ok","tooManyRequests","errors5xx","otherStatus","failed","requestsPerSec","watchesOpen",
+//   "watchesRefused","watchesEndedEarly","watchLines"},
 //   "serverAlive":true,"serverPeakRssMiB":..}
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import https from 'node:https';
+import { randomUUID } from 'node:crypto';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ServerProcess } from '../test/support/server-process.js';
 import { ApiClient } from '../client/client.js';
@@ -31,6 +33,8 @@ const REQUEST_LIMIT_MS = 30_000;
 
 interface LoadInput { url: string; ca: string; tokens: string[]; clients: number; watches: number; seconds: number }
 interface LoadResult {
+  /** How long the clients took to connect (a TLS handshake and one read each); how many could not. */
+  connectSeconds: number; connectFailed: number;
   requests: number; ok: number; tooManyRequests: number; errors5xx: number; otherStatus: number; failed: number; requestsPerSec: number;
   watchesOpen: number; watchesRefused: number; watchesEndedEarly: number; watchLines: number;
 }
@@ -56,7 +60,7 @@ const objectPath = (i: number) => `/api/v1/namespaces/${LOAD_NAMESPACE}/configma
 
 /** The worker: opens the watches, then runs the clients until the deadline, then closes the watches. */
 async function runLoad(input: LoadInput): Promise<LoadResult> {
-  const r: LoadResult = { requests: 0, ok: 0, tooManyRequests: 0, errors5xx: 0, otherStatus: 0, failed: 0, requestsPerSec: 0, watchesOpen: 0, watchesRefused: 0, watchesEndedEarly: 0, watchLines: 0 };
+  const r: LoadResult = { connectSeconds: 0, connectFailed: 0, requests: 0, ok: 0, tooManyRequests: 0, errors5xx: 0, otherStatus: 0, failed: 0, requestsPerSec: 0, watchesOpen: 0, watchesRefused: 0, watchesEndedEarly: 0, watchLines: 0 };
   let stopping = false;
   const watchRequests: ReturnType<typeof https.request>[] = [];
   await Promise.all(Array.from({ length: input.watches }, (_, w) => new Promise<void>((resolve) => {
@@ -77,16 +81,25 @@ async function runLoad(input: LoadInput): Promise<LoadResult> {
     req.end();
     watchRequests.push(req);
   })));
+  // Every client connects first (its TLS handshake, with one read): the load then comes from 1,000 open
+  // connections at once, not from a queue of handshakes.
+  const connecting = performance.now();
+  const connections = await Promise.all(Array.from({ length: input.clients }, async (_, c) => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: input.ca });
+    const token = input.tokens[c % input.tokens.length]!;
+    const { status } = await send(agent, input.url, token, 'GET', objectPath(c % READ_OBJECTS));
+    if (status === 0) r.connectFailed++;
+    return { agent, token };
+  }));
+  r.connectSeconds = Number(((performance.now() - connecting) / 1000).toFixed(1));
   parentPort!.postMessage({ type: 'ready' });
   const started = performance.now();
   const deadline = Date.now() + input.seconds * 1000;
-  await Promise.all(Array.from({ length: input.clients }, async (_, c) => {
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: input.ca });
-    const token = input.tokens[c % input.tokens.length]!;
+  await Promise.all(connections.map(async ({ agent, token }, c) => {
     for (let i = 0; Date.now() < deadline; i++) {
       const write = i % 4 === 3;
       const { status, retryAfterS } = write
-        ? await send(agent, input.url, token, 'POST', `/api/v1/namespaces/${LOAD_NAMESPACE}/configmaps`, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${c}-${i}` }, data: { client: String(c) } }))
+        ? await send(agent, input.url, token, 'POST', `/api/v1/namespaces/${LOAD_NAMESPACE}/configmaps`, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${c}-${i}-${randomUUID().slice(0, 8)}` }, data: { client: String(c) } }))
         : await send(agent, input.url, token, 'GET', objectPath((c + i) % READ_OBJECTS));
       r.requests++;
       if (status >= 200 && status < 300) r.ok++;

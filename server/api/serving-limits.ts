@@ -44,13 +44,12 @@ export const DEFAULT_SERVING_LIMITS: ServingLimits = {
  * The options of node's HTTPS server that enforce headersTimeoutMs and idleTimeoutMs. Node checks the header and
  * request deadlines of open connections every `connectionsCheckingInterval` (30 s by default, which would let a
  * slow sender stay twice as long): here every second, or a quarter of the header timeout when that is shorter.
- * Node's `requestTimeout` (receiving a whole request, its body included) is the request timeout, at least the
- * header timeout (node refuses a shorter one).
+ * Node's own `requestTimeout` (receiving a whole request, its body included) keeps its default of 5 minutes: a
+ * Raft snapshot from a peer over a slow link must fit in it, and users' bodies are bounded by requestTimeoutMs.
  */
 export function httpServerOptions(limits: ServingLimits): ServerOptions {
   return {
     headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: Math.max(limits.headersTimeoutMs, limits.requestTimeoutMs),
     connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
     keepAliveTimeout: limits.idleTimeoutMs,
     handshakeTimeout: limits.headersTimeoutMs,
