@@ -66,7 +66,7 @@ export interface StatusDetails {
   kind?: string;
   group?: string;
   causes?: StatusCause[];
-  /** When to try again (a Timeout: the watched resourceVersion is not there yet), as Kubernetes' Retry-After. */
+  /** How long a client should wait before it tries again (429 TooManyRequests, 504 Timeout). */
   retryAfterSeconds?: number;
 }
 

@@ -21,6 +21,7 @@ import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import type { DockerNetworkInfo } from '../node-agent/network/cluster-dns.js';
 import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
+import type { ServingLimits } from '../server/api/serving-limits.js';
 import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
@@ -76,6 +77,30 @@ export function parseDuration(text: string, flag: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** kube-apiserver's in-flight limits and request timeout, and the watch caps (server/api/serving-limits.ts). */
+const servingFlags: FlagSpec[] = [
+  { name: 'max-requests-inflight', kind: 'string' }, { name: 'max-mutating-requests-inflight', kind: 'string' }, { name: 'request-timeout', kind: 'string' },
+  { name: 'max-watches', kind: 'string' }, { name: 'max-watches-per-client', kind: 'string' },
+];
+
+/** The serving flags given; the in-flight limits take 0 for none, as in Kubernetes. */
+function servingLimitsOf(a: ParsedArgs): Partial<ServingLimits> {
+  const count = (flag: string, zeroAllowed: boolean): number | undefined => {
+    const text = stringFlag(a, flag);
+    if (text === undefined) return undefined;
+    if (!(zeroAllowed ? /^\d+$/ : /^[1-9]\d*$/).test(text)) throw new UsageError(`--${flag} must be a ${zeroAllowed ? 'non-negative' : 'positive'} whole number, got "${text}"`);
+    return Number(text);
+  };
+  const timeout = stringFlag(a, 'request-timeout');
+  const limits: Partial<ServingLimits> = {
+    maxRequestsInFlight: count('max-requests-inflight', true), maxMutatingRequestsInFlight: count('max-mutating-requests-inflight', true),
+    maxWatches: count('max-watches', false), maxWatchesPerClient: count('max-watches-per-client', false),
+    requestTimeoutMs: timeout === undefined ? undefined : parseDuration(timeout, 'request-timeout'),
+  };
+  if (limits.requestTimeoutMs === 0) throw new UsageError('--request-timeout must be longer than 0');
+  return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+}
+
 function controllerSettingsOf(a: ParsedArgs): { nodeGracePeriodMs?: number; podEvictionDelayMs?: number } {
   const grace = stringFlag(a, 'node-grace-period');
   const delay = stringFlag(a, 'pod-eviction-delay');
@@ -91,11 +116,11 @@ const commands: Record<string, CliCommand> = {
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767]',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--max-requests-inflight 200] [--max-mutating-requests-inflight 100] [--request-timeout 1m] [--max-watches 2000] [--max-watches-per-client 100]',
     flags: [
       { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
       { name: 'token', kind: 'string' }, { name: 'cluster-init', kind: 'boolean' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
-      ...controllerFlags, ...networkFlags,
+      ...controllerFlags, ...networkFlags, ...servingFlags,
     ],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false, localAgent: false, formsCluster: false }),
   },
@@ -271,7 +296,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     dataDir, host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]),
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
-    controllers: controllerSettingsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}), ...(network ? { network } : {}),
+    controllers: controllerSettingsOf(a), servingLimits: servingLimitsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}), ...(network ? { network } : {}),
     log: createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err }),
   }, (info) => {
     let configNote = '';

@@ -1,5 +1,6 @@
 import { mkdirSync, existsSync, readFileSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
@@ -43,6 +44,7 @@ import { formatClusterToken, SERVER_CREDENTIAL_PREFIX } from '../client/tokens.j
 import type { ClientTls } from '../client/client.js';
 import type { IssuedCertificate } from './pki/ca.js';
 import { ensureServingCertificate, servingAltNames } from './pki/serving.js';
+import { DEFAULT_SERVING_LIMITS, httpServerOptions, type ServingLimits } from './api/serving-limits.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 
@@ -72,6 +74,8 @@ export interface ServerConfig {
   /** How long --join auto candidates wait for the candidate set to settle (default 3 000 ms). */
   autoJoinSettleMs?: number;
   maxBodyBytes?: number;
+  /** In-flight limits, watch caps, request and socket timeouts (defaults: DEFAULT_SERVING_LIMITS). */
+  servingLimits?: Partial<ServingLimits>;
   /** Raft tick; elections take 10 to 20 ticks. */
   tickMs?: number;
   /** Entries between state-machine snapshots. */
@@ -139,12 +143,14 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
   const store = new SqliteStore({ path: statePath, synchronous: 'NORMAL' });
   const secure = (config.transport ?? 'https') === 'https';
   let handler: (req: Request, env: HttpBindings) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
+  const servingLimits = { ...DEFAULT_SERVING_LIMITS, ...config.servingLimits };
   // Until the serving certificate is in place (after the join), TLS handshakes fail: nothing is served before.
   // Client certificates are asked for and checked against the CA, but optional: the auth middleware decides.
   const server = serve({
     // serve() makes an http(s).Server here, never an http2 one: the bindings are node's IncomingMessage.
     fetch: (req, env) => handler(req, env as HttpBindings), hostname: config.host, port: config.port,
-    ...(secure ? { createServer: https.createServer, serverOptions: { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } } : {}),
+    createServer: secure ? https.createServer : http.createServer,
+    serverOptions: { ...httpServerOptions(servingLimits), ...(secure ? { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } : {}) },
   });
   let renewal: NodeJS.Timeout | undefined;
   try {
@@ -234,6 +240,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
       ],
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
+      servingLimits,
     });
     let advertised: Advertisement | undefined;
     handler = publicRoutesFirst({

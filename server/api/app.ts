@@ -13,6 +13,10 @@ import type { ResourceDeps } from './routes/resources.js';
 import { statusResponse } from './status.js';
 import { StoreError } from '../store/types.js';
 import { openApiDocument } from './openapi.js';
+import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js';
+import { maxInFlight } from './middleware/max-in-flight.js';
+import { watchLimit } from './middleware/watch-limit.js';
+import { requestTimeout } from './middleware/request-timeout.js';
 
 /** One readiness check as Kubernetes' /readyz lists it: its name and, when it fails, why. */
 export interface ReadinessCheck {
@@ -31,6 +35,8 @@ export interface AppDeps extends ResourceDeps {
   extraRoutes?: Hono[];
   /** Where internal errors (500) are logged; silent when not given. */
   log?: Logger;
+  /** In-flight limits, watch caps and the request timeout (default DEFAULT_SERVING_LIMITS). */
+  servingLimits?: ServingLimits;
 }
 
 /** kube-apiserver's limit on a request body (MaxRequestBodyBytes): twice what etcd stores, for JSON's overhead. */
@@ -94,6 +100,11 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/version', (c) => c.json({ ...deps.version, platform: `${process.platform}/${process.arch}` }));
 
   app.use('*', bearerAuth({ authenticate: deps.authenticate, publicPaths: PUBLIC_PATHS }));
+  // After authentication, before authorization, as in kube-apiserver: the limits tell nodes and members apart.
+  const limits = deps.servingLimits ?? DEFAULT_SERVING_LIMITS;
+  app.use('*', requestTimeout({ timeoutMs: limits.requestTimeoutMs }));
+  app.use('*', maxInFlight({ ...limits, metrics }));
+  app.use('*', watchLimit({ ...limits, metrics }));
   // Nodes are authorized against the pods bound to them; the graph is built at the first node request.
   app.use('*', authorization({ graph: new PodGraph(deps.objects) }));
 
@@ -118,7 +129,10 @@ function apiMetrics(deps: AppDeps) {
   const requests = new Counter({ name: 'flotilla_http_requests_total', help: 'API requests by method and status code', labelNames: ['method', 'code'], registers: [registry] });
   const duration = new Histogram({ name: 'flotilla_http_request_duration_seconds', help: 'API request latency', labelNames: ['method', 'code'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] });
   const internalErrors = new Counter({ name: 'flotilla_http_internal_errors_total', help: 'Requests that failed with 500', registers: [registry] });
+  // kube-apiserver's apiserver_current_inflight_requests and apiserver_dropped_requests_total.
+  const inFlight = new Gauge({ name: 'flotilla_current_inflight_requests', help: 'Requests served now, by kind (readOnly, mutating), long-running ones not counted', labelNames: ['request_kind'], registers: [registry] });
+  const rejected = new Counter({ name: 'flotilla_dropped_requests_total', help: 'Requests refused with 429, by kind (readOnly, mutating; watch: over a watch cap)', labelNames: ['request_kind'], registers: [registry] });
   new Gauge({ name: 'flotilla_store_revision', help: 'Revision of the newest applied write', registers: [registry], collect() { this.set(deps.objects.revision()); } });
   new Gauge({ name: 'flotilla_watchers', help: 'Open watch streams', registers: [registry], collect() { this.set(deps.objects.watcherCount); } });
-  return { registry, requests, duration, internalErrors };
+  return { registry, requests, duration, internalErrors, inFlight, rejected };
 }

@@ -32,6 +32,9 @@ const fieldSelectable: Record<string, readonly string[]> = {
 /** How many events a slow watcher may leave unread before it is disconnected (it then watches again). */
 const WATCH_BACKLOG = 10_000;
 
+/** Each event's line, encoded once for all the watches it goes to: the store hands every watcher the same event. */
+const eventLines = new WeakMap<WatchEvent, Uint8Array>();
+
 /**
  * kube-apiserver's --min-request-timeout default: a watch without timeoutSeconds ends after a random one to two
  * times this, so that clients do not all watch again at once; a longer timeoutSeconds is cut to twice this.
@@ -207,7 +210,9 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         if (closed || !keep(e.object)) return;
         // A client that stops reading is dropped rather than buffered without bound; it will watch again.
         if ((controller.desiredSize ?? 0) < -WATCH_BACKLOG) return finish();
-        controller.enqueue(line({ type: e.type, object: e.object }));
+        let encoded = eventLines.get(e);
+        if (encoded === undefined) eventLines.set(e, encoded = line({ type: e.type, object: e.object }));
+        controller.enqueue(encoded);
       };
       const fail = (f: Failure): void => {
         if (closed) return;
