@@ -17,6 +17,7 @@ import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
   GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
 } from './well-known.js';
+import { parseGpuModelPattern } from './gpu-model-pattern.js';
 import { parseQuantity } from './quantity.js';
 import { canonicalJson } from './canonical.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
@@ -116,7 +117,7 @@ const podAnnotations = annotations.superRefine((m, ctx) => {
   }
   const model = m[ANNOTATION_GPU_MODEL];
   if (model !== undefined) {
-    try { new RegExp(model); } catch (e) { issue(ctx, [ANNOTATION_GPU_MODEL], `not a valid regular expression: ${(e as Error).message}`); }
+    try { parseGpuModelPattern(model); } catch (e) { issue(ctx, [ANNOTATION_GPU_MODEL], (e as Error).message); }
   }
   const sharing = m[ANNOTATION_GPU_SHARING];
   if (sharing !== undefined && sharing !== 'shared') issue(ctx, [ANNOTATION_GPU_SHARING], `must be "shared" (got "${sharing}")`);
