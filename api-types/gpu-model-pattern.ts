@@ -12,8 +12,9 @@
 // Refused, with the reason: groups `( )`, counted repetition `{ }`, back-references, lookaround, lazy or
 // stacked quantifiers, other escapes, and patterns longer than GPU_MODEL_PATTERN_MAX_LENGTH.
 
-/** Longest flotilla.io/gpu-model pattern accepted, in UTF-16 code units (as String.length counts). */
-export const GPU_MODEL_PATTERN_MAX_LENGTH = 256;
+/** Longest flotilla.io/gpu-model pattern accepted, in UTF-16 code units (as String.length counts). Matching
+ * costs up to (model length x atoms) per model, so this bounds the work one pod can ask per GPU model. */
+export const GPU_MODEL_PATTERN_MAX_LENGTH = 128;
 
 /** A compiled flotilla.io/gpu-model pattern. */
 export interface GpuModelPattern {
@@ -50,7 +51,8 @@ export function parseGpuModelPattern(source: string): GpuModelPattern {
     if (e instanceof PatternError) throw new Error(`unsupported pattern "${source}": ${e.message} (supported: literals, ., [classes], \\d, \\w, * + ?, ^ $, |)`);
     throw e;
   }
-  return { source, test: (model) => alternatives.some((a) => run(a, model)) };
+  const machines = alternatives.map(compile);
+  return { source, test: (model) => machines.some((m) => run(m, model)) };
 }
 
 function parse(source: string): Alternative[] {
@@ -134,25 +136,65 @@ function parse(source: string): Alternative[] {
   return alternatives;
 }
 
-/** Runs one alternative as an NFA over `model`: state k means "atoms [0, k) matched"; k = atoms.length accepts. */
-function run(alt: Alternative, model: string): boolean {
-  const k = alt.atoms.length;
-  let states = new Uint8Array(k + 1); let next = new Uint8Array(k + 1);
-  // Optional atoms may be skipped: a state reaches every state after a run of optional atoms.
-  const close = (s: Uint8Array): void => { for (let j = 0; j < k; j++) if (s[j] && alt.atoms[j]!.optional) s[j + 1] = 1; };
-  states[0] = 1; close(states);
+// One alternative ready to run, bit-parallel (Shift-And over states): state j, "atoms [0, j) matched", is bit
+// j & 31 of word j >> 5; state atoms.length accepts. For ASCII characters a table holds the atoms that match
+// them (character c: words [c * words, (c + 1) * words)), so a step is a few word operations.
+interface Machine {
+  atoms: Atom[]; start: boolean; end: boolean; words: number; ascii: Uint32Array;
+  repeat: Uint32Array; // atoms that may match again (* +): state j stays j
+  optional: Uint32Array; // atoms that may match nothing (* ?): state j reaches j + 1 without a character
+}
+
+function compile(alt: Alternative): Machine {
+  const k = alt.atoms.length; const words = Math.ceil((k + 1) / 32);
+  const ascii = new Uint32Array(128 * words); const repeat = new Uint32Array(words); const optional = new Uint32Array(words);
+  alt.atoms.forEach((atom, j) => {
+    const w = j >> 5; const bit = 1 << (j & 31);
+    for (let c = 0; c < 128; c++) if (atom.matches(c)) ascii[c * words + w]! |= bit;
+    if (atom.repeat) repeat[w]! |= bit;
+    if (atom.optional) optional[w]! |= bit;
+  });
+  return { atoms: alt.atoms, start: alt.start, end: alt.end, words, ascii, repeat, optional };
+}
+
+/** Adds every state reachable by skipping optional atoms. Within each run of optional atoms [a, b), the states
+ * from the lowest one set up to b are reached: with S the run's bits and x the set ones among them,
+ * (S + x) ^ S is exactly those bits, the carry landing on b (never in a run: runs are maximal). */
+function close(m: Machine, states: Uint32Array): void {
+  let carry = 0;
+  for (let w = 0; w < m.words; w++) {
+    const s = m.optional[w]!; const sum = s + (states[w]! & s) + carry;
+    carry = sum > 0xffffffff ? 1 : 0;
+    states[w] = states[w]! | ((sum >>> 0) ^ s);
+  }
+}
+
+/** Runs one alternative over `model`: O(model.length * atoms / 32) word operations. */
+function run(m: Machine, model: string): boolean {
+  const W = m.words; const k = m.atoms.length;
+  let states = new Uint32Array(W); let next = new Uint32Array(W); const wide = new Uint32Array(W);
+  const acceptWord = k >> 5; const acceptBit = 1 << (k & 31);
+  states[0] = 1; close(m, states);
   for (let pos = 0; ; pos++) {
-    if (states[k] && (!alt.end || pos === model.length)) return true;
+    if ((states[acceptWord]! & acceptBit) !== 0 && (!m.end || pos === model.length)) return true;
     if (pos === model.length) return false;
     const c = model.charCodeAt(pos);
-    next.fill(0);
-    for (let j = 0; j < k; j++) {
-      if (!states[j] || !alt.atoms[j]!.matches(c)) continue;
-      next[j + 1] = 1;
-      if (alt.atoms[j]!.repeat) next[j] = 1;
+    let table = m.ascii; let at = c * W;
+    if (c >= 128) { // outside the table: this character's atoms, computed here
+      wide.fill(0);
+      m.atoms.forEach((atom, j) => { if (atom.matches(c)) wide[j >> 5]! |= 1 << (j & 31); });
+      table = wide; at = 0;
     }
-    if (!alt.start) next[0] = 1; // unanchored: a match may begin at every position
-    close(next);
+    let carry = 0; let live = 0;
+    for (let w = 0; w < W; w++) {
+      const t = states[w]! & table[at + w]!; // states whose atom matches c
+      next[w] = (t << 1) | carry | (t & m.repeat[w]!);
+      carry = t >>> 31;
+      live |= next[w]!;
+    }
+    if (!m.start) { next[0] = next[0]! | 1; live = 1; } // unanchored: a match may begin at every position
+    if (live === 0) return false;
+    close(m, next);
     [states, next] = [next, states];
   }
 }

@@ -282,7 +282,7 @@ const faults: [string, Json, string, RegExp][] = [
   ['annotation key', mutate(P, ['metadata', 'annotations', '/x'], 'y'), 'metadata.annotations["/x"]', /prefix/],
   ['bad gpu-model pattern', mutate(P, ['metadata', 'annotations', 'flotilla.io/gpu-model'], 'A100('), 'metadata.annotations["flotilla.io/gpu-model"]', /unsupported pattern "A100\(": groups/],
   ['backtracking gpu-model pattern', mutate(P, ['metadata', 'annotations', 'flotilla.io/gpu-model'], '(a+)+$'), 'metadata.annotations["flotilla.io/gpu-model"]', /unsupported pattern "\(a\+\)\+\$"/],
-  ['gpu-model pattern too long', mutate(P, ['metadata', 'annotations', 'flotilla.io/gpu-model'], 'a'.repeat(257)), 'metadata.annotations["flotilla.io/gpu-model"]', /no more than 256 characters/],
+  ['gpu-model pattern too long', mutate(P, ['metadata', 'annotations', 'flotilla.io/gpu-model'], 'a'.repeat(129)), 'metadata.annotations["flotilla.io/gpu-model"]', /no more than 128 characters \(got 129\)/],
   // node-supplied strings are bounded
   ['GPU model too long', mutate(valid.Node!, ['status', 'gpus', 0, 'model'], 'A'.repeat(257)), 'status.gpus[0].model', /no more than 256 characters \(got 257\)/],
   ['GPU driver too long', mutate(valid.Node!, ['status', 'gpus', 1, 'driver'], '5'.repeat(300)), 'status.gpus[1].driver', /no more than 256 characters/],
