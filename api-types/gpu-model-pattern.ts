@@ -1,5 +1,5 @@
 // The pattern language of the flotilla.io/gpu-model pod annotation: a subset of JavaScript regular expressions
-// that is matched in time linear in the model string (a Thompson NFA run over the pattern's atoms, never
+// that is matched in time linear in the model string (an NFA over the pattern's atoms, run bit-parallel, never
 // backtracking), because the models it is matched against are written by nodes, not by the pod's author.
 //
 // Syntax (what RegExp means by it, unanchored, case-sensitive):

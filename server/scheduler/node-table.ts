@@ -226,7 +226,7 @@ export class NodeTable {
     ids.strings = []; ids.models = []; ids.arch = 0; ids.zone = 0;
   }
 
-  /** Ids in use per table, for tests and metrics: they count what nodes refer to now, not what they ever did. */
+  /** Values in use per interned table: what the nodes refer to now, never what they referred to before. */
   get internedCounts(): { strings: number; models: number; arches: number; zones: number } {
     const t = this.#interner;
     return { strings: t.strings.size, models: t.models.size, arches: t.arches.size, zones: t.zones.size };
