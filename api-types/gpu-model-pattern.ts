@@ -143,6 +143,7 @@ interface Machine {
   atoms: Atom[]; start: boolean; end: boolean; words: number; ascii: Uint32Array;
   repeat: Uint32Array; // atoms that may match again (* +): state j stays j
   optional: Uint32Array; // atoms that may match nothing (* ?): state j reaches j + 1 without a character
+  buffers: [Uint32Array, Uint32Array, Uint32Array]; // run's state sets and non-ASCII table (run is not re-entered)
 }
 
 function compile(alt: Alternative): Machine {
@@ -154,7 +155,8 @@ function compile(alt: Alternative): Machine {
     if (atom.repeat) repeat[w]! |= bit;
     if (atom.optional) optional[w]! |= bit;
   });
-  return { atoms: alt.atoms, start: alt.start, end: alt.end, words, ascii, repeat, optional };
+  const buffers = [new Uint32Array(words), new Uint32Array(words), new Uint32Array(words)] as Machine['buffers'];
+  return { atoms: alt.atoms, start: alt.start, end: alt.end, words, ascii, repeat, optional, buffers };
 }
 
 /** Adds every state reachable by skipping optional atoms. Within each run of optional atoms [a, b), the states
@@ -172,7 +174,8 @@ function close(m: Machine, states: Uint32Array): void {
 /** Runs one alternative over `model`: O(model.length * atoms / 32) word operations. */
 function run(m: Machine, model: string): boolean {
   const W = m.words; const k = m.atoms.length;
-  let states = new Uint32Array(W); let next = new Uint32Array(W); const wide = new Uint32Array(W);
+  let [states, next, wide] = m.buffers;
+  states.fill(0);
   const acceptWord = k >> 5; const acceptBit = 1 << (k & 31);
   states[0] = 1; close(m, states);
   for (let pos = 0; ; pos++) {
@@ -195,6 +198,6 @@ function run(m: Machine, model: string): boolean {
     if (!m.start) { next[0] = next[0]! | 1; live = 1; } // unanchored: a match may begin at every position
     if (live === 0) return false;
     close(m, next);
-    [states, next] = [next, states];
+    const done = states; states = next; next = done;
   }
 }
