@@ -17,6 +17,7 @@ import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
   GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
 } from './well-known.js';
+import { parseGpuModelPattern } from './gpu-model-pattern.js';
 import { parseQuantity } from './quantity.js';
 import { canonicalJson } from './canonical.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
@@ -51,6 +52,10 @@ const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.
  */
 const nullableTime = time.nullable().transform((v) => v ?? undefined).optional();
 const protocol = z.enum(['TCP', 'UDP', 'SCTP']);
+/** Longest string a node may report about itself in status.nodeInfo, status.gpus and status.hardware. The
+ * scheduler and its pattern matching take these from nodes, so they are bounded like label values are. */
+export const NODE_STATUS_STRING_MAX_LENGTH = 256;
+const nodeString = str.max(NODE_STATUS_STRING_MAX_LENGTH, { error: (i) => `must be no more than ${NODE_STATUS_STRING_MAX_LENGTH} characters (got ${(i.input as string).length})` });
 
 const quantity = z.union([z.string(), z.number()], { error: 'must be a quantity such as "500m", "2Gi" or 1' })
   .superRefine((v, ctx) => {
@@ -142,7 +147,7 @@ const podAnnotations = annotations.superRefine((m, ctx) => {
   }
   const model = m[ANNOTATION_GPU_MODEL];
   if (model !== undefined) {
-    try { new RegExp(model); } catch (e) { issue(ctx, [ANNOTATION_GPU_MODEL], `not a valid regular expression: ${(e as Error).message}`); }
+    try { parseGpuModelPattern(model); } catch (e) { issue(ctx, [ANNOTATION_GPU_MODEL], (e as Error).message); }
   }
   const sharing = m[ANNOTATION_GPU_SHARING];
   if (sharing !== undefined && sharing !== 'shared') issue(ctx, [ANNOTATION_GPU_SHARING], `must be "shared" (got "${sharing}")`);
@@ -713,8 +718,10 @@ export const kindSchemas = {
       podCIDRs: strList.optional(),
       providerID: str.optional(),
       unschedulable: bool.optional(),
+      // Kubernetes: a taint's key is a label key, its value a label value.
       taints: z.array(z.strictObject({
-        key: str, value: str.optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']), timeAdded: time.optional(),
+        key: named(labelKeyError), value: named(labelValueError).optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+        timeAdded: time.optional(),
       })).optional(),
     }).optional(),
     status: z.strictObject({
@@ -725,21 +732,21 @@ export const kindSchemas = {
         type: z.enum(['Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS']), address: str,
       })).optional(),
       nodeInfo: z.strictObject({
-        machineID: str.optional(), systemUUID: str.optional(), bootID: str.optional(), kernelVersion: str.optional(),
-        osImage: str.optional(), containerRuntimeVersion: str.optional(), kubeletVersion: str.optional(),
-        kubeProxyVersion: str.optional(), operatingSystem: str.optional(), architecture: str.optional(),
+        machineID: nodeString.optional(), systemUUID: nodeString.optional(), bootID: nodeString.optional(), kernelVersion: nodeString.optional(),
+        osImage: nodeString.optional(), containerRuntimeVersion: nodeString.optional(), kubeletVersion: nodeString.optional(),
+        kubeProxyVersion: nodeString.optional(), operatingSystem: nodeString.optional(), architecture: nodeString.optional(),
       }).optional(),
       daemonEndpoints: z.strictObject({ kubeletEndpoint: z.strictObject({ Port: port }).optional() }).optional(),
       images: z.array(z.strictObject({ names: strList.optional(), sizeBytes: nonNegInt.optional() })).optional(),
       gpus: z.array(z.strictObject({
         index: nonNegInt,
-        uuid: z.string().min(1, { error: 'must not be empty' }),
-        vendor: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'must be a lowercase vendor name such as "nvidia", "amd", "intel"' }),
-        model: str,
+        uuid: nodeString.min(1, { error: 'must not be empty' }),
+        vendor: nodeString.regex(/^[a-z0-9][a-z0-9._-]*$/, { error: 'must be a lowercase vendor name such as "nvidia", "amd", "intel"' }),
+        model: nodeString,
         memory: amount,
         health: z.enum(['Healthy', 'Unhealthy']),
-        busId: str.optional(),
-        driver: str.optional(),
+        busId: nodeString.optional(),
+        driver: nodeString.optional(),
       })).superRefine((gpus, ctx) => {
         const uuids = new Set<string>();
         gpus.forEach((g, i) => {
@@ -748,12 +755,12 @@ export const kindSchemas = {
         });
       }).optional(),
       hardware: z.strictObject({
-        piModel: str.optional(),
-        jetsonModel: str.optional(),
+        piModel: nodeString.optional(),
+        jetsonModel: nodeString.optional(),
         temperatureC: z.number().optional(),
         throttled: bool.optional(),
         undervoltage: bool.optional(),
-        cpuModel: str.optional(),
+        cpuModel: nodeString.optional(),
       }).optional(),
     }).optional(),
   }),

@@ -43,7 +43,7 @@ export const ANNOTATION_EVICTION_AT = 'flotilla.io/eviction-at';
 
 /** Pod annotation: quantity; every assigned GPU has at least this much memory. */
 export const ANNOTATION_GPU_MEMORY_MIN = 'flotilla.io/gpu-memory-min';
-/** Pod annotation: regular expression matched against the GPU model. */
+/** Pod annotation: pattern matched against the GPU model, a linear-time regular expression subset (./gpu-model-pattern.ts). */
 export const ANNOTATION_GPU_MODEL = 'flotilla.io/gpu-model';
 /** Pod annotation: "shared" when the pod accepts a GPU other sharing pods use. */
 export const ANNOTATION_GPU_SHARING = 'flotilla.io/gpu-sharing';

@@ -3,12 +3,16 @@
 // AssemblyScript (where they are i32) and valid TypeScript (where they are numbers).
 //
 // Regions, all byte offsets into the wasm linear memory:
-//   [FIXED_BASE ..)       config, pod input, output, scratch, numeric values of interned strings
+//   [FIXED_BASE ..)       config, pod input, output, scratch
 //   [NODE_BASE ..)        node table, struct-of-arrays. Region X of a table with capacity `cap` starts at
 //                         NODE_BASE + cap * N_X; its element for node n, slot i, is at
 //                         + (n * slots + i) * size. The host writes cap into CONFIG_CAP and moves regions
 //                         when it grows the table, so N_* must stay sorted ascending in declaration order,
 //                         and every N_* below the first i32 region must keep 8-byte alignment (f64 regions).
+//
+// Interned ids (label keys and values, GPU vendors, GPU models, architectures, zones) come from the host's
+// reference-counted tables (server/scheduler/interner.ts): unbounded, reused once no node refers to them. So
+// no region is indexed by a string id, except N_ZONE_TERMS by zone id, which the host keeps <= the capacity.
 
 // Capacities per node and per pod. Inputs beyond them are refused by the host with an error.
 export const MAX_LABELS = 24;
@@ -16,14 +20,12 @@ export const MAX_TAINTS = 8;
 export const MAX_GPUS = 8;
 export const MAX_PORTS = 16;
 export const MAX_TERMS = 64; // pod-affinity label selectors whose counts are cached (LRU on the host)
-export const MAX_ZONES = 256; // distinct zone values (zone id 0 means "node has no zone label")
 export const MAX_POD_TERMS = 8; // pod (anti-)affinity terms a pod declares
 // Term slots per pod: its own terms plus, per topology, one for the required anti-affinity of bound pods
 // that matches it (Kubernetes' symmetric check).
 export const MAX_TERM_SLOTS = MAX_POD_TERMS + 2;
-export const MAX_MODELS = 256; // distinct GPU vendor/model pairs
-export const MAX_ARCHES = 32; // distinct kubernetes.io/arch values (bit mask in one i32)
-export const MAX_STRINGS = 65536; // interned label keys and values
+// String id the host gives a pod-side string no node has (the tables give ids from 2), so it equals no node's.
+export const STRING_UNKNOWN = 1;
 export const POD_WORDS = 4096;
 export const NUM_REASONS = 16;
 export const NUM_SCORES = 6;
@@ -93,8 +95,10 @@ export const TERM_WORDS = 5; // kind, term id, topology, weight, pod matches its
 export const STRATEGY_BINPACK = 0;
 export const STRATEGY_SPREAD = 1;
 
-// Pod input: i32 words at POD_I32 (header, model bitmap, then variable sections), f64 at POD_F64.
+// Pod input: i32 words at POD_I32 (header, then variable sections), f64 at POD_F64.
 // Sections hold word offsets (from POD_I32) and counts:
+//   architectures, GPU models: count words of a bit set over ids (bit id & 31 of word id >> 5); an id past
+//     the words is not in the set
 //   selector: count pairs [key, value]
 //   required node affinity: count terms, each [nExpr, expr...]; expr = [op, key, nValues, value...]
 //     (Gt/Lt: one value, the integer itself)
@@ -106,7 +110,7 @@ export const P_CPU = 0;
 export const P_GPU_COUNT = 1;
 export const P_GPU_SHARED = 2;
 export const P_GPU_VENDOR = 3;
-export const P_ARCH_MASK = 4; // 0 = any architecture
+export const P_ARCH_LIMITED = 4; // 0 = any architecture, else only those in the architecture set
 export const P_STRATEGY = 5;
 export const P_HASH = 6;
 export const P_SEL_OFF = 7;
@@ -121,8 +125,11 @@ export const P_PORT_OFF = 15;
 export const P_PORT_COUNT = 16;
 export const P_TERM_OFF = 17;
 export const P_TERM_COUNT = 18;
-export const P_MODEL_BITMAP = 32; // MAX_MODELS words, 1 = the model passes the pod's vendor and model pattern
-export const P_VAR_BASE = P_MODEL_BITMAP + MAX_MODELS;
+export const P_ARCH_OFF = 19; // set of the architecture ids the image exists for
+export const P_ARCH_WORDS = 20;
+export const P_MODEL_OFF = 21; // set of the GPU model ids whose vendor and model the pod accepts
+export const P_MODEL_WORDS = 22;
+export const P_VAR_BASE = 32;
 export const PF_MEMORY = 0; // bytes
 export const PF_GPU_MEMORY_MIN = 1; // bytes, per GPU
 
@@ -143,17 +150,16 @@ export const POWER_TABLE = FIXED_BASE + 64; // POWER_TABLE_LEN i32: round(1000 *
 export const POD_I32 = POWER_TABLE + 4 * 1024;
 export const POD_F64 = POD_I32 + 4 * POD_WORDS;
 export const OUT = POD_F64 + 64;
-export const SCRATCH_ZONE_COUNTS = OUT + 4 * OUT_WORDS; // MAX_TERM_SLOTS x MAX_ZONES i32
-export const SCRATCH_TERM_TOTALS = SCRATCH_ZONE_COUNTS + 4 * MAX_TERM_SLOTS * MAX_ZONES; // MAX_TERM_SLOTS i32
+export const SCRATCH_TERM_TOTALS = OUT + 4 * OUT_WORDS; // MAX_TERM_SLOTS i32
 export const SCRATCH_PICKS = SCRATCH_TERM_TOTALS + 4 * MAX_TERM_SLOTS; // MAX_GPUS i32
-export const VALUE_NUMBERS = SCRATCH_PICKS + 4 * MAX_GPUS; // MAX_STRINGS f64: integer value of a string, NaN if none
-export const NODE_BASE = VALUE_NUMBERS + 8 * MAX_STRINGS;
+export const NODE_BASE = SCRATCH_PICKS + 4 * MAX_GPUS;
 
 // Node regions: bytes per node before each region (prefix sums). f64 regions first.
 export const N_MEM_ALLOC = 0;
 export const N_MEM_USED = N_MEM_ALLOC + 8;
 export const N_GPU_MEMORY = N_MEM_USED + 8; // MAX_GPUS f64
-export const N_CPU_ALLOC = N_GPU_MEMORY + 8 * MAX_GPUS;
+export const N_LABEL_NUMBERS = N_GPU_MEMORY + 8 * MAX_GPUS; // MAX_LABELS f64: label value as an integer, NaN if none (Gt/Lt)
+export const N_CPU_ALLOC = N_LABEL_NUMBERS + 8 * MAX_LABELS;
 export const N_CPU_USED = N_CPU_ALLOC + 4;
 export const N_PODS_ALLOC = N_CPU_USED + 4;
 export const N_PODS_USED = N_PODS_ALLOC + 4;
@@ -179,4 +185,7 @@ export const N_PORT_COUNT = N_GPU_EXCLUSIVE + 4 * MAX_GPUS;
 export const N_PORTS = N_PORT_COUNT + 4; // MAX_PORTS
 export const N_PORT_REFS = N_PORTS + 4 * MAX_PORTS;
 export const N_TERM_COUNTS = N_PORT_REFS + 4 * MAX_PORTS; // MAX_TERMS: bound pods matching each tracked term
-export const NODE_BYTES = N_TERM_COUNTS + 4 * MAX_TERMS;
+// Scratch indexed by zone id - 1, not by node: per zone, per pod term slot, the bound pods in the zone matching
+// the term (zone ids are 1..capacity: a zone id is never larger than the count of zones in use when given).
+export const N_ZONE_TERMS = N_TERM_COUNTS + 4 * MAX_TERMS; // MAX_TERM_SLOTS
+export const NODE_BYTES = N_ZONE_TERMS + 4 * MAX_TERM_SLOTS;

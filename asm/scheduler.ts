@@ -3,7 +3,7 @@
 // server/scheduler/reference.ts implements the same pipeline in TypeScript; both must agree exactly,
 // so every score is integer arithmetic (f64 only where both sides round the same IEEE way).
 import {
-  MAX_LABELS, MAX_TAINTS, MAX_GPUS, MAX_PORTS, MAX_TERMS, MAX_ZONES, MAX_TERM_SLOTS, MAX_MODELS, MAX_STRINGS,
+  MAX_LABELS, MAX_TAINTS, MAX_GPUS, MAX_PORTS, MAX_TERMS, MAX_TERM_SLOTS,
   POD_WORDS, NUM_REASONS, NUM_SCORES,
   R_OK, R_NOT_READY, R_UNSCHEDULABLE, R_ARCH, R_NODE_SELECTOR, R_NODE_AFFINITY, R_TAINT, R_PODS, R_CPU, R_MEMORY,
   R_HOST_PORT, R_POD_AFFINITY, R_POD_ANTI_AFFINITY, R_GPU_COUNT, R_GPU_MODEL, R_GPU_MEMORY,
@@ -13,16 +13,16 @@ import {
   E_NO_SCHEDULE, E_PREFER_NO_SCHEDULE, E_NO_EXECUTE, TOL_EXISTS,
   T_REQUIRED_AFFINITY, T_REQUIRED_ANTI, T_PREFERRED_AFFINITY, T_PREFERRED_ANTI, T_EXISTING_ANTI, TOPO_ZONE, TERM_WORDS,
   STRATEGY_SPREAD,
-  P_CPU, P_GPU_COUNT, P_GPU_SHARED, P_GPU_VENDOR, P_ARCH_MASK, P_STRATEGY, P_HASH, P_SEL_OFF, P_SEL_COUNT,
+  P_CPU, P_GPU_COUNT, P_GPU_SHARED, P_GPU_VENDOR, P_ARCH_LIMITED, P_ARCH_OFF, P_ARCH_WORDS, P_MODEL_OFF, P_MODEL_WORDS, P_STRATEGY, P_HASH, P_SEL_OFF, P_SEL_COUNT,
   P_REQ_OFF, P_REQ_COUNT, P_PREF_OFF, P_PREF_COUNT, P_TOL_OFF, P_TOL_COUNT, P_PORT_OFF, P_PORT_COUNT,
-  P_TERM_OFF, P_TERM_COUNT, P_MODEL_BITMAP, P_VAR_BASE, PF_MEMORY, PF_GPU_MEMORY_MIN,
+  P_TERM_OFF, P_TERM_COUNT, P_VAR_BASE, PF_MEMORY, PF_GPU_MEMORY_MIN,
   O_NODE, O_SCORE, O_FEASIBLE, O_PICKS, O_REASON_COUNTS,
   FIXED_BASE, CONFIG_CAP, CONFIG_SEED, CONFIG_WEIGHTS, POWER_TABLE, POD_I32, POD_F64, OUT,
-  SCRATCH_ZONE_COUNTS, SCRATCH_TERM_TOTALS, SCRATCH_PICKS, VALUE_NUMBERS, NODE_BASE, NODE_BYTES,
-  N_MEM_ALLOC, N_MEM_USED, N_GPU_MEMORY, N_CPU_ALLOC, N_CPU_USED, N_PODS_ALLOC, N_PODS_USED, N_FLAGS, N_ARCH,
+  SCRATCH_TERM_TOTALS, SCRATCH_PICKS, NODE_BASE, NODE_BYTES,
+  N_MEM_ALLOC, N_MEM_USED, N_GPU_MEMORY, N_LABEL_NUMBERS, N_CPU_ALLOC, N_CPU_USED, N_PODS_ALLOC, N_PODS_USED, N_FLAGS, N_ARCH,
   N_ZONE, N_HASH, N_REASON, N_LABEL_COUNT, N_LABEL_KEYS, N_LABEL_VALUES, N_TAINT_COUNT, N_TAINT_KEYS,
   N_TAINT_VALUES, N_TAINT_EFFECTS, N_GPU_COUNT, N_GPU_VENDOR, N_GPU_MODEL, N_GPU_HEALTHY, N_GPU_HOLDERS,
-  N_GPU_EXCLUSIVE, N_PORT_COUNT, N_PORTS, N_PORT_REFS, N_TERM_COUNTS,
+  N_GPU_EXCLUSIVE, N_PORT_COUNT, N_PORTS, N_PORT_REFS, N_TERM_COUNTS, N_ZONE_TERMS,
 } from './layout';
 
 // Layout probes: the host checks these against its copy of ./layout before trusting the memory map.
@@ -47,6 +47,7 @@ let b_N_GPU_VENDOR: i32 = 0;
 let b_N_HASH: i32 = 0;
 let b_N_LABEL_COUNT: i32 = 0;
 let b_N_LABEL_KEYS: i32 = 0;
+let b_N_LABEL_NUMBERS: i32 = 0;
 let b_N_LABEL_VALUES: i32 = 0;
 let b_N_MEM_ALLOC: i32 = 0;
 let b_N_MEM_USED: i32 = 0;
@@ -61,6 +62,7 @@ let b_N_TAINT_KEYS: i32 = 0;
 let b_N_TAINT_VALUES: i32 = 0;
 let b_N_TERM_COUNTS: i32 = 0;
 let b_N_ZONE: i32 = 0;
+let b_N_ZONE_TERMS: i32 = 0;
 function setBases(): void {
   b_N_ARCH = NODE_BASE + cap * N_ARCH;
   b_N_CPU_ALLOC = NODE_BASE + cap * N_CPU_ALLOC;
@@ -76,6 +78,7 @@ function setBases(): void {
   b_N_HASH = NODE_BASE + cap * N_HASH;
   b_N_LABEL_COUNT = NODE_BASE + cap * N_LABEL_COUNT;
   b_N_LABEL_KEYS = NODE_BASE + cap * N_LABEL_KEYS;
+  b_N_LABEL_NUMBERS = NODE_BASE + cap * N_LABEL_NUMBERS;
   b_N_LABEL_VALUES = NODE_BASE + cap * N_LABEL_VALUES;
   b_N_MEM_ALLOC = NODE_BASE + cap * N_MEM_ALLOC;
   b_N_MEM_USED = NODE_BASE + cap * N_MEM_USED;
@@ -90,6 +93,7 @@ function setBases(): void {
   b_N_TAINT_VALUES = NODE_BASE + cap * N_TAINT_VALUES;
   b_N_TERM_COUNTS = NODE_BASE + cap * N_TERM_COUNTS;
   b_N_ZONE = NODE_BASE + cap * N_ZONE;
+  b_N_ZONE_TERMS = NODE_BASE + cap * N_ZONE_TERMS;
 }
 
 // ---- memory accessors (addresses validated by validatePod / nodeCount <= cap) ----
@@ -102,7 +106,12 @@ function setBases(): void {
 @inline function pw(i: i32): i32 { return load<i32>(POD_I32 + (i << 2)); }
 @inline function pf(i: i32): f64 { return load<f64>(POD_F64 + (i << 3)); }
 @inline function outSet(i: i32, v: i32): void { store<i32>(OUT + (i << 2), v); }
-@inline function zoneCount(t: i32, z: i32): i32 { return load<i32>(SCRATCH_ZONE_COUNTS + ((t * MAX_ZONES + z) << 2)); }
+// Zone z (1..cap), pod term slot t: N_ZONE_TERMS entry z - 1.
+@inline function zoneTermAddr(z: i32, t: i32): i32 { return b_N_ZONE_TERMS + (((z - 1) * MAX_TERM_SLOTS + t) << 2); }
+// Whether id is in the pod's bit set of `words` words at word `off` (validated to lie in the pod region).
+@inline function inSet(off: i32, words: i32, id: i32): bool {
+  return id >= 0 && (id >>> 5) < words && ((<u32>pw(off + (id >>> 5)) >>> (id & 31)) & 1) != 0;
+}
 
 // murmur3 fmix32: the seeded tie-break hash, identical to reference.ts tieHash.
 function tieHash(seed: u32, pod: u32, node: u32): u32 {
@@ -114,7 +123,7 @@ function tieHash(seed: u32, pod: u32, node: u32): u32 {
 // Pod fields and weights used per node, read once per call after validation.
 let q_P_CPU: i32 = 0;
 let q_P_GPU_COUNT: i32 = 0;
-let q_P_ARCH_MASK: i32 = 0;
+let q_P_ARCH_LIMITED: i32 = 0;
 let q_P_STRATEGY: i32 = 0;
 let q_P_SEL_COUNT: i32 = 0;
 let q_P_REQ_COUNT: i32 = 0;
@@ -132,7 +141,7 @@ let w_S_GPU_FIT: i32 = 0;
 function readPod(): void {
   q_P_CPU = pw(P_CPU);
   q_P_GPU_COUNT = pw(P_GPU_COUNT);
-  q_P_ARCH_MASK = pw(P_ARCH_MASK);
+  q_P_ARCH_LIMITED = pw(P_ARCH_LIMITED);
   q_P_STRATEGY = pw(P_STRATEGY);
   q_P_SEL_COUNT = pw(P_SEL_COUNT);
   q_P_REQ_COUNT = pw(P_REQ_COUNT);
@@ -160,11 +169,11 @@ function validExprs(off: i32, nExpr: i32): i32 {
   for (let e = 0; e < nExpr; e++) {
     if (!inPod(p, 3)) return -1;
     const op = pw(p); const key = pw(p + 1); const nv = pw(p + 2);
-    if (op < OP_IN || op > OP_LT || key <= 0 || key >= MAX_STRINGS) return -1;
+    if (op < OP_IN || op > OP_LT || key <= 0) return -1;
     if (!inPod(p + 3, nv)) return -1;
     if ((op == OP_GT || op == OP_LT) && nv != 1) return -1;
     if (op == OP_IN || op == OP_NOT_IN) {
-      for (let v = 0; v < nv; v++) { const id = pw(p + 3 + v); if (id <= 0 || id >= MAX_STRINGS) return -1; }
+      for (let v = 0; v < nv; v++) if (pw(p + 3 + v) <= 0) return -1;
     }
     p += 3 + nv;
   }
@@ -187,6 +196,7 @@ function validatePod(nodeCount: i32): bool {
   }
   if (!inPod(pw(P_TOL_OFF), pw(P_TOL_COUNT) * 4)) return false;
   if (!inPod(pw(P_PORT_OFF), pw(P_PORT_COUNT))) return false;
+  if (!inPod(pw(P_ARCH_OFF), pw(P_ARCH_WORDS)) || !inPod(pw(P_MODEL_OFF), pw(P_MODEL_WORDS))) return false;
   const nTerms = pw(P_TERM_COUNT);
   if (nTerms > MAX_TERM_SLOTS || !inPod(pw(P_TERM_OFF), nTerms * TERM_WORDS)) return false;
   for (let t = 0; t < nTerms; t++) {
@@ -199,21 +209,28 @@ function validatePod(nodeCount: i32): bool {
 }
 
 // ---- filter helpers ----
-function labelValue(n: i32, key: i32): i32 {
+// Label slot of `key` on node n, -1 when the node has no such label.
+function labelSlot(n: i32, key: i32): i32 {
   const count = min<i32>(ni(b_N_LABEL_COUNT, n), MAX_LABELS);
-  for (let i = 0; i < count; i++) if (nai(b_N_LABEL_KEYS, n, MAX_LABELS, i) == key) return nai(b_N_LABEL_VALUES, n, MAX_LABELS, i);
-  return 0;
+  for (let i = 0; i < count; i++) if (nai(b_N_LABEL_KEYS, n, MAX_LABELS, i) == key) return i;
+  return -1;
+}
+function labelValue(n: i32, key: i32): i32 {
+  const i = labelSlot(n, key);
+  return i < 0 ? 0 : nai(b_N_LABEL_VALUES, n, MAX_LABELS, i);
 }
 
 function exprMatches(n: i32, p: i32): bool {
-  const op = pw(p); const v = labelValue(n, pw(p + 1)); const nv = pw(p + 2);
-  if (op == OP_EXISTS) return v != 0;
-  if (op == OP_DOES_NOT_EXIST) return v == 0;
+  const op = pw(p); const nv = pw(p + 2);
   if (op == OP_GT || op == OP_LT) {
-    if (v == 0) return false;
-    const num = load<f64>(VALUE_NUMBERS + (v << 3));
+    const i = labelSlot(n, pw(p + 1));
+    if (i < 0) return false;
+    const num = naf(b_N_LABEL_NUMBERS, n, MAX_LABELS, i);
     return op == OP_GT ? num > <f64>pw(p + 3) : num < <f64>pw(p + 3);
   }
+  const v = labelValue(n, pw(p + 1));
+  if (op == OP_EXISTS) return v != 0;
+  if (op == OP_DOES_NOT_EXIST) return v == 0;
   let found = false;
   if (v != 0) for (let i = 0; i < nv; i++) if (pw(p + 3 + i) == v) { found = true; break; }
   return op == OP_IN ? found : !found;
@@ -245,8 +262,8 @@ function tolerated(key: i32, value: i32, effect: i32): bool {
 function domainCount(n: i32, t: i32): i32 {
   const q = pw(P_TERM_OFF) + t * TERM_WORDS;
   if (pw(q + 2) == TOPO_ZONE) {
-    const z = ni(b_N_ZONE, n) & (MAX_ZONES - 1);
-    return z == 0 ? -1 : zoneCount(t, z);
+    const z = ni(b_N_ZONE, n);
+    return z < 1 || z > cap ? -1 : load<i32>(zoneTermAddr(z, t));
   }
   return nai(b_N_TERM_COUNTS, n, MAX_TERMS, pw(q + 1));
 }
@@ -259,7 +276,7 @@ function gpuAvailable(n: i32, i: i32, shared: bool): bool {
   return shared && (ni(b_N_FLAGS, n) & F_GPU_SHARED) != 0 && nai(b_N_GPU_EXCLUSIVE, n, MAX_GPUS, i) == 0;
 }
 function gpuFits(n: i32, i: i32, shared: bool, memMin: f64): bool {
-  return gpuAvailable(n, i, shared) && pw(P_MODEL_BITMAP + (nai(b_N_GPU_MODEL, n, MAX_GPUS, i) & (MAX_MODELS - 1))) != 0
+  return gpuAvailable(n, i, shared) && inSet(pw(P_MODEL_OFF), pw(P_MODEL_WORDS), nai(b_N_GPU_MODEL, n, MAX_GPUS, i))
     && naf(b_N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin;
 }
 
@@ -272,8 +289,7 @@ function filter(n: i32): i32 {
   // 2. Not cordoned (spec.unschedulable).
   if ((flags & F_UNSCHEDULABLE) != 0) return R_UNSCHEDULABLE;
   // 3. Image architectures (flotilla.io/image-arch) include the node's kubernetes.io/arch.
-  const archMask = q_P_ARCH_MASK;
-  if (archMask != 0 && (archMask & (1 << ni(b_N_ARCH, n))) == 0) return R_ARCH;
+  if (q_P_ARCH_LIMITED != 0 && !inSet(pw(P_ARCH_OFF), pw(P_ARCH_WORDS), ni(b_N_ARCH, n))) return R_ARCH;
   // 4. nodeSelector: every pair present.
   const selOff = pw(P_SEL_OFF); const selCount = q_P_SEL_COUNT;
   for (let i = 0; i < selCount; i++) {
@@ -330,7 +346,7 @@ function filter(n: i32): i32 {
     for (let i = 0; i < count; i++) {
       if (!gpuAvailable(n, i, shared)) continue;
       avail++;
-      if (pw(P_MODEL_BITMAP + (nai(b_N_GPU_MODEL, n, MAX_GPUS, i) & (MAX_MODELS - 1))) == 0) continue;
+      if (!inSet(pw(P_MODEL_OFF), pw(P_MODEL_WORDS), nai(b_N_GPU_MODEL, n, MAX_GPUS, i))) continue;
       model++;
       if (naf(b_N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin) fit++;
     }
@@ -441,16 +457,19 @@ function countTermDomains(nodeCount: i32): void {
   const terms = q_P_TERM_COUNT; const termOff = pw(P_TERM_OFF);
   for (let t = 0; t < terms; t++) {
     const q = termOff + t * TERM_WORDS; const id = pw(q + 1); const zone = pw(q + 2) == TOPO_ZONE;
-    if (zone) memory.fill(SCRATCH_ZONE_COUNTS + ((t * MAX_ZONES) << 2), 0, MAX_ZONES << 2);
+    if (zone) {
+      for (let n = 0; n < nodeCount; n++) {
+        const z = ni(b_N_ZONE, n);
+        if (z >= 1 && z <= cap) store<i32>(zoneTermAddr(z, t), 0);
+      }
+    }
     let total = 0;
     for (let n = 0; n < nodeCount; n++) {
       const c = nai(b_N_TERM_COUNTS, n, MAX_TERMS, id);
       if (c == 0) continue;
       total += c;
-      if (zone) {
-        const a = SCRATCH_ZONE_COUNTS + ((t * MAX_ZONES + (ni(b_N_ZONE, n) & (MAX_ZONES - 1))) << 2);
-        store<i32>(a, load<i32>(a) + c);
-      }
+      const z = ni(b_N_ZONE, n);
+      if (zone && z >= 1 && z <= cap) { const a = zoneTermAddr(z, t); store<i32>(a, load<i32>(a) + c); }
     }
     store<i32>(SCRATCH_TERM_TOTALS + (t << 2), total);
   }

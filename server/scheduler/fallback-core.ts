@@ -30,11 +30,11 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     for (let e = 0; e < nExpr; e++) {
       if (!inPod(p, 3)) return -1;
       const op = pw(p); const key = pw(p + 1); const nv = pw(p + 2);
-      if (op < L.OP_IN || op > L.OP_LT || key <= 0 || key >= L.MAX_STRINGS) return -1;
+      if (op < L.OP_IN || op > L.OP_LT || key <= 0) return -1;
       if (!inPod(p + 3, nv)) return -1;
       if ((op === L.OP_GT || op === L.OP_LT) && nv !== 1) return -1;
       if (op === L.OP_IN || op === L.OP_NOT_IN) {
-        for (let k = 0; k < nv; k++) { const id = pw(p + 3 + k); if (id <= 0 || id >= L.MAX_STRINGS) return -1; }
+        for (let k = 0; k < nv; k++) if (pw(p + 3 + k) <= 0) return -1;
       }
       p += 3 + nv;
     }
@@ -56,6 +56,7 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     }
     if (!inPod(pw(L.P_TOL_OFF), pw(L.P_TOL_COUNT) * 4)) return false;
     if (!inPod(pw(L.P_PORT_OFF), pw(L.P_PORT_COUNT))) return false;
+    if (!inPod(pw(L.P_ARCH_OFF), pw(L.P_ARCH_WORDS)) || !inPod(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS))) return false;
     const nTerms = pw(L.P_TERM_COUNT);
     if (nTerms > L.MAX_TERM_SLOTS || !inPod(pw(L.P_TERM_OFF), nTerms * L.TERM_WORDS)) return false;
     for (let t = 0; t < nTerms; t++) {
@@ -68,20 +69,26 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
   };
 
   // ---- filter helpers ----
-  const labelValue = (n: number, key: number): number => {
+  const labelSlot = (n: number, key: number): number => {
     const count = Math.min(ni(L.N_LABEL_COUNT, n), L.MAX_LABELS);
-    for (let i = 0; i < count; i++) if (nai(L.N_LABEL_KEYS, n, L.MAX_LABELS, i) === key) return nai(L.N_LABEL_VALUES, n, L.MAX_LABELS, i);
-    return 0;
+    for (let i = 0; i < count; i++) if (nai(L.N_LABEL_KEYS, n, L.MAX_LABELS, i) === key) return i;
+    return -1;
+  };
+  const labelValue = (n: number, key: number): number => {
+    const i = labelSlot(n, key);
+    return i < 0 ? 0 : nai(L.N_LABEL_VALUES, n, L.MAX_LABELS, i);
   };
   const exprMatches = (n: number, p: number): boolean => {
-    const op = pw(p); const val = labelValue(n, pw(p + 1)); const nv = pw(p + 2);
-    if (op === L.OP_EXISTS) return val !== 0;
-    if (op === L.OP_DOES_NOT_EXIST) return val === 0;
+    const op = pw(p); const nv = pw(p + 2);
     if (op === L.OP_GT || op === L.OP_LT) {
-      if (val === 0) return false;
-      const num = F[(L.VALUE_NUMBERS >> 3) + val]!;
+      const i = labelSlot(n, pw(p + 1));
+      if (i < 0) return false;
+      const num = naf(L.N_LABEL_NUMBERS, n, L.MAX_LABELS, i);
       return op === L.OP_GT ? num > pw(p + 3) : num < pw(p + 3);
     }
+    const val = labelValue(n, pw(p + 1));
+    if (op === L.OP_EXISTS) return val !== 0;
+    if (op === L.OP_DOES_NOT_EXIST) return val === 0;
     let found = false;
     if (val !== 0) for (let i = 0; i < nv; i++) if (pw(p + 3 + i) === val) { found = true; break; }
     return op === L.OP_IN ? found : !found;
@@ -105,13 +112,17 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     }
     return false;
   };
-  const zoneCountBase = L.SCRATCH_ZONE_COUNTS >> 2;
+  // Zone z (1..cap), pod term slot t: word of N_ZONE_TERMS entry z - 1.
+  const zoneTermWord = (z: number, t: number): number => ((nb + cap * L.N_ZONE_TERMS) >> 2) + (z - 1) * L.MAX_TERM_SLOTS + t;
+  // Whether id is in the pod's bit set of `words` words at word `off` (validated to lie in the pod region).
+  const inSet = (off: number, words: number, id: number): boolean =>
+    id >= 0 && (id >>> 5) < words && ((pw(off + (id >>> 5)) >>> (id & 31)) & 1) !== 0;
   const totalsBase = L.SCRATCH_TERM_TOTALS >> 2;
   const domainCount = (n: number, t: number): number => {
     const q = pw(L.P_TERM_OFF) + t * L.TERM_WORDS;
     if (pw(q + 2) === L.TOPO_ZONE) {
-      const z = ni(L.N_ZONE, n) & (L.MAX_ZONES - 1);
-      return z === 0 ? -1 : I[zoneCountBase + t * L.MAX_ZONES + z]!;
+      const z = ni(L.N_ZONE, n);
+      return z < 1 || z > cap ? -1 : I[zoneTermWord(z, t)]!;
     }
     return nai(L.N_TERM_COUNTS, n, L.MAX_TERMS, pw(q + 1));
   };
@@ -122,7 +133,7 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     return shared && (ni(L.N_FLAGS, n) & L.F_GPU_SHARED) !== 0 && nai(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS, i) === 0;
   };
   const gpuFits = (n: number, i: number, shared: boolean, memMin: number): boolean =>
-    gpuAvailable(n, i, shared) && pw(L.P_MODEL_BITMAP + (nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i) & (L.MAX_MODELS - 1))) !== 0
+    gpuAvailable(n, i, shared) && inSet(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS), nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i))
     && naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin;
 
   // ---- the pipeline: filters in order, the first that rejects names the node's reason ----
@@ -133,8 +144,7 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     // 2. Not cordoned (spec.unschedulable).
     if ((flags & L.F_UNSCHEDULABLE) !== 0) return L.R_UNSCHEDULABLE;
     // 3. Image architectures (flotilla.io/image-arch) include the node's kubernetes.io/arch.
-    const archMask = pw(L.P_ARCH_MASK);
-    if (archMask !== 0 && (archMask & (1 << ni(L.N_ARCH, n))) === 0) return L.R_ARCH;
+    if (pw(L.P_ARCH_LIMITED) !== 0 && !inSet(pw(L.P_ARCH_OFF), pw(L.P_ARCH_WORDS), ni(L.N_ARCH, n))) return L.R_ARCH;
     // 4. nodeSelector: every pair present.
     const selOff = pw(L.P_SEL_OFF); const selCount = pw(L.P_SEL_COUNT);
     for (let i = 0; i < selCount; i++) {
@@ -191,7 +201,7 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
       for (let i = 0; i < count; i++) {
         if (!gpuAvailable(n, i, shared)) continue;
         avail++;
-        if (pw(L.P_MODEL_BITMAP + (nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i) & (L.MAX_MODELS - 1))) === 0) continue;
+        if (!inSet(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS), nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i))) continue;
         model++;
         if (naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin) fit++;
       }
@@ -303,13 +313,19 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     const terms = pw(L.P_TERM_COUNT); const termOff = pw(L.P_TERM_OFF);
     for (let t = 0; t < terms; t++) {
       const q = termOff + t * L.TERM_WORDS; const id = pw(q + 1); const zone = pw(q + 2) === L.TOPO_ZONE;
-      if (zone) I.fill(0, zoneCountBase + t * L.MAX_ZONES, zoneCountBase + (t + 1) * L.MAX_ZONES);
+      if (zone) {
+        for (let n = 0; n < nodeCount; n++) {
+          const z = ni(L.N_ZONE, n);
+          if (z >= 1 && z <= cap) I[zoneTermWord(z, t)] = 0;
+        }
+      }
       let total = 0;
       for (let n = 0; n < nodeCount; n++) {
         const c = nai(L.N_TERM_COUNTS, n, L.MAX_TERMS, id);
         if (c === 0) continue;
         total += c;
-        if (zone) I[zoneCountBase + t * L.MAX_ZONES + (ni(L.N_ZONE, n) & (L.MAX_ZONES - 1))]! += c;
+        const z = ni(L.N_ZONE, n);
+        if (zone && z >= 1 && z <= cap) I[zoneTermWord(z, t)]! += c;
       }
       I[totalsBase + t] = total;
     }

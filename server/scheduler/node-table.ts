@@ -10,7 +10,7 @@
 import { ANNOTATION_IMAGE_ARCH, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS, LABEL_ZONE } from '../../api-types/index.js';
 import type { LabelSelectorSpec, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from '../../api-types/index.js';
 import { fnv1a } from './hash.js';
-import { Interner } from './interner.js';
+import { Interner, idSet } from './interner.js';
 import * as L from './layout.js';
 import {
   emptyNodeSelectorTerm, selectorKey, selectorMatches, topologyOf,
@@ -22,6 +22,8 @@ const OPERATORS: Record<string, number> = { In: L.OP_IN, NotIn: L.OP_NOT_IN, Exi
 const EFFECTS: Record<string, number> = { NoSchedule: L.E_NO_SCHEDULE, PreferNoSchedule: L.E_PREFER_NO_SCHEDULE, NoExecute: L.E_NO_EXECUTE };
 
 interface BoundPod { request: PodRequest; nodeName: string; gpuUuids: string[] }
+// The interned ids a node's encoding refers to, one reference each, released when it is replaced or removed.
+interface NodeIds { strings: number[]; models: number[]; arch: number; zone: number }
 // A column `id` of N_TERM_COUNTS: per node, the bound pods for which `matches` holds (pods matching a
 // pod-affinity selector, or pods carrying given anti-affinity terms). The columns are a cache: a column
 // unused by the pod being encoded may be evicted (least recently used) and reused.
@@ -68,8 +70,8 @@ export class NodeTable {
   #names: string[] = [];
   #index = new Map<string, number>();
   #gpuUuids: string[][] = [];
-  // New strings' integer values go to VALUE_NUMBERS, where the core reads them for Gt/Lt.
-  #interner = new Interner((id, value) => { this.#refreshViews(); this.#f64[(L.VALUE_NUMBERS >> 3) + id] = value; });
+  #nodeIds: NodeIds[] = []; // by node index, as #names
+  #interner = new Interner();
   #terms = new Map<string, TrackedTerm>();
   #pods = new Map<string, BoundPod>();
   #podsByLabel = new Map<string, Set<string>>(); // "key=value" -> bound pod keys, narrows term registration
@@ -88,7 +90,6 @@ export class NodeTable {
     this.#cap = initialCapacity;
     this.#i32[L.CONFIG_CAP >> 2] = initialCapacity;
     this.#i32.set(L.powerTable(), L.POWER_TABLE >> 2);
-    this.#f64.fill(NaN, L.VALUE_NUMBERS >> 3, (L.VALUE_NUMBERS >> 3) + L.MAX_STRINGS);
   }
 
   /** Views over the current memory image; valid until the next table change. */
@@ -149,30 +150,37 @@ export class NodeTable {
     const pods = alloc.pods === undefined ? 110 : parseQuantity(alloc.pods, `${what}: status.allocatable.pods`);
     const arch = labels[LABEL_ARCH] ?? node.status?.nodeInfo?.architecture ?? '';
     const ready = (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-    // Validate and intern everything before touching memory, so a bad node leaves the table unchanged.
-    const labelIds = labelEntries.map(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)] as const);
-    const taintIds = taints.map((t, i) => {
-      const effect = EFFECTS[t.effect];
-      if (effect === undefined) throw new Error(`${what}: spec.taints[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
+    // Validate everything before touching the tables or memory, so a bad node leaves the table unchanged.
+    taints.forEach((t, i) => {
+      if (EFFECTS[t.effect] === undefined) throw new Error(`${what}: spec.taints[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
       if (!t.key) throw new Error(`${what}: spec.taints[${i}].key is required`);
-      return [this.#interner.intern(t.key), t.value ? this.#interner.intern(t.value) : 0, effect] as const;
     });
-    const gpuRows = gpus.map((g, i) => {
+    const gpuMemory = gpus.map((g, i) => {
       if (!g.uuid) throw new Error(`${what}: status.gpus[${i}].uuid is required`);
-      return {
-        uuid: g.uuid, vendor: this.#interner.intern(g.vendor), model: this.#interner.modelId(g.vendor, g.model),
-        memory: parseBytes(g.memory, `${what}: status.gpus[${i}].memory`), healthy: g.health === 'Healthy' ? 1 : 0,
-      };
+      return parseBytes(g.memory, `${what}: status.gpus[${i}].memory`);
     });
-    const archId = arch ? this.#interner.archId(arch) : L.MAX_ARCHES - 1;
-    const zone = this.#interner.zoneId(labels[LABEL_ZONE]);
 
     let n = this.#index.get(name);
     if (n === undefined) {
       this.#reserve(this.#names.length + 1);
       n = this.#names.length;
       this.#names.push(name); this.#index.set(name, n); this.#gpuUuids.push([]);
+      this.#nodeIds.push({ strings: [], models: [], arch: 0, zone: 0 });
+    } else {
+      this.#releaseIds(this.#nodeIds[n]!); // before acquiring, so zone ids stay <= the nodes holding zones
     }
+    // Kubernetes' Gt/Lt compare the label value parsed as an integer; NaN compares false either way.
+    const labelIds = labelEntries.map(([k, v]) => [this.#acquire(n, k), this.#acquire(n, v), /^[+-]?\d+$/.test(v) ? Number(v) : NaN] as const);
+    const taintIds = taints.map((t) => [this.#acquire(n, t.key), t.value ? this.#acquire(n, t.value) : 0, EFFECTS[t.effect]!] as const);
+    const ids = this.#nodeIds[n]!;
+    const gpuRows = gpus.map((g, i) => {
+      const model = this.#interner.acquireModel(g.vendor, g.model);
+      ids.models.push(model);
+      return { uuid: g.uuid, vendor: this.#acquire(n, g.vendor), model, memory: gpuMemory[i]!, healthy: g.health === 'Healthy' ? 1 : 0 };
+    });
+    const archId = ids.arch = arch ? this.#interner.arches.acquire(arch) : 0;
+    const zone = ids.zone = labels[LABEL_ZONE] === undefined ? 0 : this.#interner.zones.acquire(labels[LABEL_ZONE]);
+
     this.#refreshViews();
     const I = this.#i32; const F = this.#f64;
     F[this.#d(L.N_MEM_ALLOC, n)] = memory;
@@ -184,7 +192,10 @@ export class NodeTable {
     I[this.#w(L.N_ZONE, n)] = zone;
     I[this.#w(L.N_HASH, n)] = fnv1a(name);
     I[this.#w(L.N_LABEL_COUNT, n)] = labelIds.length;
-    labelIds.forEach(([k, v], i) => { I[this.#w(L.N_LABEL_KEYS, n, L.MAX_LABELS, i)] = k; I[this.#w(L.N_LABEL_VALUES, n, L.MAX_LABELS, i)] = v; });
+    labelIds.forEach(([k, v, num], i) => {
+      I[this.#w(L.N_LABEL_KEYS, n, L.MAX_LABELS, i)] = k; I[this.#w(L.N_LABEL_VALUES, n, L.MAX_LABELS, i)] = v;
+      F[this.#d(L.N_LABEL_NUMBERS, n, L.MAX_LABELS, i)] = num;
+    });
     I[this.#w(L.N_TAINT_COUNT, n)] = taintIds.length;
     taintIds.forEach(([k, v, e], i) => {
       I[this.#w(L.N_TAINT_KEYS, n, L.MAX_TAINTS, i)] = k; I[this.#w(L.N_TAINT_VALUES, n, L.MAX_TAINTS, i)] = v;
@@ -199,9 +210,32 @@ export class NodeTable {
     this.#recomputeUsage(n);
   }
 
+  /** String id of `s`, counted as referred to by node n. */
+  #acquire(n: number, s: string): number {
+    const id = this.#interner.strings.acquire(s);
+    this.#nodeIds[n]!.strings.push(id);
+    return id;
+  }
+
+  /** Drops every reference a node's encoding holds, emptying `ids`. */
+  #releaseIds(ids: NodeIds): void {
+    for (const id of ids.strings) this.#interner.strings.release(id);
+    for (const id of ids.models) this.#interner.models.release(id);
+    if (ids.arch !== 0) this.#interner.arches.release(ids.arch);
+    if (ids.zone !== 0) this.#interner.zones.release(ids.zone);
+    ids.strings = []; ids.models = []; ids.arch = 0; ids.zone = 0;
+  }
+
+  /** Values in use per interned table: what the nodes refer to now, never what they referred to before. */
+  get internedCounts(): { strings: number; models: number; arches: number; zones: number } {
+    const t = this.#interner;
+    return { strings: t.strings.size, models: t.models.size, arches: t.arches.size, zones: t.zones.size };
+  }
+
   removeNode(name: string): void {
     const n = this.#index.get(name);
     if (n === undefined) return;
+    this.#releaseIds(this.#nodeIds[n]!);
     const last = this.#names.length - 1;
     if (n !== last) {
       const moved = this.#names[last]!;
@@ -210,8 +244,9 @@ export class NodeTable {
         this.#u8.copyWithin(base + n * region.bytes, base + last * region.bytes, base + (last + 1) * region.bytes);
       }
       this.#names[n] = moved; this.#index.set(moved, n); this.#gpuUuids[n] = this.#gpuUuids[last]!;
+      this.#nodeIds[n] = this.#nodeIds[last]!;
     }
-    this.#names.pop(); this.#gpuUuids.pop(); this.#index.delete(name);
+    this.#names.pop(); this.#gpuUuids.pop(); this.#nodeIds.pop(); this.#index.delete(name);
   }
 
   /** Rewrites a node's usage from the pods recorded on it. */
@@ -407,9 +442,9 @@ export class NodeTable {
         if (op === L.OP_GT || op === L.OP_LT) {
           const v = values.length === 1 && /^[+-]?\d+$/.test(values[0]!) ? Number(values[0]) : NaN;
           if (!(Math.abs(v) < 2 ** 31)) throw new Error(`${name}: ${path}.matchExpressions[${i}] ${e.operator} needs one integer value`);
-          out.push(op, this.#interner.intern(e.key), 1, v);
+          out.push(op, this.#interner.lookup(e.key), 1, v);
         } else {
-          out.push(op, this.#interner.intern(e.key), values.length, ...values.map((s) => this.#interner.intern(s)));
+          out.push(op, this.#interner.lookup(e.key), values.length, ...values.map((s) => this.#interner.lookup(s)));
         }
       });
       return out;
@@ -418,22 +453,25 @@ export class NodeTable {
     header[L.P_CPU] = r.cpuMilli;
     header[L.P_GPU_COUNT] = r.gpus;
     header[L.P_GPU_SHARED] = r.gpuShared ? 1 : 0;
-    header[L.P_GPU_VENDOR] = this.#interner.intern(r.gpuVendor);
-    const arches = pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH];
-    header[L.P_ARCH_MASK] = arches === undefined ? 0
-      : arches.split(',').map((a) => a.trim()).filter(Boolean).reduce((m, a) => m | (1 << this.#interner.archId(a)), 0);
+    header[L.P_GPU_VENDOR] = this.#interner.lookup(r.gpuVendor);
+    // Architectures no node has get no id: they add nothing to the set, and the list still limits.
+    const arches = (pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    header[L.P_ARCH_LIMITED] = arches.length > 0 ? 1 : 0;
+    const archIds = new Set(arches.map((a) => this.#interner.arches.get(a)));
+    const archSet = arches.length > 0 ? idSet(this.#interner.arches.span, (id) => archIds.has(id)) : [];
+    section(L.P_ARCH_OFF, L.P_ARCH_WORDS, archSet.length, archSet);
     header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
     header[L.P_HASH] = hash;
     // spec.os.name asks for nodes of that OS, as a selector on their kubernetes.io/os label.
     const sel = Object.entries(pod.spec.nodeSelector ?? {});
     const os = pod.spec.os?.name;
     if (os && pod.spec.nodeSelector?.[LABEL_OS] !== os) sel.push([LABEL_OS, os]);
-    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.#interner.intern(k), this.#interner.intern(v)]));
+    section(L.P_SEL_OFF, L.P_SEL_COUNT, sel.length, sel.flatMap(([k, v]) => [this.#interner.lookup(k), this.#interner.lookup(v)]));
     const na = pod.spec.affinity?.nodeAffinity;
     const req = na?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
     // A term without requirements matches no node: encoded as one "In" with no values, which nothing matches.
     section(L.P_REQ_OFF, L.P_REQ_COUNT, req.length, req.flatMap((t, i) => emptyNodeSelectorTerm(t)
-      ? [1, L.OP_IN, this.#interner.intern(LABEL_HOSTNAME), 0]
+      ? [1, L.OP_IN, this.#interner.lookup(LABEL_HOSTNAME), 0]
       : exprs(t, `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`)));
     // A preference without requirements counts for nothing, its weight included: it is left out.
     const pref = (na?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((t, i) => ({ ...t, i }))
@@ -449,7 +487,7 @@ export class NodeTable {
       if (op !== 'Equal' && op !== 'Exists') throw new Error(`${name}: spec.tolerations[${i}].operator "${op}" is not Equal or Exists`);
       const effect = t.effect ? EFFECTS[t.effect] : 0;
       if (effect === undefined) throw new Error(`${name}: spec.tolerations[${i}].effect "${t.effect}" is not NoSchedule, PreferNoSchedule or NoExecute`);
-      return [t.key ? this.#interner.intern(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.#interner.intern(t.value) : 0, effect];
+      return [t.key ? this.#interner.lookup(t.key) : 0, op === 'Exists' ? L.TOL_EXISTS : L.TOL_EQUAL, t.value ? this.#interner.lookup(t.value) : 0, effect];
     }));
     section(L.P_PORT_OFF, L.P_PORT_COUNT, r.hostPorts.length, r.hostPorts);
     const terms: number[] = []; let termCount = 0;
@@ -486,8 +524,9 @@ export class NodeTable {
       termCount++;
     }
     section(L.P_TERM_OFF, L.P_TERM_COUNT, termCount, terms);
+    const models = r.gpus > 0 ? this.#interner.modelSet(r.gpuVendor, r.gpuModel) : [];
+    section(L.P_MODEL_OFF, L.P_MODEL_WORDS, models.length, models);
     if (L.P_VAR_BASE + words.length > L.POD_WORDS) throw new Error(`${name}: scheduling constraints too large (${words.length} words, at most ${L.POD_WORDS - L.P_VAR_BASE})`);
-    if (r.gpus > 0) header.set(this.#interner.modelBitmap(r.gpuVendor, r.gpuModel), L.P_MODEL_BITMAP);
 
     this.#refreshViews();
     const base = L.POD_I32 >> 2;

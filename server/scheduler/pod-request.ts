@@ -3,9 +3,9 @@
 // field. The node table records bound pods by these requests; the placement core never sees a Pod.
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
-  LABEL_HOSTNAME, LABEL_ZONE, canonicalJson,
+  LABEL_HOSTNAME, LABEL_ZONE, canonicalJson, parseGpuModelPattern,
 } from '../../api-types/index.js';
-import type { LabelSelectorSpec, NodeSelectorTerm, Pod } from '../../api-types/index.js';
+import type { GpuModelPattern, LabelSelectorSpec, NodeSelectorTerm, Pod } from '../../api-types/index.js';
 import * as L from './layout.js';
 import { parseBytes, parseMillicores, parseQuantity } from './quantity.js';
 
@@ -22,7 +22,7 @@ export interface PodRequest {
   gpuResource: string;
   gpuVendor: string;
   gpuMemoryMin: number;
-  gpuModel: string | null;
+  gpuModel: GpuModelPattern | null;
   gpuShared: boolean;
   hostPorts: number[];
   strategy: 'binpack' | 'spread';
@@ -107,9 +107,10 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
   if (overhead.memory !== undefined) memoryBytes += parseBytes(overhead.memory, `${name}: spec.overhead.memory`);
   if (gpus > L.MAX_GPUS) throw new Error(`${name}: asks ${gpus} GPUs, more than the ${L.MAX_GPUS} a node can hold`);
   const memMin = ann[ANNOTATION_GPU_MEMORY_MIN];
-  const model = ann[ANNOTATION_GPU_MODEL];
-  if (model !== undefined) {
-    try { new RegExp(model); } catch (e) { throw new Error(`${name}: annotation ${ANNOTATION_GPU_MODEL} "${model}" is not a regular expression: ${(e as Error).message}`); }
+  const modelPattern = ann[ANNOTATION_GPU_MODEL];
+  let model: GpuModelPattern | null = null;
+  if (modelPattern !== undefined) {
+    try { model = parseGpuModelPattern(modelPattern); } catch (e) { throw new Error(`${name}: annotation ${ANNOTATION_GPU_MODEL}: ${(e as Error).message}`); }
   }
   const sharing = ann[ANNOTATION_GPU_SHARING];
   if (sharing !== undefined && sharing !== 'shared' && sharing !== 'exclusive') {
@@ -139,7 +140,7 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
     cpuMilli, memoryBytes, gpus, gpuResource,
     gpuVendor: GPU_RESOURCES[gpuResource]!,
     gpuMemoryMin: memMin === undefined ? 0 : parseBytes(memMin, `${name}: annotation ${ANNOTATION_GPU_MEMORY_MIN}`),
-    gpuModel: model ?? null,
+    gpuModel: model,
     gpuShared: sharing === 'shared',
     hostPorts,
     strategy: placement,

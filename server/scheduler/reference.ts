@@ -8,8 +8,8 @@
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
   GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS,
-  bytes, cpuMillis, labelSelectorFromSpec, matchesLabels, parseQuantity,
-  type Node, type NodeGpu, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Taint,
+  bytes, cpuMillis, labelSelectorFromSpec, matchesLabels, parseGpuModelPattern, parseQuantity,
+  type GpuModelPattern, type Node, type NodeGpu, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Taint,
 } from '../../api-types/index.js';
 import { fnv1a, tieHash } from './hash.js';
 import * as L from './layout.js';
@@ -54,7 +54,7 @@ interface PodView {
   labels: Record<string, string>;
   cpu: number; memory: number;
   gpus: number; gpuVendor: string;
-  gpuMemoryMin: number; gpuModel: RegExp | null; gpuShared: boolean;
+  gpuMemoryMin: number; gpuModel: GpuModelPattern | null; gpuShared: boolean;
   ports: string[];
   strategy: 'binpack' | 'spread';
 }
@@ -101,7 +101,7 @@ function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
     pod, namespace: pod.metadata.namespace ?? 'default', labels: pod.metadata.labels ?? {},
     cpu, memory, gpus, gpuVendor: GPU_VENDORS[gpuResource]!,
     gpuMemoryMin: ann[ANNOTATION_GPU_MEMORY_MIN] === undefined ? 0 : bytes(ann[ANNOTATION_GPU_MEMORY_MIN]),
-    gpuModel: model === undefined ? null : new RegExp(model),
+    gpuModel: model === undefined ? null : parseGpuModelPattern(model),
     gpuShared: ann[ANNOTATION_GPU_SHARING] === 'shared',
     ports,
     strategy: placement === 'spread' || placement === 'binpack' ? placement : defaultStrategy,

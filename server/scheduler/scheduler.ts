@@ -167,7 +167,7 @@ export function reasonMessage(code: number, r: PodRequest | null): string {
     case L.R_POD_AFFINITY: return "node(s) didn't match pod affinity rules";
     case L.R_POD_ANTI_AFFINITY: return "node(s) didn't match pod anti-affinity rules";
     case L.R_GPU_COUNT: return `Insufficient ${r?.gpuResource ?? GPU_RESOURCE_NVIDIA}`;
-    case L.R_GPU_MODEL: return `no GPU matching model "${r?.gpuModel ?? ''}"`;
+    case L.R_GPU_MODEL: return `no GPU matching model "${r?.gpuModel?.source ?? ''}"`;
     case L.R_GPU_MEMORY: return `no GPU with >= ${formatBytes(r?.gpuMemoryMin ?? 0)}`;
     default: return `unknown reason ${code}`;
   }

@@ -231,6 +231,28 @@ test('n1 renews only its own lease and reports only its own usage; other kinds a
   assert.is((await n1('GET', '/api/v1/nodes')).status, 200);
 });
 
+test('n1 reporting over-long strings in its own status (GPU model, driver, kernel version) gets 422 naming the field; nothing changes', async () => {
+  const gpu = { index: 0, uuid: 'GPU-n1-0', vendor: 'nvidia', model: 'NVIDIA A100-SXM4-80GB', memory: '80Gi', health: 'Healthy' };
+  await must(n1('PATCH', '/api/v1/nodes/n1/status', { status: { gpus: [gpu] } }));
+  const before = await snapshot('/api/v1/nodes/n1');
+  for (const [status, field] of [
+    [{ gpus: [{ ...gpu, model: 'M'.repeat(257) }] }, 'status.gpus[0].model'],
+    [{ gpus: [{ ...gpu, driver: '5'.repeat(1000) }] }, 'status.gpus[0].driver'],
+    [{ nodeInfo: { kernelVersion: '6'.repeat(257) } }, 'status.nodeInfo.kernelVersion'],
+  ] as const) {
+    const a = await n1('PATCH', '/api/v1/nodes/n1/status', { status });
+    assert.is(a.status, 422, JSON.stringify(a.json));
+    assert.is(a.json.reason, 'Invalid');
+    const cause = a.json.details.causes.find((c: { field: string }) => c.field === field);
+    assert.ok(cause, `${field} named: ${JSON.stringify(a.json.details.causes)}`);
+    assert.match(cause.message, /must be no more than 256 characters/);
+  }
+  assert.is(await snapshot('/api/v1/nodes/n1'), before);
+  // 256 characters is within the bound.
+  const ok = await must(n1('PATCH', '/api/v1/nodes/n1/status', { status: { gpus: [{ ...gpu, model: 'M'.repeat(256) }] } }));
+  assert.is(ok.status.gpus[0].model.length, 256);
+});
+
 test('the agent of node n4, holding only its system:node:n4 identity, registers, runs a pod with its Secret, reports and deletes it', async () => {
   const ac = new AbortController();
   const client = new ApiClient(url, N4, { timeoutMs: 10_000 });

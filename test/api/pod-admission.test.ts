@@ -181,6 +181,14 @@ test('topologySpreadConstraints are refused with a 422 naming the field, in pods
   assert.match(d.json.message, /spec\.template\.spec\.topologySpreadConstraints: is not supported yet/);
 });
 
+test('a flotilla.io/gpu-model pattern outside the linear-time subset is refused with a 422 naming the annotation; one inside it is accepted', async () => {
+  const r = await call('POST', PODS, plainPod('hostile', {}, { 'flotilla.io/gpu-model': '(a+)+$' }));
+  assert.is(r.status, 422);
+  assert.match(r.json.message, /^Pod "hostile" is invalid: metadata\.annotations\["flotilla\.io\/gpu-model"\]: unsupported pattern "\(a\+\)\+\$": groups "\( \)" are not supported at offset 0/);
+  assert.is((await call('GET', `${PODS}/hostile`)).status, 404, 'nothing was stored');
+  assert.is((await call('POST', PODS, plainPod('fine', {}, { 'flotilla.io/gpu-model': 'A100|H100|RTX 40[0-9]0' }))).status, 201);
+});
+
 test('os.name is accepted for linux and windows (windows pods wait for a windows node), nothing else', async () => {
   assert.is((await call('POST', PODS, plainPod('os-linux', { os: { name: 'linux' } }))).status, 201);
   assert.is((await call('POST', PODS, plainPod('os-windows', { os: { name: 'windows' } }))).status, 201);

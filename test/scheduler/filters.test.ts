@@ -242,7 +242,7 @@ test('malformed pods and nodes are refused with the field named', () => {
   s.upsertNode(makeNode(n('a')));
   const bad = (pod: Pod) => explain(s.place(pod));
   assert.match(bad(makePod({ name: 'p', cpu: 'lots' })), 'spec.containers[0].resources.requests.cpu: invalid quantity "lots"');
-  assert.match(bad(makePod({ name: 'p', gpus: 1, annotations: { 'flotilla.io/gpu-model': '(' } })), 'flotilla.io/gpu-model "(" is not a regular expression');
+  assert.match(bad(makePod({ name: 'p', gpus: 1, annotations: { 'flotilla.io/gpu-model': '(' } })), 'flotilla.io/gpu-model: unsupported pattern "(": groups "( )" are not supported at offset 0');
   assert.match(bad(makePod({ name: 'p', annotations: { 'flotilla.io/placement': 'random' } })), 'flotilla.io/placement is "random"');
   assert.match(bad(makePod({ name: 'p', affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'rack' }] } } })), 'topologyKey "rack"');
   const node: Node = makeNode(n('b'));

@@ -313,4 +313,26 @@ test('abort resolves the loop', async () => {
   assert.is(await loop.done, undefined);
 });
 
+for (const engine of ['wasm', 'fallback'] as const) {
+  test(`${engine}: a node cycling through 300 GPU model names keeps new models schedulable without a restart`, async () => {
+    const c = new MemoryCluster();
+    const node = (model: string) => {
+      const n = makeNode({ name: 'cycler', cpu: 16, memoryGi: 64, gpus: [GPU_MODELS[1]] });
+      n.status!.gpus = [{ ...n.status!.gpus![0]!, model }];
+      return n;
+    };
+    c.putNode(node('rev 0'));
+    const loop = start(c, { scheduler: new Scheduler({ engine }) });
+    for (let i = 1; i <= 300; i++) {
+      c.putNode(node(`rev ${i}`));
+      if (i % 60 !== 0) continue;
+      const pod = c.putPod(makePod({ name: `p${i}`, gpus: 1, annotations: { 'flotilla.io/gpu-model': `^rev ${i}$` } }));
+      const key = pod.metadata.uid!;
+      await eventually(`pod for model ${i} bound`, () => c.pods.get(key)?.spec.nodeName === 'cycler');
+      c.deletePod(key);
+    }
+    await loop.stop();
+  });
+}
+
 test.run();
