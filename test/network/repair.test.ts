@@ -2,6 +2,7 @@
 // SQLite store behind ObjectService; the drift is made by writing rows past the state machine's object path.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rowCrc } from '../../server/store/sqlite-check.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService, resourceKey } from '../../server/objects/service.js';
@@ -36,8 +37,11 @@ test('an orphan row is released, a missing row restored, a Service without a Clu
 
     // Drift, written into the SQLite rows as an older version (or a defect) would leave them: web's row gone, a
     // row for a Service that never existed, a Service without an address.
-    const put = (resource: string, ns: string, name: string, body: unknown) =>
-      store.db.prepare('INSERT OR REPLACE INTO objects (resource, namespace, name, body) VALUES (?, ?, ?, ?)').run(resource, ns, name, JSON.stringify(body));
+    // Rows with their checksum (server/store/sqlite-check.ts), as the store writes them: drift, not damage.
+    const put = (resource: string, ns: string, name: string, body: unknown) => {
+      const text = JSON.stringify(body);
+      store.db.prepare('INSERT OR REPLACE INTO objects (resource, namespace, name, body, crc) VALUES (?, ?, ?, ?, ?)').run(resource, ns, name, text, rowCrc([resource, ns, name, text]));
+    };
     store.db.prepare('DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?').run(ALLOCATIONS_RESOURCE, 'service-ips', ip);
     put(ALLOCATIONS_RESOURCE, 'service-ips', '10.43.0.77', allocationRow('service-ips', '10.43.0.77', { resource: 'services', namespace: 'default', name: 'ghost', uid: 'no-such-uid' }));
     const old: Service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'old', namespace: 'default', uid: 'u-old', resourceVersion: '1' }, spec: { type: 'ClusterIP', ports: [{ port: 80, protocol: 'TCP', targetPort: 80 }] } };

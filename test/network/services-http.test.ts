@@ -109,7 +109,7 @@ test('spec.clusterIP is immutable: a replace that changes it is refused and the 
   const other = ip === '10.96.0.200' ? '10.96.0.201' : '10.96.0.200';
   const err = await refused('PUT', `${SVC}/fixed`, { ...svc, spec: { ...svc.spec, clusterIP: other, clusterIPs: [other] } });
   assert.is(err.code, 422);
-  assert.is(err.message, `Service "fixed" is invalid: spec.clusterIP: Invalid value: "${other}": field is immutable`);
+  assert.is(err.message, `Service "fixed" is invalid: spec.clusterIPs[0]: Invalid value: ["${other}"]: may not change once set`);
   const stored = await client.request<Service>('GET', `${SVC}/fixed`);
   assert.is(stored.spec?.clusterIP, ip);
   assert.is(stored.metadata.resourceVersion, svc.metadata.resourceVersion);
