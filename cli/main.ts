@@ -19,7 +19,7 @@ import { kubeconfigCommand } from './kubeconfig.js';
 import { agentCommand, agentNodeName, runNodeAgent, serviceProxyMode, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
-import type { DockerNetworkInfo } from '../node-agent/network/cluster-dns.js';
+import { defaultBridgeDns, type DockerNetworkInfo } from '../node-agent/network/cluster-dns.js';
 import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
 import type { ServingLimits } from '../server/api/serving-limits.js';
 import { logsCommand } from './logs.js';
@@ -333,7 +333,6 @@ function startLocalAgent(server: string, joinToken: string, ca: string, dataDir:
       // The node's address is loopback and there is no pod network: pods are on Docker's default bridge, which
       // cannot reach loopback. Cluster DNS serves on the bridge's gateway (this host's address on it) and answers
       // the bridge's subnet, so that those pods resolve Services; without a gateway known the agent says DNS is off.
-      const { defaultBridgeDns } = await import('../node-agent/network/cluster-dns.js');
       const dns = await defaultBridgeDns(await runtime.docker.getNetwork('bridge').inspect().catch(() => ({})) as DockerNetworkInfo);
       const config: AgentCommandConfig = {
         servers: [server], token: joinToken, ca, dataDir, nodeName: agentNodeName(undefined, io.env),
