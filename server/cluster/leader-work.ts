@@ -4,6 +4,7 @@ import type { Objects } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { WatchEvent } from '../store/types.js';
 import { runSchedulingLoop } from '../scheduler/loop.js';
+import { RegistryPlatforms } from '../scheduler/registry-platforms.js';
 import type { ClusterEvent, SchedulerCluster } from '../scheduler/loop.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { SchedulerOptions } from '../scheduler/scheduler.js';
@@ -105,6 +106,7 @@ export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): 
     await Promise.all([
       runSchedulingLoop(new StoreSchedulerCluster(deps.objects), signal, {
         scheduler: new Scheduler({ ...deps.scheduler, onFallback: report('scheduler wasm core failed to load; using the TypeScript reference') }),
+        registry: new RegistryPlatforms(),
         onError: report('scheduler'),
       }).catch(report('scheduler')),
       runControllers(signal, controllerDeps, leaderControllers(controllerDeps), { onGiveUp: (controller, key, err) => deps.log.warn({ err, controller, key }, 'giving up on a key until the next resync') }).catch(report('controllers')),

@@ -17,6 +17,7 @@ import { ANNOTATION_ASSIGNED_GPUS } from '../../api-types/index.js';
 import { podKey } from './pod-request.js';
 import { SchedulingQueue, nodeChanges, nodeView, type NodeView, type QueueEvent } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
+import type { Platform } from './image-platforms.js';
 import type { Node, Pod } from '../../api-types/index.js';
 
 export type ClusterEvent =
@@ -50,6 +51,9 @@ export interface LoopOptions {
   now?: () => number;
   /** Resolves after `ms` (Infinity: never), or as soon as `wake` aborts. Default: a timer. */
   sleep?: (ms: number, wake: AbortSignal) => Promise<void>;
+  /** Asks the registry which platforms an image exists for (./registry-platforms.ts); asked for every image of a
+   * batch before it is placed, its answer (undefined: unknown) goes to scheduler.images. Unset: nodes only. */
+  registry?: { lookup(image: string): Promise<Platform[] | undefined> };
   /** Observes every decision (tests, metrics). */
   onPlacement?: (placement: Placement, outcome: 'bound' | 'conflict' | 'unschedulable' | 'error') => void;
   onError?: (error: Error) => void;
@@ -157,6 +161,11 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
         wake = new AbortController();
         await sleepFor(due === undefined ? Infinity : Math.max(0, due - now()), wake.signal);
         continue;
+      }
+      if (options.registry) {
+        const { registry } = options;
+        const images = new Set(batch.flatMap((pod) => [...pod.spec.initContainers ?? [], ...pod.spec.containers].map((c) => c.image)));
+        await Promise.all([...images].map(async (image) => scheduler.images.learn(image, await registry.lookup(image))));
       }
       const placements = scheduler.scheduleBatch(batch);
       // Failures are queued before any bind can deliver an event, so none is missed in between.

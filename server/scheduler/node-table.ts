@@ -7,9 +7,10 @@
 // - usage of a node (cpu, memory, pods, GPU holders, host ports, pod-term counts) is exactly the sum over the
 //   pods recorded as bound to its name; pods bound to an unknown node are kept and counted when it appears.
 // - typed-array views are rebuilt whenever the underlying buffer changed (memory.grow detaches them).
-import { ANNOTATION_IMAGE_ARCH, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS, LABEL_ZONE } from '../../api-types/index.js';
+import { LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS, LABEL_ZONE } from '../../api-types/index.js';
 import type { LabelSelectorSpec, Node, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration } from '../../api-types/index.js';
 import { fnv1a } from './hash.js';
+import { nodeArchitecture } from './image-platforms.js';
 import { Interner, idSet } from './interner.js';
 import * as L from './layout.js';
 import {
@@ -148,7 +149,7 @@ export class NodeTable {
     if (cpu > 2 ** 30) throw new Error(`${what}: status.allocatable.cpu ${alloc.cpu} is too large`);
     const memory = alloc.memory === undefined ? 0 : parseBytes(alloc.memory, `${what}: status.allocatable.memory`);
     const pods = alloc.pods === undefined ? 110 : parseQuantity(alloc.pods, `${what}: status.allocatable.pods`);
-    const arch = labels[LABEL_ARCH] ?? node.status?.nodeInfo?.architecture ?? '';
+    const arch = nodeArchitecture(node);
     const ready = (node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     // Validate everything before touching the tables or memory, so a bad node leaves the table unchanged.
     taints.forEach((t, i) => {
@@ -454,11 +455,11 @@ export class NodeTable {
     header[L.P_GPU_COUNT] = r.gpus;
     header[L.P_GPU_SHARED] = r.gpuShared ? 1 : 0;
     header[L.P_GPU_VENDOR] = this.#interner.lookup(r.gpuVendor);
-    // Architectures no node has get no id: they add nothing to the set, and the list still limits.
-    const arches = (pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
-    header[L.P_ARCH_LIMITED] = arches.length > 0 ? 1 : 0;
-    const archIds = new Set(arches.map((a) => this.#interner.arches.get(a)));
-    const archSet = arches.length > 0 ? idSet(this.#interner.arches.span, (id) => archIds.has(id)) : [];
+    // Architectures no node has get no id: they add nothing to the set, and the list still limits (an empty
+    // list admits no node).
+    header[L.P_ARCH_LIMITED] = r.arches !== null ? 1 : 0;
+    const archIds = new Set((r.arches ?? []).map((a) => this.#interner.arches.get(a)));
+    const archSet = r.arches !== null ? idSet(this.#interner.arches.span, (id) => archIds.has(id)) : [];
     section(L.P_ARCH_OFF, L.P_ARCH_WORDS, archSet.length, archSet);
     header[L.P_STRATEGY] = r.strategy === 'spread' ? L.STRATEGY_SPREAD : L.STRATEGY_BINPACK;
     header[L.P_HASH] = hash;
@@ -545,6 +546,9 @@ export class NodeTable {
     this.#i32[L.CONFIG_SEED >> 2] = seed | 0;
     this.#i32.set(weights, L.CONFIG_WEIGHTS >> 2);
   }
+
+  /** The architecture of node n (kubernetes.io/arch); '' when it reports none. */
+  nodeArch(n: number): string { this.#refreshViews(); return this.#interner.arches.value(this.#i32[this.#w(L.N_ARCH, n)]!) ?? ''; }
 
   /** Reason code each node got in the last scheduling pass. */
   nodeReason(n: number): number { this.#refreshViews(); return this.#i32[this.#w(L.N_REASON, n)]!; }

@@ -2,7 +2,7 @@
 // required anti-affinity terms), resolved from its spec and annotations and checked, with errors naming the
 // field. The node table records bound pods by these requests; the placement core never sees a Pod.
 import {
-  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
+  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
   LABEL_HOSTNAME, LABEL_ZONE, canonicalJson, parseGpuModelPattern,
 } from '../../api-types/index.js';
 import type { GpuModelPattern, LabelSelectorSpec, NodeSelectorTerm, Pod } from '../../api-types/index.js';
@@ -28,6 +28,21 @@ export interface PodRequest {
   strategy: 'binpack' | 'spread';
   /** Required pod anti-affinity terms with a supported topology key; bound pods' terms repel later pods. */
   antiAffinity: AntiAffinityTerm[];
+  /** The architectures the pod's node may have (annotation flotilla.io/image-arch, narrowed by what is known of
+   * its images: Scheduler.place); null: any. */
+  arches: string[] | null;
+}
+
+/** The architectures annotation flotilla.io/image-arch lists; null without it. */
+export function annotatedArches(pod: Pod): string[] | null {
+  const list = (pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  return list.length > 0 ? list : null;
+}
+
+/** The architectures both lists allow (null: any). */
+export function intersectArches(a: readonly string[] | null, b: readonly string[] | null): string[] | null {
+  if (a === null) return b === null ? null : [...b];
+  return b === null ? [...a] : a.filter((x) => b.includes(x));
 }
 
 /** A required anti-affinity term a pod declares; `key` is equal for equal terms (topology, namespaces, selector). */
@@ -145,5 +160,6 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
     hostPorts,
     strategy: placement,
     antiAffinity,
+    arches: annotatedArches(pod),
   };
 }

@@ -19,8 +19,8 @@ import { canonicalJson } from '../../api-types/index.js';
 import type { Node, Pod } from '../../api-types/index.js';
 
 /** What a node update changed, of what scheduling reads (kube-scheduler's node ActionTypes, plus the node's
- * architecture and GPUs, which flotilla's filters read). */
-export type NodeChange = 'allocatable' | 'labels' | 'taints' | 'unschedulable' | 'conditions' | 'architecture' | 'gpus';
+ * architecture, GPUs and image platforms, which flotilla's filters read). */
+export type NodeChange = 'allocatable' | 'labels' | 'taints' | 'unschedulable' | 'conditions' | 'architecture' | 'gpus' | 'images';
 
 /** What scheduling reads of a node, one canonical string per NodeChange: equal views mean an update changes
  * no placement (a heartbeat, a condition no filter reads). */
@@ -36,6 +36,7 @@ export function nodeView(node: Node): NodeView {
     conditions: String((s?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')),
     architecture: s?.nodeInfo?.architecture ?? '',
     gpus: canonicalJson((s?.gpus ?? []).map((g) => [g.uuid, g.vendor, g.model, g.memory, g.health])),
+    images: canonicalJson(s?.imagePlatforms ?? []),
   };
 }
 
@@ -59,11 +60,12 @@ export type QueueEvent =
 const NODE_ADD = 1;
 const CHANGE_BIT: Record<NodeChange, number> = {
   allocatable: 1 << 1, labels: 1 << 2, taints: 1 << 3, unschedulable: 1 << 4, conditions: 1 << 5, architecture: 1 << 6, gpus: 1 << 7,
+  images: 1 << 8,
 };
-const POD_ADD = 1 << 8;
-const POD_UPDATE = 1 << 9;
-const POD_DELETE = 1 << 10;
-const EVENT_BITS = 11;
+const POD_ADD = 1 << 9;
+const POD_UPDATE = 1 << 10;
+const POD_DELETE = 1 << 11;
+const EVENT_BITS = 12;
 const ANY_EVENT = (1 << EVENT_BITS) - 1;
 
 function eventBits(e: QueueEvent): number {
@@ -83,8 +85,9 @@ const { labels: LABELS, allocatable: ALLOCATABLE, taints: TAINTS, gpus: GPUS } =
 const RESOLVED_BY: Readonly<Record<number, number>> = {
   [L.R_NOT_READY]: NODE_ADD | CHANGE_BIT.conditions,
   [L.R_UNSCHEDULABLE]: NODE_ADD | CHANGE_BIT.unschedulable,
-  // The node's architecture is its kubernetes.io/arch label, else status.nodeInfo.architecture.
-  [L.R_ARCH]: NODE_ADD | LABELS | CHANGE_BIT.architecture,
+  // The node's architecture is its kubernetes.io/arch label, else status.nodeInfo.architecture; a node newly
+  // holding an image for another platform widens what the image is known to run on.
+  [L.R_ARCH]: NODE_ADD | LABELS | CHANGE_BIT.architecture | CHANGE_BIT.images,
   [L.R_NODE_SELECTOR]: NODE_ADD | LABELS,
   [L.R_NODE_AFFINITY]: NODE_ADD | LABELS,
   [L.R_TAINT]: NODE_ADD | TAINTS,

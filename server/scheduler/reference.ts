@@ -7,11 +7,12 @@
 // recomputes the nodes' usage from the bound pods. It expects pods the request parser accepts.
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
-  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS,
+  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS,
   bytes, cpuMillis, labelSelectorFromSpec, matchesLabels, parseGpuModelPattern, parseQuantity,
   type GpuModelPattern, type Node, type NodeGpu, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Taint,
 } from '../../api-types/index.js';
 import { fnv1a, tieHash } from './hash.js';
+import { ImagePlatforms, nodeArchitecture } from './image-platforms.js';
 import * as L from './layout.js';
 import { LABEL_ZONE } from '../../api-types/index.js';
 import { emptyNodeSelectorTerm, podKey } from './pod-request.js';
@@ -57,6 +58,9 @@ interface PodView {
   gpuMemoryMin: number; gpuModel: GpuModelPattern | null; gpuShared: boolean;
   ports: string[];
   strategy: 'binpack' | 'spread';
+  /** Architectures its node may have: those of annotation flotilla.io/image-arch and of every image of known
+   * platforms (null: any). */
+  arches: string[] | null;
 }
 
 /** A pod bound to a node of the cluster. */
@@ -97,6 +101,7 @@ function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
   if (overhead.memory !== undefined) memory += bytes(overhead.memory);
   const model = ann[ANNOTATION_GPU_MODEL];
   const placement = ann[ANNOTATION_PLACEMENT];
+  const annotated = (ann[ANNOTATION_IMAGE_ARCH] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
   return {
     pod, namespace: pod.metadata.namespace ?? 'default', labels: pod.metadata.labels ?? {},
     cpu, memory, gpus, gpuVendor: GPU_VENDORS[gpuResource]!,
@@ -105,6 +110,7 @@ function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
     gpuShared: ann[ANNOTATION_GPU_SHARING] === 'shared',
     ports,
     strategy: placement === 'spread' || placement === 'binpack' ? placement : defaultStrategy,
+    arches: annotated.length > 0 ? annotated : null,
   };
 }
 
@@ -197,11 +203,7 @@ const ownTerms = (pod: Pod, kind: 'podAffinity' | 'podAntiAffinity'): PodAffinit
 export const FILTERS: readonly { name: string; reasons: (f: Fit) => number[] }[] = [
   { name: 'ready', reasons: (f) => (f.node.node.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True') ? [] : [L.R_NOT_READY] },
   { name: 'unschedulable', reasons: (f) => f.node.node.spec?.unschedulable ? [L.R_UNSCHEDULABLE] : [] },
-  { name: 'arch', reasons: (f) => {
-    const list = (f.pod.pod.metadata.annotations?.[ANNOTATION_IMAGE_ARCH] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
-    const arch = f.node.labels[LABEL_ARCH] ?? f.node.node.status?.nodeInfo?.architecture ?? '';
-    return list.length > 0 && !list.includes(arch) ? [L.R_ARCH] : [];
-  } },
+  { name: 'arch', reasons: (f) => f.pod.arches !== null && !f.pod.arches.includes(nodeArchitecture(f.node.node)) ? [L.R_ARCH] : [] },
   { name: 'nodeSelector', reasons: (f) => {
     const wanted = f.pod.pod.spec.nodeSelector ?? {};
     const os = f.pod.pod.spec.os?.name;
@@ -310,6 +312,8 @@ export const SCORERS: Readonly<Record<ScoreName, (f: Fit, picks: NodeView['gpus'
 /** The cluster as objects: nodes in the order the NodeTable keeps them, and the pods bound to them. */
 export class ReferenceScheduler {
   readonly #nodes: Node[] = [];
+  /** What is known of the images' platforms: from these nodes, and what tests say the registry answered (learn). */
+  readonly images = new ImagePlatforms();
   readonly #bound = new Map<string, { pod: Pod; nodeName: string; gpuUuids: readonly string[] }>();
   readonly #seed: number;
   readonly #strategy: 'binpack' | 'spread';
@@ -325,11 +329,13 @@ export class ReferenceScheduler {
   upsertNode(node: Node): void {
     const i = this.#nodes.findIndex((n) => n.metadata.name === node.metadata.name);
     if (i < 0) this.#nodes.push(node); else this.#nodes[i] = node;
+    this.images.upsertNode(node);
   }
   /** Removes a node; the last node takes its place, as in the NodeTable (the order breaks exact ties). */
   removeNode(name: string): void {
     const i = this.#nodes.findIndex((n) => n.metadata.name === name);
     if (i < 0) return;
+    this.images.removeNode(name);
     const last = this.#nodes.pop()!;
     if (i < this.#nodes.length) this.#nodes[i] = last;
   }
@@ -354,6 +360,8 @@ export class ReferenceScheduler {
       }
     }
     const view = podView(pod, this.#strategy);
+    const imageArches = this.images.constraintOf(pod)?.arches;
+    if (imageArches) view.arches = view.arches === null ? imageArches : view.arches.filter((a) => imageArches.includes(a));
     const podHash = fnv1a(`${view.namespace}/${pod.metadata.name}`) >>> 0;
     const reasons = new Map<string, number[]>();
     let best: { node: NodeView; score: number; hash: number; picks: NodeView['gpus'] } | null = null;

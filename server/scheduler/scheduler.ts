@@ -2,9 +2,10 @@
 // fallback core), reads the decision, and renders kube-scheduler-style explanations.
 import type { Node, Pod } from '../../api-types/index.js';
 import { fallbackSchedule } from './fallback-core.js';
+import { ImagePlatforms, platformName, type ImageArchConstraint } from './image-platforms.js';
 import * as L from './layout.js';
 import { NodeTable, plainTableMemory, wasmTableMemory } from './node-table.js';
-import { resolvePodRequest, type PodRequest } from './pod-request.js';
+import { intersectArches, resolvePodRequest, type PodRequest } from './pod-request.js';
 import { formatBytes } from './quantity.js';
 import { loadWasmCore, type PlacementEngine } from './wasm-core.js';
 import { GPU_RESOURCE_NVIDIA } from '../../api-types/index.js';
@@ -43,6 +44,10 @@ export interface Placement {
   nodes: number;
   /** Rejected-node counts by reason code (R_*), only codes with a count. */
   reasons: { code: number; count: number }[];
+  /** What the pod's images asked of the node's architecture (null: nothing known of them). */
+  imageArch: ImageArchConstraint | null;
+  /** The nodes rejected for their architecture (R_ARCH), counted by architecture, most first. */
+  archSkipped: { arch: string; count: number }[];
   error?: string;
 }
 
@@ -52,6 +57,8 @@ export class Scheduler {
   /** The TypeScript core over the same table (the engine itself when the wasm cannot load). */
   readonly fallback: PlacementEngine;
   readonly strategy: 'binpack' | 'spread';
+  /** What is known of the images' platforms: from the nodes (upsertNode) and from the registry (learn). */
+  readonly images = new ImagePlatforms();
 
   constructor(options: SchedulerOptions = {}) {
     const mode = options.engine ?? 'auto';
@@ -76,8 +83,8 @@ export class Scheduler {
     this.table.configure(options.seed ?? 0, list);
   }
 
-  upsertNode(node: Node): void { this.table.upsertNode(node); }
-  removeNode(name: string): void { this.table.removeNode(name); }
+  upsertNode(node: Node): void { this.table.upsertNode(node); this.images.upsertNode(node); }
+  removeNode(name: string): void { this.table.removeNode(name); this.images.removeNode(name); }
   /** Records a pod already bound (from the cluster) so its usage counts. */
   podBound(pod: Pod, nodeName: string, gpuUuids: string[]): void {
     this.table.podBound(resolvePodRequest(pod, this.strategy), nodeName, gpuUuids);
@@ -88,11 +95,13 @@ export class Scheduler {
   place(pod: Pod, engine: PlacementEngine = this.engine): Placement {
     const nodes = this.table.count;
     let request: PodRequest;
+    const imageArch = this.images.constraintOf(pod);
     try {
       request = resolvePodRequest(pod, this.strategy);
+      if (imageArch) request.arches = intersectArches(request.arches, imageArch.arches);
       this.table.writePod(pod, request);
     } catch (e) {
-      return { pod, request: null, nodeName: null, gpuUuids: [], score: 0, feasible: 0, nodes, reasons: [], error: (e as Error).message };
+      return { pod, request: null, nodeName: null, gpuUuids: [], score: 0, feasible: 0, nodes, reasons: [], imageArch, archSkipped: [], error: (e as Error).message };
     }
     const chosen = engine.schedule(nodes);
     if (chosen === -2) throw new Error(`scheduler: ${engine.name} core refused the encoded pod (host/core layout mismatch)`);
@@ -104,9 +113,18 @@ export class Scheduler {
     }
     const gpuUuids: string[] = [];
     if (chosen >= 0) for (let k = 0; k < request.gpus; k++) gpuUuids.push(this.table.gpuUuid(chosen, I[out + L.O_PICKS + k]!));
+    const archSkipped = new Map<string, number>();
+    if (reasons.some((r) => r.code === L.R_ARCH)) {
+      for (let n = 0; n < nodes; n++) {
+        if (this.table.nodeReason(n) !== L.R_ARCH) continue;
+        const arch = this.table.nodeArch(n) || 'unknown';
+        archSkipped.set(arch, (archSkipped.get(arch) ?? 0) + 1);
+      }
+    }
     return {
       pod, request, nodeName: chosen >= 0 ? this.table.nodeName(chosen) : null, gpuUuids,
-      score: I[out + L.O_SCORE]!, feasible: I[out + L.O_FEASIBLE]!, nodes, reasons,
+      score: I[out + L.O_SCORE]!, feasible: I[out + L.O_FEASIBLE]!, nodes, reasons, imageArch,
+      archSkipped: [...archSkipped].map(([arch, count]) => ({ arch, count })).sort((a, b) => b.count - a.count || (a.arch < b.arch ? -1 : 1)),
     };
   }
 
@@ -148,7 +166,21 @@ export function explain(p: Placement): string {
   }
   const parts = [...p.reasons].sort((a, b) => b.count - a.count || a.code - b.code)
     .map((r) => `${r.count} ${reasonMessage(r.code, p.request)}`);
-  return `0/${p.nodes} nodes are available${parts.length ? `: ${parts.join(', ')}` : ''}.`;
+  const arch = archDetail(p);
+  return `0/${p.nodes} nodes are available${parts.length ? `: ${parts.join(', ')}` : ''}.${arch ? ` ${arch}.` : ''}`;
+}
+
+/** Why nodes were skipped for their architecture, when images are why: "image web:1 has linux/amd64 only;
+ * 3 arm64 nodes skipped" ('' when nothing was skipped, or only annotation flotilla.io/image-arch says so). */
+export function archDetail(p: Placement): string {
+  const skipped = p.archSkipped.map((s) => s.arch);
+  const causes = (p.imageArch?.images ?? [])
+    .filter((i) => skipped.some((a) => !i.platforms.some((pl) => pl.architecture === a)))
+    .map((i) => `image ${i.image} has ${i.platforms.map(platformName).join(', ')} only`);
+  if (causes.length === 0) return '';
+  const total = p.archSkipped.reduce((a, s) => a + s.count, 0);
+  const counts = p.archSkipped.map((s) => `${s.count} ${s.arch}`).join(', ');
+  return `${causes.join(', ')}; ${counts} node${total === 1 ? '' : 's'} skipped`;
 }
 
 /** Message for one reason code, completed with what the pod asked for. */
