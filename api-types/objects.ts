@@ -1,7 +1,7 @@
 // Typed shapes of every served kind, with Kubernetes field names, derived from the schemas in validate.ts
 // (the one definition of each shape: a field exists in a type exactly when the schema accepts it). Only the
 // fields Flotilla reads or serves are modelled; validate.ts refuses anything else. Flotilla additions live in
-// annotations and labels (well-known.ts) and in two clearly named Node.status fields: `gpus` and `hardware`.
+// annotations and labels (well-known.ts) and in clearly named Node.status fields: `gpus`, `hardware` and `imagePlatforms`.
 import type { z } from 'zod';
 import type { kindSchemas, scaleSchema } from './validate.js';
 
@@ -79,6 +79,14 @@ export type NodeSystemInfo = NonNullable<NodeStatus['nodeInfo']>;
 export type NodeGpu = Item<NodeStatus['gpus']>;
 /** Board and health facts of a node (Flotilla field). */
 export type NodeHardware = NonNullable<NodeStatus['hardware']>;
+/** One image of `status.images` (the kubelet's ContainerImage: names, digests first, and sizeBytes). */
+export type NodeImage = Item<NodeStatus['images']>;
+/**
+ * The platform of one image the node holds (Flotilla field `status.imagePlatforms`, one entry per entry of
+ * `status.images`, with the same names): Go names as in image manifests, e.g. linux/arm/v7 (`variant` only
+ * where the image has one). The scheduler reads it as "this image exists at least for this platform".
+ */
+export type NodeImagePlatform = Item<NodeStatus['imagePlatforms']>;
 
 // ---- RuntimeClass, PriorityClass -----------------------------------------------------------------------
 

@@ -762,6 +762,12 @@ export const kindSchemas = {
         undervoltage: bool.optional(),
         cpuModel: nodeString.optional(),
       }).optional(),
+      imagePlatforms: z.array(z.strictObject({
+        names: strList,
+        os: nodeString,
+        architecture: nodeString,
+        variant: nodeString.optional(),
+      })).optional(),
     }).optional(),
   }),
   Pod: kindSchema('v1', 'Pod', dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),

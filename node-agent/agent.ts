@@ -23,6 +23,7 @@ import { checkRegisteredNode, type NodeIdentity } from './identity.js';
 import { PodWorkers, terminatePod, type PodWorkerSettings } from './pod-worker.js';
 import { LABEL_POD_UID, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 import { UsageSampler, usageReportPath } from './usage.js';
+import { ImageInventory } from './images/inventory.js';
 
 export interface AgentConfig {
   /** The cluster this agent belongs to (its id): with nodeName, what marks the containers it owns. */
@@ -91,6 +92,9 @@ export class Agent {
   private lastContactMs: number;
   private readonly podEvents: PodEventSink;
   private readonly usage: UsageSampler;
+  private readonly images: ImageInventory;
+  /** os/architecture of the last Node object reported (what an image must be for to run here). */
+  private platform = '';
   private reporter: StatusReporter | undefined;
   private workers: PodWorkers | undefined;
 
@@ -105,6 +109,15 @@ export class Agent {
       runtime: config.runtime, clusterId: config.clusterId, nodeName: config.nodeName, simulated: config.simulatedUsage === true,
       pods: () => [...this.desired.values()].map((inputs) => inputs.pod),
     });
+    this.images = new ImageInventory(config.runtime);
+  }
+
+  /** The Node object to register or report: config.node() with the image inventory's status fields. */
+  private async nodeObject(): Promise<NodeObject> {
+    const node = await this.config.node();
+    const info = node.status?.nodeInfo as { operatingSystem?: string; architecture?: string } | undefined;
+    if (info?.architecture) this.platform = `${info.operatingSystem ?? 'linux'}/${info.architecture}`;
+    return { ...node, status: { ...node.status, ...this.images.status } };
   }
 
   /** Runs until the signal aborts. Containers keep running after it returns: stopping the agent is not deleting pods. */
@@ -121,6 +134,7 @@ export class Agent {
       ...(config.hostIP ? { hostIP: config.hostIP } : {}),
       onStatus: (inputs, status) => reporter.report(inputs.pod, status),
       onEvent: (inputs, event) => this.podEvents.record(inputs.pod, event),
+      nodePlatform: () => this.platform,
     });
     await this.startCachedPods();
     const workersDone = workers.run(signal);
@@ -182,10 +196,11 @@ export class Agent {
     const stopSession = () => session.abort();
     signal.addEventListener('abort', stopSession, { once: true });
     try {
-      const registered = await config.api.registerNode(await config.node());
+      await this.refreshImages();
+      const registered = await config.api.registerNode(await this.nodeObject());
       if (config.nodeKey) checkRegisteredNode(registered, config.nodeKey);
       this.contact();
-      await config.api.updateNodeStatus(await config.node());
+      await config.api.updateNodeStatus(await this.nodeObject());
       if (postEvents) for (const e of config.events ?? []) await config.api.nodeEvent(config.nodeName, registered.metadata.uid, e);
       const loops = [this.heartbeats(session.signal), this.usageReports(session.signal), this.refreshes(session.signal)];
       try {
@@ -369,7 +384,16 @@ export class Agent {
     }
   }
 
-  /** Renews the lease every heartbeat period and sends the node status every nodeStatusSeconds, until the session ends. */
+  /** Lists the runtime's images again; true when the node's image status changed. A failure keeps the last listing. */
+  private async refreshImages(): Promise<boolean> {
+    try { return await this.images.refresh(); } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'listing images failed');
+      return false;
+    }
+  }
+
+  /** Renews the lease every heartbeat period and sends the node status every nodeStatusSeconds, and at once when
+   * the node's images changed (a pull, a load, a removal), until the session ends. */
   private async heartbeats(signal: AbortSignal): Promise<void> {
     const { config, log } = this;
     const configuredBeatS = config.heartbeatSeconds ?? 5;
@@ -382,9 +406,10 @@ export class Agent {
         // A server grants at most its node grace period: renewing at a third of that keeps the node Ready.
         beatS = granted === undefined ? configuredBeatS : Math.min(configuredBeatS, granted / 3);
         this.contact();
-        if ((sinceStatus += beatS) >= statusS) {
+        const imagesChanged = await this.refreshImages();
+        if ((sinceStatus += beatS) >= statusS || imagesChanged) {
           sinceStatus = 0;
-          await config.api.updateNodeStatus(await config.node());
+          await config.api.updateNodeStatus(await this.nodeObject());
         }
       } catch (err) {
         // Deleting a Node revokes its certificate (server/tokens/node-certificates.ts): the agent does not come back by itself.

@@ -84,8 +84,14 @@ export interface PodWorkerSettings {
   onStatus?: (inputs: PodInputs, status: WorkerPodStatus) => void;
   /** What happened to a pod's containers (pulls, starts, crash back-off, failed probes), for Events. */
   onEvent?: (inputs: PodInputs, event: PodEvent) => void;
+  /** This node's os/architecture ("linux/arm64"), named when a container's program is for another machine. */
+  nodePlatform?: () => string;
   log?: Logger;
 }
+
+/** Waiting and terminated reason of a container whose program is for another architecture than the node's. */
+export const EXEC_FORMAT_ERROR = 'ExecFormatError';
+const EXEC_FORMAT = /exec format error/;
 
 /** The PodStatus a worker reports: phase, conditions and container statuses always set. */
 export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContainerStatuses'> & Required<Pick<PodStatus, 'phase' | 'conditions'>> & {
@@ -118,6 +124,8 @@ export class PodWorker {
   private readonly records: PodRecords = { containers: new Map(), terminal: false };
   /** The probe loops of each container name, for the container their results in records are about. */
   private readonly probeLoops = new Map<string, ProbeLoop[]>();
+  /** execFormatError's answer by container id (undefined: not an exec format error). */
+  private readonly execFormat = new Map<string, string | undefined>();
   private readonly conditionTimes = new Map<string, { status: Condition['status']; time: string }>();
   private dirty = true;
   private wakeWaiter: (() => void) | undefined;
@@ -226,7 +234,36 @@ export class PodWorker {
     const sandboxes = listed.filter((c) => c.labels[LABEL_CONTAINER] === SANDBOX_CONTAINER_NAME);
     const inspected = await Promise.all(listed.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME)
       .map((c) => runtime.inspectContainer(c.id).catch(() => undefined)));
-    return { sandboxes, containers: inspected.filter((c): c is ContainerStatus => c !== undefined) };
+    const containers = inspected.filter((c): c is ContainerStatus => c !== undefined);
+    for (const c of containers) {
+      const execFormat = await this.execFormatError(c);
+      if (execFormat) c.error = execFormat;
+    }
+    return { sandboxes, containers };
+  }
+
+  /**
+   * Whether a failed container's program could not be executed because it is for another machine: Docker says
+   * "exec format error" in the start error or, with exit code 1, as the container's last log line. The message
+   * names the image's platform and the node's. Found once per container (the answer is kept by id).
+   */
+  private async execFormatError(c: ContainerStatus): Promise<string | undefined> {
+    if (c.state !== 'exited' || c.exitCode === 0) return undefined;
+    if (this.execFormat.has(c.id)) return this.execFormat.get(c.id);
+    const { runtime } = this.settings;
+    let line = c.error && EXEC_FORMAT.test(c.error) ? c.error : undefined;
+    if (!line && c.exitCode === 1) {
+      for await (const l of runtime.logs(c.id, { tail: 3 })) if (EXEC_FORMAT.test(l.line)) line = l.line.trim();
+    }
+    let message: string | undefined;
+    if (line) {
+      const image = (await runtime.listImages()).find((i) => i.id === c.image || i.names.includes(c.image));
+      const platform = image ? [image.os, image.architecture, image.variant].filter(Boolean).join('/') : 'of an unknown platform';
+      const node = this.settings.nodePlatform?.() || 'of another architecture';
+      message = `${line}: image "${c.image}" is ${platform}, node ${this.settings.nodeName} is ${node}`;
+    }
+    this.execFormat.set(c.id, message);
+    return message;
   }
 
   /** The clean-up actions of a plan (planPodActions gives them alone, before any start). */
@@ -431,7 +468,18 @@ export class PodWorker {
     }
     if (cur) await runtime.removeContainer(cur.id);
     this.emit('Normal', 'Created', `Created container ${spec.name}`);
-    await runtime.startContainer(id);
+    try {
+      await runtime.startContainer(id);
+    } catch (err) {
+      // A start error is Docker's way with some runtimes of saying the program is for another machine.
+      if (!EXEC_FORMAT.test((err as Error).message)) throw err;
+      const failed = { ...await runtime.inspectContainer(id), state: 'exited' as const, exitCode: 128, error: (err as Error).message };
+      const message = await this.execFormatError(failed) ?? failed.error;
+      await runtime.removeContainer(id);
+      this.emit('Warning', 'Failed', `Error: ${message}`);
+      this.wakeAt(Date.now() + this.settings.backoffBaseMs);
+      return this.report(spec, cur, { waiting: { reason: EXEC_FORMAT_ERROR, message } }, restartCount);
+    }
     this.emit('Normal', 'Started', `Started container ${spec.name}`);
     return this.started(spec, role, id, podIP);
   }
@@ -495,8 +543,10 @@ export class PodWorker {
     for (const [n, rec] of this.records.containers) if (name === undefined || n === name) delete rec.probe;
   }
 
-  private report(spec: Container, cur: ContainerStatus | undefined, state: ContainerState, restartCount?: number): ContainerStatusReport {
+  private report(spec: Container, cur: ContainerStatus | undefined, shown: ContainerState, restartCount?: number): ContainerStatusReport {
     const rec = this.record(spec.name);
+    const state = namedExecFormatError(shown, cur);
+    if (rec.lastState) rec.lastState = namedExecFormatError(rec.lastState, undefined);
     const running = state.running !== undefined;
     const probe = rec.probe && cur && rec.probe.containerId === cur.id ? rec.probe : undefined;
     const started = running && (probe?.started ?? !spec.startupProbe);
@@ -692,4 +742,16 @@ function dockerName(parts: string[]): string {
 /** The status of a pod status's Ready condition ('True', 'False'), if it has one. */
 function readyOf(status: { conditions?: { type: string; status: string }[] } | undefined): string | undefined {
   return status?.conditions?.find((c) => c.type === 'Ready')?.status;
+}
+
+/** A container state whose program failed with an exec format error (its message says so: execFormatError),
+ * under EXEC_FORMAT_ERROR instead of the generic Error and CrashLoopBackOff reasons. */
+function namedExecFormatError(state: ContainerState, cur: ContainerStatus | undefined): ContainerState {
+  const t = state.terminated;
+  if (t && t.message && EXEC_FORMAT.test(t.message)) return { terminated: { ...t, reason: EXEC_FORMAT_ERROR } };
+  const w = state.waiting;
+  if (w?.reason === 'CrashLoopBackOff' && cur?.error && EXEC_FORMAT.test(cur.error)) {
+    return { waiting: { reason: EXEC_FORMAT_ERROR, message: `${cur.error}; ${w.message ?? ''}` } };
+  }
+  return state;
 }

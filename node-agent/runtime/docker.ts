@@ -14,6 +14,7 @@ import {
   type ContainerStatus,
   type ContainerSummary,
   type ExecResult,
+  type ImageSummary,
   type LogLine,
   type LogOptions,
   type PullProgress,
@@ -34,6 +35,8 @@ export class DockerRuntime implements ContainerRuntime {
   readonly name = 'docker';
   readonly docker: Docker;
   private readonly arch: string;
+  /** Platforms by image id: an id names immutable content, so each image is inspected once. */
+  private readonly platforms = new Map<string, Pick<ImageSummary, 'os' | 'architecture' | 'variant'>>();
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.docker = options.docker ?? new Docker();
@@ -306,6 +309,29 @@ export class DockerRuntime implements ContainerRuntime {
     } finally {
       signal.removeEventListener('abort', abort);
     }
+  }
+
+  async listImages(): Promise<ImageSummary[]> {
+    const listed = await this.docker.listImages();
+    const live = new Set(listed.map((i) => i.Id));
+    for (const id of this.platforms.keys()) if (!live.has(id)) this.platforms.delete(id);
+    const out: ImageSummary[] = [];
+    for (const image of listed) {
+      let platform = this.platforms.get(image.Id);
+      if (!platform) {
+        let info: { Os?: string; Architecture?: string; Variant?: string };
+        try { info = await this.docker.getImage(image.Id).inspect(); } catch (err) {
+          if (statusCode(err) === 404) continue; // removed since the listing
+          throw err;
+        }
+        platform = { os: info.Os ?? '', architecture: info.Architecture ?? '', variant: info.Variant ?? '' };
+        this.platforms.set(image.Id, platform);
+      }
+      // Docker lists a dangling image's names as "<none>:<none>" and "<none>@<none>".
+      const names = [...image.RepoDigests ?? [], ...image.RepoTags ?? []].filter((n) => !n.startsWith('<none>'));
+      out.push({ id: image.Id, names, sizeBytes: image.Size, ...platform });
+    }
+    return out;
   }
 }
 

@@ -2,6 +2,7 @@
 // process) and for tests of the pod worker. What a container "does" is scripted per image with setBehaviour;
 // an image without a script runs until stopped. Only timers with unref() are used, so an idle fake never
 // keeps the process alive.
+import { createHash } from 'node:crypto';
 import {
   ContainerNotFoundError,
   ImagePullError,
@@ -12,6 +13,7 @@ import {
   type ContainerStatus,
   type ContainerSummary,
   type ExecResult,
+  type ImageSummary,
   type LogLine,
   type LogOptions,
   type PullProgress,
@@ -55,6 +57,8 @@ interface FakeContainer {
 }
 
 const UNPULLABLE = /^127\.0\.0\.1:1\//;
+/** The size listImages() gives every fake image. */
+export const FAKE_IMAGE_BYTES = 1 << 20;
 
 export class FakeRuntime implements ContainerRuntime {
   readonly name = 'fake';
@@ -68,11 +72,15 @@ export class FakeRuntime implements ContainerRuntime {
   pullAttempts = 0;
 
   private readonly runtimes: readonly string[];
+  private readonly platform: Pick<ImageSummary, 'os' | 'architecture' | 'variant'>;
 
-  /** `runtimes`: what runtimeHandlers() reports (default runc only, an engine without extra runtimes). */
-  constructor(options: { images?: string[]; runtimes?: string[] } = {}) {
+  /** `runtimes`: what runtimeHandlers() reports (default runc only, an engine without extra runtimes);
+   * `platform`: what listImages() says every image is for (default linux/amd64). */
+  constructor(options: { images?: string[]; runtimes?: string[]; platform?: { os: string; architecture: string; variant?: string } } = {}) {
     for (const image of options.images ?? []) this.images.add(image);
     this.runtimes = [...options.runtimes ?? ['runc']];
+    const p = options.platform ?? { os: 'linux', architecture: 'amd64' };
+    this.platform = { os: p.os, architecture: p.architecture, variant: p.variant ?? '' };
   }
 
   /** Pulls of this image fail with this message. Images on 127.0.0.1:1 always fail. */
@@ -194,6 +202,13 @@ export class FakeRuntime implements ContainerRuntime {
       else signal.addEventListener('abort', () => resolve(), { once: true });
     });
     this.watchers.delete(watcher);
+  }
+
+  /** One image per name present, each of FAKE_IMAGE_BYTES, with an id derived from its name. */
+  async listImages(): Promise<ImageSummary[]> {
+    return [...this.images].map((name) => ({
+      id: `sha256:${createHash('sha256').update(name).digest('hex')}`, names: [name], sizeBytes: FAKE_IMAGE_BYTES, ...this.platform,
+    }));
   }
 
   private add(name: string, image: string, labels: Record<string, string>, behaviour: FakeBehaviour): FakeContainer {

@@ -155,6 +155,19 @@ export interface ContainerEvent {
   type: 'start' | 'die' | 'oom' | 'destroy';
 }
 
+/** One image in the engine's store, as `docker image ls` and `docker image inspect` describe it. */
+export interface ImageSummary {
+  /** Content id ("sha256:..."). */
+  id: string;
+  /** Its names as the kubelet lists them: repo@digest (RepoDigests) then repo:tag (RepoTags); none for a dangling image. */
+  names: string[];
+  sizeBytes: number;
+  /** The platform the image is for (Go names, as in image manifests): "linux", "arm64", "v8" (variant: "" when none). */
+  os: string;
+  architecture: string;
+  variant: string;
+}
+
 export interface ContainerRuntime {
   /** Scheme of container ids in Kubernetes statuses ("docker" gives docker://ID). */
   readonly name: string;
@@ -181,4 +194,6 @@ export interface ContainerRuntime {
   runtimeHandlers(): Promise<string[]>;
   /** Calls onEvent for containers whose labels contain every given pair, until the signal aborts. */
   watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void>;
+  /** Every image in the engine's store. */
+  listImages(): Promise<ImageSummary[]>;
 }
