@@ -224,5 +224,18 @@ export function runtimeContract(name: string, newHarness: () => Promise<RuntimeH
     assert.ok(s.cpuNanos >= 0);
   });
 
+  test('listImages names a present image with its id, size and platform, once', async ({ h }) => {
+    const image = h.programs.sleep().image;
+    await h.runtime.ensureImage(image);
+    const images = await h.runtime.listImages();
+    const found = images.filter((i) => i.names.includes(image));
+    assert.is(found.length, 1, `${image} listed once`);
+    assert.match(found[0]!.id, /^sha256:[0-9a-f]{64}$/);
+    assert.ok(found[0]!.sizeBytes > 0);
+    assert.is(found[0]!.os, 'linux');
+    assert.ok(found[0]!.architecture.length > 0);
+    assert.is(new Set(images.map((i) => i.id)).size, images.length, 'one entry per image');
+  });
+
   test.run();
 }
