@@ -32,24 +32,26 @@ export interface HollowFleetOptions {
   maxPods?: number;
   /** Fake NVIDIA GPUs per node (default 0), each 24Gi. */
   gpus?: number;
+  /** The architecture each node reports (kubernetes.io/arch, nodeInfo), and its images' platform (default amd64). */
+  arch?: string;
   tuning?: AgentRunConfig['tuning'];
   log?: Logger;
 }
 
-export function hollowInventory(name: string, o: Pick<HollowFleetOptions, 'cpu' | 'memory' | 'maxPods' | 'gpus'> = {}): NodeInventory {
+export function hollowInventory(name: string, o: Pick<HollowFleetOptions, 'cpu' | 'memory' | 'maxPods' | 'gpus' | 'arch'> = {}): NodeInventory {
   const gpus = Array.from({ length: o.gpus ?? 0 }, (_, index) => ({
     index, uuid: `GPU-hollow-${name}-${index}`, vendor: 'nvidia', model: 'Hollow-GPU-24G', memory: '24Gi', health: 'Healthy' as const,
   }));
   const capacity: Record<string, string> = { cpu: o.cpu ?? '8', memory: o.memory ?? '32Gi', pods: String(o.maxPods ?? 110) };
   if (gpus.length > 0) capacity[GPU_RESOURCE_NVIDIA] = String(gpus.length);
   const labels: Record<string, string> = {
-    [LABEL_ARCH]: 'amd64', [LABEL_OS]: 'linux', [LABEL_HOSTNAME]: name.slice(0, 63),
+    [LABEL_ARCH]: o.arch ?? 'amd64', [LABEL_OS]: 'linux', [LABEL_HOSTNAME]: name.slice(0, 63),
     [LABEL_GPU_COUNT]: String(gpus.length), [LABEL_HOLLOW]: 'true',
   };
   if (gpus.length > 0) Object.assign(labels, { [LABEL_GPU_VENDOR]: 'nvidia', [LABEL_GPU_MODEL]: 'Hollow-GPU-24G', [LABEL_GPU_MEMORY]: '24Gi' });
   return {
     labels, capacity, allocatable: { ...capacity }, gpus, hardware: { cpuModel: 'hollow' },
-    nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', osImage: 'Flotilla hollow node', kernelVersion: '0' },
+    nodeInfo: { architecture: o.arch ?? 'amd64', operatingSystem: 'linux', osImage: 'Flotilla hollow node', kernelVersion: '0' },
   };
 }
 
@@ -80,8 +82,8 @@ export function scriptedBehaviour(image: string, started: Map<string, number>): 
 
 /** A FakeRuntime whose containers follow scriptedBehaviour for the images it names. */
 class HollowRuntime extends FakeRuntime {
-  constructor(private readonly started: Map<string, number>) {
-    super();
+  constructor(private readonly started: Map<string, number>, arch = 'amd64') {
+    super({ platform: { os: 'linux', architecture: arch } });
   }
 
   override async createContainer(config: ContainerConfig): Promise<string> {
@@ -106,7 +108,7 @@ export class HollowFleet {
     if (!Number.isInteger(options.count) || options.count < 1) throw new Error(`hollow node count must be a positive integer, got ${options.count}`);
     this.log = options.log ?? pino({ level: 'silent' });
     const started = new Map<string, number>();
-    for (let i = 0; i < options.count; i++) this.nodes.set(`${options.prefix ?? 'hollow'}-${i}`, { runtime: new HollowRuntime(started) });
+    for (let i = 0; i < options.count; i++) this.nodes.set(`${options.prefix ?? 'hollow'}-${i}`, { runtime: new HollowRuntime(started, options.arch) });
   }
 
   names(): string[] {
