@@ -7,12 +7,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { canonicalImageName, type Platform } from '../../server/scheduler/image-platforms.js';
 import * as L from '../../server/scheduler/layout.js';
+import { runSchedulingLoop } from '../../server/scheduler/loop.js';
+import { MemoryCluster } from '../../server/scheduler/memory-cluster.js';
 import { SchedulingQueue, nodeChanges, nodeView } from '../../server/scheduler/queue.js';
 import { ReferenceScheduler } from '../../server/scheduler/reference.js';
 import { RegistryPlatforms, manifestLocation } from '../../server/scheduler/registry-platforms.js';
 import { Scheduler, explain, type Placement } from '../../server/scheduler/scheduler.js';
 import type { Node, Pod } from '../../api-types/index.js';
 import { makeNode, makePod, randomCluster, randomPod, seededRandom, type NodeOptions, type PodOptions } from './cluster-gen.js';
+import { eventually } from '../support/eventually.js';
 
 const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
 const ARM64: Platform = { os: 'linux', architecture: 'arm64', variant: 'v8' };
@@ -144,6 +147,27 @@ test('a change of the images a node holds is a node change that can help a pod t
   q.failed(p, 'web', { reasons: [L.R_ARCH] }, 0);
   assert.is(q.onEvent({ type: 'node-update', changed: ['gpus'] }, 0), 0);
   assert.is(q.onEvent({ type: 'node-update', changed: ['images'] }, 0), 1);
+});
+
+test('the loop asks the registry about every image of a batch before placing it, and widens what nodes know', async () => {
+  const c = new MemoryCluster();
+  c.putNode(node(n('pi', 'arm64')));
+  c.putNode(node(n('pc', 'amd64', { cpu: 1 }), { 'web:1': AMD64, 'side:1': AMD64 }));
+  const asked: string[] = [];
+  const registry = { lookup: async (image: string) => { asked.push(image); return image === 'web:1' ? [AMD64, ARM64] : undefined; } };
+  const ac = new AbortController();
+  const done = runSchedulingLoop(c, ac.signal, { scheduler: new Scheduler({ engine: 'wasm' }), registry });
+  try {
+    c.putPod(pod({ name: 'multi', images: ['web:1'], cpu: '2' }));
+    c.putPod(pod({ name: 'single', images: ['side:1'], cpu: '2' }));
+    assert.is(await eventually('multi bound', async () => c.pods.get('uid-default-multi')?.spec.nodeName), 'pi');
+    const why = await eventually('single reported unschedulable', async () => c.unschedulable.get('uid-default-single'));
+    assert.is(why, "0/2 nodes are available: 1 node(s) didn't match the image architecture, 1 Insufficient cpu. image side:1 has linux/amd64 only; 1 arm64 node skipped.");
+    assert.ok(asked.includes('web:1') && asked.includes('side:1'), `asked ${asked.join(', ')}`);
+  } finally {
+    ac.abort();
+    await done;
+  }
 });
 
 /** A registry on loopback: anonymous Bearer tokens, a manifest list for multi:1, a single manifest for single:1. */
