@@ -92,6 +92,7 @@ export interface PodWorkerSettings {
 /** Waiting and terminated reason of a container whose program is for another architecture than the node's. */
 export const EXEC_FORMAT_ERROR = 'ExecFormatError';
 const EXEC_FORMAT = /exec format error/;
+const EXEC_FORMAT_LOG_SETTLE_MS = 2000;
 
 /** The PodStatus a worker reports: phase, conditions and container statuses always set. */
 export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContainerStatuses'> & Required<Pick<PodStatus, 'phase' | 'conditions'>> & {
@@ -235,6 +236,7 @@ export class PodWorker {
     const inspected = await Promise.all(listed.filter((c) => c.labels[LABEL_CONTAINER] !== SANDBOX_CONTAINER_NAME)
       .map((c) => runtime.inspectContainer(c.id).catch(() => undefined)));
     const containers = inspected.filter((c): c is ContainerStatus => c !== undefined);
+    for (const id of this.execFormat.keys()) if (!containers.some((c) => c.id === id)) this.execFormat.delete(id);
     for (const c of containers) {
       const execFormat = await this.execFormatError(c);
       if (execFormat) c.error = execFormat;
@@ -245,7 +247,8 @@ export class PodWorker {
   /**
    * Whether a failed container's program could not be executed because it is for another machine: Docker says
    * "exec format error" in the start error or, with exit code 1, as the container's last log line. The message
-   * names the image's platform and the node's. Found once per container (the answer is kept by id).
+   * names the image's platform and the node's. Found once per container (the answer is kept by id while the
+   * container exists).
    */
   private async execFormatError(c: ContainerStatus): Promise<string | undefined> {
     if (c.state !== 'exited' || c.exitCode === 0) return undefined;
@@ -262,7 +265,9 @@ export class PodWorker {
       const node = this.settings.nodePlatform?.() || 'of another architecture';
       message = `${line}: image "${c.image}" is ${platform}, node ${this.settings.nodeName} is ${node}`;
     }
-    this.execFormat.set(c.id, message);
+    // The engine may still be copying the last output of a container that has just exited: a "no" is kept only
+    // once its output has surely settled.
+    if (message || Date.now() - Date.parse(c.finishedAt ?? '') > EXEC_FORMAT_LOG_SETTLE_MS) this.execFormat.set(c.id, message);
     return message;
   }
 
@@ -487,6 +492,8 @@ export class PodWorker {
   /** The report of a container just started: running (probes start), or what it exited with (sync again). */
   private async started(spec: Container, role: ContainerRole, id: string, podIP: string | undefined): Promise<ContainerStatusReport> {
     const started = await this.settings.runtime.inspectContainer(id);
+    const execFormat = await this.execFormatError(started);
+    if (execFormat) started.error = execFormat;
     if (started.state === 'running' && role === 'app') this.ensureProbes(spec, id, podIP);
     else this.wake();
     return this.report(spec, started, started.state === 'running' ? { running: { startedAt: started.startedAt ?? new Date().toISOString() } } : terminatedState(started));
