@@ -260,7 +260,9 @@ export class PodWorker {
     }
     let message: string | undefined;
     if (line) {
-      const image = (await runtime.listImages()).find((i) => i.id === c.image || i.names.includes(c.image));
+      // Docker lists an image pulled as "web" under the name "web:latest".
+      const names = [c.image, /@|:[^/]*$/.test(c.image) ? c.image : `${c.image}:latest`];
+      const image = (await runtime.listImages()).find((i) => i.id === c.image || names.some((n) => i.names.includes(n)));
       const platform = image ? [image.os, image.architecture, image.variant].filter(Boolean).join('/') : 'of an unknown platform';
       const node = this.settings.nodePlatform?.() || 'of another architecture';
       message = `${line}: image "${c.image}" is ${platform}, node ${this.settings.nodeName} is ${node}`;
