@@ -311,6 +311,22 @@ function nameOf(c: ContainerSummary): string {
   return c.labels[LABEL_CONTAINER] ?? '';
 }
 
+/**
+ * A whole number of milliseconds as Go's time.Duration prints it, which is how the kubelet's messages show
+ * durations: "350ms", "10s", "1.25s", "5m0s", "1h2m3.5s".
+ */
 export function formatDuration(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+  const whole = Math.round(ms);
+  if (whole === 0) return '0s';
+  if (Math.abs(whole) < 1000) return `${whole}ms`;
+  const sign = whole < 0 ? '-' : '';
+  let rest = Math.abs(whole);
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = `${Math.floor(rest / 1000)}${rest % 1000 ? `.${String(rest % 1000).padStart(3, '0').replace(/0+$/, '')}` : ''}s`;
+  if (hours) return `${sign}${hours}h${minutes}m${seconds}`;
+  if (minutes) return `${sign}${minutes}m${seconds}`;
+  return `${sign}${seconds}`;
 }

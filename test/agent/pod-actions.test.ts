@@ -43,7 +43,8 @@ function duration(text: string): number {
   return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
 }
 
-const at = (t: number) => formatDuration(t - T0);
+/** An instant as the scenario files write it: its offset from T0, in the units the `now` command reads. */
+const at = (t: number) => ((t - T0) % 1000 === 0 ? `${(t - T0) / 1000}s` : `${t - T0}ms`);
 
 function options(args: string[]): Map<string, string> {
   return new Map(args.map((a) => {
