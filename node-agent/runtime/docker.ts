@@ -408,9 +408,10 @@ function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number } | null)?.statusCode;
 }
 
+/** The engine's own words: docker-modem wraps a refused streaming call as "(HTTP code 500) server error - WORDS ". */
 function messageOf(err: unknown): string {
   const e = err as { json?: { message?: string }; message?: string };
-  return e?.json?.message ?? e?.message ?? String(err);
+  return e?.json?.message ?? (e?.message ?? String(err)).replace(/^\(HTTP code \d+\) .*? - /, '').trim();
 }
 
 function translate(err: unknown, id: string): unknown {

@@ -119,7 +119,7 @@ export class FakeRuntime implements ContainerRuntime {
     options.signal?.throwIfAborted();
     this.pullAttempts++;
     this.pullAuths.push(options.auth);
-    const failure = this.failingPulls.get(image) ?? (UNPULLABLE.test(image) ? `dial tcp 127.0.0.1:1: connect: connection refused` : undefined);
+    const failure = this.failingPulls.get(image) ?? (UNPULLABLE.test(image) ? 'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused' : undefined);
     if (failure !== undefined) throw new ImagePullError(image, 'ErrImagePull', failure);
     for (const [prefix, wanted] of this.protectedPrefixes) {
       if (!image.startsWith(prefix)) continue;
