@@ -1,13 +1,17 @@
 // Pulls from real registries: two Debian docker-registry processes on loopback (one open, one demanding basic
 // auth) holding the local flotilla/testbox image, and a real agent (this process, DockerRuntime, no pod network,
 // no service proxy) against a real server. A pod pulls with the right imagePullSecret and runs; wrong credentials
-// read as authentication failed; Never with a missing image waits with ErrImageNeverPull and asks no registry;
-// Always pulls at every container start (the registry counts the manifest requests) and IfNotPresent does not.
+// read as authentication failed until the Secret is fixed; Never with a missing image waits with ErrImageNeverPull and asks no registry;
+// Always pulls at every container start (the registry counts the manifest requests) and IfNotPresent does not; a
+// pull that downloads reports its progress.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { KubeObject } from '../../api-types/index.js';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
+import { singleFileTar } from '../../node-agent/runtime/pause-image.js';
 import { LABEL_NODE } from '../../node-agent/runtime/types.js';
 import { eventually } from '../support/eventually.js';
 import { LocalRegistry } from '../support/registry.js';
@@ -35,7 +39,7 @@ setUp(test, async () => {
   await srv.start();
   open = await LocalRegistry.start();
   guarded = await LocalRegistry.start({ users: { [USER]: PASSWORD } });
-  stopAgent = srv.startAgent(NODE, runtime, { tuning: { ...FAST_AGENT_TUNING, podWorkers: { resyncMs: 300, backoffBaseMs: 200, backoffMaxMs: 1000 } } }).stop;
+  stopAgent = srv.startAgent(NODE, runtime, { tuning: { ...FAST_AGENT_TUNING, podWorkers: { resyncMs: 300, backoffBaseMs: 200, backoffMaxMs: 1000, pullProgressMs: 1 } } }).stop;
 }, async () => {
   await stopAgent?.();
   for (const c of await runtime.listContainers({ [LABEL_NODE]: NODE })) await runtime.removeContainer(c.id);
@@ -103,6 +107,12 @@ test('wrong credentials: ErrImagePull saying authentication failed, then ImagePu
   });
   assert.ok(events.some((e) => e.type === 'Warning' && e.message === `Failed to pull image "${image}": ${failed.message}`), JSON.stringify(events));
   assert.is(guarded!.manifestRequests('private/testbox', 'wrong'), 0, 'the registry gave nothing away');
+
+  // Fixing the Secret is enough: the agent re-reads it, and the next pull after the back-off works.
+  const fixed = pullSecret('badcred', PASSWORD);
+  await srv.client.request('PUT', '/api/v1/namespaces/default/secrets/badcred', fixed);
+  await srv.podReady('private-wrong', 60_000);
+  pulled.add(image);
 });
 
 test('Never with a missing image: ErrImageNeverPull with the kubelet message, and no registry is asked', async () => {
@@ -137,6 +147,26 @@ test('Always pulls at every container start; IfNotPresent pulls only a missing i
   const events = await eventsOf('if-not-present');
   assert.ok(events.some((e) => e.reason === 'Pulled' && e.message === `Container image "${image}" already present on machine`), JSON.stringify(events));
   assert.not.ok(events.some((e) => e.reason === 'Pulling'));
+});
+
+test('a pull that downloads layers reports its progress in Pulling events', async () => {
+  // An image of 20 MB of random bytes that the engine does not have once pushed: the pull must download it.
+  const docker = new Docker();
+  const local = `flotilla/pull-progress:${process.pid}`;
+  const [repo, tag] = local.split(':') as [string, string];
+  const archive = singleFileTar('blob', randomBytes(20_000_000), 0o644);
+  const out = await docker.importImage(Readable.from([Buffer.from(archive)]), { repo, tag });
+  await new Promise<void>((resolve, reject) => docker.modem.followProgress(out, (err: unknown) => (err ? reject(err) : resolve())));
+  const image = await open!.push(local, 'flotilla/pull-progress', '1');
+  await docker.getImage(local).remove();
+  pulled.add(image);
+  await srv.createPod(appPod('progress', NODE, image, { imagePullPolicy: 'IfNotPresent' }));
+  const progress = await eventually('progress events', async () => {
+    const seen = (await eventsOf('progress')).filter((e) => e.reason === 'Pulling' && / of /.test(e.message ?? ''));
+    return seen.length > 0 ? seen : undefined;
+  }, 60_000);
+  for (const e of progress) assert.match(e.message ?? '', new RegExp(`^Pulling image "${image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}": [0-9]+\\.[0-9] MB of 20\\.[0-9] MB$`));
+  await eventually('Pulled', async () => (await eventsOf('progress')).some((e) => e.reason === 'Pulled' && /Image size: 2[0-9]{7} bytes/.test(e.message ?? '')), 60_000);
 });
 
 test('a Secret of type kubernetes.io/dockerconfigjson is refused on write when its config is not JSON', async () => {
