@@ -1,9 +1,9 @@
 // Pulls from real registries: two Debian docker-registry processes on loopback (one open, one demanding basic
 // auth) holding the local flotilla/testbox image, and a real agent (this process, DockerRuntime, no pod network,
 // no service proxy) against a real server. A pod pulls with the right imagePullSecret and runs; wrong credentials
-// read as authentication failed until the Secret is fixed; Never with a missing image waits with ErrImageNeverPull and asks no registry;
-// Always pulls at every container start (the registry counts the manifest requests) and IfNotPresent does not; a
-// pull that downloads reports its progress.
+// read as authentication failed until the Secret is fixed; Never with a missing image waits with ErrImageNeverPull
+// and asks no registry; Always pulls at every container start (the registry counts the manifest requests) and
+// IfNotPresent does not; a pull that downloads reports its progress.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import Docker from 'dockerode';
