@@ -56,6 +56,8 @@ export interface ContainerRecord {
   backoffUntil: number;
   pullBackoffMs: number;
   pullBackoffUntil: number;
+  /** What the last failed pull said: ImagePullBackOff repeats it, as the kubelet's does. */
+  pullError?: string;
   lastState?: ContainerState;
   /** Restart count the next container of this name gets when none exists (after a sandbox was lost). */
   nextRestartCount: number;
@@ -223,8 +225,11 @@ export function planPodActions(pod: PlannedPod, observed: ObservedPod, records: 
     const until = rec(spec.name).pullBackoffUntil;
     if (now < until) {
       actions.push({ type: 'WakeAt', at: until });
-      actions.push({ type: 'Event', eventType: 'Normal', reason: 'BackOff', message: `Back-off pulling image "${spec.image}"` });
-      return { name: spec.name, show: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${spec.image}"` } }, ...(cur ? { container: cur } : {}), restartCount };
+      const backOff = `Back-off pulling image "${spec.image}"`;
+      const error = rec(spec.name).pullError;
+      actions.push({ type: 'Event', eventType: 'Normal', reason: 'BackOff', message: backOff });
+      const message = error === undefined ? backOff : `${backOff}: ErrImagePull: ${error}`;
+      return { name: spec.name, show: { waiting: { reason: 'ImagePullBackOff', message } }, ...(cur ? { container: cur } : {}), restartCount };
     }
     actions.push({ type: 'StartContainer', name: spec.name, role, restartCount, ...(cur ? { replaces: cur.id } : {}) });
     return { name: spec.name, starting: true };
@@ -278,10 +283,10 @@ export function planPodTermination(containers: ContainerSummary[], graceSeconds:
   ];
 }
 
-/** The image pull back-off after a failed pull at `now`. */
-export function pullBackOff(rec: ContainerRecord, now: number, backoff: BackoffSettings): { pullBackoffMs: number; pullBackoffUntil: number } {
+/** The image pull back-off after a pull that failed at `now` saying `error`. */
+export function pullBackOff(rec: ContainerRecord, now: number, backoff: BackoffSettings, error: string): Pick<ContainerRecord, 'pullBackoffMs' | 'pullBackoffUntil' | 'pullError'> {
   const pullBackoffMs = rec.pullBackoffMs === 0 ? backoff.baseMs : Math.min(rec.pullBackoffMs * 2, backoff.maxMs);
-  return { pullBackoffMs, pullBackoffUntil: now + pullBackoffMs };
+  return { pullBackoffMs, pullBackoffUntil: now + pullBackoffMs, pullError: error };
 }
 
 const hashes = new WeakMap<Container, string>();

@@ -401,11 +401,12 @@ export class PodWorker {
         signal: this.stopRun.signal,
       }, spec.image, spec.imagePullPolicy ?? defaultPullPolicy(spec.image), podPullCredentials(this.inputs));
       rec.pullBackoffMs = 0;
+      delete rec.pullError;
     } catch (err) {
       if (!(err instanceof ImagePullError)) throw err;
       this.emit('Warning', 'Failed', `Error: ${err.reason}`);
       if (err.reason === 'ErrImagePull') {
-        Object.assign(rec, pullBackOff(rec, Date.now(), this.backoff));
+        Object.assign(rec, pullBackOff(rec, Date.now(), this.backoff, err.message));
         // Sync again at once so that the status moves on to ImagePullBackOff for the length of the back-off.
         this.wake();
       } else {

@@ -100,7 +100,11 @@ test('wrong credentials: ErrImagePull saying authentication failed, then ImagePu
     return w?.reason === 'ErrImagePull' ? w : undefined;
   }, 60_000);
   assert.is(failed.message, `authentication failed: registry ${guarded!.address} refused the credentials of pull secret "badcred": unauthorized: authentication required`);
-  await eventually('ImagePullBackOff on the server', async () => waitingOf(await podState('private-wrong'))?.reason === 'ImagePullBackOff', 60_000);
+  const backOff = await eventually('ImagePullBackOff on the server', async () => {
+    const w = waitingOf(await podState('private-wrong'));
+    return w?.reason === 'ImagePullBackOff' ? w : undefined;
+  }, 60_000);
+  assert.is(backOff.message, `Back-off pulling image "${image}": ErrImagePull: ${failed.message}`);
   const events = await eventually('the Failed event', async () => {
     const seen = await eventsOf('private-wrong');
     return seen.some((e) => e.reason === 'Failed' && e.message?.startsWith('Failed to pull image')) ? seen : undefined;

@@ -363,9 +363,10 @@ test('wrong credentials: ErrImagePull saying authentication failed, then ImagePu
   const { w, statuses } = workers(runtime);
   const inputs = inputsWith(PRIVATE, ['regcred'], [regcred('alice', 'wrong')]);
   w.update(inputs);
-  await eventually('ImagePullBackOff', () => waitingOf(w, inputs)?.reason === 'ImagePullBackOff');
+  const backOff = await eventually('ImagePullBackOff', () => (waitingOf(w, inputs)?.reason === 'ImagePullBackOff' ? waitingOf(w, inputs) : undefined));
   const err = statuses.map((s) => s.containerStatuses[0]!.state.waiting).find((wt) => wt?.reason === 'ErrImagePull');
   assert.match(err?.message ?? '', /^authentication failed: .*unauthorized: authentication required$/);
+  assert.is(backOff.message, `Back-off pulling image "${PRIVATE}": ErrImagePull: ${err?.message}`, 'the back-off still says why');
   w.update({ ...inputs, secrets: { regcred: regcred('alice', 's3cret') } });
   await eventually('Running with the right secret', () => (w.get(inputs.pod.metadata.uid!)?.status?.phase === 'Running' ? true : undefined));
 });

@@ -12,7 +12,7 @@
 //                                                                  the hash label), an exited one finished now
 //   now DUR                                                        the clock (12s, 5m)
 //   probe NAME [liveness=MESSAGE] [ready=false]                    probe results of NAME's running container
-//   pull-failed NAME                                               a pull of NAME's image failed now
+//   pull-failed NAME                                               a pull of NAME's image failed now ("manifest unknown")
 //   plan                                                           the actions and what each container shows
 //   delete grace=S                                                 the termination of the pod as observed
 import { test } from 'uvu';
@@ -134,7 +134,7 @@ class PodActionsRunner {
       }
       case 'pull-failed': {
         const rec = this.record(args[0] ?? '');
-        Object.assign(rec, pullBackOff(rec, this.now, DEFAULT_BACKOFF));
+        Object.assign(rec, pullBackOff(rec, this.now, DEFAULT_BACKOFF, 'manifest unknown'));
         return [`pull back-off ${formatDuration(rec.pullBackoffMs)} until ${at(rec.pullBackoffUntil)}`];
       }
       case 'plan': {
