@@ -18,7 +18,7 @@
 // - Once every container is final (terminated and not restarted by the policy, or a failed init container under
 //   Never), the pod has finished: its sandbox stops and nothing of it is started again.
 import { createHash } from 'node:crypto';
-import type { ConfigMap, Container, ContainerState, ContainerStatus as PodContainerStatus, Pod, Secret } from '../api-types/index.js';
+import { withDefaultTag, type ConfigMap, type Container, type ContainerState, type ContainerStatus as PodContainerStatus, type Pod, type Secret } from '../api-types/index.js';
 import { LABEL_CONTAINER, LABEL_SPEC_HASH, SANDBOX_CONTAINER_NAME, type ContainerStatus, type ContainerSummary } from './runtime/types.js';
 
 export type ContainerRole = 'init' | 'app';
@@ -225,7 +225,7 @@ export function planPodActions(pod: PlannedPod, observed: ObservedPod, records: 
     const until = rec(spec.name).pullBackoffUntil;
     if (now < until) {
       actions.push({ type: 'WakeAt', at: until });
-      const backOff = `Back-off pulling image "${spec.image}"`;
+      const backOff = `Back-off pulling image "${imageShown(spec.image)}"`;
       const error = rec(spec.name).pullError;
       actions.push({ type: 'Event', eventType: 'Normal', reason: 'BackOff', message: backOff });
       const message = error === undefined ? backOff : `${backOff}: ErrImagePull: ${error}`;
@@ -281,6 +281,15 @@ export function planPodTermination(containers: ContainerSummary[], graceSeconds:
     ...apps.filter((c) => c.state === 'running').map((c): PodAction => ({ type: 'KillContainer', name: nameOf(c), id: c.id, graceSeconds, reason: 'PodStopping' })),
     ...containers.map((c): PodAction => ({ type: 'RemoveContainer', name: nameOf(c), id: c.id })),
   ];
+}
+
+/** An image name as the kubelet's messages show it: with the default tag (images/pull.ts says the same). */
+function imageShown(image: string): string {
+  try {
+    return withDefaultTag(image);
+  } catch {
+    return image; // never pulled, so never backed off: InvalidImageName
+  }
 }
 
 /** The image pull back-off after a pull that failed at `now` saying `error`. */

@@ -57,6 +57,8 @@ interface FakeContainer {
 }
 
 const UNPULLABLE = /^127\.0\.0\.1:1\//;
+/** How many pulls' credentials a fake remembers (a hollow node pulls for as long as it runs). */
+const PULL_AUTHS_KEPT = 100;
 /** The size every fake image has. */
 const FAKE_IMAGE_BYTES = 1 << 20;
 
@@ -70,7 +72,7 @@ export class FakeRuntime implements ContainerRuntime {
   private nextId = 1;
   /** Registry pulls (pullImage, and ensureImage of a missing image): lets tests see back-off and pull policies at work. */
   pullAttempts = 0;
-  /** The credentials each registry pull was given (undefined: none), in order. */
+  /** The credentials each registry pull was given (undefined: none), in order; the last PULL_AUTHS_KEPT. */
   readonly pullAuths: (RegistryAuth | undefined)[] = [];
   private readonly protectedPrefixes = new Map<string, { username: string; password: string }>();
 
@@ -119,6 +121,7 @@ export class FakeRuntime implements ContainerRuntime {
     options.signal?.throwIfAborted();
     this.pullAttempts++;
     this.pullAuths.push(options.auth);
+    if (this.pullAuths.length > PULL_AUTHS_KEPT) this.pullAuths.shift();
     const failure = this.failingPulls.get(image) ?? (UNPULLABLE.test(image) ? 'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused' : undefined);
     if (failure !== undefined) throw new ImagePullError(image, 'ErrImagePull', failure);
     for (const [prefix, wanted] of this.protectedPrefixes) {
