@@ -52,7 +52,7 @@ const badReferences: [string, RegExp][] = [
   ['nginx:', /invalid reference format/],
   ['nginx:bad tag', /invalid reference format/],
   ['reg.lan:port/app', /invalid reference format/],
-  ['a'.repeat(64).replace(/a/g, 'f'), /64-byte hexadecimal/],
+  ['f'.repeat(64), /64-byte hexadecimal/],
   [`${'a'.repeat(250)}/bbbbbb`, /not be more than 255 characters/],
 ];
 for (const [image, reason] of badReferences) {
