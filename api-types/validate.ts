@@ -23,6 +23,7 @@ import { canonicalJson } from './canonical.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
 import type { ResourceInfo } from './resources.js';
 import { labelSelectorFromSpec, matchesLabels } from './selector.js';
+import { parseImageReference, type ImageReference } from './image-reference.js';
 
 type Ctx = z.core.$RefinementCtx;
 type PathPart = string | number;
@@ -690,6 +691,43 @@ const base64Values = (ctx: Ctx, field: string, data: Record<string, string> | un
   }
 };
 
+/** The Secret types holding a Docker config file, and the data key it lives under (the kubelet's pull secrets). */
+export const DOCKER_CONFIG_KEYS: Readonly<Record<string, string>> = {
+  'kubernetes.io/dockerconfigjson': '.dockerconfigjson',
+  'kubernetes.io/dockercfg': '.dockercfg',
+};
+
+/** The plain text of a data value that base64Values accepts. */
+function fromBase64(value: string): string {
+  return new TextDecoder().decode(Uint8Array.from(atob(value), (c) => c.charCodeAt(0)));
+}
+
+/**
+ * A Docker config Secret must hold its key, as a JSON object (Kubernetes' ValidateSecret; stringData counts, as
+ * it is merged into data before validation). `auths`, where present, must map registries to objects: the kubelet
+ * could not read the file otherwise. The contents are never echoed.
+ */
+function dockerConfigValue(ctx: Ctx, type: string, key: string, o: { data?: Record<string, string> | undefined; stringData?: Record<string, string> | undefined }): void {
+  const inString = o.stringData?.[key] !== undefined;
+  const raw = inString ? o.stringData![key]! : o.data?.[key];
+  const path = [inString ? 'stringData' : 'data', key];
+  if (raw === undefined) return issue(ctx, ['data', key], `required field is missing: a Secret of type ${type} holds its Docker config under this key`);
+  if (!inString && !BASE64.test(raw)) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(inString ? raw : fromBase64(raw));
+  } catch (err) {
+    return issue(ctx, path, `Invalid value: "<secret contents redacted>": ${(err as Error).message}`);
+  }
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(parsed)) return issue(ctx, path, 'Invalid value: "<secret contents redacted>": must be a JSON object');
+  const auths = type === 'kubernetes.io/dockerconfigjson' ? parsed.auths : parsed;
+  if (auths === undefined) return;
+  if (!isObject(auths) || Object.values(auths).some((entry) => !isObject(entry))) {
+    issue(ctx, path, `Invalid value: "<secret contents redacted>": ${type === 'kubernetes.io/dockerconfigjson' ? '"auths" must map' : 'must map'} each registry to an object with username and password or auth`);
+  }
+}
+
 const metricTarget = z.strictObject({
   type: z.enum(['Utilization', 'Value', 'AverageValue']),
   value: quantity.optional(),
@@ -829,6 +867,8 @@ export const kindSchemas = {
     // stringData is data written in plain text: it counts as the bytes it adds to data.
     const total = Object.values(o.data ?? {}).reduce((n, v) => n + base64Bytes(v), 0) + Object.values(o.stringData ?? {}).reduce((n, v) => n + utf8Bytes(v), 0);
     if (total > MAX_SECRET_SIZE_BYTES) issue(ctx, ['data'], tooLong(MAX_SECRET_SIZE_BYTES));
+    const dockerKey = o.type === undefined ? undefined : DOCKER_CONFIG_KEYS[o.type];
+    if (dockerKey !== undefined) dockerConfigValue(ctx, o.type!, dockerKey, o);
   }),
   Event: kindSchema('v1', 'Event', dns1123SubdomainError, {
     involvedObject: objectReference,
@@ -1137,12 +1177,20 @@ export function validateDeleteOptions(input: unknown): { ok: true; options: Dele
 
 // ---- defaults ------------------------------------------------------------------------------------------
 
-/** Always for ":latest" or no tag, IfNotPresent for any other tag or a digest (the Kubernetes rule). */
+/**
+ * The Kubernetes rule: Always when the tag is "latest", or when there is neither a tag nor a digest (the tag then
+ * defaults to latest); IfNotPresent for any other tag, a digest alone, and a name Docker cannot parse (its tag
+ * reads as empty).
+ */
 export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
-  if (image.includes('@')) return 'IfNotPresent';
-  const lastSegment = image.slice(image.lastIndexOf('/') + 1);
-  const colon = lastSegment.lastIndexOf(':');
-  return colon < 0 || lastSegment.slice(colon + 1) === 'latest' ? 'Always' : 'IfNotPresent';
+  let ref: ImageReference;
+  try {
+    ref = parseImageReference(image);
+  } catch {
+    return 'IfNotPresent';
+  }
+  const tag = ref.tag ?? (ref.digest === undefined ? 'latest' : undefined);
+  return tag === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
 function defaultProbe(p: Probe | undefined): void {

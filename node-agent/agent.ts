@@ -274,7 +274,7 @@ export class Agent {
     const refs = podReferences(pod);
     await Promise.all([
       ...[...refs.configMaps].map(async (name) => { const o = await read('ConfigMap', ns, name); if (o) configMaps[name] = o as ConfigMap; }),
-      ...[...refs.secrets].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o as Secret; }),
+      ...[...new Set([...refs.secrets, ...refs.imagePullSecrets])].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o as Secret; }),
     ]);
     return { pod, configMaps, secrets };
   }
@@ -306,7 +306,7 @@ export class Agent {
     for (const [uid, inputs] of [...this.desired]) {
       if (this.fenced.has(uid)) continue;
       const refs = podReferences(inputs.pod);
-      if (refs.configMaps.size + refs.secrets.size === 0) continue;
+      if (refs.configMaps.size + refs.secrets.size + refs.imagePullSecrets.size === 0) continue;
       const next = await this.resolveInputs(inputs.pod, read);
       // A watch event replaced or removed the pod meanwhile: its own inputs are newer than these.
       if (this.desired.get(uid) !== inputs) continue;

@@ -45,7 +45,8 @@ function configMapValues(inputs: PodInputs, name: string): Record<string, string
   return out;
 }
 
-function secretValues(inputs: PodInputs, name: string): Record<string, string> | undefined {
+/** A Secret of the pod's inputs as plain text by key (data decoded, stringData merged in); undefined when it is missing. */
+export function secretValues(inputs: PodInputs, name: string): Record<string, string> | undefined {
   const s = inputs.secrets[name];
   if (!s) return undefined;
   const out: Record<string, string> = {};

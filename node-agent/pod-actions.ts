@@ -18,7 +18,7 @@
 // - Once every container is final (terminated and not restarted by the policy, or a failed init container under
 //   Never), the pod has finished: its sandbox stops and nothing of it is started again.
 import { createHash } from 'node:crypto';
-import type { ConfigMap, Container, ContainerState, ContainerStatus as PodContainerStatus, Pod, Secret } from '../api-types/index.js';
+import { withDefaultTag, type ConfigMap, type Container, type ContainerState, type ContainerStatus as PodContainerStatus, type Pod, type Secret } from '../api-types/index.js';
 import { LABEL_CONTAINER, LABEL_SPEC_HASH, SANDBOX_CONTAINER_NAME, type ContainerStatus, type ContainerSummary } from './runtime/types.js';
 
 export type ContainerRole = 'init' | 'app';
@@ -56,6 +56,8 @@ export interface ContainerRecord {
   backoffUntil: number;
   pullBackoffMs: number;
   pullBackoffUntil: number;
+  /** What the last failed pull said: ImagePullBackOff repeats it, as the kubelet's does. */
+  pullError?: string;
   lastState?: ContainerState;
   /** Restart count the next container of this name gets when none exists (after a sandbox was lost). */
   nextRestartCount: number;
@@ -223,8 +225,11 @@ export function planPodActions(pod: PlannedPod, observed: ObservedPod, records: 
     const until = rec(spec.name).pullBackoffUntil;
     if (now < until) {
       actions.push({ type: 'WakeAt', at: until });
-      actions.push({ type: 'Event', eventType: 'Normal', reason: 'BackOff', message: `Back-off pulling image "${spec.image}"` });
-      return { name: spec.name, show: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${spec.image}"` } }, ...(cur ? { container: cur } : {}), restartCount };
+      const backOff = `Back-off pulling image "${imageShown(spec.image)}"`;
+      const error = rec(spec.name).pullError;
+      actions.push({ type: 'Event', eventType: 'Normal', reason: 'BackOff', message: backOff });
+      const message = error === undefined ? backOff : `${backOff}: ErrImagePull: ${error}`;
+      return { name: spec.name, show: { waiting: { reason: 'ImagePullBackOff', message } }, ...(cur ? { container: cur } : {}), restartCount };
     }
     actions.push({ type: 'StartContainer', name: spec.name, role, restartCount, ...(cur ? { replaces: cur.id } : {}) });
     return { name: spec.name, starting: true };
@@ -278,10 +283,19 @@ export function planPodTermination(containers: ContainerSummary[], graceSeconds:
   ];
 }
 
-/** The image pull back-off after a failed pull at `now`. */
-export function pullBackOff(rec: ContainerRecord, now: number, backoff: BackoffSettings): { pullBackoffMs: number; pullBackoffUntil: number } {
+/** An image name as the kubelet's messages show it: with the default tag (images/pull.ts says the same). */
+function imageShown(image: string): string {
+  try {
+    return withDefaultTag(image);
+  } catch {
+    return image; // never pulled, so never backed off: InvalidImageName
+  }
+}
+
+/** The image pull back-off after a pull that failed at `now` saying `error`. */
+export function pullBackOff(rec: ContainerRecord, now: number, backoff: BackoffSettings, error: string): Pick<ContainerRecord, 'pullBackoffMs' | 'pullBackoffUntil' | 'pullError'> {
   const pullBackoffMs = rec.pullBackoffMs === 0 ? backoff.baseMs : Math.min(rec.pullBackoffMs * 2, backoff.maxMs);
-  return { pullBackoffMs, pullBackoffUntil: now + pullBackoffMs };
+  return { pullBackoffMs, pullBackoffUntil: now + pullBackoffMs, pullError: error };
 }
 
 const hashes = new WeakMap<Container, string>();
@@ -311,6 +325,22 @@ function nameOf(c: ContainerSummary): string {
   return c.labels[LABEL_CONTAINER] ?? '';
 }
 
+/**
+ * A whole number of milliseconds as Go's time.Duration prints it, which is how the kubelet's messages show
+ * durations: "350ms", "10s", "1.25s", "5m0s", "1h2m3.5s".
+ */
 export function formatDuration(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+  const whole = Math.round(ms);
+  if (whole === 0) return '0s';
+  if (Math.abs(whole) < 1000) return `${whole}ms`;
+  const sign = whole < 0 ? '-' : '';
+  let rest = Math.abs(whole);
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const minutes = Math.floor(rest / 60_000);
+  rest -= minutes * 60_000;
+  const seconds = `${Math.floor(rest / 1000)}${rest % 1000 ? `.${String(rest % 1000).padStart(3, '0').replace(/0+$/, '')}` : ''}s`;
+  if (hours) return `${sign}${hours}h${minutes}m${seconds}`;
+  if (minutes) return `${sign}${minutes}m${seconds}`;
+  return `${sign}${seconds}`;
 }

@@ -8,7 +8,7 @@ import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ANNOTATION_RUNTIME_HANDLER, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
+import { ANNOTATION_RUNTIME_HANDLER, defaultPullPolicy, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
 import type { ResolvConf } from './network/pod-dns.js';
 import {
   buildContainerConfig,
@@ -33,6 +33,8 @@ import {
   type PodPlan,
   type PodRecords,
 } from './pod-actions.js';
+import { ensureContainerImage, type PeerImageSource } from './images/pull.js';
+import { podPullCredentials } from './images/registry-auth.js';
 import { ProbeLoop } from './probes.js';
 import { PAUSE_IMAGE } from './runtime/pause-image.js';
 import {
@@ -86,6 +88,10 @@ export interface PodWorkerSettings {
   onEvent?: (inputs: PodInputs, event: PodEvent) => void;
   /** This node's os/architecture ("linux/arm64"), named when a container's program is for another machine. */
   nodePlatform?: () => string;
+  /** Another node's copy of a missing image, tried before the registry (node-agent/images/pull.ts says when). */
+  peerImages?: PeerImageSource;
+  /** At most one pull progress Event and log line per this many ms of a pull (default 10 s). */
+  pullProgressMs?: number;
   log?: Logger;
 }
 
@@ -100,7 +106,7 @@ export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContain
   initContainerStatuses?: ContainerStatusReport[];
 };
 
-type Optional = 'sandboxCommand' | 'sandboxNetwork' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent';
+type Optional = 'sandboxCommand' | 'sandboxNetwork' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent' | 'peerImages';
 type Resolved = Required<Omit<PodWorkerSettings, Optional>> & Pick<PodWorkerSettings, Optional>;
 
 function resolveSettings(s: PodWorkerSettings): Resolved {
@@ -110,6 +116,7 @@ function resolveSettings(s: PodWorkerSettings): Resolved {
     backoffMaxMs: 300_000,
     backoffResetMs: 600_000,
     resyncMs: 10_000,
+    pullProgressMs: 10_000,
     log: pino({ level: 'silent' }),
     ...s,
   } as Resolved;
@@ -426,23 +433,30 @@ export class PodWorker {
     podIP: string | undefined,
     volumePaths: Map<string, string> | Error,
   ): Promise<ContainerStatusReport> {
-    const { runtime } = this.settings;
+    const { runtime, log } = this.settings;
     const rec = this.record(spec.name);
-    let pullStarted = 0;
     try {
-      await runtime.ensureImage(spec.image, () => {
-        if (pullStarted) return;
-        pullStarted = Date.now();
-        this.emit('Normal', 'Pulling', `Pulling image "${spec.image}"`);
-      });
-      if (pullStarted) this.emit('Normal', 'Pulled', `Successfully pulled image "${spec.image}" in ${((Date.now() - pullStarted) / 1000).toFixed(1)}s`);
+      await ensureContainerImage({
+        runtime,
+        ...(this.settings.peerImages ? { peerImages: this.settings.peerImages } : {}),
+        emit: (type, reason, message) => this.emit(type, reason, message),
+        log: log.child({ pod: `${namespaceOf(this.inputs)}/${podName(this.inputs)}`, container: spec.name }),
+        progressIntervalMs: this.settings.pullProgressMs,
+        signal: this.stopRun.signal,
+      }, spec.image, spec.imagePullPolicy ?? defaultPullPolicy(spec.image), podPullCredentials(this.inputs));
       rec.pullBackoffMs = 0;
+      delete rec.pullError;
     } catch (err) {
       if (!(err instanceof ImagePullError)) throw err;
-      this.emit('Warning', 'Failed', `Failed to pull image "${spec.image}": ${err.message}`);
-      Object.assign(rec, pullBackOff(rec, Date.now(), this.backoff));
-      // Sync again at once so that the status moves on to ImagePullBackOff for the length of the back-off.
-      this.wake();
+      this.emit('Warning', 'Failed', `Error: ${err.reason}`);
+      if (err.reason === 'ErrImagePull') {
+        Object.assign(rec, pullBackOff(rec, Date.now(), this.backoff, err.message));
+        // Sync again at once so that the status moves on to ImagePullBackOff for the length of the back-off.
+        this.wake();
+      } else {
+        // Not a pull that failed: nothing to back off from; a later sync finds the image (image load) or a new spec.
+        this.wakeAt(Date.now() + this.settings.backoffBaseMs);
+      }
       return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, restartCount);
     }
 

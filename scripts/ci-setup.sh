@@ -13,6 +13,9 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 command -v conntrack >/dev/null 2>&1 || need_pkgs+=(conntrack)
 command -v dig >/dev/null 2>&1 || need_pkgs+=(dnsutils)
+# The registries the image pull tests start on loopback (docker-registry) and their htpasswd files (apache2-utils).
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "ci-setup: installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

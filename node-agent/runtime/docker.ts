@@ -15,9 +15,11 @@ import {
   type ContainerSummary,
   type ExecResult,
   type ImageSummary,
+  type ImageInfo,
   type LogLine,
   type LogOptions,
   type PullProgress,
+  type RegistryAuth,
   type SandboxConfig,
 } from './types.js';
 import { PAUSE_COMMAND, PAUSE_IMAGE, pauseArchOf, pauseElf, singleFileTar } from './pause-image.js';
@@ -45,16 +47,26 @@ export class DockerRuntime implements ContainerRuntime {
 
   async ensureImage(image: string, onProgress?: PullProgress, signal?: AbortSignal): Promise<void> {
     if (!image || /\s/.test(image)) throw new ImagePullError(image, 'InvalidImageName', `invalid image name "${image}"`);
-    try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (statusCode(err) !== 404) throw err;
-    }
+    if (await this.inspectImage(image)) return;
     if (image === PAUSE_IMAGE) return this.importPauseImage();
+    await this.pullImage(image, { ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) });
+  }
+
+  async inspectImage(image: string): Promise<ImageInfo | undefined> {
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      return { id: info.Id, sizeBytes: info.Size };
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async pullImage(image: string, options: { auth?: RegistryAuth; onProgress?: PullProgress; signal?: AbortSignal } = {}): Promise<void> {
+    const { auth, onProgress, signal } = options;
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.pull(image, signal ? { abortSignal: signal } : {});
+      stream = await this.docker.pull(image, { ...(auth ? { authconfig: auth } : {}), ...(signal ? { abortSignal: signal } : {}) });
     } catch (err) {
       throw new ImagePullError(image, 'ErrImagePull', messageOf(err));
     }
@@ -422,9 +434,10 @@ function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number } | null)?.statusCode;
 }
 
+/** The engine's own words: docker-modem wraps a refused streaming call as "(HTTP code 500) server error - WORDS ". */
 function messageOf(err: unknown): string {
   const e = err as { json?: { message?: string }; message?: string };
-  return e?.json?.message ?? e?.message ?? String(err);
+  return e?.json?.message ?? (e?.message ?? String(err)).replace(/^\(HTTP code \d+\) .*? - /, '').trim();
 }
 
 function translate(err: unknown, id: string): unknown {

@@ -14,9 +14,11 @@ import {
   type ContainerSummary,
   type ExecResult,
   type ImageSummary,
+  type ImageInfo,
   type LogLine,
   type LogOptions,
   type PullProgress,
+  type RegistryAuth,
   type SandboxConfig,
   LABEL_RESTART_COUNT,
 } from './types.js';
@@ -57,8 +59,15 @@ interface FakeContainer {
 }
 
 const UNPULLABLE = /^127\.0\.0\.1:1\//;
-/** The size listImages() gives every fake image. */
+/** How many pulls' credentials a fake remembers (a hollow node pulls for as long as it runs). */
+const PULL_AUTHS_KEPT = 100;
+/** The size every fake image has. */
 export const FAKE_IMAGE_BYTES = 1 << 20;
+
+/** A fake image's content id: a digest of its name. */
+function fakeImageId(name: string): string {
+  return `sha256:${createHash('sha256').update(name).digest('hex')}`;
+}
 
 export class FakeRuntime implements ContainerRuntime {
   readonly name = 'fake';
@@ -68,8 +77,11 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly containers = new Map<string, FakeContainer>();
   private readonly watchers = new Set<{ labels: Record<string, string>; onEvent: (e: ContainerEvent) => void }>();
   private nextId = 1;
-  /** Pulls performed (not counting images already present): lets tests see back-off at work. */
+  /** Registry pulls (pullImage, and ensureImage of a missing image): lets tests see back-off and pull policies at work. */
   pullAttempts = 0;
+  /** The credentials each registry pull was given (undefined: none), in order; the last PULL_AUTHS_KEPT. */
+  readonly pullAuths: (RegistryAuth | undefined)[] = [];
+  private readonly protectedPrefixes = new Map<string, { username: string; password: string }>();
 
   private readonly runtimes: readonly string[];
   private readonly platform: Pick<ImageSummary, 'os' | 'architecture' | 'variant'>;
@@ -88,19 +100,51 @@ export class FakeRuntime implements ContainerRuntime {
     this.failingPulls.set(image, message);
   }
 
+  /** The image is present from now on, as after a load or a fetch from a peer node. */
+  addImage(image: string): void {
+    this.images.add(image);
+  }
+
   setBehaviour(image: string, behaviour: FakeBehaviour): void {
     this.behaviours.set(image, behaviour);
+  }
+
+  /**
+   * Images whose name starts with `prefix` pull only with these credentials: anonymous or other pulls fail
+   * with the registry's words, as registry:2 with htpasswd answers Docker.
+   */
+  requireAuth(prefix: string, username: string, password: string): void {
+    this.protectedPrefixes.set(prefix, { username, password });
   }
 
   async ensureImage(image: string, onProgress?: PullProgress, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     if (!image || /\s/.test(image)) throw new ImagePullError(image, 'InvalidImageName', `invalid image name "${image}"`);
     if (this.images.has(image)) return;
+    await this.pullImage(image, { ...(onProgress ? { onProgress } : {}), ...(signal ? { signal } : {}) });
+  }
+
+  async inspectImage(image: string): Promise<ImageInfo | undefined> {
+    return this.images.has(image) ? { id: fakeImageId(image), sizeBytes: FAKE_IMAGE_BYTES } : undefined;
+  }
+
+  async pullImage(image: string, options: { auth?: RegistryAuth; onProgress?: PullProgress; signal?: AbortSignal } = {}): Promise<void> {
+    options.signal?.throwIfAborted();
     this.pullAttempts++;
-    const failure = this.failingPulls.get(image) ?? (UNPULLABLE.test(image) ? `dial tcp 127.0.0.1:1: connect: connection refused` : undefined);
+    this.pullAuths.push(options.auth);
+    if (this.pullAuths.length > PULL_AUTHS_KEPT) this.pullAuths.shift();
+    const failure = this.failingPulls.get(image) ?? (UNPULLABLE.test(image) ? 'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused' : undefined);
     if (failure !== undefined) throw new ImagePullError(image, 'ErrImagePull', failure);
-    onProgress?.({ status: 'Pulling fs layer', layer: 'fake' });
-    onProgress?.({ status: 'Download complete', layer: 'fake', current: 1, total: 1 });
+    for (const [prefix, wanted] of this.protectedPrefixes) {
+      if (!image.startsWith(prefix)) continue;
+      if (!options.auth) throw new ImagePullError(image, 'ErrImagePull', `Head "https://${image.split('/')[0]}/v2/": no basic auth credentials`);
+      if (options.auth.username !== wanted.username || options.auth.password !== wanted.password) {
+        throw new ImagePullError(image, 'ErrImagePull', 'unauthorized: authentication required');
+      }
+    }
+    options.onProgress?.({ status: 'Pulling fs layer', layer: 'fake' });
+    options.onProgress?.({ status: 'Downloading', layer: 'fake', current: FAKE_IMAGE_BYTES / 2, total: FAKE_IMAGE_BYTES });
+    options.onProgress?.({ status: 'Download complete', layer: 'fake' });
     this.images.add(image);
   }
 
@@ -207,7 +251,7 @@ export class FakeRuntime implements ContainerRuntime {
   /** One image per name present, each of FAKE_IMAGE_BYTES, with an id derived from its name. */
   async listImages(): Promise<ImageSummary[]> {
     return [...this.images].map((name) => ({
-      id: `sha256:${createHash('sha256').update(name).digest('hex')}`, names: [name], sizeBytes: FAKE_IMAGE_BYTES, ...this.platform,
+      id: fakeImageId(name), names: [name], sizeBytes: FAKE_IMAGE_BYTES, ...this.platform,
     }));
   }
 

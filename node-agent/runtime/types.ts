@@ -27,11 +27,26 @@ export const SANDBOX_CONTAINER_NAME = 'POD';
 
 export type PullProgress = (event: { status: string; layer?: string; current?: number; total?: number }) => void;
 
+/**
+ * Credentials for one registry, as Docker's X-Registry-Auth header carries them to the engine (dockerode
+ * `authconfig`); node-agent/images/registry-auth.ts finds them in a pod's pull secrets.
+ */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  /** The registry host[:port] the credentials are for. */
+  serveraddress: string;
+  email?: string;
+}
+
+/** An image in the runtime's local store, as inspectImage tells it. */
+export type ImageInfo = Pick<ImageSummary, 'id' | 'sizeBytes'>;
+
 /** An image could not be made present. `reason` is what a Kubernetes user sees in the waiting state. */
 export class ImagePullError extends Error {
   constructor(
     readonly image: string,
-    readonly reason: 'ErrImagePull' | 'InvalidImageName',
+    readonly reason: 'ErrImagePull' | 'InvalidImageName' | 'ErrImageNeverPull',
     message: string,
   ) {
     super(message);
@@ -173,6 +188,13 @@ export interface ContainerRuntime {
   readonly name: string;
   /** Makes the image present locally, pulling it when missing. Throws ImagePullError. */
   ensureImage(image: string, onProgress?: PullProgress, signal?: AbortSignal): Promise<void>;
+  /** The image as the local store has it; undefined when it is not there. */
+  inspectImage(image: string): Promise<ImageInfo | undefined>;
+  /**
+   * Pulls the image from its registry, present or not (a pull of an unchanged image fetches only the manifest),
+   * with these credentials when given. Throws ImagePullError with the registry's words.
+   */
+  pullImage(image: string, options?: { auth?: RegistryAuth; onProgress?: PullProgress; signal?: AbortSignal }): Promise<void>;
   /** Creates and starts the holder of a pod's network namespace; resolves with its id. */
   runSandbox(config: SandboxConfig): Promise<string>;
   /** Creates (does not start) a container joined to config.sandboxId; resolves with its id. */

@@ -12,7 +12,7 @@
 //                                                                  the hash label), an exited one finished now
 //   now DUR                                                        the clock (12s, 5m)
 //   probe NAME [liveness=MESSAGE] [ready=false]                    probe results of NAME's running container
-//   pull-failed NAME                                               a pull of NAME's image failed now
+//   pull-failed NAME                                               a pull of NAME's image failed now ("manifest unknown")
 //   plan                                                           the actions and what each container shows
 //   delete grace=S                                                 the termination of the pod as observed
 import { test } from 'uvu';
@@ -43,7 +43,8 @@ function duration(text: string): number {
   return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
 }
 
-const at = (t: number) => formatDuration(t - T0);
+/** An instant as the scenario files write it: its offset from T0, in the units the `now` command reads. */
+const at = (t: number) => ((t - T0) % 1000 === 0 ? `${(t - T0) / 1000}s` : `${t - T0}ms`);
 
 function options(args: string[]): Map<string, string> {
   return new Map(args.map((a) => {
@@ -133,7 +134,7 @@ class PodActionsRunner {
       }
       case 'pull-failed': {
         const rec = this.record(args[0] ?? '');
-        Object.assign(rec, pullBackOff(rec, this.now, DEFAULT_BACKOFF));
+        Object.assign(rec, pullBackOff(rec, this.now, DEFAULT_BACKOFF, 'manifest unknown'));
         return [`pull back-off ${formatDuration(rec.pullBackoffMs)} until ${at(rec.pullBackoffUntil)}`];
       }
       case 'plan': {

@@ -82,6 +82,20 @@ export function runtimeContract(name: string, newHarness: () => Promise<RuntimeH
     }
   });
 
+  test('inspectImage tells a present image (id, size) from a missing one; pullImage from an unreachable registry gives ErrImagePull', async ({ h }) => {
+    const present = await h.runtime.inspectImage(h.programs.sleep().image);
+    assert.ok(present && present.id.length > 0 && present.sizeBytes > 0, JSON.stringify(present));
+    assert.is(await h.runtime.inspectImage('127.0.0.1:1/none:1'), undefined);
+    try {
+      await h.runtime.pullImage('127.0.0.1:1/none:1', { auth: { username: 'u', password: 'p', serveraddress: '127.0.0.1:1' } });
+      assert.unreachable('pull from 127.0.0.1:1 succeeded');
+    } catch (err) {
+      assert.instance(err, ImagePullError);
+      assert.is((err as ImagePullError).reason, 'ErrImagePull');
+      assert.is((err as Error).message, 'Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused', 'the engine\'s own words');
+    }
+  });
+
   test('sandbox and container run, are listed by label and inspected with the restart count label', async ({ h }) => {
     const { sandboxId, container } = await pod(h);
     const id = await container(h.programs.sleep());

@@ -13,6 +13,9 @@ const pullPolicies: [string, string][] = [
   ['nginx', 'Always'], ['nginx:latest', 'Always'], ['nginx:1.27', 'IfNotPresent'], ['localhost:5000/app', 'Always'],
   ['localhost:5000/app:v2', 'IfNotPresent'], ['localhost:5000/app:latest', 'Always'],
   ['ghcr.io/org/app@sha256:0123abcd', 'IfNotPresent'], ['registry.lan/team/img:2024.05', 'IfNotPresent'],
+  // A digest with the tag latest still has the tag latest; a name Docker cannot parse has no tag at all.
+  [`ghcr.io/org/app:latest@sha256:${'0'.repeat(64)}`, 'Always'], [`ghcr.io/org/app@sha256:${'0'.repeat(64)}`, 'IfNotPresent'],
+  ['Nginx', 'IfNotPresent'], ['nginx:', 'IfNotPresent'], ['localhost:5000', 'IfNotPresent'],
 ];
 for (const [image, policy] of pullPolicies) {
   test(`default pull policy of ${image} is ${policy}`, () => assert.is(defaultPullPolicy(image), policy));

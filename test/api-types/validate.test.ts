@@ -229,6 +229,8 @@ function mutate(build: () => Json, path: (string | number)[], value: unknown): J
 
 const P = valid.Pod!;
 const D = valid.Deployment!;
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+const dockerSecret = (type: string, content: Json): Json => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'regcred' }, type, ...content });
 const C0 = ['spec', 'containers', 0];
 const T0 = ['spec', 'template', 'spec', 'containers', 0];
 
@@ -365,6 +367,12 @@ const faults: [string, Json, string, RegExp][] = [
   ['ConfigMap binaryData not base64', mutate(valid.ConfigMap!, ['binaryData', 'logo.png'], 'not base64!'), 'binaryData["logo.png"]', /base64/],
   ['ConfigMap key in data and binaryData', mutate(valid.ConfigMap!, ['binaryData', 'A_B'], 'AA=='), 'binaryData.A_B', /duplicate/],
   ['Secret data not base64', mutate(valid.Secret!, ['data', 'password'], 'secret'), 'data.password', /base64/],
+  ['dockerconfigjson Secret without its key', dockerSecret('kubernetes.io/dockerconfigjson', {}), 'data[".dockerconfigjson"]', /required field is missing/],
+  ['dockerconfigjson Secret not JSON', dockerSecret('kubernetes.io/dockerconfigjson', { data: { '.dockerconfigjson': b64('{"auths": ') } }), 'data[".dockerconfigjson"]', /^Invalid value: "<secret contents redacted>": /],
+  ['dockerconfigjson Secret a JSON list', dockerSecret('kubernetes.io/dockerconfigjson', { data: { '.dockerconfigjson': b64('[]') } }), 'data[".dockerconfigjson"]', /must be a JSON object/],
+  ['dockerconfigjson Secret auths not a map', dockerSecret('kubernetes.io/dockerconfigjson', { stringData: { '.dockerconfigjson': '{"auths": {"reg.lan": "alice:pw"}}' } }), 'stringData[".dockerconfigjson"]', /"auths" must map each registry to an object/],
+  ['dockercfg Secret without its key', dockerSecret('kubernetes.io/dockercfg', { data: { '.dockerconfigjson': b64('{}') } }), 'data[".dockercfg"]', /required field is missing/],
+  ['dockercfg Secret not JSON', dockerSecret('kubernetes.io/dockercfg', { stringData: { '.dockercfg': 'reg.lan alice pw' } }), 'stringData[".dockercfg"]', /redacted/],
   // node, event, lease, binding
   ['GPU vendor uppercase', mutate(valid.Node!, ['status', 'gpus', 0, 'vendor'], 'NVIDIA'), 'status.gpus[0].vendor', /lowercase vendor/],
   ['GPU bad health', mutate(valid.Node!, ['status', 'gpus', 0, 'health'], 'OK'), 'status.gpus[0].health', /Healthy/],
@@ -505,6 +513,19 @@ test('validation never throws on garbage at any field of any kind, and every ref
     }
   }
   assert.ok(refused > 1000, `refused ${refused}`);
+});
+
+test('Docker config Secrets as kubectl create secret docker-registry writes them, and in stringData, are accepted', () => {
+  const config = JSON.stringify({ auths: { 'reg.lan:5000': { username: 'alice', password: 's3cret', auth: b64('alice:s3cret') } } });
+  for (const manifest of [
+    dockerSecret('kubernetes.io/dockerconfigjson', { data: { '.dockerconfigjson': b64(config) } }),
+    dockerSecret('kubernetes.io/dockerconfigjson', { stringData: { '.dockerconfigjson': config } }),
+    dockerSecret('kubernetes.io/dockerconfigjson', { data: { '.dockerconfigjson': b64('{"credsStore": "pass"}') } }),
+    dockerSecret('kubernetes.io/dockercfg', { data: { '.dockercfg': b64(JSON.stringify({ 'https://reg.lan': { auth: b64('a:b') } })) } }),
+  ]) {
+    const r = validateObject(manifest);
+    assert.ok(r.ok, JSON.stringify(r.ok ? '' : r.issues));
+  }
 });
 
 test('formatPath quotes keys that are not identifiers', () => {
