@@ -8,6 +8,7 @@ import { deploymentController } from './deployment.js';
 import { daemonSetController } from './daemonset.js';
 import { statefulSetController } from './statefulset.js';
 import { jobController } from './job.js';
+import { cronJobController } from './cronjob.js';
 import { garbageCollector } from './garbage-collector.js';
 import { nodeLifecycleController } from './node-lifecycle.js';
 import { horizontalPodAutoscaler } from './hpa.js';
@@ -34,6 +35,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     daemonSetController(deps),
     statefulSetController(deps),
     jobController(deps),
+    cronJobController(deps),
     garbageCollector(deps),
     nodeLifecycleController(deps),
     horizontalPodAutoscaler(deps),
