@@ -252,6 +252,11 @@ export function formatRfc3339(ms: number, zone: string): string {
   return `${local}${offset < 0 ? '-' : '+'}${String(Math.floor(minutes / 60)).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
 }
 
+/** `ms` as Go's time.RFC1123Z in UTC, as Kubernetes prints scheduled times in events and describe: Mon, 02 Jan 2006 15:04:05 +0000. */
+export function formatRfc1123z(ms: number): string {
+  return new Date(ms).toUTCString().replace(/GMT$/, '+0000');
+}
+
 /** A moment and its wall-clock reading in one zone, with the arithmetic of Go's time.Time that robfig's Next uses. */
 class ZonedTime {
   readonly year: number;

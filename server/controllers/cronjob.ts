@@ -1,7 +1,7 @@
 // The CronJob controller, as Kubernetes' cronjob_controllerv2.go: each CronJob starts a Job at the most recent
 // scheduled time it has not yet run (one, however many were missed), and sleeps until the next one.
 import {
-  ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP, LOCAL_TIME_ZONE, formatRfc3339, loadTimeZone, nextCronTime, parseCronSchedule,
+  ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP, LOCAL_TIME_ZONE, formatRfc1123z, formatRfc3339, loadTimeZone, nextCronTime, parseCronSchedule,
 } from '../../api-types/index.js';
 import type { CronJob, CronJobStatus, CronSchedule, Job, ObjectReference } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
@@ -113,7 +113,7 @@ export function cronJobController(deps: ControllerDeps): Controller {
     }
     const deadline = cj.spec.startingDeadlineSeconds;
     if (deadline !== undefined && scheduled + deadline * 1000 < now) {
-      await events.record(cj, 'Warning', 'MissSchedule', `Missed scheduled time to start a job: ${rfc1123z(scheduled)}`);
+      await events.record(cj, 'Warning', 'MissSchedule', `Missed scheduled time to start a job: ${formatRfc1123z(scheduled)}`);
       return next();
     }
     const name = cronJobJobName(cj.metadata.name, scheduled);
@@ -269,11 +269,6 @@ function isActive(status: CronJobStatus, uid: string | undefined): boolean {
 
 function removeActive(status: CronJobStatus, uid: string | undefined): void {
   status.active = (status.active ?? []).filter((r) => r.uid !== uid);
-}
-
-/** Go's time.RFC1123Z in UTC: Mon, 02 Jan 2006 15:04:05 +0000. */
-function rfc1123z(ms: number): string {
-  return new Date(ms).toUTCString().replace(/GMT$/, '+0000');
 }
 
 function message(err: unknown): string {
