@@ -244,6 +244,37 @@ test('more than 100 missed times warn TooManyMissedTimes and still start the mos
   }
 });
 
+test('after a long gap an irregular schedule still finds its most recent time', async () => {
+  const sim = await new ClusterSim({ finish: () => 'Succeeded' }).start();
+  try {
+    await sim.addNode('n1');
+    await sim.loseLeader();
+    // Weekdays at 06:30, 10:30 and 14:30; the gap ends on Tuesday 2026-01-13 at 12:00, after 26 of them.
+    await sim.objects.create(R('cronjobs'), 'default', cronJobManifest('shifts', { schedule: '30 6-16/4 * * 1-5' }));
+    await runUntil(sim, 'shifts', '2026-01-13T12:00:00Z', 6 * 60 * MINUTE);
+    sim.newLeader();
+    await sim.manager.settle();
+    assert.equal(jobNames(sim, 'shifts'), [nameFor('shifts', '2026-01-13T10:30:00Z')]);
+    assert.not.ok(reasons(sim, 'shifts').includes('TooManyMissedTimes'));
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('deleting a CronJob deletes its Jobs and their pods', async () => {
+  const sim = await new ClusterSim().start();
+  try {
+    await sim.addNode('n1');
+    await createCronJob(sim, 'gone', { schedule: '* * * * *' });
+    await runUntil(sim, 'gone', '2026-01-01T00:02:30Z', 30_000);
+    assert.is(jobNames(sim, 'gone').length, 2);
+    await sim.objects.delete(R('cronjobs'), 'default', 'gone');
+    await sim.until(() => jobNames(sim, 'gone').length === 0 && sim.pods().length === 0, 10);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('a leader lost between creating the Job and writing the status: the next leader adopts the Job instead of running it twice', async () => {
   const sim = await new ClusterSim().start();
   const replaceStatus = sim.objects.replaceStatus.bind(sim.objects);
