@@ -136,7 +136,7 @@ export function cronJobController(deps: ControllerDeps): Controller {
 
     let job: Stored<Job>;
     try {
-      job = await deps.objects.create(resources.jobs, cj.metadata.namespace, jobFromTemplate(cj, name, scheduled, zone));
+      job = await deps.objects.create(resources.jobs, cj.metadata.namespace, jobFromTemplate(cj, name, scheduled));
       await events.record(cj, 'Normal', 'SuccessfulCreate', `Created job ${job.metadata.name}`);
     } catch (err) {
       if (!(err instanceof StoreError && err.failure.reason === 'AlreadyExists')) {
@@ -226,8 +226,12 @@ function nextScheduleDelay(cj: CronJob, status: CronJobStatus, times: Times): nu
   return next === undefined ? undefined : Math.max(0, next + NEXT_SCHEDULE_DELTA_MS - times.now);
 }
 
-/** The Job for one scheduled time: the template's labels, annotations and spec, owned by the CronJob. */
-function jobFromTemplate(cj: Stored<CronJob>, name: string, scheduledMs: number, zone: string): Record<string, unknown> {
+/**
+ * The Job for one scheduled time: the template's labels, annotations and spec, owned by the CronJob. The
+ * scheduled-timestamp annotation is in spec.timeZone, or UTC without one (Kubernetes loads the zone "" there,
+ * even though the schedule itself then runs in the controller's local zone).
+ */
+function jobFromTemplate(cj: Stored<CronJob>, name: string, scheduledMs: number): Record<string, unknown> {
   const template = cj.spec.jobTemplate;
   const labels = template.metadata?.labels ?? {};
   return {
@@ -235,7 +239,7 @@ function jobFromTemplate(cj: Stored<CronJob>, name: string, scheduledMs: number,
     metadata: {
       name,
       ...(Object.keys(labels).length > 0 ? { labels: { ...labels } } : {}),
-      annotations: { ...(template.metadata?.annotations ?? {}), [ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP]: formatRfc3339(scheduledMs, zone) },
+      annotations: { ...(template.metadata?.annotations ?? {}), [ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP]: formatRfc3339(scheduledMs, cj.spec.timeZone ?? 'UTC') },
       ownerReferences: [controllerRefTo(cj)],
     },
     spec: structuredClone(template.spec),
