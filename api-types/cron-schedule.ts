@@ -215,8 +215,11 @@ function formatterOf(zone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** Offsets are looked up per quarter hour (every transition since 1970 falls on one) and kept, a bounded number per zone. */
-const OFFSET_BUCKET_MS = 15 * 60_000;
+/**
+ * Offsets are looked up per UTC day and kept (a bounded number of days per zone) when the day starts and ends
+ * on the same offset, which holds for every day but those with a DST change (no zone changes twice in a day).
+ */
+const OFFSET_BUCKET_MS = 86_400_000;
 const OFFSET_CACHE_SIZE = 4096;
 const offsetCaches = new Map<string, Map<number, number>>();
 
@@ -229,7 +232,7 @@ export function zoneOffsetMs(zone: string, ms: number): number {
   const known = cache.get(bucket);
   if (known !== undefined) return known;
   const first = intlOffsetMs(zone, bucket * OFFSET_BUCKET_MS);
-  // A quarter hour with a transition inside is not kept: its instants are looked up one by one.
+  // A day with a transition is not kept: its instants are looked up one by one.
   if (first !== intlOffsetMs(zone, (bucket + 1) * OFFSET_BUCKET_MS - 1000)) return intlOffsetMs(zone, ms);
   if (cache.size >= OFFSET_CACHE_SIZE) cache.clear();
   cache.set(bucket, first);

@@ -114,6 +114,19 @@ test('across the autumn DST change, the repeated 02:30 runs at both instants, as
   }
 });
 
+test('without a timeZone the schedule runs in the controller\'s zone and the Job\'s scheduled timestamp is in UTC', async () => {
+  const sim = await new ClusterSim().start();
+  try {
+    await sim.addNode('n1');
+    // Every minute is the same minute in every zone of whole-minute offsets, the controller's included.
+    await createCronJob(sim, 'local', { schedule: '* * * * *', timeZone: undefined });
+    await runUntil(sim, 'local', '2026-01-01T00:01:30Z', 30_000);
+    assert.equal(jobs(sim, 'local').map((j) => j.metadata.annotations?.[ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP]), ['2026-01-01T00:01:00Z']);
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('Allow runs Jobs side by side', async () => {
   const sim = await new ClusterSim().start();
   try {
