@@ -224,7 +224,7 @@ const OFFSET_CACHE_SIZE = 4096;
 const offsetCaches = new Map<string, Map<number, number>>();
 
 /** The zone's offset from UTC at instant `ms`, in milliseconds (east positive). */
-export function zoneOffsetMs(zone: string, ms: number): number {
+function zoneOffsetMs(zone: string, ms: number): number {
   if (zone === 'UTC') return 0;
   let cache = offsetCaches.get(zone);
   if (!cache) offsetCaches.set(zone, cache = new Map());

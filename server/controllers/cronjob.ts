@@ -13,7 +13,7 @@ import type { Controller, ControllerDeps, ReconcileResult } from './controller.j
 /** Kubernetes' padding after a scheduled time before the CronJob is looked at, for clock skew (nextScheduleDelta). */
 export const NEXT_SCHEDULE_DELTA_MS = 100;
 /** More missed times than this since the last run warns TooManyMissedTimes (only the most recent runs either way). */
-export const TOO_MANY_MISSED = 100;
+const TOO_MANY_MISSED = 100;
 
 /**
  * The name of the Job for `scheduledMs`: NAME-<minutes since the epoch>. The name is the lock that keeps one
