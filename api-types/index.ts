@@ -3,6 +3,7 @@ export * from './meta.js';
 export * from './objects.js';
 export * from './well-known.js';
 export * from './gpu-model-pattern.js';
+export * from './cron-schedule.js';
 export * from './resources.js';
 export * from './quantity.js';
 export * from './names.js';

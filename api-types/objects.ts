@@ -151,6 +151,11 @@ export type Job = KindOf<'Job'>;
 export type JobSpec = Job['spec'];
 export type JobStatus = NonNullable<Job['status']>;
 
+export type CronJob = KindOf<'CronJob'>;
+export type CronJobSpec = CronJob['spec'];
+export type CronJobStatus = NonNullable<CronJob['status']>;
+export type ConcurrencyPolicy = NonNullable<CronJobSpec['concurrencyPolicy']>;
+
 export type HorizontalPodAutoscaler = KindOf<'HorizontalPodAutoscaler'>;
 export type HorizontalPodAutoscalerSpec = HorizontalPodAutoscaler['spec'];
 export type HorizontalPodAutoscalerStatus = NonNullable<HorizontalPodAutoscaler['status']>;

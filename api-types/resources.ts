@@ -49,6 +49,7 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('apps', 'v1', 'DaemonSet', 'daemonsets', ['ds'], true, ['status']),
   resource('apps', 'v1', 'StatefulSet', 'statefulsets', ['sts'], true, ['status', 'scale']),
   resource('batch', 'v1', 'Job', 'jobs', [], true, ['status']),
+  resource('batch', 'v1', 'CronJob', 'cronjobs', ['cj'], true, ['status']),
   resource('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers', ['hpa'], true, ['status']),
   resource('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', [], true, []),
   resource('coordination.k8s.io', 'v1', 'Lease', 'leases', [], true, []),

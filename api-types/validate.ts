@@ -10,7 +10,7 @@ import type { DeleteOptions, KubeObject, ObjectMeta } from './meta.js';
 import { dns1035LabelError, dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
 import { HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES } from './objects.js';
 import type {
-  Container, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
+  Container, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
   Service, StatefulSet,
 } from './objects.js';
 import {
@@ -18,6 +18,7 @@ import {
   GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
 } from './well-known.js';
 import { parseGpuModelPattern } from './gpu-model-pattern.js';
+import { loadTimeZone, parseCronSchedule } from './cron-schedule.js';
 import { parseQuantity } from './quantity.js';
 import { canonicalJson } from './canonical.js';
 import { allResources, bindingResource, resourceForKind } from './resources.js';
@@ -613,10 +614,11 @@ function checkSelectsTemplate(
   }
 }
 
-function checkRestartPolicy(ctx: Ctx, template: { spec: { restartPolicy?: string } } | undefined, allowed: readonly string[], kind: string): void {
+/** `spec`: the path of the spec holding the template (a CronJob's is spec.jobTemplate.spec). */
+function checkRestartPolicy(ctx: Ctx, template: { spec: { restartPolicy?: string } } | undefined, allowed: readonly string[], kind: string, spec: PathPart[] = ['spec']): void {
   const policy = template?.spec.restartPolicy ?? 'Always';
   if (!allowed.includes(policy)) {
-    issue(ctx, ['spec', 'template', 'spec', 'restartPolicy'], `must be ${allowed.join(' or ')} for a ${kind} (got ${policy})`);
+    issue(ctx, [...spec, 'template', 'spec', 'restartPolicy'], `must be ${allowed.join(' or ')} for a ${kind} (got ${policy})`);
   }
 }
 
@@ -744,6 +746,31 @@ const hpaScalingRules = z.strictObject({
 /** The schema of every served kind (and of Binding bodies), by kind. objects.ts derives the kinds' types from these. */
 /** Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds: 3 hours. */
 export const DEFAULT_SESSION_AFFINITY_TIMEOUT_SECONDS = 10800;
+
+const jobSpec = z.strictObject({
+  template: podTemplate,
+  parallelism: nonNegInt.optional(),
+  completions: nonNegInt.optional(),
+  backoffLimit: nonNegInt.optional(),
+  activeDeadlineSeconds: posInt.optional(),
+  ttlSecondsAfterFinished: nonNegInt.optional(),
+  completionMode: z.enum(['NonIndexed', 'Indexed']).optional(),
+  suspend: bool.optional(),
+  selector: labelSelectorSpec.optional(),
+  manualSelector: bool.optional(),
+});
+
+/** Kubernetes' bound on a CronJob's name: its Jobs are named NAME-<minutes since the epoch>, an 11-character suffix within 63. */
+export const CRONJOB_NAME_MAX_LENGTH = 52;
+
+/** Kubernetes' check of a time zone name (IANA naming rules, then the zone database): the reason it is refused, or undefined. */
+function timeZoneError(zone: string): string | undefined {
+  if (zone === '') return 'timeZone must be nil or non-empty string';
+  if (zone.split('/').some((part) => part === '.' || part === '..' || part.startsWith('-') || !/^[A-Za-z.\-_0-9+]{1,14}$/.test(part))) return `unknown time zone ${zone}`;
+  if (zone.toLowerCase() === 'local') return 'timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones';
+  try { loadTimeZone(zone); } catch (e) { return (e as Error).message; }
+  return undefined;
+}
 
 export const kindSchemas = {
   Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
@@ -1018,18 +1045,7 @@ export const kindSchemas = {
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'StatefulSet');
   }),
   Job: kindSchema('batch/v1', 'Job', dns1123SubdomainError, {
-    spec: z.strictObject({
-      template: podTemplate,
-      parallelism: nonNegInt.optional(),
-      completions: nonNegInt.optional(),
-      backoffLimit: nonNegInt.optional(),
-      activeDeadlineSeconds: posInt.optional(),
-      ttlSecondsAfterFinished: nonNegInt.optional(),
-      completionMode: z.enum(['NonIndexed', 'Indexed']).optional(),
-      suspend: bool.optional(),
-      selector: labelSelectorSpec.optional(),
-      manualSelector: bool.optional(),
-    }),
+    spec: jobSpec,
     status: z.strictObject({
       active: nonNegInt.optional(),
       succeeded: nonNegInt.optional(),
@@ -1041,6 +1057,42 @@ export const kindSchemas = {
     }).optional(),
   }).superRefine((o, ctx) => {
     checkRestartPolicy(ctx, o.spec.template, ['OnFailure', 'Never'], 'Job');
+  }),
+  CronJob: kindSchema('batch/v1', 'CronJob', dns1123SubdomainError, {
+    spec: z.strictObject({
+      schedule: str,
+      timeZone: str.optional(),
+      startingDeadlineSeconds: nonNegInt.optional(),
+      concurrencyPolicy: z.enum(['Allow', 'Forbid', 'Replace'], {
+        error: (iss) => `Unsupported value: ${JSON.stringify(iss.input)}: supported values: "Allow", "Forbid", "Replace"`,
+      }).optional(),
+      suspend: bool.optional(),
+      jobTemplate: z.strictObject({ metadata: metadataSchema({ namespaced: true, pod: false }).optional(), spec: jobSpec }),
+      successfulJobsHistoryLimit: nonNegInt.optional(),
+      failedJobsHistoryLimit: nonNegInt.optional(),
+    }),
+    status: z.strictObject({
+      active: z.array(objectReference).optional(),
+      lastScheduleTime: time.optional(),
+      lastSuccessfulTime: time.optional(),
+    }).optional(),
+  }).superRefine((o, ctx) => {
+    // As Kubernetes' ValidateCronJobCreate / validateCronJobSpec / ValidateJobTemplateSpec.
+    const name = o.metadata.name ?? '';
+    if (name.length > CRONJOB_NAME_MAX_LENGTH) issue(ctx, ['metadata', 'name'], `Invalid value: ${JSON.stringify(name)}: must be no more than ${CRONJOB_NAME_MAX_LENGTH} characters`);
+    const { schedule, timeZone } = o.spec;
+    if (schedule === '') {
+      issue(ctx, ['spec', 'schedule'], 'Required value');
+    } else {
+      try { parseCronSchedule(schedule); } catch (e) { issue(ctx, ['spec', 'schedule'], `Invalid value: ${JSON.stringify(schedule)}: ${(e as Error).message}`); }
+      if (schedule.includes('TZ')) issue(ctx, ['spec', 'schedule'], `Invalid value: ${JSON.stringify(schedule)}: cannot use TZ or CRON_TZ in schedule, use timeZone field instead`);
+    }
+    const zoneWhy = timeZone === undefined ? undefined : timeZoneError(timeZone);
+    if (zoneWhy !== undefined) issue(ctx, ['spec', 'timeZone'], `Invalid value: ${JSON.stringify(timeZone)}: ${zoneWhy}`);
+    const job = o.spec.jobTemplate.spec;
+    if (job.selector !== undefined) issue(ctx, ['spec', 'jobTemplate', 'spec', 'selector'], 'Invalid value: `selector` will be auto-generated');
+    if (job.manualSelector === true) issue(ctx, ['spec', 'jobTemplate', 'spec', 'manualSelector'], 'Unsupported value: true: supported values: "nil", "false"');
+    checkRestartPolicy(ctx, job.template, ['OnFailure', 'Never'], 'Job', ['spec', 'jobTemplate', 'spec']);
   }),
   HorizontalPodAutoscaler: kindSchema('autoscaling/v2', 'HorizontalPodAutoscaler', dns1123SubdomainError, {
     spec: z.strictObject({
@@ -1302,6 +1354,16 @@ export function applyDefaults(object: KubeObject): KubeObject {
       spec.completionMode ??= 'NonIndexed';
       spec.suspend ??= false;
       defaultPodSpec(spec.template?.spec, false);
+      break;
+    }
+    case 'CronJob': {
+      const spec = (o as CronJob).spec;
+      if (spec === undefined) break;
+      spec.concurrencyPolicy ??= 'Allow';
+      spec.suspend ??= false;
+      spec.successfulJobsHistoryLimit ??= 3;
+      spec.failedJobsHistoryLimit ??= 1;
+      defaultPodSpec(spec.jobTemplate?.spec?.template?.spec, false);
       break;
     }
     case 'HorizontalPodAutoscaler': {

@@ -75,6 +75,10 @@ export const LABEL_JOB_NAME = 'batch.kubernetes.io/job-name';
 /** The legacy job label Kubernetes still sets beside batch.kubernetes.io/job-name. */
 export const LABEL_JOB_NAME_LEGACY = 'job-name';
 export const LABEL_CONTROLLER_UID = 'batch.kubernetes.io/controller-uid';
+/** Job annotation the CronJob controller sets: the scheduled time the Job is for, RFC 3339 in the CronJob's time zone. */
+export const ANNOTATION_CRONJOB_SCHEDULED_TIMESTAMP = 'batch.kubernetes.io/cronjob-scheduled-timestamp';
+/** Job annotation `create job --from=cronjob/NAME` sets to "manual": the Job was started by hand, not by the schedule. */
+export const ANNOTATION_CRONJOB_INSTANTIATE = 'cronjob.kubernetes.io/instantiate';
 export const LABEL_STATEFULSET_POD_NAME = 'statefulset.kubernetes.io/pod-name';
 export const LABEL_POD_INDEX = 'apps.kubernetes.io/pod-index';
 /** ReplicaSet annotation: the Deployment revision the ReplicaSet's template is. */

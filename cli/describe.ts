@@ -1,6 +1,6 @@
 import { stringify as toYaml } from 'yaml';
-import { ANNOTATION_ASSIGNED_GPUS, isKind } from '../api-types/index.js';
-import type { Condition, Container, ContainerStateTerminated, ContainerStatus, Deployment, Endpoints, Event, KubeObject, Node, Pod, Service } from '../api-types/index.js';
+import { ANNOTATION_ASSIGNED_GPUS, formatRfc1123z, isKind } from '../api-types/index.js';
+import type { Condition, Container, ContainerStateTerminated, ContainerStatus, CronJob, Deployment, Endpoints, Event, KubeObject, Node, Pod, PodTemplateSpec, Service } from '../api-types/index.js';
 import { age, endpointsText, nodeStatusText, podStatusText, renderTable } from './printers.js';
 
 /** What describe shows beside an object: a Service's Endpoints. */
@@ -26,6 +26,7 @@ export function describeObject(o: KubeObject, events: readonly Event[], now = Da
   else if (isKind(o, 'Deployment')) describeDeployment(o, field, lines);
   else if (isKind(o, 'Node')) describeNode(o, field, lines);
   else if (isKind(o, 'Service')) describeService(o, related.endpoints, field, map);
+  else if (isKind(o, 'CronJob')) describeCronJob(o, field, lines);
   else {
     for (const key of ['spec', 'data', 'status'] as const) {
       if (o[key] === undefined) continue;
@@ -90,14 +91,40 @@ function describeDeployment(d: Deployment, field: Field, lines: string[]): void 
   field('StrategyType', d.spec?.strategy?.type);
   const ru = d.spec?.strategy?.rollingUpdate;
   if (ru) field('RollingUpdateStrategy', `${ru.maxUnavailable ?? '25%'} max unavailable, ${ru.maxSurge ?? '25%'} max surge`);
+  describePodTemplate(d.spec?.template, field, lines);
+  conditions(s.conditions, lines);
+}
+
+function describePodTemplate(template: PodTemplateSpec | undefined, field: Field, lines: string[]): void {
   lines.push('Pod Template:');
-  for (const c of d.spec?.template?.spec?.containers ?? []) {
+  for (const c of template?.spec?.containers ?? []) {
     lines.push(`  ${c.name}:`);
     field('Image', c.image, 4);
     const ports = (c.ports ?? []).map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).join(', ');
     if (ports) field('Ports', ports, 4);
   }
-  conditions(s.conditions, lines);
+}
+
+/** kubectl's CronJob section: the schedule and its policies, the job template, the last run and the active Jobs. */
+function describeCronJob(cj: CronJob, field: Field, lines: string[]): void {
+  const unset = (v: number | undefined, unit = '') => (v === undefined ? '<unset>' : `${v}${unit}`);
+  const spec = cj.spec;
+  field('Schedule', spec.schedule);
+  field('Time Zone', spec.timeZone ?? '<unset>');
+  field('Concurrency Policy', spec.concurrencyPolicy);
+  field('Suspend', spec.suspend === undefined ? '<unset>' : spec.suspend ? 'True' : 'False');
+  field('Successful Job History Limit', unset(spec.successfulJobsHistoryLimit));
+  field('Failed Job History Limit', unset(spec.failedJobsHistoryLimit));
+  field('Starting Deadline Seconds', unset(spec.startingDeadlineSeconds, 's'));
+  const job = spec.jobTemplate.spec;
+  field('Selector', '<unset>');
+  field('Parallelism', unset(job.parallelism));
+  field('Completions', unset(job.completions));
+  if (job.activeDeadlineSeconds !== undefined) field('Active Deadline Seconds', `${job.activeDeadlineSeconds}s`);
+  describePodTemplate(job.template, field, lines);
+  const last = cj.status?.lastScheduleTime;
+  field('Last Schedule Time', last ? formatRfc1123z(Date.parse(last)) : '<unset>');
+  field('Active Jobs', (cj.status?.active ?? []).map((r) => r.name).join(', '));
 }
 
 function describeNode(n: Node, field: Field, lines: string[]): void {

@@ -12,6 +12,7 @@ import { configCommand } from './config-command.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';
 import { rolloutCommand } from './rollout.js';
+import { createCommand } from './create.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
@@ -130,6 +131,7 @@ const commands: Record<string, CliCommand> = {
     flags: [...connectionFlags, { name: 'filename', short: 'f', kind: 'list' }, { name: 'recursive', short: 'R', kind: 'boolean' }, { name: 'namespace', short: 'n', kind: 'string' }],
     run: apply,
   },
+  create: createCommand,
   get: {
     summary: 'list objects, or show some by name',
     usage: 'flotilla get TYPE [NAME...] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector F] [-n NS | -A] [-w]',

@@ -101,6 +101,11 @@ const tables: Record<string, [Column[], Column[]]> = {
   namespaces: [of('Namespace', [name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol]), []],
   runtimeclasses: [of('RuntimeClass', [name, ['HANDLER', (r) => r.handler ?? ''], ageCol]), []],
   priorityclasses: [of('PriorityClass', [name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol]), []],
+  // kubectl's wide SELECTOR is the job template's selector, which validation refuses (it is generated): always <none>.
+  cronjobs: [of('CronJob', [name, ['SCHEDULE', (c) => c.spec.schedule], ['TIMEZONE', (c) => c.spec.timeZone ?? '<none>'], ['SUSPEND', (c) => (c.spec.suspend === undefined ? '<unset>' : c.spec.suspend ? 'True' : 'False')],
+    ['ACTIVE', (c) => String((c.status?.active ?? []).length)], ['LAST SCHEDULE', (c, now) => (c.status?.lastScheduleTime ? age(c.status.lastScheduleTime, now) : '<none>')], ageCol]),
+    of('CronJob', [['CONTAINERS', (c) => c.spec.jobTemplate.spec.template.spec.containers.map((x) => x.name).join(',')], ['IMAGES', (c) => c.spec.jobTemplate.spec.template.spec.containers.map((x) => x.image).join(',')],
+      ['SELECTOR', () => '<none>']])],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
 

@@ -17,6 +17,7 @@ export const resources = {
   daemonSets: resourceOfKind('DaemonSet'),
   statefulSets: resourceOfKind('StatefulSet'),
   jobs: resourceOfKind('Job'),
+  cronJobs: resourceOfKind('CronJob'),
   hpas: resourceOfKind('HorizontalPodAutoscaler'),
   services: resourceOfKind('Service'),
   endpoints: resourceOfKind('Endpoints'),

@@ -8,6 +8,7 @@ import { deploymentController } from './deployment.js';
 import { daemonSetController } from './daemonset.js';
 import { statefulSetController } from './statefulset.js';
 import { jobController } from './job.js';
+import { cronJobController } from './cronjob.js';
 import { garbageCollector } from './garbage-collector.js';
 import { nodeLifecycleController } from './node-lifecycle.js';
 import { horizontalPodAutoscaler } from './hpa.js';
@@ -34,6 +35,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     daemonSetController(deps),
     statefulSetController(deps),
     jobController(deps),
+    cronJobController(deps),
     garbageCollector(deps),
     nodeLifecycleController(deps),
     horizontalPodAutoscaler(deps),
@@ -57,6 +59,7 @@ export class ControllerManager {
   readonly #entries: Entry[];
   /** A manager runs once: its queues are shut down when it stops. */
   #started = false;
+  #stopped = false;
 
   constructor(readonly deps: ControllerDeps, controllers: readonly Controller[], readonly options: ManagerOptions) {
     this.#entries = controllers.map((controller) => ({ controller, queue: new WorkQueue() }));
@@ -67,7 +70,10 @@ export class ControllerManager {
     this.#started = true;
     const stops: (() => void)[] = [];
     // One abort listener wakes every idle worker: a listener per worker would grow with the controllers.
-    const shutDown = () => { for (const e of this.#entries) e.queue.shutDown(); };
+    const shutDown = () => {
+      this.#stopped = true;
+      for (const e of this.#entries) e.queue.shutDown();
+    };
     signal.addEventListener('abort', shutDown, { once: true });
     stops.push(() => signal.removeEventListener('abort', shutDown));
     try {
@@ -104,11 +110,13 @@ export class ControllerManager {
   /**
    * Resolves once every queue is idle with nothing due at the current clock: the state no longer changes
    * unless time moves or something outside writes. For tests that drive a fake clock; throws after `maxRounds`
-   * event-loop turns so that a reconcile loop that never settles fails the test instead of hanging it.
+   * event-loop turns so that a reconcile loop that never settles fails the test instead of hanging it. A stopped
+   * manager (its signal aborted) is settled: nothing of it runs again.
    */
   async settle(maxRounds = 100_000): Promise<void> {
     let quietTurns = 0;
     for (let round = 0; round < maxRounds; round++) {
+      if (this.#stopped) return;
       const now = this.deps.now();
       for (const e of this.#entries) e.queue.promote(now);
       if (this.#entries.every((e) => e.queue.idle)) {

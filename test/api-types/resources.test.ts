@@ -21,6 +21,7 @@ const cliNames: [string, string][] = [
   ['pc', 'PriorityClass'], ['priorityclasses', 'PriorityClass'], ['priorityclasses.scheduling.k8s.io', 'PriorityClass'],
   ['ep', 'Endpoints'], ['endpoints', 'Endpoints'], ['endpointslices', 'EndpointSlice'], ['endpointslice', 'EndpointSlice'],
   ['endpointslices.discovery.k8s.io', 'EndpointSlice'],
+  ['cj', 'CronJob'], ['cronjobs', 'CronJob'], ['cronjob', 'CronJob'], ['cronjobs.batch', 'CronJob'],
 ];
 for (const [name, kind] of cliNames) {
   test(`resourceByCliName("${name}") is ${kind}`, () => {
@@ -70,7 +71,7 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
     assert.is(resourceForKind(r.apiVersion, r.kind), r);
   }
   const kinds = allResources.map((r) => r.kind).sort();
-  assert.equal(kinds, ['ConfigMap', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
+  assert.equal(kinds, ['ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
     'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
 });
 

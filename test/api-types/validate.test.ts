@@ -118,6 +118,14 @@ const valid: Record<string, () => Json> = {
     apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'train' },
     spec: { backoffLimit: 2, template: { spec: { ...podSpec(), restartPolicy: 'Never' } } },
   }),
+  CronJob: () => ({
+    apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'nightly-backup' },
+    spec: {
+      schedule: '30 2 * * MON-FRI', timeZone: 'Europe/Berlin', concurrencyPolicy: 'Forbid', startingDeadlineSeconds: 300,
+      successfulJobsHistoryLimit: 5, failedJobsHistoryLimit: 2, suspend: false,
+      jobTemplate: { metadata: { labels: { app: 'backup' } }, spec: { backoffLimit: 1, template: { spec: { ...podSpec(), restartPolicy: 'OnFailure' } } } },
+    },
+  }),
   // NVIDIA's own example, with the optional parts Kubernetes documents.
   RuntimeClass: () => ({
     apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'nvidia' }, handler: 'nvidia',

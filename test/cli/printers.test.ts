@@ -62,4 +62,21 @@ test('ages read like kubectl', () => {
   assert.is(age(undefined, now), '<unknown>');
 });
 
+test('get cronjobs prints kubectl\'s columns: time zone or <none>, suspend, active Jobs, the last schedule\'s age', () => {
+  const cj = (spec: Record<string, unknown>, status: Record<string, unknown> = {}) => ({
+    apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'report', creationTimestamp: '2026-05-01T10:00:00Z' },
+    spec: { schedule: '*/5 * * * *', jobTemplate: { spec: { template: { spec: { containers: [{ name: 'run', image: 'busybox:1.36' }] } } } }, ...spec }, status,
+  });
+  const cronjobs = resourceByCliName('cronjobs')!;
+  const table = formatObjects(cronjobs, [
+    cj({ suspend: false }, { active: [{ name: 'report-1' }, { name: 'report-2' }], lastScheduleTime: '2026-05-01T11:55:00Z' }),
+    cj({ timeZone: 'Europe/Berlin', suspend: true }),
+  ] as never, 'wide', { withNamespace: false, now });
+  assert.equal(table.trimEnd().split('\n').map((l) => l.split(/\s{3,}/)), [
+    ['NAME', 'SCHEDULE', 'TIMEZONE', 'SUSPEND', 'ACTIVE', 'LAST SCHEDULE', 'AGE', 'CONTAINERS', 'IMAGES', 'SELECTOR'],
+    ['report', '*/5 * * * *', '<none>', 'False', '2', '5m', '2h', 'run', 'busybox:1.36', '<none>'],
+    ['report', '*/5 * * * *', 'Europe/Berlin', 'True', '0', '<none>', '2h', 'run', 'busybox:1.36', '<none>'],
+  ]);
+});
+
 test.run();

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { rejects } from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import type { Deployment, Node, Pod } from '../../api-types/index.js';
+import type { CronJob, Deployment, Event, Job, Node, Pod } from '../../api-types/index.js';
 import { createApp } from '../../server/api/app.js';
 import { staticTokens } from '../../server/api/middleware/auth.js';
 import { parseArgs } from '../../cli/args.js';
@@ -168,6 +168,54 @@ test('delete is graceful and waits until the object is gone; --grace-period, --n
   assert.match(badCascade.err, 'invalid cascade value (sideways). Must be "background", "foreground", or "orphan".');
   assert.is((await flotilla('delete', 'pod', 'x', '--now', '--grace-period', '5')).code, 2);
   assert.is((await flotilla('delete', 'pod', 'x', '--grace-period', 'soon')).code, 2);
+}));
+
+test('create job --from=cronjob runs the template now, owned by the CronJob as kubectl makes it; get and describe show the CronJob', () => withApi(async (sim, _run, flotilla) => {
+  await sim.addNode('n1');
+  await sim.objects.create(R('cronjobs'), 'default', {
+    metadata: { name: 'backup' },
+    spec: {
+      schedule: '0 3 * * *', timeZone: 'Europe/Berlin',
+      jobTemplate: { metadata: { labels: { app: 'backup' }, annotations: { team: 'ops' } }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'run', image: 'busybox:1.36' }] } } } },
+    },
+  });
+  const made = await flotilla('create', 'job', 'backup-now', '--from=cronjob/backup');
+  assert.is(made.code, 0, made.err);
+  assert.is(made.out, 'job.batch/backup-now created\n');
+  const cj = sim.get('cronjobs', 'backup') as unknown as CronJob;
+  const job = sim.get('jobs', 'backup-now') as unknown as Job;
+  assert.equal(job.metadata.annotations, { 'cronjob.kubernetes.io/instantiate': 'manual', team: 'ops' });
+  assert.equal(job.metadata.labels, { app: 'backup' });
+  assert.equal(job.metadata.ownerReferences, [{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'backup', uid: cj.metadata.uid, controller: true }]);
+  assert.equal(job.spec.template.spec.containers.map((c) => c.image), ['busybox:1.36']);
+  await sim.until(() => sim.pods().some((p) => p.metadata.labels?.['batch.kubernetes.io/job-name'] === 'backup-now'), 10);
+  // As in Kubernetes, the controller sees a Job it did not start, and says so; its schedule is untouched.
+  assert.ok((sim.objects.list(R('events'), 'default').items as unknown as Event[]).some((e) => e.involvedObject?.name === 'backup' && e.reason === 'UnexpectedJob'));
+  assert.is(cj.status?.lastScheduleTime, undefined);
+
+  for (const [argv, code, message] of [
+    [['create', 'job', 'x', '--from=cronjob/nope'], 1, 'not found'],
+    [['create', 'job', 'x', '--from=deployment/backup'], 2, '--from must be cronjob/NAME'],
+    [['create', 'job', 'x'], 2, '--from=cronjob/NAME is required'],
+    [['create', 'job', 'Bad_Name', '--from=cronjob/backup'], 2, 'invalid job name'],
+    [['create', 'pod', 'x', '--from=cronjob/backup'], 2, 'create makes jobs'],
+    [['create', 'job', 'backup-now', '--from=cronjob/backup'], 1, 'already exists'],
+  ] as [string[], number, string][]) {
+    const r = await flotilla(...argv);
+    assert.is(r.code, code, `${argv.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+  }
+
+  const table = await flotilla('get', 'cj');
+  assert.is(table.code, 0, table.err);
+  assert.match(table.out, /^NAME\s+SCHEDULE\s+TIMEZONE\s+SUSPEND\s+ACTIVE\s+LAST SCHEDULE\s+AGE\n/);
+  assert.match(table.out, /\nbackup\s+0 3 \* \* \*\s+Europe\/Berlin\s+False\s+0\s+<none>\s+\S+\n/);
+  const described = await flotilla('describe', 'cronjob', 'backup');
+  assert.is(described.code, 0, described.err);
+  for (const line of [/Schedule:\s+0 3 \* \* \*/, /Time Zone:\s+Europe\/Berlin/, /Concurrency Policy:\s+Allow/, /Suspend:\s+False/, /Successful Job History Limit:\s+3/,
+    /Failed Job History Limit:\s+1/, /Starting Deadline Seconds:\s+<unset>/, /Pod Template:\n {2}run:\n {4}Image:\s+busybox:1\.36/, /Last Schedule Time:\s+<unset>/, /Active Jobs:\s+<none>/, /UnexpectedJob/]) {
+    assert.match(described.out, line);
+  }
 }));
 
 test('top formats node and pod usage against allocatable', () => {

@@ -47,22 +47,31 @@ export class ClusterSim {
   /** Nodes whose agent is down: no heartbeats, and the kubelet ignores their pods. */
   readonly down = new Set<string>();
   readonly metrics = new InMemoryMetrics(this.clock.now);
-  readonly deps: ControllerDeps;
-  readonly manager: ControllerManager;
-  readonly #abort = new AbortController();
+  /** The current leader's controllers and what they are given: a new leader (newLeader) gets new ones. */
+  deps: ControllerDeps;
+  manager: ControllerManager;
+  #abort = new AbortController();
   #running: Promise<void> | undefined;
   #next = 0;
 
   constructor(readonly options: SimOptions = {}) {
-    this.deps = {
+    this.deps = this.#leaderDeps();
+    this.manager = this.#leaderManager();
+  }
+
+  #leaderDeps(): ControllerDeps {
+    return {
       objects: this.objects,
       heartbeats: this.heartbeats,
       pods: new PodsByOwner(this.objects),
       now: this.clock.now,
-      settings: options.settings ?? {},
+      settings: this.options.settings ?? {},
       metrics: this.metrics,
     };
-    this.manager = new ControllerManager(this.deps, leaderControllers(this.deps), { onGiveUp: (c, k, err) => { throw new Error(`${c} gave up on ${k}: ${String(err)}`); } });
+  }
+
+  #leaderManager(): ControllerManager {
+    return new ControllerManager(this.deps, leaderControllers(this.deps), { onGiveUp: (c, k, err) => { throw new Error(`${c} gave up on ${k}: ${String(err)}`); } });
   }
 
   async start(): Promise<this> {
@@ -71,10 +80,30 @@ export class ClusterSim {
     return this;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * The leader is lost: its controllers stop at once (a reconcile under way ends, nothing of theirs starts again)
+   * and none run until newLeader(). Resolves once they have stopped; steps meanwhile change nothing but time,
+   * pods and nodes.
+   */
+  loseLeader(): Promise<void> {
+    const running = this.#running;
+    const pods = this.deps.pods;
+    this.#running = undefined;
     this.#abort.abort();
-    await this.#running;
-    this.deps.pods.close();
+    return (running ?? Promise.resolve()).then(() => pods.close());
+  }
+
+  /** Another member takes over: fresh controllers, with nothing in memory from the last term, over the same state and clock. */
+  newLeader(): void {
+    if (this.#running) throw new Error('the sim has a leader; loseLeader() first');
+    this.#abort = new AbortController();
+    this.deps = this.#leaderDeps();
+    this.manager = this.#leaderManager();
+    this.#running = this.manager.run(this.#abort.signal);
+  }
+
+  async stop(): Promise<void> {
+    await this.loseLeader();
     this.store.close();
   }
 
@@ -157,14 +186,19 @@ export class ClusterSim {
   async step(ms = 1000, observe?: () => void): Promise<void> {
     this.clock.advance(ms);
     this.heartbeat();
-    await this.manager.settle();
+    await this.#settle();
     observe?.();
     await this.bind();
-    await this.manager.settle();
+    await this.#settle();
     observe?.();
     await this.kubelet();
-    await this.manager.settle();
+    await this.#settle();
     observe?.();
+  }
+
+  /** The leader's controllers settle; without a leader nothing reconciles. */
+  async #settle(): Promise<void> {
+    if (this.#running) await this.manager.settle();
   }
 
   /** Steps until `done` holds; fails after `maxSteps`. Returns the number of steps taken. */
