@@ -13,6 +13,9 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 command -v conntrack >/dev/null 2>&1 || need_pkgs+=(conntrack)
 command -v dig >/dev/null 2>&1 || need_pkgs+=(dnsutils)
+# LoadBalancer addresses: duplicate address detection and gratuitous ARP (arping), IPv6 neighbour discovery (ndisc6, ndsend).
+command -v arping >/dev/null 2>&1 || need_pkgs+=(iputils-arping)
+command -v ndsend >/dev/null 2>&1 || need_pkgs+=(ndisc6)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "ci-setup: installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
