@@ -80,14 +80,16 @@ export class LoadBalancerAnnouncer {
   async #renewals(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const sent = this.#now();
-      try {
-        await this.options.renew();
-        this.#confirmedSentMs = Math.max(this.#confirmedSentMs, sent);
-      } catch (err) {
-        this.options.log.debug({ err: (err as Error).message }, 'load balancer: speaker lease renewal failed');
-      }
+      await this.renew().catch((err: unknown) => this.options.log.debug({ err: (err as Error).message }, 'load balancer: speaker lease renewal failed'));
       await delay(Math.max(0, LB_SPEAKER_RENEW_MS - (this.#now() - sent)), signal);
     }
+  }
+
+  /** One speaker lease renewal; once a server confirmed it, the fence counts from when it was sent. */
+  async renew(): Promise<void> {
+    const sent = this.#now();
+    await this.options.renew();
+    this.#confirmedSentMs = Math.max(this.#confirmedSentMs, sent);
   }
 
   async #ticks(signal: AbortSignal): Promise<void> {
