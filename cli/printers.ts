@@ -101,6 +101,8 @@ const tables: Record<string, [Column[], Column[]]> = {
   namespaces: [of('Namespace', [name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol]), []],
   runtimeclasses: [of('RuntimeClass', [name, ['HANDLER', (r) => r.handler ?? ''], ageCol]), []],
   priorityclasses: [of('PriorityClass', [name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol]), []],
+  addresspools: [of('AddressPool', [name, ['AUTO ASSIGN', (p) => String(p.spec.autoAssign ?? true)], ['ADDRESSES', (p) => p.spec.addresses.join(',')],
+    ['ASSIGNED', (p) => String((p.status?.assignedIPv4 ?? 0) + (p.status?.assignedIPv6 ?? 0))], ageCol]), []],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
 

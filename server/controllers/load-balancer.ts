@@ -34,6 +34,8 @@ import { StoreError } from '../store/types.js';
 import type { Stored } from '../store/types.js';
 import { ALLOCATIONS, POOL_INDEX } from '../network/allocator.js';
 import { chooseAnnouncers } from '../network/load-balancer-choice.js';
+import { parseAddress, poolOfAddress, poolSize } from '../network/load-balancer-pools.js';
+import type { IndexedPool } from '../network/load-balancer-pools.js';
 import { objectKey, resources, sameContent, splitKey } from './cluster-objects.js';
 import { EventRecorder } from './events.js';
 import type { Controller, ControllerDeps } from './controller.js';
@@ -84,7 +86,11 @@ export function loadBalancerController(deps: ControllerDeps): Controller {
   return {
     name: 'load-balancer',
     watches: [
-      { resource: resources.services, keys: (e) => (isKind(e.object, 'Service') && (e.object.spec?.type === 'LoadBalancer' || e.object.status?.loadBalancer?.ingress) ? [objectKey(e.object)] : []) },
+      {
+        resource: resources.services,
+        keys: (e) => (isKind(e.object, 'Service') && (e.object.spec?.type === 'LoadBalancer' || e.object.metadata.annotations?.[ANNOTATION_LOAD_BALANCER_NODE] !== undefined)
+          ? [objectKey(e.object)] : []),
+      },
       { resource: resources.nodes, keys: () => allLb() },
       { resource: addressPools, keys: () => allLb() },
       {
@@ -123,8 +129,7 @@ export function loadBalancerController(deps: ControllerDeps): Controller {
           return { requeueAfterMs: SPEAKER_POLL_MS };
         }
         if (svc.metadata.annotations?.[ANNOTATION_LOAD_BALANCER_NODE] !== undefined) await setAnnouncer(svc, undefined);
-        const pools = deps.objects.get(ALLOCATIONS, POOL_INDEX.namespace, POOL_INDEX.name)?.spec as { pools?: unknown[] } | undefined;
-        if ((pools?.pools ?? []).length > 0) {
+        if (indexedPools(deps).length > 0) {
           // Written again unchanged: apply allocates when a pool has a free address now.
           const written = await deps.objects.patch(resources.services, namespace, name, {});
           if (!written.spec?.loadBalancerIP) {
@@ -142,6 +147,44 @@ export function loadBalancerController(deps: ControllerDeps): Controller {
         if (!sameContent(status, svc.status ?? {})) {
           await deps.objects.replaceStatus(resources.services, namespace, name, status, svc.metadata.resourceVersion);
         }
+      } catch (err) {
+        if (err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409)) return { requeueAfterMs: 0 };
+        throw err;
+      }
+    },
+  };
+}
+
+/** The AddressPools as the allocator's index row has them (what apply allocates from). */
+function indexedPools(deps: ControllerDeps): IndexedPool[] {
+  return (deps.objects.get(ALLOCATIONS, POOL_INDEX.namespace, POOL_INDEX.name)?.spec as { pools?: IndexedPool[] } | undefined)?.pools ?? [];
+}
+
+/** Keeps each AddressPool's status: how many addresses of each family its Services hold, and how many are left (MetalLB's fields). */
+export function addressPoolStatusController(deps: ControllerDeps): Controller {
+  const allPools = () => deps.objects.list(addressPools).items.map((p) => p.metadata.name);
+  return {
+    name: 'address-pool-status',
+    watches: [
+      { resource: addressPools, keys: (e) => [e.object.metadata.name] },
+      { resource: resources.services, keys: (e) => (isKind(e.object, 'Service') && e.object.spec?.loadBalancerIP ? allPools() : []) },
+    ],
+    allKeys: () => new Set(allPools()),
+    async reconcile(name) {
+      const pool = deps.objects.get(addressPools, undefined, name);
+      const indexed = indexedPools(deps);
+      const entry = indexed.find((p) => p.name === name);
+      if (!pool || !entry) return;
+      const assigned = { 4: 0, 6: 0 };
+      for (const svc of deps.objects.list(resources.services).items) {
+        const address = svc.spec?.type === 'LoadBalancer' && svc.spec.loadBalancerIP ? parseAddress(svc.spec.loadBalancerIP) : undefined;
+        if (address && poolOfAddress(indexed, address)?.name === name) assigned[address.family]++;
+      }
+      const size = poolSize(entry);
+      const status = { assignedIPv4: assigned[4], assignedIPv6: assigned[6], availableIPv4: size[4] - assigned[4], availableIPv6: size[6] - assigned[6] };
+      if (sameContent(status, pool.status ?? {})) return;
+      try {
+        await deps.objects.replaceStatus(addressPools, undefined, name, status, pool.metadata.resourceVersion);
       } catch (err) {
         if (err instanceof StoreError && (err.failure.code === 404 || err.failure.code === 409)) return { requeueAfterMs: 0 };
         throw err;

@@ -14,7 +14,7 @@ import { horizontalPodAutoscaler } from './hpa.js';
 import { namespaceController } from './namespace.js';
 import { endpointsController } from './endpoints.js';
 import { kubernetesServiceController } from './kubernetes-service.js';
-import { loadBalancerController } from './load-balancer.js';
+import { addressPoolStatusController, loadBalancerController } from './load-balancer.js';
 
 export * from './controller.js';
 
@@ -42,6 +42,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     endpointsController(deps),
     kubernetesServiceController(deps),
     loadBalancerController(deps),
+    addressPoolStatusController(deps),
   ];
 }
 
