@@ -133,6 +133,8 @@ export function loadBalancerController(deps: ControllerDeps): Controller {
           // Written again unchanged: apply allocates when a pool has a free address now.
           const written = await deps.objects.patch(resources.services, namespace, name, {});
           if (!written.spec?.loadBalancerIP) {
+            // Node addresses from before the first pool are not what a pending Service has.
+            if (written.status?.loadBalancer?.ingress) await deps.objects.replaceStatus(resources.services, namespace, name, { ...written.status, loadBalancer: {} }, written.metadata.resourceVersion);
             await report(svc, 'pending', 'Warning', 'AllocationFailed', 'no free address in any AddressPool with autoAssign (or the one asked for is taken)');
             return { requeueAfterMs: PENDING_RETRY_MS };
           }
