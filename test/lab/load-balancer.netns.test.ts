@@ -10,10 +10,10 @@
 //   interface and that the client's neighbour entry moves from MAC to MAC without ever going back;
 // - bad input: a pool overlapping another is refused naming both; an address some other LAN host already holds
 //   is not taken (event AddressInUse on the Service, no node holds it).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PodNetworkLab, BOUND_MS } from './pod-network-lab.js';
+import type { LabProcess } from './lab.js';
 import { eventually } from '../support/eventually.js';
 
 const SUBNET = '10.90.0';
@@ -71,43 +71,58 @@ async function holders(address: string, hosts: readonly number[]): Promise<numbe
 }
 
 /**
- * Samples, every ~100 ms until stopped, which hosts hold ADDRESS and the client's neighbour entry for it, by one
- * shell loop in the root namespace (`ip -n`: one process per sample, not one per host). Records every sample with
- * two holders, and the sequence of distinct MACs the client's entry went through.
+ * Watches, from the kernel's own notifications (`ip monitor` in each host, started once), every addition and
+ * removal of ADDRESS on the node hosts and every change of the client's neighbour entry for it. Records each
+ * moment two hosts held it at once, and the sequence of distinct MACs the client's entry went through.
  */
 class Sampler {
   readonly overlaps: string[] = [];
   readonly macs: string[] = [];
-  samples = 0;
-  readonly #loop: ChildProcess;
-  #pending = '';
+  events = 0;
+  readonly #holding = new Set<number>();
+  readonly #monitors: LabProcess[] = [];
 
   constructor() {
-    const hosts = NODES.map((n) => `${n.host}:${lab().host(n.host).netns}`).join(' ');
-    // Bounded: at most 12,000 samples (20 minutes).
-    const script = `i=0; while [ $i -lt 12000 ]; do for hn in ${hosts}; do ip -n \${hn#*:} -o -4 addr show dev eth0 | grep -q ' ${ADDRESS}/32 ' && printf 'h%s ' \${hn%%:*}; done; `
-      + `printf '| %s\\n' "$(ip -n ${lab().host(CLIENT).netns} neigh show ${ADDRESS})"; i=$((i+1)); sleep 0.1; done`;
-    this.#loop = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
-    this.#loop.stdout!.setEncoding('utf8').on('data', (d: string) => this.#read(d));
+    for (const n of NODES) this.#watch(lab().spawn(n.host, 'ip', ['monitor', 'address']), (line) => this.#address(n.host, line));
+    this.#watch(lab().spawn(CLIENT, 'ip', ['monitor', 'neigh']), (line) => this.#neighbour(line));
   }
 
-  #read(data: string): void {
-    const lines = (this.#pending + data).split('\n');
-    this.#pending = lines.pop() ?? '';
-    for (const line of lines) {
-      this.samples++;
-      const [held = '', neigh = ''] = line.split('|');
-      if (held.trim().split(/\s+/).filter(Boolean).length > 1) this.overlaps.push(`${new Date().toISOString()} held by ${held.trim()}`);
-      const mac = /lladdr (\S+)/.exec(neigh)?.[1];
-      if (mac && this.macs[this.macs.length - 1] !== mac) this.macs.push(mac);
-    }
+  #watch(monitor: LabProcess, onLine: (line: string) => void): void {
+    this.#monitors.push(monitor);
+    let pending = '';
+    monitor.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (pending + d).split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) onLine(line);
+    });
+  }
+
+  #address(host: number, line: string): void {
+    if (!line.includes(` ${ADDRESS}/32 `)) return;
+    this.events++;
+    if (line.startsWith('Deleted')) this.#holding.delete(host);
+    else this.#holding.add(host);
+    if (this.#holding.size > 1) this.overlaps.push(`${new Date().toISOString()} held by h${[...this.#holding].join(', h')}`);
+  }
+
+  #neighbour(line: string): void {
+    const mac = new RegExp(`^${ADDRESS.replace(/\./g, '\\.')} .*lladdr (\\S+)`).exec(line)?.[1];
+    if (!mac) return;
+    this.events++;
+    if (this.macs[this.macs.length - 1] !== mac) this.macs.push(mac);
+  }
+
+  /** Takes in what holds before the first notification: the holders now and the client's entry now. */
+  async seed(): Promise<this> {
+    for (const h of await holders(ADDRESS, NODES.map((n) => n.host))) this.#holding.add(h);
+    const mac = /lladdr (\S+)/.exec((await lab().exec(CLIENT, 'ip', ['neigh', 'show', ADDRESS])).stdout)?.[1];
+    if (mac && this.macs[0] !== mac) this.macs.unshift(mac);
+    return this;
   }
 
   async stop(): Promise<void> {
-    if (this.#loop.exitCode !== null || this.#loop.signalCode !== null) return;
-    const ended = new Promise((r) => this.#loop.once('close', r));
-    this.#loop.kill('SIGTERM');
-    await ended;
+    for (const m of this.#monitors) if (m.exitCode === null && m.signalCode === null) m.kill('SIGTERM');
+    await Promise.all(this.#monitors.map((m) => m.exited()));
   }
 }
 
@@ -199,7 +214,7 @@ test('with a pool, the Service gets an address that answers from the client mach
   assert.ok(announcer === 'lb-b' || announcer === 'lb-c', `announced by ${announcer}`);
   assert.equal(await holders(ADDRESS, [1, 2, 3]), [nodeHost(announcer!)]);
   announcers.push(nodeHost(announcer!));
-  sampler = new Sampler();
+  sampler = await new Sampler().seed();
 });
 
 test('SIGKILL of the announcing agent: another node answers for the address', async () => {
@@ -239,7 +254,7 @@ test('cutting the announcer\'s cable: another node answers for the address', asy
   // The client's entry went through the announcers' MACs in order, once each: no flapping between two holders.
   const expected = await Promise.all(announcers.map(macOf));
   assert.equal(sampler!.macs, expected, `neighbour entry ${sampler!.macs.join(' -> ')}, announcers h${announcers.join(' -> h')}`);
-  console.log(`neighbour entry of ${ADDRESS} on the client: ${sampler!.macs.join(' -> ')} over ${sampler!.samples} samples`);
+  console.log(`neighbour entry of ${ADDRESS} on the client: ${sampler!.macs.join(' -> ')} (${sampler!.events} kernel notifications watched)`);
 });
 
 test('an address another LAN host already holds is not taken: event AddressInUse', async () => {
