@@ -181,7 +181,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     cache?.run(network.signal),
     cache && settings && backend ? startServiceProxy(cache, settings, backend, config, log, network.signal) : undefined,
     clusterDns?.run(network.signal),
-    cache && backend ? startAnnouncer(cache, api, config.nodeName, address, log, network.signal) : undefined,
+    cache && backend && !isLoopback(address) ? startAnnouncer(cache, api, config.nodeName, address, log, network.signal) : undefined,
   ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
   // Pods the agent starts from its cache at once must find the DNS server up (or known to be off) and, when a
   // server answers, the Services listed (their environment variables are those of the Services that exist as a
@@ -244,7 +244,8 @@ export async function readNetworkSettings(api: NodeApi, log: Logger, retry: { re
 
 /**
  * Announces the LoadBalancer pool addresses the servers give this node (node-agent/network/lb-announcer.ts), on
- * the interface holding the node's address; part of the Service data path, so only where the service proxy runs.
+ * the interface holding the node's address; part of the Service data path, so only where the service proxy runs
+ * and the node has a LAN address (a loopback one announces nothing to anybody).
  */
 async function startAnnouncer(cache: ServiceCache, api: NodeApi, nodeName: string, address: string, log: Logger, signal: AbortSignal): Promise<void> {
   const run = commandRunner();
