@@ -166,6 +166,9 @@ export type HPAScalingRules = NonNullable<NonNullable<HorizontalPodAutoscalerSpe
 /** The autoscaling/v1 Scale body of the `scale` subresource. */
 export type Scale = z.output<typeof scaleSchema>;
 
+/** A pool of LoadBalancer addresses on the LAN: ranges ("192.168.1.240-192.168.1.250", "192.168.1.240-250") and CIDRs. */
+export type AddressPool = KindOf<'AddressPool'>;
+
 // ---- every kind ----------------------------------------------------------------------------------------
 
 /** The type of each served kind (and Binding), by kind: what a typed read of a resource returns. */

@@ -55,6 +55,7 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('coordination.k8s.io', 'v1', 'Lease', 'leases', [], true, []),
   resource('node.k8s.io', 'v1', 'RuntimeClass', 'runtimeclasses', [], false, []),
   resource('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', ['pc'], false, []),
+  resource('flotilla.io', 'v1', 'AddressPool', 'addresspools', ['pool'], false, ['status']),
 ]);
 
 /** Kinds that are valid request bodies without being served resources. */

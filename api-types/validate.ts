@@ -932,6 +932,17 @@ export const kindSchemas = {
     description: str.optional(),
     preemptionPolicy: preemptionPolicy.optional(),
   }).superRefine((o, ctx) => checkPriorityClass(ctx, o)),
+  // LoadBalancer addresses on the LAN (server/network/load-balancer-pools.ts parses and checks the ranges at write).
+  AddressPool: kindSchema('flotilla.io/v1', 'AddressPool', dns1123SubdomainError, {
+    spec: z.strictObject({
+      addresses: z.array(str).min(1, { error: 'must list at least one range or CIDR' }),
+      autoAssign: bool.optional(),
+    }),
+    status: z.strictObject({
+      assignedIPv4: nonNegInt.optional(), assignedIPv6: nonNegInt.optional(),
+      availableIPv4: nonNegInt.optional(), availableIPv6: nonNegInt.optional(),
+    }).optional(),
+  }),
   Deployment: kindSchema('apps/v1', 'Deployment', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),

@@ -31,6 +31,8 @@ export const LABEL_HOLLOW = 'flotilla.io/hollow';
 export const TAINT_UNREACHABLE = 'node.kubernetes.io/unreachable';
 export const TAINT_NOT_READY = 'node.kubernetes.io/not-ready';
 export const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
+/** Node label (Kubernetes'): the node never serves LoadBalancer traffic. */
+export const LABEL_EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS = 'node.kubernetes.io/exclude-from-external-load-balancers';
 
 // ---- node annotations ----------------------------------------------------------------------------------
 
@@ -106,6 +108,23 @@ export const ENDPOINTSLICE_CONTROLLER_NAME = 'endpointslice-controller.flotilla.
 /** Labels Kubernetes puts on the `kubernetes` Service (provider=kubernetes, component=apiserver). */
 export const LABEL_PROVIDER = 'provider';
 export const LABEL_COMPONENT = 'component';
+
+/** Service annotation: the LoadBalancer address asked for (as spec.loadBalancerIP; the one address of the Service). */
+export const ANNOTATION_LOAD_BALANCER_IPS = 'flotilla.io/load-balancer-ips';
+/** Service annotation set by the servers: the node that announces the Service's pool address on the LAN. */
+export const ANNOTATION_LOAD_BALANCER_NODE = 'flotilla.io/load-balancer-node';
+/** The AddressPool the --load-balancer-pool flag of the servers keeps. */
+export const DEFAULT_ADDRESS_POOL = 'default';
+/**
+ * Namespace of the in-memory announcer leases (server/controllers/load-balancer.ts): an agent ready to
+ * announce LoadBalancer addresses renews LB_SPEAKER_LEASE_NAMESPACE/NODE every LB_SPEAKER_RENEW_MS.
+ */
+export const LB_SPEAKER_LEASE_NAMESPACE = 'flotilla-lb-speakers';
+export const LB_SPEAKER_RENEW_MS = 500;
+/** An agent withdraws its addresses when its last confirmed renewal was sent longer ago than this. */
+export const LB_SPEAKER_FENCE_MS = 1_000;
+/** The leader gives a silent announcer's addresses to another node only this long after its last renewal (> the fence). */
+export const LB_SPEAKER_EXPIRY_MS = 1_600;
 
 // ---- Flotilla's own records ----------------------------------------------------------------------------
 

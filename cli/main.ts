@@ -21,6 +21,7 @@ import { agentCommand, agentNodeName, runNodeAgent, serviceProxyMode, type Agent
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
 import { defaultBridgeDns, type DockerNetworkInfo } from '../node-agent/network/cluster-dns.js';
+import { parseAddressRange } from '../server/network/load-balancer-pools.js';
 import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
 import type { ServingLimits } from '../server/api/serving-limits.js';
 import { logsCommand } from './logs.js';
@@ -50,7 +51,7 @@ const nsFlags: FlagSpec[] = [{ name: 'namespace', short: 'n', kind: 'string' }, 
 const controllerFlags: FlagSpec[] = [{ name: 'node-grace-period', kind: 'string' }, { name: 'pod-eviction-delay', kind: 'string' }];
 
 /** The network settings a new cluster publishes (api-types/network.ts). */
-const networkFlags: FlagSpec[] = [{ name: 'cluster-cidr', kind: 'string' }, { name: 'service-cidr', kind: 'string' }, { name: 'service-node-port-range', kind: 'string' }];
+const networkFlags: FlagSpec[] = [{ name: 'cluster-cidr', kind: 'string' }, { name: 'service-cidr', kind: 'string' }, { name: 'service-node-port-range', kind: 'string' }, { name: 'load-balancer-pool', kind: 'string' }];
 
 /** The network flags as settings (undefined when none is given); a bad value is a UsageError naming its flag. */
 function networkSettingsOf(a: ParsedArgs): NetworkSettings | undefined {
@@ -111,13 +112,13 @@ function controllerSettingsOf(a: ParsedArgs): { nodeGracePeriodMs?: number; podE
 const commands: Record<string, CliCommand> = {
   up: {
     summary: 'run an all-in-one cluster (server + local agent) in the foreground',
-    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767]',
+    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--load-balancer-pool 192.168.1.240-192.168.1.250]',
     flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags, ...networkFlags],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true, localAgent: true, formsCluster: true }),
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--max-requests-inflight 200] [--max-mutating-requests-inflight 100] [--request-timeout 1m] [--max-watches 2000] [--max-watches-per-client 100]',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--load-balancer-pool 192.168.1.240-192.168.1.250] [--max-requests-inflight 200] [--max-mutating-requests-inflight 100] [--request-timeout 1m] [--max-watches 2000] [--max-watches-per-client 100]',
     flags: [
       { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
       { name: 'token', kind: 'string' }, { name: 'cluster-init', kind: 'boolean' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
@@ -290,6 +291,11 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const iface = stringFlag(a, 'interface');
   const mdns = a.flags.mdns;
   const network = networkSettingsOf(a);
+  const lbPool = stringFlag(a, 'load-balancer-pool')?.split(',').map((r) => r.trim()).filter(Boolean);
+  if (lbPool?.length === 0) throw new UsageError('--load-balancer-pool takes ranges such as 192.168.1.240-192.168.1.250 or 192.168.1.240/28, comma-separated');
+  for (const range of lbPool ?? []) {
+    try { parseAddressRange(range); } catch (err) { throw new UsageError(`--load-balancer-pool: ${JSON.stringify(range)}: ${(err as Error).message}`); }
+  }
   // `up`'s local agent says its own (agent-command.ts); "stopped" follows once both are down.
   const stopping = () => io.err('shutting down: closing the API server and the Raft member...\n');
   signal.addEventListener('abort', stopping, { once: true });
@@ -299,6 +305,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
     controllers: controllerSettingsOf(a), servingLimits: servingLimitsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}), ...(network ? { network } : {}),
+    ...(lbPool ? { loadBalancerPool: lbPool } : {}),
     log: createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err }),
   }, (info) => {
     let configNote = '';

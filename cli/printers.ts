@@ -106,6 +106,8 @@ const tables: Record<string, [Column[], Column[]]> = {
     ['ACTIVE', (c) => String((c.status?.active ?? []).length)], ['LAST SCHEDULE', (c, now) => (c.status?.lastScheduleTime ? age(c.status.lastScheduleTime, now) : '<none>')], ageCol]),
     of('CronJob', [['CONTAINERS', (c) => c.spec.jobTemplate.spec.template.spec.containers.map((x) => x.name).join(',')], ['IMAGES', (c) => c.spec.jobTemplate.spec.template.spec.containers.map((x) => x.image).join(',')],
       ['SELECTOR', () => '<none>']])],
+  addresspools: [of('AddressPool', [name, ['AUTO ASSIGN', (p) => String(p.spec.autoAssign ?? true)], ['ADDRESSES', (p) => p.spec.addresses.join(',')],
+    ['ASSIGNED', (p) => String((p.status?.assignedIPv4 ?? 0) + (p.status?.assignedIPv6 ?? 0))], ageCol]), []],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
 

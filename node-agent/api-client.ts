@@ -3,7 +3,7 @@
 // list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets, list and watch the Nodes
 // (the pod network's routes) and the Services and EndpointSlices (the service proxy and DNS).
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import { NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service } from '../api-types/index.js';
+import { LB_SPEAKER_LEASE_NAMESPACE, NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -82,6 +82,30 @@ export class NodeApi {
       apiVersion: 'v1', kind: 'Event',
       metadata: { name: `${nodeName}.${now.getTime().toString(16)}.${event.reason.toLowerCase()}`, namespace: 'default' },
       involvedObject: { kind: 'Node', apiVersion: 'v1', name: nodeName, ...(nodeUid ? { uid: nodeUid } : {}) },
+      type: event.type, reason: event.reason, message: event.message,
+      source: { component: 'flotilla-agent', host: nodeName },
+      firstTimestamp: stamp, lastTimestamp: stamp, count: 1,
+    });
+  }
+
+  /** The LoadBalancer speaker lease (in memory on the servers, as the node lease): see server/controllers/load-balancer.ts. */
+  renewSpeakerLease(nodeName: string, now = new Date()): Promise<unknown> {
+    return this.client.request('PUT', `/apis/coordination.k8s.io/v1/namespaces/${LB_SPEAKER_LEASE_NAMESPACE}/leases/${enc(nodeName)}`, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: nodeName, namespace: LB_SPEAKER_LEASE_NAMESPACE },
+      spec: { holderIdentity: nodeName, leaseDurationSeconds: 1, renewTime: now.toISOString() },
+    });
+  }
+
+  /** Records an Event about a Service this node announces (the servers refuse one about any other). */
+  async serviceEvent(nodeName: string, service: Service, event: NodeEvent, now = new Date()): Promise<void> {
+    const stamp = now.toISOString();
+    const namespace = service.metadata.namespace ?? 'default';
+    await this.client.request('POST', `/api/v1/namespaces/${enc(namespace)}/events`, {
+      apiVersion: 'v1', kind: 'Event',
+      metadata: { name: `${service.metadata.name}.${now.getTime().toString(16)}.${event.reason.toLowerCase()}`, namespace },
+      involvedObject: { kind: 'Service', apiVersion: 'v1', namespace, name: service.metadata.name, ...(service.metadata.uid ? { uid: service.metadata.uid } : {}) },
       type: event.type, reason: event.reason, message: event.message,
       source: { component: 'flotilla-agent', host: nodeName },
       firstTimestamp: stamp, lastTimestamp: stamp, count: 1,

@@ -24,7 +24,9 @@ import { PodNetwork, runCommand, runPodNetwork } from './network/pod-network.js'
 import { buildNodeObject } from './node-object.js';
 import { ClusterDns, isLoopback } from './network/cluster-dns.js';
 import { ServiceCache } from './network/service-cache.js';
+import { LinuxLink, LoadBalancerAnnouncer, interfaceOf } from './network/lb-announcer.js';
 import { chooseBackend, runServiceProxy, type ProxyBackend, type ServiceProxyMode } from './network/service-proxy.js';
+import { commandRunner } from './network/nft-applier.js';
 import { DockerRuntime } from './runtime/docker.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
 
@@ -179,6 +181,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     cache?.run(network.signal),
     cache && settings && backend ? startServiceProxy(cache, settings, backend, config, log, network.signal) : undefined,
     clusterDns?.run(network.signal),
+    cache && backend && !isLoopback(address) ? startAnnouncer(cache, api, config.nodeName, address, log, network.signal) : undefined,
   ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
   // Pods the agent starts from its cache at once must find the DNS server up (or known to be off) and, when a
   // server answers, the Services listed (their environment variables are those of the Services that exist as a
@@ -237,6 +240,26 @@ export async function readNetworkSettings(api: NodeApi, log: Logger, retry: { re
     }
   }
   return undefined;
+}
+
+/**
+ * Announces the LoadBalancer pool addresses the servers give this node (node-agent/network/lb-announcer.ts), on
+ * the interface holding the node's address; part of the Service data path, so only where the service proxy runs
+ * and the node has a LAN address (a loopback one announces nothing to anybody).
+ */
+async function startAnnouncer(cache: ServiceCache, api: NodeApi, nodeName: string, address: string, log: Logger, signal: AbortSignal): Promise<void> {
+  const run = commandRunner();
+  const iface = await interfaceOf(run, address).catch((err: unknown) => { log.error({ err }, 'load balancer: listing the interfaces failed'); return undefined; });
+  if (iface === undefined) {
+    log.warn({ address }, 'load balancer: no interface holds the node address; this node announces no LoadBalancer address');
+    return;
+  }
+  const announcer = new LoadBalancerAnnouncer({
+    nodeName, view: cache, link: new LinuxLink(run, iface), log,
+    renew: () => api.renewSpeakerLease(nodeName).then(() => undefined),
+    event: (service, event) => api.serviceEvent(nodeName, service, event),
+  });
+  await announcer.run(signal);
 }
 
 /** Keeps this node's rules for the Services and EndpointSlices of the view, with the cluster CIDR of the network settings. Never rejects. */

@@ -16,6 +16,9 @@ command -v dig >/dev/null 2>&1 || need_pkgs+=(dnsutils)
 # The registries the image pull tests start on loopback (docker-registry) and their htpasswd files (apache2-utils).
 command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
+# LoadBalancer addresses: duplicate address detection and gratuitous ARP (arping), IPv6 neighbour discovery (ndisc6, ndsend).
+command -v arping >/dev/null 2>&1 || need_pkgs+=(iputils-arping)
+command -v ndsend >/dev/null 2>&1 || need_pkgs+=(ndisc6)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "ci-setup: installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

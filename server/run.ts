@@ -12,7 +12,7 @@ import { serverCertificateIdentity, type Identity } from './api/middleware/auth.
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
-import { NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind } from '../api-types/index.js';
+import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind } from '../api-types/index.js';
 import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
@@ -98,6 +98,11 @@ export interface ServerConfig {
    * its log and leaves them.
    */
   network?: NetworkSettings;
+  /**
+   * The ranges of the AddressPool `default` (LoadBalancer addresses), written by every leader at its start:
+   * the flag decides that pool, other pools are objects.
+   */
+  loadBalancerPool?: string[];
 }
 
 export interface ServerInfo {
@@ -201,6 +206,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const identityOf = (c: Context) => c.get('identity' as never) as Identity | undefined;
     const roleOf = (c: Context) => identityOf(c)?.role;
     const heartbeats = new NodeHeartbeats();
+    const lbSpeakers = new NodeHeartbeats(Date.now, LB_SPEAKER_LEASE_NAMESPACE);
     const metrics = new InMemoryMetrics();
     // Heartbeats and usage reports live in memory on the leader: a follower passes each one on.
     const toLeader = (path: string, body: unknown) => {
@@ -237,6 +243,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         nodeCertificateRoutes({ objects, ca, identityOf }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
           Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
+        heartbeatRoutes(lbSpeakers, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/${LB_SPEAKER_LEASE_NAMESPACE}/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
+          undefined, LB_SPEAKER_LEASE_NAMESPACE),
         metricsRoutes(metrics, (node, report) => toLeader(USAGE_REPORT_PATH.replace(':node', encodeURIComponent(node)), report)),
       ],
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
@@ -255,8 +263,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       leaderWork = new AbortController();
       const work = leaderWork.signal;
       void bootstrap(objects, cluster, admin, config.network ?? parseNetworkSettings(undefined), log)
+        .then(() => (config.loadBalancerPool ? keepDefaultAddressPool(objects, config.loadBalancerPool, log) : undefined))
         .then(() => repairAllocations(objects, log))
-        .then(() => runLeaderWork(work, { objects, heartbeats, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
+        .then(() => runLeaderWork(work, { objects, heartbeats, lbSpeakers, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
     signal.addEventListener('abort', () => leaderWork?.abort(), { once: true });
@@ -351,6 +360,22 @@ async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: 
   if (published === undefined) await objects.ensureObject(configMaps, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { namespace, name }, data });
   else if (Object.entries(data).some(([key, value]) => published[key] !== value)) {
     log.warn({ published, given: data }, `the cluster keeps the network settings it was made with (ConfigMap ${namespace}/${name}), not the ones given to this server`);
+  }
+}
+
+/** The AddressPool `default` holds exactly the --load-balancer-pool ranges (refused ones are logged: the server still runs). */
+async function keepDefaultAddressPool(objects: ObjectService, ranges: string[], log: Logger): Promise<void> {
+  const pools = resourceOfKind('AddressPool');
+  const current = objects.get(pools, undefined, DEFAULT_ADDRESS_POOL);
+  try {
+    if (!current) {
+      await objects.create(pools, undefined, { apiVersion: 'flotilla.io/v1', kind: 'AddressPool', metadata: { name: DEFAULT_ADDRESS_POOL }, spec: { addresses: ranges } });
+    } else if (JSON.stringify(current.spec.addresses) !== JSON.stringify(ranges)) {
+      await objects.patch(pools, undefined, DEFAULT_ADDRESS_POOL, { spec: { addresses: ranges } });
+    }
+  } catch (err) {
+    if (!(err instanceof StoreError && err.failure.code < 500)) throw err;
+    log.error({ err: err.message }, `--load-balancer-pool: the AddressPool ${DEFAULT_ADDRESS_POOL} was refused`);
   }
 }
 

@@ -88,6 +88,7 @@ export class StoreSchedulerCluster implements SchedulerCluster {
 export interface LeaderWorkDeps {
   objects: Objects;
   heartbeats: { lastRenewMs(node: string): number | undefined };
+  lbSpeakers?: { lastRenewMs(node: string): number | undefined };
   metrics: PodMetricsSource;
   controllerSettings?: Partial<ControllerSettings>;
   scheduler?: SchedulerOptions;
@@ -101,7 +102,7 @@ export interface LeaderWorkDeps {
 export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): Promise<void> {
   const report = (what: string) => (err: unknown) => deps.log.error({ err }, what);
   const pods = new PodsByOwner(deps.objects);
-  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, pods, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
+  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, ...(deps.lbSpeakers ? { lbSpeakers: deps.lbSpeakers } : {}), pods, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
   try {
     await Promise.all([
       runSchedulingLoop(new StoreSchedulerCluster(deps.objects), signal, {

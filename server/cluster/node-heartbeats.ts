@@ -8,7 +8,8 @@
 export class NodeHeartbeats {
   readonly #last = new Map<string, { renewMs: number; durationS: number; holder: string }>();
 
-  constructor(readonly now: () => number = Date.now) {}
+  /** `namespace`: where the leases are served (kube-node-lease; the LoadBalancer speakers have their own). */
+  constructor(readonly now: () => number = Date.now, readonly namespace = 'kube-node-lease') {}
 
   renew(node: string, holder: string, durationS: number): void {
     this.#last.set(node, { renewMs: this.now(), durationS, holder });
@@ -29,7 +30,7 @@ export class NodeHeartbeats {
     if (!l) return undefined;
     return {
       apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
-      metadata: { name: node, namespace: 'kube-node-lease' },
+      metadata: { name: node, namespace: this.namespace },
       spec: { holderIdentity: l.holder, leaseDurationSeconds: l.durationS, renewTime: new Date(l.renewMs).toISOString() },
     };
   }

@@ -27,6 +27,8 @@ export interface ControllerDeps {
   objects: Objects;
   /** In-memory node leases kept by the server (not durable): when each node last renewed, in clock ms. */
   heartbeats: { lastRenewMs(node: string): number | undefined };
+  /** In-memory LoadBalancer speaker leases (server/controllers/load-balancer.ts): when each node last renewed, in clock ms. */
+  lbSpeakers?: { lastRenewMs(node: string): number | undefined };
   /** The pods by controller, for this leadership term (controllers must not keep their own copies of store state). */
   pods: PodsByOwner;
   /** The clock, in milliseconds since the epoch; tests inject a fake one. */

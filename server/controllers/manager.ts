@@ -15,6 +15,7 @@ import { horizontalPodAutoscaler } from './hpa.js';
 import { namespaceController } from './namespace.js';
 import { endpointsController } from './endpoints.js';
 import { kubernetesServiceController } from './kubernetes-service.js';
+import { addressPoolStatusController, loadBalancerController } from './load-balancer.js';
 
 export * from './controller.js';
 
@@ -42,6 +43,8 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     namespaceController(deps),
     endpointsController(deps),
     kubernetesServiceController(deps),
+    loadBalancerController(deps),
+    addressPoolStatusController(deps),
   ];
 }
 

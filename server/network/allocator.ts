@@ -1,4 +1,5 @@
-// Allocation of Service ClusterIPs, NodePorts and Node podCIDRs, inside the state machine's apply.
+// Allocation of Service ClusterIPs, NodePorts, LoadBalancer pool addresses and Node podCIDRs, inside the state
+// machine's apply.
 //
 // Why in apply: applyBatch runs the same commands in the same order on every replica, so deciding there which
 // address a Service gets needs no second round of consensus, can never hand one value out twice (the decision
@@ -14,21 +15,35 @@
 // `current`, undefined on create). It returns the object to write (with assigned spec fields) and `commit`,
 // which writes the new rows and removes the rows the update gave up; or a failure (Kubernetes' status and
 // wording), in which case nothing was written. releaseAllocations removes the rows of a removed object.
+//
+// LoadBalancer addresses (pool `lb-ips`): the pools are AddressPool objects, which pass through here too: their
+// ranges are checked (no overlap with another pool's, the error naming both) and recorded in one index row
+// (POOL_INDEX), the only place apply can read all pools from. A LoadBalancer Service holds the address in
+// spec.loadBalancerIP, as a Service holds its ClusterIP: asked for there or in the flotilla.io/load-balancer-ips
+// annotation (in a pool and free, else 422), otherwise the next free one of the autoAssign pools in name order,
+// kept across writes, released on delete or a change of type. Its status.loadBalancer.ingress is that address,
+// whatever a status write says. Without a free pool address a LoadBalancer Service has no loadBalancerIP and
+// its status is the load-balancer controller's (node addresses when there are no pools at all).
 import {
   NETWORK_SETTINGS_CONFIGMAP, NODE_CIDR_MASK_SIZE, cidrContains, cidrSize, formatCidr, formatIPv4, formatPortRange, nthAddress, nthSubnet,
   parseCidr, parseIPv4, parseNetworkSettings, subnetCount,
 } from '../../api-types/index.js';
-import type { NetworkSettings, NodeSpec, ServicePort, ServiceSpec } from '../../api-types/index.js';
+import { ANNOTATION_LOAD_BALANCER_IPS } from '../../api-types/index.js';
+import type { AddressPool, NetworkSettings, NodeSpec, ServicePort, ServiceSpec, ServiceStatus } from '../../api-types/index.js';
 import type { StateTable } from '../store/state-machine.js';
 import { internalResource } from '../store/types.js';
 import type { Failure, ResourceKey, StoredObject } from '../store/types.js';
+import {
+  formatRange, parseAddress, parseAddressRange, poolIndexSpace, poolOfAddress, rangesOverlap, formatAddress,
+} from './load-balancer-pools.js';
+import type { AddressRange, IndexedPool } from './load-balancer-pools.js';
 
 /** The internal resource key of the allocation rows (never served by the API). */
 export const ALLOCATIONS_RESOURCE = 'allocations.network.flotilla.io';
 /** The allocation rows as an internal resource (namespace = pool), for reads and the repair's deletes through ObjectService. */
 export const ALLOCATIONS = internalResource('network.flotilla.io', 'Allocation', 'allocations', true);
 
-export const POOLS = ['service-ips', 'node-ports', 'pod-cidrs'] as const;
+export const POOLS = ['service-ips', 'node-ports', 'pod-cidrs', 'lb-ips'] as const;
 export type PoolName = (typeof POOLS)[number];
 
 /** The namespace of the cursor rows (name = the pool): where the next dynamic allocation starts probing. */
@@ -37,32 +52,40 @@ const CURSORS = 'cursors';
 /** Who holds a value: the spec of an allocation row. */
 export interface AllocationOwner { resource: ResourceKey; namespace: string; name: string; uid: string }
 
-/** The resources whose objects hold allocations. */
+/** The resources whose objects hold allocations (AddressPools define the `lb-ips` pools). */
 const SERVICES = 'services';
 const NODES = 'nodes';
+const ADDRESS_POOLS = 'addresspools.flotilla.io';
+
+/** The row (namespace, name) listing every AddressPool's ranges: apply reads pools by key only. */
+export const POOL_INDEX = { namespace: 'address-pools', name: 'index' } as const;
 
 export function holdsAllocations(resource: ResourceKey): boolean {
-  return resource === SERVICES || resource === NODES;
+  return resource === SERVICES || resource === NODES || resource === ADDRESS_POOLS;
 }
 
 /** One pool as an index range: `dynamicFirst..last` is handed out by the cursor, `first..last` may be asked for. */
 interface Pool {
   name: PoolName;
+  /** The name of its cursor row. */
+  cursor: string;
   first: number;
   dynamicFirst: number;
   last: number;
   key(index: number): string;
 }
 
-function pools(s: NetworkSettings): Record<PoolName, Pool> {
+type SettingsPool = Exclude<PoolName, 'lb-ips'>;
+
+function pools(s: NetworkSettings): Record<SettingsPool, Pool> {
   const serviceSize = cidrSize(s.serviceCIDR);
   return {
     // Neither the network nor the broadcast address; the first address is the `kubernetes` Service's and is
     // handed out only when asked for (as Kubernetes reserves it).
-    'service-ips': { name: 'service-ips', first: 1, dynamicFirst: 2, last: serviceSize - 2, key: (i) => formatIPv4(nthAddress(s.serviceCIDR, i)) },
-    'node-ports': { name: 'node-ports', first: s.nodePortRange.min, dynamicFirst: s.nodePortRange.min, last: s.nodePortRange.max, key: String },
+    'service-ips': { name: 'service-ips', cursor: 'service-ips', first: 1, dynamicFirst: 2, last: serviceSize - 2, key: (i) => formatIPv4(nthAddress(s.serviceCIDR, i)) },
+    'node-ports': { name: 'node-ports', cursor: 'node-ports', first: s.nodePortRange.min, dynamicFirst: s.nodePortRange.min, last: s.nodePortRange.max, key: String },
     'pod-cidrs': {
-      name: 'pod-cidrs', first: 0, dynamicFirst: 0, last: subnetCount(s.clusterCIDR, NODE_CIDR_MASK_SIZE) - 1,
+      name: 'pod-cidrs', cursor: 'pod-cidrs', first: 0, dynamicFirst: 0, last: subnetCount(s.clusterCIDR, NODE_CIDR_MASK_SIZE) - 1,
       key: (i) => formatCidr(nthSubnet(s.clusterCIDR, NODE_CIDR_MASK_SIZE, i)),
     },
   };
@@ -74,6 +97,24 @@ export function publishedSettings(table: Pick<StateTable, 'get'>): NetworkSettin
   return parseNetworkSettings(cm?.data);
 }
 
+/** The AddressPools as the index row records them, sorted by name. */
+export function addressPools(table: Pick<StateTable, 'get'>): IndexedPool[] {
+  return (table.get(ALLOCATIONS_RESOURCE, POOL_INDEX.namespace, POOL_INDEX.name) as { spec?: { pools?: IndexedPool[] } } | undefined)?.spec?.pools ?? [];
+}
+
+function writePoolIndex(table: StateTable, pools: IndexedPool[]): void {
+  table.put(ALLOCATIONS_RESOURCE, POOL_INDEX.namespace, POOL_INDEX.name, {
+    apiVersion: 'network.flotilla.io/v1', kind: 'AddressPoolIndex', metadata: { ...POOL_INDEX },
+    spec: { pools: [...pools].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) },
+  });
+}
+
+/** The dynamic index space of an AddressPool, as the planner walks it. */
+function lbPool(pool: IndexedPool): Pool {
+  const space = poolIndexSpace(pool);
+  return { name: 'lb-ips', cursor: `lb-ips.${pool.name}`, first: 0, dynamicFirst: 0, last: space.size - 1, key: space.key };
+}
+
 export type AllocationPlan =
   | { ok: true; object: StoredObject; commit(): void }
   | { ok: false; failure: Failure };
@@ -83,9 +124,14 @@ interface Held { pool: PoolName; key: string }
 
 class Planner {
   readonly #taken: Held[] = [];
-  readonly #cursors = new Map<PoolName, number>();
+  readonly #cursors = new Map<string, number>();
 
-  constructor(readonly table: StateTable, readonly pools: Record<PoolName, Pool>, readonly owner: AllocationOwner) {}
+  constructor(readonly table: StateTable, readonly pools: Record<SettingsPool, Pool>, readonly owner: AllocationOwner) {}
+
+  /** Who holds `key` of `pool` now (a row), if anybody. */
+  holder(pool: PoolName, key: string): AllocationOwner | undefined {
+    return this.#row(pool, key);
+  }
 
   #row(pool: PoolName, key: string): AllocationOwner | undefined {
     return (this.table.get(ALLOCATIONS_RESOURCE, pool, key) as { spec?: AllocationOwner } | undefined)?.spec;
@@ -104,18 +150,18 @@ class Planner {
   }
 
   /** The next free value of the pool after its cursor, or undefined when the pool is full. */
-  next(name: PoolName): string | undefined {
-    const pool = this.pools[name];
+  next(pool: Pool): string | undefined {
+    const name = pool.name;
     const size = pool.last - pool.dynamicFirst + 1;
     if (size <= 0) return undefined;
-    const stored = this.#cursors.get(name) ?? (this.table.get(ALLOCATIONS_RESOURCE, CURSORS, name) as { spec?: { next?: number } } | undefined)?.spec?.next;
+    const stored = this.#cursors.get(pool.cursor) ?? (this.table.get(ALLOCATIONS_RESOURCE, CURSORS, pool.cursor) as { spec?: { next?: number } } | undefined)?.spec?.next;
     const start = stored !== undefined && stored >= pool.dynamicFirst && stored <= pool.last ? stored : pool.dynamicFirst;
     for (let k = 0; k < size; k++) {
       const index = pool.dynamicFirst + ((start - pool.dynamicFirst + k) % size);
       const key = pool.key(index);
       if (!this.available(name, key)) continue;
       this.take(name, key);
-      this.#cursors.set(name, index + 1 > pool.last ? pool.dynamicFirst : index + 1);
+      this.#cursors.set(pool.cursor, index + 1 > pool.last ? pool.dynamicFirst : index + 1);
       return key;
     }
     return undefined;
@@ -166,11 +212,14 @@ export function planAllocations(table: StateTable, resource: ResourceKey, curren
   }
   const owner: AllocationOwner = { resource, namespace: object.metadata.namespace ?? '', name: object.metadata.name, uid: object.metadata.uid ?? '' };
   const planner = new Planner(table, pools(settings), owner);
+  if (resource === ADDRESS_POOLS) return planAddressPool(table, object);
   return resource === SERVICES ? planService(planner, settings, current, object) : planNode(planner, settings, current, object);
 }
 
 /** Removes the rows `object` holds (it was removed from the state). */
 export function releaseAllocations(table: StateTable, resource: ResourceKey, object: StoredObject): void {
+  // A removed pool's addresses stay with the Services holding them (as a ClusterIP outlives a changed range).
+  if (resource === ADDRESS_POOLS) writePoolIndex(table, addressPools(table).filter((p) => p.name !== object.metadata.name));
   for (const h of heldBy(resource, object)) {
     const row = (table.get(ALLOCATIONS_RESOURCE, h.pool, h.key) as { spec?: AllocationOwner } | undefined)?.spec;
     if (row?.uid === object.metadata.uid) table.remove(ALLOCATIONS_RESOURCE, h.pool, h.key);
@@ -190,6 +239,7 @@ export function heldBy(resource: ResourceKey, object: StoredObject): Held[] {
   for (const p of spec.ports ?? []) {
     if (p.nodePort && !held.some((h) => h.pool === 'node-ports' && h.key === String(p.nodePort))) held.push({ pool: 'node-ports', key: String(p.nodePort) });
   }
+  if (spec.type === 'LoadBalancer' && spec.loadBalancerIP) held.push({ pool: 'lb-ips', key: spec.loadBalancerIP });
   return held;
 }
 
@@ -229,7 +279,7 @@ function planService(planner: Planner, settings: NetworkSettings, current: Store
         planner.take('service-ips', requested);
         ip = requested;
       } else {
-        const next = planner.next('service-ips');
+        const next = planner.next(pool);
         if (next === undefined) return internal('failed to allocate a serviceIP: range is full');
         ip = next;
       }
@@ -265,7 +315,7 @@ function planService(planner: Planner, settings: NetworkSettings, current: Store
         planner.take('node-ports', String(wanted));
         p.nodePort = wanted;
       } else {
-        const next = planner.next('node-ports');
+        const next = planner.next(range);
         if (next === undefined) return internal('failed to allocate a nodePort: range is full');
         p.nodePort = Number(next);
       }
@@ -276,7 +326,13 @@ function planService(planner: Planner, settings: NetworkSettings, current: Store
   }
   if (spec.ports !== undefined) spec.ports = ports;
 
+  const lb = planLoadBalancerIP(planner, object, spec, before);
+  if (typeof lb === 'object') return lb;
+  if (lb !== undefined) spec.loadBalancerIP = lb;
   const written: StoredObject = { ...object, spec };
+  const status = { ...((object.status ?? {}) as ServiceStatus) };
+  if (lb !== undefined) written.status = { ...status, loadBalancer: { ingress: [{ ip: lb }] } };
+  else if (spec.type !== 'LoadBalancer' && status.loadBalancer?.ingress) written.status = { ...status, loadBalancer: {} };
   const released = before && current ? heldBy(SERVICES, current) : [];
   return { ok: true, object: written, commit: () => planner.commit(released) };
 }
@@ -315,9 +371,90 @@ function planNode(planner: Planner, settings: NetworkSettings, current: StoredOb
     return done();
   }
   // A full cluster CIDR leaves the node without a podCIDR (as Kubernetes' node IPAM does); a later write tries again.
-  const next = planner.next('pod-cidrs');
+  const next = planner.next(planner.pools['pod-cidrs']);
   if (next === undefined) return { ok: true, object, commit: () => undefined };
   spec.podCIDR = next;
   spec.podCIDRs = [next];
   return done();
+}
+
+/**
+ * The pool address a LoadBalancer Service holds once written (taken on the planner), undefined for none (another
+ * type, or no free pool address), or the failure.
+ */
+function planLoadBalancerIP(planner: Planner, object: StoredObject, spec: ServiceSpec, before: ServiceSpec | undefined): string | undefined | AllocationPlan {
+  const name = object.metadata.name;
+  const had = before?.type === 'LoadBalancer' ? before.loadBalancerIP || undefined : undefined;
+  if (spec.type !== 'LoadBalancer') {
+    if (had !== undefined && spec.loadBalancerIP === had) delete spec.loadBalancerIP;
+    return undefined;
+  }
+  const annotationField = `metadata.annotations[${ANNOTATION_LOAD_BALANCER_IPS}]`;
+  const annotation = object.metadata.annotations?.[ANNOTATION_LOAD_BALANCER_IPS];
+  const annotated = (annotation ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  if (annotated.length > 1) return invalid('Service', name, annotationField, `Invalid value: ${JSON.stringify(annotation)}: only one address per Service is supported`);
+  let requested = annotated[0];
+  let field = annotationField;
+  // spec.loadBalancerIP as read back holds the address the Service has: only another value is a request.
+  if (spec.loadBalancerIP && spec.loadBalancerIP !== had) {
+    if (requested !== undefined && requested !== spec.loadBalancerIP) {
+      return invalid('Service', name, 'spec.loadBalancerIP', `Invalid value: ${JSON.stringify(spec.loadBalancerIP)}: must match the ${ANNOTATION_LOAD_BALANCER_IPS} annotation (${requested})`);
+    }
+    requested = spec.loadBalancerIP;
+    field = 'spec.loadBalancerIP';
+  }
+  requested ??= had;
+  const index = addressPools(planner.table);
+  if (requested !== undefined) {
+    const address = parseAddress(requested);
+    if (!address) return invalid('Service', name, field, `Invalid value: ${JSON.stringify(requested)}: must be a valid IP address, (e.g. 192.168.1.240 or fd00::f0)`);
+    const key = formatAddress(address);
+    if (key !== had && !poolOfAddress(index, address)) {
+      const known = index.length === 0 ? 'there is no AddressPool' : `the pools are ${index.map((p) => `${p.name} (${p.ranges.join(', ')})`).join('; ')}`;
+      return invalid('Service', name, field, `Invalid value: ${JSON.stringify(requested)}: not in any AddressPool: ${known}`);
+    }
+    if (!planner.available('lb-ips', key)) {
+      const holder = planner.holder('lb-ips', key);
+      return invalid('Service', name, field, `Invalid value: ${JSON.stringify(requested)}: address already allocated${holder ? ` to Service ${holder.namespace}/${holder.name}` : ''}`);
+    }
+    planner.take('lb-ips', key);
+    return key;
+  }
+  for (const pool of index.filter((p) => p.autoAssign)) {
+    const next = planner.next(lbPool(pool));
+    if (next !== undefined) return next;
+  }
+  return undefined;
+}
+
+/** An AddressPool as written: its ranges parsed and checked against each other and every other pool's. */
+function planAddressPool(table: StateTable, object: StoredObject): AllocationPlan {
+  const name = object.metadata.name;
+  const spec = { ...((object.spec ?? {}) as AddressPool['spec']) };
+  const ranges: AddressRange[] = [];
+  for (const [i, text] of (spec.addresses ?? []).entries()) {
+    const field = `spec.addresses[${i}]`;
+    let range: AddressRange;
+    try {
+      range = parseAddressRange(text);
+    } catch (err) {
+      return invalid('AddressPool', name, field, `Invalid value: ${JSON.stringify(text)}: ${(err as Error).message}`);
+    }
+    const inPool = ranges.findIndex((r) => rangesOverlap(r, range));
+    if (inPool >= 0) return invalid('AddressPool', name, field, `Invalid value: ${JSON.stringify(text)}: overlaps spec.addresses[${inPool}] (${formatRange(ranges[inPool]!)})`);
+    for (const other of addressPools(table).filter((p) => p.name !== name)) {
+      const hit = other.ranges.find((r) => rangesOverlap(parseAddressRange(r), range));
+      if (hit !== undefined) {
+        return invalid('AddressPool', name, field, `Invalid value: ${JSON.stringify(text)}: overlaps ${hit} of AddressPool "${other.name}"; the pools of a cluster must not share addresses`);
+      }
+    }
+    ranges.push(range);
+  }
+  spec.autoAssign ??= true;
+  const entry: IndexedPool = { name, autoAssign: spec.autoAssign, ranges: ranges.map(formatRange) };
+  return {
+    ok: true,
+    object: { ...object, spec },
+    commit: () => writePoolIndex(table, [...addressPools(table).filter((p) => p.name !== name), entry]),
+  };
 }

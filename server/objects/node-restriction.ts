@@ -2,7 +2,7 @@
 // put into the objects the Node authorizer (server/api/middleware/node-authorizer.ts) let it write. It runs in
 // ObjectService's write path on the object as stored and as about to be committed (the write is conditional on
 // that stored version), so no concurrent writer can slip a change between the check and the commit.
-import { ANNOTATION_EVICTION_AT, LABEL_NODE_RESTRICTION_PREFIX, canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, ANNOTATION_LOAD_BALANCER_NODE, LABEL_NODE_RESTRICTION_PREFIX, canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
 import type { ResourceInfo } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
@@ -12,6 +12,7 @@ import type { Objects } from './service.js';
 const CONTROLLER_ANNOTATIONS = [ANNOTATION_EVICTION_AT];
 
 const pods = resourceOfKind('Pod');
+const services = resourceOfKind('Service');
 
 function isRestrictedLabel(key: string): boolean {
   const prefix = key.includes('/') ? `${key.slice(0, key.indexOf('/'))}/` : '';
@@ -59,7 +60,10 @@ export function admitNodeWrite(node: string, r: ResourceInfo, stored: StoredObje
       const about = isKind(event, 'Event') ? event.involvedObject : undefined;
       const mine = about?.kind === 'Node' ? about.name === node
         : about?.kind === 'Pod' && about.name !== undefined && objects.get(pods, about.namespace ?? event.metadata.namespace, about.name)?.spec.nodeName === node;
-      if (!mine) forbid(`node "${node}" can only write events about itself and the pods bound to it`);
+      // The announcer of a LoadBalancer address reports on its Service (AddressInUse).
+      const announcing = about?.kind === 'Service' && about.name !== undefined
+        && objects.get(services, about.namespace ?? event.metadata.namespace, about.name)?.metadata.annotations?.[ANNOTATION_LOAD_BALANCER_NODE] === node;
+      if (!mine && !announcing) forbid(`node "${node}" can only write events about itself and the pods bound to it`);
     }
     return;
   }

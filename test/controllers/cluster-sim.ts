@@ -1,7 +1,7 @@
 // A simulated cluster for controller suites: a temp SQLite store behind ObjectService, a fake clock, the
 // leader's controllers, a test binder (every unbound pod round-robin over Ready, schedulable, untainted nodes)
 // and a test "kubelet" (bound pods of live nodes become Running+Ready, or finish as the suite decides).
-import { resourceByCliName } from '../../api-types/index.js';
+import { LB_SPEAKER_LEASE_NAMESPACE, resourceByCliName } from '../../api-types/index.js';
 import type { Node, Pod, ResourceInfo } from '../../api-types/index.js';
 import { ObjectService } from '../../server/objects/service.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
@@ -42,6 +42,8 @@ export class ClusterSim {
   readonly objects = new ObjectService(this.store, new LocalProposer(this.store), () => new Date(this.clock.now()));
   /** The server's in-memory leases, on the sim clock. */
   readonly heartbeats = new NodeHeartbeats(this.clock.now);
+  /** The LoadBalancer speaker leases, on the sim clock: suites renew them (nothing does by itself). */
+  readonly lbSpeakers = new NodeHeartbeats(this.clock.now, LB_SPEAKER_LEASE_NAMESPACE);
   /** Nodes with an agent (addNode): they heartbeat at every step unless down. */
   readonly agents = new Set<string>();
   /** Nodes whose agent is down: no heartbeats, and the kubelet ignores their pods. */
@@ -63,6 +65,7 @@ export class ClusterSim {
     return {
       objects: this.objects,
       heartbeats: this.heartbeats,
+      lbSpeakers: this.lbSpeakers,
       pods: new PodsByOwner(this.objects),
       now: this.clock.now,
       settings: this.options.settings ?? {},

@@ -7,12 +7,15 @@
 //   svc create|update NAME [type=T] [ip=IP|None] [ports=80,443:30443,53/UDP:30053,...]   (port[/PROTO][:nodePort])
 //   svc delete NAME | svc finalize NAME   (delete with a finalizer held: marked only; finalize removes it)
 //   node create|update NAME [cidr=C] | node status NAME | node delete NAME
+//   pool create|update NAME addresses=R[,R...] [autoAssign=false] | pool delete NAME   (AddressPools)
+//   svc ... [lbip=IP] [lbips=IP[,IP]] [status=IP]   (spec.loadBalancerIP, the flotilla.io/load-balancer-ips annotation,
+//                                                    a status write of status.loadBalancer.ingress; op "status")
 //   allocations   (every allocation row, pool by pool: "value owner")
 import { test } from 'uvu';
 import { MemoryStore } from '../../server/store/memory-store.js';
 import { ALLOCATIONS_RESOURCE, POOLS } from '../../server/network/allocator.js';
 import type { Command, StoredObject } from '../../server/store/types.js';
-import { NETWORK_SETTINGS_CONFIGMAP } from '../../api-types/index.js';
+import { ANNOTATION_LOAD_BALANCER_IPS, NETWORK_SETTINGS_CONFIGMAP } from '../../api-types/index.js';
 import type { Node, Service, ServicePort } from '../../api-types/index.js';
 import { scenarioTests } from '../support/datadriven.js';
 
@@ -35,6 +38,7 @@ class AllocatorRunner {
         });
       case 'svc': return this.service(words[0] ?? '', words[1] ?? '', args);
       case 'node': return this.node(words[0] ?? '', words[1] ?? '', args);
+      case 'pool': return this.pool(words[0] ?? '', words[1] ?? '', args);
       case 'allocations': return this.allocations();
       default: throw new Error(`unknown command "${verb}"`);
     }
@@ -42,6 +46,10 @@ class AllocatorRunner {
 
   private service(op: string, name: string, args: Record<string, string>): string {
     if (op === 'delete') return this.apply({ op: 'delete', resource: 'services', namespace: 'default', name, now: NOW });
+    if (op === 'status') {
+      const current = this.store.get('services', 'default', name)!;
+      return this.apply({ op: 'update', resource: 'services', subresource: 'status', object: { ...current, status: { loadBalancer: { ingress: (args.status ?? '').split(',').filter(Boolean).map((ip) => ({ ip })) } } } });
+    }
     if (op === 'finalize') {
       const current = this.store.get('services', 'default', name)!;
       return this.apply({ op: 'update', resource: 'services', object: { ...current, metadata: { ...current.metadata, finalizers: [] } } });
@@ -54,8 +62,12 @@ class AllocatorRunner {
     const spec: Service['spec'] = {
       type: (args.type ?? 'ClusterIP') as 'ClusterIP', ...(args.ip ? { clusterIP: args.ip } : {}), ...(ports ? { ports } : {}),
       ...(args.type === 'ExternalName' ? { externalName: 'example.com' } : {}),
+      ...(args.lbip ? { loadBalancerIP: args.lbip } : {}),
     };
-    const metadata = { name, namespace: 'default', ...(args.finalizer ? { finalizers: [args.finalizer] } : {}) };
+    const metadata = {
+      name, namespace: 'default', ...(args.finalizer ? { finalizers: [args.finalizer] } : {}),
+      ...(args.lbips ? { annotations: { [ANNOTATION_LOAD_BALANCER_IPS]: args.lbips } } : {}),
+    };
     const object: StoredObject = { apiVersion: 'v1', kind: 'Service', metadata, spec };
     return op === 'create'
       ? this.apply({ op: 'create', resource: 'services', object, uid: `uid-${name}-${++this.creates}`, now: NOW })
@@ -74,6 +86,17 @@ class AllocatorRunner {
       : this.apply({ op: 'update', resource: 'nodes', object });
   }
 
+  private pool(op: string, name: string, args: Record<string, string>): string {
+    if (op === 'delete') return this.apply({ op: 'delete', resource: 'addresspools.flotilla.io', namespace: '', name });
+    const object: StoredObject = {
+      apiVersion: 'flotilla.io/v1', kind: 'AddressPool', metadata: { name },
+      spec: { addresses: (args.addresses ?? '').split(',').filter(Boolean), ...(args.autoAssign ? { autoAssign: args.autoAssign === 'true' } : {}) },
+    };
+    return op === 'create'
+      ? this.apply({ op: 'create', resource: 'addresspools.flotilla.io', object, uid: `uid-${name}-${++this.creates}`, now: NOW })
+      : this.apply({ op: 'update', resource: 'addresspools.flotilla.io', object });
+  }
+
   private apply(command: Command): string {
     const [result] = this.store.apply([{ command, revision: ++this.revision }]);
     if (!result!.ok) return `error ${result!.failure.code} ${result!.failure.reason}: ${result!.failure.message}`;
@@ -81,18 +104,25 @@ class AllocatorRunner {
     if (o.kind === 'Service') {
       const spec = (o as Service).spec ?? {};
       const ports = (spec.ports ?? []).map((p) => `${p.port}/${p.protocol}${p.nodePort ? `:${p.nodePort}` : ''}`).join(',');
-      return `${result!.type} ${o.metadata.name}${o.metadata.deletionTimestamp ? ' (deleting)' : ''} clusterIP=${spec.clusterIP ?? '-'} clusterIPs=${JSON.stringify(spec.clusterIPs ?? [])}${ports ? ` ports=${ports}` : ''}`;
+      const ingress = (o as Service).status?.loadBalancer?.ingress;
+      const lb = spec.loadBalancerIP || ingress ? ` loadBalancerIP=${spec.loadBalancerIP ?? '-'} ingress=${JSON.stringify((ingress ?? []).map((i) => i.ip))}` : '';
+      return `${result!.type} ${o.metadata.name}${o.metadata.deletionTimestamp ? ' (deleting)' : ''} clusterIP=${spec.clusterIP ?? '-'} clusterIPs=${JSON.stringify(spec.clusterIPs ?? [])}${ports ? ` ports=${ports}` : ''}${lb}`;
     }
     if (o.kind === 'Node') {
       const spec = (o as Node).spec ?? {};
       return `${result!.type} ${o.metadata.name} podCIDR=${spec.podCIDR ?? '-'} podCIDRs=${JSON.stringify(spec.podCIDRs ?? [])} generation=${o.metadata.generation}`;
+    }
+    if (o.kind === 'AddressPool') {
+      const spec = o.spec as { addresses: string[]; autoAssign?: boolean };
+      return `${result!.type} AddressPool ${o.metadata.name} addresses=${spec.addresses.join(',')} autoAssign=${spec.autoAssign}`;
     }
     return `${result!.type} ${o.kind} ${o.metadata.name}`;
   }
 
   private allocations(): string {
     const rows = this.store.list(ALLOCATIONS_RESOURCE).items;
-    return POOLS.map((pool) => {
+    // lb-ips only where a scenario holds some (the other files predate it).
+    return POOLS.filter((pool) => pool !== 'lb-ips' || rows.some((r) => r.metadata.namespace === pool)).map((pool) => {
       const mine = rows.filter((r) => r.metadata.namespace === pool).map((r) => {
         const owner = r.spec as { namespace: string; name: string; uid: string };
         return `${r.metadata.name} ${owner.namespace ? `${owner.namespace}/` : ''}${owner.name}`;

@@ -7,7 +7,7 @@
 import type { RequestInfo } from '../request-info.js';
 import type { NodeGraph, ReferencedResource } from '../../objects/node-graph.js';
 import { TOKENS_SECRET } from '../../objects/service.js';
-import { NETWORK_SETTINGS_CONFIGMAP } from '../../../api-types/index.js';
+import { LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP } from '../../../api-types/index.js';
 
 export type Decision = { allowed: true } | { allowed: false; message: string };
 
@@ -72,7 +72,7 @@ export function authorizeNode(user: string, node: string, info: RequestInfo | un
   }
   // What an Event is about is in its body: NodeRestriction admission holds it to the node and its pods.
   if (group === '' && resource === 'events' && (verb === 'create' || verb === 'update' || verb === 'patch') && sub === undefined && namespace !== undefined) return ALLOW;
-  if (group === 'coordination.k8s.io' && resource === 'leases' && namespace === NODE_LEASE_NAMESPACE && ['get', 'create', 'update', 'patch'].includes(verb)) {
+  if (group === 'coordination.k8s.io' && resource === 'leases' && (namespace === NODE_LEASE_NAMESPACE || namespace === LB_SPEAKER_LEASE_NAMESPACE) && ['get', 'create', 'update', 'patch'].includes(verb)) {
     return name === node ? ALLOW : refuseObject(`node "${node}" can only access the node lease with the same name as the requesting node`);
   }
   if (group === 'metrics.flotilla.io' && resource === 'nodes' && sub === 'usage' && verb === 'update') {

@@ -14,9 +14,9 @@ const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
  * node is declared unreachable): the answer carries the granted leaseDurationSeconds, and agents renew at a
  * third of it, so a grace period shorter than an agent's own heartbeat interval does not make nodes flap.
  */
-export function heartbeatRoutes(beats: NodeHeartbeats, forward: (node: string, holder: string, durationS: number) => void, maxLeaseSeconds = 3600): Hono {
+export function heartbeatRoutes(beats: NodeHeartbeats, forward: (node: string, holder: string, durationS: number) => void, maxLeaseSeconds = 3600, namespace = 'kube-node-lease'): Hono {
   const app = new Hono();
-  const path = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/:name';
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/:name`;
   const renew = async (c: Context) => {
     const name = c.req.param('name')!;
     if (!NODE_NAME.test(name)) throw new StoreError({ code: 422, reason: 'Invalid', message: `Lease "${name}" is invalid: metadata.name: must be a DNS subdomain` });
