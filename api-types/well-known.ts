@@ -109,3 +109,17 @@ export const LABEL_COMPONENT = 'component';
 export const SECRET_TYPE_TOKENS = 'flotilla.io/tokens';
 /** Where an agent sends its CSR (POST {"nodeName", "csr"}): served by server/api/routes/node-certificates.ts. */
 export const NODE_CERTIFICATES_PATH = '/apis/flotilla.io/v1/nodecertificates';
+
+// ---- image archives between the CLI, the servers and the agents -------------------------------------------
+
+/**
+ * Node NODE's images (server/api/routes/node-images.ts, `flotilla image`): GET lists them, POST loads the `docker
+ * save` archive of the body (with ARCHIVE_DIGEST_HEADER), DELETE ?name=IMAGE removes one.
+ */
+export function nodeImagesPath(node: string): string {
+  return `/apis/flotilla.io/v1/nodes/${encodeURIComponent(node)}/images`;
+}
+/** Request header of an image archive upload: "sha256:<hex>" of the archive's bytes, checked before it is loaded. */
+export const ARCHIVE_DIGEST_HEADER = 'x-flotilla-archive-digest';
+/** Answer header of an image archive download (an agent's GET /v1/images/archive): the id of the image it holds. */
+export const IMAGE_ID_HEADER = 'x-flotilla-image-id';

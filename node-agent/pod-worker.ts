@@ -35,6 +35,7 @@ import {
 } from './pod-actions.js';
 import { ProbeLoop } from './probes.js';
 import { PAUSE_IMAGE } from './runtime/pause-image.js';
+import type { PeerImageSource } from './images/peer-fetch.js';
 import {
   ImagePullError,
   LABEL_CONTAINER,
@@ -84,6 +85,8 @@ export interface PodWorkerSettings {
   onStatus?: (inputs: PodInputs, status: WorkerPodStatus) => void;
   /** What happened to a pod's containers (pulls, starts, crash back-off, failed probes), for Events. */
   onEvent?: (inputs: PodInputs, event: PodEvent) => void;
+  /** Where a missing image comes from before the registry: another node that holds it (images/peer-fetch.ts). */
+  peerImages?: PeerImageSource;
   log?: Logger;
 }
 
@@ -93,7 +96,7 @@ export type WorkerPodStatus = Omit<PodStatus, 'containerStatuses' | 'initContain
   initContainerStatuses?: ContainerStatusReport[];
 };
 
-type Optional = 'sandboxCommand' | 'sandboxNetwork' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent';
+type Optional = 'sandboxCommand' | 'sandboxNetwork' | 'hostIP' | 'resolvConf' | 'services' | 'onStatus' | 'onEvent' | 'peerImages';
 type Resolved = Required<Omit<PodWorkerSettings, Optional>> & Pick<PodWorkerSettings, Optional>;
 
 function resolveSettings(s: PodWorkerSettings): Resolved {
@@ -386,6 +389,11 @@ export class PodWorker {
     const rec = this.record(spec.name);
     let pullStarted = 0;
     try {
+      // A missing image is fetched from a peer node that holds it, when one does, before the registry is asked.
+      const peerStarted = Date.now();
+      if (this.settings.peerImages && await runtime.imageId(spec.image) === undefined && await this.settings.peerImages(spec.image, this.stopRun.signal)) {
+        this.emit('Normal', 'Pulled', `Successfully pulled image "${spec.image}" from a peer node in ${((Date.now() - peerStarted) / 1000).toFixed(1)}s`);
+      }
       await runtime.ensureImage(spec.image, () => {
         if (pullStarted) return;
         pullStarted = Date.now();

@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import {
   ContainerNotFoundError,
+  ImageNotFoundError,
   ImagePullError,
   LABEL_RESTART_COUNT,
   type ContainerConfig,
@@ -14,6 +15,7 @@ import {
   type ContainerStatus,
   type ContainerSummary,
   type ExecResult,
+  type ImageSummary,
   type LogLine,
   type LogOptions,
   type PullProgress,
@@ -305,6 +307,56 @@ export class DockerRuntime implements ContainerRuntime {
       if (!signal.aborted) throw err;
     } finally {
       signal.removeEventListener('abort', abort);
+    }
+  }
+
+  async imageId(image: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getImage(image).inspect()).Id;
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async listImages(): Promise<ImageSummary[]> {
+    const out: ImageSummary[] = [];
+    for (const listed of await this.docker.listImages()) {
+      // The list lacks the platform; an image removed between the list and its inspect is left out.
+      const info = await this.docker.getImage(listed.Id).inspect().catch((err: unknown) => { if (statusCode(err) === 404) return undefined; throw err; });
+      if (!info) continue;
+      const names = [...(info.RepoTags ?? []), ...(info.RepoDigests ?? [])].filter((n) => n !== '<none>:<none>' && n !== '<none>@<none>');
+      const variant = (info as { Variant?: string }).Variant;
+      out.push({ id: info.Id, names, sizeBytes: info.Size, os: info.Os, architecture: info.Architecture, ...(variant ? { variant } : {}) });
+    }
+    return out;
+  }
+
+  async saveImage(image: string): Promise<Readable> {
+    if (await this.imageId(image) === undefined) throw new ImageNotFoundError(image);
+    return (await this.docker.getImage(image).get()) as Readable;
+  }
+
+  async loadImage(archive: Readable, signal?: AbortSignal): Promise<string[]> {
+    const answer = await this.docker.loadImage(archive, { quiet: true, ...(signal ? { abortSignal: signal } : {}) } as object);
+    // One JSON object per line: {"stream":"Loaded image: NAME\n"} (or "Loaded image ID: sha256:..."), or an error.
+    const loaded: string[] = [];
+    for (const line of (await readAll(answer)).split('\n')) {
+      if (!line.trim()) continue;
+      const e = JSON.parse(line) as { stream?: string; error?: string; errorDetail?: { message?: string } };
+      if (e.error || e.errorDetail) throw new Error(`docker load: ${e.errorDetail?.message ?? e.error}`);
+      const m = /^Loaded image(?: ID)?: (\S+)/.exec(e.stream ?? '');
+      if (m) loaded.push(m[1]!);
+    }
+    return loaded;
+  }
+
+  async removeImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).remove();
+    } catch (err) {
+      if (statusCode(err) === 404) throw new ImageNotFoundError(image);
+      throw new Error(messageOf(err));
     }
   }
 }

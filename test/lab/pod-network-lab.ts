@@ -181,6 +181,12 @@ export class PodNetworkLab {
     }
   }
 
+  /** The data directory of the agent started as node `name` (startAgent). */
+  agentDataDir(name: string): string {
+    this.hostOf(name);
+    return join(this.dir, `agent-${name}`);
+  }
+
   /** The admin's bearer token, for programs that call the API themselves from inside the lab (bench/network.ts's prober in a pod). */
   get adminToken(): string {
     return this.admin;

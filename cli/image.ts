@@ -1,0 +1,225 @@
+// `flotilla image load|ls|rm`: images onto nodes without a registry. load sends a `docker save` archive (of an
+// image of the local engine, or a file) through the servers to each chosen node's agent, which loads it only once
+// it arrived whole with the digest sent along (server/api/routes/node-images.ts, node-agent/images/load.ts).
+// Loading an image on one node is enough for pods elsewhere: agents fetch it from the nodes that hold it.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ARCHIVE_DIGEST_HEADER, nodeImagesPath } from '../api-types/index.js';
+import { ApiClientError, type ApiClient } from '../client/client.js';
+import { DockerRuntime } from '../node-agent/runtime/docker.js';
+import type { ImageSummary } from '../node-agent/runtime/types.js';
+import { boolFlag, listFlag, UsageError, type ParsedArgs } from './args.js';
+import { clientFor, connectionFlags, type CliCommand, type Io } from './command.js';
+import { renderTable } from './printers.js';
+
+/** What the command line asks for; `nodes` undefined means every node. */
+export type ImageCommand =
+  | { verb: 'load'; source: string; nodes: string[] | undefined }
+  | { verb: 'ls'; nodes: string[] | undefined }
+  | { verb: 'rm'; image: string; nodes: string[] | undefined };
+
+const USAGE = 'flotilla image load IMAGE|FILE.tar (--node NAME ... | --all) | flotilla image ls [--node NAME ...] | flotilla image rm IMAGE (--node NAME ... | --all)';
+
+/** Reads the subcommand, its one argument and the node choice; what is wrong is a UsageError naming it. */
+export function parseImageCommand(a: ParsedArgs): ImageCommand {
+  const [verb, ...args] = a.positionals;
+  if (verb !== 'load' && verb !== 'ls' && verb !== 'rm') throw new UsageError(verb ? `unknown image subcommand "${verb}" (load, ls, rm)` : 'name a subcommand: load, ls or rm');
+  const named = listFlag(a, 'node');
+  const all = boolFlag(a, 'all');
+  if (named.length > 0 && all) throw new UsageError('give either --node NAME or --all, not both');
+  for (const n of named) if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(n)) throw new UsageError(`--node "${n}" is not a node name`);
+  const nodes = named.length > 0 ? [...new Set(named)] : undefined;
+  if (verb === 'ls') {
+    if (args.length > 0) throw new UsageError(`image ls takes no arguments, got "${args.join(' ')}"`);
+    return { verb, nodes };
+  }
+  const what = verb === 'load' ? 'an image of the local Docker engine or an archive file (docker save)' : 'an image';
+  if (args.length !== 1 || !args[0]) throw new UsageError(`image ${verb} takes one argument: ${what}${args.length > 1 ? `, got ${args.length}` : ''}`);
+  if (!nodes && !all) throw new UsageError(`choose the nodes: --node NAME (repeatable) or --all`);
+  return verb === 'load' ? { verb, source: args[0], nodes } : { verb, image: args[0], nodes };
+}
+
+export const imageCommand: CliCommand = {
+  summary: 'load images onto nodes without a registry (load), list (ls) or remove (rm) them',
+  usage: USAGE,
+  flags: [...connectionFlags, { name: 'node', kind: 'list' }, { name: 'all', kind: 'boolean' }],
+  async run(a, io, signal) {
+    const command = parseImageCommand(a);
+    const client = clientFor(a, io);
+    try {
+      const nodes = command.nodes ?? await allNodes(client);
+      if (command.verb === 'load') return await load(client, command.source, nodes, io, signal);
+      if (command.verb === 'rm') return await remove(client, command.image, nodes, io);
+      return await list(client, nodes, io);
+    } finally {
+      client.close();
+    }
+  },
+};
+
+async function allNodes(client: ApiClient): Promise<string[]> {
+  const list = await client.request<{ items: { metadata: { name: string } }[] }>('GET', '/api/v1/nodes');
+  const names = list.items.map((n) => n.metadata.name).sort();
+  if (names.length === 0) throw new ApiClientError('the cluster has no nodes', 404, 'NotFound');
+  return names;
+}
+
+/** An archive ready to send: its file, size and digest, and how to be rid of it. */
+interface Archive { path: string; bytes: number; digest: string; dispose: () => void }
+
+/** A file is sent as it is; anything else names an image of the local engine, saved to a file first (its digest leads the upload). */
+async function archiveOf(source: string, io: Io): Promise<Archive> {
+  const file = statSync(source, { throwIfNoEntry: false });
+  if (file?.isFile()) return { path: source, bytes: file.size, digest: await fileDigest(source), dispose: () => undefined };
+  if (/\.tar(\.gz)?$/.test(source)) throw new UsageError(`${source}: no such file`);
+  const docker = new DockerRuntime();
+  const id = await docker.imageId(source).catch((err: unknown) => {
+    throw new ApiClientError(`cannot ask the local Docker engine for image ${source}: ${err instanceof Error ? err.message : String(err)}`, 0, 'Unreachable');
+  });
+  if (id === undefined) throw new ApiClientError(`image ${source} is not in the local Docker engine (docker images lists what is; or give an archive file)`, 404, 'NotFound');
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-image-'));
+  const dispose = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const path = join(dir, 'image.tar');
+    const hash = createHash('sha256');
+    let bytes = 0;
+    io.err(`saving ${source} (${id.replace(/^sha256:/, '').slice(0, 12)}) from the local Docker engine...\n`);
+    await pipeline(await docker.saveImage(source), new Transform({ transform(c: Buffer, _e, done) { hash.update(c); bytes += c.length; done(null, c); } }), createWriteStream(path));
+    return { path, bytes, digest: `sha256:${hash.digest('hex')}`, dispose };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+async function fileDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+async function load(client: ApiClient, source: string, nodes: string[], io: Io, signal: AbortSignal): Promise<number> {
+  const archive = await archiveOf(source, io);
+  try {
+    io.err(`loading ${source} (${megabytes(archive.bytes)}, ${archive.digest.slice(0, 19)}) onto ${nodes.map((n) => `node/${n}`).join(', ')}\n`);
+    const progress = new Progress(archive.bytes * nodes.length, io);
+    const started = Date.now();
+    const results = await Promise.all(nodes.map(async (node) => {
+      const counting = new Transform({ transform(c: Buffer, _e, done) { progress.add(c.length); done(null, c); } });
+      const body = createReadStream(archive.path).pipe(counting);
+      try {
+        const loaded = await client.upload<{ images?: string[] }>(nodeImagesPath(node), body, {
+          'content-type': 'application/x-tar', 'content-length': String(archive.bytes), [ARCHIVE_DIGEST_HEADER]: archive.digest,
+        }, signal);
+        return { node, loaded: loaded.images ?? [] };
+      } catch (err) {
+        body.destroy();
+        return { node, error: err instanceof Error ? err.message : String(err) };
+      }
+    }));
+    progress.done();
+    const seconds = (Date.now() - started) / 1000;
+    let failed = 0;
+    for (const r of results) {
+      if ('error' in r) {
+        failed++;
+        io.err(`node/${r.node}: error: ${r.error}\n`);
+      } else {
+        io.out(`node/${r.node}: loaded ${r.loaded.join(', ') || source}\n`);
+      }
+    }
+    if (failed < results.length) io.err(`${megabytes(archive.bytes)} to ${results.length - failed} node(s) in ${seconds.toFixed(1)}s (${megabytes(archive.bytes * (results.length - failed) / Math.max(seconds, 0.001))}/s)\n`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    archive.dispose();
+  }
+}
+
+async function remove(client: ApiClient, image: string, nodes: string[], io: Io): Promise<number> {
+  let failed = 0;
+  for (const node of nodes) {
+    try {
+      await client.request('DELETE', `${nodeImagesPath(node)}?name=${encodeURIComponent(image)}`);
+      io.out(`node/${node}: removed ${image}\n`);
+    } catch (err) {
+      if (!(err instanceof ApiClientError)) throw err;
+      failed++;
+      io.err(`node/${node}: error: ${err.message}\n`);
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+async function list(client: ApiClient, nodes: string[], io: Io): Promise<number> {
+  const rows: string[][] = [];
+  let failed = 0;
+  for (const node of nodes) {
+    try {
+      const { images } = await client.request<{ images: ImageSummary[] }>('GET', nodeImagesPath(node));
+      rows.push(...imageRows(node, images));
+    } catch (err) {
+      if (!(err instanceof ApiClientError)) throw err;
+      failed++;
+      io.err(`node/${node}: error: ${err.message}\n`);
+    }
+  }
+  io.out(renderTable(['NODE', 'IMAGE', 'ID', 'SIZE', 'PLATFORM'], rows));
+  return failed > 0 ? 1 : 0;
+}
+
+/** One row per repo:tag name of each image (repo@digest names are the same image again); `<none>` for an image without one. */
+export function imageRows(node: string, images: readonly ImageSummary[]): string[][] {
+  const rows: string[][] = [];
+  for (const image of images) {
+    const tags = image.names.filter((n) => !n.includes('@'));
+    const id = image.id.replace(/^sha256:/, '').slice(0, 12);
+    const platform = [image.os, image.architecture, image.variant].filter(Boolean).join('/');
+    for (const name of tags.length > 0 ? tags : ['<none>']) rows.push([node, name, id, humanSize(image.sizeBytes), platform]);
+  }
+  return rows.sort((a, b) => a[1]!.localeCompare(b[1]!));
+}
+
+/** Docker's sizes (go-units HumanSize): decimal units, three significant digits ("1.98MB", "105MB"). */
+export function humanSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  return `${Number(value.toPrecision(3))}${units[unit]}`;
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** On a terminal (stderr), one line redrawn at most every 200 ms: bytes sent of the total and the rate; elsewhere nothing. */
+class Progress {
+  private sent = 0;
+  private drawnAt = 0;
+  private readonly started = Date.now();
+  constructor(private readonly total: number, private readonly io: Io) {}
+
+  add(bytes: number): void {
+    this.sent += bytes;
+    if (!this.io.errIsTty || Date.now() - this.drawnAt < 200) return;
+    this.drawnAt = Date.now();
+    this.draw();
+  }
+
+  done(): void {
+    if (!this.io.errIsTty) return;
+    this.draw();
+    this.io.err('\n');
+  }
+
+  private draw(): void {
+    const width = 30;
+    const filled = this.total === 0 ? width : Math.round(width * Math.min(1, this.sent / this.total));
+    const rate = this.sent / Math.max((Date.now() - this.started) / 1000, 0.001);
+    this.io.err(`\r[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${megabytes(this.sent)} / ${megabytes(this.total)}  ${megabytes(rate)}/s `);
+  }
+}

@@ -1,0 +1,49 @@
+// A node's images, served by its agent (node-agent/endpoint.ts) through agentCaller (./agent-proxy.ts), for
+// `flotilla image load|ls|rm`. Admin only, as other operations on a node's machine are.
+//
+//   GET    nodeImagesPath(N)              {"images": [{id, names, sizeBytes, os, architecture, variant?}...]}
+//   POST   nodeImagesPath(N)              body: a `docker save` archive, streamed on to the agent as it arrives;
+//          header ARCHIVE_DIGEST_HEADER    201 {"images", "digest", "bytes"} once loaded; 400 when it arrived
+//                                          incomplete or with another digest (nothing loaded)
+//   DELETE nodeImagesPath(N)?name=IMAGE   {"removed": IMAGE}; 404 when N has no such image, 409 while a container uses it
+// The body is neither held nor limited in size (createApp leaves these uploads alone), and the request is
+// long-running (no request timeout): an archive of gigabytes to a Raspberry Pi takes its time.
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { ARCHIVE_DIGEST_HEADER } from '../../../api-types/index.js';
+import { StoreError } from '../../store/types.js';
+import type { AgentCaller } from './agent-proxy.js';
+
+const NODE_IMAGES_ROUTE = '/apis/flotilla.io/v1/nodes/:name/images';
+
+export function nodeImageRoutes(deps: { callAgent: AgentCaller; roleOf: (c: Context) => string | undefined }): Hono {
+  const app = new Hono();
+  const node = (c: Context) => {
+    if (deps.roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'node images are loaded, listed and removed with the admin token' });
+    return c.req.param('name')!;
+  };
+  app.get(NODE_IMAGES_ROUTE, (c) => deps.callAgent(node(c), { path: '/v1/images', method: 'GET', signal: c.req.raw.signal }));
+  app.post(NODE_IMAGES_ROUTE, async (c) => {
+    const name = node(c);
+    const digest = c.req.header(ARCHIVE_DIGEST_HEADER);
+    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+      throw new StoreError({ code: 400, reason: 'BadRequest', message: `an image archive needs its digest in the ${ARCHIVE_DIGEST_HEADER} header ("sha256:" and 64 hex digits)` });
+    }
+    const body = c.req.raw.body;
+    if (!body) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request carries no image archive' });
+    const length = c.req.header('content-length');
+    return deps.callAgent(name, {
+      path: '/v1/images', method: 'POST', signal: c.req.raw.signal,
+      headers: { 'content-type': 'application/x-tar', [ARCHIVE_DIGEST_HEADER]: digest, ...(length ? { 'content-length': length } : {}) },
+      body: Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>),
+    });
+  });
+  app.delete(NODE_IMAGES_ROUTE, (c) => {
+    const name = node(c);
+    const image = c.req.query('name');
+    if (!image) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'name the image to remove: ?name=IMAGE' });
+    return deps.callAgent(name, { path: `/v1/images?name=${encodeURIComponent(image)}`, method: 'DELETE', signal: c.req.raw.signal });
+  });
+  return app;
+}
