@@ -142,7 +142,7 @@ test('a Deployment spread over the three machines runs on all: two nodes fetched
   });
   let last = '';
   const pods = await eventually('3 pods of the Deployment running', async () => {
-    await advertise('n1');
+    await cluster!.advertiseImage('n1', IMAGE, statSync(archive).size);
     const all = await cluster!.podsOf('app=shared');
     last = JSON.stringify(all.map((p) => [p.spec.nodeName, p.status?.phase]));
     return all.length === 3 && all.every((p) => p.status?.phase === 'Running') ? all : undefined;
@@ -157,18 +157,5 @@ test('a Deployment spread over the three machines runs on all: two nodes fetched
     assert.equal(transfers(n), []);
   }
 });
-
-/**
- * Node `name`'s status lists IMAGE, as the kubelet reports images (status.images). The agent writes its whole
- * status on its own period; where it reports no images (an agent that does not yet), they are put back.
- */
-async function advertise(name: string): Promise<void> {
-  const node = await cluster!.api('GET', `/api/v1/nodes/${name}`);
-  const status = (node.json.status ?? {}) as { images?: { names?: string[] }[] };
-  if (status.images?.some((i) => i.names?.includes(IMAGE))) return;
-  const images = [...status.images ?? [], { names: [IMAGE], sizeBytes: statSync(archive).size }];
-  const { resourceVersion: _, ...metadata } = node.json.metadata as Record<string, unknown>;
-  await cluster!.api('PUT', `/api/v1/nodes/${name}/status`, { ...node.json, metadata, status: { ...status, images } });
-}
 
 test.run();
