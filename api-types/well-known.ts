@@ -119,7 +119,18 @@ export const NODE_CERTIFICATES_PATH = '/apis/flotilla.io/v1/nodecertificates';
 export function nodeImagesPath(node: string): string {
   return `/apis/flotilla.io/v1/nodes/${encodeURIComponent(node)}/images`;
 }
-/** Request header of an image archive upload: "sha256:<hex>" of the archive's bytes, checked before it is loaded. */
+/**
+ * Request header, or trailer (for an archive sent while it is made), of an image archive upload: "sha256:<hex>" of
+ * the archive's bytes, checked before it is loaded; the trailer of an agent's archive download.
+ */
 export const ARCHIVE_DIGEST_HEADER = 'x-flotilla-archive-digest';
+/** Whether a request's Trailer header announces ARCHIVE_DIGEST_HEADER after the body. */
+export function archiveDigestTrails(trailerHeader: string | undefined): boolean {
+  return (trailerHeader ?? '').toLowerCase().split(/\s*,\s*/).includes(ARCHIVE_DIGEST_HEADER);
+}
+/** A well-formed ARCHIVE_DIGEST_HEADER value: "sha256:" and 64 lower-case hex digits. */
+export function isArchiveDigest(text: string): boolean {
+  return /^sha256:[0-9a-f]{64}$/.test(text);
+}
 /** Answer header of an image archive download (an agent's GET /v1/images/archive): the id of the image it holds. */
 export const IMAGE_ID_HEADER = 'x-flotilla-image-id';

@@ -3,11 +3,8 @@
 // it arrived whole with the digest sent along (server/api/routes/node-images.ts, node-agent/images/load.ts).
 // Loading an image on one node is enough for pods elsewhere: agents fetch it from the nodes that hold it.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { createReadStream, statSync } from 'node:fs';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { ARCHIVE_DIGEST_HEADER, nodeImagesPath } from '../api-types/index.js';
 import { ApiClientError, type ApiClient } from '../client/client.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
@@ -68,32 +65,38 @@ async function allNodes(client: ApiClient): Promise<string[]> {
   return names;
 }
 
-/** An archive ready to send: its file, size and digest, and how to be rid of it. */
-interface Archive { path: string; bytes: number; digest: string; dispose: () => void }
+/**
+ * What is sent to every node: an archive file as it is (its digest, computed first, leads the upload), or the
+ * local engine's `docker save` of an image, read once and sent to all nodes as it is made (its digest follows each
+ * upload as a trailer). `bytes` is known for a file only.
+ */
+interface ArchiveSource { bytes: number | undefined; bodies: (count: number) => Promise<{ bodies: Readable[]; digest: () => string }> }
 
-/** A file is sent as it is; anything else names an image of the local engine, saved to a file first (its digest leads the upload). */
-async function archiveOf(source: string, io: Io): Promise<Archive> {
+async function archiveSource(source: string, io: Io): Promise<ArchiveSource> {
   const file = statSync(source, { throwIfNoEntry: false });
-  if (file?.isFile()) return { path: source, bytes: file.size, digest: await fileDigest(source), dispose: () => undefined };
+  if (file?.isFile()) {
+    const digest = await fileDigest(source);
+    return { bytes: file.size, bodies: async (count) => ({ bodies: Array.from({ length: count }, () => createReadStream(source)), digest: () => digest }) };
+  }
   if (/\.tar(\.gz)?$/.test(source)) throw new UsageError(`${source}: no such file`);
   const docker = new DockerRuntime();
   const id = await docker.imageId(source).catch((err: unknown) => {
     throw new ApiClientError(`cannot ask the local Docker engine for image ${source}: ${err instanceof Error ? err.message : String(err)}`, 0, 'Unreachable');
   });
   if (id === undefined) throw new ApiClientError(`image ${source} is not in the local Docker engine (docker images lists what is; or give an archive file)`, 404, 'NotFound');
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-image-'));
-  const dispose = () => rmSync(dir, { recursive: true, force: true });
-  try {
-    const path = join(dir, 'image.tar');
-    const hash = createHash('sha256');
-    let bytes = 0;
-    io.err(`saving ${source} (${id.replace(/^sha256:/, '').slice(0, 12)}) from the local Docker engine...\n`);
-    await pipeline(await docker.saveImage(source), new Transform({ transform(c: Buffer, _e, done) { hash.update(c); bytes += c.length; done(null, c); } }), createWriteStream(path));
-    return { path, bytes, digest: `sha256:${hash.digest('hex')}`, dispose };
-  } catch (err) {
-    dispose();
-    throw err;
-  }
+  io.err(`sending ${source} (${id.replace(/^sha256:/, '').slice(0, 12)}) as the local Docker engine saves it\n`);
+  return {
+    bytes: undefined,
+    bodies: async (count) => {
+      const hash = createHash('sha256');
+      const saved = (await docker.saveImage(source)).pipe(new Transform({ transform(c: Buffer, _e, done) { hash.update(c); done(null, c); } }));
+      // One reading for all: the slowest node sets the pace (pipe's back-pressure).
+      const bodies = Array.from({ length: count }, () => saved.pipe(new PassThrough()));
+      saved.on('error', (err) => { for (const b of bodies) b.destroy(err); });
+      let digest: string | undefined;
+      return { bodies, digest: () => (digest ??= `sha256:${hash.digest('hex')}`) };
+    },
+  };
 }
 
 async function fileDigest(path: string): Promise<string> {
@@ -103,40 +106,39 @@ async function fileDigest(path: string): Promise<string> {
 }
 
 async function load(client: ApiClient, source: string, nodes: string[], io: Io, signal: AbortSignal): Promise<number> {
-  const archive = await archiveOf(source, io);
-  try {
-    io.err(`loading ${source} (${megabytes(archive.bytes)}, ${archive.digest.slice(0, 19)}) onto ${nodes.map((n) => `node/${n}`).join(', ')}\n`);
-    const progress = new Progress(archive.bytes * nodes.length, io);
-    const started = Date.now();
-    const results = await Promise.all(nodes.map(async (node) => {
-      const counting = new Transform({ transform(c: Buffer, _e, done) { progress.add(c.length); done(null, c); } });
-      const body = createReadStream(archive.path).pipe(counting);
-      try {
-        const loaded = await client.upload<{ images?: string[] }>(nodeImagesPath(node), body, {
-          'content-type': 'application/x-tar', 'content-length': String(archive.bytes), [ARCHIVE_DIGEST_HEADER]: archive.digest,
-        }, signal);
-        return { node, loaded: loaded.images ?? [] };
-      } catch (err) {
-        body.destroy();
-        return { node, error: err instanceof Error ? err.message : String(err) };
-      }
-    }));
-    progress.done();
-    const seconds = (Date.now() - started) / 1000;
-    let failed = 0;
-    for (const r of results) {
-      if ('error' in r) {
-        failed++;
-        io.err(`node/${r.node}: error: ${r.error}\n`);
-      } else {
-        io.out(`node/${r.node}: loaded ${r.loaded.join(', ') || source}\n`);
-      }
+  const archive = await archiveSource(source, io);
+  io.err(`loading ${source}${archive.bytes === undefined ? '' : ` (${megabytes(archive.bytes)})`} onto ${nodes.map((n) => `node/${n}`).join(', ')}\n`);
+  const progress = new Progress(archive.bytes === undefined ? undefined : archive.bytes * nodes.length, io);
+  const started = Date.now();
+  const { bodies, digest } = await archive.bodies(nodes.length);
+  let sent = 0;
+  const results = await Promise.all(nodes.map(async (node, i) => {
+    const body = bodies[i]!.pipe(new Transform({ transform(c: Buffer, _e, done) { progress.add(c.length); if (i === 0) sent += c.length; done(null, c); } }));
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/x-tar' };
+      if (archive.bytes !== undefined) Object.assign(headers, { 'content-length': String(archive.bytes), [ARCHIVE_DIGEST_HEADER]: digest() });
+      const trailers = archive.bytes === undefined ? { names: [ARCHIVE_DIGEST_HEADER], values: () => ({ [ARCHIVE_DIGEST_HEADER]: digest() }) } : undefined;
+      const loaded = await client.upload<{ images?: string[] }>(nodeImagesPath(node), body, headers, signal, trailers);
+      return { node, loaded: loaded.images ?? [] };
+    } catch (err) {
+      body.destroy();
+      return { node, error: err instanceof Error ? err.message : String(err) };
     }
-    if (failed < results.length) io.err(`${megabytes(archive.bytes)} to ${results.length - failed} node(s) in ${seconds.toFixed(1)}s (${megabytes(archive.bytes * (results.length - failed) / Math.max(seconds, 0.001))}/s)\n`);
-    return failed > 0 ? 1 : 0;
-  } finally {
-    archive.dispose();
+  }));
+  progress.done();
+  const seconds = (Date.now() - started) / 1000;
+  const bytes = archive.bytes ?? sent;
+  let failed = 0;
+  for (const r of results) {
+    if ('error' in r) {
+      failed++;
+      io.err(`node/${r.node}: error: ${r.error}\n`);
+    } else {
+      io.out(`node/${r.node}: loaded ${r.loaded.join(', ') || source}\n`);
+    }
   }
+  if (failed < results.length) io.err(`${megabytes(bytes)} (${digest().slice(0, 19)}) to ${results.length - failed} node(s) in ${seconds.toFixed(1)}s (${megabytes(bytes * (results.length - failed) / Math.max(seconds, 0.001))}/s)\n`);
+  return failed > 0 ? 1 : 0;
 }
 
 async function remove(client: ApiClient, image: string, nodes: string[], io: Io): Promise<number> {
@@ -196,12 +198,12 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
-/** On a terminal (stderr), one line redrawn at most every 200 ms: bytes sent of the total and the rate; elsewhere nothing. */
+/** On a terminal (stderr), one line redrawn at most every 200 ms: bytes sent (of the total, when known) and the rate; elsewhere nothing. */
 class Progress {
   private sent = 0;
   private drawnAt = 0;
   private readonly started = Date.now();
-  constructor(private readonly total: number, private readonly io: Io) {}
+  constructor(private readonly total: number | undefined, private readonly io: Io) {}
 
   add(bytes: number): void {
     this.sent += bytes;
@@ -217,9 +219,13 @@ class Progress {
   }
 
   private draw(): void {
+    const rate = `${megabytes(this.sent / Math.max((Date.now() - this.started) / 1000, 0.001))}/s`;
+    if (this.total === undefined) {
+      this.io.err(`\r${megabytes(this.sent)} sent  ${rate} `);
+      return;
+    }
     const width = 30;
     const filled = this.total === 0 ? width : Math.round(width * Math.min(1, this.sent / this.total));
-    const rate = this.sent / Math.max((Date.now() - this.started) / 1000, 0.001);
-    this.io.err(`\r[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${megabytes(this.sent)} / ${megabytes(this.total)}  ${megabytes(rate)}/s `);
+    this.io.err(`\r[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${megabytes(this.sent)} / ${megabytes(this.total)}  ${rate} `);
   }
 }

@@ -211,11 +211,12 @@ export class ApiClient {
   }
 
   /**
-   * Sends `body` as it streams (an image archive), with `headers`; resolves with the JSON answer. No timeout: the
-   * answer may come long after the last byte (the receiver's work), so the signal is what ends it.
+   * Sends `body` as it streams (an image archive), with `headers`, and the `trailers` it gives once the body has
+   * ended (chunked; their names go in the Trailer header); resolves with the JSON answer. No timeout: the answer
+   * may come long after the last byte (the receiver's work), so the signal is what ends it.
    */
-  async upload<T = Record<string, unknown>>(path: string, body: Readable, headers: Record<string, string>, signal?: AbortSignal): Promise<T> {
-    const res = await this.#send('POST', path, body, headers['content-type'] ?? 'application/octet-stream', signal, 0, headers);
+  async upload<T = Record<string, unknown>>(path: string, body: Readable, headers: Record<string, string>, signal?: AbortSignal, trailers?: { names: string[]; values: () => Record<string, string> }): Promise<T> {
+    const res = await this.#send('POST', path, body, headers['content-type'] ?? 'application/octet-stream', signal, 0, headers, trailers);
     const text = await readAll(res);
     const parsed = parseJson(text);
     if ((res.statusCode ?? 0) >= 400) throw statusError(res.statusCode ?? 0, parsed, text, 'POST', path);
@@ -227,7 +228,8 @@ export class ApiClient {
     this.#tlsAgents?.close();
   }
 
-  #send(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined, timeoutMs: number, extraHeaders: Record<string, string> = {}): Promise<http.IncomingMessage> {
+  #send(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined, timeoutMs: number, extraHeaders: Record<string, string> = {},
+    trailers?: { names: string[]; values: () => Record<string, string> }): Promise<http.IncomingMessage> {
     const current = this.#choice.current();
     if (!current) return Promise.reject(new ApiClientError('no Flotilla server found yet', 0, 'Unreachable'));
     const base = parseBase(current);
@@ -236,6 +238,7 @@ export class ApiClient {
     const payload = body === undefined || stream ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (stream) headers['content-type'] = contentType ?? 'application/octet-stream';
+    if (trailers) headers.trailer = trailers.names.join(', ');
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (payload) {
       headers['content-type'] = contentType ?? 'application/json';
@@ -259,7 +262,11 @@ export class ApiClient {
       });
       if (stream) {
         stream.on('error', (err) => req.destroy(err));
-        stream.pipe(req);
+        stream.pipe(req, { end: false });
+        stream.on('end', () => {
+          if (trailers) req.addTrailers(trailers.values());
+          req.end();
+        });
       } else {
         req.end(payload);
       }

@@ -10,7 +10,7 @@
 //        and timestamps=true are refused (400): a restarted container's predecessor is removed, lines carry no time
 //   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
 //   GET  /v1/images                                                  {"images": [ImageSummary...]}
-//   POST /v1/images  body: a `docker save` archive, header ARCHIVE_DIGEST_HEADER   201 {"images", "digest", "bytes"}
+//   POST /v1/images  body: a `docker save` archive, ARCHIVE_DIGEST_HEADER as a header or trailer   201 {"images", "digest", "bytes"}
 //        loaded only when it arrived whole with that digest (node-agent/images/load.ts); 400 otherwise
 //   DELETE /v1/images?name=IMAGE                                     {"removed": IMAGE}; 404, or 409 while in use
 //   GET  /v1/images/archive?name=IMAGE   the image's `docker save` archive, its id in IMAGE_ID_HEADER and the
@@ -25,8 +25,8 @@ import { pipeline } from 'node:stream/promises';
 import { NODE_GROUP, SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from '../client/pki.js';
 import type { NodeTlsMaterial } from './node-certificate.js';
 import type { Logger } from 'pino';
-import { ARCHIVE_DIGEST_HEADER, IMAGE_ID_HEADER, statusObject } from '../api-types/index.js';
-import { ArchiveDigestError, isArchiveDigest, loadArchive } from './images/load.js';
+import { ARCHIVE_DIGEST_HEADER, IMAGE_ID_HEADER, archiveDigestTrails, isArchiveDigest, statusObject } from '../api-types/index.js';
+import { ArchiveDigestError, loadArchive } from './images/load.js';
 import {
   ImageNotFoundError,
   LABEL_CONTAINER,
@@ -179,13 +179,17 @@ async function handleImages(o: EndpointOptions, req: http.IncomingMessage, res: 
   }
   if (req.method !== 'POST') throw new EndpointError(405, 'MethodNotAllowed', '/v1/images takes GET, POST and DELETE');
   const digest = req.headers[ARCHIVE_DIGEST_HEADER];
-  if (typeof digest !== 'string' || !isArchiveDigest(digest)) {
+  const trailing = digest === undefined && archiveDigestTrails(req.headers.trailer);
+  if (!trailing && (typeof digest !== 'string' || !isArchiveDigest(digest))) {
     req.resume();
-    throw new EndpointError(400, 'BadRequest', `an image archive needs its digest in the ${ARCHIVE_DIGEST_HEADER} header ("sha256:" and 64 hex digits)`);
+    throw new EndpointError(400, 'BadRequest', `an image archive needs its digest in the ${ARCHIVE_DIGEST_HEADER} header or trailer ("sha256:" and 64 hex digits)`);
   }
   const stop = new AbortController();
   res.on('close', () => { if (!res.writableFinished) stop.abort(); });
-  const loaded = await loadArchive(o.runtime, req, { dataDir: o.dataDir, expectedDigest: () => digest, signal: stop.signal });
+  const loaded = await loadArchive(o.runtime, req, {
+    dataDir: o.dataDir, signal: stop.signal,
+    expectedDigest: () => (typeof digest === 'string' ? digest : req.complete ? req.trailers[ARCHIVE_DIGEST_HEADER] : undefined),
+  });
   o.log?.info({ images: loaded.images, bytes: loaded.bytes, digest: loaded.digest, by: caller }, 'image archive loaded');
   sendJson(201, loaded);
 }

@@ -29,11 +29,6 @@ export interface LoadedArchive {
   bytes: number;
 }
 
-/** A well-formed archive digest: "sha256:" and 64 lower-case hex digits. */
-export function isArchiveDigest(text: string): boolean {
-  return /^sha256:[0-9a-f]{64}$/.test(text);
-}
-
 /**
  * Receives `source` whole, then loads it into `runtime` if its digest is `expectedDigest()` (asked once the source
  * has ended, so that a digest sent after the body, as an HTTP trailer, counts). Rejects with ArchiveDigestError on

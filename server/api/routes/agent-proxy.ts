@@ -18,6 +18,8 @@ export interface AgentRequest {
   method: string;
   headers?: Record<string, string>;
   body?: string | Readable;
+  /** Sent after a stream body has ended (name them in headers.trailer). */
+  trailers?: () => Record<string, string>;
   signal: AbortSignal;
 }
 
@@ -62,8 +64,13 @@ export function agentCaller(objects: ObjectService, tls: () => AgentCallTls): Ag
         reject(new StoreError({ code: 502, reason: 'BadGateway', message: `cannot reach the agent of node ${nodeName} at ${host}:${port}: ${err.message}` }));
       });
       if (target.body instanceof Readable) {
-        target.body.on('error', (err) => req.destroy(err));
-        target.body.pipe(req);
+        const body = target.body;
+        body.on('error', (err) => req.destroy(err));
+        body.pipe(req, { end: false });
+        body.on('end', () => {
+          if (target.trailers) req.addTrailers(target.trailers());
+          req.end();
+        });
       } else {
         req.end(target.body);
       }

@@ -3,15 +3,17 @@
 //
 //   GET    nodeImagesPath(N)              {"images": [{id, names, sizeBytes, os, architecture, variant?}...]}
 //   POST   nodeImagesPath(N)              body: a `docker save` archive, streamed on to the agent as it arrives;
-//          header ARCHIVE_DIGEST_HEADER    201 {"images", "digest", "bytes"} once loaded; 400 when it arrived
+//          ARCHIVE_DIGEST_HEADER as a      201 {"images", "digest", "bytes"} once loaded; 400 when it arrived
+//          header or a trailer
 //                                          incomplete or with another digest (nothing loaded)
 //   DELETE nodeImagesPath(N)?name=IMAGE   {"removed": IMAGE}; 404 when N has no such image, 409 while a container uses it
 // The body is neither held nor limited in size (createApp leaves these uploads alone), and the request is
 // long-running (no request timeout): an archive of gigabytes to a Raspberry Pi takes its time.
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { ARCHIVE_DIGEST_HEADER } from '../../../api-types/index.js';
+import { ARCHIVE_DIGEST_HEADER, archiveDigestTrails, isArchiveDigest } from '../../../api-types/index.js';
 import { StoreError } from '../../store/types.js';
 import type { AgentCaller } from './agent-proxy.js';
 
@@ -27,16 +29,26 @@ export function nodeImageRoutes(deps: { callAgent: AgentCaller; roleOf: (c: Cont
   app.post(NODE_IMAGES_ROUTE, async (c) => {
     const name = node(c);
     const digest = c.req.header(ARCHIVE_DIGEST_HEADER);
-    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
-      throw new StoreError({ code: 400, reason: 'BadRequest', message: `an image archive needs its digest in the ${ARCHIVE_DIGEST_HEADER} header ("sha256:" and 64 hex digits)` });
+    // The digest leads the archive (a file) or, for one streamed while it is made (`docker save`), follows it.
+    const trailing = digest === undefined && archiveDigestTrails(c.req.header('trailer'));
+    if (!trailing && (!digest || !isArchiveDigest(digest))) {
+      throw new StoreError({ code: 400, reason: 'BadRequest', message: `an image archive needs its digest in the ${ARCHIVE_DIGEST_HEADER} header or trailer ("sha256:" and 64 hex digits)` });
     }
     const body = c.req.raw.body;
-    if (!body) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request carries no image archive' });
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    if (!body || (trailing && !incoming)) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'the request carries no image archive' });
     const length = c.req.header('content-length');
     return deps.callAgent(name, {
       path: '/v1/images', method: 'POST', signal: c.req.raw.signal,
-      headers: { 'content-type': 'application/x-tar', [ARCHIVE_DIGEST_HEADER]: digest, ...(length ? { 'content-length': length } : {}) },
+      headers: {
+        'content-type': 'application/x-tar', ...(length ? { 'content-length': length } : {}),
+        ...(trailing ? { trailer: ARCHIVE_DIGEST_HEADER } : { [ARCHIVE_DIGEST_HEADER]: digest! }),
+      },
       body: Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>),
+      ...(trailing ? { trailers: (): Record<string, string> => {
+        const sent = incoming!.trailers[ARCHIVE_DIGEST_HEADER];
+        return sent === undefined ? {} : { [ARCHIVE_DIGEST_HEADER]: sent };
+      } } : {}),
     });
   });
   app.delete(NODE_IMAGES_ROUTE, (c) => {
