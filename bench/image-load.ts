@@ -4,14 +4,18 @@
 //   loadAll: `flotilla image load IMAGE --all` from h1 to the three nodes, timed end to end by the CLI's own exit:
 //     the local `docker save` to a file with its digest, the three uploads through the server on h1 to the agents
 //     (each writes the archive to a file while hashing it, then `docker load`s it), all three loaded.
+//   loadOne: the same to n2 alone (`--node n2`), the like of saveLoad for one machine.
 //   saveLoad: `docker save IMAGE | docker load` from the machine's engine into h1's engine, timed the same way:
 //     what moving the image to one machine by hand costs.
 //   peerFetch: a pod bound to n2 while only n1 holds the image (listed in n1's status.images): the time n2's
 //     agent took to fetch and load it from n1 (its "image fetched from a peer node" log record).
+// Where n2's time went (…AgentMs, medians): receive, from the request's start to the archive's last byte written
+// (the sender's save included, as it streams), and load, the `docker load` of the file after it.
 // MB/s are the image's MB over those times (loadAll: to all three nodes at once). Each round removes the image from
 // every lab engine first; the figures are medians over --runs rounds, and ratio is the median over rounds of
-// loadAll's MB/s over saveLoad's MB/s in the same round (goal >= 0.8). The lab shares the machine's cores: the
-// three agents load at once on them.
+// loadAll's MB/s over saveLoad's MB/s in the same round (goal >= 0.8), ratioOne the same for loadOne. The lab
+// shares the machine's cores: the three agents and their engines load at once on them, where three machines
+// would each load their own copy.
 // Usage: node dist/bench/image-load.js [--mb N] [--runs R]   (defaults 100 MB, 3 runs)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -51,12 +55,15 @@ try {
   const removeEverywhere = async () => {
     for (const h of [1, 2, 3]) await lab.lab.docker(h, ['rmi', IMAGE]);
   };
-  const fetchRecords = () => lab.agents.get('n2')!.output().split('\n').filter((l) => l.includes('"image fetched from a peer node"'))
-    .map((l) => JSON.parse(l) as { ms: number; bytes: number });
-  const rounds: { loadAllS: number; saveLoadS: number; peerFetchMs: number }[] = [];
+  const records = (msg: string) => lab.agents.get('n2')!.output().split('\n').filter((l) => l.includes(`"${msg}"`))
+    .map((l) => JSON.parse(l) as { ms: number; receiveMs: number; loadMs: number });
+  const fetchRecords = () => records('image fetched from a peer node');
+  const rounds: { loadAllS: number; loadOneS: number; saveLoadS: number; peerFetchMs: number; one: { receiveMs: number; loadMs: number }; fetch: { receiveMs: number; loadMs: number } }[] = [];
   for (let r = 0; r < runs; r++) {
     await removeEverywhere();
     const loadAllS = await timed('flotilla image load --all', () => lab.cli(1, ['image', 'load', IMAGE, '--all'], 600_000));
+    await lab.lab.docker(2, ['rmi', IMAGE]);
+    const loadOneS = await timed('flotilla image load --node n2', () => lab.cli(1, ['image', 'load', IMAGE, '--node', 'n2'], 600_000));
     await lab.lab.docker(1, ['rmi', IMAGE]);
     const saveLoadS = await timed('docker save | docker load', () => lab.lab.exec(1, 'sh', ['-c', `docker save ${IMAGE} | DOCKER_HOST=${h1.dockerHost} docker load`], { timeoutMs: 600_000 }));
     // Only n1 holds the image now (h1's engine has it from the save | load): a pod on n2 fetches it from there.
@@ -74,18 +81,23 @@ try {
       const ps = await lab.lab.docker(2, ['ps', '-aq', '--filter', `label=io.flotilla.pod=${pod}`]);
       return (await lab.api('GET', `/api/v1/namespaces/default/pods/${pod}`)).code === 404 && ps.code === 0 && ps.stdout.trim() === '';
     }, { limitMs: BOUND_MS, everyMs: 200 });
-    rounds.push({ loadAllS, saveLoadS, peerFetchMs: record.ms });
-    console.error(`round ${r + 1}/${runs}: load --all ${loadAllS.toFixed(2)} s, save | load ${saveLoadS.toFixed(2)} s, peer fetch ${record.ms} ms`);
+    const one = records('image archive loaded').at(-1)!;
+    rounds.push({ loadAllS, loadOneS, saveLoadS, peerFetchMs: record.ms, one, fetch: record });
+    console.error(`round ${r + 1}/${runs}: load --all ${loadAllS.toFixed(2)} s, load --node ${loadOneS.toFixed(2)} s, save | load ${saveLoadS.toFixed(2)} s, peer fetch ${record.ms} ms`);
   }
   const loadAllS = median(rounds.map((x) => x.loadAllS));
   const saveLoadS = median(rounds.map((x) => x.saveLoadS));
+  const loadOneS = median(rounds.map((x) => x.loadOneS));
   const peerFetchMs = median(rounds.map((x) => x.peerFetchMs));
   console.log(JSON.stringify({
     bench: 'image-load', imageMB: round(imageMB, 1), nodes: NODES.length, runs,
     loadAllSeconds: round(loadAllS, 2), loadAllMBps: round(imageMB / loadAllS, 1),
+    loadOneSeconds: round(loadOneS, 2), loadOneMBps: round(imageMB / loadOneS, 1),
     saveLoadSeconds: round(saveLoadS, 2), saveLoadMBps: round(imageMB / saveLoadS, 1),
-    ratio: round(median(rounds.map((x) => x.saveLoadS / x.loadAllS)), 2), goal: 0.8,
+    ratio: round(median(rounds.map((x) => x.saveLoadS / x.loadAllS)), 2), ratioOne: round(median(rounds.map((x) => x.saveLoadS / x.loadOneS)), 2), goal: 0.8,
     peerFetchMs: round(peerFetchMs, 0), peerFetchMBps: round(imageMB / (peerFetchMs / 1000), 1),
+    loadOneAgentMs: { receive: median(rounds.map((x) => x.one.receiveMs)), load: median(rounds.map((x) => x.one.loadMs)) },
+    peerFetchAgentMs: { receive: median(rounds.map((x) => x.fetch.receiveMs)), load: median(rounds.map((x) => x.fetch.loadMs)) },
   }));
 } finally {
   await cluster?.destroy();

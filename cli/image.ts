@@ -76,7 +76,7 @@ async function archiveSource(source: string, io: Io): Promise<ArchiveSource> {
   const file = statSync(source, { throwIfNoEntry: false });
   if (file?.isFile()) {
     const digest = await fileDigest(source);
-    return { bytes: file.size, bodies: async (count) => ({ bodies: Array.from({ length: count }, () => createReadStream(source)), digest: () => digest }) };
+    return { bytes: file.size, bodies: async (count) => ({ bodies: Array.from({ length: count }, () => createReadStream(source, { highWaterMark: 1 << 20 })), digest: () => digest }) };
   }
   if (/\.tar(\.gz)?$/.test(source)) throw new UsageError(`${source}: no such file`);
   const docker = new DockerRuntime();
@@ -101,7 +101,7 @@ async function archiveSource(source: string, io: Io): Promise<ArchiveSource> {
 
 async function fileDigest(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return `sha256:${hash.digest('hex')}`;
 }
 

@@ -190,7 +190,7 @@ async function handleImages(o: EndpointOptions, req: http.IncomingMessage, res: 
     dataDir: o.dataDir, signal: stop.signal,
     expectedDigest: () => (typeof digest === 'string' ? digest : req.complete ? req.trailers[ARCHIVE_DIGEST_HEADER] : undefined),
   });
-  o.log?.info({ images: loaded.images, bytes: loaded.bytes, digest: loaded.digest, by: caller }, 'image archive loaded');
+  o.log?.info({ ...loaded, by: caller }, 'image archive loaded');
   sendJson(201, loaded);
 }
 

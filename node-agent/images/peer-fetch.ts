@@ -12,7 +12,7 @@ import { ANNOTATION_NODE_KEY, ARCHIVE_DIGEST_HEADER, type Node } from '../../api
 import { agentIdentityError } from '../../client/pki.js';
 import type { NodeTlsMaterial } from '../node-certificate.js';
 import type { ContainerRuntime } from '../runtime/types.js';
-import { loadArchive } from './load.js';
+import { loadArchive, type LoadedArchive } from './load.js';
 
 /**
  * Makes `image` present from a peer node; true when it was loaded from one, false when no Ready peer holds it or
@@ -103,7 +103,7 @@ async function fetchFromPeers(o: PeerFetchOptions, image: string): Promise<boole
     const started = Date.now();
     try {
       const loaded = await fetchArchive(o, node, name);
-      o.log.info({ image, from: peer, bytes: loaded.bytes, ms: Date.now() - started }, 'image fetched from a peer node');
+      o.log.info({ image, from: peer, bytes: loaded.bytes, ms: Date.now() - started, receiveMs: loaded.receiveMs, loadMs: loaded.loadMs }, 'image fetched from a peer node');
       if (await o.runtime.imageId(image) !== undefined) return true;
       o.log.warn({ image, from: peer, loaded: loaded.images }, 'the archive a peer node sent does not hold the image');
     } catch (err) {
@@ -114,7 +114,7 @@ async function fetchFromPeers(o: PeerFetchOptions, image: string): Promise<boole
 }
 
 /** GET /v1/images/archive?name=NAME of `node`'s agent, loaded here; rejects naming what failed. */
-async function fetchArchive(o: PeerFetchOptions, node: Node, name: string): Promise<{ images: string[]; bytes: number }> {
+async function fetchArchive(o: PeerFetchOptions, node: Node, name: string): Promise<LoadedArchive> {
   const peer = node.metadata.name ?? '';
   const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
   const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
