@@ -90,6 +90,9 @@ test('image load puts a local image on the one node named, and image ls shows it
   assert.is(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /^NODE\s+IMAGE\s+ID\s+SIZE\s+PLATFORM$/m);
   assert.match(listed.stdout, new RegExp(`^n1\\s+${IMAGE.replace(/[/.]/g, '\\$&')}\\s+${id}\\s+\\S+B\\s+linux/`, 'm'));
+  const absent = await cluster!.cli(1, ['image', 'rm', IMAGE, '--node', 'n3']);
+  assert.is(absent.code, 1);
+  assert.match(absent.stderr, `node/n3: error: no such image: ${IMAGE} on node n3`);
 });
 
 test('an archive with another digest than the one sent is refused and nothing is loaded', async () => {
@@ -156,6 +159,25 @@ test('a Deployment spread over the three machines runs on all: two nodes fetched
     assert.equal(logEntries(n, 'image fetched from a peer node').map((e) => [e.image, e.from]), [[IMAGE, 'n1']]);
     assert.equal(transfers(n), []);
   }
+});
+
+test('image rm is refused while a container uses the image, and removes it from every node once none does', async () => {
+  const busy = await cluster!.cli(1, ['image', 'rm', IMAGE, '--node', 'n2']);
+  assert.is(busy.code, 1);
+  assert.match(busy.stderr, /^node\/n2: error: node n2: conflict: /m);
+  assert.ok(await present(2));
+  assert.is((await cluster!.api('DELETE', '/apis/apps/v1/namespaces/default/deployments/shared')).code, 200);
+  await eventually('the pods\' containers gone', async () => {
+    for (const h of [1, 2, 3]) {
+      const ps = await cluster!.lab.docker(h, ['ps', '-aq', '--filter', 'label=io.flotilla.container=c']);
+      if (ps.code !== 0 || ps.stdout.trim() !== '') return false;
+    }
+    return true;
+  }, { limitMs: BOUND_MS, everyMs: 500 });
+  const removed = await cluster!.cli(1, ['image', 'rm', IMAGE, '--all']);
+  assert.is(removed.code, 0, removed.stderr);
+  assert.equal(removed.stdout.trim().split('\n'), NODES.map((n) => `node/${n}: removed ${IMAGE}`));
+  for (const h of [1, 2, 3]) assert.not.ok(await present(h), `h${h} still has the image`);
 });
 
 test.run();
