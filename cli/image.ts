@@ -113,6 +113,12 @@ async function load(client: ApiClient, source: string, nodes: string[], io: Io, 
   const { bodies, digest } = await archive.bodies(nodes.length);
   let sent = 0;
   const results = await Promise.all(nodes.map(async (node, i) => {
+    // A node that does not exist is named before its upload starts (the answer would otherwise race the upload).
+    const known = await client.request('GET', `/api/v1/nodes/${encodeURIComponent(node)}`).then(() => undefined, (err: unknown) => (err instanceof Error ? err.message : String(err)));
+    if (known !== undefined) {
+      bodies[i]!.destroy();
+      return { node, error: known };
+    }
     const body = bodies[i]!.pipe(new Transform({ transform(c: Buffer, _e, done) { progress.add(c.length); if (i === 0) sent += c.length; done(null, c); } }));
     try {
       const headers: Record<string, string> = { 'content-type': 'application/x-tar' };

@@ -90,6 +90,9 @@ test('image load puts a local image on the one node named, and image ls shows it
   assert.is(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /^NODE\s+IMAGE\s+ID\s+SIZE\s+PLATFORM$/m);
   assert.match(listed.stdout, new RegExp(`^n1\\s+${IMAGE.replace(/[/.]/g, '\\$&')}\\s+${id}\\s+\\S+B\\s+linux/`, 'm'));
+  const unknown = await cluster!.cli(1, ['image', 'load', IMAGE, '--node', 'nope']);
+  assert.is(unknown.code, 1);
+  assert.match(unknown.stderr, 'node/nope: error: nodes "nope" not found');
   const absent = await cluster!.cli(1, ['image', 'rm', IMAGE, '--node', 'n3']);
   assert.is(absent.code, 1);
   assert.match(absent.stderr, `node/n3: error: no such image: ${IMAGE} on node n3`);

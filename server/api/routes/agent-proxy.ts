@@ -60,7 +60,8 @@ export function agentCaller(objects: ObjectService, tls: () => AgentCallTls): Ag
         resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, headers: relayed }));
       });
       req.on('error', (err) => {
-        if (target.body instanceof Readable) target.body.destroy();
+        // The rest of a stream body is read and dropped, so that its sender gets this answer rather than a reset.
+        if (target.body instanceof Readable) target.body.unpipe(req).resume();
         reject(new StoreError({ code: 502, reason: 'BadGateway', message: `cannot reach the agent of node ${nodeName} at ${host}:${port}: ${err.message}` }));
       });
       if (target.body instanceof Readable) {
