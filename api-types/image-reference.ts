@@ -72,6 +72,18 @@ export function parseImageReference(image: string): ImageReference {
   return ref;
 }
 
+/**
+ * An image name in Docker's full form, so that the names pods use and the names nodes report (RepoTags,
+ * RepoDigests) compare equal: "busybox" and "docker.io/library/busybox:latest" are one image (the default
+ * registry, its `library/` namespace and the `latest` tag filled in as Docker does). Never throws: a name Docker
+ * would refuse is completed the same way, and matches nothing a node reports.
+ */
+export function canonicalImageName(image: string): string {
+  const { domain, remainder } = splitDomain(image);
+  const last = remainder.slice(remainder.lastIndexOf('/') + 1);
+  return `${domain}/${remainder}${remainder.includes('@') || last.includes(':') ? '' : ':latest'}`;
+}
+
 /** The repository a reference names, with its registry: "docker.io/library/nginx" (Docker's Named.Name()). */
 export function repositoryOf(ref: ImageReference): string {
   return `${ref.domain}/${ref.path}`;
@@ -85,4 +97,9 @@ export function repositoryOf(ref: ImageReference): string {
 export function withDefaultTag(image: string): string {
   const ref = parseImageReference(image);
   return ref.tag === undefined && ref.digest === undefined ? `${image}:latest` : image;
+}
+
+/** os/architecture[/variant] ("linux/arm/v7"), as Docker and the OCI image index name a platform. */
+export function platformName(p: { os?: string; architecture?: string; variant?: string }): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 }

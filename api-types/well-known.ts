@@ -132,3 +132,28 @@ export const LB_SPEAKER_EXPIRY_MS = 1_600;
 export const SECRET_TYPE_TOKENS = 'flotilla.io/tokens';
 /** Where an agent sends its CSR (POST {"nodeName", "csr"}): served by server/api/routes/node-certificates.ts. */
 export const NODE_CERTIFICATES_PATH = '/apis/flotilla.io/v1/nodecertificates';
+
+// ---- image archives between the CLI, the servers and the agents -------------------------------------------
+
+/**
+ * Node NODE's images (server/api/routes/node-images.ts, `flotilla image`): GET lists them, POST loads the `docker
+ * save` archive of the body (with ARCHIVE_DIGEST_HEADER), DELETE ?name=IMAGE removes one.
+ */
+export function nodeImagesPath(node: string): string {
+  return `/apis/flotilla.io/v1/nodes/${encodeURIComponent(node)}/images`;
+}
+/**
+ * Request header, or trailer (for an archive sent while it is made), of an image archive upload: "sha256:<hex>" of
+ * the archive's bytes, checked before it is loaded; the trailer of an agent's archive download.
+ */
+export const ARCHIVE_DIGEST_HEADER = 'x-flotilla-archive-digest';
+/** Whether a request's Trailer header announces ARCHIVE_DIGEST_HEADER after the body. */
+export function archiveDigestTrails(trailerHeader: string | undefined): boolean {
+  return (trailerHeader ?? '').toLowerCase().split(/\s*,\s*/).includes(ARCHIVE_DIGEST_HEADER);
+}
+/** A well-formed ARCHIVE_DIGEST_HEADER value: "sha256:" and 64 lower-case hex digits. */
+export function isArchiveDigest(text: string): boolean {
+  return /^sha256:[0-9a-f]{64}$/.test(text);
+}
+/** Answer header of an image archive download (an agent's GET /v1/images/archive): the id of the image it holds. */
+export const IMAGE_ID_HEADER = 'x-flotilla-image-id';

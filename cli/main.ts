@@ -34,6 +34,7 @@ import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import { describeObject } from './describe.js';
 import { serviceCommand } from './service-url.js';
+import { imageCommand } from './image.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -173,6 +174,7 @@ const commands: Record<string, CliCommand> = {
   drain: drainCommand,
   top: topCommand,
   service: serviceCommand,
+  image: imageCommand,
   config: configCommand,
   cluster: {
     summary: 'show the control-plane members (status), remove one, or hand leadership to one (transfer)',

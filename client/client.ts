@@ -210,18 +210,35 @@ export class ApiClient {
     return res.headers;
   }
 
+  /**
+   * Sends `body` as it streams (an image archive), with `headers`, and the `trailers` it gives once the body has
+   * ended (chunked; their names go in the Trailer header); resolves with the JSON answer. No timeout: the answer
+   * may come long after the last byte (the receiver's work), so the signal is what ends it.
+   */
+  async upload<T = Record<string, unknown>>(path: string, body: Readable, headers: Record<string, string>, signal?: AbortSignal, trailers?: { names: string[]; values: () => Record<string, string> }): Promise<T> {
+    const res = await this.#send('POST', path, body, headers['content-type'] ?? 'application/octet-stream', signal, 0, headers, trailers);
+    const text = await readAll(res);
+    const parsed = parseJson(text);
+    if ((res.statusCode ?? 0) >= 400) throw statusError(res.statusCode ?? 0, parsed, text, 'POST', path);
+    return parsed as T;
+  }
+
   close(): void {
     this.#agent.destroy();
     this.#tlsAgents?.close();
   }
 
-  #send(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined, timeoutMs: number): Promise<http.IncomingMessage> {
+  #send(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined, timeoutMs: number, extraHeaders: Record<string, string> = {},
+    trailers?: { names: string[]; values: () => Record<string, string> }): Promise<http.IncomingMessage> {
     const current = this.#choice.current();
     if (!current) return Promise.reject(new ApiClientError('no Flotilla server found yet', 0, 'Unreachable'));
     const base = parseBase(current);
     const url = new URL(path, base);
-    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const stream = body instanceof Readable ? body : undefined;
+    const payload = body === undefined || stream ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
+    if (stream) headers['content-type'] = contentType ?? 'application/octet-stream';
+    if (trailers) headers.trailer = trailers.names.join(', ');
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (payload) {
       headers['content-type'] = contentType ?? 'application/json';
@@ -236,13 +253,23 @@ export class ApiClient {
       }
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err.name === 'AbortError') return reject(err);
-        if (!retried && isStaleKeepAlive(req, err)) { attempt(true).then(resolve, reject); return; }
+        // A streamed body cannot be sent again: it is spent.
+        if (!retried && !stream && isStaleKeepAlive(req, err)) { attempt(true).then(resolve, reject); return; }
         this.#choice.reportFailure(current);
         if (err instanceof ApiClientError) reject(err);
         else if (isVerificationError(err)) reject(new ApiClientError(`the server at ${base.origin} presents a certificate the cluster CA did not issue (${err.code ?? err.message}): wrong CA, or a man in the middle; nothing was sent`, 0, 'Unreachable'));
         else reject(new ApiClientError(`cannot reach the Flotilla server at ${base.origin}: ${err.code ?? err.message}`, 0, 'Unreachable'));
       });
-      req.end(payload);
+      if (stream) {
+        stream.on('error', (err) => req.destroy(err));
+        stream.pipe(req, { end: false });
+        stream.on('end', () => {
+          if (trailers) req.addTrailers(trailers.values());
+          req.end();
+        });
+      } else {
+        req.end(payload);
+      }
     });
     return attempt(false);
   }

@@ -44,6 +44,21 @@ export function checkFlotillaServer(host: string, cert: PeerCertificate): Error 
   return checkServerIdentity(host, cert) ?? (isServer ? undefined : new Error(`the server at ${host} presents a certificate for "${cert.subject?.CN ?? ''}", which is not a Flotilla server's (O=${SERVER_GROUP})`));
 }
 
+/**
+ * Why `cert`, presented by an agent endpoint (the TLS layer has checked it chains to the cluster CA), is not node
+ * `nodeName`'s: its CN must be `system:node:<nodeName>`, its O system:nodes, and its key the one the node is bound
+ * to (`keySha256`, hex SHA-256 of the SubjectPublicKeyInfo: the servers' binding, or the Node's flotilla.io/node-key
+ * annotation for an agent). Undefined when it is node `nodeName`'s. What servers and agents calling an agent check.
+ */
+export function agentIdentityError(nodeName: string, cert: PeerCertificate, keySha256: string | undefined): Error | undefined {
+  const info = certificateInfo(new X509Certificate(cert.raw));
+  if (info.commonName !== nodeCommonName(nodeName) || !info.organizations.includes(NODE_GROUP)) {
+    return new Error(`the agent endpoint presents a certificate for "${info.commonName}", not ${nodeCommonName(nodeName)}`);
+  }
+  if (keySha256 !== info.publicKeySha256) return new Error(`the agent endpoint's certificate is not for the key node ${nodeName} is bound to`);
+  return undefined;
+}
+
 export interface KeyPair { privateKey: CryptoKey; publicKey: CryptoKey }
 
 /** What a certificate or request names: the subject and the alternative names. */

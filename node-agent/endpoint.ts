@@ -1,22 +1,34 @@
-// The agent's own HTTPS endpoint, called only by the servers (server/api/routes/agent-proxy.ts) to serve `logs`
-// and `exec` of the pods on this node. Mutual TLS: it serves with the node certificate (node-agent/node-certificate.ts)
-// and admits only clients with a certificate of the cluster CA whose subject O is flotilla:servers (the
-// servers' own client certificates). A node certificate, any other certificate or none: refused. No secret of
-// this endpoint is stored anywhere.
+// The agent's own HTTPS endpoint, called by the servers (server/api/routes/agent-proxy.ts) to serve `logs`, `exec`
+// and the node's images, and by other nodes' agents to fetch an image (node-agent/images/peer-fetch.ts). Mutual
+// TLS: it serves with the node certificate (node-agent/node-certificate.ts) and admits only clients with a
+// certificate of the cluster CA whose subject O is flotilla:servers (the servers' own client certificates); a
+// node certificate of the cluster CA (O system:nodes, CN system:node:<N>) is admitted to GET /v1/images/archive
+// only. Any other certificate or none: refused. No secret of this endpoint is stored anywhere.
 //
 //   GET  /v1/pods/NS/NAME/log?container=C&follow=true&tailLines=N&sinceSeconds=S
 //        text/plain, one line per log line, streamed while following until the container stops; previous=true
 //        and timestamps=true are refused (400): a restarted container's predecessor is removed, lines carry no time
 //   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
+//   GET  /v1/images                                                  {"images": [ImageSummary...]}
+//   POST /v1/images  body: a `docker save` archive, ARCHIVE_DIGEST_HEADER as a header or trailer   201 {"images", "digest", "bytes"}
+//        loaded only when it arrived whole with that digest (node-agent/images/load.ts); 400 otherwise
+//   DELETE /v1/images?name=IMAGE                                     {"removed": IMAGE}; 404, or 409 while in use
+//   GET  /v1/images/archive?name=IMAGE   the image's `docker save` archive, its id in IMAGE_ID_HEADER and the
+//        archive's digest in the trailer ARCHIVE_DIGEST_HEADER; servers and nodes alike
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { SERVER_GROUP, certificateInfo } from '../client/pki.js';
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { NODE_GROUP, SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from '../client/pki.js';
 import type { NodeTlsMaterial } from './node-certificate.js';
 import type { Logger } from 'pino';
-import { statusObject } from '../api-types/index.js';
+import { ARCHIVE_DIGEST_HEADER, IMAGE_ID_HEADER, archiveDigestTrails, isArchiveDigest, statusObject } from '../api-types/index.js';
+import { ArchiveDigestError, loadArchive } from './images/load.js';
 import {
+  ImageNotFoundError,
   LABEL_CONTAINER,
   LABEL_NAMESPACE,
   LABEL_POD,
@@ -32,6 +44,8 @@ export interface EndpointOptions {
   /** Logs and exec reach only containers of this cluster and node (runtime/types.ts ownerLabels). */
   clusterId: string;
   nodeName: string;
+  /** The agent's data directory: image archives arrive under it (node-agent/images/load.ts). */
+  dataDir: string;
   /** The node certificate and the CA clients must chain to. */
   tls: NodeTlsMaterial;
   host: string;
@@ -61,11 +75,15 @@ export async function startEndpoint(options: EndpointOptions): Promise<AgentEndp
   const server = https.createServer({ ...secureContext(options.tls), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (req, res) => {
     const peer = (req.socket as TLSSocket).getPeerX509Certificate();
     const subject = peer ? certificateInfo(peer) : undefined;
-    if (!subject?.organizations.includes(SERVER_GROUP)) {
-      return sendStatus(res, new EndpointError(403, 'Forbidden', `only the cluster's servers (certificate O=${SERVER_GROUP}) may call this agent; ${subject ? `CN=${subject.commonName} is not one` : 'no client certificate was presented'}`));
+    const peerNode = subject?.organizations.includes(NODE_GROUP) ? nodeNameOfCommonName(subject.commonName) : undefined;
+    const archiveFetch = req.method === 'GET' && new URL(req.url ?? '/', 'http://agent').pathname === '/v1/images/archive';
+    if (!subject?.organizations.includes(SERVER_GROUP) && !(archiveFetch && peerNode !== undefined)) {
+      return sendStatus(res, new EndpointError(403, 'Forbidden', `only the cluster's servers (certificate O=${SERVER_GROUP}) may call this agent${archiveFetch ? ` (and nodes, O=${NODE_GROUP}, fetch images)` : ''}; ${subject ? `CN=${subject.commonName} is not one` : 'no client certificate was presented'}`));
     }
-    handle(options, req, res).catch((err: unknown) => {
+    handle(options, req, res, subject?.commonName ?? '').catch((err: unknown) => {
       if (err instanceof EndpointError) return sendStatus(res, err);
+      if (err instanceof ImageNotFoundError) return sendStatus(res, new EndpointError(404, 'NotFound', `${err.message} on node ${options.nodeName}`));
+      if (err instanceof ArchiveDigestError) return sendStatus(res, new EndpointError(400, 'BadRequest', `node ${options.nodeName}: ${err.message}`));
       options.log?.warn({ err }, 'agent endpoint request failed');
       sendStatus(res, new EndpointError(500, 'InternalError', err instanceof Error ? err.message : String(err)));
     });
@@ -85,8 +103,9 @@ function secureContext(tls: NodeTlsMaterial): { cert: string; key: string; ca: s
   return { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem };
 }
 
-async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.ServerResponse, caller: string): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
+  if (url.pathname === '/v1/images' || url.pathname === '/v1/images/archive') return handleImages(o, req, res, url, caller);
   const m = /^\/v1\/pods\/([^/]+)\/([^/]+)\/(log|exec)$/.exec(url.pathname);
   if (!m) throw new EndpointError(404, 'NotFound', `no such agent endpoint: ${req.method} ${url.pathname}`);
   const namespace = decodeURIComponent(m[1]!);
@@ -134,6 +153,68 @@ async function handle(o: EndpointOptions, req: http.IncomingMessage, res: http.S
   res.on('close', () => { if (!res.writableFinished) stop.abort(); });
   const result = await o.runtime.exec(id, body.command as string[], { signal: stop.signal });
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result));
+}
+
+/** The image routes (the table at the top). */
+async function handleImages(o: EndpointOptions, req: http.IncomingMessage, res: http.ServerResponse, url: URL, caller: string): Promise<void> {
+  const sendJson = (code: number, body: unknown): void => { res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body)); };
+  const name = () => {
+    const n = url.searchParams.get('name');
+    if (!n) throw new EndpointError(400, 'BadRequest', 'name the image: ?name=IMAGE');
+    return n;
+  };
+  if (url.pathname === '/v1/images/archive') return sendArchive(o, res, name(), caller);
+  if (req.method === 'GET') return sendJson(200, { images: await o.runtime.listImages() });
+  if (req.method === 'DELETE') {
+    const image = name();
+    try {
+      await o.runtime.removeImage(image);
+    } catch (err) {
+      if (err instanceof ImageNotFoundError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new EndpointError(/^conflict/i.test(message) ? 409 : 500, /^conflict/i.test(message) ? 'Conflict' : 'InternalError', `node ${o.nodeName}: ${message}`);
+    }
+    o.log?.info({ image, by: caller }, 'image removed');
+    return sendJson(200, { removed: image });
+  }
+  if (req.method !== 'POST') throw new EndpointError(405, 'MethodNotAllowed', '/v1/images takes GET, POST and DELETE');
+  const digest = req.headers[ARCHIVE_DIGEST_HEADER];
+  const trailing = digest === undefined && archiveDigestTrails(req.headers.trailer);
+  if (!trailing && (typeof digest !== 'string' || !isArchiveDigest(digest))) {
+    req.resume();
+    throw new EndpointError(400, 'BadRequest', `an image archive needs its digest in the ${ARCHIVE_DIGEST_HEADER} header or trailer ("sha256:" and 64 hex digits)`);
+  }
+  const stop = new AbortController();
+  res.on('close', () => { if (!res.writableFinished) stop.abort(); });
+  const loaded = await loadArchive(o.runtime, req, {
+    dataDir: o.dataDir, signal: stop.signal,
+    expectedDigest: () => (typeof digest === 'string' ? digest : req.complete ? req.trailers[ARCHIVE_DIGEST_HEADER] : undefined),
+  });
+  o.log?.info({ ...loaded, by: caller }, 'image archive loaded');
+  sendJson(201, loaded);
+}
+
+/**
+ * The image's archive as `docker save` streams it, its digest in the trailer; the stream is cut (no trailer) when
+ * the save fails, so that the receiver sees an incomplete body rather than a short archive.
+ */
+async function sendArchive(o: EndpointOptions, res: http.ServerResponse, image: string, caller: string): Promise<void> {
+  const id = (await o.runtime.inspectImage(image))?.id;
+  if (id === undefined) throw new ImageNotFoundError(image);
+  const archive = await o.runtime.saveImage(image);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const hashing = new Transform({ transform(chunk: Buffer, _e, done) { hash.update(chunk); bytes += chunk.length; done(null, chunk); } });
+  res.writeHead(200, { 'content-type': 'application/x-tar', [IMAGE_ID_HEADER]: id, trailer: ARCHIVE_DIGEST_HEADER });
+  try {
+    await pipeline(archive, hashing, res, { end: false });
+  } catch (err) {
+    res.destroy();
+    throw err;
+  }
+  res.addTrailers({ [ARCHIVE_DIGEST_HEADER]: `sha256:${hash.digest('hex')}` });
+  res.end();
+  o.log?.info({ image, id, bytes, to: caller }, 'image archive served');
 }
 
 /** The newest container of that name in the pod; without a name, the pod's only container. */

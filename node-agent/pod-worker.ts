@@ -8,7 +8,7 @@ import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ANNOTATION_RUNTIME_HANDLER, defaultPullPolicy, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
+import { ANNOTATION_RUNTIME_HANDLER, defaultPullPolicy, platformName, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
 import type { ResolvConf } from './network/pod-dns.js';
 import {
   buildContainerConfig,
@@ -270,7 +270,7 @@ export class PodWorker {
       // Docker lists an image pulled as "web" under the name "web:latest".
       const names = [c.image, /@|:[^/]*$/.test(c.image) ? c.image : `${c.image}:latest`];
       const image = (await runtime.listImages()).find((i) => i.id === c.image || names.some((n) => i.names.includes(n)));
-      const platform = image ? [image.os, image.architecture, image.variant].filter(Boolean).join('/') : 'of an unknown platform';
+      const platform = image ? platformName(image) : 'of an unknown platform';
       const node = this.settings.nodePlatform?.() || 'of another architecture';
       message = `${line}: image "${c.image}" is ${platform}, node ${this.settings.nodeName} is ${node}`;
     }

@@ -18,6 +18,7 @@ import { ApiClient, NodeApi, type NodeEvent } from './api-client.js';
 import { clusterIdOf, lockDataDir } from './data-dir.js';
 import { pinnedClusterCa } from './cluster-ca.js';
 import { startEndpoint } from './endpoint.js';
+import { peerImageSource } from './images/peer-fetch.js';
 import { loadNodeIdentity, withNodeKey, type NodeIdentity } from './identity.js';
 import { NodeCertificates } from './node-certificate.js';
 import { PodNetwork, runCommand, runPodNetwork } from './network/pod-network.js';
@@ -148,7 +149,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
   for (const f of findings) log.warn({ check: f.id, fix: f.fix }, f.message);
 
   const podNetwork = config.podNetwork ? await startPodNetwork(runtime, clusterId, api, log, config.nodeName, signal) : undefined;
-  const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, tls: certs.current, host: config.listenHost, port: config.listenPort, log });
+  const endpoint = await startEndpoint({ runtime, clusterId, nodeName: config.nodeName, dataDir: config.dataDir, tls: certs.current, host: config.listenHost, port: config.listenPort, log });
   certs.onRenewed((m) => endpoint.setCertificate(m));
   const readySince = new Date();
   const { certificateCheckSeconds = 60, ...tuning } = config.tuning ?? {};
@@ -194,13 +195,16 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
     await runAgent(signal, {
       ...tuning,
-      ...(clusterDns || podNetwork ? {
-        podWorkers: {
-          ...tuning.podWorkers,
-          ...(clusterDns ? { resolvConf: (pod: Pod) => clusterDns.resolvConf(pod), services: () => clusterDns.services() } : {}),
-          ...(podNetwork ? { sandboxNetwork: () => podNetwork.network.sandboxNetwork() } : {}),
-        },
-      } : {}),
+      podWorkers: {
+        // Images missing here come from the nodes that hold them (node-agent/images/peer-fetch.ts).
+        peerImages: peerImageSource({
+          runtime, nodeName: config.nodeName, dataDir: config.dataDir, nodes: async () => (await api.listNodes()).items,
+          tls: () => certs.current, signal, log,
+        }),
+        ...tuning.podWorkers,
+        ...(clusterDns ? { resolvConf: (pod: Pod) => clusterDns.resolvConf(pod), services: () => clusterDns.services() } : {}),
+        ...(podNetwork ? { sandboxNetwork: () => podNetwork.network.sandboxNetwork() } : {}),
+      },
       clusterId,
       nodeName: config.nodeName,
       api,

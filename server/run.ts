@@ -21,7 +21,8 @@ import { STATE_FILE } from './cluster/backup.js';
 import { adminTokenSuperseded, newBearerToken, storeAdminToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
 import { heartbeatRoutes } from './api/routes/node-leases.js';
 import { NodeHeartbeats } from './cluster/node-heartbeats.js';
-import { agentProxy } from './api/routes/agent-proxy.js';
+import { agentCaller, agentProxy } from './api/routes/agent-proxy.js';
+import { nodeImageRoutes } from './api/routes/node-images.js';
 import { nodeCertificateRoutes } from './api/routes/node-certificates.js';
 import { nodeCertificateIdentity } from './tokens/node-certificates.js';
 import { createMdnsDiscovery } from '../discovery/mdns.js';
@@ -218,15 +219,16 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         body: JSON.stringify(body), signal: AbortSignal.timeout(2000),
       }).then((r) => r.body?.cancel(), () => { /* the next report goes through */ });
     };
+    // Agents are called with this member's own certificate (O flotilla:servers), the one it serves with.
+    const callAgent = agentCaller(objects, () => {
+      if (!serving) throw new Error('no serving certificate yet');
+      return { ca: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem };
+    });
     const app = createApp({
       log,
       objects,
       readBarrier: () => cluster.member.readBarrier(),
-      // Agents are called with this member's own certificate (O flotilla:servers), the one it serves with.
-      podProxy: agentProxy(objects, () => {
-        if (!serving) throw new Error('no serving certificate yet');
-        return { ca: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem };
-      }),
+      podProxy: agentProxy(callAgent),
       // Members are known by their server certificates, nodes by their node certificates (while their name is
       // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes), except over
       // the benchmark-only plain HTTP, where no certificate travels.
@@ -241,6 +243,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         joinTokenRoutes({ store, objects, roleOf, caHash: ca.hash }),
         userTokenRoutes({ store, objects, roleOf, clusterId: cluster.identity.clusterId }),
         nodeCertificateRoutes({ objects, ca, identityOf }),
+        nodeImageRoutes({ callAgent, roleOf }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
           Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
         heartbeatRoutes(lbSpeakers, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/${LB_SPEAKER_LEASE_NAMESPACE}/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),

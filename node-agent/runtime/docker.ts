@@ -5,6 +5,7 @@ import Docker from 'dockerode';
 import { Readable } from 'node:stream';
 import {
   ContainerNotFoundError,
+  ImageNotFoundError,
   ImagePullError,
   LABEL_RESTART_COUNT,
   type ContainerConfig,
@@ -344,6 +345,35 @@ export class DockerRuntime implements ContainerRuntime {
       out.push({ id: image.Id, names, sizeBytes: image.Size, ...platform });
     }
     return out;
+  }
+
+
+  async saveImage(image: string): Promise<Readable> {
+    if (await this.inspectImage(image) === undefined) throw new ImageNotFoundError(image);
+    return (await this.docker.getImage(image).get()) as Readable;
+  }
+
+  async loadImage(archive: Readable, signal?: AbortSignal): Promise<string[]> {
+    const answer = await this.docker.loadImage(archive, { quiet: true, ...(signal ? { abortSignal: signal } : {}) } as object);
+    // One JSON object per line: {"stream":"Loaded image: NAME\n"} (or "Loaded image ID: sha256:..."), or an error.
+    const loaded: string[] = [];
+    for (const line of (await readAll(answer)).split('\n')) {
+      if (!line.trim()) continue;
+      const e = JSON.parse(line) as { stream?: string; error?: string; errorDetail?: { message?: string } };
+      if (e.error || e.errorDetail) throw new Error(`docker load: ${e.errorDetail?.message ?? e.error}`);
+      const m = /^Loaded image(?: ID)?: (\S+)/.exec(e.stream ?? '');
+      if (m) loaded.push(m[1]!);
+    }
+    return loaded;
+  }
+
+  async removeImage(image: string): Promise<void> {
+    try {
+      await this.docker.getImage(image).remove();
+    } catch (err) {
+      if (statusCode(err) === 404) throw new ImageNotFoundError(image);
+      throw new Error(messageOf(err));
+    }
   }
 }
 

@@ -3,8 +3,10 @@
 // an image without a script runs until stopped. Only timers with unref() are used, so an idle fake never
 // keeps the process alive.
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import {
   ContainerNotFoundError,
+  ImageNotFoundError,
   ImagePullError,
   type ContainerConfig,
   type ContainerEvent,
@@ -65,10 +67,6 @@ const PULL_AUTHS_KEPT = 100;
 export const FAKE_IMAGE_BYTES = 1 << 20;
 
 /** A fake image's content id: a digest of its name. */
-function fakeImageId(name: string): string {
-  return `sha256:${createHash('sha256').update(name).digest('hex')}`;
-}
-
 export class FakeRuntime implements ContainerRuntime {
   readonly name = 'fake';
   private readonly images = new Set<string>();
@@ -255,6 +253,29 @@ export class FakeRuntime implements ContainerRuntime {
     }));
   }
 
+  /** The fake's archive: JSON naming the image (what loadImage reads back). */
+  async saveImage(image: string): Promise<Readable> {
+    if (!this.images.has(image)) throw new ImageNotFoundError(image);
+    return Readable.from([Buffer.from(JSON.stringify({ fakeImages: [image] }))]);
+  }
+
+  async loadImage(archive: Readable, signal?: AbortSignal): Promise<string[]> {
+    const chunks: Buffer[] = [];
+    for await (const c of archive) chunks.push(Buffer.from(c as Buffer));
+    signal?.throwIfAborted();
+    let names: unknown;
+    try {
+      names = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { fakeImages?: unknown }).fakeImages;
+    } catch { /* not an archive of the fake's */ }
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) throw new Error('docker load: the archive is no image archive of this runtime');
+    for (const n of names) this.images.add(n);
+    return names;
+  }
+
+  async removeImage(image: string): Promise<void> {
+    if (!this.images.delete(image)) throw new ImageNotFoundError(image);
+  }
+
   private add(name: string, image: string, labels: Record<string, string>, behaviour: FakeBehaviour): FakeContainer {
     for (const c of this.containers.values()) {
       if (c.name === name) throw new Error(`container name "${name}" is already in use by ${c.id}`);
@@ -316,4 +337,8 @@ export class FakeRuntime implements ContainerRuntime {
 function matches(labels: Record<string, string>, wanted: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(wanted)) if (labels[k] !== v) return false;
   return true;
+}
+
+function fakeImageId(name: string): string {
+  return `sha256:${createHash('sha256').update(name).digest('hex')}`;
 }

@@ -1,6 +1,7 @@
 // ContainerRuntime: the slim, pod-sandbox oriented container interface the agent drives (a small CRI).
 // DockerRuntime implements it on the Docker Engine, FakeRuntime in memory for hollow nodes and tests.
 // Both are held to the same behaviour by test/agent/runtime-contract.ts.
+import type { Readable } from 'node:stream';
 import type { ResolvConf } from '../network/pod-dns.js';
 
 /**
@@ -218,4 +219,18 @@ export interface ContainerRuntime {
   watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void>;
   /** Every image in the engine's store. */
   listImages(): Promise<ImageSummary[]>;
+  /** The image as a `docker save` archive (a tar stream the caller reads to the end or destroys). Throws ImageNotFoundError. */
+  saveImage(image: string): Promise<Readable>;
+  /** Loads a `docker save` archive (`docker load`); resolves with the names it loaded (ids for images without one). Throws when the engine refuses it. */
+  loadImage(archive: Readable, signal?: AbortSignal): Promise<string[]>;
+  /** Removes the name `image` (the image itself with its last name; `docker rmi` without force). Throws ImageNotFoundError, or the engine's refusal (in use by a container). */
+  removeImage(image: string): Promise<void>;
+}
+
+/** No local image has that name or id. */
+export class ImageNotFoundError extends Error {
+  constructor(readonly image: string) {
+    super(`no such image: ${image}`);
+    this.name = 'ImageNotFoundError';
+  }
 }

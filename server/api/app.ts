@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
+import type { Context } from 'hono';
 import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
@@ -13,6 +14,7 @@ import type { ResourceDeps } from './routes/resources.js';
 import { statusResponse } from './status.js';
 import { StoreError } from '../store/types.js';
 import { openApiDocument } from './openapi.js';
+import { requestInfo } from './request-info.js';
 import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js';
 import { maxInFlight } from './middleware/max-in-flight.js';
 import { watchLimit } from './middleware/watch-limit.js';
@@ -78,14 +80,16 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.use('*', urlEncoding());
   const maxBody = deps.maxBodyBytes ?? MAX_REQUEST_BODY_BYTES;
-  app.use('*', bodyLimit({
+  const limitBody = bodyLimit({
     maxSize: maxBody,
     // The rest of the body is left unread: the connection cannot carry another request.
     onError: (c) => {
       c.header('connection', 'close');
       return statusResponse(c, { code: 413, reason: 'RequestEntityTooLarge', message: `Request entity too large: limit is ${maxBody}` });
     },
-  }));
+  });
+  // Image archives (nodes/NAME/images, routes/node-images.ts) go on to the agent as they arrive: never held whole.
+  app.use('*', (c, next) => (isImageArchiveUpload(c) ? next() : limitBody(c, next)));
 
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/livez', (c) => c.text('ok'));
@@ -121,6 +125,11 @@ export function createApp(deps: AppDeps): Hono {
   for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
   app.route('/', resourceRoutes(deps));
   return app;
+}
+
+function isImageArchiveUpload(c: Context): boolean {
+  const info = requestInfo(c.req.method, c.req.path, undefined);
+  return info?.verb === 'create' && info.group === 'flotilla.io' && info.resource === 'nodes' && info.subresource === 'images';
 }
 
 function apiMetrics(deps: AppDeps) {

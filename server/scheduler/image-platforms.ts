@@ -6,7 +6,7 @@
 //   short of the truth; that is what the registry corrects.
 // - the registry (./registry-platforms.ts): the image's manifest list, learnt before the pod is placed.
 // An image neither source knows is of unknown platforms and limits nothing: unknown never blocks placement.
-import { LABEL_ARCH } from '../../api-types/index.js';
+import { LABEL_ARCH, canonicalImageName, platformName } from '../../api-types/index.js';
 import type { Node, NodeImagePlatform, Pod } from '../../api-types/index.js';
 
 export type Platform = Omit<NodeImagePlatform, 'names'>;
@@ -14,27 +14,6 @@ export type Platform = Omit<NodeImagePlatform, 'names'>;
 /** A node's architecture as placement sees it: its kubernetes.io/arch label, else status.nodeInfo.architecture. */
 export function nodeArchitecture(node: Node): string {
   return node.metadata.labels?.[LABEL_ARCH] ?? node.status?.nodeInfo?.architecture ?? '';
-}
-
-/** os/architecture[/variant], as Docker and the OCI image index name a platform. */
-export function platformName(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}
-
-/**
- * An image reference in Docker's canonical form, so that the names pods use and the names nodes report meet:
- * "busybox" and "busybox:latest" are "docker.io/library/busybox:latest"; "reg:5000/a/b@sha256:..." stays as it is.
- */
-export function canonicalImageName(ref: string): string {
-  const slash = ref.indexOf('/');
-  const first = slash < 0 ? '' : ref.slice(0, slash);
-  // Docker: the first component is a registry when it has a dot or a port, or is localhost.
-  const hasRegistry = slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost');
-  let name = hasRegistry ? ref : `docker.io/${ref}`;
-  if (name.startsWith('docker.io/') && !name.slice('docker.io/'.length).includes('/')) name = `docker.io/library/${name.slice('docker.io/'.length)}`;
-  if (name.includes('@')) return name;
-  const lastSlash = name.lastIndexOf('/');
-  return name.slice(lastSlash).includes(':') ? name : `${name}:latest`;
 }
 
 /** The architectures a pod's images leave it, and which images say so; null when no image of it is known. */

@@ -3,7 +3,8 @@
 // blob's os/architecture/variant. Anonymous, as `docker pull` of a public image: a 401 with a Bearer challenge
 // is answered with a token from the realm it names. A short timeout, a cache of answers and failures, and one
 // request at a time per image; every failure is "unknown", which never blocks placement (./image-platforms.ts).
-import { canonicalImageName, type Platform } from './image-platforms.js';
+import { canonicalImageName } from '../../api-types/index.js';
+import type { Platform } from './image-platforms.js';
 
 const MANIFEST_LIST_TYPES = [
   'application/vnd.docker.distribution.manifest.list.v2+json',

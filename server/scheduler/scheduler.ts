@@ -2,13 +2,13 @@
 // fallback core), reads the decision, and renders kube-scheduler-style explanations.
 import type { Node, Pod } from '../../api-types/index.js';
 import { fallbackSchedule } from './fallback-core.js';
-import { ImagePlatforms, platformName, type ImageArchConstraint } from './image-platforms.js';
+import { ImagePlatforms, type ImageArchConstraint } from './image-platforms.js';
 import * as L from './layout.js';
 import { NodeTable, plainTableMemory, wasmTableMemory } from './node-table.js';
 import { intersectArches, resolvePodRequest, type PodRequest } from './pod-request.js';
 import { formatBytes } from './quantity.js';
 import { loadWasmCore, type PlacementEngine } from './wasm-core.js';
-import { GPU_RESOURCE_NVIDIA } from '../../api-types/index.js';
+import { GPU_RESOURCE_NVIDIA, platformName } from '../../api-types/index.js';
 
 export type ScoreName = 'resources' | 'balanced' | 'nodeAffinity' | 'taint' | 'podAffinity' | 'gpuFit';
 const SCORE_INDEX: Record<ScoreName, number> = {

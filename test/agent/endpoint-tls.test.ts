@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
 import { X509Certificate } from 'node:crypto';
 import pino from 'pino';
 import { ClusterCa } from '../../server/pki/ca.js';
@@ -63,7 +64,7 @@ test('only the servers\' certificates of the cluster CA are admitted; renewal se
   const { runtime, calls } = countingRuntime();
   let endpoint: AgentEndpoint | undefined;
   try {
-    endpoint = await startEndpoint({ runtime, clusterId: 'c1', nodeName: 'n1', tls: await nodeTls(ca, 'n1'), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+    endpoint = await startEndpoint({ runtime, clusterId: 'c1', nodeName: 'n1', dataDir: tmpdir(), tls: await nodeTls(ca, 'n1'), host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
     const execBody = JSON.stringify({ command: ['id'] });
     const port = endpoint.port;
 

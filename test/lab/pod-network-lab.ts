@@ -161,9 +161,9 @@ export class PodNetworkLab {
   }
 
   /** `flotilla ARGS...` (the CLI of this build) run on `host` against the server, as the admin; waits for it to end. */
-  cli(host: number, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  cli(host: number, args: readonly string[], timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return this.lab.exec(host, process.execPath, [CLI, ...args], {
-      timeoutMs: 30_000, env: { ...process.env, FLOTILLA_SERVER: this.url, FLOTILLA_TOKEN: this.admin, FLOTILLA_CA: this.caFile },
+      timeoutMs, env: { ...process.env, FLOTILLA_SERVER: this.url, FLOTILLA_TOKEN: this.admin, FLOTILLA_CA: this.caFile },
     });
   }
 
@@ -179,6 +179,26 @@ export class PodNetworkLab {
     } finally {
       rmSync(this.dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Node `name`'s status lists `image`, as the kubelet reports images (status.images), so that other agents fetch it
+   * from there. The agent writes its whole status on its own period; where it reports no images (an agent that does
+   * not yet), they are put back: call this while waiting on what depends on it.
+   */
+  async advertiseImage(name: string, image: string, sizeBytes: number): Promise<void> {
+    const node = await this.api('GET', `/api/v1/nodes/${name}`);
+    const status = (node.json.status ?? {}) as { images?: { names?: string[] }[] };
+    if (status.images?.some((i) => i.names?.includes(image))) return;
+    const images = [...status.images ?? [], { names: [image], sizeBytes }];
+    const { resourceVersion: _, ...metadata } = node.json.metadata as Record<string, unknown>;
+    await this.api('PUT', `/api/v1/nodes/${name}/status`, { ...node.json, metadata, status: { ...status, images } });
+  }
+
+  /** The data directory of the agent started as node `name` (startAgent). */
+  agentDataDir(name: string): string {
+    this.hostOf(name);
+    return join(this.dir, `agent-${name}`);
   }
 
   /** The admin's bearer token, for programs that call the API themselves from inside the lab (bench/network.ts's prober in a pod). */

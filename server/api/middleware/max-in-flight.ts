@@ -23,11 +23,11 @@ export function tooManyRequests(c: Context, message: string): Response {
 }
 
 const LONG_RUNNING_VERBS = new Set(['watch', 'proxy']);
-const LONG_RUNNING_SUBRESOURCES = new Set(['attach', 'exec', 'proxy', 'log', 'portforward']);
+const LONG_RUNNING_SUBRESOURCES = new Set(['attach', 'exec', 'proxy', 'log', 'portforward', 'images']);
 
 /**
  * Kubernetes' BasicLongRunningRequestCheck: watches and proxying, and the attach, exec, log, portforward and
- * proxy subresources. They are neither counted in flight nor given the request timeout: they last as long as
+ * proxy subresources; and Flotilla's nodes/NAME/images (image archives streamed to agents, routes/node-images.ts). They are neither counted in flight nor given the request timeout: they last as long as
  * their client wants (watches are capped apart: watch-limit.ts).
  */
 export function isLongRunning(c: Context): boolean {
