@@ -11,3 +11,4 @@ export * from './validate.js';
 export * from './canonical.js';
 export * from './pod-references.js';
 export * from './network.js';
+export * from './ingress.js';

@@ -109,3 +109,16 @@ export const LABEL_COMPONENT = 'component';
 export const SECRET_TYPE_TOKENS = 'flotilla.io/tokens';
 /** Where an agent sends its CSR (POST {"nodeName", "csr"}): served by server/api/routes/node-certificates.ts. */
 export const NODE_CERTIFICATES_PATH = '/apis/flotilla.io/v1/nodecertificates';
+
+// ---- Ingress -------------------------------------------------------------------------------------------
+
+/** IngressClass annotation (as Kubernetes): "true" makes the class the one Ingresses without a class get. */
+export const ANNOTATION_DEFAULT_INGRESS_CLASS = 'ingressclass.kubernetes.io/is-default-class';
+/** The IngressClass the servers make, and the controller name the agents' built-in router serves. */
+export const DEFAULT_INGRESS_CLASS = 'flotilla';
+export const INGRESS_CONTROLLER = 'flotilla.io/ingress';
+/**
+ * Node annotation the agent keeps while its router serves Ingresses: "http=PORT,https=PORT". The Ingress status
+ * controller lists the InternalIPs of the Ready nodes that carry it.
+ */
+export const ANNOTATION_INGRESS_PORTS = 'flotilla.io/ingress-ports';
