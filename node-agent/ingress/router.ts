@@ -50,7 +50,7 @@ export class IngressRouter {
 
   constructor(private readonly log: Logger) {}
 
-  /** The table requests started from now on use. Key pairs that do not make a TLS context are left out, with a log line. */
+  /** The table requests started from now on use. */
   setTable(table: RouteTable): void {
     this.#table = table;
     for (const name of this.#next.keys()) if (!table.upstreams.has(name)) this.#next.delete(name);
@@ -71,9 +71,11 @@ export class IngressRouter {
     if (o.httpsPort !== undefined) {
       const server = this.#https = http2.createSecureServer({
         allowHTTP1: true,
+        // The host's certificate, else (none, or a pair that makes no context) the table's fallback one.
         SNICallback: (name, cb) => {
-          const pair = this.#table.certificateFor(name) ?? this.#table.fallbackCertificate;
-          cb(null, pair ? this.#context(pair) : undefined);
+          const own = this.#table.certificateFor(name);
+          const fallback = this.#table.fallbackCertificate;
+          cb(null, (own && this.#context(own)) || (fallback && this.#context(fallback)) || undefined);
         },
       }, (req, res) => this.#serve(req, res, 'https', ports.httpsPort!));
       server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head, 'https', ports.httpsPort!));
@@ -216,8 +218,11 @@ export class IngressRouter {
       socket.write(`HTTP/1.1 101 Switching Protocols\r\n${rawHeaders(ur.rawHeaders)}\r\n`);
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) upSocket.write(head);
+      // The tunnel lives as long as both ends: either one closing closes the other.
       upSocket.on('error', () => socket.destroy());
       socket.on('error', () => upSocket.destroy());
+      upSocket.once('close', () => socket.destroy());
+      socket.once('close', () => upSocket.destroy());
       upSocket.pipe(socket).pipe(upSocket);
     });
     up.on('response', (ur) => {

@@ -16,6 +16,8 @@ export interface Backend {
   /** Requests answered. */
   served: number;
   server: http.Server;
+  /** Upgraded connections, which the server no longer tracks: closed at stop. */
+  tunnels: Set<net.Socket>;
 }
 
 /**
@@ -26,7 +28,7 @@ export interface Backend {
 export async function startBackends(names: readonly string[], firstHost = 10): Promise<Backend[]> {
   return Promise.all(names.map(async (name, i) => {
     const address = `127.0.0.${firstHost + i}`;
-    const b: Backend = { name, address, port: 0, lastHeaders: undefined, served: 0, server: undefined as unknown as http.Server };
+    const b: Backend = { name, address, port: 0, lastHeaders: undefined, served: 0, server: undefined as unknown as http.Server, tunnels: new Set() };
     const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
       b.lastHeaders = req.headers;
       b.served++;
@@ -39,7 +41,9 @@ export async function startBackends(names: readonly string[], firstHost = 10): P
     });
     server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
       b.lastHeaders = req.headers;
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC11B65`).digest('base64');
+      b.tunnels.add(socket);
+      socket.once('close', () => b.tunnels.delete(socket));
+      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nx-backend: ${name}\r\n\r\n`);
       let pending = Buffer.alloc(0);
       socket.on('data', (chunk: Buffer) => {
@@ -59,7 +63,7 @@ export async function startBackends(names: readonly string[], firstHost = 10): P
 }
 
 export async function stopBackends(backends: readonly Backend[]): Promise<void> {
-  await Promise.all(backends.map((b) => new Promise<void>((resolve) => { b.server.closeAllConnections(); b.server.close(() => resolve()); })));
+  await Promise.all(backends.map((b) => new Promise<void>((resolve) => { b.server.closeAllConnections(); for (const t of b.tunnels) t.destroy(); b.server.close(() => resolve()); })));
 }
 
 /** A WebSocket text frame (RFC 6455 5.2), masked as a client must send it, unmasked as a server does; payload < 126 bytes. */
