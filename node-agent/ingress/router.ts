@@ -154,10 +154,12 @@ export class IngressRouter {
     const { connectTimeoutMs, readTimeoutMs, maxBodyBytes } = route.settings;
     let responded = false;
     const up = http.request({ host, port, method: req.method, path: req.url, headers, agent: this.#agent, timeout: readTimeoutMs });
-    const connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), connectTimeoutMs);
+    // Only a new connection has a connect timeout: a kept-alive one is connected already.
+    let connectTimer: NodeJS.Timeout | undefined;
     up.on('socket', (s: net.Socket) => {
-      if (!s.connecting) clearTimeout(connectTimer);
-      else s.once('connect', () => clearTimeout(connectTimer));
+      if (!s.connecting) return;
+      connectTimer = setTimeout(() => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), connectTimeoutMs);
+      s.once('connect', () => clearTimeout(connectTimer));
     });
     up.on('timeout', () => up.destroy(Object.assign(new Error('read timeout'), { code: 'ERR_READ_TIMEOUT' })));
     up.on('response', (ur) => {
