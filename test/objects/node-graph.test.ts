@@ -64,4 +64,37 @@ test('many pods: each node reaches exactly its pods\' objects, the store is list
   }
 });
 
+test('every node reaches the Secrets named in tls[] of Ingresses of a class flotilla.io/ingress serves, and only those', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-node-graph-'));
+  const store = new SqliteStore({ path: join(dir, 'state.db') });
+  try {
+    const objects = new ObjectService(store, new LocalProposer(store));
+    await objects.create(resourceOfKind('Namespace'), undefined, { metadata: { name: 'default' } });
+    const classes = resourceOfKind('IngressClass');
+    const ingresses = resourceOfKind('Ingress');
+    await objects.create(classes, undefined, { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'flotilla' }, spec: { controller: 'flotilla.io/ingress' } });
+    await objects.create(classes, undefined, { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'other' }, spec: { controller: 'example.com/other' } });
+    const ingress = (name: string, cls: string, secret: string) => ({
+      apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name },
+      spec: { ingressClassName: cls, tls: [{ hosts: ['a.test'], secretName: secret }], defaultBackend: { service: { name: 'web', port: { number: 80 } } } },
+    });
+    await objects.create(ingresses, 'default', ingress('mine', 'flotilla', 'mine-tls'));
+    await objects.create(ingresses, 'default', ingress('theirs', 'other', 'their-tls'));
+    const graph = new PodGraph(objects);
+    assert.ok(graph.referencedBy('n1', 'secrets', 'default', 'mine-tls'));
+    assert.ok(graph.referencedBy('n2', 'secrets', 'default', 'mine-tls'), 'every node is a router');
+    assert.not.ok(graph.referencedBy('n1', 'secrets', 'default', 'their-tls'), 'another controller\'s Ingress gives nothing');
+    assert.not.ok(graph.referencedBy('n1', 'configmaps', 'default', 'mine-tls'));
+    assert.not.ok(graph.referencedBy('n1', 'secrets', 'kube-system', 'mine-tls'), 'the Ingress\'s own namespace only');
+    // Followed by watch: a class that changes its controller, an Ingress deleted.
+    await objects.replace(classes, undefined, 'other', { ...objects.get(classes, undefined, 'other')!, spec: { controller: 'flotilla.io/ingress' } });
+    assert.ok(graph.referencedBy('n1', 'secrets', 'default', 'their-tls'));
+    await objects.delete(ingresses, 'default', 'mine');
+    assert.not.ok(graph.referencedBy('n1', 'secrets', 'default', 'mine-tls'));
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
