@@ -205,10 +205,11 @@ export class IngressRouter {
     const path = req.url ?? '/';
     const q = path.indexOf('?');
     const route = this.#table.match(host, q < 0 ? path : path.slice(0, q));
-    const refuse = (status: number, text: string): void => {
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    const refuse = (status: number, text: string, extra = ''): void => {
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${extra}content-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
     };
     if (!route) { refuse(404, 'default backend - 404'); return; }
+    if (proto === 'http' && this.#redirects(route, host)) { refuse(308, '', `location: https://${hostName(host)}${path}\r\n`); return; }
     const endpoint = this.#pick(route.upstream, new Set());
     if (endpoint === undefined) { refuse(503, `503 Service Unavailable: ${route.upstream.unavailable ?? 'no endpoint'}`); return; }
     const headers = forwardedHeaders(req, host, proto, port);

@@ -118,35 +118,49 @@ test('HTTP/2 by ALPN, proxied to an HTTP/1.1 upstream, with the X-Forwarded head
   });
 });
 
-test('WebSocket: the upgrade is passed through and text frames echo', async () => {
-  await withRouter(['ws-echo'], async ({ router, httpPort, services }) => {
-    router.setTable(tableOf([ingressOf('ws', { rules: [{ host: 'ws.test', http: { paths: [pathTo('ws-echo', '/ws', 'Prefix')] } }] })], services));
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: httpPort, path: '/ws/chat', headers: { host: 'ws.test', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' } });
-      req.on('upgrade', (res, s) => {
-        assert.is(res.statusCode, 101);
-        assert.is(res.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
-        resolve(s);
-      });
-      req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
-      req.on('error', reject);
-      req.end();
+/** A WebSocket opened through the router (`secure`: over TLS with SNI `host`), two text frames sent, the echoes returned. */
+async function webSocketEcho(port: number, host: string, secure?: { ca: string }): Promise<string[]> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port, path: '/ws/chat',
+      headers: { host, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+      ...(secure ? { createConnection: () => tls.connect({ host: '127.0.0.1', port, servername: host, ca: secure.ca, ALPNProtocols: ['http/1.1'] }) } : {}),
     });
-    try {
-      const replies: string[] = [];
-      let pending = Buffer.alloc(0);
-      const got = new Promise<void>((resolve) => socket.on('data', (c: Buffer) => {
-        pending = Buffer.concat([pending, c]);
-        for (let f = readFrame(pending); f; f = readFrame(pending)) { pending = pending.subarray(f.length); replies.push(f.text); }
-        if (replies.length === 2) resolve();
-      }));
-      socket.write(textFrame('hello', true));
-      socket.write(textFrame('again', true));
-      await got;
-      assert.equal(replies, ['ws-echo: hello', 'ws-echo: again']);
-    } finally {
-      socket.destroy();
-    }
+    req.on('upgrade', (res, s) => {
+      assert.is(res.statusCode, 101);
+      assert.is(res.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+      resolve(s);
+    });
+    req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+  try {
+    const replies: string[] = [];
+    let pending = Buffer.alloc(0);
+    const got = new Promise<void>((resolve) => socket.on('data', (c: Buffer) => {
+      pending = Buffer.concat([pending, c]);
+      for (let f = readFrame(pending); f; f = readFrame(pending)) { pending = pending.subarray(f.length); replies.push(f.text); }
+      if (replies.length === 2) resolve();
+    }));
+    socket.write(textFrame('hello', true));
+    socket.write(textFrame('again', true));
+    await got;
+    return replies;
+  } finally {
+    socket.destroy();
+  }
+}
+
+test('WebSocket, plain and over TLS: the upgrade is passed through and text frames echo', async () => {
+  const ca = await ClusterCa.create('ingress-wss');
+  const c = await ca.issue({ commonName: 'ws.test', altNames: ['ws.test'] }, { usage: 'server' });
+  await withRouter(['ws-echo'], async ({ router, httpPort, httpsPort, services }) => {
+    const ing = ingressOf('ws', { tls: [{ hosts: ['ws.test'], secretName: 's' }], rules: [{ host: 'ws.test', http: { paths: [pathTo('ws-echo', '/ws', 'Prefix')] } }] },
+      undefined, { 'flotilla.io/ssl-redirect': 'false' });
+    router.setTable(tableOf([ing], services, new Map([['default/s', { cert: c.certPem, key: c.keyPem }]])));
+    assert.equal(await webSocketEcho(httpPort, 'ws.test'), ['ws-echo: hello', 'ws-echo: again']);
+    assert.equal(await webSocketEcho(httpsPort, 'ws.test', { ca: ca.certPem }), ['ws-echo: hello', 'ws-echo: again']);
   });
 });
 
