@@ -13,3 +13,4 @@ export * from './canonical.js';
 export * from './pod-references.js';
 export * from './network.js';
 export * from './image-reference.js';
+export * from './ingress.js';

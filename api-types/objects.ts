@@ -122,6 +122,17 @@ export type SliceEndpoint = EndpointSlice['endpoints'][number];
 export type EndpointConditions = NonNullable<SliceEndpoint['conditions']>;
 export type SlicePort = Item<EndpointSlice['ports']>;
 
+// ---- Ingress, IngressClass ----------------------------------------------------------------------------
+
+export type Ingress = KindOf<'Ingress'>;
+export type IngressSpec = Ingress['spec'];
+export type IngressRule = Item<IngressSpec['rules']>;
+export type HTTPIngressPath = NonNullable<IngressRule['http']>['paths'][number];
+export type IngressBackend = HTTPIngressPath['backend'];
+export type IngressTLS = Item<IngressSpec['tls']>;
+export type IngressLoadBalancerIngress = Item<NonNullable<NonNullable<Ingress['status']>['loadBalancer']>['ingress']>;
+export type IngressClass = KindOf<'IngressClass'>;
+
 // ---- workloads -----------------------------------------------------------------------------------------
 
 export type Deployment = KindOf<'Deployment'>;

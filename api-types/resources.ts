@@ -52,6 +52,8 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('batch', 'v1', 'CronJob', 'cronjobs', ['cj'], true, ['status']),
   resource('autoscaling', 'v2', 'HorizontalPodAutoscaler', 'horizontalpodautoscalers', ['hpa'], true, ['status']),
   resource('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', [], true, []),
+  resource('networking.k8s.io', 'v1', 'Ingress', 'ingresses', ['ing'], true, ['status']),
+  resource('networking.k8s.io', 'v1', 'IngressClass', 'ingressclasses', [], false, []),
   resource('coordination.k8s.io', 'v1', 'Lease', 'leases', [], true, []),
   resource('node.k8s.io', 'v1', 'RuntimeClass', 'runtimeclasses', [], false, []),
   resource('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', ['pc'], false, []),

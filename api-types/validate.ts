@@ -10,7 +10,7 @@ import type { DeleteOptions, KubeObject, ObjectMeta } from './meta.js';
 import { dns1035LabelError, dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
 import { HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES } from './objects.js';
 import type {
-  Container, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
+  Container, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, IngressClass, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
   Service, StatefulSet,
 } from './objects.js';
 import {
@@ -772,6 +772,113 @@ function timeZoneError(zone: string): string | undefined {
   return undefined;
 }
 
+// ---- Ingress (networking.k8s.io/v1), with the rules and messages of Kubernetes' networking validation ----
+
+const WILDCARD_DNS1123_SUBDOMAIN = /^\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const IPV4_OR_IPV6 = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/** An Ingress host: a DNS subdomain or a wildcard one ("*.example.com"), never an IP address. */
+function ingressHostError(host: string): string | undefined {
+  if (IPV4_OR_IPV6.test(host)) return 'must be a DNS name, not an IP address';
+  if (host.includes('*')) {
+    return WILDCARD_DNS1123_SUBDOMAIN.test(host) && host.length <= 253 ? undefined
+      : "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com')";
+  }
+  return dns1123SubdomainError(host);
+}
+
+/** Path parts Kubernetes refuses in Exact and Prefix paths (they would be matched after normalisation). */
+const INVALID_PATH_SEQUENCES = ['//', '/./', '/../', '%2f', '%2F'];
+const INVALID_PATH_SUFFIXES = ['/..', '/.'];
+
+const typedLocalObjectReference = z.strictObject({ apiGroup: str.optional(), kind: str, name: str });
+
+const ingressBackend = z.strictObject({
+  service: z.strictObject({
+    name: str,
+    port: z.strictObject({ name: str.optional(), number: port.optional() }).optional(),
+  }).optional(),
+  resource: typedLocalObjectReference.optional(),
+});
+
+function checkIngressBackend(ctx: Ctx, path: PathPart[], b: z.infer<typeof ingressBackend>): void {
+  if (b.service && b.resource) { issue(ctx, path, 'cannot set both resource and service backends'); return; }
+  if (!b.service && !b.resource) { issue(ctx, path, 'resource or service backend is required'); return; }
+  if (!b.service) return;
+  const svc = b.service;
+  const nameWhy = svc.name === '' ? 'Required value' : dns1035LabelError(svc.name);
+  if (nameWhy) issue(ctx, [...path, 'service', 'name'], nameWhy);
+  const p = svc.port;
+  if (p?.name !== undefined && p.number !== undefined) issue(ctx, [...path, 'service', 'port'], 'cannot set both port name & port number');
+  else if (p?.name !== undefined) {
+    const why = portNameError(p.name);
+    if (why) issue(ctx, [...path, 'service', 'port', 'name'], why);
+  } else if (p?.number === undefined) issue(ctx, [...path, 'service', 'port'], 'port name or number is required');
+}
+
+const ingressSpec = z.strictObject({
+  ingressClassName: str.optional(),
+  defaultBackend: ingressBackend.optional(),
+  tls: z.array(z.strictObject({ hosts: strList.optional(), secretName: str.optional() })).optional(),
+  rules: z.array(z.strictObject({
+    host: str.optional(),
+    http: z.strictObject({
+      paths: z.array(z.strictObject({
+        path: str.optional(),
+        pathType: z.enum(['Exact', 'Prefix', 'ImplementationSpecific']).optional(),
+        backend: ingressBackend,
+      })),
+    }).optional(),
+  })).optional(),
+}).superRefine((s, ctx) => {
+  if (s.ingressClassName !== undefined) {
+    const why = dns1123SubdomainError(s.ingressClassName);
+    if (why) issue(ctx, ['ingressClassName'], why);
+  }
+  if (s.defaultBackend) checkIngressBackend(ctx, ['defaultBackend'], s.defaultBackend);
+  else if ((s.rules ?? []).length === 0) issue(ctx, [], 'either `defaultBackend` or `rules` must be specified');
+  s.tls?.forEach((t, i) => t.hosts?.forEach((h, j) => {
+    const why = ingressHostError(h);
+    if (why) issue(ctx, ['tls', i, 'hosts', j], why);
+  }));
+  s.rules?.forEach((rule, i) => {
+    if (rule.host !== undefined && rule.host !== '') {
+      const why = ingressHostError(rule.host);
+      if (why) issue(ctx, ['rules', i, 'host'], why);
+    }
+    if (!rule.http) return;
+    if (rule.http.paths.length === 0) issue(ctx, ['rules', i, 'http', 'paths'], 'Required value');
+    rule.http.paths.forEach((p, j) => {
+      const at: PathPart[] = ['rules', i, 'http', 'paths', j];
+      checkIngressBackend(ctx, [...at, 'backend'], p.backend);
+      if (p.pathType === undefined) { issue(ctx, [...at, 'pathType'], 'pathType must be specified'); return; }
+      const path = p.path ?? '';
+      if (p.pathType === 'ImplementationSpecific') {
+        if (path !== '' && !path.startsWith('/')) issue(ctx, [...at, 'path'], 'must be an absolute path');
+        return;
+      }
+      if (!path.startsWith('/')) { issue(ctx, [...at, 'path'], 'must be an absolute path'); return; }
+      const sequence = INVALID_PATH_SEQUENCES.find((q) => path.includes(q));
+      if (sequence) issue(ctx, [...at, 'path'], `must not contain '${sequence}'`);
+      const suffix = INVALID_PATH_SUFFIXES.find((q) => path.endsWith(q));
+      if (suffix) issue(ctx, [...at, 'path'], `cannot end with '${suffix}'`);
+    });
+  });
+});
+
+/** IngressClass spec.controller: a domain-prefixed path ("example.com/ingress"), at most 250 characters. */
+function ingressControllerError(controller: string): string | undefined {
+  if (controller === '') return 'Required value';
+  if (controller.length > 250) return `must be no more than 250 characters (got ${controller.length})`;
+  const slash = controller.indexOf('/');
+  const domain = slash > 0 ? controller.slice(0, slash) : '';
+  const rest = slash > 0 ? controller.slice(slash + 1) : '';
+  if (domain === '' || rest === '' || dns1123SubdomainError(domain) !== undefined || !/^[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/.test(rest)) {
+    return "must be a domain-prefixed path (such as \"acme.io/foo\")";
+  }
+  return undefined;
+}
+
 export const kindSchemas = {
   Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
@@ -866,6 +973,32 @@ export const kindSchemas = {
       targetRef: objectReference.optional(),
     })).max(ENDPOINTSLICE_MAX_ENDPOINTS, { error: `must contain at most ${ENDPOINTSLICE_MAX_ENDPOINTS} endpoints` }),
     ports: z.array(endpointPort).optional(),
+  }),
+  Ingress: kindSchema('networking.k8s.io/v1', 'Ingress', dns1123SubdomainError, {
+    spec: ingressSpec,
+    status: z.strictObject({
+      loadBalancer: z.strictObject({
+        ingress: z.array(z.strictObject({
+          ip: str.optional(),
+          hostname: str.optional(),
+          ports: z.array(z.strictObject({ port, protocol, error: str.optional() })).optional(),
+        })).optional(),
+      }).optional(),
+    }).optional(),
+  }),
+  IngressClass: kindSchema('networking.k8s.io/v1', 'IngressClass', dns1123SubdomainError, {
+    spec: z.strictObject({
+      controller: str,
+      parameters: z.strictObject({
+        apiGroup: str.optional(), kind: str, name: str, scope: z.enum(['Cluster', 'Namespace']).optional(), namespace: str.optional(),
+      }).optional(),
+    }),
+  }).superRefine((o, ctx) => {
+    const why = ingressControllerError(o.spec.controller);
+    if (why) issue(ctx, ['spec', 'controller'], why);
+    const p = o.spec.parameters;
+    if (p?.scope === 'Namespace' && !p.namespace) issue(ctx, ['spec', 'parameters', 'namespace'], '`parameters.scope` is set to \'Namespace\'');
+    if (p?.scope === 'Cluster' && p.namespace !== undefined) issue(ctx, ['spec', 'parameters', 'namespace'], '`parameters.scope` is set to \'Cluster\'');
   }),
   ConfigMap: kindSchema('v1', 'ConfigMap', dns1123SubdomainError, {
     data: z.record(z.string(), z.string()).optional(),
@@ -1405,6 +1538,11 @@ export function applyDefaults(object: KubeObject): KubeObject {
     case 'PriorityClass':
       (o as PriorityClass).preemptionPolicy ??= 'PreemptLowerPriority';
       break;
+    case 'IngressClass': {
+      const parameters = (o as IngressClass).spec?.parameters;
+      if (parameters) parameters.scope ??= 'Cluster';
+      break;
+    }
   }
   return o;
 }

@@ -157,3 +157,15 @@ export function isArchiveDigest(text: string): boolean {
 }
 /** Answer header of an image archive download (an agent's GET /v1/images/archive): the id of the image it holds. */
 export const IMAGE_ID_HEADER = 'x-flotilla-image-id';
+// ---- Ingress -------------------------------------------------------------------------------------------
+
+/** IngressClass annotation (as Kubernetes): "true" makes the class the one Ingresses without a class get. */
+export const ANNOTATION_DEFAULT_INGRESS_CLASS = 'ingressclass.kubernetes.io/is-default-class';
+/** The IngressClass the servers make, and the controller name the agents' built-in router serves. */
+export const DEFAULT_INGRESS_CLASS = 'flotilla';
+export const INGRESS_CONTROLLER = 'flotilla.io/ingress';
+/**
+ * Node annotation the agent keeps while its router serves Ingresses: "http=PORT,https=PORT". The Ingress status
+ * controller lists the InternalIPs of the Ready nodes that carry it.
+ */
+export const ANNOTATION_INGRESS_PORTS = 'flotilla.io/ingress-ports';

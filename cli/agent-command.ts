@@ -27,7 +27,7 @@ import type { AgentRunConfig } from '../node-agent/run.js';
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** What `flotilla agent` (and `flotilla up` for its local agent) runs with: node-agent/run.ts's config, plus how to find the servers and hollow nodes. */
-export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved' | 'serviceProxy' | 'podNetwork' | 'dns'> {
+export interface AgentCommandConfig extends Pick<AgentRunConfig, 'token' | 'ca' | 'dataDir' | 'nodeName' | 'listenHost' | 'listenPort' | 'advertiseAddress' | 'reserved' | 'serviceProxy' | 'podNetwork' | 'dns' | 'ingress'> {
   /** Server URLs to use in turn; empty: find verified servers by mDNS (needs a join token). */
   servers: string[];
   /** Network interface (name or IPv4 address) for mDNS. */
@@ -53,6 +53,26 @@ export function serviceProxyMode(flag: string | undefined, env: NodeJS.ProcessEn
   const known = SERVICE_PROXY_MODES.find((m) => m === mode);
   if (!known) throw new UsageError(`--service-proxy: "${mode}" is not one of ${SERVICE_PROXY_MODES.join(', ')}`);
   return known;
+}
+
+/**
+ * The Ingress router's listeners: --ingress on|off (else FLOTILLA_INGRESS, else on), on ports --ingress-http-port
+ * (default 80) and --ingress-https-port (default 443); undefined when off.
+ */
+export function ingressListen(a: ParsedArgs, env: NodeJS.ProcessEnv): AgentCommandConfig['ingress'] {
+  const mode = stringFlag(a, 'ingress') ?? env.FLOTILLA_INGRESS ?? 'on';
+  if (mode !== 'on' && mode !== 'off') throw new UsageError(`--ingress: "${mode}" is not one of on, off`);
+  if (mode === 'off') return undefined;
+  const portFlag = (name: string, fallback: number): number => {
+    const v = stringFlag(a, name);
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new UsageError(`--${name}: "${v}" is not a port (1..65535)`);
+    return Number(v);
+  };
+  const httpPort = portFlag('ingress-http-port', 80);
+  const httpsPort = portFlag('ingress-https-port', 443);
+  if (httpPort === httpsPort) throw new UsageError(`--ingress-http-port and --ingress-https-port are both ${httpPort}`);
+  return { httpPort, httpsPort };
 }
 
 /** The typed config, or a UsageError naming the flag that is wrong. */
@@ -87,6 +107,8 @@ export function agentConfigFrom(a: ParsedArgs, env: NodeJS.ProcessEnv, machineHo
     // On unless --no-pod-network: a machine joining a fleet needs its pods reachable from the other nodes.
     podNetwork: a.flags['pod-network'] !== false,
   };
+  const ingress = ingressListen(a, env);
+  if (ingress) config.ingress = ingress;
   const advertise = stringFlag(a, 'advertise-address');
   if (advertise !== undefined) {
     if (!/^[0-9.]+$|:/.test(advertise)) throw new UsageError(`--advertise-address must be an IP address, got "${advertise}"`);
@@ -198,12 +220,13 @@ async function runHollowFleet(config: AgentCommandConfig, count: number, a: Pars
 
 export const agentCommand: CliCommand = {
   summary: 'run a node agent (registers this machine and runs the pods bound to it); --simulate N runs N hollow nodes',
-  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--service-proxy auto|nftables|iptables|off] [--no-pod-network] [--simulate N [--simulate-gpus G]]',
+  usage: 'flotilla agent (--server URL[,URL...] | --interface IF) --token T [--ca FILE] [--data DIR] [--name NODE] [--listen ADDR:PORT] [--advertise-address IP] [--reserved-cpu Q --reserved-memory Q] [--service-proxy auto|nftables|iptables|off] [--no-pod-network] [--ingress on|off] [--ingress-http-port P] [--ingress-https-port P] [--simulate N [--simulate-gpus G]]',
   flags: [
     { name: 'server', kind: 'string' }, { name: 'token', kind: 'string' }, { name: 'ca', kind: 'string' }, { name: 'data', kind: 'string' }, { name: 'name', kind: 'string' }, { name: 'interface', kind: 'string' },
     { name: 'listen', kind: 'string' }, { name: 'advertise-address', kind: 'string' }, { name: 'reserved-cpu', kind: 'string' },
     { name: 'reserved-memory', kind: 'string' }, { name: 'service-proxy', kind: 'string' }, { name: 'simulate', kind: 'string' }, { name: 'simulate-gpus', kind: 'string' },
     { name: 'pod-network', kind: 'boolean' },
+    { name: 'ingress', kind: 'string' }, { name: 'ingress-http-port', kind: 'string' }, { name: 'ingress-https-port', kind: 'string' },
   ],
   run: runAgentCommand,
 };

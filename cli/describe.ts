@@ -1,6 +1,6 @@
 import { stringify as toYaml } from 'yaml';
 import { ANNOTATION_ASSIGNED_GPUS, formatRfc1123z, isKind } from '../api-types/index.js';
-import type { Condition, Container, ContainerStateTerminated, ContainerStatus, CronJob, Deployment, Endpoints, Event, KubeObject, Node, Pod, PodTemplateSpec, Service } from '../api-types/index.js';
+import type { Condition, Container, ContainerStateTerminated, ContainerStatus, CronJob, Deployment, Endpoints, Event, KubeObject, Node, Pod, PodTemplateSpec, Service, Ingress, IngressBackend } from '../api-types/index.js';
 import { age, endpointsText, nodeStatusText, podStatusText, renderTable } from './printers.js';
 
 /** What describe shows beside an object: a Service's Endpoints. */
@@ -27,6 +27,7 @@ export function describeObject(o: KubeObject, events: readonly Event[], now = Da
   else if (isKind(o, 'Node')) describeNode(o, field, lines);
   else if (isKind(o, 'Service')) describeService(o, related.endpoints, field, map);
   else if (isKind(o, 'CronJob')) describeCronJob(o, field, lines);
+  else if (isKind(o, 'Ingress')) describeIngress(o, field, lines);
   else {
     for (const key of ['spec', 'data', 'status'] as const) {
       if (o[key] === undefined) continue;
@@ -170,6 +171,28 @@ function describeService(svc: Service, endpoints: Endpoints | undefined, field: 
   field('Session Affinity', spec.sessionAffinity ?? 'None');
   if (spec.type === 'NodePort' || spec.type === 'LoadBalancer') field('External Traffic Policy', spec.externalTrafficPolicy ?? 'Cluster');
   if (spec.internalTrafficPolicy) field('Internal Traffic Policy', spec.internalTrafficPolicy);
+}
+
+/** kubectl's Ingress sections: Address, Ingress Class, Default backend, TLS, Rules (Host, Path, Backends). */
+function describeIngress(ing: Ingress, field: Field, lines: string[]): void {
+  const backend = (b: IngressBackend): string => (b.service
+    ? `${b.service.name}:${b.service.port?.name ?? b.service.port?.number ?? ''}`
+    : `APIGroup: ${b.resource?.apiGroup ?? ''}, Kind: ${b.resource?.kind ?? ''}, Name: ${b.resource?.name ?? ''}`);
+  field('Address', (ing.status?.loadBalancer?.ingress ?? []).map((i) => i.ip || i.hostname).join(','));
+  field('Ingress Class', ing.spec.ingressClassName ?? '<none>');
+  field('Default backend', ing.spec.defaultBackend ? backend(ing.spec.defaultBackend) : '<default>');
+  if ((ing.spec.tls ?? []).length > 0) {
+    lines.push('TLS:');
+    for (const t of ing.spec.tls ?? []) lines.push(`  ${t.secretName ? `${t.secretName} terminates` : 'SNI routes'} ${(t.hosts ?? []).join(',')}`);
+  }
+  lines.push('Rules:');
+  const rows: string[][] = [['----', '----', '--------']];
+  for (const r of ing.spec.rules ?? []) {
+    rows.push([r.host || '*', '', '']);
+    for (const p of r.http?.paths ?? []) rows.push(['', p.path ?? '', backend(p.backend)]);
+  }
+  if ((ing.spec.rules ?? []).length === 0 && ing.spec.defaultBackend) rows.push(['*', '*', backend(ing.spec.defaultBackend)]);
+  lines.push(...renderTable(['Host', 'Path', 'Backends'], rows).trimEnd().split('\n').map((l) => `  ${l}`));
 }
 
 function conditions(list: readonly Condition[] | undefined, lines: string[]): void {

@@ -1,6 +1,6 @@
 import { stringify as toYaml } from 'yaml';
 import { ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
-import type { Container, Endpoints, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo, Service } from '../api-types/index.js';
+import type { Container, Endpoints, Ingress, IngressClass, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo, Service } from '../api-types/index.js';
 
 type Column<T = KubeObject> = [header: string, value: (o: T, now: number) => string];
 
@@ -108,8 +108,31 @@ const tables: Record<string, [Column[], Column[]]> = {
       ['SELECTOR', () => '<none>']])],
   addresspools: [of('AddressPool', [name, ['AUTO ASSIGN', (p) => String(p.spec.autoAssign ?? true)], ['ADDRESSES', (p) => p.spec.addresses.join(',')],
     ['ASSIGNED', (p) => String((p.status?.assignedIPv4 ?? 0) + (p.status?.assignedIPv6 ?? 0))], ageCol]), []],
+  ingresses: [of('Ingress', [name, ['CLASS', (i) => i.spec.ingressClassName ?? '<none>'], ['HOSTS', (i) => ingressHosts(i)], ['ADDRESS', (i) => ingressAddress(i)],
+    ['PORTS', (i) => ((i.spec.tls ?? []).length > 0 ? '80, 443' : '80')], ageCol]), []],
+  ingressclasses: [of('IngressClass', [name, ['CONTROLLER', (c) => c.spec.controller], ['PARAMETERS', (c) => ingressClassParameters(c)], ageCol]), []],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
+
+/** kubectl's HOSTS of an Ingress: the first three rule hosts, "+ N more..." beyond, "*" when no rule names one. */
+export function ingressHosts(i: Ingress): string {
+  const rules = i.spec.rules ?? [];
+  const hosts = rules.slice(0, 3).map((r) => r.host ?? '').filter(Boolean);
+  if (hosts.length === 0) return '*';
+  return rules.length > 3 ? `${hosts.join(',')} + ${rules.length - 3} more...` : hosts.join(',');
+}
+
+/** kubectl's ADDRESS of an Ingress: its load-balancer IPs or hostnames, cut to 16 characters. */
+export function ingressAddress(i: Ingress): string {
+  const all = (i.status?.loadBalancer?.ingress ?? []).map((x) => x.ip || x.hostname || '').filter(Boolean).join(',');
+  return all.length > 16 ? `${all.slice(0, 13)}...` : all;
+}
+
+/** kubectl's PARAMETERS of an IngressClass: KIND[.APIGROUP]/NAME, or <none>. */
+export function ingressClassParameters(c: IngressClass): string {
+  const p = c.spec.parameters;
+  return p ? `${p.kind}${p.apiGroup ? `.${p.apiGroup}` : ''}/${p.name}` : '<none>';
+}
 
 /** kubectl's PORT(S): 80/TCP, 80:30191/TCP for a NodePort, comma-separated; <none> without ports. */
 export function servicePorts(s: Service): string {

@@ -3,7 +3,7 @@
 // list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets, list and watch the Nodes
 // (the pod network's routes) and the Services and EndpointSlices (the service proxy and DNS).
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import { LB_SPEAKER_LEASE_NAMESPACE, NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service } from '../api-types/index.js';
+import { LB_SPEAKER_LEASE_NAMESPACE, NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service, type Ingress, type IngressClass } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -139,6 +139,28 @@ export class NodeApi {
 
   watchEndpointSlices(resourceVersion: string, onEvent: (e: ObjectEvent<EndpointSlice>) => void, signal: AbortSignal): Promise<void> {
     return this.watchFrom('/apis/discovery.k8s.io/v1/endpointslices', resourceVersion, onEvent, signal);
+  }
+
+  /** Every Ingress and IngressClass (the ingress router serves the Ingresses of its classes). */
+  listIngresses(): Promise<ObjectList<Ingress>> {
+    return this.client.request('GET', '/apis/networking.k8s.io/v1/ingresses');
+  }
+
+  watchIngresses(resourceVersion: string, onEvent: (e: ObjectEvent<Ingress>) => void, signal: AbortSignal): Promise<void> {
+    return this.watchFrom('/apis/networking.k8s.io/v1/ingresses', resourceVersion, onEvent, signal);
+  }
+
+  listIngressClasses(): Promise<ObjectList<IngressClass>> {
+    return this.client.request('GET', '/apis/networking.k8s.io/v1/ingressclasses');
+  }
+
+  watchIngressClasses(resourceVersion: string, onEvent: (e: ObjectEvent<IngressClass>) => void, signal: AbortSignal): Promise<void> {
+    return this.watchFrom('/apis/networking.k8s.io/v1/ingressclasses', resourceVersion, onEvent, signal);
+  }
+
+  /** Sets (a string) or removes (null) annotations of the Node, by merge patch; the rest of the Node stays. */
+  patchNodeAnnotations(nodeName: string, annotations: Record<string, string | null>): Promise<NodeObject> {
+    return this.client.request('PATCH', `/api/v1/nodes/${enc(nodeName)}`, { metadata: { annotations } }, { contentType: 'application/merge-patch+json' });
   }
 
   /** The watch contract of watchPods for any list path (no query string of its own beyond selectors). */

@@ -29,6 +29,8 @@ import { LinuxLink, LoadBalancerAnnouncer, interfaceOf } from './network/lb-anno
 import { chooseBackend, runServiceProxy, type ProxyBackend, type ServiceProxyMode } from './network/service-proxy.js';
 import { commandRunner } from './network/nft-applier.js';
 import { DockerRuntime } from './runtime/docker.js';
+import { runIngressService } from './ingress/serve.js';
+import type { RouterListen } from './ingress/router.js';
 import { LABEL_CLUSTER, LABEL_NODE, type ContainerRuntime } from './runtime/types.js';
 
 /** How long an agent start waits for the first list of Services before starting pods without them. */
@@ -83,6 +85,11 @@ export interface AgentRunConfig {
    * default bridge, which is what tests that share one engine and one namespace use.
    */
   podNetwork?: boolean;
+  /**
+   * The Ingress router (node-agent/ingress/serve.ts): the address and ports it listens on. Default off, as for the
+   * service proxy; `flotilla agent` passes ports 80 and 443 unless told `--ingress off`.
+   */
+  ingress?: RouterListen;
   log?: Logger;
 }
 
@@ -94,6 +101,8 @@ export interface AgentRunInfo {
   findings: Finding[];
   /** The node's cluster DNS, when on (its port, for tests that query it). */
   dns?: ClusterDns;
+  /** The Ingress router's ports, when on. */
+  ingress?: { httpPort?: number; httpsPort?: number };
 }
 
 /**
@@ -170,7 +179,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
   const stopNetwork = (): void => network.abort();
   signal.addEventListener('abort', stopNetwork, { once: true });
   const retry = { retrySeconds: config.tuning?.retrySeconds ?? 1, retryMaxSeconds: config.tuning?.retryMaxSeconds ?? 30 };
-  const cache = backend || dnsAddress !== undefined ? new ServiceCache(api, { log, ...retry }) : undefined;
+  const cache = backend || dnsAddress !== undefined || config.ingress ? new ServiceCache(api, { log, ...retry }) : undefined;
   const settings = cache ? readNetworkSettings(api, log, retry, network.signal) : undefined;
   const clusterDns = cache && settings && dnsAddress !== undefined ? new ClusterDns({
     view: cache, settings, address: dnsAddress, log,
@@ -178,12 +187,25 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
     ...(dns?.resolvConfPath ? { resolvConfPath: dns.resolvConfPath } : {}),
     ...(dns?.clients ? { clients: dns.clients } : {}),
   }) : undefined;
+  // The ingress router stops with the network; a port it cannot listen on is logged, the agent runs on without it.
+  let ingressPorts: { httpPort?: number; httpsPort?: number } | undefined;
+  let ingressListening: () => void = () => {};
+  const ingressStarted = new Promise<void>((resolve) => { ingressListening = resolve; });
+  const ingressDone = config.ingress && cache
+    ? runIngressService(network.signal, {
+      api, services: cache, nodeName: config.nodeName, listen: config.ingress, log, ...retry,
+      onListening: (ports) => { ingressPorts = ports; ingressListening(); },
+    }).catch((err: unknown) => log.error({ err: (err as Error).message }, 'the ingress router stopped')).finally(ingressListening)
+    : undefined;
+  if (!ingressDone) ingressListening();
   const networkDone = Promise.all([
     cache?.run(network.signal),
+    ingressDone,
     cache && settings && backend ? startServiceProxy(cache, settings, backend, config, log, network.signal) : undefined,
     clusterDns?.run(network.signal),
     cache && backend && !isLoopback(address) ? startAnnouncer(cache, api, config.nodeName, address, log, network.signal) : undefined,
   ]).catch((err: unknown) => log.error({ err }, 'the service view, proxy or DNS stopped'));
+  await ingressStarted;
   // Pods the agent starts from its cache at once must find the DNS server up (or known to be off) and, when a
   // server answers, the Services listed (their environment variables are those of the Services that exist as a
   // container starts); a node that starts without its servers waits at most SERVICES_SYNC_WAIT_MS for that.
@@ -192,7 +214,7 @@ async function runAs({ clusterId, api, certs, identity, address, log }: Joined, 
   const renewing = new AbortController();
   const renewals = certs.renewals(api, AbortSignal.any([signal, renewing.signal]), certificateCheckSeconds);
   try {
-    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}) });
+    onReady?.({ nodeName: config.nodeName, port: endpoint.port, address, findings, ...(clusterDns ? { dns: clusterDns } : {}), ...(ingressPorts ? { ingress: ingressPorts } : {}) });
     await runAgent(signal, {
       ...tuning,
       podWorkers: {

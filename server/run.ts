@@ -12,7 +12,7 @@ import { serverCertificateIdentity, type Identity } from './api/middleware/auth.
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
-import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind } from '../api-types/index.js';
+import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind, ANNOTATION_DEFAULT_INGRESS_CLASS, DEFAULT_INGRESS_CLASS, INGRESS_CONTROLLER } from '../api-types/index.js';
 import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore } from './store/types.js';
@@ -331,6 +331,7 @@ const namespaces = resourceFor('', 'v1', 'namespaces')!;
 const configMaps = resourceOfKind('ConfigMap');
 const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
 const PRIORITY_CLASSES = resourceKey(priorityClasses);
+const ingressClasses = resourceOfKind('IngressClass');
 
 /** The local agent's join token from <data>/local-agent-token while the cluster still knows it, else a new one (mode 0600). */
 async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects: ObjectService): Promise<string> {
@@ -344,7 +345,8 @@ async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects
 }
 
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest (the
- * first time only: storeAdminToken), the built-in PriorityClasses, the published network settings. /readyz waits
+ * first time only: storeAdminToken), the built-in PriorityClasses, the default IngressClass (when missing: a
+ * changed one is kept), the published network settings. /readyz waits
  * for all of them. */
 async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, network: NetworkSettings, log: Logger): Promise<void> {
   await cluster.registerSelf(objects);
@@ -357,6 +359,11 @@ async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: 
   for (const { name, value, description } of SYSTEM_PRIORITY_CLASSES) {
     await objects.ensureObject(priorityClasses, { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name }, value, description, globalDefault: false, preemptionPolicy: 'PreemptLowerPriority' });
   }
+  await objects.ensureObject(ingressClasses, {
+    apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass',
+    metadata: { name: DEFAULT_INGRESS_CLASS, annotations: { [ANNOTATION_DEFAULT_INGRESS_CLASS]: 'true' } },
+    spec: { controller: INGRESS_CONTROLLER },
+  });
   const data = networkSettingsData(network);
   const { namespace, name } = NETWORK_SETTINGS_CONFIGMAP;
   const published = objects.get(configMaps, namespace, name)?.data;

@@ -28,7 +28,7 @@ export interface ServiceCacheOptions {
   retryMaxSeconds?: number;
 }
 
-interface Named {
+export interface Named {
   metadata: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
 }
 
@@ -63,50 +63,13 @@ export class ServiceCache implements ServiceView {
     const listedOnce = (): void => { if (++listed === 2) this.#resolveSynced(); };
     try {
       await Promise.all([
-        this.#reflect<Service>('Service', () => this.api.listServices(), (rv, on, s) => this.api.watchServices(rv, on, s),
-          (items) => this.#replaceServices(items), (e) => this.#serviceEvent(e), listedOnce, signal),
-        this.#reflect<EndpointSlice>('EndpointSlice', () => this.api.listEndpointSlices(), (rv, on, s) => this.api.watchEndpointSlices(rv, on, s),
-          (items) => this.#replaceSlices(items), (e) => this.#sliceEvent(e), listedOnce, signal),
+        listAndWatch<Service>('Service', () => this.api.listServices(), (rv, on, s) => this.api.watchServices(rv, on, s),
+          (items) => this.#replaceServices(items), (e) => this.#serviceEvent(e), listedOnce, () => this.#changed(), this.options, signal),
+        listAndWatch<EndpointSlice>('EndpointSlice', () => this.api.listEndpointSlices(), (rv, on, s) => this.api.watchEndpointSlices(rv, on, s),
+          (items) => this.#replaceSlices(items), (e) => this.#sliceEvent(e), listedOnce, () => this.#changed(), this.options, signal),
       ]);
     } finally {
       clearTimeout(this.#pending);
-    }
-  }
-
-  async #reflect<T extends Named>(
-    kind: string,
-    list: () => Promise<ObjectList<T>>,
-    watch: (rv: string, onEvent: (e: ObjectEvent<T>) => void, signal: AbortSignal) => Promise<void>,
-    replace: (items: T[]) => boolean,
-    apply: (e: ObjectEvent<T>) => boolean,
-    listedOnce: () => void,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const { log, retrySeconds = 1, retryMaxSeconds = 30 } = this.options;
-    let failures = 0;
-    let first = true;
-    while (!signal.aborted) {
-      try {
-        const listing = await list();
-        if (replace(listing.items)) this.#changed();
-        if (first) listedOnce();
-        first = false;
-        failures = 0;
-        let rv = listing.metadata.resourceVersion ?? '0';
-        // A stream the server ends cleanly resumes from the last version seen; a 410 or an error lists again.
-        while (!signal.aborted) {
-          await watch(rv, (e) => {
-            if (e.object.metadata?.resourceVersion) rv = e.object.metadata.resourceVersion;
-            if (e.type !== 'BOOKMARK' && apply(e)) this.#changed();
-          }, signal);
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        const expired = err instanceof ApiClientError && err.code === 410;
-        const waitMs = expired ? 0 : Math.min(retryMaxSeconds * 1000, retrySeconds * 1000 * 2 ** Math.min(failures++, 16));
-        if (!expired) log.warn({ kind, err: (err as Error).message, retryMs: waitMs }, 'watching failed; serving what was seen last; listing again');
-        await delay(waitMs, signal);
-      }
     }
   }
 
@@ -164,6 +127,51 @@ export class ServiceCache implements ServiceView {
       this.#pending = undefined;
       for (const fn of this.#listeners) fn();
     }, this.options.coalesceMs ?? 20);
+  }
+}
+
+/**
+ * Lists kind `kind`, then watches it from the list's resourceVersion until the signal aborts: a stream the server
+ * ends is resumed from the last version seen, a 410 lists again at once, another failure lists again after a
+ * back-off (what was seen stays served meanwhile). `replace` and `apply` say whether they changed anything;
+ * `changed` runs when they did; `listedOnce` after the first list.
+ */
+export async function listAndWatch<T extends Named>(
+  kind: string,
+  list: () => Promise<ObjectList<T>>,
+  watch: (rv: string, onEvent: (e: ObjectEvent<T>) => void, signal: AbortSignal) => Promise<void>,
+  replace: (items: T[]) => boolean,
+  apply: (e: ObjectEvent<T>) => boolean,
+  listedOnce: () => void,
+  changed: () => void,
+  options: Pick<ServiceCacheOptions, 'log' | 'retrySeconds' | 'retryMaxSeconds'>,
+  signal: AbortSignal,
+): Promise<void> {
+  const { log, retrySeconds = 1, retryMaxSeconds = 30 } = options;
+  let failures = 0;
+  let first = true;
+  while (!signal.aborted) {
+    try {
+      const listing = await list();
+      if (replace(listing.items)) changed();
+      if (first) listedOnce();
+      first = false;
+      failures = 0;
+      let rv = listing.metadata.resourceVersion ?? '0';
+      // A stream the server ends cleanly resumes from the last version seen; a 410 or an error lists again.
+      while (!signal.aborted) {
+        await watch(rv, (e) => {
+          if (e.object.metadata?.resourceVersion) rv = e.object.metadata.resourceVersion;
+          if (e.type !== 'BOOKMARK' && apply(e)) changed();
+        }, signal);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      const expired = err instanceof ApiClientError && err.code === 410;
+      const waitMs = expired ? 0 : Math.min(retryMaxSeconds * 1000, retrySeconds * 1000 * 2 ** Math.min(failures++, 16));
+      if (!expired) log.warn({ kind, err: (err as Error).message, retryMs: waitMs }, 'watching failed; serving what was seen last; listing again');
+      await delay(waitMs, signal);
+    }
   }
 }
 

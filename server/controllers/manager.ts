@@ -16,6 +16,7 @@ import { namespaceController } from './namespace.js';
 import { endpointsController } from './endpoints.js';
 import { kubernetesServiceController } from './kubernetes-service.js';
 import { addressPoolStatusController, loadBalancerController } from './load-balancer.js';
+import { ingressController } from './ingress.js';
 
 export * from './controller.js';
 
@@ -45,6 +46,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     kubernetesServiceController(deps),
     loadBalancerController(deps),
     addressPoolStatusController(deps),
+    ingressController(deps),
   ];
 }
 

@@ -1,9 +1,10 @@
 // What the Node authorizer asks about pods (after Kubernetes' node authorizer graph,
 // plugin/pkg/auth/authorizer/node/graph.go): which node a pod is bound to, and whether a pod bound to a node
 // references a Secret, ConfigMap or PersistentVolumeClaim. Both are map lookups: the index follows the store by
-// watch, so no question scans the pods.
-import { isKind, podReferences, resourceOfKind } from '../../api-types/index.js';
-import type { Pod } from '../../api-types/index.js';
+// watch, so no question scans the pods. Every node is also an Ingress router: a Secret named in tls[] of an
+// Ingress whose IngressClass has the agents' controller (flotilla.io/ingress) is referenced by every node.
+import { INGRESS_CONTROLLER, isKind, podReferences, resourceOfKind } from '../../api-types/index.js';
+import type { Ingress, Pod } from '../../api-types/index.js';
 import type { Stored } from '../store/types.js';
 import type { Objects } from './service.js';
 
@@ -19,6 +20,8 @@ export interface NodeGraph {
 }
 
 const pods = resourceOfKind('Pod');
+const ingresses = resourceOfKind('Ingress');
+const ingressClasses = resourceOfKind('IngressClass');
 
 /**
  * The NodeGraph of the pods in a store, built at the first question and kept current by a watch on it. The
@@ -31,9 +34,14 @@ export class PodGraph implements NodeGraph {
   readonly #edges = new Map<string, number>();
   /** Pod "namespace/name" -> its node and the edges it counts in. */
   readonly #pods = new Map<string, { node: string; edges: string[] }>();
+  /** Secret "namespace/name" -> the Ingresses naming it in tls[] ("namespace/name") and their class names. */
+  readonly #tlsSecrets = new Map<string, Map<string, string>>();
+  /** Ingress "namespace/name" -> the Secret keys it names. */
+  readonly #ingresses = new Map<string, string[]>();
   #stopWatch: (() => void) | undefined;
+  #stopIngressWatch: (() => void) | undefined;
 
-  constructor(readonly objects: Pick<Objects, 'list' | 'watch'>) {}
+  constructor(readonly objects: Pick<Objects, 'get' | 'list' | 'watch'>) {}
 
   nodeOfPod(namespace: string, name: string): string | undefined {
     this.#ensureBuilt();
@@ -42,7 +50,51 @@ export class PodGraph implements NodeGraph {
 
   referencedBy(node: string, resource: ReferencedResource, namespace: string, name: string): boolean {
     this.#ensureBuilt();
-    return this.#edges.has(edgeKey(node, resource, namespace, name));
+    if (this.#edges.has(edgeKey(node, resource, namespace, name))) return true;
+    if (resource !== 'secrets') return false;
+    this.#ensureIngressesBuilt();
+    // The class is looked up at question time: an IngressClass changing its controller changes the answer at once.
+    for (const className of this.#tlsSecrets.get(podKey(namespace, name))?.values() ?? []) {
+      if (this.objects.get(ingressClasses, undefined, className)?.spec.controller === INGRESS_CONTROLLER) return true;
+    }
+    return false;
+  }
+
+  #ensureIngressesBuilt(): void {
+    if (this.#stopIngressWatch) return;
+    this.#tlsSecrets.clear();
+    this.#ingresses.clear();
+    const { items, revision } = this.objects.list(ingresses);
+    for (const i of items) this.#putIngress(i);
+    this.#stopIngressWatch = this.objects.watch(ingresses, undefined, revision, (e) => {
+      if (e.type === 'DELETED') this.#removeIngress(podKey(e.object.metadata.namespace ?? '', e.object.metadata.name));
+      else if (isKind(e.object, 'Ingress')) this.#putIngress(e.object);
+    }, () => { this.#stopIngressWatch = undefined; });
+  }
+
+  #putIngress(ing: Stored<Ingress>): void {
+    const namespace = ing.metadata.namespace ?? '';
+    const key = podKey(namespace, ing.metadata.name);
+    this.#removeIngress(key);
+    // Admission gives every Ingress without a class the default one, so ingressClassName is set.
+    const className = ing.spec.ingressClassName;
+    if (!className) return;
+    const secrets = [...new Set((ing.spec.tls ?? []).flatMap((t) => (t.secretName ? [podKey(namespace, t.secretName)] : [])))];
+    for (const s of secrets) {
+      let by = this.#tlsSecrets.get(s);
+      if (!by) this.#tlsSecrets.set(s, by = new Map());
+      by.set(key, className);
+    }
+    this.#ingresses.set(key, secrets);
+  }
+
+  #removeIngress(key: string): void {
+    for (const s of this.#ingresses.get(key) ?? []) {
+      const by = this.#tlsSecrets.get(s);
+      by?.delete(key);
+      if (by?.size === 0) this.#tlsSecrets.delete(s);
+    }
+    this.#ingresses.delete(key);
   }
 
   #ensureBuilt(): void {

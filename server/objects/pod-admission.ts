@@ -20,6 +20,7 @@ import { sameContent } from '../controllers/cluster-objects.js';
 import { invalid } from './service.js';
 import type { Objects } from './service.js';
 import { StoreError } from '../store/types.js';
+import { admitIngress } from './ingress-admission.js';
 import type { StoredObject } from '../store/types.js';
 
 const pods = resourceOfKind('Pod');
@@ -37,6 +38,7 @@ const forbidden = (r: ResourceInfo, name: string, why: string): StoreError => ne
 export function admitCreate(object: StoredObject, reads: AdmissionReads): StoredObject {
   if (isKind(object, 'Pod')) return admitPod(object, reads);
   if (isKind(object, 'PriorityClass')) checkSingleDefault(object, reads);
+  if (isKind(object, 'Ingress')) return admitIngress(object, reads);
   return object;
 }
 

@@ -23,10 +23,22 @@ test('flags give the typed config; the node name defaults to the hostname as a D
   assert.equal({ ...c, dataDir: undefined }, {
     servers: ['http://10.0.0.2:7400'], token: 't', nodeName: 'box-1', dataDir: undefined, listenHost: '127.0.0.1', listenPort: 0,
     advertiseAddress: '10.0.0.9', reserved: { cpu: '500m', memory: '256Mi' }, podNetwork: true, serviceProxy: 'auto',
+    ingress: { httpPort: 80, httpsPort: 443 },
   });
   assert.is(parse(['--server', 'http://s', '--token', 't']).listenPort, 10250);
   assert.is(parse(['--server', 'http://s', '--token', 't', '--no-pod-network']).podNetwork, false);
   assert.is(nodeNameFromHostname('My_Laptop.Local'), 'my-laptop.local');
+});
+
+test('the Ingress router: on at 80 and 443 unless --ingress off (or FLOTILLA_INGRESS=off); ports by flag; bad values refused', () => {
+  const base = ['--server', 'http://s', '--token', 't'];
+  assert.equal(parse([...base, '--ingress-http-port', '8080', '--ingress-https-port', '8443']).ingress, { httpPort: 8080, httpsPort: 8443 });
+  assert.is(parse([...base, '--ingress', 'off']).ingress, undefined);
+  assert.is(parse(base, { FLOTILLA_INGRESS: 'off' }).ingress, undefined);
+  assert.equal(parse([...base, '--ingress', 'on'], { FLOTILLA_INGRESS: 'off' }).ingress, { httpPort: 80, httpsPort: 443 });
+  usageError([...base, '--ingress', 'maybe'], /--ingress: "maybe" is not one of on, off/);
+  usageError([...base, '--ingress-http-port', '70000'], /--ingress-http-port: "70000" is not a port/);
+  usageError([...base, '--ingress-http-port', '443'], /--ingress-http-port and --ingress-https-port are both 443/);
 });
 
 test('environment fills what flags leave out; flags win', () => {

@@ -22,7 +22,7 @@ let agentOutput = '';
 
 function startAgentProcess(): ChildProcess {
   const child = ownChild(spawn(process.execPath, [agentEntry, 'agent', '--server', srv.server.url, '--token', srv.server.token, '--ca', srv.server.caPath, '--data', join(srv.dir, 'agent'), '--no-pod-network',
-    '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn', FLOTILLA_SERVICE_PROXY: 'off' } }));
+    '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn', FLOTILLA_SERVICE_PROXY: 'off', FLOTILLA_INGRESS: 'off' } }));
   child.stdout!.on('data', (d) => { agentOutput += d; });
   child.stderr!.on('data', (d) => { agentOutput += d; });
   return child;

@@ -25,7 +25,7 @@ interface AgentProcess { child: ChildProcess; output: () => string }
 /** `flotilla agent ARGS` in cwd, with no --data unless ARGS give one. */
 function agentProcess(cwd: string, args: string[]): AgentProcess {
   const child = spawn(process.execPath, [flotillaBin, 'agent', '--server', srv!.server.url, '--token', srv!.server.token, '--ca', srv!.server.caPath, '--listen', '127.0.0.1:0', '--no-pod-network', ...args],
-    { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', FLOTILLA_LOG_LEVEL: 'warn', FLOTILLA_SERVICE_PROXY: 'off' } });
+    { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', FLOTILLA_LOG_LEVEL: 'warn', FLOTILLA_SERVICE_PROXY: 'off', FLOTILLA_INGRESS: 'off' } });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });

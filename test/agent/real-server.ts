@@ -61,6 +61,7 @@ export class RealServer {
    */
   startAgent(nodeName: string, runtime: ContainerRuntime, opts: {
     resources?: Parameters<typeof hollowInventory>[1]; tuning?: AgentRunConfig['tuning']; advertiseAddress?: string; dataDir?: string; token?: string; dns?: AgentRunConfig['dns'];
+    ingress?: AgentRunConfig['ingress'];
   } = {}): TestAgent {
     const ac = new AbortController();
     let registered!: (info: AgentRunInfo) => void;
@@ -70,6 +71,7 @@ export class RealServer {
       listenHost: '127.0.0.1', listenPort: 0, ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}), runtime,
       inventory: hollowInventory(nodeName, opts.resources ?? { cpu: '4', memory: '8Gi' }), findings: [],
       tuning: opts.tuning ?? FAST_AGENT_TUNING, log: pino({ level: 'silent' }), ...(opts.dns !== undefined ? { dns: opts.dns } : {}),
+      ...(opts.ingress ? { ingress: opts.ingress } : {}),
     }, (info) => registered(info));
     const info = Promise.race([started, done.then((): never => { throw new Error(`the agent of ${nodeName} ended before it was ready`); })]);
     // A test that never awaits `ready` must not see an unhandled rejection when the agent ends at stop().

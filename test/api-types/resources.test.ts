@@ -71,7 +71,7 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
     assert.is(resourceForKind(r.apiVersion, r.kind), r);
   }
   const kinds = allResources.map((r) => r.kind).sort();
-  assert.equal(kinds, ['ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Job', 'Lease', 'Namespace',
+  assert.equal(kinds, ['ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Ingress', 'IngressClass', 'Job', 'Lease', 'Namespace',
     'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
 });
 
@@ -102,6 +102,10 @@ test('scope and subresources', () => {
   assert.is(resourceByCliName('endpoints')?.namespaced, true);
   assert.is(resourceByCliName('endpointslices')?.namespaced, true);
   assert.equal(resourceByCliName('endpointslices')?.subresources, []);
+  assert.is(resourceByCliName('ing')?.kind, 'Ingress');
+  assert.is(resourceByCliName('ingresses.networking.k8s.io')?.namespaced, true);
+  assert.equal(resourceByCliName('ingress')?.subresources, ['status']);
+  assert.is(resourceByCliName('ingressclass')?.namespaced, false);
 });
 
 test('apiPath builds core and group paths', () => {

@@ -136,6 +136,29 @@ const valid: Record<string, () => Json> = {
     apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high-priority' },
     value: 1000000, globalDefault: false, description: 'This priority class should be used for XYZ service pods only.', preemptionPolicy: 'Never',
   }),
+  // Kubernetes' Ingress documentation examples, merged: TLS, host and wildcard rules, every pathType, a default backend.
+  Ingress: () => ({
+    apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'minimal-ingress', annotations: { 'flotilla.io/ssl-redirect': 'false' } },
+    spec: {
+      ingressClassName: 'flotilla',
+      defaultBackend: { service: { name: 'default-http', port: { name: 'http' } } },
+      tls: [{ hosts: ['https-example.foo.com', '*.foo.com'], secretName: 'testsecret-tls' }],
+      rules: [
+        { host: 'foo.bar.com', http: { paths: [{ path: '/bar', pathType: 'Prefix', backend: { service: { name: 'service1', port: { number: 80 } } } }] } },
+        { host: '*.foo.com', http: { paths: [{ path: '/foo', pathType: 'Exact', backend: { service: { name: 'service2', port: { number: 80 } } } }] } },
+        { http: { paths: [
+          { path: '/icons', pathType: 'ImplementationSpecific', backend: { resource: { apiGroup: 'k8s.example.com', kind: 'StorageBucket', name: 'icon-assets' } } },
+          { pathType: 'ImplementationSpecific', backend: { service: { name: 'service3', port: { number: 8080 } } } },
+        ] } },
+      ],
+    },
+    status: { loadBalancer: { ingress: [{ ip: '192.168.1.20' }] } },
+  }),
+  IngressClass: () => ({
+    apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass',
+    metadata: { name: 'external-lb', annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } },
+    spec: { controller: 'example.com/ingress-controller', parameters: { apiGroup: 'k8s.example.com', kind: 'IngressParameters', name: 'external-lb', scope: 'Cluster' } },
+  }),
   HorizontalPodAutoscaler: () => ({
     apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web' },
     spec: {
@@ -241,6 +264,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64');
 const dockerSecret = (type: string, content: Json): Json => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'regcred' }, type, ...content });
 const C0 = ['spec', 'containers', 0];
 const T0 = ['spec', 'template', 'spec', 'containers', 0];
+const IR0 = ['spec', 'rules', 0, 'http', 'paths', 0];
 
 // [case, manifest, expected path, expected message pattern]
 const faults: [string, Json, string, RegExp][] = [
@@ -427,6 +451,30 @@ const faults: [string, Json, string, RegExp][] = [
   ['endpoint slice without addressType', mutate(valid.EndpointSlice!, ['addressType'], 'IP'), 'addressType', /./],
   ['slice endpoint without addresses', mutate(valid.EndpointSlice!, ['endpoints', 0, 'addresses'], []), 'endpoints[0].addresses', /at least 1 address/],
   ['slice port out of range', mutate(valid.EndpointSlice!, ['ports', 0, 'port'], 70000), 'ports[0].port', /between 1 and 65535/],
+  // Ingress, IngressClass: Kubernetes' networking validation
+  ['Ingress path without pathType', mutate(valid.Ingress!, [...IR0, 'pathType'], undefined), 'spec.rules[0].http.paths[0].pathType', /^pathType must be specified$/],
+  ['Ingress relative path', mutate(valid.Ingress!, [...IR0, 'path'], 'bar'), 'spec.rules[0].http.paths[0].path', /^must be an absolute path$/],
+  ['Ingress Exact path without a path', mutate(valid.Ingress!, ['spec', 'rules', 1, 'http', 'paths', 0, 'path'], undefined), 'spec.rules[1].http.paths[0].path', /^must be an absolute path$/],
+  ['Ingress relative ImplementationSpecific path', mutate(valid.Ingress!, ['spec', 'rules', 2, 'http', 'paths', 1, 'path'], 'x'), 'spec.rules[2].http.paths[1].path', /^must be an absolute path$/],
+  ['Ingress path with //', mutate(valid.Ingress!, [...IR0, 'path'], '/a//b'), 'spec.rules[0].http.paths[0].path', /^must not contain '\/\/'$/],
+  ['Ingress path ending in /..', mutate(valid.Ingress!, [...IR0, 'path'], '/a/..'), 'spec.rules[0].http.paths[0].path', /^cannot end with '\/\.\.'$/],
+  ['Ingress pathType unknown', mutate(valid.Ingress!, [...IR0, 'pathType'], 'Regex'), 'spec.rules[0].http.paths[0].pathType', /Exact/],
+  ['Ingress host with a port', mutate(valid.Ingress!, ['spec', 'rules', 0, 'host'], 'foo.bar.com:80'), 'spec.rules[0].host', /lowercase alphanumeric/],
+  ['Ingress host an IP address', mutate(valid.Ingress!, ['spec', 'rules', 0, 'host'], '10.0.0.1'), 'spec.rules[0].host', /^must be a DNS name, not an IP address$/],
+  ['Ingress wildcard of two labels', mutate(valid.Ingress!, ['spec', 'rules', 1, 'host'], '*.*.foo.com'), 'spec.rules[1].host', /wildcard DNS-1123 subdomain must start with '\*\.'/],
+  ['Ingress wildcard inside a label', mutate(valid.Ingress!, ['spec', 'rules', 1, 'host'], 'a*.foo.com'), 'spec.rules[1].host', /wildcard DNS-1123 subdomain/],
+  ['Ingress TLS host bad', mutate(valid.Ingress!, ['spec', 'tls', 0, 'hosts', 1], 'Foo.com'), 'spec.tls[0].hosts[1]', /lowercase alphanumeric/],
+  ['Ingress backend with service and resource', mutate(valid.Ingress!, [...IR0, 'backend', 'resource'], { kind: 'StorageBucket', name: 'b' }), 'spec.rules[0].http.paths[0].backend', /^cannot set both resource and service backends$/],
+  ['Ingress backend empty', mutate(valid.Ingress!, [...IR0, 'backend'], {}), 'spec.rules[0].http.paths[0].backend', /^resource or service backend is required$/],
+  ['Ingress port name and number', mutate(valid.Ingress!, [...IR0, 'backend', 'service', 'port', 'name'], 'http'), 'spec.rules[0].http.paths[0].backend.service.port', /^cannot set both port name & port number$/],
+  ['Ingress port missing', mutate(valid.Ingress!, [...IR0, 'backend', 'service', 'port'], {}), 'spec.rules[0].http.paths[0].backend.service.port', /^port name or number is required$/],
+  ['Ingress port number out of range', mutate(valid.Ingress!, [...IR0, 'backend', 'service', 'port', 'number'], 0), 'spec.rules[0].http.paths[0].backend.service.port.number', /between 1 and 65535/],
+  ['Ingress service name bad', mutate(valid.Ingress!, [...IR0, 'backend', 'service', 'name'], '1svc'), 'spec.rules[0].http.paths[0].backend.service.name', /start with a letter/],
+  ['Ingress without rules or defaultBackend', mutate(() => mutate(valid.Ingress!, ['spec', 'rules'], undefined), ['spec', 'defaultBackend'], undefined), 'spec', /^either `defaultBackend` or `rules` must be specified$/],
+  ['Ingress http without paths', mutate(valid.Ingress!, ['spec', 'rules', 0, 'http', 'paths'], []), 'spec.rules[0].http.paths', /Required value/],
+  ['IngressClass controller not domain-prefixed', mutate(valid.IngressClass!, ['spec', 'controller'], 'nginx'), 'spec.controller', /domain-prefixed path/],
+  ['IngressClass Namespace scope without a namespace', mutate(valid.IngressClass!, ['spec', 'parameters', 'scope'], 'Namespace'), 'spec.parameters.namespace', /`parameters.scope` is set to 'Namespace'/],
+  ['IngressClass namespaced', mutate(valid.IngressClass!, ['metadata', 'namespace'], 'default'), 'metadata.namespace', /cluster-scoped/],
 ];
 
 for (const [name, manifest, path, message] of faults) {

@@ -26,4 +26,21 @@ test('describe pod without init containers has no such section', () => {
   assert.match(text, /Containers:\n {2}c:/);
 });
 
+test('describe ingress shows the address, class, default backend, TLS and rules as kubectl', () => {
+  const ing = {
+    apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'site', namespace: 'default', creationTimestamp: '2026-05-01T12:00:00Z' },
+    spec: {
+      ingressClassName: 'flotilla', tls: [{ hosts: ['a.test'], secretName: 'a-tls' }],
+      rules: [{ host: 'a.test', http: { paths: [{ path: '/api', pathType: 'Prefix', backend: { service: { name: 'api', port: { name: 'http' } } } }] } }],
+    },
+    status: { loadBalancer: { ingress: [{ ip: '10.0.0.5' }] } },
+  };
+  const text = describeObject(ing as never, [], Date.parse('2026-05-01T12:01:00Z'));
+  assert.match(text, /Address:\s+10\.0\.0\.5\n/);
+  assert.match(text, /Ingress Class:\s+flotilla\n/);
+  assert.match(text, /Default backend:\s+<default>\n/);
+  assert.match(text, /TLS:\n {2}a-tls terminates a\.test\n/);
+  assert.match(text, /Rules:\n {2}Host\s+Path\s+Backends\n {2}----\s+----\s+--------\n {2}a\.test\s*\n\s+\/api\s+api:http\n/);
+});
+
 test.run();

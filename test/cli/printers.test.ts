@@ -54,6 +54,35 @@ test('RuntimeClasses and PriorityClasses print the columns kubectl prints', () =
   assert.is(pc, 'NAME                   VALUE        GLOBAL-DEFAULT   AGE\nsystem-node-critical   2000001000   false            60m\nnormal                 100          true             60m\n');
 });
 
+test('Ingresses and IngressClasses print the columns kubectl prints', () => {
+  const meta = (name: string) => ({ name, namespace: 'default', creationTimestamp: '2026-05-01T11:00:00Z' });
+  const backend = { service: { name: 'web', port: { number: 80 } } };
+  const paths = { paths: [{ path: '/', pathType: 'Prefix', backend }] };
+  const ings = [
+    { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: meta('site'), spec: { ingressClassName: 'flotilla', tls: [{ hosts: ['a.test'], secretName: 's' }], rules: [{ host: 'a.test', http: paths }, { host: 'b.test', http: paths }] },
+      status: { loadBalancer: { ingress: [{ ip: '192.168.1.10' }, { ip: '192.168.1.11' }] } } },
+    { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: meta('many'), spec: { rules: ['a', 'b', 'c', 'd', 'e'].map((h) => ({ host: `${h}.test`, http: paths })) } },
+    { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: meta('any'), spec: { ingressClassName: 'flotilla', defaultBackend: backend } },
+  ];
+  assert.is(formatObjects(resourceByCliName('ing')!, ings as never, 'table', { withNamespace: false, now }), [
+    'NAME   CLASS      HOSTS                              ADDRESS            PORTS     AGE',
+    'site   flotilla   a.test,b.test                      192.168.1.10,...   80, 443   60m',
+    'many   <none>     a.test,b.test,c.test + 2 more...                      80        60m',
+    'any    flotilla   *                                                     80        60m',
+    '',
+  ].join('\n'));
+  const classes = [
+    { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'flotilla', creationTimestamp: '2026-05-01T11:00:00Z' }, spec: { controller: 'flotilla.io/ingress' } },
+    { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'lb', creationTimestamp: '2026-05-01T11:00:00Z' }, spec: { controller: 'example.com/lb', parameters: { apiGroup: 'k8s.example.com', kind: 'Params', name: 'p' } } },
+  ];
+  assert.is(formatObjects(resourceByCliName('ingressclasses')!, classes as never, 'table', { withNamespace: false, now }), [
+    'NAME       CONTROLLER            PARAMETERS                 AGE',
+    'flotilla   flotilla.io/ingress   <none>                     60m',
+    'lb         example.com/lb        Params.k8s.example.com/p   60m',
+    '',
+  ].join('\n'));
+});
+
 test('ages read like kubectl', () => {
   assert.is(age('2026-05-01T11:59:15Z', now), '45s');
   assert.is(age('2026-05-01T11:48:00Z', now), '12m');

@@ -37,8 +37,8 @@ setUp(test, async () => {
   agent = new FlotillaProcess(['agent', '--server', cluster.url, '--token', cluster.token, '--ca', cluster.caPath, '--data', join(cluster.dir, 'agent'),
     '--name', NODE, '--listen', '127.0.0.1:0', '--advertise-address', '127.0.0.1',
     // The machine's own namespace and an engine other suites share: pods stay on Docker's default bridge, and no
-    // packet rules are written there.
-    '--no-pod-network', '--service-proxy', 'off']);
+    // packet rules are written there, nor ports 80 and 443 taken.
+    '--no-pod-network', '--service-proxy', 'off', '--ingress', 'off']);
   await cluster.nodesReady([NODE], 60_000).catch((err: Error) => { throw new Error(`${err.message}; agent output: ${agent?.output}`); });
 }, async () => {
   await agent?.kill('SIGTERM');

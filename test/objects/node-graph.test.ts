@@ -32,7 +32,8 @@ test('many pods: each node reaches exactly its pods\' objects, the store is list
     await objects.create(resourceOfKind('Namespace'), undefined, { metadata: { name: 'default' } });
     await Promise.all(Array.from({ length: PODS }, (_, i) => objects.create(pods, 'default', podOf(i))));
     let lists = 0;
-    const counted: Pick<Objects, 'list' | 'watch'> = {
+    const counted: Pick<Objects, 'get' | 'list' | 'watch'> = {
+      get: (r, ns, name) => objects.get(r, ns, name),
       list: (r, ns) => { lists++; return objects.list(r, ns); },
       watch: (r, ns, from, onEvent, onClose) => objects.watch(r, ns, from, onEvent, onClose),
     };
@@ -45,7 +46,7 @@ test('many pods: each node reaches exactly its pods\' objects, the store is list
     }
     assert.ok(graph.referencedBy('n7', 'configmaps', 'default', 'shared'));
     assert.not.ok(graph.referencedBy('n7', 'secrets', 'default', 'shared'), 'a ConfigMap reference gives no Secret of that name');
-    assert.is(lists, 1, 'the pods were listed once');
+    assert.is(lists, 2, 'the pods (and the Ingresses, for the TLS Secrets) were listed once');
     // Pods going and coming are followed by watch.
     await objects.delete(pods, 'default', 'p7', { gracePeriodSeconds: 0 });
     assert.is(graph.nodeOfPod('default', 'p7'), undefined);
@@ -56,7 +57,40 @@ test('many pods: each node reaches exactly its pods\' objects, the store is list
     await objects.bindPod('default', 'p7-again', 'n8');
     assert.ok(graph.referencedBy('n8', 'secrets', 'default', 's7'));
     assert.is(graph.nodeOfPod('default', 'p7-again'), 'n8');
-    assert.is(lists, 1, 'no question scanned the pods again');
+    assert.is(lists, 2, 'no question scanned the pods again');
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every node reaches the Secrets named in tls[] of Ingresses of a class flotilla.io/ingress serves, and only those', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-node-graph-'));
+  const store = new SqliteStore({ path: join(dir, 'state.db') });
+  try {
+    const objects = new ObjectService(store, new LocalProposer(store));
+    await objects.create(resourceOfKind('Namespace'), undefined, { metadata: { name: 'default' } });
+    const classes = resourceOfKind('IngressClass');
+    const ingresses = resourceOfKind('Ingress');
+    await objects.create(classes, undefined, { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'flotilla' }, spec: { controller: 'flotilla.io/ingress' } });
+    await objects.create(classes, undefined, { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'other' }, spec: { controller: 'example.com/other' } });
+    const ingress = (name: string, cls: string, secret: string) => ({
+      apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name },
+      spec: { ingressClassName: cls, tls: [{ hosts: ['a.test'], secretName: secret }], defaultBackend: { service: { name: 'web', port: { number: 80 } } } },
+    });
+    await objects.create(ingresses, 'default', ingress('mine', 'flotilla', 'mine-tls'));
+    await objects.create(ingresses, 'default', ingress('theirs', 'other', 'their-tls'));
+    const graph = new PodGraph(objects);
+    assert.ok(graph.referencedBy('n1', 'secrets', 'default', 'mine-tls'));
+    assert.ok(graph.referencedBy('n2', 'secrets', 'default', 'mine-tls'), 'every node is a router');
+    assert.not.ok(graph.referencedBy('n1', 'secrets', 'default', 'their-tls'), 'another controller\'s Ingress gives nothing');
+    assert.not.ok(graph.referencedBy('n1', 'configmaps', 'default', 'mine-tls'));
+    assert.not.ok(graph.referencedBy('n1', 'secrets', 'kube-system', 'mine-tls'), 'the Ingress\'s own namespace only');
+    // Followed by watch: a class that changes its controller, an Ingress deleted.
+    await objects.replace(classes, undefined, 'other', { ...objects.get(classes, undefined, 'other')!, spec: { controller: 'flotilla.io/ingress' } });
+    assert.ok(graph.referencedBy('n1', 'secrets', 'default', 'their-tls'));
+    await objects.delete(ingresses, 'default', 'mine');
+    assert.not.ok(graph.referencedBy('n1', 'secrets', 'default', 'mine-tls'));
   } finally {
     store.close();
     rmSync(dir, { recursive: true, force: true });

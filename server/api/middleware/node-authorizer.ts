@@ -17,9 +17,12 @@ const READ_VERBS = new Set(['get', 'list', 'watch']);
 /**
  * Kinds a node reads whole (get, list, watch), by "group/resource": what the system:node ClusterRole grants,
  * and what system:node-proxier grants (Endpoints, EndpointSlices), since every agent is also its node's
- * service proxy and DNS server.
+ * service proxy and DNS server; and Ingresses and IngressClasses, for its Ingress router (the TLS Secrets those
+ * Ingresses name are readable by reference, through the graph).
  */
-const READABLE = new Set(['/nodes', '/pods', '/services', '/endpoints', 'discovery.k8s.io/endpointslices', '/namespaces', 'node.k8s.io/runtimeclasses', 'scheduling.k8s.io/priorityclasses']);
+const READABLE = new Set(['/nodes', '/pods', '/services', '/endpoints', 'discovery.k8s.io/endpointslices', '/namespaces', 'node.k8s.io/runtimeclasses', 'scheduling.k8s.io/priorityclasses',
+  // Every agent is its node's Ingress router.
+  'networking.k8s.io/ingresses', 'networking.k8s.io/ingressclasses']);
 
 /** Kinds a node may get one by one, only when a pod bound to it references the object (the graph's edges). */
 const BY_REFERENCE = new Set<string>(['secrets', 'configmaps', 'persistentvolumeclaims'] satisfies ReferencedResource[]);
