@@ -27,8 +27,8 @@
 //   what one change costs now; only fewer chains make it cheaper.
 // One endpoint added: ~17 ms of nft CPU; removed: ~30 ms (the listing); each plus the compile and the difference
 // here (each a walk over the Services' keys: ~10 ms of CPU together, measured on a loaded machine).
-import { spawn } from 'node:child_process';
-import { ELEMENT_SETS, TABLE_FAMILY, TABLE_NAME, elementSetType, elementText, rulesetText, staleUdpFlowsBetween, type CompiledRuleset, type ElementSet, type ServiceRules } from './nft-ruleset.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ELEMENT_SETS, TABLE_FAMILY, TABLE_NAME, changedServices, elementSetType, elementText, rulesetText, staleUdpFlowsBetween, type CompiledRuleset, type ElementSet, type ServiceRules } from './nft-ruleset.js';
 import type { UdpFlow } from './service-plan.js';
 
 export interface CommandResult {
@@ -56,13 +56,123 @@ export function commandRunner(netns?: string): RunCommand {
   });
 }
 
+/**
+ * Starts a long-running command, here or inside network namespace `netns`, with `env` added to this process'
+ * environment: stdin piped, stdout and stderr merged into one pipe (so what it writes arrives in the order written).
+ */
+export type StartCommand = (command: string, args: string[], env?: Record<string, string>) => ChildProcess;
+
+export function commandStarter(netns?: string): StartCommand {
+  return (command, args, env) => {
+    const merged = ['sh', '-c', 'exec "$0" "$@" 2>&1', command, ...args];
+    const [cmd, ...argv] = netns ? ['ip', 'netns', 'exec', netns, ...merged] : merged;
+    return spawn(cmd!, argv, { stdio: ['pipe', 'pipe', 'ignore'], env: { ...process.env, ...env } });
+  };
+}
+
+/** Sends one transaction (`nft -f` text) to nft; resolves as RunCommand does (code 0: the kernel took it). */
+export type SendTransaction = (transaction: string) => Promise<CommandResult>;
+
+/**
+ * One long-lived `nft -i` that transactions are written to, each as one line (nft makes one line one netlink
+ * batch, so one transaction, as `nft -f` makes one file), followed by a line nft cannot parse: its error message
+ * repeats that line, which marks the end of what nft said about the transaction (nothing when the kernel took
+ * it). Why not `nft -f` each time: a process that closes its netlink socket waits, in the kernel, for the release
+ * of what the last commit replaced (an RCU grace period, ~10-20 ms of wall time that no CPU is spent on), and the
+ * start of nft costs ~2 ms of CPU more. The process is started on first use and again after it died (a transaction
+ * it died on gets a non-zero code), and replaced after SHELL_BUDGET bytes, since nft keeps every line it read in
+ * its history; HOME points nowhere, so that no history file is read or written.
+ */
+export class NftShell {
+  #child: ChildProcess | undefined;
+  #output = '';
+  #sent = 0;
+  #serial = 0;
+  #onOutput: (() => void) | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly start: StartCommand) {}
+
+  /** Transactions are sent one at a time, in call order. */
+  readonly send: SendTransaction = (transaction) => {
+    const done = this.#queue.then(() => this.#send(transaction));
+    this.#queue = done.catch(() => undefined);
+    return done;
+  };
+
+  /** Ends the process (its stdin closes); a later send starts another. */
+  close(): void {
+    this.#child?.stdin?.end();
+    this.#child = undefined;
+  }
+
+  #send(transaction: string): Promise<CommandResult> {
+    const line = oneLine(transaction);
+    if (this.#sent > SHELL_BUDGET) this.close();
+    const child = this.#child ?? this.#started();
+    this.#sent += line.length;
+    const marker = `flotilla-end-${++this.#serial}`;
+    return new Promise((resolve) => {
+      const settle = (res: CommandResult): void => {
+        this.#onOutput = undefined;
+        child.off('exit', died);
+        pipe(child.stdout).unref();
+        resolve(res);
+      };
+      const died = (): void => settle({ code: -1, stdout: '', stderr: `nft -i exited: ${this.#output.trim()}` });
+      this.#onOutput = () => {
+        const at = this.#output.indexOf(`\n${marker}\n`);
+        const end = at < 0 ? -1 : this.#output.indexOf('\n', at + marker.length + 2);
+        if (end < 0) return;
+        // What nft said about the transaction ends where its error message about the marker line starts.
+        const said = this.#output.slice(0, this.#output.lastIndexOf('Error:', at));
+        this.#output = this.#output.slice(end + 1);
+        settle({ code: said.trim() === '' ? 0 : 1, stdout: '', stderr: said });
+      };
+      child.once('exit', died);
+      // Only a transaction under way keeps the process that waits for it alive.
+      pipe(child.stdout).ref();
+      child.stdin!.write(`${line}\n${marker}\n`);
+    });
+  }
+
+  #started(): ChildProcess {
+    const child = this.start('nft', ['-i'], { HOME: '/nonexistent' });
+    this.#child = child;
+    this.#output = '';
+    this.#sent = 0;
+    child.unref();
+    child.stdin!.on('error', () => {});
+    pipe(child.stdin).unref();
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.#output += d;
+      this.#onOutput?.();
+    });
+    child.on('exit', () => { if (this.#child === child) this.#child = undefined; });
+    child.on('error', () => { if (this.#child === child) this.#child = undefined; });
+    return child;
+  }
+}
+
+/** The pipe under a child's stdio stream (a net.Socket), whose reference keeps this process alive or not. */
+const pipe = (stream: unknown): { ref(): void; unref(): void } => stream as { ref(): void; unref(): void };
+
+/** Bytes of transactions one `nft -i` process reads before it is replaced. */
+const SHELL_BUDGET = 16 * 1024 * 1024;
+
+/** A transaction of transaction() written on one line: commands and the rules of a chain block separated by `;`. */
+function oneLine(text: string): string {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').join('; ').replaceAll('{; ', '{ ');
+}
+
 export class NftApplyError extends Error {}
 
 export class NftApplier {
   /** The ruleset in force, as this process last wrote it; undefined before the first sync (or after a failed one). */
   #applied: CompiledRuleset | undefined;
 
-  constructor(private readonly run: RunCommand) {}
+  /** Differences go to `send` (by default `nft -f -` through `run`); a whole table always to `nft -f -`. */
+  constructor(private readonly run: RunCommand, private readonly send: SendTransaction = (t) => run('nft', ['-f', '-'], t)) {}
 
   /** True when the kernel got a new ruleset, false when it was unchanged. Throws NftApplyError when nft refuses it. */
   async apply(next: CompiledRuleset): Promise<boolean> {
@@ -73,7 +183,7 @@ export class NftApplier {
         this.#applied = next;
         return false;
       }
-      const res = await this.run('nft', ['-f', '-'], change);
+      const res = await this.send(change);
       if (res.code !== 0) await this.#replace(next);
     } else {
       await this.#replace(next);
@@ -158,19 +268,18 @@ export function transaction(before: CompiledRuleset, after: CompiledRuleset): st
       }
     }
   };
-  for (const [key, a] of before.services) {
-    const b = after.services.get(key);
-    if (b !== a) diff(a, b ?? NO_RULES);
+  for (const key of changedServices(before, after)) {
+    const a = before.services.get(key) ?? NO_RULES;
+    const b = after.services.get(key) ?? NO_RULES;
+    if (b !== a) diff(a, b);
   }
-  for (const [key, b] of after.services) if (!before.services.has(key)) diff(NO_RULES, b);
   // An element another Service still has stays (a pod behind two Services is in `hairpin` once); adding one that
-  // is there already is a no-op in the kernel.
-  if (goneElements.size > 0) {
-    for (const rules of after.services.values()) {
-      for (const [set, keys] of goneElements) {
-        const has = rules.elements.get(set);
-        if (has) for (const [k, v] of keys) if (has.get(k) === v) keys.delete(k);
-      }
+  // is there already is a no-op in the kernel. The compiler's counts say so at once, else every Service is asked.
+  const { generation = 0, owners } = after.lineage ?? {};
+  for (const [set, keys] of goneElements) {
+    for (const [k, v] of keys) {
+      const kept = owners?.has(generation, set, k, v) ?? [...after.services.values()].some((rules) => rules.elements.get(set)?.get(k) === v);
+      if (kept) keys.delete(k);
     }
   }
 
