@@ -24,9 +24,9 @@
 //
 // Compiled per Service (ServiceRules: its sets, chains and elements; no other Service's rules refer to them, and
 // only elements, of `hairpin` or of a map, can be another Service's too),
-// so a RulesetCompiler recompiles only the Services whose objects changed and the applier (nft-applier.ts) sends
-// only the difference of those. The text of the whole table is deterministic: an unchanged input gives
-// byte-identical text.
+// so a RulesetCompiler recompiles only the Services whose objects changed (looking at only those the service cache
+// names after a change) and the applier (nft-applier.ts) sends only the difference of those. The text of the whole
+// table is deterministic: an unchanged input gives byte-identical text.
 import { formatCidr, type EndpointSlice, type Service } from '../../api-types/index.js';
 import type { ChangedServices } from './service-cache.js';
 import { byCodePoint, hasExternal, planService, serviceKey, slicesOf, staleUdpFlows, udpFlows, type Endpoint, type NodeFacts, type PortPlan, type ServiceSource, type UdpFlow } from './service-plan.js';
@@ -95,27 +95,31 @@ let generations = 0;
 export class ElementOwners {
   /** The compile these counts are those of. */
   generation = 0;
-  readonly #counts = new Map<string, number>();
+  /** Per map or set, by element text (elementText: the key alone in a set, so no new string for most of them). */
+  readonly #counts = new Map<ElementSet, Map<string, number>>();
 
   /** Whether a Service of ruleset `generation` has the element; undefined when the counts are of another compile. */
   has(generation: number, set: ElementSet, key: string, value: string): boolean | undefined {
-    return generation === this.generation ? (this.#counts.get(elementId(set, key, value)) ?? 0) > 0 : undefined;
+    return generation === this.generation ? this.#counts.get(set)?.has(elementText(set, key, value)) ?? false : undefined;
   }
 
   /** One Service's rules went from `was` to `now`. */
   replace(was: ServiceRules | undefined, now: ServiceRules | undefined): void {
     for (const [set, elements] of was?.elements ?? []) {
+      const counts = this.#counts.get(set)!;
       for (const [k, v] of elements) {
-        const id = elementId(set, k, v);
-        const n = this.#counts.get(id)! - 1;
-        if (n === 0) this.#counts.delete(id);
-        else this.#counts.set(id, n);
+        const id = elementText(set, k, v);
+        const n = counts.get(id)! - 1;
+        if (n === 0) counts.delete(id);
+        else counts.set(id, n);
       }
     }
     for (const [set, elements] of now?.elements ?? []) {
+      let counts = this.#counts.get(set);
+      if (!counts) this.#counts.set(set, counts = new Map());
       for (const [k, v] of elements) {
-        const id = elementId(set, k, v);
-        this.#counts.set(id, (this.#counts.get(id) ?? 0) + 1);
+        const id = elementText(set, k, v);
+        counts.set(id, (counts.get(id) ?? 0) + 1);
       }
     }
   }
@@ -124,8 +128,6 @@ export class ElementOwners {
     this.#counts.clear();
   }
 }
-
-const elementId = (set: ElementSet, key: string, value: string): string => `${set}\n${key}\n${value}`;
 
 /** The whole ruleset of `source` for this node; RulesetCompiler when it is compiled again and again. */
 export function compileRuleset(source: ServiceSource, facts: NodeFacts): CompiledRuleset {
