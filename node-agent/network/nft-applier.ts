@@ -1,32 +1,40 @@
-// Puts a compiled ruleset (node-agent/network/nft-ruleset.ts) in the kernel, whole and at once: one `nft -f -`
-// transaction, so packets see the old ruleset or the new one, never a mix, and a ruleset the kernel refuses leaves
-// the old one in force. An unchanged ruleset is not sent.
+// Puts a compiled ruleset (node-agent/network/nft-ruleset.ts) in the kernel, whole and at once: one transaction
+// (`nft -f -` for a whole table, one line to a long-lived `nft -i` for a difference, see NftShell), so packets see
+// the old ruleset or the new one, never a mix, and a ruleset the kernel refuses leaves the old one in force. An
+// unchanged ruleset is not sent.
 //
 // The first sync of a process deletes and recreates the table (whatever an earlier run left). Later syncs send
 // only the difference, still as one transaction, computed from the applied ruleset kept as objects (no text is
-// parsed): only Services whose rules are not the same object as last time are compared, so the cost of a change
-// is the size of the change, not of the table, and the sessionAffinity sets keep their entries (clients stay
-// pinned across syncs). If nft refuses the difference (our table changed behind our back), the table is replaced
-// whole. Stale UDP conntrack entries (an endpoint gone behind a destination) are deleted after the switch, since
-// UDP "connections" would otherwise keep going to the old endpoint for as long as the client keeps sending.
+// parsed): only the Services the compiler was told changed are compared (without that, those whose rules are not
+// the same object as last time), so the cost of a change is the size of the change, not of the table, and the
+// sessionAffinity sets keep their entries (clients stay pinned across syncs). If nft refuses the difference (our
+// table changed behind our back), the table is replaced whole. Stale UDP conntrack entries (an endpoint gone
+// behind a destination) are deleted after the switch, since UDP "connections" would otherwise keep going to the
+// old endpoint for as long as the client keeps sending.
 //
-// Where the time of one change goes (5,000 Services x 3 endpoints; kernel 6.18, nft 1.0.6; CPU time of the nft
-// process, `perf stat`, as the wall time swings with the machine's load):
-// - nft's own start: ~2 ms;
+// Where the time of one change goes (5,000 Services x 3 endpoints; kernel 6.18, nft 1.0.6; CPU times, as the wall
+// time swings with the machine's load; bench/nft-sync.ts):
+// - the compile and the difference here: ~1 ms of CPU together, the changed Service only (~25 ms with a walk over
+//   every Service's key in both);
+// - nft's start, ~2 ms of CPU, and its exit: closing its netlink socket waits for the kernel to release what the
+//   commit replaced (flushed rules, deleted elements: an RCU grace period, 10-20 ms of wall time that no CPU is
+//   spent on). The long-lived `nft -i` pays neither;
 // - nft's cache: before it applies a command nft lists what the command may refer to. `add rule` and `add element`
-//   list every chain of every table, `delete ...` lists chains, sets and objects (~8 ms for the 5,000 chains of
-//   nft-ruleset.ts; ~60 ms for the 20,000 of a chain per endpoint); `flush chain`, `add chain`, `add set` and
-//   `add map` list only the tables. So the difference is written in those forms: rules as
-//   `add chain T C { rules }`, elements as `add map T M { type ...; elements = { ... } }`, and every set a
-//   written rule refers to declared again (a no-op in the kernel, but nft then knows it without listing). Only a
-//   transaction that deletes something (an endpoint's hairpin element, an element, set or chain) pays for the
-//   listing, once;
+//   list every chain of every table, `delete ...` lists chains, sets and objects (~5-8 ms of CPU for the 5,000
+//   chains of nft-ruleset.ts, more where nft's memory is touched for the first time; ~60 ms for the 20,000 of a
+//   chain per endpoint); `flush chain`, `add chain`, `add set` and `add map` list only the tables. So the
+//   difference is written in those forms: rules as `add chain T C { rules }`, elements as
+//   `add map T M { type ...; elements = { ... } }`, and every set a written rule refers to declared again (a no-op
+//   in the kernel, but nft then knows it without listing). Only a transaction that deletes something (an
+//   endpoint's hairpin element, an element, set or chain) pays for the listing, once (`nft -i` lists again after
+//   every commit, as the kernel's generation changed);
 // - the kernel's commit: a transaction that adds a rule or a jump/goto element makes the kernel validate the
-//   table (nf_tables_validate walks every chain reachable from the base chains, through every verdict map
-//   element): ~15 ms for 5,000 chains (~45 ms for 20,000), whatever the size of the change. This is most of
-//   what one change costs now; only fewer chains make it cheaper.
-// One endpoint added: ~17 ms of nft CPU; removed: ~30 ms (the listing); each plus the compile and the difference
-// here (each a walk over the Services' keys: ~10 ms of CPU together, measured on a loaded machine).
+//   table (nf_tables_validate walks every chain reachable from each base chain, through every verdict map
+//   element, so the service chains twice: from nat-prerouting and from nat-output): ~15 ms of CPU for 5,000
+//   chains (~45 ms for 20,000), whatever the size of the change. This is most of what one change costs now; only
+//   fewer chains make it cheaper.
+// One endpoint removed and added back: ~20 ms of nft CPU per change (~30 ms with one `nft -f` each); the median
+// wall time of a change 48-102 ms with a load of 16 on 2 CPUs, where `nft -f` and the walks took 330-460 ms.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ELEMENT_SETS, TABLE_FAMILY, TABLE_NAME, changedServices, elementSetType, elementText, rulesetText, staleUdpFlowsBetween, type CompiledRuleset, type ElementSet, type ServiceRules } from './nft-ruleset.js';
 import type { UdpFlow } from './service-plan.js';
