@@ -78,7 +78,10 @@ export function commandStarter(netns?: string): StartCommand {
   };
 }
 
-/** Sends one transaction (`nft -f` text) to nft; resolves as RunCommand does (code 0: the kernel took it). */
+/**
+ * Sends one transaction (`nft -f` text) to nft; resolves as RunCommand does (code 0: the kernel took it; negative:
+ * nft gave no answer).
+ */
 export type SendTransaction = (transaction: string) => Promise<CommandResult>;
 
 /**
@@ -88,7 +91,7 @@ export type SendTransaction = (transaction: string) => Promise<CommandResult>;
  * it). Why not `nft -f` each time: a process that closes its netlink socket waits, in the kernel, for the release
  * of what the last commit replaced (an RCU grace period, ~10-20 ms of wall time that no CPU is spent on), and the
  * start of nft costs ~2 ms of CPU more. The process is started on first use and again after it died (a transaction
- * it died on gets a non-zero code), and replaced after SHELL_BUDGET bytes, since nft keeps every line it read in
+ * it died on gets a negative code: no answer), and replaced after SHELL_BUDGET bytes, since nft keeps every line it read in
  * its history; HOME points nowhere, so that no history file is read or written.
  */
 export class NftShell {
@@ -191,7 +194,9 @@ export class NftApplier {
         this.#applied = next;
         return false;
       }
-      const res = await this.send(change);
+      let res = await this.send(change);
+      // No answer at all (the shell died, or this nft was built without its interactive CLI): `nft -f` then.
+      if (res.code < 0) res = await this.run('nft', ['-f', '-'], change);
       if (res.code !== 0) await this.#replace(next);
     } else {
       await this.#replace(next);

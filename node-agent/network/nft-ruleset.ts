@@ -82,7 +82,7 @@ export interface Lineage {
   generation: number;
   /** The compile this one was made from, and the keys of the Services whose rules may differ from it. */
   since?: { generation: number; keys: ReadonlySet<string> };
-  /** How many Services have each element; true only while `generation` is its compiler's latest compile. */
+  /** How many Services have each element: right only while `generation` is its compiler's latest compile. */
   owners: ElementOwners;
 }
 

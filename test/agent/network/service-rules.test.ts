@@ -23,7 +23,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LABEL_SERVICE_NAME, parseCidr } from '../../../api-types/index.js';
 import { compileIptables, restoreInput } from '../../../node-agent/network/iptables-ruleset.js';
-import { transaction } from '../../../node-agent/network/nft-applier.js';
+import { NftApplier, NftApplyError, transaction } from '../../../node-agent/network/nft-applier.js';
 import { RulesetCompiler, compileRuleset, rulesetText, rulesetUdpFlows, type CompiledRuleset } from '../../../node-agent/network/nft-ruleset.js';
 import type { NodeFacts } from '../../../node-agent/network/service-plan.js';
 import { scenarioTests } from '../../support/datadriven.js';
@@ -157,6 +157,25 @@ test('the same Services in another order give byte-identical rules', () => {
   const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
   assert.is(rulesetText(compileRuleset(b, facts)), rulesetText(compileRuleset(a, facts)));
   assert.equal(compileIptables(b, facts), compileIptables(a, facts));
+});
+
+test('a difference nft -i gives no answer to goes to nft -f; one nft refuses makes the whole table go', async () => {
+  const source = new StaticServiceSource();
+  const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
+  const compiler = new RulesetCompiler();
+  const toRun: string[] = [];
+  let runCode = 0;
+  const applier = new NftApplier(async (_cmd, _args, input) => { toRun.push(input ?? ''); return { code: runCode, stdout: '', stderr: '' }; },
+    async () => ({ code: -1, stdout: '', stderr: 'nft -i exited' }));
+  source.putService(serviceObject('default', 'a', { clusterIP: '10.43.0.1', ports: [{ port: 80 }] }));
+  assert.ok(await applier.apply(compiler.compile(source, facts)));
+  source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], [{ ip: '10.42.0.5' }]));
+  assert.ok(await applier.apply(compiler.compile(source, facts)));
+  assert.equal(toRun.map((t) => t.includes('delete table')), [true, false], 'the whole table, then the difference through nft -f');
+  runCode = 1;
+  source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], [{ ip: '10.42.0.6' }]));
+  await applier.apply(compiler.compile(source, facts)).then(() => assert.unreachable('nft refused'), (err: Error) => assert.instance(err, NftApplyError));
+  assert.equal(toRun.slice(2).map((t) => t.includes('delete table')), [false, true], 'the difference, then the whole table');
 });
 
 test.run();
