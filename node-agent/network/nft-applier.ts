@@ -90,9 +90,9 @@ export type SendTransaction = (transaction: string) => Promise<CommandResult>;
  * repeats that line, which marks the end of what nft said about the transaction (nothing when the kernel took
  * it). Why not `nft -f` each time: a process that closes its netlink socket waits, in the kernel, for the release
  * of what the last commit replaced (an RCU grace period, ~10-20 ms of wall time that no CPU is spent on), and the
- * start of nft costs ~2 ms of CPU more. The process is started on first use and again after it died (a transaction
- * it died on gets a negative code: no answer), and replaced after SHELL_BUDGET bytes, since nft keeps every line it read in
- * its history; HOME points nowhere, so that no history file is read or written.
+ * start of nft costs ~2 ms of CPU more. The process is started on first use and again after it died (a
+ * transaction it died on gets a negative code: no answer), and replaced after SHELL_BUDGET bytes, since nft keeps
+ * every line it read in its history; HOME points nowhere, so that no history file is read or written.
  */
 export class NftShell {
   #child: ChildProcess | undefined;
