@@ -171,7 +171,7 @@ for (let r = 0; r < runs; r++) {
 const fullNftCpuMs = (childrenCpuMs() - children) / runs;
 
 const change: Array<Sample & { diffMs: number; diffCpuMs: number }> = [];
-// The shell started before the first change is timed: nft's start is not what a change costs.
+// The shell is started before the changes are timed: nft's start is paid once, not by a change.
 await shell.send('');
 const shellCpu = cpuMsOf(shellPid);
 const victim = 'default/s17-x';
