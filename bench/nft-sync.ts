@@ -2,15 +2,17 @@
 // namespace and one "pod" namespace behind a veth, with S Services x E endpoints programmed by the agent's
 // nftables backend (node-agent/network/nft-ruleset.ts + nft-applier.ts).
 // - full: compile + `nft -f` of the whole ruleset into a node with none (the first sync of an agent), R runs;
-// - change: one endpoint removed from, then added back to, one Service (a difference sent as one transaction),
-//   R runs each, with one compiler kept across them as the agent keeps it; split into compile (the ruleset
-//   compiler), diff (the transaction text) and nft (the process, its cache listing, the kernel's commit);
+// - change: one endpoint removed from, then added back to, one Service (a difference sent as one transaction to
+//   the long-lived `nft -i` the agent keeps), R runs each, with one compiler kept across them as the agent keeps
+//   it; split into compile (the ruleset compiler), diff (the transaction text) and nft (its cache listing and the
+//   kernel's commit);
 // - latency, both against the same to the pod's own address, through a ClusterIP (DNAT chosen among E
 //   endpoints, with all S Services in the maps): the p50 of a new TCP connection plus its first byte back
 //   (what the nat chains cost, once per connection), and the p50 of one request/response round trip on a kept
 //   connection (what every further request through a Service pays: conntrack's established path).
 // Wall times swing with the machine's load; the CPU times beside them (this process' for compile and diff; the
-// nft processes', from the kernel's count of reaped children, as a mean over the runs) much less.
+// nft processes': from the kernel's count of reaped children for the full syncs, and of the `nft -i` process for the
+// changes, as a mean over the runs) much less.
 // Usage: node dist/bench/nft-sync.js [--services 5000] [--endpoints 3] [--runs 5] [--connections 2000] [--requests 20000]
 // Last line: one JSON object (medians); nftFullSync5000Ms, nftOneChangeMs and clusterIpAddedP50Us are the keys
 // bench/network.ts reserves for these figures (clusterIpAddedP50Us: per request on a kept connection).
@@ -18,7 +20,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { parseCidr } from '../api-types/index.js';
-import { NftApplier, commandRunner, transaction, type RunCommand } from '../node-agent/network/nft-applier.js';
+import { NftApplier, NftShell, commandRunner, commandStarter, transaction, type RunCommand, type SendTransaction, type StartCommand } from '../node-agent/network/nft-applier.js';
 import { RulesetCompiler, type CompiledRuleset } from '../node-agent/network/nft-ruleset.js';
 import { StaticServiceSource, serviceObject, sliceObject } from '../test/agent/network/service-objects.js';
 import { numberArg } from './args.js';
@@ -119,24 +121,44 @@ const run: RunCommand = async (cmd, args, input) => {
   }
 };
 
+const startInNode = commandStarter(NODE);
+/** The `nft -i` process of the changes. */
+let shellPid = 0;
+const start: StartCommand = (cmd, args, env) => {
+  const child = startInNode(cmd, args, env);
+  shellPid = child.pid ?? 0;
+  return child;
+};
+const shell = new NftShell(start);
+const send: SendTransaction = async (t) => {
+  const t0 = performance.now();
+  try {
+    return await shell.send(t);
+  } finally {
+    nftMs += performance.now() - t0;
+  }
+};
+
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-/** CPU milliseconds (user + system) of the reaped child processes so far (/proc/self/stat cutime + cstime). */
-function childrenCpuMs(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
+/** CPU milliseconds (user + system) from /proc/PID/stat: of `pid` itself, or of the reaped child processes of this one. */
+function cpuMsOf(pid: number | 'self'): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 1000 / CLOCK_TICKS;
+  const [user, system] = pid === 'self' ? [fields[13], fields[14]] : [fields[11], fields[12]];
+  return (Number(user) + Number(system)) * 1000 / CLOCK_TICKS;
 }
+const childrenCpuMs = (): number => cpuMsOf('self');
 const cpuMs = (since: NodeJS.CpuUsage): number => { const u = process.cpuUsage(since); return (u.user + u.system) / 1000; };
 
 interface Sample { totalMs: number; compileMs: number; compileCpuMs: number; nftMs: number }
 const full: Sample[] = [];
 let compiler = new RulesetCompiler();
-let applier = new NftApplier(run);
+let applier = new NftApplier(run, send);
 let applied: CompiledRuleset | undefined;
-let children = childrenCpuMs();
+const children = childrenCpuMs();
 for (let r = 0; r < runs; r++) {
   compiler = new RulesetCompiler();
-  applier = new NftApplier(run);
+  applier = new NftApplier(run, send);
   nftMs = 0;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -149,15 +171,19 @@ for (let r = 0; r < runs; r++) {
 const fullNftCpuMs = (childrenCpuMs() - children) / runs;
 
 const change: Array<Sample & { diffMs: number; diffCpuMs: number }> = [];
-children = childrenCpuMs();
+// The shell is started before the changes are timed: nft's start is paid once, not by a change.
+await shell.send('');
+const shellCpu = cpuMsOf(shellPid);
 const victim = 'default/s17-x';
+const victimService = 'default/s17';
 const original = source.slices.get(victim)!;
 for (let r = 0; r < runs * 2; r++) {
   source.putSlice(r % 2 === 0 ? { ...original, endpoints: original.endpoints.slice(1) } : original);
   nftMs = 0;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  const next = compiler.compile(source, facts);
+  // As the agent compiles after a change: told which Service changed (the service cache says so).
+  const next = compiler.compile(source, facts, new Map([[victimService, source.svcs.get(victimService)]]));
   const t1 = performance.now();
   const compileCpuMs = cpuMs(c0);
   // The applier computes the same transaction; timed here on its own for the breakdown.
@@ -170,7 +196,8 @@ for (let r = 0; r < runs * 2; r++) {
   applied = next;
   change.push({ totalMs: t1 - t0 + (t3 - t2), compileMs: t1 - t0, compileCpuMs, diffMs: t2 - t1, diffCpuMs, nftMs });
 }
-const changeNftCpuMs = (childrenCpuMs() - children) / change.length;
+const changeNftCpuMs = (cpuMsOf(shellPid) - shellCpu) / change.length;
+shell.close();
 
 await new Promise((resolve) => setTimeout(resolve, 300));
 const p50 = async (program: string, host: string, port: number, count: number): Promise<number> =>

@@ -24,10 +24,11 @@
 //
 // Compiled per Service (ServiceRules: its sets, chains and elements; no other Service's rules refer to them, and
 // only elements, of `hairpin` or of a map, can be another Service's too),
-// so a RulesetCompiler recompiles only the Services whose objects changed and the applier (nft-applier.ts) sends
-// only the difference of those. The text of the whole table is deterministic: an unchanged input gives
-// byte-identical text.
+// so a RulesetCompiler recompiles only the Services whose objects changed (looking at only those the service cache
+// names after a change) and the applier (nft-applier.ts) sends only the difference of those. The text of the whole
+// table is deterministic: an unchanged input gives byte-identical text.
 import { formatCidr, type EndpointSlice, type Service } from '../../api-types/index.js';
+import type { ChangedServices } from './service-cache.js';
 import { byCodePoint, hasExternal, planService, serviceKey, slicesOf, staleUdpFlows, udpFlows, type Endpoint, type NodeFacts, type PortPlan, type ServiceSource, type UdpFlow } from './service-plan.js';
 
 export const TABLE_FAMILY = 'inet';
@@ -72,6 +73,60 @@ export interface ServiceRules {
 export interface CompiledRuleset {
   /** Every Service's rules by serviceKey (a Service with no rules is left out); rulesetText orders them by key. */
   services: ReadonlyMap<string, ServiceRules>;
+  /** Set by RulesetCompiler: what tells the difference to another ruleset without a walk over every Service. */
+  lineage?: Lineage;
+}
+
+export interface Lineage {
+  /** This compile's number, unique in the process. */
+  generation: number;
+  /** The compile this one was made from, and the keys of the Services whose rules may differ from it. */
+  since?: { generation: number; keys: ReadonlySet<string> };
+  /** How many Services have each element: right only while `generation` is its compiler's latest compile. */
+  owners: ElementOwners;
+}
+
+let generations = 0;
+
+/**
+ * How many Services have each element (set, key, value): a Service's endpoint can be another one's too (a pod
+ * behind two Services is in `hairpin` once), and such an element stays while one of them has it.
+ */
+export class ElementOwners {
+  /** The compile these counts are those of. */
+  generation = 0;
+  /** Per map or set, by element text (elementText: the key alone in a set, so no new string for most of them). */
+  readonly #counts = new Map<ElementSet, Map<string, number>>();
+
+  /** Whether a Service of ruleset `generation` has the element; undefined when the counts are of another compile. */
+  has(generation: number, set: ElementSet, key: string, value: string): boolean | undefined {
+    return generation === this.generation ? this.#counts.get(set)?.has(elementText(set, key, value)) ?? false : undefined;
+  }
+
+  /** One Service's rules went from `was` to `now`. */
+  replace(was: ServiceRules | undefined, now: ServiceRules | undefined): void {
+    for (const [set, elements] of was?.elements ?? []) {
+      const counts = this.#counts.get(set)!;
+      for (const [k, v] of elements) {
+        const id = elementText(set, k, v);
+        const n = counts.get(id)! - 1;
+        if (n === 0) counts.delete(id);
+        else counts.set(id, n);
+      }
+    }
+    for (const [set, elements] of now?.elements ?? []) {
+      let counts = this.#counts.get(set);
+      if (!counts) this.#counts.set(set, counts = new Map());
+      for (const [k, v] of elements) {
+        const id = elementText(set, k, v);
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+    }
+  }
+
+  clear(): void {
+    this.#counts.clear();
+  }
 }
 
 /** The whole ruleset of `source` for this node; RulesetCompiler when it is compiled again and again. */
@@ -79,38 +134,89 @@ export function compileRuleset(source: ServiceSource, facts: NodeFacts): Compile
   return new RulesetCompiler().compile(source, facts);
 }
 
+interface CacheEntry { service: Service; slices: EndpointSlice[]; rules: ServiceRules | undefined }
+
 /**
  * Compiles rulesets, reusing the ServiceRules of every Service whose Service object and EndpointSlice objects are
- * the very objects of the last compile (the service cache replaces an object when it changes, never edits it):
- * the cost of a compile after one change is one Service's rules plus a walk over the keys.
+ * the very objects of the last compile (the service cache replaces an object when it changes, never edits it).
+ * Told which Services changed since its last compile (ChangedServices), it looks at only those: the cost of a
+ * compile after one change is then one Service's rules, whatever the number of Services.
  */
 export class RulesetCompiler {
   #facts: NodeFacts | undefined;
-  #cache = new Map<string, { service: Service; slices: EndpointSlice[]; rules: ServiceRules | undefined }>();
+  #cache = new Map<string, CacheEntry>();
+  #last: CompiledRuleset | undefined;
+  readonly #owners = new ElementOwners();
 
-  compile(source: ServiceSource, facts: NodeFacts): CompiledRuleset {
+  /** `changed`: the Services that changed since the last compile of `source` (all are looked at without it). */
+  compile(source: ServiceSource, facts: NodeFacts, changed?: ChangedServices): CompiledRuleset {
     const clusterCIDR = formatCidr(facts.clusterCIDR);
-    if (this.#facts === undefined || this.#facts.nodeName !== facts.nodeName || formatCidr(this.#facts.clusterCIDR) !== clusterCIDR) this.#cache.clear();
+    if (this.#facts === undefined || this.#facts.nodeName !== facts.nodeName || formatCidr(this.#facts.clusterCIDR) !== clusterCIDR) {
+      this.#cache.clear();
+      this.#owners.clear();
+      this.#last = undefined;
+    }
     this.#facts = facts;
-    const next = new Map<string, { service: Service; slices: EndpointSlice[]; rules: ServiceRules | undefined }>();
-    const services = new Map<string, ServiceRules>();
-    for (const service of source.services()) {
-      const key = serviceKey(service);
+    const entry = (key: string, service: Service): CacheEntry => {
       const slices = slicesOf(source, service);
       const hit = this.#cache.get(key);
-      const entry = hit && hit.service === service && sameObjects(hit.slices, slices)
-        ? hit
-        : { service, slices, rules: serviceRules(planService(service, slices, facts), clusterCIDR) };
-      next.set(key, entry);
-      if (entry.rules) services.set(key, entry.rules);
+      if (hit && hit.service === service && sameObjects(hit.slices, slices)) return hit;
+      const made = { service, slices, rules: serviceRules(planService(service, slices, facts), clusterCIDR) };
+      this.#owners.replace(hit?.rules, made.rules);
+      this.#cache.set(key, made);
+      return made;
+    };
+    const last = this.#last;
+    const generation = ++generations;
+    let result: CompiledRuleset;
+    if (changed && last?.lineage) {
+      const services = new Map(last.services);
+      for (const [key, service] of changed) {
+        const rules = service ? entry(key, service).rules : this.#forget(key);
+        if (rules) services.set(key, rules);
+        else services.delete(key);
+      }
+      result = { services, lineage: { generation, since: { generation: last.lineage.generation, keys: new Set(changed.keys()) }, owners: this.#owners } };
+    } else {
+      const seen = new Set<string>();
+      const services = new Map<string, ServiceRules>();
+      for (const service of source.services()) {
+        const key = serviceKey(service);
+        seen.add(key);
+        const rules = entry(key, service).rules;
+        if (rules) services.set(key, rules);
+      }
+      for (const key of [...this.#cache.keys()]) if (!seen.has(key)) this.#forget(key);
+      result = { services, lineage: { generation, owners: this.#owners } };
     }
-    this.#cache = next;
-    return { services };
+    this.#owners.generation = generation;
+    this.#last = result;
+    return result;
+  }
+
+  /** Drops a Service that is gone; undefined (its rules now). */
+  #forget(key: string): undefined {
+    this.#owners.replace(this.#cache.get(key)?.rules, undefined);
+    this.#cache.delete(key);
+    return undefined;
   }
 }
 
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The keys of the Services whose rules may differ from `before` to `after`: those `after` says changed when it was
+ * compiled from `before`, else those whose rules are not the same object in both (a walk over every Service).
+ */
+export function changedServices(before: CompiledRuleset, after: CompiledRuleset): Iterable<string> {
+  const since = after.lineage?.since;
+  if (since && since.generation === before.lineage?.generation) return since.keys;
+  const keys: string[] = [];
+  for (const [key, rules] of before.services) if (after.services.get(key) !== rules) keys.push(key);
+  for (const key of after.services.keys()) if (!before.services.has(key)) keys.push(key);
+  return keys;
 }
 
 /** The UDP flows a ruleset routes (see service-plan.ts udpFlows). */
@@ -125,9 +231,10 @@ export function rulesetUdpFlows(r: CompiledRuleset): UdpFlow[] {
 export function staleUdpFlowsBetween(before: CompiledRuleset | undefined, after: CompiledRuleset): UdpFlow[] {
   if (!before) return [];
   const gone: UdpFlow[] = [];
-  for (const [key, was] of before.services) {
+  for (const key of changedServices(before, after)) {
+    const was = before.services.get(key);
     const now = after.services.get(key);
-    if (now !== was) gone.push(...staleUdpFlows([...was.udpFlows], [...(now?.udpFlows ?? [])]));
+    if (was && now !== was) gone.push(...staleUdpFlows([...was.udpFlows], [...(now?.udpFlows ?? [])]));
   }
   // A flow can be routed by another Service too (a shared external IP): only the whole picture says it is stale.
   return gone.length === 0 ? gone : staleUdpFlows(gone, rulesetUdpFlows(after));

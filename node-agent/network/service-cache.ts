@@ -6,17 +6,25 @@
 //
 // Contract (ServiceView): services() and slicesOf() answer from memory; onChange listeners run
 // once per burst of changes (coalesceMs after the first change of the burst), never for an event that changed
-// nothing, and once after each (re)list that changed something.
+// nothing, and once after each (re)list that changed something, and are told which Services changed (their
+// object, or their EndpointSlices: a slice event names the Service it left and the one it joined), each as it is
+// when they run, so that a reader can look at only those.
 import type { Logger } from 'pino';
 import { LABEL_SERVICE_NAME, type EndpointSlice, type Service } from '../../api-types/index.js';
 import { delay } from '../agent.js';
 import { ApiClientError, type NodeApi, type ObjectEvent, type ObjectList } from '../api-client.js';
 
+/** Services by key (`namespace/name`), each as it is now (undefined: gone). */
+export type ChangedServices = ReadonlyMap<string, Service | undefined>;
+
 export interface ServiceView {
   services(): Service[];
   slicesOf(namespace: string, serviceName: string): EndpointSlice[];
-  /** Calls fn after changes (coalesced); returns the function that removes it. */
-  onChange(fn: () => void): () => void;
+  /**
+   * Calls fn after changes (coalesced) with the Services that changed, where the view knows them (the service cache
+   * always does; without them any may have); returns the function that removes it.
+   */
+  onChange(fn: (changed?: ChangedServices) => void): () => void;
 }
 
 export interface ServiceCacheOptions {
@@ -36,7 +44,9 @@ export class ServiceCache implements ServiceView {
   readonly #services = new Map<string, Service>();
   /** Slices by `namespace/service-name` (their kubernetes.io/service-name label), then by slice name. */
   readonly #slices = new Map<string, Map<string, EndpointSlice>>();
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new Set<(changed: ChangedServices) => void>();
+  /** Keys (`namespace/name`) of the Services changed since listeners last ran. */
+  readonly #dirty = new Set<string>();
   #pending: NodeJS.Timeout | undefined;
   #resolveSynced!: () => void;
   /** Resolves once both kinds have been listed once. */
@@ -52,7 +62,7 @@ export class ServiceCache implements ServiceView {
     return [...(this.#slices.get(`${namespace}/${serviceName}`)?.values() ?? [])];
   }
 
-  onChange(fn: () => void): () => void {
+  onChange(fn: (changed: ChangedServices) => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);
   }
@@ -75,7 +85,17 @@ export class ServiceCache implements ServiceView {
 
   #replaceServices(items: Service[]): boolean {
     const next = new Map(items.map((s) => [serviceKey(s), s]));
-    const changed = next.size !== this.#services.size || [...next].some(([k, s]) => this.#services.get(k)?.metadata.resourceVersion !== s.metadata.resourceVersion);
+    let changed = false;
+    for (const [k, s] of next) {
+      if (this.#services.get(k)?.metadata.resourceVersion === s.metadata.resourceVersion) continue;
+      changed = true;
+      this.#dirty.add(k);
+    }
+    for (const k of this.#services.keys()) {
+      if (next.has(k)) continue;
+      changed = true;
+      this.#dirty.add(k);
+    }
     this.#services.clear();
     for (const [k, s] of next) this.#services.set(k, s);
     return changed;
@@ -83,49 +103,68 @@ export class ServiceCache implements ServiceView {
 
   #serviceEvent(e: ObjectEvent<Service>): boolean {
     const key = serviceKey(e.object);
-    if (e.type === 'DELETED') return this.#services.delete(key);
-    if (this.#services.get(key)?.metadata.resourceVersion === e.object.metadata.resourceVersion) return false;
-    this.#services.set(key, e.object);
+    if (e.type === 'DELETED' ? !this.#services.has(key) : this.#services.get(key)?.metadata.resourceVersion === e.object.metadata.resourceVersion) return false;
+    if (e.type === 'DELETED') this.#services.delete(key);
+    else this.#services.set(key, e.object);
+    this.#dirty.add(key);
     return true;
   }
 
   #replaceSlices(items: EndpointSlice[]): boolean {
-    const before = new Map<string, string | undefined>();
-    for (const bySlice of this.#slices.values()) for (const s of bySlice.values()) before.set(sliceKey(s), s.metadata.resourceVersion);
+    const before = new Map<string, { version: string | undefined; owner: string }>();
+    for (const [owner, bySlice] of this.#slices) for (const s of bySlice.values()) before.set(sliceKey(s), { version: s.metadata.resourceVersion, owner });
     this.#slices.clear();
-    for (const s of items) this.#putSlice(s);
-    return items.length !== before.size || items.some((s) => before.get(sliceKey(s)) !== s.metadata.resourceVersion);
+    let changed = items.length !== before.size;
+    for (const s of items) {
+      const owner = this.#putSlice(s);
+      const was = before.get(sliceKey(s));
+      before.delete(sliceKey(s));
+      if (was && was.version === s.metadata.resourceVersion && was.owner === owner) continue;
+      changed = true;
+      if (owner) this.#dirty.add(owner);
+      if (was) this.#dirty.add(was.owner);
+    }
+    for (const gone of before.values()) this.#dirty.add(gone.owner);
+    return changed;
   }
 
   #sliceEvent(e: ObjectEvent<EndpointSlice>): boolean {
     // The service a slice belongs to may change with its label: drop it wherever it was, then put it back.
     let had: EndpointSlice | undefined;
+    let hadOwner: string | undefined;
     for (const [owner, bySlice] of this.#slices) {
       const s = bySlice.get(sliceKey(e.object));
       if (!s) continue;
       had = s;
+      hadOwner = owner;
       bySlice.delete(sliceKey(e.object));
       if (bySlice.size === 0) this.#slices.delete(owner);
     }
-    if (e.type === 'DELETED') return had !== undefined;
-    this.#putSlice(e.object);
-    return had?.metadata.resourceVersion !== e.object.metadata.resourceVersion;
+    const owner = e.type === 'DELETED' ? undefined : this.#putSlice(e.object);
+    if (e.type === 'DELETED' ? had === undefined : had?.metadata.resourceVersion === e.object.metadata.resourceVersion && hadOwner === owner) return false;
+    if (hadOwner) this.#dirty.add(hadOwner);
+    if (owner) this.#dirty.add(owner);
+    return true;
   }
 
-  #putSlice(s: EndpointSlice): void {
+  /** Files a slice under its Service; the Service's key, undefined for a slice of none (no service-name label). */
+  #putSlice(s: EndpointSlice): string | undefined {
     const service = s.metadata.labels?.[LABEL_SERVICE_NAME];
-    if (!service) return;
+    if (!service) return undefined;
     const owner = `${s.metadata.namespace ?? 'default'}/${service}`;
     let bySlice = this.#slices.get(owner);
     if (!bySlice) this.#slices.set(owner, bySlice = new Map());
     bySlice.set(sliceKey(s), s);
+    return owner;
   }
 
   #changed(): void {
     if (this.#pending) return;
     this.#pending = setTimeout(() => {
       this.#pending = undefined;
-      for (const fn of this.#listeners) fn();
+      const changed: ChangedServices = new Map([...this.#dirty].map((k) => [k, this.#services.get(k)]));
+      this.#dirty.clear();
+      for (const fn of this.#listeners) fn(changed);
     }, this.options.coalesceMs ?? 20);
   }
 }

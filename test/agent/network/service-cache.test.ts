@@ -1,10 +1,11 @@
 // The agent's ServiceCache against a real server over HTTP: what it lists and watches, by key, and the
-// coalescing of change notifications (a burst of writes is one notification, an unchanged relist none).
+// coalescing of change notifications (a burst of writes is one notification, an unchanged relist none), and the
+// Services each notification names.
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NodeApi } from '../../../node-agent/api-client.js';
-import { ServiceCache } from '../../../node-agent/network/service-cache.js';
+import { ServiceCache, type ChangedServices } from '../../../node-agent/network/service-cache.js';
 import { eventually } from '../../support/eventually.js';
 import { RealServer } from '../real-server.js';
 import { serviceObject, sliceObject } from './service-objects.js';
@@ -17,7 +18,13 @@ test('the cache follows Services and EndpointSlices, and a burst of changes is o
     await srv.start();
     const cache = new ServiceCache(new NodeApi(srv.client), { log: pino({ level: 'silent' }), coalesceMs: 200, retrySeconds: 0.1 });
     let notified = 0;
-    cache.onChange(() => { notified++; });
+    const named = new Set<string>();
+    let last: ChangedServices | undefined;
+    cache.onChange((changed) => {
+      notified++;
+      last = changed;
+      for (const key of changed?.keys() ?? []) named.add(key);
+    });
     done = cache.run(stop.signal);
     await cache.synced;
     const before = notified;
@@ -36,11 +43,20 @@ test('the cache follows Services and EndpointSlices, and a burst of changes is o
     assert.equal(cache.slicesOf('default', 's1').map((s) => s.endpoints[0]!.addresses[0]), ['10.42.0.1']);
     await eventually('a notification', () => notified > before);
     assert.ok(notified - before <= 2, `a burst of 8 writes gave ${notified - before} notifications`);
+    for (const key of ['default/s1', 'default/s2', 'other/s1', 'other/s2']) assert.ok(named.has(key), `${key} named as changed`);
 
     const after = notified;
     await srv.client.request('DELETE', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/s1-a');
     await eventually('the deleted slice gone', () => cache.slicesOf('default', 's1').length === 0);
     await eventually('one more notification', () => notified === after + 1);
+    assert.equal([...last!.keys()], ['default/s1'], 'the Service whose slice went');
+    assert.is(last!.get('default/s1'), cache.services().find((s) => s.metadata.namespace === 'default' && s.metadata.name === 's1'), 'as it is now');
+
+    const later = notified;
+    await srv.client.request('DELETE', '/api/v1/namespaces/other/services/s2');
+    await eventually('the deleted Service gone', () => !cache.services().some((s) => s.metadata.namespace === 'other' && s.metadata.name === 's2'));
+    await eventually('its notification', () => notified === later + 1);
+    assert.equal([...last!.entries()], [['other/s2', undefined]], 'a gone Service is named without an object');
   } finally {
     stop.abort();
     await done;

@@ -34,10 +34,14 @@ export function sliceObject(namespace: string, name: string, service: string, po
   });
 }
 
+const ownerOf = (s: EndpointSlice): string => `${s.metadata.namespace}/${s.metadata.labels?.[LABEL_SERVICE_NAME]}`;
+
 /** Services and slices by key, as the service cache keeps them. */
 export class StaticServiceSource implements ServiceSource {
   readonly svcs = new Map<string, Service>();
   readonly #slices = new Map<string, EndpointSlice>();
+  /** The slices by service, kept as the service cache keeps its index: a change touches one service's entry. */
+  readonly #byService = new Map<string, EndpointSlice[]>();
 
   /** By `namespace/name`; changed through putSlice / deleteSlice, which keep the index by service. */
   get slices(): ReadonlyMap<string, EndpointSlice> {
@@ -49,13 +53,16 @@ export class StaticServiceSource implements ServiceSource {
   }
 
   putSlice(s: EndpointSlice): void {
-    this.#slices.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
-    this.#byService = undefined;
+    const key = `${s.metadata.namespace}/${s.metadata.name}`;
+    this.#unfile(key);
+    this.#slices.set(key, s);
+    const owner = ownerOf(s);
+    this.#byService.set(owner, [...(this.#byService.get(owner) ?? []), s]);
   }
 
   deleteSlice(key: string): void {
+    this.#unfile(key);
     this.#slices.delete(key);
-    this.#byService = undefined;
   }
 
   services(): Service[] {
@@ -63,16 +70,15 @@ export class StaticServiceSource implements ServiceSource {
   }
 
   slicesOf(namespace: string, serviceName: string): EndpointSlice[] {
-    if (!this.#byService) {
-      this.#byService = new Map();
-      for (const s of this.#slices.values()) {
-        const key = `${s.metadata.namespace}/${s.metadata.labels?.[LABEL_SERVICE_NAME]}`;
-        this.#byService.set(key, [...(this.#byService.get(key) ?? []), s]);
-      }
-    }
     return this.#byService.get(`${namespace}/${serviceName}`) ?? [];
   }
 
-  /** The slices by service, rebuilt after a change (the service cache keeps such an index too). */
-  #byService: Map<string, EndpointSlice[]> | undefined;
+  #unfile(key: string): void {
+    const was = this.#slices.get(key);
+    if (!was) return;
+    const owner = ownerOf(was);
+    const rest = this.#byService.get(owner)!.filter((x) => x !== was);
+    if (rest.length > 0) this.#byService.set(owner, rest);
+    else this.#byService.delete(owner);
+  }
 }

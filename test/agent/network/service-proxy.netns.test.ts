@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { parseCidr, type EndpointSlice, type Service } from '../../../api-types/index.js';
 import { ApiClientError, NodeApi } from '../../../node-agent/api-client.js';
 import { IptablesBackend } from '../../../node-agent/network/iptables-ruleset.js';
-import { NftApplier, NftApplyError, commandRunner } from '../../../node-agent/network/nft-applier.js';
+import { NftApplier, NftApplyError, NftShell, commandRunner, commandStarter } from '../../../node-agent/network/nft-applier.js';
 import { RulesetCompiler, compileRuleset } from '../../../node-agent/network/nft-ruleset.js';
 import { ServiceCache } from '../../../node-agent/network/service-cache.js';
 import { NftBackend, runServiceProxy } from '../../../node-agent/network/service-proxy.js';
@@ -91,6 +91,8 @@ const srv = new RealServer();
 const stop = new AbortController();
 let proxyDone: Promise<unknown> = Promise.resolve();
 let syncs = 0;
+/** The nft -i processes tests start, ended in after(). */
+const shells: NftShell[] = [];
 
 function cleanUp(): void {
   for (const l of listeners) l.kill('SIGKILL');
@@ -140,13 +142,14 @@ test.before(async () => {
   const cache = new ServiceCache(api, { log, retrySeconds: 0.1, retryMaxSeconds: 0.5 });
   const cacheDone = cache.run(stop.signal);
   proxyDone = Promise.all([cacheDone, runServiceProxy(stop.signal, {
-    view: cache, synced: cache.synced, backend: new NftBackend(commandRunner(NODE_NS)), log, retrySeconds: 0.1, retryMaxSeconds: 0.5,
+    view: cache, synced: cache.synced, backend: new NftBackend(commandRunner(NODE_NS), commandStarter(NODE_NS)), log, retrySeconds: 0.1, retryMaxSeconds: 0.5,
     facts: { nodeName: NODE_NAME, clusterCIDR: parseCidr('10.42.0.0/16') },
     onSynced: (changed) => { if (changed) syncs++; },
   })]);
 });
 
 test.after(async () => {
+  for (const sh of shells) sh.close();
   stop.abort();
   await proxyDone.catch(() => {});
   await srv.close();
@@ -273,8 +276,12 @@ test('changes sent as differences leave the kernel with exactly the table a full
     const source = new StaticServiceSource();
     const sent: string[] = [];
     const inDelta = commandRunner(deltaNs);
+    const shell = new NftShell(commandStarter(deltaNs));
+    shells.push(shell);
     const compiler = new RulesetCompiler();
-    const incremental = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return inDelta(cmd, args, input); });
+    // As the agent sends them: differences to a long-lived nft -i, a whole table to nft -f.
+    const incremental = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return inDelta(cmd, args, input); },
+      (t) => { sent.push(t); return shell.send(t); });
     // The table as nft lists it, its objects sorted (chains added later are listed after the others).
     const list = (ns: string) => sh('ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'flotilla')
       .trim().split('\n').slice(1, -1).join('\n').split('\n\n').map((b) => b.trim()).sort().join('\n\n');
@@ -298,18 +305,43 @@ test('changes sent as differences leave the kernel with exactly the table a full
       ['a Service gone', () => source.svcs.delete('default/b')],
       ['endpoints again', () => source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], allPods().slice(0, 1)))],
     ];
+    // The compiler is told that both Services changed, as the service cache would say (a or b or neither did).
+    const changed = () => new Map(['default/a', 'default/b'].map((k) => [k, source.svcs.get(k)]));
     for (const [i, [what, change]] of steps.entries()) {
       change();
-      const next = compiler.compile(source, facts);
+      const next = compiler.compile(source, facts, i > 0 ? changed() : undefined);
       sent.length = 0;
       assert.ok(await incremental.apply(next), `${what}: a change`);
       if (i > 0) assert.equal(sent.map((t) => t.includes('delete table')), [false], `${what}: one transaction, a difference`);
-      assert.is(await incremental.apply(compiler.compile(source, facts)), false, `${what}: the same input again sends nothing`);
+      assert.is(await incremental.apply(compiler.compile(source, facts, changed())), false, `${what}: the same input again sends nothing`);
       await new NftApplier(commandRunner(fullNs)).apply(next);
       assert.fixture(list(deltaNs), list(fullNs), `after: ${what}`);
     }
   } finally {
     for (const ns of [deltaNs, fullNs]) spawnSync('ip', ['netns', 'del', ns]);
+  }
+});
+
+test('nft -i: a transaction after its process died goes to a new one; one nft refuses gets nft\'s message', async () => {
+  const ns = `${P}s`;
+  try {
+    sh('ip', 'netns', 'add', ns);
+    const children: ChildProcess[] = [];
+    const start = commandStarter(ns);
+    const shell = new NftShell((cmd, args, env) => { const child = start(cmd, args, env); children.push(child); return child; });
+    shells.push(shell);
+    assert.equal(await shell.send('add table inet t\n'), { code: 0, stdout: '', stderr: '' });
+    children[0]!.kill('SIGKILL');
+    await eventually('the first nft -i gone', () => children[0]!.exitCode !== null || children[0]!.signalCode !== null);
+    assert.is((await shell.send('add chain inet t c {\n\tcounter\n}\n')).code, 0);
+    assert.is(children.length, 2, 'a second process');
+    const refused = await shell.send('add chain inet t d\nadd rule inet t nosuch counter\n');
+    assert.is(refused.code, 1);
+    assert.match(refused.stderr, /No such file or directory/);
+    assert.is((await shell.send('add chain inet t e\n')).code, 0, 'and the next one is taken');
+    assert.equal(sh('ip', 'netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 't').match(/chain \w/g), ['chain c', 'chain e'], 'the refused transaction left nothing');
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns]);
   }
 });
 
@@ -323,7 +355,10 @@ test('a ruleset the kernel refuses leaves the one in force untouched (one transa
   const facts = { nodeName: NODE_NAME, clusterCIDR: parseCidr('10.42.0.0/16') };
   const run = commandRunner(NODE_NS);
   const sent: string[] = [];
-  const applier = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return run(cmd, args, input); });
+  const shell = new NftShell(commandStarter(NODE_NS));
+  shells.push(shell);
+  const applier = new NftApplier((cmd, args, input) => { if (cmd === 'nft') sent.push(input ?? ''); return run(cmd, args, input); },
+    (t) => { sent.push(t); return shell.send(t); });
   const good = compileRuleset(source, facts);
   assert.ok(await applier.apply(good));
   const inForce = sh('ip', 'netns', 'exec', NODE_NS, 'nft', 'list', 'table', 'inet', 'flotilla');

@@ -16,12 +16,14 @@
 //   udp                                          the UDP flows whose conntrack entries a change can make stale
 //   delta                                        the transaction a later sync sends (nft-applier.ts): from what the
 //                                                previous `delta` left in force (at first an empty table) to now,
-//                                                with one compiler for the whole file, as the agent keeps one
+//                                                with one compiler for the whole file, as the agent keeps one, told
+//                                                which Services changed since (as the service cache tells it); the
+//                                                ruleset it compiles must be the one a compile of everything gives
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseCidr } from '../../../api-types/index.js';
+import { LABEL_SERVICE_NAME, parseCidr } from '../../../api-types/index.js';
 import { compileIptables, restoreInput } from '../../../node-agent/network/iptables-ruleset.js';
-import { transaction } from '../../../node-agent/network/nft-applier.js';
+import { NftApplier, NftApplyError, transaction } from '../../../node-agent/network/nft-applier.js';
 import { RulesetCompiler, compileRuleset, rulesetText, rulesetUdpFlows, type CompiledRuleset } from '../../../node-agent/network/nft-ruleset.js';
 import type { NodeFacts } from '../../../node-agent/network/service-plan.js';
 import { scenarioTests } from '../../support/datadriven.js';
@@ -56,6 +58,12 @@ class RulesRunner {
   private facts: NodeFacts = { nodeName: 'node-a', clusterCIDR: parseCidr('10.42.0.0/16') };
   private readonly compiler = new RulesetCompiler();
   private inForce: CompiledRuleset = { services: new Map() };
+  /** Keys of the Services changed since the last `delta`; undefined before the first. */
+  private changed: Set<string> | undefined;
+
+  private touch(key: string): void {
+    this.changed?.add(key);
+  }
 
   run(command: string): string {
     const [verb, ...args] = command.split(/\s+/);
@@ -67,17 +75,22 @@ class RulesRunner {
         const k = nsName(key).join('/');
         if (!(kind === 'service' ? this.source.svcs : this.source.slices).has(k)) throw new Error(`no ${kind} ${key}`);
         if (kind === 'service') this.source.svcs.delete(k);
+        else this.touch(`${nsName(key)[0]}/${this.source.slices.get(k)!.metadata.labels?.[LABEL_SERVICE_NAME]}`);
+        if (kind === 'service') this.touch(k);
         else this.source.deleteSlice(k);
         return '';
       }
-      case 'node': this.facts = { ...this.facts, nodeName: args[0]! }; return '';
+      case 'node': this.facts = { ...this.facts, nodeName: args[0]! }; this.changed = undefined; return '';
       case 'nft': {
         const text = rulesetText(compileRuleset(this.source, this.facts));
         return args[0] === 'full' ? text.trimEnd() : withoutFixedChains(text);
       }
       case 'iptables': return restoreInput(compileIptables(this.source, this.facts), { nat: new Set(), filter: new Set() }).trimEnd();
       case 'delta': {
-        const next = this.compiler.compile(this.source, this.facts);
+        const changed = this.changed && new Map([...this.changed].map((k) => [k, this.source.svcs.get(k)]));
+        const next = this.compiler.compile(this.source, this.facts, changed);
+        assert.fixture(rulesetText(next), rulesetText(compileRuleset(this.source, this.facts)), 'the compile of the changed Services is the compile of all');
+        this.changed = new Set();
         const sent = transaction(this.inForce, next);
         this.inForce = next;
         return sent.trimEnd() || '(nothing to send)';
@@ -101,6 +114,7 @@ class RulesRunner {
       ...(o.has('externalIPs') ? { externalIPs: o.get('externalIPs')!.split(',') } : {}),
     };
     this.source.putService(serviceObject(ns, name, spec, o.has('lb') ? { loadBalancer: { ingress: [{ ip: o.get('lb') }] } } : undefined));
+    this.touch(`${ns}/${name}`);
     return '';
   }
 
@@ -117,7 +131,10 @@ class RulesRunner {
         ...(flags.includes('terminating') ? { terminating: true } : {}),
       };
     });
+    const was = this.source.slices.get(`${ns}/${name}`);
+    if (was) this.touch(`${ns}/${was.metadata.labels?.[LABEL_SERVICE_NAME]}`);
     this.source.putSlice(sliceObject(ns, name, o.get('service') ?? '', (o.get('ports') ?? '').split(',').map(port), endpoints, o.get('addressType')));
+    this.touch(`${ns}/${o.get('service') ?? ''}`);
     return '';
   }
 }
@@ -140,6 +157,25 @@ test('the same Services in another order give byte-identical rules', () => {
   const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
   assert.is(rulesetText(compileRuleset(b, facts)), rulesetText(compileRuleset(a, facts)));
   assert.equal(compileIptables(b, facts), compileIptables(a, facts));
+});
+
+test('a difference nft -i gives no answer to goes to nft -f; one nft refuses makes the whole table go', async () => {
+  const source = new StaticServiceSource();
+  const facts = { nodeName: 'n', clusterCIDR: parseCidr('10.42.0.0/16') };
+  const compiler = new RulesetCompiler();
+  const toRun: string[] = [];
+  let runCode = 0;
+  const applier = new NftApplier(async (_cmd, _args, input) => { toRun.push(input ?? ''); return { code: runCode, stdout: '', stderr: '' }; },
+    async () => ({ code: -1, stdout: '', stderr: 'nft -i exited' }));
+  source.putService(serviceObject('default', 'a', { clusterIP: '10.43.0.1', ports: [{ port: 80 }] }));
+  assert.ok(await applier.apply(compiler.compile(source, facts)));
+  source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], [{ ip: '10.42.0.5' }]));
+  assert.ok(await applier.apply(compiler.compile(source, facts)));
+  assert.equal(toRun.map((t) => t.includes('delete table')), [true, false], 'the whole table, then the difference through nft -f');
+  runCode = 1;
+  source.putSlice(sliceObject('default', 'a-x', 'a', [{ port: 80 }], [{ ip: '10.42.0.6' }]));
+  await applier.apply(compiler.compile(source, facts)).then(() => assert.unreachable('nft refused'), (err: Error) => assert.instance(err, NftApplyError));
+  assert.equal(toRun.slice(2).map((t) => t.includes('delete table')), [false, true], 'the difference, then the whole table');
 });
 
 test.run();
