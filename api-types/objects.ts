@@ -153,6 +153,17 @@ export type HPAScalingRules = NonNullable<NonNullable<HorizontalPodAutoscalerSpe
 /** The autoscaling/v1 Scale body of the `scale` subresource. */
 export type Scale = z.output<typeof scaleSchema>;
 
+// ---- storage -------------------------------------------------------------------------------------------
+
+export type PersistentVolume = KindOf<'PersistentVolume'>;
+export type PersistentVolumeSpec = PersistentVolume['spec'];
+export type PersistentVolumeStatus = NonNullable<PersistentVolume['status']>;
+export type PersistentVolumeClaim = KindOf<'PersistentVolumeClaim'>;
+export type PersistentVolumeClaimSpec = PersistentVolumeClaim['spec'];
+export type PersistentVolumeClaimStatus = NonNullable<PersistentVolumeClaim['status']>;
+export type PersistentVolumeAccessMode = Item<PersistentVolumeClaimSpec['accessModes']>;
+export type StorageClass = KindOf<'StorageClass'>;
+
 // ---- every kind ----------------------------------------------------------------------------------------
 
 /** The type of each served kind (and Binding), by kind: what a typed read of a resource returns. */

@@ -1,6 +1,6 @@
 import { stringify as toYaml } from 'yaml';
-import { ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
-import type { Container, Endpoints, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo, Service } from '../api-types/index.js';
+import { ANNOTATION_DEFAULT_STORAGE_CLASS, ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
+import type { Container, Endpoints, Kind, KubeObject, Node, ObjectsByKind, PersistentVolumeAccessMode, Pod, ReplicaSet, ResourceInfo, Service } from '../api-types/index.js';
 
 type Column<T = KubeObject> = [header: string, value: (o: T, now: number) => string];
 
@@ -101,8 +101,28 @@ const tables: Record<string, [Column[], Column[]]> = {
   namespaces: [of('Namespace', [name, ['STATUS', (n) => n.status?.phase ?? 'Active'], ageCol]), []],
   runtimeclasses: [of('RuntimeClass', [name, ['HANDLER', (r) => r.handler ?? ''], ageCol]), []],
   priorityclasses: [of('PriorityClass', [name, ['VALUE', (p) => String(p.value ?? 0)], ['GLOBAL-DEFAULT', (p) => String(p.globalDefault ?? false)], ageCol]), []],
+  persistentvolumes: [of('PersistentVolume', [name, ['CAPACITY', (v) => String(v.spec.capacity?.storage ?? '')], ['ACCESS MODES', (v) => accessModesText(v.spec.accessModes)],
+    ['RECLAIM POLICY', (v) => v.spec.persistentVolumeReclaimPolicy ?? ''], ['STATUS', (v) => (v.metadata.deletionTimestamp ? 'Terminating' : v.status?.phase ?? '')],
+    ['CLAIM', (v) => (v.spec.claimRef ? `${v.spec.claimRef.namespace ?? ''}/${v.spec.claimRef.name ?? ''}` : '')], ['STORAGECLASS', (v) => v.spec.storageClassName ?? ''],
+    ['VOLUMEATTRIBUTESCLASS', (v) => v.spec.volumeAttributesClassName || '<unset>'], ['REASON', (v) => v.status?.reason ?? ''], ageCol]),
+  of('PersistentVolume', [['VOLUMEMODE', (v) => v.spec.volumeMode ?? '']])],
+  persistentvolumeclaims: [of('PersistentVolumeClaim', [name, ['STATUS', (c) => (c.metadata.deletionTimestamp ? 'Terminating' : c.status?.phase ?? '')], ['VOLUME', (c) => c.spec.volumeName ?? ''],
+    // kubectl shows what the claim got, so only once it names its volume.
+    ['CAPACITY', (c) => (c.spec.volumeName ? String(c.status?.capacity?.storage ?? '') : '')], ['ACCESS MODES', (c) => (c.spec.volumeName ? accessModesText(c.status?.accessModes) : '')],
+    ['STORAGECLASS', (c) => c.spec.storageClassName ?? ''], ['VOLUMEATTRIBUTESCLASS', (c) => c.spec.volumeAttributesClassName || '<unset>'], ageCol]),
+  of('PersistentVolumeClaim', [['VOLUMEMODE', (c) => c.spec.volumeMode ?? '']])],
+  storageclasses: [of('StorageClass', [['NAME', (c) => `${c.metadata.name}${c.metadata.annotations?.[ANNOTATION_DEFAULT_STORAGE_CLASS] === 'true' ? ' (default)' : ''}`],
+    ['PROVISIONER', (c) => c.provisioner], ['RECLAIMPOLICY', (c) => c.reclaimPolicy ?? 'Delete'], ['VOLUMEBINDINGMODE', (c) => c.volumeBindingMode ?? 'Immediate'],
+    ['ALLOWVOLUMEEXPANSION', (c) => String(c.allowVolumeExpansion ?? false)], ageCol]), []],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
+
+const ACCESS_MODE_SHORT: Record<PersistentVolumeAccessMode, string> = { ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' };
+
+/** kubectl's ACCESS MODES: RWO,ROX,RWX,RWOP in that order, each once. */
+export function accessModesText(modes: readonly PersistentVolumeAccessMode[] | undefined): string {
+  return (Object.keys(ACCESS_MODE_SHORT) as PersistentVolumeAccessMode[]).filter((m) => modes?.includes(m)).map((m) => ACCESS_MODE_SHORT[m]).join(',');
+}
 
 /** kubectl's PORT(S): 80/TCP, 80:30191/TCP for a NodePort, comma-separated; <none> without ports. */
 export function servicePorts(s: Service): string {

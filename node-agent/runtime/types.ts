@@ -181,4 +181,16 @@ export interface ContainerRuntime {
   runtimeHandlers(): Promise<string[]>;
   /** Calls onEvent for containers whose labels contain every given pair, until the signal aborts. */
   watchEvents(labels: Record<string, string>, onEvent: (event: ContainerEvent) => void, signal: AbortSignal): Promise<void>;
+  /**
+   * Makes named volume `options.Name` (Docker's VolumeCreateOptions) unless it exists: a container mount whose
+   * hostPath is that name (not a path) mounts it. An existing volume is used as it is.
+   */
+  ensureVolume(options: VolumeOptions): Promise<void>;
+}
+
+/** A named volume and how its driver mounts it (Docker's VolumeCreateOptions). */
+export interface VolumeOptions {
+  Name: string;
+  Driver: string;
+  DriverOpts: Record<string, string>;
 }

@@ -14,6 +14,7 @@ import { horizontalPodAutoscaler } from './hpa.js';
 import { namespaceController } from './namespace.js';
 import { endpointsController } from './endpoints.js';
 import { kubernetesServiceController } from './kubernetes-service.js';
+import { persistentVolumeController } from './persistentvolume.js';
 
 export * from './controller.js';
 
@@ -40,6 +41,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     namespaceController(deps),
     endpointsController(deps),
     kubernetesServiceController(deps),
+    persistentVolumeController(deps),
   ];
 }
 

@@ -32,7 +32,8 @@ test('many pods: each node reaches exactly its pods\' objects, the store is list
     await objects.create(resourceOfKind('Namespace'), undefined, { metadata: { name: 'default' } });
     await Promise.all(Array.from({ length: PODS }, (_, i) => objects.create(pods, 'default', podOf(i))));
     let lists = 0;
-    const counted: Pick<Objects, 'list' | 'watch'> = {
+    const counted: Pick<Objects, 'get' | 'list' | 'watch'> = {
+      get: (r, ns, name) => objects.get(r, ns, name),
       list: (r, ns) => { lists++; return objects.list(r, ns); },
       watch: (r, ns, from, onEvent, onClose) => objects.watch(r, ns, from, onEvent, onClose),
     };
