@@ -43,7 +43,7 @@ export async function claimVolumes(pod: Pod, reads: ClaimReads): Promise<Record<
 
 /**
  * The host path a claim's volume is mounted from: a hostPath volume's path (made when its type is
- * DirectoryOrCreate; mode 0777 for a local-path volume), a local volume's path (which must exist). An unbound
+ * DirectoryOrCreate, mode 0755, 0777 for a local-path volume), a local volume's path (which must exist). An unbound
  * claim is a ContainerConfigError, retried as the claim's inputs are read again.
  */
 export async function prepareClaimVolume(claimName: string, volume: PersistentVolume | undefined): Promise<string> {
@@ -51,9 +51,10 @@ export async function prepareClaimVolume(claimName: string, volume: PersistentVo
   const { hostPath, local, nfs } = volume.spec;
   if (hostPath) {
     if (hostPath.type === 'DirectoryOrCreate') {
-      await mkdir(hostPath.path, { recursive: true, mode: 0o777 });
-      // The umask takes bits off mkdir's mode: k3s' local-path directories are world-writable, so any container user can write.
-      if (volume.metadata.annotations?.[ANNOTATION_PROVISIONED_BY] === LOCAL_PATH_PROVISIONER) await chmod(hostPath.path, 0o777);
+      // As the kubelet: 0755; k3s' local-path directories are world-writable (chmod: the umask takes bits off mkdir's mode), so any container user can write.
+      const localPath = volume.metadata.annotations?.[ANNOTATION_PROVISIONED_BY] === LOCAL_PATH_PROVISIONER;
+      await mkdir(hostPath.path, { recursive: true, mode: 0o755 });
+      if (localPath) await chmod(hostPath.path, 0o777);
     }
     return hostPath.path;
   }

@@ -31,8 +31,8 @@ export function keepImmutableFields(stored: StoredObject, incoming: StoredObject
   let out = incoming;
   if (isKind(stored, 'Pod') && isKind(incoming, 'Pod')) out = podUpdate(stored, incoming, causes);
   else if (isKind(stored, 'Service') && isKind(incoming, 'Service')) serviceUpdate(stored, incoming, causes);
-  else if (isKind(stored, 'PersistentVolume') && isKind(incoming, 'PersistentVolume')) persistentVolumeUpdate(stored, incoming, causes);
-  else if (isKind(stored, 'PersistentVolumeClaim') && isKind(incoming, 'PersistentVolumeClaim')) claimUpdate(stored, incoming, causes);
+  else if (isKind(stored, 'PersistentVolume') && isKind(incoming, 'PersistentVolume')) out = persistentVolumeUpdate(stored, incoming, causes);
+  else if (isKind(stored, 'PersistentVolumeClaim') && isKind(incoming, 'PersistentVolumeClaim')) out = claimUpdate(stored, incoming, causes);
   else if (isKind(stored, 'StorageClass') && isKind(incoming, 'StorageClass')) storageClassUpdate(stored, incoming, causes);
   else if ((isKind(stored, 'ConfigMap') && isKind(incoming, 'ConfigMap')) || (isKind(stored, 'Secret') && isKind(incoming, 'Secret'))) configUpdate(stored, incoming, causes);
   else if (['Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet', 'Job'].includes(stored.kind)) {
@@ -95,19 +95,31 @@ function configUpdate(stored: (ConfigMap | Secret) & StoredObject, incoming: (Co
   }
 }
 
-/** ValidatePersistentVolumeUpdate: the volume source, volumeMode and a node affinity once set stay as created. */
-function persistentVolumeUpdate(stored: PersistentVolume & StoredObject, incoming: PersistentVolume & StoredObject, causes: Cause[]): void {
+/**
+ * ValidatePersistentVolumeUpdate: the volume source, volumeMode and a node affinity once set stay as created. A
+ * claimRef the update leaves out (a PUT of the original manifest) is carried over: dropping it would unbind.
+ */
+function persistentVolumeUpdate(stored: PersistentVolume & StoredObject, incoming: PersistentVolume & StoredObject, causes: Cause[]): StoredObject {
   const source = (pv: PersistentVolume) => ({ hostPath: pv.spec.hostPath, local: pv.spec.local, nfs: pv.spec.nfs });
   if (!same(source(stored), source(incoming))) causes.push({ field: 'spec.persistentvolumesource', message: 'Forbidden: spec.persistentvolumesource is immutable after creation' });
   if (!same(stored.spec.volumeMode, incoming.spec.volumeMode)) causes.push(immutable('spec.volumeMode', incoming.spec.volumeMode));
   if (stored.spec.nodeAffinity !== undefined && !same(stored.spec.nodeAffinity, incoming.spec.nodeAffinity)) causes.push(immutable('spec.nodeAffinity', incoming.spec.nodeAffinity));
+  return incoming.spec.claimRef === undefined && stored.spec.claimRef !== undefined ? { ...incoming, spec: { ...incoming.spec, claimRef: stored.spec.claimRef } } as StoredObject : incoming;
 }
 
 /**
  * ValidatePersistentVolumeClaimUpdate: a claim's spec is fixed but for its volumeName, which binding sets once, and
- * its storage request, which a bound claim may raise (never below what it got).
+ * its storage request, which a bound claim may raise (never below what it got). A storageClassName or volumeName
+ * the update leaves out is carried over (a PUT of the original manifest).
  */
-function claimUpdate(stored: PersistentVolumeClaim & StoredObject, incoming: PersistentVolumeClaim & StoredObject, causes: Cause[]): void {
+function claimUpdate(stored: PersistentVolumeClaim & StoredObject, given: PersistentVolumeClaim & StoredObject, causes: Cause[]): StoredObject {
+  // What admission and binding set (the default class, the volume) and an update leaves out is carried over.
+  const incoming = {
+    ...given,
+    spec: { ...given.spec, storageClassName: given.spec.storageClassName ?? stored.spec.storageClassName, volumeName: given.spec.volumeName ?? stored.spec.volumeName },
+  } as PersistentVolumeClaim & StoredObject;
+  if (incoming.spec.storageClassName === undefined) delete incoming.spec.storageClassName;
+  if (incoming.spec.volumeName === undefined) delete incoming.spec.volumeName;
   const bound = stored.status?.phase === 'Bound';
   const fixed = (spec: PersistentVolumeClaim['spec'], volumeName: string | undefined) => ({
     ...spec, volumeName, resources: bound ? { ...spec.resources, requests: { ...spec.resources?.requests, storage: undefined } } : spec.resources,
@@ -115,13 +127,14 @@ function claimUpdate(stored: PersistentVolumeClaim & StoredObject, incoming: Per
   const volumeName = stored.spec.volumeName || incoming.spec.volumeName;
   if (!same(fixed(stored.spec, volumeName), fixed(incoming.spec, volumeName)) || (stored.spec.volumeName && stored.spec.volumeName !== incoming.spec.volumeName)) {
     causes.push({ field: 'spec', message: 'Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims' });
-    return;
+    return incoming;
   }
   const asked = incoming.spec.resources?.requests?.storage;
   const got = stored.status?.capacity?.storage;
   if (bound && asked !== undefined && got !== undefined && parseQuantity(asked).milli < parseQuantity(got).milli) {
     causes.push({ field: 'spec.resources.requests.storage', message: 'Forbidden: field can not be less than status.capacity' });
   }
+  return incoming;
 }
 
 /** ValidateStorageClassUpdate: provisioner, parameters, reclaimPolicy and volumeBindingMode are fixed at create. */

@@ -98,6 +98,8 @@ test('admission: a claim without a class gets the default class and the protecti
     await sim.objects.patch(R('pvc'), 'default', 'data', { spec: { accessModes: ['ReadWriteMany'] } }).then(() => assert.unreachable('spec changed'), (err: StoreError) => {
       assert.match(err.failure.message, 'spec is immutable after creation except resources.requests');
     });
+    const again = await sim.objects.replace(R('pvc'), 'default', 'data', { metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }) as unknown as PersistentVolumeClaim;
+    assert.is(again.spec.storageClassName, 'local-path', 'a PUT of the original manifest keeps the class admission gave');
     await sim.objects.patch(R('sc'), undefined, 'local-path', { provisioner: 'other' }).then(() => assert.unreachable('provisioner changed'), (err: StoreError) => {
       assert.match(err.failure.message, 'provisioner: Forbidden: updates to provisioner are forbidden.');
     });
