@@ -187,8 +187,8 @@ function gpuSummary(n: Node): string {
   return [...byModel].map(([m, k]) => `${k}x ${m}`).join(', ');
 }
 
-/** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects). */
-export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean }): string {
+/** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects); `qualifiedNames`: NAME as TYPE/NAME. */
+export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean; qualifiedNames?: boolean }): string {
   if (format === 'json' || format === 'yaml') {
     const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } };
     return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc);
@@ -198,7 +198,9 @@ export function formatObjects(resource: ResourceInfo, items: readonly KubeObject
   const [cols, wide] = tables[resource.plural] ?? [[name, ageCol], []];
   const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: KubeObject) => o.metadata.namespace ?? ''] as Column] : []), ...cols, ...(format === 'wide' ? wide : [])];
   const now = opts.now ?? Date.now();
-  const rows = items.map((o) => columns.map(([, f]) => f(o, now)));
+  // Several types in one `get` (pv,pvc): kubectl names each object TYPE/NAME.
+  const nameAt = opts.qualifiedNames ? columns.findIndex(([h]) => h === 'NAME') : -1;
+  const rows = items.map((o) => columns.map(([, f], i) => (i === nameAt ? `${qualified}/${f(o, now)}` : f(o, now))));
   return renderTable(columns.map(([h]) => h), rows, opts.noHeaders ?? false);
 }
 

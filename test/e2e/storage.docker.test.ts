@@ -72,6 +72,13 @@ test('a local-path claim keeps its data across pod deletion and agent restart; d
   const dir = join(agentData(), 'storage', volume.metadata.name!);
   assert.is(volume.spec.hostPath?.path, dir);
   assert.is(readFileSync(join(dir, 'f'), 'utf8'), 'kept\n');
+  const got = await cluster.cli(['get', 'pv,pvc,sc']);
+  assert.is(got.code, 0, got.stderr);
+  const lines = got.stdout.split('\n').map((l) => l.trim().split(/\s{2,}/));
+  assert.equal(lines[0], ['NAME', 'CAPACITY', 'ACCESS MODES', 'RECLAIM POLICY', 'STATUS', 'CLAIM', 'STORAGECLASS', 'VOLUMEATTRIBUTESCLASS', 'REASON', 'AGE']);
+  assert.equal(lines[1]!.slice(0, 8), [`persistentvolume/${volume.metadata.name}`, '64Mi', 'RWO', 'Delete', 'Bound', 'default/data', 'local-path', '<unset>']);
+  assert.equal(lines[4]!.slice(0, 7), ['persistentvolumeclaim/data', 'Bound', volume.metadata.name, '64Mi', 'RWO', 'local-path', '<unset>']);
+  assert.equal(lines[7]!.slice(0, 5), ['storageclass.storage.k8s.io/local-path (default)', 'flotilla.io/local-path', 'Delete', 'WaitForFirstConsumer', 'false'], 'the servers make the default class');
 
   await cluster.client.request('DELETE', `${PODS}/writer`);
   await eventually('writer gone', async () => ((await cluster.pods('app=writer')).length === 0 ? true : undefined), 60_000);
