@@ -96,7 +96,7 @@ export function bestVolume(claim: PersistentVolumeClaim, volumes: readonly Persi
   })[0];
 }
 
-/** Whether `pod` is bound to a node and uses claim `name` of its namespace. */
+/** Whether `pod` uses claim `name` of its namespace. */
 function usesClaim(pod: Pod, name: string): boolean {
   return podReferences(pod).persistentVolumeClaims.has(name);
 }
@@ -180,7 +180,7 @@ export function persistentVolumeController(deps: ControllerDeps): Controller {
     }
     await events.record(claim, 'Normal', 'FailedBinding', classOf(claim) && !klass
       ? `storageclass.storage.k8s.io "${classOf(claim)}" not found`
-      : classOf(claim) ? `waiting for a volume to be created either by the external provisioner '${klass?.provisioner}' or manually by the system administrator`
+      : classOf(claim) ? `waiting for a volume to be created, either by external provisioner "${klass?.provisioner}" or manually created by system administrator`
         : 'no persistent volumes available for this claim and no storage class is set');
   }
 
