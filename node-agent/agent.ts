@@ -280,7 +280,7 @@ export class Agent {
     for (;;) {
       await delay(refreshMs, signal);
       if (signal.aborted) return;
-      await this.refreshReferences().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'reading ConfigMaps and Secrets failed; retrying next period'));
+      await this.refreshReferences().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'reading ConfigMaps, Secrets and claims failed; retrying next period'));
       await cleanUpLocalVolumes(this.config.dataDir, this.config.api, this.log).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'removing deleted local-path volumes failed; retrying next period'));
     }
   }

@@ -1,7 +1,8 @@
 // What the Node authorizer asks about pods (after Kubernetes' node authorizer graph,
 // plugin/pkg/auth/authorizer/node/graph.go): which node a pod is bound to, whether a pod bound to a node
-// references a Secret, ConfigMap or PersistentVolumeClaim, and which PersistentVolumes are the node's. Both are map lookups: the index follows the store by
-// watch, so no question scans the pods.
+// references a Secret, ConfigMap or PersistentVolumeClaim, and which PersistentVolumes are the node's. All are
+// map lookups (the last reads the one volume asked about): the index follows the store by watch, so no question
+// scans the pods.
 import { ANNOTATION_PROVISIONED_BY, LABEL_HOSTNAME, LOCAL_PATH_PROVISIONER, isKind, podReferences, resourceOfKind } from '../../api-types/index.js';
 import type { PersistentVolume, Pod } from '../../api-types/index.js';
 import type { Stored } from '../store/types.js';
