@@ -75,6 +75,7 @@ export class StoreSchedulerCluster implements SchedulerCluster {
       claim: (namespace, name) => this.objects.get(claims, namespace, name),
       volume: (name) => this.objects.get(volumes, undefined, name),
       storageClass: (name) => this.objects.get(storageClasses, undefined, name),
+      volumes: () => this.objects.list(volumes).items,
     });
   }
 

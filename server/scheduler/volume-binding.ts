@@ -1,17 +1,24 @@
 // What a pod's PersistentVolumeClaims ask of its placement (after kube-scheduler's VolumeBinding plugin): a bound
 // claim's volume node affinity becomes a required node-affinity term of the pod, so both placement cores see it as
 // any other; an unbound claim of a WaitForFirstConsumer class lets the pod be placed (the PersistentVolume
-// controller then binds or provisions for the pod's node); an unbound claim of another class, or a missing claim,
-// keeps the pod pending with Kubernetes' message.
+// controller then binds or provisions for the pod's node): anywhere for local-path, which provisions on any node,
+// else only where one of the volumes that can serve the claim is; an unbound claim of another class, or a missing
+// claim, keeps the pod pending with Kubernetes' message.
 import type { NodeSelectorTerm, PersistentVolume, PersistentVolumeClaim, Pod, StorageClass } from '../../api-types/index.js';
-import { podReferences } from '../../api-types/index.js';
+import { LOCAL_PATH_PROVISIONER, podReferences } from '../../api-types/index.js';
+import { claimVolumeMismatch } from '../controllers/persistentvolume.js';
 
 /** The storage objects the decision reads. */
 export interface VolumeReads {
   claim(namespace: string, name: string): PersistentVolumeClaim | undefined;
   volume(name: string): PersistentVolume | undefined;
   storageClass(name: string): StorageClass | undefined;
+  /** Every PersistentVolume: what an unbound WaitForFirstConsumer claim of a class without a provisioner may bind to. */
+  volumes(): readonly PersistentVolume[];
 }
+
+/** Kubernetes' reason for a WaitForFirstConsumer claim that no volume can serve and no provisioner makes. */
+export const NO_VOLUME_TO_BIND = "node(s) didn't find available persistent volumes to bind";
 
 /** The pod to place (with its volumes' node affinity), or why it cannot be placed yet. */
 export type VolumeVerdict = { pod: Pod } | { unschedulable: string };
@@ -35,6 +42,13 @@ export function volumeVerdict(pod: Pod, reads: VolumeReads): VolumeVerdict {
     if (!claim.spec.volumeName || claim.status?.phase !== 'Bound') {
       const klass = claim.spec.storageClassName ? reads.storageClass(claim.spec.storageClassName) : undefined;
       if (klass?.volumeBindingMode !== 'WaitForFirstConsumer') unboundImmediate = true;
+      else if (klass.provisioner !== LOCAL_PATH_PROVISIONER) {
+        // No provisioner here makes its volume: the pod goes where one of the volumes that can serve it is.
+        const fits = reads.volumes().filter((v) => claimVolumeMismatch(claim, v) === undefined);
+        if (fits.length === 0) return { unschedulable: NO_VOLUME_TO_BIND };
+        const terms = fits.map((v) => v.spec.nodeAffinity?.required?.nodeSelectorTerms);
+        if (terms.every((t) => t?.length)) required.push(terms.flatMap((t) => t!));
+      }
       continue;
     }
     const volume = reads.volume(claim.spec.volumeName);

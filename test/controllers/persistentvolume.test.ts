@@ -9,7 +9,7 @@ import {
 } from '../../api-types/index.js';
 import type { PersistentVolume, PersistentVolumeClaim, Pod, StorageClass } from '../../api-types/index.js';
 import { bestVolume, claimVolumeMismatch } from '../../server/controllers/persistentvolume.js';
-import { UNBOUND_IMMEDIATE_CLAIMS, volumeVerdict } from '../../server/scheduler/volume-binding.js';
+import { NO_VOLUME_TO_BIND, UNBOUND_IMMEDIATE_CLAIMS, volumeVerdict } from '../../server/scheduler/volume-binding.js';
 import { StoreError } from '../../server/store/types.js';
 import { ClusterSim, R } from './cluster-sim.js';
 
@@ -58,11 +58,18 @@ test('scheduling: bound claims add their volume\'s node affinity, unbound Immedi
     bound: { ...claim({ volumeName: 'pv1' }), status: { phase: 'Bound' } },
     waiting: claim({ storageClassName: 'local-path' }),
     immediate: claim({ storageClassName: 'manual' }),
+    disk: claim({ storageClassName: 'local-storage' }),
+    huge: claim({ storageClassName: 'local-storage', resources: { requests: { storage: '1Ti' } } }),
   };
+  const disks = [volume('d1', '10Gi', { storageClassName: 'local-storage', nodeAffinity: onNode('n1') }), volume('d3', '10Gi', { storageClassName: 'local-storage', nodeAffinity: onNode('n3') })];
   const reads = {
     claim: (_ns: string, name: string) => claims[name],
     volume: (name: string) => (name === 'pv1' ? volume('pv1', '1Gi', { nodeAffinity: onNode('n2') }) : undefined),
-    storageClass: (name: string) => ({ 'local-path': klass('local-path', 'WaitForFirstConsumer'), manual: klass('manual', 'Immediate') } as Record<string, StorageClass>)[name],
+    storageClass: (name: string) => ({
+      'local-path': klass('local-path', 'WaitForFirstConsumer'), manual: klass('manual', 'Immediate'),
+      'local-storage': klass('local-storage', 'WaitForFirstConsumer', { provisioner: 'kubernetes.io/no-provisioner' }),
+    } as Record<string, StorageClass>)[name],
+    volumes: () => disks,
   };
   const placed = volumeVerdict({ ...podUsing('p', 'bound'), spec: { ...podUsing('p', 'bound').spec, affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'Exists' }] }] } } } } }, reads);
   assert.ok('pod' in placed);
@@ -70,6 +77,11 @@ test('scheduling: bound claims add their volume\'s node affinity, unbound Immedi
     [{ matchExpressions: [{ key: 'zone', operator: 'Exists' }, { key: 'kubernetes.io/hostname', operator: 'In', values: ['n2'] }] }], 'the pod\'s term and the volume\'s must both hold');
   const waiting = volumeVerdict(podUsing('p', 'waiting'), reads);
   assert.ok('pod' in waiting && waiting.pod.spec.affinity === undefined, 'WaitForFirstConsumer: placed freely');
+  const disk = volumeVerdict(podUsing('p', 'disk'), reads);
+  assert.ok('pod' in disk);
+  assert.equal(disk.pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms,
+    [...onNode('n1')!.required!.nodeSelectorTerms, ...onNode('n3')!.required!.nodeSelectorTerms], 'no provisioner: only where a volume that fits is');
+  assert.equal(volumeVerdict(podUsing('p', 'huge'), reads), { unschedulable: NO_VOLUME_TO_BIND });
   assert.equal(volumeVerdict(podUsing('p', 'immediate'), reads), { unschedulable: UNBOUND_IMMEDIATE_CLAIMS });
   assert.equal(volumeVerdict(podUsing('p', 'missing'), reads), { unschedulable: 'persistentvolumeclaim "missing" not found' });
 });

@@ -19,7 +19,7 @@ class StorageCluster extends MemoryCluster {
   readonly persistentVolumes = new Map<string, PersistentVolume>();
   readonly classes = new Map<string, StorageClass>();
   volumes(pod: Pod): VolumeVerdict {
-    return volumeVerdict(pod, { claim: (_ns, name) => this.claims.get(name), volume: (name) => this.persistentVolumes.get(name), storageClass: (name) => this.classes.get(name) });
+    return volumeVerdict(pod, { claim: (_ns, name) => this.claims.get(name), volume: (name) => this.persistentVolumes.get(name), storageClass: (name) => this.classes.get(name), volumes: () => [...this.persistentVolumes.values()] });
   }
 }
 
