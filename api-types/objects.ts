@@ -179,6 +179,16 @@ export type Scale = z.output<typeof scaleSchema>;
 
 /** A pool of LoadBalancer addresses on the LAN: ranges ("192.168.1.240-192.168.1.250", "192.168.1.240-250") and CIDRs. */
 export type AddressPool = KindOf<'AddressPool'>;
+// ---- storage -------------------------------------------------------------------------------------------
+
+export type PersistentVolume = KindOf<'PersistentVolume'>;
+export type PersistentVolumeSpec = PersistentVolume['spec'];
+export type PersistentVolumeStatus = NonNullable<PersistentVolume['status']>;
+export type PersistentVolumeClaim = KindOf<'PersistentVolumeClaim'>;
+export type PersistentVolumeClaimSpec = PersistentVolumeClaim['spec'];
+export type PersistentVolumeClaimStatus = NonNullable<PersistentVolumeClaim['status']>;
+export type PersistentVolumeAccessMode = Item<PersistentVolumeClaimSpec['accessModes']>;
+export type StorageClass = KindOf<'StorageClass'>;
 
 // ---- every kind ----------------------------------------------------------------------------------------
 

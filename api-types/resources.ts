@@ -44,6 +44,8 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('', 'v1', 'ConfigMap', 'configmaps', ['cm'], true, []),
   resource('', 'v1', 'Secret', 'secrets', [], true, []),
   resource('', 'v1', 'Event', 'events', ['ev'], true, []),
+  resource('', 'v1', 'PersistentVolume', 'persistentvolumes', ['pv'], false, ['status']),
+  resource('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', ['pvc'], true, ['status']),
   resource('apps', 'v1', 'Deployment', 'deployments', ['deploy'], true, ['status', 'scale']),
   resource('apps', 'v1', 'ReplicaSet', 'replicasets', ['rs'], true, ['status', 'scale']),
   resource('apps', 'v1', 'DaemonSet', 'daemonsets', ['ds'], true, ['status']),
@@ -58,6 +60,7 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('node.k8s.io', 'v1', 'RuntimeClass', 'runtimeclasses', [], false, []),
   resource('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', ['pc'], false, []),
   resource('flotilla.io', 'v1', 'AddressPool', 'addresspools', ['pool'], false, ['status']),
+  resource('storage.k8s.io', 'v1', 'StorageClass', 'storageclasses', ['sc'], false, []),
 ]);
 
 /** Kinds that are valid request bodies without being served resources. */

@@ -10,8 +10,8 @@ import type { DeleteOptions, KubeObject, ObjectMeta } from './meta.js';
 import { dns1035LabelError, dns1123LabelError, dns1123SubdomainError, labelKeyError, labelValueError } from './names.js';
 import { HIGHEST_USER_DEFINABLE_PRIORITY, SYSTEM_PRIORITY_CLASS_PREFIX, SYSTEM_PRIORITY_CLASSES } from './objects.js';
 import type {
-  Container, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, IngressClass, Job, Pod, PodSpec, PriorityClass, Probe, ReplicaSet, Secret,
-  Service, StatefulSet,
+  Container, CronJob, DaemonSet, Deployment, HorizontalPodAutoscaler, IngressClass, Job, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec,
+  PriorityClass, Probe, ReplicaSet, Secret, Service, StatefulSet, StorageClass,
 } from './objects.js';
 import {
   ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
@@ -452,7 +452,7 @@ const toleration = z.strictObject({
   tolerationSeconds: int.optional(),
 });
 
-const podSpec = z.strictObject({
+const podSpecObject = z.strictObject({
   containers: z.array(container).min(1, { error: 'must have at least one container' }),
   initContainers: z.array(container).optional(),
   volumes: z.array(volume).optional(),
@@ -493,31 +493,39 @@ const podSpec = z.strictObject({
     fsGroup: nonNegInt.optional(), supplementalGroups: z.array(nonNegInt).optional(),
   }).optional(),
   imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
-}).superRefine((spec, ctx) => {
+});
+
+/**
+ * The rules on a pod spec beyond its fields, with issues under `at`. `claimVolumes`: the volumes a StatefulSet
+ * adds to its pods (one per volumeClaimTemplate), which its template's containers may mount.
+ */
+function checkPodSpec(ctx: Ctx, spec: z.infer<typeof podSpecObject>, at: PathPart[], claimVolumes: readonly string[]): void {
   if (spec.dnsPolicy === 'None' && !spec.dnsConfig?.nameservers?.length) {
-    issue(ctx, ['dnsConfig', 'nameservers'], 'must provide at least one DNS nameserver when `dnsPolicy` is None');
+    issue(ctx, [...at, 'dnsConfig', 'nameservers'], 'must provide at least one DNS nameserver when `dnsPolicy` is None');
   }
   if (spec.topologySpreadConstraints?.length) {
-    issue(ctx, ['topologySpreadConstraints'], 'is not supported yet: to keep replicas apart use spec.affinity.podAntiAffinity '
+    issue(ctx, [...at, 'topologySpreadConstraints'], 'is not supported yet: to keep replicas apart use spec.affinity.podAntiAffinity '
       + '(required or preferred) with topologyKey kubernetes.io/hostname or topology.kubernetes.io/zone');
   }
   // Container names are unique across init and app containers; volume names are unique; mounts name a volume.
   const seen = new Set<string>();
-  const volumes = new Set<string>();
+  const volumes = new Set<string>(claimVolumes);
   (spec.volumes ?? []).forEach((v, i) => {
-    if (volumes.has(v.name)) issue(ctx, ['volumes', i, 'name'], `duplicate volume name "${v.name}"`);
+    if (volumes.has(v.name) && !claimVolumes.includes(v.name)) issue(ctx, [...at, 'volumes', i, 'name'], `duplicate volume name "${v.name}"`);
     volumes.add(v.name);
   });
   for (const field of ['initContainers', 'containers'] as const) {
     (spec[field] ?? []).forEach((c, i) => {
-      if (seen.has(c.name)) issue(ctx, [field, i, 'name'], `duplicate container name "${c.name}"`);
+      if (seen.has(c.name)) issue(ctx, [...at, field, i, 'name'], `duplicate container name "${c.name}"`);
       seen.add(c.name);
       (c.volumeMounts ?? []).forEach((m, j) => {
-        if (!volumes.has(m.name)) issue(ctx, [field, i, 'volumeMounts', j, 'name'], `no volume named "${m.name}" in spec.volumes`);
+        if (!volumes.has(m.name)) issue(ctx, [...at, field, i, 'volumeMounts', j, 'name'], `no volume named "${m.name}" in spec.volumes`);
       });
     });
   }
-});
+}
+
+const podSpec = podSpecObject.superRefine((spec, ctx) => checkPodSpec(ctx, spec, [], []));
 
 const containerState = z.strictObject({
   waiting: z.strictObject({ reason: str.optional(), message: str.optional() }).optional(),
@@ -560,6 +568,8 @@ const podStatus = z.strictObject({
 });
 
 const podTemplate = z.strictObject({ metadata: templateMetadata.optional(), spec: podSpec });
+/** A StatefulSet's template: its spec is checked by the StatefulSet, which knows the claim volumes its pods get. */
+const statefulSetPodTemplate = z.strictObject({ metadata: templateMetadata.optional(), spec: podSpecObject });
 
 // ---- kind schemas --------------------------------------------------------------------------------------
 
@@ -742,6 +752,102 @@ const hpaScalingRules = z.strictObject({
   selectPolicy: z.enum(['Max', 'Min', 'Disabled']).optional(),
   policies: z.array(z.strictObject({ type: z.enum(['Pods', 'Percent']), value: posInt, periodSeconds: posInt })).optional(),
 });
+
+
+// ---- storage -------------------------------------------------------------------------------------------
+
+const accessModes = z.array(z.enum(['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod']));
+const volumeMode = z.enum(['Filesystem', 'Block']);
+
+/** A claim's spec, as a PersistentVolumeClaim and a StatefulSet's volumeClaimTemplates carry it. */
+const pvcSpecShape = z.strictObject({
+  accessModes: accessModes.optional(),
+  selector: labelSelectorSpec.optional(),
+  resources: resourceRequirements.optional(),
+  volumeName: str.optional(),
+  storageClassName: str.optional(),
+  volumeMode: volumeMode.optional(),
+  volumeAttributesClassName: str.optional(),
+});
+
+/** Kubernetes' ValidatePersistentVolumeClaimSpec: at least one access mode, a storage request above zero. */
+function checkClaimSpec(ctx: Ctx, spec: z.infer<typeof pvcSpecShape>, path: PathPart[]): void {
+  if (!spec.accessModes?.length) issue(ctx, [...path, 'accessModes'], 'Required value: at least 1 access mode is required');
+  if (spec.accessModes?.includes('ReadWriteOncePod') && spec.accessModes.length > 1) {
+    issue(ctx, [...path, 'accessModes'], 'Forbidden: may not use ReadWriteOncePod with other access modes');
+  }
+  const storage = spec.resources?.requests?.storage;
+  if (storage === undefined) issue(ctx, [...path, 'resources', 'requests', 'storage'], 'Required value');
+  else if ((safeMilli(storage) ?? 1n) <= 0n) issue(ctx, [...path, 'resources', 'requests', 'storage'], `Invalid value: ${JSON.stringify(storage)}: must be greater than zero`);
+}
+
+const PERSISTENT_VOLUME_SOURCES = ['hostPath', 'local', 'nfs'] as const;
+
+const persistentVolumeSpec = z.strictObject({
+  capacity: resourceList.optional(),
+  accessModes: accessModes.optional(),
+  claimRef: objectReference.optional(),
+  persistentVolumeReclaimPolicy: z.enum(['Retain', 'Delete', 'Recycle']).optional(),
+  storageClassName: str.optional(),
+  volumeMode: volumeMode.optional(),
+  mountOptions: strList.optional(),
+  volumeAttributesClassName: str.optional(),
+  nodeAffinity: z.strictObject({
+    required: z.strictObject({ nodeSelectorTerms: z.array(nodeSelectorTerm).min(1, { error: 'Required value: must have at least one node selector term' }) }).optional(),
+  }).optional(),
+  hostPath: z.strictObject({
+    path: z.string().min(1, { error: 'Required value' }),
+    type: z.enum(['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice']).optional(),
+  }).optional(),
+  local: z.strictObject({ path: z.string().min(1, { error: 'Required value' }), fsType: str.optional() }).optional(),
+  nfs: z.strictObject({ server: z.string().min(1, { error: 'Required value' }), path: z.string().min(1, { error: 'Required value' }), readOnly: bool.optional() }).optional(),
+}).superRefine((spec, ctx) => {
+  if (!spec.accessModes?.length) issue(ctx, ['accessModes'], 'Required value: at least 1 access mode is required');
+  const storage = spec.capacity?.storage;
+  if (storage === undefined) issue(ctx, ['capacity'], 'Required value: must specify storage');
+  else if ((safeMilli(storage) ?? 1n) <= 0n) issue(ctx, ['capacity', 'storage'], `Invalid value: ${JSON.stringify(storage)}: must be greater than zero`);
+  for (const key of Object.keys(spec.capacity ?? {})) {
+    if (key !== 'storage') issue(ctx, ['capacity', key], `Unsupported value: ${JSON.stringify(key)}: supported values: "storage"`);
+  }
+  const given = PERSISTENT_VOLUME_SOURCES.filter((s) => spec[s] !== undefined);
+  if (given.length === 0) issue(ctx, [], 'Required value: must specify a volume type');
+  if (given.length > 1) issue(ctx, [given[1]!], 'Forbidden: may not specify more than 1 volume type');
+  if (spec.local !== undefined && spec.nodeAffinity?.required === undefined) issue(ctx, ['nodeAffinity'], 'Required value: Local volume requires node affinity');
+  for (const [i, t] of (spec.nodeAffinity?.required?.nodeSelectorTerms ?? []).entries()) {
+    if (!t.matchExpressions?.length && !t.matchFields?.length) {
+      issue(ctx, ['nodeAffinity', 'required', 'nodeSelectorTerms', i], 'Required value: must have at least one node selector requirement');
+    }
+  }
+  if (spec.persistentVolumeReclaimPolicy === 'Recycle' && spec.hostPath === undefined && spec.nfs === undefined) {
+    issue(ctx, ['persistentVolumeReclaimPolicy'], 'Unsupported value: "Recycle": only NFS and HostPath persistent volumes support recycling');
+  }
+});
+
+const persistentVolumeStatus = z.strictObject({
+  phase: z.enum(['Pending', 'Available', 'Bound', 'Released', 'Failed']).optional(),
+  message: str.optional(),
+  reason: str.optional(),
+  lastPhaseTransitionTime: time.optional(),
+});
+
+const persistentVolumeClaimStatus = z.strictObject({
+  phase: z.enum(['Pending', 'Bound', 'Lost']).optional(),
+  accessModes: accessModes.optional(),
+  capacity: resourceList.optional(),
+  conditions: conditions.optional(),
+});
+
+const storageClassFields = {
+  provisioner: z.string().min(1, { error: 'Required value' }),
+  parameters: z.record(z.string(), z.string()).optional(),
+  reclaimPolicy: z.enum(['Delete', 'Retain']).optional(),
+  volumeBindingMode: z.enum(['Immediate', 'WaitForFirstConsumer']).optional(),
+  allowVolumeExpansion: bool.optional(),
+  mountOptions: strList.optional(),
+  allowedTopologies: z.array(z.strictObject({
+    matchLabelExpressions: z.array(z.strictObject({ key: str, values: strList })).optional(),
+  })).optional(),
+};
 
 /** The schema of every served kind (and of Binding bodies), by kind. objects.ts derives the kinds' types from these. */
 /** Kubernetes' default sessionAffinityConfig.clientIP.timeoutSeconds: 3 hours. */
@@ -1076,6 +1182,15 @@ export const kindSchemas = {
       availableIPv4: nonNegInt.optional(), availableIPv6: nonNegInt.optional(),
     }).optional(),
   }),
+  PersistentVolume: kindSchema('v1', 'PersistentVolume', dns1123SubdomainError, {
+    spec: persistentVolumeSpec,
+    status: persistentVolumeStatus.optional(),
+  }),
+  PersistentVolumeClaim: kindSchema('v1', 'PersistentVolumeClaim', dns1123SubdomainError, {
+    spec: pvcSpecShape,
+    status: persistentVolumeClaimStatus.optional(),
+  }).superRefine((o, ctx) => checkClaimSpec(ctx, o.spec, ['spec'])),
+  StorageClass: kindSchema('storage.k8s.io/v1', 'StorageClass', dns1123SubdomainError, storageClassFields),
   Deployment: kindSchema('apps/v1', 'Deployment', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
@@ -1151,7 +1266,7 @@ export const kindSchemas = {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
       selector: labelSelectorSpec,
-      template: podTemplate,
+      template: statefulSetPodTemplate,
       serviceName: str.optional(),
       podManagementPolicy: z.enum(['OrderedReady', 'Parallel']).optional(),
       updateStrategy: z.strictObject({
@@ -1162,13 +1277,13 @@ export const kindSchemas = {
         apiVersion: str.optional(),
         kind: str.optional(),
         metadata: templateMetadata.optional(),
-        spec: z.strictObject({
-          accessModes: z.array(z.enum(['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'])).optional(),
-          resources: resourceRequirements.optional(),
-          storageClassName: str.optional(),
-          volumeMode: z.enum(['Filesystem', 'Block']).optional(),
-        }),
+        spec: pvcSpecShape,
+        status: persistentVolumeClaimStatus.optional(),
       })).optional(),
+      persistentVolumeClaimRetentionPolicy: z.strictObject({
+        whenDeleted: z.enum(['Retain', 'Delete']).optional(),
+        whenScaled: z.enum(['Retain', 'Delete']).optional(),
+      }).optional(),
       minReadySeconds: nonNegInt.optional(),
       revisionHistoryLimit: nonNegInt.optional(),
     }),
@@ -1187,6 +1302,12 @@ export const kindSchemas = {
   }).superRefine((o, ctx) => {
     checkSelectsTemplate(ctx, o.spec);
     checkRestartPolicy(ctx, o.spec.template, ['Always'], 'StatefulSet');
+    const claims = (o.spec.volumeClaimTemplates ?? []).map((t) => t.metadata?.name ?? '');
+    checkPodSpec(ctx, o.spec.template.spec, ['spec', 'template', 'spec'], claims);
+    (o.spec.volumeClaimTemplates ?? []).forEach((t, i) => {
+      if (!t.metadata?.name) issue(ctx, ['spec', 'volumeClaimTemplates', i, 'metadata', 'name'], 'Required value');
+      checkClaimSpec(ctx, t.spec, ['spec', 'volumeClaimTemplates', i, 'spec']);
+    });
   }),
   Job: kindSchema('batch/v1', 'Job', dns1123SubdomainError, {
     spec: jobSpec,
@@ -1486,6 +1607,10 @@ export function applyDefaults(object: KubeObject): KubeObject {
         spec.updateStrategy.rollingUpdate.partition ??= 0;
       }
       spec.revisionHistoryLimit ??= 10;
+      spec.persistentVolumeClaimRetentionPolicy ??= {};
+      spec.persistentVolumeClaimRetentionPolicy.whenDeleted ??= 'Retain';
+      spec.persistentVolumeClaimRetentionPolicy.whenScaled ??= 'Retain';
+      for (const t of spec.volumeClaimTemplates ?? []) t.spec.volumeMode ??= 'Filesystem';
       defaultPodSpec(spec.template?.spec, true);
       break;
     }
@@ -1535,6 +1660,25 @@ export function applyDefaults(object: KubeObject): KubeObject {
     case 'Secret':
       (o as Secret).type ??= 'Opaque';
       break;
+    case 'PersistentVolume': {
+      const pv = o as PersistentVolume;
+      pv.spec.persistentVolumeReclaimPolicy ??= 'Retain';
+      pv.spec.volumeMode ??= 'Filesystem';
+      pv.status ??= { phase: 'Pending' };
+      break;
+    }
+    case 'PersistentVolumeClaim': {
+      const pvc = o as PersistentVolumeClaim;
+      pvc.spec.volumeMode ??= 'Filesystem';
+      pvc.status ??= { phase: 'Pending' };
+      break;
+    }
+    case 'StorageClass': {
+      const sc = o as StorageClass;
+      sc.reclaimPolicy ??= 'Delete';
+      sc.volumeBindingMode ??= 'Immediate';
+      break;
+    }
     case 'PriorityClass':
       (o as PriorityClass).preemptionPolicy ??= 'PreemptLowerPriority';
       break;

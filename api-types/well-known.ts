@@ -125,6 +125,32 @@ export const LB_SPEAKER_RENEW_MS = 500;
 export const LB_SPEAKER_FENCE_MS = 1_000;
 /** The leader gives a silent announcer's addresses to another node only this long after its last renewal (> the fence). */
 export const LB_SPEAKER_EXPIRY_MS = 1_600;
+// ---- storage (as Kubernetes' PV controller and k3s' local-path-provisioner) -------------------------------
+
+/** StorageClass annotation "true": the class a PersistentVolumeClaim without storageClassName gets at create. */
+export const ANNOTATION_DEFAULT_STORAGE_CLASS = 'storageclass.kubernetes.io/is-default-class';
+/** PV and PVC annotation "yes": the controller finished binding them to each other. */
+export const ANNOTATION_BIND_COMPLETED = 'pv.kubernetes.io/bind-completed';
+/** PV and PVC annotation "yes": the controller (not the user) chose the other side of the binding. */
+export const ANNOTATION_BOUND_BY_CONTROLLER = 'pv.kubernetes.io/bound-by-controller';
+/** PV annotation: the provisioner that made the volume. */
+export const ANNOTATION_PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by';
+/** PVC annotation: the provisioner asked to make a volume for the claim. */
+export const ANNOTATION_STORAGE_PROVISIONER = 'volume.kubernetes.io/storage-provisioner';
+/** PVC annotation set when the first pod using a WaitForFirstConsumer claim is scheduled: that pod's node. */
+export const ANNOTATION_SELECTED_NODE = 'volume.kubernetes.io/selected-node';
+/** PVC finalizer: the claim stays while a pod uses it. */
+export const FINALIZER_PVC_PROTECTION = 'kubernetes.io/pvc-protection';
+/** PV finalizer: the volume stays while a claim is bound to it. */
+export const FINALIZER_PV_PROTECTION = 'kubernetes.io/pv-protection';
+/** The provisioner of the built-in StorageClass: a directory per volume under the data dir of the chosen node's agent. */
+export const LOCAL_PATH_PROVISIONER = 'flotilla.io/local-path';
+/** The built-in default StorageClass every cluster has. */
+export const LOCAL_PATH_STORAGE_CLASS = 'local-path';
+/** Node annotation the agent sets: the absolute directory its local-path volumes live under (<data dir>/storage). */
+export const ANNOTATION_LOCAL_PATH_DIR = 'flotilla.io/local-path-dir';
+/** PV finalizer of local-path volumes: the agent of the volume's node removes it once the directory is gone. */
+export const FINALIZER_LOCAL_PATH = 'flotilla.io/local-path-cleanup';
 
 // ---- Flotilla's own records ----------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ import { readManifests, ManifestError } from './manifests.js';
 import { DataCorruptionError } from '../server/store/sqlite-check.js';
 import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
+import type { OutputFormat } from './printers.js';
 import { describeObject } from './describe.js';
 import { serviceCommand } from './service-url.js';
 import { imageCommand } from './image.js';
@@ -411,6 +412,7 @@ function listPath(r: ResourceInfo, a: ParsedArgs, extra: Record<string, string |
 async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const format = parseOutputFormat(stringFlag(a, 'output'));
   const [typeArg, ...names] = a.positionals;
+  if (typeArg?.includes(',')) return getTypes(a, io, typeArg.split(','), names, format);
   const r = resourceArg(typeArg);
   const withNamespace = boolFlag(a, 'all-namespaces') && r.namespaced;
   const client = clientFor(a, io);
@@ -438,6 +440,28 @@ async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> 
       if (wanted.size > 0 && !wanted.has(e.object.metadata.name ?? '')) return;
       io.out(formatObjects(r, [e.object], format, { ...opts, noHeaders: true, single: true }));
     }, signal);
+    return 0;
+  } finally {
+    client.close();
+  }
+}
+
+/** `get TYPE,TYPE...` as kubectl: a table per type with TYPE/NAME names, blank-line separated; one List for -o json|yaml. */
+async function getTypes(a: ParsedArgs, io: Io, typeNames: string[], names: string[], format: OutputFormat): Promise<number> {
+  if (names.length > 0 || boolFlag(a, 'watch')) throw new UsageError('several resource types take neither names nor --watch');
+  const types = typeNames.map(resourceArg);
+  const client = clientFor(a, io);
+  try {
+    const lists = [];
+    for (const r of types) lists.push({ r, items: (await client.request<{ items: KubeObject[] }>('GET', listPath(r, a))).items });
+    if (format === 'json' || format === 'yaml') {
+      io.out(formatObjects(types[0]!, lists.flatMap((l) => l.items), format, { withNamespace: false }));
+      return 0;
+    }
+    const tables = lists.filter((l) => l.items.length > 0)
+      .map((l) => formatObjects(l.r, l.items, format, { withNamespace: boolFlag(a, 'all-namespaces') && l.r.namespaced, noHeaders: boolFlag(a, 'no-headers'), qualifiedNames: true }));
+    if (tables.length === 0) io.err(boolFlag(a, 'all-namespaces') ? 'No resources found\n' : `No resources found in ${namespaceOf(a)} namespace.\n`);
+    else io.out(tables.join(format === 'name' ? '' : '\n'));
     return 0;
   } finally {
     client.close();

@@ -1,6 +1,8 @@
 import { stringify as toYaml } from 'yaml';
-import { ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
-import type { Container, Endpoints, Ingress, IngressClass, Kind, KubeObject, Node, ObjectsByKind, Pod, ReplicaSet, ResourceInfo, Service } from '../api-types/index.js';
+import { ANNOTATION_DEFAULT_STORAGE_CLASS, ANNOTATION_EVICTION_AT, ANNOTATION_ASSIGNED_GPUS, LABEL_ARCH, LABEL_NODE_ROLE_PREFIX, isKind } from '../api-types/index.js';
+import type {
+  Container, Endpoints, Ingress, IngressClass, Kind, KubeObject, Node, ObjectsByKind, PersistentVolumeAccessMode, Pod, ReplicaSet, ResourceInfo, Service,
+} from '../api-types/index.js';
 
 type Column<T = KubeObject> = [header: string, value: (o: T, now: number) => string];
 
@@ -111,6 +113,19 @@ const tables: Record<string, [Column[], Column[]]> = {
   ingresses: [of('Ingress', [name, ['CLASS', (i) => i.spec.ingressClassName ?? '<none>'], ['HOSTS', (i) => ingressHosts(i)], ['ADDRESS', (i) => ingressAddress(i)],
     ['PORTS', (i) => ((i.spec.tls ?? []).length > 0 ? '80, 443' : '80')], ageCol]), []],
   ingressclasses: [of('IngressClass', [name, ['CONTROLLER', (c) => c.spec.controller], ['PARAMETERS', (c) => ingressClassParameters(c)], ageCol]), []],
+  persistentvolumes: [of('PersistentVolume', [name, ['CAPACITY', (v) => String(v.spec.capacity?.storage ?? '')], ['ACCESS MODES', (v) => accessModesText(v.spec.accessModes)],
+    ['RECLAIM POLICY', (v) => v.spec.persistentVolumeReclaimPolicy ?? ''], ['STATUS', (v) => (v.metadata.deletionTimestamp ? 'Terminating' : v.status?.phase ?? '')],
+    ['CLAIM', (v) => (v.spec.claimRef ? `${v.spec.claimRef.namespace ?? ''}/${v.spec.claimRef.name ?? ''}` : '')], ['STORAGECLASS', (v) => v.spec.storageClassName ?? ''],
+    ['VOLUMEATTRIBUTESCLASS', (v) => v.spec.volumeAttributesClassName || '<unset>'], ['REASON', (v) => v.status?.reason ?? ''], ageCol]),
+  of('PersistentVolume', [['VOLUMEMODE', (v) => v.spec.volumeMode ?? '']])],
+  persistentvolumeclaims: [of('PersistentVolumeClaim', [name, ['STATUS', (c) => (c.metadata.deletionTimestamp ? 'Terminating' : c.status?.phase ?? '')], ['VOLUME', (c) => c.spec.volumeName ?? ''],
+    // kubectl shows what the claim got, so only once it names its volume.
+    ['CAPACITY', (c) => (c.spec.volumeName ? String(c.status?.capacity?.storage ?? '') : '')], ['ACCESS MODES', (c) => (c.spec.volumeName ? accessModesText(c.status?.accessModes) : '')],
+    ['STORAGECLASS', (c) => c.spec.storageClassName ?? ''], ['VOLUMEATTRIBUTESCLASS', (c) => c.spec.volumeAttributesClassName || '<unset>'], ageCol]),
+  of('PersistentVolumeClaim', [['VOLUMEMODE', (c) => c.spec.volumeMode ?? '']])],
+  storageclasses: [of('StorageClass', [['NAME', (c) => `${c.metadata.name}${c.metadata.annotations?.[ANNOTATION_DEFAULT_STORAGE_CLASS] === 'true' ? ' (default)' : ''}`],
+    ['PROVISIONER', (c) => c.provisioner], ['RECLAIMPOLICY', (c) => c.reclaimPolicy ?? 'Delete'], ['VOLUMEBINDINGMODE', (c) => c.volumeBindingMode ?? 'Immediate'],
+    ['ALLOWVOLUMEEXPANSION', (c) => String(c.allowVolumeExpansion ?? false)], ageCol]), []],
   events: [of('Event', [['LAST SEEN', (e, now) => age(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp, now)], ['TYPE', (e) => e.type ?? ''], ['REASON', (e) => e.reason ?? ''], ['OBJECT', (e) => `${String(e.involvedObject?.kind ?? '').toLowerCase()}/${e.involvedObject?.name ?? ''}`], ['MESSAGE', (e) => e.message ?? '']]), []],
 };
 
@@ -132,6 +147,13 @@ export function ingressAddress(i: Ingress): string {
 export function ingressClassParameters(c: IngressClass): string {
   const p = c.spec.parameters;
   return p ? `${p.kind}${p.apiGroup ? `.${p.apiGroup}` : ''}/${p.name}` : '<none>';
+}
+
+const ACCESS_MODE_SHORT: Record<PersistentVolumeAccessMode, string> = { ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' };
+
+/** kubectl's ACCESS MODES: RWO,ROX,RWX,RWOP in that order, each once. */
+export function accessModesText(modes: readonly PersistentVolumeAccessMode[] | undefined): string {
+  return (Object.keys(ACCESS_MODE_SHORT) as PersistentVolumeAccessMode[]).filter((m) => modes?.includes(m)).map((m) => ACCESS_MODE_SHORT[m]).join(',');
 }
 
 /** kubectl's PORT(S): 80/TCP, 80:30191/TCP for a NodePort, comma-separated; <none> without ports. */
@@ -197,8 +219,8 @@ function gpuSummary(n: Node): string {
   return [...byModel].map(([m, k]) => `${k}x ${m}`).join(', ');
 }
 
-/** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects). */
-export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean }): string {
+/** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects); `qualifiedNames`: NAME as TYPE/NAME. */
+export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean; qualifiedNames?: boolean }): string {
   if (format === 'json' || format === 'yaml') {
     const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } };
     return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc);
@@ -208,7 +230,9 @@ export function formatObjects(resource: ResourceInfo, items: readonly KubeObject
   const [cols, wide] = tables[resource.plural] ?? [[name, ageCol], []];
   const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: KubeObject) => o.metadata.namespace ?? ''] as Column] : []), ...cols, ...(format === 'wide' ? wide : [])];
   const now = opts.now ?? Date.now();
-  const rows = items.map((o) => columns.map(([, f]) => f(o, now)));
+  // Several types in one `get` (pv,pvc): kubectl names each object TYPE/NAME.
+  const nameAt = opts.qualifiedNames ? columns.findIndex(([h]) => h === 'NAME') : -1;
+  const rows = items.map((o) => columns.map(([, f], i) => (i === nameAt ? `${qualified}/${f(o, now)}` : f(o, now))));
   return renderTable(columns.map(([h]) => h), rows, opts.noHeaders ?? false);
 }
 

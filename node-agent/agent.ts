@@ -24,6 +24,7 @@ import { PodWorkers, terminatePod, type PodWorkerSettings } from './pod-worker.j
 import { LABEL_POD_UID, ownerLabels, type ContainerRuntime } from './runtime/types.js';
 import { UsageSampler, usageReportPath } from './usage.js';
 import { ImageInventory } from './images/inventory.js';
+import { claimVolumes, cleanUpLocalVolumes, withLocalPathDir, type ClaimReads } from './storage.js';
 
 export interface AgentConfig {
   /** The cluster this agent belongs to (its id): with nodeName, what marks the containers it owns. */
@@ -197,7 +198,7 @@ export class Agent {
     signal.addEventListener('abort', stopSession, { once: true });
     try {
       await this.refreshImages();
-      const registered = await config.api.registerNode(await this.nodeObject());
+      const registered = await config.api.registerNode(withLocalPathDir(await this.nodeObject(), config.dataDir));
       if (config.nodeKey) checkRegisteredNode(registered, config.nodeKey);
       this.contact();
       await config.api.updateNodeStatus(await this.nodeObject());
@@ -265,6 +266,11 @@ export class Agent {
     return this.cache.save([...this.desired.values()]).catch((err: unknown) => this.log.error({ err }, 'pod cache write failed'));
   }
 
+  private readonly claimReads: ClaimReads = {
+    claim: (ns, name) => this.config.api.getPersistentVolumeClaim(ns, name),
+    volume: (name) => this.config.api.getPersistentVolume(name),
+  };
+
   private readonly readObject: ObjectReader = (kind, ns, name) => (kind === 'ConfigMap' ? this.config.api.getConfigMap(ns, name) : this.config.api.getSecret(ns, name));
 
   private async resolveInputs(pod: Pod, read: ObjectReader = this.readObject): Promise<PodInputs> {
@@ -272,20 +278,25 @@ export class Agent {
     const configMaps: Record<string, ConfigMap> = {};
     const secrets: Record<string, Secret> = {};
     const refs = podReferences(pod);
-    await Promise.all([
+    const [persistentVolumes] = await Promise.all([
+      refs.persistentVolumeClaims.size > 0 ? claimVolumes(pod, this.claimReads) : undefined,
       ...[...refs.configMaps].map(async (name) => { const o = await read('ConfigMap', ns, name); if (o) configMaps[name] = o as ConfigMap; }),
       ...[...new Set([...refs.secrets, ...refs.imagePullSecrets])].map(async (name) => { const o = await read('Secret', ns, name); if (o) secrets[name] = o as Secret; }),
     ]);
-    return { pod, configMaps, secrets };
+    return { pod, configMaps, secrets, ...(persistentVolumes ? { persistentVolumes } : {}) };
   }
 
-  /** Re-reads the referenced ConfigMaps and Secrets every pod resync period until the session ends. */
+  /**
+   * Re-reads the referenced ConfigMaps, Secrets and claims every pod resync period until the session ends (a claim
+   * bound meanwhile gives its pod the volume), and removes the directories of deleted local-path volumes.
+   */
   private async refreshes(signal: AbortSignal): Promise<void> {
     const refreshMs = this.config.podWorkers?.resyncMs ?? 10_000;
     for (;;) {
       await delay(refreshMs, signal);
       if (signal.aborted) return;
-      await this.refreshReferences().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'reading ConfigMaps and Secrets failed; retrying next period'));
+      await this.refreshReferences().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'reading ConfigMaps, Secrets and claims failed; retrying next period'));
+      await cleanUpLocalVolumes(this.config.dataDir, this.config.api, this.log).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'removing deleted local-path volumes failed; retrying next period'));
     }
   }
 
@@ -306,11 +317,11 @@ export class Agent {
     for (const [uid, inputs] of [...this.desired]) {
       if (this.fenced.has(uid)) continue;
       const refs = podReferences(inputs.pod);
-      if (refs.configMaps.size + refs.secrets.size + refs.imagePullSecrets.size === 0) continue;
+      if (refs.configMaps.size + refs.secrets.size + refs.imagePullSecrets.size + refs.persistentVolumeClaims.size === 0) continue;
       const next = await this.resolveInputs(inputs.pod, read);
       // A watch event replaced or removed the pod meanwhile: its own inputs are newer than these.
       if (this.desired.get(uid) !== inputs) continue;
-      if (JSON.stringify([next.configMaps, next.secrets]) === JSON.stringify([inputs.configMaps, inputs.secrets])) continue;
+      if (JSON.stringify([next.configMaps, next.secrets, next.persistentVolumes]) === JSON.stringify([inputs.configMaps, inputs.secrets, inputs.persistentVolumes])) continue;
       this.desired.set(uid, next);
       this.podWorkers.update(next);
       changed = true;

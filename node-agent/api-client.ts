@@ -3,7 +3,7 @@
 // list and watch the pods bound to it, report pod status, read ConfigMaps and Secrets, list and watch the Nodes
 // (the pod network's routes) and the Services and EndpointSlices (the service proxy and DNS).
 import { ApiClient, ApiClientError, type WatchEvent } from '../client/client.js';
-import { LB_SPEAKER_LEASE_NAMESPACE, NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service, type Ingress, type IngressClass } from '../api-types/index.js';
+import { LB_SPEAKER_LEASE_NAMESPACE, NODE_CERTIFICATES_PATH, type ConfigMap, type EndpointSlice, type Node, type Pod, type PodStatus, type Secret, type Service, type Ingress, type IngressClass, type PersistentVolume, type PersistentVolumeClaim } from '../api-types/index.js';
 
 export { ApiClient, ApiClientError, type WatchEvent };
 
@@ -219,6 +219,21 @@ export class NodeApi {
 
   getSecret(namespace: string, name: string): Promise<Secret | undefined> {
     return this.getOptional(`/api/v1/namespaces/${enc(namespace)}/secrets/${enc(name)}`);
+  }
+
+  getPersistentVolumeClaim(namespace: string, name: string): Promise<PersistentVolumeClaim | undefined> {
+    return this.getOptional(`/api/v1/namespaces/${enc(namespace)}/persistentvolumeclaims/${enc(name)}`);
+  }
+
+  getPersistentVolume(name: string): Promise<PersistentVolume | undefined> {
+    return this.getOptional(`/api/v1/persistentvolumes/${enc(name)}`);
+  }
+
+  /** Removes one finalizer of a PersistentVolume, as of the version read (a concurrent change: 409). */
+  async removeVolumeFinalizer(volume: PersistentVolume, finalizer: string): Promise<void> {
+    const finalizers = (volume.metadata.finalizers ?? []).filter((f) => f !== finalizer);
+    await this.client.request('PATCH', `/api/v1/persistentvolumes/${enc(volume.metadata.name ?? '')}`,
+      { metadata: { resourceVersion: volume.metadata.resourceVersion, finalizers } }, { contentType: 'application/merge-patch+json' });
   }
 
   private async getOptional<T>(path: string): Promise<T | undefined> {

@@ -7,7 +7,8 @@ import { bytes, cpuMillis } from '../api-types/quantity.js';
 import type { Container, Service, Volume } from '../api-types/index.js';
 import { serviceEnv } from './network/service-env.js';
 import type { PodInputs } from './pod-actions.js';
-import type { ContainerConfig, Mount } from './runtime/types.js';
+import type { ContainerConfig, ContainerRuntime, Mount } from './runtime/types.js';
+import { nfsVolumeOptions, prepareClaimVolume } from './storage.js';
 
 /** The container cannot be configured as asked (missing ConfigMap key, bad quantity...): Kubernetes' CreateContainerConfigError. */
 export class ContainerConfigError extends Error {
@@ -119,15 +120,24 @@ function fieldValue(inputs: PodInputs, path: string, podIP: string | undefined, 
  * sync every few seconds costs an SD card no writes. Keys removed from the object stay until the pod goes.
  * emptyDir content survives container restarts and lives until the pod's directory is removed.
  */
-export async function preparePodVolumes(inputs: PodInputs, podDir: string): Promise<Map<string, string>> {
+export async function preparePodVolumes(inputs: PodInputs, podDir: string, runtime?: Pick<ContainerRuntime, 'ensureVolume'>): Promise<Map<string, string>> {
   const paths = new Map<string, string>();
-  for (const v of inputs.pod.spec.volumes ?? []) paths.set(v.name, await prepareVolume(inputs, v, podDir));
+  for (const v of inputs.pod.spec.volumes ?? []) paths.set(v.name, await prepareVolume(inputs, v, podDir, runtime));
   return paths;
 }
 
-async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string): Promise<string> {
+async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string, runtime: Pick<ContainerRuntime, 'ensureVolume'> | undefined): Promise<string> {
   const dir = join(podDir, 'volumes', v.name);
   if (v.hostPath) return v.hostPath.path;
+  if (v.persistentVolumeClaim) {
+    const claim = v.persistentVolumeClaim.claimName;
+    const volume = inputs.persistentVolumes?.[claim];
+    if (volume?.spec.nfs) {
+      if (!runtime) throw new ContainerConfigError(`volume "${v.name}": NFS volumes are mounted through the container runtime, which was not given`);
+      await runtime.ensureVolume(nfsVolumeOptions(volume));
+    }
+    return prepareClaimVolume(claim, volume);
+  }
   if (v.emptyDir) {
     await mkdir(dir, { recursive: true, mode: 0o777 });
     return dir;
@@ -137,7 +147,7 @@ async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string): Prom
     : v.secret
       ? { kind: 'Secret', name: v.secret.secretName ?? '', values: secretValues(inputs, v.secret.secretName ?? ''), items: v.secret.items, optional: v.secret.optional, mode: 0o600 }
       : undefined;
-  if (!source) throw new ContainerConfigError(`volume "${v.name}": only emptyDir, hostPath, configMap and secret are supported`);
+  if (!source) throw new ContainerConfigError(`volume "${v.name}": only emptyDir, hostPath, configMap, secret and persistentVolumeClaim are supported`);
   if (!source.values && !source.optional) throw new ContainerConfigError(`volume "${v.name}": ${source.kind} "${source.name}" not found`);
   await mkdir(dir, { recursive: true });
   const values = source.values ?? {};
@@ -188,7 +198,7 @@ export function buildContainerConfig(inputs: PodInputs, container: Container, ct
     const hostPath = ctx.volumePaths.get(m.name);
     if (hostPath === undefined) throw new ContainerConfigError(`${where}: volumeMount "${m.name}" names no volume of the pod`);
     const source = m.subPath ? join(hostPath, normalize(m.subPath)) : hostPath;
-    return { hostPath: source, containerPath: m.mountPath, readOnly: m.readOnly === true || isObjectVolume(inputs, m.name) };
+    return { hostPath: source, containerPath: m.mountPath, readOnly: m.readOnly === true || isObjectVolume(inputs, m.name) || isReadOnlyClaim(inputs, m.name) };
   });
   const config: ContainerConfig = {
     name: ctx.name,
@@ -223,6 +233,11 @@ export function buildContainerConfig(inputs: PodInputs, container: Container, ct
   // the scheduler's choice (none: "void", no GPU) is the only one, whatever the image or the pod says.
   if (runtime === NVIDIA_HANDLER) config.env.NVIDIA_VISIBLE_DEVICES = config.gpuDeviceIds?.join(',') ?? 'void';
   return config;
+}
+
+function isReadOnlyClaim(inputs: PodInputs, name: string): boolean {
+  const v = inputs.pod.spec.volumes?.find((x) => x.name === name);
+  return v?.persistentVolumeClaim?.readOnly === true || (v?.persistentVolumeClaim !== undefined && inputs.persistentVolumes?.[v.persistentVolumeClaim.claimName]?.spec.nfs?.readOnly === true);
 }
 
 function isObjectVolume(inputs: PodInputs, name: string): boolean {

@@ -18,7 +18,7 @@
 // - Once every container is final (terminated and not restarted by the policy, or a failed init container under
 //   Never), the pod has finished: its sandbox stops and nothing of it is started again.
 import { createHash } from 'node:crypto';
-import { withDefaultTag, type ConfigMap, type Container, type ContainerState, type ContainerStatus as PodContainerStatus, type Pod, type Secret } from '../api-types/index.js';
+import { withDefaultTag, type ConfigMap, type Container, type ContainerState, type ContainerStatus as PodContainerStatus, type PersistentVolume, type Pod, type Secret } from '../api-types/index.js';
 import { LABEL_CONTAINER, LABEL_SPEC_HASH, SANDBOX_CONTAINER_NAME, type ContainerStatus, type ContainerSummary } from './runtime/types.js';
 
 export type ContainerRole = 'init' | 'app';
@@ -28,6 +28,8 @@ export interface PodInputs {
   pod: Pod;
   configMaps: Record<string, ConfigMap>;
   secrets: Record<string, Secret>;
+  /** The volume each of its PersistentVolumeClaims is bound to, by claim name (a claim not bound yet: absent). */
+  persistentVolumes?: Record<string, PersistentVolume>;
 }
 
 /** What the runtime shows of one pod. */

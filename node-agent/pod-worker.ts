@@ -322,7 +322,7 @@ export class PodWorker {
     let initReports: ContainerStatusReport[];
     let initialized = false;
     if ((sandbox && !sandboxProblem) || this.records.terminal) {
-      const volumePaths = await preparePodVolumes(this.inputs, this.podDir()).catch((err: unknown) => err as Error);
+      const volumePaths = await preparePodVolumes(this.inputs, this.podDir(), runtime).catch((err: unknown) => err as Error);
       const outcomes = new Map<string, ContainerStatusReport>();
       let finish: Extract<PodAction, { type: 'FinishPod' }> | undefined;
       for (const action of actions) {

@@ -12,10 +12,10 @@ import { serverCertificateIdentity, type Identity } from './api/middleware/auth.
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
-import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind, ANNOTATION_DEFAULT_INGRESS_CLASS, DEFAULT_INGRESS_CLASS, INGRESS_CONTROLLER } from '../api-types/index.js';
+import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind, ANNOTATION_DEFAULT_INGRESS_CLASS, DEFAULT_INGRESS_CLASS, INGRESS_CONTROLLER, ANNOTATION_DEFAULT_STORAGE_CLASS, LOCAL_PATH_PROVISIONER, LOCAL_PATH_STORAGE_CLASS } from '../api-types/index.js';
 import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
-import type { StateStore } from './store/types.js';
+import type { StateStore, StoredObject } from './store/types.js';
 import { ClusterMember, MEMBER_FILES } from './cluster/cluster.js';
 import { STATE_FILE } from './cluster/backup.js';
 import { adminTokenSuperseded, newBearerToken, storeAdminToken, storeTokenAuthenticator } from './tokens/api-tokens.js';
@@ -332,6 +332,14 @@ const configMaps = resourceOfKind('ConfigMap');
 const priorityClasses = resourceFor('scheduling.k8s.io', 'v1', 'priorityclasses')!;
 const PRIORITY_CLASSES = resourceKey(priorityClasses);
 const ingressClasses = resourceOfKind('IngressClass');
+const storageClasses = resourceOfKind('StorageClass');
+
+/** The built-in default StorageClass, as k3s' local-path: a directory on the node the first consumer lands on. */
+const LOCAL_PATH_CLASS: StoredObject = {
+  apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass',
+  metadata: { name: LOCAL_PATH_STORAGE_CLASS, annotations: { [ANNOTATION_DEFAULT_STORAGE_CLASS]: 'true' } },
+  provisioner: LOCAL_PATH_PROVISIONER, reclaimPolicy: 'Delete', volumeBindingMode: 'WaitForFirstConsumer',
+} as StoredObject;
 
 /** The local agent's join token from <data>/local-agent-token while the cluster still knows it, else a new one (mode 0600). */
 async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects: ObjectService): Promise<string> {
@@ -345,8 +353,8 @@ async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects
 }
 
 /** What a leader makes sure of: its own member record, the built-in namespaces, the admin token's digest (the
- * first time only: storeAdminToken), the built-in PriorityClasses, the default IngressClass (when missing: a
- * changed one is kept), the published network settings. /readyz waits
+ * first time only: storeAdminToken), the built-in PriorityClasses, the default IngressClass and the local-path
+ * StorageClass (when missing: a changed one is kept), the published network settings. /readyz waits
  * for all of them. */
 async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, network: NetworkSettings, log: Logger): Promise<void> {
   await cluster.registerSelf(objects);
@@ -364,6 +372,7 @@ async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: 
     metadata: { name: DEFAULT_INGRESS_CLASS, annotations: { [ANNOTATION_DEFAULT_INGRESS_CLASS]: 'true' } },
     spec: { controller: INGRESS_CONTROLLER },
   });
+  await objects.ensureObject(storageClasses, LOCAL_PATH_CLASS);
   const data = networkSettingsData(network);
   const { namespace, name } = NETWORK_SETTINGS_CONFIGMAP;
   const published = objects.get(configMaps, namespace, name)?.data;

@@ -22,6 +22,7 @@ import {
   type PullProgress,
   type RegistryAuth,
   type SandboxConfig,
+  type VolumeOptions,
 } from './types.js';
 import { PAUSE_COMMAND, PAUSE_IMAGE, pauseArchOf, pauseElf, singleFileTar } from './pause-image.js';
 
@@ -285,6 +286,15 @@ export class DockerRuntime implements ContainerRuntime {
       throw translate(err, id);
     }
     return { cpuNanos: s.cpu_stats?.cpu_usage?.total_usage ?? 0, memoryBytes: s.memory_stats?.usage ?? 0 };
+  }
+
+  async ensureVolume(options: VolumeOptions): Promise<void> {
+    try {
+      await this.docker.getVolume(options.Name).inspect();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      await this.docker.createVolume(options);
+    }
   }
 
   async runtimeHandlers(): Promise<string[]> {

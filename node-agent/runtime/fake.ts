@@ -22,6 +22,7 @@ import {
   type PullProgress,
   type RegistryAuth,
   type SandboxConfig,
+  type VolumeOptions,
   LABEL_RESTART_COUNT,
 } from './types.js';
 
@@ -74,6 +75,8 @@ export class FakeRuntime implements ContainerRuntime {
   private readonly behaviours = new Map<string, FakeBehaviour>();
   private readonly containers = new Map<string, FakeContainer>();
   private readonly watchers = new Set<{ labels: Record<string, string>; onEvent: (e: ContainerEvent) => void }>();
+  /** Named volumes made by ensureVolume, by name. */
+  readonly volumes = new Map<string, VolumeOptions>();
   private nextId = 1;
   /** Registry pulls (pullImage, and ensureImage of a missing image): lets tests see back-off and pull policies at work. */
   pullAttempts = 0;
@@ -230,6 +233,10 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.get(id);
     const ranMs = c.state === 'running' ? Date.now() - c.startedMs : 0;
     return { cpuNanos: ranMs * 1000, memoryBytes: c.state === 'running' ? c.behaviour.memoryBytes ?? 1 << 20 : 0 };
+  }
+
+  async ensureVolume(options: VolumeOptions): Promise<void> {
+    if (!this.volumes.has(options.Name)) this.volumes.set(options.Name, structuredClone(options));
   }
 
   async runtimeHandlers(): Promise<string[]> {

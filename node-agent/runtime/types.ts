@@ -225,6 +225,11 @@ export interface ContainerRuntime {
   loadImage(archive: Readable, signal?: AbortSignal): Promise<string[]>;
   /** Removes the name `image` (the image itself with its last name; `docker rmi` without force). Throws ImageNotFoundError, or the engine's refusal (in use by a container). */
   removeImage(image: string): Promise<void>;
+  /**
+   * Makes named volume `options.Name` (Docker's VolumeCreateOptions) unless it exists: a container mount whose
+   * hostPath is that name (not a path) mounts it. An existing volume is used as it is.
+   */
+  ensureVolume(options: VolumeOptions): Promise<void>;
 }
 
 /** No local image has that name or id. */
@@ -233,4 +238,11 @@ export class ImageNotFoundError extends Error {
     super(`no such image: ${image}`);
     this.name = 'ImageNotFoundError';
   }
+}
+
+/** A named volume and how its driver mounts it (Docker's VolumeCreateOptions). */
+export interface VolumeOptions {
+  Name: string;
+  Driver: string;
+  DriverOpts: Record<string, string>;
 }

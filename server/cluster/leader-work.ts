@@ -7,6 +7,8 @@ import { runSchedulingLoop } from '../scheduler/loop.js';
 import { RegistryPlatforms } from '../scheduler/registry-platforms.js';
 import type { ClusterEvent, SchedulerCluster } from '../scheduler/loop.js';
 import { Scheduler } from '../scheduler/scheduler.js';
+import { volumeVerdict } from '../scheduler/volume-binding.js';
+import type { VolumeVerdict } from '../scheduler/volume-binding.js';
 import type { SchedulerOptions } from '../scheduler/scheduler.js';
 import type { Node, Pod } from '../../api-types/index.js';
 import { leaderControllers, runControllers } from '../controllers/manager.js';
@@ -17,6 +19,9 @@ import type { PodMetricsSource } from '../controllers/pod-metrics.js';
 
 const pods = resourceOfKind('Pod');
 const nodes = resourceOfKind('Node');
+const claims = resourceOfKind('PersistentVolumeClaim');
+const volumes = resourceOfKind('PersistentVolume');
+const storageClasses = resourceOfKind('StorageClass');
 
 /**
  * The scheduler's view of the cluster, on the replicated store: node and pod changes from watches in,
@@ -64,6 +69,15 @@ export class StoreSchedulerCluster implements SchedulerCluster {
       if (err instanceof StoreError && (err.failure.code === 409 || err.failure.code === 404)) return 'conflict';
       throw err;
     }
+  }
+
+  volumes(pod: Pod): VolumeVerdict {
+    return volumeVerdict(pod, {
+      claim: (namespace, name) => this.objects.get(claims, namespace, name),
+      volume: (name) => this.objects.get(volumes, undefined, name),
+      storageClass: (name) => this.objects.get(storageClasses, undefined, name),
+      volumes: () => this.objects.list(volumes).items,
+    });
   }
 
   async reportUnschedulable(pod: Pod, message: string): Promise<void> {

@@ -17,6 +17,7 @@ import { endpointsController } from './endpoints.js';
 import { kubernetesServiceController } from './kubernetes-service.js';
 import { addressPoolStatusController, loadBalancerController } from './load-balancer.js';
 import { ingressController } from './ingress.js';
+import { persistentVolumeController } from './persistentvolume.js';
 
 export * from './controller.js';
 
@@ -47,6 +48,7 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     loadBalancerController(deps),
     addressPoolStatusController(deps),
     ingressController(deps),
+    persistentVolumeController(deps),
   ];
 }
 

@@ -7,13 +7,14 @@ import {
 import { EventRecorder } from './events.js';
 import { deletePod } from './replicaset.js';
 import type { Controller, ControllerDeps } from './controller.js';
-import { LABEL_CONTROLLER_REVISION_HASH, LABEL_POD_INDEX, LABEL_STATEFULSET_POD_NAME } from '../../api-types/index.js';
+import { LABEL_CONTROLLER_REVISION_HASH, LABEL_POD_INDEX, LABEL_STATEFULSET_POD_NAME, resourceOfKind } from '../../api-types/index.js';
+import { StoreError } from '../store/types.js';
 
 
 /**
  * StatefulSet pods have stable names NAME-0 .. NAME-(n-1) and stable volumes: each volumeClaimTemplate T
- * becomes a volume named T with claimName T-NAME-i, the same for every incarnation of ordinal i (the agent
- * maps a claim name to a node-local named volume). With podManagementPolicy OrderedReady (the default) pod i
+ * becomes a PersistentVolumeClaim T-NAME-i, made before pod i, and a volume named T of that claim, the same for
+ * every incarnation of ordinal i (persistentVolumeClaimRetentionPolicy says when the claims go). With podManagementPolicy OrderedReady (the default) pod i
  * is created only once pods 0..i-1 are Ready, pods are removed highest ordinal first, one at a time, and
  * only while the others are Ready; Parallel creates and removes without waiting. Template changes replace
  * pods from the highest ordinal down (down to rollingUpdate.partition), one at a time, when all are Ready.
@@ -64,7 +65,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
         }
         if (blocked) break;
         const podName = `${name}-${i}`;
-        const create = deps.objects.create(resources.pods, namespace, podBody(sts, i, hash)).then(async (p) => {
+        const create = ensureClaims(deps, sts, i).then(() => deps.objects.create(resources.pods, namespace, podBody(sts, i, hash))).then(async (p) => {
           byOrdinal.set(i, p);
           await events.record(sts, 'Normal', 'SuccessfulCreate', `create Pod ${podName} in StatefulSet ${name} successful`);
         });
@@ -81,6 +82,7 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       const othersReady = live.filter(([i]) => i < replicas).every(([, p]) => isPodReady(p));
       for (const [i, p] of condemned) {
         if (ordered && (!othersReady || blocked)) break;
+        if (sts.spec.persistentVolumeClaimRetentionPolicy?.whenScaled === 'Delete') await claimsOwnedByPod(deps, sts, i, p);
         await deletePod(deps.objects, p);
         byOrdinal.delete(i);
         await events.record(sts, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`);
@@ -115,6 +117,49 @@ export function statefulSetController(deps: ControllerDeps): Controller {
       }
     },
   };
+}
+
+const claims = resourceOfKind('PersistentVolumeClaim');
+
+/**
+ * Creates the claims of ordinal `i` that do not exist: TEMPLATE-SET-i, with the template's labels and the set's
+ * selector labels; with persistentVolumeClaimRetentionPolicy.whenDeleted Delete the set owns them (the garbage
+ * collector removes them with it), else nothing does and they outlive it. A claim of that name that exists is
+ * used as it is, as Kubernetes does.
+ */
+async function ensureClaims(deps: ControllerDeps, sts: Stored<StatefulSet>, i: number): Promise<void> {
+  const setName = sts.metadata.name;
+  const namespace = sts.metadata.namespace;
+  for (const t of sts.spec.volumeClaimTemplates ?? []) {
+    const claim = claimName(t.metadata?.name ?? '', setName, i);
+    if (deps.objects.get(claims, namespace, claim)) continue;
+    const owned = sts.spec.persistentVolumeClaimRetentionPolicy?.whenDeleted === 'Delete';
+    try {
+      await deps.objects.create(claims, namespace, {
+        apiVersion: 'v1', kind: 'PersistentVolumeClaim',
+        metadata: {
+          name: claim, labels: { ...(t.metadata?.labels ?? {}), ...(sts.spec.selector.matchLabels ?? {}) },
+          ...(t.metadata?.annotations ? { annotations: t.metadata.annotations } : {}),
+          ...(owned ? { ownerReferences: [{ apiVersion: sts.apiVersion, kind: sts.kind, name: setName, uid: sts.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }] } : {}),
+        },
+        spec: t.spec,
+      });
+    } catch (err) {
+      if (!(err instanceof StoreError && err.failure.code === 409)) throw err;
+    }
+  }
+}
+
+/** whenScaled Delete: the claims of a condemned ordinal are owned by its pod, so that they go once it is gone. */
+async function claimsOwnedByPod(deps: ControllerDeps, sts: Stored<StatefulSet>, i: number, pod: Pod): Promise<void> {
+  for (const t of sts.spec.volumeClaimTemplates ?? []) {
+    const claim = deps.objects.get(claims, sts.metadata.namespace, claimName(t.metadata?.name ?? '', sts.metadata.name, i));
+    const refs = claim?.metadata.ownerReferences ?? [];
+    if (!claim || refs.some((r) => r.uid === pod.metadata.uid)) continue;
+    await deps.objects.patch(claims, claim.metadata.namespace, claim.metadata.name, {
+      metadata: { resourceVersion: claim.metadata.resourceVersion, ownerReferences: [...refs, { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name ?? '', uid: pod.metadata.uid ?? '' }] },
+    });
+  }
 }
 
 /** The ordinal of a pod named SET-i, or undefined for another name. */

@@ -1,10 +1,11 @@
 // What the Node authorizer asks about pods (after Kubernetes' node authorizer graph,
-// plugin/pkg/auth/authorizer/node/graph.go): which node a pod is bound to, and whether a pod bound to a node
-// references a Secret, ConfigMap or PersistentVolumeClaim. Both are map lookups: the index follows the store by
-// watch, so no question scans the pods. Every node is also an Ingress router: a Secret named in tls[] of an
-// Ingress whose IngressClass has the agents' controller (flotilla.io/ingress) is referenced by every node.
-import { INGRESS_CONTROLLER, isKind, podReferences, resourceOfKind } from '../../api-types/index.js';
-import type { Ingress, Pod } from '../../api-types/index.js';
+// plugin/pkg/auth/authorizer/node/graph.go): which node a pod is bound to, whether a pod bound to a node
+// references a Secret, ConfigMap or PersistentVolumeClaim, and which PersistentVolumes are the node's. All are
+// map lookups (the last reads the one volume asked about): the index follows the store by watch, so no question
+// scans the pods. Every node is also an Ingress router: a Secret named in tls[] of an Ingress whose IngressClass
+// has the agents' controller (flotilla.io/ingress) is referenced by every node.
+import { ANNOTATION_PROVISIONED_BY, INGRESS_CONTROLLER, LABEL_HOSTNAME, LOCAL_PATH_PROVISIONER, isKind, podReferences, resourceOfKind } from '../../api-types/index.js';
+import type { Ingress, PersistentVolume, Pod } from '../../api-types/index.js';
 import type { Stored } from '../store/types.js';
 import type { Objects } from './service.js';
 
@@ -17,11 +18,27 @@ export interface NodeGraph {
   nodeOfPod(namespace: string, name: string): string | undefined;
   /** Whether some pod bound to `node` references `resource` `namespace/name` (volumes, env, envFrom, imagePullSecrets). */
   referencedBy(node: string, resource: ReferencedResource, namespace: string, name: string): boolean;
+  /**
+   * Whether PersistentVolume `name` is the node's to read: bound to a claim some pod bound to the node references,
+   * or a local-path volume whose node affinity names the node (its agent removes the directory of a deleted one).
+   */
+  volumeVisible(node: string, name: string): boolean;
+  /** Whether `name` is a local-path volume whose node affinity names the node: the one kind of volume a node may write (its cleanup finalizer). */
+  localVolumeOf(node: string, name: string): boolean;
 }
 
 const pods = resourceOfKind('Pod');
 const ingresses = resourceOfKind('Ingress');
 const ingressClasses = resourceOfKind('IngressClass');
+const volumes = resourceOfKind('PersistentVolume');
+
+/** The node a local-path volume lives on (its node affinity's one hostname), undefined for any other volume. */
+export function localPathNode(volume: PersistentVolume): string | undefined {
+  if (volume.metadata.annotations?.[ANNOTATION_PROVISIONED_BY] !== LOCAL_PATH_PROVISIONER) return undefined;
+  const terms = volume.spec.nodeAffinity?.required?.nodeSelectorTerms ?? [];
+  const e = terms.length === 1 ? terms[0]!.matchExpressions : undefined;
+  return e?.length === 1 && e[0]!.key === LABEL_HOSTNAME && e[0]!.operator === 'In' && e[0]!.values?.length === 1 ? e[0]!.values[0] : undefined;
+}
 
 /**
  * The NodeGraph of the pods in a store, built at the first question and kept current by a watch on it. The
@@ -95,6 +112,16 @@ export class PodGraph implements NodeGraph {
       if (by?.size === 0) this.#tlsSecrets.delete(s);
     }
     this.#ingresses.delete(key);
+  }
+
+  volumeVisible(node: string, name: string): boolean {
+    const ref = this.objects.get(volumes, undefined, name)?.spec.claimRef;
+    return this.localVolumeOf(node, name) || (ref?.name !== undefined && this.referencedBy(node, 'persistentvolumeclaims', ref.namespace ?? 'default', ref.name));
+  }
+
+  localVolumeOf(node: string, name: string): boolean {
+    const volume = this.objects.get(volumes, undefined, name);
+    return volume !== undefined && localPathNode(volume) === node;
   }
 
   #ensureBuilt(): void {

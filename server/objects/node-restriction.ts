@@ -2,7 +2,8 @@
 // put into the objects the Node authorizer (server/api/middleware/node-authorizer.ts) let it write. It runs in
 // ObjectService's write path on the object as stored and as about to be committed (the write is conditional on
 // that stored version), so no concurrent writer can slip a change between the check and the commit.
-import { ANNOTATION_EVICTION_AT, ANNOTATION_LOAD_BALANCER_NODE, LABEL_NODE_RESTRICTION_PREFIX, canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
+import { ANNOTATION_EVICTION_AT, ANNOTATION_LOAD_BALANCER_NODE, FINALIZER_LOCAL_PATH, LABEL_NODE_RESTRICTION_PREFIX, canonicalJson, isKind, resourceOfKind } from '../../api-types/index.js';
+import { localPathNode } from './node-graph.js';
 import type { ResourceInfo } from '../../api-types/index.js';
 import { StoreError } from '../store/types.js';
 import type { StoredObject } from '../store/types.js';
@@ -64,6 +65,15 @@ export function admitNodeWrite(node: string, r: ResourceInfo, stored: StoredObje
       const announcing = about?.kind === 'Service' && about.name !== undefined
         && objects.get(services, about.namespace ?? event.metadata.namespace, about.name)?.metadata.annotations?.[ANNOTATION_LOAD_BALANCER_NODE] === node;
       if (!mine && !announcing) forbid(`node "${node}" can only write events about itself and the pods bound to it`);
+    }
+    return;
+  }
+  if (r.group === '' && r.plural === 'persistentvolumes') {
+    // A node removes the cleanup finalizer of its own local-path volume once the directory is gone, and nothing else.
+    const finalizers = stored?.metadata.finalizers?.filter((f) => f !== FINALIZER_LOCAL_PATH);
+    const asLeft = stored && { ...stored, metadata: { ...stored.metadata, finalizers, resourceVersion: incoming.metadata.resourceVersion } };
+    if (!stored || !isKind(stored, 'PersistentVolume') || localPathNode(stored) !== node || canonicalJson(asLeft) !== canonicalJson(incoming)) {
+      forbid(`node "${node}" may only remove finalizer ${FINALIZER_LOCAL_PATH} from the local-path volumes on itself`);
     }
     return;
   }

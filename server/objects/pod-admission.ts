@@ -18,6 +18,7 @@ import {
 } from '../../api-types/index.js';
 import { sameContent } from '../controllers/cluster-objects.js';
 import { invalid } from './service.js';
+import { admitStorageCreate } from './storage-admission.js';
 import type { Objects } from './service.js';
 import { StoreError } from '../store/types.js';
 import { admitIngress } from './ingress-admission.js';
@@ -39,7 +40,7 @@ export function admitCreate(object: StoredObject, reads: AdmissionReads): Stored
   if (isKind(object, 'Pod')) return admitPod(object, reads);
   if (isKind(object, 'PriorityClass')) checkSingleDefault(object, reads);
   if (isKind(object, 'Ingress')) return admitIngress(object, reads);
-  return object;
+  return admitStorageCreate(object, reads);
 }
 
 /** The spec fields admission sets on a pod at create (beside annotation flotilla.io/runtime-handler). */

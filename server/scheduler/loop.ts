@@ -18,6 +18,7 @@ import { podKey } from './pod-request.js';
 import { SchedulingQueue, nodeChanges, nodeView, type NodeView, type QueueEvent } from './queue.js';
 import { Scheduler, explain, type Placement } from './scheduler.js';
 import type { Platform } from './image-platforms.js';
+import type { VolumeVerdict } from './volume-binding.js';
 import type { Node, Pod } from '../../api-types/index.js';
 
 export type ClusterEvent =
@@ -35,6 +36,8 @@ export interface SchedulerCluster {
   bind(pod: Pod, nodeName: string, gpuUuids: string[], resourceVersion: string | undefined): Promise<'bound' | 'conflict'>;
   /** Records why the pod stays pending (a PodScheduled=False condition and an event, in the server). */
   reportUnschedulable(pod: Pod, message: string): Promise<void>;
+  /** What the pod's PersistentVolumeClaims ask (./volume-binding.ts); without it, claims are not looked at. */
+  volumes?(pod: Pod): VolumeVerdict;
 }
 
 export interface LoopOptions {
@@ -167,7 +170,16 @@ export async function runSchedulingLoop(cluster: SchedulerCluster, signal: Abort
         const images = new Set(batch.flatMap((pod) => [...pod.spec.initContainers ?? [], ...pod.spec.containers].map((c) => c.image)));
         await Promise.all([...images].map(async (image) => scheduler.images.learn(image, await registry.lookup(image))));
       }
-      const placements = scheduler.scheduleBatch(batch);
+      // A pod whose claims keep it pending is retried after its back-off: claims bind without a queueing hint.
+      const placeable: Pod[] = [];
+      const original = new Map<Pod, Pod>();
+      for (const pod of batch) {
+        const verdict = cluster.volumes?.(pod) ?? { pod };
+        if ('pod' in verdict) { placeable.push(verdict.pod); original.set(verdict.pod, pod); continue; }
+        queue.backOff(pod, podKey(pod), now());
+        cluster.reportUnschedulable(pod, `0/${scheduler.table.count} nodes are available: ${verdict.unschedulable}.`).catch(report);
+      }
+      const placements = scheduler.scheduleBatch(placeable).map((p) => ({ ...p, pod: original.get(p.pod) ?? p.pod }));
       // Failures are queued before any bind can deliver an event, so none is missed in between.
       const failedAt = now();
       for (const p of placements) {

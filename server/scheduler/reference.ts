@@ -129,7 +129,8 @@ function nodeView(node: Node): NodeView {
 
 // ---- selectors and topology ----
 
-function expressionsMatch(term: NodeSelectorTerm, labels: Record<string, string>): boolean {
+/** Whether a node with `labels` meets every matchExpressions requirement of the term (matchFields are not read). */
+export function expressionsMatch(term: NodeSelectorTerm, labels: Record<string, string>): boolean {
   return (term.matchExpressions ?? []).every((e) => {
     const v = labels[e.key]; const values = e.values ?? [];
     switch (e.operator) {

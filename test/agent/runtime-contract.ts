@@ -33,6 +33,10 @@ export interface RuntimeHarness {
   };
   /** Runs in exec: writes "out" to stdout, "err" to stderr, exits 3. */
   execCommand: string[];
+  /** The driver and driver options of named volume `name` as the engine has it; undefined when it has none. */
+  volume(name: string): Promise<{ driver: string; options: Record<string, string> } | undefined>;
+  /** Removes named volume `name` if it exists. */
+  removeVolume(name: string): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -158,6 +162,19 @@ export function runtimeContract(name: string, newHarness: () => Promise<RuntimeH
     const id = await container(h.programs.sleep());
     const r = await h.runtime.exec(id, h.execCommand);
     assert.equal(r, { exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  test('ensureVolume makes a named volume with its driver options, once (an NFS volume of the local driver, not mounted)', async ({ h }) => {
+    const name = `flotilla-contract-${process.pid}-nfs`;
+    const options = { Name: name, Driver: 'local', DriverOpts: { type: 'nfs', o: 'addr=192.0.2.1,ro', device: ':/exports/x' } };
+    try {
+      await h.runtime.ensureVolume(options);
+      assert.equal(await h.volume(name), { driver: 'local', options: options.DriverOpts });
+      await h.runtime.ensureVolume({ ...options, DriverOpts: { type: 'nfs', o: 'addr=192.0.2.2', device: ':/y' } });
+      assert.equal(await h.volume(name), { driver: 'local', options: options.DriverOpts }, 'an existing volume is kept as it is');
+    } finally {
+      await h.removeVolume(name);
+    }
   });
 
   test('stop, remove, and removal of what is gone', async ({ h }) => {

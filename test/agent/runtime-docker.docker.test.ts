@@ -1,3 +1,4 @@
+import Docker from 'dockerode';
 import { DockerRuntime } from '../../node-agent/runtime/docker.js';
 import { PAUSE_IMAGE } from '../../node-agent/runtime/pause-image.js';
 import { runtimeContract } from './runtime-contract.js';
@@ -6,7 +7,8 @@ const TESTBOX = 'flotilla/testbox:latest';
 const sh = (script: string) => ({ image: TESTBOX, entrypoint: ['/bin/sh', '-c', script] });
 
 runtimeContract('DockerRuntime', async () => {
-  const runtime = new DockerRuntime();
+  const docker = new Docker();
+  const runtime = new DockerRuntime({ docker });
   const labels = { 'io.flotilla.test': `runtime-contract-${process.pid}` };
   // The sandbox is the self-made pause image: ensuring it imports it when missing.
   await runtime.ensureImage(PAUSE_IMAGE);
@@ -21,6 +23,13 @@ runtimeContract('DockerRuntime', async () => {
       memoryHog: () => sh('x=0123456789abcdef; while :; do x=$x$x; done'),
     },
     execCommand: ['/bin/sh', '-c', 'echo out; echo err >&2; exit 3'],
+    volume: async (name) => {
+      const v = await docker.getVolume(name).inspect().catch((err: { statusCode?: number }) => { if (err.statusCode === 404) return undefined; throw err; });
+      return v && { driver: v.Driver, options: v.Options ?? {} };
+    },
+    removeVolume: async (name) => {
+      await docker.getVolume(name).remove().catch((err: { statusCode?: number }) => { if (err.statusCode !== 404) throw err; });
+    },
     cleanup: async () => {
       for (const c of await runtime.listContainers(labels)) await runtime.removeContainer(c.id);
     },

@@ -24,6 +24,11 @@ runtimeContract('FakeRuntime', async () => {
       memoryHog: () => ({ image: 'fake/hog' }),
     },
     execCommand: ['report'],
+    volume: async (name) => {
+      const v = runtime.volumes.get(name);
+      return v && { driver: v.Driver, options: v.DriverOpts };
+    },
+    removeVolume: async (name) => { runtime.volumes.delete(name); },
     cleanup: async () => {
       for (const c of await runtime.listContainers({})) await runtime.removeContainer(c.id);
     },

@@ -4,6 +4,7 @@
 //
 // Commands:
 //   pod NS/NAME [node=N] [secrets=A,B] [configmaps=C] [pvcs=D] [pull=E]   (creates or replaces a pod)
+//   pv NAME [claim=NS/NAME] [local=N]   (creates a PersistentVolume, bound to the claim, or a local-path one on node N)
 //   delete-pod NS/NAME
 //   node N METHOD PATH        (the request of user system:node:N: "allowed", or "forbidden: MESSAGE")
 //   join METHOD PATH          (the request of a join token that is bootstrap-only)
@@ -18,6 +19,7 @@ import { authorizeBootstrap, authorizeNode } from '../../server/api/middleware/n
 import type { Decision } from '../../server/api/middleware/node-authorizer.js';
 import { requestInfo } from '../../server/api/request-info.js';
 import { scenarioTests } from '../support/datadriven.js';
+import { ANNOTATION_PROVISIONED_BY, LOCAL_PATH_PROVISIONER } from '../../api-types/index.js';
 
 class AuthorizerRunner {
   private readonly store = new MemoryStore();
@@ -43,6 +45,21 @@ class AuthorizerRunner {
         };
         const exists = this.store.get('pods', namespace, name) !== undefined;
         this.apply(exists ? { op: 'update', resource: 'pods', object: pod } : { op: 'create', resource: 'pods', object: pod, uid: randomUUID(), now: new Date().toISOString() });
+        return '';
+      }
+      case 'pv': {
+        const name = rest[0]!;
+        const claim = args.claim ? this.split(args.claim) : undefined;
+        const volume = {
+          apiVersion: 'v1', kind: 'PersistentVolume',
+          metadata: { name, ...(args.local ? { annotations: { [ANNOTATION_PROVISIONED_BY]: LOCAL_PATH_PROVISIONER } } : {}) },
+          spec: {
+            capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], hostPath: { path: `/srv/${name}` },
+            ...(claim ? { claimRef: { namespace: claim[0], name: claim[1] } } : {}),
+            ...(args.local ? { nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [args.local] }] }] } } } : {}),
+          },
+        };
+        this.apply({ op: 'create', resource: 'persistentvolumes', object: volume, uid: randomUUID(), now: new Date().toISOString() });
         return '';
       }
       case 'delete-pod': {

@@ -59,6 +59,12 @@ export function authorizeNode(user: string, node: string, info: RequestInfo | un
     }
     return graph.referencedBy(node, resource as ReferencedResource, namespace, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
   }
+  if (group === '' && resource === 'persistentvolumes' && name !== undefined && sub === undefined) {
+    if (verb === 'get') return graph.volumeVisible(node, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
+    // What the write may change (only the local-path cleanup finalizer) is NodeRestriction admission's.
+    if (verb === 'update' || verb === 'patch') return graph.localVolumeOf(node, name) ? ALLOW : refuse(`node '${node}' may only update the local-path volumes on itself`);
+    return refuse();
+  }
   if (group === '' && resource === 'nodes') {
     // A created Node's name is in the body: NodeRestriction admission holds it to the node's own.
     if (verb === 'create' && name === undefined && sub === undefined) return ALLOW;
