@@ -43,7 +43,7 @@ test('exec format error in the last log line: ExecFormatError naming the image\'
   assert.equal({ reason: c.lastState.terminated!.reason, message: c.lastState.terminated!.message, exitCode: c.lastState.terminated!.exitCode },
     { reason: EXEC_FORMAT_ERROR, message, exitCode: 1 });
   assert.is(c.state.waiting!.reason, EXEC_FORMAT_ERROR);
-  assert.is(c.state.waiting!.message, `${message}; back-off 60s restarting failed container=main pod=p`);
+  assert.is(c.state.waiting!.message, `${message}; back-off 1m0s restarting failed container=main pod=p`);
 });
 
 test('an ordinary crash stays Error and CrashLoopBackOff', async () => {

@@ -71,8 +71,8 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
     assert.is(resourceForKind(r.apiVersion, r.kind), r);
   }
   const kinds = allResources.map((r) => r.kind).sort();
-  assert.equal(kinds, ['ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Ingress', 'IngressClass', 'Job', 'Lease', 'Namespace',
-    'Node', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet']);
+  assert.equal(kinds, ['AddressPool', 'ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Ingress', 'IngressClass', 'Job',
+    'Lease', 'Namespace', 'Node', 'PersistentVolume', 'PersistentVolumeClaim', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet', 'StorageClass']);
 });
 
 test('every kind in the table has a schema, and every schema a line in the table', () => {

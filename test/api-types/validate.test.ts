@@ -159,6 +159,28 @@ const valid: Record<string, () => Json> = {
     metadata: { name: 'external-lb', annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } },
     spec: { controller: 'example.com/ingress-controller', parameters: { apiGroup: 'k8s.example.com', kind: 'IngressParameters', name: 'external-lb', scope: 'Cluster' } },
   }),
+  AddressPool: () => ({
+    apiVersion: 'flotilla.io/v1', kind: 'AddressPool', metadata: { name: 'lan' },
+    spec: { addresses: ['192.168.1.240-192.168.1.250', 'fd00:1::/120'], autoAssign: true },
+  }),
+  PersistentVolume: () => ({
+    apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: 'data-1' },
+    spec: {
+      capacity: { storage: '5Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', storageClassName: 'manual',
+      volumeMode: 'Filesystem', local: { path: '/mnt/disks/ssd1' },
+      nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['pi-1'] }] }] } },
+    },
+    status: { phase: 'Available' },
+  }),
+  PersistentVolumeClaim: () => ({
+    apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' },
+    spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } }, storageClassName: 'manual', volumeMode: 'Filesystem' },
+    status: { phase: 'Pending' },
+  }),
+  StorageClass: () => ({
+    apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'fast' },
+    provisioner: 'flotilla.io/local-path', reclaimPolicy: 'Retain', volumeBindingMode: 'WaitForFirstConsumer', allowVolumeExpansion: true,
+  }),
   HorizontalPodAutoscaler: () => ({
     apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web' },
     spec: {
