@@ -62,7 +62,7 @@ export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference
 }
 
 /**
- * Pods by the uid of their controller, built from the store and kept current by a watch on it. The store
+ * Pods by the uid of their controller and by the node they are bound to, built from the store and kept current by a watch on it. The store
  * publishes watch events inside apply, before the write's promise resolves, so after any awaited write the
  * index is as new as the store. When the store ends the watch (a snapshot install replaced the state
  * wholesale, or the store closed), the index is built again from the store's contents at the next question.
@@ -72,6 +72,8 @@ export function ownedBy<T extends { metadata: { ownerReferences?: OwnerReference
 export class PodsByOwner {
   readonly #byOwner = new Map<string, Map<string, Stored<Pod>>>();
   readonly #ownerOf = new Map<string, string>();
+  readonly #byNode = new Map<string, Map<string, Stored<Pod>>>();
+  readonly #nodeOf = new Map<string, string>();
   /** Ends the watch; undefined while the index is not built (before the first question, or after the store ended the watch). */
   #stopWatch: (() => void) | undefined;
   #closed = false;
@@ -86,6 +88,12 @@ export class PodsByOwner {
   /** Pods of `namespace` that no controller owns: candidates for adoption. */
   unowned(namespace: string | undefined): Stored<Pod>[] {
     return this.#bucket(UNOWNED).filter((p) => p.metadata.namespace === namespace);
+  }
+
+  /** The pods bound to node `node` (spec.nodeName): what a node's lifecycle acts on, without a scan of every pod. */
+  onNode(node: string): Stored<Pod>[] {
+    if (!this.#stopWatch) this.#build();
+    return [...(this.#byNode.get(node)?.values() ?? [])];
   }
 
   /** Stops following the store; the index answers no more questions. */
@@ -104,6 +112,8 @@ export class PodsByOwner {
     if (this.#closed) throw new Error('the pod index was asked after close()');
     this.#byOwner.clear();
     this.#ownerOf.clear();
+    this.#byNode.clear();
+    this.#nodeOf.clear();
     const { items, revision } = this.objects.list(resources.pods);
     for (const p of items) this.#put(p);
     this.#stopWatch = this.objects.watch(resources.pods, undefined, revision, (e) => {
@@ -120,9 +130,22 @@ export class PodsByOwner {
     if (!pods) this.#byOwner.set(uid, pods = new Map());
     pods.set(key, p);
     this.#ownerOf.set(key, uid);
+    const node = p.spec.nodeName;
+    if (!node) return;
+    let onNode = this.#byNode.get(node);
+    if (!onNode) this.#byNode.set(node, onNode = new Map());
+    onNode.set(key, p);
+    this.#nodeOf.set(key, node);
   }
 
   #remove(key: string): void {
+    const node = this.#nodeOf.get(key);
+    if (node !== undefined) {
+      this.#nodeOf.delete(key);
+      const onNode = this.#byNode.get(node);
+      onNode?.delete(key);
+      if (onNode?.size === 0) this.#byNode.delete(node);
+    }
     const uid = this.#ownerOf.get(key);
     if (uid === undefined) return;
     this.#ownerOf.delete(key);

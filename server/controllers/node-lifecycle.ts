@@ -120,7 +120,7 @@ export function nodeLifecycleController(deps: ControllerDeps): Controller {
   };
 
   function podsOn(node: string): Stored<Pod>[] {
-    return deps.objects.list(resources.pods).items.filter((p) => p.spec.nodeName === node);
+    return deps.pods.onNode(node);
   }
 
   /** Terminating pods bound to a node that no longer exists: removed by force once the eviction delay passed. */
