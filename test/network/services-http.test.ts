@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServerProcess, runCli } from '../support/server-process.js';
+import { ServerProcess, refusal, runCli } from '../support/server-process.js';
 import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
 import { ApiClient, ApiClientError } from '../../client/client.js';
@@ -28,15 +28,8 @@ setUp(test, async () => {
 
 const SVC = '/api/v1/namespaces/default/services';
 
-async function refused(method: string, path: string, body: unknown): Promise<ApiClientError> {
-  try {
-    await client.request(method, path, body);
-  } catch (err) {
-    if (err instanceof ApiClientError) return err;
-    throw err;
-  }
-  throw new Error(`${method} ${path} was accepted`);
-}
+/** The error the server answered with; throws when it accepted the request. */
+const refused = (method: string, path: string, body: unknown): Promise<ApiClientError> => refusal(client, method, path, body);
 
 async function missing(path: string): Promise<boolean> {
   return (await refused('GET', path, undefined)).code === 404;

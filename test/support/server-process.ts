@@ -4,8 +4,8 @@ import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StopWaiting, eventually } from './eventually.js';
-import { pinnedFetch } from '../../client/client.js';
-import type { ClientTls } from '../../client/client.js';
+import { ApiClientError, pinnedFetch } from '../../client/client.js';
+import type { ApiClient, ClientTls } from '../../client/client.js';
 import { caHash } from '../../client/pki.js';
 import { formatClusterToken, SERVER_CREDENTIAL_PREFIX } from '../../client/tokens.js';
 
@@ -189,4 +189,15 @@ export class ServerProcess {
 export function runCli(args: string[], env: Record<string, string>, input?: string): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [flotillaBin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, input, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The error a server answered `method path` with (its Status as an ApiClientError); throws when it accepted the request. */
+export async function refusal(client: ApiClient, method: string, path: string, body: unknown): Promise<ApiClientError> {
+  try {
+    await client.request(method, path, body);
+  } catch (err) {
+    if (err instanceof ApiClientError) return err;
+    throw err;
+  }
+  throw new Error(`${method} ${path} was accepted`);
 }
