@@ -498,6 +498,35 @@ class StatusReporter {
   }
 }
 
+/**
+ * "Something changed since the last pass" for a loop that rebuilds from its inputs: change callbacks call mark(),
+ * the loop awaits changed() before each pass. Marks between two passes make one pass; the first pass is due at
+ * once. changed() resolves false (and at once) when the signal has aborted.
+ */
+export class ChangeSignal {
+  private dirty = true;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly signal: AbortSignal) {}
+
+  readonly mark = (): void => {
+    this.dirty = true;
+    this.wake?.();
+  };
+
+  async changed(): Promise<boolean> {
+    while (!this.dirty && !this.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => { this.signal.removeEventListener('abort', done); this.wake = undefined; resolve(); };
+        this.wake = done;
+        this.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    this.dirty = false;
+    return !this.signal.aborted;
+  }
+}
+
 export function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();

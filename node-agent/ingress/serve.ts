@@ -7,7 +7,7 @@
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ANNOTATION_INGRESS_PORTS, INGRESS_CONTROLLER, type Ingress, type IngressClass } from '../../api-types/index.js';
-import { delay } from '../agent.js';
+import { ChangeSignal, delay } from '../agent.js';
 import type { NodeApi, ObjectEvent } from '../api-client.js';
 import { listAndWatch, type ServiceView } from '../network/service-cache.js';
 import { IngressRouter, type RouterListen } from './router.js';
@@ -45,12 +45,10 @@ export async function runIngressService(signal: AbortSignal, o: IngressServiceOp
   const keyPairs = new Map<string, TlsKeyPair>();
   /** Secrets that were not a valid key pair, by "namespace/name" and resourceVersion: logged once each. */
   const refused = new Map<string, string>();
-  let wake: (() => void) | undefined;
-  let dirty = true;
+  const changes = new ChangeSignal(signal);
+  const changed = changes.mark;
   let secretsDue = true;
-  const changed = (): void => { dirty = true; wake?.(); };
   const offServices = o.services.onChange(changed);
-  signal.addEventListener('abort', changed, { once: true });
   const retry = { log, ...(o.retrySeconds !== undefined ? { retrySeconds: o.retrySeconds } : {}), ...(o.retryMaxSeconds !== undefined ? { retryMaxSeconds: o.retryMaxSeconds } : {}) };
   let listed = 0;
   let resolveListed!: () => void;
@@ -68,13 +66,7 @@ export async function runIngressService(signal: AbortSignal, o: IngressServiceOp
   try {
     // No table before everything was listed once: a partial one would answer 404 for routes that exist.
     await Promise.race([Promise.all([bothListed, o.services.synced]), delay(2 ** 31 - 1, signal)]);
-    while (!signal.aborted) {
-      if (!dirty) {
-        await new Promise<void>((resolve) => { wake = resolve; });
-        wake = undefined;
-        continue;
-      }
-      dirty = false;
+    while (await changes.changed()) {
       const served = servedIngresses([...ingresses.values()], [...classes.values()], INGRESS_CONTROLLER);
       const wanted = [...new Set(served.flatMap((i) => (i.spec.tls ?? []).filter((t) => t.secretName).map((t) => `${i.metadata.namespace ?? 'default'}/${t.secretName}`)))].sort();
       if (secretsDue || wanted.join('\n') !== secretNames) {
@@ -90,7 +82,6 @@ export async function runIngressService(signal: AbortSignal, o: IngressServiceOp
   } finally {
     clearInterval(refresh);
     offServices();
-    signal.removeEventListener('abort', changed);
     await watching;
     await announced;
     await router.close();

@@ -5,7 +5,7 @@
 // A sync that fails is retried with back-off; a change during a sync gives exactly one more sync after it.
 import type { Logger } from 'pino';
 import type { Service } from '../../api-types/index.js';
-import { delay } from '../agent.js';
+import { ChangeSignal, delay } from '../agent.js';
 import type { ChangedServices, ServiceView } from './service-cache.js';
 import { NftApplier, NftShell, commandRunner, commandStarter, type RunCommand, type StartCommand } from './nft-applier.js';
 import { IptablesBackend } from './iptables-ruleset.js';
@@ -71,28 +71,18 @@ export interface ServiceProxyOptions {
 
 /** Runs until the signal aborts; never rejects (failures are logged and retried). */
 export async function runServiceProxy(signal: AbortSignal, o: ServiceProxyOptions): Promise<void> {
-  let wake: (() => void) | undefined;
-  let dirty = true;
+  const due = new ChangeSignal(signal);
   /** The Services changed since the last sync; undefined: any may have (before the first sync, after a failed one). */
   let changes: Map<string, Service | undefined> | undefined;
   const off = o.view.onChange((changed) => {
     if (!changed) changes = undefined;
     else for (const [key, service] of changed) changes?.set(key, service);
-    dirty = true;
-    wake?.();
+    due.mark();
   });
-  const stop = (): void => wake?.();
-  signal.addEventListener('abort', stop, { once: true });
   try {
     await Promise.race([o.synced, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
     let failures = 0;
-    while (!signal.aborted) {
-      if (!dirty) {
-        await new Promise<void>((resolve) => { wake = resolve; });
-        wake = undefined;
-        continue;
-      }
-      dirty = false;
+    while (await due.changed()) {
       const started = performance.now();
       const since = changes;
       changes = new Map();
@@ -102,7 +92,7 @@ export async function runServiceProxy(signal: AbortSignal, o: ServiceProxyOption
         if (changed) o.log.debug({ backend: o.backend.name, ms: Math.round(performance.now() - started) }, 'service rules synced');
         o.onSynced?.(changed);
       } catch (err) {
-        dirty = true;
+        due.mark();
         changes = undefined;
         const waitMs = Math.min((o.retryMaxSeconds ?? 30) * 1000, (o.retrySeconds ?? 1) * 1000 * 2 ** Math.min(failures++, 16));
         o.log.error({ backend: o.backend.name, err: (err as Error).message, retryMs: waitMs }, 'programming the service rules failed; the previous rules stay in force; retrying');
@@ -111,7 +101,6 @@ export async function runServiceProxy(signal: AbortSignal, o: ServiceProxyOption
     }
   } finally {
     off();
-    signal.removeEventListener('abort', stop);
     o.backend.close?.();
   }
 }
