@@ -38,7 +38,10 @@ function issue(ctx: Ctx, path: PathPart[], message: string): void {
 const str = z.string();
 const int = z.number().int();
 const int32 = int.min(-(2 ** 31), { error: 'must fit in 32 bits' }).max(2 ** 31 - 1, { error: 'must fit in 32 bits' });
-const nonNegInt = z.number().int().min(0, { error: 'must be greater than or equal to 0' });
+/** Kubernetes' int64 fields (generations, uids and gids, grace periods, sizes): any safe integer >= 0. */
+const nonNegInt64 = int.min(0, { error: 'must be greater than or equal to 0' });
+/** Kubernetes' int32 fields (replicas, counts, limits, modes): what does not fit is refused, as decoding into int32 refuses it. */
+const nonNegInt = nonNegInt64.max(2 ** 31 - 1, { error: 'must fit in 32 bits' });
 const posInt = z.number().int().min(1, { error: 'must be greater than or equal to 1' });
 const bool = z.boolean();
 const strList = z.array(z.string());
@@ -184,10 +187,10 @@ export function metadataSchema(rules: MetaRules) {
     namespace: str.optional(),
     uid: str.optional(),
     resourceVersion: str.optional(),
-    generation: nonNegInt.optional(),
+    generation: nonNegInt64.optional(),
     creationTimestamp: nullableTime,
     deletionTimestamp: time.optional(),
-    deletionGracePeriodSeconds: nonNegInt.optional(),
+    deletionGracePeriodSeconds: nonNegInt64.optional(),
     labels: labels.optional(),
     annotations: (rules.pod ? podAnnotations : annotations).optional(),
     ownerReferences: z.array(ownerReference).optional(),
@@ -224,7 +227,7 @@ const condition = z.strictObject({
   lastHeartbeatTime: time.optional(),
   lastProbeTime: nullableTime,
   lastUpdateTime: time.optional(),
-  observedGeneration: nonNegInt.optional(),
+  observedGeneration: nonNegInt64.optional(),
 });
 const conditions = z.array(condition);
 
@@ -324,7 +327,7 @@ const lifecycleHandler = z.strictObject({
   exec: execAction.optional(),
   httpGet: httpGetAction.optional(),
   tcpSocket: tcpSocketAction.optional(),
-  sleep: z.strictObject({ seconds: nonNegInt }).optional(),
+  sleep: z.strictObject({ seconds: nonNegInt64 }).optional(),
 });
 
 const keySelector = z.strictObject({ name: str.optional(), key: str, optional: bool.optional() });
@@ -361,8 +364,8 @@ const containerPort = z.strictObject({
 
 const securityContext = z.strictObject({
   privileged: bool.optional(),
-  runAsUser: nonNegInt.optional(),
-  runAsGroup: nonNegInt.optional(),
+  runAsUser: nonNegInt64.optional(),
+  runAsGroup: nonNegInt64.optional(),
   runAsNonRoot: bool.optional(),
   readOnlyRootFilesystem: bool.optional(),
   allowPrivilegeEscalation: bool.optional(),
@@ -457,7 +460,7 @@ const podSpecObject = z.strictObject({
   initContainers: z.array(container).optional(),
   volumes: z.array(volume).optional(),
   restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).optional(),
-  terminationGracePeriodSeconds: nonNegInt.optional(),
+  terminationGracePeriodSeconds: nonNegInt64.optional(),
   activeDeadlineSeconds: posInt.optional(),
   nodeName: str.optional(),
   nodeSelector: labels.optional(),
@@ -489,8 +492,8 @@ const podSpecObject = z.strictObject({
   serviceAccountName: str.optional(),
   automountServiceAccountToken: bool.optional(),
   securityContext: z.strictObject({
-    runAsUser: nonNegInt.optional(), runAsGroup: nonNegInt.optional(), runAsNonRoot: bool.optional(),
-    fsGroup: nonNegInt.optional(), supplementalGroups: z.array(nonNegInt).optional(),
+    runAsUser: nonNegInt64.optional(), runAsGroup: nonNegInt64.optional(), runAsNonRoot: bool.optional(),
+    fsGroup: nonNegInt64.optional(), supplementalGroups: z.array(nonNegInt64).optional(),
   }).optional(),
   imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
 });
@@ -1015,7 +1018,7 @@ export const kindSchemas = {
         kubeProxyVersion: nodeString.optional(), operatingSystem: nodeString.optional(), architecture: nodeString.optional(),
       }).optional(),
       daemonEndpoints: z.strictObject({ kubeletEndpoint: z.strictObject({ Port: port }).optional() }).optional(),
-      images: z.array(z.strictObject({ names: strList.optional(), sizeBytes: nonNegInt.optional() })).optional(),
+      images: z.array(z.strictObject({ names: strList.optional(), sizeBytes: nonNegInt64.optional() })).optional(),
       gpus: z.array(z.strictObject({
         index: nonNegInt,
         uuid: nodeString.min(1, { error: 'must not be empty' }),
@@ -1206,7 +1209,7 @@ export const kindSchemas = {
       paused: bool.optional(),
     }),
     status: z.strictObject({
-      observedGeneration: nonNegInt.optional(),
+      observedGeneration: nonNegInt64.optional(),
       replicas: nonNegInt.optional(),
       updatedReplicas: nonNegInt.optional(),
       readyReplicas: nonNegInt.optional(),
@@ -1231,7 +1234,7 @@ export const kindSchemas = {
       fullyLabeledReplicas: nonNegInt.optional(),
       readyReplicas: nonNegInt.optional(),
       availableReplicas: nonNegInt.optional(),
-      observedGeneration: nonNegInt.optional(),
+      observedGeneration: nonNegInt64.optional(),
       conditions: conditions.optional(),
     }).optional(),
   }).superRefine((o, ctx) => {
@@ -1251,7 +1254,7 @@ export const kindSchemas = {
       numberMisscheduled: nonNegInt,
       desiredNumberScheduled: nonNegInt,
       numberReady: nonNegInt,
-      observedGeneration: nonNegInt.optional(),
+      observedGeneration: nonNegInt64.optional(),
       updatedNumberScheduled: nonNegInt.optional(),
       numberAvailable: nonNegInt.optional(),
       numberUnavailable: nonNegInt.optional(),
@@ -1289,7 +1292,7 @@ export const kindSchemas = {
     }),
     status: z.strictObject({
       replicas: nonNegInt,
-      observedGeneration: nonNegInt.optional(),
+      observedGeneration: nonNegInt64.optional(),
       readyReplicas: nonNegInt.optional(),
       currentReplicas: nonNegInt.optional(),
       updatedReplicas: nonNegInt.optional(),
@@ -1327,7 +1330,7 @@ export const kindSchemas = {
     spec: z.strictObject({
       schedule: str,
       timeZone: str.optional(),
-      startingDeadlineSeconds: nonNegInt.optional(),
+      startingDeadlineSeconds: nonNegInt64.optional(),
       concurrencyPolicy: z.enum(['Allow', 'Forbid', 'Replace'], {
         error: (iss) => `Unsupported value: ${JSON.stringify(iss.input)}: supported values: "Allow", "Forbid", "Replace"`,
       }).optional(),
@@ -1386,7 +1389,7 @@ export const kindSchemas = {
       }
     }),
     status: z.strictObject({
-      observedGeneration: nonNegInt.optional(),
+      observedGeneration: nonNegInt64.optional(),
       lastScaleTime: time.optional(),
       currentReplicas: nonNegInt.optional(),
       desiredReplicas: nonNegInt,

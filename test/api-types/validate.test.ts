@@ -389,6 +389,8 @@ const faults: [string, Json, string, RegExp][] = [
   ['negative replicas', mutate(D, ['spec', 'replicas'], -1), 'spec.replicas', /greater than or equal to 0/],
   ['fractional replicas', mutate(D, ['spec', 'replicas'], 1.5), 'spec.replicas', /int/],
   ['replicas as string', mutate(D, ['spec', 'replicas'], '3'), 'spec.replicas', /expected number/],
+  // Kubernetes decodes replicas into an int32: 2^31 is refused, not 2 billion pods to create.
+  ['replicas beyond int32', mutate(D, ['spec', 'replicas'], 2 ** 31), 'spec.replicas', /must fit in 32 bits/],
   ['selector does not match template', mutate(D, ['spec', 'selector', 'matchLabels', 'app'], 'api'), 'spec.template.metadata.labels', /does not match/],
   ['empty selector', mutate(D, ['spec', 'selector'], {}), 'spec.selector', /must not be empty/],
   ['missing selector', mutate(D, ['spec', 'selector'], undefined), 'spec.selector', /required/],
@@ -535,6 +537,13 @@ test('non-objects are refused at the root', () => {
 test('hostPort 0 and nodePort 0 mean "not set" and are accepted', () => {
   assert.ok(validateObject(mutate(P, [...C0, 'ports', 0, 'hostPort'], 0)).ok);
   assert.ok(validateObject(mutate(valid.Service!, ['spec', 'ports', 0, 'nodePort'], 0)).ok);
+});
+
+test("Kubernetes' int64 fields take values beyond 32 bits (uids, grace periods, generations), its int32 fields do not", () => {
+  assert.ok(validateObject(mutate(P, ['spec', 'terminationGracePeriodSeconds'], 2 ** 31)).ok);
+  assert.ok(validateObject(mutate(P, ['spec', 'securityContext'], { runAsUser: 3_000_000_000 })).ok);
+  assert.ok(validateObject(mutate(D, ['metadata', 'generation'], 2 ** 40)).ok);
+  assert.not.ok(validateObject(mutate(D, ['spec', 'revisionHistoryLimit'], 2 ** 31)).ok);
 });
 
 test("NVIDIA's GPU pod example and the pod fields of Kubernetes' scheduling docs are accepted", () => {
