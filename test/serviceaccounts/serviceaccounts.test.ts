@@ -18,8 +18,8 @@ const configMaps = resourceOfKind('ConfigMap');
 const pods = resourceOfKind('Pod');
 const CA = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 
-/** A store with the two controllers running (stop() ends them). */
-function cluster(caPem: string | undefined = CA) {
+/** A store with the two controllers running (stop() ends them); null: the server gave no CA. */
+function cluster(caPem: string | null = CA) {
   const store = new SqliteStore({ path: ':memory:' });
   const objects = new ObjectService(store, new LocalProposer(store));
   const deps: ControllerDeps = { objects, heartbeats: { lastRenewMs: () => undefined }, pods: new PodsByOwner(objects), now: Date.now, settings: {}, ...(caPem ? { clusterCaPem: caPem } : {}) };
@@ -118,7 +118,7 @@ test('an update keeps the account admission chose and refuses another', async ()
 });
 
 test('without the cluster CA the publisher makes nothing; the accounts still come', async () => {
-  const c = cluster(undefined);
+  const c = cluster(null);
   try {
     await c.objects.create(namespaces, undefined, { metadata: { name: 'team' } });
     await eventually('default ServiceAccount', () => c.objects.get(serviceAccounts, 'team', 'default'));
