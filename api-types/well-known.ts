@@ -178,6 +178,13 @@ export function serviceAccountUser(namespace: string, name: string): string {
 export const SERVICE_ACCOUNTS_GROUP = 'system:serviceaccounts';
 export const AUTHENTICATED_GROUP = 'system:authenticated';
 
+// ---- compose projects (cli/compose) ----------------------------------------------------------------------
+
+/** Label on every object `flotilla compose up` makes: the project's name; `compose down` removes what carries it. */
+export const LABEL_COMPOSE_PROJECT = 'flotilla.io/compose-project';
+/** Label on a compose service's workload, pods and Services: the service's name. */
+export const LABEL_COMPOSE_SERVICE = 'flotilla.io/compose-service';
+
 // ---- Flotilla's own records ----------------------------------------------------------------------------
 
 /** Secret type of the records that hold API and join tokens (kube-system). */
