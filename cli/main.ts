@@ -29,6 +29,7 @@ import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
 import { nodeReplaceCommand } from './node-replace.js';
 import { readManifests, ManifestError } from './manifests.js';
+import { applyManifest, BULK_REQUESTS, deleteObject, inParallel } from './apply.js';
 import { DataCorruptionError } from '../server/store/sqlite-check.js';
 import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
@@ -266,6 +267,10 @@ function namespaceOf(a: ParsedArgs): string {
   return stringFlag(a, 'namespace') ?? 'default';
 }
 
+function collectionPath(m: Manifest): string {
+  return apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined);
+}
+
 function objectPath(m: Manifest): string {
   return apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined, m.name);
 }
@@ -364,32 +369,14 @@ async function apply(a: ParsedArgs, io: Io): Promise<number> {
   const client = clientFor(a, io);
   let failed = 0;
   try {
-    for (const m of manifests) {
-      const path = objectPath(m);
+    await inParallel(manifests, BULK_REQUESTS, (m) => applyManifest(client, collectionPath(m), objectPath(m), m.object), (m, outcome) => {
       const label = qualifiedName(m.resource, m.name);
-      try {
-        let current: KubeObject | undefined;
-        try {
-          current = await client.request<KubeObject>('GET', path);
-        } catch (err) {
-          if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-        }
-        if (!current) {
-          await client.request('POST', apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined), m.object);
-          io.out(`${label} created\n`);
-          continue;
-        }
-        // Replace what the manifest declares; keep what the server and controllers own.
-        const desired = { ...m.object, metadata: { ...m.object.metadata, resourceVersion: current.metadata.resourceVersion } } as KubeObject & Record<string, unknown>;
-        if ('status' in current) desired.status = (current as Record<string, unknown>).status;
-        const updated = await client.request<KubeObject>('PUT', path, desired);
-        io.out(`${label} ${updated.metadata.resourceVersion === current.metadata.resourceVersion ? 'unchanged' : 'configured'}\n`);
-      } catch (err) {
-        if (!(err instanceof ApiClientError) || err.code === 0) throw err;
-        failed++;
-        io.err(`${m.source}: ${label}: ${err.message}\n`);
-      }
-    }
+      if (outcome.ok) return io.out(`${label} ${outcome.value}\n`);
+      const err = outcome.error;
+      if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+      failed++;
+      io.err(`${m.source}: ${label}: ${err.message}\n`);
+    });
   } finally {
     client.close();
   }
@@ -555,19 +542,19 @@ async function remove(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<numbe
     if (forced && targets.length > 0) io.err('Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.\n');
     let failed = 0;
     const deleted: { path: string; what: string; uid: string | undefined }[] = [];
-    for (const t of targets) {
-      try {
-        const path = apiPath(t.r, t.namespace, t.name);
-        const o = await client.request<KubeObject>('DELETE', path, options);
+    await inParallel(targets, BULK_REQUESTS, (t) => deleteObject(client, apiPath(t.r, t.namespace, t.name), options), (t, outcome) => {
+      if (outcome.ok) {
         io.out(`${qualifiedName(t.r, t.name)} ${forced ? 'force deleted' : 'deleted'}\n`);
-        deleted.push({ path, what: `${t.r.plural}/${t.name}`, uid: o.metadata?.uid });
-      } catch (err) {
-        if (!(err instanceof ApiClientError) || err.code === 0) throw err;
-        if (err.code === 404 && ignoreMissing) continue;
-        failed++;
-        io.err(`${t.source ? `${t.source}: ` : ''}${err.message}\n`);
+        // An object answered without deletionTimestamp was removed at once: there is nothing to wait for.
+        if (outcome.value.metadata?.deletionTimestamp !== undefined) deleted.push({ path: apiPath(t.r, t.namespace, t.name), what: `${t.r.plural}/${t.name}`, uid: outcome.value.metadata?.uid });
+        return;
       }
-    }
+      const err = outcome.error;
+      if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+      if (err.code === 404 && ignoreMissing) return;
+      failed++;
+      io.err(`${t.source ? `${t.source}: ` : ''}${err.message}\n`);
+    });
     if (wait) failed += await waitUntilGone(client, deleted, Date.now() + timeoutMs, io, signal);
     return failed > 0 ? 1 : 0;
   } finally {
