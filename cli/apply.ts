@@ -2,7 +2,7 @@
 // BULK_REQUESTS of them are in flight at once, so that a file of thousands of documents takes the server's write
 // rate (its group commit batches concurrent writes) rather than the sum of the round trips.
 import { ApiClient, ApiClientError } from '../client/client.js';
-import type { DeleteOptions, KubeObject } from '../api-types/index.js';
+import type { DeleteOptions, KubeObject, ResourceInfo } from '../api-types/index.js';
 
 /**
  * Requests in flight at once for bulk work: far under the server's mutating in-flight limit (100 by default, so
@@ -12,6 +12,17 @@ export const BULK_REQUESTS = 32;
 
 /** How often an update lost to a concurrent write (409 Conflict) is read and written again. */
 const APPLY_ATTEMPTS = 3;
+
+/**
+ * The order bulk work goes in: objects are created in their namespace, so Namespaces are applied before (and
+ * deleted after) everything else; within each wave requests run in parallel. Returns [first, then].
+ */
+export function inWaves<T>(items: readonly T[], resourceOf: (item: T) => ResourceInfo, namespacesFirst: boolean): [T[], T[]] {
+  const isNamespace = (t: T) => { const r = resourceOf(t); return r.group === '' && r.plural === 'namespaces'; };
+  const namespaces = items.filter(isNamespace);
+  const others = items.filter((t) => !isNamespace(t));
+  return namespacesFirst ? [namespaces, others] : [others, namespaces];
+}
 
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
 
