@@ -696,8 +696,8 @@ async function version(a: ParsedArgs, io: Io): Promise<number> {
   if (boolFlag(a, 'client')) return 0;
   const client = clientFor(a, io);
   try {
-    const v = await client.request<{ gitVersion: string; platform: string }>('GET', '/version');
-    io.out(`Server Version: ${v.gitVersion} (${v.platform})\n`);
+    const v = await client.request<{ gitVersion: string; platform: string; flotilla: string }>('GET', '/version');
+    io.out(`Server Version: v${v.flotilla} (Kubernetes API ${v.gitVersion}, ${v.platform})\n`);
     return 0;
   } finally {
     client.close();

@@ -86,9 +86,13 @@ function resolveTarget(info: RequestInfo): Target {
   return { resource, namespace, ...(name !== undefined ? { name } : {}), ...(sub !== undefined ? { sub } : {}) };
 }
 
+/** The subresources served for `r`: the table's (status, scale), and for pods binding plus those the agent serves. Discovery lists these. */
+export function servedSubresources(r: ResourceInfo): readonly string[] {
+  return r.plural === 'pods' && r.group === '' ? [...r.subresources, 'binding', 'log', 'exec'] : r.subresources;
+}
+
 function isKnownSub(r: ResourceInfo, sub: string): boolean {
-  if ((r.subresources as readonly string[]).includes(sub)) return true;
-  return r.plural === 'pods' && r.group === '' && ['binding', 'log', 'exec'].includes(sub);
+  return servedSubresources(r).includes(sub);
 }
 
 /** Serves a request; `objects` is deps.objects as the requester writes (NodeRestriction for a node). */
