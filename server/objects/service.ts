@@ -146,7 +146,7 @@ export class ObjectService implements Objects {
 
   mustGet<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> {
     const o = this.get(r, namespace, name);
-    if (!o) throw notFound(`${r.plural} "${name}" not found`);
+    if (!o) throw notFound(`${resourceKey(r)} "${name}" not found`);
     return o;
   }
 
