@@ -6,14 +6,15 @@ import { SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from '../../../cl
 import { statusResponse } from '../status.js';
 import { requestInfo } from '../request-info.js';
 import type { NodeGraph } from '../../objects/node-graph.js';
-import { authorizeBootstrap, authorizeNode } from './node-authorizer.js';
+import { authorizeBootstrap, authorizeNode, pathForbidden, rbacForbidden, type Decision } from './node-authorizer.js';
+import type { RequestInfo } from '../request-info.js';
 
 /**
  * Who makes a request. A node is `{ name: 'system:node:<N>', role: 'node' }` (its certificate); a join token is
  * role node too, under another name: it only bootstraps (asks for a node certificate). `groups` are a user
  * token's groups (for RBAC).
  */
-export interface Identity { name: string; role: 'admin' | 'node' | 'peer'; groups?: readonly string[] }
+export interface Identity { name: string; role: 'admin' | 'node' | 'peer' | 'serviceaccount'; groups?: readonly string[] }
 
 /** N for a node's identity (`system:node:<N>`, role node); undefined for every other identity, join tokens included. */
 export function nodeNameOf(identity: Identity | undefined): string | undefined {
@@ -95,16 +96,35 @@ export function identityOf(c: Context): Identity | undefined {
   return c.get('identity' as never) as Identity | undefined;
 }
 
+/** The non-resource paths every authenticated user may GET (Kubernetes' system:discovery ClusterRole). */
+const DISCOVERY_PATH = /^\/(api|apis|openapi)(\/.*)?$/;
+
+/**
+ * What a service account may do until roles are bound to it: what Kubernetes grants every authenticated user
+ * (system:discovery and system:basic-user), discovery and its SelfSubjectReview; everything else is 403 with RBAC's message.
+ */
+export function authorizeServiceAccount(user: string, info: RequestInfo | undefined, path: string, method: string): Decision {
+  if (!info) return (method === 'GET' || method === 'HEAD') && DISCOVERY_PATH.test(path) ? { allowed: true } : { allowed: false, message: pathForbidden(user, method, path) };
+  const selfReview = info.group === 'authentication.k8s.io' && info.resource === 'selfsubjectreviews' && info.verb === 'create' && info.name === undefined && !info.extra;
+  return selfReview ? { allowed: true } : { allowed: false, message: rbacForbidden(user, info) };
+}
+
 /**
  * Refuses, with 403, what the caller may not do. Admins and cluster members may do all; a node
  * (system:node:N) what the Node authorizer allows (./node-authorizer.ts, with NodeRestriction admission in the
- * write path); a join token only asks for its node certificate (authorizeBootstrap).
+ * write path); a join token only asks for its node certificate (authorizeBootstrap); a service account what
+ * authorizeServiceAccount allows.
  */
 export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
   return async function authorizationMiddleware(c, next) {
     const who = identityOf(c);
-    if (who?.role !== 'node') return next();
+    if (who?.role !== 'node' && who?.role !== 'serviceaccount') return next();
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
+    if (who.role === 'serviceaccount') {
+      const decision = authorizeServiceAccount(who.name, info, c.req.path, c.req.method);
+      if (decision.allowed) return next();
+      return statusResponse(c, { code: 403, reason: 'Forbidden', message: decision.message });
+    }
     const node = nodeNameOf(who);
     const decision = node !== undefined
       ? authorizeNode(who.name, node, info, c.req.path, c.req.method, opts.graph)
