@@ -8,7 +8,7 @@ import { ClusterCa } from '../../server/pki/ca.js';
 import { ServiceAccountTokens, API_AUDIENCES, SERVICE_ACCOUNT_ISSUER } from '../../server/tokens/service-account-tokens.js';
 import { authenticateServiceAccountToken } from '../../server/tokens/token-requests.js';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens, type Identity } from '../../server/api/middleware/auth.js';
+import { MASTERS_GROUP, NODE_GROUP, identity, staticTokens, type Identity } from '../../server/api/middleware/auth.js';
 import { ObjectService } from '../../server/objects/service.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
@@ -64,15 +64,15 @@ for (const name of ['default', 'other']) {
   await proposer.propose({ op: 'create', resource: 'serviceaccounts', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } } });
 }
 const objects = new ObjectService(store, proposer);
-const admins = staticTokens({ [ADMIN]: { name: 'admin', role: 'admin' } });
-const nodeIdentity = (n: string): Identity => ({ name: `system:node:${n}`, role: 'node' });
+const admins = staticTokens({ [ADMIN]: identity('admin', [MASTERS_GROUP]) });
+const nodeIdentity = (n: string): Identity => identity(`system:node:${n}`, [NODE_GROUP]);
 const app = createApp({
   objects, readBarrier: async () => {}, serviceAccountTokens: signer,
   authenticate: ({ token }) => {
     if (token === undefined) return undefined;
     if (token.startsWith('node:')) return nodeIdentity(token.slice(5));
     const sa = authenticateServiceAccountToken(objects, signer, token, Date.now());
-    return admins({ token }) ?? (sa ? { ...sa, role: 'serviceaccount' } : undefined);
+    return admins({ token }) ?? (sa ? identity(sa.name, sa.groups) : undefined);
   },
   version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [],
 });
