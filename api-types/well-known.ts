@@ -152,6 +152,13 @@ export const ANNOTATION_LOCAL_PATH_DIR = 'flotilla.io/local-path-dir';
 /** PV finalizer of local-path volumes: the agent of the volume's node removes it once the directory is gone. */
 export const FINALIZER_LOCAL_PATH = 'flotilla.io/local-path-cleanup';
 
+// ---- compose projects (cli/compose) ----------------------------------------------------------------------
+
+/** Label on every object `flotilla compose up` makes: the project's name; `compose down` removes what carries it. */
+export const LABEL_COMPOSE_PROJECT = 'flotilla.io/compose-project';
+/** Label on a compose service's workload, pods and Services: the service's name. */
+export const LABEL_COMPOSE_SERVICE = 'flotilla.io/compose-service';
+
 // ---- Flotilla's own records ----------------------------------------------------------------------------
 
 /** Secret type of the records that hold API and join tokens (kube-system). */

@@ -48,6 +48,8 @@ import { ensureServingCertificate, servingAltNames } from './pki/serving.js';
 import { DEFAULT_SERVING_LIMITS, httpServerOptions, type ServingLimits } from './api/serving-limits.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
+/** The Kubernetes API release whose objects and behaviour this server serves: /version's gitVersion (kubectl checks its skew against it). */
+export const KUBERNETES_API_VERSION = '1.32.0';
 
 export interface ServerConfig {
   /** Holds state.db, raft.db, cluster.json, cluster-secret and (first member) admin-token; created when missing. */
@@ -235,7 +237,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
         ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
         ?? (token !== undefined ? tokenAuth(token) : undefined),
-      version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
+      version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${KUBERNETES_API_VERSION}+flotilla-${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
         cluster.routes(identityOf),

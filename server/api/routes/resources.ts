@@ -9,6 +9,7 @@ import { methodNotAllowed } from '../status.js';
 import { identityOf, nodeNameOf } from '../middleware/auth.js';
 import { requestInfo } from '../request-info.js';
 import { parseBody } from '../request-body.js';
+import { APPLY_PATCH, applyPatch, patchTypeOf } from '../patch.js';
 import type { RequestInfo } from '../request-info.js';
 
 /** What the resource routes need from the rest of the server. */
@@ -51,7 +52,7 @@ const TOO_LARGE_RV_RETRY_S = 1;
 /**
  * Kubernetes-shaped REST for every resource in the api-types table, under /api/v1 and /apis/GROUP/VERSION:
  *   collection       GET (list, ?watch=true), POST (create)
- *   object           GET, PUT (replace), PATCH (JSON merge patch), DELETE
+ *   object           GET, PUT (replace), PATCH (JSON, merge and strategic merge patch), DELETE; ?dryRun=All on writes
  *   object/status    GET, PUT, PATCH        object/scale  GET, PUT, PATCH (workloads with replicas)
  *   pods/NAME/binding POST; pods/NAME/log and /exec through the agent proxy
  */
@@ -60,7 +61,8 @@ export function resourceRoutes(deps: ResourceDeps): Hono {
   const handle = (c: Context) => {
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
     if (!info) throw notFound(`the server could not find the requested resource: ${c.req.path}`);
-    return serve(c, deps.objects.asNode(nodeNameOf(identityOf(c))), deps, resolveTarget(info));
+    const objects = deps.objects.asNode(nodeNameOf(identityOf(c)));
+    return serve(c, isDryRun(c) ? objects.asDryRun() : objects, deps, resolveTarget(info));
   };
   app.all('/api/v1/*', handle);
   app.all('/apis/:group/:version/*', handle);
@@ -86,9 +88,13 @@ function resolveTarget(info: RequestInfo): Target {
   return { resource, namespace, ...(name !== undefined ? { name } : {}), ...(sub !== undefined ? { sub } : {}) };
 }
 
+/** The subresources served for `r`: the table's (status, scale), and for pods binding plus those the agent serves. Discovery lists these. */
+export function servedSubresources(r: ResourceInfo): readonly string[] {
+  return r.plural === 'pods' && r.group === '' ? [...r.subresources, 'binding', 'log', 'exec'] : r.subresources;
+}
+
 function isKnownSub(r: ResourceInfo, sub: string): boolean {
-  if ((r.subresources as readonly string[]).includes(sub)) return true;
-  return r.plural === 'pods' && r.group === '' && ['binding', 'log', 'exec'].includes(sub);
+  return servedSubresources(r).includes(sub);
 }
 
 /** Serves a request; `objects` is deps.objects as the requester writes (NodeRestriction for a node). */
@@ -104,7 +110,7 @@ async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: 
     switch (method) {
       case 'GET': return c.json(await read(c, deps, t));
       case 'PUT': return c.json(await objects.replace(t.resource, t.namespace, name, await body(c)));
-      case 'PATCH': return c.json(await objects.patch(t.resource, t.namespace, name, await patchBody(c)));
+      case 'PATCH': return c.json(await patch(c, objects, t, name));
       case 'DELETE': return c.json(await objects.delete(t.resource, t.namespace, name, await deleteOptions(c)));
     }
     throw methodNotAllowed(`${method} is not supported on an object`);
@@ -117,7 +123,7 @@ async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: 
           const input = (await body(c)) as { status?: unknown; metadata?: { resourceVersion?: string } };
           return c.json(await objects.replaceStatus(t.resource, t.namespace, name, input?.status, input?.metadata?.resourceVersion));
         }
-        case 'PATCH': return c.json(await objects.patch(t.resource, t.namespace, name, await patchBody(c), 'status'));
+        case 'PATCH': return c.json(await patch(c, objects, t, name, 'status'));
       }
       throw methodNotAllowed(`${method} is not supported on status`);
     case 'scale': return scaleSub(c, objects, deps, t, name);
@@ -256,11 +262,22 @@ async function body(c: Context): Promise<unknown> {
   return parseBody(text, /yaml/i.test(c.req.header('content-type') ?? ''));
 }
 
-async function patchBody(c: Context): Promise<unknown> {
-  if (/json-patch\+json/i.test(c.req.header('content-type') ?? '')) {
-    throw new StoreError({ code: 415, reason: 'UnsupportedMediaType', message: 'JSON Patch is not supported: send a merge patch (application/merge-patch+json)' });
-  }
-  return body(c);
+/** A PATCH of the object or its status, in the format its Content-Type names (server/api/patch.ts). */
+async function patch(c: Context, objects: ObjectService, t: Target, name: string, subresource?: 'status'): Promise<StoredObject> {
+  const type = patchTypeOf(c.req.header('content-type'));
+  if (type === APPLY_PATCH) throw new StoreError({ code: 415, reason: 'UnsupportedMediaType', message: 'server-side apply (application/apply-patch+yaml) is not supported: use client-side apply (kubectl apply without --server-side)' });
+  const input = await body(c);
+  return objects.patchWith(t.resource, t.namespace, name, (current) => applyPatch(type, current, input, t.resource.kind), subresource);
+}
+
+/**
+ * Whether the request asks for dryRun=All (validated and admitted as a real write, answered, nothing stored);
+ * 400 for any other value, with kube-apiserver's message.
+ */
+function isDryRun(c: Context): boolean {
+  const values = c.req.queries('dryRun') ?? [];
+  for (const v of values) if (v !== 'All') throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(v)}: supported values: "All"`);
+  return values.length > 0 && c.req.method !== 'GET';
 }
 
 /** DeleteOptions from the body or, when there is none, from the query parameters (as Kubernetes reads them). */
