@@ -41,7 +41,7 @@ interface Answer { status: number; json: any; warnings: string[] } // eslint-dis
 async function call(method: string, path: string, body?: unknown): Promise<Answer> {
   const res = await app.request(path, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const warning = res.headers.get('warning');
