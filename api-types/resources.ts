@@ -48,6 +48,7 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('', 'v1', 'Endpoints', 'endpoints', ['ep'], true, []),
   resource('', 'v1', 'ConfigMap', 'configmaps', ['cm'], true, []),
   resource('', 'v1', 'Secret', 'secrets', [], true, []),
+  resource('', 'v1', 'ServiceAccount', 'serviceaccounts', ['sa'], true, []),
   resource('', 'v1', 'Event', 'events', ['ev'], true, []),
   resource('', 'v1', 'PersistentVolume', 'persistentvolumes', ['pv'], false, ['status']),
   resource('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', ['pvc'], true, ['status']),

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import {
-  apiPath, parseGoDuration, LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE, NETWORK_SETTINGS_CONFIGMAP, parseNetworkSettings, resourceOfKind,
+  apiPath, parseGoDuration, podStatusText, LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE, NETWORK_SETTINGS_CONFIGMAP, parseNetworkSettings, resourceOfKind,
 } from '../../api-types/index.js';
 import type { ConfigMap, KubeObject, NetworkSettingsData, Pod, PortRange } from '../../api-types/index.js';
 import { ApiClientError } from '../../client/client.js';
@@ -17,7 +17,7 @@ import { DELETE_POLL_MS, DELETE_WAIT_MS, waitUntilGone } from '../deletion.js';
 import { streamLog } from '../logs.js';
 import { applyManifests, manifestOf, ManifestError, qualifiedName } from '../manifests.js';
 import type { Manifest } from '../manifests.js';
-import { podStatusText, renderTable } from '../printers.js';
+import { renderTable } from '../printers.js';
 import { COMPOSE_KINDS, conversionObjects, convertProject } from './convert.js';
 import type { Conversion, ServicePlan } from './convert.js';
 import { ComposeError, loadProject, type DependsOnCondition } from './load.js';

@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { allResources } from '../../api-types/index.js';
 import type { ResourceInfo } from '../../api-types/index.js';
 import { servedSubresources } from './routes/resources.js';
+import { acceptedAs } from './accept.js';
 
 /** What every served resource allows; deletecollection is not served (kubectl deletes each object it lists). */
 const RESOURCE_VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] as const;
@@ -100,20 +101,6 @@ export function aggregatedDiscovery(legacy: boolean, apiVersion: string): Record
 /** The aggregated discovery versions a client may name in Accept, best first. */
 const AGGREGATED_VERSIONS = ['v2', 'v2beta1'] as const;
 
-/** The aggregated version the Accept header asks for (its first acceptable media type wins), or undefined for the legacy document. */
-export function acceptedAggregatedVersion(accept: string | undefined): (typeof AGGREGATED_VERSIONS)[number] | undefined {
-  for (const mediaType of (accept ?? '').split(',')) {
-    const [type, ...params] = mediaType.split(';').map((s) => s.trim());
-    if (type !== 'application/json' && type !== '*/*' && type !== 'application/*') continue;
-    const p = Object.fromEntries(params.map((x) => x.split('=').map((s) => s.trim()) as [string, string]));
-    if (p.as === undefined) return undefined;
-    if (p.as !== 'APIGroupDiscoveryList' || p.g !== 'apidiscovery.k8s.io') continue;
-    const v = AGGREGATED_VERSIONS.find((x) => x === p.v);
-    if (v !== undefined) return v;
-  }
-  return undefined;
-}
-
 /** JSON with kube-apiserver's caching headers: an ETag of the body, 304 when If-None-Match names it, Vary: Accept. */
 function cachedJson(c: Context, body: unknown, contentType: string): Response {
   const text = JSON.stringify(body);
@@ -133,7 +120,7 @@ export function discoveryRoutes(): Hono {
     return cache.get(key);
   };
   const root = (legacy: boolean) => (c: Context) => {
-    const v = acceptedAggregatedVersion(c.req.header('accept'));
+    const v = acceptedAs(c.req.header('accept'), 'APIGroupDiscoveryList', 'apidiscovery.k8s.io', AGGREGATED_VERSIONS);
     if (v !== undefined) {
       const apiVersion = `apidiscovery.k8s.io/${v}`;
       return cachedJson(c, once(`${legacy}/${v}`, () => aggregatedDiscovery(legacy, apiVersion)), `application/json;g=apidiscovery.k8s.io;v=${v};as=APIGroupDiscoveryList`);

@@ -258,8 +258,8 @@ const capabilitiesRestricted = (windowsExempt: boolean): CheckFn => (_m, spec) =
   return details.length > 0 ? { reason: 'unrestricted capabilities', detail: details.join('; ') } : undefined;
 };
 
-/** The inline volume sources the restricted level allows (of those Flotilla has; csi, downwardAPI, ephemeral and projected are allowed too). */
-const RESTRICTED_VOLUME_SOURCES = ['configMap', 'emptyDir', 'persistentVolumeClaim', 'secret'] as const;
+/** The inline volume sources the restricted level allows (of those Flotilla has; csi, downwardAPI and ephemeral are allowed too). */
+const RESTRICTED_VOLUME_SOURCES = ['configMap', 'emptyDir', 'persistentVolumeClaim', 'projected', 'secret'] as const;
 const restrictedVolumes: CheckFn = (_m, spec) => {
   const bad: string[] = [];
   const types: string[] = [];

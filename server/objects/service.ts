@@ -1,5 +1,5 @@
 import { randomUUID, randomBytes } from 'node:crypto';
-import { SECRET_TYPE_TOKENS, validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
+import { SECRET_TYPE_TOKENS, isKind, validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
 import type { DeleteOptions, ObjectOf, Pod, ResourceInfo, Secret } from '../../api-types/index.js';
 import { DryRunProposer } from '../store/proposer.js';
 import type { Proposer } from '../store/proposer.js';
@@ -7,6 +7,7 @@ import { StoreError, internalResource } from '../store/types.js';
 import type { Command, StateStore, Stored, StoredObject, WatchEvent } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
+import { awaitServiceAccount } from './serviceaccount-admission.js';
 import { keepImmutableFields } from './immutable-fields.js';
 import { admitNodeDelete, admitNodeWrite } from './node-restriction.js';
 import { ALLOCATIONS_RESOURCE } from '../network/allocator.js';
@@ -146,7 +147,7 @@ export class ObjectService implements Objects {
 
   mustGet<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> {
     const o = this.get(r, namespace, name);
-    if (!o) throw notFound(`${r.plural} "${name}" not found`);
+    if (!o) throw notFound(`${resourceKey(r)} "${name}" not found`);
     return o;
   }
 
@@ -207,7 +208,9 @@ export class ObjectService implements Objects {
     if (r.namespaced && !ns) throw notFound(`namespaces "${namespace}" not found`);
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
-    const object = admitCreate(this.admit(r, namespace, named), this);
+    const admitted = this.admit(r, namespace, named);
+    if (isKind(admitted, 'Pod')) await awaitServiceAccount(admitted, this);
+    const object = admitCreate(admitted, this);
     if (this.actingNode !== undefined) admitNodeWrite(this.actingNode, r, undefined, object, false, this);
     if (ns?.metadata.deletionTimestamp !== undefined) {
       // Kubernetes' NamespaceLifecycle admission. Something admitted just before the namespace's delete

@@ -8,7 +8,7 @@ import { staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects/service.js';
-import { acceptedAggregatedVersion } from '../../server/api/discovery.js';
+import { acceptedAs } from '../../server/api/accept.js';
 import { allResources } from '../../api-types/index.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -109,6 +109,7 @@ test('aggregated discovery answers If-None-Match with its ETag by 304', async ()
 });
 
 test('the Accept header: the first acceptable media type decides', () => {
+  const acceptedAggregatedVersion = (accept: string | undefined) => acceptedAs(accept, 'APIGroupDiscoveryList', 'apidiscovery.k8s.io', ['v2', 'v2beta1']);
   assert.is(acceptedAggregatedVersion(KUBECTL_ACCEPT), 'v2');
   assert.is(acceptedAggregatedVersion('application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList'), 'v2beta1');
   assert.is(acceptedAggregatedVersion('application/json, application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList'), undefined);

@@ -99,7 +99,10 @@ setUp(test, async () => {
   server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server!.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  for (const name of ['default', 'kube-system', 'kube-node-lease']) await must(admin('POST', '/api/v1/namespaces', { metadata: { name } }), 201);
+  for (const name of ['default', 'kube-system', 'kube-node-lease']) {
+    await must(admin('POST', '/api/v1/namespaces', { metadata: { name } }), 201);
+    await must(admin('POST', `/api/v1/namespaces/${name}/serviceaccounts`, { metadata: { name: 'default' } }), 201);
+  }
   // Each node registers itself, as its agent does.
   await must(n1('POST', '/api/v1/nodes', node('n1')), 201);
   await must(call(N2, 'POST', '/api/v1/nodes', node('n2')), 201);

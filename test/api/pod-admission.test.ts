@@ -22,6 +22,7 @@ test.before(async () => {
   store = new SqliteStore({ path: join(dir, 'state.db'), historyWindow: 50 });
   const proposer = new LocalProposer(store);
   await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } });
+  await proposer.propose({ op: 'create', resource: 'serviceaccounts', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'default' } } });
   app = createApp({
     objects: new ObjectService(store, proposer), readBarrier: async () => {},
     authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),

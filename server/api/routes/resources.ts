@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
-import type { DeleteOptions, Failure, ResourceInfo, Scale } from '../../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions, objectTable } from '../../../api-types/index.js';
+import type { DeleteOptions, Failure, IncludeObject, KubeObject, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
@@ -9,6 +9,7 @@ import { methodNotAllowed } from '../status.js';
 import { identityOf, nodeNameOf } from '../middleware/auth.js';
 import { requestInfo } from '../request-info.js';
 import { parseBody } from '../request-body.js';
+import { acceptedAs } from '../accept.js';
 import { APPLY_PATCH, applyPatch, patchTypeOf } from '../patch.js';
 import type { RequestInfo } from '../request-info.js';
 
@@ -108,7 +109,11 @@ async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: 
   const name = t.name;
   if (t.sub === undefined) {
     switch (method) {
-      case 'GET': return c.json(await read(c, deps, t));
+      case 'GET': {
+        const table = tableRequest(c);
+        const o = await read(c, deps, t);
+        return table ? tableResponse(c, table(t.resource, [o], o.metadata.resourceVersion)) : c.json(o);
+      }
       case 'PUT': return c.json(await objects.replace(t.resource, t.namespace, name, await body(c)));
       case 'PATCH': return c.json(await patch(c, objects, t, name));
       case 'DELETE': return c.json(await objects.delete(t.resource, t.namespace, name, await deleteOptions(c)));
@@ -168,8 +173,33 @@ function fieldValue(o: StoredObject, path: string): string | undefined {
 async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response> {
   const keep = selectorsOf(c, t);
   if (c.req.query('consistency') !== 'stale') await deps.readBarrier();
+  const table = tableRequest(c);
   const { items, revision } = deps.objects.list(t.resource, t.namespace);
-  return c.json({ kind: `${t.resource.kind}List`, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(revision) }, items: items.filter(keep) });
+  const kept = items.filter(keep);
+  if (table) return tableResponse(c, table(t.resource, kept, String(revision)));
+  return c.json({ kind: `${t.resource.kind}List`, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(revision) }, items: kept });
+}
+
+/** The Table versions of meta.k8s.io a get, list or watch may ask for (kubectl asks for v1, then v1beta1). */
+const TABLE_VERSIONS = ['v1', 'v1beta1'] as const;
+const TABLE_CONTENT_TYPE = 'application/json;as=Table;v=v1;g=meta.k8s.io';
+const INCLUDE_OBJECT: readonly IncludeObject[] = ['None', 'Metadata', 'Object'];
+
+type TableOf = (resource: ResourceInfo, items: readonly KubeObject[], resourceVersion: string | undefined) => unknown;
+
+/**
+ * When the request's Accept asks for a Table (as=Table;g=meta.k8s.io), how to make it: with the rows' objects as
+ * ?includeObject says (None, Metadata (the default), Object); undefined for an ordinary answer.
+ */
+function tableRequest(c: Context): TableOf | undefined {
+  if (acceptedAs(c.req.header('accept'), 'Table', 'meta.k8s.io', TABLE_VERSIONS) === undefined) return undefined;
+  const include = c.req.query('includeObject') ?? 'Metadata';
+  if (!(INCLUDE_OBJECT as readonly string[]).includes(include)) throw badRequest(`includeObject: Unsupported value: "${include}": supported values: "None", "Metadata", "Object"`);
+  return (resource, items, resourceVersion) => objectTable(resource, items, { now: Date.now(), includeObject: include as IncludeObject, ...(resourceVersion !== undefined ? { resourceVersion } : {}) });
+}
+
+function tableResponse(c: Context, table: unknown): Response {
+  return c.body(JSON.stringify(table), 200, { 'content-type': TABLE_CONTENT_TYPE });
 }
 
 /**
@@ -180,6 +210,7 @@ async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response
  */
 function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   const keep = selectorsOf(c, t);
+  const table = tableRequest(c);
   const rvParam = c.req.query('resourceVersion');
   const timeoutParam = c.req.query('timeoutSeconds');
   if (rvParam !== undefined && rvParam !== '' && !/^\d+$/.test(rvParam)) throw badRequest(`resourceVersion must be a number, got "${rvParam}"`);
@@ -216,6 +247,8 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         if (closed || !keep(e.object)) return;
         // A client that stops reading is dropped rather than buffered without bound; it will watch again.
         if ((controller.desiredSize ?? 0) < -WATCH_BACKLOG) return finish();
+        // A Table watcher gets each object as a one-row Table (kubectl get -w prints the row).
+        if (table) return controller.enqueue(line({ type: e.type, object: table(t.resource, [e.object], e.object.metadata.resourceVersion) }));
         let encoded = eventLines.get(e);
         if (encoded === undefined) eventLines.set(e, encoded = line({ type: e.type, object: e.object }));
         controller.enqueue(encoded);
@@ -244,7 +277,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
     cancel() { finish(); },
   }, new CountQueuingStrategy({ highWaterMark: 1 }));
   c.req.raw.signal?.addEventListener('abort', () => finish());
-  return new Response(stream, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' } });
+  return new Response(stream, { status: 200, headers: { 'content-type': table ? TABLE_CONTENT_TYPE : 'application/json; charset=utf-8', 'cache-control': 'no-cache' } });
 }
 
 /** Kubernetes' answer to a read from a resourceVersion the store has not reached (storage.NewTooLargeResourceVersionError). */
