@@ -25,6 +25,7 @@ test.before(async () => {
   const proposer = new LocalProposer(store);
   for (const name of ['default', 'kube-system']) {
     await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } });
+    await proposer.propose({ op: 'create', resource: 'serviceaccounts', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } } });
   }
   app = createApp({
     objects: new ObjectService(store, proposer), readBarrier: async () => {},
@@ -51,6 +52,9 @@ async function call(method: string, path: string, body?: unknown): Promise<Answe
 async function namespace(name: string, labels: Record<string, string>): Promise<void> {
   const r = await call('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
   assert.is(r.status, 201, JSON.stringify(r.json));
+  // The account the serviceaccount controller would make (it does not run here).
+  const sa = await call('POST', `/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default' } });
+  assert.is(sa.status, 201, JSON.stringify(sa.json));
 }
 
 const hostPathPod = (name: string) => ({
