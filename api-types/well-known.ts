@@ -34,6 +34,9 @@ export const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
 /** Node label (Kubernetes'): the node never serves LoadBalancer traffic. */
 export const LABEL_EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS = 'node.kubernetes.io/exclude-from-external-load-balancers';
 
+/** Any object kubectl apply wrote: the configuration it applied last (JSON); on a Secret it holds the values. */
+export const ANNOTATION_LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
 // ---- node annotations ----------------------------------------------------------------------------------
 
 /** Node: fingerprint of the public key of the agent that registered it (see node-agent/identity.ts). */

@@ -13,11 +13,14 @@ import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects/service.js';
 import { warningHeader } from '../../server/api/middleware/admission-warnings.js';
+import { DEFAULT_AUDIT_POLICY } from '../../server/api/middleware/audit.js';
 
 const TOKEN = 'test-token-0123456789';
 let dir: string | undefined;
 let store: SqliteStore | undefined;
 let app: ReturnType<typeof createApp>;
+/** The audit events the app writes, parsed. */
+const auditEvents: { requestURI: string; verb: string; annotations?: Record<string, string> }[] = [];
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'flotilla-podsec-'));
@@ -31,6 +34,7 @@ test.before(async () => {
     objects: new ObjectService(store, proposer), readBarrier: async () => {},
     authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
     version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [],
+    audit: { policy: DEFAULT_AUDIT_POLICY, sink: { write: (line) => auditEvents.push(JSON.parse(line)) } },
   });
 });
 test.after(() => {
@@ -95,6 +99,15 @@ test('a restricted namespace refuses a hostPath pod, naming every violation in K
     securityContext: { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
   }));
   assert.is(ok.status, 201, JSON.stringify(ok.json));
+});
+
+test('audit: the enforce policy and the audit level\'s violations are annotations of the request\'s audit event', async () => {
+  await namespace('audited', { 'pod-security.kubernetes.io/audit': 'restricted' });
+  assert.is((await call('POST', '/api/v1/namespaces/audited/pods', plainPod('p'))).status, 201);
+  const event = auditEvents.find((e) => e.verb === 'create' && e.requestURI === '/api/v1/namespaces/audited/pods');
+  assert.ok(event, JSON.stringify(auditEvents.map((e) => e.requestURI)));
+  assert.is(event!.annotations?.['pod-security.kubernetes.io/enforce-policy'], 'baseline:latest');
+  assert.match(event!.annotations?.['pod-security.kubernetes.io/audit-violations'] ?? '', /^would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false \(container "main"/);
 });
 
 test('warn: an allowed pod that breaks the warn level gets a Warning header (299) as kube-apiserver sends it', async () => {
