@@ -15,6 +15,7 @@ import {
   ContainerConfigError,
   preparePodVolumes,
   resolveSubPaths,
+  secretVolumesDir,
 } from './container-config.js';
 import {
   containerHash,
@@ -224,6 +225,7 @@ export class PodWorker {
     this.stopProbes();
     await terminatePod(this.settings.runtime, await this.settings.runtime.listContainers(this.podLabels()), graceSeconds);
     await rm(this.podDir(), { recursive: true, force: true });
+    await rm(secretVolumesDir(this.podDir()), { recursive: true, force: true });
   }
 
   /** One level-triggered step: observes the runtime, plans, carries the plan out, reports. The loop calls it. */
