@@ -1509,7 +1509,8 @@ export const tokenRequestSchema = z.strictObject({
   kind: z.literal('TokenRequest'),
   metadata: metadataSchema({ namespaced: true, pod: false }).optional(),
   spec: z.strictObject({
-    audiences: strList.optional(),
+    // kubectl create token sends `audiences: null` when none are given.
+    audiences: strList.nullable().transform((v) => v ?? undefined).optional(),
     expirationSeconds: tokenExpirationSeconds.optional(),
     boundObjectRef: z.strictObject({
       kind: z.literal('Pod', { error: (i) => `Unsupported value: ${JSON.stringify(i.input)}: supported values: "Pod"` }),
@@ -1518,7 +1519,8 @@ export const tokenRequestSchema = z.strictObject({
       uid: str.optional(),
     }).optional(),
   }),
-  status: z.strictObject({ token: str, expirationTimestamp: time }).optional(),
+  // Clients send the empty status of their type ({"token": "", "expirationTimestamp": null}); the server's answer fills it.
+  status: z.strictObject({ token: str.optional(), expirationTimestamp: nullableTime }).optional(),
 });
 
 // ---- validation ----------------------------------------------------------------------------------------

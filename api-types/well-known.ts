@@ -179,6 +179,7 @@ export function serviceAccountUser(namespace: string, name: string): string {
   return `system:serviceaccount:${namespace}:${name}`;
 }
 export const SERVICE_ACCOUNTS_GROUP = 'system:serviceaccounts';
+/** Kubernetes' group of every authenticated identity. */
 export const AUTHENTICATED_GROUP = 'system:authenticated';
 
 // ---- compose projects (cli/compose) ----------------------------------------------------------------------

@@ -4,7 +4,8 @@ import type { Context } from 'hono';
 import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
-import { authorization, bearerAuth } from './middleware/auth.js';
+import { AUTHENTICATED_GROUP } from '../../api-types/index.js';
+import { authorization, bearerAuth, identityOf } from './middleware/auth.js';
 import { urlEncoding } from './middleware/url-encoding.js';
 import { PodGraph } from '../objects/node-graph.js';
 import type { Authenticator } from './middleware/auth.js';
@@ -135,6 +136,15 @@ export function createApp(deps: AppDeps): Hono {
     return text === undefined ? next() : jsonBody(c, text);
   });
   app.route('/', discoveryRoutes());
+  // authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`): who the API takes the caller for.
+  app.post('/apis/authentication.k8s.io/v1/selfsubjectreviews', (c) => {
+    const who = identityOf(c);
+    const groups = [...new Set([...(who?.groups ?? []), AUTHENTICATED_GROUP])];
+    return c.json({
+      kind: 'SelfSubjectReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: new Date().toISOString() },
+      status: { userInfo: { username: who?.name ?? '', groups } },
+    }, 201);
+  });
   for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
   app.route('/', resourceRoutes(deps));
   return app;
