@@ -20,6 +20,7 @@ import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js'
 import { maxInFlight } from './middleware/max-in-flight.js';
 import { watchLimit } from './middleware/watch-limit.js';
 import { requestTimeout } from './middleware/request-timeout.js';
+import { admissionWarnings } from './middleware/admission-warnings.js';
 import { audit, type AuditOptions } from './middleware/audit.js';
 
 /** One readiness check as Kubernetes' /readyz lists it: its name and, when it fails, why. */
@@ -117,6 +118,7 @@ export function createApp(deps: AppDeps): Hono {
   app.use('*', watchLimit({ ...limits, metrics }));
   // Nodes are authorized against the pods bound to them; the graph is built at the first node request.
   app.use('*', authorization({ graph: new PodGraph(deps.objects) }));
+  app.use('*', admissionWarnings());
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
   const openApi = new OpenApiDocuments(deps.version.flotilla);
