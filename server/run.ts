@@ -270,7 +270,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         joinTokenRoutes({ store: state, objects, roleOf, caHash: ca.hash }),
         userTokenRoutes({ store: state, objects, roleOf, clusterId: cluster.identity.clusterId }),
         secretsEncryptRoutes({
-          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), roleOf, peerFetch: cluster.peerFetch,
+          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), roleOf, identityOf, peerFetch: cluster.peerFetch,
           peers: () => {
             const conf = cluster.member.node.status().confState;
             return [...conf.voters, ...conf.learners].filter((id) => id !== cluster.identity.memberId).map((id) => cluster.peerUrl(id)).filter((u): u is string => u !== undefined);
