@@ -1,5 +1,6 @@
 // Who makes a request: the identities the authenticators produce and the policy decides on.
 import { NODE_GROUP, SERVER_GROUP, nodeNameOfCommonName } from '../../client/pki.js';
+import { AUTHENTICATED_GROUP } from '../../api-types/index.js';
 
 /**
  * Who makes a request, as Kubernetes' user.Info: a user name and the groups RBAC decides on. Every authenticated
@@ -11,8 +12,7 @@ export interface Identity { name: string; groups: readonly string[] }
 
 /** Kubernetes' superuser group: every request of a member is allowed, before any other authorizer is asked. */
 export const MASTERS_GROUP = 'system:masters';
-/** Kubernetes' group of every authenticated identity. */
-export const AUTHENTICATED_GROUP = 'system:authenticated';
+export { AUTHENTICATED_GROUP };
 /** Kubernetes' group of bootstrap tokens (here: join tokens), which only ask for a node certificate. */
 export const BOOTSTRAPPERS_GROUP = 'system:bootstrappers';
 export { NODE_GROUP, SERVER_GROUP };

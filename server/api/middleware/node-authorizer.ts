@@ -60,6 +60,10 @@ export function authorizeNode(user: string, node: string, info: RequestInfo | un
     }
     return graph.referencedBy(node, resource as ReferencedResource, namespace, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
   }
+  // The kubelet's projected tokens: only for the account of a pod bound here (the body's pod: server/tokens/token-requests.ts).
+  if (group === '' && resource === 'serviceaccounts' && sub === 'token' && verb === 'create' && name !== undefined && namespace !== undefined) {
+    return graph.referencedBy(node, 'serviceaccounts', namespace, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
+  }
   if (group === '' && resource === 'persistentvolumes' && name !== undefined && sub === undefined) {
     if (verb === 'get') return graph.volumeVisible(node, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
     // What the write may change (only the local-path cleanup finalizer) is NodeRestriction admission's.
