@@ -71,8 +71,8 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
     assert.is(resourceForKind(r.apiVersion, r.kind), r);
   }
   const kinds = allResources.map((r) => r.kind).sort();
-  assert.equal(kinds, ['AddressPool', 'ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Ingress', 'IngressClass', 'Job',
-    'Lease', 'Namespace', 'Node', 'PersistentVolume', 'PersistentVolumeClaim', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'ServiceAccount', 'StatefulSet', 'StorageClass']);
+  assert.equal(kinds, ['AddressPool', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Ingress', 'IngressClass', 'Job',
+    'Lease', 'Namespace', 'Node', 'PersistentVolume', 'PersistentVolumeClaim', 'Pod', 'PriorityClass', 'ReplicaSet', 'Role', 'RoleBinding', 'RuntimeClass', 'Secret', 'Service', 'ServiceAccount', 'StatefulSet', 'StorageClass']);
 });
 
 test('every kind in the table has a schema, and every schema a line in the table', () => {
