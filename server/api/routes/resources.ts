@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions } from '../../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions, ANNOTATION_INITIAL_EVENTS_END } from '../../../api-types/index.js';
 import type { DeleteOptions, Failure, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
@@ -46,6 +46,8 @@ const MIN_REQUEST_TIMEOUT_S = 1800;
  * cache blockTimeout) before it ends with 504 Too large resource version, and when the client is told to retry.
  */
 const TOO_LARGE_RV_WAIT_MS = 3000;
+/** How often a watch with allowWatchBookmarks says how far it has got (kube-apiserver: about once a minute). */
+const BOOKMARK_EVERY_MS = 60_000;
 const TOO_LARGE_RV_RETRY_S = 1;
 
 /**
@@ -88,7 +90,7 @@ function resolveTarget(info: RequestInfo): Target {
 
 function isKnownSub(r: ResourceInfo, sub: string): boolean {
   if ((r.subresources as readonly string[]).includes(sub)) return true;
-  return r.plural === 'pods' && r.group === '' && ['binding', 'log', 'exec'].includes(sub);
+  return r.plural === 'pods' && r.group === '' && ['binding', 'log', 'exec', 'attach'].includes(sub);
 }
 
 /** Serves a request; `objects` is deps.objects as the requester writes (NodeRestriction for a node). */
@@ -161,9 +163,64 @@ function fieldValue(o: StoredObject, path: string): string | undefined {
 
 async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response> {
   const keep = selectorsOf(c, t);
+  const o = listOptionsOf(c, false);
   if (c.req.query('consistency') !== 'stale') await deps.readBarrier();
   const { items, revision } = deps.objects.list(t.resource, t.namespace);
+  // Any revision at least the one asked for serves NotOlderThan ("0": any at all); Exact only the one asked for,
+  // and the store keeps no older lists than its current one.
+  if (o.resourceVersion !== undefined && o.resourceVersion !== '' && o.resourceVersion !== '0') {
+    const asked = Number(o.resourceVersion);
+    if (asked > revision) throw new StoreError(tooLargeResourceVersion(asked, revision));
+    if (o.resourceVersionMatch === 'Exact' && asked < revision) throw new GoneError(asked, revision);
+  }
   return c.json({ kind: `${t.resource.kind}List`, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(revision) }, items: items.filter(keep) });
+}
+
+interface ListOptions {
+  resourceVersion?: string;
+  resourceVersionMatch?: 'Exact' | 'NotOlderThan';
+  sendInitialEvents?: boolean;
+  allowWatchBookmarks: boolean;
+}
+
+/** The ListOptions of a list or watch request, held to Kubernetes' rules (ValidateListOptions): 422 otherwise. */
+function listOptionsOf(c: Context, watching: boolean): ListOptions {
+  const rv = c.req.query('resourceVersion');
+  if (rv !== undefined && rv !== '' && !/^\d+$/.test(rv)) throw badRequest(`resourceVersion must be a number, got "${rv}"`);
+  const match = c.req.query('resourceVersionMatch') || undefined;
+  const initialText = c.req.query('sendInitialEvents');
+  const bool = (text: string | undefined) => text === 'true' || text === '1';
+  const sendInitialEvents = initialText === undefined ? undefined : bool(initialText);
+  const allowWatchBookmarks = bool(c.req.query('allowWatchBookmarks'));
+  const continued = (c.req.query('continue') ?? '') !== '';
+  const causes: { field: string; message: string }[] = [];
+  const forbid = (field: string, message: string) => causes.push({ field, message: `Forbidden: ${message}` });
+  const unsupported = (values: string[]) => causes.push({ field: 'resourceVersionMatch', message: `Unsupported value: "${match}": supported values: ${values.map((v) => `"${v}"`).join(', ')}` });
+  if (watching) {
+    if (sendInitialEvents !== undefined) {
+      if (match !== 'NotOlderThan') forbid('resourceVersionMatch', 'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan');
+      if (!allowWatchBookmarks) forbid('allowWatchBookmarks', 'sendInitialEvents requires setting allowWatchBookmarks to true');
+    }
+    if (match !== undefined) {
+      if (sendInitialEvents === undefined) forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided');
+      if (match !== 'NotOlderThan') unsupported(['NotOlderThan']);
+      if (continued) forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided');
+    }
+  } else {
+    if (match !== undefined) {
+      if (rv === undefined || rv === '') forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden unless resourceVersion is provided');
+      if (continued) forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided');
+      if (match !== 'Exact' && match !== 'NotOlderThan') unsupported(['Exact', 'NotOlderThan', '']);
+      if (match === 'Exact' && rv === '0') forbid('resourceVersionMatch', 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"');
+    }
+    if (sendInitialEvents !== undefined) forbid('sendInitialEvents', 'sendInitialEvents is forbidden for list');
+  }
+  if (causes.length > 0) throw invalid('ListOptions.meta.k8s.io', '', causes);
+  return {
+    allowWatchBookmarks, ...(rv !== undefined ? { resourceVersion: rv } : {}),
+    ...(match === 'Exact' || match === 'NotOlderThan' ? { resourceVersionMatch: match } : {}),
+    ...(sendInitialEvents !== undefined ? { sendInitialEvents } : {}),
+  };
 }
 
 /**
@@ -171,12 +228,15 @@ async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response
  * objects first as ADDED. As in Kubernetes, an expired revision yields one ERROR event with a 410 Status, and a
  * revision this member has not reached within TOO_LARGE_RV_WAIT_MS one with a 504 (Too large resource version).
  * The stream ends after timeoutSeconds (bounded; see MIN_REQUEST_TIMEOUT_S).
+ * sendInitialEvents=true (with resourceVersionMatch=NotOlderThan) sends the current objects as ADDED whatever the
+ * resourceVersion, then a BOOKMARK annotated k8s.io/initial-events-end; =false none. allowWatchBookmarks=true
+ * adds a BOOKMARK (the revision the stream has reached) every BOOKMARK_EVERY_MS and when the timeout ends it.
  */
 function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   const keep = selectorsOf(c, t);
-  const rvParam = c.req.query('resourceVersion');
+  const options = listOptionsOf(c, true);
+  const rvParam = options.resourceVersion;
   const timeoutParam = c.req.query('timeoutSeconds');
-  if (rvParam !== undefined && rvParam !== '' && !/^\d+$/.test(rvParam)) throw badRequest(`resourceVersion must be a number, got "${rvParam}"`);
   if (timeoutParam !== undefined && !/^\d+$/.test(timeoutParam)) throw badRequest(`timeoutSeconds must be a non-negative integer, got "${timeoutParam}"`);
   const timeoutS = Math.min(Number(timeoutParam ?? 0), 2 * MIN_REQUEST_TIMEOUT_S) || MIN_REQUEST_TIMEOUT_S * (1 + Math.random());
   const key = resourceKey(t.resource);
@@ -188,13 +248,16 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   let closed = false;
   let from: number;
   const initial: WatchEvent[] = [];
-  if (!rvParam || rvParam === '0') {
+  if (options.sendInitialEvents === true || (options.sendInitialEvents === undefined && (!rvParam || rvParam === '0'))) {
     const snapshot = deps.objects.list(t.resource, t.namespace);
     from = snapshot.revision;
     for (const object of snapshot.items) initial.push({ revision: from, resource: key, namespace: object.metadata.namespace ?? '', type: 'ADDED', object });
   } else {
-    from = Number(rvParam);
+    from = rvParam ? Number(rvParam) : deps.objects.revision();
   }
+  /** The revision every event up to which has been sent (or filtered out): what a bookmark says. */
+  let reached = from;
+  let bookmarks: NodeJS.Timeout | undefined;
   let finish = (): void => {};
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -204,6 +267,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         stop();
         clearTimeout(timer);
         clearTimeout(tooLarge);
+        clearInterval(bookmarks);
         try { controller.close(); } catch { /* the reader already went away */ }
       };
       const send = (e: WatchEvent): void => {
@@ -219,15 +283,25 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         controller.enqueue(line({ type: 'ERROR', object: statusObject(f) }));
         finish();
       };
+      const bookmark = (annotations?: Record<string, string>): void => {
+        if (closed) return;
+        controller.enqueue(line({ type: 'BOOKMARK', object: { kind: t.resource.kind, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(reached), ...(annotations ? { annotations } : {}) } } }));
+      };
       for (const e of initial) send(e);
+      if (options.sendInitialEvents === true) bookmark({ [ANNOTATION_INITIAL_EVENTS_END]: 'true' });
       try {
         // Past `from` only: a watch from a revision not reached yet skips what comes before it.
-        stop = deps.objects.watch(t.resource, t.namespace, from, (e) => { if (e.revision > from) send(e); }, () => finish());
+        stop = deps.objects.watch(t.resource, t.namespace, from, (e) => {
+          if (e.revision <= from) return;
+          reached = Math.max(reached, e.revision);
+          send(e);
+        }, () => finish());
       } catch (err) {
         if (!(err instanceof GoneError)) throw err;
         return fail(err.failure);
       }
-      timer = setTimeout(finish, timeoutS * 1000);
+      timer = setTimeout(() => { if (options.allowWatchBookmarks) bookmark(); finish(); }, timeoutS * 1000);
+      if (options.allowWatchBookmarks) bookmarks = setInterval(() => bookmark(), BOOKMARK_EVERY_MS);
       if (from > deps.objects.revision()) {
         tooLarge = setTimeout(() => {
           const current = deps.objects.revision();
