@@ -156,13 +156,15 @@ function parseNonNegativeInt(expr: string): number {
 
 const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** `@every D` with D a Go duration ("90s", "1h30m", "1.5h"): the delay, cut to whole seconds and at least one (robfig's Every). */
-function everyDelayMs(spec: string): number {
-  const text = spec.slice('@every '.length);
-  const fail = (why: string): never => { throw new CronScheduleError(`failed to parse duration ${spec}: time: ${why}`); };
+/**
+ * A Go duration (time.ParseDuration: "90s", "1h30m", "1.5h", "-2m", "0") in milliseconds, fractions of a
+ * millisecond kept; throws an Error worded as Go's ("time: invalid duration \"x\"").
+ */
+export function parseGoDuration(text: string): number {
+  const fail = (why: string): never => { throw new Error(`time: ${why}`); };
   let rest = text.replace(/^[-+]/, '');
   const negative = text.startsWith('-');
-  if (rest === '0') return 1000;
+  if (rest === '0') return 0;
   if (rest === '') fail(`invalid duration ${JSON.stringify(text)}`);
   let ms = 0;
   while (rest !== '') {
@@ -176,7 +178,18 @@ function everyDelayMs(spec: string): number {
     rest = rest.slice(unit.length);
     ms += Number(`${m[1] || '0'}.${m[2] ?? ''}0`) * scale!;
   }
-  return negative ? 1000 : Math.max(1000, Math.floor(ms / 1000) * 1000);
+  return negative ? -ms : ms;
+}
+
+/** `@every D` with D a Go duration: the delay, cut to whole seconds and at least one (robfig's Every). */
+function everyDelayMs(spec: string): number {
+  let ms: number;
+  try {
+    ms = parseGoDuration(spec.slice('@every '.length));
+  } catch (err) {
+    throw new CronScheduleError(`failed to parse duration ${spec}: ${(err as Error).message}`);
+  }
+  return Math.max(1000, Math.floor(ms / 1000) * 1000);
 }
 
 // ---- time zones ------------------------------------------------------------------------------------------

@@ -14,3 +14,4 @@ export * from './pod-references.js';
 export * from './network.js';
 export * from './image-reference.js';
 export * from './ingress.js';
+export * from './table-columns.js';

@@ -3,7 +3,7 @@
 // fields Flotilla reads or serves are modelled; validate.ts refuses anything else. Flotilla additions live in
 // annotations and labels (well-known.ts) and in clearly named Node.status fields: `gpus`, `hardware` and `imagePlatforms`.
 import type { z } from 'zod';
-import type { kindSchemas, scaleSchema } from './validate.js';
+import type { kindSchemas, scaleSchema, tokenRequestSchema } from './validate.js';
 
 /** The type of one kind, as its schema parses it. */
 type KindOf<K extends keyof typeof kindSchemas> = z.output<(typeof kindSchemas)[K]>;
@@ -100,6 +100,11 @@ export type Namespace = KindOf<'Namespace'>;
 export type ConfigMap = KindOf<'ConfigMap'>;
 /** `data` values are base64; `stringData` is the write-only plain-text convenience merged into data. */
 export type Secret = KindOf<'Secret'>;
+export type ServiceAccount = KindOf<'ServiceAccount'>;
+/** authentication.k8s.io/v1 TokenRequest, the body and answer of POST serviceaccounts/NAME/token. */
+export type TokenRequest = z.output<typeof tokenRequestSchema>;
+export type ProjectedVolumeSource = NonNullable<Volume['projected']>;
+export type VolumeProjection = Item<ProjectedVolumeSource['sources']>;
 export type Event = KindOf<'Event'>;
 export type Lease = KindOf<'Lease'>;
 export type LeaseSpec = NonNullable<Lease['spec']>;

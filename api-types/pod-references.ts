@@ -29,6 +29,10 @@ export function podReferences(pod: Pick<Pod, 'spec'>): PodReferences {
     if (v.configMap) refs.configMaps.add(v.configMap.name ?? '');
     if (v.secret) refs.secrets.add(v.secret.secretName ?? '');
     if (v.persistentVolumeClaim) refs.persistentVolumeClaims.add(v.persistentVolumeClaim.claimName);
+    for (const p of v.projected?.sources ?? []) {
+      if (p.configMap) refs.configMaps.add(p.configMap.name ?? '');
+      if (p.secret) refs.secrets.add(p.secret.name ?? '');
+    }
   }
   for (const s of pod.spec.imagePullSecrets ?? []) refs.imagePullSecrets.add(s.name);
   return refs;

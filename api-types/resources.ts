@@ -21,7 +21,12 @@ export interface ResourceInfo<K extends string = string> {
   shortNames: readonly string[];
   namespaced: boolean;
   subresources: readonly Subresource[];
+  /** Kubernetes' categories: "all" for the workload kinds `kubectl get all` lists. */
+  categories: readonly string[];
 }
+
+/** The resources in Kubernetes' category "all" (those of them this table serves), in the order kube-apiserver lists them. */
+const CATEGORY_ALL = new Set(['pods', 'services', 'daemonsets', 'deployments', 'replicasets', 'statefulsets', 'horizontalpodautoscalers', 'cronjobs', 'jobs']);
 
 function resource(
   group: string, version: string, kind: string, plural: string, shortNames: readonly string[],
@@ -30,7 +35,7 @@ function resource(
   return Object.freeze({
     group, version, apiVersion: group === '' ? version : `${group}/${version}`, kind, plural,
     singular: kind.toLowerCase(), shortNames: Object.freeze([...shortNames]), namespaced,
-    subresources: Object.freeze([...subresources]),
+    subresources: Object.freeze([...subresources]), categories: Object.freeze(CATEGORY_ALL.has(plural) ? ['all'] : []),
   });
 }
 
@@ -43,6 +48,7 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('', 'v1', 'Endpoints', 'endpoints', ['ep'], true, []),
   resource('', 'v1', 'ConfigMap', 'configmaps', ['cm'], true, []),
   resource('', 'v1', 'Secret', 'secrets', [], true, []),
+  resource('', 'v1', 'ServiceAccount', 'serviceaccounts', ['sa'], true, []),
   resource('', 'v1', 'Event', 'events', ['ev'], true, []),
   resource('', 'v1', 'PersistentVolume', 'persistentvolumes', ['pv'], false, ['status']),
   resource('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', ['pvc'], true, ['status']),

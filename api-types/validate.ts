@@ -400,6 +400,42 @@ const container = z.strictObject({
 
 const keyToPath = z.strictObject({ key: str, path: str, mode: nonNegInt.optional() });
 
+/** Kubernetes' bounds on a projected service account token's lifetime (ValidateProjectedVolumeSource, TokenRequest). */
+export const MIN_TOKEN_EXPIRATION_SECONDS = 600;
+export const MAX_TOKEN_EXPIRATION_SECONDS = 2 ** 32;
+const tokenExpirationSeconds = int.superRefine((n, ctx) => {
+  if (n < MIN_TOKEN_EXPIRATION_SECONDS) issue(ctx, [], 'may not specify a duration less than 10 minutes');
+  if (n > MAX_TOKEN_EXPIRATION_SECONDS) issue(ctx, [], 'may not specify a duration larger than 2^32 seconds');
+});
+
+const downwardAPIFile = z.strictObject({
+  path: z.string().min(1, { error: 'Required value' }),
+  fieldRef: z.strictObject({ apiVersion: str.optional(), fieldPath: str }).optional(),
+  resourceFieldRef: z.strictObject({ containerName: str.optional(), resource: str, divisor: quantity.optional() }).optional(),
+  mode: nonNegInt.optional(),
+}).superRefine((f, ctx) => {
+  if ((f.fieldRef === undefined) === (f.resourceFieldRef === undefined)) issue(ctx, [], 'must specify exactly one of fieldRef, resourceFieldRef');
+});
+
+/** A projected volume (Kubernetes' ProjectedVolumeSource): each source exactly one of its four kinds. */
+const projectedVolumeSource = z.strictObject({
+  sources: z.array(z.strictObject({
+    configMap: z.strictObject({ name: str.optional(), items: z.array(keyToPath).optional(), optional: bool.optional() }).optional(),
+    secret: z.strictObject({ name: str.optional(), items: z.array(keyToPath).optional(), optional: bool.optional() }).optional(),
+    downwardAPI: z.strictObject({ items: z.array(downwardAPIFile).optional() }).optional(),
+    serviceAccountToken: z.strictObject({
+      audience: str.optional(),
+      expirationSeconds: tokenExpirationSeconds.optional(),
+      path: z.string().min(1, { error: 'Required value' }),
+    }).optional(),
+  }).superRefine((p, ctx) => {
+    const kinds = ['configMap', 'secret', 'downwardAPI', 'serviceAccountToken'] as const;
+    const given = kinds.filter((k) => p[k] !== undefined);
+    if (given.length !== 1) issue(ctx, [], `must specify exactly one of ${kinds.join(', ')} (got ${given.length === 0 ? 'none' : given.join(', ')})`);
+  })).optional(),
+  defaultMode: nonNegInt.optional(),
+});
+
 const volume = z.strictObject({
   name: dnsLabel,
   emptyDir: z.strictObject({ medium: z.enum(['', 'Memory']).optional(), sizeLimit: amount.optional() }).optional(),
@@ -411,8 +447,9 @@ const volume = z.strictObject({
     secretName: str.optional(), items: z.array(keyToPath).optional(), defaultMode: nonNegInt.optional(), optional: bool.optional(),
   }).optional(),
   persistentVolumeClaim: z.strictObject({ claimName: str, readOnly: bool.optional() }).optional(),
+  projected: projectedVolumeSource.optional(),
 }).superRefine((v, ctx) => {
-  const sources = ['emptyDir', 'hostPath', 'configMap', 'secret', 'persistentVolumeClaim'] as const;
+  const sources = ['emptyDir', 'hostPath', 'configMap', 'secret', 'persistentVolumeClaim', 'projected'] as const;
   const given = sources.filter((s) => v[s] !== undefined);
   if (given.length !== 1) {
     issue(ctx, [], `must specify exactly one volume source of ${sources.join(', ')} (got ${given.length === 0 ? 'none' : given.join(', ')})`);
@@ -489,7 +526,9 @@ const podSpecObject = z.strictObject({
     options: z.array(z.strictObject({ name: str.min(1, { error: 'must not be empty' }), value: str.optional() })).optional(),
   }).optional(),
   enableServiceLinks: bool.optional(),
-  serviceAccountName: str.optional(),
+  serviceAccountName: dnsSubdomain.optional(),
+  /** Deprecated alias of serviceAccountName, mirrored from it (Kubernetes' DeprecatedServiceAccount). */
+  serviceAccount: str.optional(),
   automountServiceAccountToken: bool.optional(),
   securityContext: z.strictObject({
     runAsUser: nonNegInt64.optional(), runAsGroup: nonNegInt64.optional(), runAsNonRoot: bool.optional(),
@@ -1139,6 +1178,11 @@ export const kindSchemas = {
     const dockerKey = o.type === undefined ? undefined : DOCKER_CONFIG_KEYS[o.type];
     if (dockerKey !== undefined) dockerConfigValue(ctx, o.type!, dockerKey, o);
   }),
+  ServiceAccount: kindSchema('v1', 'ServiceAccount', dns1123SubdomainError, {
+    secrets: z.array(objectReference).optional(),
+    imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
+    automountServiceAccountToken: bool.optional(),
+  }),
   Event: kindSchema('v1', 'Event', dns1123SubdomainError, {
     involvedObject: objectReference,
     reason: str.optional(),
@@ -1406,6 +1450,27 @@ export const scaleSchema = z.strictObject({
   metadata: metadataSchema({ namespaced: true, pod: false }),
   spec: z.strictObject({ replicas: nonNegInt.optional() }),
   status: z.strictObject({ replicas: nonNegInt, selector: str.optional() }).optional(),
+});
+
+/**
+ * The authentication.k8s.io/v1 TokenRequest body of POST serviceaccounts/NAME/token: not stored. Audiences
+ * default to the API's, the lifetime to an hour; a bound object is a Pod (by name, and uid when given).
+ */
+export const tokenRequestSchema = z.strictObject({
+  apiVersion: z.literal('authentication.k8s.io/v1'),
+  kind: z.literal('TokenRequest'),
+  metadata: metadataSchema({ namespaced: true, pod: false }).optional(),
+  spec: z.strictObject({
+    audiences: strList.optional(),
+    expirationSeconds: tokenExpirationSeconds.optional(),
+    boundObjectRef: z.strictObject({
+      kind: z.literal('Pod', { error: (i) => `Unsupported value: ${JSON.stringify(i.input)}: supported values: "Pod"` }),
+      apiVersion: z.literal('v1', { error: 'must be "v1"' }).optional(),
+      name: z.string().min(1, { error: 'Required value' }),
+      uid: str.optional(),
+    }).optional(),
+  }),
+  status: z.strictObject({ token: str, expirationTimestamp: time }).optional(),
 });
 
 // ---- validation ----------------------------------------------------------------------------------------

@@ -155,6 +155,39 @@ export const ANNOTATION_LOCAL_PATH_DIR = 'flotilla.io/local-path-dir';
 /** PV finalizer of local-path volumes: the agent of the volume's node removes it once the directory is gone. */
 export const FINALIZER_LOCAL_PATH = 'flotilla.io/local-path-cleanup';
 
+// ---- ServiceAccounts (as Kubernetes' serviceaccount admission, token controller and root-ca-cert-publisher) ----
+
+/** The ServiceAccount a pod without spec.serviceAccountName runs as, kept in every namespace. */
+export const DEFAULT_SERVICE_ACCOUNT = 'default';
+/** Where every container finds its service account token, the cluster CA and its namespace. */
+export const SERVICE_ACCOUNT_MOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** Prefix of the projected volume serviceaccount admission adds to a pod (kube-api-access-XXXXX). */
+export const SERVICE_ACCOUNT_VOLUME_PREFIX = 'kube-api-access-';
+/** The ConfigMap of every namespace holding the cluster CA under key ca.crt. */
+export const ROOT_CA_CONFIGMAP = 'kube-root-ca.crt';
+export const ROOT_CA_KEY = 'ca.crt';
+/** Annotation of the kube-root-ca.crt ConfigMaps, as Kubernetes' root-ca-cert-publisher sets it. */
+export const ANNOTATION_ROOT_CA_DESCRIPTION = 'kubernetes.io/description';
+/** The lifetime serviceaccount admission gives a pod's projected token: an hour and seven seconds, as Kubernetes. */
+export const POD_TOKEN_EXPIRATION_SECONDS = 3607;
+/** Where a TokenRequest for ServiceAccount NAME of NAMESPACE is posted. */
+export function serviceAccountTokenPath(namespace: string, name: string): string {
+  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(name)}/token`;
+}
+/** The user name of a service account's tokens, and the groups every one of them is in. */
+export function serviceAccountUser(namespace: string, name: string): string {
+  return `system:serviceaccount:${namespace}:${name}`;
+}
+export const SERVICE_ACCOUNTS_GROUP = 'system:serviceaccounts';
+export const AUTHENTICATED_GROUP = 'system:authenticated';
+
+// ---- compose projects (cli/compose) ----------------------------------------------------------------------
+
+/** Label on every object `flotilla compose up` makes: the project's name; `compose down` removes what carries it. */
+export const LABEL_COMPOSE_PROJECT = 'flotilla.io/compose-project';
+/** Label on a compose service's workload, pods and Services: the service's name. */
+export const LABEL_COMPOSE_SERVICE = 'flotilla.io/compose-service';
+
 // ---- Flotilla's own records ----------------------------------------------------------------------------
 
 /** Secret type of the records that hold API and join tokens (kube-system). */

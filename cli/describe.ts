@@ -1,7 +1,7 @@
 import { stringify as toYaml } from 'yaml';
-import { ANNOTATION_ASSIGNED_GPUS, formatRfc1123z, isKind } from '../api-types/index.js';
+import { ANNOTATION_ASSIGNED_GPUS, age, endpointsText, formatRfc1123z, isKind, nodeStatusText, podStatusText } from '../api-types/index.js';
 import type { Condition, Container, ContainerStateTerminated, ContainerStatus, CronJob, Deployment, Endpoints, Event, KubeObject, Node, Pod, PodTemplateSpec, Service, Ingress, IngressBackend } from '../api-types/index.js';
-import { age, endpointsText, nodeStatusText, podStatusText, renderTable } from './printers.js';
+import { renderTable } from './printers.js';
 
 /** What describe shows beside an object: a Service's Endpoints. */
 export interface Related {

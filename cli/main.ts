@@ -1,10 +1,8 @@
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { apiPath, isKind, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
 import type { DeleteOptions, DeletionPropagation, Endpoints, Event, KubeObject, List, NetworkSettings, NetworkSettingsData, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
-import type { ApiClient } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
 import { ConfigError, DEFAULT_SERVER, localDataDir, saveUpContext } from './config.js';
@@ -28,14 +26,15 @@ import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
 import { nodeReplaceCommand } from './node-replace.js';
-import { readManifests, ManifestError } from './manifests.js';
+import { readManifests, ManifestError, applyManifests, qualifiedName } from './manifests.js';
+import { DELETE_WAIT_MS, waitUntilGone } from './deletion.js';
 import { DataCorruptionError } from '../server/store/sqlite-check.js';
-import type { Manifest } from './manifests.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import type { OutputFormat } from './printers.js';
 import { describeObject } from './describe.js';
 import { serviceCommand } from './service-url.js';
 import { imageCommand } from './image.js';
+import { composeCommand } from './compose/command.js';
 
 const processIo: Io = {
   out: (t) => process.stdout.write(t),
@@ -176,6 +175,7 @@ const commands: Record<string, CliCommand> = {
   top: topCommand,
   service: serviceCommand,
   image: imageCommand,
+  compose: composeCommand,
   config: configCommand,
   cluster: {
     summary: 'show the control-plane members (status), remove one, or hand leadership to one (transfer)',
@@ -266,14 +266,6 @@ function namespaceOf(a: ParsedArgs): string {
   return stringFlag(a, 'namespace') ?? 'default';
 }
 
-function objectPath(m: Manifest): string {
-  return apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined, m.name);
-}
-
-function qualifiedName(r: ResourceInfo, name: string): string {
-  return `${r.group ? `${r.singular}.${r.group}` : r.singular}/${name}`;
-}
-
 /** `formsCluster`: `flotilla up`, which always forms its one-member cluster (as --cluster-init). */
 async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts: { writeConfig: boolean; localAgent: boolean; formsCluster: boolean }): Promise<number> {
   const { run } = await import('../server/run.js');
@@ -362,38 +354,11 @@ async function apply(a: ParsedArgs, io: Io): Promise<number> {
   const ns = stringFlag(a, 'namespace');
   const manifests = readManifests(files, { readStdin: io.readStdin, recursive: boolFlag(a, 'recursive'), ...(ns ? { namespace: ns } : {}) });
   const client = clientFor(a, io);
-  let failed = 0;
   try {
-    for (const m of manifests) {
-      const path = objectPath(m);
-      const label = qualifiedName(m.resource, m.name);
-      try {
-        let current: KubeObject | undefined;
-        try {
-          current = await client.request<KubeObject>('GET', path);
-        } catch (err) {
-          if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-        }
-        if (!current) {
-          await client.request('POST', apiPath(m.resource, m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined), m.object);
-          io.out(`${label} created\n`);
-          continue;
-        }
-        // Replace what the manifest declares; keep what the server and controllers own.
-        const desired = { ...m.object, metadata: { ...m.object.metadata, resourceVersion: current.metadata.resourceVersion } } as KubeObject & Record<string, unknown>;
-        if ('status' in current) desired.status = (current as Record<string, unknown>).status;
-        const updated = await client.request<KubeObject>('PUT', path, desired);
-        io.out(`${label} ${updated.metadata.resourceVersion === current.metadata.resourceVersion ? 'unchanged' : 'configured'}\n`);
-      } catch (err) {
-        if (!(err instanceof ApiClientError) || err.code === 0) throw err;
-        failed++;
-        io.err(`${m.source}: ${label}: ${err.message}\n`);
-      }
-    }
+    return await applyManifests(client, manifests, io) > 0 ? 1 : 0;
   } finally {
     client.close();
   }
-  return failed > 0 ? 1 : 0;
 }
 
 function listPath(r: ResourceInfo, a: ParsedArgs, extra: Record<string, string | undefined> = {}): string {
@@ -497,11 +462,6 @@ async function describe(a: ParsedArgs, io: Io): Promise<number> {
   }
 }
 
-/** How long `delete` waits for what it deleted to be gone, unless --timeout says otherwise (0 means this too). */
-const DELETE_WAIT_MS = 5 * 60_000;
-/** How often `delete` looks whether what it deleted is gone. */
-const DELETE_POLL_MS = 500;
-
 /** The DeleteOptions kubectl sends for --grace-period, --now, --force and --cascade, with its rules. */
 export function deleteOptionsOf(a: ParsedArgs): DeleteOptions {
   const graceText = stringFlag(a, 'grace-period');
@@ -573,33 +533,6 @@ async function remove(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<numbe
   } finally {
     client.close();
   }
-}
-
-/**
- * As kubectl's --wait: resolves once every deleted object is gone (not found, or another object of that name
- * with another uid), graceful deletions and finalizers included; to the number still there at the deadline.
- */
-async function waitUntilGone(client: ApiClient, objects: { path: string; what: string; uid: string | undefined }[], deadline: number, io: Io, signal: AbortSignal): Promise<number> {
-  let left = objects;
-  while (left.length > 0 && !signal.aborted) {
-    const still: typeof left = [];
-    for (const o of left) {
-      try {
-        const now = await client.request<KubeObject>('GET', o.path);
-        if (o.uid === undefined || now.metadata.uid === o.uid) still.push(o);
-      } catch (err) {
-        if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-      }
-    }
-    left = still;
-    if (left.length === 0) break;
-    if (Date.now() >= deadline) {
-      for (const o of left) io.err(`error: timed out waiting for the condition on ${o.what}\n`);
-      return left.length;
-    }
-    await sleep(Math.min(DELETE_POLL_MS, Math.max(0, deadline - Date.now())), undefined, { signal }).catch(() => undefined);
-  }
-  return signal.aborted ? left.length : 0;
 }
 
 async function scale(a: ParsedArgs, io: Io): Promise<number> {
@@ -696,8 +629,8 @@ async function version(a: ParsedArgs, io: Io): Promise<number> {
   if (boolFlag(a, 'client')) return 0;
   const client = clientFor(a, io);
   try {
-    const v = await client.request<{ gitVersion: string; platform: string }>('GET', '/version');
-    io.out(`Server Version: ${v.gitVersion} (${v.platform})\n`);
+    const v = await client.request<{ gitVersion: string; platform: string; flotilla: string }>('GET', '/version');
+    io.out(`Server Version: v${v.flotilla} (Kubernetes API ${v.gitVersion}, ${v.platform})\n`);
     return 0;
   } finally {
     client.close();

@@ -1,8 +1,11 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { validateObject, resourceForKind } from '../api-types/index.js';
+import { apiPath, validateObject, resourceForKind } from '../api-types/index.js';
 import type { KubeObject, ResourceInfo } from '../api-types/index.js';
+import { ApiClientError } from '../client/client.js';
+import type { ApiClient } from '../client/client.js';
+import type { Io } from './command.js';
 
 export interface Manifest {
   /** Where the object came from, for messages: "examples/web.yaml document 2". */
@@ -84,12 +87,60 @@ function parseFile(name: string, text: string, namespace: string | undefined, ou
     items.forEach((item, j) => {
       const at = items.length > 1 || item !== obj ? `${where} item ${j + 1}` : where;
       const withNs = namespace && item && typeof item === 'object' ? withNamespace(item as Record<string, unknown>, namespace) : item;
-      const v = validateObject(withNs);
-      if (!v.ok) errors.push(...v.issues.map((issue: { path: string; message: string }) => `${at}: ${issue.path}: ${issue.message}`));
-      else if (!v.object.metadata.name) errors.push(`${at}: metadata.name: required (generateName alone cannot be applied)`);
-      else out.push({ source: at, name: v.object.metadata.name, object: v.object, resource: v.resource });
+      const m = manifestOf(at, withNs);
+      if (Array.isArray(m)) errors.push(...m);
+      else out.push(m);
     });
   });
+}
+
+/** One object as a Manifest, validated as the server will; else the issues, each prefixed by `source`. */
+export function manifestOf(source: string, value: unknown): Manifest | string[] {
+  const v = validateObject(value);
+  if (!v.ok) return v.issues.map((issue: { path: string; message: string }) => `${source}: ${issue.path}: ${issue.message}`);
+  if (!v.object.metadata.name) return [`${source}: metadata.name: required (generateName alone cannot be applied)`];
+  return { source, name: v.object.metadata.name, object: v.object, resource: v.resource };
+}
+
+/** kubectl's name of an object in messages: deployment.apps/web, service/web. */
+export function qualifiedName(r: ResourceInfo, name: string): string {
+  return `${r.group ? `${r.singular}.${r.group}` : r.singular}/${name}`;
+}
+
+/**
+ * `apply`'s write of each manifest, in order: created when absent, else replaced (keeping what the server and
+ * controllers own: resourceVersion and status), one line each on stdout as kubectl prints. A refusal is printed
+ * on stderr and counted; the count is returned. Connection failures throw.
+ */
+export async function applyManifests(client: ApiClient, manifests: readonly Manifest[], io: Pick<Io, 'out' | 'err'>): Promise<number> {
+  let failed = 0;
+  for (const m of manifests) {
+    const namespace = m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined;
+    const path = apiPath(m.resource, namespace, m.name);
+    const label = qualifiedName(m.resource, m.name);
+    try {
+      let current: KubeObject | undefined;
+      try {
+        current = await client.request<KubeObject>('GET', path);
+      } catch (err) {
+        if (!(err instanceof ApiClientError && err.code === 404)) throw err;
+      }
+      if (!current) {
+        await client.request('POST', apiPath(m.resource, namespace), m.object);
+        io.out(`${label} created\n`);
+        continue;
+      }
+      const desired = { ...m.object, metadata: { ...m.object.metadata, resourceVersion: current.metadata.resourceVersion } } as KubeObject & Record<string, unknown>;
+      if ('status' in current) desired.status = (current as Record<string, unknown>).status;
+      const updated = await client.request<KubeObject>('PUT', path, desired);
+      io.out(`${label} ${updated.metadata.resourceVersion === current.metadata.resourceVersion ? 'unchanged' : 'configured'}\n`);
+    } catch (err) {
+      if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+      failed++;
+      io.err(`${m.source}: ${label}: ${err.message}\n`);
+    }
+  }
+  return failed;
 }
 
 /** Puts namespaced objects that name no namespace into the -n namespace; one written in the file wins. */

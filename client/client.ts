@@ -241,7 +241,8 @@ export class ApiClient {
     if (trailers) headers.trailer = trailers.names.join(', ');
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (payload) {
-      headers['content-type'] = contentType ?? 'application/json';
+      // A PATCH of a JSON value is a merge patch unless the caller names another patch type (kube-apiserver refuses application/json).
+      headers['content-type'] = contentType ?? (method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
       headers['content-length'] = String(payload.length);
     }
     const secure = url.protocol === 'https:';

@@ -131,14 +131,17 @@ function endpointError(o: EndpointOptions, err: unknown): EndpointError {
 async function upgrade(o: EndpointOptions, sockets: WebSocketServer, req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
   const m = /^\/v1\/pods\/([^/]+)\/([^/]+)\/(exec|attach)$/.exec(url.pathname);
-  if (!m || req.headers.upgrade?.toLowerCase() !== 'websocket') throw new EndpointError(404, 'NotFound', `no such agent stream: ${req.method} ${url.pathname} (upgrade ${req.headers.upgrade ?? 'none'})`);
-  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-  if (!chooseProtocol(offered)) throw new EndpointError(400, 'BadRequest', `no WebSocket subprotocol this agent speaks was offered (${offered.join(', ') || 'none'}); it speaks ${REMOTE_COMMAND_PROTOCOLS.join(', ')}`);
+  if (!m) throw new EndpointError(404, 'NotFound', `no such agent stream: ${req.method} ${url.pathname}`);
   const q = url.searchParams;
   const flag = (name: string) => q.get(name) === 'true' || q.get(name) === '1';
   const command = q.getAll('command');
   if (m[3] === 'exec' && command.length === 0) throw new EndpointError(400, 'BadRequest', 'you must specify at least 1 command');
+  // The container first: its refusal is the same whatever the protocol (kubectl tries SPDY after a refused WebSocket).
   const id = await containerOf(o, decodeURIComponent(m[1]!), decodeURIComponent(m[2]!), q.get('container') ?? undefined);
+  const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket' || !chooseProtocol(offered)) {
+    throw new EndpointError(400, 'BadRequest', `${m[3]} is served over WebSocket with subprotocol ${REMOTE_COMMAND_PROTOCOLS.join(' or ')}; got upgrade ${req.headers.upgrade ?? 'none'} offering ${offered.join(', ') || 'no subprotocol'}`);
+  }
   const ws = await new Promise<WebSocket>((resolve) => sockets.handleUpgrade(req, socket, head, resolve));
   const options = { stdin: flag('stdin'), tty: flag('tty') };
   await serveRemoteCommand(ws, () => (m[3] === 'exec' ? o.runtime.execStreams(id, command, options) : o.runtime.attach(id, options)), m[3] === 'exec' ? command : undefined);

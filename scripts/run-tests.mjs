@@ -5,8 +5,9 @@
 // Suites that need a real part say so in their file name:
 //   *.docker.test.js  a Docker engine (DOCKER_HOST or /var/run/docker.sock) and the flotilla/testbox image
 //   *.netns.test.js   root and `ip netns` (multi-host lab on network namespaces)
-// Without the part, such a suite is skipped and named in the summary, unless FLOTILLA_REQUIRE=docker,netns
-// (or CI=true, which requires both) makes the missing part a failure.
+//   test/kubectl/     the kubectl binary on PATH (the suites drive the real kubectl against a real server)
+// Without the part, such a suite is skipped and named in the summary, unless FLOTILLA_REQUIRE=docker,netns,kubectl
+// (or CI=true, which requires all three) makes the missing part a failure.
 //
 // A suite runs in its own process group. One that outlives --timeout gets SIGTERM (its exit handlers clean up:
 // the lab removes its namespaces), SIGKILL for the whole group 10 s later, and is counted as failed with the
@@ -86,8 +87,16 @@ function netnsAvailable() {
   return null;
 }
 
-const required = new Set((process.env.FLOTILLA_REQUIRE ?? (process.env.CI === 'true' ? 'docker,netns' : '')).split(',').filter(Boolean));
-const needs = { docker: dockerAvailable, netns: netnsAvailable };
+function kubectlAvailable() {
+  const r = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
+  if (r.error) return `kubectl is not installed (${r.error.message}); install kubectl v1.32 on PATH`;
+  return r.status === 0 ? null : `\`kubectl version --client\` failed: ${(r.stderr || '').trim()}`;
+}
+
+const required = new Set((process.env.FLOTILLA_REQUIRE ?? (process.env.CI === 'true' ? 'docker,netns,kubectl' : '')).split(',').filter(Boolean));
+const needs = { docker: dockerAvailable, netns: netnsAvailable, kubectl: kubectlAvailable };
+/** Which part a suite needs: by its file name's suffix, or for kubectl by its folder. */
+const partOf = (file) => (relative(testRoot, file).split('/')[0] === 'kubectl' ? 'kubectl' : Object.keys(needs).find((p) => file.endsWith(`.${p}.test.js`)));
 const missing = {};
 for (const [part, probe] of Object.entries(needs)) missing[part] = await probe();
 
@@ -99,7 +108,7 @@ const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 for (const file of files) {
   const rel = relative(root, file);
-  const part = Object.keys(needs).find((p) => file.endsWith(`.${p}.test.js`));
+  const part = partOf(file);
   if (part && missing[part]) {
     if (required.has(part)) {
       console.log(`\n# ${rel}: FAILED, ${part} is required here but ${missing[part]}`);

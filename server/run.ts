@@ -13,7 +13,7 @@ import { serverCertificateIdentity, type Identity } from './api/middleware/auth.
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
-import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind, ANNOTATION_DEFAULT_INGRESS_CLASS, DEFAULT_INGRESS_CLASS, INGRESS_CONTROLLER, ANNOTATION_DEFAULT_STORAGE_CLASS, LOCAL_PATH_PROVISIONER, LOCAL_PATH_STORAGE_CLASS } from '../api-types/index.js';
+import { DEFAULT_ADDRESS_POOL, LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP, SYSTEM_PRIORITY_CLASSES, networkSettingsData, parseNetworkSettings, resourceFor, resourceOfKind, ANNOTATION_DEFAULT_INGRESS_CLASS, DEFAULT_INGRESS_CLASS, INGRESS_CONTROLLER, ANNOTATION_DEFAULT_STORAGE_CLASS, LOCAL_PATH_PROVISIONER, LOCAL_PATH_STORAGE_CLASS, DEFAULT_SERVICE_ACCOUNT } from '../api-types/index.js';
 import type { NetworkSettings } from '../api-types/index.js';
 import { StoreError } from './store/types.js';
 import type { StateStore, StoredObject } from './store/types.js';
@@ -35,6 +35,7 @@ import { clusterCaFor, planJoin, serverAdvertisement } from './join/server-membe
 import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
+import { ensureNamespaceAccounts } from './controllers/serviceaccount.js';
 import { runLeaderWork } from './cluster/leader-work.js';
 import { repairAllocations } from './network/repair.js';
 import { networkSettingsUnchanged } from './network/settings-check.js';
@@ -49,6 +50,8 @@ import { ensureServingCertificate, servingAltNames } from './pki/serving.js';
 import { DEFAULT_SERVING_LIMITS, httpServerOptions, type ServingLimits } from './api/serving-limits.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
+/** The Kubernetes API release whose objects and behaviour this server serves: /version's gitVersion (kubectl checks its skew against it). */
+export const KUBERNETES_API_VERSION = '1.32.0';
 
 export interface ServerConfig {
   /** Holds state.db, raft.db, cluster.json, cluster-secret and (first member) admin-token; created when missing. */
@@ -238,7 +241,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
         ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
         ?? (token !== undefined ? tokenAuth(token) : undefined),
-      version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${FLOTILLA_VERSION}` },
+      version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${KUBERNETES_API_VERSION}+flotilla-${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
         cluster.routes(identityOf),
@@ -268,10 +271,10 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (!leading) return;
       leaderWork = new AbortController();
       const work = leaderWork.signal;
-      void bootstrap(objects, cluster, admin, config.network ?? parseNetworkSettings(undefined), log)
+      void bootstrap(objects, cluster, admin, config.network ?? parseNetworkSettings(undefined), ca.certPem, log)
         .then(() => (config.loadBalancerPool ? keepDefaultAddressPool(objects, config.loadBalancerPool, log) : undefined))
         .then(() => repairAllocations(objects, log))
-        .then(() => runLeaderWork(work, { objects, heartbeats, lbSpeakers, metrics, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
+        .then(() => runLeaderWork(work, { objects, heartbeats, lbSpeakers, metrics, clusterCaPem: ca.certPem, ...(config.controllers ? { controllerSettings: config.controllers } : {}), log }))
         .catch((err: unknown) => log.error({ err }, 'leader bootstrap failed'));
     });
     signal.addEventListener('abort', () => leaderWork?.abort(), { once: true });
@@ -359,10 +362,11 @@ async function ensureLocalAgentToken(dataDir: string, store: StateStore, objects
  * first time only: storeAdminToken), the built-in PriorityClasses, the default IngressClass and the local-path
  * StorageClass (when missing: a changed one is kept), the published network settings. /readyz waits
  * for all of them. */
-async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, network: NetworkSettings, log: Logger): Promise<void> {
+async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: { token: string; path: string } | undefined, network: NetworkSettings, caPem: string, log: Logger): Promise<void> {
   await cluster.registerSelf(objects);
   for (const name of BOOTSTRAP_NAMESPACES) {
     await objects.ensureObject(namespaces, { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+    await ensureNamespaceAccounts(objects, name, caPem);
   }
   if (admin && !(await storeAdminToken(objects, admin.token, cluster.identity.clusterId, Date.now()))) {
     log.warn({ file: admin.path }, 'this file no longer holds the cluster\'s admin token (rotated or revoked): use the token from flotilla token rotate admin');
@@ -426,6 +430,7 @@ async function readiness(cluster: ClusterMember, store: SqliteStore, signal: Abo
     (err instanceof StoreError && err.failure.code === 504 ? `no linearizable read within ${READY_READ_TIMEOUT_MS} ms (behind the leader's commit index, or no quorum)` : err instanceof Error ? err.message : String(err)));
   const missing = [
     ...BOOTSTRAP_NAMESPACES.filter((name) => !store.get('namespaces', '', name)).map((name) => `namespace ${name}`),
+    ...BOOTSTRAP_NAMESPACES.filter((name) => !store.get('serviceaccounts', name, DEFAULT_SERVICE_ACCOUNT)).map((name) => `serviceaccount ${name}/${DEFAULT_SERVICE_ACCOUNT}`),
     ...(store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) ? [] : [`secret ${TOKENS_SECRET.namespace}/${TOKENS_SECRET.name}`]),
     ...(store.get(MEMBERS_RESOURCE, '', String(cluster.identity.memberId)) ? [] : [`the record of member ${cluster.identity.memberId}`]),
     ...SYSTEM_PRIORITY_CLASSES.filter(({ name }) => !store.get(PRIORITY_CLASSES, '', name)).map(({ name }) => `PriorityClass ${name}`),

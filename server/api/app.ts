@@ -4,7 +4,6 @@ import type { Context } from 'hono';
 import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
-import { allResources } from '../../api-types/index.js';
 import { authorization, bearerAuth } from './middleware/auth.js';
 import { urlEncoding } from './middleware/url-encoding.js';
 import { PodGraph } from '../objects/node-graph.js';
@@ -14,6 +13,7 @@ import type { ResourceDeps } from './routes/resources.js';
 import { statusResponse } from './status.js';
 import { StoreError } from '../store/types.js';
 import { openApiDocument } from './openapi.js';
+import { discoveryRoutes } from './discovery.js';
 import { requestInfo } from './request-info.js';
 import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js';
 import { maxInFlight } from './middleware/max-in-flight.js';
@@ -101,7 +101,7 @@ export function createApp(deps: AppDeps): Hono {
     const lines = checks.map((k) => (k.failure === undefined ? `[+]${k.name} ok` : `[-]${k.name} failed: ${k.failure}`));
     return c.text(`${lines.join('\n')}\nreadyz check ${failed ? 'failed' : 'passed'}\n`, failed ? 503 : 200);
   });
-  app.get('/version', (c) => c.json({ ...deps.version, platform: `${process.platform}/${process.arch}` }));
+  app.get('/version', (c) => c.json(versionInfo(deps.version)));
 
   app.use('*', bearerAuth({ authenticate: deps.authenticate, publicPaths: PUBLIC_PATHS }));
   // After authentication, before authorization, as in kube-apiserver: the limits tell nodes and members apart.
@@ -114,17 +114,22 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.version.flotilla)));
-  app.get('/api', (c) => c.json({ kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] }));
-  app.get('/apis', (c) => {
-    const groups = [...new Set(allResources.filter((r) => r.group !== '').map((r) => `${r.group}/${r.version}`))];
-    return c.json({
-      kind: 'APIGroupList', apiVersion: 'v1',
-      groups: groups.map((gv) => ({ name: gv.split('/')[0], versions: [{ groupVersion: gv, version: gv.split('/')[1] }], preferredVersion: { groupVersion: gv, version: gv.split('/')[1] } })),
-    });
-  });
+  app.route('/', discoveryRoutes());
   for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
   app.route('/', resourceRoutes(deps));
   return app;
+}
+
+/**
+ * Kubernetes' version.Info: major, minor and gitVersion are the Kubernetes API this server speaks (kubectl warns
+ * when they are more than one minor version from its own); Flotilla's own version is in `flotilla`.
+ */
+function versionInfo(v: AppDeps['version']): Record<string, string> {
+  const [, major = '', minor = ''] = /^v(\d+)\.(\d+)/.exec(v.gitVersion) ?? [];
+  return {
+    major, minor, gitVersion: v.gitVersion, gitCommit: '', gitTreeState: '', buildDate: '', goVersion: '', compiler: '',
+    platform: `${process.platform}/${process.arch}`, flotilla: v.flotilla,
+  };
 }
 
 function isImageArchiveUpload(c: Context): boolean {

@@ -105,6 +105,8 @@ export interface LeaderWorkDeps {
   lbSpeakers?: { lastRenewMs(node: string): number | undefined };
   metrics: PodMetricsSource;
   controllerSettings?: Partial<ControllerSettings>;
+  /** The cluster CA certificate (PEM), published in every namespace as kube-root-ca.crt. */
+  clusterCaPem?: string;
   scheduler?: SchedulerOptions;
   log: Logger;
 }
@@ -116,7 +118,7 @@ export interface LeaderWorkDeps {
 export async function runLeaderWork(signal: AbortSignal, deps: LeaderWorkDeps): Promise<void> {
   const report = (what: string) => (err: unknown) => deps.log.error({ err }, what);
   const pods = new PodsByOwner(deps.objects);
-  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, ...(deps.lbSpeakers ? { lbSpeakers: deps.lbSpeakers } : {}), pods, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics };
+  const controllerDeps = { objects: deps.objects, heartbeats: deps.heartbeats, ...(deps.lbSpeakers ? { lbSpeakers: deps.lbSpeakers } : {}), pods, now: Date.now, settings: deps.controllerSettings ?? {}, metrics: deps.metrics, ...(deps.clusterCaPem ? { clusterCaPem: deps.clusterCaPem } : {}) };
   try {
     await Promise.all([
       runSchedulingLoop(new StoreSchedulerCluster(deps.objects), signal, {

@@ -34,6 +34,8 @@ export interface ControllerDeps {
   /** The clock, in milliseconds since the epoch; tests inject a fake one. */
   now(): number;
   settings: Partial<ControllerSettings>;
+  /** The cluster CA certificate (PEM) the root-ca-cert-publisher puts in every namespace; none: it publishes nothing. */
+  clusterCaPem?: string;
   /** Per-pod usage reported by the agents; the autoscaler reports ScalingActive=False without it. */
   metrics?: PodMetricsSource;
 }

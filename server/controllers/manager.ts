@@ -18,6 +18,7 @@ import { kubernetesServiceController } from './kubernetes-service.js';
 import { addressPoolStatusController, loadBalancerController } from './load-balancer.js';
 import { ingressController } from './ingress.js';
 import { persistentVolumeController } from './persistentvolume.js';
+import { rootCaCertPublisher, serviceAccountController } from './serviceaccount.js';
 
 export * from './controller.js';
 
@@ -49,6 +50,8 @@ export function leaderControllers(deps: ControllerDeps): Controller[] {
     addressPoolStatusController(deps),
     ingressController(deps),
     persistentVolumeController(deps),
+    serviceAccountController(deps),
+    rootCaCertPublisher(deps),
   ];
 }
 

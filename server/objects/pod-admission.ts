@@ -11,6 +11,7 @@
 //   repeated), its overhead.podFixed becomes spec.overhead (a pod may only send the same overhead, and none
 //   without a class that defines one), and its handler is recorded in annotation flotilla.io/runtime-handler for
 //   the agent. A pod without a RuntimeClass never carries that annotation.
+// - ServiceAccount: ./serviceaccount-admission.ts (the default account, which must exist).
 // - updates keep all that (admitUpdate): what an update leaves out is carried over, a change is refused.
 import {
   ANNOTATION_RUNTIME_HANDLER, isKind, parseQuantity, resourceOfKind,
@@ -22,6 +23,7 @@ import { admitStorageCreate } from './storage-admission.js';
 import type { Objects } from './service.js';
 import { StoreError } from '../store/types.js';
 import { admitIngress } from './ingress-admission.js';
+import { admitServiceAccount } from './serviceaccount-admission.js';
 import type { StoredObject } from '../store/types.js';
 
 const pods = resourceOfKind('Pod');
@@ -44,7 +46,7 @@ export function admitCreate(object: StoredObject, reads: AdmissionReads): Stored
 }
 
 /** The spec fields admission sets on a pod at create (beside annotation flotilla.io/runtime-handler). */
-const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy', 'runtimeClassName', 'overhead'] as const;
+const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy', 'runtimeClassName', 'overhead', 'serviceAccountName', 'serviceAccount'] as const;
 
 /**
  * An update of a pod keeps what admission set at create: a field the incoming object leaves out is carried over
@@ -139,6 +141,7 @@ function admitPod<P extends Pod>(input: P, reads: AdmissionReads): P {
     annotations[ANNOTATION_RUNTIME_HANDLER] = rc.handler;
   }
   if (Object.keys(annotations).length > 0 || input.metadata.annotations) pod.metadata.annotations = annotations;
+  admitServiceAccount(pod, reads);
   return pod;
 }
 

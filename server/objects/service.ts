@@ -1,11 +1,13 @@
 import { randomUUID, randomBytes } from 'node:crypto';
-import { SECRET_TYPE_TOKENS, validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
+import { SECRET_TYPE_TOKENS, isKind, validateObject, applyDefaults, resourceOfKind } from '../../api-types/index.js';
 import type { DeleteOptions, ObjectOf, Pod, ResourceInfo, Secret } from '../../api-types/index.js';
+import { DryRunProposer } from '../store/proposer.js';
 import type { Proposer } from '../store/proposer.js';
 import { StoreError, internalResource } from '../store/types.js';
 import type { Command, StateStore, Stored, StoredObject, WatchEvent } from '../store/types.js';
 import { mergePatch } from '../api/merge-patch.js';
 import { admitCreate, admitUpdate } from './pod-admission.js';
+import { awaitServiceAccount } from './serviceaccount-admission.js';
 import { keepImmutableFields } from './immutable-fields.js';
 import { admitNodeDelete, admitNodeWrite } from './node-restriction.js';
 import { ALLOCATIONS_RESOURCE } from '../network/allocator.js';
@@ -120,6 +122,14 @@ export class ObjectService implements Objects {
     return node === undefined ? this : new ObjectService(this.#store, this.proposer, this.now, this.updateChecks, node);
   }
 
+  /**
+   * This service as a request with dryRun=All writes through it: every write is validated, admitted and decided
+   * as a real one, and answered with the object it would have written; nothing is stored.
+   */
+  asDryRun(): ObjectService {
+    return new ObjectService(this.#store, new DryRunProposer(this.#store), this.now, this.updateChecks, this.actingNode);
+  }
+
   /** The update checks and, for a node's write, NodeRestriction; `status`: a status-subresource write. */
   #admitUpdate(r: ResourceInfo, stored: StoredObject, incoming: StoredObject, status: boolean): void {
     for (const check of this.updateChecks) check(r, stored, incoming);
@@ -137,7 +147,7 @@ export class ObjectService implements Objects {
 
   mustGet<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string): Stored<ObjectOf<K>> {
     const o = this.get(r, namespace, name);
-    if (!o) throw notFound(`${r.plural} "${name}" not found`);
+    if (!o) throw notFound(`${resourceKey(r)} "${name}" not found`);
     return o;
   }
 
@@ -198,7 +208,9 @@ export class ObjectService implements Objects {
     if (r.namespaced && !ns) throw notFound(`namespaces "${namespace}" not found`);
     const meta = (input as { metadata?: { name?: unknown; generateName?: unknown } } | null)?.metadata;
     const named = meta && meta.name === undefined && typeof meta.generateName === 'string' ? { ...input as object, metadata: { ...meta, name: `${meta.generateName}${randomSuffix()}` } } : input;
-    const object = admitCreate(this.admit(r, namespace, named), this);
+    const admitted = this.admit(r, namespace, named);
+    if (isKind(admitted, 'Pod')) await awaitServiceAccount(admitted, this);
+    const object = admitCreate(admitted, this);
     if (this.actingNode !== undefined) admitNodeWrite(this.actingNode, r, undefined, object, false, this);
     if (ns?.metadata.deletionTimestamp !== undefined) {
       // Kubernetes' NamespaceLifecycle admission. Something admitted just before the namespace's delete
@@ -233,18 +245,25 @@ export class ObjectService implements Objects {
     return typed(r, await this.#commit({ op: 'update', resource: resourceKey(r), object, subresource: 'status' }));
   }
 
-  /**
-   * Applies a JSON merge patch to the newest object. Unless the patch pins metadata.resourceVersion, a
-   * concurrent write is resolved by patching again (as kubectl patch does); a pinned one gets 409.
-   */
+  /** Applies a JSON merge patch to the newest object (see patchWith). */
   async patch<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, delta: unknown, subresource?: 'status'): Promise<Stored<ObjectOf<K>>> {
     if (delta === null || typeof delta !== 'object' || Array.isArray(delta)) throw badRequest('a merge patch must be a JSON object');
-    const pinned = (delta as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion !== undefined;
+    return this.patchWith(r, namespace, name, (current) => mergePatch(current, delta), subresource);
+  }
+
+  /**
+   * Writes `apply(newest object)` (any kind of patch: server/api/patch.ts), admitted as a replace. Unless the
+   * result pins a resourceVersion other than the one it was made from, a concurrent write is resolved by
+   * applying again to the newer object (as kube-apiserver does for a patch); a pinned one gets 409.
+   */
+  async patchWith<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, apply: (current: StoredObject) => unknown, subresource?: 'status'): Promise<Stored<ObjectOf<K>>> {
     for (let attempt = 1; ; attempt++) {
       const current = this.mustGet(r, namespace, name);
-      const merged = mergePatch(current, delta) as StoredObject;
-      const object = keepImmutableFields(current, admitUpdate(current, this.admit(r, namespace, merged, name)));
-      object.metadata.resourceVersion = pinned ? merged.metadata.resourceVersion : current.metadata.resourceVersion;
+      const patched = apply(structuredClone(current as StoredObject)) as StoredObject;
+      const asked = (patched as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
+      const pinned = typeof asked === 'string' && asked !== '' && asked !== current.metadata.resourceVersion;
+      const object = keepImmutableFields(current, admitUpdate(current, this.admit(r, namespace, patched, name)));
+      object.metadata.resourceVersion = pinned ? asked : current.metadata.resourceVersion;
       this.#admitUpdate(r, current, object, subresource === 'status');
       const result = await this.#propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });
       if (result.ok) return typed(r, result.object);

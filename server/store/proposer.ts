@@ -1,4 +1,6 @@
-import type { ApplyResult, Command, StateStore } from './types.js';
+import { applyBatch } from './state-machine.js';
+import type { StateTable } from './state-machine.js';
+import type { ApplyResult, Command, StateStore, StoredObject } from './types.js';
 
 /** Turns a command into a committed, applied result. One member alone applies locally; a Raft member
  *  appends to the replicated log and resolves once the entry is committed and applied. */
@@ -39,5 +41,32 @@ export class LocalProposer implements Proposer {
         for (const p of batch) p.reject(err);
       }
     }
+  }
+}
+
+/**
+ * Kubernetes' dryRun=All: each command is decided by the state machine exactly as a real write would be
+ * (conflicts, preconditions, graceful deletion, address allocation), against the store's current rows seen
+ * through an overlay that is thrown away, so nothing is stored, no revision is used and no event is sent.
+ * The result carries the resourceVersion the write would have had.
+ */
+export class DryRunProposer implements Proposer {
+  constructor(readonly store: Pick<StateStore, 'get' | 'revision'>) {}
+
+  async propose(command: Command): Promise<ApplyResult> {
+    const written = new Map<string, StoredObject | null>();
+    const key = (resource: string, namespace: string, name: string) => `${resource}\0${namespace}\0${name}`;
+    const table: StateTable = {
+      get: (resource, namespace, name) => {
+        const o = written.get(key(resource, namespace, name));
+        return o === null ? undefined : o ? structuredClone(o) : this.store.get(resource, namespace, name);
+      },
+      put: (resource, namespace, name, object) => { written.set(key(resource, namespace, name), object); },
+      remove: (resource, namespace, name) => { written.set(key(resource, namespace, name), null); },
+      hasApplied: () => false,
+      rememberApplied: () => {},
+      forgetAppliedBefore: () => {},
+    };
+    return applyBatch(table, this.store.revision(), [{ command, revision: this.store.revision() + 1 }]).results[0]!;
   }
 }

@@ -22,7 +22,7 @@ export type Stored<T extends KubeObject = KubeObject> = T & { metadata: StoredMe
  * through the code that owns the record.
  */
 export function internalResource(group: string, kind: string, plural: string, namespaced: boolean): ResourceInfo {
-  return Object.freeze({ group, version: 'v1', apiVersion: `${group}/v1`, kind, plural, singular: kind.toLowerCase(), shortNames: [], namespaced, subresources: [] });
+  return Object.freeze({ group, version: 'v1', apiVersion: `${group}/v1`, kind, plural, singular: kind.toLowerCase(), shortNames: [], namespaced, subresources: [], categories: [] });
 }
 
 /** A resource key names one collection: the plural for the core group ("pods"), plural.group otherwise ("deployments.apps"). */

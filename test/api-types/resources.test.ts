@@ -13,7 +13,7 @@ const cliNames: [string, string][] = [
   ['ns', 'Namespace'], ['namespaces', 'Namespace'],
   ['no', 'Node'], ['nodes', 'Node'],
   ['ev', 'Event'], ['events', 'Event'],
-  ['secret', 'Secret'], ['secrets', 'Secret'],
+  ['secret', 'Secret'], ['secrets', 'Secret'], ['sa', 'ServiceAccount'], ['serviceaccounts', 'ServiceAccount'],
   ['leases', 'Lease'], ['leases.coordination.k8s.io', 'Lease'],
   ['ds', 'DaemonSet'], ['sts', 'StatefulSet'], ['jobs', 'Job'], ['jobs.batch', 'Job'],
   ['hpa', 'HorizontalPodAutoscaler'], ['horizontalpodautoscalers.autoscaling', 'HorizontalPodAutoscaler'],
@@ -72,7 +72,7 @@ test('the table is consistent: unique plurals, kinds and short names; apiVersion
   }
   const kinds = allResources.map((r) => r.kind).sort();
   assert.equal(kinds, ['AddressPool', 'ConfigMap', 'CronJob', 'DaemonSet', 'Deployment', 'EndpointSlice', 'Endpoints', 'Event', 'HorizontalPodAutoscaler', 'Ingress', 'IngressClass', 'Job',
-    'Lease', 'Namespace', 'Node', 'PersistentVolume', 'PersistentVolumeClaim', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'StatefulSet', 'StorageClass']);
+    'Lease', 'Namespace', 'Node', 'PersistentVolume', 'PersistentVolumeClaim', 'Pod', 'PriorityClass', 'ReplicaSet', 'RuntimeClass', 'Secret', 'Service', 'ServiceAccount', 'StatefulSet', 'StorageClass']);
 });
 
 test('every kind in the table has a schema, and every schema a line in the table', () => {

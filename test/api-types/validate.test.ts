@@ -80,6 +80,7 @@ const valid: Record<string, () => Json> = {
   }),
   ConfigMap: () => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web.conf' }, data: { 'nginx.conf': 'x', A_B: 'y' }, binaryData: { 'logo.png': 'iVBORw0KGgo=' } }),
   Secret: () => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds' }, type: 'Opaque', data: { password: 'c2VjcmV0' }, stringData: { user: 'admin' } }),
+  ServiceAccount: () => ({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'builder' }, automountServiceAccountToken: false, imagePullSecrets: [{ name: 'regcred' }] }),
   Event: () => ({
     apiVersion: 'v1', kind: 'Event', metadata: { name: 'web-0.17a2', namespace: 'default' },
     involvedObject: { kind: 'Pod', name: 'web-0', namespace: 'default' }, reason: 'Scheduled', message: 'assigned', type: 'Normal',

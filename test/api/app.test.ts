@@ -19,6 +19,8 @@ const store = new SqliteStore({ path: join(dir, 'state.db'), historyWindow: 50 }
 const proposer = new LocalProposer(store);
 for (const name of ['default', 'other', 'kube-system']) {
   await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name } } });
+  // What the serviceaccount controller makes in every namespace: pods are admitted only with their account.
+  await proposer.propose({ op: 'create', resource: 'serviceaccounts', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } } });
 }
 const app = createApp({
   objects: new ObjectService(store, proposer, () => new Date('2026-02-03T04:05:06Z')), readBarrier: async () => {},

@@ -38,7 +38,7 @@ let url = '';
 
 interface Answer { status: number; json: any } // eslint-disable-line @typescript-eslint/no-explicit-any
 
-async function call(token: string, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Answer> {
+async function call(token: string, method: string, path: string, body?: unknown, contentType = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json'): Promise<Answer> {
   const res = await fetch(`${url}${path}`, {
     method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': contentType } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -49,7 +49,7 @@ async function call(token: string, method: string, path: string, body?: unknown,
   return { status: res.status, json };
 }
 const admin = (method: string, path: string, body?: unknown) => call(ADMIN, method, path, body);
-const n1 = (method: string, path: string, body?: unknown) => call(N1, method, path, body, method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
+const n1 = (method: string, path: string, body?: unknown) => call(N1, method, path, body);
 
 async function must(answer: Promise<Answer>, status = 200): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const a = await answer;
@@ -99,7 +99,10 @@ setUp(test, async () => {
   server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server!.once('listening', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  for (const name of ['default', 'kube-system', 'kube-node-lease']) await must(admin('POST', '/api/v1/namespaces', { metadata: { name } }), 201);
+  for (const name of ['default', 'kube-system', 'kube-node-lease']) {
+    await must(admin('POST', '/api/v1/namespaces', { metadata: { name } }), 201);
+    await must(admin('POST', `/api/v1/namespaces/${name}/serviceaccounts`, { metadata: { name: 'default' } }), 201);
+  }
   // Each node registers itself, as its agent does.
   await must(n1('POST', '/api/v1/nodes', node('n1')), 201);
   await must(call(N2, 'POST', '/api/v1/nodes', node('n2')), 201);

@@ -22,6 +22,7 @@ test.before(async () => {
   store = new SqliteStore({ path: join(dir, 'state.db'), historyWindow: 50 });
   const proposer = new LocalProposer(store);
   await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } });
+  await proposer.propose({ op: 'create', resource: 'serviceaccounts', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: 'default' } } });
   app = createApp({
     objects: new ObjectService(store, proposer), readBarrier: async () => {},
     authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
@@ -36,7 +37,7 @@ test.after(() => {
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const res = await app.request(path, {
     method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, json: await res.json() };

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { nodeStatusText, podStatusText, age, formatObjects } from '../../cli/printers.js';
-import { resourceByCliName } from '../../api-types/index.js';
+import { formatObjects } from '../../cli/printers.js';
+import { nodeStatusText, podStatusText, age, resourceByCliName } from '../../api-types/index.js';
 
 const now = Date.parse('2026-05-01T12:00:00Z');
 const node = (ready: string, annotations: Record<string, string> = {}, unschedulable = false) => ({
@@ -89,6 +89,15 @@ test('ages read like kubectl', () => {
   assert.is(age('2026-05-01T07:00:00Z', now), '5h');
   assert.is(age('2026-04-28T12:00:00Z', now), '3d');
   assert.is(age(undefined, now), '<unknown>');
+  // apimachinery's HumanDuration, as kubectl prints AGE.
+  assert.is(age('2026-05-01T11:54:48Z', now), '5m12s');
+  assert.is(age('2026-05-01T11:55:00Z', now), '5m');
+  assert.is(age('2026-05-01T05:30:00Z', now), '6h30m');
+  assert.is(age('2026-04-30T16:00:00Z', now), '20h');
+  assert.is(age('2026-04-27T08:00:00Z', now), '4d4h');
+  assert.is(age('2026-03-01T12:00:00Z', now), '61d');
+  assert.is(age('2023-04-01T12:00:00Z', now), '3y31d');
+  assert.is(age('2026-05-01T12:00:05Z', now), '<invalid>');
 });
 
 test('get cronjobs prints kubectl\'s columns: time zone or <none>, suspend, active Jobs, the last schedule\'s age', () => {
@@ -103,8 +112,8 @@ test('get cronjobs prints kubectl\'s columns: time zone or <none>, suspend, acti
   ] as never, 'wide', { withNamespace: false, now });
   assert.equal(table.trimEnd().split('\n').map((l) => l.split(/\s{3,}/)), [
     ['NAME', 'SCHEDULE', 'TIMEZONE', 'SUSPEND', 'ACTIVE', 'LAST SCHEDULE', 'AGE', 'CONTAINERS', 'IMAGES', 'SELECTOR'],
-    ['report', '*/5 * * * *', '<none>', 'False', '2', '5m', '2h', 'run', 'busybox:1.36', '<none>'],
-    ['report', '*/5 * * * *', 'Europe/Berlin', 'True', '0', '<none>', '2h', 'run', 'busybox:1.36', '<none>'],
+    ['report', '*/5 * * * *', '<none>', 'False', '2', '5m', '120m', 'run', 'busybox:1.36', '<none>'],
+    ['report', '*/5 * * * *', 'Europe/Berlin', 'True', '0', '<none>', '120m', 'run', 'busybox:1.36', '<none>'],
   ]);
 });
 

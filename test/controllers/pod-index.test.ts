@@ -21,6 +21,7 @@ async function storeWith(path: string, pods: ReturnType<typeof pod>[]): Promise<
   const store = new SqliteStore({ path });
   const objects = new ObjectService(store, new LocalProposer(store), () => new Date());
   await objects.create(R('namespaces'), undefined, { metadata: { name: 'default' } });
+  await objects.create(R('serviceaccounts'), 'default', { metadata: { name: 'default' } });
   for (const p of pods) await objects.create(R('pods'), 'default', p);
   return { store, objects };
 }

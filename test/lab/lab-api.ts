@@ -14,7 +14,7 @@ export interface ApiAnswer {
 export interface LabAuth { token: string; caFile: string }
 
 /** One request with a bearer token, made from inside host `from`; a JSON body is sent as `contentType`. */
-export async function apiRequest(lab: Lab, from: HostRef, method: string, url: string, auth: LabAuth, body?: unknown, contentType = 'application/json'): Promise<ApiAnswer> {
+export async function apiRequest(lab: Lab, from: HostRef, method: string, url: string, auth: LabAuth, body?: unknown, contentType = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json'): Promise<ApiAnswer> {
   const args = ['-s', '-m', '3', '--cacert', auth.caFile, '-X', method, '-H', `authorization: Bearer ${auth.token}`, '-w', '\n%{http_code}', url];
   if (body !== undefined) args.push('-H', `content-type: ${contentType}`, '-d', JSON.stringify(body));
   const r = await lab.exec(from, 'curl', args, { timeoutMs: 8000 });

@@ -30,6 +30,7 @@ test('many pods: each node reaches exactly its pods\' objects, the store is list
   try {
     const objects = new ObjectService(store, new LocalProposer(store));
     await objects.create(resourceOfKind('Namespace'), undefined, { metadata: { name: 'default' } });
+    await objects.create(resourceOfKind('ServiceAccount'), 'default', { metadata: { name: 'default' } });
     await Promise.all(Array.from({ length: PODS }, (_, i) => objects.create(pods, 'default', podOf(i))));
     let lists = 0;
     const counted: Pick<Objects, 'get' | 'list' | 'watch'> = {
@@ -70,6 +71,7 @@ test('every node reaches the Secrets named in tls[] of Ingresses of a class flot
   try {
     const objects = new ObjectService(store, new LocalProposer(store));
     await objects.create(resourceOfKind('Namespace'), undefined, { metadata: { name: 'default' } });
+    await objects.create(resourceOfKind('ServiceAccount'), 'default', { metadata: { name: 'default' } });
     const classes = resourceOfKind('IngressClass');
     const ingresses = resourceOfKind('Ingress');
     await objects.create(classes, undefined, { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'flotilla' }, spec: { controller: 'flotilla.io/ingress' } });

@@ -29,7 +29,7 @@ async function call(method: string, path: string, body?: string, contentType = '
 }
 
 const must = async (method: string, path: string, body: unknown): Promise<Record<string, unknown>> => {
-  const a = await call(method, path, JSON.stringify(body));
+  const a = await call(method, path, JSON.stringify(body), method === 'PATCH' ? mergePatch : undefined);
   assert.ok(a.status < 300, `${method} ${path}: ${a.status} ${a.text}`);
   return a.json;
 };

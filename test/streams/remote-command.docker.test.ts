@@ -95,14 +95,14 @@ test('refusals before the upgrade are HTTP Status answers: no token, unknown con
   const none = await refused(`/api/v1/namespaces/default/pods/box/exec?${query(['true'], { stdout: 'true' })}`, ['v5.channel.k8s.io'], 'not-a-token');
   assert.is(none.code, 401);
   const container = await refused(`/api/v1/namespaces/default/pods/box/exec?${query(['true'], { stdout: 'true', container: 'nope' })}`, ['v5.channel.k8s.io']);
-  assert.is(container.code, 404);
-  assert.match(container.body, /container \\"nope\\" is not valid for pod default\/box/);
+  assert.is(container.code, 400);
+  assert.match(container.body, /container nope is not valid for pod box/);
   const noCommand = await refused('/api/v1/namespaces/default/pods/box/exec?stdout=true', ['v5.channel.k8s.io']);
   assert.is(noCommand.code, 400);
   assert.match(noCommand.body, /you must specify at least 1 command/);
   const protocol = await refused(`/api/v1/namespaces/default/pods/box/exec?${query(['true'], { stdout: 'true' })}`, ['base64.channel.k8s.io']);
   assert.is(protocol.code, 400);
-  assert.match(protocol.body, /v5\.channel\.k8s\.io/);
+  assert.match(protocol.body, /served over WebSocket with subprotocol v5\.channel\.k8s\.io or v4\.channel\.k8s\.io/);
   const missing = await refused(`/api/v1/namespaces/default/pods/ghost/exec?${query(['true'], { stdout: 'true' })}`, ['v5.channel.k8s.io']);
   assert.is(missing.code, 404);
   assert.match(missing.body, /pods \\"ghost\\" not found/);

@@ -138,6 +138,12 @@ export function agentProxy(callAgent: AgentCaller): (c: Context, pod: StoredObje
     if (!pod.status?.containerStatuses?.length) {
       throw new StoreError({ code: 400, reason: 'BadRequest', message: `container "${pod.spec.containers[0]?.name}" in pod "${pod.metadata.name}" is waiting to start: ContainerCreating` });
     }
+    // kube-apiserver's own check, before anything reaches the node.
+    const container = new URL(c.req.url).searchParams.get('container');
+    const names = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].map((k) => k.name);
+    if (container !== null && container !== '' && !names.includes(container)) {
+      throw new StoreError({ code: 400, reason: 'BadRequest', message: `container ${container} is not valid for pod ${pod.metadata.name}` });
+    }
     const path = `/v1/pods/${encodeURIComponent(pod.metadata.namespace ?? 'default')}/${encodeURIComponent(pod.metadata.name)}`;
     if (upgrade) {
       const headers: Record<string, string> = {};

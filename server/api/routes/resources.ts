@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions, ANNOTATION_INITIAL_EVENTS_END } from '../../../api-types/index.js';
-import type { DeleteOptions, Failure, ResourceInfo, Scale } from '../../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions, objectTable, ANNOTATION_INITIAL_EVENTS_END } from '../../../api-types/index.js';
+import type { DeleteOptions, Failure, IncludeObject, KubeObject, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
 import { ObjectService, resourceKey, badRequest, notFound, invalid } from '../../objects/service.js';
@@ -9,6 +9,8 @@ import { methodNotAllowed } from '../status.js';
 import { identityOf, nodeNameOf } from '../middleware/auth.js';
 import { requestInfo } from '../request-info.js';
 import { parseBody } from '../request-body.js';
+import { acceptedAs } from '../accept.js';
+import { APPLY_PATCH, applyPatch, patchTypeOf } from '../patch.js';
 import type { RequestInfo } from '../request-info.js';
 
 /** What the resource routes need from the rest of the server. */
@@ -53,7 +55,7 @@ const TOO_LARGE_RV_RETRY_S = 1;
 /**
  * Kubernetes-shaped REST for every resource in the api-types table, under /api/v1 and /apis/GROUP/VERSION:
  *   collection       GET (list, ?watch=true), POST (create)
- *   object           GET, PUT (replace), PATCH (JSON merge patch), DELETE
+ *   object           GET, PUT (replace), PATCH (JSON, merge and strategic merge patch), DELETE; ?dryRun=All on writes
  *   object/status    GET, PUT, PATCH        object/scale  GET, PUT, PATCH (workloads with replicas)
  *   pods/NAME/binding POST; pods/NAME/log and /exec through the agent proxy
  */
@@ -62,7 +64,8 @@ export function resourceRoutes(deps: ResourceDeps): Hono {
   const handle = (c: Context) => {
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
     if (!info) throw notFound(`the server could not find the requested resource: ${c.req.path}`);
-    return serve(c, deps.objects.asNode(nodeNameOf(identityOf(c))), deps, resolveTarget(info));
+    const objects = deps.objects.asNode(nodeNameOf(identityOf(c)));
+    return serve(c, isDryRun(c) ? objects.asDryRun() : objects, deps, resolveTarget(info));
   };
   app.all('/api/v1/*', handle);
   app.all('/apis/:group/:version/*', handle);
@@ -88,9 +91,13 @@ function resolveTarget(info: RequestInfo): Target {
   return { resource, namespace, ...(name !== undefined ? { name } : {}), ...(sub !== undefined ? { sub } : {}) };
 }
 
+/** The subresources served for `r`: the table's (status, scale), and for pods binding plus those the agent serves. Discovery lists these. */
+export function servedSubresources(r: ResourceInfo): readonly string[] {
+  return r.plural === 'pods' && r.group === '' ? [...r.subresources, 'binding', 'log', 'exec', 'attach'] : r.subresources;
+}
+
 function isKnownSub(r: ResourceInfo, sub: string): boolean {
-  if ((r.subresources as readonly string[]).includes(sub)) return true;
-  return r.plural === 'pods' && r.group === '' && ['binding', 'log', 'exec', 'attach'].includes(sub);
+  return servedSubresources(r).includes(sub);
 }
 
 /** Serves a request; `objects` is deps.objects as the requester writes (NodeRestriction for a node). */
@@ -104,9 +111,13 @@ async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: 
   const name = t.name;
   if (t.sub === undefined) {
     switch (method) {
-      case 'GET': return c.json(await read(c, deps, t));
+      case 'GET': {
+        const table = tableRequest(c);
+        const o = await read(c, deps, t);
+        return table ? tableResponse(c, table(t.resource, [o], o.metadata.resourceVersion)) : c.json(o);
+      }
       case 'PUT': return c.json(await objects.replace(t.resource, t.namespace, name, await body(c)));
-      case 'PATCH': return c.json(await objects.patch(t.resource, t.namespace, name, await patchBody(c)));
+      case 'PATCH': return c.json(await patch(c, objects, t, name));
       case 'DELETE': return c.json(await objects.delete(t.resource, t.namespace, name, await deleteOptions(c)));
     }
     throw methodNotAllowed(`${method} is not supported on an object`);
@@ -119,7 +130,7 @@ async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: 
           const input = (await body(c)) as { status?: unknown; metadata?: { resourceVersion?: string } };
           return c.json(await objects.replaceStatus(t.resource, t.namespace, name, input?.status, input?.metadata?.resourceVersion));
         }
-        case 'PATCH': return c.json(await objects.patch(t.resource, t.namespace, name, await patchBody(c), 'status'));
+        case 'PATCH': return c.json(await patch(c, objects, t, name, 'status'));
       }
       throw methodNotAllowed(`${method} is not supported on status`);
     case 'scale': return scaleSub(c, objects, deps, t, name);
@@ -165,6 +176,7 @@ async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response
   const keep = selectorsOf(c, t);
   const o = listOptionsOf(c, false);
   if (c.req.query('consistency') !== 'stale') await deps.readBarrier();
+  const table = tableRequest(c);
   const { items, revision } = deps.objects.list(t.resource, t.namespace);
   // Any revision at least the one asked for serves NotOlderThan ("0": any at all); Exact only the one asked for,
   // and the store keeps no older lists than its current one.
@@ -173,7 +185,31 @@ async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response
     if (asked > revision) throw new StoreError(tooLargeResourceVersion(asked, revision));
     if (o.resourceVersionMatch === 'Exact' && asked < revision) throw new GoneError(asked, revision);
   }
-  return c.json({ kind: `${t.resource.kind}List`, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(revision) }, items: items.filter(keep) });
+  const kept = items.filter(keep);
+  if (table) return tableResponse(c, table(t.resource, kept, String(revision)));
+  return c.json({ kind: `${t.resource.kind}List`, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(revision) }, items: kept });
+}
+
+/** The Table versions of meta.k8s.io a get, list or watch may ask for (kubectl asks for v1, then v1beta1). */
+const TABLE_VERSIONS = ['v1', 'v1beta1'] as const;
+const TABLE_CONTENT_TYPE = 'application/json;as=Table;v=v1;g=meta.k8s.io';
+const INCLUDE_OBJECT: readonly IncludeObject[] = ['None', 'Metadata', 'Object'];
+
+type TableOf = (resource: ResourceInfo, items: readonly KubeObject[], resourceVersion: string | undefined) => unknown;
+
+/**
+ * When the request's Accept asks for a Table (as=Table;g=meta.k8s.io), how to make it: with the rows' objects as
+ * ?includeObject says (None, Metadata (the default), Object); undefined for an ordinary answer.
+ */
+function tableRequest(c: Context): TableOf | undefined {
+  if (acceptedAs(c.req.header('accept'), 'Table', 'meta.k8s.io', TABLE_VERSIONS) === undefined) return undefined;
+  const include = c.req.query('includeObject') ?? 'Metadata';
+  if (!(INCLUDE_OBJECT as readonly string[]).includes(include)) throw badRequest(`includeObject: Unsupported value: "${include}": supported values: "None", "Metadata", "Object"`);
+  return (resource, items, resourceVersion) => objectTable(resource, items, { now: Date.now(), includeObject: include as IncludeObject, ...(resourceVersion !== undefined ? { resourceVersion } : {}) });
+}
+
+function tableResponse(c: Context, table: unknown): Response {
+  return c.body(JSON.stringify(table), 200, { 'content-type': TABLE_CONTENT_TYPE });
 }
 
 interface ListOptions {
@@ -235,6 +271,7 @@ function listOptionsOf(c: Context, watching: boolean): ListOptions {
 function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   const keep = selectorsOf(c, t);
   const options = listOptionsOf(c, true);
+  const table = tableRequest(c);
   const rvParam = options.resourceVersion;
   const timeoutParam = c.req.query('timeoutSeconds');
   if (timeoutParam !== undefined && !/^\d+$/.test(timeoutParam)) throw badRequest(`timeoutSeconds must be a non-negative integer, got "${timeoutParam}"`);
@@ -274,6 +311,8 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         if (closed || !keep(e.object)) return;
         // A client that stops reading is dropped rather than buffered without bound; it will watch again.
         if ((controller.desiredSize ?? 0) < -WATCH_BACKLOG) return finish();
+        // A Table watcher gets each object as a one-row Table (kubectl get -w prints the row).
+        if (table) return controller.enqueue(line({ type: e.type, object: table(t.resource, [e.object], e.object.metadata.resourceVersion) }));
         let encoded = eventLines.get(e);
         if (encoded === undefined) eventLines.set(e, encoded = line({ type: e.type, object: e.object }));
         controller.enqueue(encoded);
@@ -312,7 +351,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
     cancel() { finish(); },
   }, new CountQueuingStrategy({ highWaterMark: 1 }));
   c.req.raw.signal?.addEventListener('abort', () => finish());
-  return new Response(stream, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' } });
+  return new Response(stream, { status: 200, headers: { 'content-type': table ? TABLE_CONTENT_TYPE : 'application/json; charset=utf-8', 'cache-control': 'no-cache' } });
 }
 
 /** Kubernetes' answer to a read from a resourceVersion the store has not reached (storage.NewTooLargeResourceVersionError). */
@@ -330,11 +369,22 @@ async function body(c: Context): Promise<unknown> {
   return parseBody(text, /yaml/i.test(c.req.header('content-type') ?? ''));
 }
 
-async function patchBody(c: Context): Promise<unknown> {
-  if (/json-patch\+json/i.test(c.req.header('content-type') ?? '')) {
-    throw new StoreError({ code: 415, reason: 'UnsupportedMediaType', message: 'JSON Patch is not supported: send a merge patch (application/merge-patch+json)' });
-  }
-  return body(c);
+/** A PATCH of the object or its status, in the format its Content-Type names (server/api/patch.ts). */
+async function patch(c: Context, objects: ObjectService, t: Target, name: string, subresource?: 'status'): Promise<StoredObject> {
+  const type = patchTypeOf(c.req.header('content-type'));
+  if (type === APPLY_PATCH) throw new StoreError({ code: 415, reason: 'UnsupportedMediaType', message: 'server-side apply (application/apply-patch+yaml) is not supported: use client-side apply (kubectl apply without --server-side)' });
+  const input = await body(c);
+  return objects.patchWith(t.resource, t.namespace, name, (current) => applyPatch(type, current, input, t.resource.kind), subresource);
+}
+
+/**
+ * Whether the request asks for dryRun=All (validated and admitted as a real write, answered, nothing stored);
+ * 400 for any other value, with kube-apiserver's message.
+ */
+function isDryRun(c: Context): boolean {
+  const values = c.req.queries('dryRun') ?? [];
+  for (const v of values) if (v !== 'All') throw badRequest(`dryRun: Unsupported value: ${JSON.stringify(v)}: supported values: "All"`);
+  return values.length > 0 && c.req.method !== 'GET';
 }
 
 /** DeleteOptions from the body or, when there is none, from the query parameters (as Kubernetes reads them). */
