@@ -28,6 +28,7 @@ import { agentInstallCommand } from './agent-install.js';
 import { nodeReplaceCommand } from './node-replace.js';
 import { readManifests, ManifestError, applyManifests, qualifiedName } from './manifests.js';
 import { DELETE_WAIT_MS, waitUntilGone } from './deletion.js';
+import { BULK_REQUESTS, deleteObject, inParallel, inWaves } from './apply.js';
 import { DataCorruptionError } from '../server/store/sqlite-check.js';
 import { formatObjects, parseOutputFormat, renderTable } from './printers.js';
 import type { OutputFormat } from './printers.js';
@@ -515,19 +516,19 @@ async function remove(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<numbe
     if (forced && targets.length > 0) io.err('Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.\n');
     let failed = 0;
     const deleted: { path: string; what: string; uid: string | undefined }[] = [];
-    for (const t of targets) {
-      try {
-        const path = apiPath(t.r, t.namespace, t.name);
-        const o = await client.request<KubeObject>('DELETE', path, options);
+    for (const wave of inWaves(targets, (t) => t.r, false)) await inParallel(wave, BULK_REQUESTS, (t) => deleteObject(client, apiPath(t.r, t.namespace, t.name), options), (t, outcome) => {
+      if (outcome.ok) {
         io.out(`${qualifiedName(t.r, t.name)} ${forced ? 'force deleted' : 'deleted'}\n`);
-        deleted.push({ path, what: `${t.r.plural}/${t.name}`, uid: o.metadata?.uid });
-      } catch (err) {
-        if (!(err instanceof ApiClientError) || err.code === 0) throw err;
-        if (err.code === 404 && ignoreMissing) continue;
-        failed++;
-        io.err(`${t.source ? `${t.source}: ` : ''}${err.message}\n`);
+        // An object answered without deletionTimestamp was removed at once: there is nothing to wait for.
+        if (outcome.value.metadata?.deletionTimestamp !== undefined) deleted.push({ path: apiPath(t.r, t.namespace, t.name), what: `${t.r.plural}/${t.name}`, uid: outcome.value.metadata?.uid });
+        return;
       }
-    }
+      const err = outcome.error;
+      if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+      if (err.code === 404 && ignoreMissing) return;
+      failed++;
+      io.err(`${t.source ? `${t.source}: ` : ''}${err.message}\n`);
+    });
     if (wait) failed += await waitUntilGone(client, deleted, Date.now() + timeoutMs, io, signal);
     return failed > 0 ? 1 : 0;
   } finally {

@@ -6,6 +6,7 @@ import type { KubeObject, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
 import type { ApiClient } from '../client/client.js';
 import type { Io } from './command.js';
+import { applyManifest, BULK_REQUESTS, inParallel, inWaves } from './apply.js';
 
 export interface Manifest {
   /** Where the object came from, for messages: "examples/web.yaml document 2". */
@@ -108,38 +109,24 @@ export function qualifiedName(r: ResourceInfo, name: string): string {
 }
 
 /**
- * `apply`'s write of each manifest, in order: created when absent, else replaced (keeping what the server and
- * controllers own: resourceVersion and status), one line each on stdout as kubectl prints. A refusal is printed
+ * `apply`'s write of each manifest (./apply.ts: up to BULK_REQUESTS at once): created when absent, else replaced
+ * (keeping what the server and controllers own: resourceVersion and status), one line each on stdout as kubectl
+ * prints, in the manifests' order (Namespaces first: inWaves). A refusal is printed
  * on stderr and counted; the count is returned. Connection failures throw.
  */
 export async function applyManifests(client: ApiClient, manifests: readonly Manifest[], io: Pick<Io, 'out' | 'err'>): Promise<number> {
   let failed = 0;
-  for (const m of manifests) {
+  for (const wave of inWaves(manifests, (m) => m.resource, true)) await inParallel(wave, BULK_REQUESTS, (m) => {
     const namespace = m.resource.namespaced ? m.object.metadata.namespace ?? 'default' : undefined;
-    const path = apiPath(m.resource, namespace, m.name);
+    return applyManifest(client, apiPath(m.resource, namespace), apiPath(m.resource, namespace, m.name), m.object);
+  }, (m, outcome) => {
     const label = qualifiedName(m.resource, m.name);
-    try {
-      let current: KubeObject | undefined;
-      try {
-        current = await client.request<KubeObject>('GET', path);
-      } catch (err) {
-        if (!(err instanceof ApiClientError && err.code === 404)) throw err;
-      }
-      if (!current) {
-        await client.request('POST', apiPath(m.resource, namespace), m.object);
-        io.out(`${label} created\n`);
-        continue;
-      }
-      const desired = { ...m.object, metadata: { ...m.object.metadata, resourceVersion: current.metadata.resourceVersion } } as KubeObject & Record<string, unknown>;
-      if ('status' in current) desired.status = (current as Record<string, unknown>).status;
-      const updated = await client.request<KubeObject>('PUT', path, desired);
-      io.out(`${label} ${updated.metadata.resourceVersion === current.metadata.resourceVersion ? 'unchanged' : 'configured'}\n`);
-    } catch (err) {
-      if (!(err instanceof ApiClientError) || err.code === 0) throw err;
-      failed++;
-      io.err(`${m.source}: ${label}: ${err.message}\n`);
-    }
-  }
+    if (outcome.ok) return io.out(`${label} ${outcome.value}\n`);
+    const err = outcome.error;
+    if (!(err instanceof ApiClientError) || err.code === 0) throw err;
+    failed++;
+    io.err(`${m.source}: ${label}: ${err.message}\n`);
+  });
   return failed;
 }
 

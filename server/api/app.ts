@@ -12,7 +12,7 @@ import { resourceRoutes } from './routes/resources.js';
 import type { ResourceDeps } from './routes/resources.js';
 import { statusResponse } from './status.js';
 import { StoreError } from '../store/types.js';
-import { openApiDocument } from './openapi.js';
+import { OpenApiDocuments } from './openapi.js';
 import { discoveryRoutes } from './discovery.js';
 import { requestInfo } from './request-info.js';
 import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js';
@@ -113,7 +113,20 @@ export function createApp(deps: AppDeps): Hono {
   app.use('*', authorization({ graph: new PodGraph(deps.objects) }));
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
-  app.get('/openapi.json', (c) => c.json(openApiDocument(deps.version.flotilla)));
+  const openApi = new OpenApiDocuments(deps.version.flotilla);
+  const jsonBody = (c: Context, text: string) => c.body(text, 200, { 'content-type': 'application/json' });
+  app.get('/openapi.json', (c) => jsonBody(c, openApi.full()));
+  // JSON only: a client asking for the protobuf form alone is told 406, and asks again for JSON (client-go does).
+  app.get('/openapi/v2', (c) => {
+    const accept = c.req.header('accept') ?? '';
+    if (accept !== '' && !/application\/json|\*\/\*/.test(accept)) return statusResponse(c, { code: 406, reason: 'NotAcceptable', message: `only application/json is served here, not ${accept}` });
+    return jsonBody(c, openApi.v2());
+  });
+  app.get('/openapi/v3', (c) => c.json(openApi.v3Index()));
+  app.get('/openapi/v3/*', (c, next) => {
+    const text = openApi.v3(c.req.path.slice('/openapi/v3/'.length));
+    return text === undefined ? next() : jsonBody(c, text);
+  });
   app.route('/', discoveryRoutes());
   for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
   app.route('/', resourceRoutes(deps));

@@ -117,6 +117,31 @@ test('the Accept header: the first acceptable media type decides', () => {
   assert.is(acceptedAggregatedVersion('application/yaml'), undefined);
 });
 
+test('/openapi/v3: an index of group versions, each document with the kinds\' schemas and the PATCH parameters kubectl looks for', async () => {
+  const index = await json('/openapi/v3');
+  assert.match(index.paths['apis/apps/v1'].serverRelativeURL, /^\/openapi\/v3\/apis\/apps\/v1\?hash=[0-9A-F]{128}$/);
+  assert.ok(index.paths['api/v1']);
+  const apps = await json(index.paths['apis/apps/v1'].serverRelativeURL);
+  assert.is(apps.openapi, '3.0.0');
+  const deployment = apps.components.schemas['io.k8s.api.apps.v1.Deployment'];
+  assert.equal(deployment['x-kubernetes-group-version-kind'], [{ group: 'apps', version: 'v1', kind: 'Deployment' }]);
+  assert.is(deployment.properties.spec.properties.replicas.type, 'integer');
+  assert.is(deployment.additionalProperties, false);
+  const patch = apps.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}'].patch;
+  assert.equal(patch['x-kubernetes-group-version-kind'], { group: 'apps', version: 'v1', kind: 'Deployment' });
+  assert.ok(patch.parameters.some((p: { name: string; in: string }) => p.name === 'fieldValidation' && p.in === 'query'));
+  assert.not.ok(Object.keys(apps.paths).some((p) => p.startsWith('/api/v1/')));
+  assert.is((await get('/openapi/v3/apis/nope/v1')).status, 404);
+});
+
+test('/openapi/v2: Swagger 2.0 definitions in JSON; the protobuf form alone is 406', async () => {
+  const v2 = await json('/openapi/v2', { accept: 'application/json' });
+  assert.is(v2.swagger, '2.0');
+  assert.equal(v2.definitions['io.k8s.api.core.v1.Pod']['x-kubernetes-group-version-kind'], [{ group: '', version: 'v1', kind: 'Pod' }]);
+  assert.not.match(JSON.stringify(v2), /"nullable"|#\/components\//);
+  assert.is((await get('/openapi/v2', { accept: 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf' })).status, 406);
+});
+
 test.after(() => {
   store.close();
   rmSync(dir, { recursive: true, force: true });

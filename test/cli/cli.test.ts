@@ -42,6 +42,24 @@ test('apply -f examples/ creates every object, and applying again reports them u
   assert.match(second.stdout, /deployment\.apps\/web unchanged/);
 });
 
+test('apply -f and delete -f of many documents: requests in parallel, Namespaces first, output in the file\'s order, a failed one named and the rest done', () => {
+  const namespaceOf = (i: number) => (i === 70 ? 'missing' : i % 10 === 5 ? 'bulk-ns' : undefined);
+  const docs = Array.from({ length: 150 }, (_, i) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bulk-${i}\n${namespaceOf(i) ? `  namespace: ${namespaceOf(i)}\n` : ''}data:\n  i: "${i}"\n`);
+  const file = join(server.dataDir, '..', 'bulk.yaml');
+  writeFileSync(file, [...docs, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bulk-ns\n'].join('---\n'));
+  const lines = (verb: string) => docs.map((_, i) => (i === 70 ? '' : `configmap/bulk-${i} ${verb}\n`)).join('');
+  const applied = cli('apply', '-f', file);
+  assert.is(applied.code, 1, 'one object could not be created');
+  assert.is(applied.stdout, `namespace/bulk-ns created\n${lines('created')}`);
+  assert.match(applied.stderr, /document 71: configmap\/bulk-70: namespaces "missing" not found/);
+  const again = cli('apply', '-f', file);
+  assert.match(again.stdout, /^namespace\/bulk-ns unchanged\nconfigmap\/bulk-0 unchanged\nconfigmap\/bulk-1 unchanged\n/);
+  const deleted = cli('delete', '-f', file, '--ignore-not-found');
+  assert.is(deleted.code, 0, deleted.stderr);
+  assert.is(deleted.stdout, `${lines('deleted')}namespace/bulk-ns deleted\n`);
+  assert.not.match(cli('get', 'configmaps', '-A', '-o', 'name').stdout, /bulk-/);
+});
+
 test('get prints tables, wide, yaml, json and names, with label selectors', () => {
   const table = cli('get', 'deployments');
   assert.is(table.code, 0, table.stderr);

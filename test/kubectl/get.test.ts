@@ -48,7 +48,8 @@ const headerOf = (table: string) => table.split('\n')[0]!.split(/\s{2,}/);
 
 setUp(test, async () => {
   cluster = await startKubectlCluster();
-  const r = await cluster.kubectl(['apply', '--validate=false', '-f', '-'], MANIFESTS);
+  // With kubectl's default validation: the OpenAPI documents tell it that the server validates fields itself.
+  const r = await cluster.kubectl(['apply', '-f', '-'], MANIFESTS);
   assert.is(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n'), ['deployment.apps/web created', 'service/web created', 'configmap/settings created']);
   // The Deployment's ReplicaSet and pods, made by the controllers.
@@ -128,11 +129,29 @@ test('errors read as kubectl prints Kubernetes\' Status', async () => {
   assert.is((await kubectl('get', 'deploy', 'nope')).stderr.trim(), 'Error from server (NotFound): deployments.apps "nope" not found');
   // kubectl v1.32 looks for the namespace after a 404 and names it when it is missing.
   assert.is((await kubectl('get', 'deploy', 'web', '-n', 'elsewhere')).stderr.trim(), 'Error from server (NotFound): namespaces "elsewhere" not found');
-  const exists = await cluster!.kubectl(['create', '--validate=false', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\n');
+  const exists = await cluster!.kubectl(['create', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\n');
   assert.is(exists.code, 1);
   assert.is(exists.stderr.trim(), 'Error from server (AlreadyExists): error when creating "STDIN": configmaps "settings" already exists');
   const unknownType = await kubectl('get', 'widgets');
   assert.is(unknownType.stderr.trim(), 'error: the server doesn\'t have a resource type "widgets"');
+});
+
+test('kubectl explain reads the OpenAPI v3 schemas the server validates with', async () => {
+  const containers = await ok('explain', 'pod.spec.containers');
+  assert.match(containers, /^KIND:\s+Pod\nVERSION:\s+v1\n\nFIELD: containers <\[\]Object>/);
+  assert.match(containers, /^ {2}image\t<string> -required-$/m);
+  assert.match(containers, /^ {2}imagePullPolicy\t<string>\n {2}enum: Always, IfNotPresent, Never$/m);
+  assert.match(await ok('explain', 'deployments.spec.replicas'), /^GROUP:\s+apps\nKIND:\s+Deployment\nVERSION:\s+v1\n\nFIELD: replicas <integer>/);
+  const missing = await kubectl('explain', 'pod.spec.nope');
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, /field "nope" does not exist/);
+});
+
+test('kubectl apply and create leave field validation to the server, which refuses unknown fields', async () => {
+  const r = await cluster!.kubectl(['apply', '-f', '-'], 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: strict }\nbogus: 1\n');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /unknown field "bogus"/);
+  assert.is((await kubectl('get', 'cm', 'strict')).code, 1);
 });
 
 test.run();
