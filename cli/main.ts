@@ -22,6 +22,7 @@ import { defaultBridgeDns, type DockerNetworkInfo } from '../node-agent/network/
 import { parseAddressRange } from '../server/network/load-balancer-pools.js';
 import { CA_CERT_FILE, PKI_DIR } from '../server/pki/ca.js';
 import type { ServingLimits } from '../server/api/serving-limits.js';
+import type { ServerConfig } from '../server/run.js';
 import { logsCommand } from './logs.js';
 import { execCommand } from './exec.js';
 import { agentInstallCommand } from './agent-install.js';
@@ -35,6 +36,8 @@ import type { OutputFormat } from './printers.js';
 import { describeObject } from './describe.js';
 import { serviceCommand } from './service-url.js';
 import { imageCommand } from './image.js';
+import { secretsEncryptCommand } from './secrets-encrypt.js';
+import { ENCRYPTION_CONFIG_FILE } from '../server/secrets/encryption-config.js';
 import { composeCommand } from './compose/command.js';
 
 const processIo: Io = {
@@ -51,6 +54,29 @@ const nsFlags: FlagSpec[] = [{ name: 'namespace', short: 'n', kind: 'string' }, 
 
 /** How long a silent node stays Ready, and how long its pods then wait before they are moved. */
 const controllerFlags: FlagSpec[] = [{ name: 'node-grace-period', kind: 'string' }, { name: 'pod-eviction-delay', kind: 'string' }];
+
+/** The audit log, as kube-apiserver's flags name it (server/api/middleware/audit.ts). */
+const auditFlags: FlagSpec[] = [{ name: 'audit-log-path', kind: 'string' }, { name: 'audit-log-maxsize', kind: 'string' }, { name: 'audit-log-maxbackup', kind: 'string' }, { name: 'audit-policy-file', kind: 'string' }];
+
+const AUDIT_USAGE = '[--audit-log-path FILE|- [--audit-log-maxsize MB] [--audit-log-maxbackup N] [--audit-policy-file FILE]]';
+
+/** The audit flags as the server's audit configuration; undefined without --audit-log-path. */
+function auditConfigOf(a: ParsedArgs): ServerConfig['audit'] {
+  const count = (flag: string): number | undefined => {
+    const text = stringFlag(a, flag);
+    if (text !== undefined && !/^\d+$/.test(text)) throw new UsageError(`--${flag} must be a whole number, got "${text}"`);
+    return text === undefined ? undefined : Number(text);
+  };
+  const path = stringFlag(a, 'audit-log-path');
+  const maxSizeMb = count('audit-log-maxsize');
+  const maxBackups = count('audit-log-maxbackup');
+  const policyFile = stringFlag(a, 'audit-policy-file');
+  if (!path) {
+    if (maxSizeMb !== undefined || maxBackups !== undefined || policyFile !== undefined) throw new UsageError('--audit-log-maxsize, --audit-log-maxbackup and --audit-policy-file need --audit-log-path');
+    return undefined;
+  }
+  return { path: path === '-' ? '-' : resolve(path), ...(maxSizeMb !== undefined ? { maxSizeMb } : {}), ...(maxBackups !== undefined ? { maxBackups } : {}), ...(policyFile ? { policyFile: resolve(policyFile) } : {}) };
+}
 
 /** The network settings a new cluster publishes (api-types/network.ts). */
 const networkFlags: FlagSpec[] = [{ name: 'cluster-cidr', kind: 'string' }, { name: 'service-cidr', kind: 'string' }, { name: 'service-node-port-range', kind: 'string' }, { name: 'load-balancer-pool', kind: 'string' }];
@@ -114,17 +140,17 @@ function controllerSettingsOf(a: ParsedArgs): { nodeGracePeriodMs?: number; podE
 const commands: Record<string, CliCommand> = {
   up: {
     summary: 'run an all-in-one cluster (server + local agent) in the foreground',
-    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--load-balancer-pool 192.168.1.240-192.168.1.250]',
-    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags, ...networkFlags],
+    usage: 'flotilla up [--data DIR] [--listen HOST:PORT] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--load-balancer-pool 192.168.1.240-192.168.1.250] ' + AUDIT_USAGE,
+    flags: [{ name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, ...controllerFlags, ...networkFlags, ...auditFlags],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: true, localAgent: true, formsCluster: true }),
   },
   server: {
     summary: 'run a control-plane member (a new cluster, or --join one)',
-    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--load-balancer-pool 192.168.1.240-192.168.1.250] [--max-requests-inflight 200] [--max-mutating-requests-inflight 100] [--request-timeout 1m] [--max-watches 2000] [--max-watches-per-client 100]',
+    usage: 'flotilla server --data DIR --listen HOST:PORT [--advertise URL] [--join URL|auto --token CLUSTER_SECRET | --cluster-init [--token SECRET] [--join auto]] [--interface IF] [--no-mdns] [--snapshot-every ENTRIES] [--node-grace-period 15s] [--pod-eviction-delay 30s] [--cluster-cidr 10.42.0.0/16] [--service-cidr 10.43.0.0/16] [--service-node-port-range 30000-32767] [--load-balancer-pool 192.168.1.240-192.168.1.250] [--max-requests-inflight 200] [--max-mutating-requests-inflight 100] [--request-timeout 1m] [--max-watches 2000] [--max-watches-per-client 100] ' + AUDIT_USAGE,
     flags: [
       { name: 'data', kind: 'string' }, { name: 'listen', kind: 'string' }, { name: 'advertise', kind: 'string' }, { name: 'join', kind: 'string' },
       { name: 'token', kind: 'string' }, { name: 'cluster-init', kind: 'boolean' }, { name: 'snapshot-every', kind: 'string' }, { name: 'mdns', kind: 'boolean' }, { name: 'interface', kind: 'string' },
-      ...controllerFlags, ...networkFlags, ...servingFlags,
+      ...controllerFlags, ...networkFlags, ...servingFlags, ...auditFlags,
     ],
     run: (a, io, signal) => runServerCommand(a, io, signal, { writeConfig: false, localAgent: false, formsCluster: false }),
   },
@@ -178,6 +204,7 @@ const commands: Record<string, CliCommand> = {
   image: imageCommand,
   compose: composeCommand,
   config: configCommand,
+  'secrets-encrypt': secretsEncryptCommand,
   cluster: {
     summary: 'show the control-plane members (status), remove one, or hand leadership to one (transfer)',
     usage: 'flotilla cluster status [-o json] | flotilla cluster remove MEMBER_ID | flotilla cluster transfer MEMBER_ID',
@@ -192,8 +219,8 @@ const commands: Record<string, CliCommand> = {
   },
   restore: {
     summary: 'make a new one-member cluster from a backup file or an old member\'s data dir (lost quorum)',
-    usage: 'flotilla restore --data NEW_DIR (BACKUP_FILE | OLD_MEMBER_DATA_DIR)',
-    flags: [{ name: 'data', kind: 'string' }],
+    usage: 'flotilla restore --data NEW_DIR [--encryption-config FILE] (BACKUP_FILE | OLD_MEMBER_DATA_DIR)',
+    flags: [{ name: 'data', kind: 'string' }, { name: 'encryption-config', kind: 'string' }],
     run: restore,
   },
   version: {
@@ -287,6 +314,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
   const iface = stringFlag(a, 'interface');
   const mdns = a.flags.mdns;
   const network = networkSettingsOf(a);
+  const auditConfig = auditConfigOf(a);
   const lbPool = stringFlag(a, 'load-balancer-pool')?.split(',').map((r) => r.trim()).filter(Boolean);
   if (lbPool?.length === 0) throw new UsageError('--load-balancer-pool takes ranges such as 192.168.1.240-192.168.1.250 or 192.168.1.240/28, comma-separated');
   for (const range of lbPool ?? []) {
@@ -301,7 +329,7 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     ...(joinUrl ? { join: joinUrl } : {}), ...(token ? { token } : {}), ...(clusterInit ? { clusterInit } : {}), ...(advertise ? { advertiseUrl: advertise } : {}),
     ...(snapshotText ? { snapshotEvery: Number(snapshotText) } : {}), ...(iface ? { interface: iface } : {}), ...(typeof mdns === 'boolean' ? { mdns } : {}),
     controllers: controllerSettingsOf(a), servingLimits: servingLimitsOf(a), ...(opts.localAgent ? { localAgentToken: true } : {}), ...(network ? { network } : {}),
-    ...(lbPool ? { loadBalancerPool: lbPool } : {}),
+    ...(lbPool ? { loadBalancerPool: lbPool } : {}), ...(auditConfig ? { audit: auditConfig } : {}),
     log: createLogger({ level: io.env.FLOTILLA_LOG_LEVEL ?? 'info', format: logFormatFor(io.errIsTty ?? false), write: io.err }),
   }, (info) => {
     let configNote = '';
@@ -599,7 +627,8 @@ async function backup(a: ParsedArgs, io: Io): Promise<number> {
   try {
     const headers = await client.download('/cluster/v1/backup', createWriteStream(partial, { mode: 0o600 }));
     renameSync(partial, file);
-    io.out(`backup of revision ${String(headers['x-flotilla-revision'] ?? '?')} written to ${file}\n`);
+    io.out(`backup of revision ${String(headers['x-flotilla-revision'] ?? '?')} written to ${file}\n`
+      + `Its Secrets are encrypted: keep the ${ENCRYPTION_CONFIG_FILE} of a server's data dir with it, apart from it, and restore with flotilla restore --encryption-config FILE\n`);
     return 0;
   } catch (err) {
     rmSync(partial, { force: true });
@@ -616,7 +645,8 @@ async function restore(a: ParsedArgs, io: Io): Promise<number> {
   const { restoreDataDir } = await import('../server/cluster/backup.js');
   let result: ReturnType<typeof restoreDataDir>;
   try {
-    result = restoreDataDir(resolve(source), resolve(data));
+    const keys = stringFlag(a, 'encryption-config');
+    result = restoreDataDir(resolve(source), resolve(data), keys === undefined ? undefined : resolve(keys));
   } catch (err) {
     io.err(`flotilla restore: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

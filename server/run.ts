@@ -1,4 +1,4 @@
-import { mkdirSync, existsSync, readFileSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, readdirSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
@@ -9,7 +9,7 @@ import { serveUpgrades, type UpgradeHandler } from './api/streams/upgrade.js';
 import pino, { type Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
-import { serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
+import { MASTERS_GROUP, SERVER_GROUP, identity, inGroup, serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
@@ -48,6 +48,10 @@ import type { ClientTls } from '../client/client.js';
 import type { IssuedCertificate } from './pki/ca.js';
 import { ensureServingCertificate, servingAltNames } from './pki/serving.js';
 import { DEFAULT_SERVING_LIMITS, httpServerOptions, type ServingLimits } from './api/serving-limits.js';
+import { SealedState, SealingProposer, SecretSealer } from './secrets/secret-sealing.js';
+import { AuditLogFile, DEFAULT_AUDIT_POLICY, parseAuditPolicy, type AuditOptions } from './api/middleware/audit.js';
+import { encryptionKeysFor, secretsEncryptRoutes } from './secrets/secrets-encrypt.js';
+import { encryptionConfiguration, loadEncryptionKeys } from './secrets/encryption-config.js';
 
 export const FLOTILLA_VERSION = '0.1.0';
 /** The Kubernetes API release whose objects and behaviour this server serves: /version's gitVersion (kubectl checks its skew against it). */
@@ -108,6 +112,11 @@ export interface ServerConfig {
    * the flag decides that pool, other pools are objects.
    */
   loadBalancerPool?: string[];
+  /**
+   * The audit log (kube-apiserver's --audit-log-path, --audit-log-maxsize in MB, --audit-log-maxbackup,
+   * --audit-policy-file): path "-" writes to standard output. No policy file: every request at Metadata.
+   */
+  audit?: { path: string; maxSizeMb?: number; maxBackups?: number; policyFile?: string };
 }
 
 export interface ServerInfo {
@@ -147,6 +156,7 @@ const BOOTSTRAP_NAMESPACES = ['default', 'kube-system', 'kube-node-lease'];
 export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (info: ServerInfo) => void): Promise<void> {
   const log = config.log ?? pino({ level: 'silent' });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  ownerOnly(config.dataDir);
   // The Raft log is the durable record; the state machine can lag it across a power cut and catch up from it.
   const statePath = join(config.dataDir, STATE_FILE);
   setAsideDamagedState(statePath, join(config.dataDir, MEMBER_FILES.log), log);
@@ -165,6 +175,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
   // Upgrade requests (kubectl's streams) go through the same handler, their connection in the bindings.
   serveUpgrades(server as http.Server, () => handler as unknown as UpgradeHandler);
   let renewal: NodeJS.Timeout | undefined;
+  const auditLog = config.audit && openAuditLog(config.audit);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -183,6 +194,9 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       ...(config.clusterInit ? { clusterInit: true } : {}), ...(config.autoJoinTimeoutMs !== undefined ? { joinTimeoutMs: config.autoJoinTimeoutMs } : {}),
     }, signal);
     const ca = await clusterCaFor(config.dataDir, plan, signal);
+    const sealer = new SecretSealer(await encryptionKeysFor(config.dataDir, plan, ca.certPem, signal));
+    // Everything but the Raft member reads the state through `state` (Secrets opened) and writes through `proposer` (Secrets sealed).
+    const state = new SealedState(store, sealer);
     let serving: IssuedCertificate | undefined;
     let servingSha256: string | undefined;
     const peerTls: ClientTls = { ca: ca.certPem, identity: () => serving };
@@ -200,18 +214,20 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if (server instanceof https.Server) server.setSecureContext({ key: next.keyPem, cert: next.certPem, ca: ca.certPem, minVersion: 'TLSv1.2' });
     };
     await useServing();
+    // The files made since the start (the Raft log, the keys, the CA, snapshots) are the owner's alone too.
+    ownerOnly(config.dataDir);
     // Renewed while running once less than a third of its life is left (ensureServingCertificate decides).
     renewal = setInterval(() => useServing().catch((err: unknown) => log.error({ err }, 'renewing the serving certificate failed')), SERVING_RENEWAL_CHECK_MS);
     renewal.unref();
     const admin = cluster.created || existsSync(join(config.dataDir, 'admin-token')) ? ensureAdminToken(config.dataDir) : undefined;
-    const objects = new ObjectService(store, cluster.member, () => new Date(), [
+    const objects = new ObjectService(state, new SealingProposer(cluster.member, sealer), () => new Date(), [
       (r, stored, incoming) => { if (r.group === '' && r.plural === 'nodes') admitNodeKey(stored, incoming); },
       networkSettingsUnchanged,
     ]);
-    const tokenAuth = storeTokenAuthenticator(store);
-    const nodeAuth = nodeCertificateIdentity(store, ca.certPem);
+    const tokenAuth = storeTokenAuthenticator(state);
+    const nodeAuth = nodeCertificateIdentity(state, ca.certPem);
     const identityOf = (c: Context) => c.get('identity' as never) as Identity | undefined;
-    const roleOf = (c: Context) => identityOf(c)?.role;
+    const roleOf = (c: Context) => (inGroup(identityOf(c), MASTERS_GROUP) ? 'admin' : undefined);
     const heartbeats = new NodeHeartbeats();
     const lbSpeakers = new NodeHeartbeats(Date.now, LB_SPEAKER_LEASE_NAMESPACE);
     const metrics = new InMemoryMetrics();
@@ -239,15 +255,22 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes), except over
       // the benchmark-only plain HTTP, where no certificate travels.
       authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
-        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
+        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? identity('flotilla:server:plain-http-benchmark', [SERVER_GROUP]) : undefined)
         ?? (token !== undefined ? tokenAuth(token) : undefined),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${KUBERNETES_API_VERSION}+flotilla-${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
         cluster.routes(identityOf),
         backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
-        joinTokenRoutes({ store, objects, roleOf, caHash: ca.hash }),
-        userTokenRoutes({ store, objects, roleOf, clusterId: cluster.identity.clusterId }),
+        joinTokenRoutes({ store: state, objects, roleOf, caHash: ca.hash }),
+        userTokenRoutes({ store: state, objects, roleOf, clusterId: cluster.identity.clusterId }),
+        secretsEncryptRoutes({
+          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), roleOf, peerFetch: cluster.peerFetch,
+          peers: () => {
+            const conf = cluster.member.node.status().confState;
+            return [...conf.voters, ...conf.learners].filter((id) => id !== cluster.identity.memberId).map((id) => cluster.peerUrl(id)).filter((u): u is string => u !== undefined);
+          },
+        }),
         nodeCertificateRoutes({ objects, ca, identityOf }),
         nodeImageRoutes({ callAgent, roleOf }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
@@ -258,11 +281,12 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       ],
       ...(config.maxBodyBytes ? { maxBodyBytes: config.maxBodyBytes } : {}),
       servingLimits,
+      ...(auditLog ? { audit: auditLog.options } : {}),
     });
     let advertised: Advertisement | undefined;
     handler = publicRoutesFirst({
       clusterId: cluster.identity.clusterId, clusterSecret: cluster.secret, ca, servingCertSha256: () => servingSha256,
-      advertisement: () => advertised, joinRoutes: cluster.joinRoutes(objects, ca),
+      advertisement: () => advertised, joinRoutes: cluster.joinRoutes(objects, ca, () => encryptionConfiguration(loadEncryptionKeys(config.dataDir) ?? [])),
     }, app.fetch);
     let leaderWork: AbortController | undefined;
     cluster.onLeadership((leading) => {
@@ -284,11 +308,11 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const advertising = discovery?.advertise(advertised, signal).catch((err: unknown) => log.warn({ err }, 'mdns: not advertising'));
     await plan.withdrawCandidacy?.();
     await waitFor(async () => (await readiness(cluster, store, signal)).every((k) => k.failure === undefined), signal);
-    const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, store, objects) : undefined;
+    const localAgentToken = config.localAgentToken && !signal.aborted ? await ensureLocalAgentToken(config.dataDir, state, objects) : undefined;
     if (!signal.aborted) {
       onReady?.({
         url, caPem: ca.certPem, caHash: ca.hash, serverToken: formatClusterToken(ca.hash, `${SERVER_CREDENTIAL_PREFIX}${cluster.secret}`), clusterId: cluster.identity.clusterId, memberId: cluster.identity.memberId,
-        ...(admin ? { adminTokenPath: admin.path, ...(adminTokenSuperseded(store, admin.token, cluster.identity.clusterId) ? {} : { adminToken: admin.token }) } : {}),
+        ...(admin ? { adminTokenPath: admin.path, ...(adminTokenSuperseded(state, admin.token, cluster.identity.clusterId) ? {} : { adminToken: admin.token }) } : {}),
         ...(localAgentToken ? { localAgentToken } : {}),
       });
     }
@@ -302,7 +326,17 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       if ('closeAllConnections' in server) server.closeAllConnections();
     });
     store.close();
+    auditLog?.close();
   }
+}
+
+/** The audit log's policy and file (or standard output) as ServerConfig.audit says. */
+function openAuditLog(audit: NonNullable<ServerConfig['audit']>): { options: AuditOptions; close: () => void } {
+  const policy = audit.policyFile ? parseAuditPolicy(readFileSync(audit.policyFile, 'utf8'), audit.policyFile) : DEFAULT_AUDIT_POLICY;
+  if (audit.path === '-') return { options: { policy, sink: { write: (line) => process.stdout.write(`${line}\n`) } }, close: () => {} };
+  // As kube-apiserver's (lumberjack's): a maximum size of 0 (or none) means 100 MB.
+  const file = new AuditLogFile(audit.path, (audit.maxSizeMb || 100) * 1024 * 1024, audit.maxBackups ?? 0);
+  return { options: { policy, sink: file }, close: () => file.close() };
 }
 
 /**
@@ -317,6 +351,19 @@ function setAsideDamagedState(statePath: string, logPath: string, log: Logger): 
   const aside = `${statePath}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   for (const suffix of ['', '-wal', '-shm']) if (existsSync(`${statePath}${suffix}`)) renameSync(`${statePath}${suffix}`, `${aside}${suffix}`);
   log.error({ file: damage.file, damage: damage.what, movedTo: aside }, 'the state database is damaged: it is rebuilt from the last snapshot and the Raft log');
+}
+
+/**
+ * Makes `dir` and everything in it the owner's alone (directories 0700, files 0600) whatever the umask or the
+ * mode it was made with: it holds the state, the log, keys and tokens. Files made later sit in these directories.
+ */
+function ownerOnly(dir: string): void {
+  chmodSync(dir, 0o700);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) ownerOnly(path);
+    else if (entry.isFile()) chmodSync(path, 0o600);
+  }
 }
 
 /** Reads `<data>/admin-token`, creating it (mode 0600) at first start. */

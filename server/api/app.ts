@@ -19,6 +19,7 @@ import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js'
 import { maxInFlight } from './middleware/max-in-flight.js';
 import { watchLimit } from './middleware/watch-limit.js';
 import { requestTimeout } from './middleware/request-timeout.js';
+import { audit, type AuditOptions } from './middleware/audit.js';
 
 /** One readiness check as Kubernetes' /readyz lists it: its name and, when it fails, why. */
 export interface ReadinessCheck {
@@ -39,6 +40,8 @@ export interface AppDeps extends ResourceDeps {
   log?: Logger;
   /** In-flight limits, watch caps and the request timeout (default DEFAULT_SERVING_LIMITS). */
   servingLimits?: ServingLimits;
+  /** The audit log: one event per request (./middleware/audit.ts); none when not given. */
+  audit?: AuditOptions;
 }
 
 /** kube-apiserver's limit on a request body (MaxRequestBodyBytes): twice what etcd stores, for JSON's overhead. */
@@ -62,6 +65,8 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.notFound((c) => statusResponse(c, { code: 404, reason: 'NotFound', message: `the server could not find the requested resource: ${c.req.method} ${c.req.path}` }));
 
+  // First, so that every answer is audited, refusals included.
+  if (deps.audit) app.use('*', audit(deps.audit));
   app.use('*', async function requestMetrics(c, next) {
     const end = metrics.duration.startTimer();
     await next();

@@ -21,8 +21,9 @@ import { decodeSnapshotFile, describeSnapshotFile, encodeSnapshotFile, sha256OfF
 import type { SnapshotFile } from './snapshot-file.js';
 import { DataCorruptionError } from '../store/sqlite-check.js';
 import { SqliteStore } from '../store/sqlite-store.js';
-import type { Identity as CallerIdentity } from '../api/middleware/auth.js';
+import { MASTERS_GROUP, inGroup, isServer, type Identity as CallerIdentity } from '../api/middleware/auth.js';
 import { pinnedFetch, type ClientTls } from '../../client/client.js';
+import { ENCRYPTION_CONFIG_PATH } from '../secrets/secrets-encrypt.js';
 import type { ClusterCa } from '../pki/ca.js';
 import { statusObject } from '../../api-types/index.js';
 
@@ -241,14 +242,13 @@ export class ClusterMember {
 
   /**
    * Peer and membership routes. `identityOf(c)` returns the caller as the API's auth middleware established it
-   * (role 'peer', name flotilla:server:<id>, for a member's server certificate); member records are written
+   * (name flotilla:server:<id> in SERVER_GROUP, for a member's server certificate); member records are written
    * through `objects`.
    */
   routes(identityOf: (c: Context) => CallerIdentity | undefined): Hono {
     const app = new Hono();
-    const roleOf = (c: Context) => identityOf(c)?.role;
     const requirePeer = (c: Context) => {
-      if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (with their server certificate)' });
+      if (!isServer(identityOf(c))) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (with their server certificate)' });
     };
     /**
      * Raft messages come only from current members, each from the member whose certificate the caller holds
@@ -273,8 +273,8 @@ export class ClusterMember {
       }
     };
     const requireAdminOrPeer = (c: Context) => {
-      const r = roleOf(c);
-      if (r !== 'peer' && r !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or a member\'s server certificate is required' });
+      const who = identityOf(c);
+      if (!isServer(who) && !inGroup(who, MASTERS_GROUP)) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or a member\'s server certificate is required' });
     };
     app.post('/raft/v1/messages', async (c) => {
       requirePeer(c);
@@ -303,7 +303,7 @@ export class ClusterMember {
       const path = join(this.#snapshotDir, `received-${Date.now()}-${randomBytes(8).toString('hex')}.db`);
       let revision: number;
       try {
-        await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path));
+        await pipeline(Readable.fromWeb(c.req.raw.body as never), createWriteStream(path, { mode: 0o600 }));
         const sha256 = await sha256OfFileStreamed(path);
         if (sha256 !== snap.sha256) throw new StoreError({ code: 400, reason: 'BadRequest', message: `the snapshot's SHA-256 is ${sha256}, its sender said ${snap.sha256}: not applied` });
         const damage = SqliteStore.damage(path);
@@ -358,10 +358,11 @@ export class ClusterMember {
   /**
    * The routes a server that is not a member yet calls, authenticated by the cluster secret alone (mounted before
    * the API's auth middleware, which knows no cluster secret): joining, and receiving the cluster CA (its
-   * certificate and key) that every member holds. A joiner calls them only over TLS verified against the CA
-   * its server token pins (server/join/server-membership.ts).
+   * certificate and key) and the Secrets' encryption keys (`encryptionConfig`, server/secrets/) that every member
+   * holds. A joiner calls them only over TLS verified against the CA its server token pins
+   * (server/join/server-membership.ts).
    */
-  joinRoutes(objects: Pick<ObjectService, 'putMember'>, ca: ClusterCa): Hono {
+  joinRoutes(objects: Pick<ObjectService, 'putMember'>, ca: ClusterCa, encryptionConfig: () => unknown): Hono {
     const app = new Hono();
     const requireSecret = (c: Context) => {
       const m = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
@@ -391,6 +392,10 @@ export class ClusterMember {
     app.get(CLUSTER_CA_PATH, (c) => {
       requireSecret(c);
       return c.json({ certPem: ca.certPem, keyPem: ca.keyPem });
+    });
+    app.get(ENCRYPTION_CONFIG_PATH, (c) => {
+      requireSecret(c);
+      return c.json(encryptionConfig());
     });
     app.onError((err, c) => {
       if (err instanceof StoreError) return c.json(statusObject(err.failure), err.failure.code as 400);

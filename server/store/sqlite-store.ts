@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, openSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as DB, Statement } from 'better-sqlite3';
 import { DataCorruptionError, addCrcColumns, isSqliteDamage, quickCheckFailure, rowCrc, walDamage } from './sqlite-check.js';
@@ -217,8 +217,11 @@ export class SqliteStore implements StateStore {
     this.db.pragma('wal_checkpoint(FULL)');
   }
 
-  /** Copies a consistent image of the state to `path` (a snapshot or a backup). */
+  /** Copies a consistent image of the state to `path` (a snapshot or a backup), a new file readable by its owner only. */
   snapshotTo(path: string): void {
+    // VACUUM INTO takes an empty file as a new one; made here, it has the mode the state's secrecy asks for.
+    closeSync(openSync(path, 'wx', 0o600));
+    chmodSync(path, 0o600);
     this.db.prepare('VACUUM INTO ?').run(path);
   }
 

@@ -38,7 +38,7 @@ test('backup writes a file; restore makes a new cluster with the same objects an
   assert.is(b.code, 0, b.stderr);
   assert.ok(statSync(file).size > 0);
   const oldRv = Number((await api.request<{ metadata: { resourceVersion: string } }>('GET', '/api/v1/namespaces/default/configmaps/keep-19')).metadata.resourceVersion);
-  const r = runCli(['restore', '--data', join(dir, 'restored'), file], {});
+  const r = runCli(['restore', '--data', join(dir, 'restored'), '--encryption-config', join(original.dataDir, 'encryption-config.json'), file], {});
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /restored revision \d+/);
   const restored = new ServerProcess(join(dir, 'restored'), '127.0.0.2');
