@@ -34,6 +34,8 @@ export const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
 /** Node label (Kubernetes'): the node never serves LoadBalancer traffic. */
 export const LABEL_EXCLUDE_FROM_EXTERNAL_LOAD_BALANCERS = 'node.kubernetes.io/exclude-from-external-load-balancers';
 
+/** On the watch BOOKMARK that ends the initial events of a watch with sendInitialEvents=true (Kubernetes'). */
+export const ANNOTATION_INITIAL_EVENTS_END = 'k8s.io/initial-events-end';
 /** Any object kubectl apply wrote: the configuration it applied last (JSON); on a Secret it holds the values. */
 export const ANNOTATION_LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 

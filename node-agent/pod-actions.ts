@@ -158,10 +158,12 @@ export function planPodActions(pod: PlannedPod, observed: ObservedPod, records: 
   for (const list of attempts.values()) list.sort((a, b) => b.restartCount - a.restartCount);
   const latest = (name: string): ContainerStatus | undefined => attempts.get(name)?.[0];
 
-  // Clean-up first: older attempts of the containers this pod runs.
+  // Clean-up first: older attempts of the containers this pod runs, but for the one before the newest once it
+  // has ended (as the kubelet keeps one dead container: `logs --previous` reads it).
   const cleanup: PodAction[] = [];
   for (const spec of [...initSpecs, ...pod.spec.containers]) {
-    for (const old of attempts.get(spec.name)?.slice(1) ?? []) cleanup.push({ type: 'RemoveContainer', name: spec.name, id: old.id });
+    const [, previous, ...older] = attempts.get(spec.name) ?? [];
+    for (const old of [...(previous && previous.state !== 'exited' ? [previous] : []), ...older]) cleanup.push({ type: 'RemoveContainer', name: spec.name, id: old.id });
   }
 
   const planContainer = (spec: Container, role: ContainerRole, cur: ContainerStatus | undefined): ContainerVerdict => {

@@ -504,7 +504,7 @@ export class PodWorker {
       this.wakeAt(Date.now() + this.settings.backoffBaseMs);
       return this.report(spec, cur, { waiting: { reason: err.reason, message: err.message } }, restartCount);
     }
-    if (cur) await runtime.removeContainer(cur.id);
+    // The attempt before this one stays until the next one replaces it (pod-actions.ts: logs --previous reads it).
     this.emit('Normal', 'Created', `Created container ${spec.name}`);
     try {
       await runtime.startContainer(id);

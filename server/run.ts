@@ -5,6 +5,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Context } from 'hono';
 import { serve, type HttpBindings } from '@hono/node-server';
+import { serveUpgrades, type UpgradeHandler } from './api/streams/upgrade.js';
 import pino, { type Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
@@ -175,6 +176,8 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     createServer: secure ? https.createServer : http.createServer,
     serverOptions: { ...httpServerOptions(servingLimits), ...(secure ? { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } : {}) },
   });
+  // Upgrade requests (kubectl's streams) go through the same handler, their connection in the bindings.
+  serveUpgrades(server as http.Server, () => handler as unknown as UpgradeHandler);
   let renewal: NodeJS.Timeout | undefined;
   const auditLog = config.audit && openAuditLog(config.audit);
   try {

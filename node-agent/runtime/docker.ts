@@ -2,7 +2,7 @@
 // A pod is a sandbox container (network namespace, published hostPorts) plus one container per Kubernetes
 // container joined to it with NetworkMode container:<sandbox>.
 import Docker from 'dockerode';
-import { Readable } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import {
   ContainerNotFoundError,
   ImageNotFoundError,
@@ -15,6 +15,8 @@ import {
   type ContainerStatus,
   type ContainerSummary,
   type ExecResult,
+  type AttachOptions,
+  type ProcessStreams,
   type ImageSummary,
   type ImageInfo,
   type LogLine,
@@ -220,7 +222,8 @@ export class DockerRuntime implements ContainerRuntime {
       stderr: true,
       follow: options.follow === true,
       tail: options.tail ?? 'all',
-      since: options.since ?? 0,
+      since: Math.floor(options.since ?? 0),
+      timestamps: options.timestamps === true,
     };
     let source: Readable;
     try {
@@ -234,7 +237,7 @@ export class DockerRuntime implements ContainerRuntime {
     const abort = () => source.destroy();
     options.signal?.addEventListener('abort', abort, { once: true });
     try {
-      const lines = new LineSplitter();
+      const lines = new LineSplitter(options.timestamps === true);
       const frames = new FrameReader();
       try {
         for await (const chunk of source) {
@@ -251,37 +254,56 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async exec(id: string, command: string[], options: { signal?: AbortSignal } = {}): Promise<ExecResult> {
-    const container = this.docker.getContainer(id);
-    let exec: Docker.Exec;
-    try {
-      exec = await container.exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
-    } catch (err) {
-      throw translate(err, id);
-    }
-    const stream = (await exec.start({ hijack: true, stdin: false })) as Readable;
-    const abort = () => stream.destroy();
+    const attached = await this.execStreams(id, command, { stdin: false, tty: false });
+    const abort = () => attached.close();
     options.signal?.addEventListener('abort', abort, { once: true });
     const out = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-    const frames = new FrameReader();
     try {
-      await new Promise<void>((resolve, reject) => {
-        stream.on('data', (chunk: Buffer) => {
-          for (const f of frames.push(chunk)) out[f.stream].push(f.data);
-        });
-        stream.on('end', resolve);
-        stream.on('close', resolve);
-        stream.on('error', reject);
-      });
+      for await (const chunk of attached.output) out[chunk.stream].push(chunk.data);
     } finally {
       options.signal?.removeEventListener('abort', abort);
     }
     options.signal?.throwIfAborted();
-    const info = await exec.inspect();
     return {
-      exitCode: info.ExitCode ?? -1,
+      exitCode: (await attached.exitCode()) ?? -1,
       stdout: Buffer.concat(out.stdout).toString('utf8'),
       stderr: Buffer.concat(out.stderr).toString('utf8'),
     };
+  }
+
+  async execStreams(id: string, command: string[], options: AttachOptions): Promise<ProcessStreams> {
+    let exec: Docker.Exec;
+    try {
+      exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdin: options.stdin, AttachStdout: true, AttachStderr: true, Tty: options.tty });
+    } catch (err) {
+      throw translate(err, id);
+    }
+    const stream = (await exec.start({ hijack: true, stdin: options.stdin, Tty: options.tty })) as Duplex;
+    return hijackedStreams(stream, options, {
+      resize: async (w, h) => { if (options.tty) await exec.resize({ w, h }); },
+      exitCode: async () => (await exec.inspect()).ExitCode ?? null,
+    });
+  }
+
+  async attach(id: string, options: Omit<AttachOptions, 'tty'>): Promise<ProcessStreams> {
+    const container = this.docker.getContainer(id);
+    let tty: boolean;
+    let stream: Duplex;
+    try {
+      const info = await container.inspect();
+      tty = info.Config.Tty === true;
+      const stdin = options.stdin && info.Config.OpenStdin === true;
+      stream = (await container.attach({ stream: true, stdin, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+      return hijackedStreams(stream, { stdin, tty }, {
+        resize: async (w, h) => { if (tty) await container.resize({ w, h }); },
+        exitCode: async () => {
+          const state = (await container.inspect()).State;
+          return state.Running ? null : state.ExitCode;
+        },
+      });
+    } catch (err) {
+      throw translate(err, id);
+    }
   }
 
   async stats(id: string): Promise<ContainerStats> {
@@ -449,6 +471,26 @@ export function containerCreateOptions(config: ContainerConfig): Docker.Containe
 }
 
 /** Splits Docker's multiplexed stream (8-byte header: stream type, 3 zero bytes, big-endian length) into frames. */
+/**
+ * The streams of a hijacked exec or attach connection: Docker multiplexes stdout and stderr in 8-byte-header
+ * frames without a tty and sends the terminal's raw bytes with one; stdin is the connection's write side, so its
+ * end() half-closes the connection (Docker's EOF for the process).
+ */
+function hijackedStreams(stream: Duplex, options: AttachOptions, control: Pick<ProcessStreams, 'resize' | 'exitCode'>): ProcessStreams {
+  async function* output(): AsyncGenerator<{ stream: LogLine['stream']; data: Buffer }> {
+    const frames = new FrameReader();
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        if (options.tty) yield { stream: 'stdout', data: chunk };
+        else yield* frames.push(chunk);
+      }
+    } catch (err) {
+      if (!stream.destroyed) throw err;
+    }
+  }
+  return { ...control, output: output(), ...(options.stdin ? { stdin: stream } : {}), close: () => stream.destroy() };
+}
+
 class FrameReader {
   private pending: Buffer = Buffer.alloc(0);
 
@@ -469,17 +511,26 @@ class FrameReader {
 class LineSplitter {
   private readonly partial: Record<LogLine['stream'], string> = { stdout: '', stderr: '' };
 
+  /** `timestamped`: each line starts with its time and a space (Docker's logs with timestamps). */
+  constructor(private readonly timestamped = false) {}
+
   *push(stream: LogLine['stream'], data: Buffer): Generator<LogLine> {
     const parts = (this.partial[stream] + data.toString('utf8')).split('\n');
     this.partial[stream] = parts.pop() ?? '';
-    for (const line of parts) yield { stream, line };
+    for (const line of parts) yield this.line(stream, line);
   }
 
   *flush(): Generator<LogLine> {
     for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.partial[stream]) yield { stream, line: this.partial[stream] };
+      if (this.partial[stream]) yield this.line(stream, this.partial[stream]);
       this.partial[stream] = '';
     }
+  }
+
+  private line(stream: LogLine['stream'], text: string): LogLine {
+    if (!this.timestamped) return { stream, line: text };
+    const space = text.indexOf(' ');
+    return space < 0 ? { stream, line: '', time: text } : { stream, line: text.slice(space + 1), time: text.slice(0, space) };
   }
 }
 

@@ -3,7 +3,7 @@
 // an image without a script runs until stopped. Only timers with unref() are used, so an idle fake never
 // keeps the process alive.
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import {
   ContainerNotFoundError,
   ImageNotFoundError,
@@ -15,6 +15,8 @@ import {
   type ContainerStatus,
   type ContainerSummary,
   type ExecResult,
+  type AttachOptions,
+  type ProcessStreams,
   type ImageSummary,
   type ImageInfo,
   type LogLine,
@@ -34,8 +36,8 @@ export interface FakeBehaviour {
   oom?: boolean;
   /** Written to stdout at start. */
   output?: string[];
-  /** Answers exec; without it exec fails with exit code 126. */
-  exec?: (command: string[]) => ExecResult;
+  /** Answers exec (an attached one gets its whole stdin first); without it exec fails with exit code 126. */
+  exec?: (command: string[], stdin: string) => ExecResult;
   /** Ignores SIGTERM, so stop waits the whole grace period before the kill. */
   ignoresTerm?: boolean;
   /** Memory the process reports in stats. */
@@ -211,7 +213,10 @@ export class FakeRuntime implements ContainerRuntime {
     const c = this.get(id);
     let next = options.tail === undefined ? 0 : Math.max(0, c.log.length - options.tail);
     for (;;) {
-      while (next < c.log.length) yield c.log[next++]!;
+      while (next < c.log.length) {
+        const { time, ...line } = c.log[next++]!;
+        yield options.timestamps ? { ...line, ...(time ? { time } : {}) } : line;
+      }
       if (!options.follow || c.state !== 'running' || options.signal?.aborted) return;
       await new Promise<void>((resolve) => {
         const wake = () => { c.changed.delete(wake); options.signal?.removeEventListener('abort', wake); resolve(); };
@@ -226,7 +231,38 @@ export class FakeRuntime implements ContainerRuntime {
     if (c.state !== 'running') throw new Error(`container ${id} is not running`);
     const handler = c.behaviour.exec;
     if (!handler) return { exitCode: 126, stdout: '', stderr: `fake runtime: no exec script for image ${c.image}: ${command.join(' ')}\n` };
-    return handler(command);
+    return handler(command, '');
+  }
+
+  async execStreams(id: string, command: string[], options: AttachOptions): Promise<ProcessStreams> {
+    const c = this.get(id);
+    if (c.state !== 'running') throw new Error(`container ${id} is not running`);
+    const stdin = options.stdin ? new PassThrough() : undefined;
+    const input = stdin ? readText(stdin) : Promise.resolve('');
+    let result: ExecResult | undefined;
+    const image = c.image;
+    const handler = c.behaviour.exec;
+    async function* output(): AsyncGenerator<{ stream: LogLine['stream']; data: Buffer }> {
+      const text = await input;
+      result = handler ? handler(command, text) : { exitCode: 126, stdout: '', stderr: `fake runtime: no exec script for image ${image}: ${command.join(' ')}\n` };
+      if (result.stdout) yield { stream: 'stdout', data: Buffer.from(result.stdout) };
+      if (result.stderr) yield { stream: options.tty ? 'stdout' : 'stderr', data: Buffer.from(result.stderr) };
+    }
+    return {
+      ...(stdin ? { stdin } : {}), output: output(), resize: async () => {}, close: () => stdin?.destroy(),
+      exitCode: async () => result?.exitCode ?? null,
+    };
+  }
+
+  /** Follows the log lines written from now on; no stdin (a fake's main process reads none). */
+  async attach(id: string): Promise<ProcessStreams> {
+    const c = this.get(id);
+    const stop = new AbortController();
+    const lines = this.logs(id, { follow: true, tail: 0, signal: stop.signal });
+    async function* output(): AsyncGenerator<{ stream: LogLine['stream']; data: Buffer }> {
+      for await (const l of lines) yield { stream: l.stream, data: Buffer.from(`${l.line}\n`) };
+    }
+    return { output: output(), resize: async () => {}, close: () => stop.abort(), exitCode: async () => (c.state === 'exited' ? c.exitCode : null) };
   }
 
   async stats(id: string): Promise<ContainerStats> {
@@ -303,7 +339,7 @@ export class FakeRuntime implements ContainerRuntime {
     c.exitCode = null;
     c.oomKilled = false;
     delete c.finishedAt;
-    for (const line of c.behaviour.output ?? []) c.log.push({ stream: 'stdout', line });
+    for (const line of c.behaviour.output ?? []) c.log.push({ stream: 'stdout', line, time: new Date().toISOString() });
     this.emit(c, 'start');
     const after = c.behaviour.exitAfterMs;
     if (after !== undefined) {
@@ -348,4 +384,14 @@ function matches(labels: Record<string, string>, wanted: Record<string, string>)
 
 function fakeImageId(name: string): string {
   return `sha256:${createHash('sha256').update(name).digest('hex')}`;
+}
+
+function readText(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.on('error', reject);
+  });
 }

@@ -176,18 +176,44 @@ export interface LogOptions {
   tail?: number;
   /** Only lines written at or after this time (unix seconds). */
   since?: number;
+  /** Each line with the time it was written (LogLine.time). */
+  timestamps?: boolean;
   signal?: AbortSignal;
 }
 
 export interface LogLine {
   stream: 'stdout' | 'stderr';
   line: string;
+  /** When it was written, RFC 3339 in UTC with up to nanoseconds (as Kubernetes prints it); with LogOptions.timestamps. */
+  time?: string;
 }
 
 export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * A process attached to as it runs (an interactive exec, or an attach to a container's main process): its
+ * output as it comes, its standard input when asked for, its terminal size when it has one.
+ */
+export interface ProcessStreams {
+  /** The process's standard input (only when asked for); end() closes it, as EOF. */
+  stdin?: NodeJS.WritableStream;
+  /** Output chunks in order, stdout or stderr (all stdout with a tty); ends when the process's output ends. */
+  output: AsyncIterable<{ stream: LogLine['stream']; data: Buffer }>;
+  /** Sets the terminal size (tty only; ignored otherwise). */
+  resize(width: number, height: number): Promise<void>;
+  /** Once output has ended: the exit code (an exec's), or null where there is none to tell (an attach ended by a detach). */
+  exitCode(): Promise<number | null>;
+  /** Cuts the streams (the process itself runs on). */
+  close(): void;
+}
+
+export interface AttachOptions {
+  stdin: boolean;
+  tty: boolean;
 }
 
 export interface ContainerStats {
@@ -244,6 +270,13 @@ export interface ContainerRuntime {
   /** Ends when the container's output ends (no follow), the container stops (follow), or the signal aborts. */
   logs(id: string, options?: LogOptions): AsyncIterable<LogLine>;
   exec(id: string, command: string[], options?: { signal?: AbortSignal }): Promise<ExecResult>;
+  /** Starts `command` in the running container, attached. Throws ContainerNotFoundError. */
+  execStreams(id: string, command: string[], options: AttachOptions): Promise<ProcessStreams>;
+  /**
+   * Attaches to the container's main process (stdin only when its container was made with stdin open).
+   * exitCode() tells the main process's exit code when the output ended because it exited.
+   */
+  attach(id: string, options: Omit<AttachOptions, 'tty'>): Promise<ProcessStreams>;
   stats(id: string): Promise<ContainerStats>;
   /** The OCI runtimes the engine can run containers with (Docker's `Runtimes`: runc, and e.g. nvidia). */
   runtimeHandlers(): Promise<string[]>;

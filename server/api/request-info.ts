@@ -41,12 +41,18 @@ export function requestInfo(method: string, path: string, watchParam: string | u
     parts = parts.slice(2);
   }
   const [resource, name, subresource] = parts as [string, string?, string?];
-  const verb = verbOf(method, name !== undefined, watchParam === 'true' || watchParam === '1');
+  // A WebSocket GET of a pod stream runs something in the pod: it needs `create`, as in Kubernetes since 1.30
+  // (AuthorizePodWebsocketUpgradeCreatePermission), not `get`.
+  const podStream = group === '' && resource === 'pods' && subresource !== undefined && POD_STREAMS.has(subresource);
+  const verb = podStream && method === 'GET' ? 'create' : verbOf(method, name !== undefined, watchParam === 'true' || watchParam === '1');
   return {
     verb, group, version, resource, extra: parts.length > 3,
     ...(subresource !== undefined ? { subresource } : {}), ...(namespace !== undefined ? { namespace } : {}), ...(name !== undefined ? { name } : {}),
   };
 }
+
+/** Pod subresources that are streams into the pod. */
+const POD_STREAMS = new Set(['exec', 'attach', 'portforward']);
 
 function verbOf(method: string, named: boolean, watching: boolean): string {
   switch (method) {

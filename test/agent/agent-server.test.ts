@@ -124,8 +124,11 @@ test('a pod bound to the node runs; its status reaches Running/Ready; logs and e
   assert.is(all, 'hello from fake\nsecond line\n');
 
   const refused = await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?previous=true`, { headers: { authorization: `Bearer ${srv.server.token}` } });
-  assert.is(refused.status, 400);
-  assert.match(await refused.text(), /previous=true is not supported/);
+  assert.is(refused.status, 400, 'a container that never restarted has no previous attempt');
+  assert.match(await refused.text(), /previous terminated container \\"main\\" in pod \\"web\\" not found/);
+  const stamped = await (await srv.server.fetch(`${srv.server.url}/api/v1/namespaces/default/pods/web/log?timestamps=true&limitBytes=60`, { headers: { authorization: `Bearer ${srv.server.token}` } })).text();
+  assert.match(stamped, /^\d{4}-\d\d-\d\dT[\d:.]+Z hello from fake\n/);
+  assert.is(Buffer.byteLength(stamped), 60, 'cut at limitBytes, in the second line');
   // The agent endpoint admits only the servers' certificates: test/agent/endpoint-tls.test.ts and node-certificates.test.ts.
 
   const ok = await srv.client.request<{ exitCode: number; stdout: string }>('POST', '/api/v1/namespaces/default/pods/web/exec', { container: 'main', command: ['echo', 'hi'] });

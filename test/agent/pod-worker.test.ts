@@ -260,7 +260,8 @@ test('a changed image replaces the running container at once (restart counted, n
   assert.is(s.containerStatuses[0]!.restartCount, 1);
   assert.is(s.containerStatuses[1]!.containerID, side!.containerID);
   const listed = await runtime.listContainers({ [LABEL_POD_UID]: inputs.pod.metadata.uid!, [LABEL_CONTAINER]: 'c0' });
-  assert.equal(listed.map((c) => c.image), ['fake/done'], 'the old container is removed');
+  assert.equal(listed.map((c) => c.image).sort(), ['fake/done', 'fake/sleep'], 'the old container is kept as the previous attempt');
+  assert.is(listed.find((c) => c.image === 'fake/sleep')!.state, 'exited', 'the old container is stopped');
   await stop();
 });
 

@@ -8,6 +8,7 @@ import { agentIdentityError } from '../../../client/pki.js';
 import { StoreError } from '../../store/types.js';
 import { methodNotAllowed } from '../status.js';
 import type { StoredObject } from '../../store/types.js';
+import { upgradeOf, type UpgradeConnection } from '../streams/upgrade.js';
 
 /** What this server presents to agents (its own client certificate, O flotilla:servers) and the CA it verifies them with. */
 export interface AgentCallTls { ca: string; certPem: string; keyPem: string }
@@ -21,7 +22,16 @@ export interface AgentRequest {
   /** Sent after a stream body has ended (name them in headers.trailer). */
   trailers?: () => Record<string, string>;
   signal: AbortSignal;
+  /**
+   * The client's connection of an upgrade request: the agent is asked for the same upgrade and, when it
+   * switches protocols, its answer's head goes to the client and the two connections are joined byte for byte
+   * (the connection is then taken; the resolved Response means nothing). A refusal resolves as any answer.
+   */
+  upgrade?: UpgradeConnection;
 }
+
+/** Request headers of an upgrade passed on to the agent (the WebSocket handshake's). */
+const UPGRADE_HEADERS = ['upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-protocol'];
 
 /** Answer headers relayed from an agent besides content-type and content-length: Flotilla's own (x-flotilla-*). */
 const RELAYED_HEADER = /^x-flotilla-/;
@@ -47,18 +57,44 @@ export function agentCaller(objects: ObjectService, tls: () => AgentCallTls): Ag
     if (!address || !port) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `node ${nodeName} has not published its agent endpoint` });
     const host = address.includes(':') ? `[${address}]` : address;
     const { ca, certPem, keyPem } = tls();
-    const headers = { ...target.headers, ...(typeof target.body === 'string' ? { 'content-length': String(Buffer.byteLength(target.body)) } : {}) };
+    const headers: Record<string, string> = { ...target.headers, ...(typeof target.body === 'string' ? { 'content-length': String(Buffer.byteLength(target.body)) } : {}) };
+    if (target.upgrade) {
+      headers.connection = 'Upgrade';
+      for (const h of UPGRADE_HEADERS) { const v = target.headers?.[h]; if (v !== undefined) headers[h] = v; }
+    }
     return new Promise<Response>((resolve, reject) => {
       const req = https.request({
         host: address, port, path: target.path, method: target.method, signal: target.signal, agent: false,
         ca, cert: certPem, key: keyPem, minVersion: 'TLSv1.2', headers,
         checkServerIdentity: (_host: string, cert: PeerCertificate) => agentIdentityError(nodeName, cert, objects.boundNodeKey(nodeName)),
       }, (res) => {
+        target.upgrade?.socket.off('close', cancel);
         const status = res.statusCode ?? 502;
         const relayed: Record<string, string> = { 'content-type': res.headers['content-type'] ?? 'text/plain; charset=utf-8' };
         for (const [k, v] of Object.entries(res.headers)) if ((RELAYED_HEADER.test(k) || k === 'content-length') && typeof v === 'string') relayed[k] = v;
         resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, headers: relayed }));
       });
+      const cancel = () => req.destroy();
+      if (target.upgrade) {
+        const client = target.upgrade;
+        client.socket.once('close', cancel);
+        req.on('upgrade', (res, agentSocket, agentHead) => {
+          client.socket.off('close', cancel);
+          client.taken = true;
+          const head = [`HTTP/1.1 101 Switching Protocols`];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) head.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+          client.socket.write(`${head.join('\r\n')}\r\n\r\n`);
+          if (agentHead.length) client.socket.write(agentHead);
+          if (client.head.length) agentSocket.write(client.head);
+          agentSocket.on('error', () => client.socket.destroy());
+          client.socket.on('error', () => agentSocket.destroy());
+          agentSocket.on('close', () => client.socket.destroy());
+          client.socket.on('close', () => agentSocket.destroy());
+          agentSocket.pipe(client.socket);
+          client.socket.pipe(agentSocket);
+          resolve(new Response(null, { status: 200 }));
+        });
+      }
       req.on('error', (err) => {
         // The rest of a stream body is read and dropped, so that its sender gets this answer rather than a reset.
         if (target.body instanceof Readable) target.body.unpipe(req).resume();
@@ -80,16 +116,21 @@ export function agentCaller(objects: ObjectService, tls: () => AgentCallTls): Ag
 }
 
 /**
- * Serves pods/NAME/log and pods/NAME/exec by calling the agent of the pod's node (agentCaller).
+ * Serves pods/NAME/log, /exec and /attach by calling the agent of the pod's node (agentCaller). An exec or attach
+ * that asks for a WebSocket upgrade (kubectl's, Kubernetes' remote command protocol) is joined to the agent's
+ * stream of the same name with the query as it came (command, container, stdin, stdout, stderr, tty).
  *
  * Agent endpoints (node-agent/endpoint.ts):
- *   GET  /v1/pods/NS/NAME/log?container=C&follow=true&tailLines=N   text, streamed while following
+ *   GET  /v1/pods/NS/NAME/log?container=C&follow&tailLines&sinceSeconds|sinceTime&timestamps&limitBytes&previous   text
  *   POST /v1/pods/NS/NAME/exec  {"container": C, "command": [..]}     {"stdout","stderr","exitCode"}
+ *   GET  /v1/pods/NS/NAME/exec|attach?command=..  upgrade: websocket  v5.channel.k8s.io / v4.channel.k8s.io
  */
 export function agentProxy(callAgent: AgentCaller): (c: Context, pod: StoredObject, sub: string) => Promise<Response> {
   return async (c, pod, sub) => {
+    const upgrade = upgradeOf(c);
     const allowed = sub === 'log' ? ['GET'] : ['GET', 'POST'];
     if (!allowed.includes(c.req.method)) throw methodNotAllowed(`pods/${sub} accepts ${allowed.join(' and ')} only`);
+    if (sub === 'attach' && !upgrade) throw new StoreError({ code: 400, reason: 'BadRequest', message: 'pods/attach is a stream: upgrade the connection to a WebSocket (v5.channel.k8s.io or v4.channel.k8s.io)' });
     if (!isKind(pod, 'Pod')) throw new StoreError({ code: 400, reason: 'BadRequest', message: `${pod.metadata.name} is not a pod` });
     const nodeName = pod.spec.nodeName;
     if (!nodeName) throw new StoreError({ code: 400, reason: 'BadRequest', message: `pod ${pod.metadata.name} is not scheduled to a node yet` });
@@ -97,11 +138,22 @@ export function agentProxy(callAgent: AgentCaller): (c: Context, pod: StoredObje
     if (!pod.status?.containerStatuses?.length) {
       throw new StoreError({ code: 400, reason: 'BadRequest', message: `container "${pod.spec.containers[0]?.name}" in pod "${pod.metadata.name}" is waiting to start: ContainerCreating` });
     }
+    // kube-apiserver's own check, before anything reaches the node.
+    const container = new URL(c.req.url).searchParams.get('container');
+    const names = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].map((k) => k.name);
+    if (container !== null && container !== '' && !names.includes(container)) {
+      throw new StoreError({ code: 400, reason: 'BadRequest', message: `container ${container} is not valid for pod ${pod.metadata.name}` });
+    }
     const path = `/v1/pods/${encodeURIComponent(pod.metadata.namespace ?? 'default')}/${encodeURIComponent(pod.metadata.name)}`;
+    if (upgrade) {
+      const headers: Record<string, string> = {};
+      for (const h of UPGRADE_HEADERS) { const v = c.req.header(h); if (v !== undefined) headers[h] = v; }
+      return callAgent(nodeName, { path: `${path}/${sub}${new URL(c.req.url).search}`, method: 'GET', headers, upgrade, signal: new AbortController().signal });
+    }
     if (sub === 'log') {
       const q = new URL(c.req.url).searchParams;
       const params = new URLSearchParams();
-      for (const k of ['container', 'follow', 'tailLines', 'timestamps', 'sinceSeconds', 'previous']) { const v = q.get(k); if (v !== null) params.set(k, v); }
+      for (const k of ['container', 'follow', 'tailLines', 'timestamps', 'sinceSeconds', 'sinceTime', 'limitBytes', 'previous']) { const v = q.get(k); if (v !== null) params.set(k, v); }
       return callAgent(nodeName, { path: `${path}/log?${params}`, method: 'GET', signal: c.req.raw.signal });
     }
     return callAgent(nodeName, {

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions, objectTable } from '../../../api-types/index.js';
+import { resourceFor, parseLabelSelector, matchesLabels, parseFieldSelector, matchesFields, formatLabelSelector, labelSelectorFromSpec, isScalable, statusObject, validateDeleteOptions, objectTable, ANNOTATION_INITIAL_EVENTS_END } from '../../../api-types/index.js';
 import type { DeleteOptions, Failure, IncludeObject, KubeObject, ResourceInfo, Scale } from '../../../api-types/index.js';
 import { GoneError, StoreError } from '../../store/types.js';
 import type { StoredObject, WatchEvent } from '../../store/types.js';
@@ -52,6 +52,8 @@ const MIN_REQUEST_TIMEOUT_S = 1800;
  * cache blockTimeout) before it ends with 504 Too large resource version, and when the client is told to retry.
  */
 const TOO_LARGE_RV_WAIT_MS = 3000;
+/** How often a watch with allowWatchBookmarks says how far it has got (kube-apiserver: about once a minute). */
+const BOOKMARK_EVERY_MS = 60_000;
 const TOO_LARGE_RV_RETRY_S = 1;
 
 /**
@@ -97,7 +99,7 @@ function resolveTarget(info: RequestInfo): Target {
 /** The subresources served for `r`: the table's (status, scale), and for pods binding plus those the agent serves. Discovery lists these. */
 export function servedSubresources(r: ResourceInfo): readonly string[] {
   if (r.group !== '') return r.subresources;
-  if (r.plural === 'pods') return [...r.subresources, 'binding', 'log', 'exec'];
+  if (r.plural === 'pods') return [...r.subresources, 'binding', 'log', 'exec', 'attach'];
   if (r.plural === 'serviceaccounts') return [...r.subresources, 'token'];
   return r.subresources;
 }
@@ -187,9 +189,17 @@ function fieldValue(o: StoredObject, path: string): string | undefined {
 
 async function list(c: Context, deps: ResourceDeps, t: Target): Promise<Response> {
   const keep = selectorsOf(c, t);
+  const o = listOptionsOf(c, false);
   if (c.req.query('consistency') !== 'stale') await deps.readBarrier();
   const table = tableRequest(c);
   const { items, revision } = deps.objects.list(t.resource, t.namespace);
+  // Any revision at least the one asked for serves NotOlderThan ("0": any at all); Exact only the one asked for,
+  // and the store keeps no older lists than its current one.
+  if (o.resourceVersion !== undefined && o.resourceVersion !== '' && o.resourceVersion !== '0') {
+    const asked = Number(o.resourceVersion);
+    if (asked > revision) throw new StoreError(tooLargeResourceVersion(asked, revision));
+    if (o.resourceVersionMatch === 'Exact' && asked < revision) throw new GoneError(asked, revision);
+  }
   const kept = items.filter(keep);
   if (table) return tableResponse(c, table(t.resource, kept, String(revision)));
   return c.json({ kind: `${t.resource.kind}List`, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(revision) }, items: kept });
@@ -217,18 +227,68 @@ function tableResponse(c: Context, table: unknown): Response {
   return c.body(JSON.stringify(table), 200, { 'content-type': TABLE_CONTENT_TYPE });
 }
 
+interface ListOptions {
+  resourceVersion?: string;
+  resourceVersionMatch?: 'Exact' | 'NotOlderThan';
+  sendInitialEvents?: boolean;
+  allowWatchBookmarks: boolean;
+}
+
+/** The ListOptions of a list or watch request, held to Kubernetes' rules (ValidateListOptions): 422 otherwise. */
+function listOptionsOf(c: Context, watching: boolean): ListOptions {
+  const rv = c.req.query('resourceVersion');
+  if (rv !== undefined && rv !== '' && !/^\d+$/.test(rv)) throw badRequest(`resourceVersion must be a number, got "${rv}"`);
+  const match = c.req.query('resourceVersionMatch') || undefined;
+  const initialText = c.req.query('sendInitialEvents');
+  const bool = (text: string | undefined) => text === 'true' || text === '1';
+  const sendInitialEvents = initialText === undefined ? undefined : bool(initialText);
+  const allowWatchBookmarks = bool(c.req.query('allowWatchBookmarks'));
+  const continued = (c.req.query('continue') ?? '') !== '';
+  const causes: { field: string; message: string }[] = [];
+  const forbid = (field: string, message: string) => causes.push({ field, message: `Forbidden: ${message}` });
+  const unsupported = (values: string[]) => causes.push({ field: 'resourceVersionMatch', message: `Unsupported value: "${match}": supported values: ${values.map((v) => `"${v}"`).join(', ')}` });
+  if (watching) {
+    if (sendInitialEvents !== undefined) {
+      if (match !== 'NotOlderThan') forbid('resourceVersionMatch', 'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan');
+      if (!allowWatchBookmarks) forbid('allowWatchBookmarks', 'sendInitialEvents requires setting allowWatchBookmarks to true');
+    }
+    if (match !== undefined) {
+      if (sendInitialEvents === undefined) forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided');
+      if (match !== 'NotOlderThan') unsupported(['NotOlderThan']);
+      if (continued) forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided');
+    }
+  } else {
+    if (match !== undefined) {
+      if (rv === undefined || rv === '') forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden unless resourceVersion is provided');
+      if (continued) forbid('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided');
+      if (match !== 'Exact' && match !== 'NotOlderThan') unsupported(['Exact', 'NotOlderThan', '']);
+      if (match === 'Exact' && rv === '0') forbid('resourceVersionMatch', 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"');
+    }
+    if (sendInitialEvents !== undefined) forbid('sendInitialEvents', 'sendInitialEvents is forbidden for list');
+  }
+  if (causes.length > 0) throw invalid('ListOptions.meta.k8s.io', '', causes);
+  return {
+    allowWatchBookmarks, ...(rv !== undefined ? { resourceVersion: rv } : {}),
+    ...(match === 'Exact' || match === 'NotOlderThan' ? { resourceVersionMatch: match } : {}),
+    ...(sendInitialEvents !== undefined ? { sendInitialEvents } : {}),
+  };
+}
+
 /**
  * A watch stream: newline-delimited {"type","object"} events after `resourceVersion`; without one, the current
  * objects first as ADDED. As in Kubernetes, an expired revision yields one ERROR event with a 410 Status, and a
  * revision this member has not reached within TOO_LARGE_RV_WAIT_MS one with a 504 (Too large resource version).
  * The stream ends after timeoutSeconds (bounded; see MIN_REQUEST_TIMEOUT_S).
+ * sendInitialEvents=true (with resourceVersionMatch=NotOlderThan) sends the current objects as ADDED whatever the
+ * resourceVersion, then a BOOKMARK annotated k8s.io/initial-events-end; =false none. allowWatchBookmarks=true
+ * adds a BOOKMARK (the revision the stream has reached) every BOOKMARK_EVERY_MS and when the timeout ends it.
  */
 function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   const keep = selectorsOf(c, t);
+  const options = listOptionsOf(c, true);
   const table = tableRequest(c);
-  const rvParam = c.req.query('resourceVersion');
+  const rvParam = options.resourceVersion;
   const timeoutParam = c.req.query('timeoutSeconds');
-  if (rvParam !== undefined && rvParam !== '' && !/^\d+$/.test(rvParam)) throw badRequest(`resourceVersion must be a number, got "${rvParam}"`);
   if (timeoutParam !== undefined && !/^\d+$/.test(timeoutParam)) throw badRequest(`timeoutSeconds must be a non-negative integer, got "${timeoutParam}"`);
   const timeoutS = Math.min(Number(timeoutParam ?? 0), 2 * MIN_REQUEST_TIMEOUT_S) || MIN_REQUEST_TIMEOUT_S * (1 + Math.random());
   const key = resourceKey(t.resource);
@@ -240,13 +300,16 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
   let closed = false;
   let from: number;
   const initial: WatchEvent[] = [];
-  if (!rvParam || rvParam === '0') {
+  if (options.sendInitialEvents === true || (options.sendInitialEvents === undefined && (!rvParam || rvParam === '0'))) {
     const snapshot = deps.objects.list(t.resource, t.namespace);
     from = snapshot.revision;
     for (const object of snapshot.items) initial.push({ revision: from, resource: key, namespace: object.metadata.namespace ?? '', type: 'ADDED', object });
   } else {
-    from = Number(rvParam);
+    from = rvParam ? Number(rvParam) : deps.objects.revision();
   }
+  /** The revision every event up to which has been sent (or filtered out): what a bookmark says. */
+  let reached = from;
+  let bookmarks: NodeJS.Timeout | undefined;
   let finish = (): void => {};
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -256,6 +319,7 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         stop();
         clearTimeout(timer);
         clearTimeout(tooLarge);
+        clearInterval(bookmarks);
         try { controller.close(); } catch { /* the reader already went away */ }
       };
       const send = (e: WatchEvent): void => {
@@ -273,15 +337,25 @@ function watch(c: Context, deps: ResourceDeps, t: Target): Response {
         controller.enqueue(line({ type: 'ERROR', object: statusObject(f) }));
         finish();
       };
+      const bookmark = (annotations?: Record<string, string>): void => {
+        if (closed) return;
+        controller.enqueue(line({ type: 'BOOKMARK', object: { kind: t.resource.kind, apiVersion: t.resource.apiVersion, metadata: { resourceVersion: String(reached), ...(annotations ? { annotations } : {}) } } }));
+      };
       for (const e of initial) send(e);
+      if (options.sendInitialEvents === true) bookmark({ [ANNOTATION_INITIAL_EVENTS_END]: 'true' });
       try {
         // Past `from` only: a watch from a revision not reached yet skips what comes before it.
-        stop = deps.objects.watch(t.resource, t.namespace, from, (e) => { if (e.revision > from) send(e); }, () => finish());
+        stop = deps.objects.watch(t.resource, t.namespace, from, (e) => {
+          if (e.revision <= from) return;
+          reached = Math.max(reached, e.revision);
+          send(e);
+        }, () => finish());
       } catch (err) {
         if (!(err instanceof GoneError)) throw err;
         return fail(err.failure);
       }
-      timer = setTimeout(finish, timeoutS * 1000);
+      timer = setTimeout(() => { if (options.allowWatchBookmarks) bookmark(); finish(); }, timeoutS * 1000);
+      if (options.allowWatchBookmarks) bookmarks = setInterval(() => bookmark(), BOOKMARK_EVERY_MS);
       if (from > deps.objects.revision()) {
         tooLarge = setTimeout(() => {
           const current = deps.objects.revision();
