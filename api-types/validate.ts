@@ -366,6 +366,19 @@ const containerPort = z.strictObject({
   protocol: protocol.optional(),
 });
 
+// securityContext: what the agent applies on Docker (node-agent/container-config.ts). The fields Kubernetes defines
+// that a Docker node cannot honour (SELinux labels, Windows options, Localhost seccomp and AppArmor profiles,
+// an unmasked /proc) are accepted by the schema, so that they are refused by name below, never ignored.
+const NOT_HONOURED = 'is not supported: Flotilla nodes cannot apply it, and a pod never runs without what it asks';
+const profileType = z.enum(['RuntimeDefault', 'Unconfined', 'Localhost']);
+const seccompProfile = z.strictObject({ type: profileType, localhostProfile: str.optional() }).superRefine((p, ctx) => {
+  if (p.type === 'Localhost') issue(ctx, ['type'], `"Localhost" ${NOT_HONOURED} (use RuntimeDefault)`);
+  else if (p.localhostProfile !== undefined) issue(ctx, ['localhostProfile'], 'can only be set when `type` is "Localhost"');
+});
+const appArmorProfile = seccompProfile;
+const refusedOption = z.record(z.string(), z.unknown()).superRefine((_v, ctx) => issue(ctx, [], NOT_HONOURED));
+const capabilityList = z.array(z.string().min(1, { error: 'must not be empty' }));
+
 const securityContext = z.strictObject({
   privileged: bool.optional(),
   runAsUser: nonNegInt64.optional(),
@@ -373,7 +386,45 @@ const securityContext = z.strictObject({
   runAsNonRoot: bool.optional(),
   readOnlyRootFilesystem: bool.optional(),
   allowPrivilegeEscalation: bool.optional(),
-  capabilities: z.strictObject({ add: strList.optional(), drop: strList.optional() }).optional(),
+  capabilities: z.strictObject({ add: capabilityList.optional(), drop: capabilityList.optional() }).optional(),
+  seccompProfile: seccompProfile.optional(),
+  appArmorProfile: appArmorProfile.optional(),
+  procMount: z.enum(['Default', 'Unmasked']).superRefine((v, ctx) => { if (v === 'Unmasked') issue(ctx, [], `"Unmasked" ${NOT_HONOURED}`); }).optional(),
+  seLinuxOptions: refusedOption.optional(),
+  windowsOptions: refusedOption.optional(),
+}).superRefine((sc, ctx) => {
+  // Kubernetes' ValidateSecurityContext: no_new_privs cannot hold for a privileged process or one with CAP_SYS_ADMIN.
+  if (sc.allowPrivilegeEscalation === false && sc.privileged === true) {
+    issue(ctx, [], 'cannot set `allowPrivilegeEscalation` to false and `privileged` to true');
+  }
+  if (sc.allowPrivilegeEscalation === false && sc.capabilities?.add?.some((c) => c === 'SYS_ADMIN' || c === 'CAP_SYS_ADMIN')) {
+    issue(ctx, [], 'cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN');
+  }
+});
+
+/** Kubernetes' validateLocalDescendingPath: a path inside a volume, never out of it. */
+const descendingPath = z.string().superRefine((p, ctx) => {
+  if (p.startsWith('/')) issue(ctx, [], 'must be a relative path');
+  if (p.split('/').includes('..')) issue(ctx, [], "must not contain '..'");
+});
+
+/** A sysctl name as Kubernetes' IsValidSysctlName: dot- or slash-separated segments of lowercase letters, digits, '_' and '-'. */
+const sysctlName = /^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$/;
+const podSecurityContext = z.strictObject({
+  runAsUser: nonNegInt64.optional(), runAsGroup: nonNegInt64.optional(), runAsNonRoot: bool.optional(),
+  fsGroup: nonNegInt64.optional(), supplementalGroups: z.array(nonNegInt64).optional(),
+  fsGroupChangePolicy: z.enum(['OnRootMismatch', 'Always']).optional(),
+  seccompProfile: seccompProfile.optional(),
+  appArmorProfile: appArmorProfile.optional(),
+  sysctls: z.array(z.strictObject({
+    name: str.refine((n) => n.length <= 253 && sysctlName.test(n), { error: "must have at most 253 characters and match the regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$" }),
+    value: str,
+  })).superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((s, i) => { if (seen.has(s.name)) issue(ctx, [i, 'name'], `Duplicate value: "${s.name}"`); seen.add(s.name); });
+  }).optional(),
+  seLinuxOptions: refusedOption.optional(),
+  windowsOptions: refusedOption.optional(),
 });
 
 const container = z.strictObject({
@@ -388,7 +439,7 @@ const container = z.strictObject({
   ports: z.array(containerPort).optional(),
   resources: resourceRequirements.optional(),
   volumeMounts: z.array(z.strictObject({
-    name: str, mountPath: z.string().min(1, { error: 'must not be empty' }), readOnly: bool.optional(), subPath: str.optional(),
+    name: str, mountPath: z.string().min(1, { error: 'must not be empty' }), readOnly: bool.optional(), subPath: descendingPath.optional(),
   })).optional(),
   livenessProbe: probe.optional(),
   readinessProbe: probe.optional(),
@@ -534,10 +585,7 @@ const podSpecObject = z.strictObject({
   /** Deprecated alias of serviceAccountName, mirrored from it (Kubernetes' DeprecatedServiceAccount). */
   serviceAccount: str.optional(),
   automountServiceAccountToken: bool.optional(),
-  securityContext: z.strictObject({
-    runAsUser: nonNegInt64.optional(), runAsGroup: nonNegInt64.optional(), runAsNonRoot: bool.optional(),
-    fsGroup: nonNegInt64.optional(), supplementalGroups: z.array(nonNegInt64).optional(),
-  }).optional(),
+  securityContext: podSecurityContext.optional(),
   imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
 });
 
@@ -1031,6 +1079,74 @@ function ingressControllerError(controller: string): string | undefined {
   return undefined;
 }
 
+// ---- rbac.authorization.k8s.io/v1 (as Kubernetes' pkg/apis/rbac/validation) ------------------------------
+
+/** The RBAC API group: what roleRef.apiGroup and the User and Group subjects' apiGroup name. */
+export const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+/** Kubernetes' ValidatePathSegmentName: RBAC names may hold colons ("system:node"), never "/", "%", "." or "..". */
+function pathSegmentNameError(value: string): string | undefined {
+  if (value === '.' || value === '..') return `may not be '${value}'`;
+  for (const bad of ['/', '%']) if (value.includes(bad)) return `may not contain '${bad}'`;
+  return undefined;
+}
+
+const policyRule = z.strictObject({
+  verbs: strList,
+  apiGroups: strList.optional(),
+  resources: strList.optional(),
+  resourceNames: strList.optional(),
+  nonResourceURLs: strList.optional(),
+});
+
+/** Kubernetes' ValidatePolicyRule; `namespaced`: a Role's rule, which may not name non-resource URLs. */
+function checkPolicyRules(ctx: Ctx, rules: readonly z.output<typeof policyRule>[] | undefined, namespaced: boolean): void {
+  (rules ?? []).forEach((rule, i) => {
+    const at = (field: string): PathPart[] => ['rules', i, field];
+    if (rule.verbs.length === 0) issue(ctx, at('verbs'), 'verbs must contain at least one value');
+    if ((rule.nonResourceURLs ?? []).length > 0) {
+      if (namespaced) issue(ctx, at('nonResourceURLs'), 'namespaced rules cannot apply to non-resource URLs');
+      if ((rule.apiGroups ?? []).length > 0 || (rule.resources ?? []).length > 0 || (rule.resourceNames ?? []).length > 0) {
+        issue(ctx, at('nonResourceURLs'), 'rules cannot apply to both regular resources and non-resource URLs');
+      }
+      return;
+    }
+    if ((rule.apiGroups ?? []).length === 0) issue(ctx, at('apiGroups'), 'resource rules must supply at least one api group');
+    if ((rule.resources ?? []).length === 0) issue(ctx, at('resources'), 'resource rules must supply at least one resource');
+  });
+}
+
+const roleRef = z.strictObject({ apiGroup: str, kind: str, name: str });
+const subject = z.strictObject({ kind: str, apiGroup: str.optional(), name: str, namespace: str.optional() });
+
+/** Kubernetes' ValidateRoleBindingSubject and roleRef checks; a RoleBinding may name a Role or a ClusterRole. */
+function checkBinding(ctx: Ctx, b: { roleRef: z.output<typeof roleRef>; subjects?: z.output<typeof subject>[] | undefined }, namespaced: boolean): void {
+  if (b.roleRef.apiGroup !== RBAC_GROUP) issue(ctx, ['roleRef', 'apiGroup'], `supported values: "${RBAC_GROUP}"`);
+  const kinds = namespaced ? ['Role', 'ClusterRole'] : ['ClusterRole'];
+  if (!kinds.includes(b.roleRef.kind)) issue(ctx, ['roleRef', 'kind'], `supported values: ${kinds.map((k) => `"${k}"`).join(', ')}`);
+  if (b.roleRef.name === '') issue(ctx, ['roleRef', 'name'], 'Required value');
+  else {
+    const bad = pathSegmentNameError(b.roleRef.name);
+    if (bad) issue(ctx, ['roleRef', 'name'], bad);
+  }
+  (b.subjects ?? []).forEach((s, i) => {
+    const at = (field: string): PathPart[] => ['subjects', i, field];
+    if (s.name === '') issue(ctx, at('name'), 'Required value');
+    switch (s.kind) {
+      case 'ServiceAccount':
+        if ((s.apiGroup ?? '') !== '') issue(ctx, at('apiGroup'), 'supported values: ""');
+        if (s.name !== '' && dns1123SubdomainError(s.name)) issue(ctx, at('name'), dns1123SubdomainError(s.name)!);
+        if (!namespaced && (s.namespace ?? '') === '') issue(ctx, at('namespace'), 'Required value');
+        break;
+      case 'User': case 'Group':
+        if (s.apiGroup !== RBAC_GROUP) issue(ctx, at('apiGroup'), `supported values: "${RBAC_GROUP}"`);
+        break;
+      default:
+        issue(ctx, at('kind'), 'supported values: "ServiceAccount", "User", "Group"');
+    }
+  });
+}
+
 export const kindSchemas = {
   Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
@@ -1259,6 +1375,21 @@ export const kindSchemas = {
     status: persistentVolumeClaimStatus.optional(),
   }).superRefine((o, ctx) => checkClaimSpec(ctx, o.spec, ['spec'])),
   StorageClass: kindSchema('storage.k8s.io/v1', 'StorageClass', dns1123SubdomainError, storageClassFields),
+  Role: kindSchema('rbac.authorization.k8s.io/v1', 'Role', pathSegmentNameError, {
+    rules: z.array(policyRule).optional(),
+  }).superRefine((o, ctx) => checkPolicyRules(ctx, o.rules, true)),
+  ClusterRole: kindSchema('rbac.authorization.k8s.io/v1', 'ClusterRole', pathSegmentNameError, {
+    rules: z.array(policyRule).optional(),
+    aggregationRule: z.strictObject({ clusterRoleSelectors: z.array(labelSelectorSpec).optional() }).optional(),
+  }).superRefine((o, ctx) => checkPolicyRules(ctx, o.rules, false)),
+  RoleBinding: kindSchema('rbac.authorization.k8s.io/v1', 'RoleBinding', pathSegmentNameError, {
+    subjects: z.array(subject).optional(),
+    roleRef,
+  }).superRefine((o, ctx) => checkBinding(ctx, o, true)),
+  ClusterRoleBinding: kindSchema('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', pathSegmentNameError, {
+    subjects: z.array(subject).optional(),
+    roleRef,
+  }).superRefine((o, ctx) => checkBinding(ctx, o, false)),
   Deployment: kindSchema('apps/v1', 'Deployment', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),
@@ -1482,7 +1613,8 @@ export const tokenRequestSchema = z.strictObject({
   kind: z.literal('TokenRequest'),
   metadata: metadataSchema({ namespaced: true, pod: false }).optional(),
   spec: z.strictObject({
-    audiences: strList.optional(),
+    // kubectl create token sends `audiences: null` when none are given.
+    audiences: strList.nullable().transform((v) => v ?? undefined).optional(),
     expirationSeconds: tokenExpirationSeconds.optional(),
     boundObjectRef: z.strictObject({
       kind: z.literal('Pod', { error: (i) => `Unsupported value: ${JSON.stringify(i.input)}: supported values: "Pod"` }),
@@ -1491,7 +1623,8 @@ export const tokenRequestSchema = z.strictObject({
       uid: str.optional(),
     }).optional(),
   }),
-  status: z.strictObject({ token: str, expirationTimestamp: time }).optional(),
+  // Clients send the empty status of their type ({"token": "", "expirationTimestamp": null}); the server's answer fills it.
+  status: z.strictObject({ token: str.optional(), expirationTimestamp: nullableTime }).optional(),
 });
 
 // ---- validation ----------------------------------------------------------------------------------------

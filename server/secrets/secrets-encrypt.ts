@@ -3,6 +3,7 @@
 // rotate and prune the keys, and the peer route every member takes a key change through.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
+import { isServer, type Identity } from '../api/middleware/auth.js';
 import { resourceOfKind } from '../../api-types/index.js';
 import { pinnedFetch } from '../../client/client.js';
 import { StoreError } from '../store/types.js';
@@ -57,7 +58,8 @@ export interface SecretsEncryptOptions {
   store: StateStore;
   objects: ObjectService;
   readBarrier: () => Promise<void>;
-  roleOf: (c: Context) => string | undefined;
+  /** Who made the request, as the API's auth middleware established it (the policy middleware has allowed it). */
+  identityOf: (c: Context) => Identity | undefined;
   /** The peer URLs of the other members. */
   peers: () => string[];
   /** Fetch as this member (its server certificate), over TLS verified against the cluster CA. */
@@ -84,9 +86,6 @@ export function secretsEncryptRoutes(o: SecretsEncryptOptions): Hono {
     const next = busy.then(work);
     busy = next.catch(() => undefined);
     return next;
-  };
-  const requireAdmin = (c: Context) => {
-    if (o.roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'secrets-encrypt needs the admin token' });
   };
   const use = (keys: EncryptionKey[]) => {
     saveEncryptionKeys(o.dataDir, keys);
@@ -122,11 +121,9 @@ export function secretsEncryptRoutes(o: SecretsEncryptOptions): Hono {
   };
   const currentKeys = (): EncryptionKey[] => loadEncryptionKeys(o.dataDir) ?? [];
   app.get('/cluster/v1/secrets-encrypt/status', async (c) => {
-    requireAdmin(c);
     return c.json(await status());
   });
   app.post('/cluster/v1/secrets-encrypt/rotate', async (c) => {
-    requireAdmin(c);
     return c.json(await serialised(async () => {
       const keys = currentKeys();
       const added = newEncryptionKey();
@@ -137,7 +134,6 @@ export function secretsEncryptRoutes(o: SecretsEncryptOptions): Hono {
     }));
   });
   app.post('/cluster/v1/secrets-encrypt/prune', async (c) => {
-    requireAdmin(c);
     return c.json(await serialised(async () => {
       await o.readBarrier();
       const used = new Set(o.store.list(SEALED_RESOURCE).items.map((s) => sealedWith(s)));
@@ -147,7 +143,7 @@ export function secretsEncryptRoutes(o: SecretsEncryptOptions): Hono {
     }));
   });
   app.put(ENCRYPTION_CONFIG_PATH, async (c) => {
-    if (o.roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only members hand each other key changes' });
+    if (!isServer(o.identityOf(c))) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only members hand each other key changes' });
     const body: unknown = await c.req.json().catch(() => undefined);
     let keys: EncryptionKey[];
     try {
