@@ -15,8 +15,8 @@ export interface KubectlCluster {
   server: InProcessServer;
   dir: string;
   kubeconfig: string;
-  /** Runs kubectl with `args` (and `stdin` on its standard input); never rejects on a non-zero exit. */
-  kubectl(args: readonly string[], stdin?: string): Promise<KubectlResult>;
+  /** Runs kubectl with `args` (and `stdin` on its standard input, `extraEnv` in its environment); never rejects on a non-zero exit. */
+  kubectl(args: readonly string[], stdin?: string, extraEnv?: Record<string, string>): Promise<KubectlResult>;
   stop(): Promise<void>;
 }
 
@@ -32,8 +32,8 @@ export async function startKubectlCluster(): Promise<KubectlCluster> {
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, toYaml(kubeconfigDocument({ clusterName: 'flotilla-test', server: info.url, caPem: info.caPem, userName: 'admin', token: info.adminToken })), { mode: 0o600 });
     const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig, KUBECTL_INTERACTIVE_DELETE: 'false' };
-    const kubectl = (args: readonly string[], stdin?: string) => new Promise<KubectlResult>((resolve, reject) => {
-      const child = spawn('kubectl', args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const kubectl = (args: readonly string[], stdin?: string, extraEnv: Record<string, string> = {}) => new Promise<KubectlResult>((resolve, reject) => {
+      const child = spawn('kubectl', args, { env: { ...env, ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => { stdout += d; });
