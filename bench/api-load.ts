@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     await admin.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: LOAD_NAMESPACE } });
     for (let i = 0; i < READ_OBJECTS; i++) await admin.request('POST', `/api/v1/namespaces/${LOAD_NAMESPACE}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `read-${i}` }, data: { i: String(i) } });
     const tokens: string[] = [];
-    for (let u = 0; u < users; u++) tokens.push((await admin.request<CreatedUserToken>('POST', USER_TOKENS_PATH, { user: `load-${u}` })).token);
+    for (let u = 0; u < users; u++) tokens.push((await admin.request<CreatedUserToken>('POST', USER_TOKENS_PATH, { user: `load-${u}`, groups: ['system:masters'] })).token);
     admin.close();
     const probeAgent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: server.ca });
     /** Times the plain GET until `until` resolves (or `count` answers); 429s are counted, not timed. */

@@ -8,7 +8,7 @@ import { serve, type HttpBindings } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
-import { serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
+import { MASTERS_GROUP, SERVER_GROUP, identity, inGroup, serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
@@ -224,7 +224,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     const tokenAuth = storeTokenAuthenticator(state);
     const nodeAuth = nodeCertificateIdentity(state, ca.certPem);
     const identityOf = (c: Context) => c.get('identity' as never) as Identity | undefined;
-    const roleOf = (c: Context) => identityOf(c)?.role;
+    const roleOf = (c: Context) => (inGroup(identityOf(c), MASTERS_GROUP) ? 'admin' : undefined);
     const heartbeats = new NodeHeartbeats();
     const lbSpeakers = new NodeHeartbeats(Date.now, LB_SPEAKER_LEASE_NAMESPACE);
     const metrics = new InMemoryMetrics();
@@ -252,7 +252,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes), except over
       // the benchmark-only plain HTTP, where no certificate travels.
       authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
-        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? { name: 'flotilla:server:plain-http-benchmark', role: 'peer' } : undefined)
+        ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? identity('flotilla:server:plain-http-benchmark', [SERVER_GROUP]) : undefined)
         ?? (token !== undefined ? tokenAuth(token) : undefined),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${KUBERNETES_API_VERSION}+flotilla-${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),

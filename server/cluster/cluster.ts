@@ -21,7 +21,7 @@ import { decodeSnapshotFile, describeSnapshotFile, encodeSnapshotFile, sha256OfF
 import type { SnapshotFile } from './snapshot-file.js';
 import { DataCorruptionError } from '../store/sqlite-check.js';
 import { SqliteStore } from '../store/sqlite-store.js';
-import type { Identity as CallerIdentity } from '../api/middleware/auth.js';
+import { MASTERS_GROUP, inGroup, isServer, type Identity as CallerIdentity } from '../api/middleware/auth.js';
 import { pinnedFetch, type ClientTls } from '../../client/client.js';
 import { ENCRYPTION_CONFIG_PATH } from '../secrets/secrets-encrypt.js';
 import type { ClusterCa } from '../pki/ca.js';
@@ -242,14 +242,13 @@ export class ClusterMember {
 
   /**
    * Peer and membership routes. `identityOf(c)` returns the caller as the API's auth middleware established it
-   * (role 'peer', name flotilla:server:<id>, for a member's server certificate); member records are written
+   * (name flotilla:server:<id> in SERVER_GROUP, for a member's server certificate); member records are written
    * through `objects`.
    */
   routes(identityOf: (c: Context) => CallerIdentity | undefined): Hono {
     const app = new Hono();
-    const roleOf = (c: Context) => identityOf(c)?.role;
     const requirePeer = (c: Context) => {
-      if (roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (with their server certificate)' });
+      if (!isServer(identityOf(c))) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only cluster members may call this (with their server certificate)' });
     };
     /**
      * Raft messages come only from current members, each from the member whose certificate the caller holds
@@ -274,8 +273,8 @@ export class ClusterMember {
       }
     };
     const requireAdminOrPeer = (c: Context) => {
-      const r = roleOf(c);
-      if (r !== 'peer' && r !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or a member\'s server certificate is required' });
+      const who = identityOf(c);
+      if (!isServer(who) && !inGroup(who, MASTERS_GROUP)) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'the admin token or a member\'s server certificate is required' });
     };
     app.post('/raft/v1/messages', async (c) => {
       requirePeer(c);

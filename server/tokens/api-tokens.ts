@@ -3,15 +3,35 @@ import { TOKENS_SECRET } from '../objects/service.js';
 import type { ObjectService } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { StateStore, StoredObject } from '../store/types.js';
-import type { Identity } from '../api/middleware/auth.js';
+import { BOOTSTRAPPERS_GROUP, MASTERS_GROUP, identity, type Identity } from '../api/middleware/auth.js';
 
 /**
  * Bearer tokens are kept in the replicated state as digests only, in the Secret TOKENS_SECRET: one data key per
  * token name, whose value is base64 of {"sha256": hex digest, "role": ..., "expires"?, "user"?, "groups"?}. Any
  * member can then authenticate any token, and a stolen replica reveals no usable token. An entry without a
  * valid digest (a revoked admin token, server/tokens/user-tokens.ts) authenticates nobody.
+ *
+ * The role says what the entry is: "node" a join token (system:bootstrap:<id>, in system:bootstrappers, as
+ * Kubernetes' bootstrap tokens), "user" a user token (its user, in its groups), "admin" the admin token and the
+ * user tokens made before tokens had groups of their own (all of them admins then): those are in system:masters,
+ * so that a cluster made before RBAC keeps its admins.
  */
-interface TokenRecord { sha256: string; role: Identity['role']; expires?: string; user?: string; groups?: string[] }
+interface TokenRecord { sha256: string; role: TokenRole; expires?: string; user?: string; groups?: string[] }
+export type TokenRole = 'admin' | 'user' | 'node';
+
+/** The entry prefix of join tokens (`join-<id>`, server/tokens/join-tokens.ts). */
+export const JOIN_ENTRY_PREFIX = 'join-';
+
+/** Who an entry's token authenticates as (see TokenRecord); undefined for an entry of no known role. */
+function recordIdentity(name: string, rec: TokenRecord): Identity | undefined {
+  const groups = rec.groups ?? [];
+  switch (rec.role) {
+    case 'admin': return identity(rec.user ?? name, groups.includes(MASTERS_GROUP) ? groups : [...groups, MASTERS_GROUP]);
+    case 'user': return rec.user === undefined ? undefined : identity(rec.user, groups);
+    case 'node': return name.startsWith(JOIN_ENTRY_PREFIX) ? identity(`system:bootstrap:${name.slice(JOIN_ENTRY_PREFIX.length)}`, [BOOTSTRAPPERS_GROUP]) : undefined;
+    default: return undefined;
+  }
+}
 
 /** The entry of the admin token. */
 export const ADMIN_ENTRY = 'admin';
@@ -28,7 +48,7 @@ export function tokenDigest(token: string): string {
 /** Authenticates tokens against the replicated token Secret (parsed once per revision of it). */
 export function storeTokenAuthenticator(store: Pick<StateStore, 'get'>, now: () => number = Date.now): (token: string) => Identity | undefined {
   let cachedVersion: string | undefined;
-  let table: { name: string; digest: Buffer; rec: TokenRecord }[] = [];
+  let table: { digest: Buffer; rec: TokenRecord; who: Identity }[] = [];
   return (token) => {
     const secret = store.get('secrets', TOKENS_SECRET.namespace, TOKENS_SECRET.name) as (StoredObject & { data?: Record<string, string> }) | undefined;
     if (!secret) return undefined;
@@ -38,7 +58,8 @@ export function storeTokenAuthenticator(store: Pick<StateStore, 'get'>, now: () 
       for (const [name, value] of Object.entries(secret.data ?? {})) {
         try {
           const rec = JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as TokenRecord;
-          if (/^[0-9a-f]{64}$/.test(rec.sha256)) table.push({ name, digest: Buffer.from(rec.sha256, 'hex'), rec });
+          const who = recordIdentity(name, rec);
+          if (/^[0-9a-f]{64}$/.test(rec.sha256) && who) table.push({ digest: Buffer.from(rec.sha256, 'hex'), rec, who });
         } catch { /* a malformed entry authenticates nobody */ }
       }
     }
@@ -46,7 +67,7 @@ export function storeTokenAuthenticator(store: Pick<StateStore, 'get'>, now: () 
     let found: Identity | undefined;
     for (const t of table) {
       if (timingSafeEqual(t.digest, presented) && (!t.rec.expires || Date.parse(t.rec.expires) > now())) {
-        found = { name: t.rec.user ?? t.name, role: t.rec.role, ...(t.rec.groups ? { groups: t.rec.groups } : {}) };
+        found = t.who;
       }
     }
     return found;

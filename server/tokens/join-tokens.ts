@@ -9,9 +9,9 @@ import { newJoinToken, tokenSha256 } from '../../discovery/locate.js';
 import { TOKENS_SECRET } from '../objects/service.js';
 import type { ObjectService } from '../objects/service.js';
 import type { StateStore, StoredObject } from '../store/types.js';
+import { JOIN_ENTRY_PREFIX } from './api-tokens.js';
 
 export const JOIN_TOKENS_PATH = '/apis/flotilla.io/v1/jointokens';
-const ENTRY_PREFIX = 'join-';
 /** Longest TTL accepted: ten years. Longer than that is what "no ttlSeconds" (no expiry) is for. */
 export const MAX_TTL_SECONDS = 10 * 365 * 24 * 3600;
 export const MAX_DESCRIPTION = 200;
@@ -39,7 +39,7 @@ function decodeRecord(value: string): JoinTokenRecord | undefined {
 
 /** The stored record of join token `id`, if it exists (expired or not). */
 export function joinTokenRecord(store: Pick<StateStore, 'get'>, id: string): JoinTokenRecord | undefined {
-  const value = tokensSecret(store)?.data?.[`${ENTRY_PREFIX}${id}`];
+  const value = tokensSecret(store)?.data?.[`${JOIN_ENTRY_PREFIX}${id}`];
   return value === undefined ? undefined : decodeRecord(value);
 }
 
@@ -50,11 +50,11 @@ export function isExpired(rec: { expires?: string }, now: number): boolean {
 export function listJoinTokens(store: Pick<StateStore, 'get'>, now: number): JoinTokenInfo[] {
   const out: JoinTokenInfo[] = [];
   for (const [key, value] of Object.entries(tokensSecret(store)?.data ?? {})) {
-    if (!key.startsWith(ENTRY_PREFIX)) continue;
+    if (!key.startsWith(JOIN_ENTRY_PREFIX)) continue;
     const rec = decodeRecord(value);
     if (!rec) continue;
     out.push({
-      id: key.slice(ENTRY_PREFIX.length), created: rec.created, expired: isExpired(rec, now),
+      id: key.slice(JOIN_ENTRY_PREFIX.length), created: rec.created, expired: isExpired(rec, now),
       ...(rec.description !== undefined ? { description: rec.description } : {}), ...(rec.expires !== undefined ? { expires: rec.expires } : {}),
     });
   }
@@ -68,12 +68,12 @@ export async function createJoinToken(objects: ObjectService, input: { ttlSecond
   const created = new Date(now).toISOString();
   const expires = input.ttlSeconds === undefined ? undefined : new Date(now + input.ttlSeconds * 1000).toISOString();
   const rec: JoinTokenRecord = { sha256: tokenSha256(token), role: 'node', created, ...(expires ? { expires } : {}), ...(input.description !== undefined ? { description: input.description } : {}) };
-  await objects.putTokenEntry(`${ENTRY_PREFIX}${id}`, Buffer.from(JSON.stringify(rec)).toString('base64'));
+  await objects.putTokenEntry(`${JOIN_ENTRY_PREFIX}${id}`, Buffer.from(JSON.stringify(rec)).toString('base64'));
   return { id, token, created, expired: false, ...(expires ? { expires } : {}), ...(input.description !== undefined ? { description: input.description } : {}) };
 }
 
 /** Revokes join token `id`; false when there was none. */
 export function revokeJoinToken(objects: ObjectService, id: string): Promise<boolean> {
-  return objects.putTokenEntry(`${ENTRY_PREFIX}${id}`, undefined);
+  return objects.putTokenEntry(`${JOIN_ENTRY_PREFIX}${id}`, undefined);
 }
 

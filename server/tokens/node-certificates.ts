@@ -18,7 +18,7 @@ import { nodeKeyOf } from '../objects/service.js';
 import type { ObjectService } from '../objects/service.js';
 import { StoreError } from '../store/types.js';
 import type { StateStore } from '../store/types.js';
-import type { Identity } from '../api/middleware/auth.js';
+import { identity, type Identity } from '../api/middleware/auth.js';
 
 /** At most this many addresses from a CSR go into a node certificate. */
 const MAX_NODE_ADDRESSES = 16;
@@ -92,6 +92,6 @@ export function nodeCertificateIdentity(store: Pick<StateStore, 'get'>, caPem: s
     const info = certificateInfo(certificate);
     const nodeName = nodeNameOfCommonName(info.commonName);
     if (nodeName === undefined || !info.organizations.includes(NODE_GROUP)) return undefined;
-    return nodeKeyOf(store, nodeName) === info.publicKeySha256 ? { name: info.commonName, role: 'node' } : undefined;
+    return nodeKeyOf(store, nodeName) === info.publicKeySha256 ? identity(info.commonName, [NODE_GROUP]) : undefined;
   };
 }

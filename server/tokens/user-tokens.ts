@@ -1,9 +1,10 @@
 // User tokens and the admin token: the bearer tokens people (and their kubeconfigs) present.
 //
 // A user token is opaque (newBearerToken), shown once, and kept as the entry `user-<name>` of the replicated
-// token Secret (TOKENS_SECRET, server/tokens/api-tokens.ts): base64 of {"sha256", "role": "admin", "user",
-// "groups"?, "description"?, "created", "expires"?}. Every user token has the admin role for now; the user name
-// and groups are stored so that RBAC can decide on them. The token's name is its user's name: one token per user.
+// token Secret (TOKENS_SECRET, server/tokens/api-tokens.ts): base64 of {"sha256", "role": "user", "user",
+// "groups"?, "description"?, "created", "expires"?}: its user in its groups, for RBAC to decide on. A record of
+// role "admin" was made before tokens had groups of their own, when every user token was an admin: it stays in
+// system:masters (api-tokens.ts). The token's name is its user's name: one token per user.
 //
 // The admin token is the entry ADMIN_ENTRY. Rotating it replaces its digest in one write, so the old token stops
 // working in the commit that makes the new one work; revoking it leaves a record without a digest (not no
@@ -22,7 +23,7 @@ const ENTRY_PREFIX = 'user-';
 /** A user name: what a Secret data key allows after ENTRY_PREFIX, starting and ending alphanumeric. */
 export const USER_NAME = /^[A-Za-z0-9]([-._A-Za-z0-9]{0,198}[A-Za-z0-9])?$/;
 
-export interface UserTokenRecord { sha256: string; role: 'admin'; user: string; groups?: string[]; description?: string; created: string; expires?: string }
+export interface UserTokenRecord { sha256: string; role: 'user' | 'admin'; user: string; groups?: string[]; description?: string; created: string; expires?: string }
 
 /** What listing shows: never the digest. `name` is the user's name, or ADMIN_ENTRY for the admin token. */
 export interface UserTokenInfo {
@@ -39,7 +40,7 @@ type TokensSecret = StoredObject & { data?: Record<string, string> };
 function decodeUserRecord(value: string): UserTokenRecord | undefined {
   try {
     const rec = JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as Partial<UserTokenRecord>;
-    if (typeof rec.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(rec.sha256) || rec.role !== 'admin' || typeof rec.user !== 'string') return undefined;
+    if (typeof rec.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(rec.sha256) || (rec.role !== 'user' && rec.role !== 'admin') || typeof rec.user !== 'string') return undefined;
     return rec as UserTokenRecord;
   } catch {
     return undefined;
@@ -76,7 +77,7 @@ const expiry = (now: number, ttlSeconds: number | undefined) => (ttlSeconds === 
 export async function createUserToken(objects: ObjectService, input: UserTokenRequest, now: number): Promise<CreatedUserToken> {
   const token = newBearerToken();
   const rec: UserTokenRecord = {
-    sha256: tokenDigest(token), role: 'admin', user: input.user, ...(input.groups?.length ? { groups: input.groups } : {}),
+    sha256: tokenDigest(token), role: 'user', user: input.user, ...(input.groups?.length ? { groups: input.groups } : {}),
     ...(input.description !== undefined ? { description: input.description } : {}), created: new Date(now).toISOString(), ...expiry(now, input.ttlSeconds),
   };
   await objects.updateTokenEntry(`${ENTRY_PREFIX}${input.user}`, (current) => {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import pino from 'pino';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { BOOTSTRAPPERS_GROUP, identity, MASTERS_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects/service.js';
@@ -24,7 +24,7 @@ for (const name of ['default', 'other', 'kube-system']) {
 }
 const app = createApp({
   objects: new ObjectService(store, proposer, () => new Date('2026-02-03T04:05:06Z')), readBarrier: async () => {},
-  authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' }, [NODE_TOKEN]: { name: 'join-pi', role: 'node' } }),
+  authenticate: staticTokens({ [TOKEN]: identity('admin', [MASTERS_GROUP]), [NODE_TOKEN]: identity('system:bootstrap:pi', [BOOTSTRAPPERS_GROUP]) }),
   version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [], maxBodyBytes: 64 * 1024,
 });
 
@@ -252,7 +252,7 @@ test('an internal error is answered with an id only; the log has the id and the 
   const broken = new Hono();
   broken.get('/broken', () => { throw new Error('state.db: secret detail of the server'); });
   const failing = createApp({
-    objects: new ObjectService(store, proposer, () => new Date()), readBarrier: async () => {}, authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+    objects: new ObjectService(store, proposer, () => new Date()), readBarrier: async () => {}, authenticate: staticTokens({ [TOKEN]: identity('admin', [MASTERS_GROUP]) }),
     version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [], extraRoutes: [broken], log,
   });
   const res = await failing.request('/broken', { headers: { authorization: `Bearer ${TOKEN}` } });

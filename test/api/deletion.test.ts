@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import type { Hono } from 'hono';
 import type { Pod } from '../../api-types/index.js';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { identity, MASTERS_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { ClusterSim, R, readyPods } from '../controllers/cluster-sim.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -24,7 +24,7 @@ async function withApi(fn: (sim: ClusterSim, call: Call) => Promise<void>): Prom
     await sim.addNode('n1');
     const app: Hono = createApp({
       objects: sim.objects, readBarrier: async () => {}, readiness: () => [],
-      authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+      authenticate: staticTokens({ [TOKEN]: identity('admin', [MASTERS_GROUP]) }),
       version: { flotilla: 'test', gitVersion: 'vtest' },
     });
     const call: Call = async (method, path, body, contentType = 'application/json') => {

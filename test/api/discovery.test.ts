@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { identity, MASTERS_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects/service.js';
@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'flotilla-discovery-'));
 const store = new SqliteStore({ path: join(dir, 'state.db'), historyWindow: 50 });
 const app = createApp({
   objects: new ObjectService(store, new LocalProposer(store), () => new Date('2026-02-03T04:05:06Z')), readBarrier: async () => {},
-  authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+  authenticate: staticTokens({ [TOKEN]: identity('admin', [MASTERS_GROUP]) }),
   version: { flotilla: '0.1.0', gitVersion: 'v1.32.0+flotilla-0.1.0' }, readiness: () => [],
 });
 /** What kubectl v1.32 sends for /api and /apis. */

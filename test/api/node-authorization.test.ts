@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { identity, MASTERS_GROUP, NODE_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService, TOKENS_SECRET } from '../../server/objects/service.js';
@@ -87,10 +87,10 @@ setUp(test, async () => {
   const app = createApp({
     objects: new ObjectService(store, new LocalProposer(store)), readBarrier: async () => {},
     authenticate: staticTokens({
-      [ADMIN]: { name: 'admin', role: 'admin' },
-      [N1]: { name: 'system:node:n1', role: 'node' },
-      [N2]: { name: 'system:node:n2', role: 'node' },
-      [N4]: { name: 'system:node:n4', role: 'node' },
+      [ADMIN]: identity('admin', [MASTERS_GROUP]),
+      [N1]: identity('system:node:n1', [NODE_GROUP]),
+      [N2]: identity('system:node:n2', [NODE_GROUP]),
+      [N4]: identity('system:node:n4', [NODE_GROUP]),
     }),
     version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [],
     // The in-memory lease and usage routes, as server/run.ts mounts them.

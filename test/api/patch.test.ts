@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { identity, MASTERS_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { SqliteStore } from '../../server/store/sqlite-store.js';
 import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects/service.js';
@@ -18,7 +18,7 @@ const proposer = new LocalProposer(store);
 await proposer.propose({ op: 'create', resource: 'namespaces', uid: randomUUID(), now: new Date().toISOString(), object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } } });
 const app = createApp({
   objects: new ObjectService(store, proposer), readBarrier: async () => {},
-  authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+  authenticate: staticTokens({ [TOKEN]: identity('admin', [MASTERS_GROUP]) }),
   version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [], maxBodyBytes: 64 * 1024,
 });
 

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { CronJob, Deployment, Event, Job, Node, Pod } from '../../api-types/index.js';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { identity, MASTERS_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { parseArgs } from '../../cli/args.js';
 import type { Io } from '../../cli/command.js';
 import { rolloutCommand, undoTarget } from '../../cli/rollout.js';
@@ -26,7 +26,7 @@ async function withApi(fn: (sim: ClusterSim, run: (c: CliCommand, ...argv: strin
   const sim = await new ClusterSim().start();
   const app = createApp({
     objects: sim.objects, readBarrier: async () => {}, readiness: () => [],
-    authenticate: staticTokens({ [TOKEN]: { name: 'admin', role: 'admin' } }),
+    authenticate: staticTokens({ [TOKEN]: identity('admin', [MASTERS_GROUP]) }),
     version: { flotilla: 'test', gitVersion: 'vtest' },
   });
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });

@@ -30,7 +30,7 @@ test('kept while good; issued again for other SANs, another CA, or less than a t
     const info = certificateInfo(first.certPem);
     assert.equal([info.commonName, info.organizations], ['flotilla:server:42', ['flotilla:servers']]);
     assert.ok(issuedBy(first.certPem, ca.certPem));
-    assert.equal(serverCertificateIdentity(new X509Certificate(first.certPem)), { name: 'flotilla:server:42', role: 'peer' });
+    assert.equal(serverCertificateIdentity(new X509Certificate(first.certPem)), { name: 'flotilla:server:42', groups: ['flotilla:servers', 'system:authenticated'] });
 
     assert.is((await ensureServingCertificate(dir, ca, 42, [...names].reverse())).certPem, first.certPem, 'same names, same certificate');
     assert.is((await ensureServingCertificate(dir, ca, 42, names, Date.now() + 200 * DAY)).certPem, first.certPem, 'more than a third of a year left');

@@ -11,7 +11,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Hono } from 'hono';
 import { createApp } from '../../server/api/app.js';
-import { staticTokens } from '../../server/api/middleware/auth.js';
+import { identity, MASTERS_GROUP, NODE_GROUP, SERVER_GROUP, staticTokens } from '../../server/api/middleware/auth.js';
 import { DEFAULT_SERVING_LIMITS, type ServingLimits } from '../../server/api/serving-limits.js';
 import { TOO_MANY_REQUESTS } from '../../server/api/middleware/max-in-flight.js';
 import { TIMEOUT_MESSAGE } from '../../server/api/middleware/request-timeout.js';
@@ -45,8 +45,8 @@ function appWith(limits: Partial<ServingLimits>, opts: { readBarrier?: () => Pro
   const app = createApp({
     objects, readBarrier: opts.readBarrier ?? (async () => {}),
     authenticate: staticTokens({
-      [TOKENS.admin]: { name: 'admin', role: 'admin' }, [TOKENS.alice]: { name: 'alice', role: 'admin' },
-      [TOKENS.node]: { name: 'system:node:pi', role: 'node' }, [TOKENS.peer]: { name: 'flotilla:server:2', role: 'peer' },
+      [TOKENS.admin]: identity('admin', [MASTERS_GROUP]), [TOKENS.alice]: identity('alice', [MASTERS_GROUP]),
+      [TOKENS.node]: identity('system:node:pi', [NODE_GROUP]), [TOKENS.peer]: identity('flotilla:server:2', [SERVER_GROUP]),
     }),
     version: { flotilla: '0.1.0', gitVersion: 'v0.1.0' }, readiness: () => [], servingLimits: { ...DEFAULT_SERVING_LIMITS, ...limits },
   });

@@ -2,22 +2,45 @@ import { timingSafeEqual, createHash, type X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import type { Context, MiddlewareHandler } from 'hono';
-import { SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from '../../../client/pki.js';
+import { NODE_GROUP, SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from '../../../client/pki.js';
 import { statusResponse } from '../status.js';
 import { requestInfo } from '../request-info.js';
 import type { NodeGraph } from '../../objects/node-graph.js';
 import { authorizeBootstrap, authorizeNode } from './node-authorizer.js';
 
 /**
- * Who makes a request. A node is `{ name: 'system:node:<N>', role: 'node' }` (its certificate); a join token is
- * role node too, under another name: it only bootstraps (asks for a node certificate). `groups` are a user
- * token's groups (for RBAC).
+ * Who makes a request, as Kubernetes' user.Info: a user name and the groups RBAC decides on. Every authenticated
+ * identity is in AUTHENTICATED_GROUP. The admin token is user "admin" in MASTERS_GROUP; a cluster member's server
+ * certificate is flotilla:server:<id> in SERVER_GROUP; a node certificate is system:node:<N> in NODE_GROUP; a join
+ * token is system:bootstrap:<id> in BOOTSTRAPPERS_GROUP; a user token is its user with the groups it was made with.
  */
-export interface Identity { name: string; role: 'admin' | 'node' | 'peer'; groups?: readonly string[] }
+export interface Identity { name: string; groups: readonly string[] }
 
-/** N for a node's identity (`system:node:<N>`, role node); undefined for every other identity, join tokens included. */
-export function nodeNameOf(identity: Identity | undefined): string | undefined {
-  return identity?.role === 'node' ? nodeNameOfCommonName(identity.name) : undefined;
+/** Kubernetes' superuser group: every request of a member is allowed, before any other authorizer is asked. */
+export const MASTERS_GROUP = 'system:masters';
+/** Kubernetes' group of every authenticated identity. */
+export const AUTHENTICATED_GROUP = 'system:authenticated';
+/** Kubernetes' group of bootstrap tokens (here: join tokens), which only ask for a node certificate. */
+export const BOOTSTRAPPERS_GROUP = 'system:bootstrappers';
+export { NODE_GROUP, SERVER_GROUP };
+
+/** The identity of user `name` in `groups`, and in AUTHENTICATED_GROUP (once). */
+export function identity(name: string, groups: readonly string[]): Identity {
+  return { name, groups: groups.includes(AUTHENTICATED_GROUP) ? [...groups] : [...groups, AUTHENTICATED_GROUP] };
+}
+
+export function inGroup(who: Identity | undefined, group: string): boolean {
+  return who?.groups.includes(group) ?? false;
+}
+
+/** Whether `who` is a cluster member (its server certificate, or the benchmark-only cluster secret over plain HTTP). */
+export function isServer(who: Identity | undefined): boolean {
+  return inGroup(who, SERVER_GROUP);
+}
+
+/** N for a node's identity (`system:node:<N>` in NODE_GROUP); undefined for every other identity, join tokens included. */
+export function nodeNameOf(who: Identity | undefined): string | undefined {
+  return who !== undefined && inGroup(who, NODE_GROUP) ? nodeNameOfCommonName(who.name) : undefined;
 }
 
 /** What a request presents: a bearer token, a client certificate (verified against the cluster CA), or both. */
@@ -52,7 +75,7 @@ export function serverCommonName(memberId: number): string {
 export function serverCertificateIdentity(cert: X509Certificate): Identity | undefined {
   const info = certificateInfo(cert);
   if (!info.organizations.includes(SERVERS_ORGANIZATION) || !/^flotilla:server:[1-9]\d*$/.test(info.commonName)) return undefined;
-  return { name: info.commonName, role: 'peer' };
+  return identity(info.commonName, [SERVER_GROUP]);
 }
 
 /** An authenticator for a fixed set of bearer tokens, compared in constant time (on their digests). */
@@ -103,12 +126,12 @@ export function identityOf(c: Context): Identity | undefined {
 export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
   return async function authorizationMiddleware(c, next) {
     const who = identityOf(c);
-    if (who?.role !== 'node') return next();
+    if (!inGroup(who, NODE_GROUP) && !inGroup(who, BOOTSTRAPPERS_GROUP)) return next();
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
     const node = nodeNameOf(who);
     const decision = node !== undefined
-      ? authorizeNode(who.name, node, info, c.req.path, c.req.method, opts.graph)
-      : authorizeBootstrap(who.name, info, c.req.path, c.req.method);
+      ? authorizeNode(who!.name, node, info, c.req.path, c.req.method, opts.graph)
+      : authorizeBootstrap(who!.name, info, c.req.path, c.req.method);
     if (decision.allowed) return next();
     return statusResponse(c, {
       code: 403, reason: 'Forbidden', message: decision.message,

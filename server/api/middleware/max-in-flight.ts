@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { Counter, Gauge } from 'prom-client';
 import { statusResponse } from '../status.js';
 import { requestInfo } from '../request-info.js';
-import { identityOf, nodeNameOf } from './auth.js';
+import { identityOf, isServer, nodeNameOf } from './auth.js';
 
 /** kube-apiserver's request kinds of its in-flight limits (the request_kind label of its metrics). */
 export type RequestKind = 'readOnly' | 'mutating';
@@ -80,7 +80,7 @@ export function maxInFlight(opts: { maxRequestsInFlight: number; maxMutatingRequ
   const pools: Record<RequestKind, InFlightPool> = { readOnly: new InFlightPool(opts.maxRequestsInFlight), mutating: new InFlightPool(opts.maxMutatingRequestsInFlight) };
   return async function maxInFlightMiddleware(c, next) {
     const who = identityOf(c);
-    if (who?.role === 'peer' || isLongRunning(c)) return next();
+    if (isServer(who) || isLongRunning(c)) return next();
     const kind = requestKind(c);
     const pool = pools[kind];
     if (!pool.tryAcquire(nodeNameOf(who) !== undefined)) {

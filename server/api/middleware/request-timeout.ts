@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { statusResponse } from '../status.js';
-import { identityOf } from './auth.js';
+import { identityOf, isServer } from './auth.js';
 import { isLongRunning } from './max-in-flight.js';
 
 /** What kube-apiserver answers (NewTimeoutError, whose details are an empty retryAfterSeconds). */
@@ -15,7 +15,7 @@ export const TIMEOUT_MESSAGE = 'Timeout: request did not complete within request
  */
 export function requestTimeout(opts: { timeoutMs: number }): MiddlewareHandler {
   return async function requestTimeoutMiddleware(c, next) {
-    if (identityOf(c)?.role === 'peer' || isLongRunning(c)) return next();
+    if (isServer(identityOf(c)) || isLongRunning(c)) return next();
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<true>((resolve) => { timer = setTimeout(() => resolve(true), opts.timeoutMs); });
     const handled = next();

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { requestInfo } from '../request-info.js';
-import { identityOf } from './auth.js';
+import { identityOf, isServer } from './auth.js';
 import { tooManyRequests, type FairnessMetrics } from './max-in-flight.js';
 
 /**
@@ -16,7 +16,7 @@ export function watchLimit(opts: { maxWatches: number; maxWatchesPerClient: numb
   let total = 0;
   return async function watchLimitMiddleware(c, next) {
     const who = identityOf(c);
-    if (who === undefined || who.role === 'peer' || requestInfo(c.req.method, c.req.path, c.req.query('watch'))?.verb !== 'watch') return next();
+    if (who === undefined || isServer(who) || requestInfo(c.req.method, c.req.path, c.req.query('watch'))?.verb !== 'watch') return next();
     const mine = open.get(who.name) ?? 0;
     const refusal = total >= opts.maxWatches ? `too many watches open on this server (the limit is ${opts.maxWatches}), please try again later.`
       : mine >= opts.maxWatchesPerClient ? `too many watches open for "${who.name}" (the limit per client is ${opts.maxWatchesPerClient}): close some, or try again later.`

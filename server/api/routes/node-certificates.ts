@@ -6,7 +6,7 @@ import { NODE_CERTIFICATES_PATH, statusObject } from '../../../api-types/index.j
 import type { ObjectService } from '../../objects/service.js';
 import type { ClusterCa } from '../../pki/ca.js';
 import { StoreError } from '../../store/types.js';
-import { nodeNameOf, type Identity } from '../middleware/auth.js';
+import { BOOTSTRAPPERS_GROUP, MASTERS_GROUP, NODE_GROUP, inGroup, nodeNameOf, type Identity } from '../middleware/auth.js';
 import { parseNodeCertificateRequest, signNodeCertificate } from '../../tokens/node-certificates.js';
 
 export { NODE_CERTIFICATES_PATH };
@@ -29,14 +29,14 @@ export function nodeCertificateRoutes(deps: { objects: ObjectService; ca: Cluste
     }
     const req = parseNodeCertificateRequest(body);
     const self = nodeNameOf(who);
-    if (who?.role !== 'admin' && who?.role !== 'node') throw new StoreError({ code: 403, reason: 'Forbidden', message: `${who?.name ?? 'anonymous'} cannot ask for node certificates` });
+    if (!inGroup(who, MASTERS_GROUP) && !inGroup(who, NODE_GROUP) && !inGroup(who, BOOTSTRAPPERS_GROUP)) throw new StoreError({ code: 403, reason: 'Forbidden', message: `${who?.name ?? 'anonymous'} cannot ask for node certificates` });
     if (self !== undefined && self !== req.nodeName) {
       throw new StoreError({ code: 403, reason: 'Forbidden', message: `node "${self}" may renew only its own certificate, not one for node "${req.nodeName}"` });
     }
     return c.json(await signNodeCertificate(deps, req), 201);
   });
   app.delete(`${NODE_CERTIFICATES_PATH}/:name`, async (c) => {
-    if (deps.identityOf(c)?.role !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'node key bindings are removed with the admin token ("flotilla node replace NAME")' });
+    if (!inGroup(deps.identityOf(c), MASTERS_GROUP)) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'node key bindings are removed with the admin token ("flotilla node replace NAME")' });
     const name = c.req.param('name');
     if (!(await deps.objects.unbindNodeKey(name))) throw new StoreError({ code: 404, reason: 'NotFound', message: `node "${name}" is bound to no key` });
     return c.json(statusObject({ code: 200, message: `node "${name}" is bound to no key now: a new machine may register under that name` }));
