@@ -1,3 +1,4 @@
+import { stringify as toYaml } from 'yaml';
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { apiPath, isKind, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
@@ -5,7 +6,7 @@ import type { DeleteOptions, DeletionPropagation, Endpoints, Event, KubeObject, 
 import { ApiClientError } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
 import type { FlagSpec, ParsedArgs } from './args.js';
-import { ConfigError, DEFAULT_SERVER, localDataDir, saveUpContext } from './config.js';
+import { ConfigError, DEFAULT_SERVER, localDataDir, saveUpContext, writePrivateFile } from './config.js';
 import { configCommand } from './config-command.js';
 import { clientFor, connectionFlags } from './command.js';
 import type { CliCommand, Io } from './command.js';
@@ -14,7 +15,7 @@ import { createCommand } from './create.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
-import { kubeconfigCommand } from './kubeconfig.js';
+import { KUBECONFIG_FILE, kubeconfigClusterName, kubeconfigCommand, kubeconfigDocument } from './kubeconfig.js';
 import { agentCommand, agentNodeName, runNodeAgent, serviceProxyMode, type AgentCommandConfig } from './agent-command.js';
 import { createLogger, logFormatFor } from './logger.js';
 import { DockerRuntime } from '../node-agent/runtime/docker.js';
@@ -336,7 +337,10 @@ async function runServerCommand(a: ParsedArgs, io: Io, signal: AbortSignal, opts
     if (opts.writeConfig && info.adminToken) {
       try {
         const saved = saveUpContext(io.env, dataDir, { server: info.url, token: info.adminToken, ca: join(dataDir, PKI_DIR, CA_CERT_FILE), cluster: info.clusterId });
-        configNote = `\nThe CLI is configured in ${saved.path} (context ${saved.name}).${saved.switched ? ` Switched to context "${saved.name}".` : ''}`;
+        // kubectl's own file, beside the data as k3s writes its k3s.yaml: the user's ~/.kube/config is theirs (flotilla kubeconfig --merge).
+        const kubeconfig = join(dataDir, KUBECONFIG_FILE);
+        writePrivateFile(kubeconfig, toYaml(kubeconfigDocument({ clusterName: kubeconfigClusterName(info.clusterId), server: info.url, caPem: info.caPem, userName: 'admin', token: info.adminToken })));
+        configNote = `\nThe CLI is configured in ${saved.path} (context ${saved.name}).${saved.switched ? ` Switched to context "${saved.name}".` : ''}\nkubectl: KUBECONFIG=${kubeconfig} kubectl get nodes`;
       } catch (err) {
         // A broken CLI config must not stop the cluster: say so, and leave the file for the user to fix.
         configNote = `\nThe CLI config was not changed: ${err instanceof Error ? err.message : String(err)}`;

@@ -1,5 +1,6 @@
 // Turns a Kubernetes container spec (plus the ConfigMaps and Secrets handed in) into the runtime's
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA } from '../api-types/index.js';
@@ -126,8 +127,20 @@ export async function preparePodVolumes(inputs: PodInputs, podDir: string, runti
   return paths;
 }
 
+/**
+ * Where the secret volumes of all pods live: memory (tmpfs), as the kubelet keeps them, so that a Secret's values
+ * never reach the node's disk and are gone at a power cut. Each pod has its own folder (secretVolumesDir),
+ * removed with the pod.
+ */
+export const SECRET_VOLUMES_ROOT = '/dev/shm/flotilla-secret-volumes';
+
+/** The tmpfs folder of the pod whose directory is `podDir` (unique per agent data dir and pod). */
+export function secretVolumesDir(podDir: string): string {
+  return join(SECRET_VOLUMES_ROOT, createHash('sha256').update(podDir).digest('hex').slice(0, 32));
+}
+
 async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string, runtime: Pick<ContainerRuntime, 'ensureVolume'> | undefined): Promise<string> {
-  const dir = join(podDir, 'volumes', v.name);
+  const dir = v.secret ? join(secretVolumesDir(podDir), v.name) : join(podDir, 'volumes', v.name);
   if (v.hostPath) return v.hostPath.path;
   if (v.persistentVolumeClaim) {
     const claim = v.persistentVolumeClaim.claimName;
@@ -149,6 +162,11 @@ async function prepareVolume(inputs: PodInputs, v: Volume, podDir: string, runti
       : undefined;
   if (!source) throw new ContainerConfigError(`volume "${v.name}": only emptyDir, hostPath, configMap, secret and persistentVolumeClaim are supported`);
   if (!source.values && !source.optional) throw new ContainerConfigError(`volume "${v.name}": ${source.kind} "${source.name}" not found`);
+  if (v.secret) {
+    await mkdir(SECRET_VOLUMES_ROOT, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      throw new ContainerConfigError(`volume "${v.name}": secret volumes are kept in memory, under ${SECRET_VOLUMES_ROOT} (a tmpfs): ${(err as Error).message}`);
+    });
+  }
   await mkdir(dir, { recursive: true });
   const values = source.values ?? {};
   const files = source.items ?? Object.keys(values).map((key) => ({ key, path: key }));

@@ -6,7 +6,7 @@
 // time (the pid was reused after a crash or a reboot), or that cannot be read as a pid, is stale and is taken
 // over. release() removes the file only while it is still this holder's.
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { delay } from './agent.js';
@@ -28,6 +28,8 @@ export interface DataDirLock {
 /** Creates DIR when missing and locks it for this process; a DataDirInUseError when a live agent holds it. */
 export async function lockDataDir(dir: string): Promise<DataDirLock> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // It holds the pod cache, its key and the node's credentials: the owner's alone, whatever mode it was made with.
+  await chmod(dir, 0o700);
   const path = join(dir, LOCK_FILE);
   const mine = `${process.pid}\n${startTimeOf(process.pid) ?? ''}\n`;
   for (let attempt = 0; attempt < 10; attempt++) {

@@ -14,6 +14,7 @@ import {
   buildContainerConfig,
   ContainerConfigError,
   preparePodVolumes,
+  secretVolumesDir,
 } from './container-config.js';
 import {
   containerHash,
@@ -221,6 +222,7 @@ export class PodWorker {
     this.stopProbes();
     await terminatePod(this.settings.runtime, await this.settings.runtime.listContainers(this.podLabels()), graceSeconds);
     await rm(this.podDir(), { recursive: true, force: true });
+    await rm(secretVolumesDir(this.podDir()), { recursive: true, force: true });
   }
 
   /** One level-triggered step: observes the runtime, plans, carries the plan out, reports. The loop calls it. */

@@ -4,11 +4,13 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import {
   buildContainerConfig,
   ContainerConfigError,
   limitQuantity,
   preparePodVolumes,
+  secretVolumesDir,
   resolveEnv,
   runtimeFor,
 } from '../../node-agent/container-config.js';
@@ -86,6 +88,8 @@ test('volumes: emptyDir, hostPath, ConfigMap and Secret files (items, modes), mo
     assert.is(readFileSync(join(paths.get('cfg')!, 'conf/mode.txt'), 'utf8'), 'fast');
     assert.is(readFileSync(join(paths.get('sec')!, 'password'), 'utf8'), 'hunter2');
     assert.is(statSync(join(paths.get('sec')!, 'password')).mode & 0o777, 0o600);
+    assert.ok(paths.get('sec')!.startsWith(`${secretVolumesDir(dir)}/`), `the secret volume is in memory: ${paths.get('sec')!}`);
+    assert.is(execFileSync('stat', ['-f', '-c', '%T', paths.get('sec')!], { encoding: 'utf8' }).trim(), 'tmpfs');
     assert.is(paths.get('host'), '/srv/data');
     const config = buildContainerConfig(i, i.pod.spec.containers[0]!, ctx(paths));
     assert.equal(config.mounts.map((m) => [m.containerPath, m.readOnly]), [['/scratch', false], ['/etc/app', true], ['/run/creds', true], ['/host', true]]);
@@ -95,6 +99,7 @@ test('volumes: emptyDir, hostPath, ConfigMap and Secret files (items, modes), mo
     await preparePodVolumes(escape, dir).then(() => assert.unreachable('path escape accepted'), (e: Error) => assert.match(e.message, 'leaves the volume'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(secretVolumesDir(dir), { recursive: true, force: true });
   }
 });
 

@@ -46,6 +46,12 @@ test('two `flotilla up` keep a context each; the second is current; commands say
   const solo = cli('cluster', 'status', '-o', 'json');
   assert.is(clusterIdSeen(solo), shop.clusterId);
   assert.is(solo.stderr, '', 'one context: nothing to say');
+  // kubectl's file beside the data, with the CA embedded and the admin token.
+  const kubeconfig = parseYaml(readFileSync(join(dir, 'shop', '.flotilla', 'kubeconfig'), 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[]; users: { user: { token: string } }[]; 'current-context': string };
+  assert.is(kubeconfig.clusters[0]!.cluster.server, shop.url);
+  assert.match(Buffer.from(kubeconfig.clusters[0]!.cluster['certificate-authority-data'], 'base64').toString(), /^-----BEGIN CERTIFICATE-----/);
+  assert.is(kubeconfig.users[0]!.user.token, readFileSync(join(dir, 'shop', '.flotilla', 'admin-token'), 'utf8').trim());
+  assert.is(kubeconfig['current-context'], `admin@flotilla-${shop.clusterId.slice(0, 8)}`);
   const farm = await up('farm');
   const config = parseYaml(readFileSync(join(dir, 'home', '.flotilla', 'config'), 'utf8')) as { 'current-context': string; contexts: Record<string, { server: string; cluster: string }> };
   assert.equal(Object.keys(config.contexts).sort(), ['up-farm', 'up-shop']);

@@ -20,6 +20,20 @@ export interface KubectlCluster {
   stop(): Promise<void>;
 }
 
+/** Runs `command` without blocking this process (whose event loop serves the in-process server); never rejects on a non-zero exit. */
+export function runAsync(command: string, args: readonly string[], env: NodeJS.ProcessEnv, stdin?: string): Promise<KubectlResult> {
+  return new Promise<KubectlResult>((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(stdin ?? '');
+  });
+}
+
 export async function startKubectlCluster(): Promise<KubectlCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-kubectl-'));
   let server: InProcessServer | undefined;
@@ -32,16 +46,7 @@ export async function startKubectlCluster(): Promise<KubectlCluster> {
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, toYaml(kubeconfigDocument({ clusterName: 'flotilla-test', server: info.url, caPem: info.caPem, userName: 'admin', token: info.adminToken })), { mode: 0o600 });
     const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig, KUBECTL_INTERACTIVE_DELETE: 'false' };
-    const kubectl = (args: readonly string[], stdin?: string, extraEnv: Record<string, string> = {}) => new Promise<KubectlResult>((resolve, reject) => {
-      const child = spawn('kubectl', args, { env: { ...env, ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => { stdout += d; });
-      child.stderr.on('data', (d) => { stderr += d; });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      child.stdin.end(stdin ?? '');
-    });
+    const kubectl = (args: readonly string[], stdin?: string, extraEnv: Record<string, string> = {}) => runAsync('kubectl', args, { ...env, ...extraEnv }, stdin);
     const running = server;
     return { server, dir, kubeconfig, kubectl, stop: async () => { await running.stop(); rmSync(dir, { recursive: true, force: true }); } };
   } catch (err) {

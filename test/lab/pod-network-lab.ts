@@ -80,6 +80,22 @@ export class PodNetworkLab {
     return agent;
   }
 
+  /**
+   * `flotilla agent --simulate COUNT --simulate-gpus GPUS` on `host`: hollow nodes (FakeRuntime, node-agent/hollow.ts)
+   * named PREFIX-0..PREFIX-(COUNT-1); resolves once they are all registered.
+   */
+  async startHollowAgents(host: number, prefix: string, count: number, gpus: number): Promise<LabProcess> {
+    const agent = this.lab.spawn(host, process.execPath, ['--enable-source-maps', CLI, 'agent', '--server', this.url, '--token', this.joinToken, '--ca', this.caFile, '--name', prefix,
+      '--data', join(this.dir, `hollow-${prefix}`), '--simulate', String(count), '--simulate-gpus', String(gpus)]);
+    this.agents.set(prefix, agent);
+    await eventually(`hollow nodes ${prefix}-0..${count - 1} registered`, async () => {
+      if (agent.exitCode !== null) throw new StopWaiting(`the hollow agent exited (${agent.exitCode}): ${agent.output().slice(-1500)}`);
+      for (let i = 0; i < count; i++) if ((await this.api('GET', `/api/v1/nodes/${prefix}-${i}`)).code !== 200) return undefined;
+      return true;
+    }, { limitMs: BOUND_MS, everyMs: 200 });
+    return agent;
+  }
+
   /** The podCIDR the servers allocated to the Node (spec.podCIDR), once it has one. */
   podCidr(name: string): Promise<string> {
     return eventually(`the podCIDR of ${name}`, async () => {
