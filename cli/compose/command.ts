@@ -116,7 +116,13 @@ async function up(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
     const all = manifestsOf(conversionObjects(c), c.project);
     const deadline = Date.now() + timeoutMs;
     const byName = new Map(c.services.map((s) => [s.name, s]));
-    let failed = await applyManifests(client, all.slice(0, c.shared.length), io);
+    // A namespace the project did not make (default, or one of the user's) is used as it is, and `down` leaves it.
+    const existing = await client.request<KubeObject>('GET', apiPath(resourceOfKind('Namespace'), undefined, c.namespace)).catch((err: unknown) => {
+      if (err instanceof ApiClientError && err.code === 404) return undefined;
+      throw err;
+    });
+    const foreign = existing !== undefined && existing.metadata.labels?.[LABEL_COMPOSE_PROJECT] !== c.project;
+    let failed = await applyManifests(client, all.slice(foreign ? 1 : 0, c.shared.length), io);
     if (failed > 0) return 1;
     let offset = c.shared.length;
     // Each service's objects are written once what it depends on meets the condition it names.
