@@ -362,6 +362,19 @@ const containerPort = z.strictObject({
   protocol: protocol.optional(),
 });
 
+// securityContext: what the agent applies on Docker (node-agent/container-config.ts). The fields Kubernetes defines
+// that a Docker node cannot honour (SELinux labels, Windows options, Localhost seccomp and AppArmor profiles,
+// an unmasked /proc) are accepted by the schema, so that they are refused by name below, never ignored.
+const NOT_HONOURED = 'is not supported: Flotilla nodes cannot apply it, and a pod never runs without what it asks';
+const profileType = z.enum(['RuntimeDefault', 'Unconfined', 'Localhost']);
+const seccompProfile = z.strictObject({ type: profileType, localhostProfile: str.optional() }).superRefine((p, ctx) => {
+  if (p.type === 'Localhost') issue(ctx, ['type'], `"Localhost" ${NOT_HONOURED} (use RuntimeDefault)`);
+  else if (p.localhostProfile !== undefined) issue(ctx, ['localhostProfile'], 'can only be set when `type` is "Localhost"');
+});
+const appArmorProfile = seccompProfile;
+const refusedOption = z.record(z.string(), z.unknown()).superRefine((_v, ctx) => issue(ctx, [], NOT_HONOURED));
+const capabilityList = z.array(z.string().min(1, { error: 'must not be empty' }));
+
 const securityContext = z.strictObject({
   privileged: bool.optional(),
   runAsUser: nonNegInt64.optional(),
@@ -369,7 +382,45 @@ const securityContext = z.strictObject({
   runAsNonRoot: bool.optional(),
   readOnlyRootFilesystem: bool.optional(),
   allowPrivilegeEscalation: bool.optional(),
-  capabilities: z.strictObject({ add: strList.optional(), drop: strList.optional() }).optional(),
+  capabilities: z.strictObject({ add: capabilityList.optional(), drop: capabilityList.optional() }).optional(),
+  seccompProfile: seccompProfile.optional(),
+  appArmorProfile: appArmorProfile.optional(),
+  procMount: z.enum(['Default', 'Unmasked']).superRefine((v, ctx) => { if (v === 'Unmasked') issue(ctx, [], `"Unmasked" ${NOT_HONOURED}`); }).optional(),
+  seLinuxOptions: refusedOption.optional(),
+  windowsOptions: refusedOption.optional(),
+}).superRefine((sc, ctx) => {
+  // Kubernetes' ValidateSecurityContext: no_new_privs cannot hold for a privileged process or one with CAP_SYS_ADMIN.
+  if (sc.allowPrivilegeEscalation === false && sc.privileged === true) {
+    issue(ctx, [], 'cannot set `allowPrivilegeEscalation` to false and `privileged` to true');
+  }
+  if (sc.allowPrivilegeEscalation === false && sc.capabilities?.add?.some((c) => c === 'SYS_ADMIN' || c === 'CAP_SYS_ADMIN')) {
+    issue(ctx, [], 'cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN');
+  }
+});
+
+/** Kubernetes' validateLocalDescendingPath: a path inside a volume, never out of it. */
+const descendingPath = z.string().superRefine((p, ctx) => {
+  if (p.startsWith('/')) issue(ctx, [], 'must be a relative path');
+  if (p.split('/').includes('..')) issue(ctx, [], "must not contain '..'");
+});
+
+/** A sysctl name as Kubernetes' IsValidSysctlName: dot- or slash-separated segments of lowercase letters, digits, '_' and '-'. */
+const sysctlName = /^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$/;
+const podSecurityContext = z.strictObject({
+  runAsUser: nonNegInt64.optional(), runAsGroup: nonNegInt64.optional(), runAsNonRoot: bool.optional(),
+  fsGroup: nonNegInt64.optional(), supplementalGroups: z.array(nonNegInt64).optional(),
+  fsGroupChangePolicy: z.enum(['OnRootMismatch', 'Always']).optional(),
+  seccompProfile: seccompProfile.optional(),
+  appArmorProfile: appArmorProfile.optional(),
+  sysctls: z.array(z.strictObject({
+    name: str.refine((n) => n.length <= 253 && sysctlName.test(n), { error: "must have at most 253 characters and match the regex ^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$" }),
+    value: str,
+  })).superRefine((list, ctx) => {
+    const seen = new Set<string>();
+    list.forEach((s, i) => { if (seen.has(s.name)) issue(ctx, [i, 'name'], `Duplicate value: "${s.name}"`); seen.add(s.name); });
+  }).optional(),
+  seLinuxOptions: refusedOption.optional(),
+  windowsOptions: refusedOption.optional(),
 });
 
 const container = z.strictObject({
@@ -384,7 +435,7 @@ const container = z.strictObject({
   ports: z.array(containerPort).optional(),
   resources: resourceRequirements.optional(),
   volumeMounts: z.array(z.strictObject({
-    name: str, mountPath: z.string().min(1, { error: 'must not be empty' }), readOnly: bool.optional(), subPath: str.optional(),
+    name: str, mountPath: z.string().min(1, { error: 'must not be empty' }), readOnly: bool.optional(), subPath: descendingPath.optional(),
   })).optional(),
   livenessProbe: probe.optional(),
   readinessProbe: probe.optional(),
@@ -530,10 +581,7 @@ const podSpecObject = z.strictObject({
   /** Deprecated alias of serviceAccountName, mirrored from it (Kubernetes' DeprecatedServiceAccount). */
   serviceAccount: str.optional(),
   automountServiceAccountToken: bool.optional(),
-  securityContext: z.strictObject({
-    runAsUser: nonNegInt64.optional(), runAsGroup: nonNegInt64.optional(), runAsNonRoot: bool.optional(),
-    fsGroup: nonNegInt64.optional(), supplementalGroups: z.array(nonNegInt64).optional(),
-  }).optional(),
+  securityContext: podSecurityContext.optional(),
   imagePullSecrets: z.array(z.strictObject({ name: str })).optional(),
 });
 
@@ -1461,7 +1509,8 @@ export const tokenRequestSchema = z.strictObject({
   kind: z.literal('TokenRequest'),
   metadata: metadataSchema({ namespaced: true, pod: false }).optional(),
   spec: z.strictObject({
-    audiences: strList.optional(),
+    // kubectl create token sends `audiences: null` when none are given.
+    audiences: strList.nullable().transform((v) => v ?? undefined).optional(),
     expirationSeconds: tokenExpirationSeconds.optional(),
     boundObjectRef: z.strictObject({
       kind: z.literal('Pod', { error: (i) => `Unsupported value: ${JSON.stringify(i.input)}: supported values: "Pod"` }),
@@ -1470,7 +1519,8 @@ export const tokenRequestSchema = z.strictObject({
       uid: str.optional(),
     }).optional(),
   }),
-  status: z.strictObject({ token: str, expirationTimestamp: time }).optional(),
+  // Clients send the empty status of their type ({"token": "", "expirationTimestamp": null}); the server's answer fills it.
+  status: z.strictObject({ token: str.optional(), expirationTimestamp: nullableTime }).optional(),
 });
 
 // ---- validation ----------------------------------------------------------------------------------------

@@ -179,6 +179,7 @@ export function serviceAccountUser(namespace: string, name: string): string {
   return `system:serviceaccount:${namespace}:${name}`;
 }
 export const SERVICE_ACCOUNTS_GROUP = 'system:serviceaccounts';
+/** Kubernetes' group of every authenticated identity. */
 export const AUTHENTICATED_GROUP = 'system:authenticated';
 
 // ---- compose projects (cli/compose) ----------------------------------------------------------------------
@@ -231,3 +232,20 @@ export const INGRESS_CONTROLLER = 'flotilla.io/ingress';
  * controller lists the InternalIPs of the Ready nodes that carry it.
  */
 export const ANNOTATION_INGRESS_PORTS = 'flotilla.io/ingress-ports';
+
+/**
+ * The kubelet's safe sysctls (namespaced, isolated between pods), by the Kubernetes minor that made each safe: the
+ * only ones an agent sets (node-agent), and the only ones Pod Security's baseline level allows at each policy
+ * version (server/objects/pod-security.ts).
+ */
+export const SAFE_SYSCTLS: readonly { since: number; names: readonly string[] }[] = [
+  { since: 0, names: ['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range', 'net.ipv4.ip_unprivileged_port_start'] },
+  { since: 27, names: ['net.ipv4.ip_local_reserved_ports'] },
+  { since: 29, names: ['net.ipv4.tcp_keepalive_time', 'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes'] },
+  { since: 32, names: ['net.ipv4.tcp_rmem', 'net.ipv4.tcp_wmem'] },
+];
+
+/** The safe sysctls as of Kubernetes 1.`minor` (every one for Infinity). */
+export function safeSysctls(minor: number): Set<string> {
+  return new Set(SAFE_SYSCTLS.filter((s) => s.since <= minor).flatMap((s) => s.names));
+}

@@ -1,14 +1,14 @@
 // Turns a Kubernetes container spec (plus the ConfigMaps and Secrets handed in) into the runtime's
 // ContainerConfig: environment, volumes as host directories, CPU/memory limits, assigned GPUs.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, normalize } from 'node:path';
+import { chmod, chown, lstat, mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { ANNOTATION_ASSIGNED_GPUS, ANNOTATION_RUNTIME_HANDLER, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA } from '../api-types/index.js';
 import { bytes, cpuMillis } from '../api-types/quantity.js';
-import type { Container, Service, Volume } from '../api-types/index.js';
+import type { Container, Pod, SecurityContext, Service, Volume } from '../api-types/index.js';
 import { serviceEnv } from './network/service-env.js';
 import type { PodInputs } from './pod-actions.js';
-import type { ContainerConfig, ContainerRuntime, Mount } from './runtime/types.js';
+import type { ContainerConfig, ContainerRuntime, ContainerSecurity, Mount } from './runtime/types.js';
 import { nfsVolumeOptions, prepareClaimVolume } from './storage.js';
 
 /** The container cannot be configured as asked (missing ConfigMap key, bad quantity...): Kubernetes' CreateContainerConfigError. */
@@ -123,8 +123,31 @@ function fieldValue(inputs: PodInputs, path: string, podIP: string | undefined, 
  */
 export async function preparePodVolumes(inputs: PodInputs, podDir: string, runtime?: Pick<ContainerRuntime, 'ensureVolume'>): Promise<Map<string, string>> {
   const paths = new Map<string, string>();
-  for (const v of inputs.pod.spec.volumes ?? []) paths.set(v.name, await prepareVolume(inputs, v, podDir, runtime));
+  const fsGroup = inputs.pod.spec.securityContext?.fsGroup;
+  for (const v of inputs.pod.spec.volumes ?? []) {
+    const path = await prepareVolume(inputs, v, podDir, runtime);
+    if (fsGroup !== undefined && (v.emptyDir || v.configMap || v.secret)) await applyFsGroup(path, fsGroup, v.emptyDir !== undefined);
+    paths.set(v.name, path);
+  }
   return paths;
+}
+
+/**
+ * The kubelet's volume ownership for spec.securityContext.fsGroup (SetVolumeOwnership): everything in the volume
+ * gets group `gid`, readable by it (and writable, in a writable volume), directories setgid so that new files
+ * inherit the group. Symlinks are not followed. Applied at every sync, it changes nothing once done
+ * (fsGroupChangePolicy OnRootMismatch and Always agree on a volume the agent made).
+ */
+async function applyFsGroup(root: string, gid: number, writable: boolean): Promise<void> {
+  const walk = async (path: string): Promise<void> => {
+    const st = await lstat(path);
+    if (st.isSymbolicLink()) return;
+    if (st.gid !== gid) await chown(path, st.uid, gid);
+    const wanted = (st.mode & 0o7777) | 0o040 | (writable ? 0o020 : 0) | (st.isDirectory() ? 0o2010 : 0);
+    if ((st.mode & 0o7777) !== wanted) await chmod(path, wanted);
+    if (st.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name));
+  };
+  await walk(root);
 }
 
 /**
@@ -188,6 +211,10 @@ export interface ContainerContext {
   sandboxId: string;
   labels: Record<string, string>;
   volumePaths: Map<string, string>;
+  /** The host path of each volumeMount with a subPath, by its index in volumeMounts (resolveSubPaths). */
+  subPaths?: ReadonlyMap<number, string>;
+  /** The image's own user (ImageInfo.user): what runAsNonRoot verifies when runAsUser is not given. */
+  imageUser?: string;
   podIP?: string;
   /** The engine's runtimes (ContainerRuntime.runtimeHandlers); needed when the pod has a runtime handler. */
   runtimeHandlers?: readonly string[];
@@ -210,12 +237,123 @@ export function runtimeFor(handler: string | undefined, available: readonly stri
   throw new ContainerConfigError(`RuntimeClass handler "${handler}" is not a runtime of this node's container engine (it has ${available.join(', ') || 'none'})`);
 }
 
+/**
+ * The host path of every volumeMount of `container` with a subPath, by mount index: the subPath resolved inside its
+ * volume as the kubelet does, made when missing (a directory), and refused (ContainerConfigError) when it, or a
+ * symlink on the way, leads out of the volume. What is mounted is the resolved path, so a symlink the container
+ * swaps in later changes nothing. Admission has refused absolute paths and '..' already.
+ */
+export async function resolveSubPaths(container: Container, volumePaths: ReadonlyMap<string, string>): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  for (const [i, m] of (container.volumeMounts ?? []).entries()) {
+    if (!m.subPath) continue;
+    const root = volumePaths.get(m.name);
+    const fail = (why: string): ContainerConfigError => new ContainerConfigError(`failed to prepare subPath for volumeMount "${m.name}" of container "${container.name}": ${why}`);
+    if (root === undefined) throw fail('the volume is not prepared');
+    if (!isAbsolute(root)) throw fail('subPath is not supported on this kind of volume');
+    out.set(i, await resolveInside(resolve(root), m.subPath, fail));
+  }
+  return out;
+}
+
+/** Walks `sub` component by component from `root` without ever leaving it (symlinks resolved against root's inside). */
+async function resolveInside(root: string, sub: string, fail: (why: string) => Error): Promise<string> {
+  const inside = (p: string): boolean => p === root || p.startsWith(root + sep);
+  const pending = sub.split('/').filter((c) => c !== '' && c !== '.');
+  let at = root;
+  for (let hops = 0; pending.length > 0;) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      at = dirname(at);
+      if (!inside(at)) throw fail(`subPath "${sub}" leads out of the volume`);
+      continue;
+    }
+    const next = join(at, part);
+    const st = await lstat(next).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err; });
+    if (!st) {
+      await mkdir(next, { mode: 0o777 });
+      at = next;
+      continue;
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) throw fail(`subPath "${sub}": too many levels of symbolic links`);
+      const target = await readlink(next);
+      if (isAbsolute(target)) throw fail(`subPath "${sub}" goes through symlink ${relative(root, next)} -> ${target}, out of the volume`);
+      pending.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
+      continue;
+    }
+    at = next;
+  }
+  return at;
+}
+
+/** Kubernetes' DetermineEffectiveSecurityContext: the pod's securityContext with the container's over it. */
+function effectiveSecurityContext(pod: Pod, container: Container): SecurityContext & { supplementalGroups?: number[]; fsGroup?: number } {
+  const p = pod.spec.securityContext ?? {};
+  const c = container.securityContext ?? {};
+  const out: SecurityContext & { supplementalGroups?: number[]; fsGroup?: number } = { ...c };
+  for (const key of ['runAsUser', 'runAsGroup', 'runAsNonRoot', 'seccompProfile', 'appArmorProfile'] as const) {
+    if (out[key] === undefined && p[key] !== undefined) (out as Record<string, unknown>)[key] = p[key];
+  }
+  if (p.supplementalGroups) out.supplementalGroups = p.supplementalGroups;
+  if (p.fsGroup !== undefined) out.fsGroup = p.fsGroup;
+  return out;
+}
+
+/** The kubelet's pod name in its messages (format.Pod): name_namespace(uid). */
+function podDisplayName(pod: Pod): string {
+  return `${pod.metadata.name ?? ''}_${pod.metadata.namespace ?? 'default'}(${pod.metadata.uid ?? ''})`;
+}
+
+/**
+ * The kubelet's verifyRunAsNonRoot, with its messages: with runAsNonRoot, the user the container will run as
+ * (runAsUser, else the image's; an image without one runs as root) must be a non-zero uid.
+ */
+function verifyRunAsNonRoot(pod: Pod, container: Container, sc: SecurityContext, imageUser: string | undefined): void {
+  if (sc.runAsNonRoot !== true) return;
+  const who = `(pod: ${JSON.stringify(podDisplayName(pod))}, container: ${container.name})`;
+  if (sc.runAsUser !== undefined) {
+    if (sc.runAsUser === 0) throw new ContainerConfigError(`container's runAsUser breaks non-root policy ${who}`);
+    return;
+  }
+  const user = (imageUser ?? '').split(':')[0]!;
+  if (user !== '' && !/^[0-9]+$/.test(user)) throw new ContainerConfigError(`container has runAsNonRoot and image has non-numeric user (${user}), cannot verify user is non-root ${who}`);
+  if (user === '' || Number(user) === 0) throw new ContainerConfigError(`container has runAsNonRoot and image will run as root ${who}`);
+}
+
+/** What the container's securityContext (over the pod's) asks of the runtime; runAsNonRoot is verified first. */
+export function containerSecurity(pod: Pod, container: Container, imageUser: string | undefined): ContainerSecurity {
+  const sc = effectiveSecurityContext(pod, container);
+  verifyRunAsNonRoot(pod, container, sc, imageUser);
+  const security: ContainerSecurity = {};
+  if (sc.runAsUser !== undefined || sc.runAsGroup !== undefined) {
+    // Docker's User takes the group only with a user: a group alone goes with the image's user (root when none).
+    const user = sc.runAsUser !== undefined ? String(sc.runAsUser) : ((imageUser ?? '').split(':')[0] || '0');
+    security.user = sc.runAsGroup !== undefined ? `${user}:${sc.runAsGroup}` : user;
+  }
+  const groups = [...sc.fsGroup !== undefined ? [sc.fsGroup] : [], ...sc.supplementalGroups ?? []];
+  if (groups.length > 0) security.groups = [...new Set(groups)];
+  if (sc.privileged) security.privileged = true;
+  if (sc.readOnlyRootFilesystem) security.readOnlyRootFilesystem = true;
+  const capName = (c: string): string => (c.startsWith('CAP_') ? c.slice(4) : c);
+  if (sc.capabilities?.add?.length) security.capAdd = sc.capabilities.add.map(capName);
+  if (sc.capabilities?.drop?.length) security.capDrop = sc.capabilities.drop.map(capName);
+  if (sc.allowPrivilegeEscalation === false) security.noNewPrivileges = true;
+  // Unset or RuntimeDefault: the runtime's default profile, as a kubelet run with --seccomp-default.
+  if (sc.seccompProfile?.type === 'Unconfined') security.seccompUnconfined = true;
+  if (sc.appArmorProfile?.type === 'Unconfined') security.appArmorUnconfined = true;
+  if (pod.spec.hostPID) security.hostPID = true;
+  if (pod.spec.hostIPC) security.hostIPC = true;
+  return security;
+}
+
 export function buildContainerConfig(inputs: PodInputs, container: Container, ctx: ContainerContext): ContainerConfig {
   const where = `container "${container.name}"`;
-  const mounts: Mount[] = (container.volumeMounts ?? []).map((m) => {
+  const mounts: Mount[] = (container.volumeMounts ?? []).map((m, i) => {
     const hostPath = ctx.volumePaths.get(m.name);
     if (hostPath === undefined) throw new ContainerConfigError(`${where}: volumeMount "${m.name}" names no volume of the pod`);
-    const source = m.subPath ? join(hostPath, normalize(m.subPath)) : hostPath;
+    const source = m.subPath ? ctx.subPaths?.get(i) : hostPath;
+    if (source === undefined) throw new ContainerConfigError(`${where}: volumeMount "${m.name}": subPath "${m.subPath}" was not resolved in its volume (resolveSubPaths)`);
     return { hostPath: source, containerPath: m.mountPath, readOnly: m.readOnly === true || isObjectVolume(inputs, m.name) || isReadOnlyClaim(inputs, m.name) };
   });
   const config: ContainerConfig = {
@@ -229,6 +367,8 @@ export function buildContainerConfig(inputs: PodInputs, container: Container, ct
     sandboxId: ctx.sandboxId,
     labels: ctx.labels,
   };
+  const security = containerSecurity(inputs.pod, container, ctx.imageUser);
+  if (Object.keys(security).length > 0) config.security = security;
   if (container.command) config.entrypoint = container.command;
   if (container.args) config.cmd = container.args;
   if (container.workingDir) config.workingDir = container.workingDir;

@@ -8,12 +8,13 @@ import type { PodEvent } from './pod-events.js';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ANNOTATION_RUNTIME_HANDLER, defaultPullPolicy, platformName, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
+import { ANNOTATION_RUNTIME_HANDLER, defaultPullPolicy, platformName, safeSysctls, type Condition, type Container, type ContainerState, type Pod, type PodStatus, type Service } from '../api-types/index.js';
 import type { ResolvConf } from './network/pod-dns.js';
 import {
   buildContainerConfig,
   ContainerConfigError,
   preparePodVolumes,
+  resolveSubPaths,
   secretVolumesDir,
 } from './container-config.js';
 import {
@@ -54,6 +55,8 @@ import {
   type PortMapping,
 } from './runtime/types.js';
 
+/** The sysctls a pod may set on this node: the kubelet's safe set. */
+const SAFE = safeSysctls(Number.POSITIVE_INFINITY);
 export interface PodWorkerSettings {
   runtime: ContainerRuntime;
   /** The cluster (its id) and node whose containers these workers own (runtime/types.ts ownerLabels). */
@@ -317,7 +320,8 @@ export class PodWorker {
     let sandboxIP: string | undefined;
     if (sandbox) {
       const info = await runtime.inspectContainer(sandbox.id);
-      sandboxIP = info.ip;
+      // A pod on the host's network has the node's address, as in Kubernetes (status.podIP = status.hostIP).
+      sandboxIP = this.inputs.pod.spec.hostNetwork ? this.settings.hostIP : info.ip;
       this.startTime ??= info.startedAt ?? new Date().toISOString();
     }
     let reports: ContainerStatusReport[];
@@ -403,6 +407,10 @@ export class PodWorker {
       this.stopProbes(name);
     }
     for (const id of remove) await runtime.removeContainer(id);
+    const sysctls = Object.fromEntries((pod.spec.securityContext?.sysctls ?? []).map((s) => [s.name, s.value]));
+    // The kubelet sets only its safe sysctls (without --allowed-unsafe-sysctls, which this agent does not offer).
+    const unsafe = Object.keys(sysctls).filter((n) => !SAFE.has(n));
+    if (unsafe.length > 0) throw new Error(`forbidden sysctl: ${unsafe.map((n) => JSON.stringify(n)).join(', ')} not allowlisted`);
     await runtime.ensureImage(sandboxImage);
     const ports: PortMapping[] = [];
     for (const c of pod.spec.containers) {
@@ -417,9 +425,12 @@ export class PodWorker {
       ...(sandboxCommand ? { command: sandboxCommand } : {}),
       hostname: pod.spec.hostname ?? podName(this.inputs),
       ports,
-      ...(network ? { network } : {}),
+      ...(network && !pod.spec.hostNetwork ? { network } : {}),
       labels,
       ...(dns ? { dns } : {}),
+      ...(pod.spec.hostNetwork ? { hostNetwork: true } : {}),
+      ...(pod.spec.hostIPC ? { hostIPC: true } : {}),
+      ...(Object.keys(sysctls).length > 0 ? { sysctls } : {}),
     });
     await mkdir(this.podDir(), { recursive: true });
     return { id, name: '', image: sandboxImage, state: 'running', labels };
@@ -465,6 +476,8 @@ export class PodWorker {
     let id: string;
     try {
       if (volumePaths instanceof Error) throw volumePaths;
+      const subPaths = await resolveSubPaths(spec, volumePaths);
+      const imageUser = (await runtime.inspectImage(spec.image))?.user;
       const handlers = this.inputs.pod.metadata.annotations?.[ANNOTATION_RUNTIME_HANDLER] !== undefined ? await runtime.runtimeHandlers() : undefined;
       const config = buildContainerConfig(this.inputs, spec, {
         name: dockerName(['flotilla', spec.name, podName(this.inputs), namespaceOf(this.inputs), this.uid, String(restartCount)]),
@@ -478,6 +491,8 @@ export class PodWorker {
           [LABEL_SPEC_HASH]: containerHash(spec),
         },
         volumePaths,
+        subPaths,
+        ...(imageUser !== undefined ? { imageUser } : {}),
         ...(podIP ? { podIP } : {}),
         ...(handlers ? { runtimeHandlers: handlers } : {}),
         ...(this.settings.services ? { services: this.settings.services() } : {}),

@@ -35,6 +35,8 @@ import { metricsRoutes, USAGE_REPORT_PATH } from './api/routes/metrics.js';
 import { InMemoryMetrics } from './controllers/pod-metrics.js';
 import { defaultControllerSettings, type ControllerSettings } from './controllers/controller.js';
 import { ensureNamespaceAccounts } from './controllers/serviceaccount.js';
+import { ServiceAccountTokens } from './tokens/service-account-tokens.js';
+import { authenticateServiceAccountToken } from './tokens/token-requests.js';
 import { runLeaderWork } from './cluster/leader-work.js';
 import { repairAllocations } from './network/repair.js';
 import { networkSettingsUnchanged } from './network/settings-check.js';
@@ -222,6 +224,11 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       networkSettingsUnchanged,
     ]);
     const tokenAuth = storeTokenAuthenticator(state);
+    const serviceAccountTokens = ServiceAccountTokens.fromClusterCa(ca.keyPem);
+    const serviceAccountAuth = (token: string): Identity | undefined => {
+      const user = authenticateServiceAccountToken(objects, serviceAccountTokens, token, Date.now());
+      return user ? identity(user.name, user.groups) : undefined;
+    };
     const nodeAuth = nodeCertificateIdentity(state, ca.certPem);
     const identityOf = (c: Context) => c.get('identity' as never) as Identity | undefined;
     const roleOf = (c: Context) => (inGroup(identityOf(c), MASTERS_GROUP) ? 'admin' : undefined);
@@ -248,12 +255,13 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       objects,
       readBarrier: () => cluster.member.readBarrier(),
       podProxy: agentProxy(callAgent),
+      serviceAccountTokens,
       // Members are known by their server certificates, nodes by their node certificates (while their name is
       // bound to the certificate's key); the cluster secret authenticates only joins (joinRoutes), except over
       // the benchmark-only plain HTTP, where no certificate travels.
       authenticate: ({ token, certificate }) => (certificate ? serverCertificateIdentity(certificate) ?? nodeAuth(certificate) : undefined)
         ?? (!secure && token !== undefined && cluster.isClusterSecret(token) ? identity('flotilla:server:plain-http-benchmark', [SERVER_GROUP]) : undefined)
-        ?? (token !== undefined ? tokenAuth(token) : undefined),
+        ?? (token !== undefined ? tokenAuth(token) ?? serviceAccountAuth(token) : undefined),
       version: { flotilla: FLOTILLA_VERSION, gitVersion: `v${KUBERNETES_API_VERSION}+flotilla-${FLOTILLA_VERSION}` },
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
@@ -262,7 +270,7 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
         joinTokenRoutes({ store: state, objects, roleOf, caHash: ca.hash }),
         userTokenRoutes({ store: state, objects, roleOf, clusterId: cluster.identity.clusterId }),
         secretsEncryptRoutes({
-          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), roleOf, peerFetch: cluster.peerFetch,
+          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), roleOf, identityOf, peerFetch: cluster.peerFetch,
           peers: () => {
             const conf = cluster.member.node.status().confState;
             return [...conf.voters, ...conf.learners].filter((id) => id !== cluster.identity.memberId).map((id) => cluster.peerUrl(id)).filter((u): u is string => u !== undefined);

@@ -14,6 +14,7 @@ import type { Container, ContainerPort, EnvVar, KubeObject, NodeSelectorRequirem
 import { ComposeError, dependsOnOf, listOrDict, parseEnvText } from './load.js';
 import type { ComposeMap, ComposeProject, DependsOnCondition } from './load.js';
 import { ignoredKeys, ignoredKeyWarning } from './keys.js';
+import { LATEST, POD_SECURITY_LABEL_PREFIX, evaluatePod, forbiddenDetail } from '../../server/objects/pod-security.js';
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'Job';
 
@@ -99,7 +100,26 @@ export function convertProject(project: ComposeProject, opts: ConvertOptions = {
     }
   }
   aliasServices(ctx, services, byName);
+  allowWhatServicesAsk(shared[0]!, plans, warnings);
   return { project: project.name, namespace, shared, services: plans, warnings };
+}
+
+/**
+ * Compose runs on Docker what the file asks (bind mounts, hostPorts, privileged, added capabilities), which the Pod
+ * Security baseline level a namespace has by default refuses: the project's namespace is labelled to allow it
+ * (enforce privileged), and the warning names each service and what it uses.
+ */
+function allowWhatServicesAsk(ns: KubeObject, plans: readonly ServicePlan[], warnings: string[]): void {
+  const beyond: string[] = [];
+  for (const p of plans) {
+    const template = (p.objects[0] as { spec?: { template?: { metadata?: KubeObject['metadata']; spec?: PodSpec } } } | undefined)?.spec?.template;
+    if (!template?.spec) continue;
+    const violations = evaluatePod({ level: 'baseline', version: LATEST }, template.metadata ?? {}, template.spec);
+    if (violations.length > 0) beyond.push(`service "${p.name}": ${forbiddenDetail(violations)}`);
+  }
+  if (beyond.length === 0) return;
+  ns.metadata.labels = { ...ns.metadata.labels, [`${POD_SECURITY_LABEL_PREFIX}enforce`]: 'privileged' };
+  warnings.push(`namespace "${ns.metadata.name}" is labelled ${POD_SECURITY_LABEL_PREFIX}enforce=privileged, as its services go beyond the Pod Security baseline level (${beyond.join('; ')})`);
 }
 
 function meta(ctx: Ctx, name: string, service?: string, annotations?: Record<string, string>): KubeObject['metadata'] {

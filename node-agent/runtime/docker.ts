@@ -57,7 +57,7 @@ export class DockerRuntime implements ContainerRuntime {
   async inspectImage(image: string): Promise<ImageInfo | undefined> {
     try {
       const info = await this.docker.getImage(image).inspect();
-      return { id: info.Id, sizeBytes: info.Size };
+      return { id: info.Id, sizeBytes: info.Size, user: info.Config?.User ?? '' };
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw err;
@@ -114,10 +114,16 @@ export class DockerRuntime implements ContainerRuntime {
       name: config.name,
       Image: config.image,
       Cmd: config.command ?? (config.image === PAUSE_IMAGE ? PAUSE_COMMAND : undefined),
-      Hostname: config.hostname,
+      // The host's network namespace comes with the host's name.
+      ...(config.hostNetwork ? {} : { Hostname: config.hostname }),
       Labels: config.labels,
       ExposedPorts: exposed,
-      HostConfig: { PortBindings: bindings, IpcMode: 'shareable', ...sandboxDns(config), ...(config.network ? { NetworkMode: config.network } : {}) },
+      HostConfig: {
+        IpcMode: config.hostIPC ? 'host' : 'shareable',
+        ...sandboxDns(config),
+        ...(config.hostNetwork ? { NetworkMode: 'host' } : { PortBindings: bindings, ...(config.network ? { NetworkMode: config.network } : {}) }),
+        ...(config.sysctls && Object.keys(config.sysctls).length > 0 ? { Sysctls: config.sysctls } : {}),
+      },
     });
     try {
       await container.start();
@@ -412,6 +418,22 @@ export function containerCreateOptions(config: ContainerConfig): Docker.Containe
   if (config.gpuDeviceIds?.length) {
     hostConfig.DeviceRequests = [{ Driver: 'nvidia', DeviceIDs: config.gpuDeviceIds, Capabilities: [['gpu']] }];
   }
+  const sec = config.security;
+  if (sec) {
+    if (sec.groups?.length) hostConfig.GroupAdd = sec.groups.map(String);
+    if (sec.privileged) hostConfig.Privileged = true;
+    if (sec.readOnlyRootFilesystem) hostConfig.ReadonlyRootfs = true;
+    if (sec.capAdd?.length) hostConfig.CapAdd = sec.capAdd;
+    if (sec.capDrop?.length) hostConfig.CapDrop = sec.capDrop;
+    const opts = [
+      ...(sec.noNewPrivileges ? ['no-new-privileges'] : []),
+      ...(sec.seccompUnconfined ? ['seccomp=unconfined'] : []),
+      ...(sec.appArmorUnconfined ? ['apparmor=unconfined'] : []),
+    ];
+    if (opts.length > 0) hostConfig.SecurityOpt = opts;
+    if (sec.hostPID) hostConfig.PidMode = 'host';
+    if (sec.hostIPC) hostConfig.IpcMode = 'host';
+  }
   const options: Docker.ContainerCreateOptions = {
     name: config.name,
     Image: config.image,
@@ -422,6 +444,7 @@ export function containerCreateOptions(config: ContainerConfig): Docker.Containe
   if (config.entrypoint) options.Entrypoint = config.entrypoint;
   if (config.cmd) options.Cmd = config.cmd;
   if (config.workingDir) options.WorkingDir = config.workingDir;
+  if (sec?.user !== undefined) options.User = sec.user;
   return options;
 }
 

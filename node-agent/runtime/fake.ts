@@ -126,7 +126,7 @@ export class FakeRuntime implements ContainerRuntime {
   }
 
   async inspectImage(image: string): Promise<ImageInfo | undefined> {
-    return this.images.has(image) ? { id: fakeImageId(image), sizeBytes: FAKE_IMAGE_BYTES } : undefined;
+    return this.images.has(image) ? { id: fakeImageId(image), sizeBytes: FAKE_IMAGE_BYTES, user: '' } : undefined;
   }
 
   async pullImage(image: string, options: { auth?: RegistryAuth; onProgress?: PullProgress; signal?: AbortSignal } = {}): Promise<void> {

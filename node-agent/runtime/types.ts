@@ -41,7 +41,10 @@ export interface RegistryAuth {
 }
 
 /** An image in the runtime's local store, as inspectImage tells it. */
-export type ImageInfo = Pick<ImageSummary, 'id' | 'sizeBytes'>;
+export interface ImageInfo extends Pick<ImageSummary, 'id' | 'sizeBytes'> {
+  /** The user its process runs as (the image config's User: "name", "uid", "uid:gid"...); "" for root by default. */
+  user: string;
+}
 
 /** An image could not be made present. `reason` is what a Kubernetes user sees in the waiting state. */
 export class ImagePullError extends Error {
@@ -84,6 +87,11 @@ export interface SandboxConfig {
   labels: Record<string, string>;
   /** The pod's resolv.conf (node-agent/network/pod-dns.ts); the engine's default when absent or without nameservers. */
   dns?: ResolvConf;
+  /** The host's namespaces instead of the pod's own (spec.hostNetwork, hostIPC): `network` and `ports` do not apply with hostNetwork. */
+  hostNetwork?: boolean;
+  hostIPC?: boolean;
+  /** Namespaced kernel parameters of the pod (spec.securityContext.sysctls), set in the sandbox's namespaces. */
+  sysctls?: Record<string, string>;
 }
 
 export interface Mount {
@@ -113,6 +121,30 @@ export interface ContainerConfig {
   /** Sandbox whose network namespace this container joins. */
   sandboxId: string;
   labels: Record<string, string>;
+  /** What the container's securityContext asks of the runtime (node-agent/container-config.ts); the runtime's defaults when absent. */
+  security?: ContainerSecurity;
+}
+
+/**
+ * A container's isolation, as the kubelet hands it to a runtime. Capabilities are named without "CAP_" ("ALL"
+ * for all); the seccomp and AppArmor profiles are the runtime's default unless `unconfined`.
+ */
+export interface ContainerSecurity {
+  /** "uid", "uid:gid" or "name:gid" (Docker's User). */
+  user?: string;
+  /** Supplementary group ids (Docker's GroupAdd). */
+  groups?: number[];
+  privileged?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  /** no_new_privs (allowPrivilegeEscalation: false). */
+  noNewPrivileges?: boolean;
+  seccompUnconfined?: boolean;
+  appArmorUnconfined?: boolean;
+  /** The host's PID and IPC namespaces (spec.hostPID, spec.hostIPC). */
+  hostPID?: boolean;
+  hostIPC?: boolean;
 }
 
 export type ContainerStateName = 'created' | 'running' | 'exited';

@@ -4,7 +4,8 @@ import type { Context } from 'hono';
 import pino, { type Logger } from 'pino';
 import { bodyLimit } from 'hono/body-limit';
 import { Registry, Counter, Histogram, Gauge, collectDefaultMetrics } from 'prom-client';
-import { authorization, bearerAuth } from './middleware/auth.js';
+import { AUTHENTICATED_GROUP } from '../../api-types/index.js';
+import { authorization, bearerAuth, identityOf } from './middleware/auth.js';
 import { urlEncoding } from './middleware/url-encoding.js';
 import { PodGraph } from '../objects/node-graph.js';
 import type { Authenticator } from './middleware/auth.js';
@@ -19,6 +20,7 @@ import { DEFAULT_SERVING_LIMITS, type ServingLimits } from './serving-limits.js'
 import { maxInFlight } from './middleware/max-in-flight.js';
 import { watchLimit } from './middleware/watch-limit.js';
 import { requestTimeout } from './middleware/request-timeout.js';
+import { admissionWarnings } from './middleware/admission-warnings.js';
 import { audit, type AuditOptions } from './middleware/audit.js';
 
 /** One readiness check as Kubernetes' /readyz lists it: its name and, when it fails, why. */
@@ -116,6 +118,7 @@ export function createApp(deps: AppDeps): Hono {
   app.use('*', watchLimit({ ...limits, metrics }));
   // Nodes are authorized against the pods bound to them; the graph is built at the first node request.
   app.use('*', authorization({ graph: new PodGraph(deps.objects) }));
+  app.use('*', admissionWarnings());
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
   const openApi = new OpenApiDocuments(deps.version.flotilla);
@@ -133,6 +136,15 @@ export function createApp(deps: AppDeps): Hono {
     return text === undefined ? next() : jsonBody(c, text);
   });
   app.route('/', discoveryRoutes());
+  // authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`): who the API takes the caller for.
+  app.post('/apis/authentication.k8s.io/v1/selfsubjectreviews', (c) => {
+    const who = identityOf(c);
+    const groups = [...new Set([...(who?.groups ?? []), AUTHENTICATED_GROUP])];
+    return c.json({
+      kind: 'SelfSubjectReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: new Date().toISOString() },
+      status: { userInfo: { username: who?.name ?? '', groups } },
+    }, 201);
+  });
   for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
   app.route('/', resourceRoutes(deps));
   return app;

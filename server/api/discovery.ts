@@ -24,6 +24,7 @@ const SUBRESOURCES: Record<string, { verbs: readonly string[]; kind: (r: Resourc
   attach: { verbs: ['create', 'get'], kind: () => ({ group: '', version: 'v1', kind: 'PodAttachOptions' }) },
   portforward: { verbs: ['create', 'get'], kind: () => ({ group: '', version: 'v1', kind: 'PodPortForwardOptions' }) },
   eviction: { verbs: ['create'], kind: () => ({ group: 'policy', version: 'v1', kind: 'Eviction' }) },
+  token: { verbs: ['create'], kind: () => ({ group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest' }) },
 };
 
 function subresourceOf(r: ResourceInfo, sub: string) {

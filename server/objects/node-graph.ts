@@ -10,7 +10,7 @@ import type { Stored } from '../store/types.js';
 import type { Objects } from './service.js';
 
 /** The resources a pod's spec references by name, as the authorizer names them (their plurals). */
-export type ReferencedResource = 'secrets' | 'configmaps' | 'persistentvolumeclaims';
+export type ReferencedResource = 'secrets' | 'configmaps' | 'persistentvolumeclaims' | 'serviceaccounts';
 
 /** The read-only questions of the Node authorizer. */
 export interface NodeGraph {
@@ -145,6 +145,7 @@ export class PodGraph implements NodeGraph {
     const refs = podReferences(pod);
     const named: [ReferencedResource, Set<string>][] = [
       ['secrets', new Set([...refs.secrets, ...refs.imagePullSecrets])], ['configmaps', refs.configMaps], ['persistentvolumeclaims', refs.persistentVolumeClaims],
+      ['serviceaccounts', new Set(pod.spec.serviceAccountName ? [pod.spec.serviceAccountName] : [])],
     ];
     const edges = named.flatMap(([resource, names]) => [...names].map((name) => edgeKey(node, resource, namespace, name)));
     for (const e of edges) this.#edges.set(e, (this.#edges.get(e) ?? 0) + 1);

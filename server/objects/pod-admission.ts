@@ -23,10 +23,12 @@ import { admitStorageCreate } from './storage-admission.js';
 import type { Objects } from './service.js';
 import { StoreError } from '../store/types.js';
 import { admitIngress } from './ingress-admission.js';
+import { admitPodSecurity, policyLabelErrors } from './pod-security.js';
 import { admitServiceAccount } from './serviceaccount-admission.js';
 import type { StoredObject } from '../store/types.js';
 
 const pods = resourceOfKind('Pod');
+const namespaces = resourceOfKind('Namespace');
 const runtimeClasses = resourceOfKind('RuntimeClass');
 const priorityClasses = resourceOfKind('PriorityClass');
 
@@ -39,6 +41,7 @@ const forbidden = (r: ResourceInfo, name: string, why: string): StoreError => ne
 
 /** Admits a new object of resource `r` (already validated and defaulted): returns what to store, or throws. */
 export function admitCreate(object: StoredObject, reads: AdmissionReads): StoredObject {
+  admitSecurity(object, undefined, reads);
   if (isKind(object, 'Pod')) return admitPod(object, reads);
   if (isKind(object, 'PriorityClass')) checkSingleDefault(object, reads);
   if (isKind(object, 'Ingress')) return admitIngress(object, reads);
@@ -51,9 +54,11 @@ const ADMITTED_SPEC_FIELDS = ['priority', 'priorityClassName', 'preemptionPolicy
 /**
  * An update of a pod keeps what admission set at create: a field the incoming object leaves out is carried over
  * from the stored one (a whole-object PUT of the original manifest, as `flotilla apply` sends, stays valid); a
- * different value is refused, as the field is immutable in Kubernetes. Other resources pass unchanged.
+ * different value is refused, as the field is immutable in Kubernetes. Other resources pass unchanged. Pod Security
+ * admission runs on every update but a status write (`reads` undefined), which it does not look at, as Kubernetes.
  */
-export function admitUpdate(stored: StoredObject | undefined, incoming: StoredObject): StoredObject {
+export function admitUpdate(stored: StoredObject | undefined, incoming: StoredObject, reads: AdmissionReads | undefined): StoredObject {
+  if (reads) admitSecurity(incoming, stored, reads);
   if (!stored || !isKind(stored, 'Pod') || !isKind(incoming, 'Pod')) return incoming;
   const before = stored; const after = incoming;
   const spec: Record<string, unknown> = { ...after.spec };
@@ -71,6 +76,22 @@ export function admitUpdate(stored: StoredObject | undefined, incoming: StoredOb
   if (causes.length > 0) throw invalid('Pod', after.metadata.name ?? '', causes);
   const metadata = Object.keys(annotations).length > 0 || after.metadata.annotations ? { ...after.metadata, annotations } : after.metadata;
   return { ...after, metadata, spec: spec as Pod['spec'] };
+}
+
+/**
+ * Pod Security admission (./pod-security.ts) of pods and workload templates, against the labels of their
+ * namespace; and the pod-security labels of a Namespace, which must parse (422 naming the label).
+ */
+function admitSecurity(object: StoredObject, stored: StoredObject | undefined, reads: AdmissionReads): void {
+  if (isKind(object, 'Namespace')) {
+    const errors = policyLabelErrors(object.metadata.labels);
+    if (errors.length > 0) throw invalid('Namespace', object.metadata.name, errors.map((e) => ({ field: `metadata.labels[${JSON.stringify(e.label)}]`, message: e.message })));
+    return;
+  }
+  const namespace = object.metadata.namespace;
+  if (namespace === undefined) return;
+  const labels = reads.get(namespaces, undefined, namespace)?.metadata.labels;
+  admitPodSecurity(object, stored, labels, (why) => forbidden(pods, object.metadata.name, why));
 }
 
 /** The global default PriorityClass; with several (possible through updates), the lowest value, as Kubernetes. */

@@ -227,7 +227,7 @@ export class ObjectService implements Objects {
   /** Replaces an object; a resourceVersion in the body is a precondition. */
   async replace<K extends string>(r: ResourceInfo<K>, namespace: string | undefined, name: string, input: unknown): Promise<Stored<ObjectOf<K>>> {
     const stored = this.#stored(r, namespace, name);
-    const admitted = admitUpdate(stored, this.admit(r, namespace, input, name));
+    const admitted = admitUpdate(stored, this.admit(r, namespace, input, name), this);
     const object = stored ? keepImmutableFields(stored, admitted) : admitted;
     if (stored) this.#admitUpdate(r, stored, object, false);
     // A node's write is admitted against the stored object: it replaces that one or none (409), so a concurrent
@@ -262,7 +262,7 @@ export class ObjectService implements Objects {
       const patched = apply(structuredClone(current as StoredObject)) as StoredObject;
       const asked = (patched as { metadata?: { resourceVersion?: unknown } } | null)?.metadata?.resourceVersion;
       const pinned = typeof asked === 'string' && asked !== '' && asked !== current.metadata.resourceVersion;
-      const object = keepImmutableFields(current, admitUpdate(current, this.admit(r, namespace, patched, name)));
+      const object = keepImmutableFields(current, admitUpdate(current, this.admit(r, namespace, patched, name), subresource === 'status' ? undefined : this));
       object.metadata.resourceVersion = pinned ? asked : current.metadata.resourceVersion;
       this.#admitUpdate(r, current, object, subresource === 'status');
       const result = await this.#propose({ op: 'update', resource: resourceKey(r), object, ...(subresource ? { subresource } : {}) });

@@ -8,6 +8,7 @@ import { pinnedFetch } from '../../client/client.js';
 import { StoreError } from '../store/types.js';
 import type { StateStore } from '../store/types.js';
 import type { ObjectService } from '../objects/service.js';
+import { isServer, type Identity } from '../api/middleware/auth.js';
 import { loadEncryptionKeys, newEncryptionKey, parseEncryptionConfiguration, saveEncryptionKeys, encryptionConfiguration } from './encryption-config.js';
 import type { EncryptionKey } from './encryption-config.js';
 import { SEALED_RESOURCE, sealedWith, type SecretSealer } from './secret-sealing.js';
@@ -58,6 +59,8 @@ export interface SecretsEncryptOptions {
   objects: ObjectService;
   readBarrier: () => Promise<void>;
   roleOf: (c: Context) => string | undefined;
+  /** Who made the request (the auth middleware's identity): members are told apart by their server certificates. */
+  identityOf: (c: Context) => Identity | undefined;
   /** The peer URLs of the other members. */
   peers: () => string[];
   /** Fetch as this member (its server certificate), over TLS verified against the cluster CA. */
@@ -147,7 +150,7 @@ export function secretsEncryptRoutes(o: SecretsEncryptOptions): Hono {
     }));
   });
   app.put(ENCRYPTION_CONFIG_PATH, async (c) => {
-    if (o.roleOf(c) !== 'peer') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only members hand each other key changes' });
+    if (!isServer(o.identityOf(c))) throw new StoreError({ code: 403, reason: 'Forbidden', message: 'only members hand each other key changes' });
     const body: unknown = await c.req.json().catch(() => undefined);
     let keys: EncryptionKey[];
     try {

@@ -52,6 +52,8 @@ test('a testbox pod runs, serves its hostPort, streams logs and runs exec throug
   await eventually(`node ${NODE} registered`, () => srv.client.request('GET', `/api/v1/nodes/${NODE}`).catch(() => undefined), 60_000)
     .catch((err: Error) => { throw new Error(`${err.message}; agent output: ${agentOutput}`); });
   const port = await fixedPort();
+  // A hostPort is beyond the Pod Security baseline level that a namespace has by default.
+  await srv.client.request('PATCH', '/api/v1/namespaces/default', { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } }, { contentType: 'application/merge-patch+json' });
   await srv.createPod({
     apiVersion: 'v1', kind: 'Pod', metadata: { name: 'box' },
     spec: {

@@ -103,6 +103,43 @@ test('volumes: emptyDir, hostPath, ConfigMap and Secret files (items, modes), mo
   }
 });
 
+test('securityContext reaches the Docker create options: User, GroupAdd, Privileged, CapAdd/CapDrop, SecurityOpt, host PID and IPC', () => {
+  const i = inputs(
+    { securityContext: { runAsUser: 1000, privileged: true, readOnlyRootFilesystem: true, capabilities: { add: ['CAP_NET_ADMIN', 'SYS_TIME'], drop: ['ALL'] }, seccompProfile: { type: 'Unconfined' } } },
+    { securityContext: { runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000, 2000], appArmorProfile: { type: 'Unconfined' } }, hostPID: true, hostIPC: true },
+  );
+  const h = containerCreateOptions(buildContainerConfig(i, i.pod.spec.containers[0]!, ctx()));
+  assert.is(h.User, '1000:3000', 'the container runs as runAsUser with the pod-level runAsGroup');
+  assert.equal(h.HostConfig?.GroupAdd, ['2000', '4000']);
+  assert.is(h.HostConfig?.Privileged, true);
+  assert.is(h.HostConfig?.ReadonlyRootfs, true);
+  assert.equal(h.HostConfig?.CapAdd, ['NET_ADMIN', 'SYS_TIME']);
+  assert.equal(h.HostConfig?.CapDrop, ['ALL']);
+  assert.equal(h.HostConfig?.SecurityOpt, ['seccomp=unconfined', 'apparmor=unconfined']);
+  assert.is(h.HostConfig?.PidMode, 'host');
+  assert.is(h.HostConfig?.IpcMode, 'host');
+  const locked = inputs({ securityContext: { allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } } });
+  const l = containerCreateOptions(buildContainerConfig(locked, locked.pod.spec.containers[0]!, ctx()));
+  assert.equal(l.HostConfig?.SecurityOpt, ['no-new-privileges'], 'RuntimeDefault is the engine\'s own profile');
+  assert.is(l.User, undefined, 'the image\'s user when none is asked');
+  const groupOnly = inputs({ securityContext: { runAsGroup: 50 } });
+  assert.is(containerCreateOptions(buildContainerConfig(groupOnly, groupOnly.pod.spec.containers[0]!, { ...ctx(), imageUser: 'app:app' })).User, 'app:50');
+  const plain = inputs({});
+  const p = containerCreateOptions(buildContainerConfig(plain, plain.pod.spec.containers[0]!, ctx()));
+  assert.equal([p.User, p.HostConfig?.SecurityOpt, p.HostConfig?.CapDrop, p.HostConfig?.Privileged, p.HostConfig?.IpcMode], [undefined, undefined, undefined, undefined, 'container:sb']);
+});
+
+test('runAsNonRoot is verified against runAsUser, else the image\'s user, with the kubelet\'s messages', () => {
+  const nonRoot = (sc: Record<string, unknown>) => inputs({ securityContext: { runAsNonRoot: true, ...sc } });
+  const build = (i: PodInputs, imageUser: string) => () => buildContainerConfig(i, i.pod.spec.containers[0]!, { ...ctx(), imageUser });
+  assert.throws(build(nonRoot({}), ''), (e: Error) => e instanceof ContainerConfigError && e.message === 'container has runAsNonRoot and image will run as root (pod: "web_shop(u-1)", container: main)');
+  assert.throws(build(nonRoot({}), '0:0'), /image will run as root/);
+  assert.throws(build(nonRoot({}), 'nobody'), (e: Error) => e.message === 'container has runAsNonRoot and image has non-numeric user (nobody), cannot verify user is non-root (pod: "web_shop(u-1)", container: main)');
+  assert.throws(build(nonRoot({ runAsUser: 0 }), '1000'), /container's runAsUser breaks non-root policy \(pod: "web_shop\(u-1\)", container: main\)/);
+  build(nonRoot({}), '1000:1000')();
+  build(nonRoot({ runAsUser: 1000 }), 'nobody')();
+});
+
 test('limits and GPUs reach the Docker create options: NanoCpus, Memory=MemorySwap, DeviceRequests by UUID', () => {
   const i = inputs(
     { command: ['/bin/app'], args: ['--port', '80'], resources: { limits: { cpu: '250m', memory: '64Mi', 'nvidia.com/gpu': 2 } } },

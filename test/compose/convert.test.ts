@@ -226,6 +226,18 @@ test('convert: a headless Service per service name and link alias, published por
   assert.equal(find(objects, 'Deployment', 'web').spec.template.metadata.annotations, { 'com.example.description': 'The front end' });
 });
 
+test('convert: a project beyond the Pod Security baseline level gets a namespace labelled privileged, and says why', () => {
+  const dir = project({ 'compose.yaml': 'services:\n  web:\n    image: nginx\n  agent:\n    image: tools\n    privileged: true\n    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]\n' });
+  const c = convertProject(loadProject({ files: [], cwd: dir, env: {} }));
+  assert.is(c.shared[0]!.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'privileged');
+  const w = c.warnings.find((x) => x.startsWith('namespace "shop" is labelled pod-security.kubernetes.io/enforce=privileged'));
+  assert.ok(w, c.warnings.join('\n'));
+  assert.match(w!, /service "agent": hostPath volumes \(volume "[^"]+"\), privileged \(container "agent" must not set securityContext.privileged=true\)/);
+  assert.not.match(w!, /service "web"/);
+  const plain = convertProject(loadProject({ files: [], cwd: project({ 'compose.yaml': 'services:\n  web:\n    image: nginx\n' }, 'plain'), env: {} }));
+  assert.is(plain.shared[0]!.metadata.labels?.['pod-security.kubernetes.io/enforce'], undefined, 'a project within baseline keeps the cluster default');
+});
+
 test('convert: every key not honoured is warned about with its service and path; bind mounts are warned as hostPath', () => {
   const w = shop().warnings;
   assert.ok(w.includes('service "web": key "services.web.logging" is not supported and was ignored: the agent keeps Docker\'s default log driver, which `flotilla logs` reads'), w.join('\n'));

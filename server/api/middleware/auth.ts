@@ -6,7 +6,9 @@ import { NODE_GROUP, SERVER_GROUP, certificateInfo, nodeNameOfCommonName } from 
 import { statusResponse } from '../status.js';
 import { requestInfo } from '../request-info.js';
 import type { NodeGraph } from '../../objects/node-graph.js';
-import { authorizeBootstrap, authorizeNode } from './node-authorizer.js';
+import { authorizeBootstrap, authorizeNode, pathForbidden, rbacForbidden, type Decision } from './node-authorizer.js';
+import type { RequestInfo } from '../request-info.js';
+import { AUTHENTICATED_GROUP, SERVICE_ACCOUNTS_GROUP } from '../../../api-types/index.js';
 
 /**
  * Who makes a request, as Kubernetes' user.Info: a user name and the groups RBAC decides on. Every authenticated
@@ -18,8 +20,7 @@ export interface Identity { name: string; groups: readonly string[] }
 
 /** Kubernetes' superuser group: every request of a member is allowed, before any other authorizer is asked. */
 export const MASTERS_GROUP = 'system:masters';
-/** Kubernetes' group of every authenticated identity. */
-export const AUTHENTICATED_GROUP = 'system:authenticated';
+export { AUTHENTICATED_GROUP };
 /** Kubernetes' group of bootstrap tokens (here: join tokens), which only ask for a node certificate. */
 export const BOOTSTRAPPERS_GROUP = 'system:bootstrappers';
 export { NODE_GROUP, SERVER_GROUP };
@@ -118,16 +119,36 @@ export function identityOf(c: Context): Identity | undefined {
   return c.get('identity' as never) as Identity | undefined;
 }
 
+/** The non-resource paths every authenticated user may GET (Kubernetes' system:discovery ClusterRole). */
+const DISCOVERY_PATH = /^\/(api|apis|openapi)(\/.*)?$/;
+
+/**
+ * What a service account may do until roles are bound to it: what Kubernetes grants every authenticated user
+ * (system:discovery and system:basic-user), discovery and its SelfSubjectReview; everything else is 403 with RBAC's message.
+ */
+export function authorizeServiceAccount(user: string, info: RequestInfo | undefined, path: string, method: string): Decision {
+  if (!info) return (method === 'GET' || method === 'HEAD') && DISCOVERY_PATH.test(path) ? { allowed: true } : { allowed: false, message: pathForbidden(user, method, path) };
+  const selfReview = info.group === 'authentication.k8s.io' && info.resource === 'selfsubjectreviews' && info.verb === 'create' && info.name === undefined && !info.extra;
+  return selfReview ? { allowed: true } : { allowed: false, message: rbacForbidden(user, info) };
+}
+
 /**
  * Refuses, with 403, what the caller may not do. Admins and cluster members may do all; a node
  * (system:node:N) what the Node authorizer allows (./node-authorizer.ts, with NodeRestriction admission in the
- * write path); a join token only asks for its node certificate (authorizeBootstrap).
+ * write path); a join token only asks for its node certificate (authorizeBootstrap); a service account what
+ * authorizeServiceAccount allows.
  */
 export function authorization(opts: { graph: NodeGraph }): MiddlewareHandler {
   return async function authorizationMiddleware(c, next) {
     const who = identityOf(c);
-    if (!inGroup(who, NODE_GROUP) && !inGroup(who, BOOTSTRAPPERS_GROUP)) return next();
+    const serviceAccount = inGroup(who, SERVICE_ACCOUNTS_GROUP);
+    if (!inGroup(who, NODE_GROUP) && !inGroup(who, BOOTSTRAPPERS_GROUP) && !serviceAccount) return next();
     const info = requestInfo(c.req.method, c.req.path, c.req.query('watch'));
+    if (serviceAccount) {
+      const decision = authorizeServiceAccount(who!.name, info, c.req.path, c.req.method);
+      if (decision.allowed) return next();
+      return statusResponse(c, { code: 403, reason: 'Forbidden', message: decision.message });
+    }
     const node = nodeNameOf(who);
     const decision = node !== undefined
       ? authorizeNode(who!.name, node, info, c.req.path, c.req.method, opts.graph)

@@ -59,6 +59,10 @@ export function authorizeNode(user: string, node: string, info: RequestInfo | un
     }
     return graph.referencedBy(node, resource as ReferencedResource, namespace, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
   }
+  // The kubelet's projected tokens: only for the account of a pod bound here (the body's pod: server/tokens/token-requests.ts).
+  if (group === '' && resource === 'serviceaccounts' && sub === 'token' && verb === 'create' && name !== undefined && namespace !== undefined) {
+    return graph.referencedBy(node, 'serviceaccounts', namespace, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
+  }
   if (group === '' && resource === 'persistentvolumes' && name !== undefined && sub === undefined) {
     if (verb === 'get') return graph.volumeVisible(node, name) ? ALLOW : refuse(`no relationship found between node '${node}' and this object`);
     // What the write may change (only the local-path cleanup finalizer) is NodeRestriction admission's.
@@ -105,12 +109,12 @@ function qualified(info: RequestInfo): string {
 }
 
 /** Kubernetes' RBAC refusal: `pods "x" is forbidden: User "u" cannot delete resource "pods" in API group "" in the namespace "ns"[: reason]`. */
-function rbacForbidden(user: string, info: RequestInfo, reason?: string): string {
+export function rbacForbidden(user: string, info: RequestInfo, reason?: string): string {
   const res = info.subresource !== undefined ? `${info.resource}/${info.subresource}` : info.resource;
   const scope = info.namespace !== undefined ? ` in the namespace "${info.namespace}"` : ' at the cluster scope';
   return `${qualified(info)}${info.name !== undefined ? ` "${info.name}"` : ''} is forbidden: User "${user}" cannot ${info.verb} resource "${res}" in API group "${info.group}"${scope}${reason !== undefined ? `: ${reason}` : ''}`;
 }
 
-function pathForbidden(user: string, method: string, path: string): string {
+export function pathForbidden(user: string, method: string, path: string): string {
   return `forbidden: User "${user}" cannot ${method.toLowerCase()} path "${path}"`;
 }

@@ -12,6 +12,8 @@ import { parseBody } from '../request-body.js';
 import { acceptedAs } from '../accept.js';
 import { APPLY_PATCH, applyPatch, patchTypeOf } from '../patch.js';
 import type { RequestInfo } from '../request-info.js';
+import { requestToken } from '../../tokens/token-requests.js';
+import type { ServiceAccountTokens } from '../../tokens/service-account-tokens.js';
 
 /** What the resource routes need from the rest of the server. */
 export interface ResourceDeps {
@@ -20,6 +22,8 @@ export interface ResourceDeps {
   readBarrier: () => Promise<void>;
   /** Pod subresources served by the agent that runs the pod (log, exec); absent until an agent proxy exists. */
   podProxy?: (c: Context, pod: StoredObject, sub: string) => Promise<Response>;
+  /** The signer of service account tokens (serviceaccounts/NAME/token); absent: the subresource answers 503. */
+  serviceAccountTokens?: ServiceAccountTokens;
 }
 
 /** The fields lists can be filtered on: these for every resource, plus those some resources add. */
@@ -56,6 +60,7 @@ const TOO_LARGE_RV_RETRY_S = 1;
  *   object           GET, PUT (replace), PATCH (JSON, merge and strategic merge patch), DELETE; ?dryRun=All on writes
  *   object/status    GET, PUT, PATCH        object/scale  GET, PUT, PATCH (workloads with replicas)
  *   pods/NAME/binding POST; pods/NAME/log and /exec through the agent proxy
+ *   serviceaccounts/NAME/token POST (a TokenRequest: server/tokens/token-requests.ts)
  */
 export function resourceRoutes(deps: ResourceDeps): Hono {
   const app = new Hono();
@@ -91,7 +96,10 @@ function resolveTarget(info: RequestInfo): Target {
 
 /** The subresources served for `r`: the table's (status, scale), and for pods binding plus those the agent serves. Discovery lists these. */
 export function servedSubresources(r: ResourceInfo): readonly string[] {
-  return r.plural === 'pods' && r.group === '' ? [...r.subresources, 'binding', 'log', 'exec'] : r.subresources;
+  if (r.group !== '') return r.subresources;
+  if (r.plural === 'pods') return [...r.subresources, 'binding', 'log', 'exec'];
+  if (r.plural === 'serviceaccounts') return [...r.subresources, 'token'];
+  return r.subresources;
 }
 
 function isKnownSub(r: ResourceInfo, sub: string): boolean {
@@ -133,6 +141,13 @@ async function serve(c: Context, objects: ObjectService, deps: ResourceDeps, t: 
       throw methodNotAllowed(`${method} is not supported on status`);
     case 'scale': return scaleSub(c, objects, deps, t, name);
     case 'binding': return binding(c, objects, t, name);
+    case 'token': {
+      if (method !== 'POST') throw methodNotAllowed('token accepts POST only');
+      if (!deps.serviceAccountTokens) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: 'this server issues no service account tokens' });
+      const input = await body(c);
+      await deps.readBarrier();
+      return c.json(requestToken(deps.objects, deps.serviceAccountTokens, t.namespace ?? 'default', name, input, nodeNameOf(identityOf(c)), Date.now()), 201);
+    }
     default: {
       if (!deps.podProxy) throw new StoreError({ code: 503, reason: 'ServiceUnavailable', message: `pods/${t.sub} needs the agent proxy, which this server does not run` });
       return deps.podProxy(c, await read(c, deps, t), t.sub);
