@@ -195,6 +195,16 @@ export type PersistentVolumeClaimStatus = NonNullable<PersistentVolumeClaim['sta
 export type PersistentVolumeAccessMode = Item<PersistentVolumeClaimSpec['accessModes']>;
 export type StorageClass = KindOf<'StorageClass'>;
 
+// ---- RBAC ----------------------------------------------------------------------------------------------
+
+export type Role = KindOf<'Role'>;
+export type ClusterRole = KindOf<'ClusterRole'>;
+export type RoleBinding = KindOf<'RoleBinding'>;
+export type ClusterRoleBinding = KindOf<'ClusterRoleBinding'>;
+export type PolicyRule = Item<Role['rules']>;
+export type RbacSubject = Item<RoleBinding['subjects']>;
+export type RoleRef = RoleBinding['roleRef'];
+
 // ---- every kind ----------------------------------------------------------------------------------------
 
 /** The type of each served kind (and Binding), by kind: what a typed read of a resource returns. */

@@ -67,6 +67,10 @@ export const allResources: readonly ResourceInfo[] = Object.freeze([
   resource('scheduling.k8s.io', 'v1', 'PriorityClass', 'priorityclasses', ['pc'], false, []),
   resource('flotilla.io', 'v1', 'AddressPool', 'addresspools', ['pool'], false, ['status']),
   resource('storage.k8s.io', 'v1', 'StorageClass', 'storageclasses', ['sc'], false, []),
+  resource('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', [], true, []),
+  resource('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', [], false, []),
+  resource('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', [], true, []),
+  resource('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', [], false, []),
 ]);
 
 /** Kinds that are valid request bodies without being served resources. */

@@ -1075,6 +1075,74 @@ function ingressControllerError(controller: string): string | undefined {
   return undefined;
 }
 
+// ---- rbac.authorization.k8s.io/v1 (as Kubernetes' pkg/apis/rbac/validation) ------------------------------
+
+/** The RBAC API group: what roleRef.apiGroup and the User and Group subjects' apiGroup name. */
+export const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+/** Kubernetes' ValidatePathSegmentName: RBAC names may hold colons ("system:node"), never "/", "%", "." or "..". */
+function pathSegmentNameError(value: string): string | undefined {
+  if (value === '.' || value === '..') return `may not be '${value}'`;
+  for (const bad of ['/', '%']) if (value.includes(bad)) return `may not contain '${bad}'`;
+  return undefined;
+}
+
+const policyRule = z.strictObject({
+  verbs: strList,
+  apiGroups: strList.optional(),
+  resources: strList.optional(),
+  resourceNames: strList.optional(),
+  nonResourceURLs: strList.optional(),
+});
+
+/** Kubernetes' ValidatePolicyRule; `namespaced`: a Role's rule, which may not name non-resource URLs. */
+function checkPolicyRules(ctx: Ctx, rules: readonly z.output<typeof policyRule>[] | undefined, namespaced: boolean): void {
+  (rules ?? []).forEach((rule, i) => {
+    const at = (field: string): PathPart[] => ['rules', i, field];
+    if (rule.verbs.length === 0) issue(ctx, at('verbs'), 'verbs must contain at least one value');
+    if ((rule.nonResourceURLs ?? []).length > 0) {
+      if (namespaced) issue(ctx, at('nonResourceURLs'), 'namespaced rules cannot apply to non-resource URLs');
+      if ((rule.apiGroups ?? []).length > 0 || (rule.resources ?? []).length > 0 || (rule.resourceNames ?? []).length > 0) {
+        issue(ctx, at('nonResourceURLs'), 'rules cannot apply to both regular resources and non-resource URLs');
+      }
+      return;
+    }
+    if ((rule.apiGroups ?? []).length === 0) issue(ctx, at('apiGroups'), 'resource rules must supply at least one api group');
+    if ((rule.resources ?? []).length === 0) issue(ctx, at('resources'), 'resource rules must supply at least one resource');
+  });
+}
+
+const roleRef = z.strictObject({ apiGroup: str, kind: str, name: str });
+const subject = z.strictObject({ kind: str, apiGroup: str.optional(), name: str, namespace: str.optional() });
+
+/** Kubernetes' ValidateRoleBindingSubject and roleRef checks; a RoleBinding may name a Role or a ClusterRole. */
+function checkBinding(ctx: Ctx, b: { roleRef: z.output<typeof roleRef>; subjects?: z.output<typeof subject>[] | undefined }, namespaced: boolean): void {
+  if (b.roleRef.apiGroup !== RBAC_GROUP) issue(ctx, ['roleRef', 'apiGroup'], `supported values: "${RBAC_GROUP}"`);
+  const kinds = namespaced ? ['Role', 'ClusterRole'] : ['ClusterRole'];
+  if (!kinds.includes(b.roleRef.kind)) issue(ctx, ['roleRef', 'kind'], `supported values: ${kinds.map((k) => `"${k}"`).join(', ')}`);
+  if (b.roleRef.name === '') issue(ctx, ['roleRef', 'name'], 'Required value');
+  else {
+    const bad = pathSegmentNameError(b.roleRef.name);
+    if (bad) issue(ctx, ['roleRef', 'name'], bad);
+  }
+  (b.subjects ?? []).forEach((s, i) => {
+    const at = (field: string): PathPart[] => ['subjects', i, field];
+    if (s.name === '') issue(ctx, at('name'), 'Required value');
+    switch (s.kind) {
+      case 'ServiceAccount':
+        if ((s.apiGroup ?? '') !== '') issue(ctx, at('apiGroup'), 'supported values: ""');
+        if (s.name !== '' && dns1123SubdomainError(s.name)) issue(ctx, at('name'), dns1123SubdomainError(s.name)!);
+        if (!namespaced && (s.namespace ?? '') === '') issue(ctx, at('namespace'), 'Required value');
+        break;
+      case 'User': case 'Group':
+        if (s.apiGroup !== RBAC_GROUP) issue(ctx, at('apiGroup'), `supported values: "${RBAC_GROUP}"`);
+        break;
+      default:
+        issue(ctx, at('kind'), 'supported values: "ServiceAccount", "User", "Group"');
+    }
+  });
+}
+
 export const kindSchemas = {
   Namespace: kindSchema('v1', 'Namespace', dns1123LabelError, {
     spec: z.strictObject({ finalizers: strList.optional() }).optional(),
@@ -1286,6 +1354,21 @@ export const kindSchemas = {
     status: persistentVolumeClaimStatus.optional(),
   }).superRefine((o, ctx) => checkClaimSpec(ctx, o.spec, ['spec'])),
   StorageClass: kindSchema('storage.k8s.io/v1', 'StorageClass', dns1123SubdomainError, storageClassFields),
+  Role: kindSchema('rbac.authorization.k8s.io/v1', 'Role', pathSegmentNameError, {
+    rules: z.array(policyRule).optional(),
+  }).superRefine((o, ctx) => checkPolicyRules(ctx, o.rules, true)),
+  ClusterRole: kindSchema('rbac.authorization.k8s.io/v1', 'ClusterRole', pathSegmentNameError, {
+    rules: z.array(policyRule).optional(),
+    aggregationRule: z.strictObject({ clusterRoleSelectors: z.array(labelSelectorSpec).optional() }).optional(),
+  }).superRefine((o, ctx) => checkPolicyRules(ctx, o.rules, false)),
+  RoleBinding: kindSchema('rbac.authorization.k8s.io/v1', 'RoleBinding', pathSegmentNameError, {
+    subjects: z.array(subject).optional(),
+    roleRef,
+  }).superRefine((o, ctx) => checkBinding(ctx, o, true)),
+  ClusterRoleBinding: kindSchema('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', pathSegmentNameError, {
+    subjects: z.array(subject).optional(),
+    roleRef,
+  }).superRefine((o, ctx) => checkBinding(ctx, o, false)),
   Deployment: kindSchema('apps/v1', 'Deployment', dns1123SubdomainError, {
     spec: z.strictObject({
       replicas: nonNegInt.optional(),

@@ -8,7 +8,7 @@ import { serve, type HttpBindings } from '@hono/node-server';
 import pino, { type Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { ReadinessCheck } from './api/app.js';
-import { MASTERS_GROUP, SERVER_GROUP, identity, inGroup, serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
+import { SERVER_GROUP, identity, serverCertificateIdentity, type Identity } from './api/middleware/auth.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { DataCorruptionError } from './store/sqlite-check.js';
 import { MEMBERS_RESOURCE, ObjectService, TOKENS_SECRET, resourceKey } from './objects/service.js';
@@ -48,6 +48,8 @@ import { formatClusterToken, SERVER_CREDENTIAL_PREFIX } from '../client/tokens.j
 import type { ClientTls } from '../client/client.js';
 import type { IssuedCertificate } from './pki/ca.js';
 import { ensureServingCertificate, servingAltNames } from './pki/serving.js';
+import { BOOTSTRAP_CLUSTER_ROLES, BOOTSTRAP_CLUSTER_ROLE_BINDINGS } from './auth/bootstrap-policy.js';
+import { RBAC_RESOURCES } from './auth/rbac.js';
 import { DEFAULT_SERVING_LIMITS, httpServerOptions, type ServingLimits } from './api/serving-limits.js';
 import { SealedState, SealingProposer, SecretSealer } from './secrets/secret-sealing.js';
 import { AuditLogFile, DEFAULT_AUDIT_POLICY, parseAuditPolicy, type AuditOptions } from './api/middleware/audit.js';
@@ -231,7 +233,6 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
     };
     const nodeAuth = nodeCertificateIdentity(state, ca.certPem);
     const identityOf = (c: Context) => c.get('identity' as never) as Identity | undefined;
-    const roleOf = (c: Context) => (inGroup(identityOf(c), MASTERS_GROUP) ? 'admin' : undefined);
     const heartbeats = new NodeHeartbeats();
     const lbSpeakers = new NodeHeartbeats(Date.now, LB_SPEAKER_LEASE_NAMESPACE);
     const metrics = new InMemoryMetrics();
@@ -266,18 +267,18 @@ export async function run(signal: AbortSignal, config: ServerConfig, onReady?: (
       readiness: () => readiness(cluster, store, signal),
       extraRoutes: [
         cluster.routes(identityOf),
-        backupRoutes(store, () => cluster.member.readBarrier(), roleOf),
-        joinTokenRoutes({ store: state, objects, roleOf, caHash: ca.hash }),
-        userTokenRoutes({ store: state, objects, roleOf, clusterId: cluster.identity.clusterId }),
+        backupRoutes(store, () => cluster.member.readBarrier()),
+        joinTokenRoutes({ store: state, objects, caHash: ca.hash }),
+        userTokenRoutes({ store: state, objects, clusterId: cluster.identity.clusterId }),
         secretsEncryptRoutes({
-          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), roleOf, identityOf, peerFetch: cluster.peerFetch,
+          dataDir: config.dataDir, sealer, store, objects, readBarrier: () => cluster.member.readBarrier(), identityOf, peerFetch: cluster.peerFetch,
           peers: () => {
             const conf = cluster.member.node.status().confState;
             return [...conf.voters, ...conf.learners].filter((id) => id !== cluster.identity.memberId).map((id) => cluster.peerUrl(id)).filter((u): u is string => u !== undefined);
           },
         }),
         nodeCertificateRoutes({ objects, ca, identityOf }),
-        nodeImageRoutes({ callAgent, roleOf }),
+        nodeImageRoutes({ callAgent }),
         heartbeatRoutes(heartbeats, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
           Math.max(1, Math.floor((config.controllers?.nodeGracePeriodMs ?? defaultControllerSettings.nodeGracePeriodMs) / 1000))),
         heartbeatRoutes(lbSpeakers, (node, holder, durationS) => toLeader(`/apis/coordination.k8s.io/v1/namespaces/${LB_SPEAKER_LEASE_NAMESPACE}/leases/${encodeURIComponent(node)}`, { spec: { holderIdentity: holder, leaseDurationSeconds: durationS } }),
@@ -432,6 +433,10 @@ async function bootstrap(objects: ObjectService, cluster: ClusterMember, admin: 
     spec: { controller: INGRESS_CONTROLLER },
   });
   await objects.ensureObject(storageClasses, LOCAL_PATH_CLASS);
+  // The bootstrap RBAC policy, stored so that it is listed and can be read (a changed one is kept, as with
+  // Kubernetes' autoupdate annotation set to "false"); it is in effect before that (server/auth/rbac.ts).
+  for (const role of BOOTSTRAP_CLUSTER_ROLES) await objects.ensureObject(RBAC_RESOURCES.clusterRoles, role as StoredObject);
+  for (const binding of BOOTSTRAP_CLUSTER_ROLE_BINDINGS) await objects.ensureObject(RBAC_RESOURCES.clusterRoleBindings, binding as StoredObject);
   const data = networkSettingsData(network);
   const { namespace, name } = NETWORK_SETTINGS_CONFIGMAP;
   const published = objects.get(configMaps, namespace, name)?.data;

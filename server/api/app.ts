@@ -8,6 +8,7 @@ import { AUTHENTICATED_GROUP } from '../../api-types/index.js';
 import { authorization, bearerAuth, identityOf } from './middleware/auth.js';
 import { urlEncoding } from './middleware/url-encoding.js';
 import { PodGraph } from '../objects/node-graph.js';
+import { StoredPolicy } from '../auth/rbac.js';
 import type { Authenticator } from './middleware/auth.js';
 import { resourceRoutes } from './routes/resources.js';
 import type { ResourceDeps } from './routes/resources.js';
@@ -116,8 +117,9 @@ export function createApp(deps: AppDeps): Hono {
   app.use('*', requestTimeout({ timeoutMs: limits.requestTimeoutMs }));
   app.use('*', maxInFlight({ ...limits, metrics }));
   app.use('*', watchLimit({ ...limits, metrics }));
-  // Nodes are authorized against the pods bound to them; the graph is built at the first node request.
-  app.use('*', authorization({ graph: new PodGraph(deps.objects) }));
+  // Nodes are authorized against the pods bound to them (the graph is built at the first node request), everyone
+  // else by RBAC over the stored roles and bindings (indexed at the first request that needs them).
+  app.use('*', authorization({ graph: new PodGraph(deps.objects), rbac: new StoredPolicy(deps.objects) }));
   app.use('*', admissionWarnings());
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));

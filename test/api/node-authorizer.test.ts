@@ -15,7 +15,10 @@ import { LocalProposer } from '../../server/store/proposer.js';
 import { ObjectService } from '../../server/objects/service.js';
 import type { Command } from '../../server/store/types.js';
 import { PodGraph } from '../../server/objects/node-graph.js';
-import { authorizeBootstrap, authorizeNode } from '../../server/api/middleware/node-authorizer.js';
+import { authorizeNode } from '../../server/api/middleware/node-authorizer.js';
+import { BOOTSTRAPPERS_GROUP, identity } from '../../server/api/middleware/auth.js';
+import { authorize } from '../../server/auth/policy.js';
+import { StoredPolicy, attributesOf } from '../../server/auth/rbac.js';
 import type { Decision } from '../../server/api/middleware/node-authorizer.js';
 import { requestInfo } from '../../server/api/request-info.js';
 import { scenarioTests } from '../support/datadriven.js';
@@ -23,7 +26,9 @@ import { ANNOTATION_PROVISIONED_BY, LOCAL_PATH_PROVISIONER } from '../../api-typ
 
 class AuthorizerRunner {
   private readonly store = new MemoryStore();
-  private readonly graph = new PodGraph(new ObjectService(this.store, new LocalProposer(this.store)));
+  private readonly objects = new ObjectService(this.store, new LocalProposer(this.store));
+  private readonly graph = new PodGraph(this.objects);
+  private readonly rbac = new StoredPolicy(this.objects);
 
   run(command: string): string {
     const [verb, ...rest] = command.trim().split(/\s+/);
@@ -73,7 +78,10 @@ class AuthorizerRunner {
       }
       case 'join': {
         const [method, path] = rest as [string, string];
-        return show(authorizeBootstrap('join-abc123', info(method, path), path.split('?')[0]!, method));
+        // A join token is decided by the bootstrap policy: system:node-bootstrapper, bound to its group.
+        const request = info(method, path);
+        const user = identity('system:bootstrap:abc123', [BOOTSTRAPPERS_GROUP]);
+        return show(authorize({ graph: this.graph, rbac: this.rbac }, attributesOf(user, request, method, path.split('?')[0]!), request));
       }
     }
     throw new Error(`unknown command "${verb}"`);

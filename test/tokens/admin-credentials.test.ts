@@ -45,7 +45,7 @@ async function api(method: string, path: string, token: string | undefined, body
 
 /** Whether `token` gets through authentication: 200 on a read any authenticated caller may do. */
 async function authenticates(token: string): Promise<number> {
-  return (await api('GET', '/api/v1/namespaces', token)).status;
+  return (await api('GET', '/api', token)).status; // discovery: what every authenticated identity may read
 }
 
 /** The real CLI, with a HOME of its own (its config file stays empty unless a test writes one). */
@@ -288,9 +288,11 @@ test('flotilla kubeconfig: the v1 Config with the cluster CA embedded, read by t
   assert.ok(entry?.expires, 'with its TTL');
 
   // kubectl verifies the server against the embedded CA and sends the user's token.
-  const get = spawnSync(KUBECTL, ['--kubeconfig', bobFile, 'get', '--raw', '/api/v1/namespaces/default'], { encoding: 'utf8' });
+  const get = spawnSync(KUBECTL, ['--kubeconfig', bobFile, 'get', '--raw', '/api'], { encoding: 'utf8' });
   assert.is(get.status, 0, get.stderr);
-  assert.is((JSON.parse(get.stdout) as { metadata: { name: string } }).metadata.name, 'default');
+  assert.is((JSON.parse(get.stdout) as { kind: string }).kind, 'APIVersions');
+  const denied = spawnSync(KUBECTL, ['--kubeconfig', bobFile, 'get', '--raw', '/api/v1/namespaces/default'], { encoding: 'utf8' });
+  assert.match(denied.stderr, /namespaces "default" is forbidden: User "bob" cannot get resource "namespaces" in API group "" at the cluster scope/, 'the group viewers is bound to nothing');
   assert.equal(readdirSync(dir).filter((n) => n.endsWith('.partial')), [], 'no temporary file is left behind');
 });
 

@@ -5,6 +5,7 @@
 // path (server/objects/node-restriction.ts), where the stored object and the one written are those the store
 // commits: deciding it here, before the body is merged into the newest object, would race with other writers.
 import type { RequestInfo } from '../request-info.js';
+import { attributesOf, forbiddenMessage, qualifiedResource } from '../../auth/rbac.js';
 import type { NodeGraph, ReferencedResource } from '../../objects/node-graph.js';
 import { TOKENS_SECRET } from '../../objects/service.js';
 import { LB_SPEAKER_LEASE_NAMESPACE, NETWORK_SETTINGS_CONFIGMAP } from '../../../api-types/index.js';
@@ -44,10 +45,10 @@ export const NODE_CERTIFICATES = { group: 'flotilla.io', resource: 'nodecertific
  * is not a resource request, then `path` and `method` decide). Refusals carry Kubernetes' messages.
  */
 export function authorizeNode(user: string, node: string, info: RequestInfo | undefined, path: string, method: string, graph: NodeGraph): Decision {
-  if (!info) return (method === 'GET' || method === 'HEAD') && READABLE_PATHS.has(path) ? ALLOW : { allowed: false, message: pathForbidden(user, method, path) };
+  if (!info) return (method === 'GET' || method === 'HEAD') && READABLE_PATHS.has(path) ? ALLOW : { allowed: false, message: forbiddenMessage(attributesOf({ name: user, groups: [] }, undefined, method, path)) };
   const { verb, group, resource, subresource: sub, namespace, name } = info;
-  const refuse = (reason?: string): Decision => ({ allowed: false, message: rbacForbidden(user, info, reason) });
-  const refuseObject = (reason: string): Decision => ({ allowed: false, message: `${qualified(info)}${name !== undefined ? ` "${name}"` : ''} is forbidden: ${reason}` });
+  const refuse = (reason?: string): Decision => ({ allowed: false, message: forbiddenMessage(attributesOf({ name: user, groups: [] }, info, method, path), reason) });
+  const refuseObject = (reason: string): Decision => ({ allowed: false, message: `${qualifiedResource(group, resource)}${name !== undefined ? ` "${name}"` : ''} is forbidden: ${reason}` });
   if (info.extra) return refuse();
   if (READ_VERBS.has(verb) && sub === undefined && READABLE.has(`${group}/${resource}`)) return ALLOW;
   // The published network settings (cluster CIDR, service CIDR, cluster domain) are every agent's to read.
@@ -94,27 +95,4 @@ export function authorizeNode(user: string, node: string, info: RequestInfo | un
   // A node renews its own certificate; the CSR route binds what it signs to the requester's node name.
   if (group === NODE_CERTIFICATES.group && resource === NODE_CERTIFICATES.resource && verb === 'create' && name === undefined) return ALLOW;
   return refuse();
-}
-
-/** What a bootstrap identity (a join token) may do: ask for its node certificate, nothing else. */
-export function authorizeBootstrap(user: string, info: RequestInfo | undefined, path: string, method: string): Decision {
-  if (!info) return { allowed: false, message: pathForbidden(user, method, path) };
-  const csr = info.group === NODE_CERTIFICATES.group && info.resource === NODE_CERTIFICATES.resource && info.verb === 'create' && info.name === undefined && !info.extra;
-  return csr ? ALLOW : { allowed: false, message: rbacForbidden(user, info, 'a join token may only ask for a node certificate') };
-}
-
-/** "deployments.apps", "pods": the resource as Kubernetes names it in a Forbidden message. */
-function qualified(info: RequestInfo): string {
-  return info.group ? `${info.resource}.${info.group}` : info.resource;
-}
-
-/** Kubernetes' RBAC refusal: `pods "x" is forbidden: User "u" cannot delete resource "pods" in API group "" in the namespace "ns"[: reason]`. */
-export function rbacForbidden(user: string, info: RequestInfo, reason?: string): string {
-  const res = info.subresource !== undefined ? `${info.resource}/${info.subresource}` : info.resource;
-  const scope = info.namespace !== undefined ? ` in the namespace "${info.namespace}"` : ' at the cluster scope';
-  return `${qualified(info)}${info.name !== undefined ? ` "${info.name}"` : ''} is forbidden: User "${user}" cannot ${info.verb} resource "${res}" in API group "${info.group}"${scope}${reason !== undefined ? `: ${reason}` : ''}`;
-}
-
-export function pathForbidden(user: string, method: string, path: string): string {
-  return `forbidden: User "${user}" cannot ${method.toLowerCase()} path "${path}"`;
 }

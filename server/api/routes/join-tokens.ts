@@ -48,26 +48,20 @@ export async function jsonBody(c: Context): Promise<unknown> {
 /**
  * POST (create; answers the full token, FLT1<CA hash>::flt1.<id>.<secret>, shown once), GET (list) and DELETE
  * /ID (revoke) under JOIN_TOKENS_PATH.
- * Admin only; `roleOf(c)` is the caller's role as the API's auth middleware established it. Mounted through
- * createApp's extraRoutes, so the bearer middleware has run.
+ * Mounted through createApp's extraRoutes, behind the policy middleware: the requester may do what it asks
+ * (cluster-admin, or RBAC on flotilla.io jointokens).
  */
-export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; roleOf: (c: Context) => string | undefined; caHash: string; now?: () => number }): Hono {
+export function joinTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; caHash: string; now?: () => number }): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
-  const requireAdmin = (c: Context) => {
-    if (deps.roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'join tokens are managed with the admin token' });
-  };
   app.post(JOIN_TOKENS_PATH, async (c) => {
-    requireAdmin(c);
     const created = await createJoinToken(deps.objects, parseCreateRequest(await jsonBody(c)), now());
     return c.json({ ...created, token: formatClusterToken(deps.caHash, created.token) }, 201);
   });
   app.get(JOIN_TOKENS_PATH, (c) => {
-    requireAdmin(c);
     return c.json({ items: listJoinTokens(deps.store, now()) });
   });
   app.delete(`${JOIN_TOKENS_PATH}/:id`, async (c) => {
-    requireAdmin(c);
     const id = c.req.param('id');
     if (!(await revokeJoinToken(deps.objects, id))) throw new StoreError({ code: 404, reason: 'NotFound', message: `join token "${id}" not found` });
     return c.json(statusObject({ code: 200, message: `join token "${id}" revoked` }));

@@ -1,6 +1,5 @@
 // The user token API: create, list, rotate and revoke user tokens and the admin token (server/tokens/user-tokens.ts).
 import { Hono } from 'hono';
-import type { Context } from 'hono';
 import { statusObject } from '../../../api-types/index.js';
 import type { ObjectService } from '../../objects/service.js';
 import type { StateStore } from '../../store/types.js';
@@ -36,30 +35,23 @@ export function parseUserTokenRequest(body: unknown): UserTokenRequest {
 /**
  * POST (create; answers the token, shown once), GET (list, the admin token included), POST /NAME/rotate (a new
  * token, shown once, replacing the old one) and DELETE /NAME (revoke) under USER_TOKENS_PATH; NAME is a user or
- * "admin". Admin only; `roleOf(c)` is the caller's role as the API's auth middleware established it. Mounted
- * through createApp's extraRoutes, so the bearer middleware has run.
+ * "admin". Mounted through createApp's extraRoutes, behind the policy middleware: the requester may do what it
+ * asks (cluster-admin, or RBAC on flotilla.io usertokens).
  */
-export function userTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; clusterId: string; roleOf: (c: Context) => string | undefined; now?: () => number }): Hono {
+export function userTokenRoutes(deps: { store: Pick<StateStore, 'get'>; objects: ObjectService; clusterId: string; now?: () => number }): Hono {
   const now = deps.now ?? Date.now;
   const app = new Hono();
-  const requireAdmin = (c: Context) => {
-    if (deps.roleOf(c) !== 'admin') throw new StoreError({ code: 403, reason: 'Forbidden', message: 'user tokens are managed with an admin token' });
-  };
   app.post(USER_TOKENS_PATH, async (c) => {
-    requireAdmin(c);
     return c.json(await createUserToken(deps.objects, parseUserTokenRequest(await jsonBody(c)), now()), 201);
   });
   app.get(USER_TOKENS_PATH, (c) => {
-    requireAdmin(c);
     return c.json({ items: listUserTokens(deps.store, now()) });
   });
   app.post(`${USER_TOKENS_PATH}/:name/rotate`, async (c) => {
-    requireAdmin(c);
     const { ttlSeconds } = checkTokenRequest(await jsonBody(c), ['ttlSeconds']);
     return c.json(await rotateToken(deps.objects, c.req.param('name'), ttlSeconds !== undefined ? { ttlSeconds: ttlSeconds as number } : {}, deps.clusterId, now()));
   });
   app.delete(`${USER_TOKENS_PATH}/:name`, async (c) => {
-    requireAdmin(c);
     const name = c.req.param('name');
     await revokeToken(deps.objects, name, deps.clusterId, now());
     return c.json(statusObject({ code: 200, message: name === ADMIN_ENTRY ? 'the admin token is revoked' : `user token "${name}" revoked` }));
