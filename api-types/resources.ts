@@ -26,7 +26,7 @@ export interface ResourceInfo<K extends string = string> {
 }
 
 /** The resources in Kubernetes' category "all" (those of them this table serves), in the order kube-apiserver lists them. */
-const CATEGORY_ALL = new Set(['pods', 'services', 'daemonsets', 'deployments', 'replicasets', 'statefulsets', 'horizontalpodautoscalers', 'cronjobs', 'jobs']);
+export const CATEGORY_ALL: readonly string[] = Object.freeze(['pods', 'services', 'daemonsets', 'deployments', 'replicasets', 'statefulsets', 'horizontalpodautoscalers', 'cronjobs', 'jobs']);
 
 function resource(
   group: string, version: string, kind: string, plural: string, shortNames: readonly string[],
@@ -35,7 +35,7 @@ function resource(
   return Object.freeze({
     group, version, apiVersion: group === '' ? version : `${group}/${version}`, kind, plural,
     singular: kind.toLowerCase(), shortNames: Object.freeze([...shortNames]), namespaced,
-    subresources: Object.freeze([...subresources]), categories: Object.freeze(CATEGORY_ALL.has(plural) ? ['all'] : []),
+    subresources: Object.freeze([...subresources]), categories: Object.freeze(CATEGORY_ALL.includes(plural) ? ['all'] : []),
   });
 }
 

@@ -1,7 +1,7 @@
 import { stringify as toYaml } from 'yaml';
 import { readFileSync, createWriteStream, renameSync, rmSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { apiPath, isKind, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
+import { apiPath, CATEGORY_ALL, isKind, parseCidr, parseNetworkSettings, parsePortRange, resourceByCliName, resourceOfKind } from '../api-types/index.js';
 import type { DeleteOptions, DeletionPropagation, Endpoints, Event, KubeObject, List, NetworkSettings, NetworkSettingsData, ResourceInfo } from '../api-types/index.js';
 import { ApiClientError } from '../client/client.js';
 import { parseArgs, stringFlag, boolFlag, listFlag, UsageError } from './args.js';
@@ -164,8 +164,8 @@ const commands: Record<string, CliCommand> = {
   create: createCommand,
   get: {
     summary: 'list objects, or show some by name',
-    usage: 'flotilla get TYPE [NAME...] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector F] [-n NS | -A] [-w]',
-    flags: [...connectionFlags, ...nsFlags, { name: 'output', short: 'o', kind: 'string' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'field-selector', kind: 'string' }, { name: 'watch', short: 'w', kind: 'boolean' }, { name: 'no-headers', kind: 'boolean' }],
+    usage: 'flotilla get TYPE[,TYPE...]|all [NAME...] [-o wide|yaml|json|name] [-l SELECTOR] [--field-selector F] [-n NS | -A] [-w] [--show-labels] [--no-headers]',
+    flags: [...connectionFlags, ...nsFlags, { name: 'output', short: 'o', kind: 'string' }, { name: 'selector', short: 'l', kind: 'string' }, { name: 'field-selector', kind: 'string' }, { name: 'watch', short: 'w', kind: 'boolean' }, { name: 'no-headers', kind: 'boolean' }, { name: 'show-labels', kind: 'boolean' }],
     run: get,
   },
   describe: {
@@ -410,7 +410,7 @@ function listPath(r: ResourceInfo, a: ParsedArgs, extra: Record<string, string |
 async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> {
   const format = parseOutputFormat(stringFlag(a, 'output'));
   const [typeArg, ...names] = a.positionals;
-  if (typeArg?.includes(',')) return getTypes(a, io, typeArg.split(','), names, format);
+  if (typeArg?.includes(',') || typeArg === 'all') return getTypes(a, io, typeArg.split(','), names, format);
   const r = resourceArg(typeArg);
   const withNamespace = boolFlag(a, 'all-namespaces') && r.namespaced;
   const client = clientFor(a, io);
@@ -425,7 +425,7 @@ async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> 
       items = list.items;
       revision = list.metadata.resourceVersion;
     }
-    const opts = { withNamespace, single: names.length === 1, noHeaders: boolFlag(a, 'no-headers') };
+    const opts = { withNamespace, single: names.length === 1, noHeaders: boolFlag(a, 'no-headers'), showLabels: boolFlag(a, 'show-labels') };
     if (items.length === 0 && (format === 'table' || format === 'wide')) {
       io.err(boolFlag(a, 'all-namespaces') || !r.namespaced ? 'No resources found\n' : `No resources found in ${namespaceOf(a)} namespace.\n`);
     } else {
@@ -447,7 +447,8 @@ async function get(a: ParsedArgs, io: Io, signal: AbortSignal): Promise<number> 
 /** `get TYPE,TYPE...` as kubectl: a table per type with TYPE/NAME names, blank-line separated; one List for -o json|yaml. */
 async function getTypes(a: ParsedArgs, io: Io, typeNames: string[], names: string[], format: OutputFormat): Promise<number> {
   if (names.length > 0 || boolFlag(a, 'watch')) throw new UsageError('several resource types take neither names nor --watch');
-  const types = typeNames.map(resourceArg);
+  // "all" is Kubernetes' category: the workload kinds, in kube-apiserver's order.
+  const types = typeNames.flatMap((n) => (n === 'all' ? [...CATEGORY_ALL] : [n])).map(resourceArg);
   const client = clientFor(a, io);
   try {
     const lists = [];
@@ -457,7 +458,7 @@ async function getTypes(a: ParsedArgs, io: Io, typeNames: string[], names: strin
       return 0;
     }
     const tables = lists.filter((l) => l.items.length > 0)
-      .map((l) => formatObjects(l.r, l.items, format, { withNamespace: boolFlag(a, 'all-namespaces') && l.r.namespaced, noHeaders: boolFlag(a, 'no-headers'), qualifiedNames: true }));
+      .map((l) => formatObjects(l.r, l.items, format, { withNamespace: boolFlag(a, 'all-namespaces') && l.r.namespaced, noHeaders: boolFlag(a, 'no-headers'), showLabels: boolFlag(a, 'show-labels'), qualifiedNames: true }));
     if (tables.length === 0) io.err(boolFlag(a, 'all-namespaces') ? 'No resources found\n' : `No resources found in ${namespaceOf(a)} namespace.\n`);
     else io.out(tables.join(format === 'name' ? '' : '\n'));
     return 0;

@@ -11,14 +11,16 @@ export function parseOutputFormat(text: string | undefined): OutputFormat {
 }
 
 /** Renders objects as kubectl does for -o FORMAT (table and wide pad columns; yaml/json print the objects); `qualifiedNames`: NAME as TYPE/NAME. */
-export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean; qualifiedNames?: boolean }): string {
+export function formatObjects(resource: ResourceInfo, items: readonly KubeObject[], format: OutputFormat, opts: { withNamespace: boolean; single?: boolean; now?: number; noHeaders?: boolean; qualifiedNames?: boolean; showLabels?: boolean }): string {
   if (format === 'json' || format === 'yaml') {
     const doc = opts.single && items.length === 1 ? items[0] : { apiVersion: 'v1', kind: 'List', items, metadata: { resourceVersion: '' } };
     return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : toYaml(doc);
   }
   const qualified = resource.group ? `${resource.singular}.${resource.group}` : resource.singular;
   if (format === 'name') return items.map((o) => `${qualified}/${o.metadata.name}\n`).join('');
-  const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: KubeObject) => o.metadata.namespace ?? ''] as Column] : []), ...tableColumns(resource, format === 'wide')];
+  const columns: Column[] = [...(opts.withNamespace ? [['NAMESPACE', (o: KubeObject) => o.metadata.namespace ?? ''] as Column] : []), ...tableColumns(resource, format === 'wide'),
+    // kubectl's --show-labels: every label as k=v in key order, comma-separated, <none> without any.
+    ...(opts.showLabels ? [['LABELS', (o: KubeObject) => Object.entries(o.metadata.labels ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(',') || '<none>'] as Column] : [])];
   const now = opts.now ?? Date.now();
   // Several types in one `get` (pv,pvc): kubectl names each object TYPE/NAME.
   const nameAt = opts.qualifiedNames ? columns.findIndex(([h]) => h === 'NAME') : -1;

@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import { allResources } from '../../api-types/index.js';
 import { setUp } from '../support/set-up.js';
 import { eventually } from '../support/eventually.js';
-import { startKubectlCluster, type KubectlCluster } from './kubectl.js';
+import { flotillaBin } from '../support/server-process.js';
+import { runAsync, startKubectlCluster, type KubectlCluster } from './kubectl.js';
 
 const MANIFESTS = `apiVersion: apps/v1
 kind: Deployment
@@ -134,6 +135,23 @@ test('errors read as kubectl prints Kubernetes\' Status', async () => {
   assert.is(exists.stderr.trim(), 'Error from server (AlreadyExists): error when creating "STDIN": configmaps "settings" already exists');
   const unknownType = await kubectl('get', 'widgets');
   assert.is(unknownType.stderr.trim(), 'error: the server doesn\'t have a resource type "widgets"');
+});
+
+test('flotilla get prints what kubectl get prints: get all, several types, --show-labels (one column module)', async () => {
+  const info = cluster!.server.info;
+  const cafile = `${cluster!.dir}/ca.crt`;
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(cafile, info.caPem);
+  const flotilla = async (...args: string[]) => {
+    const r = await runAsync(process.execPath, [flotillaBin, ...args, '--server', info.url, '--token', info.adminToken!, '--ca', cafile], { PATH: process.env.PATH ?? '', HOME: cluster!.dir });
+    assert.is(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  // Ages may differ by a second between the two: compare everything but the AGE cells.
+  const withoutAges = (table: string) => table.replace(/\s+\d+[smhd]\d*[smh]?(?=\s|$)/gm, ' AGE');
+  for (const args of [['get', 'all'], ['get', 'deploy,svc'], ['get', 'pods', '--show-labels'], ['get', 'pods', '-o', 'wide', '--no-headers']]) {
+    assert.is(withoutAges(await flotilla(...args)).replace(/ +/g, ' '), withoutAges(await ok(...args)).replace(/ +/g, ' '), args.join(' '));
+  }
 });
 
 test('kubectl explain reads the OpenAPI v3 schemas the server validates with', async () => {
