@@ -14,8 +14,8 @@ import type {
   PriorityClass, Probe, ReplicaSet, Secret, Service, StatefulSet, StorageClass,
 } from './objects.js';
 import {
-  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
-  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
+  ANNOTATION_GPU_IDS, ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
+  GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, parseGpuIds,
 } from './well-known.js';
 import { parseGpuModelPattern } from './gpu-model-pattern.js';
 import { loadTimeZone, parseCronSchedule } from './cron-schedule.js';
@@ -153,6 +153,10 @@ const podAnnotations = annotations.superRefine((m, ctx) => {
   const model = m[ANNOTATION_GPU_MODEL];
   if (model !== undefined) {
     try { parseGpuModelPattern(model); } catch (e) { issue(ctx, [ANNOTATION_GPU_MODEL], (e as Error).message); }
+  }
+  const ids = m[ANNOTATION_GPU_IDS];
+  if (ids !== undefined) {
+    try { parseGpuIds(ids); } catch (e) { issue(ctx, [ANNOTATION_GPU_IDS], (e as Error).message); }
   }
   const sharing = m[ANNOTATION_GPU_SHARING];
   if (sharing !== undefined && sharing !== 'shared') issue(ctx, [ANNOTATION_GPU_SHARING], `must be "shared" (got "${sharing}")`);
@@ -1206,7 +1210,24 @@ export const kindSchemas = {
       })).optional(),
     }).optional(),
   }),
-  Pod: kindSchema('v1', 'Pod', dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }),
+  Pod: kindSchema('v1', 'Pod', dns1123SubdomainError, { spec: podSpec, status: podStatus.optional() }).superRefine((pod, ctx) => {
+    // Pinned GPUs are all the pod's GPUs: one UUID per nvidia.com/gpu it asks.
+    const ids = pod.metadata.annotations?.[ANNOTATION_GPU_IDS];
+    if (ids === undefined) return;
+    let listed: number;
+    try { listed = parseGpuIds(ids).length; } catch { return; }
+    let asked = 0;
+    for (const c of pod.spec.containers) {
+      for (const resource of [GPU_RESOURCE_NVIDIA, GPU_RESOURCE_AMD]) {
+        const q = c.resources?.limits?.[resource] ?? c.resources?.requests?.[resource];
+        if (q === undefined) continue;
+        try { asked += Number(parseQuantity(q).milli) / 1000; } catch { return; }
+      }
+    }
+    if (listed !== asked) {
+      issue(ctx, ['metadata', 'annotations', ANNOTATION_GPU_IDS], `lists ${listed} GPU${listed === 1 ? '' : 's'} but the containers ask ${asked} (limits ${GPU_RESOURCE_NVIDIA} / ${GPU_RESOURCE_AMD})`);
+    }
+  }),
   Binding: kindSchema('v1', 'Binding', dns1123SubdomainError, {
     target: objectReference.superRefine((t, ctx) => { if (!t.name) issue(ctx, ['name'], 'is required'); }),
   }),

@@ -54,6 +54,17 @@ export const ANNOTATION_GPU_MEMORY_MIN = 'flotilla.io/gpu-memory-min';
 export const ANNOTATION_GPU_MODEL = 'flotilla.io/gpu-model';
 /** Pod annotation: "shared" when the pod accepts a GPU other sharing pods use. */
 export const ANNOTATION_GPU_SHARING = 'flotilla.io/gpu-sharing';
+/** Pod annotation: comma-separated GPU UUIDs the pod must get, exactly those (one per GPU it asks). */
+export const ANNOTATION_GPU_IDS = 'flotilla.io/gpu-ids';
+/** The UUIDs of an ANNOTATION_GPU_IDS value. Throws naming what is wrong: an empty entry, whitespace, a repeat. */
+export function parseGpuIds(value: string): string[] {
+  const ids = value.split(',');
+  ids.forEach((id, i) => {
+    if (!/^[^\s,]+$/.test(id)) throw new Error(`entry ${i + 1} ("${id}") is not a GPU UUID: a non-empty name without spaces`);
+    if (ids.indexOf(id) !== i) throw new Error(`GPU ${id} is listed twice`);
+  });
+  return ids;
+}
 /** Pod annotation set by the scheduler: comma-separated GPU UUIDs the agent passes to Docker. */
 export const ANNOTATION_ASSIGNED_GPUS = 'flotilla.io/assigned-gpus';
 /** Pod annotation: "binpack" | "spread". */

@@ -27,7 +27,7 @@ export const MAX_TERM_SLOTS = MAX_POD_TERMS + 2;
 // String id the host gives a pod-side string no node has (the tables give ids from 2), so it equals no node's.
 export const STRING_UNKNOWN = 1;
 export const POD_WORDS = 4096;
-export const NUM_REASONS = 16;
+export const NUM_REASONS = 18;
 export const NUM_SCORES = 6;
 export const POWER_TABLE_LEN = 1001;
 
@@ -48,6 +48,10 @@ export const R_POD_ANTI_AFFINITY = 12;
 export const R_GPU_COUNT = 13;
 export const R_GPU_MODEL = 14;
 export const R_GPU_MEMORY = 15;
+// Pinned GPUs (flotilla.io/gpu-ids), checked before 13-15: the node holds them all; none is held by a pod
+// it cannot share with.
+export const R_GPU_ID_ABSENT = 16;
+export const R_GPU_ID_HELD = 17;
 
 // Scorers, index into CONFIG_WEIGHTS.
 export const S_RESOURCES = 0; // binpack (BestFit v3) or spread (LeastAllocated)
@@ -129,6 +133,10 @@ export const P_ARCH_OFF = 19; // set of the architecture ids the image exists fo
 export const P_ARCH_WORDS = 20;
 export const P_MODEL_OFF = 21; // set of the GPU model ids whose vendor and model the pod accepts
 export const P_MODEL_WORDS = 22;
+// Pinned GPUs: a mask of GPU slots of node P_GPU_PIN_NODE, the only GPUs the pod may get (0 = not pinned;
+// the node is -1 when no node holds them all).
+export const P_GPU_PIN_MASK = 23;
+export const P_GPU_PIN_NODE = 24;
 export const P_VAR_BASE = 32;
 export const PF_MEMORY = 0; // bytes
 export const PF_GPU_MEMORY_MIN = 1; // bytes, per GPU
@@ -139,7 +147,7 @@ export const O_SCORE = 1;
 export const O_FEASIBLE = 2;
 export const O_PICKS = 8; // MAX_GPUS GPU slots of the chosen node
 export const O_REASON_COUNTS = 16; // NUM_REASONS
-export const OUT_WORDS = 32;
+export const OUT_WORDS = 40;
 
 // Fixed regions. FIXED_BASE leaves the first page to the AssemblyScript static data.
 export const FIXED_BASE = 65536;

@@ -6,14 +6,14 @@ import {
   MAX_LABELS, MAX_TAINTS, MAX_GPUS, MAX_PORTS, MAX_TERMS, MAX_TERM_SLOTS,
   POD_WORDS, NUM_REASONS, NUM_SCORES,
   R_OK, R_NOT_READY, R_UNSCHEDULABLE, R_ARCH, R_NODE_SELECTOR, R_NODE_AFFINITY, R_TAINT, R_PODS, R_CPU, R_MEMORY,
-  R_HOST_PORT, R_POD_AFFINITY, R_POD_ANTI_AFFINITY, R_GPU_COUNT, R_GPU_MODEL, R_GPU_MEMORY,
+  R_HOST_PORT, R_POD_AFFINITY, R_POD_ANTI_AFFINITY, R_GPU_COUNT, R_GPU_MODEL, R_GPU_MEMORY, R_GPU_ID_ABSENT, R_GPU_ID_HELD,
   S_RESOURCES, S_BALANCED, S_NODE_AFFINITY, S_TAINT, S_POD_AFFINITY, S_GPU_FIT,
   F_READY, F_UNSCHEDULABLE, F_GPU_SHARED,
   OP_IN, OP_NOT_IN, OP_EXISTS, OP_DOES_NOT_EXIST, OP_GT, OP_LT,
   E_NO_SCHEDULE, E_PREFER_NO_SCHEDULE, E_NO_EXECUTE, TOL_EXISTS,
   T_REQUIRED_AFFINITY, T_REQUIRED_ANTI, T_PREFERRED_AFFINITY, T_PREFERRED_ANTI, T_EXISTING_ANTI, TOPO_ZONE, TERM_WORDS,
   STRATEGY_SPREAD,
-  P_CPU, P_GPU_COUNT, P_GPU_SHARED, P_GPU_VENDOR, P_ARCH_LIMITED, P_ARCH_OFF, P_ARCH_WORDS, P_MODEL_OFF, P_MODEL_WORDS, P_STRATEGY, P_HASH, P_SEL_OFF, P_SEL_COUNT,
+  P_CPU, P_GPU_COUNT, P_GPU_SHARED, P_GPU_VENDOR, P_ARCH_LIMITED, P_ARCH_OFF, P_ARCH_WORDS, P_MODEL_OFF, P_MODEL_WORDS, P_GPU_PIN_MASK, P_GPU_PIN_NODE, P_STRATEGY, P_HASH, P_SEL_OFF, P_SEL_COUNT,
   P_REQ_OFF, P_REQ_COUNT, P_PREF_OFF, P_PREF_COUNT, P_TOL_OFF, P_TOL_COUNT, P_PORT_OFF, P_PORT_COUNT,
   P_TERM_OFF, P_TERM_COUNT, P_VAR_BASE, PF_MEMORY, PF_GPU_MEMORY_MIN,
   O_NODE, O_SCORE, O_FEASIBLE, O_PICKS, O_REASON_COUNTS,
@@ -131,6 +131,7 @@ let q_P_PREF_COUNT: i32 = 0;
 let q_P_TOL_COUNT: i32 = 0;
 let q_P_PORT_COUNT: i32 = 0;
 let q_P_TERM_COUNT: i32 = 0;
+let q_P_GPU_PIN_MASK: i32 = 0;
 let q_PF_MEMORY: f64 = 0;
 let w_S_RESOURCES: i32 = 0;
 let w_S_BALANCED: i32 = 0;
@@ -149,6 +150,7 @@ function readPod(): void {
   q_P_TOL_COUNT = pw(P_TOL_COUNT);
   q_P_PORT_COUNT = pw(P_PORT_COUNT);
   q_P_TERM_COUNT = pw(P_TERM_COUNT);
+  q_P_GPU_PIN_MASK = pw(P_GPU_PIN_MASK);
   q_PF_MEMORY = pf(PF_MEMORY);
   w_S_RESOURCES = load<i32>(CONFIG_WEIGHTS + (S_RESOURCES << 2));
   w_S_BALANCED = load<i32>(CONFIG_WEIGHTS + (S_BALANCED << 2));
@@ -197,6 +199,7 @@ function validatePod(nodeCount: i32): bool {
   if (!inPod(pw(P_TOL_OFF), pw(P_TOL_COUNT) * 4)) return false;
   if (!inPod(pw(P_PORT_OFF), pw(P_PORT_COUNT))) return false;
   if (!inPod(pw(P_ARCH_OFF), pw(P_ARCH_WORDS)) || !inPod(pw(P_MODEL_OFF), pw(P_MODEL_WORDS))) return false;
+  if (<u32>pw(P_GPU_PIN_MASK) >= (<u32>1 << MAX_GPUS)) return false;
   const nTerms = pw(P_TERM_COUNT);
   if (nTerms > MAX_TERM_SLOTS || !inPod(pw(P_TERM_OFF), nTerms * TERM_WORDS)) return false;
   for (let t = 0; t < nTerms; t++) {
@@ -275,8 +278,10 @@ function gpuAvailable(n: i32, i: i32, shared: bool): bool {
   if (nai(b_N_GPU_HOLDERS, n, MAX_GPUS, i) == 0) return true;
   return shared && (ni(b_N_FLAGS, n) & F_GPU_SHARED) != 0 && nai(b_N_GPU_EXCLUSIVE, n, MAX_GPUS, i) == 0;
 }
+// Whether slot i is one the pod may get: any, or one of its pinned GPUs (the node passed the pin filter).
+@inline function gpuEligible(i: i32): bool { return q_P_GPU_PIN_MASK == 0 || ((q_P_GPU_PIN_MASK >>> i) & 1) != 0; }
 function gpuFits(n: i32, i: i32, shared: bool, memMin: f64): bool {
-  return gpuAvailable(n, i, shared) && inSet(pw(P_MODEL_OFF), pw(P_MODEL_WORDS), nai(b_N_GPU_MODEL, n, MAX_GPUS, i))
+  return gpuEligible(i) && gpuAvailable(n, i, shared) && inSet(pw(P_MODEL_OFF), pw(P_MODEL_WORDS), nai(b_N_GPU_MODEL, n, MAX_GPUS, i))
     && naf(b_N_GPU_MEMORY, n, MAX_GPUS, i) >= memMin;
 }
 
@@ -337,14 +342,22 @@ function filter(n: i32): i32 {
       if (domainCount(n, t) > 0) return R_POD_ANTI_AFFINITY;
     }
   }
-  // 13-15. GPUs: enough usable, then enough of the wanted model, then enough with the memory minimum.
+  // 13-15. GPUs: the pinned ones on this node and not held, then enough usable, then enough of the wanted
+  // model, then enough with the memory minimum (among the pinned ones when pinned).
   const want = q_P_GPU_COUNT;
   if (want > 0) {
     const shared = pw(P_GPU_SHARED) != 0; const memMin = pf(PF_GPU_MEMORY_MIN);
     const count = min<i32>(ni(b_N_GPU_COUNT, n), MAX_GPUS);
+    if (q_P_GPU_PIN_MASK != 0) {
+      if (n != pw(P_GPU_PIN_NODE) || (q_P_GPU_PIN_MASK >>> count) != 0) return R_GPU_ID_ABSENT;
+      for (let i = 0; i < count; i++) {
+        if (gpuEligible(i) && nai(b_N_GPU_HOLDERS, n, MAX_GPUS, i) != 0
+          && !(shared && (ni(b_N_FLAGS, n) & F_GPU_SHARED) != 0 && nai(b_N_GPU_EXCLUSIVE, n, MAX_GPUS, i) == 0)) return R_GPU_ID_HELD;
+      }
+    }
     let avail = 0; let model = 0; let fit = 0;
     for (let i = 0; i < count; i++) {
-      if (!gpuAvailable(n, i, shared)) continue;
+      if (!gpuEligible(i) || !gpuAvailable(n, i, shared)) continue;
       avail++;
       if (!inSet(pw(P_MODEL_OFF), pw(P_MODEL_WORDS), nai(b_N_GPU_MODEL, n, MAX_GPUS, i))) continue;
       model++;

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, posix, resolve } from 'node:path';
 import {
-  dns1035LabelError, dns1123SubdomainError, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE, LABEL_HOSTNAME, LABEL_NODE_ROLE_PREFIX,
-  LABEL_OS, LOCAL_PATH_STORAGE_CLASS, parseGoDuration, parsePortRange, DEFAULT_NODE_PORT_RANGE,
+  ANNOTATION_GPU_IDS, dns1035LabelError, dns1123SubdomainError, GPU_RESOURCE_NVIDIA, LABEL_ARCH, LABEL_COMPOSE_PROJECT, LABEL_COMPOSE_SERVICE, LABEL_HOSTNAME, LABEL_NODE_ROLE_PREFIX,
+  LABEL_OS, LOCAL_PATH_STORAGE_CLASS, parseGoDuration, parseGpuIds, parsePortRange, DEFAULT_NODE_PORT_RANGE,
 } from '../../api-types/index.js';
 import type { Container, ContainerPort, EnvVar, KubeObject, NodeSelectorRequirement, PodSpec, PortRange, Probe, Volume, VolumeMount } from '../../api-types/index.js';
 import { ComposeError, dependsOnOf, listOrDict, parseEnvText } from './load.js';
@@ -230,7 +230,7 @@ function convertService(ctx: Ctx, name: string, def: ComposeMap): ServicePlan {
   if (def.stdin_open === true) container.stdin = true;
   const security = securityOf(def, warn);
   if (security) container.securityContext = security;
-  const resources = resourcesOf(def, deploy, warn);
+  const { resources, gpuIds } = resourcesOf(def, deploy, warn);
   if (resources) container.resources = resources;
   const { containerPorts, servicePorts, published } = portsOf(ctx, name, def, warn);
   if (containerPorts.length > 0) container.ports = containerPorts;
@@ -260,6 +260,7 @@ function convertService(ctx: Ctx, name: string, def: ComposeMap): ServicePlan {
   const kind: WorkloadKind = restart.policy !== 'Always' ? 'Job' : usesClaims && replicas === 1 ? 'StatefulSet' : 'Deployment';
   const selector = { [LABEL_COMPOSE_PROJECT]: ctx.project.name, [LABEL_COMPOSE_SERVICE]: name };
   const podAnnotations = listOrDict(def.labels) as Record<string, string>;
+  if (gpuIds.length > 0) podAnnotations[ANNOTATION_GPU_IDS] = gpuIds.join(',');
   const template = { metadata: { labels: selector, ...(Object.keys(podAnnotations).length > 0 ? { annotations: podAnnotations } : {}) }, spec };
   const workloadMeta = meta(ctx, name, name, listOrDict(deploy.labels) as Record<string, string>);
   const workload: KubeObject = kind === 'Job'
@@ -408,7 +409,8 @@ function composeCpus(value: unknown, what: string): string {
   return `${Math.round(n * 1000)}m`;
 }
 
-function resourcesOf(def: ComposeMap, deploy: ComposeMap, warn: Warner): Container['resources'] {
+/** The container's resources, and the GPU UUIDs that `device_ids` pins (then every GPU of the service). */
+function resourcesOf(def: ComposeMap, deploy: ComposeMap, warn: Warner): { resources: Container['resources']; gpuIds: string[] } {
   const res = (deploy.resources ?? {}) as ComposeMap;
   const limitsIn = (res.limits ?? {}) as ComposeMap;
   const reservationsIn = (res.reservations ?? {}) as ComposeMap;
@@ -421,7 +423,7 @@ function resourcesOf(def: ComposeMap, deploy: ComposeMap, warn: Warner): Contain
   const reservedMemory = reservationsIn.memory ?? def.mem_reservation;
   if (reservationsIn.cpus !== undefined) requests.cpu = composeCpus(reservationsIn.cpus, 'deploy.resources.reservations.cpus');
   if (reservedMemory !== undefined) requests.memory = composeBytes(reservedMemory, 'deploy.resources.reservations.memory');
-  let gpus = 0;
+  let gpus = 0; const gpuIds: string[] = [];
   ((reservationsIn.devices as ComposeMap[] | undefined) ?? []).forEach((d, i) => {
     const at = `deploy.resources.reservations.devices[${i}]`;
     const caps = ((d.capabilities as string[] | undefined) ?? []);
@@ -431,7 +433,7 @@ function resourcesOf(def: ComposeMap, deploy: ComposeMap, warn: Warner): Contain
     if (ids.length > 0) {
       if (d.count !== undefined) throw new ComposeError(`${at}: count and device_ids are mutually exclusive`);
       gpus += ids.length;
-      warn(`${at}.device_ids`, `the scheduler assigns GPUs itself: ${ids.length} GPU(s) of the placement's choosing are asked instead of ${ids.join(', ')}`);
+      gpuIds.push(...ids.map(String));
       return;
     }
     const count = d.count;
@@ -440,13 +442,19 @@ function resourcesOf(def: ComposeMap, deploy: ComposeMap, warn: Warner): Contain
     if (!Number.isInteger(n) || n < 0) throw new ComposeError(`${at}.count: "${String(count)}" is not a number of GPUs`);
     gpus += n;
   });
+  if (gpuIds.length > 0 && gpuIds.length !== gpus) {
+    throw new ComposeError('deploy.resources.reservations.devices: device_ids pins every GPU of the service; it cannot be combined with a count in another entry');
+  }
+  try { if (gpuIds.length > 0) parseGpuIds(gpuIds.join(',')); } catch (e) {
+    throw new ComposeError(`deploy.resources.reservations.devices: device_ids: ${(e as Error).message}`);
+  }
   if (gpus > 0) {
     limits[GPU_RESOURCE_NVIDIA] = String(gpus);
     // Extended resources must ask as much as they limit (Kubernetes requires requests == limits for them).
     requests[GPU_RESOURCE_NVIDIA] = String(gpus);
   }
-  if (Object.keys(limits).length === 0 && Object.keys(requests).length === 0) return undefined;
-  return { ...(Object.keys(limits).length > 0 ? { limits } : {}), ...(Object.keys(requests).length > 0 ? { requests } : {}) };
+  if (Object.keys(limits).length === 0 && Object.keys(requests).length === 0) return { resources: undefined, gpuIds };
+  return { resources: { ...(Object.keys(limits).length > 0 ? { limits } : {}), ...(Object.keys(requests).length > 0 ? { requests } : {}) }, gpuIds };
 }
 
 interface Ports { containerPorts: ContainerPort[]; servicePorts: ServicePort[]; published: ServicePort[] }

@@ -57,6 +57,7 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     if (!inPod(pw(L.P_TOL_OFF), pw(L.P_TOL_COUNT) * 4)) return false;
     if (!inPod(pw(L.P_PORT_OFF), pw(L.P_PORT_COUNT))) return false;
     if (!inPod(pw(L.P_ARCH_OFF), pw(L.P_ARCH_WORDS)) || !inPod(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS))) return false;
+    if ((pw(L.P_GPU_PIN_MASK) >>> 0) >= (1 << L.MAX_GPUS)) return false;
     const nTerms = pw(L.P_TERM_COUNT);
     if (nTerms > L.MAX_TERM_SLOTS || !inPod(pw(L.P_TERM_OFF), nTerms * L.TERM_WORDS)) return false;
     for (let t = 0; t < nTerms; t++) {
@@ -132,8 +133,10 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
     if (nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) === 0) return true;
     return shared && (ni(L.N_FLAGS, n) & L.F_GPU_SHARED) !== 0 && nai(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS, i) === 0;
   };
+  // Slot i is one the pod may get: any, or one of its pinned GPUs (the node passed the pin filter).
+  const gpuEligible = (i: number): boolean => { const mask = pw(L.P_GPU_PIN_MASK); return mask === 0 || ((mask >>> i) & 1) !== 0; };
   const gpuFits = (n: number, i: number, shared: boolean, memMin: number): boolean =>
-    gpuAvailable(n, i, shared) && inSet(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS), nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i))
+    gpuEligible(i) && gpuAvailable(n, i, shared) && inSet(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS), nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i))
     && naf(L.N_GPU_MEMORY, n, L.MAX_GPUS, i) >= memMin;
 
   // ---- the pipeline: filters in order, the first that rejects names the node's reason ----
@@ -192,14 +195,23 @@ export function fallbackSchedule(v: CoreViews, nodeCount: number): number {
         if (domainCount(n, t) > 0) return L.R_POD_ANTI_AFFINITY;
       }
     }
-    // 13-15. GPUs: enough usable, then enough of the wanted model, then enough with the memory minimum.
+    // 13-15. GPUs: the pinned ones on this node and not held, then enough usable, then enough of the wanted
+    // model, then enough with the memory minimum (among the pinned ones when pinned).
     const want = pw(L.P_GPU_COUNT);
     if (want > 0) {
       const shared = pw(L.P_GPU_SHARED) !== 0; const memMin = pf(L.PF_GPU_MEMORY_MIN);
       const count = Math.min(ni(L.N_GPU_COUNT, n), L.MAX_GPUS);
+      const pin = pw(L.P_GPU_PIN_MASK);
+      if (pin !== 0) {
+        if (n !== pw(L.P_GPU_PIN_NODE) || (pin >>> count) !== 0) return L.R_GPU_ID_ABSENT;
+        for (let i = 0; i < count; i++) {
+          if (gpuEligible(i) && nai(L.N_GPU_HOLDERS, n, L.MAX_GPUS, i) !== 0
+            && !(shared && (ni(L.N_FLAGS, n) & L.F_GPU_SHARED) !== 0 && nai(L.N_GPU_EXCLUSIVE, n, L.MAX_GPUS, i) === 0)) return L.R_GPU_ID_HELD;
+        }
+      }
       let avail = 0; let model = 0; let fit = 0;
       for (let i = 0; i < count; i++) {
-        if (!gpuAvailable(n, i, shared)) continue;
+        if (!gpuEligible(i) || !gpuAvailable(n, i, shared)) continue;
         avail++;
         if (!inSet(pw(L.P_MODEL_OFF), pw(L.P_MODEL_WORDS), nai(L.N_GPU_MODEL, n, L.MAX_GPUS, i))) continue;
         model++;

@@ -525,6 +525,16 @@ export class NodeTable {
       termCount++;
     }
     section(L.P_TERM_OFF, L.P_TERM_COUNT, termCount, terms);
+    // A UUID is unique in the fleet: pinned GPUs resolve to one node and a mask of its slots (node -1 when
+    // no node holds them all).
+    header[L.P_GPU_PIN_MASK] = 0; header[L.P_GPU_PIN_NODE] = -1;
+    if (r.gpuIds !== null && r.gpuIds.length > 0) {
+      const first = r.gpuIds[0]!;
+      const node = this.#gpuUuids.findIndex((uuids) => uuids.includes(first));
+      const slots = node < 0 ? [] : r.gpuIds.map((id) => this.#gpuUuids[node]!.indexOf(id));
+      header[L.P_GPU_PIN_NODE] = node >= 0 && slots.every((i) => i >= 0) ? node : -1;
+      header[L.P_GPU_PIN_MASK] = slots.reduce((mask, i) => (i >= 0 ? mask | (1 << i) : mask), 0) || 1;
+    }
     const models = r.gpus > 0 ? this.#interner.modelSet(r.gpuVendor, r.gpuModel) : [];
     section(L.P_MODEL_OFF, L.P_MODEL_WORDS, models.length, models);
     if (L.P_VAR_BASE + words.length > L.POD_WORDS) throw new Error(`${name}: scheduling constraints too large (${words.length} words, at most ${L.POD_WORDS - L.P_VAR_BASE})`);

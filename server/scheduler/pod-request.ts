@@ -2,8 +2,8 @@
 // required anti-affinity terms), resolved from its spec and annotations and checked, with errors naming the
 // field. The node table records bound pods by these requests; the placement core never sees a Pod.
 import {
-  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
-  LABEL_HOSTNAME, LABEL_ZONE, canonicalJson, parseGpuModelPattern,
+  ANNOTATION_GPU_IDS, ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT, GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA,
+  LABEL_HOSTNAME, LABEL_ZONE, canonicalJson, parseGpuIds, parseGpuModelPattern,
 } from '../../api-types/index.js';
 import type { GpuModelPattern, LabelSelectorSpec, NodeSelectorTerm, Pod } from '../../api-types/index.js';
 import * as L from './layout.js';
@@ -24,6 +24,8 @@ export interface PodRequest {
   gpuMemoryMin: number;
   gpuModel: GpuModelPattern | null;
   gpuShared: boolean;
+  /** The GPU UUIDs the pod must get (annotation flotilla.io/gpu-ids), one per GPU; null: any. */
+  gpuIds: string[] | null;
   hostPorts: number[];
   strategy: 'binpack' | 'spread';
   /** Required pod anti-affinity terms with a supported topology key; bound pods' terms repel later pods. */
@@ -127,6 +129,12 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
   if (modelPattern !== undefined) {
     try { model = parseGpuModelPattern(modelPattern); } catch (e) { throw new Error(`${name}: annotation ${ANNOTATION_GPU_MODEL}: ${(e as Error).message}`); }
   }
+  let gpuIds: string[] | null = null;
+  const ids = ann[ANNOTATION_GPU_IDS];
+  if (ids !== undefined) {
+    try { gpuIds = parseGpuIds(ids); } catch (e) { throw new Error(`${name}: annotation ${ANNOTATION_GPU_IDS}: ${(e as Error).message}`); }
+    if (gpuIds.length !== gpus) throw new Error(`${name}: annotation ${ANNOTATION_GPU_IDS} lists ${gpuIds.length} GPUs, the pod asks ${gpus}`);
+  }
   const sharing = ann[ANNOTATION_GPU_SHARING];
   if (sharing !== undefined && sharing !== 'shared' && sharing !== 'exclusive') {
     throw new Error(`${name}: annotation ${ANNOTATION_GPU_SHARING} is "${sharing}", expected "shared" or "exclusive"`);
@@ -157,6 +165,7 @@ export function resolvePodRequest(pod: Pod, defaultStrategy: 'binpack' | 'spread
     gpuMemoryMin: memMin === undefined ? 0 : parseBytes(memMin, `${name}: annotation ${ANNOTATION_GPU_MEMORY_MIN}`),
     gpuModel: model,
     gpuShared: sharing === 'shared',
+    gpuIds,
     hostPorts,
     strategy: placement,
     antiAffinity,

@@ -102,6 +102,8 @@ const RESOLVED_BY: Readonly<Record<number, number>> = {
   [L.R_GPU_COUNT]: NODE_ADD | GPUS | LABELS | POD_DELETE,
   [L.R_GPU_MODEL]: NODE_ADD | GPUS | LABELS | POD_DELETE,
   [L.R_GPU_MEMORY]: NODE_ADD | GPUS | LABELS | POD_DELETE,
+  [L.R_GPU_ID_ABSENT]: NODE_ADD | GPUS,
+  [L.R_GPU_ID_HELD]: GPUS | LABELS | POD_DELETE,
 };
 
 /** Why an attempt left the pod unplaced: the reasons nodes rejected it for (none when there are no nodes), or

@@ -6,7 +6,7 @@
 // well as the core. A test oracle, written to be read, not to be fast: every placement
 // recomputes the nodes' usage from the bound pods. It expects pods the request parser accepts.
 import {
-  ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
+  ANNOTATION_GPU_IDS, ANNOTATION_GPU_MEMORY_MIN, ANNOTATION_GPU_MODEL, ANNOTATION_GPU_SHARING, ANNOTATION_IMAGE_ARCH, ANNOTATION_PLACEMENT,
   GPU_RESOURCE_AMD, GPU_RESOURCE_NVIDIA, LABEL_GPU_SHARING, LABEL_HOSTNAME, LABEL_OS,
   bytes, cpuMillis, labelSelectorFromSpec, matchesLabels, parseGpuModelPattern, parseQuantity,
   type GpuModelPattern, type Node, type NodeGpu, type NodeSelectorTerm, type Pod, type PodAffinityTerm, type Taint,
@@ -56,6 +56,8 @@ interface PodView {
   cpu: number; memory: number;
   gpus: number; gpuVendor: string;
   gpuMemoryMin: number; gpuModel: GpuModelPattern | null; gpuShared: boolean;
+  /** The only GPUs it may get (flotilla.io/gpu-ids); null: any. */
+  gpuIds: string[] | null;
   ports: string[];
   strategy: 'binpack' | 'spread';
   /** Architectures its node may have: those of annotation flotilla.io/image-arch and of every image of known
@@ -108,6 +110,7 @@ function podView(pod: Pod, defaultStrategy: 'binpack' | 'spread'): PodView {
     gpuMemoryMin: ann[ANNOTATION_GPU_MEMORY_MIN] === undefined ? 0 : bytes(ann[ANNOTATION_GPU_MEMORY_MIN]),
     gpuModel: model === undefined ? null : parseGpuModelPattern(model),
     gpuShared: ann[ANNOTATION_GPU_SHARING] === 'shared',
+    gpuIds: ann[ANNOTATION_GPU_IDS] === undefined ? null : ann[ANNOTATION_GPU_IDS].split(','),
     ports,
     strategy: placement === 'spread' || placement === 'binpack' ? placement : defaultStrategy,
     arches: annotated.length > 0 ? annotated : null,
@@ -176,11 +179,15 @@ function tolerated(pod: Pod, taint: Taint): boolean {
 
 // ---- GPUs ----
 
-/** GPUs of the node the pod may use at all: healthy, of its vendor, free or shareable. */
+/** Whether the pod may hold the GPU beside its holders: it is free, or shareable with a sharing pod. */
+function gpuFree(f: Fit, g: NodeView['gpus'][number]): boolean {
+  return g.holders === 0 || (f.pod.gpuShared && f.node.labels[LABEL_GPU_SHARING] === 'shared' && g.exclusive === 0);
+}
+
+/** GPUs of the node the pod may use at all: among its pinned ones if any, healthy, of its vendor, free or shareable. */
 function usableGpus(f: Fit): NodeView['gpus'] {
-  const sharedNode = f.node.labels[LABEL_GPU_SHARING] === 'shared';
-  return f.node.gpus.filter((g) => g.gpu.health === 'Healthy' && g.gpu.vendor === f.pod.gpuVendor
-    && (g.holders === 0 || (f.pod.gpuShared && sharedNode && g.exclusive === 0)));
+  return f.node.gpus.filter((g) => (f.pod.gpuIds === null || f.pod.gpuIds.includes(g.gpu.uuid))
+    && g.gpu.health === 'Healthy' && g.gpu.vendor === f.pod.gpuVendor && gpuFree(f, g));
 }
 const modelMatches = (f: Fit, g: NodeView['gpus'][number]): boolean => f.pod.gpuModel === null || f.pod.gpuModel.test(g.gpu.model);
 
@@ -249,6 +256,14 @@ export const FILTERS: readonly { name: string; reasons: (f: Fit) => number[] }[]
   } },
   // GPUs: each condition narrows the GPUs of the one before (usable, then of the model, then with the memory
   // minimum), so a node fails at most one of them, the first that leaves too few.
+  // Pinned GPUs: all on the node, none held by a pod it cannot share with.
+  { name: 'gpuIds', reasons: (f) => {
+    const ids = f.pod.gpuIds;
+    if (ids === null || f.pod.gpus === 0) return [];
+    const pinned = f.node.gpus.filter((g) => ids.includes(g.gpu.uuid));
+    if (pinned.length < ids.length) return [L.R_GPU_ID_ABSENT];
+    return pinned.every((g) => gpuFree(f, g)) ? [] : [L.R_GPU_ID_HELD];
+  } },
   { name: 'gpuCount', reasons: (f) => gpuCounts(f)[0] < f.pod.gpus ? [L.R_GPU_COUNT] : [] },
   { name: 'gpuModel', reasons: (f) => {
     const [usable, model] = gpuCounts(f);

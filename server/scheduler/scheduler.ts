@@ -183,6 +183,12 @@ export function archDetail(p: Placement): string {
   return `${causes.join(', ')}; ${counts} node${total === 1 ? '' : 's'} skipped`;
 }
 
+/** The pod's pinned GPUs (flotilla.io/gpu-ids) as the subject of `one` or `many`. */
+function pinnedGpus(r: PodRequest | null, one: string, many: string): string {
+  const ids = r?.gpuIds ?? [];
+  return ids.length === 1 ? `GPU ${ids[0]} ${one}` : `GPUs ${ids.join(', ')} ${many}`;
+}
+
 /** Message for one reason code, completed with what the pod asked for. */
 export function reasonMessage(code: number, r: PodRequest | null): string {
   switch (code) {
@@ -201,6 +207,8 @@ export function reasonMessage(code: number, r: PodRequest | null): string {
     case L.R_GPU_COUNT: return `Insufficient ${r?.gpuResource ?? GPU_RESOURCE_NVIDIA}`;
     case L.R_GPU_MODEL: return `no GPU matching model "${r?.gpuModel?.source ?? ''}"`;
     case L.R_GPU_MEMORY: return `no GPU with >= ${formatBytes(r?.gpuMemoryMin ?? 0)}`;
+    case L.R_GPU_ID_ABSENT: return pinnedGpus(r, 'is not on this node', 'are not all on this node');
+    case L.R_GPU_ID_HELD: return pinnedGpus(r, 'is held by another pod', 'are held, one or more, by another pod');
     default: return `unknown reason ${code}`;
   }
 }

@@ -129,6 +129,13 @@ test('PATCH through the API: each Content-Type its format; the result is validat
   assert.match(unknown.json.message, /application\/strategic-merge-patch\+json/);
 });
 
+test('a protobuf body is 415 (the server reads JSON and YAML), and nothing is created', async () => {
+  const res = await call('POST', '/api/v1/namespaces/default/configmaps', 'k8s\u0000\n\u0002v1', 'application/vnd.kubernetes.protobuf');
+  assert.is(res.status, 415);
+  assert.is(res.json.reason, 'UnsupportedMediaType');
+  assert.match(res.json.message, /accepted media types include: application\/json, application\/yaml/);
+});
+
 test('a JSON patch that sets an older resourceVersion is 409; one without is applied to the newest object', async () => {
   const current = (await call('GET', `${DEPLOYMENTS}/web`)).json;
   await call('PATCH', `${DEPLOYMENTS}/web`, { metadata: { labels: { moved: 'on' } } }, 'application/merge-patch+json');

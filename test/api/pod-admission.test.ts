@@ -182,6 +182,24 @@ test('topologySpreadConstraints are refused with a 422 naming the field, in pods
   assert.match(d.json.message, /spec\.template\.spec\.topologySpreadConstraints: is not supported yet/);
 });
 
+test('flotilla.io/gpu-ids: one distinct UUID per GPU the containers ask, else a 422 naming the annotation', async () => {
+  const gpuPod = (name: string, gpus: number, ids: string) => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, annotations: { 'flotilla.io/gpu-ids': ids } },
+    spec: { containers: [{ name: 'main', image: 'flotilla/testbox:latest', resources: { limits: { 'nvidia.com/gpu': String(gpus) } } }] },
+  });
+  const refused = async (pod: ReturnType<typeof gpuPod>, why: RegExp) => {
+    const r = await call('POST', PODS, pod);
+    assert.is(r.status, 422, JSON.stringify(r.json));
+    assert.match(r.json.message, why);
+    assert.is((await call('GET', `${PODS}/${pod.metadata.name}`)).status, 404, 'nothing was stored');
+  };
+  await refused(gpuPod('too-few', 2, 'GPU-a'), /metadata\.annotations\["flotilla\.io\/gpu-ids"\]: lists 1 GPU but the containers ask 2/);
+  await refused(gpuPod('twice', 2, 'GPU-a,GPU-a'), /metadata\.annotations\["flotilla\.io\/gpu-ids"\]: GPU GPU-a is listed twice/);
+  await refused(gpuPod('empty', 2, 'GPU-a,'), /metadata\.annotations\["flotilla\.io\/gpu-ids"\]: entry 2 \(""\) is not a GPU UUID/);
+  await refused({ ...gpuPod('no-gpus', 0, 'GPU-a'), spec: plainPod('x').spec } as ReturnType<typeof gpuPod>, /lists 1 GPU but the containers ask 0/);
+  assert.is((await call('POST', PODS, gpuPod('pinned', 2, 'GPU-a,GPU-b'))).status, 201);
+});
+
 test('a flotilla.io/gpu-model pattern outside the linear-time subset is refused with a 422 naming the annotation; one inside it is accepted', async () => {
   const r = await call('POST', PODS, plainPod('hostile', {}, { 'flotilla.io/gpu-model': '(a+)+$' }));
   assert.is(r.status, 422);

@@ -258,6 +258,19 @@ test('convert: build is refused with the advice to build and load the image; ser
   assert.throws(() => convertProject(loadProject({ files: [], cwd: gpuAll, env: {} })), /count "all" is not supported: give count: N/);
 });
 
+test('convert: device_ids pins exactly those GPUs (flotilla.io/gpu-ids) and asks as many; mixing with a count, a repeat or a malformed id is refused', () => {
+  const ml = (devices: string) => loadProject({ files: [], cwd: project({ 'compose.yaml': `services:\n  ml:\n    image: a\n    deploy: { resources: { reservations: { devices: ${devices} } } }\n` }), env: {} });
+  const out = convertProject(ml('[{ capabilities: [gpu], device_ids: ["GPU-aaaa", "GPU-bbbb"] }]'));
+  const template = find(conversionObjects(out), 'Deployment', 'ml').spec.template;
+  assert.equal(template.metadata.annotations, { 'flotilla.io/gpu-ids': 'GPU-aaaa,GPU-bbbb' });
+  assert.equal(template.spec.containers[0].resources, { limits: { 'nvidia.com/gpu': '2' }, requests: { 'nvidia.com/gpu': '2' } });
+  assert.not.ok(out.warnings.some((w) => w.includes('device_ids')), out.warnings.join('\n'));
+  assert.throws(() => convertProject(ml('[{ capabilities: [gpu], device_ids: ["GPU-aaaa"] }, { capabilities: [gpu], count: 1 }]')),
+    /device_ids pins every GPU of the service; it cannot be combined with a count/);
+  assert.throws(() => convertProject(ml('[{ capabilities: [gpu], device_ids: ["GPU-aaaa", "GPU-aaaa"] }]')), /device_ids: must NOT have duplicate items/);
+  assert.throws(() => convertProject(ml('[{ capabilities: [gpu], device_ids: ["GPU-aaaa", "GPU b"] }]')), /device_ids: entry 2 \("GPU b"\) is not a GPU UUID/);
+});
+
 test('command strings split as a shell splits words; compose sizes as quantities', () => {
   assert.equal(commandOf('sh -c "echo \\"hi\\" $X" \'a b\' c\\ d', 'x'), ['sh', '-c', 'echo "hi" $X', 'a b', 'c d']);
   assert.throws(() => commandOf('echo "x', 'cmd'), /cmd: unterminated double quote/);

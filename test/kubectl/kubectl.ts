@@ -15,8 +15,8 @@ export interface KubectlCluster {
   server: InProcessServer;
   dir: string;
   kubeconfig: string;
-  /** Runs kubectl with `args` (and `stdin` on its standard input); never rejects on a non-zero exit. */
-  kubectl(args: readonly string[], stdin?: string): Promise<KubectlResult>;
+  /** Runs kubectl with `args` (and `stdin` on its standard input, `extraEnv` in its environment); never rejects on a non-zero exit. */
+  kubectl(args: readonly string[], stdin?: string, extraEnv?: Record<string, string>): Promise<KubectlResult>;
   stop(): Promise<void>;
 }
 
@@ -46,7 +46,7 @@ export async function startKubectlCluster(): Promise<KubectlCluster> {
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, toYaml(kubeconfigDocument({ clusterName: 'flotilla-test', server: info.url, caPem: info.caPem, userName: 'admin', token: info.adminToken })), { mode: 0o600 });
     const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig, KUBECTL_INTERACTIVE_DELETE: 'false' };
-    const kubectl = (args: readonly string[], stdin?: string) => runAsync('kubectl', args, env, stdin);
+    const kubectl = (args: readonly string[], stdin?: string, extraEnv: Record<string, string> = {}) => runAsync('kubectl', args, { ...env, ...extraEnv }, stdin);
     const running = server;
     return { server, dir, kubeconfig, kubectl, stop: async () => { await running.stop(); rmSync(dir, { recursive: true, force: true }); } };
   } catch (err) {

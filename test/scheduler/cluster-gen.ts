@@ -158,5 +158,14 @@ export function randomPod(rng: Rng, i: number): Pod {
     pod.spec.containers.push({ name: 'sidecar', image: 'busybox', resources: { limits: { cpu: pick(rng, ['100m', '1']), memory: pick(rng, ['64Mi', '1Gi']) } } });
   }
   if (chance(rng, 0.03)) pod.spec.containers[0]!.ports!.push({ containerPort: 53, hostPort: 53, protocol: pick(rng, ['UDP', 'TCP'] as const) });
+  // Pinned GPUs of one node of a cluster of up to 40 (node names of randomCluster), often missing there, now
+  // and then of two nodes.
+  const limits = pod.spec.containers[0]!.resources?.limits;
+  const asked = Number(limits?.['nvidia.com/gpu'] ?? limits?.['amd.com/gpu'] ?? 0);
+  if (gpu && asked > 0 && chance(rng, 0.5)) {
+    const node = int(rng, 0, 8);
+    pod.metadata.annotations!['flotilla.io/gpu-ids'] = Array.from({ length: asked }, (_, k) =>
+      `GPU-node-${chance(rng, 0.05) ? int(rng, 0, 8) : node}-${2 * k + int(rng, 0, 1)}`).join(',');
+  }
   return pod;
 }

@@ -209,6 +209,24 @@ test('GPUs: the smallest fitting GPU, memory minimum, model pattern, health, ven
   assert.equal(place([n('sick', { gpus: [T4, RTX4090], unhealthy: [0] })], { name: 'p', gpus: 1 }).gpus, ['GPU-sick-1']);
 });
 
+test('flotilla.io/gpu-ids: only the node holding every pinned GPU fits, and it gets exactly those', () => {
+  const nodes = [n('a', { cpu: 32, memoryGi: 128, gpus: [A100_80, RTX4090, T4, A100_40] }), n('b', { cpu: 32, memoryGi: 128, gpus: [T4, T4] })];
+  const pinned = (ids: string, extra: Record<string, string> = {}): PodOptions =>
+    ({ name: 'p', gpus: ids.split(',').length, annotations: { 'flotilla.io/gpu-ids': ids, ...extra } });
+  assert.equal(place(nodes, pinned('GPU-a-0')).gpus, ['GPU-a-0'], 'the pinned A100, not the smaller free T4s');
+  assert.equal(place(nodes, pinned('GPU-a-3,GPU-a-1')).gpus, ['GPU-a-1', 'GPU-a-3']);
+  assert.is(place(nodes, pinned('GPU-b-1')).node, 'b');
+  const absent = place(nodes, pinned('GPU-a-0,GPU-b-0'));
+  assert.is(absent.node, null, 'no node holds both');
+  assert.is(absent.message, '0/2 nodes are available: 2 GPUs GPU-a-0, GPU-b-0 are not all on this node.');
+  assert.is(place(nodes, pinned('GPU-c-0')).message, '0/2 nodes are available: 2 GPU GPU-c-0 is not on this node.');
+  const held = place(nodes, pinned('GPU-a-2'), [{ pod: { name: 'h', gpus: 1 }, node: 'a', gpus: ['GPU-a-2'] }]);
+  assert.is(held.message, '0/2 nodes are available: 1 GPU GPU-a-2 is not on this node, 1 GPU GPU-a-2 is held by another pod.');
+  assert.is(place(nodes, pinned('GPU-a-2', { 'flotilla.io/gpu-memory-min': '20Gi' })).message, '0/2 nodes are available: 1 no GPU with >= 20Gi, 1 GPU GPU-a-2 is not on this node.',
+    'the other GPU constraints apply to the pinned GPUs');
+  assert.is(place([n('sick', { gpus: [T4, RTX4090], unhealthy: [0] })], pinned('GPU-sick-0')).message, '0/1 nodes are available: 1 Insufficient nvidia.com/gpu.');
+});
+
 test('GPUs are never double-booked; sharing only between sharing pods on shared nodes', () => {
   const shared = (name: string): NodeOptions => n(name, { cpu: 16, memoryGi: 32, gpus: [T4], labels: { 'flotilla.io/gpu-sharing': 'shared' } });
   const holder = (sharing: boolean): { pod: PodOptions; node: string; gpus: string[] }[] =>

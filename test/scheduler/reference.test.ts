@@ -17,7 +17,7 @@ function reference(nodes: NodeOptions[]): ReferenceScheduler {
 
 test('filters run in pipeline order, and each node gets every reason it fails, not only the first', () => {
   assert.equal(FILTERS.map((f) => f.name), ['ready', 'unschedulable', 'arch', 'nodeSelector', 'nodeAffinity', 'taints',
-    'resources', 'hostPorts', 'podAffinity', 'podAntiAffinity', 'gpuCount', 'gpuModel', 'gpuMemory']);
+    'resources', 'hostPorts', 'podAffinity', 'podAntiAffinity', 'gpuIds', 'gpuCount', 'gpuModel', 'gpuMemory']);
   const r = reference([
     n('down', { ready: false, unschedulable: true, cpu: 1, memoryGi: 1, arch: 'arm64' }),
     n('tainted', { taints: [{ key: 'k', effect: 'NoSchedule' }], pods: 0 }),

@@ -379,6 +379,11 @@ function tooLargeResourceVersion(requested: number, current: number): Failure {
 
 /** Parses the request body: JSON, or YAML when the client says so. */
 async function body(c: Context): Promise<unknown> {
+  // Protobuf is what client-go sends built-in kinds in by default; told 415, it sends JSON from then on.
+  const media = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (media === 'application/vnd.kubernetes.protobuf') {
+    throw new StoreError({ code: 415, reason: 'UnsupportedMediaType', message: 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml' });
+  }
   const text = await c.req.text();
   if (text.trim() === '') throw badRequest('the request body is empty');
   return parseBody(text, /yaml/i.test(c.req.header('content-type') ?? ''));
