@@ -13,6 +13,7 @@ import type { CliCommand, Io } from './command.js';
 import { rolloutCommand } from './rollout.js';
 import { createCommand } from './create.js';
 import { cordonCommand, uncordonCommand, drainCommand } from './node-commands.js';
+import { authCommand } from './auth.js';
 import { topCommand } from './top.js';
 import { tokenCommand } from './token.js';
 import { KUBECONFIG_FILE, kubeconfigClusterName, kubeconfigCommand, kubeconfigDocument } from './kubeconfig.js';
@@ -201,6 +202,7 @@ const commands: Record<string, CliCommand> = {
   uncordon: uncordonCommand,
   drain: drainCommand,
   top: topCommand,
+  auth: authCommand,
   service: serviceCommand,
   image: imageCommand,
   compose: composeCommand,

@@ -9,6 +9,7 @@ import { authorization, bearerAuth, identityOf } from './middleware/auth.js';
 import { urlEncoding } from './middleware/url-encoding.js';
 import { PodGraph } from '../objects/node-graph.js';
 import { StoredPolicy } from '../auth/rbac.js';
+import { accessReviewRoutes } from '../auth/access-review.js';
 import type { Authenticator } from './middleware/auth.js';
 import { resourceRoutes } from './routes/resources.js';
 import type { ResourceDeps } from './routes/resources.js';
@@ -119,7 +120,8 @@ export function createApp(deps: AppDeps): Hono {
   app.use('*', watchLimit({ ...limits, metrics }));
   // Nodes are authorized against the pods bound to them (the graph is built at the first node request), everyone
   // else by RBAC over the stored roles and bindings (indexed at the first request that needs them).
-  app.use('*', authorization({ graph: new PodGraph(deps.objects), rbac: new StoredPolicy(deps.objects) }));
+  const policy = { graph: new PodGraph(deps.objects), rbac: new StoredPolicy(deps.objects) };
+  app.use('*', authorization(policy));
   app.use('*', admissionWarnings());
 
   app.get('/metrics', async (c) => c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
@@ -147,6 +149,7 @@ export function createApp(deps: AppDeps): Hono {
       status: { userInfo: { username: who?.name ?? '', groups } },
     }, 201);
   });
+  app.route('/', accessReviewRoutes(policy));
   for (const extra of deps.extraRoutes ?? []) app.route('/', extra);
   app.route('/', resourceRoutes(deps));
   return app;

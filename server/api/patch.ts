@@ -4,6 +4,7 @@
 // with the codes kube-apiserver answers with: 400 for a patch that cannot be read, 422 for one that cannot apply.
 import { StoreError } from '../store/types.js';
 import { mergePatch } from './merge-patch.js';
+import { badRequest } from '../objects/service.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
 export const MERGE_PATCH = 'application/merge-patch+json';
@@ -23,7 +24,6 @@ export function patchTypeOf(contentType: string | undefined): PatchType {
   });
 }
 
-const badRequest = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
 const unprocessable = (message: string) => new StoreError({ code: 422, reason: 'Invalid', message });
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -2,13 +2,12 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { statusObject } from '../../../api-types/index.js';
-import type { ObjectService } from '../../objects/service.js';
+import { badRequest, type ObjectService } from '../../objects/service.js';
 import type { StateStore } from '../../store/types.js';
 import { StoreError } from '../../store/types.js';
 import { formatClusterToken } from '../../../client/tokens.js';
 import { JOIN_TOKENS_PATH, MAX_DESCRIPTION, MAX_TTL_SECONDS, createJoinToken, listJoinTokens, revokeJoinToken } from '../../tokens/join-tokens.js';
 
-const badRequest = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
 
 /**
  * Checks the fields of a token request body (a JSON object or nothing): `ttlSeconds` and `description` where

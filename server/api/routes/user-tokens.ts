@@ -1,15 +1,13 @@
 // The user token API: create, list, rotate and revoke user tokens and the admin token (server/tokens/user-tokens.ts).
 import { Hono } from 'hono';
 import { statusObject } from '../../../api-types/index.js';
-import type { ObjectService } from '../../objects/service.js';
+import { badRequest, type ObjectService } from '../../objects/service.js';
 import type { StateStore } from '../../store/types.js';
-import { StoreError } from '../../store/types.js';
 import { ADMIN_ENTRY } from '../../tokens/api-tokens.js';
 import { USER_NAME, USER_TOKENS_PATH, createUserToken, listUserTokens, revokeToken, rotateToken } from '../../tokens/user-tokens.js';
 import type { UserTokenRequest } from '../../tokens/user-tokens.js';
 import { checkTokenRequest, jsonBody } from './join-tokens.js';
 
-const badRequest = (message: string) => new StoreError({ code: 400, reason: 'BadRequest', message });
 /** Longest group name, and most groups per token. */
 const MAX_GROUP = 253;
 const MAX_GROUPS = 32;
