@@ -15,7 +15,7 @@ const RESOURCE_VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'w
 interface GroupVersionKind { group: string; version: string; kind: string }
 
 /** Each subresource's verbs and the kind of its body, as kube-apiserver registers them. */
-const SUBRESOURCES: Record<string, { verbs: readonly string[]; kind: (r: ResourceInfo) => GroupVersionKind }> = {
+const SUBRESOURCES: Record<string, { verbs: readonly string[]; kind: (r: DiscoveredResource['info']) => GroupVersionKind }> = {
   status: { verbs: ['get', 'patch', 'update'], kind: (r) => ({ group: r.group, version: r.version, kind: r.kind }) },
   scale: { verbs: ['get', 'patch', 'update'], kind: () => ({ group: 'autoscaling', version: 'v1', kind: 'Scale' }) },
   binding: { verbs: ['create'], kind: () => ({ group: '', version: 'v1', kind: 'Binding' }) },
@@ -27,19 +27,44 @@ const SUBRESOURCES: Record<string, { verbs: readonly string[]; kind: (r: Resourc
   token: { verbs: ['create'], kind: () => ({ group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest' }) },
 };
 
-function subresourceOf(r: ResourceInfo, sub: string) {
+function subresourceOf(r: DiscoveredResource['info'], sub: string) {
   const s = SUBRESOURCES[sub];
   if (s === undefined) throw new Error(`discovery: subresource ${r.plural}/${sub} has no entry in SUBRESOURCES`);
   return s;
 }
 
-/** The group versions served, core ('' / v1) first, then the groups in the table's order. */
-function groupVersions(): { group: string; version: string; resources: ResourceInfo[] }[] {
-  const out = new Map<string, { group: string; version: string; resources: ResourceInfo[] }>();
-  for (const r of allResources) {
-    const key = `${r.group}/${r.version}`;
-    if (!out.has(key)) out.set(key, { group: r.group, version: r.version, resources: [] });
-    out.get(key)!.resources.push(r);
+/** One resource as discovery lists it: a kind of the resource table, or one of the reviews and metrics below. */
+interface DiscoveredResource {
+  info: Pick<ResourceInfo, 'group' | 'version' | 'kind' | 'plural' | 'singular' | 'namespaced' | 'shortNames' | 'categories'>;
+  verbs: readonly string[];
+  /** Served subresources (of table kinds only). */
+  subresources: readonly string[];
+}
+
+/**
+ * Resources served without being stored: the access reviews (server/auth/access-review.ts), the
+ * SelfSubjectReview of `kubectl auth whoami`, and the metrics `kubectl top` reads (routes/metrics.ts). kubectl
+ * looks for their groups in discovery before it asks (`top` says "Metrics API not available" without it).
+ */
+const UNSTORED: readonly DiscoveredResource[] = [
+  ...(['SelfSubjectAccessReview', 'SelfSubjectRulesReview', 'SubjectAccessReview'] as const).map((kind) => ({ group: 'authorization.k8s.io', version: 'v1', kind })),
+  { group: 'authentication.k8s.io', version: 'v1', kind: 'SelfSubjectReview' },
+].map(({ group, version, kind }) => ({
+  info: { group, version, kind, plural: `${kind.toLowerCase()}s`, singular: kind.toLowerCase(), namespaced: false, shortNames: [], categories: [] },
+  verbs: ['create'], subresources: [],
+})).concat([
+  { kind: 'NodeMetrics', plural: 'nodes', singular: '', namespaced: false },
+  { kind: 'PodMetrics', plural: 'pods', singular: '', namespaced: true },
+].map((r) => ({ info: { group: 'metrics.k8s.io', version: 'v1beta1', shortNames: [], categories: [], ...r }, verbs: ['get', 'list'], subresources: [] })));
+
+/** The group versions served, core ('' / v1) first, then the groups in the table's order, then the unstored ones. */
+function groupVersions(): { group: string; version: string; resources: DiscoveredResource[] }[] {
+  const out = new Map<string, { group: string; version: string; resources: DiscoveredResource[] }>();
+  const stored = allResources.map((r): DiscoveredResource => ({ info: r, verbs: RESOURCE_VERBS, subresources: servedSubresources(r) }));
+  for (const d of [...stored, ...UNSTORED]) {
+    const key = `${d.info.group}/${d.info.version}`;
+    if (!out.has(key)) out.set(key, { group: d.info.group, version: d.info.version, resources: [] });
+    out.get(key)!.resources.push(d);
   }
   return [...out.values()].sort((a, b) => Number(a.group !== '') - Number(b.group !== ''));
 }
@@ -49,12 +74,12 @@ export function apiResourceList(group: string, version: string): Record<string, 
   const gv = groupVersions().find((x) => x.group === group && x.version === version);
   if (gv === undefined) return undefined;
   const resources: Record<string, unknown>[] = [];
-  for (const r of gv.resources) {
+  for (const { info: r, verbs, subresources } of gv.resources) {
     resources.push({
-      name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: [...RESOURCE_VERBS],
+      name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: [...verbs],
       ...(r.shortNames.length > 0 ? { shortNames: [...r.shortNames] } : {}), ...(r.categories.length > 0 ? { categories: [...r.categories] } : {}),
     });
-    for (const sub of servedSubresources(r)) {
+    for (const sub of subresources) {
       const s = subresourceOf(r, sub);
       const kind = s.kind(r);
       resources.push({
@@ -81,14 +106,14 @@ export function aggregatedDiscovery(legacy: boolean, apiVersion: string): Record
     metadata: { name: gv.group, creationTimestamp: null },
     versions: [{
       version: gv.version,
-      resources: gv.resources.map((r) => {
-        const subresources = servedSubresources(r).map((sub) => {
+      resources: gv.resources.map(({ info: r, verbs, subresources: served }) => {
+        const subresources = served.map((sub) => {
           const s = subresourceOf(r, sub);
           return { subresource: sub, responseKind: s.kind(r), verbs: [...s.verbs] };
         });
         return {
           resource: r.plural, responseKind: { group: r.group, version: r.version, kind: r.kind }, scope: r.namespaced ? 'Namespaced' : 'Cluster',
-          singularResource: r.singular, verbs: [...RESOURCE_VERBS],
+          singularResource: r.singular, verbs: [...verbs],
           ...(r.shortNames.length > 0 ? { shortNames: [...r.shortNames] } : {}), ...(r.categories.length > 0 ? { categories: [...r.categories] } : {}),
           ...(subresources.length > 0 ? { subresources } : {}),
         };

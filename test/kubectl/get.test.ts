@@ -172,4 +172,15 @@ test('kubectl apply and create leave field validation to the server, which refus
   assert.is((await kubectl('get', 'cm', 'strict')).code, 1);
 });
 
+test('kubectl top finds the metrics API in discovery (a cluster without nodes has no node metrics yet)', async () => {
+  const resources = await kubectl('api-resources', '--api-group=metrics.k8s.io', '-o', 'name');
+  assert.equal(resources.stdout.trim().split('\n').sort(), ['nodes.metrics.k8s.io', 'pods.metrics.k8s.io']);
+  const nodes = await kubectl('top', 'nodes');
+  assert.not.match(nodes.stderr, /Metrics API not available/);
+  assert.match(nodes.stderr, /metrics not available yet/, 'kubectl\'s words for an empty NodeMetricsList');
+  const pods = await kubectl('top', 'pods', '-A');
+  assert.not.match(pods.stderr, /Metrics API not available/);
+  assert.match(pods.stderr, /metrics not available yet/, 'the pods exist, but no agent reported their usage');
+});
+
 test.run();
