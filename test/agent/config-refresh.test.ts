@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FakeRuntime } from '../../node-agent/runtime/fake.js';
+import { secretVolumesDir } from '../../node-agent/container-config.js';
 import { eventually } from '../support/eventually.js';
 import { setUp } from '../support/set-up.js';
 import { RealServer, appPod, type TestAgent } from './real-server.js';
@@ -46,7 +47,8 @@ test('mounted ConfigMap and Secret files follow updates in place; the container 
   const ready = await srv.podReady('reader');
   const volumes = join(dataDir(), 'pods', ready.metadata.uid, 'volumes');
   const modeFile = join(volumes, 'conf', 'mode');
-  const passwordFile = join(volumes, 'secret', 'password');
+  // Secret volumes are on tmpfs, in the pod's own folder there (node-agent/container-config.ts).
+  const passwordFile = join(secretVolumesDir(join(dataDir(), 'pods', ready.metadata.uid)), 'secret', 'password');
   assert.is(readFileSync(modeFile, 'utf8'), 'fast');
   assert.is(readFileSync(passwordFile, 'utf8'), 'one');
   const inode = statSync(modeFile).ino;
