@@ -234,10 +234,16 @@ interface ListOptions {
   allowWatchBookmarks: boolean;
 }
 
+/** The largest resourceVersion Kubernetes parses (strconv.ParseUint(rv, 10, 64)). */
+const MAX_RESOURCE_VERSION = 2n ** 64n - 1n;
+
 /** The ListOptions of a list or watch request, held to Kubernetes' rules (ValidateListOptions): 422 otherwise. */
 function listOptionsOf(c: Context, watching: boolean): ListOptions {
   const rv = c.req.query('resourceVersion');
   if (rv !== undefined && rv !== '' && !/^\d+$/.test(rv)) throw badRequest(`resourceVersion must be a number, got "${rv}"`);
+  // A revision is a uint64, as Kubernetes parses it: past that it is no revision at all (400), not one the store
+  // has yet to reach (504 Too large resource version).
+  if (rv !== undefined && rv !== '' && BigInt(rv) > MAX_RESOURCE_VERSION) throw badRequest(`resourceVersion: Invalid value: "${rv}": value out of range`);
   const match = c.req.query('resourceVersionMatch') || undefined;
   const initialText = c.req.query('sendInitialEvents');
   const bool = (text: string | undefined) => text === 'true' || text === '1';
