@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerProcess, flotillaBin } from '../test/support/server-process.js';
 import { ApiClient } from '../client/client.js';
-import { numberArg } from './args.js';
+import { median, numberArg } from './args.js';
 
 /** What issue 16 asks of bulk apply on the machines the project runs on. */
 const GOAL_PER_SEC = 2000;
@@ -37,11 +37,6 @@ function expectLines(output: string, n: number, suffix: string): void {
   const lines = output.split('\n').filter((l) => l !== '');
   const bad = lines.findIndex((l, i) => l !== `configmap/cm-${i} ${suffix}`);
   if (lines.length !== n || bad >= 0) throw new Error(`expected ${n} lines "configmap/cm-I ${suffix}", got ${lines.length}${bad >= 0 ? `; line ${bad + 1}: ${lines[bad]}` : ''}`);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 async function main(): Promise<void> {

@@ -20,7 +20,7 @@ import type { EndpointSlice, Service } from '../api-types/index.js';
 import { parseCidr } from '../api-types/network.js';
 import { DnsClients, startDnsServer } from '../node-agent/network/dns.js';
 import type { ServiceView } from '../node-agent/network/service-cache.js';
-import { numberArg } from './args.js';
+import { median, numberArg } from './args.js';
 
 const serviceCount = numberArg('--services', 1000);
 const seconds = numberArg('--seconds', 5);
@@ -127,7 +127,6 @@ async function load(port: number, pid: number, list: Buffer[]): Promise<{ perCor
   return { perCore: Math.round(answered / Math.max(after.cpuS - before.cpuS, 1e-9)), wall: Math.round(answered / wallS), rssMiB: after.rssMB };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function measure(port: number, pid: number): Promise<Record<string, unknown>> {
   const distinctList = queries(serviceCount, distinct);

@@ -7,11 +7,10 @@
 import { GPU_MODEL_PATTERN_MAX_LENGTH, NODE_STATUS_STRING_MAX_LENGTH, parseGpuModelPattern } from '../api-types/index.js';
 import { Scheduler } from '../server/scheduler/scheduler.js';
 import { makeNode, makePod } from '../test/scheduler/cluster-gen.js';
-import { numberArg } from './args.js';
+import { median, numberArg } from './args.js';
 
 const RUNS = numberArg('--runs', 7);
 const N = numberArg('--n', 22);
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const millis = (f: () => void): number => { const t0 = process.hrtime.bigint(); f(); return Number(process.hrtime.bigint() - t0) / 1e6; };
 
 // Every atom optional and matching every character: all states stay live at every position.

@@ -21,7 +21,7 @@ import pino from 'pino';
 import { IngressRouter } from '../node-agent/ingress/router.js';
 import { RouteTable } from '../node-agent/ingress/routes.js';
 import { ingressOf, pathTo, serviceFor } from '../test/ingress/backends.js';
-import { numberArg } from './args.js';
+import { median, numberArg } from './args.js';
 
 const seconds = numberArg('--seconds', 5);
 const connections = numberArg('--connections', 32);
@@ -157,7 +157,6 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number): number => Math.round(x * 1000) / 1000;
 
 async function main(): Promise<void> {

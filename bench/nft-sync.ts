@@ -23,7 +23,7 @@ import { parseCidr } from '../api-types/index.js';
 import { NftApplier, NftShell, commandRunner, commandStarter, transaction, type RunCommand, type SendTransaction, type StartCommand } from '../node-agent/network/nft-applier.js';
 import { RulesetCompiler, type CompiledRuleset } from '../node-agent/network/nft-ruleset.js';
 import { StaticServiceSource, serviceObject, sliceObject } from '../test/agent/network/service-objects.js';
-import { numberArg } from './args.js';
+import { median, numberArg } from './args.js';
 
 const services = numberArg('--services', 5000);
 const endpoints = numberArg('--endpoints', 3);
@@ -41,7 +41,6 @@ function sh(...args: string[]): void {
   if (r.status !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number): number => Math.round(x * 100) / 100;
 function ip(base: number, n: number): string {
   const v = base + n;
